@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# WFS top-level build. Every target installs what it is missing (through
+# tools/setup.sh) and rebuilds only what is stale.
+#
+#   make demo      boot a cluster of guests sharing memory (the main job)
+#   make test      run every test: lint, cargo, KUnit and QEMU tests
+#   make setup     install Debian packages and bindgen-cli
+#   make kernel    build (or reuse from cache) the patched guest kernel
+#   make modules   build wfs.ko against that kernel
+#   make manager   build wfs-manager and wfsctl
+#   make bench     run the benchmarks
+#   make lint      rustfmt and clippy, kernel and userspace
+#   make clean     remove build products from the tree (keeps the cache)
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+WFS_CACHE ?= $(HOME)/.cache/wfs
+export WFS_CACHE
+
+KDIR := $(ROOT)/build/kdir
+BINDGEN := $(WFS_CACHE)/tools/bindgen-0.69.5/bin/bindgen
+KMAKE := $(MAKE) -C $(KDIR) M=$(ROOT) LLVM=-19 RUSTC=/usr/bin/rustc \
+	RUSTDOC=/usr/bin/rustdoc BINDGEN=$(BINDGEN)
+CARGO := cargo
+KERNEL_RS := $(shell find rust -name '*.rs')
+
+.PHONY: all setup kernel modules manager test demo bench lint clean
+
+all: kernel modules manager
+
+setup:
+	@tools/setup.sh
+
+kernel: setup
+	@tools/kernel.sh
+
+# The kernel build dir's key changes with the kernel, and Kbuild notices
+# it, so wfs.ko is rebuilt whenever the kernel is.
+modules: kernel
+	@echo "[modules] building wfs.ko"
+	@$(KMAKE) modules
+	@mkdir -p build && cp wfs.ko build/wfs.ko
+
+manager: setup
+	@echo "[manager] building wfs-manager and wfsctl"
+	@cd user && $(CARGO) build --release --quiet
+	@mkdir -p build/bin && cp user/target/release/wfs-manager user/target/release/wfsctl build/bin/
+
+lint: modules
+	@tools/lint.sh
+
+test: kernel modules manager
+	@tools/run-tests
+
+demo: kernel modules manager
+	@tools/demo.sh
+
+bench: kernel modules manager
+	@tools/bench.sh
+
+clean:
+	-@[ -e $(KDIR)/Makefile ] && $(KMAKE) clean
+	rm -rf build
+	cd user && $(CARGO) clean

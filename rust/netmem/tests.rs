@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite of the netmem slot accounting.
+
+use super::{SlotError, SlotMap};
+use kernel::{kunit_expect, kunit_expect_eq, kunit_module_suite};
+
+fn slots_lifecycle() {
+    let mut m: SlotMap<2> = SlotMap::new();
+    kunit_expect_eq!(m.free(), 2);
+    let s = m.reserve(7).unwrap_or(99);
+    kunit_expect!(s < 2);
+    kunit_expect!(!m.manager_may_access(s, 7));
+    kunit_expect_eq!(m.lend(s, 7), Ok(()));
+    kunit_expect!(m.manager_may_access(s, 7));
+    // The manager cannot answer for another request, nor free the slot.
+    kunit_expect_eq!(m.give_back(s, 8), Err(SlotError::WrongOwner));
+    kunit_expect_eq!(m.release(s, 7), Err(SlotError::WrongOwner));
+    kunit_expect_eq!(m.give_back(s, 7), Ok(()));
+    kunit_expect_eq!(m.give_back(s, 7), Err(SlotError::WrongOwner));
+    kunit_expect_eq!(m.release(s, 7), Ok(()));
+    kunit_expect_eq!(m.free(), 2);
+}
+
+fn slots_bounds() {
+    let mut m: SlotMap<2> = SlotMap::new();
+    let a = m.reserve(1).unwrap_or(99);
+    let b = m.reserve(2).unwrap_or(99);
+    kunit_expect!(a != b);
+    kunit_expect_eq!(m.reserve(3), Err(SlotError::Exhausted));
+    kunit_expect_eq!(m.lend(2, 1), Err(SlotError::BadSlot));
+    kunit_expect_eq!(m.give_back(u32::MAX, 1), Err(SlotError::BadSlot));
+    kunit_expect_eq!(m.lend(a, 1), Ok(()));
+    kunit_expect_eq!(m.lend(b, 2), Ok(()));
+    // A manager that dies leaves no slot behind.
+    kunit_expect_eq!(m.reclaim_all(), 2);
+    kunit_expect_eq!(m.release(a, 1), Ok(()));
+    kunit_expect_eq!(m.release(b, 2), Ok(()));
+    kunit_expect_eq!(m.free(), 2);
+}
+
+kunit_module_suite!(wfs_netmem_slots, [slots_lifecycle, slots_bounds]);

@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The WFS upcall ABI: the single source of truth shared by `wfs.ko` and
+//! `wfs-manager`.
+//!
+//! This file is compiled twice: as `upcall::abi` inside the kernel module
+//! and as `wfs_abi` in the userspace workspace (through `#[path]`). It must
+//! therefore depend on nothing but `core`: no `kernel::` and no `std::`
+//! items, no allocation, no `unsafe`.
+//!
+//! Every message is encoded explicitly, field by field, in little-endian
+//! byte order. Nothing is transmuted, so a malformed message can only ever
+//! produce a [`DecodeError`], never undefined behaviour.
+//!
+//! See `Documentation/upcall-abi.md` for the prose description.
+
+/// Version of this ABI. A manager must present exactly this number in
+/// [`Register::abi_version`]; anything else is refused with `EPROTO`.
+pub const ABI_VERSION: u32 = 1;
+
+/// Magic number at the start of every [`Register`] block, so that a random
+/// ioctl argument is rejected before its version is even looked at.
+pub const REGISTER_MAGIC: u32 = 0x5746_5331; // "WFS1"
+
+/// Page size used by the protocol. WFS moves whole pages only.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Longest file name the flat WFS namespace accepts.
+pub const NAME_MAX: usize = 255;
+
+/// Size in bytes of an encoded [`Header`].
+pub const HEADER_LEN: usize = 16;
+
+/// Largest message either side may send: a header, a fixed argument block
+/// and a name. Page data never travels in messages (it goes through the
+/// netmem pool), so this bound is small and fixed.
+pub const MSG_MAX: usize = HEADER_LEN + 64 + NAME_MAX;
+
+/// `errno` values used on the wire. They are Linux's numbers, spelled out
+/// here because this file cannot depend on either side's errno table.
+pub mod errno {
+    /// Operation not permitted.
+    pub const EPERM: i32 = 1;
+    /// No such file.
+    pub const ENOENT: i32 = 2;
+    /// I/O error.
+    pub const EIO: i32 = 5;
+    /// Device or resource busy.
+    pub const EBUSY: i32 = 16;
+    /// Invalid argument.
+    pub const EINVAL: i32 = 22;
+    /// File too large.
+    pub const EFBIG: i32 = 27;
+    /// Name too long.
+    pub const ENAMETOOLONG: i32 = 36;
+    /// Protocol error.
+    pub const EPROTO: i32 = 71;
+    /// Timer expired.
+    pub const ETIMEDOUT: i32 = 110;
+}
+
+// ---------------------------------------------------------------------------
+// ioctls
+// ---------------------------------------------------------------------------
+
+const IOC_NRBITS: u32 = 8;
+const IOC_TYPEBITS: u32 = 8;
+const IOC_SIZEBITS: u32 = 14;
+const IOC_NRSHIFT: u32 = 0;
+const IOC_TYPESHIFT: u32 = IOC_NRSHIFT + IOC_NRBITS;
+const IOC_SIZESHIFT: u32 = IOC_TYPESHIFT + IOC_TYPEBITS;
+const IOC_DIRSHIFT: u32 = IOC_SIZESHIFT + IOC_SIZEBITS;
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+
+/// The ioctl "type" byte of `/dev/wfs`.
+pub const IOC_MAGIC: u8 = b'W';
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << IOC_DIRSHIFT)
+        | ((IOC_MAGIC as u32) << IOC_TYPESHIFT)
+        | (nr << IOC_NRSHIFT)
+        | ((size as u32) << IOC_SIZESHIFT)
+}
+
+/// `_IOWR('W', 1, struct wfs_register)`: register as this host's manager.
+pub const IOC_REGISTER: u32 = ioc(IOC_READ | IOC_WRITE, 1, Register::LEN);
+
+/// `_IOR('W', 2, struct wfs_status)`: read the device status. Any opener may
+/// call it; it does not register.
+pub const IOC_STATUS: u32 = ioc(IOC_READ, 2, Status::LEN);
+
+// ---------------------------------------------------------------------------
+// Little-endian field access
+// ---------------------------------------------------------------------------
+
+/// Why a byte buffer could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The buffer is shorter than the message it claims to hold.
+    Short,
+    /// The header's length field disagrees with the buffer or the opcode.
+    BadLength,
+    /// The opcode is not one this ABI version defines.
+    UnknownOpcode(u16),
+    /// The magic number is wrong.
+    BadMagic,
+    /// A name is empty, too long, or contains `/` or NUL.
+    BadName,
+    /// A field holds a value outside its range.
+    BadField,
+}
+
+impl DecodeError {
+    /// The errno a decoding failure is reported with.
+    pub const fn errno(self) -> i32 {
+        match self {
+            DecodeError::BadName => errno::EINVAL,
+            DecodeError::BadMagic => errno::EPROTO,
+            _ => errno::EINVAL,
+        }
+    }
+}
+
+fn get_u16(b: &[u8], off: usize) -> Result<u16, DecodeError> {
+    match b.get(off..off + 2) {
+        Some(s) => Ok(u16::from_le_bytes([s[0], s[1]])),
+        None => Err(DecodeError::Short),
+    }
+}
+
+fn get_u32(b: &[u8], off: usize) -> Result<u32, DecodeError> {
+    match b.get(off..off + 4) {
+        Some(s) => Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]])),
+        None => Err(DecodeError::Short),
+    }
+}
+
+fn get_u64(b: &[u8], off: usize) -> Result<u64, DecodeError> {
+    match b.get(off..off + 8) {
+        Some(s) => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(s);
+            Ok(u64::from_le_bytes(a))
+        }
+        None => Err(DecodeError::Short),
+    }
+}
+
+/// Writes `bytes` at `off`. Callers have checked the buffer's length first.
+fn put(b: &mut [u8], off: usize, bytes: &[u8]) {
+    b[off..off + bytes.len()].copy_from_slice(bytes);
+}
+
+/// Checks a name of the flat namespace: 1..=NAME_MAX bytes, no `/`, no NUL,
+/// and not `.` or `..`.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= NAME_MAX
+        && name != b"."
+        && name != b".."
+        && !name.iter().any(|&c| c == b'/' || c == 0)
+}
+
+// ---------------------------------------------------------------------------
+// REGISTER and STATUS ioctl blocks
+// ---------------------------------------------------------------------------
+
+/// The argument of [`IOC_REGISTER`], `struct wfs_register`.
+///
+/// The manager fills in `magic` and `abi_version`; the kernel answers with
+/// its own version, the session number and the limits it enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Register {
+    /// Must be [`REGISTER_MAGIC`].
+    pub magic: u32,
+    /// Must be [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// Reserved flags, must be zero.
+    pub flags: u32,
+    /// Out: how many requests the kernel keeps in flight at most.
+    pub max_inflight: u32,
+    /// Out: number of page slots in the netmem pool.
+    pub pool_slots: u32,
+    /// Out: request time-out in milliseconds.
+    pub timeout_ms: u32,
+    /// Out: session number, incremented by every successful registration.
+    pub session: u64,
+}
+
+impl Register {
+    /// Encoded size.
+    pub const LEN: usize = 32;
+
+    /// A request block as a manager sends it.
+    pub const fn request() -> Self {
+        Register {
+            magic: REGISTER_MAGIC,
+            abi_version: ABI_VERSION,
+            flags: 0,
+            max_inflight: 0,
+            pool_slots: 0,
+            timeout_ms: 0,
+            session: 0,
+        }
+    }
+
+    /// Decodes a block. Only the layout is checked here; the kernel checks
+    /// magic, version and flags itself so that it can pick the errno.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        Ok(Register {
+            magic: get_u32(b, 0)?,
+            abi_version: get_u32(b, 4)?,
+            flags: get_u32(b, 8)?,
+            max_inflight: get_u32(b, 12)?,
+            pool_slots: get_u32(b, 16)?,
+            timeout_ms: get_u32(b, 20)?,
+            session: get_u64(b, 24)?,
+        })
+    }
+
+    /// Encodes the block into `b`, which must hold [`Register::LEN`] bytes.
+    pub fn encode(&self, b: &mut [u8; Self::LEN]) {
+        put(b, 0, &self.magic.to_le_bytes());
+        put(b, 4, &self.abi_version.to_le_bytes());
+        put(b, 8, &self.flags.to_le_bytes());
+        put(b, 12, &self.max_inflight.to_le_bytes());
+        put(b, 16, &self.pool_slots.to_le_bytes());
+        put(b, 20, &self.timeout_ms.to_le_bytes());
+        put(b, 24, &self.session.to_le_bytes());
+    }
+}
+
+/// The answer of [`IOC_STATUS`], `struct wfs_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Status {
+    /// The kernel's [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// 1 if a manager is registered, else 0.
+    pub registered: u32,
+    /// Process id of the registered manager (0 if none).
+    pub manager_pid: u32,
+    /// Requests currently outstanding.
+    pub inflight: u32,
+    /// Current session number (0 before the first registration).
+    pub session: u64,
+    /// Number of mounted WFS super blocks.
+    pub mounts: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+impl Status {
+    /// Encoded size.
+    pub const LEN: usize = 32;
+
+    /// Decodes a block.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        Ok(Status {
+            abi_version: get_u32(b, 0)?,
+            registered: get_u32(b, 4)?,
+            manager_pid: get_u32(b, 8)?,
+            inflight: get_u32(b, 12)?,
+            session: get_u64(b, 16)?,
+            mounts: get_u32(b, 24)?,
+            reserved: get_u32(b, 28)?,
+        })
+    }
+
+    /// Encodes the block.
+    pub fn encode(&self, b: &mut [u8; Self::LEN]) {
+        put(b, 0, &self.abi_version.to_le_bytes());
+        put(b, 4, &self.registered.to_le_bytes());
+        put(b, 8, &self.manager_pid.to_le_bytes());
+        put(b, 12, &self.inflight.to_le_bytes());
+        put(b, 16, &self.session.to_le_bytes());
+        put(b, 24, &self.mounts.to_le_bytes());
+        put(b, 28, &self.reserved.to_le_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages on /dev/wfs
+// ---------------------------------------------------------------------------
+
+/// Operation codes. Requests go kernel → manager through `read(2)`; every
+/// reply carries the opcode of the request it answers with [`REPLY_BIT`] set
+/// and goes manager → kernel through `write(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Opcode {
+    /// Look a name up in the flat namespace.
+    Lookup = 1,
+    /// Read a file's attributes.
+    Getattr = 2,
+    /// List the shared files, from a cookie on.
+    Readdir = 3,
+    /// Chunk's *strategy*: fill pages of a file.
+    Read = 4,
+    /// Chunk's *putpages*: write pages of a file back.
+    Write = 5,
+    /// Ask for write access to a page granted read-only.
+    Upgrade = 6,
+}
+
+/// Set in the opcode of every reply.
+pub const REPLY_BIT: u16 = 0x8000;
+
+impl Opcode {
+    /// Decodes an opcode (without [`REPLY_BIT`]).
+    pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
+        Ok(match v {
+            1 => Opcode::Lookup,
+            2 => Opcode::Getattr,
+            3 => Opcode::Readdir,
+            4 => Opcode::Read,
+            5 => Opcode::Write,
+            6 => Opcode::Upgrade,
+            other => return Err(DecodeError::UnknownOpcode(other)),
+        })
+    }
+}
+
+/// The fixed 16-byte header of every message.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | `len`: total length of the message, header included |
+/// | 4 | 2 | `opcode` ([`REPLY_BIT`] set on replies) |
+/// | 6 | 2 | `flags`, zero for now |
+/// | 8 | 8 | `id`: request id, echoed by the reply |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Total message length in bytes.
+    pub len: u32,
+    /// Raw opcode, possibly with [`REPLY_BIT`].
+    pub opcode: u16,
+    /// Reserved flags.
+    pub flags: u16,
+    /// Request id.
+    pub id: u64,
+}
+
+impl Header {
+    /// Decodes a header and checks that `len` fits the buffer and the bound.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        let h = Header {
+            len: get_u32(b, 0)?,
+            opcode: get_u16(b, 4)?,
+            flags: get_u16(b, 6)?,
+            id: get_u64(b, 8)?,
+        };
+        let len = h.len as usize;
+        if len < HEADER_LEN || len > MSG_MAX || len != b.len() {
+            return Err(DecodeError::BadLength);
+        }
+        if h.flags != 0 {
+            return Err(DecodeError::BadField);
+        }
+        Ok(h)
+    }
+
+    fn encode(&self, b: &mut [u8]) {
+        put(b, 0, &self.len.to_le_bytes());
+        put(b, 4, &self.opcode.to_le_bytes());
+        put(b, 6, &self.flags.to_le_bytes());
+        put(b, 8, &self.id.to_le_bytes());
+    }
+}
+
+/// A kernel → manager request, borrowing its name from the buffer it was
+/// decoded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// LOOKUP(name).
+    Lookup {
+        /// The name, validated by [`valid_name`].
+        name: &'a [u8],
+    },
+    /// GETATTR(file id).
+    Getattr {
+        /// File id from a LOOKUP reply.
+        file: u64,
+    },
+    /// READDIR(cookie): names from position `cookie` on.
+    Readdir {
+        /// Position to continue from; 0 starts at the beginning.
+        cookie: u64,
+    },
+    /// READ(file, page index, count) into netmem slot `slot`.
+    Read {
+        /// File id.
+        file: u64,
+        /// First page.
+        index: u64,
+        /// Number of pages (1 for now).
+        count: u32,
+        /// Pool slot the manager must fill.
+        slot: u32,
+    },
+    /// WRITE(file, page index, count) from netmem slot `slot`.
+    Write {
+        /// File id.
+        file: u64,
+        /// First page.
+        index: u64,
+        /// Number of pages (1 for now).
+        count: u32,
+        /// Pool slot holding the data.
+        slot: u32,
+    },
+    /// UPGRADE(file, page index).
+    Upgrade {
+        /// File id.
+        file: u64,
+        /// Page.
+        index: u64,
+    },
+}
+
+impl Request<'_> {
+    /// The request's opcode.
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Request::Lookup { .. } => Opcode::Lookup,
+            Request::Getattr { .. } => Opcode::Getattr,
+            Request::Readdir { .. } => Opcode::Readdir,
+            Request::Read { .. } => Opcode::Read,
+            Request::Write { .. } => Opcode::Write,
+            Request::Upgrade { .. } => Opcode::Upgrade,
+        }
+    }
+
+    /// Length of the encoded request.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN
+            + match self {
+                Request::Lookup { name } => 2 + name.len(),
+                Request::Getattr { .. } | Request::Readdir { .. } => 8,
+                Request::Read { .. } | Request::Write { .. } => 24,
+                Request::Upgrade { .. } => 16,
+            }
+    }
+
+    /// Encodes the request with id `id` into `b` and returns its length.
+    pub fn encode(&self, id: u64, b: &mut [u8]) -> Result<usize, DecodeError> {
+        let len = self.encoded_len();
+        if len > MSG_MAX {
+            return Err(DecodeError::BadName);
+        }
+        if b.len() < len {
+            return Err(DecodeError::Short);
+        }
+        Header {
+            len: len as u32,
+            opcode: self.opcode() as u16,
+            flags: 0,
+            id,
+        }
+        .encode(b);
+        let p = HEADER_LEN;
+        match *self {
+            Request::Lookup { name } => {
+                if !valid_name(name) {
+                    return Err(DecodeError::BadName);
+                }
+                put(b, p, &(name.len() as u16).to_le_bytes());
+                put(b, p + 2, name);
+            }
+            Request::Getattr { file } => put(b, p, &file.to_le_bytes()),
+            Request::Readdir { cookie } => put(b, p, &cookie.to_le_bytes()),
+            Request::Read {
+                file,
+                index,
+                count,
+                slot,
+            }
+            | Request::Write {
+                file,
+                index,
+                count,
+                slot,
+            } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &index.to_le_bytes());
+                put(b, p + 16, &count.to_le_bytes());
+                put(b, p + 20, &slot.to_le_bytes());
+            }
+            Request::Upgrade { file, index } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &index.to_le_bytes());
+            }
+        }
+        Ok(len)
+    }
+
+    /// Decodes one request that fills `b` exactly. Returns its id too.
+    pub fn decode(b: &[u8]) -> Result<(u64, Request<'_>), DecodeError> {
+        let h = Header::decode(b)?;
+        if h.opcode & REPLY_BIT != 0 {
+            return Err(DecodeError::UnknownOpcode(h.opcode));
+        }
+        let p = HEADER_LEN;
+        let op = Opcode::from_u16(h.opcode)?;
+        let want_fixed = match op {
+            Opcode::Lookup => None,
+            Opcode::Getattr | Opcode::Readdir => Some(8),
+            Opcode::Read | Opcode::Write => Some(24),
+            Opcode::Upgrade => Some(16),
+        };
+        if let Some(n) = want_fixed {
+            if b.len() != HEADER_LEN + n {
+                return Err(DecodeError::BadLength);
+            }
+        }
+        let req = match op {
+            Opcode::Lookup => {
+                let n = get_u16(b, p)? as usize;
+                if b.len() != p + 2 + n {
+                    return Err(DecodeError::BadLength);
+                }
+                let name = &b[p + 2..];
+                if !valid_name(name) {
+                    return Err(DecodeError::BadName);
+                }
+                Request::Lookup { name }
+            }
+            Opcode::Getattr => Request::Getattr {
+                file: get_u64(b, p)?,
+            },
+            Opcode::Readdir => Request::Readdir {
+                cookie: get_u64(b, p)?,
+            },
+            Opcode::Read | Opcode::Write => {
+                let file = get_u64(b, p)?;
+                let index = get_u64(b, p + 8)?;
+                let count = get_u32(b, p + 16)?;
+                let slot = get_u32(b, p + 20)?;
+                if count == 0 {
+                    return Err(DecodeError::BadField);
+                }
+                if op == Opcode::Read {
+                    Request::Read {
+                        file,
+                        index,
+                        count,
+                        slot,
+                    }
+                } else {
+                    Request::Write {
+                        file,
+                        index,
+                        count,
+                        slot,
+                    }
+                }
+            }
+            Opcode::Upgrade => Request::Upgrade {
+                file: get_u64(b, p)?,
+                index: get_u64(b, p + 8)?,
+            },
+        };
+        Ok((h.id, req))
+    }
+}
+
+/// Access granted with a READ reply or an UPGRADE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Grant {
+    /// The page may be read; a write must go through UPGRADE first.
+    ReadOnly = 1,
+    /// The page may be read and written.
+    ReadWrite = 2,
+}
+
+/// File attributes carried by LOOKUP and GETATTR replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attr {
+    /// Cluster-wide file id.
+    pub file: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Mode bits (permission bits only; WFS files are regular files).
+    pub mode: u32,
+}
+
+/// The body of a manager → kernel reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyBody<'a> {
+    /// LOOKUP or GETATTR answer.
+    Attr(Attr),
+    /// READDIR answer: one name (empty = end), and the cookie of the next.
+    Dirent {
+        /// Cookie to pass to get the next entry.
+        next: u64,
+        /// File id of this entry.
+        file: u64,
+        /// The name; empty means no more entries.
+        name: &'a [u8],
+    },
+    /// READ or UPGRADE answer: the access granted.
+    Grant(Grant),
+    /// WRITE answer: nothing more than success.
+    Done,
+}
+
+/// A manager → kernel reply: header, status, body. A non-zero `error`
+/// (a positive errno) fails the request and carries no body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply<'a> {
+    /// Id of the request answered.
+    pub id: u64,
+    /// Opcode of the request answered.
+    pub op: Opcode,
+    /// 0, or a positive errno.
+    pub error: i32,
+    /// The body; `None` iff `error != 0`.
+    pub body: Option<ReplyBody<'a>>,
+}
+
+impl<'a> Reply<'a> {
+    fn body_len(&self) -> usize {
+        match self.body {
+            None => 0,
+            Some(ReplyBody::Attr(_)) => 24,
+            Some(ReplyBody::Dirent { name, .. }) => 18 + name.len(),
+            Some(ReplyBody::Grant(_)) => 4,
+            Some(ReplyBody::Done) => 0,
+        }
+    }
+
+    /// Encodes the reply into `b` and returns its length.
+    pub fn encode(&self, b: &mut [u8]) -> Result<usize, DecodeError> {
+        let len = HEADER_LEN + 4 + self.body_len();
+        if len > MSG_MAX {
+            return Err(DecodeError::BadName);
+        }
+        if b.len() < len {
+            return Err(DecodeError::Short);
+        }
+        if (self.error != 0) != self.body.is_none() {
+            return Err(DecodeError::BadField);
+        }
+        Header {
+            len: len as u32,
+            opcode: self.op as u16 | REPLY_BIT,
+            flags: 0,
+            id: self.id,
+        }
+        .encode(b);
+        let p = HEADER_LEN + 4;
+        put(b, HEADER_LEN, &self.error.to_le_bytes());
+        match self.body {
+            None | Some(ReplyBody::Done) => {}
+            Some(ReplyBody::Attr(a)) => {
+                put(b, p, &a.file.to_le_bytes());
+                put(b, p + 8, &a.size.to_le_bytes());
+                put(b, p + 16, &a.mode.to_le_bytes());
+                put(b, p + 20, &0u32.to_le_bytes());
+            }
+            Some(ReplyBody::Dirent { next, file, name }) => {
+                if !name.is_empty() && !valid_name(name) {
+                    return Err(DecodeError::BadName);
+                }
+                put(b, p, &next.to_le_bytes());
+                put(b, p + 8, &file.to_le_bytes());
+                put(b, p + 16, &(name.len() as u16).to_le_bytes());
+                put(b, p + 18, name);
+            }
+            Some(ReplyBody::Grant(g)) => put(b, p, &(g as u32).to_le_bytes()),
+        }
+        Ok(len)
+    }
+
+    /// Decodes a reply that fills `b` exactly, checking that its body has
+    /// the shape its opcode calls for.
+    pub fn decode(b: &'a [u8]) -> Result<Self, DecodeError> {
+        let h = Header::decode(b)?;
+        if h.opcode & REPLY_BIT == 0 {
+            return Err(DecodeError::UnknownOpcode(h.opcode));
+        }
+        let op = Opcode::from_u16(h.opcode & !REPLY_BIT)?;
+        let error = get_u32(b, HEADER_LEN)? as i32;
+        let p = HEADER_LEN + 4;
+        if error != 0 {
+            if error < 0 || error > 4095 {
+                return Err(DecodeError::BadField);
+            }
+            if b.len() != p {
+                return Err(DecodeError::BadLength);
+            }
+            return Ok(Reply {
+                id: h.id,
+                op,
+                error,
+                body: None,
+            });
+        }
+        let exact = |n: usize| {
+            if b.len() == p + n {
+                Ok(())
+            } else {
+                Err(DecodeError::BadLength)
+            }
+        };
+        let body = match op {
+            Opcode::Lookup | Opcode::Getattr => {
+                exact(24)?;
+                ReplyBody::Attr(Attr {
+                    file: get_u64(b, p)?,
+                    size: get_u64(b, p + 8)?,
+                    mode: get_u32(b, p + 16)?,
+                })
+            }
+            Opcode::Readdir => {
+                let n = get_u16(b, p + 16)? as usize;
+                exact(18 + n)?;
+                let name = &b[p + 18..];
+                if !name.is_empty() && !valid_name(name) {
+                    return Err(DecodeError::BadName);
+                }
+                ReplyBody::Dirent {
+                    next: get_u64(b, p)?,
+                    file: get_u64(b, p + 8)?,
+                    name,
+                }
+            }
+            Opcode::Read | Opcode::Upgrade => {
+                exact(4)?;
+                ReplyBody::Grant(match get_u32(b, p)? {
+                    1 => Grant::ReadOnly,
+                    2 => Grant::ReadWrite,
+                    _ => return Err(DecodeError::BadField),
+                })
+            }
+            Opcode::Write => {
+                exact(0)?;
+                ReplyBody::Done
+            }
+        };
+        Ok(Reply {
+            id: h.id,
+            op,
+            error: 0,
+            body: Some(body),
+        })
+    }
+}

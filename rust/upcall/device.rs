@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/wfs`: the misc device the manager opens and registers on.
+//!
+//! Anybody may open the device and ask for its STATUS; only a task with
+//! `CAP_SYS_ADMIN` may REGISTER, and only one file at a time may be
+//! registered. Closing a registered file ends its session.
+
+use super::{abi, channel::Channel};
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{
+    capability::{capable, Capability},
+    miscdevice::MiscDevice,
+    prelude::*,
+    sync::Arc,
+    uaccess::UserSlice,
+};
+
+/// One open file of `/dev/wfs`.
+pub(crate) struct DevFile {
+    chan: Arc<Channel>,
+    /// Session this file registered, or 0.
+    session: AtomicU64,
+}
+
+/// The `/dev/wfs` device type.
+pub(crate) struct WfsDevice;
+
+#[vtable]
+impl MiscDevice for WfsDevice {
+    type Context = Arc<Channel>;
+    type Ptr = KBox<DevFile>;
+
+    fn open(ctx: &Arc<Channel>) -> Result<KBox<DevFile>> {
+        Ok(KBox::new(
+            DevFile {
+                chan: ctx.clone(),
+                session: AtomicU64::new(0),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn release(file: KBox<DevFile>) {
+        let session = file.session.load(Ordering::Acquire);
+        if session != 0 && file.chan.state.lock().unregister(session) {
+            pr_info!("manager unregistered (session {})\n", session);
+        }
+    }
+
+    fn ioctl(file: &DevFile, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            abi::IOC_REGISTER => file.register(arg),
+            abi::IOC_STATUS => file.status(arg),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+impl DevFile {
+    fn register(&self, arg: usize) -> Result<isize> {
+        if !capable(Capability::SYS_ADMIN) {
+            return Err(EPERM);
+        }
+        let (mut reader, mut writer) = UserSlice::new(arg, abi::Register::LEN).reader_writer();
+        let mut raw = [0u8; abi::Register::LEN];
+        reader.read_slice(&mut raw)?;
+        let req = abi::Register::decode(&raw).map_err(|_| EINVAL)?;
+        let pid = kernel::current!().pid();
+        let reply = {
+            let mut st = self.chan.state.lock();
+            if self.session.load(Ordering::Acquire) != 0 {
+                // This file registered before; one registration per file.
+                return Err(EBUSY);
+            }
+            let reply = st.register(&req, pid).map_err(|e| e.to_error())?;
+            self.session.store(reply.session, Ordering::Release);
+            reply
+        };
+        reply.encode(&mut raw);
+        if let Err(e) = writer.write_slice(&raw) {
+            // The manager cannot learn its session: undo the registration.
+            let _ = self.chan.state.lock().unregister(reply.session);
+            self.session.store(0, Ordering::Release);
+            return Err(e);
+        }
+        pr_info!("manager pid {} registered (session {})\n", pid, reply.session);
+        Ok(0)
+    }
+
+    fn status(&self, arg: usize) -> Result<isize> {
+        let status = self.chan.state.lock().status();
+        let mut raw = [0u8; abi::Status::LEN];
+        status.encode(&mut raw);
+        UserSlice::new(arg, abi::Status::LEN)
+            .writer()
+            .write_slice(&raw)?;
+        Ok(0)
+    }
+}

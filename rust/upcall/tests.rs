@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suites of the upcall channel: message encoding, the request table
+//! and the registration state machine. They run when `wfs.ko` is loaded.
+
+use super::abi::{self, Attr, DecodeError, Grant, Opcode, Reply, ReplyBody, Request};
+use super::channel::{Answer, RegisterError, State, MAX_INFLIGHT};
+use super::table::{time_reached, Outcome, Table, TableError};
+use kernel::{kunit_expect, kunit_expect_eq, kunit_module_suite};
+
+fn roundtrip(req: Request<'_>, id: u64) {
+    let mut buf = [0u8; abi::MSG_MAX];
+    let n = match req.encode(id, &mut buf) {
+        Ok(n) => n,
+        Err(e) => {
+            kunit_expect!(false, "encode failed: {:?}", e);
+            return;
+        }
+    };
+    kunit_expect_eq!(n, req.encoded_len());
+    kunit_expect_eq!(Request::decode(&buf[..n]), Ok((id, req)));
+    // Every strict prefix and every one-byte extension must be refused.
+    for cut in 0..n {
+        kunit_expect!(Request::decode(&buf[..cut]).is_err(), "prefix {} accepted", cut);
+    }
+    kunit_expect!(Request::decode(&buf[..n + 1]).is_err());
+}
+
+fn abi_request_roundtrip() {
+    roundtrip(Request::Lookup { name: b"foo" }, 1);
+    roundtrip(Request::Lookup { name: &[b'x'; abi::NAME_MAX] }, 2);
+    roundtrip(Request::Getattr { file: 7 }, 3);
+    roundtrip(Request::Readdir { cookie: 9 }, 4);
+    roundtrip(
+        Request::Read {
+            file: u64::MAX,
+            index: 1 << 40,
+            count: 1,
+            slot: 63,
+        },
+        u64::MAX,
+    );
+    roundtrip(
+        Request::Write {
+            file: 1,
+            index: 2,
+            count: 3,
+            slot: 4,
+        },
+        5,
+    );
+    roundtrip(Request::Upgrade { file: 1, index: 0 }, 6);
+}
+
+fn abi_request_malformed() {
+    let mut buf = [0u8; abi::MSG_MAX];
+    // Names the flat namespace cannot hold are refused when encoding.
+    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+        kunit_expect_eq!(
+            Request::Lookup { name: bad }.encode(1, &mut buf),
+            Err(DecodeError::BadName)
+        );
+    }
+    let long = [b'y'; abi::NAME_MAX + 1];
+    kunit_expect!(Request::Lookup { name: &long }.encode(1, &mut buf).is_err());
+    // Too small an output buffer.
+    kunit_expect_eq!(
+        Request::Getattr { file: 1 }.encode(1, &mut buf[..10]),
+        Err(DecodeError::Short)
+    );
+    // Unknown opcode, reply bit on a request, flags.
+    let n = Request::Getattr { file: 1 }.encode(1, &mut buf).unwrap_or(0);
+    kunit_expect_eq!(n, abi::HEADER_LEN + 8);
+    let mut m = buf;
+    m[4] = 99;
+    kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::UnknownOpcode(99)));
+    let mut m = buf;
+    m[5] = 0x80;
+    kunit_expect!(Request::decode(&m[..n]).is_err());
+    let mut m = buf;
+    m[6] = 1;
+    kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::BadField));
+    // A length field that lies.
+    let mut m = buf;
+    m[0] = (n + 1) as u8;
+    kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::BadLength));
+    // READ with a zero page count.
+    let n = Request::Read {
+        file: 1,
+        index: 0,
+        count: 1,
+        slot: 0,
+    }
+    .encode(1, &mut buf)
+    .unwrap_or(0);
+    buf[abi::HEADER_LEN + 16] = 0;
+    kunit_expect_eq!(Request::decode(&buf[..n]), Err(DecodeError::BadField));
+}
+
+fn abi_reply_roundtrip() {
+    let attr = Attr {
+        file: 42,
+        size: 1 << 20,
+        mode: 0o644,
+    };
+    let replies = [
+        Reply {
+            id: 1,
+            op: Opcode::Lookup,
+            error: 0,
+            body: Some(ReplyBody::Attr(attr)),
+        },
+        Reply {
+            id: 2,
+            op: Opcode::Getattr,
+            error: abi::errno::ENOENT,
+            body: None,
+        },
+        Reply {
+            id: 3,
+            op: Opcode::Readdir,
+            error: 0,
+            body: Some(ReplyBody::Dirent {
+                next: 4,
+                file: 5,
+                name: b"shared",
+            }),
+        },
+        Reply {
+            id: 4,
+            op: Opcode::Readdir,
+            error: 0,
+            body: Some(ReplyBody::Dirent {
+                next: 0,
+                file: 0,
+                name: b"",
+            }),
+        },
+        Reply {
+            id: 5,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
+        Reply {
+            id: 6,
+            op: Opcode::Upgrade,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+        },
+        Reply {
+            id: 7,
+            op: Opcode::Write,
+            error: 0,
+            body: Some(ReplyBody::Done),
+        },
+    ];
+    for r in replies {
+        let mut buf = [0u8; abi::MSG_MAX];
+        match r.encode(&mut buf) {
+            Ok(n) => {
+                kunit_expect_eq!(Reply::decode(&buf[..n]), Ok(r));
+                kunit_expect!(Reply::decode(&buf[..n - 1]).is_err());
+                // A reply is never mistaken for a request.
+                kunit_expect!(Request::decode(&buf[..n]).is_err());
+            }
+            Err(e) => kunit_expect!(false, "encode {:?}: {:?}", r.op, e),
+        }
+    }
+}
+
+fn abi_reply_malformed() {
+    let mut buf = [0u8; abi::MSG_MAX];
+    // An error reply must not carry a body, and a success must.
+    let bad = Reply {
+        id: 1,
+        op: Opcode::Read,
+        error: 5,
+        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+    };
+    kunit_expect_eq!(bad.encode(&mut buf), Err(DecodeError::BadField));
+    let ok = Reply {
+        id: 1,
+        op: Opcode::Read,
+        error: 0,
+        body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+    };
+    let n = ok.encode(&mut buf).unwrap_or(0);
+    // An unknown grant value.
+    let mut m = buf;
+    m[abi::HEADER_LEN + 4] = 3;
+    kunit_expect_eq!(Reply::decode(&m[..n]), Err(DecodeError::BadField));
+    // A negative errno.
+    let mut m = buf;
+    m[abi::HEADER_LEN..abi::HEADER_LEN + 4].copy_from_slice(&(-5i32).to_le_bytes());
+    kunit_expect!(Reply::decode(&m[..n]).is_err());
+    // A WRITE reply with trailing bytes.
+    let w = Reply {
+        id: 2,
+        op: Opcode::Write,
+        error: 0,
+        body: Some(ReplyBody::Done),
+    };
+    let n = w.encode(&mut buf).unwrap_or(0);
+    buf[0] += 1;
+    kunit_expect_eq!(Reply::decode(&buf[..n + 1]), Err(DecodeError::BadLength));
+}
+
+fn abi_register_block() {
+    let req = abi::Register::request();
+    let mut raw = [0u8; abi::Register::LEN];
+    req.encode(&mut raw);
+    kunit_expect_eq!(abi::Register::decode(&raw), Ok(req));
+    kunit_expect_eq!(abi::Register::decode(&raw[..31]), Err(DecodeError::Short));
+    // The ioctl numbers are the ones userspace computes with _IOWR/_IOR.
+    kunit_expect_eq!(abi::IOC_REGISTER, 0xC020_5701u32);
+    kunit_expect_eq!(abi::IOC_STATUS, 0x8020_5702u32);
+}
+
+kunit_module_suite!(
+    wfs_upcall_abi,
+    [
+        abi_request_roundtrip,
+        abi_request_malformed,
+        abi_reply_roundtrip,
+        abi_reply_malformed,
+        abi_register_block
+    ]
+);
+
+const T_ANS: Answer = Answer {
+    error: 0,
+    attr: Attr {
+        file: 1,
+        size: 4096,
+        mode: 0o600,
+    },
+};
+
+fn table_insert_complete() {
+    let mut t: Table<Answer, 4> = Table::new();
+    let a = t.insert(100).unwrap_or(0);
+    let b = t.insert(100).unwrap_or(0);
+    kunit_expect!(a != 0 && b != 0 && a != b);
+    kunit_expect_eq!(t.pending(), 2);
+    kunit_expect_eq!(t.take(a), Some(Outcome::Pending));
+    kunit_expect_eq!(t.complete(a, T_ANS), Ok(()));
+    kunit_expect_eq!(t.pending(), 1);
+    // A second reply to the same id is refused.
+    kunit_expect_eq!(t.complete(a, T_ANS), Err(TableError::Unknown));
+    kunit_expect_eq!(t.take(a), Some(Outcome::Done(T_ANS)));
+    kunit_expect_eq!(t.take(a), None);
+    kunit_expect_eq!(t.used(), 1);
+    // A reply to an id never handed out is refused.
+    kunit_expect_eq!(t.complete(b ^ (1 << 20), T_ANS), Err(TableError::Unknown));
+    kunit_expect_eq!(t.complete(b | 0xff, T_ANS), Err(TableError::Unknown));
+    // A request failed locally cannot then be completed.
+    kunit_expect_eq!(t.fail(b, abi::errno::EIO), Ok(()));
+    kunit_expect_eq!(t.complete(b, T_ANS), Err(TableError::Unknown));
+    kunit_expect_eq!(t.fail(b, abi::errno::EIO), Err(TableError::Unknown));
+    kunit_expect_eq!(t.take(b), Some(Outcome::Failed(abi::errno::EIO)));
+    kunit_expect_eq!(t.pending(), 0);
+}
+
+fn table_full_and_reuse() {
+    let mut t: Table<Answer, 2> = Table::new();
+    let a = t.insert(1).unwrap_or(0);
+    let _b = t.insert(1).unwrap_or(0);
+    kunit_expect_eq!(t.insert(1), Err(TableError::Full));
+    kunit_expect!(t.cancel(a));
+    // The freed slot is reused under a new id; the old id stays dead.
+    let c = t.insert(1).unwrap_or(0);
+    kunit_expect!(c != a);
+    kunit_expect_eq!(c & 0xff, a & 0xff);
+    kunit_expect_eq!(t.complete(a, T_ANS), Err(TableError::Unknown));
+    kunit_expect_eq!(t.complete(c, T_ANS), Ok(()));
+}
+
+fn table_timeout() {
+    let mut t: Table<Answer, 4> = Table::new();
+    let early = t.insert(10).unwrap_or(0);
+    let late = t.insert(20).unwrap_or(0);
+    kunit_expect_eq!(t.next_deadline(), Some(10));
+    kunit_expect_eq!(t.expire(9, abi::errno::ETIMEDOUT), 0);
+    kunit_expect_eq!(t.expire(10, abi::errno::ETIMEDOUT), 1);
+    kunit_expect_eq!(t.take(early), Some(Outcome::Failed(abi::errno::ETIMEDOUT)));
+    // A reply that arrives after the time-out is refused.
+    kunit_expect_eq!(t.complete(early, T_ANS), Err(TableError::Unknown));
+    kunit_expect!(t.is_pending(late));
+    // Deadlines compare correctly across the wrap of the clock.
+    kunit_expect!(time_reached(5, u64::MAX - 5));
+    kunit_expect!(!time_reached(u64::MAX - 5, 5));
+    let mut w: Table<Answer, 2> = Table::new();
+    let x = w.insert(3).unwrap_or(0);
+    kunit_expect_eq!(w.expire(u64::MAX, abi::errno::ETIMEDOUT), 0);
+    kunit_expect_eq!(w.expire(3, abi::errno::ETIMEDOUT), 1);
+    kunit_expect_eq!(w.take(x), Some(Outcome::Failed(abi::errno::ETIMEDOUT)));
+}
+
+fn table_fail_all() {
+    let mut t: Table<Answer, 8> = Table::new();
+    let mut ids = [0u64; 5];
+    for id in ids.iter_mut() {
+        *id = t.insert(1000).unwrap_or(0);
+    }
+    kunit_expect_eq!(t.complete(ids[0], T_ANS), Ok(()));
+    kunit_expect_eq!(t.fail_all(abi::errno::EIO), 4);
+    kunit_expect_eq!(t.pending(), 0);
+    kunit_expect_eq!(t.take(ids[0]), Some(Outcome::Done(T_ANS)));
+    for id in &ids[1..] {
+        kunit_expect_eq!(t.take(*id), Some(Outcome::Failed(abi::errno::EIO)));
+    }
+    kunit_expect_eq!(t.used(), 0);
+    kunit_expect_eq!(t.next_deadline(), None);
+}
+
+kunit_module_suite!(
+    wfs_upcall_table,
+    [table_insert_complete, table_full_and_reuse, table_timeout, table_fail_all]
+);
+
+fn register_rules() {
+    let mut st = State::new();
+    let mut req = abi::Register::request();
+    req.abi_version = abi::ABI_VERSION + 1;
+    kunit_expect_eq!(st.register(&req, 10), Err(RegisterError::Version));
+    kunit_expect_eq!(RegisterError::Version.to_error(), kernel::error::code::EPROTO);
+    let mut req = abi::Register::request();
+    req.magic = 0;
+    kunit_expect_eq!(st.register(&req, 10), Err(RegisterError::BadMagic));
+    let mut req = abi::Register::request();
+    req.flags = 1;
+    kunit_expect_eq!(st.register(&req, 10), Err(RegisterError::Flags));
+    kunit_expect!(st.manager.is_none());
+
+    let reply = st.register(&abi::Register::request(), 10);
+    kunit_expect!(reply.is_ok());
+    let session = reply.map(|r| r.session).unwrap_or(0);
+    kunit_expect_eq!(session, 1);
+    kunit_expect_eq!(st.status().registered, 1);
+    kunit_expect_eq!(st.status().manager_pid, 10);
+    // Exactly one manager at a time.
+    kunit_expect_eq!(st.register(&abi::Register::request(), 11), Err(RegisterError::Busy));
+    kunit_expect_eq!(RegisterError::Busy.to_error(), kernel::error::code::EBUSY);
+
+    // Unregistering fails everything pending and frees the way.
+    let id = st.table.insert(1).unwrap_or(0);
+    kunit_expect!(!st.unregister(session + 1));
+    kunit_expect!(st.unregister(session));
+    kunit_expect_eq!(st.table.take(id), Some(Outcome::Failed(abi::errno::EIO)));
+    kunit_expect_eq!(st.status().registered, 0);
+    let again = st.register(&abi::Register::request(), 12).map(|r| r.session);
+    kunit_expect_eq!(again, Ok(2));
+    kunit_expect_eq!(
+        st.register(&abi::Register::request(), 12).map(|r| r.max_inflight),
+        Err(RegisterError::Busy)
+    );
+    kunit_expect!(MAX_INFLIGHT > 0);
+}
+
+kunit_module_suite!(wfs_upcall_register, [register_rules]);
