@@ -357,7 +357,7 @@ impl Header {
             id: get_u64(b, 8)?,
         };
         let len = h.len as usize;
-        if len < HEADER_LEN || len > MSG_MAX || len != b.len() {
+        if !(HEADER_LEN..=MSG_MAX).contains(&len) || len != b.len() {
             return Err(DecodeError::BadLength);
         }
         if h.flags != 0 {
@@ -690,7 +690,7 @@ impl<'a> Reply<'a> {
         let error = get_u32(b, HEADER_LEN)? as i32;
         let p = HEADER_LEN + 4;
         if error != 0 {
-            if error < 0 || error > 4095 {
+            if !(1..=4095).contains(&error) {
                 return Err(DecodeError::BadField);
             }
             if b.len() != p {

@@ -89,7 +89,11 @@ impl State {
 
     /// Checks a REGISTER block and, if acceptable, makes `pid` the manager.
     /// Returns the reply block.
-    pub(crate) fn register(&mut self, req: &abi::Register, pid: i32) -> Result<abi::Register, RegisterError> {
+    pub(crate) fn register(
+        &mut self,
+        req: &abi::Register,
+        pid: i32,
+    ) -> Result<abi::Register, RegisterError> {
         if req.magic != abi::REGISTER_MAGIC {
             return Err(RegisterError::BadMagic);
         }

@@ -84,7 +84,11 @@ impl DevFile {
             self.session.store(0, Ordering::Release);
             return Err(e);
         }
-        pr_info!("manager pid {} registered (session {})\n", pid, reply.session);
+        pr_info!(
+            "manager pid {} registered (session {})\n",
+            pid,
+            reply.session
+        );
         Ok(0)
     }
 

@@ -21,14 +21,23 @@ fn roundtrip(req: Request<'_>, id: u64) {
     kunit_expect_eq!(Request::decode(&buf[..n]), Ok((id, req)));
     // Every strict prefix and every one-byte extension must be refused.
     for cut in 0..n {
-        kunit_expect!(Request::decode(&buf[..cut]).is_err(), "prefix {} accepted", cut);
+        kunit_expect!(
+            Request::decode(&buf[..cut]).is_err(),
+            "prefix {} accepted",
+            cut
+        );
     }
     kunit_expect!(Request::decode(&buf[..n + 1]).is_err());
 }
 
 fn abi_request_roundtrip() {
     roundtrip(Request::Lookup { name: b"foo" }, 1);
-    roundtrip(Request::Lookup { name: &[b'x'; abi::NAME_MAX] }, 2);
+    roundtrip(
+        Request::Lookup {
+            name: &[b'x'; abi::NAME_MAX],
+        },
+        2,
+    );
     roundtrip(Request::Getattr { file: 7 }, 3);
     roundtrip(Request::Readdir { cookie: 9 }, 4);
     roundtrip(
@@ -69,11 +78,16 @@ fn abi_request_malformed() {
         Err(DecodeError::Short)
     );
     // Unknown opcode, reply bit on a request, flags.
-    let n = Request::Getattr { file: 1 }.encode(1, &mut buf).unwrap_or(0);
+    let n = Request::Getattr { file: 1 }
+        .encode(1, &mut buf)
+        .unwrap_or(0);
     kunit_expect_eq!(n, abi::HEADER_LEN + 8);
     let mut m = buf;
     m[4] = 99;
-    kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::UnknownOpcode(99)));
+    kunit_expect_eq!(
+        Request::decode(&m[..n]),
+        Err(DecodeError::UnknownOpcode(99))
+    );
     let mut m = buf;
     m[5] = 0x80;
     kunit_expect!(Request::decode(&m[..n]).is_err());
@@ -316,7 +330,12 @@ fn table_fail_all() {
 
 kunit_module_suite!(
     wfs_upcall_table,
-    [table_insert_complete, table_full_and_reuse, table_timeout, table_fail_all]
+    [
+        table_insert_complete,
+        table_full_and_reuse,
+        table_timeout,
+        table_fail_all
+    ]
 );
 
 fn register_rules() {
@@ -324,7 +343,10 @@ fn register_rules() {
     let mut req = abi::Register::request();
     req.abi_version = abi::ABI_VERSION + 1;
     kunit_expect_eq!(st.register(&req, 10), Err(RegisterError::Version));
-    kunit_expect_eq!(RegisterError::Version.to_error(), kernel::error::code::EPROTO);
+    kunit_expect_eq!(
+        RegisterError::Version.to_error(),
+        kernel::error::code::EPROTO
+    );
     let mut req = abi::Register::request();
     req.magic = 0;
     kunit_expect_eq!(st.register(&req, 10), Err(RegisterError::BadMagic));
@@ -340,7 +362,10 @@ fn register_rules() {
     kunit_expect_eq!(st.status().registered, 1);
     kunit_expect_eq!(st.status().manager_pid, 10);
     // Exactly one manager at a time.
-    kunit_expect_eq!(st.register(&abi::Register::request(), 11), Err(RegisterError::Busy));
+    kunit_expect_eq!(
+        st.register(&abi::Register::request(), 11),
+        Err(RegisterError::Busy)
+    );
     kunit_expect_eq!(RegisterError::Busy.to_error(), kernel::error::code::EBUSY);
 
     // Unregistering fails everything pending and frees the way.
@@ -349,10 +374,13 @@ fn register_rules() {
     kunit_expect!(st.unregister(session));
     kunit_expect_eq!(st.table.take(id), Some(Outcome::Failed(abi::errno::EIO)));
     kunit_expect_eq!(st.status().registered, 0);
-    let again = st.register(&abi::Register::request(), 12).map(|r| r.session);
+    let again = st
+        .register(&abi::Register::request(), 12)
+        .map(|r| r.session);
     kunit_expect_eq!(again, Ok(2));
     kunit_expect_eq!(
-        st.register(&abi::Register::request(), 12).map(|r| r.max_inflight),
+        st.register(&abi::Register::request(), 12)
+            .map(|r| r.max_inflight),
         Err(RegisterError::Busy)
     );
     kunit_expect!(MAX_INFLIGHT > 0);

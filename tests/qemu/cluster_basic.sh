@@ -1,0 +1,44 @@
+#!/bin/sh
+# hosts: 2
+# timeout: 300
+#
+# Every guest: wfs.ko is loaded, /wfs is mounted and empty, the manager is
+# registered with the kernel, and its handshake with every peer completed
+# over the virtual network. A second registration gets EBUSY, a wrong ABI
+# version EPROTO, and an unprivileged one EPERM.
+set -eu
+h=$WFS_HOST
+fail() { echo "FAIL h$h: $*"; exit 1; }
+
+grep -q '^wfs ' /proc/modules || fail "wfs.ko is not loaded"
+[ -c /dev/wfs ] || fail "/dev/wfs is missing"
+grep -q '^none /wfs wfs ' /proc/mounts || fail "/wfs is not a wfs mount"
+[ -z "$(ls -A /wfs)" ] || fail "/wfs is not empty"
+stat -f -c %t /wfs | grep -qi '^57465321$' || fail "wrong f_type on /wfs: $(stat -f -c %t /wfs)"
+
+wfsctl wait --peers --timeout 90 || { wfsctl status; fail "manager not registered or peers not connected"; }
+wfsctl status
+# The kernel's own view agrees: one manager, one mount.
+k=$(wfsctl kstatus)
+echo "$k"
+echo "$k" | grep -q "manager registered" || fail "kernel has no registered manager"
+echo "$k" | grep -q "mounts 1" || fail "kernel does not count the mount"
+# Every peer is connected (the handshake completed over 10.0.0.0/24).
+i=1
+while [ $i -le "$WFS_HOSTS" ]; do
+    if [ $i != "$h" ]; then
+        wfsctl status | grep -q "peer h$i 10.0.0.$i:7070 connected" || fail "peer h$i not connected"
+    fi
+    i=$((i + 1))
+done
+
+wfsctl probe-register --expect EBUSY || fail "second registration was not refused with EBUSY"
+wfsctl probe-register --abi 999 --expect EPROTO || fail "wrong ABI version was not refused with EPROTO"
+wfsctl probe-register --as-uid 65534 --expect EPERM || fail "unprivileged registration was not refused with EPERM"
+# The refused attempts did not disturb the registered manager.
+wfsctl kstatus | grep -q "manager registered" || fail "manager lost its registration"
+
+# Stay up until every peer has finished its checks too.
+wfsctl wait --peers --timeout 30 || fail "peers went away"
+sleep 3
+echo "PASS h$h"
