@@ -115,7 +115,6 @@ impl DecodeError {
     /// The errno a decoding failure is reported with.
     pub const fn errno(self) -> i32 {
         match self {
-            DecodeError::BadName => errno::EINVAL,
             DecodeError::BadMagic => errno::EPROTO,
             _ => errno::EINVAL,
         }
@@ -448,12 +447,23 @@ impl Request<'_> {
             }
     }
 
-    /// Encodes the request with id `id` into `b` and returns its length.
-    pub fn encode(&self, id: u64, b: &mut [u8]) -> Result<usize, DecodeError> {
-        let len = self.encoded_len();
-        if len > MSG_MAX {
-            return Err(DecodeError::BadName);
+    /// Checks that the request is one [`Request::decode`] accepts.
+    fn validate(&self) -> Result<(), DecodeError> {
+        match *self {
+            Request::Lookup { name } if !valid_name(name) => Err(DecodeError::BadName),
+            Request::Read { count: 0, .. } | Request::Write { count: 0, .. } => {
+                Err(DecodeError::BadField)
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// Encodes the request with id `id` into `b` and returns its length.
+    /// Nothing is written unless the request is valid and fits: the encoder
+    /// never produces a message the decoder would refuse.
+    pub fn encode(&self, id: u64, b: &mut [u8]) -> Result<usize, DecodeError> {
+        self.validate()?;
+        let len = self.encoded_len();
         if b.len() < len {
             return Err(DecodeError::Short);
         }
@@ -467,9 +477,6 @@ impl Request<'_> {
         let p = HEADER_LEN;
         match *self {
             Request::Lookup { name } => {
-                if !valid_name(name) {
-                    return Err(DecodeError::BadName);
-                }
                 put(b, p, &(name.len() as u16).to_le_bytes());
                 put(b, p + 2, name);
             }
@@ -514,10 +521,8 @@ impl Request<'_> {
             Opcode::Read | Opcode::Write => Some(24),
             Opcode::Upgrade => Some(16),
         };
-        if let Some(n) = want_fixed {
-            if b.len() != HEADER_LEN + n {
-                return Err(DecodeError::BadLength);
-            }
+        if want_fixed.is_some_and(|n| b.len() != HEADER_LEN + n) {
+            return Err(DecodeError::BadLength);
         }
         let req = match op {
             Opcode::Lookup => {
@@ -636,17 +641,36 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// Encodes the reply into `b` and returns its length.
-    pub fn encode(&self, b: &mut [u8]) -> Result<usize, DecodeError> {
-        let len = HEADER_LEN + 4 + self.body_len();
-        if len > MSG_MAX {
-            return Err(DecodeError::BadName);
+    /// Checks that the reply is one [`Reply::decode`] accepts: a valid
+    /// errno and no body, or success and the body its opcode calls for.
+    fn validate(&self) -> Result<(), DecodeError> {
+        let body_fits = match (self.op, self.body) {
+            (_, None) => self.error != 0,
+            (_, Some(_)) if self.error != 0 => false,
+            (Opcode::Lookup | Opcode::Getattr, Some(ReplyBody::Attr(_))) => true,
+            (Opcode::Readdir, Some(ReplyBody::Dirent { name, .. })) => {
+                if !name.is_empty() && !valid_name(name) {
+                    return Err(DecodeError::BadName);
+                }
+                true
+            }
+            (Opcode::Read | Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
+            (Opcode::Write, Some(ReplyBody::Done)) => true,
+            _ => false,
+        };
+        if !body_fits || (self.error != 0 && !(1..=4095).contains(&self.error)) {
+            return Err(DecodeError::BadField);
         }
+        Ok(())
+    }
+
+    /// Encodes the reply into `b` and returns its length. Nothing is
+    /// written unless the reply is valid and fits.
+    pub fn encode(&self, b: &mut [u8]) -> Result<usize, DecodeError> {
+        self.validate()?;
+        let len = HEADER_LEN + 4 + self.body_len();
         if b.len() < len {
             return Err(DecodeError::Short);
-        }
-        if (self.error != 0) != self.body.is_none() {
-            return Err(DecodeError::BadField);
         }
         Header {
             len: len as u32,
@@ -666,9 +690,6 @@ impl<'a> Reply<'a> {
                 put(b, p + 20, &0u32.to_le_bytes());
             }
             Some(ReplyBody::Dirent { next, file, name }) => {
-                if !name.is_empty() && !valid_name(name) {
-                    return Err(DecodeError::BadName);
-                }
                 put(b, p, &next.to_le_bytes());
                 put(b, p + 8, &file.to_le_bytes());
                 put(b, p + 16, &(name.len() as u16).to_le_bytes());

@@ -1,0 +1,1140 @@
+//! Tests of the shared upcall ABI (`rust/upcall/abi.rs`).
+//!
+//! Malformed messages are built by hand, byte by byte, so that these tests do
+//! not depend on the encoders they check.
+
+use wfs_abi::*;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// A raw header: len, opcode, flags, id, all little-endian.
+fn hdr(len: u32, opcode: u16, flags: u16, id: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&opcode.to_le_bytes());
+    v.extend_from_slice(&flags.to_le_bytes());
+    v.extend_from_slice(&id.to_le_bytes());
+    v
+}
+
+/// A raw message: header with the right length plus `body`.
+fn msg(opcode: u16, id: u64, body: &[u8]) -> Vec<u8> {
+    let mut v = hdr((HEADER_LEN + body.len()) as u32, opcode, 0, id);
+    v.extend_from_slice(body);
+    v
+}
+
+fn enc_req(r: &Request<'_>, id: u64) -> Vec<u8> {
+    let mut b = [0u8; MSG_MAX];
+    let n = r.encode(id, &mut b).expect("encode request");
+    assert_eq!(n, r.encoded_len());
+    b[..n].to_vec()
+}
+
+fn enc_reply(r: &Reply<'_>) -> Vec<u8> {
+    let mut b = [0u8; MSG_MAX];
+    let n = r.encode(&mut b).expect("encode reply");
+    b[..n].to_vec()
+}
+
+fn le32(v: u32) -> [u8; 4] {
+    v.to_le_bytes()
+}
+fn le64(v: u64) -> [u8; 8] {
+    v.to_le_bytes()
+}
+
+fn all_requests() -> Vec<Request<'static>> {
+    vec![
+        Request::Lookup { name: b"file.txt" },
+        Request::Lookup { name: b"x" },
+        Request::Lookup {
+            name: &[b'n'; NAME_MAX],
+        },
+        Request::Getattr { file: 42 },
+        Request::Getattr { file: u64::MAX },
+        Request::Readdir { cookie: 0 },
+        Request::Readdir { cookie: 7 },
+        Request::Read {
+            file: 1,
+            index: 2,
+            count: 1,
+            slot: 3,
+        },
+        Request::Read {
+            file: u64::MAX,
+            index: u64::MAX - 1,
+            count: u32::MAX,
+            slot: u32::MAX,
+        },
+        Request::Write {
+            file: 9,
+            index: 8,
+            count: 1,
+            slot: 0,
+        },
+        Request::Upgrade {
+            file: 5,
+            index: 1 << 40,
+        },
+    ]
+}
+
+fn all_ok_replies() -> Vec<Reply<'static>> {
+    let attr = Attr {
+        file: 0x1122_3344_5566_7788,
+        size: 12345,
+        mode: 0o644,
+    };
+    vec![
+        Reply {
+            id: 1,
+            op: Opcode::Lookup,
+            error: 0,
+            body: Some(ReplyBody::Attr(attr)),
+        },
+        Reply {
+            id: 2,
+            op: Opcode::Getattr,
+            error: 0,
+            body: Some(ReplyBody::Attr(Attr::default())),
+        },
+        Reply {
+            id: 3,
+            op: Opcode::Readdir,
+            error: 0,
+            body: Some(ReplyBody::Dirent {
+                next: 4,
+                file: 77,
+                name: b"some-name",
+            }),
+        },
+        Reply {
+            id: 4,
+            op: Opcode::Readdir,
+            error: 0,
+            body: Some(ReplyBody::Dirent {
+                next: 0,
+                file: 0,
+                name: b"",
+            }),
+        },
+        Reply {
+            id: 5,
+            op: Opcode::Readdir,
+            error: 0,
+            body: Some(ReplyBody::Dirent {
+                next: 9,
+                file: 1,
+                name: &[b'z'; NAME_MAX],
+            }),
+        },
+        Reply {
+            id: 6,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
+        Reply {
+            id: 7,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+        },
+        Reply {
+            id: 8,
+            op: Opcode::Upgrade,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+        },
+        Reply {
+            id: u64::MAX,
+            op: Opcode::Write,
+            error: 0,
+            body: Some(ReplyBody::Done),
+        },
+    ]
+}
+
+const ALL_OPS: [Opcode; 6] = [
+    Opcode::Lookup,
+    Opcode::Getattr,
+    Opcode::Readdir,
+    Opcode::Read,
+    Opcode::Write,
+    Opcode::Upgrade,
+];
+
+// ---------------------------------------------------------------------------
+// Constants and ioctl numbers
+// ---------------------------------------------------------------------------
+
+#[test]
+fn constants() {
+    assert_eq!(ABI_VERSION, 1);
+    assert_eq!(&REGISTER_MAGIC.to_be_bytes(), b"WFS1");
+    assert_eq!(PAGE_SIZE, 4096);
+    assert_eq!(NAME_MAX, 255);
+    assert_eq!(HEADER_LEN, 16);
+    assert_eq!(MSG_MAX, 16 + 64 + 255);
+    assert_eq!(REPLY_BIT, 0x8000);
+    assert_eq!(IOC_MAGIC, b'W');
+    assert_eq!(Register::LEN, 32);
+    assert_eq!(Status::LEN, 32);
+}
+
+/// Linux's asm-generic `_IOC` computed from scratch: dir in bits 30..31,
+/// size in bits 16..29, type in 8..15, nr in 0..7.
+fn linux_ioc(dir: u32, ty: u8, nr: u8, size: u32) -> u32 {
+    assert!(size < (1 << 14));
+    (dir << 30) | (size << 16) | ((ty as u32) << 8) | nr as u32
+}
+const LINUX_IOC_WRITE: u32 = 1;
+const LINUX_IOC_READ: u32 = 2;
+
+#[test]
+fn ioctl_numbers() {
+    assert_eq!(IOC_REGISTER, 0xC020_5701);
+    assert_eq!(IOC_STATUS, 0x8020_5702);
+    assert_eq!(
+        IOC_REGISTER,
+        linux_ioc(LINUX_IOC_READ | LINUX_IOC_WRITE, b'W', 1, 32)
+    );
+    assert_eq!(IOC_STATUS, linux_ioc(LINUX_IOC_READ, b'W', 2, 32));
+    // The sizes in the numbers are the encoded block sizes.
+    assert_eq!((IOC_REGISTER >> 16) & 0x3fff, Register::LEN as u32);
+    assert_eq!((IOC_STATUS >> 16) & 0x3fff, Status::LEN as u32);
+    // Register is read+write, status read-only (from the caller's view).
+    assert_eq!(IOC_REGISTER >> 30, 3);
+    assert_eq!(IOC_STATUS >> 30, 2);
+}
+
+// ---------------------------------------------------------------------------
+// REGISTER / STATUS blocks
+// ---------------------------------------------------------------------------
+
+#[test]
+fn register_request_defaults() {
+    let r = Register::request();
+    assert_eq!(r.magic, REGISTER_MAGIC);
+    assert_eq!(r.abi_version, ABI_VERSION);
+    assert_eq!(r.flags, 0);
+    assert_eq!(r.max_inflight, 0);
+    assert_eq!(r.pool_slots, 0);
+    assert_eq!(r.timeout_ms, 0);
+    assert_eq!(r.session, 0);
+    let mut b = [0xffu8; Register::LEN];
+    r.encode(&mut b);
+    let mut want = Vec::new();
+    want.extend_from_slice(&le32(0x5746_5331));
+    want.extend_from_slice(&le32(1));
+    want.extend_from_slice(&[0u8; 24]);
+    assert_eq!(&b[..], &want[..]);
+}
+
+#[test]
+fn register_round_trip_and_layout() {
+    let r = Register {
+        magic: 0x0102_0304,
+        abi_version: 0x0506_0708,
+        flags: 0x090a_0b0c,
+        max_inflight: 64,
+        pool_slots: 1024,
+        timeout_ms: 30_000,
+        session: 0x1122_3344_5566_7788,
+    };
+    let mut b = [0u8; Register::LEN];
+    r.encode(&mut b);
+    assert_eq!(&b[0..4], &[4, 3, 2, 1]);
+    assert_eq!(&b[4..8], &[8, 7, 6, 5]);
+    assert_eq!(&b[8..12], &[0x0c, 0x0b, 0x0a, 0x09]);
+    assert_eq!(&b[12..16], &le32(64));
+    assert_eq!(&b[16..20], &le32(1024));
+    assert_eq!(&b[20..24], &le32(30_000));
+    assert_eq!(&b[24..32], &le64(0x1122_3344_5566_7788));
+    assert_eq!(Register::decode(&b), Ok(r));
+    // A longer buffer decodes its first 32 bytes.
+    let mut long = b.to_vec();
+    long.extend_from_slice(&[0xee; 8]);
+    assert_eq!(Register::decode(&long), Ok(r));
+}
+
+#[test]
+fn register_short() {
+    let b = [0u8; Register::LEN];
+    for n in 0..Register::LEN {
+        assert_eq!(
+            Register::decode(&b[..n]),
+            Err(DecodeError::Short),
+            "len {n}"
+        );
+    }
+}
+
+#[test]
+fn status_round_trip_and_layout() {
+    let s = Status {
+        abi_version: 1,
+        registered: 1,
+        manager_pid: 4321,
+        inflight: 3,
+        session: 99,
+        mounts: 2,
+        reserved: 0,
+    };
+    let mut b = [0u8; Status::LEN];
+    s.encode(&mut b);
+    assert_eq!(&b[0..4], &le32(1));
+    assert_eq!(&b[4..8], &le32(1));
+    assert_eq!(&b[8..12], &le32(4321));
+    assert_eq!(&b[12..16], &le32(3));
+    assert_eq!(&b[16..24], &le64(99));
+    assert_eq!(&b[24..28], &le32(2));
+    assert_eq!(&b[28..32], &le32(0));
+    assert_eq!(Status::decode(&b), Ok(s));
+    assert_eq!(Status::decode(&[0u8; 32]), Ok(Status::default()));
+    for n in 0..Status::LEN {
+        assert_eq!(Status::decode(&b[..n]), Err(DecodeError::Short), "len {n}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Names, opcodes, errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn names() {
+    assert!(valid_name(b"a"));
+    assert!(valid_name(b"..."));
+    assert!(valid_name(b".hidden"));
+    assert!(valid_name(b"with space"));
+    assert!(valid_name(&[b'x'; NAME_MAX]));
+    assert!(valid_name("ünïcödé".as_bytes()));
+    assert!(!valid_name(b""));
+    assert!(!valid_name(b"."));
+    assert!(!valid_name(b".."));
+    assert!(!valid_name(b"a/b"));
+    assert!(!valid_name(b"/"));
+    assert!(!valid_name(b"a\0b"));
+    assert!(!valid_name(&[b'x'; NAME_MAX + 1]));
+}
+
+#[test]
+fn opcodes() {
+    for (i, op) in ALL_OPS.iter().enumerate() {
+        assert_eq!(*op as u16, i as u16 + 1);
+        assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
+    }
+    for bad in [0u16, 7, 8, 0xff, 0x8001, 0xffff] {
+        assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
+    }
+}
+
+#[test]
+fn decode_error_errnos() {
+    assert_eq!(DecodeError::Short.errno(), errno::EINVAL);
+    assert_eq!(DecodeError::BadLength.errno(), errno::EINVAL);
+    assert_eq!(DecodeError::UnknownOpcode(9).errno(), errno::EINVAL);
+    assert_eq!(DecodeError::BadMagic.errno(), errno::EPROTO);
+    assert_eq!(DecodeError::BadName.errno(), errno::EINVAL);
+    assert_eq!(DecodeError::BadField.errno(), errno::EINVAL);
+}
+
+#[test]
+fn errno_values_match_linux() {
+    assert_eq!(errno::EPERM, 1);
+    assert_eq!(errno::ENOENT, 2);
+    assert_eq!(errno::EIO, 5);
+    assert_eq!(errno::EBUSY, 16);
+    assert_eq!(errno::EINVAL, 22);
+    assert_eq!(errno::EFBIG, 27);
+    assert_eq!(errno::ENAMETOOLONG, 36);
+    assert_eq!(errno::EPROTO, 71);
+    assert_eq!(errno::ETIMEDOUT, 110);
+}
+
+// ---------------------------------------------------------------------------
+// Header
+// ---------------------------------------------------------------------------
+
+#[test]
+fn header_decode() {
+    let b = msg(3, 0xdead_beef, &le64(5));
+    let h = Header::decode(&b).unwrap();
+    assert_eq!(
+        h,
+        Header {
+            len: 24,
+            opcode: 3,
+            flags: 0,
+            id: 0xdead_beef
+        }
+    );
+    // Short.
+    for n in 0..HEADER_LEN {
+        assert_eq!(Header::decode(&b[..n]), Err(DecodeError::Short), "len {n}");
+    }
+    // len disagrees with buffer.
+    let mut bad = b.clone();
+    bad[0] = 23;
+    assert_eq!(Header::decode(&bad), Err(DecodeError::BadLength));
+    bad[0] = 25;
+    assert_eq!(Header::decode(&bad), Err(DecodeError::BadLength));
+    // len below the header size.
+    let tiny = hdr(8, 1, 0, 0);
+    assert_eq!(Header::decode(&tiny), Err(DecodeError::BadLength));
+    // len above MSG_MAX, even if the buffer matches.
+    let mut big = hdr((MSG_MAX + 1) as u32, 1, 0, 0);
+    big.resize(MSG_MAX + 1, 0);
+    assert_eq!(Header::decode(&big), Err(DecodeError::BadLength));
+    // Exactly MSG_MAX is fine for the header.
+    let mut max = hdr(MSG_MAX as u32, 1, 0, 0);
+    max.resize(MSG_MAX, 0);
+    assert!(Header::decode(&max).is_ok());
+    // Flags must be zero.
+    let mut fl = hdr(16, 2, 1, 0);
+    assert_eq!(Header::decode(&fl), Err(DecodeError::BadField));
+    fl = hdr(16, 2, 0x8000, 0);
+    assert_eq!(Header::decode(&fl), Err(DecodeError::BadField));
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn request_round_trip_every_variant() {
+    for (i, r) in all_requests().iter().enumerate() {
+        let id = 1000 + i as u64;
+        let b = enc_req(r, id);
+        let h = Header::decode(&b).unwrap();
+        assert_eq!(h.len as usize, b.len());
+        assert_eq!(h.opcode, r.opcode() as u16);
+        assert_eq!(h.id, id);
+        assert_eq!(Request::decode(&b), Ok((id, *r)), "{r:?}");
+    }
+}
+
+#[test]
+fn request_layouts() {
+    assert_eq!(
+        enc_req(&Request::Lookup { name: b"ab" }, 5),
+        msg(1, 5, &[2, 0, b'a', b'b'])
+    );
+    assert_eq!(
+        enc_req(&Request::Getattr { file: 0x0102 }, 6),
+        msg(2, 6, &le64(0x0102))
+    );
+    assert_eq!(
+        enc_req(&Request::Readdir { cookie: 3 }, 7),
+        msg(3, 7, &le64(3))
+    );
+    let rw = |file: u64, index: u64, count: u32, slot: u32| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&le64(file));
+        v.extend_from_slice(&le64(index));
+        v.extend_from_slice(&le32(count));
+        v.extend_from_slice(&le32(slot));
+        v
+    };
+    assert_eq!(
+        enc_req(
+            &Request::Read {
+                file: 1,
+                index: 2,
+                count: 3,
+                slot: 4
+            },
+            8
+        ),
+        msg(4, 8, &rw(1, 2, 3, 4))
+    );
+    assert_eq!(
+        enc_req(
+            &Request::Write {
+                file: 5,
+                index: 6,
+                count: 7,
+                slot: 8
+            },
+            9
+        ),
+        msg(5, 9, &rw(5, 6, 7, 8))
+    );
+    let mut up = le64(10).to_vec();
+    up.extend_from_slice(&le64(11));
+    assert_eq!(
+        enc_req(
+            &Request::Upgrade {
+                file: 10,
+                index: 11
+            },
+            10
+        ),
+        msg(6, 10, &up)
+    );
+}
+
+#[test]
+fn request_encoded_len() {
+    assert_eq!(Request::Lookup { name: b"abc" }.encoded_len(), 16 + 2 + 3);
+    assert_eq!(Request::Getattr { file: 0 }.encoded_len(), 24);
+    assert_eq!(Request::Readdir { cookie: 0 }.encoded_len(), 24);
+    let rw = Request::Read {
+        file: 0,
+        index: 0,
+        count: 1,
+        slot: 0,
+    };
+    assert_eq!(rw.encoded_len(), 40);
+    assert_eq!(Request::Upgrade { file: 0, index: 0 }.encoded_len(), 32);
+}
+
+#[test]
+fn request_encode_errors() {
+    // Buffer too small, for every variant and every shorter size.
+    for r in all_requests() {
+        let need = r.encoded_len();
+        let mut b = vec![0u8; need];
+        for n in 0..need {
+            assert_eq!(
+                r.encode(1, &mut b[..n]),
+                Err(DecodeError::Short),
+                "{r:?} {n}"
+            );
+        }
+    }
+    // Invalid names.
+    let mut b = [0u8; MSG_MAX];
+    for name in [&b""[..], b".", b"..", b"a/b", b"a\0"] {
+        assert_eq!(
+            Request::Lookup { name }.encode(1, &mut b),
+            Err(DecodeError::BadName),
+            "{name:?}"
+        );
+    }
+    let long = [b'a'; NAME_MAX + 1];
+    assert_eq!(
+        Request::Lookup { name: &long }.encode(1, &mut b),
+        Err(DecodeError::BadName)
+    );
+    // A name so long the message would exceed MSG_MAX.
+    let huge = [b'a'; 1000];
+    let mut big = vec![0u8; 2000];
+    assert_eq!(
+        Request::Lookup { name: &huge }.encode(1, &mut big),
+        Err(DecodeError::BadName)
+    );
+}
+
+#[test]
+fn request_decode_every_prefix_fails() {
+    for r in all_requests() {
+        let b = enc_req(&r, 3);
+        for n in 0..b.len() {
+            assert!(Request::decode(&b[..n]).is_err(), "{r:?} prefix {n}");
+        }
+    }
+}
+
+#[test]
+fn request_decode_short_header() {
+    assert_eq!(Request::decode(&[]), Err(DecodeError::Short));
+    assert_eq!(Request::decode(&[24, 0, 0, 0, 2]), Err(DecodeError::Short));
+}
+
+#[test]
+fn request_decode_unknown_opcodes() {
+    for op in [0u16, 7, 100, 0x7fff] {
+        let b = msg(op, 1, &le64(0));
+        assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
+    }
+    // A reply opcode is not a request.
+    for op in ALL_OPS {
+        let raw = op as u16 | REPLY_BIT;
+        let b = msg(raw, 1, &le64(0));
+        assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(raw)));
+    }
+}
+
+#[test]
+fn request_decode_bad_lengths() {
+    // Fixed-size requests with one byte too few / too many (header len
+    // consistent with the buffer).
+    for (op, n) in [(2u16, 8usize), (3, 8), (4, 24), (5, 24), (6, 16)] {
+        let mut body = vec![0u8; n - 1];
+        assert_eq!(
+            Request::decode(&msg(op, 1, &body)),
+            Err(DecodeError::BadLength),
+            "op {op} short"
+        );
+        body.resize(n + 1, 1);
+        assert_eq!(
+            Request::decode(&msg(op, 1, &body)),
+            Err(DecodeError::BadLength),
+            "op {op} long"
+        );
+    }
+    // Header len disagreeing with the buffer.
+    let mut b = enc_req(&Request::Getattr { file: 1 }, 1);
+    b.push(0);
+    assert_eq!(Request::decode(&b), Err(DecodeError::BadLength));
+    // Lookup: name length field disagreeing with the message.
+    assert_eq!(
+        Request::decode(&msg(1, 1, &[3, 0, b'a', b'b'])),
+        Err(DecodeError::BadLength)
+    );
+    assert_eq!(
+        Request::decode(&msg(1, 1, &[1, 0, b'a', b'b'])),
+        Err(DecodeError::BadLength)
+    );
+    // Lookup without even the name length.
+    assert_eq!(Request::decode(&msg(1, 1, &[])), Err(DecodeError::Short));
+    assert_eq!(Request::decode(&msg(1, 1, &[0])), Err(DecodeError::Short));
+}
+
+#[test]
+fn request_decode_bad_names() {
+    let mut cases: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b".".to_vec(),
+        b"..".to_vec(),
+        b"a/b".to_vec(),
+        b"\0".to_vec(),
+        b"ab\0".to_vec(),
+    ];
+    cases.push(vec![b'q'; NAME_MAX + 1]);
+    for name in cases {
+        let mut body = (name.len() as u16).to_le_bytes().to_vec();
+        body.extend_from_slice(&name);
+        assert_eq!(
+            Request::decode(&msg(1, 1, &body)),
+            Err(DecodeError::BadName),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
+fn request_decode_zero_count() {
+    for op in [4u16, 5] {
+        let mut body = le64(1).to_vec();
+        body.extend_from_slice(&le64(2));
+        body.extend_from_slice(&le32(0));
+        body.extend_from_slice(&le32(3));
+        assert_eq!(
+            Request::decode(&msg(op, 1, &body)),
+            Err(DecodeError::BadField)
+        );
+    }
+}
+
+#[test]
+fn request_decode_nonzero_flags() {
+    let mut b = enc_req(&Request::Readdir { cookie: 1 }, 1);
+    b[6] = 1;
+    assert_eq!(Request::decode(&b), Err(DecodeError::BadField));
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn reply_round_trip_every_variant() {
+    for r in all_ok_replies() {
+        let b = enc_reply(&r);
+        let h = Header::decode(&b).unwrap();
+        assert_eq!(h.opcode, r.op as u16 | REPLY_BIT);
+        assert_eq!(h.id, r.id);
+        assert_eq!(h.len as usize, b.len());
+        assert_eq!(&b[16..20], &[0, 0, 0, 0]);
+        assert_eq!(Reply::decode(&b), Ok(r), "{r:?}");
+    }
+}
+
+#[test]
+fn reply_error_round_trip_every_opcode() {
+    for op in ALL_OPS {
+        for e in [
+            errno::EPERM,
+            errno::ENOENT,
+            errno::EIO,
+            errno::EBUSY,
+            errno::ENAMETOOLONG,
+            errno::ETIMEDOUT,
+            4095,
+        ] {
+            let r = Reply {
+                id: 77,
+                op,
+                error: e,
+                body: None,
+            };
+            let b = enc_reply(&r);
+            assert_eq!(b.len(), HEADER_LEN + 4);
+            assert_eq!(&b[16..20], &le32(e as u32));
+            assert_eq!(Reply::decode(&b), Ok(r));
+        }
+    }
+}
+
+#[test]
+fn reply_layouts() {
+    let r = Reply {
+        id: 3,
+        op: Opcode::Getattr,
+        error: 0,
+        body: Some(ReplyBody::Attr(Attr {
+            file: 1,
+            size: 2,
+            mode: 0o755,
+        })),
+    };
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le64(1));
+    body.extend_from_slice(&le64(2));
+    body.extend_from_slice(&le32(0o755));
+    body.extend_from_slice(&le32(0));
+    assert_eq!(enc_reply(&r), msg(0x8002, 3, &body));
+
+    let r = Reply {
+        id: 4,
+        op: Opcode::Readdir,
+        error: 0,
+        body: Some(ReplyBody::Dirent {
+            next: 5,
+            file: 6,
+            name: b"xy",
+        }),
+    };
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le64(5));
+    body.extend_from_slice(&le64(6));
+    body.extend_from_slice(&[2, 0, b'x', b'y']);
+    assert_eq!(enc_reply(&r), msg(0x8003, 4, &body));
+
+    let r = Reply {
+        id: 5,
+        op: Opcode::Upgrade,
+        error: 0,
+        body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+    };
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le32(2));
+    assert_eq!(enc_reply(&r), msg(0x8006, 5, &body));
+
+    let r = Reply {
+        id: 6,
+        op: Opcode::Write,
+        error: 0,
+        body: Some(ReplyBody::Done),
+    };
+    assert_eq!(enc_reply(&r), msg(0x8005, 6, &le32(0)));
+
+    let r = Reply {
+        id: 7,
+        op: Opcode::Lookup,
+        error: errno::ENOENT,
+        body: None,
+    };
+    assert_eq!(enc_reply(&r), msg(0x8001, 7, &le32(2)));
+}
+
+#[test]
+fn reply_encode_errors() {
+    let mut b = [0u8; MSG_MAX];
+    // Error and body must agree.
+    let with_body = Reply {
+        id: 1,
+        op: Opcode::Read,
+        error: errno::EIO,
+        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+    };
+    assert_eq!(with_body.encode(&mut b), Err(DecodeError::BadField));
+    let no_body = Reply {
+        id: 1,
+        op: Opcode::Read,
+        error: 0,
+        body: None,
+    };
+    assert_eq!(no_body.encode(&mut b), Err(DecodeError::BadField));
+    // Too small a buffer.
+    for r in all_ok_replies() {
+        let need = enc_reply(&r).len();
+        let mut small = vec![0u8; need];
+        for n in 0..need {
+            assert_eq!(
+                r.encode(&mut small[..n]),
+                Err(DecodeError::Short),
+                "{r:?} {n}"
+            );
+        }
+    }
+    // Bad directory entry names.
+    for name in [&b"."[..], b"..", b"a/b", b"\0"] {
+        let r = Reply {
+            id: 1,
+            op: Opcode::Readdir,
+            error: 0,
+            body: Some(ReplyBody::Dirent {
+                next: 0,
+                file: 0,
+                name,
+            }),
+        };
+        assert_eq!(r.encode(&mut b), Err(DecodeError::BadName), "{name:?}");
+    }
+    let long = [b'a'; NAME_MAX + 1];
+    let r = Reply {
+        id: 1,
+        op: Opcode::Readdir,
+        error: 0,
+        body: Some(ReplyBody::Dirent {
+            next: 0,
+            file: 0,
+            name: &long,
+        }),
+    };
+    assert_eq!(r.encode(&mut b), Err(DecodeError::BadName));
+    let huge = [b'a'; 1000];
+    let r = Reply {
+        id: 1,
+        op: Opcode::Readdir,
+        error: 0,
+        body: Some(ReplyBody::Dirent {
+            next: 0,
+            file: 0,
+            name: &huge,
+        }),
+    };
+    let mut big = vec![0u8; 2000];
+    assert_eq!(r.encode(&mut big), Err(DecodeError::BadName));
+}
+
+#[test]
+fn reply_decode_every_prefix_fails() {
+    for r in all_ok_replies() {
+        let b = enc_reply(&r);
+        for n in 0..b.len() {
+            assert!(Reply::decode(&b[..n]).is_err(), "{r:?} prefix {n}");
+        }
+    }
+    let e = enc_reply(&Reply {
+        id: 1,
+        op: Opcode::Write,
+        error: errno::EIO,
+        body: None,
+    });
+    for n in 0..e.len() {
+        assert!(Reply::decode(&e[..n]).is_err(), "error reply prefix {n}");
+    }
+}
+
+#[test]
+fn reply_decode_opcodes() {
+    // Missing REPLY_BIT: a request opcode is not a reply.
+    for op in ALL_OPS {
+        let b = msg(op as u16, 1, &le32(errno::EIO as u32));
+        assert_eq!(
+            Reply::decode(&b),
+            Err(DecodeError::UnknownOpcode(op as u16))
+        );
+    }
+    // Unknown opcode with the reply bit set.
+    for op in [0u16, 7, 0x7fff] {
+        let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
+        assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
+    }
+}
+
+#[test]
+fn reply_decode_error_with_body() {
+    for op in ALL_OPS {
+        let mut body = le32(errno::ENOENT as u32).to_vec();
+        body.push(0);
+        assert_eq!(
+            Reply::decode(&msg(op as u16 | REPLY_BIT, 1, &body)),
+            Err(DecodeError::BadLength),
+            "{op:?}"
+        );
+        // A full, well-formed body behind an error is still refused.
+        let mut body = le32(errno::EIO as u32).to_vec();
+        body.extend_from_slice(&[0u8; 24]);
+        assert_eq!(
+            Reply::decode(&msg(op as u16 | REPLY_BIT, 1, &body)),
+            Err(DecodeError::BadLength),
+            "{op:?}"
+        );
+    }
+}
+
+#[test]
+fn reply_decode_error_range() {
+    for bad in [-1i32, -22, i32::MIN, 4096, i32::MAX] {
+        let b = msg(0x8001, 1, &le32(bad as u32));
+        assert_eq!(Reply::decode(&b), Err(DecodeError::BadField), "{bad}");
+    }
+    let b = msg(0x8001, 1, &le32(4095));
+    assert_eq!(Reply::decode(&b).unwrap().error, 4095);
+}
+
+#[test]
+fn reply_decode_bad_body_lengths() {
+    let ok = le32(0);
+    let with = |extra: &[u8]| {
+        let mut v = ok.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    // Attr bodies must be exactly 24 bytes.
+    for op in [0x8001u16, 0x8002] {
+        for n in [0usize, 4, 23, 25, 32] {
+            assert_eq!(
+                Reply::decode(&msg(op, 1, &with(&vec![0u8; n]))),
+                Err(DecodeError::BadLength),
+                "op {op:#x} n {n}"
+            );
+        }
+    }
+    // Grant bodies must be exactly 4 bytes.
+    for op in [0x8004u16, 0x8006] {
+        for n in [0usize, 3, 5, 8] {
+            let mut body = vec![0u8; n];
+            if n >= 4 {
+                body[0] = 1;
+            }
+            assert_eq!(
+                Reply::decode(&msg(op, 1, &with(&body))),
+                Err(DecodeError::BadLength),
+                "op {op:#x} n {n}"
+            );
+        }
+    }
+    // Write replies carry nothing.
+    assert_eq!(
+        Reply::decode(&msg(0x8005, 1, &with(&[0]))),
+        Err(DecodeError::BadLength)
+    );
+    // Readdir: name length disagreeing with the message.
+    let mut d = le64(1).to_vec();
+    d.extend_from_slice(&le64(2));
+    d.extend_from_slice(&[3, 0, b'a', b'b']);
+    assert_eq!(
+        Reply::decode(&msg(0x8003, 1, &with(&d))),
+        Err(DecodeError::BadLength)
+    );
+    let mut d = le64(1).to_vec();
+    d.extend_from_slice(&le64(2));
+    d.extend_from_slice(&[1, 0, b'a', b'b']);
+    assert_eq!(
+        Reply::decode(&msg(0x8003, 1, &with(&d))),
+        Err(DecodeError::BadLength)
+    );
+    // Readdir without the name length field at all.
+    let d = le64(1);
+    assert_eq!(
+        Reply::decode(&msg(0x8003, 1, &with(&d))),
+        Err(DecodeError::Short)
+    );
+}
+
+#[test]
+fn reply_decode_bad_grant() {
+    for g in [0u32, 3, 0xffff_ffff] {
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le32(g));
+        for op in [0x8004u16, 0x8006] {
+            assert_eq!(
+                Reply::decode(&msg(op, 1, &body)),
+                Err(DecodeError::BadField),
+                "grant {g} op {op:#x}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reply_decode_bad_dirent_names() {
+    for name in [&b"."[..], b"..", b"a/b", b"x\0y"] {
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le64(1));
+        body.extend_from_slice(&le64(2));
+        body.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        body.extend_from_slice(name);
+        assert_eq!(
+            Reply::decode(&msg(0x8003, 1, &body)),
+            Err(DecodeError::BadName),
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
+fn reply_decode_attr_ignores_padding() {
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le64(1));
+    body.extend_from_slice(&le64(2));
+    body.extend_from_slice(&le32(3));
+    body.extend_from_slice(&le32(0xffff_ffff));
+    let m = msg(0x8001, 9, &body);
+    let r = Reply::decode(&m).unwrap();
+    assert_eq!(
+        r.body,
+        Some(ReplyBody::Attr(Attr {
+            file: 1,
+            size: 2,
+            mode: 3
+        }))
+    );
+}
+
+#[test]
+fn reply_decode_nonzero_flags() {
+    let mut b = enc_reply(&all_ok_replies()[0]);
+    b[7] = 0x80;
+    assert_eq!(Reply::decode(&b), Err(DecodeError::BadField));
+}
+
+#[test]
+fn requests_and_replies_do_not_mix() {
+    for r in all_requests() {
+        assert!(Reply::decode(&enc_req(&r, 1)).is_err(), "{r:?}");
+    }
+    for r in all_ok_replies() {
+        assert!(Request::decode(&enc_reply(&r)).is_err(), "{r:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Mutation fuzzing: no input may panic, and whatever decodes re-encodes.
+// ---------------------------------------------------------------------------
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn mutation_fuzz() {
+    let mut seeds: Vec<Vec<u8>> = all_requests().iter().map(|r| enc_req(r, 5)).collect();
+    seeds.extend(all_ok_replies().iter().map(enc_reply));
+    let mut rng = Lcg(0x5746_5331);
+    let mut decoded = 0;
+    for round in 0..40_000 {
+        let mut b = seeds[round % seeds.len()].clone();
+        match rng.next() % 4 {
+            0 => {
+                let i = rng.next() as usize % b.len();
+                b[i] = rng.next() as u8;
+            }
+            1 => {
+                let n = rng.next() as usize % (b.len() + 1);
+                b.truncate(n);
+            }
+            2 => {
+                let n = rng.next() as usize % 8;
+                for _ in 0..n {
+                    b.push(rng.next() as u8);
+                }
+                // Keep the length field consistent half of the time.
+                if rng.next().is_multiple_of(2) && b.len() >= 4 {
+                    let l = (b.len() as u32).to_le_bytes();
+                    b[..4].copy_from_slice(&l);
+                }
+            }
+            _ => {
+                // Flip a byte in the body, keeping the header intact.
+                if b.len() > HEADER_LEN {
+                    let i = HEADER_LEN + rng.next() as usize % (b.len() - HEADER_LEN);
+                    b[i] ^= 1 << (rng.next() % 8);
+                }
+            }
+        }
+        if let Ok((id, r)) = Request::decode(&b) {
+            decoded += 1;
+            assert_eq!(enc_req(&r, id), b, "request re-encode {r:?}");
+        }
+        if let Ok(r) = Reply::decode(&b) {
+            decoded += 1;
+            let again = enc_reply(&r);
+            assert_eq!(Reply::decode(&again), Ok(r));
+        }
+        let _ = Header::decode(&b);
+        let _ = Register::decode(&b);
+        let _ = Status::decode(&b);
+    }
+    assert!(decoded > 100, "fuzz decoded too few ({decoded})");
+}
+
+/// The encoders refuse exactly what the decoders refuse, and write nothing
+/// when they do.
+#[test]
+fn encoders_refuse_what_decoders_refuse() {
+    let mut b = [0xAAu8; MSG_MAX];
+    for op in [
+        Request::Read {
+            file: 1,
+            index: 0,
+            count: 0,
+            slot: 0,
+        },
+        Request::Write {
+            file: 1,
+            index: 0,
+            count: 0,
+            slot: 0,
+        },
+    ] {
+        assert_eq!(op.encode(1, &mut b), Err(DecodeError::BadField));
+    }
+    assert_eq!(
+        Request::Lookup { name: b"a/b" }.encode(1, &mut b),
+        Err(DecodeError::BadName)
+    );
+    // A body that does not belong to the opcode.
+    let mismatched = [
+        (Opcode::Write, ReplyBody::Attr(Attr::default())),
+        (Opcode::Lookup, ReplyBody::Grant(Grant::ReadOnly)),
+        (Opcode::Read, ReplyBody::Done),
+        (
+            Opcode::Getattr,
+            ReplyBody::Dirent {
+                next: 0,
+                file: 0,
+                name: b"",
+            },
+        ),
+    ];
+    for (op, body) in mismatched {
+        let r = Reply {
+            id: 1,
+            op,
+            error: 0,
+            body: Some(body),
+        };
+        assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{op:?}");
+    }
+    // Errors outside 1..=4095.
+    for error in [-5, 4096, i32::MIN] {
+        let r = Reply {
+            id: 1,
+            op: Opcode::Read,
+            error,
+            body: None,
+        };
+        assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{error}");
+    }
+    assert!(
+        b.iter().all(|&x| x == 0xAA),
+        "a refused encode wrote into the buffer"
+    );
+}

@@ -1,0 +1,736 @@
+//! Connections to the other managers of the cluster.
+//!
+//! # Who connects to whom
+//!
+//! Every pair of hosts shares exactly one TCP connection. To avoid two
+//! connections racing each other, the rule is deterministic and the same on
+//! both sides: **the host whose name sorts lower (byte-wise) initiates the
+//! connection; the other only accepts it** (see
+//! [`crate::config::initiator_rule`]). An initiator dials with a back-off
+//! of 100 ms doubling up to 2 s, forever, and dials again whenever the
+//! connection drops. An acceptor refuses a HELLO from a configured peer
+//! that should have been waiting for it.
+//!
+//! # Handshake
+//!
+//! The initiator sends HELLO (magic, protocol version, cluster, host). The
+//! acceptor checks magic, version, that the cluster name is its own, that
+//! the host is one of its configured peers and that this host is the one
+//! that should initiate; it answers HELLO_ACK (its name and version), or
+//! REFUSE with a reason and closes. A new connection from a peer that is
+//! still considered connected replaces the old one (the peer restarted).
+//!
+//! # Liveness
+//!
+//! Both sides send PING every [`HEARTBEAT_INTERVAL`] and answer PING with
+//! PONG; a connection on which nothing arrives for [`DEAD_AFTER`] is
+//! closed. A malformed or oversized frame closes the connection, with a log
+//! line.
+//!
+//! Threads: one accept thread, one thread per incoming handshake (which
+//! then reads that connection), one dialer thread per peer this host
+//! initiates to (which also reads its connection), and one heartbeat
+//! thread per live connection. All sockets are blocking with time-outs.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Peer};
+use crate::wire::{self, Frame, PROTOCOL_VERSION, WireError};
+use crate::wlog;
+
+/// How often a PING is sent on every connection.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection on which nothing arrived for this long is dead.
+pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Time allowed for the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for a TCP connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// First reconnection delay.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest reconnection delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Time allowed for any single write.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State of one peer, as reported by `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    /// Not connected; this host is dialing it (or, as acceptor, has not
+    /// heard from it yet).
+    Connecting,
+    /// Handshake done, heartbeat alive.
+    Connected,
+    /// The last handshake was refused (by either side); retrying.
+    Refused,
+    /// Was connected, the connection dropped; waiting for the peer to dial
+    /// again (acceptor side).
+    Disconnected,
+}
+
+impl PeerState {
+    /// Lower-case name, as in the status report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Connecting => "connecting",
+            PeerState::Connected => "connected",
+            PeerState::Refused => "refused",
+            PeerState::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Which side of the connection this host is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// This host dials the peer.
+    Initiator,
+    /// This host waits for the peer to dial.
+    Acceptor,
+}
+
+/// A peer's state as seen from outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSnapshot {
+    /// Peer name.
+    pub name: String,
+    /// Configured address.
+    pub addr: String,
+    /// Which side this host is.
+    pub role: Role,
+    /// Current state.
+    pub state: PeerState,
+    /// Why it is not connected (last error or refusal), if known.
+    pub reason: Option<String>,
+    /// Remote address of the live connection.
+    pub remote: Option<String>,
+}
+
+struct ConnHandle {
+    id: u64,
+    stream: TcpStream,
+    writer: Arc<Mutex<TcpStream>>,
+    remote: SocketAddr,
+}
+
+struct PeerSlot {
+    peer: Peer,
+    role: Role,
+    state: PeerState,
+    reason: Option<String>,
+    conn: Option<ConnHandle>,
+}
+
+/// The set of peer connections.
+pub struct Cluster {
+    cfg: Arc<Config>,
+    local_addr: SocketAddr,
+    slots: Mutex<Vec<PeerSlot>>,
+    shutdown: AtomicBool,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking thread must not take the whole manager down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+enum DialError {
+    /// The peer (or whoever answered) refused us.
+    Refused(String),
+    /// Anything else: connect failure, I/O, bad answer.
+    Other(String),
+}
+
+impl Cluster {
+    /// Binds the listen address and starts the accept and dialer threads.
+    ///
+    /// `TcpListener::bind` sets `SO_REUSEADDR` on Unix, so a restarted
+    /// manager can bind again while old connections sit in TIME_WAIT.
+    pub fn start(cfg: Arc<Config>) -> io::Result<Arc<Cluster>> {
+        let listener = TcpListener::bind(cfg.listen)?;
+        let local_addr = listener.local_addr()?;
+        let slots = cfg
+            .peers
+            .iter()
+            .map(|p| PeerSlot {
+                peer: p.clone(),
+                role: if cfg.initiates_to(&p.name) {
+                    Role::Initiator
+                } else {
+                    Role::Acceptor
+                },
+                state: PeerState::Connecting,
+                reason: None,
+                conn: None,
+            })
+            .collect();
+        let cl = Arc::new(Cluster {
+            cfg,
+            local_addr,
+            slots: Mutex::new(slots),
+            shutdown: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+        });
+        {
+            let cl = cl.clone();
+            thread::Builder::new()
+                .name("accept".into())
+                .spawn(move || cl.accept_loop(listener))?;
+        }
+        for (idx, p) in cl.cfg.peers.iter().enumerate() {
+            if cl.cfg.initiates_to(&p.name) {
+                let cl2 = cl.clone();
+                thread::Builder::new()
+                    .name(format!("dial-{}", p.name))
+                    .spawn(move || cl2.dial_loop(idx))?;
+            }
+        }
+        Ok(cl)
+    }
+
+    /// The address actually listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Current state of every peer, in configuration order.
+    pub fn snapshot(&self) -> Vec<PeerSnapshot> {
+        lock(&self.slots)
+            .iter()
+            .map(|s| PeerSnapshot {
+                name: s.peer.name.clone(),
+                addr: s.peer.addr.to_string(),
+                role: s.role,
+                state: s.state,
+                reason: s.reason.clone(),
+                remote: s.conn.as_ref().map(|c| c.remote.to_string()),
+            })
+            .collect()
+    }
+
+    /// Sends `frame` to peer `name` (for the protocols built on top).
+    pub fn send(&self, name: &str, frame: &Frame) -> io::Result<()> {
+        let writer = {
+            let slots = lock(&self.slots);
+            let slot = slots
+                .iter()
+                .find(|s| s.peer.name == name)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such peer"))?;
+            match &slot.conn {
+                Some(c) => c.writer.clone(),
+                None => return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
+            }
+        };
+        let mut w = lock(&writer);
+        wire::write_frame(&mut *w, frame)
+    }
+
+    /// Stops reconnecting and closes every connection.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let mut slots = lock(&self.slots);
+        for s in slots.iter_mut() {
+            if let Some(c) = s.conn.take() {
+                let _ = c.stream.shutdown(Shutdown::Both);
+            }
+        }
+        // Wake the accept thread so that it sees the flag and drops the
+        // listening socket.
+        let _ = TcpStream::connect_timeout(&self.local_addr, Duration::from_millis(200));
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `d`, waking early on shutdown. Returns false if stopping.
+    fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while !self.stopping() {
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+        false
+    }
+
+    fn set_state(&self, idx: usize, state: PeerState, reason: Option<String>) {
+        let mut slots = lock(&self.slots);
+        let s = &mut slots[idx];
+        if s.conn.is_none() {
+            s.state = state;
+            s.reason = reason;
+        }
+    }
+
+    // -- initiator side ---------------------------------------------------
+
+    fn dial_loop(self: Arc<Self>, idx: usize) {
+        let peer = self.cfg.peers[idx].clone();
+        let mut backoff = BACKOFF_MIN;
+        let mut last_error: Option<String> = None;
+        while !self.stopping() {
+            match self.dial_once(&peer) {
+                Ok(stream) => {
+                    last_error = None;
+                    backoff = BACKOFF_MIN;
+                    let remote = peer.addr;
+                    self.run_connection(idx, stream, remote);
+                    // Dropped: dial again right away (after the minimum delay).
+                }
+                Err(DialError::Refused(reason)) => {
+                    if last_error.as_deref() != Some(reason.as_str()) {
+                        wlog!("peer {} ({}) refused us: {reason}", peer.name, peer.addr);
+                        last_error = Some(reason.clone());
+                    }
+                    self.set_state(idx, PeerState::Refused, Some(reason));
+                }
+                Err(DialError::Other(e)) => {
+                    if last_error.as_deref() != Some(e.as_str()) {
+                        wlog!(
+                            "cannot connect to peer {} ({}): {e}; retrying",
+                            peer.name,
+                            peer.addr
+                        );
+                        last_error = Some(e.clone());
+                    }
+                    // Keep showing a refusal until a dial gets further.
+                    let state = {
+                        let slots = lock(&self.slots);
+                        slots[idx].state
+                    };
+                    if state != PeerState::Refused {
+                        self.set_state(idx, PeerState::Connecting, Some(e));
+                    }
+                }
+            }
+            if !self.sleep(backoff) {
+                break;
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    fn dial_once(&self, peer: &Peer) -> Result<TcpStream, DialError> {
+        let other = |e: io::Error| DialError::Other(e.to_string());
+        let mut s = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(other)?;
+        s.set_nodelay(true).map_err(other)?;
+        s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(other)?;
+        s.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(other)?;
+        wire::write_frame(&mut s, &Frame::hello(&self.cfg.cluster, &self.cfg.host))
+            .map_err(other)?;
+        match wire::read_frame(&mut s) {
+            Ok(Frame::HelloAck { version, host }) => {
+                if version != PROTOCOL_VERSION {
+                    Err(DialError::Refused(format!(
+                        "peer answered with protocol version {version} (this host speaks {PROTOCOL_VERSION})"
+                    )))
+                } else if host != peer.name {
+                    Err(DialError::Refused(format!(
+                        "the manager at {} says it is {host:?}, not {:?}",
+                        peer.addr, peer.name
+                    )))
+                } else {
+                    Ok(s)
+                }
+            }
+            Ok(Frame::Refuse { reason }) => Err(DialError::Refused(reason)),
+            Ok(f) => Err(DialError::Other(format!(
+                "unexpected frame type {} in handshake",
+                f.frame_type()
+            ))),
+            Err(WireError::Closed) => Err(DialError::Other(
+                "connection closed during handshake".into(),
+            )),
+            Err(e) => Err(DialError::Other(format!("handshake failed: {e}"))),
+        }
+    }
+
+    // -- acceptor side ----------------------------------------------------
+
+    fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        for conn in listener.incoming() {
+            if self.stopping() {
+                break;
+            }
+            match conn {
+                Ok(stream) => {
+                    let cl = self.clone();
+                    let _ = thread::Builder::new()
+                        .name("incoming".into())
+                        .spawn(move || cl.handle_incoming(stream));
+                }
+                Err(e) => {
+                    wlog!("accept failed: {e}");
+                    // E.g. EMFILE: do not spin.
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn refuse(&self, stream: &mut TcpStream, who: &str, remote: SocketAddr, reason: &str) {
+        wlog!("refused peer {who} ({remote}): {reason}");
+        let _ = wire::write_frame(
+            stream,
+            &Frame::Refuse {
+                reason: reason.to_string(),
+            },
+        );
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+
+    /// Checks a HELLO; returns the peer's slot index or the refusal reason.
+    pub fn check_hello(&self, cluster: &str, host: &str) -> Result<usize, String> {
+        if cluster != self.cfg.cluster {
+            return Err(format!(
+                "cluster name mismatch: peer is in {cluster:?}, this host ({}) is in {:?}",
+                self.cfg.host, self.cfg.cluster
+            ));
+        }
+        let idx = match self.cfg.peers.iter().position(|p| p.name == host) {
+            Some(i) => i,
+            None => {
+                return Err(format!(
+                    "host {host:?} is not a configured peer of {:?}",
+                    self.cfg.host
+                ));
+            }
+        };
+        if !crate::config::initiator_rule(host, &self.cfg.host) {
+            return Err(format!(
+                "host {host:?} must not initiate: the host whose name sorts lower ({:?}) connects",
+                self.cfg.host
+            ));
+        }
+        Ok(idx)
+    }
+
+    fn handle_incoming(self: Arc<Self>, mut stream: TcpStream) {
+        let remote = match stream.peer_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        let setup = stream
+            .set_nodelay(true)
+            .and_then(|_| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
+            .and_then(|_| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
+        if let Err(e) = setup {
+            wlog!("connection from {remote}: {e}");
+            return;
+        }
+        let hello = match wire::read_frame(&mut stream) {
+            Ok(f) => f,
+            Err(WireError::Closed) => return, // a port probe, or our own wake-up
+            Err(e @ (WireError::BadMagic | WireError::Version(_))) => {
+                self.refuse(&mut stream, "?", remote, &e.to_string());
+                return;
+            }
+            Err(e) => {
+                wlog!("connection from {remote}: bad handshake: {e}; closing");
+                let _ = wire::write_frame(
+                    &mut stream,
+                    &Frame::Refuse {
+                        reason: format!("bad handshake: {e}"),
+                    },
+                );
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+        if self.stopping() {
+            return;
+        }
+        let (cluster, host) = match hello {
+            Frame::Hello { cluster, host, .. } => (cluster, host),
+            other => {
+                let reason = format!("expected HELLO, got frame type {}", other.frame_type());
+                self.refuse(&mut stream, "?", remote, &reason);
+                return;
+            }
+        };
+        let idx = match self.check_hello(&cluster, &host) {
+            Ok(i) => i,
+            Err(reason) => {
+                if let Some(i) = self.cfg.peers.iter().position(|p| p.name == host) {
+                    self.set_state(i, PeerState::Refused, Some(reason.clone()));
+                }
+                self.refuse(&mut stream, &host, remote, &reason);
+                return;
+            }
+        };
+        let ack = Frame::HelloAck {
+            version: PROTOCOL_VERSION,
+            host: self.cfg.host.clone(),
+        };
+        if let Err(e) = wire::write_frame(&mut stream, &ack) {
+            wlog!("peer {host} ({remote}): cannot send HELLO_ACK: {e}");
+            return;
+        }
+        self.run_connection(idx, stream, remote);
+    }
+
+    // -- both sides -------------------------------------------------------
+
+    /// Runs an established connection until it drops.
+    fn run_connection(&self, idx: usize, mut stream: TcpStream, remote: SocketAddr) {
+        let name = self.cfg.peers[idx].name.clone();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let clones = stream
+            .set_read_timeout(Some(DEAD_AFTER))
+            .and_then(|_| stream.try_clone())
+            .and_then(|a| stream.try_clone().map(|b| (a, b)));
+        let (ctl, wr) = match clones {
+            Ok(c) => c,
+            Err(e) => {
+                wlog!("peer {name} ({remote}): {e}");
+                return;
+            }
+        };
+        let writer = Arc::new(Mutex::new(wr));
+        {
+            let mut slots = lock(&self.slots);
+            if self.stopping() {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            let s = &mut slots[idx];
+            if let Some(old) = s.conn.take() {
+                wlog!(
+                    "peer {name}: new connection ({remote}) replaces the old one ({})",
+                    old.remote
+                );
+                let _ = old.stream.shutdown(Shutdown::Both);
+            }
+            s.conn = Some(ConnHandle {
+                id,
+                stream: ctl,
+                writer: writer.clone(),
+                remote,
+            });
+            s.state = PeerState::Connected;
+            s.reason = None;
+        }
+        wlog!("peer {name} connected ({remote})");
+
+        let alive = Arc::new(AtomicBool::new(true));
+        {
+            let alive = alive.clone();
+            let writer = writer.clone();
+            let name = name.clone();
+            let _ = thread::Builder::new()
+                .name(format!("ping-{name}"))
+                .spawn(move || heartbeat(&writer, &alive));
+        }
+
+        let why = loop {
+            match wire::read_frame(&mut stream) {
+                Ok(Frame::Ping { seq }) => {
+                    let mut w = lock(&writer);
+                    if let Err(e) = wire::write_frame(&mut *w, &Frame::Pong { seq }) {
+                        break format!("write failed: {e}");
+                    }
+                }
+                Ok(Frame::Pong { .. }) => {}
+                Ok(f) => {
+                    let why = format!(
+                        "protocol error: unexpected frame type {} after handshake",
+                        f.frame_type()
+                    );
+                    wlog!("peer {name} ({remote}): {why}; closing");
+                    break why;
+                }
+                Err(WireError::Closed) => break "connection closed by peer".to_string(),
+                Err(e) if e.is_timeout() => {
+                    break format!("no heartbeat for {}s", DEAD_AFTER.as_secs());
+                }
+                Err(e @ WireError::Io(_)) => break e.to_string(),
+                Err(e) => {
+                    wlog!("peer {name} ({remote}): {e}; closing connection");
+                    break e.to_string();
+                }
+            }
+        };
+        alive.store(false, Ordering::SeqCst);
+        let _ = stream.shutdown(Shutdown::Both);
+        let current = {
+            let mut slots = lock(&self.slots);
+            let s = &mut slots[idx];
+            if s.conn.as_ref().map(|c| c.id) == Some(id) {
+                s.conn = None;
+                s.state = match s.role {
+                    Role::Initiator => PeerState::Connecting,
+                    Role::Acceptor => PeerState::Disconnected,
+                };
+                s.reason = Some(why.clone());
+                true
+            } else {
+                false
+            }
+        };
+        if current && !self.stopping() {
+            wlog!("peer {name} disconnected ({remote}): {why}");
+        }
+    }
+}
+
+/// Sends a PING every [`HEARTBEAT_INTERVAL`] until `alive` goes false or a
+/// write fails (which shuts the socket down, so the reader notices).
+fn heartbeat(writer: &Mutex<TcpStream>, alive: &AtomicBool) {
+    let mut seq = 0u64;
+    loop {
+        let end = Instant::now() + HEARTBEAT_INTERVAL;
+        while Instant::now() < end {
+            if !alive.load(Ordering::SeqCst) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        if !alive.load(Ordering::SeqCst) {
+            return;
+        }
+        seq += 1;
+        let mut w = lock(writer);
+        if wire::write_frame(&mut *w, &Frame::Ping { seq }).is_err() {
+            let _ = w.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn cfg(host: &str, peers: &[&str]) -> Arc<Config> {
+        let mut text = format!(
+            "cluster = \"c\"\nhost = \"{host}\"\nlisten = \"127.0.0.1:0\"\nexport = \"/tmp\"\n"
+        );
+        for (i, p) in peers.iter().enumerate() {
+            // Unused, closed ports: nothing dials successfully.
+            text.push_str(&format!(
+                "[[peer]]\nname = \"{p}\"\naddr = \"127.0.0.1:{}\"\n",
+                9 + i
+            ));
+        }
+        Arc::new(Config::parse(&text).unwrap())
+    }
+
+    #[test]
+    fn hello_checks() {
+        let cl = Cluster::start(cfg("m", &["a", "z"])).unwrap();
+        assert_eq!(cl.check_hello("c", "a"), Ok(0));
+        let e = cl.check_hello("other", "a").unwrap_err();
+        assert!(e.contains("cluster name mismatch"), "{e}");
+        let e = cl.check_hello("c", "q").unwrap_err();
+        assert!(e.contains("not a configured peer"), "{e}");
+        let e = cl.check_hello("c", "z").unwrap_err();
+        assert!(e.contains("must not initiate"), "{e}");
+        let snap = cl.snapshot();
+        assert_eq!(snap[0].role, Role::Acceptor);
+        assert_eq!(snap[1].role, Role::Initiator);
+        cl.shutdown();
+    }
+
+    #[test]
+    fn listener_reuses_address() {
+        let cl = Cluster::start(cfg("m", &[])).unwrap();
+        // Bind a second socket on a fresh port the same way and check the
+        // option std sets.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a live c_int of the right size.
+        let rc = unsafe {
+            libc::getsockopt(
+                l.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(v, 1, "std's TcpListener::bind must set SO_REUSEADDR");
+        cl.shutdown();
+    }
+
+    #[test]
+    fn acceptor_handshake_over_tcp() {
+        let cl = Cluster::start(cfg("m", &["a", "z"])).unwrap();
+        let addr = cl.local_addr();
+        // Wrong cluster: REFUSE.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("nope", "a")).unwrap();
+        match wire::read_frame(&mut s).unwrap() {
+            Frame::Refuse { reason } => assert!(reason.contains("cluster"), "{reason}"),
+            f => panic!("{f:?}"),
+        }
+        // Right: HELLO_ACK, then PING answered with PONG.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("c", "a")).unwrap();
+        assert_eq!(
+            wire::read_frame(&mut s).unwrap(),
+            Frame::HelloAck {
+                version: 1,
+                host: "m".into()
+            }
+        );
+        wire::write_frame(&mut s, &Frame::Ping { seq: 77 }).unwrap();
+        loop {
+            match wire::read_frame(&mut s).unwrap() {
+                Frame::Pong { seq } => {
+                    assert_eq!(seq, 77);
+                    break;
+                }
+                Frame::Ping { .. } => {}
+                f => panic!("{f:?}"),
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cl.snapshot()[0].state != PeerState::Connected {
+            assert!(Instant::now() < deadline);
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Oversized frame: the connection is closed, the manager lives on.
+        s.write_all_frame_len(u32::MAX);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cl.snapshot()[0].state != PeerState::Disconnected {
+            assert!(Instant::now() < deadline);
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            cl.snapshot()[0]
+                .reason
+                .as_ref()
+                .unwrap()
+                .contains("oversized")
+        );
+        cl.shutdown();
+    }
+
+    trait RawLen {
+        fn write_all_frame_len(&mut self, len: u32);
+    }
+    impl RawLen for TcpStream {
+        fn write_all_frame_len(&mut self, len: u32) {
+            use std::io::Write;
+            self.write_all(&len.to_le_bytes()).unwrap();
+        }
+    }
+}

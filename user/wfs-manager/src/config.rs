@@ -1,0 +1,420 @@
+//! The manager's TOML configuration.
+//!
+//! ```toml
+//! cluster = "wfs-vm"              # cluster name, checked in the handshake
+//! host = "h1"                     # this host's name
+//! listen = "10.0.0.1:7070"        # listen address (also this host's identity)
+//! export = "/export"              # export directory (must exist)
+//! device = "/dev/wfs"             # optional
+//! control = "/run/wfs/manager.sock"  # optional
+//!
+//! [[peer]]
+//! name = "h2"
+//! addr = "10.0.0.2:7070"
+//! ```
+//!
+//! Unknown keys are rejected, and so are duplicate peer names, a peer named
+//! like this host, unparsable addresses and a missing export directory.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default path of the device node.
+pub const DEFAULT_DEVICE: &str = "/dev/wfs";
+/// Default path of the control socket.
+pub const DEFAULT_CONTROL: &str = "/run/wfs/manager.sock";
+/// Longest host or cluster name.
+pub const MAX_NAME: usize = 255;
+
+/// The file as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster: String,
+    host: String,
+    listen: String,
+    export: PathBuf,
+    device: Option<PathBuf>,
+    control: Option<PathBuf>,
+    #[serde(default)]
+    peer: Vec<RawPeer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    name: String,
+    addr: String,
+}
+
+/// One other host of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its host name.
+    pub name: String,
+    /// Its listen address.
+    pub addr: SocketAddr,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Cluster name.
+    pub cluster: String,
+    /// This host's name.
+    pub host: String,
+    /// This host's listen address.
+    pub listen: SocketAddr,
+    /// Export directory.
+    pub export: PathBuf,
+    /// Device node.
+    pub device: PathBuf,
+    /// Control socket path.
+    pub control: PathBuf,
+    /// The other hosts, in file order.
+    pub peers: Vec<Peer>,
+}
+
+/// A configuration error, with a message meant for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Checks a host or cluster name: 1..=255 bytes of `[A-Za-z0-9._-]`.
+pub fn valid_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse::<SocketAddr>().map_err(|e| {
+        ConfigError(format!(
+            "{what}: cannot parse address {s:?} ({e}); expected IP:PORT"
+        ))
+    })
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message spans several lines; keep it on one.
+            let msg = e.to_string();
+            let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+            ConfigError(format!("invalid configuration: {msg}"))
+        })?;
+        if !valid_host_name(&raw.cluster) {
+            return err(format!(
+                "cluster name {:?} is invalid (1..={MAX_NAME} characters of A-Z a-z 0-9 . _ -)",
+                raw.cluster
+            ));
+        }
+        if !valid_host_name(&raw.host) {
+            return err(format!(
+                "host name {:?} is invalid (1..={MAX_NAME} characters of A-Z a-z 0-9 . _ -)",
+                raw.host
+            ));
+        }
+        let listen = parse_addr("listen", &raw.listen)?;
+        let mut names = HashSet::new();
+        let mut addrs = HashSet::new();
+        let mut peers = Vec::new();
+        for p in raw.peer {
+            if !valid_host_name(&p.name) {
+                return err(format!(
+                    "peer name {:?} is invalid (1..={MAX_NAME} characters of A-Z a-z 0-9 . _ -)",
+                    p.name
+                ));
+            }
+            if p.name == raw.host {
+                return err(format!(
+                    "peer {:?} has the same name as this host; list only the other hosts",
+                    p.name
+                ));
+            }
+            if !names.insert(p.name.clone()) {
+                return err(format!("duplicate peer name {:?}", p.name));
+            }
+            let addr = parse_addr(&format!("peer {:?} addr", p.name), &p.addr)?;
+            if addr == listen {
+                return err(format!(
+                    "peer {:?} has this host's own listen address {addr}",
+                    p.name
+                ));
+            }
+            if !addrs.insert(addr) {
+                return err(format!("peer {:?}: duplicate peer address {addr}", p.name));
+            }
+            peers.push(Peer { name: p.name, addr });
+        }
+        match std::fs::metadata(&raw.export) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return err(format!(
+                    "export {} is not a directory",
+                    raw.export.display()
+                ));
+            }
+            Err(e) => {
+                return err(format!(
+                    "export directory {} does not exist or is not accessible: {e}",
+                    raw.export.display()
+                ));
+            }
+        }
+        Ok(Config {
+            cluster: raw.cluster,
+            host: raw.host,
+            listen,
+            export: raw.export,
+            device: raw.device.unwrap_or_else(|| PathBuf::from(DEFAULT_DEVICE)),
+            control: raw
+                .control
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL)),
+            peers,
+        })
+    }
+
+    /// Whether this host dials `peer` (true) or waits for it (false).
+    ///
+    /// The rule, the same on both sides so that every pair of hosts has
+    /// exactly one connection: the host whose name sorts lower (byte-wise)
+    /// initiates; the other only accepts.
+    pub fn initiates_to(&self, peer: &str) -> bool {
+        initiator_rule(&self.host, peer)
+    }
+
+    /// The configured peer called `name`.
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.name == name)
+    }
+}
+
+/// True iff host `a` must initiate the connection to host `b`.
+pub fn initiator_rule(a: &str, b: &str) -> bool {
+    a.as_bytes() < b.as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir() -> String {
+        std::env::temp_dir().to_str().unwrap().to_string()
+    }
+
+    fn good() -> String {
+        format!(
+            r#"
+cluster = "wfs-vm"
+host = "h1"
+listen = "10.0.0.1:7070"
+export = "{}"
+
+[[peer]]
+name = "h2"
+addr = "10.0.0.2:7070"
+
+[[peer]]
+name = "h3"
+addr = "10.0.0.3:7070"
+"#,
+            tmpdir()
+        )
+    }
+
+    fn parse_err(text: &str) -> String {
+        match Config::parse(text) {
+            Ok(c) => panic!("accepted bad config: {c:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn good_config() {
+        let c = Config::parse(&good()).unwrap();
+        assert_eq!(c.cluster, "wfs-vm");
+        assert_eq!(c.host, "h1");
+        assert_eq!(c.listen, "10.0.0.1:7070".parse().unwrap());
+        assert_eq!(c.export, PathBuf::from(tmpdir()));
+        assert_eq!(c.device, PathBuf::from("/dev/wfs"));
+        assert_eq!(c.control, PathBuf::from("/run/wfs/manager.sock"));
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[0].name, "h2");
+        assert_eq!(c.peers[1].addr, "10.0.0.3:7070".parse().unwrap());
+        assert!(c.initiates_to("h2"));
+        assert_eq!(c.peer("h3").unwrap().name, "h3");
+        assert!(c.peer("h4").is_none());
+    }
+
+    #[test]
+    fn optional_fields_and_no_peers() {
+        let text = format!(
+            "cluster = \"c\"\nhost = \"a\"\nlisten = \"[::1]:1\"\nexport = \"{}\"\ndevice = \"/dev/x\"\ncontrol = \"/tmp/c.sock\"\n",
+            tmpdir()
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.device, PathBuf::from("/dev/x"));
+        assert_eq!(c.control, PathBuf::from("/tmp/c.sock"));
+        assert!(c.peers.is_empty());
+        assert_eq!(c.listen, "[::1]:1".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_fields() {
+        let e = parse_err(&format!("{}\nbogus = 1\n", good()));
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse_err(&good().replace(
+            "addr = \"10.0.0.3:7070\"",
+            "addr = \"10.0.0.3:7070\"\nport = 3",
+        ));
+        assert!(e.contains("port"), "{e}");
+        // A misspelt table name is an unknown field too.
+        let e = parse_err(&good().replace("[[peer]]", "[[peers]]"));
+        assert!(e.contains("peers"), "{e}");
+    }
+
+    #[test]
+    fn missing_fields() {
+        for key in ["cluster", "host", "listen", "export"] {
+            let text: String = good()
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{key} =")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = parse_err(&text);
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = parse_err(&good().replace("name = \"h2\"\n", ""));
+        assert!(e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types() {
+        let e = parse_err(&good().replace("host = \"h1\"", "host = 1"));
+        assert!(e.contains("invalid"), "{e}");
+        let e = parse_err("this is not toml");
+        assert!(e.contains("invalid configuration"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_peer_names() {
+        let text = good().replace("name = \"h3\"", "name = \"h2\"");
+        assert!(parse_err(&text).contains("duplicate peer name \"h2\""));
+    }
+
+    #[test]
+    fn duplicate_peer_addrs() {
+        let text = good().replace("10.0.0.3:7070", "10.0.0.2:7070");
+        assert!(parse_err(&text).contains("duplicate peer address"));
+    }
+
+    #[test]
+    fn peer_named_like_host() {
+        let text = good().replace("name = \"h3\"", "name = \"h1\"");
+        assert!(parse_err(&text).contains("same name as this host"));
+    }
+
+    #[test]
+    fn peer_with_own_address() {
+        let text = good().replace("10.0.0.3:7070", "10.0.0.1:7070");
+        assert!(parse_err(&text).contains("own listen address"));
+    }
+
+    #[test]
+    fn bad_addresses() {
+        for bad in [
+            "10.0.0.2",
+            "nohost:7070",
+            "10.0.0.2:notaport",
+            "10.0.0.2:70000",
+            "",
+        ] {
+            let text = good().replace("10.0.0.2:7070", bad);
+            let e = parse_err(&text);
+            assert!(
+                e.contains("peer \"h2\" addr") && e.contains("cannot parse"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse_err(&good().replace("10.0.0.1:7070", "10.0.0.1"));
+        assert!(e.contains("listen") && e.contains("cannot parse"), "{e}");
+    }
+
+    #[test]
+    fn bad_names() {
+        for bad in ["", "h 1", "h/1", "é"] {
+            let e = parse_err(&good().replace("host = \"h1\"", &format!("host = \"{bad}\"")));
+            assert!(e.contains("host name"), "{bad}: {e}");
+            let e =
+                parse_err(&good().replace("cluster = \"wfs-vm\"", &format!("cluster = \"{bad}\"")));
+            assert!(e.contains("cluster name"), "{bad}: {e}");
+            let e = parse_err(&good().replace("name = \"h2\"", &format!("name = \"{bad}\"")));
+            assert!(e.contains("peer name"), "{bad}: {e}");
+        }
+        let long = "x".repeat(MAX_NAME + 1);
+        let e = parse_err(&good().replace("host = \"h1\"", &format!("host = \"{long}\"")));
+        assert!(e.contains("host name"), "{e}");
+    }
+
+    #[test]
+    fn missing_export() {
+        let text = good().replace(&tmpdir(), "/nonexistent/wfs-export-dir");
+        let e = parse_err(&text);
+        assert!(
+            e.contains("export directory /nonexistent/wfs-export-dir does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn export_not_a_directory() {
+        let text = good().replace(
+            &format!("export = \"{}\"", tmpdir()),
+            "export = \"/proc/self/status\"",
+        );
+        assert!(parse_err(&text).contains("is not a directory"));
+    }
+
+    #[test]
+    fn load_reports_path() {
+        let e = Config::load(Path::new("/nonexistent/wfs.toml")).unwrap_err();
+        assert!(e.0.contains("cannot read /nonexistent/wfs.toml"), "{e}");
+    }
+
+    #[test]
+    fn initiator_rule_is_antisymmetric() {
+        assert!(initiator_rule("h1", "h2"));
+        assert!(!initiator_rule("h2", "h1"));
+        assert!(!initiator_rule("h1", "h1"));
+        assert!(initiator_rule("a", "b"));
+        assert!(initiator_rule("h10", "h2")); // byte-wise, not numeric
+        for (a, b) in [("x", "y"), ("node-1", "node-10"), ("B", "a")] {
+            assert_ne!(initiator_rule(a, b), initiator_rule(b, a));
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The control socket: a unix stream socket that `wfsctl` talks to.
+//!
+//! Protocol: the client connects, sends one command on one line
+//! (`status\n`), and the manager answers with one line of JSON and closes
+//! the connection. Commands:
+//!
+//! * `status`: a [`StatusReport`].
+//! * `ping`: `{"ok":true}`.
+//!
+//! Anything else is answered with `{"error":"..."}`.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::PeerSnapshot;
+use crate::wlog;
+
+/// Longest command line accepted.
+pub const MAX_COMMAND: u64 = 4096;
+/// Time a client gets to send its command.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The answer to `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// This host's name.
+    pub host: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Process id of the manager.
+    pub pid: u32,
+    /// Address the manager listens on.
+    pub listen: String,
+    /// Device path, or `None` when started with `--no-device`.
+    pub device: Option<String>,
+    /// Whether the manager holds a registration with the kernel.
+    pub registered: bool,
+    /// ABI version (the kernel's answer when registered, else the
+    /// manager's own).
+    pub abi_version: u32,
+    /// Session number from the kernel (0 if not registered).
+    pub session: u64,
+    /// Kernel limit: requests in flight.
+    pub max_inflight: u32,
+    /// Kernel limit: netmem pool slots.
+    pub pool_slots: u32,
+    /// Kernel request time-out, milliseconds.
+    pub timeout_ms: u32,
+    /// Every configured peer.
+    pub peers: Vec<PeerSnapshot>,
+}
+
+/// Produces the current status.
+pub type StatusFn = Arc<dyn Fn() -> StatusReport + Send + Sync>;
+
+/// A running control socket server.
+pub struct ControlServer {
+    path: PathBuf,
+}
+
+/// A control socket that exists but is not served yet.
+pub struct BoundControl {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl BoundControl {
+    /// Removes the socket without ever serving it.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Serves the socket on a thread from now on.
+    pub fn serve(self, status: StatusFn) -> ControlServer {
+        let listener = self.listener;
+        let spawned = thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    match conn {
+                        Ok(s) => {
+                            let status = status.clone();
+                            let _ = thread::Builder::new()
+                                .name("control-client".into())
+                                .spawn(move || serve(s, &status));
+                        }
+                        Err(e) => {
+                            wlog!("control socket accept failed: {e}");
+                            thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            wlog!("cannot start control thread: {e}");
+        }
+        ControlServer { path: self.path }
+    }
+}
+
+impl ControlServer {
+    /// Creates the socket at `path` (creating its parent directory and
+    /// removing a stale socket left by a dead manager) and serves it on a
+    /// thread.
+    pub fn start(path: &Path, status: StatusFn) -> Result<ControlServer, String> {
+        Ok(ControlServer::bind(path)?.serve(status))
+    }
+
+    /// Creates the socket at `path` (creating its parent directory and
+    /// removing a stale socket left by a dead manager) without serving it
+    /// yet; connections wait in the backlog until [`BoundControl::serve`].
+    pub fn bind(path: &Path) -> Result<BoundControl, String> {
+        let p = path.display();
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(format!(
+                        "control socket {p} is in use by another running manager"
+                    ));
+                }
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove stale control socket {p}: {e}"))?;
+                wlog!("removed stale control socket {p}");
+            }
+            Ok(_) => return Err(format!("{p} exists and is not a socket; not touching it")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot stat {p}: {e}")),
+        }
+        let listener =
+            UnixListener::bind(path).map_err(|e| format!("cannot bind control socket {p}: {e}"))?;
+        Ok(BoundControl {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the socket file (on exit).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Answers one command line.
+pub fn answer(cmd: &str, status: &StatusFn) -> String {
+    match cmd.trim() {
+        "status" => serde_json::to_string(&status()).unwrap_or_else(|e| error_json(&e.to_string())),
+        "ping" => "{\"ok\":true}".to_string(),
+        "" => error_json("empty command"),
+        other => error_json(&format!("unknown command {other:?}")),
+    }
+}
+
+fn error_json(msg: &str) -> String {
+    serde_json::json!({ "error": msg }).to_string()
+}
+
+fn serve(stream: UnixStream, status: &StatusFn) {
+    let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
+    let mut line = String::new();
+    let mut reader = BufReader::new((&stream).take(MAX_COMMAND));
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut out = answer(&line, status);
+    out.push('\n');
+    let mut w = &stream;
+    let _ = w.write_all(out.as_bytes());
+}
+
+/// Sends `cmd` to the manager at `path` and returns its one-line answer.
+pub fn query(path: &Path, cmd: &str, timeout: Duration) -> io::Result<String> {
+    let mut s = UnixStream::connect(path)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(format!("{cmd}\n").as_bytes())?;
+    let mut out = String::new();
+    BufReader::new(s.take(16 << 20)).read_line(&mut out)?;
+    if out.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "manager closed the connection without answering",
+        ));
+    }
+    Ok(out)
+}
+
+/// Asks the manager at `path` for its status.
+pub fn status(path: &Path, timeout: Duration) -> Result<StatusReport, String> {
+    let line = query(path, "status", timeout)
+        .map_err(|e| format!("cannot reach manager at {}: {e}", path.display()))?;
+    serde_json::from_str(&line).map_err(|e| {
+        format!(
+            "bad answer from manager at {}: {e}: {}",
+            path.display(),
+            line.trim()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{PeerState, Role};
+
+    fn report() -> StatusReport {
+        StatusReport {
+            host: "h1".into(),
+            cluster: "c".into(),
+            pid: 57,
+            listen: "127.0.0.1:7070".into(),
+            device: Some("/dev/wfs".into()),
+            registered: true,
+            abi_version: 1,
+            session: 3,
+            max_inflight: 64,
+            pool_slots: 256,
+            timeout_ms: 5000,
+            peers: vec![PeerSnapshot {
+                name: "h2".into(),
+                addr: "10.0.0.2:7070".into(),
+                role: Role::Initiator,
+                state: PeerState::Connected,
+                reason: None,
+                remote: Some("10.0.0.2:7070".into()),
+            }],
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("wfs-ctl-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn answers() {
+        let f: StatusFn = Arc::new(report);
+        let s: StatusReport = serde_json::from_str(&answer("status\n", &f)).unwrap();
+        assert_eq!(s, report());
+        assert_eq!(answer("ping", &f), "{\"ok\":true}");
+        assert!(answer("bogus", &f).contains("unknown command"));
+        assert!(answer("", &f).contains("empty command"));
+        let j = serde_json::to_value(report()).unwrap();
+        assert_eq!(j["peers"][0]["state"], "connected");
+        assert_eq!(j["peers"][0]["role"], "initiator");
+    }
+
+    #[test]
+    fn server_round_trip_and_stale_socket() {
+        let dir = tmp("srv");
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("m.sock");
+        let srv = ControlServer::start(&path, Arc::new(report)).unwrap();
+        assert_eq!(status(&path, Duration::from_secs(5)).unwrap(), report());
+        assert!(
+            query(&path, "nope", Duration::from_secs(5))
+                .unwrap()
+                .contains("error")
+        );
+        // A second server on the same live socket is refused.
+        let e = ControlServer::start(&path, Arc::new(report)).err().unwrap();
+        assert!(e.contains("in use"), "{e}");
+        srv.remove();
+        assert!(!path.exists());
+        // A stale socket file (nobody listening) is replaced.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let srv = ControlServer::start(&path, Arc::new(report)).unwrap();
+        assert!(status(&path, Duration::from_secs(5)).is_ok());
+        srv.remove();
+        // A regular file is left alone.
+        std::fs::write(&path, b"x").unwrap();
+        let e = ControlServer::start(&path, Arc::new(report)).err().unwrap();
+        assert!(e.contains("not a socket"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unreachable() {
+        let e = status(Path::new("/nonexistent/wfs.sock"), Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("cannot reach manager"), "{e}");
+    }
+}

@@ -1,0 +1,32 @@
+//! The WFS per-host manager.
+//!
+//! The manager registers itself with `wfs.ko` through `/dev/wfs`, keeps a
+//! TCP connection to every other host of the cluster and answers `wfsctl`
+//! on a unix control socket.
+//!
+//! Module map:
+//!
+//! * [`config`]: the TOML configuration and its validation.
+//! * [`device`]: `/dev/wfs`: opening it, `IOC_REGISTER`, `IOC_STATUS`,
+//!   errno names. (Upcall handling, i.e. `read(2)`/`write(2)` of ABI
+//!   messages, will live in its own `upcall` module.)
+//! * [`wire`]: framing and encoding of the manager-to-manager protocol.
+//!   Pure: no sockets, no threads.
+//! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
+//!   reconnection. (The page protocol will be a pure state machine in its
+//!   own module, driven by frames delivered from here.)
+//! * [`control`]: the control socket and the status report it serves.
+//! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
+//! * [`log`]: one-line-per-event logging to stderr.
+//! * `testkit`: helpers for the workspace's integration tests.
+
+pub mod cluster;
+pub mod config;
+pub mod control;
+pub mod device;
+pub mod log;
+pub mod manager;
+pub mod signals;
+#[doc(hidden)]
+pub mod testkit;
+pub mod wire;

@@ -1,0 +1,220 @@
+//! Start-up and shut-down of the manager process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wfs_abi::ABI_VERSION;
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::control::{ControlServer, StatusReport};
+use crate::device::{self, Device};
+use crate::signals::{self, Signals};
+use crate::wlog;
+
+/// Usage text.
+pub const USAGE: &str = "usage: wfs-manager --config PATH [--no-device]";
+
+/// Parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// `--config PATH`.
+    pub config: PathBuf,
+    /// `--no-device`: skip /dev/wfs entirely (host-side tests).
+    pub no_device: bool,
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut config = None;
+    let mut no_device = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" => match it.next() {
+                Some(p) => config = Some(PathBuf::from(p)),
+                None => return Err("--config needs a path".into()),
+            },
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]));
+            }
+            "--no-device" => no_device = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    match config {
+        Some(config) => Ok(Args { config, no_device }),
+        None => Err("--config is required".into()),
+    }
+}
+
+/// Runs the manager; returns the process exit code.
+pub fn run(argv: &[String]) -> i32 {
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return 0;
+    }
+    let args = match parse_args(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            wlog!("{e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            wlog!("config error: {e}");
+            return 1;
+        }
+    };
+    crate::log::set_host(&cfg.host);
+
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            wlog!("cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
+
+    // The registration lives as long as `dev`: closing the descriptor
+    // unregisters in the kernel.
+    let dev: Option<Device> = if args.no_device {
+        wlog!("--no-device: not registering with the kernel");
+        None
+    } else {
+        match device::register(&cfg.device) {
+            Ok(d) => {
+                wlog!(
+                    "registered with {}: abi {} session {} max_inflight {} pool_slots {} timeout_ms {}",
+                    cfg.device.display(),
+                    d.reg.abi_version,
+                    d.reg.session,
+                    d.reg.max_inflight,
+                    d.reg.pool_slots,
+                    d.reg.timeout_ms
+                );
+                if d.reg.abi_version != ABI_VERSION {
+                    wlog!(
+                        "warning: kernel answered abi {} (manager speaks {ABI_VERSION})",
+                        d.reg.abi_version
+                    );
+                }
+                Some(d)
+            }
+            Err(e) => {
+                wlog!("{e}");
+                return 1;
+            }
+        }
+    };
+
+    wlog!(
+        "starting: cluster {} listen {} control {} peers [{}] pid {}",
+        cfg.cluster,
+        cfg.listen,
+        cfg.control.display(),
+        cfg.peers
+            .iter()
+            .map(|p| format!(
+                "{} {} ({})",
+                p.name,
+                p.addr,
+                if cfg.initiates_to(&p.name) {
+                    "we dial"
+                } else {
+                    "it dials"
+                }
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        std::process::id()
+    );
+
+    // Claim the control socket before touching the network, so that a
+    // second manager started by mistake with the same configuration stops
+    // here instead of disturbing the first one's peer connections.
+    let bound = match ControlServer::bind(&cfg.control) {
+        Ok(b) => b,
+        Err(e) => {
+            wlog!("{e}");
+            return 1;
+        }
+    };
+
+    let cluster = match Cluster::start(cfg.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            wlog!("cannot listen on {}: {e}", cfg.listen);
+            bound.remove();
+            return 1;
+        }
+    };
+
+    let reg = dev.as_ref().map(|d| d.reg);
+    let status = {
+        let cfg = cfg.clone();
+        let cluster = cluster.clone();
+        let device = dev.as_ref().map(|d| d.path.display().to_string());
+        Arc::new(move || StatusReport {
+            host: cfg.host.clone(),
+            cluster: cfg.cluster.clone(),
+            pid: std::process::id(),
+            listen: cluster.local_addr().to_string(),
+            device: device.clone(),
+            registered: reg.is_some(),
+            abi_version: reg.map(|r| r.abi_version).unwrap_or(ABI_VERSION),
+            session: reg.map(|r| r.session).unwrap_or(0),
+            max_inflight: reg.map(|r| r.max_inflight).unwrap_or(0),
+            pool_slots: reg.map(|r| r.pool_slots).unwrap_or(0),
+            timeout_ms: reg.map(|r| r.timeout_ms).unwrap_or(0),
+            peers: cluster.snapshot(),
+        })
+    };
+    let control = bound.serve(status);
+    wlog!(
+        "ready: listening on {}, control socket {}",
+        cluster.local_addr(),
+        control.path().display()
+    );
+
+    let sig = signals.wait();
+    wlog!("received {}, shutting down", signals::name(sig));
+    cluster.shutdown();
+    control.remove();
+    drop(dev);
+    wlog!("exiting");
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn args() {
+        assert_eq!(
+            parse_args(&v(&["--config", "/x"])),
+            Ok(Args {
+                config: "/x".into(),
+                no_device: false
+            })
+        );
+        assert_eq!(
+            parse_args(&v(&["--no-device", "--config=/y"])),
+            Ok(Args {
+                config: "/y".into(),
+                no_device: true
+            })
+        );
+        assert!(parse_args(&v(&[])).is_err());
+        assert!(parse_args(&v(&["--config"])).is_err());
+        assert!(parse_args(&v(&["--config", "/x", "--bogus"])).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Helpers for the integration tests of this workspace: temporary
+//! directories, free ports, and real `wfs-manager` processes started with
+//! `--no-device`. Not part of the manager proper.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::cluster::PeerState;
+use crate::control::{self, StatusReport};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A temporary directory, removed on drop.
+pub struct TestDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> TestDir {
+        let path = std::env::temp_dir().join(format!(
+            "wfs-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(path.join("export")).expect("create test dir");
+        TestDir { path }
+    }
+
+    /// The (empty) export directory inside it.
+    pub fn export(&self) -> PathBuf {
+        self.path.join("export")
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A port that was free a moment ago (bound on 127.0.0.1:0, then closed).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// One manager process (or its configuration, while not running).
+pub struct Node {
+    /// Host name.
+    pub name: String,
+    /// Cluster name written to its configuration.
+    pub cluster: String,
+    /// Listen port on 127.0.0.1.
+    pub port: u16,
+    /// Configured peers: (name, port).
+    pub peers: Vec<(String, u16)>,
+    /// Control socket path.
+    pub control: PathBuf,
+    /// Log file (the process's stderr, appended across restarts).
+    pub log: PathBuf,
+    /// Configuration file.
+    pub config: PathBuf,
+    /// The running process.
+    pub child: Option<Child>,
+    bin: PathBuf,
+}
+
+impl Node {
+    /// Describes a node; nothing runs yet.
+    pub fn new(
+        bin: &Path,
+        dir: &TestDir,
+        name: &str,
+        cluster: &str,
+        port: u16,
+        peers: &[(&str, u16)],
+    ) -> Node {
+        let tag = format!("{name}-{port}");
+        Node {
+            name: name.to_string(),
+            cluster: cluster.to_string(),
+            port,
+            peers: peers.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
+            control: dir.path.join(format!("ctl-{tag}")).join("manager.sock"),
+            log: dir.path.join(format!("{tag}.log")),
+            config: dir.path.join(format!("{tag}.toml")),
+            child: None,
+            bin: bin.to_path_buf(),
+        }
+        .write_config(&dir.export())
+    }
+
+    fn write_config(self, export: &Path) -> Node {
+        let mut t = String::new();
+        let _ = writeln!(t, "cluster = \"{}\"", self.cluster);
+        let _ = writeln!(t, "host = \"{}\"", self.name);
+        let _ = writeln!(t, "listen = \"127.0.0.1:{}\"", self.port);
+        let _ = writeln!(t, "export = \"{}\"", export.display());
+        let _ = writeln!(t, "device = \"/nonexistent/wfs\"");
+        let _ = writeln!(t, "control = \"{}\"", self.control.display());
+        for (n, p) in &self.peers {
+            let _ = writeln!(t, "\n[[peer]]\nname = \"{n}\"\naddr = \"127.0.0.1:{p}\"");
+        }
+        std::fs::write(&self.config, t).expect("write config");
+        self
+    }
+
+    /// Starts the manager with `--no-device`, stderr appended to the log.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--no-device")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn wfs-manager");
+        self.child = Some(child);
+    }
+
+    /// Process id of the running manager.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("not running").id() as i32
+    }
+
+    /// Sends `sig` to the manager.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("not running");
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not exit within {timeout:?}\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the manager with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The status, if the manager answers.
+    pub fn status(&self) -> Option<StatusReport> {
+        control::status(&self.control, Duration::from_secs(2)).ok()
+    }
+
+    /// State of `peer` as this manager sees it.
+    pub fn peer_state(&self, peer: &str) -> Option<PeerState> {
+        self.status()?
+            .peers
+            .into_iter()
+            .find(|p| p.name == peer)
+            .map(|p| p.state)
+    }
+
+    /// True iff every configured peer is connected.
+    pub fn all_connected(&self) -> bool {
+        self.status()
+            .map(|s| s.peers.iter().all(|p| p.state == PeerState::Connected))
+            .unwrap_or(false)
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+        // WFS_TEST_LOGS=1 cargo test -- --nocapture shows every log.
+        if std::env::var_os("WFS_TEST_LOGS").is_some() {
+            eprintln!(
+                "--- log of {} ({}):\n{}",
+                self.name,
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds; panics after `timeout` with
+/// `what` and the given logs.
+pub fn wait_until(timeout: Duration, what: &str, logs: &[&Node], mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() > end {
+            let mut msg = format!("timed out after {timeout:?} waiting for: {what}\n");
+            for n in logs {
+                let _ = writeln!(
+                    msg,
+                    "--- {} status: {:?}\n--- {} log:\n{}",
+                    n.name,
+                    n.status(),
+                    n.name,
+                    n.log_text()
+                );
+            }
+            panic!("{msg}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

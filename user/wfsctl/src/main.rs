@@ -1,0 +1,503 @@
+//! `wfsctl`: inspect and poke the WFS manager and `/dev/wfs`.
+//!
+//! ```text
+//! wfsctl status [--control PATH] [--device PATH]
+//! wfsctl wait [--control PATH] [--peers] [--timeout SECS]
+//! wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|EBUSY|EPROTO|EPERM|...]
+//! wfsctl kstatus [--device PATH]
+//! ```
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wfs_abi::{ABI_VERSION, REGISTER_MAGIC, Register, Status};
+use wfs_manager::cluster::PeerState;
+use wfs_manager::config::{DEFAULT_CONTROL, DEFAULT_DEVICE};
+use wfs_manager::control::{self, StatusReport};
+use wfs_manager::device;
+
+const USAGE: &str = "usage:
+  wfsctl status [--control PATH] [--device PATH]
+  wfsctl wait [--control PATH] [--peers] [--timeout SECS]
+  wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|ERRNO]
+  wfsctl kstatus [--device PATH]";
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options of all subcommands; each subcommand accepts a subset.
+#[derive(Debug, Default)]
+struct Opts {
+    control: Option<PathBuf>,
+    device: Option<PathBuf>,
+    peers: bool,
+    timeout: Option<f64>,
+    abi: Option<u32>,
+    magic: Option<u32>,
+    as_uid: Option<u32>,
+    expect: Option<String>,
+}
+
+fn usage_err(msg: &str) -> ! {
+    eprintln!("wfsctl: {msg}\n{USAGE}");
+    std::process::exit(2);
+}
+
+fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
+    let mut o = Opts::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        if !allowed.contains(&flag) {
+            usage_err(&format!("unexpected argument {a:?}"));
+        }
+        if flag == "--peers" {
+            o.peers = true;
+            continue;
+        }
+        let val = match inline.or_else(|| it.next().cloned()) {
+            Some(v) => v,
+            None => usage_err(&format!("{flag} needs a value")),
+        };
+        let bad = |what: &str| -> ! { usage_err(&format!("{flag}: {what} {val:?}")) };
+        match flag {
+            "--control" => o.control = Some(PathBuf::from(&val)),
+            "--device" => o.device = Some(PathBuf::from(&val)),
+            "--timeout" => {
+                o.timeout = Some(match val.parse::<f64>() {
+                    Ok(t) if t >= 0.0 && t.is_finite() => t,
+                    _ => bad("bad number of seconds"),
+                })
+            }
+            "--abi" => o.abi = Some(val.parse().unwrap_or_else(|_| bad("bad number"))),
+            "--magic" => {
+                let hex = val
+                    .strip_prefix("0x")
+                    .or_else(|| val.strip_prefix("0X"))
+                    .unwrap_or(&val);
+                o.magic = Some(u32::from_str_radix(hex, 16).unwrap_or_else(|_| bad("bad hex")))
+            }
+            "--as-uid" => o.as_uid = Some(val.parse().unwrap_or_else(|_| bad("bad uid"))),
+            "--expect" => o.expect = Some(val),
+            _ => unreachable!(),
+        }
+    }
+    o
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        usage_err("missing command");
+    };
+    let rest = &args[1..];
+    let code = match cmd.as_str() {
+        "status" => cmd_status(&parse_opts(rest, &["--control", "--device"])),
+        "wait" => cmd_wait(&parse_opts(rest, &["--control", "--peers", "--timeout"])),
+        "probe-register" => cmd_probe(&parse_opts(
+            rest,
+            &["--device", "--abi", "--magic", "--as-uid", "--expect"],
+        )),
+        "kstatus" => cmd_kstatus(&parse_opts(rest, &["--device"])),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            0
+        }
+        other => usage_err(&format!("unknown command {other:?}")),
+    };
+    std::process::exit(code);
+}
+
+fn control_path(o: &Opts) -> PathBuf {
+    o.control
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL))
+}
+
+fn device_path(o: &Opts) -> PathBuf {
+    o.device
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DEVICE))
+}
+
+// ---------------------------------------------------------------------------
+// status / kstatus
+// ---------------------------------------------------------------------------
+
+/// `registered: ...` line.
+fn registered_line(s: &StatusReport) -> String {
+    if s.registered {
+        format!(
+            "registered: yes (abi {}, session {}, pid {})",
+            s.abi_version, s.session, s.pid
+        )
+    } else if s.device.is_none() {
+        format!("registered: no (--no-device, pid {})", s.pid)
+    } else {
+        format!("registered: no (pid {})", s.pid)
+    }
+}
+
+/// `peer NAME ADDR STATE[ (reason)]` line.
+fn peer_line(p: &wfs_manager::cluster::PeerSnapshot) -> String {
+    match (&p.state, &p.reason) {
+        (PeerState::Connected, _) | (_, None) => {
+            format!("peer {} {} {}", p.name, p.addr, p.state.as_str())
+        }
+        (_, Some(r)) => format!("peer {} {} {} ({r})", p.name, p.addr, p.state.as_str()),
+    }
+}
+
+fn print_report(s: &StatusReport) {
+    println!(
+        "manager: host {} cluster {} listen {} pid {}",
+        s.host, s.cluster, s.listen, s.pid
+    );
+    println!("{}", registered_line(s));
+    if s.registered {
+        println!(
+            "limits: max_inflight {} pool_slots {} timeout_ms {}",
+            s.max_inflight, s.pool_slots, s.timeout_ms
+        );
+    }
+    for p in &s.peers {
+        println!("{}", peer_line(p));
+    }
+}
+
+/// `kernel: ...` line(s) for a status block.
+fn kernel_lines(st: &Status) -> Vec<String> {
+    let mut v = vec![if st.registered != 0 {
+        format!(
+            "kernel: manager registered pid {} session {} inflight {} mounts {}",
+            st.manager_pid, st.session, st.inflight, st.mounts
+        )
+    } else {
+        format!(
+            "kernel: no manager registered session {} inflight {} mounts {}",
+            st.session, st.inflight, st.mounts
+        )
+    }];
+    if st.abi_version != ABI_VERSION {
+        v.push(format!(
+            "kernel: abi version {} differs from wfsctl's {ABI_VERSION}",
+            st.abi_version
+        ));
+    }
+    v
+}
+
+/// Prints the kernel's view; returns false if it could not be read.
+fn print_kernel(dev: &Path, absent_is_ok: bool) -> bool {
+    let d = dev.display();
+    match device::open(dev) {
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(0);
+            if absent_is_ok
+                && (errno == libc::ENOENT || errno == libc::ENODEV || errno == libc::ENXIO)
+            {
+                println!("kernel: {d} not present, skipped (is wfs.ko loaded?)");
+                return true;
+            }
+            println!("kernel: {}", device::open_error(dev, &e));
+            false
+        }
+        Ok(f) => match device::ioctl_status(f.as_raw_fd()) {
+            Ok(st) => {
+                for l in kernel_lines(&st) {
+                    println!("{l}");
+                }
+                true
+            }
+            Err(e) => {
+                println!(
+                    "kernel: IOC_STATUS on {d} failed: {}",
+                    device::describe_errno(e)
+                );
+                false
+            }
+        },
+    }
+}
+
+fn cmd_status(o: &Opts) -> i32 {
+    let ctl = control_path(o);
+    let mut code = 0;
+    match control::status(&ctl, QUERY_TIMEOUT) {
+        Ok(s) => print_report(&s),
+        Err(e) => {
+            eprintln!("wfsctl: {e}");
+            println!("manager: unreachable ({})", ctl.display());
+            code = 1;
+        }
+    }
+    print_kernel(&device_path(o), true);
+    code
+}
+
+fn cmd_kstatus(o: &Opts) -> i32 {
+    if print_kernel(&device_path(o), false) {
+        0
+    } else {
+        1
+    }
+}
+
+// ---------------------------------------------------------------------------
+// wait
+// ---------------------------------------------------------------------------
+
+/// What is still missing for `wait`, or an empty list when ready.
+fn missing(s: &StatusReport, peers: bool) -> Vec<String> {
+    let mut m = Vec::new();
+    // Without a device (--no-device) there is nothing to register.
+    if !s.registered && s.device.is_some() {
+        m.push("manager not registered with the kernel".to_string());
+    }
+    if peers {
+        for p in &s.peers {
+            if p.state != PeerState::Connected {
+                m.push(match &p.reason {
+                    Some(r) => format!("peer {} {} ({r})", p.name, p.state.as_str()),
+                    None => format!("peer {} {}", p.name, p.state.as_str()),
+                });
+            }
+        }
+    }
+    m
+}
+
+fn cmd_wait(o: &Opts) -> i32 {
+    let ctl = control_path(o);
+    let timeout = Duration::from_secs_f64(o.timeout.unwrap_or(30.0));
+    let start = Instant::now();
+    loop {
+        let what = match control::status(&ctl, QUERY_TIMEOUT) {
+            Ok(s) => {
+                let m = missing(&s, o.peers);
+                if m.is_empty() {
+                    let n = s.peers.len();
+                    let reg = if s.registered {
+                        format!("registered (session {})", s.session)
+                    } else {
+                        "not registered (--no-device)".to_string()
+                    };
+                    if o.peers {
+                        println!("ready: {reg}, {n}/{n} peers connected");
+                    } else {
+                        println!("ready: {reg}");
+                    }
+                    return 0;
+                }
+                m.join("; ")
+            }
+            Err(e) => e,
+        };
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            eprintln!(
+                "wfsctl: timed out after {:.1}s; still missing: {what}",
+                elapsed.as_secs_f64()
+            );
+            return 1;
+        }
+        std::thread::sleep(Duration::from_millis(200).min(timeout - elapsed));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// probe-register
+// ---------------------------------------------------------------------------
+
+/// Drops to `uid` (and gid `uid`, no supplementary groups). For a non-zero
+/// uid this also clears every capability.
+fn drop_to_uid(uid: u32) -> Result<(), String> {
+    let last = || std::io::Error::last_os_error();
+    // SAFETY: plain syscalls; setgroups gets an empty list.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 {
+            return Err(format!("setgroups: {}", last()));
+        }
+        if libc::setgid(uid) != 0 {
+            return Err(format!("setgid({uid}): {}", last()));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(format!("setuid({uid}): {}", last()));
+        }
+    }
+    Ok(())
+}
+
+/// Result of one registration attempt: `Ok(reply)` or the errno.
+fn probe(dev: &Path, req: &Register) -> (Result<Register, i32>, &'static str) {
+    let f = match device::open(dev) {
+        Ok(f) => f,
+        Err(e) => return (Err(e.raw_os_error().unwrap_or(libc::EIO)), "open"),
+    };
+    let r = device::ioctl_register(f.as_raw_fd(), req);
+    // Closing the descriptor right away unregisters on success.
+    drop(f);
+    (r, "ioctl")
+}
+
+fn cmd_probe(o: &Opts) -> i32 {
+    let dev = device_path(o);
+    let expect = match o.expect.as_deref() {
+        None => None,
+        Some(s) if s.eq_ignore_ascii_case("ok") => Some(0),
+        Some(s) => match device::errno_from_name(s) {
+            Some(e) => Some(e),
+            None => usage_err(&format!("--expect: unknown result {s:?}")),
+        },
+    };
+    if let Some(uid) = o.as_uid
+        && let Err(e) = drop_to_uid(uid)
+    {
+        eprintln!("wfsctl: cannot switch to uid {uid}: {e}");
+        return 1;
+    }
+    let req = Register {
+        magic: o.magic.unwrap_or(REGISTER_MAGIC),
+        abi_version: o.abi.unwrap_or(ABI_VERSION),
+        ..Register::request()
+    };
+    let (res, stage) = probe(&dev, &req);
+    let got = match res {
+        Ok(r) => {
+            println!("register: ok");
+            println!(
+                "session {} max_inflight {} pool_slots {} timeout_ms {} abi {}",
+                r.session, r.max_inflight, r.pool_slots, r.timeout_ms, r.abi_version
+            );
+            0
+        }
+        Err(e) => {
+            if stage == "open" {
+                println!(
+                    "register: {} [open {} failed]",
+                    device::describe_errno(e),
+                    dev.display()
+                );
+            } else {
+                println!("register: {}", device::describe_errno(e));
+            }
+            e
+        }
+    };
+    let want = expect.unwrap_or(0);
+    if got == want {
+        0
+    } else {
+        let name = |e: i32| {
+            if e == 0 {
+                "ok".to_string()
+            } else {
+                device::errno_name(e)
+            }
+        };
+        eprintln!("wfsctl: expected {}, got {}", name(want), name(got));
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wfs_manager::cluster::{PeerSnapshot, Role};
+
+    fn report(registered: bool, device: bool) -> StatusReport {
+        StatusReport {
+            host: "h1".into(),
+            cluster: "c".into(),
+            pid: 57,
+            listen: "10.0.0.1:7070".into(),
+            device: device.then(|| "/dev/wfs".to_string()),
+            registered,
+            abi_version: 1,
+            session: 3,
+            max_inflight: 64,
+            pool_slots: 256,
+            timeout_ms: 5000,
+            peers: vec![
+                PeerSnapshot {
+                    name: "h2".into(),
+                    addr: "10.0.0.2:7070".into(),
+                    role: Role::Initiator,
+                    state: PeerState::Connected,
+                    reason: None,
+                    remote: None,
+                },
+                PeerSnapshot {
+                    name: "h3".into(),
+                    addr: "10.0.0.3:7070".into(),
+                    role: Role::Initiator,
+                    state: PeerState::Refused,
+                    reason: Some("cluster name mismatch".into()),
+                    remote: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn formats() {
+        let r = report(true, true);
+        assert_eq!(
+            registered_line(&r),
+            "registered: yes (abi 1, session 3, pid 57)"
+        );
+        assert_eq!(
+            registered_line(&report(false, false)),
+            "registered: no (--no-device, pid 57)"
+        );
+        assert_eq!(peer_line(&r.peers[0]), "peer h2 10.0.0.2:7070 connected");
+        assert_eq!(
+            peer_line(&r.peers[1]),
+            "peer h3 10.0.0.3:7070 refused (cluster name mismatch)"
+        );
+        let st = Status {
+            abi_version: 1,
+            registered: 1,
+            manager_pid: 57,
+            inflight: 2,
+            session: 3,
+            mounts: 1,
+            reserved: 0,
+        };
+        assert_eq!(
+            kernel_lines(&st),
+            vec!["kernel: manager registered pid 57 session 3 inflight 2 mounts 1"]
+        );
+        let st = Status {
+            registered: 0,
+            abi_version: 2,
+            ..st
+        };
+        assert_eq!(
+            kernel_lines(&st),
+            vec![
+                "kernel: no manager registered session 3 inflight 2 mounts 1",
+                "kernel: abi version 2 differs from wfsctl's 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn wait_conditions() {
+        assert!(missing(&report(true, true), false).is_empty());
+        assert!(missing(&report(false, false), false).is_empty());
+        assert_eq!(
+            missing(&report(false, true), false),
+            vec!["manager not registered with the kernel"]
+        );
+        assert_eq!(
+            missing(&report(true, true), true),
+            vec!["peer h3 refused (cluster name mismatch)"]
+        );
+    }
+}
