@@ -91,6 +91,12 @@ fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
 }
 
 fn main() {
+    // Like any filter-friendly CLI tool: when the reader of our output goes
+    // away (`wfsctl status | grep -q ...`), die quietly of SIGPIPE instead of
+    // reporting a failed write.
+    // SAFETY: Setting a signal's disposition to SIG_DFL has no memory-safety
+    // preconditions; no other thread exists yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         usage_err("missing command");

@@ -244,3 +244,24 @@ fn usage_errors() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("probe-register"));
 }
+
+/// A reader that has gone away (`wfsctl status | grep -q ...`) does not
+/// make wfsctl print a panic: it ends quietly by SIGPIPE.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    // `true` exits at once; wfsctl writes only after that, into a pipe with
+    // no reader left.
+    let script = format!(
+        "{{ sleep 0.3; {} --help; }} | true",
+        env!("CARGO_BIN_EXE_wfsctl")
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "wfsctl panicked: {stderr}");
+}
