@@ -14,7 +14,7 @@ PACKAGES=(
     linux-source-6.12
     "rustc-web=$RUST_WEB" "libstd-rust-web-dev=$RUST_WEB" "rust-web-src=$RUST_WEB" "rust-web-clippy=$RUST_WEB"
     clang-19 lld-19 llvm-19 libclang-19-dev
-    flex bison bc libelf-dev libssl-dev cpio patch make gcc
+    flex bison bc libelf-dev libssl-dev cpio patch make gcc lz4
     qemu-system-x86 busybox-static python3
 )
 
