@@ -49,12 +49,20 @@ pub(crate) struct SlotMap<const N: usize> {
 }
 
 impl<const N: usize> SlotMap<N> {
-    /// All slots free.
+    /// All slots free, by value: for small maps only.
     pub(crate) const fn new() -> Self {
         Self {
             owner: [Owner::Free; N],
             free: N,
         }
+    }
+
+    /// Initialises a map with all slots free, in place.
+    pub(crate) fn init() -> impl Init<Self> {
+        init!(Self {
+            owner <- init_array_from_fn::<_, N, _, core::convert::Infallible>(|_| Owner::Free),
+            free: N,
+        })
     }
 
     /// Number of free slots.
@@ -135,6 +143,8 @@ impl<const N: usize> Default for SlotMap<N> {
         Self::new()
     }
 }
+
+use kernel::{init::init_array_from_fn, prelude::*};
 
 #[cfg(CONFIG_KUNIT)]
 mod tests;

@@ -6,11 +6,33 @@
 //! # Locking
 //!
 //! One mutex, [`Channel::state`], protects everything here. It is never held
-//! across a copy to or from user space, nor while sleeping for a reply.
+//! across a copy to or from user space: the manager's buffers may be
+//! mappings of `/wfs` files, and a fault on one would need this lock to
+//! send its own upcall. Waiting for a reply releases it (condition
+//! variables).
+//!
+//! # A call
+//!
+//! The caller encodes its request into a heap buffer and queues the request
+//! id on the outbox. The manager's `read(2)` takes the oldest id off the
+//! outbox and copies the request out; its `write(2)` of the reply copies the
+//! reply into the same buffer, completes the table entry and wakes the
+//! callers. The caller takes its buffer back and decodes the reply. A call
+//! that times out, is killed, or loses its manager gives its buffer back
+//! and leaves its id dead, so a late reply is refused.
 
-use super::{abi, table::Table};
+use super::{
+    abi::{self, Reply, Request},
+    table::{time_reached, Outcome, Table, SLOT_BITS},
+};
 use crate::netmem::SlotMap;
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use kernel::{
+    init::{self, init_array_from_fn},
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{CondVar, CondVarTimeoutResult, Mutex},
+    time::{jiffies_64, msecs_to_jiffies},
+};
 
 /// Requests that may be outstanding at once.
 pub(crate) const MAX_INFLIGHT: usize = 64;
@@ -19,13 +41,67 @@ pub(crate) const POOL_SLOTS: usize = 64;
 /// How long a request waits for the manager, in milliseconds.
 pub(crate) const TIMEOUT_MS: u32 = 30_000;
 
-/// A manager's answer to a request, as kept in the request table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Answer {
-    /// 0 or a positive errno from the manager.
-    pub(crate) error: i32,
-    /// Attributes (LOOKUP, GETATTR).
-    pub(crate) attr: abi::Attr,
+/// A message buffer: a request on the way out, then its reply.
+pub(crate) type MsgBuf = [u8; abi::MSG_MAX];
+
+/// What the request table records of a reply: its length in the call's
+/// buffer.
+pub(crate) type ReplyLen = usize;
+
+/// The request, reply and delivery state of one table slot.
+struct Call {
+    /// The buffer, while the channel holds it.
+    buf: Option<KBox<MsgBuf>>,
+    /// Length of the encoded request.
+    len: usize,
+    /// Opcode of the request, which the reply must echo.
+    op: abi::Opcode,
+    /// Whether the manager has read the request.
+    sent: bool,
+}
+
+const fn slot_of(id: u64) -> usize {
+    (id & ((1 << SLOT_BITS) - 1)) as usize
+}
+
+/// A bounded FIFO of request ids.
+struct Outbox {
+    ids: [u64; MAX_INFLIGHT],
+    head: usize,
+    len: usize,
+}
+
+impl Outbox {
+    fn init() -> impl Init<Self> {
+        init!(Self {
+            ids <- init::zeroed(),
+            head: 0,
+            len: 0,
+        })
+    }
+
+    /// Queues `id`. There is room: the table admits at most
+    /// `MAX_INFLIGHT` requests and each is queued at most once.
+    fn push(&mut self, id: u64) {
+        if self.len < MAX_INFLIGHT {
+            self.ids[(self.head + self.len) % MAX_INFLIGHT] = id;
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let id = self.ids[self.head];
+        self.head = (self.head + 1) % MAX_INFLIGHT;
+        self.len -= 1;
+        Some(id)
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
 }
 
 /// The registered manager.
@@ -46,9 +122,13 @@ pub(crate) struct State {
     /// Mounted WFS super blocks.
     pub(crate) mounts: u32,
     /// Outstanding requests.
-    pub(crate) table: Table<Answer, MAX_INFLIGHT>,
+    pub(crate) table: Table<ReplyLen, MAX_INFLIGHT>,
     /// Ownership of the netmem slots.
     pub(crate) slots: SlotMap<POOL_SLOTS>,
+    /// Per table slot: the call's buffer and delivery state.
+    calls: [Option<Call>; MAX_INFLIGHT],
+    /// Requests not yet read by the manager, oldest first.
+    outbox: Outbox,
 }
 
 /// Why a registration was refused.
@@ -76,15 +156,18 @@ impl RegisterError {
 }
 
 impl State {
-    /// The state of a freshly loaded module.
-    pub(crate) const fn new() -> Self {
-        Self {
+    /// Initialises the state of a freshly loaded module in place. It is a
+    /// few kilobytes: never build it on the stack.
+    pub(crate) fn init() -> impl Init<Self> {
+        init!(Self {
             manager: None,
             session: 0,
             mounts: 0,
-            table: Table::new(),
-            slots: SlotMap::new(),
-        }
+            table <- Table::init(),
+            slots <- SlotMap::init(),
+            calls <- init_array_from_fn::<_, MAX_INFLIGHT, _, core::convert::Infallible>(|_| None),
+            outbox <- Outbox::init(),
+        })
     }
 
     /// Checks a REGISTER block and, if acceptable, makes `pid` the manager.
@@ -130,6 +213,7 @@ impl State {
                 self.manager = None;
                 self.table.fail_all(abi::errno::EIO);
                 self.slots.reclaim_all();
+                self.outbox.clear();
                 true
             }
             _ => false,
@@ -150,25 +234,227 @@ impl State {
     }
 }
 
-impl Default for State {
-    fn default() -> Self {
-        Self::new()
+/// Why the manager's reply was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyError {
+    /// Not a well-formed reply.
+    Malformed,
+    /// No pending request has this id: never sent, answered already, timed
+    /// out or cancelled.
+    Unknown,
+    /// The reply's opcode is not the request's.
+    WrongOp,
+}
+
+impl ReplyError {
+    /// The errno `write(2)` returns.
+    pub(crate) fn to_error(self) -> Error {
+        match self {
+            ReplyError::Malformed | ReplyError::WrongOp => EINVAL,
+            ReplyError::Unknown => ENOENT,
+        }
+    }
+}
+
+impl State {
+    /// Queues an encoded request. Fails with `EIO` when there is no
+    /// manager, `EAGAIN` when the table is full.
+    pub(crate) fn submit(
+        &mut self,
+        buf: KBox<MsgBuf>,
+        len: usize,
+        op: abi::Opcode,
+        deadline: u64,
+    ) -> Result<u64, (Error, KBox<MsgBuf>)> {
+        if self.manager.is_none() {
+            return Err((EIO, buf));
+        }
+        let Ok(id) = self.table.insert(deadline) else {
+            return Err((EAGAIN, buf));
+        };
+        self.calls[slot_of(id)] = Some(Call {
+            buf: Some(buf),
+            len,
+            op,
+            sent: false,
+        });
+        self.outbox.push(id);
+        Ok(id)
+    }
+
+    /// Takes the oldest undelivered request for the manager: copies it into
+    /// `out` and returns its length.
+    pub(crate) fn next_request(&mut self, out: &mut MsgBuf) -> Option<usize> {
+        while let Some(id) = self.outbox.pop() {
+            if !self.table.is_pending(id) {
+                // Timed out or cancelled before the manager read it.
+                continue;
+            }
+            if let Some(call) = self.calls[slot_of(id)].as_mut() {
+                if let Some(buf) = call.buf.as_ref() {
+                    out[..call.len].copy_from_slice(&buf[..call.len]);
+                    call.sent = true;
+                    return Some(call.len);
+                }
+            }
+        }
+        None
+    }
+
+    /// A request read by the manager could not be copied out: fail it.
+    pub(crate) fn fail_request(&mut self, msg: &[u8]) {
+        if let Ok(h) = abi::Header::decode(msg) {
+            let _ = self.table.fail(h.id, abi::errno::EIO);
+        }
+    }
+
+    /// Records the manager's reply `msg` (already copied from user space).
+    pub(crate) fn accept_reply(&mut self, msg: &[u8]) -> Result<(), ReplyError> {
+        let reply = Reply::decode(msg).map_err(|_| ReplyError::Malformed)?;
+        if !self.table.is_pending(reply.id) {
+            return Err(ReplyError::Unknown);
+        }
+        let call = self.calls[slot_of(reply.id)]
+            .as_mut()
+            .ok_or(ReplyError::Unknown)?;
+        if !call.sent {
+            // The manager cannot answer what it has not read.
+            return Err(ReplyError::Unknown);
+        }
+        if call.op != reply.op {
+            return Err(ReplyError::WrongOp);
+        }
+        let buf = call.buf.as_mut().ok_or(ReplyError::Unknown)?;
+        buf[..msg.len()].copy_from_slice(msg);
+        self.table
+            .complete(reply.id, msg.len())
+            .map_err(|_| ReplyError::Unknown)
+    }
+
+    /// Ends call `id` for its caller: removes it and returns its buffer and
+    /// outcome.
+    pub(crate) fn finish(&mut self, id: u64) -> (Option<KBox<MsgBuf>>, Option<Outcome<ReplyLen>>) {
+        let outcome = match self.table.take(id) {
+            Some(Outcome::Pending) => {
+                self.table.cancel(id);
+                None
+            }
+            other => other,
+        };
+        let buf = self.calls[slot_of(id)].take().and_then(|c| c.buf);
+        (buf, outcome)
     }
 }
 
 /// The channel between this host's kernel and its manager.
 #[pin_data]
 pub(crate) struct Channel {
-    /// All mutable state; see the module documentation for the rules.
+    /// All mutable state; see the module documentation for the rules. It
+    /// is boxed because it is too large to ever pass through the stack.
     #[pin]
-    pub(crate) state: Mutex<State>,
+    pub(crate) state: Mutex<KBox<State>>,
+    /// The manager waits here for requests.
+    #[pin]
+    pub(crate) requests: CondVar,
+    /// Callers wait here for replies.
+    #[pin]
+    pub(crate) replies: CondVar,
 }
 
 impl Channel {
     /// A channel with no manager.
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            state <- new_mutex!(State::new(), "wfs_channel"),
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            state <- new_mutex!(KBox::init(State::init(), GFP_KERNEL)?, "wfs_channel"),
+            requests <- new_condvar!("wfs_requests"),
+            replies <- new_condvar!("wfs_replies"),
         })
+    }
+
+    /// Sends `req` to the manager and waits for its reply, at most
+    /// [`TIMEOUT_MS`]. Only a fatal signal interrupts the wait, so a page
+    /// fault is never failed by an ordinary signal.
+    ///
+    /// Errors: `EIO` if there is no manager, it goes away, or it does not
+    /// answer in time; `EINTR` if the caller is killed; the manager's own
+    /// errno if it refuses the request. On success `f` decodes the reply,
+    /// whose opcode and shape the channel has already checked.
+    pub(crate) fn call<R>(
+        &self,
+        req: &Request<'_>,
+        f: impl FnOnce(&Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)?;
+        let deadline = jiffies_64().wrapping_add(msecs_to_jiffies(TIMEOUT_MS) as u64);
+        let mut st = self.state.lock();
+        // The id is only known once the table admits the request, so encode
+        // with a placeholder and patch the id in afterwards.
+        let len = req.encode(0, &mut buf[..]).map_err(|_| EINVAL)?;
+        let op = req.opcode();
+        let id = loop {
+            match st.submit(buf, len, op, deadline) {
+                Ok(id) => break id,
+                Err((e, b)) if e == EAGAIN => {
+                    // Table full: wait for a slot, within the same deadline.
+                    buf = b;
+                    let now = jiffies_64();
+                    if time_reached(now, deadline) {
+                        return Err(EIO);
+                    }
+                    if let CondVarTimeoutResult::Signal { .. } = self
+                        .replies
+                        .wait_killable_timeout(&mut st, deadline.wrapping_sub(now) as _)
+                    {
+                        return Err(EINTR);
+                    }
+                }
+                Err((e, _)) => return Err(e),
+            }
+        };
+        if let Some(b) = st.calls[slot_of(id)].as_mut().and_then(|c| c.buf.as_mut()) {
+            b[8..16].copy_from_slice(&id.to_le_bytes());
+        }
+        self.requests.notify_one();
+
+        let killed = loop {
+            if !st.table.is_pending(id) {
+                break false;
+            }
+            let now = jiffies_64();
+            if time_reached(now, deadline) {
+                let _ = st.table.fail(id, abi::errno::ETIMEDOUT);
+                break false;
+            }
+            if let CondVarTimeoutResult::Signal { .. } = self
+                .replies
+                .wait_killable_timeout(&mut st, deadline.wrapping_sub(now) as _)
+            {
+                break true;
+            }
+        };
+        let (buf, outcome) = st.finish(id);
+        // A slot in the table is free again.
+        self.replies.notify_all();
+        drop(st);
+        if killed {
+            return Err(EINTR);
+        }
+        match outcome {
+            Some(Outcome::Done(len)) => {
+                let buf = buf.ok_or(EIO)?;
+                let reply = Reply::decode(&buf[..len]).map_err(|_| EIO)?;
+                if reply.error != 0 {
+                    return Err(Error::from_errno(-reply.error));
+                }
+                f(&reply)
+            }
+            Some(Outcome::Failed(errno)) => {
+                if errno == abi::errno::ETIMEDOUT {
+                    pr_warn!("request {:#x} ({:?}) timed out\n", id, op);
+                }
+                Err(EIO)
+            }
+            _ => Err(EIO),
+        }
     }
 }

@@ -6,14 +6,17 @@
 //! `CAP_SYS_ADMIN` may REGISTER, and only one file at a time may be
 //! registered. Closing a registered file ends its session.
 
-use super::{abi, channel::Channel};
+use super::{
+    abi,
+    channel::{Channel, MsgBuf, State},
+};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     capability::{capable, Capability},
     miscdevice::MiscDevice,
     prelude::*,
     sync::Arc,
-    uaccess::UserSlice,
+    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
 };
 
 /// One open file of `/dev/wfs`.
@@ -44,6 +47,10 @@ impl MiscDevice for WfsDevice {
     fn release(file: KBox<DevFile>) {
         let session = file.session.load(Ordering::Acquire);
         if session != 0 && file.chan.state.lock().unregister(session) {
+            // Every pending call has failed: wake the callers, and any
+            // reader of this file (there is none left, but be safe).
+            file.chan.replies.notify_all();
+            file.chan.requests.notify_all();
             pr_info!("manager unregistered (session {})\n", session);
         }
     }
@@ -55,9 +62,67 @@ impl MiscDevice for WfsDevice {
             _ => Err(ENOTTY),
         }
     }
+
+    /// The manager reads one request per call; the buffer must hold the
+    /// largest message.
+    fn read(file: &DevFile, writer: &mut UserSliceWriter, nonblock: bool) -> Result<usize> {
+        if writer.len() < abi::MSG_MAX {
+            return Err(EINVAL);
+        }
+        let mut msg: MsgBuf = [0; abi::MSG_MAX];
+        let len = {
+            let mut st = file.chan.state.lock();
+            loop {
+                if !file.is_manager(&st) {
+                    return Err(EPERM);
+                }
+                if let Some(len) = st.next_request(&mut msg) {
+                    break len;
+                }
+                if nonblock {
+                    return Err(EAGAIN);
+                }
+                if file.chan.requests.wait_interruptible(&mut st) {
+                    return Err(ERESTARTSYS);
+                }
+            }
+        };
+        // Copied without the lock: see the channel's locking rules.
+        if let Err(e) = writer.write_slice(&msg[..len]) {
+            file.chan.state.lock().fail_request(&msg[..len]);
+            file.chan.replies.notify_all();
+            return Err(e);
+        }
+        Ok(len)
+    }
+
+    /// The manager writes one reply per call.
+    fn write(file: &DevFile, reader: &mut UserSliceReader, _nonblock: bool) -> Result<usize> {
+        let len = reader.len();
+        if !(abi::HEADER_LEN..=abi::MSG_MAX).contains(&len) {
+            return Err(EINVAL);
+        }
+        let mut msg: MsgBuf = [0; abi::MSG_MAX];
+        reader.read_slice(&mut msg[..len])?;
+        {
+            let mut st = file.chan.state.lock();
+            if !file.is_manager(&st) {
+                return Err(EPERM);
+            }
+            st.accept_reply(&msg[..len]).map_err(|e| e.to_error())?;
+        }
+        file.chan.replies.notify_all();
+        Ok(len)
+    }
 }
 
 impl DevFile {
+    /// Whether this file is the registered manager's.
+    fn is_manager(&self, st: &State) -> bool {
+        let session = self.session.load(Ordering::Acquire);
+        session != 0 && st.manager.is_some_and(|m| m.session == session)
+    }
+
     fn register(&self, arg: usize) -> Result<isize> {
         if !capable(Capability::SYS_ADMIN) {
             return Err(EPERM);

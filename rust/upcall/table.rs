@@ -60,6 +60,14 @@ struct Entry<R> {
     state: State<R>,
 }
 
+impl<R> Entry<R> {
+    const FREE: Self = Entry {
+        id: 0,
+        deadline: 0,
+        state: State::Free,
+    };
+}
+
 /// A table of at most `N` outstanding requests with replies of type `R`.
 pub(crate) struct Table<R: Copy, const N: usize> {
     entries: [Entry<R>; N],
@@ -79,19 +87,27 @@ impl<R: Copy, const N: usize> Table<R, N> {
     /// Checked at compile time: ids have room for `N` slots.
     const SIZE_OK: () = assert!(N > 0 && N <= MAX_SLOTS);
 
-    /// An empty table.
+    /// An empty table, by value: for small tables only, as it lives on the
+    /// stack until moved. Large ones use [`Table::init`].
     pub(crate) const fn new() -> Self {
         let () = Self::SIZE_OK;
         Self {
-            entries: [Entry {
-                id: 0,
-                deadline: 0,
-                state: State::Free,
-            }; N],
+            entries: [Entry::FREE; N],
             seq: 0,
             pending: 0,
             used: 0,
         }
+    }
+
+    /// Initialises an empty table in place.
+    pub(crate) fn init() -> impl Init<Self> {
+        let () = Self::SIZE_OK;
+        init!(Self {
+            entries <- init_array_from_fn::<_, N, _, core::convert::Infallible>(|_| Entry::FREE),
+            seq: 0,
+            pending: 0,
+            used: 0,
+        })
     }
 
     /// Requests waiting for an answer.
@@ -232,3 +248,5 @@ impl<R: Copy, const N: usize> Default for Table<R, N> {
         Self::new()
     }
 }
+
+use kernel::{init::init_array_from_fn, prelude::*};

@@ -2,14 +2,19 @@
 
 //! The Wrapper File System: `mount -t wfs none /wfs`.
 //!
-//! A flat namespace whose files are served by the manager. For now the root
-//! is an empty directory; lookup, getattr, readdir and the page cache paths
-//! (Chunk's strategy and putpages) come with the data path.
+//! A flat namespace of the files the manager serves. Every name lookup,
+//! listing and attribute refresh is an upcall (Chunk's `wfs_lookup*`, plus
+//! READDIR and GETATTR beyond the paper); the VFS caches positive and
+//! negative dentries and the inodes. The page cache paths (Chunk's strategy
+//! and putpages) come with the data path.
 
-use crate::upcall::channel::Channel;
+use crate::upcall::{
+    abi::{self, ReplyBody, Request},
+    channel::Channel,
+};
 use kernel::{
     c_str,
-    fs::{FileSystem, SuperBlock},
+    fs::{DirEmitter, DirEntryType, FileAttr, FileSystem, SuperBlock},
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
@@ -20,6 +25,36 @@ pub(crate) const WFS_MAGIC: usize = 0x5746_5321;
 /// The `wfs` file system type.
 pub(crate) struct WfsFs;
 
+fn file_attr(a: &abi::Attr) -> FileAttr {
+    FileAttr {
+        ino: a.file,
+        size: a.size,
+        perm: (a.mode & 0o7777) as u16,
+    }
+}
+
+fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
+    match r.body {
+        Some(ReplyBody::Attr(a)) => Ok(file_attr(&a)),
+        _ => Err(EIO),
+    }
+}
+
+fn channel(sb: &SuperBlock<WfsFs>) -> Result<ArcBorrow<'_, Channel>> {
+    sb.data().ok_or(EIO)
+}
+
+/// What one READDIR reply did.
+enum Step {
+    /// An entry was emitted; the emitter moved on to the next cookie.
+    Next,
+    /// The caller's buffer is full.
+    Full,
+    /// No more entries.
+    End,
+}
+
+#[vtable]
 impl FileSystem for WfsFs {
     const NAME: &'static CStr = c_str!("wfs");
     const MAGIC: usize = WFS_MAGIC;
@@ -34,5 +69,48 @@ impl FileSystem for WfsFs {
     fn kill_super(chan: Arc<Channel>) {
         let mut st = chan.state.lock();
         st.mounts = st.mounts.saturating_sub(1);
+    }
+
+    fn lookup(sb: &SuperBlock<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
+        if name.len() > abi::NAME_MAX {
+            return Err(Error::from_errno(-abi::errno::ENAMETOOLONG));
+        }
+        if !abi::valid_name(name) {
+            return Ok(None);
+        }
+        match channel(sb)?.call(&Request::Lookup { name }, attr_reply) {
+            Ok(attr) => Ok(Some(attr)),
+            Err(e) if e == ENOENT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn readdir(sb: &SuperBlock<Self>, emitter: &mut DirEmitter<'_>) -> Result {
+        let chan = channel(sb)?;
+        loop {
+            let cookie = emitter.cookie();
+            let step = chan.call(&Request::Readdir { cookie }, |r| match r.body {
+                Some(ReplyBody::Dirent { name: [], .. }) => Ok(Step::End),
+                // Cookies must advance, or a confused manager could make
+                // this loop forever.
+                Some(ReplyBody::Dirent { next, .. }) if next <= cookie => Err(EIO),
+                Some(ReplyBody::Dirent { next, file, name }) => {
+                    if emitter.emit(name, file, DirEntryType::Reg, next) {
+                        Ok(Step::Next)
+                    } else {
+                        Ok(Step::Full)
+                    }
+                }
+                _ => Err(EIO),
+            })?;
+            match step {
+                Step::Next => continue,
+                Step::Full | Step::End => return Ok(()),
+            }
+        }
+    }
+
+    fn getattr(sb: &SuperBlock<Self>, ino: u64) -> Result<FileAttr> {
+        channel(sb)?.call(&Request::Getattr { file: ino }, attr_reply)
     }
 }
