@@ -8,8 +8,10 @@
 //!
 //! * [`config`]: the TOML configuration and its validation.
 //! * [`device`]: `/dev/wfs`: opening it, `IOC_REGISTER`, `IOC_STATUS`,
-//!   errno names. (Upcall handling, i.e. `read(2)`/`write(2)` of ABI
-//!   messages, will live in its own `upcall` module.)
+//!   errno names.
+//! * [`upcall`]: worker threads answering the kernel's requests read from
+//!   `/dev/wfs`.
+//! * [`export`]: the export directory as LOOKUP, GETATTR and READDIR see it.
 //! * [`wire`]: framing and encoding of the manager-to-manager protocol.
 //!   Pure: no sockets, no threads.
 //! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
@@ -24,9 +26,11 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod device;
+pub mod export;
 pub mod log;
 pub mod manager;
 pub mod signals;
 #[doc(hidden)]
 pub mod testkit;
+pub mod upcall;
 pub mod wire;

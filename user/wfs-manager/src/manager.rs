@@ -49,6 +49,9 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
 }
 
 /// Runs the manager; returns the process exit code.
+/// Threads answering kernel requests concurrently.
+const UPCALL_WORKERS: usize = 4;
+
 pub fn run(argv: &[String]) -> i32 {
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
@@ -174,6 +177,14 @@ pub fn run(argv: &[String]) -> i32 {
         })
     };
     let control = bound.serve(status);
+    if let Some(d) = dev.as_ref() {
+        let export = Arc::new(crate::export::Export::new(&cfg.export));
+        crate::upcall::serve(d.fd(), export, UPCALL_WORKERS);
+        wlog!(
+            "serving upcalls with {UPCALL_WORKERS} workers from {}",
+            cfg.export.display()
+        );
+    }
     wlog!(
         "ready: listening on {}, control socket {}",
         cluster.local_addr(),

@@ -1,0 +1,202 @@
+//! The export directory: the files this host owns, as the kernel's LOOKUP,
+//! GETATTR and READDIR see them.
+//!
+//! Only regular files whose names fit the flat namespace are shared (see
+//! [`wfs_abi::valid_name`]); symbolic links are not followed, so nothing
+//! outside the directory can be reached. A file's id is a 64-bit hash of
+//! its name with the top bit set: stable across restarts and hosts, and
+//! never 0 or 1 (the kernel's root). Two names that hash alike are refused.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use wfs_abi::{Attr, errno, valid_name};
+
+/// FNV-1a, 64 bits, with the top bit forced on.
+pub fn file_id(name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h | (1 << 63)
+}
+
+/// The export directory of this host.
+#[derive(Debug)]
+pub struct Export {
+    dir: PathBuf,
+    /// Names seen by id, for GETATTR.
+    names: Mutex<HashMap<u64, Vec<u8>>>,
+}
+
+fn io_errno(e: &io::Error) -> i32 {
+    match e.kind() {
+        io::ErrorKind::NotFound => errno::ENOENT,
+        _ => e.raw_os_error().unwrap_or(errno::EIO),
+    }
+}
+
+impl Export {
+    /// Serves the files of `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Export {
+            dir: dir.to_path_buf(),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remember(&self, name: &[u8]) -> Result<u64, i32> {
+        let id = file_id(name);
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        match names.get(&id) {
+            Some(known) if known.as_slice() != name => {
+                crate::wlog!(
+                    "export: {:?} and {:?} have the same file id {id:#x}; refusing the second",
+                    String::from_utf8_lossy(known),
+                    String::from_utf8_lossy(name)
+                );
+                Err(errno::EIO)
+            }
+            Some(_) => Ok(id),
+            None => {
+                names.insert(id, name.to_vec());
+                Ok(id)
+            }
+        }
+    }
+
+    fn attr_of(&self, name: &[u8]) -> Result<Attr, i32> {
+        if !valid_name(name) {
+            return Err(errno::ENOENT);
+        }
+        let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
+        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
+        }
+        Ok(Attr {
+            file: self.remember(name)?,
+            size: md.len(),
+            mode: md.permissions().mode() & 0o7777,
+        })
+    }
+
+    /// LOOKUP: the attributes of `name`, or `ENOENT`.
+    pub fn lookup(&self, name: &[u8]) -> Result<Attr, i32> {
+        self.attr_of(name)
+    }
+
+    fn name_of(&self, id: u64) -> Option<Vec<u8>> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names.get(&id).cloned()
+    }
+
+    /// GETATTR: the attributes of file `id`. The kernel may hold ids that a
+    /// previous manager handed out, so an unknown id makes us rescan the
+    /// directory before answering `ENOENT`.
+    pub fn getattr(&self, id: u64) -> Result<Attr, i32> {
+        let name = match self.name_of(id) {
+            Some(n) => n,
+            None => {
+                for name in self.names()? {
+                    let _ = self.remember(&name);
+                }
+                self.name_of(id).ok_or(errno::ENOENT)?
+            }
+        };
+        self.attr_of(&name)
+    }
+
+    /// The shared names, sorted.
+    fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| io_errno(&e))? {
+            let entry = entry.map_err(|e| io_errno(&e))?;
+            let name = entry.file_name().into_vec();
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            if is_file && valid_name(&name) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// READDIR: the entry at position `cookie` as `(next cookie, id,
+    /// name)`, or `None` past the end.
+    pub fn entry(&self, cookie: u64) -> Result<Option<(u64, u64, Vec<u8>)>, i32> {
+        let names = self.names()?;
+        let Some(name) = usize::try_from(cookie).ok().and_then(|i| names.get(i)) else {
+            return Ok(None);
+        };
+        let id = self.remember(name)?;
+        Ok(Some((cookie + 1, id, name.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("wfs-export-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn ids_are_stable_and_never_root() {
+        assert_eq!(file_id(b"foo"), file_id(b"foo"));
+        assert_ne!(file_id(b"foo"), file_id(b"bar"));
+        assert!(file_id(b"") >= 2 && file_id(b"x") >= 2);
+    }
+
+    #[test]
+    fn lookup_getattr_readdir() {
+        let d = tmpdir("basic");
+        fs::write(d.join("b"), vec![7u8; 8192]).unwrap();
+        fs::write(d.join("a"), b"hello").unwrap();
+        fs::set_permissions(d.join("a"), fs::Permissions::from_mode(0o640)).unwrap();
+        fs::create_dir(d.join("subdir")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("link")).unwrap();
+        let e = Export::new(&d);
+
+        let a = e.lookup(b"a").unwrap();
+        assert_eq!((a.file, a.size, a.mode), (file_id(b"a"), 5, 0o640));
+        assert_eq!(e.lookup(b"missing"), Err(errno::ENOENT));
+        // Directories and symbolic links are not shared.
+        assert_eq!(e.lookup(b"subdir"), Err(errno::ENOENT));
+        assert_eq!(e.lookup(b"link"), Err(errno::ENOENT));
+        assert_eq!(e.lookup(b".."), Err(errno::ENOENT));
+        assert_eq!(e.getattr(a.file).unwrap(), a);
+        assert_eq!(e.getattr(12345), Err(errno::ENOENT));
+        // A restarted manager answers for ids its predecessor handed out.
+        let fresh = Export::new(&d);
+        assert_eq!(fresh.getattr(a.file).unwrap(), a);
+        // A file that grows is seen at its new size.
+        fs::write(d.join("a"), b"hello, world").unwrap();
+        assert_eq!(e.getattr(a.file).unwrap().size, 12);
+
+        let mut listed = Vec::new();
+        let mut cookie = 0;
+        while let Some((next, id, name)) = e.entry(cookie).unwrap() {
+            assert!(next > cookie);
+            assert_eq!(id, file_id(&name));
+            listed.push(String::from_utf8(name).unwrap());
+            cookie = next;
+        }
+        assert_eq!(listed, ["a", "b"]);
+        // A file removed behind our back disappears.
+        fs::remove_file(d.join("b")).unwrap();
+        assert_eq!(e.lookup(b"b"), Err(errno::ENOENT));
+        assert_eq!(e.entry(1).unwrap(), None);
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
