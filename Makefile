@@ -9,6 +9,7 @@
 #   make kernel    build (or reuse from cache) the patched guest kernel
 #   make modules   build wfs.ko against that kernel
 #   make manager   build wfs-manager and wfsctl
+#   make helpers   build the C helpers the QEMU tests run in guests
 #   make bench     run the benchmarks
 #   make lint      rustfmt and clippy, kernel and userspace
 #   make clean     remove build products from the tree (keeps the cache)
@@ -25,7 +26,7 @@ KMAKE := $(MAKE) -C $(KDIR) M=$(ROOT) LLVM=-19 RUSTC=/usr/bin/rustc \
 CARGO := cargo
 KERNEL_RS := $(shell find rust -name '*.rs')
 
-.PHONY: all setup kernel modules manager test demo bench lint clean
+.PHONY: all setup kernel modules manager helpers test demo bench lint clean
 
 all: kernel modules manager
 
@@ -47,10 +48,17 @@ manager: setup
 	@cd user && $(CARGO) build --release --quiet
 	@mkdir -p build/bin && cp user/target/release/wfs-manager user/target/release/wfsctl build/bin/
 
+# Small C programs the QEMU tests run in the guests (build/test-helpers/).
+HELPERS := $(patsubst tests/qemu/helpers/%.c,build/test-helpers/%,$(wildcard tests/qemu/helpers/*.c))
+helpers: $(HELPERS)
+build/test-helpers/%: tests/qemu/helpers/%.c
+	@mkdir -p build/test-helpers
+	@gcc -O2 -Wall -Werror -o $@ $<
+
 lint: modules
 	@tools/lint.sh
 
-test: kernel modules manager
+test: kernel modules manager helpers
 	@tools/run-tests
 
 demo: kernel modules manager
