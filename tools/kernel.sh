@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/env.sh
 . "$ROOT/tools/env.sh"
 
-PIPELINE_VERSION=1   # bump when this script changes what it produces
+PIPELINE_VERSION=2   # bump when this script changes what it produces
 KEEP=3               # cached kernels kept
 
 say() { printf '[kernel] %s\n' "$*"; }
@@ -113,10 +113,19 @@ done < "$ROOT/kernel/wfs.config"
 [ $missing = 0 ] || die "config fragment options were dropped (see above)"
 kmake -s rustavailable > /dev/null || die "Rust is not available to the kernel build"
 
-say "step 4/5: compiling (make -j$(nproc))"
-if ! kmake -j"$(nproc)" > "$DIR/build.log" 2>&1; then
+say "step 4/5: compiling (make -j$(nproc)), Rust through clippy"
+# The kernel crate, our patches included, is compiled by clippy-driver: any
+# clippy warning fails the build, as does rustfmt on the Rust sources.
+if ! kmake -j"$(nproc)" CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver > "$DIR/build.log" 2>&1; then
     tail -n 40 "$DIR/build.log" >&2
     die "kernel build failed; full log: $DIR/build.log"
+fi
+if grep -n -E '^(warning|error)' "$DIR/build.log" >&2; then
+    die "the kernel's Rust code has clippy or compiler warnings (see above; log: $DIR/build.log)"
+fi
+if ! kmake -s rustfmtcheck > "$DIR/rustfmt.log" 2>&1; then
+    head -n 40 "$DIR/rustfmt.log" >&2
+    die "the kernel's Rust code is not rustfmt-clean (log: $DIR/rustfmt.log)"
 fi
 
 say "step 5/5: recording the result"
