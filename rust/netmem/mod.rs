@@ -19,9 +19,15 @@
 //! - `Manager(req)`: the request has been sent; the manager may read or
 //!   write the slot until it replies to `req`. A reply that names another
 //!   request, or a slot in another state, is refused.
+//! - `Orphan(req)`: lent to the manager, but the kernel side gave up on
+//!   `req` (time-out, killed caller). The slot is not reused while the
+//!   manager may still write to it: it becomes free when the manager's
+//!   (refused) late reply to `req` arrives, or when the manager goes away.
 //!
-//! The pages themselves and the `mmap` of the pool are added with the data
-//! path.
+//! The pool's pages ([`Pool`]) are mapped by the manager from `/dev/wfs`.
+//! Ownership is a protocol between kernel and manager, not a hardware
+//! protection: a manager that writes a slot it does not own can only spoil
+//! the data of that request, never kernel memory.
 
 /// Why a slot operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,7 @@ enum Owner {
     Free,
     Kernel(u64),
     Manager(u64),
+    Orphan(u64),
 }
 
 /// Ownership of `N` page slots.
@@ -107,6 +114,36 @@ impl<const N: usize> SlotMap<N> {
         Ok(())
     }
 
+    /// The kernel gives up on `req` while its slot is lent to the manager.
+    pub(crate) fn orphan(&mut self, slot: u32, req: u64) -> Result<(), SlotError> {
+        if self.get(slot)? != Owner::Manager(req) {
+            return Err(SlotError::WrongOwner);
+        }
+        self.owner[slot as usize] = Owner::Orphan(req);
+        Ok(())
+    }
+
+    /// The manager answered `req` late: free its orphaned slot, if any.
+    /// Returns whether there was one.
+    pub(crate) fn adopt_late(&mut self, req: u64) -> bool {
+        match self.owner.iter().position(|o| *o == Owner::Orphan(req)) {
+            Some(slot) => {
+                self.owner[slot] = Owner::Free;
+                self.free += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the kernel's use of `slot` for `req`, whatever happened: frees
+    /// it if the kernel holds it, orphans it if the manager still does.
+    pub(crate) fn finish(&mut self, slot: u32, req: u64) {
+        if self.release(slot, req).is_err() {
+            let _ = self.orphan(slot, req);
+        }
+    }
+
     /// Frees a slot. The kernel may free a slot it owns; a slot lent to the
     /// manager is only freed by [`SlotMap::reclaim_all`] (the manager is
     /// gone) or after [`SlotMap::give_back`].
@@ -120,14 +157,20 @@ impl<const N: usize> SlotMap<N> {
     }
 
     /// Takes every slot back from a manager that went away, and returns how
-    /// many were lent to it.
+    /// many were lent to it. Orphans become free; the others go back to
+    /// the kernel side of their request.
     pub(crate) fn reclaim_all(&mut self) -> usize {
         let mut n = 0;
         for o in self.owner.iter_mut() {
-            if let Owner::Manager(req) = *o {
-                *o = Owner::Kernel(req);
-                n += 1;
+            match *o {
+                Owner::Manager(req) => *o = Owner::Kernel(req),
+                Owner::Orphan(_) => {
+                    *o = Owner::Free;
+                    self.free += 1;
+                }
+                _ => continue,
             }
+            n += 1;
         }
         n
     }
@@ -144,7 +187,50 @@ impl<const N: usize> Default for SlotMap<N> {
     }
 }
 
-use kernel::{init::init_array_from_fn, prelude::*};
+/// The pool's pages: one per slot, allocated when the module loads and
+/// mapped by the manager.
+pub(crate) struct Pool {
+    pages: KVec<Page>,
+}
+
+impl Pool {
+    /// Allocates `n` zeroed pages.
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        }
+        Ok(Pool { pages })
+    }
+
+    /// The page of `slot`.
+    pub(crate) fn page(&self, slot: u32) -> Option<&Page> {
+        self.pages.get(slot as usize)
+    }
+
+    /// Maps every page into `vma`, which must be a shared mapping of the
+    /// whole pool from offset 0.
+    pub(crate) fn map(&self, vma: &VmArea) -> Result {
+        if !vma.is_shared()
+            || vma.pgoff() != 0
+            || vma.end() - vma.start() != self.pages.len() * PAGE_SIZE
+        {
+            return Err(EINVAL);
+        }
+        for (i, page) in self.pages.iter().enumerate() {
+            vma.insert_page(vma.start() + i * PAGE_SIZE, page)?;
+        }
+        Ok(())
+    }
+}
+
+use kernel::{
+    alloc::flags::__GFP_ZERO,
+    init::init_array_from_fn,
+    mm::VmArea,
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+};
 
 #[cfg(CONFIG_KUNIT)]
 mod tests;

@@ -39,4 +39,33 @@ fn slots_bounds() {
     kunit_expect_eq!(m.free(), 2);
 }
 
-kunit_module_suite!(wfs_netmem_slots, [slots_lifecycle, slots_bounds]);
+fn slots_orphans() {
+    let mut m: SlotMap<2> = SlotMap::new();
+    let a = m.reserve(1).unwrap_or(99);
+    let b = m.reserve(2).unwrap_or(99);
+    kunit_expect_eq!(m.lend(a, 1), Ok(()));
+    kunit_expect_eq!(m.lend(b, 2), Ok(()));
+    // The callers give up while the manager holds both slots: neither is
+    // reused until the manager is done with it.
+    m.finish(a, 1);
+    m.finish(b, 2);
+    kunit_expect_eq!(m.free(), 0);
+    kunit_expect_eq!(m.reserve(3), Err(SlotError::Exhausted));
+    kunit_expect!(!m.manager_may_access(a, 1));
+    // A late reply frees its slot; a reply for another request does not.
+    kunit_expect!(!m.adopt_late(7));
+    kunit_expect!(m.adopt_late(1));
+    kunit_expect_eq!(m.free(), 1);
+    // The manager leaving frees the other.
+    kunit_expect_eq!(m.reclaim_all(), 1);
+    kunit_expect_eq!(m.free(), 2);
+    // finish() on a slot the kernel holds simply frees it.
+    let c = m.reserve(4).unwrap_or(99);
+    m.finish(c, 4);
+    kunit_expect_eq!(m.free(), 2);
+}
+
+kunit_module_suite!(
+    wfs_netmem_slots,
+    [slots_lifecycle, slots_bounds, slots_orphans]
+);

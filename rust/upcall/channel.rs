@@ -25,7 +25,8 @@ use super::{
     abi::{self, Reply, Request},
     table::{time_reached, Outcome, Table, SLOT_BITS},
 };
-use crate::netmem::SlotMap;
+use crate::netmem::{Pool, SlotMap};
+use kernel::page::Page;
 use kernel::{
     init::{self, init_array_from_fn},
     new_condvar, new_mutex,
@@ -44,6 +45,10 @@ pub(crate) const TIMEOUT_MS: u32 = 30_000;
 /// A message buffer: a request on the way out, then its reply.
 pub(crate) type MsgBuf = [u8; abi::MSG_MAX];
 
+/// Encodes a request with the given id and pool slot into a buffer and
+/// returns its length.
+pub(crate) type Encoder<'a> = dyn Fn(u64, Option<u32>, &mut MsgBuf) -> Result<usize> + 'a;
+
 /// What the request table records of a reply: its length in the call's
 /// buffer.
 pub(crate) type ReplyLen = usize;
@@ -58,6 +63,8 @@ struct Call {
     op: abi::Opcode,
     /// Whether the manager has read the request.
     sent: bool,
+    /// The pool slot lent with the request, if any.
+    slot: Option<u32>,
 }
 
 const fn slot_of(id: u64) -> usize {
@@ -257,14 +264,17 @@ impl ReplyError {
 }
 
 impl State {
-    /// Queues an encoded request. Fails with `EIO` when there is no
-    /// manager, `EAGAIN` when the table is full.
+    /// Queues a request: `encode(id, slot, buf)` writes it into `buf`. With
+    /// `want_slot`, a pool slot is reserved and lent to the manager with
+    /// the request. Fails with `EIO` when there is no manager, `EAGAIN`
+    /// when the table or the pool is full, `EINVAL` if encoding fails.
     pub(crate) fn submit(
         &mut self,
-        buf: KBox<MsgBuf>,
-        len: usize,
+        mut buf: KBox<MsgBuf>,
         op: abi::Opcode,
+        want_slot: bool,
         deadline: u64,
+        encode: &Encoder<'_>,
     ) -> Result<u64, (Error, KBox<MsgBuf>)> {
         if self.manager.is_none() {
             return Err((EIO, buf));
@@ -272,11 +282,36 @@ impl State {
         let Ok(id) = self.table.insert(deadline) else {
             return Err((EAGAIN, buf));
         };
+        let slot = if want_slot {
+            match self.slots.reserve(id) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    self.table.cancel(id);
+                    return Err((EAGAIN, buf));
+                }
+            }
+        } else {
+            None
+        };
+        let len = match encode(id, slot, &mut buf) {
+            Ok(len) => len,
+            Err(e) => {
+                self.table.cancel(id);
+                if let Some(s) = slot {
+                    let _ = self.slots.release(s, id);
+                }
+                return Err((e, buf));
+            }
+        };
+        if let Some(s) = slot {
+            let _ = self.slots.lend(s, id);
+        }
         self.calls[slot_of(id)] = Some(Call {
             buf: Some(buf),
             len,
             op,
             sent: false,
+            slot,
         });
         self.outbox.push(id);
         Ok(id)
@@ -312,6 +347,8 @@ impl State {
     pub(crate) fn accept_reply(&mut self, msg: &[u8]) -> Result<(), ReplyError> {
         let reply = Reply::decode(msg).map_err(|_| ReplyError::Malformed)?;
         if !self.table.is_pending(reply.id) {
+            // Its caller gave up; the slot lent with it is free again.
+            self.slots.adopt_late(reply.id);
             return Err(ReplyError::Unknown);
         }
         let call = self.calls[slot_of(reply.id)]
@@ -326,14 +363,22 @@ impl State {
         }
         let buf = call.buf.as_mut().ok_or(ReplyError::Unknown)?;
         buf[..msg.len()].copy_from_slice(msg);
+        if let Some(s) = call.slot {
+            // The manager is done with the slot.
+            let _ = self.slots.give_back(s, reply.id);
+        }
         self.table
             .complete(reply.id, msg.len())
             .map_err(|_| ReplyError::Unknown)
     }
 
-    /// Ends call `id` for its caller: removes it and returns its buffer and
-    /// outcome.
-    pub(crate) fn finish(&mut self, id: u64) -> (Option<KBox<MsgBuf>>, Option<Outcome<ReplyLen>>) {
+    /// Ends call `id` for its caller: removes it and returns its buffer,
+    /// outcome and pool slot. On success the kernel holds the slot until
+    /// [`SlotMap::finish`]; otherwise the slot is finished here already.
+    pub(crate) fn finish(
+        &mut self,
+        id: u64,
+    ) -> (Option<KBox<MsgBuf>>, Option<Outcome<ReplyLen>>, Option<u32>) {
         let outcome = match self.table.take(id) {
             Some(Outcome::Pending) => {
                 self.table.cancel(id);
@@ -341,8 +386,13 @@ impl State {
             }
             other => other,
         };
-        let buf = self.calls[slot_of(id)].take().and_then(|c| c.buf);
-        (buf, outcome)
+        let call = self.calls[slot_of(id)].take();
+        let slot = call.as_ref().and_then(|c| c.slot);
+        let buf = call.and_then(|c| c.buf);
+        if let (Some(s), false) = (slot, matches!(outcome, Some(Outcome::Done(_)))) {
+            self.slots.finish(s, id);
+        }
+        (buf, outcome, slot)
     }
 }
 
@@ -359,6 +409,9 @@ pub(crate) struct Channel {
     /// Callers wait here for replies.
     #[pin]
     pub(crate) replies: CondVar,
+    /// The netmem pool. Its pages are accessed by whoever owns their slot
+    /// in `state.slots`, without the lock.
+    pub(crate) pool: Pool,
 }
 
 impl Channel {
@@ -368,6 +421,7 @@ impl Channel {
             state <- new_mutex!(KBox::init(State::init(), GFP_KERNEL)?, "wfs_channel"),
             requests <- new_condvar!("wfs_requests"),
             replies <- new_condvar!("wfs_replies"),
+            pool: Pool::new(POOL_SLOTS)?,
         })
     }
 
@@ -384,18 +438,50 @@ impl Channel {
         req: &Request<'_>,
         f: impl FnOnce(&Reply<'_>) -> Result<R>,
     ) -> Result<R> {
+        self.call_inner(
+            req.opcode(),
+            false,
+            &|id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
+            |reply, _| f(reply),
+        )
+    }
+
+    /// Like [`Channel::call`], for a request that moves a page: a pool slot
+    /// is lent to the manager with it. `make(slot)` builds the request; `f`
+    /// gets the reply and the slot's page, which the kernel owns while `f`
+    /// runs (the manager has answered).
+    pub(crate) fn call_with_page<R>(
+        &self,
+        op: abi::Opcode,
+        make: impl Fn(u32) -> Request<'static>,
+        f: impl FnOnce(&Reply<'_>, &Page) -> Result<R>,
+    ) -> Result<R> {
+        self.call_inner(
+            op,
+            true,
+            &|id, slot, buf| {
+                let req = make(slot.ok_or(EINVAL)?);
+                req.encode(id, &mut buf[..]).map_err(|_| EINVAL)
+            },
+            |reply, page| f(reply, page.ok_or(EIO)?),
+        )
+    }
+
+    fn call_inner<R>(
+        &self,
+        op: abi::Opcode,
+        want_slot: bool,
+        encode: &Encoder<'_>,
+        f: impl FnOnce(&Reply<'_>, Option<&Page>) -> Result<R>,
+    ) -> Result<R> {
         let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)?;
         let deadline = jiffies_64().wrapping_add(msecs_to_jiffies(TIMEOUT_MS) as u64);
         let mut st = self.state.lock();
-        // The id is only known once the table admits the request, so encode
-        // with a placeholder and patch the id in afterwards.
-        let len = req.encode(0, &mut buf[..]).map_err(|_| EINVAL)?;
-        let op = req.opcode();
         let id = loop {
-            match st.submit(buf, len, op, deadline) {
+            match st.submit(buf, op, want_slot, deadline, encode) {
                 Ok(id) => break id,
                 Err((e, b)) if e == EAGAIN => {
-                    // Table full: wait for a slot, within the same deadline.
+                    // Table or pool full: wait for room, within the deadline.
                     buf = b;
                     let now = jiffies_64();
                     if time_reached(now, deadline) {
@@ -411,9 +497,6 @@ impl Channel {
                 Err((e, _)) => return Err(e),
             }
         };
-        if let Some(b) = st.calls[slot_of(id)].as_mut().and_then(|c| c.buf.as_mut()) {
-            b[8..16].copy_from_slice(&id.to_le_bytes());
-        }
         self.requests.notify_one();
 
         let killed = loop {
@@ -432,29 +515,34 @@ impl Channel {
                 break true;
             }
         };
-        let (buf, outcome) = st.finish(id);
-        // A slot in the table is free again.
+        let (buf, outcome, slot) = st.finish(id);
+        // Answered: the kernel holds the pool slot until `f` is done with it.
+        let holds_slot = matches!(outcome, Some(Outcome::Done(_)));
+        // A table slot (and maybe a pool slot) is free again.
         self.replies.notify_all();
         drop(st);
-        if killed {
-            return Err(EINTR);
-        }
-        match outcome {
-            Some(Outcome::Done(len)) => {
-                let buf = buf.ok_or(EIO)?;
-                let reply = Reply::decode(&buf[..len]).map_err(|_| EIO)?;
-                if reply.error != 0 {
-                    return Err(Error::from_errno(-reply.error));
-                }
-                f(&reply)
-            }
-            Some(Outcome::Failed(errno)) => {
+        let result = match (killed, outcome) {
+            (true, _) => Err(EINTR),
+            (false, Some(Outcome::Done(len))) => match buf {
+                Some(buf) => match Reply::decode(&buf[..len]) {
+                    Ok(reply) if reply.error != 0 => Err(Error::from_errno(-reply.error)),
+                    Ok(reply) => f(&reply, slot.and_then(|s| self.pool.page(s))),
+                    Err(_) => Err(EIO),
+                },
+                None => Err(EIO),
+            },
+            (false, Some(Outcome::Failed(errno))) => {
                 if errno == abi::errno::ETIMEDOUT {
                     pr_warn!("request {:#x} ({:?}) timed out\n", id, op);
                 }
                 Err(EIO)
             }
             _ => Err(EIO),
+        };
+        if let (Some(s), true) = (slot, holds_slot) {
+            self.state.lock().slots.finish(s, id);
+            self.replies.notify_all();
         }
+        result
     }
 }

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     capability::{capable, Capability},
     miscdevice::MiscDevice,
+    mm::VmArea,
     prelude::*,
     sync::Arc,
     uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
@@ -94,6 +95,15 @@ impl MiscDevice for WfsDevice {
             return Err(e);
         }
         Ok(len)
+    }
+
+    /// The registered manager maps the whole netmem pool, shared, from
+    /// offset 0.
+    fn mmap(file: &DevFile, vma: &VmArea) -> Result {
+        if !file.is_manager(&file.chan.state.lock()) {
+            return Err(EPERM);
+        }
+        file.chan.pool.map(vma)
     }
 
     /// The manager writes one reply per call.

@@ -399,9 +399,11 @@ fn registered() -> Result<KBox<State>> {
 
 /// Encodes `req` into a fresh call buffer and submits it; returns its id.
 fn submit(st: &mut State, req: Request<'_>) -> Option<u64> {
-    let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
-    let len = req.encode(0, &mut buf[..]).ok()?;
-    st.submit(buf, len, req.opcode(), 1000).ok()
+    let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
+    st.submit(buf, req.opcode(), false, 1000, &|id, _, b| {
+        req.encode(id, &mut b[..]).map_err(|_| EINVAL)
+    })
+    .ok()
 }
 
 fn reply_bytes(r: Reply<'_>, out: &mut [u8; abi::MSG_MAX]) -> usize {
@@ -417,11 +419,10 @@ fn transport_roundtrip() {
     kunit_expect!(id != 0);
     let mut out = [0u8; abi::MSG_MAX];
     let n = st.next_request(&mut out).unwrap_or(0);
-    // What the manager reads decodes to the request (the id is the
-    // channel's business; `call` patches it in).
+    // What the manager reads is the request, under its id.
     kunit_expect_eq!(
-        Request::decode(&out[..n]).map(|(_, r)| r),
-        Ok(Request::Getattr { file: 9 })
+        Request::decode(&out[..n]),
+        Ok((id, Request::Getattr { file: 9 }))
     );
     kunit_expect_eq!(st.next_request(&mut out), None);
     let attr = Attr {
@@ -440,7 +441,7 @@ fn transport_roundtrip() {
         &mut rb,
     );
     kunit_expect_eq!(st.accept_reply(&rb[..rn]), Ok(()));
-    let (buf, outcome) = st.finish(id);
+    let (buf, outcome, _) = st.finish(id);
     kunit_expect_eq!(outcome, Some(Outcome::Done(rn)));
     match buf {
         Some(b) => kunit_expect_eq!(
@@ -493,7 +494,7 @@ fn transport_bad_replies() {
     // A call given up by its caller cannot be answered later.
     let id2 = submit(&mut st, Request::Getattr { file: 1 }).unwrap_or(0);
     kunit_expect!(st.next_request(&mut out).is_some());
-    let (buf, outcome) = st.finish(id2);
+    let (buf, outcome, _) = st.finish(id2);
     kunit_expect!(buf.is_some());
     kunit_expect_eq!(outcome, None);
     let rn = reply_bytes(
@@ -518,7 +519,7 @@ fn transport_manager_gone() {
     let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok();
     if let Some(b) = buf.take() {
         kunit_expect!(matches!(
-            st.submit(b, 24, Opcode::Getattr, 10),
+            st.submit(b, Opcode::Getattr, false, 10, &|_, _, _| Ok(24)),
             Err((e, _)) if e == kernel::error::code::EIO
         ));
     }
@@ -544,3 +545,89 @@ kunit_module_suite!(
         transport_manager_gone
     ]
 );
+
+fn transport_page_slots() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let free = st.slots.free();
+    let read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
+        Request::Read {
+            file: 5,
+            index: 3,
+            count: 1,
+            slot: slot.unwrap_or(u32::MAX),
+        }
+        .encode(id, &mut b[..])
+        .map_err(|_| EINVAL)
+    };
+    let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL);
+    let Ok(id) = buf.map_err(|_| ()).and_then(|b| {
+        st.submit(b, Opcode::Read, true, 1000, &read)
+            .map_err(|_| ())
+    }) else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    kunit_expect_eq!(st.slots.free(), free - 1);
+    let mut out = [0u8; abi::MSG_MAX];
+    let n = st.next_request(&mut out).unwrap_or(0);
+    let slot = match Request::decode(&out[..n]) {
+        Ok((_, Request::Read { slot, .. })) => slot,
+        other => {
+            kunit_expect!(false, "read request: {:?}", other);
+            return;
+        }
+    };
+    // Lent to the manager while the request is out.
+    kunit_expect!(st.slots.manager_may_access(slot, id));
+    let mut rb = [0u8; abi::MSG_MAX];
+    let rn = reply_bytes(
+        Reply {
+            id,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+        },
+        &mut rb,
+    );
+    kunit_expect_eq!(st.accept_reply(&rb[..rn]), Ok(()));
+    // Answered: back with the kernel until the caller is done with it.
+    kunit_expect!(!st.slots.manager_may_access(slot, id));
+    let (_, outcome, s) = st.finish(id);
+    kunit_expect_eq!(outcome, Some(Outcome::Done(rn)));
+    kunit_expect_eq!(s, Some(slot));
+    kunit_expect_eq!(st.slots.free(), free - 1);
+    st.slots.finish(slot, id);
+    kunit_expect_eq!(st.slots.free(), free);
+
+    // A caller that gives up leaves its slot with the manager until the
+    // late reply, which is refused but frees the slot.
+    let Ok(id2) = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)
+        .map_err(|_| ())
+        .and_then(|b| {
+            st.submit(b, Opcode::Read, true, 1000, &read)
+                .map_err(|_| ())
+        })
+    else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    kunit_expect!(st.next_request(&mut out).is_some());
+    let _ = st.finish(id2);
+    kunit_expect_eq!(st.slots.free(), free - 1);
+    let rn = reply_bytes(
+        Reply {
+            id: id2,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
+        &mut rb,
+    );
+    kunit_expect_eq!(st.accept_reply(&rb[..rn]), Err(ReplyError::Unknown));
+    kunit_expect_eq!(st.slots.free(), free);
+}
+
+kunit_module_suite!(wfs_upcall_slots, [transport_page_slots]);

@@ -14,7 +14,8 @@ use crate::upcall::{
 };
 use kernel::{
     c_str,
-    fs::{DirEmitter, DirEntryType, FileAttr, FileSystem, SuperBlock},
+    fs::{DirEmitter, DirEntryType, FileAttr, FileSystem, LockedFolio, SuperBlock},
+    page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
@@ -112,5 +113,32 @@ impl FileSystem for WfsFs {
 
     fn getattr(sb: &SuperBlock<Self>, ino: u64) -> Result<FileAttr> {
         channel(sb)?.call(&Request::Getattr { file: ino }, attr_reply)
+    }
+
+    /// Chunk's *strategy*: the manager fills a pool slot with the page and
+    /// the kernel copies it into the page cache.
+    fn read_folio(sb: &SuperBlock<Self>, ino: u64, folio: &mut LockedFolio) -> Result {
+        let index = folio.index();
+        channel(sb)?.call_with_page(
+            abi::Opcode::Read,
+            |slot| Request::Read {
+                file: ino,
+                index,
+                count: 1,
+                slot,
+            },
+            |reply, page| {
+                if !matches!(reply.body, Some(ReplyBody::Grant(_))) {
+                    return Err(EIO);
+                }
+                folio.with_contents(|buf| {
+                    // SAFETY: `buf` is one page the folio lock gives us alone.
+                    // The slot's page belongs to the kernel now (the manager
+                    // answered); a manager that writes it anyway can only
+                    // spoil this page's data.
+                    unsafe { page.read_raw(buf.as_mut_ptr(), 0, PAGE_SIZE) }
+                })
+            },
+        )
     }
 }
