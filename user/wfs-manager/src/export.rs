@@ -113,6 +113,33 @@ impl Export {
         self.attr_of(&name)
     }
 
+    /// READ: fills `page` with page `index` of file `id`; past the end of
+    /// the file the page is zero.
+    pub fn read_page(&self, id: u64, index: u64, page: &mut [u8]) -> Result<(), i32> {
+        use std::os::unix::fs::FileExt;
+        let name = match self.name_of(id) {
+            Some(n) => n,
+            None => {
+                self.getattr(id)?;
+                self.name_of(id).ok_or(errno::ENOENT)?
+            }
+        };
+        let path = self.dir.join(std::ffi::OsStr::from_bytes(&name));
+        let f = fs::File::open(&path).map_err(|e| io_errno(&e))?;
+        let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
+        let mut done = 0;
+        while done < page.len() {
+            match f.read_at(&mut page[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_errno(&e)),
+            }
+        }
+        page[done..].fill(0);
+        Ok(())
+    }
+
     /// The shared names, sorted.
     fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
         let mut out = Vec::new();
@@ -180,6 +207,14 @@ mod tests {
         // A restarted manager answers for ids its predecessor handed out.
         let fresh = Export::new(&d);
         assert_eq!(fresh.getattr(a.file).unwrap(), a);
+        // Pages: the data, then zeros past the end of the file.
+        let mut page = vec![0xffu8; 4096];
+        fresh.read_page(a.file, 0, &mut page).unwrap();
+        assert_eq!(&page[..5], b"hello");
+        assert!(page[5..].iter().all(|&b| b == 0));
+        fresh.read_page(a.file, 9, &mut page).unwrap();
+        assert!(page.iter().all(|&b| b == 0));
+        assert_eq!(fresh.read_page(999, 0, &mut page), Err(errno::ENOENT));
         // A file that grows is seen at its new size.
         fs::write(d.join("a"), b"hello, world").unwrap();
         assert_eq!(e.getattr(a.file).unwrap().size, 12);

@@ -179,7 +179,14 @@ pub fn run(argv: &[String]) -> i32 {
     let control = bound.serve(status);
     if let Some(d) = dev.as_ref() {
         let export = Arc::new(crate::export::Export::new(&cfg.export));
-        crate::upcall::serve(d.fd(), export, UPCALL_WORKERS);
+        let pool = match crate::upcall::Pool::map(d.fd(), d.reg.pool_slots) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                wlog!("cannot map the netmem pool: {e}; page requests will fail");
+                None
+            }
+        };
+        crate::upcall::serve(d.fd(), export, pool, UPCALL_WORKERS);
         wlog!(
             "serving upcalls with {UPCALL_WORKERS} workers from {}",
             cfg.export.display()

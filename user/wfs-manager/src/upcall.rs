@@ -9,16 +9,87 @@
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use wfs_abi::{MSG_MAX, Reply, ReplyBody, Request, errno};
+use wfs_abi::{Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
 use crate::export::Export;
+
+/// The netmem pool as mapped from `/dev/wfs`: one page per slot.
+pub struct Pool {
+    base: *mut u8,
+    slots: u32,
+}
+
+// SAFETY: The pool is plain shared memory. Each slot is lent by the kernel
+// with exactly one request, which exactly one worker handles, so no two
+// threads touch a slot at the same time.
+unsafe impl Send for Pool {}
+// SAFETY: See `Send`.
+unsafe impl Sync for Pool {}
+
+impl Pool {
+    /// Maps the pool of `slots` pages from the device `fd`.
+    pub fn map(fd: RawFd, slots: u32) -> std::io::Result<Pool> {
+        let len = slots as usize * PAGE_SIZE;
+        // SAFETY: A fresh shared mapping of the device; the kernel checks
+        // size and offset.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Pool {
+            base: p.cast(),
+            slots,
+        })
+    }
+
+    /// A pool in ordinary memory, for tests.
+    pub fn for_tests(slots: u32) -> Pool {
+        let mem = vec![0u8; slots as usize * PAGE_SIZE].leak();
+        Pool {
+            base: mem.as_mut_ptr(),
+            slots,
+        }
+    }
+
+    /// The page of `slot`.
+    ///
+    /// # Safety
+    ///
+    /// The caller handles the request `slot` was lent with, and no other
+    /// reference to the page exists.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn page(&self, slot: u32) -> Option<&mut [u8]> {
+        if slot >= self.slots {
+            return None;
+        }
+        // SAFETY: In bounds of the mapping; exclusive by the caller's
+        // guarantee.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(self.base.add(slot as usize * PAGE_SIZE), PAGE_SIZE)
+        })
+    }
+}
 
 /// `ENOSYS`: not served yet (the data path).
 const ENOSYS: i32 = 38;
 
 /// Answers one request message; returns the reply's length in `out`, or
 /// `None` if the message is not a request at all (nothing to answer).
-pub fn handle(export: &Export, msg: &[u8], out: &mut [u8; MSG_MAX]) -> Option<usize> {
+pub fn handle(
+    export: &Export,
+    pool: Option<&Pool>,
+    msg: &[u8],
+    out: &mut [u8; MSG_MAX],
+) -> Option<usize> {
     let (id, req) = match Request::decode(msg) {
         Ok(r) => r,
         Err(e) => {
@@ -47,7 +118,22 @@ pub fn handle(export: &Export, msg: &[u8], out: &mut [u8; MSG_MAX]) -> Option<us
             }),
             Err(e) => Err(e),
         },
-        Request::Read { .. } | Request::Write { .. } | Request::Upgrade { .. } => Err(ENOSYS),
+        Request::Read {
+            file,
+            index,
+            count,
+            slot,
+        } => {
+            // SAFETY: The kernel lent `slot` with this request, which only
+            // this worker handles.
+            match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
+                (1, Some(page)) => export
+                    .read_page(file, index, page)
+                    .map(|()| ReplyBody::Grant(Grant::ReadWrite)),
+                _ => Err(errno::EINVAL),
+            }
+        }
+        Request::Write { .. } | Request::Upgrade { .. } => Err(ENOSYS),
     };
     let reply = match result {
         Ok(body) => Reply {
@@ -78,7 +164,7 @@ pub fn handle(export: &Export, msg: &[u8], out: &mut [u8; MSG_MAX]) -> Option<us
     }
 }
 
-fn serve_one_thread(fd: RawFd, export: &Export) {
+fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>) {
     let mut buf = [0u8; MSG_MAX];
     let mut out = [0u8; MSG_MAX];
     loop {
@@ -93,7 +179,7 @@ fn serve_one_thread(fd: RawFd, export: &Export) {
             crate::wlog!("upcall: read from /dev/wfs failed: {err}; worker stops");
             return;
         }
-        let Some(len) = handle(export, &buf[..n as usize], &mut out) else {
+        let Some(len) = handle(export, pool, &buf[..n as usize], &mut out) else {
             continue;
         };
         // SAFETY: `out` holds `len` valid bytes.
@@ -107,13 +193,15 @@ fn serve_one_thread(fd: RawFd, export: &Export) {
     }
 }
 
-/// Starts `workers` threads serving requests read from `fd`.
-pub fn serve(fd: RawFd, export: Arc<Export>, workers: usize) {
+/// Starts `workers` threads serving requests read from `fd`, with page
+/// data in `pool`.
+pub fn serve(fd: RawFd, export: Arc<Export>, pool: Option<Arc<Pool>>, workers: usize) {
     for i in 0..workers {
         let export = export.clone();
+        let pool = pool.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("upcall-{i}"))
-            .spawn(move || serve_one_thread(fd, &export));
+            .spawn(move || serve_one_thread(fd, &export, pool.as_deref()));
         if let Err(e) = spawned {
             crate::wlog!("upcall: cannot start worker {i}: {e}");
         }
@@ -129,9 +217,12 @@ mod tests {
         let mut m = [0u8; MSG_MAX];
         let n = req.encode(77, &mut m).unwrap();
         let mut out = [0u8; MSG_MAX];
-        let len = handle(e, &m[..n], &mut out).unwrap();
+        let len = handle(e, Some(&POOL_FOR_TESTS), &m[..n], &mut out).unwrap();
         out[..len].to_vec()
     }
+
+    static POOL_FOR_TESTS: std::sync::LazyLock<Pool> =
+        std::sync::LazyLock::new(|| Pool::for_tests(4));
 
     #[test]
     fn answers_lookup_getattr_readdir() {
@@ -175,7 +266,29 @@ mod tests {
             })
         );
 
-        // The data path is not served yet, and says so.
+        // READ fills the lent slot; a slot outside the pool is refused.
+        let read = |slot| Request::Read {
+            file: a.file,
+            index: 0,
+            count: 1,
+            slot,
+        };
+        let r = ask(&e, read(2));
+        assert_eq!(
+            Reply::decode(&r).unwrap().body,
+            Some(ReplyBody::Grant(Grant::ReadWrite))
+        );
+        // SAFETY: the test is the only user of slot 2 now.
+        assert!(
+            unsafe { POOL_FOR_TESTS.page(2) }
+                .unwrap()
+                .iter()
+                .all(|&b| b == 1)
+        );
+        let r = ask(&e, read(4));
+        assert_eq!(Reply::decode(&r).unwrap().error, errno::EINVAL);
+
+        // The rest of the data path is not served yet, and says so.
         let r = ask(
             &e,
             Request::Upgrade {
@@ -191,6 +304,6 @@ mod tests {
     fn garbage_gets_no_answer() {
         let e = Export::new(std::path::Path::new("/nonexistent"));
         let mut out = [0u8; MSG_MAX];
-        assert_eq!(handle(&e, b"short", &mut out), None);
+        assert_eq!(handle(&e, None, b"short", &mut out), None);
     }
 }
