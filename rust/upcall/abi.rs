@@ -248,8 +248,8 @@ pub struct Status {
     pub session: u64,
     /// Number of mounted WFS super blocks.
     pub mounts: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Free slots in the netmem pool.
+    pub pool_free: u32,
 }
 
 impl Status {
@@ -268,7 +268,7 @@ impl Status {
             inflight: get_u32(b, 12)?,
             session: get_u64(b, 16)?,
             mounts: get_u32(b, 24)?,
-            reserved: get_u32(b, 28)?,
+            pool_free: get_u32(b, 28)?,
         })
     }
 
@@ -280,7 +280,7 @@ impl Status {
         put(b, 12, &self.inflight.to_le_bytes());
         put(b, 16, &self.session.to_le_bytes());
         put(b, 24, &self.mounts.to_le_bytes());
-        put(b, 28, &self.reserved.to_le_bytes());
+        put(b, 28, &self.pool_free.to_le_bytes());
     }
 }
 

@@ -236,7 +236,7 @@ impl State {
             inflight: self.table.pending() as u32,
             session: self.session,
             mounts: self.mounts,
-            reserved: 0,
+            pool_free: self.slots.free() as u32,
         }
     }
 }

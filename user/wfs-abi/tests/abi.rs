@@ -282,7 +282,7 @@ fn status_round_trip_and_layout() {
         inflight: 3,
         session: 99,
         mounts: 2,
-        reserved: 0,
+        pool_free: 0,
     };
     let mut b = [0u8; Status::LEN];
     s.encode(&mut b);

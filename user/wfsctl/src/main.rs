@@ -180,13 +180,13 @@ fn print_report(s: &StatusReport) {
 fn kernel_lines(st: &Status) -> Vec<String> {
     let mut v = vec![if st.registered != 0 {
         format!(
-            "kernel: manager registered pid {} session {} inflight {} mounts {}",
-            st.manager_pid, st.session, st.inflight, st.mounts
+            "kernel: manager registered pid {} session {} inflight {} mounts {} pool_free {}",
+            st.manager_pid, st.session, st.inflight, st.mounts, st.pool_free
         )
     } else {
         format!(
-            "kernel: no manager registered session {} inflight {} mounts {}",
-            st.session, st.inflight, st.mounts
+            "kernel: no manager registered session {} inflight {} mounts {} pool_free {}",
+            st.session, st.inflight, st.mounts, st.pool_free
         )
     }];
     if st.abi_version != ABI_VERSION {
@@ -473,11 +473,11 @@ mod tests {
             inflight: 2,
             session: 3,
             mounts: 1,
-            reserved: 0,
+            pool_free: 60,
         };
         assert_eq!(
             kernel_lines(&st),
-            vec!["kernel: manager registered pid 57 session 3 inflight 2 mounts 1"]
+            vec!["kernel: manager registered pid 57 session 3 inflight 2 mounts 1 pool_free 60"]
         );
         let st = Status {
             registered: 0,
@@ -487,7 +487,7 @@ mod tests {
         assert_eq!(
             kernel_lines(&st),
             vec![
-                "kernel: no manager registered session 3 inflight 2 mounts 1",
+                "kernel: no manager registered session 3 inflight 2 mounts 1 pool_free 60",
                 "kernel: abi version 2 differs from wfsctl's 1"
             ]
         );

@@ -1,0 +1,39 @@
+#!/bin/sh
+# hosts: 1
+# timeout: 300
+#
+# /dev/wfs against bad input: wfsfuzz registers as the manager and mixes
+# 12,000 rounds of malformed writes, forged and mismatched replies, bad
+# ioctls, short reads and bad pool mappings with correct service of real
+# LOOKUP and READ traffic from a background reader. Every bad input must
+# get its documented errno, the kernel must print no oops or WARNING (the
+# harness checks), and afterwards no request is in flight and every pool
+# slot is free. Then a real manager serves again.
+set -eu
+fail() { echo "FAIL: $*"; exit 1; }
+wfsctl wait --timeout 60 || fail "manager did not register"
+pid=$(pidof wfs-manager)
+kill -TERM $pid
+while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+
+# Traffic: every new name is a LOOKUP, every file's page a READ.
+( set +e; i=0; while :; do i=$((i + 1)); cat /wfs/f$i > /dev/null 2>&1; stat /wfs/x$i > /dev/null 2>&1; done ) &
+bg=$!
+/opt/helpers/wfsfuzz 12000 $$ 500 || { kill $bg; fail "wfsfuzz found a surprise"; }
+kill $bg
+wait $bg 2>/dev/null || true
+
+k=$(wfsctl kstatus)
+echo "$k"
+echo "$k" | grep -q "no manager registered" || fail "fuzzer's registration outlived it"
+echo "$k" | grep -q "inflight 0 " || fail "requests left in flight"
+echo "$k" | grep -q "pool_free 64$" || fail "pool slots leaked"
+
+# A real manager works normally afterwards.
+printf 'still fine' > /export/after
+wfs-manager --config /etc/wfs/cluster.toml &
+wfsctl wait --timeout 60 || fail "manager did not register after the fuzzing"
+[ "$(cat /wfs/after)" = "still fine" ] || fail "not served after the fuzzing"
+kill -TERM $!
+wait $! || fail "manager exited with an error"
+echo PASS
