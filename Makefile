@@ -53,7 +53,7 @@ HELPERS := $(patsubst tests/qemu/helpers/%.c,build/test-helpers/%,$(wildcard tes
 helpers: $(HELPERS)
 build/test-helpers/%: tests/qemu/helpers/%.c
 	@mkdir -p build/test-helpers
-	@gcc -O2 -Wall -Werror -o $@ $<
+	@gcc -O2 -Wall -Werror -pthread -o $@ $<
 
 lint: modules
 	@tools/lint.sh
