@@ -39,7 +39,8 @@ use kernel::{
 pub(crate) const MAX_INFLIGHT: usize = 64;
 /// Page slots in the netmem pool.
 pub(crate) const POOL_SLOTS: usize = 64;
-/// How long a request waits for the manager, in milliseconds.
+/// How long a request waits for the manager by default, in milliseconds
+/// (the `timeout` mount option changes it per mount).
 pub(crate) const TIMEOUT_MS: u32 = 30_000;
 
 /// A message buffer: a request on the way out, then its reply.
@@ -388,8 +389,14 @@ impl State {
         };
         let call = self.calls[slot_of(id)].take();
         let slot = call.as_ref().and_then(|c| c.slot);
+        let sent = call.as_ref().is_some_and(|c| c.sent);
         let buf = call.and_then(|c| c.buf);
         if let (Some(s), false) = (slot, matches!(outcome, Some(Outcome::Done(_)))) {
+            if !sent {
+                // The manager never read the request, so it cannot know the
+                // slot: take it back at once instead of orphaning it.
+                let _ = self.slots.give_back(s, id);
+            }
             self.slots.finish(s, id);
         }
         (buf, outcome, slot)
@@ -426,7 +433,7 @@ impl Channel {
     }
 
     /// Sends `req` to the manager and waits for its reply, at most
-    /// [`TIMEOUT_MS`]. Only a fatal signal interrupts the wait, so a page
+    /// `timeout_ms`. Only a fatal signal interrupts the wait, so a page
     /// fault is never failed by an ordinary signal.
     ///
     /// Errors: `EIO` if there is no manager, it goes away, or it does not
@@ -436,11 +443,13 @@ impl Channel {
     pub(crate) fn call<R>(
         &self,
         req: &Request<'_>,
+        timeout_ms: u32,
         f: impl FnOnce(&Reply<'_>) -> Result<R>,
     ) -> Result<R> {
         self.call_inner(
             req.opcode(),
             false,
+            timeout_ms,
             &|id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
             |reply, _| f(reply),
         )
@@ -453,12 +462,14 @@ impl Channel {
     pub(crate) fn call_with_page<R>(
         &self,
         op: abi::Opcode,
+        timeout_ms: u32,
         make: impl Fn(u32) -> Request<'static>,
         f: impl FnOnce(&Reply<'_>, &Page) -> Result<R>,
     ) -> Result<R> {
         self.call_inner(
             op,
             true,
+            timeout_ms,
             &|id, slot, buf| {
                 let req = make(slot.ok_or(EINVAL)?);
                 req.encode(id, &mut buf[..]).map_err(|_| EINVAL)
@@ -471,11 +482,12 @@ impl Channel {
         &self,
         op: abi::Opcode,
         want_slot: bool,
+        timeout_ms: u32,
         encode: &Encoder<'_>,
         f: impl FnOnce(&Reply<'_>, Option<&Page>) -> Result<R>,
     ) -> Result<R> {
         let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)?;
-        let deadline = jiffies_64().wrapping_add(msecs_to_jiffies(TIMEOUT_MS) as u64);
+        let deadline = jiffies_64().wrapping_add(msecs_to_jiffies(timeout_ms) as u64);
         let mut st = self.state.lock();
         let id = loop {
             match st.submit(buf, op, want_slot, deadline, encode) {

@@ -630,4 +630,43 @@ fn transport_page_slots() {
     kunit_expect_eq!(st.slots.free(), free);
 }
 
-kunit_module_suite!(wfs_upcall_slots, [transport_page_slots]);
+fn transport_unsent_slot_freed() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let free = st.slots.free();
+    let read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
+        Request::Read {
+            file: 5,
+            index: 0,
+            count: 1,
+            slot: slot.unwrap_or(u32::MAX),
+        }
+        .encode(id, &mut b[..])
+        .map_err(|_| EINVAL)
+    };
+    let Ok(id) = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)
+        .map_err(|_| ())
+        .and_then(|b| {
+            st.submit(b, Opcode::Read, true, 1000, &read)
+                .map_err(|_| ())
+        })
+    else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    kunit_expect_eq!(st.slots.free(), free - 1);
+    // The caller times out before the manager reads the request: the slot
+    // is free at once, and the manager is never handed the stale request.
+    let _ = st.table.fail(id, abi::errno::ETIMEDOUT);
+    let _ = st.finish(id);
+    kunit_expect_eq!(st.slots.free(), free);
+    let mut out = [0u8; abi::MSG_MAX];
+    kunit_expect_eq!(st.next_request(&mut out), None);
+}
+
+kunit_module_suite!(
+    wfs_upcall_slots,
+    [transport_page_slots, transport_unsent_slot_freed]
+);

@@ -10,7 +10,7 @@
 
 use crate::upcall::{
     abi::{self, ReplyBody, Request},
-    channel::Channel,
+    channel::{Channel, TIMEOUT_MS},
 };
 use kernel::{
     c_str,
@@ -22,6 +22,44 @@ use kernel::{
 
 /// `s_magic` of WFS super blocks ("WFS!").
 pub(crate) const WFS_MAGIC: usize = 0x5746_5321;
+
+/// Longest `timeout` mount option, in seconds.
+const MAX_TIMEOUT_S: u32 = 3600;
+
+/// Mount options: `timeout=SECONDS` (1 to 3600), how long a request waits
+/// for the manager before it fails (`EIO`, or `SIGBUS` for a fault).
+pub(crate) struct MountOptions {
+    timeout_ms: u32,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            timeout_ms: TIMEOUT_MS,
+        }
+    }
+}
+
+/// What a mounted super block keeps.
+pub(crate) struct Mount {
+    chan: Arc<Channel>,
+    timeout_ms: u32,
+}
+
+/// Parses a decimal number of at most 10 digits.
+fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    u32::try_from(v).ok()
+}
 
 /// The `wfs` file system type.
 pub(crate) struct WfsFs;
@@ -41,7 +79,7 @@ fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
     }
 }
 
-fn channel(sb: &SuperBlock<WfsFs>) -> Result<ArcBorrow<'_, Channel>> {
+fn mount(sb: &SuperBlock<WfsFs>) -> Result<&Mount> {
     sb.data().ok_or(EIO)
 }
 
@@ -60,15 +98,41 @@ impl FileSystem for WfsFs {
     const NAME: &'static CStr = c_str!("wfs");
     const MAGIC: usize = WFS_MAGIC;
     type Context = Arc<Channel>;
-    type Data = Arc<Channel>;
+    type Data = KBox<Mount>;
+    type Options = MountOptions;
 
-    fn fill_super(ctx: ArcBorrow<'_, Channel>, _sb: &SuperBlock<Self>) -> Result<Arc<Channel>> {
-        ctx.state.lock().mounts += 1;
-        Ok(ctx.into())
+    fn parse_option(opts: &mut MountOptions, key: &[u8], value: Option<&[u8]>) -> Result {
+        match key {
+            b"timeout" => {
+                let secs = value
+                    .and_then(parse_u32)
+                    .filter(|s| (1..=MAX_TIMEOUT_S).contains(s))
+                    .ok_or(EINVAL)?;
+                opts.timeout_ms = secs * 1000;
+                Ok(())
+            }
+            _ => Err(ENOPARAM),
+        }
     }
 
-    fn kill_super(chan: Arc<Channel>) {
-        let mut st = chan.state.lock();
+    fn fill_super(
+        ctx: ArcBorrow<'_, Channel>,
+        _sb: &SuperBlock<Self>,
+        opts: &MountOptions,
+    ) -> Result<KBox<Mount>> {
+        let m = KBox::new(
+            Mount {
+                chan: ctx.into(),
+                timeout_ms: opts.timeout_ms,
+            },
+            GFP_KERNEL,
+        )?;
+        m.chan.state.lock().mounts += 1;
+        Ok(m)
+    }
+
+    fn kill_super(m: KBox<Mount>) {
+        let mut st = m.chan.state.lock();
         st.mounts = st.mounts.saturating_sub(1);
     }
 
@@ -79,7 +143,11 @@ impl FileSystem for WfsFs {
         if !abi::valid_name(name) {
             return Ok(None);
         }
-        match channel(sb)?.call(&Request::Lookup { name }, attr_reply) {
+        let m = mount(sb)?;
+        match m
+            .chan
+            .call(&Request::Lookup { name }, m.timeout_ms, attr_reply)
+        {
             Ok(attr) => Ok(Some(attr)),
             Err(e) if e == ENOENT => Ok(None),
             Err(e) => Err(e),
@@ -87,23 +155,27 @@ impl FileSystem for WfsFs {
     }
 
     fn readdir(sb: &SuperBlock<Self>, emitter: &mut DirEmitter<'_>) -> Result {
-        let chan = channel(sb)?;
+        let m = mount(sb)?;
         loop {
             let cookie = emitter.cookie();
-            let step = chan.call(&Request::Readdir { cookie }, |r| match r.body {
-                Some(ReplyBody::Dirent { name: [], .. }) => Ok(Step::End),
-                // Cookies must advance, or a confused manager could make
-                // this loop forever.
-                Some(ReplyBody::Dirent { next, .. }) if next <= cookie => Err(EIO),
-                Some(ReplyBody::Dirent { next, file, name }) => {
-                    if emitter.emit(name, file, DirEntryType::Reg, next) {
-                        Ok(Step::Next)
-                    } else {
-                        Ok(Step::Full)
+            let step = m
+                .chan
+                .call(&Request::Readdir { cookie }, m.timeout_ms, |r| {
+                    match r.body {
+                        Some(ReplyBody::Dirent { name: [], .. }) => Ok(Step::End),
+                        // Cookies must advance, or a confused manager could make
+                        // this loop forever.
+                        Some(ReplyBody::Dirent { next, .. }) if next <= cookie => Err(EIO),
+                        Some(ReplyBody::Dirent { next, file, name }) => {
+                            if emitter.emit(name, file, DirEntryType::Reg, next) {
+                                Ok(Step::Next)
+                            } else {
+                                Ok(Step::Full)
+                            }
+                        }
+                        _ => Err(EIO),
                     }
-                }
-                _ => Err(EIO),
-            })?;
+                })?;
             match step {
                 Step::Next => continue,
                 Step::Full | Step::End => return Ok(()),
@@ -112,15 +184,19 @@ impl FileSystem for WfsFs {
     }
 
     fn getattr(sb: &SuperBlock<Self>, ino: u64) -> Result<FileAttr> {
-        channel(sb)?.call(&Request::Getattr { file: ino }, attr_reply)
+        let m = mount(sb)?;
+        m.chan
+            .call(&Request::Getattr { file: ino }, m.timeout_ms, attr_reply)
     }
 
     /// Chunk's *strategy*: the manager fills a pool slot with the page and
     /// the kernel copies it into the page cache.
     fn read_folio(sb: &SuperBlock<Self>, ino: u64, folio: &mut LockedFolio) -> Result {
         let index = folio.index();
-        channel(sb)?.call_with_page(
+        let m = mount(sb)?;
+        m.chan.call_with_page(
             abi::Opcode::Read,
+            m.timeout_ms,
             |slot| Request::Read {
                 file: ino,
                 index,
