@@ -546,12 +546,9 @@ kunit_module_suite!(
     ]
 );
 
-fn transport_page_slots() {
-    let Ok(mut st) = registered() else {
-        kunit_expect!(false, "out of memory");
-        return;
-    };
-    let free = st.slots.free();
+/// Submits a READ of page 3 of file 5 with a pool slot; returns its id.
+fn submit_read(st: &mut State) -> Option<u64> {
+    let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
     let read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
         Request::Read {
             file: 5,
@@ -562,11 +559,16 @@ fn transport_page_slots() {
         .encode(id, &mut b[..])
         .map_err(|_| EINVAL)
     };
-    let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL);
-    let Ok(id) = buf.map_err(|_| ()).and_then(|b| {
-        st.submit(b, Opcode::Read, true, 1000, &read)
-            .map_err(|_| ())
-    }) else {
+    st.submit(buf, Opcode::Read, true, 1000, &read).ok()
+}
+
+fn transport_page_slots() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let free = st.slots.free();
+    let Some(id) = submit_read(&mut st) else {
         kunit_expect!(false, "submit failed");
         return;
     };
@@ -604,13 +606,7 @@ fn transport_page_slots() {
 
     // A caller that gives up leaves its slot with the manager until the
     // late reply, which is refused but frees the slot.
-    let Ok(id2) = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)
-        .map_err(|_| ())
-        .and_then(|b| {
-            st.submit(b, Opcode::Read, true, 1000, &read)
-                .map_err(|_| ())
-        })
-    else {
+    let Some(id2) = submit_read(&mut st) else {
         kunit_expect!(false, "submit failed");
         return;
     };
@@ -636,23 +632,7 @@ fn transport_unsent_slot_freed() {
         return;
     };
     let free = st.slots.free();
-    let read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
-        Request::Read {
-            file: 5,
-            index: 0,
-            count: 1,
-            slot: slot.unwrap_or(u32::MAX),
-        }
-        .encode(id, &mut b[..])
-        .map_err(|_| EINVAL)
-    };
-    let Ok(id) = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)
-        .map_err(|_| ())
-        .and_then(|b| {
-            st.submit(b, Opcode::Read, true, 1000, &read)
-                .map_err(|_| ())
-        })
-    else {
+    let Some(id) = submit_read(&mut st) else {
         kunit_expect!(false, "submit failed");
         return;
     };
