@@ -23,6 +23,12 @@ cmp /wfs/f /export/f || fail "read(2) contents differ from /export/f"
 dd if=/dev/urandom of=/export/g bs=4096 count=8 2>/dev/null
 cmp /wfs/g /export/g || fail "read(2) of g"
 [ "$(/opt/helpers/mmapcat /wfs/g | md5sum)" = "$(md5sum < /export/g)" ] || fail "mmap of g"
+# The manager counted every page it served (6 of f, 8 of g) and the lookups.
+wfsctl stats
+reads=$(wfsctl stats | awk '$1 == "READ" { print $2 }')
+lookups=$(wfsctl stats | awk '$1 == "LOOKUP" { print $2 }')
+[ "$reads" -ge 14 ] || fail "wfsctl stats shows $reads READs, expected at least 14"
+[ "$lookups" -ge 2 ] || fail "wfsctl stats shows $lookups LOOKUPs"
 
 # Past the end of the file (the mapping covers 8 pages of a 6-page file):
 # the last partial page reads as zeros after the data, the page after is

@@ -55,6 +55,9 @@ pub struct StatusReport {
     pub timeout_ms: u32,
     /// Every configured peer.
     pub peers: Vec<PeerSnapshot>,
+    /// Upcalls served, by request type (empty without a device).
+    #[serde(default)]
+    pub upcalls: Vec<crate::upcall::OpStats>,
 }
 
 /// Produces the current status.
@@ -242,6 +245,7 @@ mod tests {
                 reason: None,
                 remote: Some("10.0.0.2:7070".into()),
             }],
+            upcalls: Vec::new(),
         }
     }
 

@@ -157,9 +157,12 @@ pub fn run(argv: &[String]) -> i32 {
     };
 
     let reg = dev.as_ref().map(|d| d.reg);
+    let stats = Arc::new(crate::upcall::Stats::default());
     let status = {
         let cfg = cfg.clone();
         let cluster = cluster.clone();
+        let stats = stats.clone();
+        let has_device = dev.is_some();
         let device = dev.as_ref().map(|d| d.path.display().to_string());
         Arc::new(move || StatusReport {
             host: cfg.host.clone(),
@@ -174,6 +177,11 @@ pub fn run(argv: &[String]) -> i32 {
             pool_slots: reg.map(|r| r.pool_slots).unwrap_or(0),
             timeout_ms: reg.map(|r| r.timeout_ms).unwrap_or(0),
             peers: cluster.snapshot(),
+            upcalls: if has_device {
+                stats.snapshot()
+            } else {
+                Vec::new()
+            },
         })
     };
     let control = bound.serve(status);
@@ -186,7 +194,7 @@ pub fn run(argv: &[String]) -> i32 {
                 None
             }
         };
-        crate::upcall::serve(d.fd(), export, pool, UPCALL_WORKERS);
+        crate::upcall::serve(d.fd(), export, pool, stats.clone(), UPCALL_WORKERS);
         wlog!(
             "serving upcalls with {UPCALL_WORKERS} workers from {}",
             cfg.export.display()

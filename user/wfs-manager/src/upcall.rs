@@ -8,6 +8,10 @@
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
 
 use wfs_abi::{Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
@@ -76,6 +80,73 @@ impl Pool {
         Some(unsafe {
             std::slice::from_raw_parts_mut(self.base.add(slot as usize * PAGE_SIZE), PAGE_SIZE)
         })
+    }
+}
+
+/// Counters of one request type.
+#[derive(Debug, Default)]
+struct OpCounters {
+    count: AtomicU64,
+    errors: AtomicU64,
+    total_ns: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+/// What `wfsctl stats` shows of one request type: how many were served,
+/// how many were answered with an errno, and the manager's service time
+/// (from reading the request to writing the reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpStats {
+    /// Request type (`LOOKUP`, `READ`...).
+    pub op: String,
+    /// Requests served.
+    pub count: u64,
+    /// Of those, answered with an errno.
+    pub errors: u64,
+    /// Mean service time, nanoseconds.
+    pub mean_ns: u64,
+    /// Longest service time, nanoseconds.
+    pub max_ns: u64,
+}
+
+/// Upcall statistics, shared by the workers.
+#[derive(Debug, Default)]
+pub struct Stats {
+    ops: [OpCounters; 6],
+}
+
+const OP_NAMES: [&str; 6] = ["LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE"];
+
+impl Stats {
+    fn record(&self, op: u16, error: bool, ns: u64) {
+        let Some(c) = (op as usize).checked_sub(1).and_then(|i| self.ops.get(i)) else {
+            return;
+        };
+        c.count.fetch_add(1, Ordering::Relaxed);
+        if error {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        c.total_ns.fetch_add(ns, Ordering::Relaxed);
+        c.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// A snapshot, one entry per request type.
+    pub fn snapshot(&self) -> Vec<OpStats> {
+        self.ops
+            .iter()
+            .zip(OP_NAMES)
+            .map(|(c, name)| {
+                let count = c.count.load(Ordering::Relaxed);
+                let total = c.total_ns.load(Ordering::Relaxed);
+                OpStats {
+                    op: name.to_string(),
+                    count,
+                    errors: c.errors.load(Ordering::Relaxed),
+                    mean_ns: total.checked_div(count).unwrap_or(0),
+                    max_ns: c.max_ns.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
     }
 }
 
@@ -164,7 +235,7 @@ pub fn handle(
     }
 }
 
-fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>) {
+fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>, stats: &Stats) {
     let mut buf = [0u8; MSG_MAX];
     let mut out = [0u8; MSG_MAX];
     loop {
@@ -179,11 +250,16 @@ fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>) {
             crate::wlog!("upcall: read from /dev/wfs failed: {err}; worker stops");
             return;
         }
+        let started = Instant::now();
         let Some(len) = handle(export, pool, &buf[..n as usize], &mut out) else {
             continue;
         };
         // SAFETY: `out` holds `len` valid bytes.
         let w = unsafe { libc::write(fd, out.as_ptr().cast(), len) };
+        if let Ok(reply) = Reply::decode(&out[..len]) {
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            stats.record(reply.op as u16, reply.error != 0, ns);
+        }
         if w < 0 {
             let err = std::io::Error::last_os_error();
             // ENOENT: the request timed out or its caller was killed in the
@@ -194,14 +270,21 @@ fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>) {
 }
 
 /// Starts `workers` threads serving requests read from `fd`, with page
-/// data in `pool`.
-pub fn serve(fd: RawFd, export: Arc<Export>, pool: Option<Arc<Pool>>, workers: usize) {
+/// data in `pool`, counting in `stats`.
+pub fn serve(
+    fd: RawFd,
+    export: Arc<Export>,
+    pool: Option<Arc<Pool>>,
+    stats: Arc<Stats>,
+    workers: usize,
+) {
     for i in 0..workers {
         let export = export.clone();
         let pool = pool.clone();
+        let stats = stats.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("upcall-{i}"))
-            .spawn(move || serve_one_thread(fd, &export, pool.as_deref()));
+            .spawn(move || serve_one_thread(fd, &export, pool.as_deref(), &stats));
         if let Err(e) = spawned {
             crate::wlog!("upcall: cannot start worker {i}: {e}");
         }
@@ -298,6 +381,21 @@ mod tests {
         );
         assert_eq!(Reply::decode(&r).unwrap().error, ENOSYS);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn stats_count_and_time() {
+        let s = Stats::default();
+        s.record(4, false, 2_000);
+        s.record(4, true, 6_000);
+        s.record(1, false, 1_000);
+        s.record(0, false, 1); // not an opcode: ignored
+        s.record(99, false, 1);
+        let snap = s.snapshot();
+        let read = snap.iter().find(|o| o.op == "READ").unwrap();
+        assert_eq!((read.count, read.errors), (2, 1));
+        assert_eq!((read.mean_ns, read.max_ns), (4_000, 6_000));
+        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 3);
     }
 
     #[test]

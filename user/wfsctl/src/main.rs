@@ -5,6 +5,7 @@
 //! wfsctl wait [--control PATH] [--peers] [--timeout SECS]
 //! wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|EBUSY|EPROTO|EPERM|...]
 //! wfsctl kstatus [--device PATH]
+//! wfsctl stats [--control PATH]
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
@@ -23,7 +24,8 @@ const USAGE: &str = "usage:
   wfsctl status [--control PATH] [--device PATH]
   wfsctl wait [--control PATH] [--peers] [--timeout SECS]
   wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|ERRNO]
-  wfsctl kstatus [--device PATH]";
+  wfsctl kstatus [--device PATH]
+  wfsctl stats [--control PATH]";
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -104,6 +106,7 @@ fn main() {
     let rest = &args[1..];
     let code = match cmd.as_str() {
         "status" => cmd_status(&parse_opts(rest, &["--control", "--device"])),
+        "stats" => cmd_stats(&parse_opts(rest, &["--control"])),
         "wait" => cmd_wait(&parse_opts(rest, &["--control", "--peers", "--timeout"])),
         "probe-register" => cmd_probe(&parse_opts(
             rest,
@@ -244,6 +247,42 @@ fn cmd_status(o: &Opts) -> i32 {
     }
     print_kernel(&device_path(o), true);
     code
+}
+
+/// The `stats` table: one line per request type.
+fn stats_lines(s: &StatusReport) -> Vec<String> {
+    let mut v = vec![format!(
+        "{:<8} {:>10} {:>8} {:>12} {:>12}",
+        "upcall", "count", "errors", "mean_us", "max_us"
+    )];
+    for o in &s.upcalls {
+        v.push(format!(
+            "{:<8} {:>10} {:>8} {:>12.1} {:>12.1}",
+            o.op,
+            o.count,
+            o.errors,
+            o.mean_ns as f64 / 1000.0,
+            o.max_ns as f64 / 1000.0
+        ));
+    }
+    v
+}
+
+/// `wfsctl stats`: upcalls served by the manager, with their service time
+/// (from reading the request to writing the reply).
+fn cmd_stats(o: &Opts) -> i32 {
+    match control::status(&control_path(o), QUERY_TIMEOUT) {
+        Ok(s) => {
+            for l in stats_lines(&s) {
+                println!("{l}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("wfsctl: {e}");
+            1
+        }
+    }
 }
 
 fn cmd_kstatus(o: &Opts) -> i32 {
@@ -447,7 +486,27 @@ mod tests {
                     remote: None,
                 },
             ],
+            upcalls: Vec::new(),
         }
+    }
+
+    #[test]
+    fn stats_table() {
+        let mut r = report(true, true);
+        r.upcalls = vec![wfs_manager::upcall::OpStats {
+            op: "READ".into(),
+            count: 12,
+            errors: 1,
+            mean_ns: 40_250,
+            max_ns: 310_000,
+        }];
+        assert_eq!(
+            stats_lines(&r),
+            vec![
+                "upcall        count   errors      mean_us       max_us",
+                "READ             12        1         40.2        310.0"
+            ]
+        );
     }
 
     #[test]
