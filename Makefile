@@ -61,7 +61,7 @@ lint: modules
 test: kernel modules manager helpers
 	@tools/run-tests
 
-demo: kernel modules manager
+demo: kernel modules manager helpers
 	@tools/demo.sh
 
 bench: kernel modules manager

@@ -4,7 +4,8 @@
 # make demo: boots a cluster of guests running WFS and shows what works.
 # Today: every guest loads wfs.ko, starts its manager, mounts /wfs, and the
 # managers register with their kernels and connect to each other; host 1
-# exports a file. Sharing its pages comes with the data path.
+# exports a file and maps it through /wfs, every page fetched from its
+# manager. Serving it to the other hosts comes with the page protocol.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HOSTS=${WFS_DEMO_HOSTS:-3}
@@ -15,4 +16,5 @@ truncate -s 64K "$tmp/shared"
 echo "[demo] booting $HOSTS guests on a private network (10.0.0.1..10.0.0.$HOSTS)"
 exec "$ROOT/tools/wfs-vm" run --hosts "$HOSTS" --timeout 300 \
     --export "1:$tmp/shared:shared" \
-    --add "$ROOT/tools/demo/guest.sh:/opt/demo.sh" -- /bin/sh /opt/demo.sh
+    --add "$ROOT/tools/demo/guest.sh:/opt/demo.sh" \
+    --add "$ROOT/build/test-helpers:/opt/helpers" -- /bin/sh /opt/demo.sh
