@@ -31,10 +31,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || { say "need root to install: ${missing[*]}"; exit 1; }
     say "installing: ${missing[*]}"
+    mkdir -p "$WFS_CACHE"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades \
-        "${missing[@]}" > "$WFS_CACHE.apt.log" 2>&1 || {
-        tail -n 30 "$WFS_CACHE.apt.log" >&2; exit 1; }
+        "${missing[@]}" > "$WFS_CACHE/apt.log" 2>&1 || {
+        tail -n 30 "$WFS_CACHE/apt.log" >&2; exit 1; }
 else
     say "Debian packages: all present"
 fi
