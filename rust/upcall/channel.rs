@@ -48,7 +48,7 @@ pub(crate) type MsgBuf = [u8; abi::MSG_MAX];
 
 /// Encodes a request with the given id and pool slot into a buffer and
 /// returns its length.
-pub(crate) type Encoder<'a> = dyn Fn(u64, Option<u32>, &mut MsgBuf) -> Result<usize> + 'a;
+pub(crate) type Encoder<'a> = dyn FnMut(u64, Option<u32>, &mut MsgBuf) -> Result<usize> + 'a;
 
 /// What the request table records of a reply: its length in the call's
 /// buffer.
@@ -275,7 +275,7 @@ impl State {
         op: abi::Opcode,
         want_slot: bool,
         deadline: u64,
-        encode: &Encoder<'_>,
+        encode: &mut Encoder<'_>,
     ) -> Result<u64, (Error, KBox<MsgBuf>)> {
         if self.manager.is_none() {
             return Err((EIO, buf));
@@ -450,29 +450,32 @@ impl Channel {
             req.opcode(),
             false,
             timeout_ms,
-            &|id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
+            &mut |id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
             |reply, _| f(reply),
         )
     }
 
     /// Like [`Channel::call`], for a request that moves a page: a pool slot
-    /// is lent to the manager with it. `make(slot)` builds the request; `f`
-    /// gets the reply and the slot's page, which the kernel owns while `f`
-    /// runs (the manager has answered).
+    /// is lent to the manager with it. `make(slot)` builds the request;
+    /// `fill` may write the slot's page before the manager can see the
+    /// request (the kernel owns the slot then); `f` gets the reply and the
+    /// slot's page, which the kernel owns again while `f` runs.
     pub(crate) fn call_with_page<R>(
         &self,
         op: abi::Opcode,
         timeout_ms: u32,
         make: impl Fn(u32) -> Request<'static>,
+        mut fill: impl FnMut(&Page) -> Result,
         f: impl FnOnce(&Reply<'_>, &Page) -> Result<R>,
     ) -> Result<R> {
         self.call_inner(
             op,
             true,
             timeout_ms,
-            &|id, slot, buf| {
-                let req = make(slot.ok_or(EINVAL)?);
-                req.encode(id, &mut buf[..]).map_err(|_| EINVAL)
+            &mut |id, slot, buf| {
+                let slot = slot.ok_or(EINVAL)?;
+                fill(self.pool.page(slot).ok_or(EIO)?)?;
+                make(slot).encode(id, &mut buf[..]).map_err(|_| EINVAL)
             },
             |reply, page| f(reply, page.ok_or(EIO)?),
         )
@@ -483,7 +486,7 @@ impl Channel {
         op: abi::Opcode,
         want_slot: bool,
         timeout_ms: u32,
-        encode: &Encoder<'_>,
+        encode: &mut Encoder<'_>,
         f: impl FnOnce(&Reply<'_>, Option<&Page>) -> Result<R>,
     ) -> Result<R> {
         let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)?;

@@ -400,7 +400,7 @@ fn registered() -> Result<KBox<State>> {
 /// Encodes `req` into a fresh call buffer and submits it; returns its id.
 fn submit(st: &mut State, req: Request<'_>) -> Option<u64> {
     let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
-    st.submit(buf, req.opcode(), false, 1000, &|id, _, b| {
+    st.submit(buf, req.opcode(), false, 1000, &mut |id, _, b| {
         req.encode(id, &mut b[..]).map_err(|_| EINVAL)
     })
     .ok()
@@ -519,7 +519,7 @@ fn transport_manager_gone() {
     let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok();
     if let Some(b) = buf.take() {
         kunit_expect!(matches!(
-            st.submit(b, Opcode::Getattr, false, 10, &|_, _, _| Ok(24)),
+            st.submit(b, Opcode::Getattr, false, 10, &mut |_, _, _| Ok(24)),
             Err((e, _)) if e == kernel::error::code::EIO
         ));
     }
@@ -549,7 +549,7 @@ kunit_module_suite!(
 /// Submits a READ of page 3 of file 5 with a pool slot; returns its id.
 fn submit_read(st: &mut State) -> Option<u64> {
     let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
-    let read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
+    let mut read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
         Request::Read {
             file: 5,
             index: 3,
@@ -559,7 +559,7 @@ fn submit_read(st: &mut State) -> Option<u64> {
         .encode(id, &mut b[..])
         .map_err(|_| EINVAL)
     };
-    st.submit(buf, Opcode::Read, true, 1000, &read).ok()
+    st.submit(buf, Opcode::Read, true, 1000, &mut read).ok()
 }
 
 fn transport_page_slots() {

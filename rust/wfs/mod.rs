@@ -5,8 +5,10 @@
 //! A flat namespace of the files the manager serves. Every name lookup,
 //! listing and attribute refresh is an upcall (Chunk's `wfs_lookup*`, plus
 //! READDIR and GETATTR beyond the paper); the VFS caches positive and
-//! negative dentries and the inodes. The page cache paths (Chunk's strategy
-//! and putpages) come with the data path.
+//! negative dentries and the inodes. Page data goes through the page cache:
+//! `read_folio` is Chunk's *strategy* (READ), writeback is *putpages*
+//! (WRITE), and the first write to a page granted for reading only sends
+//! UPGRADE.
 
 use crate::upcall::{
     abi::{self, ReplyBody, Request},
@@ -14,7 +16,10 @@ use crate::upcall::{
 };
 use kernel::{
     c_str,
-    fs::{DirEmitter, DirEntryType, FileAttr, FileSystem, LockedFolio, SuperBlock},
+    fs::{
+        Access, DirEmitter, DirEntryType, FileAttr, FileSystem, LockedFolio, SuperBlock,
+        WritebackFolio,
+    },
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
@@ -76,6 +81,14 @@ fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
     match r.body {
         Some(ReplyBody::Attr(a)) => Ok(file_attr(&a)),
         _ => Err(EIO),
+    }
+}
+
+/// What a READ grant lets the page cache do with the page.
+fn grant_access(g: abi::Grant) -> Access {
+    match g {
+        abi::Grant::ReadOnly => Access::Read,
+        abi::Grant::ReadWrite => Access::Write,
     }
 }
 
@@ -191,7 +204,7 @@ impl FileSystem for WfsFs {
 
     /// Chunk's *strategy*: the manager fills a pool slot with the page and
     /// the kernel copies it into the page cache.
-    fn read_folio(sb: &SuperBlock<Self>, ino: u64, folio: &mut LockedFolio) -> Result {
+    fn read_folio(sb: &SuperBlock<Self>, ino: u64, folio: &mut LockedFolio) -> Result<Access> {
         let index = folio.index();
         let m = mount(sb)?;
         m.chan.call_with_page(
@@ -203,17 +216,65 @@ impl FileSystem for WfsFs {
                 count: 1,
                 slot,
             },
+            |_| Ok(()),
             |reply, page| {
-                if !matches!(reply.body, Some(ReplyBody::Grant(_))) {
-                    return Err(EIO);
-                }
+                let access = match reply.body {
+                    Some(ReplyBody::Grant(g)) => grant_access(g),
+                    _ => return Err(EIO),
+                };
                 folio.with_contents(|buf| {
                     // SAFETY: `buf` is one page the folio lock gives us alone.
                     // The slot's page belongs to the kernel now (the manager
                     // answered); a manager that writes it anyway can only
                     // spoil this page's data.
                     unsafe { page.read_raw(buf.as_mut_ptr(), 0, PAGE_SIZE) }
+                })?;
+                Ok(access)
+            },
+        )
+    }
+
+    /// Chunk's *putpages*: the kernel copies the dirty page into a pool
+    /// slot and the manager writes it to the file's owner.
+    fn write_folio(sb: &SuperBlock<Self>, ino: u64, folio: &WritebackFolio) -> Result {
+        let index = folio.index();
+        let m = mount(sb)?;
+        m.chan.call_with_page(
+            abi::Opcode::Write,
+            m.timeout_ms,
+            |slot| Request::Write {
+                file: ino,
+                index,
+                count: 1,
+                slot,
+            },
+            |page| {
+                folio.with_raw(|src| {
+                    // SAFETY: `src` is valid for a page of reads during the
+                    // call. The slot is the kernel's until the request is
+                    // queued, and the manager reads it only after that.
+                    unsafe { page.write_raw(src, 0, PAGE_SIZE) }
                 })
+            },
+            |reply, _| match reply.body {
+                Some(ReplyBody::Done) => Ok(()),
+                _ => Err(EIO),
+            },
+        )
+    }
+
+    /// A write to a page granted for reading only: the manager must grant
+    /// it for writing before the first byte changes.
+    fn upgrade(sb: &SuperBlock<Self>, ino: u64, index: u64) -> Result {
+        let m = mount(sb)?;
+        m.chan.call(
+            &Request::Upgrade { file: ino, index },
+            m.timeout_ms,
+            |reply| match reply.body {
+                Some(ReplyBody::Grant(abi::Grant::ReadWrite)) => Ok(()),
+                // Still read-only: the manager refused without saying why.
+                Some(ReplyBody::Grant(abi::Grant::ReadOnly)) => Err(EACCES),
+                _ => Err(EIO),
             },
         )
     }

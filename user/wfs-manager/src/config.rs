@@ -7,6 +7,8 @@
 //! export = "/export"              # export directory (must exist)
 //! device = "/dev/wfs"             # optional
 //! control = "/run/wfs/manager.sock"  # optional
+//! grant = "read-write"            # optional: what READ grants ("read-only"
+//!                                 # makes every first write send UPGRADE)
 //!
 //! [[peer]]
 //! name = "h2"
@@ -22,6 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use wfs_abi::Grant;
 
 /// Default path of the device node.
 pub const DEFAULT_DEVICE: &str = "/dev/wfs";
@@ -40,6 +43,7 @@ struct RawConfig {
     export: PathBuf,
     device: Option<PathBuf>,
     control: Option<PathBuf>,
+    grant: Option<String>,
     #[serde(default)]
     peer: Vec<RawPeer>,
 }
@@ -75,6 +79,8 @@ pub struct Config {
     pub device: PathBuf,
     /// Control socket path.
     pub control: PathBuf,
+    /// What a READ reply grants.
+    pub grant: Grant,
     /// The other hosts, in file order.
     pub peers: Vec<Peer>,
 }
@@ -186,7 +192,17 @@ impl Config {
                 ));
             }
         }
+        let grant = match raw.grant.as_deref() {
+            None | Some("read-write") => Grant::ReadWrite,
+            Some("read-only") => Grant::ReadOnly,
+            Some(g) => {
+                return err(format!(
+                    "grant {g:?} is invalid; expected \"read-write\" or \"read-only\""
+                ));
+            }
+        };
         Ok(Config {
+            grant,
             cluster: raw.cluster,
             host: raw.host,
             listen,
@@ -263,6 +279,7 @@ addr = "10.0.0.3:7070"
         assert_eq!(c.export, PathBuf::from(tmpdir()));
         assert_eq!(c.device, PathBuf::from("/dev/wfs"));
         assert_eq!(c.control, PathBuf::from("/run/wfs/manager.sock"));
+        assert_eq!(c.grant, Grant::ReadWrite);
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.peers[0].name, "h2");
         assert_eq!(c.peers[1].addr, "10.0.0.3:7070".parse().unwrap());
@@ -282,6 +299,14 @@ addr = "10.0.0.3:7070"
         assert_eq!(c.control, PathBuf::from("/tmp/c.sock"));
         assert!(c.peers.is_empty());
         assert_eq!(c.listen, "[::1]:1".parse().unwrap());
+    }
+
+    #[test]
+    fn grant_policy() {
+        let c = Config::parse(&good().replacen("\n\n", "\ngrant = \"read-only\"\n\n", 1)).unwrap();
+        assert_eq!(c.grant, Grant::ReadOnly);
+        let e = parse_err(&good().replacen("\n\n", "\ngrant = \"write\"\n\n", 1));
+        assert!(e.contains("grant \"write\" is invalid"), "{e}");
     }
 
     #[test]

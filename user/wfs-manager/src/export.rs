@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use wfs_abi::{Attr, errno, valid_name};
+use wfs_abi::{Attr, Grant, PAGE_SIZE, errno, valid_name};
 
 /// FNV-1a, 64 bits, with the top bit forced on.
 pub fn file_id(name: &[u8]) -> u64 {
@@ -33,6 +33,9 @@ pub struct Export {
     dir: PathBuf,
     /// Names seen by id, for GETATTR.
     names: Mutex<HashMap<u64, Vec<u8>>>,
+    /// What READ grants: this host owns every page, so any grant is its
+    /// choice; read-only makes every first write send UPGRADE.
+    read_grant: Grant,
 }
 
 fn io_errno(e: &io::Error) -> i32 {
@@ -45,10 +48,34 @@ fn io_errno(e: &io::Error) -> i32 {
 impl Export {
     /// Serves the files of `dir`.
     pub fn new(dir: &Path) -> Self {
+        Export::with_grant(dir, Grant::ReadWrite)
+    }
+
+    /// An export whose READ replies grant `read_grant`.
+    pub fn with_grant(dir: &Path, read_grant: Grant) -> Self {
         Export {
             dir: dir.to_path_buf(),
             names: Mutex::new(HashMap::new()),
+            read_grant,
         }
+    }
+
+    /// What a READ of page `index` of file `id` grants.
+    pub fn read_grant(&self, _id: u64, _index: u64) -> Grant {
+        self.read_grant
+    }
+
+    /// UPGRADE: write access to page `index` of file `id`, which must be a
+    /// page of the file. The single-host owner always grants it.
+    pub fn upgrade(&self, id: u64, index: u64) -> Result<Grant, i32> {
+        let attr = self.getattr(id)?;
+        if index
+            .checked_mul(PAGE_SIZE as u64)
+            .is_none_or(|o| o >= attr.size)
+        {
+            return Err(errno::EFBIG);
+        }
+        Ok(Grant::ReadWrite)
     }
 
     fn remember(&self, name: &[u8]) -> Result<u64, i32> {
@@ -140,6 +167,33 @@ impl Export {
         Ok(())
     }
 
+    /// WRITE: writes `page` as page `index` of file `id`, without growing
+    /// the file: bytes past its end are dropped (the kernel's page cache
+    /// covers whole pages, the file need not).
+    pub fn write_page(&self, id: u64, index: u64, page: &[u8]) -> Result<(), i32> {
+        use std::os::unix::fs::FileExt;
+        let name = match self.name_of(id) {
+            Some(n) => n,
+            None => {
+                self.getattr(id)?;
+                self.name_of(id).ok_or(errno::ENOENT)?
+            }
+        };
+        let path = self.dir.join(std::ffi::OsStr::from_bytes(&name));
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_errno(&e))?;
+        let size = f.metadata().map_err(|e| io_errno(&e))?.len();
+        let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
+        if offset >= size {
+            return Err(errno::EFBIG);
+        }
+        let len = (size - offset).min(page.len() as u64) as usize;
+        f.write_all_at(&page[..len], offset)
+            .map_err(|e| io_errno(&e))
+    }
+
     /// The shared names, sorted.
     fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
         let mut out = Vec::new();
@@ -215,6 +269,12 @@ mod tests {
         fresh.read_page(a.file, 9, &mut page).unwrap();
         assert!(page.iter().all(|&b| b == 0));
         assert_eq!(fresh.read_page(999, 0, &mut page), Err(errno::ENOENT));
+        // Writes land in place and never grow the file.
+        let mut page = vec![b'x'; 4096];
+        page[..3].copy_from_slice(b"new");
+        fresh.write_page(a.file, 0, &page).unwrap();
+        assert_eq!(fs::read(d.join("a")).unwrap(), b"newxx");
+        assert_eq!(fresh.write_page(a.file, 1, &page), Err(errno::EFBIG));
         // A file that grows is seen at its new size.
         fs::write(d.join("a"), b"hello, world").unwrap();
         assert_eq!(e.getattr(a.file).unwrap().size, 12);

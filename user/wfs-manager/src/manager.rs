@@ -186,7 +186,7 @@ pub fn run(argv: &[String]) -> i32 {
     };
     let control = bound.serve(status);
     if let Some(d) = dev.as_ref() {
-        let export = Arc::new(crate::export::Export::new(&cfg.export));
+        let export = Arc::new(crate::export::Export::with_grant(&cfg.export, cfg.grant));
         let pool = match crate::upcall::Pool::map(d.fd(), d.reg.pool_slots) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use wfs_abi::{Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
+use wfs_abi::{MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
 use crate::export::Export;
 
@@ -150,9 +150,6 @@ impl Stats {
     }
 }
 
-/// `ENOSYS`: not served yet (the data path).
-const ENOSYS: i32 = 38;
-
 /// Answers one request message; returns the reply's length in `out`, or
 /// `None` if the message is not a request at all (nothing to answer).
 pub fn handle(
@@ -200,11 +197,26 @@ pub fn handle(
             match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
                 (1, Some(page)) => export
                     .read_page(file, index, page)
-                    .map(|()| ReplyBody::Grant(Grant::ReadWrite)),
+                    .map(|()| ReplyBody::Grant(export.read_grant(file, index))),
                 _ => Err(errno::EINVAL),
             }
         }
-        Request::Write { .. } | Request::Upgrade { .. } => Err(ENOSYS),
+        Request::Write {
+            file,
+            index,
+            count,
+            slot,
+        } => {
+            // SAFETY: The kernel lent `slot` with this request, which only
+            // this worker handles.
+            match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
+                (1, Some(page)) => export
+                    .write_page(file, index, page)
+                    .map(|()| ReplyBody::Done),
+                _ => Err(errno::EINVAL),
+            }
+        }
+        Request::Upgrade { file, index } => export.upgrade(file, index).map(ReplyBody::Grant),
     };
     let reply = match result {
         Ok(body) => Reply {
@@ -294,7 +306,7 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wfs_abi::Opcode;
+    use wfs_abi::{Grant, Opcode};
 
     fn ask(e: &Export, req: Request<'_>) -> Vec<u8> {
         let mut m = [0u8; MSG_MAX];
@@ -371,15 +383,42 @@ mod tests {
         let r = ask(&e, read(4));
         assert_eq!(Reply::decode(&r).unwrap().error, errno::EINVAL);
 
-        // The rest of the data path is not served yet, and says so.
-        let r = ask(
-            &e,
-            Request::Upgrade {
-                file: a.file,
-                index: 0,
-            },
+        // WRITE stores the lent slot's page in the file.
+        // SAFETY: the test is the only user of slot 3 now.
+        unsafe { POOL_FOR_TESTS.page(3) }.unwrap().fill(9);
+        let write = |index| Request::Write {
+            file: a.file,
+            index,
+            count: 1,
+            slot: 3,
+        };
+        let r = ask(&e, write(0));
+        assert_eq!(Reply::decode(&r).unwrap().body, Some(ReplyBody::Done));
+        assert_eq!(std::fs::read(d.join("f")).unwrap(), vec![9u8; 4096]);
+        // Files never grow.
+        let r = ask(&e, write(1));
+        assert_eq!(Reply::decode(&r).unwrap().error, errno::EFBIG);
+
+        // UPGRADE grants writing to a page of the file, nothing past it.
+        let upgrade = |index| Request::Upgrade {
+            file: a.file,
+            index,
+        };
+        let r = ask(&e, upgrade(0));
+        assert_eq!(
+            Reply::decode(&r).unwrap().body,
+            Some(ReplyBody::Grant(Grant::ReadWrite))
         );
-        assert_eq!(Reply::decode(&r).unwrap().error, ENOSYS);
+        let r = ask(&e, upgrade(1));
+        assert_eq!(Reply::decode(&r).unwrap().error, errno::EFBIG);
+
+        // An export configured for read-only grants makes writers upgrade.
+        let ro = Export::with_grant(&d, Grant::ReadOnly);
+        let r = ask(&ro, read(2));
+        assert_eq!(
+            Reply::decode(&r).unwrap().body,
+            Some(ReplyBody::Grant(Grant::ReadOnly))
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

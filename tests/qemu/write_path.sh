@@ -1,0 +1,104 @@
+#!/bin/sh
+# hosts: 1
+# timeout: 300
+#
+# Chunk's putpages on one host: writes through a shared mapping and through
+# write(2)/pwrite(2) land in the page cache, are coherent with each other,
+# and reach /export on msync/fsync (WRITE). Files never grow: a write at or
+# past the end fails with EFBIG, one that crosses it is cut short. Pages
+# granted read-only take the UPGRADE path on their first write. Without a
+# manager, writeback fails with EIO and the data stays dirty until a new
+# manager takes it.
+set -eu
+fail() { echo "FAIL: $*"; exit 1; }
+H=/opt/helpers
+stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }
+# patch FILE OFFSET TEXT: the expected contents, changed like /wfs.
+patch() { printf %s "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+wfsctl wait --timeout 60 || fail "manager did not register"
+
+dd if=/dev/urandom of=/export/f bs=4096 count=5 2>/dev/null
+cp /export/f /tmp/f
+
+# 1. A write through a shared mapping, flushed by msync(MS_SYNC).
+$H/mmapwrite /wfs/f 20480 5000 HELLO sync || fail "mmapwrite with msync"
+patch /tmp/f 5000 HELLO
+cmp /export/f /tmp/f || fail "msync did not carry the mmap write to /export"
+[ "$(stat_of WRITE)" -ge 1 ] || fail "no WRITE upcall counted"
+
+# 2. pwrite(2) then fsync(2); the mapping sees the bytes at once.
+[ "$($H/pwr /wfs/f 9000 WORLD)" = 5 ] || fail "pwrite"
+patch /tmp/f 9000 WORLD
+[ "$($H/mmapget /wfs/f 20480 9000)" = 87 ] || fail "mmap does not see pwrite's W"
+cmp /wfs/f /tmp/f || fail "read(2) does not see the writes"
+[ "$($H/pwr /wfs/f 9001 o fsync)" = 1 ] || fail "pwrite+fsync"
+patch /tmp/f 9001 o
+cmp /export/f /tmp/f || fail "fsync did not carry pwrite to /export"
+
+# 3. mmap writes are seen by read(2) before any writeback (one page cache).
+$H/mmapwrite /wfs/f 20480 12000 coherent || fail "mmapwrite"
+patch /tmp/f 12000 coherent
+cmp /wfs/f /tmp/f || fail "read(2) does not see the mmap write"
+sync
+cmp /export/f /tmp/f || fail "sync did not write the mmap write back"
+
+# 4. Files never grow.
+if $H/pwr /wfs/f 20480 x 2>/tmp/err; then fail "pwrite at EOF succeeded"; fi
+grep -q "File too large" /tmp/err || fail "pwrite at EOF: $(cat /tmp/err)"
+if $H/pwr /wfs/f 30000 x 2>/tmp/err; then fail "pwrite past EOF succeeded"; fi
+grep -q "File too large" /tmp/err || fail "pwrite past EOF: $(cat /tmp/err)"
+[ "$($H/pwr /wfs/f 20475 0123456789 fsync)" = 5 ] || fail "a write across EOF is not cut at EOF"
+patch /tmp/f 20475 01234
+cmp /export/f /tmp/f || fail "the write across EOF"
+[ "$(stat -c %s /export/f)" = 20480 ] && [ "$(stat -c %s /wfs/f)" = 20480 ] || fail "the file grew"
+# A mapping past the last page faults with SIGBUS on write too.
+set +e
+$H/mmapwrite /wfs/f 32768 24576 x; rc=$?
+set -e
+[ $rc = 135 ] || fail "mmap write past EOF gave status $rc, not SIGBUS (135)"
+
+# 5. Read-only grants: the first write to each page sends UPGRADE, once.
+kill -TERM "$(pidof wfs-manager)"
+while pidof wfs-manager > /dev/null; do sleep 0.1; done
+{ echo 'grant = "read-only"'; cat /etc/wfs/cluster.toml; } > /tmp/ro.toml
+wfs-manager --config /tmp/ro.toml &
+wfsctl wait --timeout 60 || fail "read-only-grant manager did not register"
+dd if=/dev/urandom of=/export/g bs=4096 count=4 2>/dev/null
+cp /export/g /tmp/g
+# (Into a file: a write to /dev/null would not touch the mapping.)
+$H/mmapcat /wfs/g > /tmp/g.read || fail "mmapcat g"
+cmp /tmp/g.read /tmp/g || fail "contents of g"
+[ "$(stat_of READ)" -ge 4 ] || fail "g was not read"
+[ "$(stat_of UPGRADE)" = 0 ] || fail "reading sent UPGRADE"
+$H/mmapwrite /wfs/g 16384 100 up1 sync || fail "mmap write to a read-only page"
+patch /tmp/g 100 up1
+[ "$(stat_of UPGRADE)" = 1 ] || fail "mmap write sent $(stat_of UPGRADE) UPGRADEs, not 1"
+$H/mmapwrite /wfs/g 16384 200 up2 sync || fail "second mmap write"
+patch /tmp/g 200 up2
+[ "$(stat_of UPGRADE)" = 1 ] || fail "a page granted for writing was upgraded again"
+[ "$($H/pwr /wfs/g 8192 up3 fsync)" = 3 ] || fail "pwrite to a read-only page"
+patch /tmp/g 8192 up3
+[ "$(stat_of UPGRADE)" = 2 ] || fail "pwrite sent no UPGRADE"
+cmp /export/g /tmp/g || fail "writes to upgraded pages"
+wfsctl stats
+
+# 6. Without a manager: an upgrade fails (SIGBUS), writeback fails (EIO),
+# and nothing is lost.
+mpid=$(pidof wfs-manager)
+kill -KILL "$mpid"
+while kill -0 "$mpid" 2>/dev/null; do sleep 0.1; done
+set +e
+$H/mmapwrite /wfs/g 16384 12288 nope; rc=$?
+set -e
+[ $rc = 135 ] || fail "write to a read-only page without a manager gave $rc, not SIGBUS"
+if $H/mmapwrite /wfs/g 16384 300 kept sync 2>/tmp/err; then fail "msync without a manager succeeded"; fi
+grep -q "Input/output error" /tmp/err || fail "msync without manager: $(cat /tmp/err)"
+patch /tmp/g 300 kept
+cmp /wfs/g /tmp/g || fail "the unwritten page lost its data"
+wfs-manager --config /tmp/ro.toml &
+wfsctl wait --timeout 60 || fail "restarted manager did not register"
+sync
+cmp /export/g /tmp/g || fail "the dirty page was not written back after the manager returned"
+kill -TERM $!
+wait $! || fail "manager exited with an error"
+echo PASS
