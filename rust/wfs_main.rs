@@ -31,7 +31,7 @@ module! {
 }
 
 /// Storage of the `wfs` file system type (lockdep wants it static).
-static FS_TABLE: FsTable = FsTable::new();
+static FS_TABLE: FsTable<fs::WfsFs> = FsTable::new();
 
 struct Wfs {
     _fs: Registration<fs::WfsFs>,

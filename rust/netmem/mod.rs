@@ -24,6 +24,11 @@
 //!   manager may still write to it: it becomes free when the manager's
 //!   (refused) late reply to `req` arrives, or when the manager goes away.
 //!
+//! After the request slots come the manager's scratch slots
+//! ([`ScratchSlots`]): never lent with a request, they belong to the
+//! manager except while an INVALIDATE ioctl that names one copies a page
+//! into it. Two INVALIDATEs never use one scratch slot at once.
+//!
 //! The pool's pages ([`Pool`]) are mapped by the manager from `/dev/wfs`.
 //! Ownership is a protocol between kernel and manager, not a hardware
 //! protection: a manager that writes a slot it does not own can only spoil
@@ -178,6 +183,40 @@ impl<const N: usize> SlotMap<N> {
     /// Whether the manager may currently access `slot` for request `req`.
     pub(crate) fn manager_may_access(&self, slot: u32, req: u64) -> bool {
         self.get(slot) == Ok(Owner::Manager(req))
+    }
+}
+
+/// The manager's `N` scratch slots, which follow the request slots in the
+/// pool: which of them an INVALIDATE is writing right now.
+pub(crate) struct ScratchSlots<const N: usize> {
+    busy: [bool; N],
+}
+
+impl<const N: usize> ScratchSlots<N> {
+    /// None busy.
+    pub(crate) const fn new() -> Self {
+        Self { busy: [false; N] }
+    }
+
+    /// Claims scratch slot `i` (counted from the first scratch slot) for
+    /// the kernel: `BadSlot` if out of range, `WrongOwner` if another
+    /// INVALIDATE holds it.
+    pub(crate) fn claim(&mut self, i: u32) -> Result<(), SlotError> {
+        match self.busy.get_mut(i as usize) {
+            None => Err(SlotError::BadSlot),
+            Some(true) => Err(SlotError::WrongOwner),
+            Some(b) => {
+                *b = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a claimed scratch slot back to the manager.
+    pub(crate) fn release(&mut self, i: u32) {
+        if let Some(b) = self.busy.get_mut(i as usize) {
+            *b = false;
+        }
     }
 }
 

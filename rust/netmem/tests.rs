@@ -2,7 +2,7 @@
 
 //! KUnit suite of the netmem slot accounting.
 
-use super::{SlotError, SlotMap};
+use super::{ScratchSlots, SlotError, SlotMap};
 use kernel::{kunit_expect, kunit_expect_eq, kunit_module_suite};
 
 fn slots_lifecycle() {
@@ -65,7 +65,25 @@ fn slots_orphans() {
     kunit_expect_eq!(m.free(), 2);
 }
 
+fn scratch_slots() {
+    let mut s: ScratchSlots<2> = ScratchSlots::new();
+    kunit_expect_eq!(s.claim(0), Ok(()));
+    // Two INVALIDATEs never write one scratch slot at once.
+    kunit_expect_eq!(s.claim(0), Err(SlotError::WrongOwner));
+    kunit_expect_eq!(s.claim(1), Ok(()));
+    kunit_expect_eq!(s.claim(2), Err(SlotError::BadSlot));
+    kunit_expect_eq!(s.claim(u32::MAX), Err(SlotError::BadSlot));
+    s.release(0);
+    kunit_expect_eq!(s.claim(0), Ok(()));
+    s.release(0);
+    s.release(1);
+    // Releasing an out-of-range or free slot changes nothing.
+    s.release(9);
+    s.release(1);
+    kunit_expect_eq!(s.claim(1), Ok(()));
+}
+
 kunit_module_suite!(
     wfs_netmem_slots,
-    [slots_lifecycle, slots_bounds, slots_orphans]
+    [slots_lifecycle, slots_bounds, slots_orphans, scratch_slots]
 );

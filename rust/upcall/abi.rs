@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -89,6 +89,22 @@ pub const IOC_REGISTER: u32 = ioc(IOC_READ | IOC_WRITE, 1, Register::LEN);
 /// `_IOR('W', 2, struct wfs_status)`: read the device status. Any opener may
 /// call it; it does not register.
 pub const IOC_STATUS: u32 = ioc(IOC_READ, 2, Status::LEN);
+
+/// `_IOWR('W', 3, struct wfs_invalidate)`: take a page away from this host
+/// (the registered manager only).
+pub const IOC_INVALIDATE: u32 = ioc(IOC_READ | IOC_WRITE, 3, Invalidate::LEN);
+
+/// `_IOW('W', 4, struct wfs_forget)`: forget the cached dentry of a name
+/// (the registered manager only).
+pub const IOC_FORGET: u32 = ioc(IOC_WRITE, 4, Forget::LEN);
+
+/// The last `SCRATCH_SLOTS` slots of the netmem pool belong to the manager:
+/// the kernel never lends them with a request, and writes one only during
+/// an [`IOC_INVALIDATE`] that names it (the paper's invalidation `vaddr`).
+pub const SCRATCH_SLOTS: u32 = 8;
+
+/// [`Invalidate::slot`] when the contents are not wanted.
+pub const NO_SLOT: u32 = u32::MAX;
 
 // ---------------------------------------------------------------------------
 // Little-endian field access
@@ -281,6 +297,114 @@ impl Status {
         put(b, 16, &self.session.to_le_bytes());
         put(b, 24, &self.mounts.to_le_bytes());
         put(b, 28, &self.pool_free.to_le_bytes());
+    }
+}
+
+/// [`Invalidate::mode`] values.
+pub mod inval {
+    /// Remove the page from this host.
+    pub const DROP: u32 = 1;
+    /// Keep a clean, read-only copy.
+    pub const DOWNGRADE: u32 = 2;
+}
+
+/// [`Invalidate::flags`] bits.
+pub mod page_flags {
+    /// The page was cached on this host.
+    pub const PRESENT: u32 = 1;
+    /// It held data not written back yet; the contents carry it now.
+    pub const DIRTY: u32 = 2;
+    /// It was granted for writing.
+    pub const WRITABLE: u32 = 4;
+    /// Its contents were copied into the named slot.
+    pub const CONTENTS: u32 = 8;
+}
+
+/// The argument of [`IOC_INVALIDATE`], `struct wfs_invalidate`.
+///
+/// In: `file`, `index`, `mode` and `slot` (a scratch slot, or [`NO_SLOT`]);
+/// out: `flags`. `reserved` must be zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Invalidate {
+    /// File id.
+    pub file: u64,
+    /// Page index.
+    pub index: u64,
+    /// [`inval::DROP`] or [`inval::DOWNGRADE`].
+    pub mode: u32,
+    /// Scratch slot to receive the contents, or [`NO_SLOT`].
+    pub slot: u32,
+    /// Out: [`page_flags`] bits.
+    pub flags: u32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+impl Invalidate {
+    /// Encoded size.
+    pub const LEN: usize = 32;
+
+    /// Decodes a block (layout only; the kernel checks the values).
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        Ok(Invalidate {
+            file: get_u64(b, 0)?,
+            index: get_u64(b, 8)?,
+            mode: get_u32(b, 16)?,
+            slot: get_u32(b, 20)?,
+            flags: get_u32(b, 24)?,
+            reserved: get_u32(b, 28)?,
+        })
+    }
+
+    /// Encodes the block.
+    pub fn encode(&self, b: &mut [u8; Self::LEN]) {
+        put(b, 0, &self.file.to_le_bytes());
+        put(b, 8, &self.index.to_le_bytes());
+        put(b, 16, &self.mode.to_le_bytes());
+        put(b, 20, &self.slot.to_le_bytes());
+        put(b, 24, &self.flags.to_le_bytes());
+        put(b, 28, &self.reserved.to_le_bytes());
+    }
+}
+
+/// The argument of [`IOC_FORGET`], `struct wfs_forget`: `len` u32,
+/// `reserved` u32 (zero), then `len` bytes of name in a 256-byte field.
+pub struct Forget;
+
+impl Forget {
+    /// Encoded size.
+    pub const LEN: usize = 8 + NAME_MAX + 1;
+
+    /// Decodes a block into the name it carries, which must be a valid
+    /// name ([`valid_name`], else [`DecodeError::BadName`]); a bad length
+    /// or reserved field is [`DecodeError::BadField`].
+    pub fn decode(b: &[u8]) -> Result<&[u8], DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        let len = get_u32(b, 0)? as usize;
+        if get_u32(b, 4)? != 0 || len > NAME_MAX {
+            return Err(DecodeError::BadField);
+        }
+        let name = &b[8..8 + len];
+        if !valid_name(name) {
+            return Err(DecodeError::BadName);
+        }
+        Ok(name)
+    }
+
+    /// Encodes `name` (at most [`NAME_MAX`] bytes).
+    pub fn encode(name: &[u8], b: &mut [u8; Self::LEN]) -> Result<(), DecodeError> {
+        if name.len() > NAME_MAX {
+            return Err(DecodeError::BadField);
+        }
+        b.fill(0);
+        put(b, 0, &(name.len() as u32).to_le_bytes());
+        put(b, 8, name);
+        Ok(())
     }
 }
 

@@ -25,7 +25,7 @@ use super::{
     abi::{self, Reply, Request},
     table::{time_reached, Outcome, Table, SLOT_BITS},
 };
-use crate::netmem::{Pool, SlotMap};
+use crate::netmem::{Pool, ScratchSlots, SlotMap};
 use kernel::page::Page;
 use kernel::{
     init::{self, init_array_from_fn},
@@ -37,8 +37,10 @@ use kernel::{
 
 /// Requests that may be outstanding at once.
 pub(crate) const MAX_INFLIGHT: usize = 64;
-/// Page slots in the netmem pool.
+/// Page slots in the netmem pool lent with requests.
 pub(crate) const POOL_SLOTS: usize = 64;
+/// The manager's scratch slots, after the request slots.
+pub(crate) const SCRATCH_SLOTS: usize = abi::SCRATCH_SLOTS as usize;
 /// How long a request waits for the manager by default, in milliseconds
 /// (the `timeout` mount option changes it per mount).
 pub(crate) const TIMEOUT_MS: u32 = 30_000;
@@ -131,8 +133,10 @@ pub(crate) struct State {
     pub(crate) mounts: u32,
     /// Outstanding requests.
     pub(crate) table: Table<ReplyLen, MAX_INFLIGHT>,
-    /// Ownership of the netmem slots.
+    /// Ownership of the netmem request slots.
     pub(crate) slots: SlotMap<POOL_SLOTS>,
+    /// Scratch slots an INVALIDATE is writing.
+    pub(crate) scratch: ScratchSlots<SCRATCH_SLOTS>,
     /// Per table slot: the call's buffer and delivery state.
     calls: [Option<Call>; MAX_INFLIGHT],
     /// Requests not yet read by the manager, oldest first.
@@ -173,6 +177,7 @@ impl State {
             mounts: 0,
             table <- Table::init(),
             slots <- SlotMap::init(),
+            scratch: ScratchSlots::new(),
             calls <- init_array_from_fn::<_, MAX_INFLIGHT, _, core::convert::Infallible>(|_| None),
             outbox <- Outbox::init(),
         })
@@ -207,7 +212,7 @@ impl State {
             abi_version: abi::ABI_VERSION,
             flags: 0,
             max_inflight: MAX_INFLIGHT as u32,
-            pool_slots: POOL_SLOTS as u32,
+            pool_slots: (POOL_SLOTS + SCRATCH_SLOTS) as u32,
             timeout_ms: TIMEOUT_MS,
             session: self.session,
         })
@@ -416,8 +421,9 @@ pub(crate) struct Channel {
     /// Callers wait here for replies.
     #[pin]
     pub(crate) replies: CondVar,
-    /// The netmem pool. Its pages are accessed by whoever owns their slot
-    /// in `state.slots`, without the lock.
+    /// The netmem pool: request slots, then scratch slots. Their pages are
+    /// accessed by whoever owns the slot (`state.slots`, `state.scratch`),
+    /// without the lock.
     pub(crate) pool: Pool,
 }
 
@@ -428,7 +434,7 @@ impl Channel {
             state <- new_mutex!(KBox::init(State::init(), GFP_KERNEL)?, "wfs_channel"),
             requests <- new_condvar!("wfs_requests"),
             replies <- new_condvar!("wfs_replies"),
-            pool: Pool::new(POOL_SLOTS)?,
+            pool: Pool::new(POOL_SLOTS + SCRATCH_SLOTS)?,
         })
     }
 

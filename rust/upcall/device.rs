@@ -8,13 +8,16 @@
 
 use super::{
     abi,
-    channel::{Channel, MsgBuf, State},
+    channel::{Channel, MsgBuf, State, POOL_SLOTS},
 };
+use crate::netmem::SlotError;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     capability::{capable, Capability},
+    fs::Invalidate,
     miscdevice::MiscDevice,
     mm::VmArea,
+    page::PAGE_SIZE,
     prelude::*,
     sync::Arc,
     uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
@@ -60,6 +63,8 @@ impl MiscDevice for WfsDevice {
         match cmd {
             abi::IOC_REGISTER => file.register(arg),
             abi::IOC_STATUS => file.status(arg),
+            abi::IOC_INVALIDATE => file.invalidate(arg),
+            abi::IOC_FORGET => file.forget(arg),
             _ => Err(ENOTTY),
         }
     }
@@ -164,6 +169,95 @@ impl DevFile {
             pid,
             reply.session
         );
+        Ok(0)
+    }
+
+    /// Fails with `EPERM` unless this file is the registered manager's.
+    fn check_manager(&self) -> Result {
+        if self.is_manager(&self.chan.state.lock()) {
+            Ok(())
+        } else {
+            Err(EPERM)
+        }
+    }
+
+    /// INVALIDATE: takes a page away from this host's page cache and, if
+    /// a scratch slot is named, copies its contents there.
+    fn invalidate(&self, arg: usize) -> Result<isize> {
+        let (mut reader, mut writer) = UserSlice::new(arg, abi::Invalidate::LEN).reader_writer();
+        let mut raw = [0u8; abi::Invalidate::LEN];
+        reader.read_slice(&mut raw)?;
+        self.check_manager()?;
+        let mut inv = abi::Invalidate::decode(&raw).map_err(|_| EINVAL)?;
+        let mode = match inv.mode {
+            abi::inval::DROP => Invalidate::Drop,
+            abi::inval::DOWNGRADE => Invalidate::Downgrade,
+            _ => return Err(EINVAL),
+        };
+        if inv.flags != 0 || inv.reserved != 0 {
+            return Err(EINVAL);
+        }
+        let scratch = match inv.slot {
+            abi::NO_SLOT => None,
+            s => Some(s.checked_sub(POOL_SLOTS as u32).ok_or(EINVAL)?),
+        };
+        if let Some(i) = scratch {
+            let mut st = self.chan.state.lock();
+            if !self.is_manager(&st) {
+                return Err(EPERM);
+            }
+            st.scratch.claim(i).map_err(|e| match e {
+                SlotError::WrongOwner => EBUSY,
+                _ => EINVAL,
+            })?;
+        }
+        let page = scratch.and_then(|i| self.chan.pool.page(POOL_SLOTS as u32 + i));
+        let mut copied = false;
+        let res = crate::fs::invalidate_page(inv.file, inv.index, mode, |src| {
+            if let Some(page) = page {
+                // SAFETY: `src` is valid for a page of reads during the call.
+                // The scratch slot is claimed by this call, so no other
+                // INVALIDATE writes it, and the manager does not touch it
+                // until this ioctl returns (the ABI's rule; breaking it can
+                // only spoil the manager's own copy).
+                unsafe { page.write_raw(src, 0, PAGE_SIZE) }?;
+                copied = true;
+            }
+            Ok(())
+        });
+        if let Some(i) = scratch {
+            self.chan.state.lock().scratch.release(i);
+        }
+        inv.flags = match res? {
+            None => 0,
+            Some(s) => {
+                let mut f = abi::page_flags::PRESENT;
+                if s.dirty {
+                    f |= abi::page_flags::DIRTY;
+                }
+                if s.writable {
+                    f |= abi::page_flags::WRITABLE;
+                }
+                if copied {
+                    f |= abi::page_flags::CONTENTS;
+                }
+                f
+            }
+        };
+        inv.encode(&mut raw);
+        writer.write_slice(&raw)?;
+        Ok(0)
+    }
+
+    /// FORGET: drops the cached dentry of a name, positive or negative.
+    fn forget(&self, arg: usize) -> Result<isize> {
+        let mut raw = [0u8; abi::Forget::LEN];
+        UserSlice::new(arg, abi::Forget::LEN)
+            .reader()
+            .read_slice(&mut raw)?;
+        self.check_manager()?;
+        let name = abi::Forget::decode(&raw).map_err(|_| EINVAL)?;
+        crate::fs::forget_name(name)?;
         Ok(0)
     }
 

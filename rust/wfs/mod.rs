@@ -17,8 +17,8 @@ use crate::upcall::{
 use kernel::{
     c_str,
     fs::{
-        Access, DirEmitter, DirEntryType, FileAttr, FileSystem, LockedFolio, SuperBlock,
-        WritebackFolio,
+        Access, DirEmitter, DirEntryType, FileAttr, FileSystem, Invalidate, LockedFolio, PageState,
+        SuperBlock, WritebackFolio,
     },
     page::PAGE_SIZE,
     prelude::*,
@@ -82,6 +82,45 @@ fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
         Some(ReplyBody::Attr(a)) => Ok(file_attr(&a)),
         _ => Err(EIO),
     }
+}
+
+/// Takes page `index` of file `file` away from every WFS mount (the
+/// manager's INVALIDATE): `copy` gets the contents of each cached copy.
+/// Returns what the page was (dirty and writable if any copy was), or
+/// `None` if no mount had it. Several mounts of one host are independent
+/// page caches; the last copy taken is the one `copy` sees last.
+pub(crate) fn invalidate_page(
+    file: u64,
+    index: u64,
+    mode: Invalidate,
+    mut copy: impl FnMut(*const u8) -> Result,
+) -> Result<Option<PageState>> {
+    let mut out: Result<Option<PageState>> = Ok(None);
+    crate::FS_TABLE.for_each_super(|sb| {
+        let Ok(prev) = out else { return };
+        out = sb
+            .invalidate_page(file, index, mode, &mut copy)
+            .map(|now| match (prev, now) {
+                (Some(a), Some(b)) => Some(PageState {
+                    dirty: a.dirty || b.dirty,
+                    writable: a.writable || b.writable,
+                }),
+                (a, b) => a.or(b),
+            });
+    });
+    out
+}
+
+/// Forgets the cached dentry of `name` on every WFS mount (the manager's
+/// FORGET), so that the next lookup asks the manager again.
+pub(crate) fn forget_name(name: &[u8]) -> Result {
+    let mut out = Ok(());
+    crate::FS_TABLE.for_each_super(|sb| {
+        if let Err(e) = sb.forget_name(name) {
+            out = Err(e);
+        }
+    });
+    out
 }
 
 /// What a READ grant lets the page cache do with the page.

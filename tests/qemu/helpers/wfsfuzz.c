@@ -8,8 +8,10 @@
 // never handed out, replies with the wrong opcode, a negative errno, a
 // truncated or padded body, or a body that does not fit the opcode, a
 // second reply to the same request, short read buffers, random ioctls, a
-// second REGISTER, STATUS to a bad pointer, and mmaps of the pool with a
-// wrong size, offset or mode. Every one must fail with the errno the ABI
+// second REGISTER, STATUS to a bad pointer, INVALIDATE and FORGET with bad
+// modes, slots, reserved fields, names and pointers or from a file that is
+// not the manager's, and mmaps of the pool with a wrong size, offset or
+// mode. Every one must fail with the errno the ABI
 // documents; every correct reply must succeed. Exits 1 on the first
 // surprise, or if fewer than MIN real requests arrived and were answered
 // (a run without traffic proves little), 0 otherwise.
@@ -29,6 +31,10 @@
 #define PAGE 4096
 #define IOC_REGISTER 0xC0205701u
 #define IOC_STATUS 0x80205702u
+#define IOC_INVALIDATE 0xC0205703u
+#define IOC_FORGET 0x41085704u
+#define SCRATCH_SLOTS 8
+#define ABI_VERSION 2
 #define OP_LOOKUP 1
 #define OP_GETATTR 2
 #define OP_READDIR 3
@@ -36,7 +42,7 @@
 #define REPLY 0x8000
 #define FILE_BASE 0x8000000000001000ull
 
-static int fd;
+static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
 static unsigned long answered, refused;
@@ -100,8 +106,9 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		uint64_t file = get64(p), index = get64(p + 8);
 		uint32_t slot = get32(p + 20);
 
-		if (slot >= pool_slots)
-			FAIL("kernel lent slot %u of %u", slot, pool_slots);
+		if (slot >= pool_slots - SCRATCH_SLOTS)
+			FAIL("kernel lent slot %u of %u (the last %u are the manager's)",
+			     slot, pool_slots, SCRATCH_SLOTS);
 		memset(pool + (size_t)slot * PAGE, index == 0 ? (int)((file - FILE_BASE) & 0xff) : 0, PAGE);
 		header(out, HDR + 4 + 4, op, id, 0);
 		put32(out + HDR + 4, 2);
@@ -119,6 +126,52 @@ static void expect_fail(ssize_t rc, int want1, int want2, const char *what)
 	if (errno != want1 && errno != want2)
 		FAIL("%s: errno %d (%s), expected %d or %d", what, errno, strerror(errno), want1, want2);
 	refused++;
+}
+
+/* Bad INVALIDATE and FORGET calls; `other` is an open file that is not
+ * the manager's. A well-formed INVALIDATE of a file nobody has cached
+ * must succeed and report nothing. */
+static void bad_invalidations(int other)
+{
+	uint8_t inv[32], fg[264];
+	uint32_t scratch = pool_slots - SCRATCH_SLOTS + rand() % SCRATCH_SLOTS;
+
+	memset(inv, 0, sizeof(inv));
+	put64(inv, 0x4000000000000000ull | ((uint64_t)rand() << 20)); /* no such file */
+	put64(inv + 8, rand() % 16);
+	put32(inv + 16, 1 + rand() % 2);
+	put32(inv + 20, scratch);
+	expect_fail(ioctl(other, IOC_INVALIDATE, inv), EPERM, EPERM, "INVALIDATE by a non-manager");
+	if (ioctl(fd, IOC_INVALIDATE, inv) != 0)
+		FAIL("INVALIDATE of an uncached page: %s", strerror(errno));
+	if (get32(inv + 24) != 0)
+		FAIL("INVALIDATE of an uncached page reported flags %#x", get32(inv + 24));
+	put32(inv + 16, rand() % 2 ? 0 : 3 + rand() % 100);
+	expect_fail(ioctl(fd, IOC_INVALIDATE, inv), EINVAL, EINVAL, "INVALIDATE with a bad mode");
+	put32(inv + 16, 1);
+	put32(inv + 20, rand() % (pool_slots - SCRATCH_SLOTS));
+	expect_fail(ioctl(fd, IOC_INVALIDATE, inv), EINVAL, EINVAL, "INVALIDATE into a request slot");
+	put32(inv + 20, pool_slots + rand() % 1000);
+	expect_fail(ioctl(fd, IOC_INVALIDATE, inv), EINVAL, EINVAL, "INVALIDATE into a slot past the pool");
+	put32(inv + 20, scratch);
+	put32(inv + 24 + 4 * (rand() % 2), 1 + rand());
+	expect_fail(ioctl(fd, IOC_INVALIDATE, inv), EINVAL, EINVAL, "INVALIDATE with flags or reserved set");
+	expect_fail(ioctl(fd, IOC_INVALIDATE, (void *)16), EFAULT, EFAULT, "INVALIDATE to a bad pointer");
+
+	memset(fg, 0, sizeof(fg));
+	put32(fg, 3);
+	memcpy(fg + 8, "zzz", 3);
+	expect_fail(ioctl(other, IOC_FORGET, fg), EPERM, EPERM, "FORGET by a non-manager");
+	if (ioctl(fd, IOC_FORGET, fg) != 0)
+		FAIL("FORGET of a name: %s", strerror(errno));
+	switch (rand() % 4) {
+	case 0: put32(fg, 0); break;                    /* empty name */
+	case 1: put32(fg, 256 + rand() % 1000); break;  /* too long */
+	case 2: fg[9] = '/'; break;                     /* a slash */
+	default: put32(fg + 4, 1 + rand()); break;      /* reserved */
+	}
+	expect_fail(ioctl(fd, IOC_FORGET, fg), EINVAL, EINVAL, "FORGET of a bad name");
+	expect_fail(ioctl(fd, IOC_FORGET, (void *)16), EFAULT, EFAULT, "FORGET from a bad pointer");
 }
 
 /* Sends bad variants of the reply `good` (length n), then `good` itself,
@@ -177,10 +230,13 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		FAIL("open: %s", strerror(errno));
 	put32(reg, 0x57465331);
-	put32(reg + 4, 1);
+	put32(reg + 4, ABI_VERSION);
 	if (ioctl(fd, IOC_REGISTER, reg) < 0)
 		FAIL("register: %s", strerror(errno));
 	pool_slots = get32(reg + 16);
+	other = open("/dev/wfs", O_RDWR);
+	if (other < 0)
+		FAIL("second open: %s", strerror(errno));
 	pool = mmap(NULL, (size_t)pool_slots * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (pool == MAP_FAILED)
 		FAIL("mmap pool: %s", strerror(errno));
@@ -211,6 +267,7 @@ int main(int argc, char **argv)
 			expect_fail(ioctl(fd, IOC_REGISTER, reg), EBUSY, EBUSY, "second REGISTER");
 			expect_fail(ioctl(fd, IOC_STATUS, (void *)8), EFAULT, EFAULT, "STATUS to a bad pointer");
 			expect_fail(ioctl(fd, 0x5700 + rand() % 256, buf), ENOTTY, ENOTTY, "unknown ioctl");
+			bad_invalidations(other);
 			break;
 		case 3: /* short read buffer */
 			expect_fail(read(fd, buf, rand() % MSG_MAX), EINVAL, EINVAL, "short read buffer");

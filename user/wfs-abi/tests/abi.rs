@@ -173,7 +173,21 @@ const ALL_OPS: [Opcode; 6] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 1);
+    assert_eq!(ABI_VERSION, 2);
+    assert_eq!(SCRATCH_SLOTS, 8);
+    assert_eq!(NO_SLOT, u32::MAX);
+    assert_eq!((inval::DROP, inval::DOWNGRADE), (1, 2));
+    assert_eq!(
+        [
+            page_flags::PRESENT,
+            page_flags::DIRTY,
+            page_flags::WRITABLE,
+            page_flags::CONTENTS
+        ],
+        [1, 2, 4, 8]
+    );
+    assert_eq!(Invalidate::LEN, 32);
+    assert_eq!(Forget::LEN, 264);
     assert_eq!(&REGISTER_MAGIC.to_be_bytes(), b"WFS1");
     assert_eq!(PAGE_SIZE, 4096);
     assert_eq!(NAME_MAX, 255);
@@ -209,6 +223,55 @@ fn ioctl_numbers() {
     // Register is read+write, status read-only (from the caller's view).
     assert_eq!(IOC_REGISTER >> 30, 3);
     assert_eq!(IOC_STATUS >> 30, 2);
+    assert_eq!(
+        IOC_INVALIDATE,
+        linux_ioc(LINUX_IOC_READ | LINUX_IOC_WRITE, b'W', 3, 32)
+    );
+    assert_eq!(IOC_FORGET, linux_ioc(LINUX_IOC_WRITE, b'W', 4, 264));
+}
+
+#[test]
+fn invalidate_block() {
+    let inv = Invalidate {
+        file: 0x0102_0304_0506_0708,
+        index: 9,
+        mode: inval::DOWNGRADE,
+        slot: 70,
+        flags: page_flags::PRESENT | page_flags::DIRTY,
+        reserved: 0,
+    };
+    let mut b = [0u8; Invalidate::LEN];
+    inv.encode(&mut b);
+    assert_eq!(&b[..8], &[8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(&b[16..24], &[2, 0, 0, 0, 70, 0, 0, 0]);
+    assert_eq!(Invalidate::decode(&b), Ok(inv));
+    assert_eq!(Invalidate::decode(&b[..31]), Err(DecodeError::Short));
+}
+
+#[test]
+fn forget_block() {
+    let mut b = [0xffu8; Forget::LEN];
+    Forget::encode(b"some file", &mut b).unwrap();
+    assert_eq!(&b[..8], &[9, 0, 0, 0, 0, 0, 0, 0]);
+    assert!(b[17..].iter().all(|&c| c == 0));
+    assert_eq!(Forget::decode(&b), Ok(&b"some file"[..]));
+    assert_eq!(Forget::decode(&b[..263]), Err(DecodeError::Short));
+    let long = [b'x'; NAME_MAX + 1];
+    assert_eq!(Forget::encode(&long, &mut b), Err(DecodeError::BadField));
+    Forget::encode(&long[..NAME_MAX], &mut b).unwrap();
+    assert_eq!(Forget::decode(&b), Ok(&long[..NAME_MAX]));
+    // Bad names, lengths and reserved bits are refused.
+    for name in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+        Forget::encode(name, &mut b).unwrap();
+        assert_eq!(Forget::decode(&b), Err(DecodeError::BadName), "{name:?}");
+    }
+    Forget::encode(b"ok", &mut b).unwrap();
+    b[0] = 0;
+    b[1] = 1; // 256 bytes
+    assert_eq!(Forget::decode(&b), Err(DecodeError::BadField));
+    Forget::encode(b"ok", &mut b).unwrap();
+    b[4] = 1;
+    assert_eq!(Forget::decode(&b), Err(DecodeError::BadField));
 }
 
 // ---------------------------------------------------------------------------
@@ -229,7 +292,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(1));
+    want.extend_from_slice(&le32(2));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }

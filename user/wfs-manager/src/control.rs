@@ -6,8 +6,12 @@
 //!
 //! * `status`: a [`StatusReport`].
 //! * `ping`: `{"ok":true}`.
+//! * `invalidate drop|downgrade INDEX NAME`: an
+//!   [`Outcome`](crate::invalidate::Outcome) (the name is the rest of the
+//!   line).
+//! * `forget NAME`: `{"ok":true}`.
 //!
-//! Anything else is answered with `{"error":"..."}`.
+//! Anything else, and any failure, is answered with `{"error":"..."}`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -63,6 +67,11 @@ pub struct StatusReport {
 /// Produces the current status.
 pub type StatusFn = Arc<dyn Fn() -> StatusReport + Send + Sync>;
 
+/// The manager's handlers of the commands that act on the kernel:
+/// `invalidate` and `forget`. Without them (no device) those commands
+/// fail.
+pub type Invalidator = Option<Arc<crate::invalidate::Invalidator>>;
+
 /// A running control socket server.
 pub struct ControlServer {
     path: PathBuf,
@@ -81,7 +90,7 @@ impl BoundControl {
     }
 
     /// Serves the socket on a thread from now on.
-    pub fn serve(self, status: StatusFn) -> ControlServer {
+    pub fn serve(self, status: StatusFn, inval: Invalidator) -> ControlServer {
         let listener = self.listener;
         let spawned = thread::Builder::new()
             .name("control".into())
@@ -90,9 +99,10 @@ impl BoundControl {
                     match conn {
                         Ok(s) => {
                             let status = status.clone();
+                            let inval = inval.clone();
                             let _ = thread::Builder::new()
                                 .name("control-client".into())
-                                .spawn(move || serve(s, &status));
+                                .spawn(move || serve(s, &status, &inval));
                         }
                         Err(e) => {
                             wlog!("control socket accept failed: {e}");
@@ -113,7 +123,7 @@ impl ControlServer {
     /// removing a stale socket left by a dead manager) and serves it on a
     /// thread.
     pub fn start(path: &Path, status: StatusFn) -> Result<ControlServer, String> {
-        Ok(ControlServer::bind(path)?.serve(status))
+        Ok(ControlServer::bind(path)?.serve(status, None))
     }
 
     /// Creates the socket at `path` (creating its parent directory and
@@ -162,20 +172,53 @@ impl ControlServer {
 }
 
 /// Answers one command line.
-pub fn answer(cmd: &str, status: &StatusFn) -> String {
-    match cmd.trim() {
-        "status" => serde_json::to_string(&status()).unwrap_or_else(|e| error_json(&e.to_string())),
-        "ping" => "{\"ok\":true}".to_string(),
+pub fn answer(cmd: &str, status: &StatusFn, inval: &Invalidator) -> String {
+    let line = cmd.trim_end_matches(['\n', '\r']);
+    let (verb, args) = line.split_once(' ').unwrap_or((line, ""));
+    match verb {
+        "status" if args.is_empty() => {
+            serde_json::to_string(&status()).unwrap_or_else(|e| error_json(&e.to_string()))
+        }
+        "ping" if args.is_empty() => "{\"ok\":true}".to_string(),
+        "invalidate" => match (parse_invalidate(args), inval) {
+            (Err(e), _) => error_json(&e),
+            (Ok(_), None) => error_json("this manager has no device"),
+            (Ok((mode, index, name)), Some(inv)) => match inv.invalidate(name, index, mode) {
+                Ok(o) => serde_json::to_string(&o).unwrap_or_else(|e| error_json(&e.to_string())),
+                Err(e) => error_json(&e),
+            },
+        },
+        "forget" => match inval {
+            _ if args.is_empty() => error_json("forget needs a name"),
+            None => error_json("this manager has no device"),
+            Some(inv) => match inv.forget(args) {
+                Ok(()) => "{\"ok\":true}".to_string(),
+                Err(e) => error_json(&e),
+            },
+        },
         "" => error_json("empty command"),
-        other => error_json(&format!("unknown command {other:?}")),
+        _ => error_json(&format!("unknown command {:?}", line.trim())),
     }
+}
+
+/// Parses `drop|downgrade INDEX NAME`.
+fn parse_invalidate(args: &str) -> Result<(crate::invalidate::Mode, u64, &str), String> {
+    let mut it = args.splitn(3, ' ');
+    let usage = "usage: invalidate drop|downgrade INDEX NAME";
+    let mode = it
+        .next()
+        .and_then(crate::invalidate::Mode::parse)
+        .ok_or(usage)?;
+    let index = it.next().and_then(|i| i.parse().ok()).ok_or(usage)?;
+    let name = it.next().filter(|n| !n.is_empty()).ok_or(usage)?;
+    Ok((mode, index, name))
 }
 
 fn error_json(msg: &str) -> String {
     serde_json::json!({ "error": msg }).to_string()
 }
 
-fn serve(stream: UnixStream, status: &StatusFn) {
+fn serve(stream: UnixStream, status: &StatusFn, inval: &Invalidator) {
     let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
     let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
     let mut line = String::new();
@@ -183,7 +226,7 @@ fn serve(stream: UnixStream, status: &StatusFn) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let mut out = answer(&line, status);
+    let mut out = answer(&line, status, inval);
     out.push('\n');
     let mut w = &stream;
     let _ = w.write_all(out.as_bytes());
@@ -256,11 +299,32 @@ mod tests {
     #[test]
     fn answers() {
         let f: StatusFn = Arc::new(report);
-        let s: StatusReport = serde_json::from_str(&answer("status\n", &f)).unwrap();
+        let s: StatusReport = serde_json::from_str(&answer("status\n", &f, &None)).unwrap();
         assert_eq!(s, report());
-        assert_eq!(answer("ping", &f), "{\"ok\":true}");
-        assert!(answer("bogus", &f).contains("unknown command"));
-        assert!(answer("", &f).contains("empty command"));
+        assert_eq!(answer("ping", &f, &None), "{\"ok\":true}");
+        assert!(answer("bogus", &f, &None).contains("unknown command"));
+        assert!(answer("", &f, &None).contains("empty command"));
+        // Commands on the kernel: checked first, then refused without a
+        // device.
+        for bad in [
+            "invalidate",
+            "invalidate evict 0 f",
+            "invalidate drop x f",
+            "invalidate drop 1",
+            "invalidate drop 1 ",
+        ] {
+            assert!(
+                answer(bad, &f, &None).contains("usage: invalidate"),
+                "{bad}"
+            );
+        }
+        assert!(answer("invalidate drop 3 a name", &f, &None).contains("no device"));
+        assert!(answer("forget", &f, &None).contains("needs a name"));
+        assert!(answer("forget x", &f, &None).contains("no device"));
+        assert_eq!(
+            parse_invalidate("downgrade 7 a b").unwrap(),
+            (crate::invalidate::Mode::Downgrade, 7, "a b")
+        );
         let j = serde_json::to_value(report()).unwrap();
         assert_eq!(j["peers"][0]["state"], "connected");
         assert_eq!(j["peers"][0]["role"], "initiator");

@@ -11,7 +11,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use wfs_abi::{ABI_VERSION, IOC_REGISTER, IOC_STATUS, Register, Status};
+use wfs_abi::{
+    ABI_VERSION, Forget, IOC_FORGET, IOC_INVALIDATE, IOC_REGISTER, IOC_STATUS, Invalidate,
+    Register, Status,
+};
 
 /// Opens the device read-write, close-on-exec.
 pub fn open(path: &Path) -> io::Result<File> {
@@ -52,6 +55,32 @@ pub fn ioctl_status(fd: RawFd) -> Result<Status, i32> {
         return Err(last_errno());
     }
     Status::decode(&buf).map_err(|_| libc::EPROTO)
+}
+
+/// Issues `IOC_INVALIDATE` with `req`; returns the kernel's answer (its
+/// `flags` filled in) or the errno.
+pub fn ioctl_invalidate(fd: RawFd, req: &Invalidate) -> Result<Invalidate, i32> {
+    let mut buf = [0u8; Invalidate::LEN];
+    req.encode(&mut buf);
+    // SAFETY: IOC_INVALIDATE reads and writes exactly Invalidate::LEN
+    // bytes of `buf`, which lives across the call.
+    let rc = unsafe { libc::ioctl(fd, IOC_INVALIDATE as _, buf.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(last_errno());
+    }
+    Invalidate::decode(&buf).map_err(|_| libc::EPROTO)
+}
+
+/// Issues `IOC_FORGET` for `name`; returns the errno on failure.
+pub fn ioctl_forget(fd: RawFd, name: &[u8]) -> Result<(), i32> {
+    let mut buf = [0u8; Forget::LEN];
+    Forget::encode(name, &mut buf).map_err(|_| libc::ENAMETOOLONG)?;
+    // SAFETY: IOC_FORGET reads exactly Forget::LEN bytes of `buf`.
+    let rc = unsafe { libc::ioctl(fd, IOC_FORGET as _, buf.as_ptr()) };
+    if rc < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
 }
 
 /// Opens `path` and reads its status.

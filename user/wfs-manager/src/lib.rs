@@ -12,6 +12,8 @@
 //! * [`upcall`]: worker threads answering the kernel's requests read from
 //!   `/dev/wfs`.
 //! * [`export`]: the export directory as LOOKUP, GETATTR and READDIR see it.
+//! * [`invalidate`]: taking pages and names away from this host's kernel
+//!   (`IOC_INVALIDATE`, `IOC_FORGET`), with dirty pages written home.
 //! * [`wire`]: framing and encoding of the manager-to-manager protocol.
 //!   Pure: no sockets, no threads.
 //! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
@@ -27,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod device;
 pub mod export;
+pub mod invalidate;
 pub mod log;
 pub mod manager;
 pub mod signals;

@@ -184,8 +184,7 @@ pub fn run(argv: &[String]) -> i32 {
             },
         })
     };
-    let control = bound.serve(status);
-    if let Some(d) = dev.as_ref() {
+    let served = dev.as_ref().map(|d| {
         let export = Arc::new(crate::export::Export::with_grant(&cfg.export, cfg.grant));
         let pool = match crate::upcall::Pool::map(d.fd(), d.reg.pool_slots) {
             Ok(p) => Some(Arc::new(p)),
@@ -194,6 +193,16 @@ pub fn run(argv: &[String]) -> i32 {
                 None
             }
         };
+        let inval = Arc::new(crate::invalidate::Invalidator::new(
+            d.fd(),
+            d.reg.pool_slots,
+            pool.clone(),
+            export.clone(),
+        ));
+        (export, pool, inval)
+    });
+    let control = bound.serve(status, served.as_ref().map(|s| s.2.clone()));
+    if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
         crate::upcall::serve(d.fd(), export, pool, stats.clone(), UPCALL_WORKERS);
         wlog!(
             "serving upcalls with {UPCALL_WORKERS} workers from {}",

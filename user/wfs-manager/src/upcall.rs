@@ -71,7 +71,7 @@ impl Pool {
     /// The caller handles the request `slot` was lent with, and no other
     /// reference to the page exists.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn page(&self, slot: u32) -> Option<&mut [u8]> {
+    pub(crate) unsafe fn page(&self, slot: u32) -> Option<&mut [u8]> {
         if slot >= self.slots {
             return None;
         }

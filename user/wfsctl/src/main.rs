@@ -6,6 +6,8 @@
 //! wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|EBUSY|EPROTO|EPERM|...]
 //! wfsctl kstatus [--device PATH]
 //! wfsctl stats [--control PATH]
+//! wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--control PATH]
+//! wfsctl forget NAME [--control PATH]
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
@@ -19,13 +21,16 @@ use wfs_manager::cluster::PeerState;
 use wfs_manager::config::{DEFAULT_CONTROL, DEFAULT_DEVICE};
 use wfs_manager::control::{self, StatusReport};
 use wfs_manager::device;
+use wfs_manager::invalidate::{Mode, Outcome};
 
 const USAGE: &str = "usage:
   wfsctl status [--control PATH] [--device PATH]
   wfsctl wait [--control PATH] [--peers] [--timeout SECS]
   wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|ERRNO]
   wfsctl kstatus [--device PATH]
-  wfsctl stats [--control PATH]";
+  wfsctl stats [--control PATH]
+  wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--control PATH]
+  wfsctl forget NAME [--control PATH]";
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +45,9 @@ struct Opts {
     magic: Option<u32>,
     as_uid: Option<u32>,
     expect: Option<String>,
+    mode: Option<String>,
+    /// Arguments that are not options, in order.
+    positional: Vec<String>,
 }
 
 fn usage_err(msg: &str) -> ! {
@@ -55,6 +63,10 @@ fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
             _ => (a.as_str(), None),
         };
+        if !flag.starts_with("--") && allowed.contains(&"ARGS") {
+            o.positional.push(a.clone());
+            continue;
+        }
         if !allowed.contains(&flag) {
             usage_err(&format!("unexpected argument {a:?}"));
         }
@@ -86,6 +98,7 @@ fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
             }
             "--as-uid" => o.as_uid = Some(val.parse().unwrap_or_else(|_| bad("bad uid"))),
             "--expect" => o.expect = Some(val),
+            "--mode" => o.mode = Some(val),
             _ => unreachable!(),
         }
     }
@@ -113,6 +126,8 @@ fn main() {
             &["--device", "--abi", "--magic", "--as-uid", "--expect"],
         )),
         "kstatus" => cmd_kstatus(&parse_opts(rest, &["--device"])),
+        "invalidate" => cmd_invalidate(&parse_opts(rest, &["ARGS", "--mode", "--control"])),
+        "forget" => cmd_forget(&parse_opts(rest, &["ARGS", "--control"])),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0
@@ -282,6 +297,91 @@ fn cmd_stats(o: &Opts) -> i32 {
             eprintln!("wfsctl: {e}");
             1
         }
+    }
+}
+
+/// Sends one command to the manager; prints its error and returns `None`
+/// if it fails.
+fn ask_manager(o: &Opts, cmd: &str) -> Option<serde_json::Value> {
+    let path = control_path(o);
+    let line = match control::query(&path, cmd, QUERY_TIMEOUT) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wfsctl: cannot reach manager at {}: {e}", path.display());
+            return None;
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(v) => match v.get("error").and_then(|e| e.as_str()) {
+            Some(e) => {
+                eprintln!("wfsctl: {e}");
+                None
+            }
+            None => Some(v),
+        },
+        Err(e) => {
+            eprintln!("wfsctl: bad answer from manager: {e}: {}", line.trim());
+            None
+        }
+    }
+}
+
+/// The line `wfsctl invalidate` prints for an outcome.
+fn outcome_line(name: &str, index: u64, o: &Outcome) -> String {
+    if !o.present {
+        return format!("page {index} of {name}: not cached");
+    }
+    let mut s = format!(
+        "page {index} of {name}: {}, {}",
+        if o.dirty { "dirty" } else { "clean" },
+        if o.writable {
+            "read-write"
+        } else {
+            "read-only"
+        }
+    );
+    if o.written {
+        s.push_str("; dirty data written to the export");
+    }
+    s
+}
+
+/// `wfsctl invalidate NAME INDEX`: the manager takes the page away from
+/// this host's kernel.
+fn cmd_invalidate(o: &Opts) -> i32 {
+    let [name, index] = o.positional.as_slice() else {
+        usage_err("invalidate needs NAME and INDEX");
+    };
+    let Ok(index) = index.parse::<u64>() else {
+        usage_err(&format!("bad page index {index:?}"));
+    };
+    let mode = o.mode.as_deref().unwrap_or("drop");
+    if Mode::parse(mode).is_none() {
+        usage_err(&format!("--mode: expected drop or downgrade, not {mode:?}"));
+    }
+    let Some(v) = ask_manager(o, &format!("invalidate {mode} {index} {name}")) else {
+        return 1;
+    };
+    match serde_json::from_value::<Outcome>(v) {
+        Ok(out) => {
+            println!("{}", outcome_line(name, index, &out));
+            0
+        }
+        Err(e) => {
+            eprintln!("wfsctl: bad answer from manager: {e}");
+            1
+        }
+    }
+}
+
+/// `wfsctl forget NAME`: the kernel forgets its cached lookup of NAME.
+fn cmd_forget(o: &Opts) -> i32 {
+    let [name] = o.positional.as_slice() else {
+        usage_err("forget needs one NAME");
+    };
+    match ask_manager(o, &format!("forget {name}")) {
+        Some(_) => 0,
+        None => 1,
     }
 }
 
@@ -526,7 +626,7 @@ mod tests {
             "peer h3 10.0.0.3:7070 refused (cluster name mismatch)"
         );
         let st = Status {
-            abi_version: 1,
+            abi_version: ABI_VERSION,
             registered: 1,
             manager_pid: 57,
             inflight: 2,
@@ -540,15 +640,37 @@ mod tests {
         );
         let st = Status {
             registered: 0,
-            abi_version: 2,
+            abi_version: ABI_VERSION + 1,
             ..st
         };
         assert_eq!(
             kernel_lines(&st),
             vec![
-                "kernel: no manager registered session 3 inflight 2 mounts 1 pool_free 60",
-                "kernel: abi version 2 differs from wfsctl's 1"
+                "kernel: no manager registered session 3 inflight 2 mounts 1 pool_free 60"
+                    .to_string(),
+                format!(
+                    "kernel: abi version {} differs from wfsctl's {ABI_VERSION}",
+                    ABI_VERSION + 1
+                )
             ]
+        );
+        let page = |present, dirty, writable, written| Outcome {
+            present,
+            dirty,
+            writable,
+            written,
+        };
+        assert_eq!(
+            outcome_line("f", 3, &page(false, false, false, false)),
+            "page 3 of f: not cached"
+        );
+        assert_eq!(
+            outcome_line("f", 0, &page(true, false, false, false)),
+            "page 0 of f: clean, read-only"
+        );
+        assert_eq!(
+            outcome_line("f", 1, &page(true, true, true, true)),
+            "page 1 of f: dirty, read-write; dirty data written to the export"
         );
     }
 
