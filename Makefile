@@ -7,6 +7,7 @@
 #   make test      run every test: lint, cargo, KUnit and QEMU tests
 #   make setup     install Debian packages and bindgen-cli
 #   make kernel    build (or reuse from cache) the patched guest kernel
+#   make kernel-debug   the same with KASAN and lockdep (kernel/debug.config)
 #   make modules   build wfs.ko against that kernel
 #   make manager   build wfs-manager and wfsctl
 #   make helpers   build the C helpers the QEMU tests run in guests
@@ -26,7 +27,7 @@ KMAKE := $(MAKE) -C $(KDIR) M=$(ROOT) LLVM=-19 RUSTC=/usr/bin/rustc \
 CARGO := cargo
 KERNEL_RS := $(shell find rust -name '*.rs')
 
-.PHONY: all setup kernel modules manager helpers test demo bench lint clean
+.PHONY: all setup kernel kernel-debug modules modules-debug manager helpers test demo bench lint clean
 
 all: kernel modules manager
 
@@ -43,6 +44,20 @@ modules: kernel
 	@$(KMAKE) modules
 	@mkdir -p build && cp wfs.ko build/wfs.ko
 
+kernel-debug: setup
+	@tools/kernel.sh --debug
+
+# wfs.ko for the debug kernel, built from a copy of the sources so that its
+# objects never mix with the normal build's (build/debug/wfs.ko).
+DEBUG_SRC := $(ROOT)/build/debug-src
+modules-debug: kernel-debug
+	@echo "[modules] building wfs.ko for the debug kernel"
+	@mkdir -p $(DEBUG_SRC) build/debug
+	@cp -r --preserve=timestamps Kbuild rust $(DEBUG_SRC)/
+	@$(MAKE) -C $(ROOT)/build/kdir-debug M=$(DEBUG_SRC) LLVM=-19 RUSTC=/usr/bin/rustc \
+		RUSTDOC=/usr/bin/rustdoc BINDGEN=$(BINDGEN) modules
+	@cp $(DEBUG_SRC)/wfs.ko build/debug/wfs.ko
+
 manager: setup
 	@echo "[manager] building wfs-manager and wfsctl"
 	@cd user && $(CARGO) build --release --quiet
@@ -58,13 +73,19 @@ build/test-helpers/%: tests/qemu/helpers/%.c
 lint: modules
 	@tools/lint.sh
 
-test: kernel modules manager helpers
+test: kernel modules kernel-debug modules-debug manager helpers
 	@tools/run-tests
 
 demo: kernel modules manager helpers
 	@tools/demo.sh
 
-bench: kernel modules manager
+# Benchmark programs run in the guest by make bench (build/bench/).
+BENCH := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
+build/bench/%: bench/%.c
+	@mkdir -p build/bench
+	@gcc -O2 -Wall -Werror -pthread -o $@ $< -lm
+
+bench: kernel modules manager $(BENCH)
 	@tools/bench.sh
 
 clean:

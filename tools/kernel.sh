@@ -3,7 +3,7 @@
 #
 # Builds the patched WFS guest kernel, or reuses a cached build.
 #
-#   tools/kernel.sh [--print-key] [--force]
+#   tools/kernel.sh [--debug] [--print-key] [--force]
 #
 # Inputs: Debian's linux-source-6.12, kernel/patches/series (applied in
 # order), kernel/wfs.config (merged on top of tinyconfig), and the toolchain
@@ -11,6 +11,10 @@
 # $WFS_CACHE/kernel/<key>/ (default WFS_CACHE=~/.cache/wfs), where <key> is
 # a hash of all of those, so an unchanged kernel is never rebuilt. On
 # success build/kdir and build/bzImage in the repo point at the cache.
+#
+# --debug builds the debug variant: kernel/debug.config (KASAN, lockdep)
+# merged on top, cached under its own key, linked as build/kdir-debug and
+# build/bzImage-debug.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,15 +22,16 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/tools/env.sh"
 
 PIPELINE_VERSION=2   # bump when this script changes what it produces
-KEEP=3               # cached kernels kept
+KEEP=4               # cached kernels kept (normal and debug, and the last ones)
 
 say() { printf '[kernel] %s\n' "$*"; }
 die() { printf '[kernel] error: %s\n' "$*" >&2; exit 1; }
 
-force=0 print_key=0
+force=0 print_key=0 debug=0
 for a in "$@"; do
     case $a in
         --force) force=1 ;;
+        --debug) debug=1 ;;
         --print-key) print_key=1 ;;
         *) die "unknown argument $a" ;;
     esac
@@ -43,6 +48,9 @@ inputs() {
     echo "clang $(clang-19 --version | head -n1)"
     echo "bindgen $($BINDGEN --version)"
     echo "config $(sha256sum < "$ROOT/kernel/wfs.config" | cut -c1-16)"
+    if [ $debug = 1 ]; then
+        echo "debug-config $(sha256sum < "$ROOT/kernel/debug.config" | cut -c1-16)"
+    fi
     echo "series $(sha256sum < "$ROOT/kernel/patches/series" | cut -c1-16)"
     while read -r p; do
         case $p in ''|'#'*) continue ;; esac
@@ -56,10 +64,14 @@ KEY=$(printf '%s\n' "$INPUTS" | sha256sum | cut -c1-16)
 if [ $print_key = 1 ]; then echo "$KEY"; exit 0; fi
 
 DIR="$WFS_CACHE/kernel/$KEY"
+SUFFIX=
+[ $debug = 0 ] || SUFFIX=-debug
+FRAGMENTS=("$ROOT/kernel/wfs.config")
+[ $debug = 0 ] || FRAGMENTS+=("$ROOT/kernel/debug.config")
 link_result() {
     mkdir -p "$ROOT/build"
-    ln -sfn "$DIR/build" "$ROOT/build/kdir"
-    ln -sfn "$DIR/build/arch/x86/boot/bzImage" "$ROOT/build/bzImage"
+    ln -sfn "$DIR/build" "$ROOT/build/kdir$SUFFIX"
+    ln -sfn "$DIR/build/arch/x86/boot/bzImage" "$ROOT/build/bzImage$SUFFIX"
     touch "$DIR/used"
 }
 
@@ -96,12 +108,12 @@ while read -r p; do
         || die "patch $p does not apply"
 done < "$ROOT/kernel/patches/series"
 
-say "step 3/5: configuring (tinyconfig + kernel/wfs.config)"
+say "step 3/5: configuring (tinyconfig + ${FRAGMENTS[*]#"$ROOT/"})"
 mkdir -p "$DIR/build"
 kmake() { make -C "$DIR/src" O="$DIR/build" "${KMAKE_ARGS[@]}" "$@"; }
 kmake -s tinyconfig
 "$DIR/src/scripts/kconfig/merge_config.sh" -m -O "$DIR/build" \
-    "$DIR/build/.config" "$ROOT/kernel/wfs.config" > "$DIR/merge.log" 2>&1
+    "$DIR/build/.config" "${FRAGMENTS[@]}" > "$DIR/merge.log" 2>&1
 kmake -s olddefconfig
 # Every option of the fragment must survive olddefconfig: a dropped one
 # means a missing dependency, which would otherwise surface much later.
@@ -109,7 +121,7 @@ missing=0
 while read -r line; do
     case $line in CONFIG_*=*) ;; *) continue ;; esac
     grep -qxF "$line" "$DIR/build/.config" || { say "    not set: $line"; missing=1; }
-done < "$ROOT/kernel/wfs.config"
+done < <(cat "${FRAGMENTS[@]}")
 [ $missing = 0 ] || die "config fragment options were dropped (see above)"
 kmake -s rustavailable > /dev/null || die "Rust is not available to the kernel build"
 
@@ -135,7 +147,8 @@ link_result
 say "built $KEY in $(( $(date +%s) - start )) s"
 
 # Keep only the most recently used kernels.
-ls -dt "$WFS_CACHE"/kernel/*/ 2>/dev/null | tail -n +$((KEEP + 1)) | while read -r old; do
+ls -t "$WFS_CACHE"/kernel/*/used 2>/dev/null | tail -n +$((KEEP + 1)) | while read -r old; do
+    old=$(dirname "$old")
     say "evicting old cached kernel $(basename "$old")"
     rm -rf "$old"
 done

@@ -149,6 +149,9 @@ enum Step {
 impl FileSystem for WfsFs {
     const NAME: &'static CStr = c_str!("wfs");
     const MAGIC: usize = WFS_MAGIC;
+    // Pages have owners: fetch only the page that was touched, as Chunk's
+    // strategy does, never its neighbours on speculation.
+    const READAHEAD: bool = false;
     type Context = Arc<Channel>;
     type Data = KBox<Mount>;
     type Options = MountOptions;

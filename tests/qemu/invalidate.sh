@@ -45,6 +45,7 @@ cmp /wfs/f /tmp/f || fail "re-read after dirty drop"
 #    back, and the mapping sees the new bytes; DOWNGRADE under it, and its
 #    next write sends UPGRADE.
 mkfifo /tmp/in
+: > /tmp/out   # exists before mmaphold opens it (it first waits for /tmp/in)
 $H/mmaphold /wfs/f 16384 < /tmp/in > /tmp/out &
 hold=$!
 exec 3> /tmp/in

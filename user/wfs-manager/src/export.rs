@@ -140,10 +140,9 @@ impl Export {
         self.attr_of(&name)
     }
 
-    /// READ: fills `page` with page `index` of file `id`; past the end of
-    /// the file the page is zero.
-    pub fn read_page(&self, id: u64, index: u64, page: &mut [u8]) -> Result<(), i32> {
-        use std::os::unix::fs::FileExt;
+    /// Opens file `id` with `opts`, finding its name again if a restarted
+    /// manager has not seen it yet.
+    fn open(&self, id: u64, opts: &fs::OpenOptions) -> Result<fs::File, i32> {
         let name = match self.name_of(id) {
             Some(n) => n,
             None => {
@@ -151,8 +150,15 @@ impl Export {
                 self.name_of(id).ok_or(errno::ENOENT)?
             }
         };
-        let path = self.dir.join(std::ffi::OsStr::from_bytes(&name));
-        let f = fs::File::open(&path).map_err(|e| io_errno(&e))?;
+        opts.open(self.dir.join(std::ffi::OsStr::from_bytes(&name)))
+            .map_err(|e| io_errno(&e))
+    }
+
+    /// READ: fills `page` with page `index` of file `id`; past the end of
+    /// the file the page is zero.
+    pub fn read_page(&self, id: u64, index: u64, page: &mut [u8]) -> Result<(), i32> {
+        use std::os::unix::fs::FileExt;
+        let f = self.open(id, fs::OpenOptions::new().read(true))?;
         let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
         let mut done = 0;
         while done < page.len() {
@@ -172,18 +178,7 @@ impl Export {
     /// covers whole pages, the file need not).
     pub fn write_page(&self, id: u64, index: u64, page: &[u8]) -> Result<(), i32> {
         use std::os::unix::fs::FileExt;
-        let name = match self.name_of(id) {
-            Some(n) => n,
-            None => {
-                self.getattr(id)?;
-                self.name_of(id).ok_or(errno::ENOENT)?
-            }
-        };
-        let path = self.dir.join(std::ffi::OsStr::from_bytes(&name));
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_errno(&e))?;
+        let f = self.open(id, fs::OpenOptions::new().write(true))?;
         let size = f.metadata().map_err(|e| io_errno(&e))?.len();
         let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
         if offset >= size {

@@ -28,6 +28,9 @@ pub struct Outcome {
     pub writable: bool,
     /// Its dirty data was written to the export.
     pub written: bool,
+    /// How long the INVALIDATE ioctl took, in nanoseconds.
+    #[serde(default)]
+    pub ioctl_ns: u64,
 }
 
 /// How a page is taken away.
@@ -109,7 +112,10 @@ impl Invalidator {
         req: &Invalidate,
         slot: Option<u32>,
     ) -> Result<Outcome, String> {
-        let r = ioctl_invalidate(self.fd, req).map_err(|e| {
+        let started = std::time::Instant::now();
+        let res = ioctl_invalidate(self.fd, req);
+        let ioctl_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let r = res.map_err(|e| {
             format!(
                 "INVALIDATE of page {index} of {name:?}: {}",
                 describe_errno(e)
@@ -121,6 +127,7 @@ impl Invalidator {
             dirty: f & page_flags::DIRTY != 0,
             writable: f & page_flags::WRITABLE != 0,
             written: false,
+            ioctl_ns,
         };
         if !out.dirty {
             return Ok(out);

@@ -150,6 +150,23 @@ impl Stats {
     }
 }
 
+/// The page of the slot lent with a READ or WRITE of `count` pages: one
+/// page is all this ABI version moves (`EINVAL` otherwise, or for a slot
+/// outside the pool).
+///
+/// # Safety
+///
+/// The kernel lent `slot` with the request the caller handles, and only
+/// the caller does.
+#[allow(clippy::mut_from_ref)]
+unsafe fn lent_page(pool: Option<&Pool>, count: u32, slot: u32) -> Result<&mut [u8], i32> {
+    // SAFETY: The slot is the caller's alone (this function's contract).
+    match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
+        (1, Some(page)) => Ok(page),
+        _ => Err(errno::EINVAL),
+    }
+}
+
 /// Answers one request message; returns the reply's length in `out`, or
 /// `None` if the message is not a request at all (nothing to answer).
 pub fn handle(
@@ -194,13 +211,13 @@ pub fn handle(
         } => {
             // SAFETY: The kernel lent `slot` with this request, which only
             // this worker handles.
-            match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
-                (1, Some(page)) => export
-                    .read_page(file, index, page)
-                    .map(|()| ReplyBody::Grant(export.read_grant(file, index))),
-                _ => Err(errno::EINVAL),
-            }
+            unsafe { lent_page(pool, count, slot) }
         }
+        .and_then(|page| {
+            export
+                .read_page(file, index, page)
+                .map(|()| ReplyBody::Grant(export.read_grant(file, index)))
+        }),
         Request::Write {
             file,
             index,
@@ -209,13 +226,13 @@ pub fn handle(
         } => {
             // SAFETY: The kernel lent `slot` with this request, which only
             // this worker handles.
-            match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
-                (1, Some(page)) => export
-                    .write_page(file, index, page)
-                    .map(|()| ReplyBody::Done),
-                _ => Err(errno::EINVAL),
-            }
+            unsafe { lent_page(pool, count, slot) }
         }
+        .and_then(|page| {
+            export
+                .write_page(file, index, page)
+                .map(|()| ReplyBody::Done)
+        }),
         Request::Upgrade { file, index } => export.upgrade(file, index).map(ReplyBody::Grant),
     };
     let reply = match result {

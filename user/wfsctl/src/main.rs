@@ -6,7 +6,7 @@
 //! wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|EBUSY|EPROTO|EPERM|...]
 //! wfsctl kstatus [--device PATH]
 //! wfsctl stats [--control PATH]
-//! wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--control PATH]
+//! wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--time] [--control PATH]
 //! wfsctl forget NAME [--control PATH]
 //! ```
 //!
@@ -29,7 +29,7 @@ const USAGE: &str = "usage:
   wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|ERRNO]
   wfsctl kstatus [--device PATH]
   wfsctl stats [--control PATH]
-  wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--control PATH]
+  wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--time] [--control PATH]
   wfsctl forget NAME [--control PATH]";
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +40,8 @@ struct Opts {
     control: Option<PathBuf>,
     device: Option<PathBuf>,
     peers: bool,
+    /// `--time`: say how long the kernel took.
+    time: bool,
     timeout: Option<f64>,
     abi: Option<u32>,
     magic: Option<u32>,
@@ -70,8 +72,9 @@ fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
         if !allowed.contains(&flag) {
             usage_err(&format!("unexpected argument {a:?}"));
         }
-        if flag == "--peers" {
-            o.peers = true;
+        if flag == "--peers" || flag == "--time" {
+            o.peers |= flag == "--peers";
+            o.time |= flag == "--time";
             continue;
         }
         let val = match inline.or_else(|| it.next().cloned()) {
@@ -126,7 +129,10 @@ fn main() {
             &["--device", "--abi", "--magic", "--as-uid", "--expect"],
         )),
         "kstatus" => cmd_kstatus(&parse_opts(rest, &["--device"])),
-        "invalidate" => cmd_invalidate(&parse_opts(rest, &["ARGS", "--mode", "--control"])),
+        "invalidate" => cmd_invalidate(&parse_opts(
+            rest,
+            &["ARGS", "--mode", "--time", "--control"],
+        )),
         "forget" => cmd_forget(&parse_opts(rest, &["ARGS", "--control"])),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -363,6 +369,14 @@ fn cmd_invalidate(o: &Opts) -> i32 {
         return 1;
     };
     match serde_json::from_value::<Outcome>(v) {
+        Ok(out) if o.time => {
+            println!(
+                "{} (INVALIDATE ioctl {:.1} us)",
+                outcome_line(name, index, &out),
+                out.ioctl_ns as f64 / 1000.0
+            );
+            0
+        }
         Ok(out) => {
             println!("{}", outcome_line(name, index, &out));
             0
@@ -659,6 +673,7 @@ mod tests {
             dirty,
             writable,
             written,
+            ioctl_ns: 0,
         };
         assert_eq!(
             outcome_line("f", 3, &page(false, false, false, false)),

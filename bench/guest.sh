@@ -1,0 +1,51 @@
+#!/bin/sh
+# The guest half of `make bench` (tools/bench.sh boots one guest with WFS
+# and runs this). Every measurement runs here, in the same guest and the
+# same run, and prints one "RESULT <key> <wfsbench line>" line (or "RAW
+# <key> <microseconds>..." for samples taken here); the host turns them
+# into tables.
+set -eu
+B=/opt/bench
+PAGES=${PAGES:-256}
+ROUNDS=${ROUNDS:-5}
+fail() { echo "BENCH-FAILED: $*"; exit 1; }
+result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
+wfsctl wait --timeout 60 || fail "manager did not register"
+
+# The same file size everywhere: PAGES pages.
+dd if=/dev/urandom of=/export/bench bs=4096 count="$PAGES" 2>/dev/null
+cp /export/bench /tmp/local
+mkdir -p /mnt/fuse
+$B/memfuse /mnt/fuse $((PAGES * 4096)) &
+i=0
+until [ -e /mnt/fuse/f ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "memfuse did not mount"
+    sleep 0.05
+done
+[ "$(stat -c %s /wfs/bench)" = $((PAGES * 4096)) ] || fail "/wfs/bench size"
+
+# Table 1: page faults.
+result local-cached $B/wfsbench fault local-cached /tmp/local "$PAGES" "$ROUNDS"
+result wfs-cached $B/wfsbench fault wfs-cached /wfs/bench "$PAGES" "$ROUNDS"
+result wfs-miss $B/wfsbench fault wfs-miss /wfs/bench "$PAGES" "$ROUNDS" drop
+result fuse-miss $B/wfsbench fault fuse-miss /mnt/fuse/f "$PAGES" "$ROUNDS" drop
+result uffd-miss $B/wfsbench uffd uffd-miss "$PAGES" "$ROUNDS"
+result tcp-page $B/wfsbench tcp tcp-page 2000
+
+# Invalidation: every page cached, then each dropped by the manager.
+cat /wfs/bench > /dev/null
+n=0
+: > /tmp/inval
+while [ $n -lt "$PAGES" ]; do
+    wfsctl invalidate bench $n --time >> /tmp/inval || fail "invalidate $n"
+    n=$((n + 1))
+done
+grep -c "clean, read-write" /tmp/inval | grep -qx "$PAGES" || fail "not every page was cached and invalidated: $(sort /tmp/inval | uniq -c | head)"
+# (busybox awk has no sqrt: the host computes the statistics.)
+echo "RAW invalidate $(sed 's/.*ioctl \([0-9.]*\) us.*/\1/' /tmp/inval | tr '\n' ' ')"
+
+# Copy or remap: what handing a page across the kernel boundary costs.
+result copy $B/wfsbench copy copy 20000
+result remap $B/wfsbench remap remap 20000
+umount /mnt/fuse
+echo BENCH-DONE

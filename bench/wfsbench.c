@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0
+// wfsbench: the measurements of `make bench`, run inside a guest. Each
+// mode prints one line "LABEL n=N mean_ns=M sd_ns=S min_ns=A median_ns=B"
+// over its samples (one sample per operation):
+//
+//   wfsbench fault LABEL FILE PAGES ROUNDS [drop]
+//       first touch of every page of FILE, in random order, each page
+//       mapped alone (shared, read-only, MADV_RANDOM), so that neither
+//       read-around nor fault-around can serve it early: one fault, and
+//       one page fetched, per sample.
+//       With "drop", the page cache is dropped before each round, so every
+//       fault misses it; without, the file's pages stay cached (a minor
+//       fault, the paper's local null page fault).
+//   wfsbench uffd LABEL PAGES ROUNDS
+//       first touches of anonymous memory registered with userfaultfd, in
+//       random order; a handler thread resolves each fault with
+//       UFFDIO_COPY.
+//   wfsbench tcp LABEL ROUNDS
+//       a 16-byte request and a 4096-byte answer over loopback TCP between
+//       two processes: the cost of asking a local server for a page.
+//   wfsbench copy LABEL ROUNDS
+//       memcpy of one 4 KB page.
+//   wfsbench remap LABEL ROUNDS
+//       moving one page of a mapping to another address (mremap): the
+//       page-table update and TLB flush that handing over a page instead of
+//       copying it costs at least.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096
+
+static double *samples;
+static size_t nsamples, cap;
+
+#define DIE(...) do { fprintf(stderr, "wfsbench: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+static void add(double ns)
+{
+	if (nsamples == cap) {
+		cap = cap ? 2 * cap : 1024;
+		samples = realloc(samples, cap * sizeof(*samples));
+		if (!samples)
+			DIE("out of memory");
+	}
+	samples[nsamples++] = ns;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void report(const char *label)
+{
+	double sum = 0, sq = 0, mean;
+	size_t i;
+
+	if (nsamples < 2)
+		DIE("%s: only %zu samples", label, nsamples);
+	for (i = 0; i < nsamples; i++)
+		sum += samples[i];
+	mean = sum / nsamples;
+	for (i = 0; i < nsamples; i++)
+		sq += (samples[i] - mean) * (samples[i] - mean);
+	qsort(samples, nsamples, sizeof(*samples), cmp);
+	printf("%s n=%zu mean_ns=%.0f sd_ns=%.0f min_ns=%.0f median_ns=%.0f\n", label, nsamples, mean,
+	       sqrt(sq / (nsamples - 1)), samples[0], samples[nsamples / 2]);
+}
+
+static size_t *shuffled(size_t n)
+{
+	size_t *o = malloc(n * sizeof(*o)), i;
+
+	if (!o)
+		DIE("out of memory");
+	for (i = 0; i < n; i++)
+		o[i] = i;
+	for (i = n - 1; i > 0; i--) {
+		size_t j = (size_t)rand() % (i + 1), t = o[i];
+
+		o[i] = o[j];
+		o[j] = t;
+	}
+	return o;
+}
+
+/* Touches every page once in random order, one sample per touch. */
+static void touch_all(volatile const char *p, size_t pages)
+{
+	size_t *order = shuffled(pages), i;
+	unsigned sink = 0;
+
+	for (i = 0; i < pages; i++) {
+		uint64_t t = now_ns();
+
+		sink += p[order[i] * PAGE];
+		add((double)(now_ns() - t));
+	}
+	free(order);
+	if (sink == 0xdeadbeef)
+		puts("");
+}
+
+static void drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	sync();
+	if (fd < 0 || write(fd, "3", 1) != 1)
+		DIE("cannot drop caches: %s", strerror(errno));
+	close(fd);
+}
+
+/* Maps each page of FILE alone (so fault-around cannot map neighbours)
+ * and times the first touch: one fault per sample. */
+static void touch_file(int fd, size_t pages)
+{
+	size_t *order = shuffled(pages), i;
+	unsigned sink = 0;
+
+	for (i = 0; i < pages; i++) {
+		volatile const char *p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, (off_t)order[i] * PAGE);
+		uint64_t t;
+
+		if (p == MAP_FAILED)
+			DIE("mmap: %s", strerror(errno));
+		/* No read-around: every file system fetches just this page. */
+		if (madvise((void *)p, PAGE, MADV_RANDOM))
+			DIE("madvise: %s", strerror(errno));
+		t = now_ns();
+		sink += p[0];
+		add((double)(now_ns() - t));
+		munmap((void *)p, PAGE);
+	}
+	free(order);
+	if (sink == 0xdeadbeef)
+		puts("");
+}
+
+static void bench_fault(const char *file, size_t pages, int rounds, int drop)
+{
+	for (int r = 0; r < rounds; r++) {
+		int fd;
+
+		if (drop)
+			drop_caches();
+		fd = open(file, O_RDONLY);
+		if (fd < 0)
+			DIE("%s: %s", file, strerror(errno));
+		if (!drop && r == 0) {
+			/* Warm the cache: only minor faults are measured. */
+			touch_file(fd, pages);
+			nsamples = 0;
+		}
+		touch_file(fd, pages);
+		close(fd);
+	}
+}
+
+static int uffd;
+static char source[PAGE];
+
+static void *uffd_handler(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct uffd_msg msg;
+		struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+
+		if (poll(&pfd, 1, -1) < 0)
+			DIE("poll: %s", strerror(errno));
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event == UFFD_EVENT_PAGEFAULT) {
+			struct uffdio_copy c = {
+				.dst = msg.arg.pagefault.address & ~(uint64_t)(PAGE - 1),
+				.src = (uint64_t)(uintptr_t)source,
+				.len = PAGE,
+			};
+
+			if (ioctl(uffd, UFFDIO_COPY, &c) && errno != EEXIST)
+				DIE("UFFDIO_COPY: %s", strerror(errno));
+		}
+	}
+	return NULL;
+}
+
+static void bench_uffd(size_t pages, int rounds)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	pthread_t th;
+
+	memset(source, 7, sizeof(source));
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		DIE("userfaultfd: %s", strerror(errno));
+	if (ioctl(uffd, UFFDIO_API, &api))
+		DIE("UFFDIO_API: %s", strerror(errno));
+	if (pthread_create(&th, NULL, uffd_handler, NULL))
+		DIE("pthread_create");
+	for (int r = 0; r < rounds; r++) {
+		char *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct uffdio_register reg = {
+			.range = { .start = (uint64_t)(uintptr_t)p, .len = pages * PAGE },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		if (p == MAP_FAILED)
+			DIE("mmap: %s", strerror(errno));
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+			DIE("UFFDIO_REGISTER: %s", strerror(errno));
+		touch_all(p, pages);
+		munmap(p, pages * PAGE);
+	}
+}
+
+static void full(int fd, void *b, size_t n, int rd)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = rd ? read(fd, (char *)b + done, n - done) : write(fd, (char *)b + done, n - done);
+
+		if (k <= 0)
+			DIE("tcp %s: %s", rd ? "read" : "write", k ? strerror(errno) : "eof");
+		done += (size_t)k;
+	}
+}
+
+static void bench_tcp(int rounds)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0), c;
+	char req[16] = { 0 }, page[PAGE];
+	pid_t pid;
+
+	if (ls < 0 || bind(ls, (void *)&a, sizeof(a)) || listen(ls, 1) || getsockname(ls, (void *)&a, &alen))
+		DIE("tcp listen: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		int s = accept(ls, NULL, NULL);
+
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		memset(page, 3, sizeof(page));
+		for (;;) {
+			if (read(s, req, sizeof(req)) <= 0)
+				_exit(0);
+			full(s, page, PAGE, 0);
+		}
+	}
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (void *)&a, sizeof(a)))
+		DIE("tcp connect: %s", strerror(errno));
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (int r = 0; r < rounds; r++) {
+		uint64_t t = now_ns();
+
+		full(c, req, sizeof(req), 0);
+		full(c, page, PAGE, 1);
+		if (r > 0) /* the first round sets the connection up */
+			add((double)(now_ns() - t));
+	}
+	close(c);
+	waitpid(pid, NULL, 0);
+}
+
+static void bench_copy(int rounds)
+{
+	char *a = aligned_alloc(PAGE, PAGE), *b = aligned_alloc(PAGE, PAGE);
+
+	memset(a, 1, PAGE);
+	memset(b, 2, PAGE);
+	for (int r = 0; r < rounds; r++) {
+		uint64_t t = now_ns();
+
+		memcpy(r & 1 ? a : b, r & 1 ? b : a, PAGE);
+		__asm__ volatile("" ::: "memory");
+		add((double)(now_ns() - t));
+	}
+}
+
+static void bench_remap(int rounds)
+{
+	char *area = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (area == MAP_FAILED)
+		DIE("mmap: %s", strerror(errno));
+	area[0] = 1;
+	for (int r = 0; r < rounds; r++) {
+		char *from = area + (r & 1) * PAGE, *to = area + !(r & 1) * PAGE;
+		uint64_t t = now_ns();
+
+		if (mremap(from, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED)
+			DIE("mremap: %s", strerror(errno));
+		add((double)(now_ns() - t));
+		if (to[0] != 1)
+			DIE("mremap lost the page");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	srand(1);
+	if (argc >= 6 && strcmp(argv[1], "fault") == 0)
+		bench_fault(argv[3], strtoull(argv[4], NULL, 0), atoi(argv[5]),
+			    argc > 6 && strcmp(argv[6], "drop") == 0);
+	else if (argc == 5 && strcmp(argv[1], "uffd") == 0)
+		bench_uffd(strtoull(argv[3], NULL, 0), atoi(argv[4]));
+	else if (argc == 4 && strcmp(argv[1], "tcp") == 0)
+		bench_tcp(atoi(argv[3]));
+	else if (argc == 4 && strcmp(argv[1], "copy") == 0)
+		bench_copy(atoi(argv[3]));
+	else if (argc == 4 && strcmp(argv[1], "remap") == 0)
+		bench_remap(atoi(argv[3]));
+	else {
+		fprintf(stderr, "usage: see the comment at the top of bench/wfsbench.c\n");
+		return 2;
+	}
+	report(argv[2]);
+	return 0;
+}

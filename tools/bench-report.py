@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the RESULT/RAW lines of bench/guest.sh (stdin) into the tables of
+`make bench`. argv[1] is the accelerator the guest ran under."""
+import math
+import re
+import sys
+
+accel = sys.argv[1] if len(sys.argv) > 1 else "tcg"
+rows = {}
+for line in sys.stdin:
+    line = line.split("] ", 1)[-1] if line.startswith("[h") else line
+    m = re.match(r"RESULT (\S+) \S+ (.*)", line.strip())
+    if m:
+        rows[m.group(1)] = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(2))}
+        continue
+    m = re.match(r"RAW (\S+) (.*)", line.strip())
+    if m:
+        v = sorted(float(x) * 1000 for x in m.group(2).split())
+        mean = sum(v) / len(v)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
+        rows[m.group(1)] = dict(n=len(v), mean_ns=mean, sd_ns=sd, min_ns=v[0], median_ns=v[len(v) // 2])
+
+def table(title, base, entries):
+    print(f"\n{title}")
+    print(f"  {'case':<52} {'n':>6} {'mean_us':>9} {'sd_us':>8} {'median_us':>10} {'x ' + base:>14}")
+    b = rows.get(base)
+    for key, label in entries:
+        r = rows.get(key)
+        if r is None:
+            print(f"  {label:<52} (missing)")
+            continue
+        ratio = f"{r['mean_ns'] / b['mean_ns']:.2f}" if b else "-"
+        print(f"  {label:<52} {int(r['n']):>6} {r['mean_ns'] / 1000:>9.2f} {r['sd_ns'] / 1000:>8.2f}"
+              f" {r['median_ns'] / 1000:>10.2f} {ratio:>14}")
+
+if accel == "tcg":
+    print("NOTE: the guest ran under TCG (software emulation, no KVM): absolute times are\n"
+          "emulation times and mean little; compare the ratios, measured in the same guest\n"
+          "in the same run.")
+table("Table 1. Page faults, one per sample (first touch of a page mapped alone, MADV_RANDOM)",
+      "local-cached",
+      [("local-cached", "local page cache, page cached (null fault)"),
+       ("wfs-cached", "WFS, page cached (null fault)"),
+       ("wfs-miss", "WFS, page not cached: READ to wfs-manager"),
+       ("fuse-miss", "FUSE, page not cached: READ to a raw FUSE server"),
+       ("uffd-miss", "userfaultfd, missing page: UFFDIO_COPY by a thread"),
+       ("tcp-page", "raw TCP over loopback: 16 B request, 4 KB answer"),
+       ("invalidate", "WFS INVALIDATE (DROP of a clean cached page)")])
+table("Copy or remap: handing one 4 KB page across an address space boundary",
+      "copy",
+      [("copy", "memcpy of 4 KB (what READ does slot -> page cache)"),
+       ("remap", "mremap of one page (PTE move + TLB flush)")])
+missing = [k for k in ("local-cached", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate", "copy")
+           if k not in rows]
+if missing:
+    print(f"\nmissing results: {' '.join(missing)}", file=sys.stderr)
+    sys.exit(1)
