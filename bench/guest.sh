@@ -6,8 +6,8 @@
 # into tables.
 set -eu
 B=/opt/bench
-PAGES=${PAGES:-256}
-ROUNDS=${ROUNDS:-5}
+PAGES=${PAGES:-1000}
+ROUNDS=${ROUNDS:-10}
 fail() { echo "BENCH-FAILED: $*"; exit 1; }
 result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
 wfsctl wait --timeout 60 || fail "manager did not register"
@@ -27,7 +27,13 @@ done
 # Table 1: page faults.
 result local-cached $B/wfsbench fault local-cached /tmp/local "$PAGES" "$ROUNDS"
 result wfs-cached $B/wfsbench fault wfs-cached /wfs/bench "$PAGES" "$ROUNDS"
+# The paper's null page fault: the manager answers READ at once, without
+# touching the data (wfsctl null-read on); then the full single-host fault.
+wfsctl null-read on || fail "null-read on"
+result wfs-null $B/wfsbench fault wfs-null /wfs/bench "$PAGES" "$ROUNDS" drop
+wfsctl null-read off || fail "null-read off"
 result wfs-miss $B/wfsbench fault wfs-miss /wfs/bench "$PAGES" "$ROUNDS" drop
+cmp /wfs/bench /export/bench || fail "/wfs/bench differs from /export/bench after the benchmark"
 result fuse-miss $B/wfsbench fault fuse-miss /mnt/fuse/f "$PAGES" "$ROUNDS" drop
 result uffd-miss $B/wfsbench uffd uffd-miss "$PAGES" "$ROUNDS"
 result tcp-page $B/wfsbench tcp tcp-page 2000

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 // wfsbench: the measurements of `make bench`, run inside a guest. Each
-// mode prints one line "LABEL n=N mean_ns=M sd_ns=S min_ns=A median_ns=B"
-// over its samples (one sample per operation):
+// mode prints one line "LABEL n=N mean_ns=M sd_ns=S min_ns=A median_ns=B
+// runs=R run_sd_ns=D" over its samples (one sample per operation); the
+// last two say how many runs (rounds) there were and how much the runs'
+// means spread (their standard deviation):
 //
 //   wfsbench fault LABEL FILE PAGES ROUNDS [drop]
 //       first touch of every page of FILE, in random order, each page
@@ -49,6 +51,15 @@
 
 static double *samples;
 static size_t nsamples, cap;
+/* Where each run (round) starts in samples[]. */
+static size_t run_start[1024];
+static int nruns;
+
+static void new_run(void)
+{
+	if (nruns < 1024)
+		run_start[nruns++] = nsamples;
+}
 
 #define DIE(...) do { fprintf(stderr, "wfsbench: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -83,16 +94,32 @@ static void report(const char *label)
 	double sum = 0, sq = 0, mean;
 	size_t i;
 
+	double rsum = 0, rsq = 0, means[1024];
+
 	if (nsamples < 2)
 		DIE("%s: only %zu samples", label, nsamples);
+	if (nruns == 0)
+		new_run(); /* one run: the whole sample */
+	for (int r = 0; r < nruns; r++) {
+		size_t from = run_start[r], to = r + 1 < nruns ? run_start[r + 1] : nsamples;
+		double s = 0;
+
+		for (i = from; i < to; i++)
+			s += samples[i];
+		means[r] = to > from ? s / (to - from) : 0;
+		rsum += means[r];
+	}
+	for (int r = 0; r < nruns; r++)
+		rsq += (means[r] - rsum / nruns) * (means[r] - rsum / nruns);
 	for (i = 0; i < nsamples; i++)
 		sum += samples[i];
 	mean = sum / nsamples;
 	for (i = 0; i < nsamples; i++)
 		sq += (samples[i] - mean) * (samples[i] - mean);
 	qsort(samples, nsamples, sizeof(*samples), cmp);
-	printf("%s n=%zu mean_ns=%.0f sd_ns=%.0f min_ns=%.0f median_ns=%.0f\n", label, nsamples, mean,
-	       sqrt(sq / (nsamples - 1)), samples[0], samples[nsamples / 2]);
+	printf("%s n=%zu mean_ns=%.0f sd_ns=%.0f min_ns=%.0f median_ns=%.0f runs=%d run_sd_ns=%.0f\n",
+	       label, nsamples, mean, sqrt(sq / (nsamples - 1)), samples[0], samples[nsamples / 2], nruns,
+	       nruns > 1 ? sqrt(rsq / (nruns - 1)) : 0.0);
 }
 
 static size_t *shuffled(size_t n)
@@ -180,6 +207,7 @@ static void bench_fault(const char *file, size_t pages, int rounds, int drop)
 			touch_file(fd, pages);
 			nsamples = 0;
 		}
+		new_run();
 		touch_file(fd, pages);
 		close(fd);
 	}
@@ -237,6 +265,7 @@ static void bench_uffd(size_t pages, int rounds)
 			DIE("mmap: %s", strerror(errno));
 		if (ioctl(uffd, UFFDIO_REGISTER, &reg))
 			DIE("UFFDIO_REGISTER: %s", strerror(errno));
+		new_run();
 		touch_all(p, pages);
 		munmap(p, pages * PAGE);
 	}

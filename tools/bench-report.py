@@ -19,11 +19,13 @@ for line in sys.stdin:
         v = sorted(float(x) * 1000 for x in m.group(2).split())
         mean = sum(v) / len(v)
         sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))
-        rows[m.group(1)] = dict(n=len(v), mean_ns=mean, sd_ns=sd, min_ns=v[0], median_ns=v[len(v) // 2])
+        rows[m.group(1)] = dict(n=len(v), mean_ns=mean, sd_ns=sd, min_ns=v[0], median_ns=v[len(v) // 2],
+                                runs=1, run_sd_ns=0)
 
 def table(title, base, entries):
     print(f"\n{title}")
-    print(f"  {'case':<52} {'n':>6} {'mean_us':>9} {'sd_us':>8} {'median_us':>10} {'x ' + base:>14}")
+    print(f"  {'case':<52} {'n':>6} {'runs':>4} {'mean_us':>9} {'sd_us':>8} {'run_sd_us':>9}"
+          f" {'median_us':>10} {'x ' + base:>14}")
     b = rows.get(base)
     for key, label in entries:
         r = rows.get(key)
@@ -31,7 +33,8 @@ def table(title, base, entries):
             print(f"  {label:<52} (missing)")
             continue
         ratio = f"{r['mean_ns'] / b['mean_ns']:.2f}" if b else "-"
-        print(f"  {label:<52} {int(r['n']):>6} {r['mean_ns'] / 1000:>9.2f} {r['sd_ns'] / 1000:>8.2f}"
+        print(f"  {label:<52} {int(r['n']):>6} {int(r.get('runs', 1)):>4} {r['mean_ns'] / 1000:>9.2f}"
+              f" {r['sd_ns'] / 1000:>8.2f} {r.get('run_sd_ns', 0) / 1000:>9.2f}"
               f" {r['median_ns'] / 1000:>10.2f} {ratio:>14}")
 
 if accel == "tcg":
@@ -41,17 +44,29 @@ if accel == "tcg":
 table("Table 1. Page faults, one per sample (first touch of a page mapped alone, MADV_RANDOM)",
       "local-cached",
       [("local-cached", "local page cache, page cached (null fault)"),
-       ("wfs-cached", "WFS, page cached (null fault)"),
-       ("wfs-miss", "WFS, page not cached: READ to wfs-manager"),
+       ("wfs-cached", "WFS, page cached"),
+       ("wfs-null", "WFS null fault: READ answered at once, no data"),
+       ("wfs-miss", "WFS full fault: READ, page read from the export"),
        ("fuse-miss", "FUSE, page not cached: READ to a raw FUSE server"),
        ("uffd-miss", "userfaultfd, missing page: UFFDIO_COPY by a thread"),
        ("tcp-page", "raw TCP over loopback: 16 B request, 4 KB answer"),
        ("invalidate", "WFS INVALIDATE (DROP of a clean cached page)")])
+def ratio(a, b):
+    ra, rb = rows.get(a), rows.get(b)
+    return f"{ra['mean_ns'] / rb['mean_ns']:.2f}" if ra and rb else "-"
+
+print("\nRatios of mean times (WFS / peer)")
+print(f"  {'':<34} {'x local':>9} {'x FUSE':>9} {'x uffd':>9} {'x TCP':>9}")
+for key, label in (("wfs-null", "WFS null fault"), ("wfs-miss", "WFS full fault")):
+    print(f"  {label:<34} {ratio(key, 'local-cached'):>9} {ratio(key, 'fuse-miss'):>9}"
+          f" {ratio(key, 'uffd-miss'):>9} {ratio(key, 'tcp-page'):>9}")
+
 table("Copy or remap: handing one 4 KB page across an address space boundary",
       "copy",
       [("copy", "memcpy of 4 KB (what READ does slot -> page cache)"),
        ("remap", "mremap of one page (PTE move + TLB flush)")])
-missing = [k for k in ("local-cached", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate", "copy")
+missing = [k for k in ("local-cached", "wfs-null", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate",
+                       "copy")
            if k not in rows]
 if missing:
     print(f"\nmissing results: {' '.join(missing)}", file=sys.stderr)

@@ -10,7 +10,7 @@
 #   tools/bench.sh [--pages N] [--rounds N] [--raw FILE]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PAGES=256 ROUNDS=5 RAW=
+PAGES=1000 ROUNDS=10 RAW=
 while [ $# -gt 0 ]; do
     case $1 in
         --pages) PAGES=$2; shift 2 ;;

@@ -70,7 +70,7 @@ cmd r 100 4; [ "$R" = "$(hex NEW!)" ] || fail "the mapping still sees the droppe
 cmd w 200 mapped; [ "$R" = ok ] || fail "write through the mapping"
 patch /tmp/f 200 mapped
 upgrades=$(stat_of UPGRADE)
-out=$(wfsctl invalidate f 0 --mode downgrade)
+out=$(wfsctl invalidate f 0 --downgrade)
 [ "$out" = "page 0 of f: dirty, read-write; dirty data written to the export" ] || fail "downgrade: $out"
 cmp /export/f /tmp/f || fail "downgrade did not write the dirty page home"
 [ "$(wfsctl invalidate f 0 --mode downgrade)" = "page 0 of f: clean, read-only" ] || fail "page not read-only after downgrade"

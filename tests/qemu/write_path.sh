@@ -3,7 +3,8 @@
 # timeout: 300
 #
 # Chunk's putpages on one host: writes through a shared mapping and through
-# write(2)/pwrite(2) land in the page cache, are coherent with each other,
+# write(2)/pwrite(2) land in the page cache, are coherent with each other
+# and between processes,
 # and reach /export on msync/fsync (WRITE). Files never grow: a write at or
 # past the end fails with EFBIG, one that crosses it is cut short. Pages
 # granted read-only take the UPGRADE path on their first write. Without a
@@ -57,7 +58,39 @@ $H/mmapwrite /wfs/f 32768 24576 x; rc=$?
 set -e
 [ $rc = 135 ] || fail "mmap write past EOF gave status $rc, not SIGBUS (135)"
 
-# 5. Read-only grants: the first write to each page sends UPGRADE, once.
+# 5. Two processes share a mapping: each sees the other's writes at once,
+#    and msync from either carries both.
+mkfifo /tmp/a.in /tmp/b.in
+: > /tmp/a.out
+: > /tmp/b.out
+$H/mmaphold /wfs/f 20480 < /tmp/a.in > /tmp/a.out &
+$H/mmaphold /wfs/f 20480 < /tmp/b.in > /tmp/b.out &
+exec 4> /tmp/a.in 5> /tmp/b.in
+# ask a|b COMMAND...: one mmaphold command; its answer is in $R.
+ask() {
+    who=$1; shift
+    before=$(wc -l < /tmp/$who.out)
+    case $who in a) echo "$*" >&4 ;; b) echo "$*" >&5 ;; esac
+    i=0
+    while [ "$(wc -l < /tmp/$who.out)" -le "$before" ]; do
+        i=$((i + 1)); [ $i -lt 200 ] || fail "mmaphold $who did not answer '$*'"
+        sleep 0.05
+    done
+    R=$(tail -n 1 /tmp/$who.out)
+}
+hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
+ask a w 3000 fromA; [ "$R" = ok ] || fail "A's write"
+ask b r 3000 5; [ "$R" = "$(hex fromA)" ] || fail "B does not see A's write"
+ask b w 15000 fromB; [ "$R" = ok ] || fail "B's write"
+ask a r 15000 5; [ "$R" = "$(hex fromB)" ] || fail "A does not see B's write"
+ask a s; [ "$R" = ok ] || fail "A's msync"
+patch /tmp/f 3000 fromA
+patch /tmp/f 15000 fromB
+cmp /export/f /tmp/f || fail "A's msync did not carry both writes"
+exec 4>&- 5>&-
+wait
+
+# 6. Read-only grants: the first write to each page sends UPGRADE, once.
 kill -TERM "$(pidof wfs-manager)"
 while pidof wfs-manager > /dev/null; do sleep 0.1; done
 { echo 'grant = "read-only"'; cat /etc/wfs/cluster.toml; } > /tmp/ro.toml
@@ -82,7 +115,7 @@ patch /tmp/g 8192 up3
 cmp /export/g /tmp/g || fail "writes to upgraded pages"
 wfsctl stats
 
-# 6. Without a manager: an upgrade fails (SIGBUS), writeback fails (EIO),
+# 7. Without a manager: an upgrade fails (SIGBUS), writeback fails (EIO),
 # and nothing is lost.
 mpid=$(pidof wfs-manager)
 kill -KILL "$mpid"

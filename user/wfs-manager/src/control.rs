@@ -10,6 +10,9 @@
 //!   [`Outcome`](crate::invalidate::Outcome) (the name is the rest of the
 //!   line).
 //! * `forget NAME`: `{"ok":true}`.
+//! * `null-read on|off`: `{"ok":true}`. For benchmarks only: READ is
+//!   answered at once without reading the page (its contents are garbage),
+//!   which is the paper's null page fault.
 //!
 //! Anything else, and any failure, is answered with `{"error":"..."}`.
 
@@ -196,6 +199,14 @@ pub fn answer(cmd: &str, status: &StatusFn, inval: &Invalidator) -> String {
                 Err(e) => error_json(&e),
             },
         },
+        "null-read" => match (args, inval) {
+            ("on" | "off", Some(inv)) => {
+                inv.set_null_read(args == "on");
+                "{\"ok\":true}".to_string()
+            }
+            ("on" | "off", None) => error_json("this manager has no device"),
+            _ => error_json("usage: null-read on|off"),
+        },
         "" => error_json("empty command"),
         _ => error_json(&format!("unknown command {:?}", line.trim())),
     }
@@ -321,6 +332,8 @@ mod tests {
         assert!(answer("invalidate drop 3 a name", &f, &None).contains("no device"));
         assert!(answer("forget", &f, &None).contains("needs a name"));
         assert!(answer("forget x", &f, &None).contains("no device"));
+        assert!(answer("null-read maybe", &f, &None).contains("usage: null-read"));
+        assert!(answer("null-read on", &f, &None).contains("no device"));
         assert_eq!(
             parse_invalidate("downgrade 7 a b").unwrap(),
             (crate::invalidate::Mode::Downgrade, 7, "a b")

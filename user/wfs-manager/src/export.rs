@@ -7,13 +7,14 @@
 //! its name with the top bit set: stable across restarts and hosts, and
 //! never 0 or 1 (the kernel's root). Two names that hash alike are refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use wfs_abi::{Attr, Grant, PAGE_SIZE, errno, valid_name};
 
@@ -36,6 +37,38 @@ pub struct Export {
     /// What READ grants: this host owns every page, so any grant is its
     /// choice; read-only makes every first write send UPGRADE.
     read_grant: Grant,
+    /// Benchmarks only: READ is answered at once, without reading the page
+    /// (the paper's null page fault). The page's contents are then garbage.
+    null_read: AtomicBool,
+    /// The owner's per-page locks.
+    pages: PageLocks,
+}
+
+/// The owner's per-page locks. An invalidation holds a page's lock from
+/// its ioctl until the page's data is written home; READ and WRITE hold it
+/// while they read or write the page in the export. So a READ never sees
+/// the export while the page's newest data is in transit (a fault right
+/// after a DROP), and a WRITE of newer data is never overwritten by an
+/// invalidation's older copy.
+#[derive(Debug, Default)]
+struct PageLocks {
+    held: Mutex<HashSet<(u64, u64)>>,
+    freed: Condvar,
+}
+
+/// A held page lock; dropping it releases the page.
+pub struct PageGuard<'a> {
+    locks: &'a PageLocks,
+    key: (u64, u64),
+}
+
+impl Drop for PageGuard<'_> {
+    fn drop(&mut self) {
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(&self.key);
+        drop(held);
+        self.locks.freed.notify_all();
+    }
 }
 
 fn io_errno(e: &io::Error) -> i32 {
@@ -57,7 +90,38 @@ impl Export {
             dir: dir.to_path_buf(),
             names: Mutex::new(HashMap::new()),
             read_grant,
+            null_read: AtomicBool::new(false),
+            pages: PageLocks::default(),
         }
+    }
+
+    /// Takes the lock of page `index` of file `id`, waiting while somebody
+    /// else holds it.
+    pub fn lock_page(&self, id: u64, index: u64) -> PageGuard<'_> {
+        let key = (id, index);
+        let mut held = self.pages.held.lock().unwrap_or_else(|p| p.into_inner());
+        while held.contains(&key) {
+            held = self
+                .pages
+                .freed
+                .wait(held)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        held.insert(key);
+        PageGuard {
+            locks: &self.pages,
+            key,
+        }
+    }
+
+    /// Turns the benchmark's null READ on or off.
+    pub fn set_null_read(&self, on: bool) {
+        self.null_read.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether READ skips the data (see [`Export::set_null_read`]).
+    pub fn null_read(&self) -> bool {
+        self.null_read.load(Ordering::Relaxed)
     }
 
     /// What a READ of page `index` of file `id` grants.
@@ -225,6 +289,29 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn page_locks_exclude_per_page() {
+        let e = std::sync::Arc::new(Export::new(Path::new("/nonexistent")));
+        let held = e.lock_page(1, 2);
+        // Another page is free.
+        drop(e.lock_page(1, 3));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let e2 = e.clone();
+        let t = std::thread::spawn(move || {
+            let _g = e2.lock_page(1, 2);
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(100))
+                .is_err(),
+            "a held page was locked twice"
+        );
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the page was not handed over");
+        t.join().unwrap();
     }
 
     #[test]

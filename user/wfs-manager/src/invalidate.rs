@@ -9,6 +9,7 @@
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use wfs_abi::{Invalidate, NO_SLOT, SCRATCH_SLOTS, inval, page_flags};
@@ -32,6 +33,18 @@ pub struct Outcome {
     #[serde(default)]
     pub ioctl_ns: u64,
 }
+
+/// How long an invalidation retries a page the kernel keeps busy.
+const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// Why one INVALIDATE attempt did not finish.
+enum TakeError {
+    /// The kernel holds the page for a request: retry.
+    Busy,
+    /// Anything else, for the operator.
+    Failed(String),
+}
+use TakeError::{Busy, Failed};
 
 /// How a page is taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,13 +110,35 @@ impl Invalidator {
             slot: slot.unwrap_or(NO_SLOT),
             ..Invalidate::default()
         };
-        let result = self.take(name, id, index, &req, slot);
+        // The page's lock is held from the ioctl until its data is home. The
+        // kernel answers EAGAIN rather than wait for a page a request holds
+        // (that request may wait for this lock): let it through and retry.
+        let deadline = Instant::now() + BUSY_RETRY;
+        let result = loop {
+            let guard = self.export.lock_page(id, index);
+            match self.take(name, id, index, &req, slot) {
+                Err(Busy) if Instant::now() < deadline => {
+                    drop(guard);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(Busy) => {
+                    break Err(format!(
+                        "page {index} of {name:?} stayed busy for {} s",
+                        BUSY_RETRY.as_secs()
+                    ));
+                }
+                Err(Failed(e)) => break Err(e),
+                Ok(o) => break Ok(o),
+            }
+        };
         if let Some(s) = slot {
             self.free.lock().unwrap_or_else(|p| p.into_inner()).push(s);
         }
         result
     }
 
+    /// One INVALIDATE, and the write home of what it brings back; the
+    /// caller holds the page's lock.
     fn take(
         &self,
         name: &str,
@@ -111,16 +146,20 @@ impl Invalidator {
         index: u64,
         req: &Invalidate,
         slot: Option<u32>,
-    ) -> Result<Outcome, String> {
-        let started = std::time::Instant::now();
+    ) -> Result<Outcome, TakeError> {
+        let started = Instant::now();
         let res = ioctl_invalidate(self.fd, req);
         let ioctl_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let r = res.map_err(|e| {
-            format!(
-                "INVALIDATE of page {index} of {name:?}: {}",
-                describe_errno(e)
-            )
-        })?;
+        let r = match res {
+            Err(libc::EAGAIN) => return Err(Busy),
+            Err(e) => {
+                return Err(Failed(format!(
+                    "INVALIDATE of page {index} of {name:?}: {}",
+                    describe_errno(e)
+                )));
+            }
+            Ok(r) => r,
+        };
         let f = r.flags;
         let mut out = Outcome {
             present: f & page_flags::PRESENT != 0,
@@ -134,22 +173,28 @@ impl Invalidator {
         }
         // The kernel's copy is clean now: its data is ours to write home.
         let (Some(s), Some(pool), true) = (slot, &self.pool, f & page_flags::CONTENTS != 0) else {
-            return Err(format!(
+            return Err(Failed(format!(
                 "page {index} of {name:?} was dirty but its contents did not come back"
-            ));
+            )));
         };
         // SAFETY: scratch slot `s` is this call's (taken from the free
         // list), and the kernel wrote it only during the ioctl, which has
         // returned.
-        let page = unsafe { pool.page(s) }.ok_or("scratch slot outside the pool")?;
+        let page = unsafe { pool.page(s) }
+            .ok_or_else(|| Failed("scratch slot outside the pool".into()))?;
         self.export.write_page(id, index, page).map_err(|e| {
-            format!(
+            Failed(format!(
                 "dirty page {index} of {name:?} could not be written: {}",
                 describe_errno(e)
-            )
+            ))
         })?;
         out.written = true;
         Ok(out)
+    }
+
+    /// Benchmarks only: READ answers at once without reading the page.
+    pub fn set_null_read(&self, on: bool) {
+        self.export.set_null_read(on);
     }
 
     /// Makes the kernel forget its cached dentry for `name`.

@@ -214,6 +214,10 @@ pub fn handle(
             unsafe { lent_page(pool, count, slot) }
         }
         .and_then(|page| {
+            if export.null_read() {
+                return Ok(ReplyBody::Grant(export.read_grant(file, index)));
+            }
+            let _page = export.lock_page(file, index);
             export
                 .read_page(file, index, page)
                 .map(|()| ReplyBody::Grant(export.read_grant(file, index)))
@@ -229,6 +233,7 @@ pub fn handle(
             unsafe { lent_page(pool, count, slot) }
         }
         .and_then(|page| {
+            let _page = export.lock_page(file, index);
             export
                 .write_page(file, index, page)
                 .map(|()| ReplyBody::Done)

@@ -6,8 +6,9 @@
 //! wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|EBUSY|EPROTO|EPERM|...]
 //! wfsctl kstatus [--device PATH]
 //! wfsctl stats [--control PATH]
-//! wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--time] [--control PATH]
+//! wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
 //! wfsctl forget NAME [--control PATH]
+//! wfsctl null-read on|off [--control PATH]
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
@@ -29,8 +30,9 @@ const USAGE: &str = "usage:
   wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|ERRNO]
   wfsctl kstatus [--device PATH]
   wfsctl stats [--control PATH]
-  wfsctl invalidate NAME INDEX [--mode drop|downgrade] [--time] [--control PATH]
-  wfsctl forget NAME [--control PATH]";
+  wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
+  wfsctl forget NAME [--control PATH]
+  wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data)";
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -72,9 +74,12 @@ fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
         if !allowed.contains(&flag) {
             usage_err(&format!("unexpected argument {a:?}"));
         }
-        if flag == "--peers" || flag == "--time" {
+        if matches!(flag, "--peers" | "--time" | "--downgrade") {
             o.peers |= flag == "--peers";
             o.time |= flag == "--time";
+            if flag == "--downgrade" {
+                o.mode = Some("downgrade".into());
+            }
             continue;
         }
         let val = match inline.or_else(|| it.next().cloned()) {
@@ -131,9 +136,10 @@ fn main() {
         "kstatus" => cmd_kstatus(&parse_opts(rest, &["--device"])),
         "invalidate" => cmd_invalidate(&parse_opts(
             rest,
-            &["ARGS", "--mode", "--time", "--control"],
+            &["ARGS", "--mode", "--downgrade", "--time", "--control"],
         )),
         "forget" => cmd_forget(&parse_opts(rest, &["ARGS", "--control"])),
+        "null-read" => cmd_null_read(&parse_opts(rest, &["ARGS", "--control"])),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0
@@ -394,6 +400,21 @@ fn cmd_forget(o: &Opts) -> i32 {
         usage_err("forget needs one NAME");
     };
     match ask_manager(o, &format!("forget {name}")) {
+        Some(_) => 0,
+        None => 1,
+    }
+}
+
+/// `wfsctl null-read on|off`: for benchmarks, the manager answers READ
+/// without reading the page (the paper's null page fault).
+fn cmd_null_read(o: &Opts) -> i32 {
+    let [what] = o.positional.as_slice() else {
+        usage_err("null-read needs on or off");
+    };
+    if what != "on" && what != "off" {
+        usage_err(&format!("null-read: expected on or off, not {what:?}"));
+    }
+    match ask_manager(o, &format!("null-read {what}")) {
         Some(_) => 0,
         None => 1,
     }
