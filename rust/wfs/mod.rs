@@ -321,3 +321,6 @@ impl FileSystem for WfsFs {
         )
     }
 }
+
+#[cfg(CONFIG_KUNIT)]
+mod tests;

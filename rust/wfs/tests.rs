@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite of the page states: the `kernel::fs` page-cache paths WFS
+//! relies on (grants, UPGRADE, writeback, invalidation, the fixed file
+//! size), driven on real folios. A small in-memory file system,
+//! `wfs_kunit`, stands in for the manager: it is mounted inside the
+//! kernel (`KernMount`), and its `read_folio`, `write_folio` and `upgrade`
+//! count their calls and serve one file, `f`, of four pages, from a
+//! buffer.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use kernel::{
+    c_str,
+    error::code::EFBIG,
+    fs::{
+        open_flags, Access, FileAttr, FileSystem, FsTable, Invalidate, KernMount, LockedFolio,
+        PageState, Registration, SuperBlock, WritebackFolio,
+    },
+    kunit_expect, kunit_expect_eq, kunit_module_suite, new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex},
+};
+
+const PAGES: usize = 4;
+const FILE_INO: u64 = 2;
+
+/// What the stand-in store keeps and counts.
+#[pin_data]
+struct MemState {
+    #[pin]
+    store: Mutex<KVec<u8>>,
+    reads: AtomicU32,
+    writes: AtomicU32,
+    upgrades: AtomicU32,
+    fail_upgrade: AtomicBool,
+}
+
+impl MemState {
+    fn new() -> Result<Arc<Self>> {
+        let mut store = KVec::with_capacity(PAGES * PAGE_SIZE, GFP_KERNEL)?;
+        for i in 0..PAGES * PAGE_SIZE {
+            store.push((i / PAGE_SIZE) as u8, GFP_KERNEL)?;
+        }
+        Arc::pin_init(
+            pin_init!(MemState {
+                store <- new_mutex!(store, "wfs_kunit_store"),
+                reads: AtomicU32::new(0),
+                writes: AtomicU32::new(0),
+                upgrades: AtomicU32::new(0),
+                fail_upgrade: AtomicBool::new(false),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn count(&self) -> (u32, u32, u32) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+            self.upgrades.load(Ordering::Relaxed),
+        )
+    }
+}
+
+struct MemFs;
+
+static MEMFS: FsTable<MemFs> = FsTable::new();
+
+fn attr() -> FileAttr {
+    FileAttr {
+        ino: FILE_INO,
+        size: (PAGES * PAGE_SIZE) as u64,
+        perm: 0o644,
+    }
+}
+
+fn state(sb: &SuperBlock<MemFs>) -> Result<ArcBorrow<'_, MemState>> {
+    sb.data().ok_or(EIO)
+}
+
+#[vtable]
+impl FileSystem for MemFs {
+    const NAME: &'static CStr = c_str!("wfs_kunit");
+    const MAGIC: usize = 0x5746_534b;
+    const READAHEAD: bool = false;
+    type Context = Arc<MemState>;
+    type Data = Arc<MemState>;
+    type Options = ();
+
+    fn fill_super(
+        ctx: ArcBorrow<'_, MemState>,
+        _sb: &SuperBlock<Self>,
+        _opts: &(),
+    ) -> Result<Arc<MemState>> {
+        Ok(ctx.into())
+    }
+
+    fn lookup(_sb: &SuperBlock<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
+        Ok((name == b"f").then(attr))
+    }
+
+    fn getattr(_sb: &SuperBlock<Self>, _ino: u64) -> Result<FileAttr> {
+        Ok(attr())
+    }
+
+    /// Grants every page for reading only, like `grant = "read-only"`.
+    fn read_folio(sb: &SuperBlock<Self>, _ino: u64, folio: &mut LockedFolio) -> Result<Access> {
+        let st = state(sb)?;
+        st.reads.fetch_add(1, Ordering::Relaxed);
+        let at = folio.index() as usize * PAGE_SIZE;
+        let store = st.store.lock();
+        let page = store.get(at..at + PAGE_SIZE).ok_or(EIO)?;
+        folio.with_contents(|buf| buf.copy_from_slice(page));
+        Ok(Access::Read)
+    }
+
+    fn write_folio(sb: &SuperBlock<Self>, _ino: u64, folio: &WritebackFolio) -> Result {
+        let st = state(sb)?;
+        st.writes.fetch_add(1, Ordering::Relaxed);
+        let at = folio.index() as usize * PAGE_SIZE;
+        let mut store = st.store.lock();
+        let page = store.get_mut(at..at + PAGE_SIZE).ok_or(EIO)?;
+        folio.with_raw(|src| {
+            // SAFETY: `src` is valid for a page of reads during the call,
+            // and `page` is one page of the store, which we hold locked.
+            unsafe { core::ptr::copy_nonoverlapping(src, page.as_mut_ptr(), PAGE_SIZE) }
+        });
+        Ok(())
+    }
+
+    fn upgrade(sb: &SuperBlock<Self>, _ino: u64, _index: u64) -> Result {
+        let st = state(sb)?;
+        st.upgrades.fetch_add(1, Ordering::Relaxed);
+        if st.fail_upgrade.load(Ordering::Relaxed) {
+            return Err(EACCES);
+        }
+        Ok(())
+    }
+}
+
+/// Invalidates a page of `f`, keeping its contents in `got`.
+fn take(
+    m: &KernMount<MemFs>,
+    index: u64,
+    mode: Invalidate,
+    got: &mut [u8; PAGE_SIZE],
+) -> Result<Option<PageState>> {
+    m.super_block()
+        .invalidate_page(FILE_INO, index, mode, |src| {
+            // SAFETY: `src` is valid for a page of reads during the call.
+            unsafe { core::ptr::copy_nonoverlapping(src, got.as_mut_ptr(), PAGE_SIZE) };
+            Ok(())
+        })
+}
+
+const fn page(dirty: bool, writable: bool) -> Option<PageState> {
+    Some(PageState { dirty, writable })
+}
+
+/// Mounts a fresh `wfs_kunit` with a fresh store and runs `f` on it.
+fn with_memfs(f: impl FnOnce(&Arc<MemState>, &KernMount<MemFs>)) {
+    let Ok(st) = MemState::new() else {
+        kunit_expect!(false, "no memory for the store");
+        return;
+    };
+    let reg = match Registration::register(&MEMFS, &crate::THIS_MODULE, st.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            kunit_expect!(false, "registering wfs_kunit: {:?}", e);
+            return;
+        }
+    };
+    match KernMount::new(&MEMFS) {
+        Ok(m) => f(&st, &m),
+        Err(e) => kunit_expect!(false, "mounting wfs_kunit: {:?}", e),
+    }
+    drop(reg);
+}
+
+fn pages_grants_and_invalidation() {
+    with_memfs(|st, m| {
+        let Ok(f) = m.open(c_str!("f"), open_flags::O_RDWR) else {
+            kunit_expect!(false, "open f");
+            return;
+        };
+        let mut got = [0u8; PAGE_SIZE];
+        // A write to a page not cached reads it in (granted read-only),
+        // then asks for write access; a second write needs neither.
+        kunit_expect_eq!(f.write_at(b"abc", 4096 + 10), Ok(3));
+        kunit_expect_eq!(st.count(), (1, 0, 1));
+        kunit_expect_eq!(f.write_at(b"x", 4096 + 20), Ok(1));
+        kunit_expect_eq!(st.count(), (1, 0, 1));
+        // DOWNGRADE hands over the dirty contents and leaves a clean,
+        // read-only copy; a second one finds it so.
+        kunit_expect_eq!(
+            take(m, 1, Invalidate::Downgrade, &mut got),
+            Ok(page(true, true))
+        );
+        kunit_expect_eq!(&got[10..13], b"abc");
+        kunit_expect_eq!((got[0], got[20], got[4095]), (1, b'x', 1));
+        kunit_expect_eq!(
+            take(m, 1, Invalidate::Downgrade, &mut got),
+            Ok(page(false, false))
+        );
+        // The next write asks for write access again, without a read.
+        kunit_expect_eq!(f.write_at(b"y", 4096), Ok(1));
+        kunit_expect_eq!(st.count(), (1, 0, 2));
+        // fsync writes the page back; it stays cached, clean and writable.
+        kunit_expect_eq!(f.fsync(), Ok(()));
+        kunit_expect_eq!(st.count(), (1, 1, 2));
+        {
+            let store = st.store.lock();
+            kunit_expect_eq!((store[4096], store[4096 + 20]), (b'y', b'x'));
+            kunit_expect_eq!(&store[4096 + 10..4096 + 13], b"abc");
+        }
+        kunit_expect_eq!(
+            take(m, 1, Invalidate::Drop, &mut got),
+            Ok(page(false, true))
+        );
+        // Dropped: nothing left, and a read goes to the store again.
+        kunit_expect_eq!(take(m, 1, Invalidate::Drop, &mut got), Ok(None));
+        let mut buf = [0u8; 4];
+        kunit_expect_eq!(f.read_at(&mut buf, 4096), Ok(4));
+        kunit_expect_eq!(&buf, &[b'y', 1, 1, 1]);
+        kunit_expect_eq!(st.count(), (2, 1, 2));
+        // Pages never touched are not cached.
+        kunit_expect_eq!(take(m, 2, Invalidate::Drop, &mut got), Ok(None));
+        kunit_expect_eq!(take(m, 99, Invalidate::Drop, &mut got), Ok(None));
+    });
+}
+
+fn pages_fixed_size() {
+    with_memfs(|st, m| {
+        let Ok(f) = m.open(c_str!("f"), open_flags::O_RDWR) else {
+            kunit_expect!(false, "open f");
+            return;
+        };
+        let end = (PAGES * PAGE_SIZE) as u64;
+        kunit_expect_eq!(f.write_at(b"z", end), Err(EFBIG));
+        kunit_expect_eq!(f.write_at(b"z", end + 5000), Err(EFBIG));
+        // A write across the end is cut there.
+        kunit_expect_eq!(f.write_at(b"0123456789", end - 4), Ok(4));
+        kunit_expect_eq!(f.fsync(), Ok(()));
+        let store = st.store.lock();
+        kunit_expect_eq!(&store[store.len() - 4..], b"0123");
+        kunit_expect_eq!(store.len(), PAGES * PAGE_SIZE);
+    });
+}
+
+fn pages_failed_upgrade() {
+    with_memfs(|st, m| {
+        let Ok(f) = m.open(c_str!("f"), open_flags::O_RDWR) else {
+            kunit_expect!(false, "open f");
+            return;
+        };
+        let mut got = [0u8; PAGE_SIZE];
+        st.fail_upgrade.store(true, Ordering::Relaxed);
+        // The write fails with the store's error and changes nothing: the
+        // page was read in, clean, and stays read-only.
+        kunit_expect_eq!(f.write_at(b"q", 2 * 4096), Err(EACCES));
+        kunit_expect_eq!(st.count(), (1, 0, 1));
+        kunit_expect_eq!(
+            take(m, 2, Invalidate::Drop, &mut got),
+            Ok(page(false, false))
+        );
+        kunit_expect_eq!(got[0], 2);
+        // Once the store grants it, the same write goes through.
+        st.fail_upgrade.store(false, Ordering::Relaxed);
+        kunit_expect_eq!(f.write_at(b"q", 2 * 4096), Ok(1));
+        kunit_expect_eq!(take(m, 2, Invalidate::Drop, &mut got), Ok(page(true, true)));
+        kunit_expect_eq!(got[0], b'q');
+    });
+}
+
+kunit_module_suite!(
+    wfs_page_states,
+    [
+        pages_grants_and_invalidation,
+        pages_fixed_size,
+        pages_failed_upgrade
+    ]
+);
