@@ -4,8 +4,10 @@
 # make demo: boots a cluster of guests running WFS and shows what works.
 # Today: every guest loads wfs.ko, starts its manager, mounts /wfs, and the
 # managers register with their kernels and connect to each other; host 1
-# exports a file and maps it through /wfs, every page fetched from its
-# manager. Serving it to the other hosts comes with the page protocol.
+# exports a file, maps it through /wfs (every page fetched from its
+# manager), writes to it through the mapping and msyncs it to /export, and
+# its manager takes the page back (INVALIDATE) before it is faulted in
+# again. Serving the file to the other hosts comes with the page protocol.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HOSTS=${WFS_DEMO_HOSTS:-3}

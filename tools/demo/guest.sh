@@ -13,6 +13,12 @@ ls -l /wfs
 if [ -e /wfs/shared ]; then
     echo "== h$h: the first line of /wfs/shared, read through a shared mapping (page faults served by the manager):"
     /opt/helpers/mmapcat /wfs/shared | head -n 1
+    echo "== h$h: a write through a shared mapping, then msync: putpages reaches /export"
+    /opt/helpers/mmapwrite /wfs/shared 65536 0 "written through /wfs by host $h" sync
+    echo "   /export/shared now starts with: $(head -c 30 /export/shared)"
+    echo "== h$h: the manager takes the page back (INVALIDATE), then it is faulted in again:"
+    wfsctl invalidate shared 0
+    /opt/helpers/mmapcat /wfs/shared | head -c 30; echo
     echo "== h$h: upcalls served:"
     wfsctl stats
 else
