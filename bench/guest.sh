@@ -14,7 +14,9 @@ wfsctl wait --timeout 60 || fail "manager did not register"
 
 # The same file size everywhere: PAGES pages.
 dd if=/dev/urandom of=/export/bench bs=4096 count="$PAGES" 2>/dev/null
-cp /export/bench /tmp/local
+mkdir -p /mnt/tmpfs
+mount -t tmpfs tmpfs /mnt/tmpfs || fail "mount tmpfs"
+cp /export/bench /mnt/tmpfs/local
 mkdir -p /mnt/fuse
 $B/memfuse /mnt/fuse $((PAGES * 4096)) &
 i=0
@@ -25,7 +27,7 @@ done
 [ "$(stat -c %s /wfs/bench)" = $((PAGES * 4096)) ] || fail "/wfs/bench size"
 
 # Table 1: page faults.
-result local-cached $B/wfsbench fault local-cached /tmp/local "$PAGES" "$ROUNDS"
+result local-cached $B/wfsbench fault local-cached /mnt/tmpfs/local "$PAGES" "$ROUNDS"
 result wfs-cached $B/wfsbench fault wfs-cached /wfs/bench "$PAGES" "$ROUNDS"
 # The paper's null page fault: the manager answers READ at once, without
 # touching the data (wfsctl null-read on); then the full single-host fault.
@@ -54,4 +56,5 @@ echo "RAW invalidate $(sed 's/.*ioctl \([0-9.]*\) us.*/\1/' /tmp/inval | tr '\n'
 result copy $B/wfsbench copy copy 20000
 result remap $B/wfsbench remap remap 20000
 umount /mnt/fuse
+umount /mnt/tmpfs
 echo BENCH-DONE

@@ -43,7 +43,7 @@ if accel == "tcg":
           "in the same run.")
 table("Table 1. Page faults, one per sample (first touch of a page mapped alone, MADV_RANDOM)",
       "local-cached",
-      [("local-cached", "local page cache, page cached (null fault)"),
+      [("local-cached", "tmpfs, page cached: the local null fault"),
        ("wfs-cached", "WFS, page cached"),
        ("wfs-null", "WFS null fault: READ answered at once, no data"),
        ("wfs-miss", "WFS full fault: READ, page read from the export"),
