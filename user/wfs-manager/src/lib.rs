@@ -17,8 +17,10 @@
 //! * [`wire`]: framing and encoding of the manager-to-manager protocol.
 //!   Pure: no sockets, no threads.
 //! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
-//!   reconnection. (The page protocol will be a pure state machine in its
-//!   own module, driven by frames delivered from here.)
+//!   reconnection.
+//! * [`protocol`]: the page-ownership protocol between hosts, as a pure
+//!   state machine (events in, actions out), proven by the simulation in
+//!   `tests/sim.rs`. Not wired to the kernel and the network yet.
 //! * [`control`]: the control socket and the status report it serves.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
@@ -32,6 +34,7 @@ pub mod export;
 pub mod invalidate;
 pub mod log;
 pub mod manager;
+pub mod protocol;
 pub mod signals;
 #[doc(hidden)]
 pub mod testkit;

@@ -1,0 +1,500 @@
+//! The page-ownership protocol of Chunk (seed 000, section 3), as pure
+//! code: [`Core::handle`] takes one [`Input`] (an upcall from this host's
+//! kernel, a message from a peer, the result of a disk read or of an
+//! invalidation) and returns the [`Output`]s it causes (messages, replies
+//! to the kernel, invalidations, disk reads and writes). There are no
+//! sockets, threads or clocks in here, so a deterministic simulation
+//! (`tests/sim.rs`) can drive many hosts through any interleaving.
+//!
+//! Single copy: at any moment at most one host holds a page of a file in
+//! its page cache. Every file has an owner, the host that exports it; the
+//! owner keeps a directory entry per page (who holds it, and a lock that
+//! queues requests while the page moves).
+//!
+//! A fault on host R (a READ upcall for a page R lacks):
+//!
+//! 1. R asks the owner: `WhereIs`.
+//! 2. The owner locks the page and starts a new *epoch* of it. If nobody
+//!    holds it, the owner reads its disk and sends `Data` to R. Otherwise
+//!    it sends `Fetch` to the holder H.
+//! 3. H takes the page from its kernel (INVALIDATE, DROP) and sends its
+//!    contents and dirty flag straight to R (`Data`); if its kernel had
+//!    evicted the page (a clean page, written back first if it was dirty),
+//!    H tells the owner (`Absent`), which reads its disk for R.
+//! 4. R installs the page (answers the READ; a dirty page stays dirty in
+//!    R's kernel, which now answers for it) and tells the owner (`Done`):
+//!    R is the holder, the lock is released and the next queued request
+//!    starts.
+//!
+//! Writeback (a WRITE upcall) sends the page to the owner (`Put`), which
+//! writes it to disk without changing who holds the page, and answers
+//! (`PutAck`); the WRITE is answered then, so `fsync` means "on the
+//! owner's disk". Each `Put` carries the epoch of the holder's copy, and
+//! the owner never lets an older epoch overwrite a newer one: a `Put` that
+//! was still on its way when the page moved on cannot undo a later write.
+//! A holder whose `Put`s are not all acknowledged hands the page over as
+//! dirty, so the disk copy is only ever trusted for a page whose every
+//! write reached it.
+//!
+//! Messages between two hosts arrive in the order they were sent (TCP);
+//! messages of different pairs may be reordered in any way.
+
+use std::collections::{HashMap, VecDeque};
+
+/// A host of the cluster.
+pub type HostId = u16;
+
+/// A transaction: one fault being served. Unique cluster-wide (the
+/// requester's id in the top bits).
+pub type Txn = u64;
+
+/// Page `index` of file `file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PageId {
+    /// File id.
+    pub file: u64,
+    /// Page index.
+    pub index: u64,
+}
+
+/// A message between managers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// Requester → owner: where is this page? Send it to me.
+    WhereIs { txn: Txn, page: PageId },
+    /// Owner → holder: give the page to `to`, which starts `epoch`.
+    Fetch {
+        txn: Txn,
+        page: PageId,
+        to: HostId,
+        epoch: u64,
+    },
+    /// Holder (or owner, from disk) → requester: the page.
+    Data {
+        txn: Txn,
+        page: PageId,
+        data: Vec<u8>,
+        dirty: bool,
+        epoch: u64,
+    },
+    /// Holder → owner: my kernel had already evicted the page.
+    Absent { txn: Txn, page: PageId },
+    /// Requester → owner: the page is installed; the transaction is over.
+    Done { txn: Txn, page: PageId },
+    /// Any host → owner: write this page to disk (putpages).
+    Put {
+        page: PageId,
+        epoch: u64,
+        seq: u64,
+        data: Vec<u8>,
+    },
+    /// Owner → writer: `Put` number `seq` is on disk (or superseded).
+    PutAck { page: PageId, seq: u64 },
+}
+
+/// What happens to a host's core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The kernel needs a page it does not hold (READ upcall `req`).
+    Fault { req: u64, page: PageId },
+    /// The kernel writes a dirty page back (WRITE upcall `req`).
+    Writeback {
+        req: u64,
+        page: PageId,
+        data: Vec<u8>,
+    },
+    /// The result of [`Output::Invalidate`]: the page's contents and
+    /// dirty flag, or `None` if the kernel did not have it.
+    Invalidated {
+        page: PageId,
+        contents: Option<(Vec<u8>, bool)>,
+    },
+    /// The result of [`Output::DiskRead`] (owner only).
+    DiskRead { page: PageId, data: Vec<u8> },
+    /// A message from a peer (or from this host to itself).
+    Message { from: HostId, msg: Msg },
+}
+
+/// What a host's core asks its environment to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `msg` to peer `to` (never this host: those are handled within).
+    Send { to: HostId, msg: Msg },
+    /// Answer READ `req`: install `data`; `dirty` means the kernel must
+    /// keep it dirty (write it back before it may evict it).
+    Grant {
+        req: u64,
+        data: Vec<u8>,
+        dirty: bool,
+    },
+    /// Answer WRITE `req`: the page is on the owner's disk.
+    WriteDone { req: u64 },
+    /// Take the page from the kernel (INVALIDATE, DROP) and report with
+    /// [`Input::Invalidated`].
+    Invalidate { page: PageId },
+    /// Read the page from this (owning) host's disk; report with
+    /// [`Input::DiskRead`]. Disk reads and writes take effect in the order
+    /// they are output.
+    DiskRead { page: PageId },
+    /// Write the page to this (owning) host's disk.
+    DiskWrite { page: PageId, data: Vec<u8> },
+}
+
+/// Why an input was refused. Refused inputs change nothing; a message
+/// that a correct peer never sends points at a bug or a confused peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The file has no known owner.
+    UnknownFile(u64),
+    /// A message that does not fit the page's state.
+    Unexpected { from: HostId, msg: Msg },
+}
+
+/// The owner's directory entry of a page.
+#[derive(Debug, Default)]
+struct Dir {
+    /// Who holds the page; `None`: only the disk.
+    holder: Option<HostId>,
+    /// Epoch of the current (or moving) copy.
+    epoch: u64,
+    /// Epoch of the data on disk.
+    disk_epoch: u64,
+    /// The transaction moving the page, and its requester.
+    busy: Option<(Txn, HostId)>,
+    /// Waiting transactions, in arrival order.
+    queue: VecDeque<(Txn, HostId)>,
+    /// Waiting for a disk read to send to the busy requester.
+    reading: bool,
+}
+
+/// A fault this host is waiting for.
+#[derive(Debug)]
+struct Pending {
+    txn: Txn,
+    reqs: Vec<u64>,
+}
+
+/// One host's protocol state.
+#[derive(Debug)]
+pub struct Core {
+    me: HostId,
+    owners: HashMap<u64, HostId>,
+    next_txn: u64,
+    // Requester side.
+    faults: HashMap<PageId, Pending>,
+    // Holder side.
+    epochs: HashMap<PageId, u64>,
+    fetching: HashMap<PageId, (Txn, HostId, u64)>,
+    unacked: HashMap<PageId, u32>,
+    next_put: u64,
+    puts: HashMap<u64, u64>,
+    // Owner side.
+    dir: HashMap<PageId, Dir>,
+}
+
+impl Core {
+    /// The core of host `me`.
+    pub fn new(me: HostId) -> Self {
+        Core {
+            me,
+            owners: HashMap::new(),
+            next_txn: 0,
+            faults: HashMap::new(),
+            epochs: HashMap::new(),
+            fetching: HashMap::new(),
+            unacked: HashMap::new(),
+            next_put: 0,
+            puts: HashMap::new(),
+            dir: HashMap::new(),
+        }
+    }
+
+    /// Records that `owner` exports `file`.
+    pub fn add_file(&mut self, file: u64, owner: HostId) {
+        self.owners.insert(file, owner);
+    }
+
+    /// Faults waiting for a page, and transactions the owner side is
+    /// moving or queueing: zero when this host is quiet.
+    pub fn outstanding(&self) -> usize {
+        self.faults.len()
+            + self.fetching.len()
+            + self.puts.len()
+            + self
+                .dir
+                .values()
+                .map(|d| d.busy.is_some() as usize + d.queue.len())
+                .sum::<usize>()
+    }
+
+    /// Handles one input; returns what must be done, in order.
+    pub fn handle(&mut self, input: Input) -> Result<Vec<Output>, ProtocolError> {
+        let mut out = Vec::new();
+        let mut local = VecDeque::new();
+        self.step(input, &mut out, &mut local)?;
+        // Messages to this host itself are handled at once, in order.
+        while let Some(msg) = local.pop_front() {
+            let me = self.me;
+            self.step(Input::Message { from: me, msg }, &mut out, &mut local)?;
+        }
+        Ok(out)
+    }
+
+    fn owner(&self, file: u64) -> Result<HostId, ProtocolError> {
+        self.owners
+            .get(&file)
+            .copied()
+            .ok_or(ProtocolError::UnknownFile(file))
+    }
+
+    fn send(&self, to: HostId, msg: Msg, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        if to == self.me {
+            local.push_back(msg);
+        } else {
+            out.push(Output::Send { to, msg });
+        }
+    }
+
+    fn step(
+        &mut self,
+        input: Input,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        match input {
+            Input::Fault { req, page } => {
+                let owner = self.owner(page.file)?;
+                if let Some(p) = self.faults.get_mut(&page) {
+                    p.reqs.push(req);
+                    return Ok(());
+                }
+                self.next_txn += 1;
+                let txn = (u64::from(self.me) << 48) | self.next_txn;
+                self.faults.insert(
+                    page,
+                    Pending {
+                        txn,
+                        reqs: vec![req],
+                    },
+                );
+                self.send(owner, Msg::WhereIs { txn, page }, out, local);
+            }
+            Input::Writeback { req, page, data } => {
+                let owner = self.owner(page.file)?;
+                self.next_put += 1;
+                let seq = self.next_put;
+                let epoch = self.epochs.get(&page).copied().unwrap_or(0);
+                *self.unacked.entry(page).or_default() += 1;
+                self.puts.insert(seq, req);
+                self.send(
+                    owner,
+                    Msg::Put {
+                        page,
+                        epoch,
+                        seq,
+                        data,
+                    },
+                    out,
+                    local,
+                );
+            }
+            Input::Invalidated { page, contents } => {
+                let Some((txn, to, epoch)) = self.fetching.remove(&page) else {
+                    // Nobody asked: nothing to hand over.
+                    return Ok(());
+                };
+                self.epochs.remove(&page);
+                match contents {
+                    Some((data, dirty)) => {
+                        // Writes not yet on the owner's disk travel with the
+                        // page: the next holder answers for them.
+                        let dirty = dirty || self.unacked.get(&page).is_some_and(|&n| n > 0);
+                        let msg = Msg::Data {
+                            txn,
+                            page,
+                            data,
+                            dirty,
+                            epoch,
+                        };
+                        self.send(to, msg, out, local);
+                    }
+                    None => {
+                        let owner = self.owner(page.file)?;
+                        self.send(owner, Msg::Absent { txn, page }, out, local);
+                    }
+                }
+            }
+            Input::DiskRead { page, data } => {
+                let d = self.dir.entry(page).or_default();
+                let (Some((txn, to)), true) = (d.busy, d.reading) else {
+                    return Ok(());
+                };
+                d.reading = false;
+                let epoch = d.epoch;
+                let msg = Msg::Data {
+                    txn,
+                    page,
+                    data,
+                    dirty: false,
+                    epoch,
+                };
+                self.send(to, msg, out, local);
+            }
+            Input::Message { from, msg } => self.message(from, msg, out, local)?,
+        }
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        from: HostId,
+        msg: Msg,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        let unexpected = |msg: &Msg| ProtocolError::Unexpected {
+            from,
+            msg: msg.clone(),
+        };
+        match msg {
+            Msg::WhereIs { txn, page } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                if d.busy.is_some() {
+                    d.queue.push_back((txn, from));
+                } else {
+                    self.start(page, txn, from, out, local);
+                }
+            }
+            Msg::Fetch {
+                txn,
+                page,
+                to,
+                epoch,
+            } => {
+                if self.owner(page.file)? != from || self.fetching.contains_key(&page) {
+                    return Err(unexpected(&msg));
+                }
+                self.fetching.insert(page, (txn, to, epoch));
+                out.push(Output::Invalidate { page });
+            }
+            Msg::Data {
+                txn,
+                page,
+                ref data,
+                dirty,
+                epoch,
+            } => {
+                let Some(p) = self.faults.get(&page).filter(|p| p.txn == txn) else {
+                    return Err(unexpected(&msg));
+                };
+                let owner = self.owner(page.file)?;
+                for &req in &p.reqs {
+                    out.push(Output::Grant {
+                        req,
+                        data: data.clone(),
+                        dirty,
+                    });
+                }
+                self.faults.remove(&page);
+                self.epochs.insert(page, epoch);
+                self.send(owner, Msg::Done { txn, page }, out, local);
+            }
+            Msg::Absent { txn, page } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                if d.busy.map(|b| b.0) != Some(txn) || d.holder != Some(from) || d.reading {
+                    return Err(unexpected(&msg));
+                }
+                d.reading = true;
+                out.push(Output::DiskRead { page });
+            }
+            Msg::Done { txn, page } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                if d.busy != Some((txn, from)) || d.reading {
+                    return Err(unexpected(&msg));
+                }
+                d.holder = Some(from);
+                d.busy = None;
+                if let Some((txn, to)) = d.queue.pop_front() {
+                    self.start(page, txn, to, out, local);
+                }
+            }
+            Msg::Put {
+                page,
+                epoch,
+                seq,
+                ref data,
+            } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                if epoch >= d.disk_epoch {
+                    d.disk_epoch = epoch;
+                    out.push(Output::DiskWrite {
+                        page,
+                        data: data.clone(),
+                    });
+                }
+                self.send(from, Msg::PutAck { page, seq }, out, local);
+            }
+            Msg::PutAck { page, seq } => {
+                let Some(req) = self.puts.remove(&seq) else {
+                    return Err(unexpected(&msg));
+                };
+                if let Some(n) = self.unacked.get_mut(&page) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.unacked.remove(&page);
+                    }
+                }
+                out.push(Output::WriteDone { req });
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a message about a page this host does not own.
+    fn owned(&self, page: PageId, msg: &Msg, from: HostId) -> Result<(), ProtocolError> {
+        if self.owner(page.file)? == self.me {
+            Ok(())
+        } else {
+            Err(ProtocolError::Unexpected {
+                from,
+                msg: msg.clone(),
+            })
+        }
+    }
+
+    /// The owner starts moving `page` to `to` for `txn`.
+    fn start(
+        &mut self,
+        page: PageId,
+        txn: Txn,
+        to: HostId,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) {
+        let d = self.dir.entry(page).or_default();
+        d.busy = Some((txn, to));
+        d.epoch += 1;
+        let epoch = d.epoch;
+        match d.holder {
+            None => {
+                d.reading = true;
+                out.push(Output::DiskRead { page });
+            }
+            Some(h) => self.send(
+                h,
+                Msg::Fetch {
+                    txn,
+                    page,
+                    to,
+                    epoch,
+                },
+                out,
+                local,
+            ),
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Deterministic simulation of the page protocol (`wfs_manager::protocol`)
+//! on several hosts, each with a model of its kernel's page cache and of
+//! the applications faulting, reading, writing, and of the kernel evicting
+//! clean pages and writing dirty ones back. Every schedule comes from a
+//! seed; a failure prints the seed, and `WFS_SIM_SEED=N` replays exactly
+//! that schedule. `WFS_SIM_SCHEDULES=N` sets how many seeds run (a longer
+//! soak outside CI).
+//!
+//! The network delivers each pair's messages in order (TCP) and picks which
+//! pair, which host event and which application step comes next at random:
+//! messages between different pairs are reordered and delayed freely.
+//!
+//! Checked after every step and at the end:
+//! - at most one host holds each page;
+//! - every read returns the last value written to the page;
+//! - no dirty data is lost: after everything is written back, each owner's
+//!   disk holds the last value of each of its pages;
+//! - every request completes: no fault, writeback or transaction is left.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId};
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// What an application thread wants to do to a page.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Read,
+    Write,
+}
+
+/// A host's kernel: its page cache and what waits on it.
+#[derive(Default)]
+struct Kernel {
+    /// Cached pages: value and dirty flag.
+    cache: BTreeMap<PageId, (u64, bool)>,
+    /// Pages being written back (WRITE upcall outstanding), by request.
+    writeback: BTreeMap<PageId, u64>,
+    /// Faults outstanding: the READ request and the operations waiting.
+    faults: BTreeMap<PageId, (u64, Vec<Op>)>,
+    /// Invalidations the manager asked for while the page was under
+    /// writeback (the real kernel answers EAGAIN and the manager retries).
+    deferred: Vec<PageId>,
+}
+
+struct Host {
+    core: Core,
+    kernel: Kernel,
+    /// Inputs for the core from this host's own kernel and disk.
+    inbox: VecDeque<Input>,
+    disk: BTreeMap<PageId, u64>,
+}
+
+fn encode(v: u64) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+fn decode(d: &[u8]) -> u64 {
+    u64::from_le_bytes(d.try_into().expect("pages in the simulation are 8 bytes"))
+}
+
+struct Sim {
+    rng: Rng,
+    hosts: Vec<Host>,
+    /// In-flight messages per (from, to), in order.
+    net: BTreeMap<(HostId, HostId), VecDeque<Msg>>,
+    pages: Vec<PageId>,
+    owners: HashMap<u64, HostId>,
+    /// The last value written to each page.
+    last: BTreeMap<PageId, u64>,
+    next_value: u64,
+    next_req: u64,
+    /// Whether an invalidation waits for the page's writeback, as in the
+    /// real kernel (EAGAIN, retried); half of the schedules do not wait, so
+    /// the protocol's own ordering rules (epochs, dirty hand-over while a
+    /// Put is unacknowledged) carry the weight.
+    defer_invalidate: bool,
+    log: Vec<String>,
+}
+
+impl Sim {
+    fn new(seed: u64, nhosts: usize, files: usize, pages_per_file: u64) -> Sim {
+        let mut rng = Rng::new(seed);
+        let mut owners = HashMap::new();
+        let mut pages = Vec::new();
+        for f in 0..files as u64 {
+            let file = 100 + f;
+            owners.insert(file, rng.below(nhosts) as HostId);
+            for index in 0..pages_per_file {
+                pages.push(PageId { file, index });
+            }
+        }
+        let hosts = (0..nhosts)
+            .map(|h| {
+                let mut core = Core::new(h as HostId);
+                for (&file, &owner) in &owners {
+                    core.add_file(file, owner);
+                }
+                Host {
+                    core,
+                    kernel: Kernel::default(),
+                    inbox: VecDeque::new(),
+                    disk: BTreeMap::new(),
+                }
+            })
+            .collect();
+        let last = pages.iter().map(|&p| (p, 0)).collect();
+        let defer_invalidate = rng.below(2) == 0;
+        Sim {
+            rng,
+            hosts,
+            net: BTreeMap::new(),
+            pages,
+            owners,
+            last,
+            next_value: 1,
+            next_req: 1,
+            defer_invalidate,
+            log: Vec::new(),
+        }
+    }
+
+    fn fail(&self, why: String) -> ! {
+        let tail: Vec<_> = self.log.iter().rev().take(40).rev().cloned().collect();
+        panic!("{why}\nlast events:\n  {}", tail.join("\n  "));
+    }
+
+    /// Feeds one input to host `h`'s core and carries out its outputs.
+    fn input(&mut self, h: usize, input: Input) {
+        self.log.push(format!("h{h} <- {input:?}"));
+        let outs = match self.hosts[h].core.handle(input) {
+            Ok(o) => o,
+            Err(e) => self.fail(format!("h{h}: protocol error {e:?}")),
+        };
+        for o in outs {
+            self.log.push(format!("h{h} -> {o:?}"));
+            match o {
+                Output::Send { to, msg } => self
+                    .net
+                    .entry((h as HostId, to))
+                    .or_default()
+                    .push_back(msg),
+                Output::Grant { req, data, dirty } => self.grant(h, req, decode(&data), dirty),
+                Output::WriteDone { req } => {
+                    let k = &mut self.hosts[h].kernel;
+                    let page = k
+                        .writeback
+                        .iter()
+                        .find(|(_, r)| **r == req)
+                        .map(|(p, _)| *p);
+                    let Some(page) = page else {
+                        self.fail(format!("h{h}: WRITE {req} answered twice or never sent"));
+                    };
+                    k.writeback.remove(&page);
+                    if let Some(i) = k.deferred.iter().position(|p| *p == page) {
+                        k.deferred.remove(i);
+                        self.invalidate(h, page);
+                    }
+                }
+                Output::Invalidate { page } => {
+                    if self.defer_invalidate && self.hosts[h].kernel.writeback.contains_key(&page) {
+                        self.hosts[h].kernel.deferred.push(page);
+                    } else {
+                        self.invalidate(h, page);
+                    }
+                }
+                Output::DiskRead { page } => {
+                    let v = self.hosts[h].disk.get(&page).copied().unwrap_or(0);
+                    self.hosts[h].inbox.push_back(Input::DiskRead {
+                        page,
+                        data: encode(v),
+                    });
+                }
+                Output::DiskWrite { page, data } => {
+                    self.hosts[h].disk.insert(page, decode(&data));
+                }
+            }
+        }
+    }
+
+    /// The kernel of host `h` takes `page` out of its cache (DROP).
+    fn invalidate(&mut self, h: usize, page: PageId) {
+        let contents = self.hosts[h]
+            .kernel
+            .cache
+            .remove(&page)
+            .map(|(v, dirty)| (encode(v), dirty));
+        self.hosts[h]
+            .inbox
+            .push_back(Input::Invalidated { page, contents });
+    }
+
+    /// A READ is answered: the page is installed and the waiting
+    /// operations run on it.
+    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool) {
+        let k = &mut self.hosts[h].kernel;
+        let page = k
+            .faults
+            .iter()
+            .find(|(_, (r, _))| *r == req)
+            .map(|(p, _)| *p);
+        let Some(page) = page else {
+            self.fail(format!("h{h}: READ {req} answered twice or never sent"));
+        };
+        let (_, ops) = k.faults.remove(&page).expect("found above");
+        k.cache.insert(page, (value, dirty));
+        self.check_single_copy(page);
+        for op in ops {
+            self.run(h, page, op);
+        }
+    }
+
+    /// Runs an operation on a page host `h` holds.
+    fn run(&mut self, h: usize, page: PageId, op: Op) {
+        let last = self.last[&page];
+        let entry = self.hosts[h]
+            .kernel
+            .cache
+            .get_mut(&page)
+            .expect("run on a cached page");
+        match op {
+            Op::Read => {
+                if entry.0 != last {
+                    let got = entry.0;
+                    self.fail(format!(
+                        "h{h} read {got} from {page:?}, but the last value written is {last}"
+                    ));
+                }
+            }
+            Op::Write => {
+                let v = self.next_value;
+                self.next_value += 1;
+                *entry = (v, true);
+                self.last.insert(page, v);
+                self.log.push(format!("h{h} writes {v} to {page:?}"));
+            }
+        }
+    }
+
+    fn check_single_copy(&self, page: PageId) {
+        let holders: Vec<_> = (0..self.hosts.len())
+            .filter(|&h| self.hosts[h].kernel.cache.contains_key(&page))
+            .collect();
+        if holders.len() > 1 {
+            self.fail(format!("{page:?} is held by hosts {holders:?} at once"));
+        }
+    }
+
+    /// An application on host `h` touches a page.
+    fn app(&mut self, h: usize, op: Op) {
+        let page = self.pages[self.rng.below(self.pages.len())];
+        let k = &mut self.hosts[h].kernel;
+        if k.cache.contains_key(&page) {
+            self.run(h, page, op);
+        } else if let Some((_, ops)) = k.faults.get_mut(&page) {
+            // Another thread faults on the same page: it waits for the
+            // same READ (the folio lock).
+            ops.push(op);
+        } else {
+            let req = self.next_req;
+            self.next_req += 1;
+            k.faults.insert(page, (req, vec![op]));
+            self.hosts[h].inbox.push_back(Input::Fault { req, page });
+        }
+    }
+
+    /// The kernel of host `h` evicts a clean page or writes a dirty one
+    /// back.
+    fn kernel_event(&mut self, h: usize, flush: bool) {
+        let k = &mut self.hosts[h].kernel;
+        let candidates: Vec<_> = k
+            .cache
+            .iter()
+            .filter(|(p, _)| !k.writeback.contains_key(p))
+            .map(|(p, e)| (*p, *e))
+            .collect();
+        // (A page under writeback is neither evicted nor written again.)
+        if candidates.is_empty() {
+            return;
+        }
+        let (page, (value, dirty)) = candidates[self.rng.below(candidates.len())];
+        let k = &mut self.hosts[h].kernel;
+        if dirty {
+            let req = self.next_req;
+            self.next_req += 1;
+            k.cache.insert(page, (value, false));
+            k.writeback.insert(page, req);
+            self.hosts[h].inbox.push_back(Input::Writeback {
+                req,
+                page,
+                data: encode(value),
+            });
+        } else if !flush {
+            // A silent eviction of a clean page.
+            k.cache.remove(&page);
+            self.log.push(format!("h{h} evicts {page:?}"));
+        }
+    }
+
+    /// One random step. Returns false when nothing at all can happen.
+    fn step(&mut self, apps: bool, flush: bool) -> bool {
+        let links: Vec<_> = self
+            .net
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        let busy_hosts: Vec<_> = (0..self.hosts.len())
+            .filter(|&h| !self.hosts[h].inbox.is_empty())
+            .collect();
+        let dirty_hosts: Vec<_> = (0..self.hosts.len())
+            .filter(|&h| {
+                let k = &self.hosts[h].kernel;
+                k.cache
+                    .iter()
+                    .any(|(p, e)| e.1 && !k.writeback.contains_key(p))
+            })
+            .collect();
+        let mut choices = links.len() + busy_hosts.len();
+        if apps {
+            choices += 2 * self.hosts.len();
+        }
+        if flush {
+            choices += dirty_hosts.len();
+        }
+        if choices == 0 {
+            return false;
+        }
+        let mut c = self.rng.below(choices);
+        if c < links.len() {
+            let (from, to) = links[c];
+            let msg = self
+                .net
+                .get_mut(&(from, to))
+                .and_then(|q| q.pop_front())
+                .expect("non-empty link");
+            self.input(to as usize, Input::Message { from, msg });
+            return true;
+        }
+        c -= links.len();
+        if c < busy_hosts.len() {
+            let h = busy_hosts[c];
+            let input = self.hosts[h].inbox.pop_front().expect("non-empty inbox");
+            self.input(h, input);
+            return true;
+        }
+        c -= busy_hosts.len();
+        if apps {
+            if c < self.hosts.len() {
+                let op = if self.rng.below(3) == 0 {
+                    Op::Write
+                } else {
+                    Op::Read
+                };
+                self.app(c, op);
+                return true;
+            }
+            c -= self.hosts.len();
+            if c < self.hosts.len() {
+                self.kernel_event(c, false);
+                return true;
+            }
+            c -= self.hosts.len();
+        }
+        if flush && c < dirty_hosts.len() {
+            self.kernel_event(dirty_hosts[c], true);
+        }
+        true
+    }
+
+    fn run_schedule(&mut self, steps: usize) {
+        for _ in 0..steps {
+            self.step(true, false);
+        }
+        // Quiesce: no new work, everything in flight completes, every
+        // dirty page is written back.
+        let mut n = 0;
+        while self.step(false, true) {
+            n += 1;
+            if n > 1_000_000 {
+                self.fail("the cluster never became quiet".into());
+            }
+        }
+        for (h, host) in self.hosts.iter().enumerate() {
+            let k = &host.kernel;
+            if !k.faults.is_empty() || !k.writeback.is_empty() || !k.deferred.is_empty() {
+                self.fail(format!(
+                    "h{h}: requests never completed: faults {:?} writeback {:?} deferred {:?}",
+                    k.faults, k.writeback, k.deferred
+                ));
+            }
+            if host.core.outstanding() != 0 {
+                self.fail(format!(
+                    "h{h}: the core still has {} transactions",
+                    host.core.outstanding()
+                ));
+            }
+            if let Some((p, _)) = k.cache.iter().find(|(_, e)| e.1) {
+                self.fail(format!("h{h}: {p:?} still dirty after the flush"));
+            }
+        }
+        for (&page, &last) in &self.last {
+            let owner = self.owners[&page.file] as usize;
+            let on_disk = self.hosts[owner].disk.get(&page).copied().unwrap_or(0);
+            if on_disk != last {
+                self.fail(format!(
+                    "{page:?}: the owner h{owner}'s disk holds {on_disk}, the last write was {last}: dirty data lost"
+                ));
+            }
+        }
+    }
+}
+
+fn run_seed(seed: u64) {
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let hosts = 3 + rng.below(2);
+    let files = 1 + rng.below(2);
+    let pages = 1 + rng.below(4) as u64;
+    let steps = 200 + rng.below(800);
+    let mut sim = Sim::new(seed, hosts, files, pages);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run_schedule(steps)));
+    if let Err(e) = result {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "panic".into());
+        panic!(
+            "simulation failed with seed {seed} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps); replay with WFS_SIM_SEED={seed}\n{msg}"
+        );
+    }
+}
+
+#[test]
+fn protocol_simulation() {
+    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
+        run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
+        return;
+    }
+    let schedules: u64 = std::env::var("WFS_SIM_SCHEDULES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    for seed in 0..schedules {
+        run_seed(seed);
+    }
+}
+
+#[test]
+fn a_remote_fault_moves_the_page() {
+    // Host 1 reads a page of host 0's file that host 2 holds dirty: the
+    // page comes from host 2 straight to host 1, dirty, and host 0 records
+    // host 1 as its holder.
+    let page = PageId { file: 7, index: 0 };
+    let mut cores: Vec<Core> = (0..3).map(Core::new).collect();
+    for c in &mut cores {
+        c.add_file(7, 0);
+    }
+    // Host 2 faults first and gets the page from host 0's disk.
+    let out = cores[2].handle(Input::Fault { req: 1, page }).unwrap();
+    let Output::Send { to: 0, msg } = &out[0] else {
+        panic!("{out:?}")
+    };
+    let out = cores[0]
+        .handle(Input::Message {
+            from: 2,
+            msg: msg.clone(),
+        })
+        .unwrap();
+    assert_eq!(out, vec![Output::DiskRead { page }]);
+    let out = cores[0]
+        .handle(Input::DiskRead {
+            page,
+            data: encode(5),
+        })
+        .unwrap();
+    let Output::Send { to: 2, msg } = &out[0] else {
+        panic!("{out:?}")
+    };
+    let out = cores[2]
+        .handle(Input::Message {
+            from: 0,
+            msg: msg.clone(),
+        })
+        .unwrap();
+    assert_eq!(
+        out[0],
+        Output::Grant {
+            req: 1,
+            data: encode(5),
+            dirty: false
+        }
+    );
+    let Output::Send { to: 0, msg: done } = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        cores[0]
+            .handle(Input::Message {
+                from: 2,
+                msg: done.clone()
+            })
+            .unwrap()
+            .is_empty()
+    );
+    // Host 1 faults: host 0 sends Fetch to host 2, which invalidates and
+    // sends the (dirty) page to host 1 directly.
+    let out = cores[1].handle(Input::Fault { req: 9, page }).unwrap();
+    let Output::Send { to: 0, msg } = &out[0] else {
+        panic!("{out:?}")
+    };
+    let out = cores[0]
+        .handle(Input::Message {
+            from: 1,
+            msg: msg.clone(),
+        })
+        .unwrap();
+    let Output::Send { to: 2, msg: fetch } = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(matches!(fetch, Msg::Fetch { to: 1, .. }));
+    let out = cores[2]
+        .handle(Input::Message {
+            from: 0,
+            msg: fetch.clone(),
+        })
+        .unwrap();
+    assert_eq!(out, vec![Output::Invalidate { page }]);
+    let out = cores[2]
+        .handle(Input::Invalidated {
+            page,
+            contents: Some((encode(6), true)),
+        })
+        .unwrap();
+    let Output::Send { to: 1, msg: data } = &out[0] else {
+        panic!("{out:?}")
+    };
+    let out = cores[1]
+        .handle(Input::Message {
+            from: 2,
+            msg: data.clone(),
+        })
+        .unwrap();
+    assert_eq!(
+        out[0],
+        Output::Grant {
+            req: 9,
+            data: encode(6),
+            dirty: true
+        }
+    );
+    let Output::Send { to: 0, msg: done } = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        cores[0]
+            .handle(Input::Message {
+                from: 1,
+                msg: done.clone()
+            })
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(cores.iter().map(Core::outstanding).sum::<usize>(), 0);
+}
