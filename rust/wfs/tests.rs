@@ -13,8 +13,8 @@ use kernel::{
     c_str,
     error::code::EFBIG,
     fs::{
-        open_flags, Access, FileAttr, FileSystem, FsTable, Invalidate, KernMount, LockedFolio,
-        PageState, Registration, SuperBlock, WritebackFolio,
+        open_flags, Access, FileAttr, FileSystem, FsTable, Invalidate, KernFile, KernMount,
+        LockedFolio, PageState, Registration, SuperBlock, WritebackFolio,
     },
     kunit_expect, kunit_expect_eq, kunit_module_suite, new_mutex,
     page::PAGE_SIZE,
@@ -158,8 +158,9 @@ const fn page(dirty: bool, writable: bool) -> Option<PageState> {
     Some(PageState { dirty, writable })
 }
 
-/// Mounts a fresh `wfs_kunit` with a fresh store and runs `f` on it.
-fn with_memfs(f: impl FnOnce(&Arc<MemState>, &KernMount<MemFs>)) {
+/// Mounts a fresh `wfs_kunit` with a fresh store, opens `f` read-write,
+/// and runs `test` on them.
+fn with_memfs(test: impl FnOnce(&Arc<MemState>, &KernMount<MemFs>, &KernFile)) {
     let Ok(st) = MemState::new() else {
         kunit_expect!(false, "no memory for the store");
         return;
@@ -172,18 +173,17 @@ fn with_memfs(f: impl FnOnce(&Arc<MemState>, &KernMount<MemFs>)) {
         }
     };
     match KernMount::new(&MEMFS) {
-        Ok(m) => f(&st, &m),
+        Ok(m) => match m.open(c_str!("f"), open_flags::O_RDWR) {
+            Ok(f) => test(&st, &m, &f),
+            Err(e) => kunit_expect!(false, "opening f: {:?}", e),
+        },
         Err(e) => kunit_expect!(false, "mounting wfs_kunit: {:?}", e),
     }
     drop(reg);
 }
 
 fn pages_grants_and_invalidation() {
-    with_memfs(|st, m| {
-        let Ok(f) = m.open(c_str!("f"), open_flags::O_RDWR) else {
-            kunit_expect!(false, "open f");
-            return;
-        };
+    with_memfs(|st, m, f| {
         let mut got = [0u8; PAGE_SIZE];
         // A write to a page not cached reads it in (granted read-only),
         // then asks for write access; a second write needs neither.
@@ -231,11 +231,7 @@ fn pages_grants_and_invalidation() {
 }
 
 fn pages_fixed_size() {
-    with_memfs(|st, m| {
-        let Ok(f) = m.open(c_str!("f"), open_flags::O_RDWR) else {
-            kunit_expect!(false, "open f");
-            return;
-        };
+    with_memfs(|st, _m, f| {
         let end = (PAGES * PAGE_SIZE) as u64;
         kunit_expect_eq!(f.write_at(b"z", end), Err(EFBIG));
         kunit_expect_eq!(f.write_at(b"z", end + 5000), Err(EFBIG));
@@ -249,11 +245,7 @@ fn pages_fixed_size() {
 }
 
 fn pages_failed_upgrade() {
-    with_memfs(|st, m| {
-        let Ok(f) = m.open(c_str!("f"), open_flags::O_RDWR) else {
-            kunit_expect!(false, "open f");
-            return;
-        };
+    with_memfs(|st, m, f| {
         let mut got = [0u8; PAGE_SIZE];
         st.fail_upgrade.store(true, Ordering::Relaxed);
         // The write fails with the store's error and changes nothing: the
