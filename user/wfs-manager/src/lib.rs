@@ -21,6 +21,8 @@
 //! * [`protocol`]: the page-ownership protocol between hosts, as a pure
 //!   state machine (events in, actions out), proven by the simulation in
 //!   `tests/sim.rs`. Not wired to the kernel and the network yet.
+//! * [`session`]: a resumable, exactly-once message stream per peer, so
+//!   that the protocol survives dropped connections.
 //! * [`control`]: the control socket and the status report it serves.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
@@ -35,6 +37,7 @@ pub mod invalidate;
 pub mod log;
 pub mod manager;
 pub mod protocol;
+pub mod session;
 pub mod signals;
 #[doc(hidden)]
 pub mod testkit;

@@ -9,6 +9,9 @@
 //! The network delivers each pair's messages in order (TCP) and picks which
 //! pair, which host event and which application step comes next at random:
 //! messages between different pairs are reordered and delayed freely.
+//! Connections drop, losing whatever was in flight in both directions, and
+//! come back later; the managers' sessions (`wfs_manager::session`) then
+//! send again what the peer did not acknowledge.
 //!
 //! Checked after every step and at the end:
 //! - at most one host holds each page;
@@ -20,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId};
+use wfs_manager::session::{Frame, Session};
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -62,10 +66,16 @@ struct Kernel {
 
 struct Host {
     core: Core,
+    /// The stream to each peer.
+    sessions: BTreeMap<HostId, Session<Msg>>,
     kernel: Kernel,
     /// Inputs for the core from this host's own kernel and disk.
     inbox: VecDeque<Input>,
     disk: BTreeMap<PageId, u64>,
+}
+
+fn pair(a: HostId, b: HostId) -> (HostId, HostId) {
+    (a.min(b), a.max(b))
 }
 
 fn encode(v: u64) -> Vec<u8> {
@@ -79,8 +89,15 @@ fn decode(d: &[u8]) -> u64 {
 struct Sim {
     rng: Rng,
     hosts: Vec<Host>,
-    /// In-flight messages per (from, to), in order.
-    net: BTreeMap<(HostId, HostId), VecDeque<Msg>>,
+    /// In-flight frames per (from, to), in order, on the current
+    /// connection of the pair.
+    net: BTreeMap<(HostId, HostId), VecDeque<Frame<Msg>>>,
+    /// Pairs (lower id first) whose connection is down.
+    down: std::collections::BTreeSet<(HostId, HostId)>,
+    /// Connection drops so far.
+    drops: u32,
+    /// Whether this schedule drops connections.
+    flaky: bool,
     pages: Vec<PageId>,
     owners: HashMap<u64, HostId>,
     /// The last value written to each page.
@@ -115,6 +132,10 @@ impl Sim {
                 }
                 Host {
                     core,
+                    sessions: (0..nhosts as HostId)
+                        .filter(|&p| p != h as HostId)
+                        .map(|p| (p, Session::new()))
+                        .collect(),
                     kernel: Kernel::default(),
                     inbox: VecDeque::new(),
                     disk: BTreeMap::new(),
@@ -123,10 +144,14 @@ impl Sim {
             .collect();
         let last = pages.iter().map(|&p| (p, 0)).collect();
         let defer_invalidate = rng.below(2) == 0;
+        let flaky = rng.below(2) == 0;
         Sim {
             rng,
             hosts,
             net: BTreeMap::new(),
+            down: Default::default(),
+            drops: 0,
+            flaky,
             pages,
             owners,
             last,
@@ -152,11 +177,18 @@ impl Sim {
         for o in outs {
             self.log.push(format!("h{h} -> {o:?}"));
             match o {
-                Output::Send { to, msg } => self
-                    .net
-                    .entry((h as HostId, to))
-                    .or_default()
-                    .push_back(msg),
+                Output::Send { to, msg } => {
+                    let from = h as HostId;
+                    let frame = self.hosts[h]
+                        .sessions
+                        .get_mut(&to)
+                        .expect("a session per peer")
+                        .send(msg);
+                    // While the connection is down the session keeps it.
+                    if !self.down.contains(&pair(from, to)) {
+                        self.net.entry((from, to)).or_default().push_back(frame);
+                    }
+                }
                 Output::Grant { req, data, dirty } => self.grant(h, req, decode(&data), dirty),
                 Output::WriteDone { req } => {
                     let k = &mut self.hosts[h].kernel;
@@ -333,9 +365,12 @@ impl Sim {
                     .any(|(p, e)| e.1 && !k.writeback.contains_key(p))
             })
             .collect();
-        let mut choices = links.len() + busy_hosts.len();
+        let mut choices = links.len() + busy_hosts.len() + self.down.len();
         if apps {
             choices += 2 * self.hosts.len();
+            if self.flaky {
+                choices += 1;
+            }
         }
         if flush {
             choices += dirty_hosts.len();
@@ -346,12 +381,21 @@ impl Sim {
         let mut c = self.rng.below(choices);
         if c < links.len() {
             let (from, to) = links[c];
-            let msg = self
+            let frame = self
                 .net
                 .get_mut(&(from, to))
                 .and_then(|q| q.pop_front())
                 .expect("non-empty link");
-            self.input(to as usize, Input::Message { from, msg });
+            let got = self.hosts[to as usize]
+                .sessions
+                .get_mut(&from)
+                .expect("a session per peer")
+                .receive(frame);
+            match got {
+                Ok(Some(msg)) => self.input(to as usize, Input::Message { from, msg }),
+                Ok(None) => {}
+                Err(e) => self.fail(format!("h{to}: session from h{from}: {e:?}")),
+            }
             return true;
         }
         c -= links.len();
@@ -362,6 +406,19 @@ impl Sim {
             return true;
         }
         c -= busy_hosts.len();
+        if c < self.down.len() {
+            let p = *self.down.iter().nth(c).expect("in range");
+            self.reconnect(p);
+            return true;
+        }
+        c -= self.down.len();
+        if apps && self.flaky {
+            if c == 0 {
+                self.drop_connection();
+                return true;
+            }
+            c -= 1;
+        }
         if apps {
             if c < self.hosts.len() {
                 let op = if self.rng.below(3) == 0 {
@@ -383,6 +440,33 @@ impl Sim {
             self.kernel_event(dirty_hosts[c], true);
         }
         true
+    }
+
+    /// A connection drops: whatever was in flight both ways is lost.
+    fn drop_connection(&mut self) {
+        let n = self.hosts.len();
+        let a = self.rng.below(n) as HostId;
+        let b = (a as usize + 1 + self.rng.below(n - 1)) as HostId % n as HostId;
+        let p = pair(a, b);
+        if !self.down.insert(p) {
+            return;
+        }
+        self.drops += 1;
+        let lost = self.net.remove(&(a, b)).map_or(0, |q| q.len())
+            + self.net.remove(&(b, a)).map_or(0, |q| q.len());
+        self.log
+            .push(format!("connection h{a}-h{b} drops, {lost} frames lost"));
+    }
+
+    /// The pair reconnects: each side first sends what the other has not
+    /// acknowledged.
+    fn reconnect(&mut self, p: (HostId, HostId)) {
+        self.down.remove(&p);
+        self.log.push(format!("connection h{}-h{} back", p.0, p.1));
+        for (from, to) in [(p.0, p.1), (p.1, p.0)] {
+            let frames = self.hosts[from as usize].sessions[&to].resend();
+            self.net.entry((from, to)).or_default().extend(frames);
+        }
     }
 
     fn run_schedule(&mut self, steps: usize) {
@@ -428,7 +512,8 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) {
+/// Runs one schedule; returns how many connections it dropped.
+fn run_seed(seed: u64) -> u32 {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let hosts = 3 + rng.below(2);
     let files = 1 + rng.below(2);
@@ -442,24 +527,30 @@ fn run_seed(seed: u64) {
             .cloned()
             .unwrap_or_else(|| "panic".into());
         panic!(
-            "simulation failed with seed {seed} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps); replay with WFS_SIM_SEED={seed}\n{msg}"
+            "simulation failed with seed {seed} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops); replay with WFS_SIM_SEED={seed}\n{msg}",
+            sim.drops
         );
     }
+    sim.drops
 }
 
 #[test]
 fn protocol_simulation() {
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
+        let drops = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
+        eprintln!("seed {seed}: passed, {drops} connection drops");
         return;
     }
     let schedules: u64 = std::env::var("WFS_SIM_SCHEDULES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
-    for seed in 0..schedules {
-        run_seed(seed);
-    }
+    let drops: u32 = (0..schedules).map(run_seed).sum();
+    // The schedules must really have cut connections with traffic on them.
+    assert!(
+        drops as u64 >= schedules,
+        "only {drops} connection drops in {schedules} schedules"
+    );
 }
 
 #[test]
