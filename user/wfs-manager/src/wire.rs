@@ -22,13 +22,30 @@
 //!   acceptor closes the connection right after it.
 //! * `PING` (4) / `PONG` (5): heartbeat, a u64 sequence number echoed back.
 //!
-//! Types from 0x100 on are reserved for the page protocol.
+//! * `PAGE` (0x100): one frame of a page-protocol session
+//!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
+//!   bare acknowledgement) and the message's fields ([`crate::protocol::Msg`]):
+//!
+//!   | tag | message | fields after the tag |
+//!   |---|---|---|
+//!   | 1 | WhereIs | txn u64, file u64, index u64 |
+//!   | 2 | Fetch | txn, file, index, to u16, epoch u64 |
+//!   | 3 | Data | txn, file, index, dirty u8 (0/1), epoch u64, len u32, len bytes |
+//!   | 4 | Absent | txn, file, index |
+//!   | 5 | Done | txn, file, index |
+//!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
+//!   | 7 | PutAck | file, index, seq u64 |
+//!
+//! Types from 0x101 on are reserved for the page protocol.
 //!
 //! This module is pure: it does no I/O other than through the `Read` and
 //! `Write` it is handed.
 
 use std::fmt;
 use std::io::{self, Read, Write};
+
+use crate::protocol::{Msg, PageId};
+use crate::session;
 
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
@@ -52,6 +69,8 @@ pub const T_REFUSE: u16 = 3;
 pub const T_PING: u16 = 4;
 /// Frame type of PONG.
 pub const T_PONG: u16 = 5;
+/// Frame type of PAGE.
+pub const T_PAGE: u16 = 0x100;
 
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +106,8 @@ pub enum Frame {
         /// The PING's sequence number.
         seq: u64,
     },
+    /// A frame of the page-protocol session.
+    Page(session::Frame<Msg>),
 }
 
 /// Why a frame could not be read or decoded.
@@ -182,6 +203,23 @@ impl<'a> Cur<'a> {
         let s = self.take(2, what)?;
         Ok(u16::from_le_bytes([s[0], s[1]]))
     }
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        let s = self.take(4, what)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn page(&mut self) -> Result<PageId, WireError> {
+        Ok(PageId {
+            file: self.u64("PAGE message too short for its file")?,
+            index: self.u64("PAGE message too short for its index")?,
+        })
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, WireError> {
+        let n = self.u32("PAGE message too short for its data length")? as usize;
+        Ok(self.take(n, "PAGE message data truncated")?.to_vec())
+    }
     fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
         let s = self.take(8, what)?;
         let mut a = [0u8; 8];
@@ -211,6 +249,7 @@ impl Frame {
             Frame::Refuse { .. } => T_REFUSE,
             Frame::Ping { .. } => T_PING,
             Frame::Pong { .. } => T_PONG,
+            Frame::Page(_) => T_PAGE,
         }
     }
 
@@ -243,6 +282,14 @@ impl Frame {
             }
             Frame::Refuse { reason } => put_str(&mut p, reason),
             Frame::Ping { seq } | Frame::Pong { seq } => p.extend_from_slice(&seq.to_le_bytes()),
+            Frame::Page(f) => {
+                p.extend_from_slice(&f.seq.to_le_bytes());
+                p.extend_from_slice(&f.ack.to_le_bytes());
+                match &f.msg {
+                    None => p.push(0),
+                    Some(m) => put_msg(&mut p, m),
+                }
+            }
         }
         p
     }
@@ -293,11 +340,149 @@ impl Frame {
             T_PONG => Frame::Pong {
                 seq: c.u64("PONG too short")?,
             },
+            T_PAGE => {
+                let seq = c.u64("PAGE too short for seq")?;
+                let ack = c.u64("PAGE too short for ack")?;
+                let msg = match c.u8("PAGE too short for its message tag")? {
+                    0 => None,
+                    tag => Some(get_msg(tag, &mut c)?),
+                };
+                if (seq == 0) != msg.is_none() {
+                    return Err(WireError::Malformed(
+                        "PAGE seq 0 goes with a bare ack, only",
+                    ));
+                }
+                Frame::Page(session::Frame { seq, ack, msg })
+            }
             other => return Err(WireError::UnknownType(other)),
         };
         c.end()?;
         Ok(f)
     }
+}
+
+fn put_page(p: &mut Vec<u8>, txn: Option<u64>, page: &PageId) {
+    if let Some(t) = txn {
+        p.extend_from_slice(&t.to_le_bytes());
+    }
+    p.extend_from_slice(&page.file.to_le_bytes());
+    p.extend_from_slice(&page.index.to_le_bytes());
+}
+
+fn put_bytes(p: &mut Vec<u8>, data: &[u8]) {
+    p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    p.extend_from_slice(data);
+}
+
+/// Encodes a page-protocol message, tag first.
+fn put_msg(p: &mut Vec<u8>, m: &Msg) {
+    match m {
+        Msg::WhereIs { txn, page } => {
+            p.push(1);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Fetch {
+            txn,
+            page,
+            to,
+            epoch,
+        } => {
+            p.push(2);
+            put_page(p, Some(*txn), page);
+            p.extend_from_slice(&to.to_le_bytes());
+            p.extend_from_slice(&epoch.to_le_bytes());
+        }
+        Msg::Data {
+            txn,
+            page,
+            data,
+            dirty,
+            epoch,
+        } => {
+            p.push(3);
+            put_page(p, Some(*txn), page);
+            p.push(u8::from(*dirty));
+            p.extend_from_slice(&epoch.to_le_bytes());
+            put_bytes(p, data);
+        }
+        Msg::Absent { txn, page } => {
+            p.push(4);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Done { txn, page } => {
+            p.push(5);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Put {
+            page,
+            epoch,
+            seq,
+            data,
+        } => {
+            p.push(6);
+            put_page(p, None, page);
+            p.extend_from_slice(&epoch.to_le_bytes());
+            p.extend_from_slice(&seq.to_le_bytes());
+            put_bytes(p, data);
+        }
+        Msg::PutAck { page, seq } => {
+            p.push(7);
+            put_page(p, None, page);
+            p.extend_from_slice(&seq.to_le_bytes());
+        }
+    }
+}
+
+/// Decodes the page-protocol message with tag `tag`.
+fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
+    let txn = |c: &mut Cur<'_>| c.u64("PAGE message too short for its transaction");
+    Ok(match tag {
+        1 => Msg::WhereIs {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        2 => Msg::Fetch {
+            txn: txn(c)?,
+            page: c.page()?,
+            to: c.u16("FETCH too short for its destination")?,
+            epoch: c.u64("FETCH too short for its epoch")?,
+        },
+        3 => {
+            let txn = txn(c)?;
+            let page = c.page()?;
+            let dirty = match c.u8("DATA too short for its dirty flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed("DATA dirty flag is not 0 or 1")),
+            };
+            Msg::Data {
+                txn,
+                page,
+                dirty,
+                epoch: c.u64("DATA too short for its epoch")?,
+                data: c.bytes()?,
+            }
+        }
+        4 => Msg::Absent {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        5 => Msg::Done {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        6 => Msg::Put {
+            page: c.page()?,
+            epoch: c.u64("PUT too short for its epoch")?,
+            seq: c.u64("PUT too short for its sequence number")?,
+            data: c.bytes()?,
+        },
+        7 => Msg::PutAck {
+            page: c.page()?,
+            seq: c.u64("PUT_ACK too short for its sequence number")?,
+        },
+        _ => return Err(WireError::Malformed("PAGE message tag unknown")),
+    })
 }
 
 /// Checks a length field.
@@ -523,9 +708,116 @@ mod tests {
         }
     }
 
+    fn page_frames() -> Vec<Frame> {
+        let page = PageId { file: 9, index: 3 };
+        let msgs = vec![
+            Msg::WhereIs { txn: 1, page },
+            Msg::Fetch {
+                txn: 2,
+                page,
+                to: 4,
+                epoch: 5,
+            },
+            Msg::Data {
+                txn: 3,
+                page,
+                data: vec![7; 4096],
+                dirty: true,
+                epoch: 6,
+            },
+            Msg::Absent { txn: 4, page },
+            Msg::Done { txn: 5, page },
+            Msg::Put {
+                page,
+                epoch: 7,
+                seq: 8,
+                data: vec![1, 2, 3],
+            },
+            Msg::PutAck { page, seq: 8 },
+        ];
+        let mut v: Vec<Frame> = msgs
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Frame::Page(session::Frame {
+                    seq: i as u64 + 1,
+                    ack: 40 + i as u64,
+                    msg: Some(m),
+                })
+            })
+            .collect();
+        v.push(Frame::Page(session::Frame {
+            seq: 0,
+            ack: 77,
+            msg: None,
+        }));
+        v
+    }
+
+    #[test]
+    fn page_frames_roundtrip() {
+        for f in page_frames() {
+            let b = f.encode();
+            assert_eq!(read_frame(&mut Cursor::new(&b)).unwrap(), f, "{f:?}");
+            // Every truncation of the payload, and one trailing byte, is
+            // refused.
+            for cut in 6..b.len() {
+                let mut t = b[..cut].to_vec();
+                t[..4].copy_from_slice(&((cut - 4) as u32).to_le_bytes());
+                assert!(
+                    read_frame(&mut Cursor::new(&t)).is_err(),
+                    "{f:?} cut at {cut}"
+                );
+            }
+            let mut long = b.clone();
+            long.push(0);
+            long[..4].copy_from_slice(&((b.len() - 3) as u32).to_le_bytes());
+            assert!(read_frame(&mut Cursor::new(&long)).is_err());
+        }
+    }
+
+    #[test]
+    fn page_frames_refuse_nonsense() {
+        let page = |payload: &[u8]| Frame::decode(T_PAGE, payload);
+        let mut ack_only = Vec::new();
+        ack_only.extend_from_slice(&0u64.to_le_bytes());
+        ack_only.extend_from_slice(&5u64.to_le_bytes());
+        ack_only.push(0);
+        assert!(page(&ack_only).is_ok());
+        // A message needs a sequence number, a bare ack must not have one.
+        let mut bad = ack_only.clone();
+        bad[0] = 1;
+        assert!(matches!(page(&bad), Err(WireError::Malformed(_))));
+        // Unknown tag.
+        let mut bad = ack_only.clone();
+        bad[0] = 1;
+        bad[16] = 99;
+        assert!(matches!(page(&bad), Err(WireError::Malformed(_))));
+        // A dirty flag that is neither 0 nor 1.
+        let data = Frame::Page(session::Frame {
+            seq: 1,
+            ack: 0,
+            msg: Some(Msg::Data {
+                txn: 1,
+                page: PageId { file: 1, index: 1 },
+                data: vec![],
+                dirty: false,
+                epoch: 1,
+            }),
+        });
+        let mut p = data.encode_payload();
+        p[17 + 24] = 2;
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        // A data length beyond the payload.
+        let mut p = data.encode_payload();
+        let n = p.len();
+        p[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+    }
+
     #[test]
     fn unknown_type() {
-        for ty in [0u16, 6, 0x100, 0xffff] {
+        for ty in [0u16, 6, 0x101, 0xffff] {
             let b = raw(ty, &[]);
             assert!(matches!(
                 read_frame(&mut Cursor::new(&b)),
