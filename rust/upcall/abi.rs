@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -707,6 +707,11 @@ pub enum Grant {
     ReadOnly = 1,
     /// The page may be read and written.
     ReadWrite = 2,
+    /// The page may be read and written, and the kernel must install it
+    /// dirty: its contents are newer than the owner's disk (another host
+    /// handed them over dirty), so it must be written back, never just
+    /// evicted.
+    Dirty = 3,
 }
 
 /// File attributes carried by LOOKUP and GETATTR replies.
@@ -882,6 +887,7 @@ impl<'a> Reply<'a> {
                 ReplyBody::Grant(match get_u32(b, p)? {
                     1 => Grant::ReadOnly,
                     2 => Grant::ReadWrite,
+                    3 => Grant::Dirty,
                     _ => return Err(DecodeError::BadField),
                 })
             }

@@ -163,6 +163,12 @@ fn abi_reply_roundtrip() {
             body: Some(ReplyBody::Grant(Grant::ReadWrite)),
         },
         Reply {
+            id: 8,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::Dirty)),
+        },
+        Reply {
             id: 7,
             op: Opcode::Write,
             error: 0,
@@ -202,7 +208,7 @@ fn abi_reply_malformed() {
     let n = ok.encode(&mut buf).unwrap_or(0);
     // An unknown grant value.
     let mut m = buf;
-    m[abi::HEADER_LEN + 4] = 3;
+    m[abi::HEADER_LEN + 4] = 4;
     kunit_expect_eq!(Reply::decode(&m[..n]), Err(DecodeError::BadField));
     // A negative errno.
     let mut m = buf;

@@ -128,6 +128,7 @@ fn grant_access(g: abi::Grant) -> Access {
     match g {
         abi::Grant::ReadOnly => Access::Read,
         abi::Grant::ReadWrite => Access::Write,
+        abi::Grant::Dirty => Access::Dirty,
     }
 }
 
@@ -313,7 +314,7 @@ impl FileSystem for WfsFs {
             &Request::Upgrade { file: ino, index },
             m.timeout_ms,
             |reply| match reply.body {
-                Some(ReplyBody::Grant(abi::Grant::ReadWrite)) => Ok(()),
+                Some(ReplyBody::Grant(abi::Grant::ReadWrite | abi::Grant::Dirty)) => Ok(()),
                 // Still read-only: the manager refused without saying why.
                 Some(ReplyBody::Grant(abi::Grant::ReadOnly)) => Err(EACCES),
                 _ => Err(EIO),

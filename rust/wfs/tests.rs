@@ -34,6 +34,8 @@ struct MemState {
     writes: AtomicU32,
     upgrades: AtomicU32,
     fail_upgrade: AtomicBool,
+    /// Grant pages dirty (`Access::Dirty`) instead of read-only.
+    grant_dirty: AtomicBool,
 }
 
 impl MemState {
@@ -49,6 +51,7 @@ impl MemState {
                 writes: AtomicU32::new(0),
                 upgrades: AtomicU32::new(0),
                 fail_upgrade: AtomicBool::new(false),
+                grant_dirty: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -104,7 +107,8 @@ impl FileSystem for MemFs {
         Ok(attr())
     }
 
-    /// Grants every page for reading only, like `grant = "read-only"`.
+    /// Grants every page for reading only, like `grant = "read-only"`, or
+    /// dirty when the test says so.
     fn read_folio(sb: &SuperBlock<Self>, _ino: u64, folio: &mut LockedFolio) -> Result<Access> {
         let st = state(sb)?;
         st.reads.fetch_add(1, Ordering::Relaxed);
@@ -112,7 +116,11 @@ impl FileSystem for MemFs {
         let store = st.store.lock();
         let page = store.get(at..at + PAGE_SIZE).ok_or(EIO)?;
         folio.with_contents(|buf| buf.copy_from_slice(page));
-        Ok(Access::Read)
+        if st.grant_dirty.load(Ordering::Relaxed) {
+            Ok(Access::Dirty)
+        } else {
+            Ok(Access::Read)
+        }
     }
 
     fn write_folio(sb: &SuperBlock<Self>, _ino: u64, folio: &WritebackFolio) -> Result {
@@ -265,11 +273,37 @@ fn pages_failed_upgrade() {
     });
 }
 
+fn pages_dirty_grant() {
+    with_memfs(|st, m, f| {
+        let mut got = [0u8; PAGE_SIZE];
+        let mut buf = [0u8; 1];
+        st.grant_dirty.store(true, Ordering::Relaxed);
+        // A page granted dirty is installed dirty and writable: taking it
+        // hands its contents over as dirty data...
+        kunit_expect_eq!(f.read_at(&mut buf, 3 * 4096), Ok(1));
+        kunit_expect_eq!(
+            take(m, 3, Invalidate::Downgrade, &mut got),
+            Ok(page(true, true))
+        );
+        kunit_expect_eq!(got[0], 3);
+        // ...and fsync writes it back although nobody wrote to it here.
+        kunit_expect_eq!(f.read_at(&mut buf, 0), Ok(1));
+        kunit_expect_eq!(st.count(), (2, 0, 0));
+        kunit_expect_eq!(f.fsync(), Ok(()));
+        kunit_expect_eq!(st.count(), (2, 1, 0));
+        kunit_expect_eq!(
+            take(m, 0, Invalidate::Drop, &mut got),
+            Ok(page(false, true))
+        );
+    });
+}
+
 kunit_module_suite!(
     wfs_page_states,
     [
         pages_grants_and_invalidation,
         pages_fixed_size,
-        pages_failed_upgrade
+        pages_failed_upgrade,
+        pages_dirty_grant
     ]
 );

@@ -150,6 +150,12 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             body: Some(ReplyBody::Grant(Grant::ReadWrite)),
         },
         Reply {
+            id: 9,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::Dirty)),
+        },
+        Reply {
             id: u64::MAX,
             op: Opcode::Write,
             error: 0,
@@ -173,7 +179,8 @@ const ALL_OPS: [Opcode; 6] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 2);
+    assert_eq!(ABI_VERSION, 3);
+    assert_eq!(Grant::Dirty as u32, 3);
     assert_eq!(SCRATCH_SLOTS, 8);
     assert_eq!(NO_SLOT, u32::MAX);
     assert_eq!((inval::DROP, inval::DOWNGRADE), (1, 2));
@@ -292,7 +299,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(2));
+    want.extend_from_slice(&le32(3));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -1006,7 +1013,7 @@ fn reply_decode_bad_body_lengths() {
 
 #[test]
 fn reply_decode_bad_grant() {
-    for g in [0u32, 3, 0xffff_ffff] {
+    for g in [0u32, 4, 0xffff_ffff] {
         let mut body = le32(0).to_vec();
         body.extend_from_slice(&le32(g));
         for op in [0x8004u16, 0x8006] {
