@@ -23,6 +23,8 @@
 //!   `tests/sim.rs`. Not wired to the kernel and the network yet.
 //! * [`session`]: a resumable, exactly-once message stream per peer, so
 //!   that the protocol survives dropped connections.
+//! * [`names`]: LOOKUP across the cluster: a broadcast that finds a file's
+//!   one owner, refuses names exported twice, and caches the answer.
 //! * [`control`]: the control socket and the status report it serves.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
@@ -36,6 +38,7 @@ pub mod export;
 pub mod invalidate;
 pub mod log;
 pub mod manager;
+pub mod names;
 pub mod protocol;
 pub mod session;
 pub mod signals;

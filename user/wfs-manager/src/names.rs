@@ -1,0 +1,357 @@
+//! Finding a file's owner: LOOKUP across the cluster, as pure code.
+//!
+//! Every host exports the files of its own directory. A LOOKUP that this
+//! host cannot answer from its own export asks every peer (a broadcast,
+//! Chunk's section 3.1) and waits until each has answered or is known to
+//! be unreachable. Exactly one owner: the name resolves to it, and the
+//! answer is cached. No owner: the name does not exist (the kernel caches
+//! the negative entry; FORGET drops it). Two or more owners: the name is
+//! refused with an error that names them, and neither serves it: a file
+//! must have exactly one home.
+//!
+//! The cache is dropped for a peer that goes away ([`Names::peer_down`]):
+//! its files are unreachable until it comes back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::protocol::HostId;
+
+/// What an owner says of one of its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    /// File id (the same on every host: a hash of the name).
+    pub file: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// Why a name did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// No host exports it.
+    NotFound,
+    /// Several hosts export it; none may serve it.
+    Duplicate(Vec<HostId>),
+    /// No host that answered exports it, but these could not be asked.
+    Unreachable(Vec<HostId>),
+}
+
+/// A resolved name.
+pub type Resolution = Result<(HostId, FileInfo), NameError>;
+
+/// Messages of the name service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameMsg {
+    /// Do you export `name`?
+    Lookup { id: u64, name: Vec<u8> },
+    /// The answer to lookup `id`.
+    Answer { id: u64, found: Option<FileInfo> },
+}
+
+/// What the name service asks its environment to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameOutput {
+    /// Send `msg` to `to`.
+    Send { to: HostId, msg: NameMsg },
+    /// Answer the kernel's LOOKUP `req`.
+    Reply { req: u64, result: Resolution },
+}
+
+#[derive(Debug)]
+struct Pending {
+    name: Vec<u8>,
+    reqs: Vec<u64>,
+    waiting: BTreeSet<HostId>,
+    owners: BTreeMap<HostId, FileInfo>,
+    unreachable: Vec<HostId>,
+}
+
+/// One host's side of the name service.
+#[derive(Debug)]
+pub struct Names {
+    me: HostId,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    by_name: HashMap<Vec<u8>, u64>,
+    cache: HashMap<Vec<u8>, (HostId, FileInfo)>,
+}
+
+impl Names {
+    /// The name service of host `me`.
+    pub fn new(me: HostId) -> Self {
+        Names {
+            me,
+            next_id: 0,
+            pending: HashMap::new(),
+            by_name: HashMap::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The kernel looks `name` up (LOOKUP `req`). `local` is what this
+    /// host's own export says of it; `peers` are the peers connected now,
+    /// `down` those that are not.
+    pub fn lookup(
+        &mut self,
+        req: u64,
+        name: &[u8],
+        local: Option<FileInfo>,
+        peers: &[HostId],
+        down: &[HostId],
+    ) -> Vec<NameOutput> {
+        if let Some(&(owner, info)) = self.cache.get(name) {
+            match (owner == self.me, local) {
+                (true, Some(l)) => {
+                    return vec![NameOutput::Reply {
+                        req,
+                        result: Ok((owner, l)),
+                    }];
+                }
+                (false, None) => {
+                    return vec![NameOutput::Reply {
+                        req,
+                        result: Ok((owner, info)),
+                    }];
+                }
+                // Gone from this host's export, or exported here as well
+                // since: ask everyone again, so a duplicate is never served.
+                _ => {
+                    self.cache.remove(name);
+                }
+            }
+        }
+        if let Some(id) = self.by_name.get(name)
+            && let Some(p) = self.pending.get_mut(id)
+        {
+            p.reqs.push(req);
+            return Vec::new();
+        }
+        self.next_id += 1;
+        let id = (u64::from(self.me) << 48) | self.next_id;
+        let mut p = Pending {
+            name: name.to_vec(),
+            reqs: vec![req],
+            waiting: peers.iter().copied().filter(|&h| h != self.me).collect(),
+            owners: BTreeMap::new(),
+            unreachable: down.to_vec(),
+        };
+        if let Some(l) = local {
+            p.owners.insert(self.me, l);
+        }
+        let out = p
+            .waiting
+            .iter()
+            .map(|&to| NameOutput::Send {
+                to,
+                msg: NameMsg::Lookup {
+                    id,
+                    name: name.to_vec(),
+                },
+            })
+            .collect();
+        self.by_name.insert(name.to_vec(), id);
+        self.pending.insert(id, p);
+        let mut out: Vec<NameOutput> = out;
+        out.extend(self.settle(id));
+        out
+    }
+
+    /// A peer's answer.
+    pub fn answer(&mut self, from: HostId, id: u64, found: Option<FileInfo>) -> Vec<NameOutput> {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return Vec::new();
+        };
+        if !p.waiting.remove(&from) {
+            return Vec::new();
+        }
+        if let Some(f) = found {
+            p.owners.insert(from, f);
+        }
+        self.settle(id)
+    }
+
+    /// `peer` is gone: lookups waiting for it stop waiting (it counts as
+    /// unreachable), and what it owned is forgotten.
+    pub fn peer_down(&mut self, peer: HostId) -> Vec<NameOutput> {
+        self.cache.retain(|_, (owner, _)| *owner != peer);
+        let ids: Vec<u64> = self
+            .pending
+            .iter_mut()
+            .filter_map(|(id, p)| {
+                p.waiting.remove(&peer).then(|| {
+                    p.unreachable.push(peer);
+                    *id
+                })
+            })
+            .collect();
+        ids.into_iter().flat_map(|id| self.settle(id)).collect()
+    }
+
+    /// Forgets a cached name (the manager's FORGET of it).
+    pub fn forget(&mut self, name: &[u8]) {
+        self.cache.remove(name);
+    }
+
+    /// Answers lookup `id` if nobody is left to hear from.
+    fn settle(&mut self, id: u64) -> Vec<NameOutput> {
+        let done = self.pending.get(&id).is_some_and(|p| p.waiting.is_empty());
+        if !done {
+            return Vec::new();
+        }
+        let Some(p) = self.pending.remove(&id) else {
+            return Vec::new();
+        };
+        self.by_name.remove(&p.name);
+        let result = match p.owners.len() {
+            1 => {
+                let (&owner, &info) = p.owners.iter().next().expect("one owner");
+                self.cache.insert(p.name.clone(), (owner, info));
+                Ok((owner, info))
+            }
+            0 if p.unreachable.is_empty() => Err(NameError::NotFound),
+            0 => Err(NameError::Unreachable(p.unreachable)),
+            _ => Err(NameError::Duplicate(p.owners.keys().copied().collect())),
+        };
+        p.reqs
+            .into_iter()
+            .map(|req| NameOutput::Reply {
+                req,
+                result: result.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: FileInfo = FileInfo {
+        file: 42,
+        size: 8192,
+        mode: 0o644,
+    };
+
+    fn reply(out: &[NameOutput]) -> Option<Resolution> {
+        out.iter().find_map(|o| match o {
+            NameOutput::Reply { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn one_owner_resolves_and_is_cached() {
+        let mut n = Names::new(1);
+        let out = n.lookup(7, b"f", None, &[0, 2], &[]);
+        assert_eq!(out.len(), 2, "asks both peers: {out:?}");
+        assert!(reply(&out).is_none());
+        assert!(n.answer(0, 99, Some(F)).is_empty(), "unknown lookup id");
+        let NameOutput::Send {
+            msg: NameMsg::Lookup { id, .. },
+            ..
+        } = out[0]
+        else {
+            panic!("{out:?}")
+        };
+        assert!(n.answer(0, id, None).is_empty());
+        assert!(
+            n.answer(0, id, None).is_empty(),
+            "a second answer is ignored"
+        );
+        let out = n.answer(2, id, Some(F));
+        assert_eq!(reply(&out), Some(Ok((2, F))));
+        // Cached: no messages the second time.
+        let out = n.lookup(8, b"f", None, &[0, 2], &[]);
+        assert_eq!(
+            out,
+            vec![NameOutput::Reply {
+                req: 8,
+                result: Ok((2, F))
+            }]
+        );
+        // Exported here as well now: asked again, and refused.
+        let out = n.lookup(10, b"f", Some(F), &[0, 2], &[]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let NameOutput::Send {
+            msg: NameMsg::Lookup { id, .. },
+            ..
+        } = out[0]
+        else {
+            panic!("{out:?}")
+        };
+        assert!(n.answer(0, id, None).is_empty());
+        assert_eq!(
+            reply(&n.answer(2, id, Some(F))),
+            Some(Err(NameError::Duplicate(vec![1, 2])))
+        );
+        // Once it is gone here again, host 2 owns it alone.
+        let out = n.lookup(11, b"f", None, &[0, 2], &[]);
+        let NameOutput::Send {
+            msg: NameMsg::Lookup { id, .. },
+            ..
+        } = out[0]
+        else {
+            panic!("{out:?}")
+        };
+        assert!(n.answer(0, id, None).is_empty());
+        assert_eq!(reply(&n.answer(2, id, Some(F))), Some(Ok((2, F))));
+        // The owner going away forgets it.
+        assert!(n.peer_down(2).is_empty());
+        assert_eq!(n.lookup(9, b"f", None, &[0], &[2]).len(), 1);
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut n = Names::new(0);
+        // This host exports it too, and so does host 2.
+        let out = n.lookup(1, b"dup", Some(F), &[1, 2], &[]);
+        let NameOutput::Send {
+            msg: NameMsg::Lookup { id, .. },
+            ..
+        } = out[0]
+        else {
+            panic!("{out:?}")
+        };
+        assert!(n.answer(1, id, None).is_empty());
+        let out = n.answer(2, id, Some(F));
+        assert_eq!(reply(&out), Some(Err(NameError::Duplicate(vec![0, 2]))));
+        // Not cached: the next lookup asks again.
+        assert_eq!(n.lookup(2, b"dup", Some(F), &[1, 2], &[]).len(), 2);
+    }
+
+    #[test]
+    fn missing_and_unreachable() {
+        let mut n = Names::new(0);
+        // Alone in the cluster, with nothing exported: not found at once.
+        assert_eq!(
+            n.lookup(1, b"x", None, &[], &[]),
+            vec![NameOutput::Reply {
+                req: 1,
+                result: Err(NameError::NotFound)
+            }]
+        );
+        // A local file with every peer down resolves locally but reports
+        // nothing missing; a missing one names the unreachable peers.
+        assert_eq!(
+            reply(&n.lookup(2, b"mine", Some(F), &[], &[1])),
+            Some(Ok((0, F)))
+        );
+        assert_eq!(
+            reply(&n.lookup(3, b"y", None, &[], &[1, 2])),
+            Some(Err(NameError::Unreachable(vec![1, 2])))
+        );
+        // A peer going down while asked counts as unreachable.
+        let out = n.lookup(4, b"z", None, &[1], &[]);
+        assert!(reply(&out).is_none());
+        let out = n.lookup(5, b"z", None, &[1], &[]);
+        assert!(
+            out.is_empty(),
+            "a second lookup of the same name waits with the first"
+        );
+        let out = n.peer_down(1);
+        assert_eq!(out.len(), 2);
+        assert_eq!(reply(&out), Some(Err(NameError::Unreachable(vec![1]))));
+    }
+}
