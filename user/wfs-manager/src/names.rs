@@ -204,15 +204,15 @@ impl Names {
             return Vec::new();
         };
         self.by_name.remove(&p.name);
-        let result = match p.owners.len() {
-            1 => {
-                let (&owner, &info) = p.owners.iter().next().expect("one owner");
+        let mut owners = p.owners.iter();
+        let result = match (owners.next(), owners.next()) {
+            (Some((&owner, &info)), None) => {
                 self.cache.insert(p.name.clone(), (owner, info));
                 Ok((owner, info))
             }
-            0 if p.unreachable.is_empty() => Err(NameError::NotFound),
-            0 => Err(NameError::Unreachable(p.unreachable)),
-            _ => Err(NameError::Duplicate(p.owners.keys().copied().collect())),
+            (None, _) if p.unreachable.is_empty() => Err(NameError::NotFound),
+            (None, _) => Err(NameError::Unreachable(p.unreachable)),
+            (Some(_), Some(_)) => Err(NameError::Duplicate(p.owners.keys().copied().collect())),
         };
         p.reqs
             .into_iter()
