@@ -234,6 +234,17 @@ mod tests {
         mode: 0o644,
     };
 
+    /// The id of the lookup the first output asks a peer for.
+    fn lookup_id(out: &[NameOutput]) -> u64 {
+        match out.first() {
+            Some(NameOutput::Send {
+                msg: NameMsg::Lookup { id, .. },
+                ..
+            }) => *id,
+            _ => panic!("not a lookup: {out:?}"),
+        }
+    }
+
     fn reply(out: &[NameOutput]) -> Option<Resolution> {
         out.iter().find_map(|o| match o {
             NameOutput::Reply { result, .. } => Some(result.clone()),
@@ -248,13 +259,7 @@ mod tests {
         assert_eq!(out.len(), 2, "asks both peers: {out:?}");
         assert!(reply(&out).is_none());
         assert!(n.answer(0, 99, Some(F)).is_empty(), "unknown lookup id");
-        let NameOutput::Send {
-            msg: NameMsg::Lookup { id, .. },
-            ..
-        } = out[0]
-        else {
-            panic!("{out:?}")
-        };
+        let id = lookup_id(&out);
         assert!(n.answer(0, id, None).is_empty());
         assert!(
             n.answer(0, id, None).is_empty(),
@@ -274,13 +279,7 @@ mod tests {
         // Exported here as well now: asked again, and refused.
         let out = n.lookup(10, b"f", Some(F), &[0, 2], &[]);
         assert_eq!(out.len(), 2, "{out:?}");
-        let NameOutput::Send {
-            msg: NameMsg::Lookup { id, .. },
-            ..
-        } = out[0]
-        else {
-            panic!("{out:?}")
-        };
+        let id = lookup_id(&out);
         assert!(n.answer(0, id, None).is_empty());
         assert_eq!(
             reply(&n.answer(2, id, Some(F))),
@@ -288,13 +287,7 @@ mod tests {
         );
         // Once it is gone here again, host 2 owns it alone.
         let out = n.lookup(11, b"f", None, &[0, 2], &[]);
-        let NameOutput::Send {
-            msg: NameMsg::Lookup { id, .. },
-            ..
-        } = out[0]
-        else {
-            panic!("{out:?}")
-        };
+        let id = lookup_id(&out);
         assert!(n.answer(0, id, None).is_empty());
         assert_eq!(reply(&n.answer(2, id, Some(F))), Some(Ok((2, F))));
         // The owner going away forgets it.
@@ -307,13 +300,7 @@ mod tests {
         let mut n = Names::new(0);
         // This host exports it too, and so does host 2.
         let out = n.lookup(1, b"dup", Some(F), &[1, 2], &[]);
-        let NameOutput::Send {
-            msg: NameMsg::Lookup { id, .. },
-            ..
-        } = out[0]
-        else {
-            panic!("{out:?}")
-        };
+        let id = lookup_id(&out);
         assert!(n.answer(1, id, None).is_empty());
         let out = n.answer(2, id, Some(F));
         assert_eq!(reply(&out), Some(Err(NameError::Duplicate(vec![0, 2]))));

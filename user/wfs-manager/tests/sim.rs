@@ -553,6 +553,21 @@ fn protocol_simulation() {
     );
 }
 
+/// Delivers `out`, which must be a message from host `from` to host `to`;
+/// returns what the receiver does.
+fn relay(cores: &mut [Core], from: HostId, to: HostId, out: &Output) -> Vec<Output> {
+    let Output::Send { to: dest, msg } = out else {
+        panic!("not a message: {out:?}")
+    };
+    assert_eq!(*dest, to, "{out:?}");
+    cores[to as usize]
+        .handle(Input::Message {
+            from,
+            msg: msg.clone(),
+        })
+        .unwrap()
+}
+
 #[test]
 fn a_remote_fault_moves_the_page() {
     // Host 1 reads a page of host 0's file that host 2 holds dirty: the
@@ -565,15 +580,7 @@ fn a_remote_fault_moves_the_page() {
     }
     // Host 2 faults first and gets the page from host 0's disk.
     let out = cores[2].handle(Input::Fault { req: 1, page }).unwrap();
-    let Output::Send { to: 0, msg } = &out[0] else {
-        panic!("{out:?}")
-    };
-    let out = cores[0]
-        .handle(Input::Message {
-            from: 2,
-            msg: msg.clone(),
-        })
-        .unwrap();
+    let out = relay(&mut cores, 2, 0, &out[0]);
     assert_eq!(out, vec![Output::DiskRead { page }]);
     let out = cores[0]
         .handle(Input::DiskRead {
@@ -581,15 +588,7 @@ fn a_remote_fault_moves_the_page() {
             data: encode(5),
         })
         .unwrap();
-    let Output::Send { to: 2, msg } = &out[0] else {
-        panic!("{out:?}")
-    };
-    let out = cores[2]
-        .handle(Input::Message {
-            from: 0,
-            msg: msg.clone(),
-        })
-        .unwrap();
+    let out = relay(&mut cores, 0, 2, &out[0]);
     assert_eq!(
         out[0],
         Output::Grant {
@@ -598,40 +597,19 @@ fn a_remote_fault_moves_the_page() {
             dirty: false
         }
     );
-    let Output::Send { to: 0, msg: done } = &out[1] else {
-        panic!("{out:?}")
-    };
-    assert!(
-        cores[0]
-            .handle(Input::Message {
-                from: 2,
-                msg: done.clone()
-            })
-            .unwrap()
-            .is_empty()
-    );
+    assert!(relay(&mut cores, 2, 0, &out[1]).is_empty());
     // Host 1 faults: host 0 sends Fetch to host 2, which invalidates and
     // sends the (dirty) page to host 1 directly.
     let out = cores[1].handle(Input::Fault { req: 9, page }).unwrap();
-    let Output::Send { to: 0, msg } = &out[0] else {
-        panic!("{out:?}")
-    };
-    let out = cores[0]
-        .handle(Input::Message {
-            from: 1,
-            msg: msg.clone(),
-        })
-        .unwrap();
-    let Output::Send { to: 2, msg: fetch } = &out[0] else {
-        panic!("{out:?}")
-    };
-    assert!(matches!(fetch, Msg::Fetch { to: 1, .. }));
-    let out = cores[2]
-        .handle(Input::Message {
-            from: 0,
-            msg: fetch.clone(),
-        })
-        .unwrap();
+    let out = relay(&mut cores, 1, 0, &out[0]);
+    assert!(matches!(
+        &out[0],
+        Output::Send {
+            msg: Msg::Fetch { to: 1, .. },
+            ..
+        }
+    ));
+    let out = relay(&mut cores, 0, 2, &out[0]);
     assert_eq!(out, vec![Output::Invalidate { page }]);
     let out = cores[2]
         .handle(Input::Invalidated {
@@ -639,15 +617,7 @@ fn a_remote_fault_moves_the_page() {
             contents: Some((encode(6), true)),
         })
         .unwrap();
-    let Output::Send { to: 1, msg: data } = &out[0] else {
-        panic!("{out:?}")
-    };
-    let out = cores[1]
-        .handle(Input::Message {
-            from: 2,
-            msg: data.clone(),
-        })
-        .unwrap();
+    let out = relay(&mut cores, 2, 1, &out[0]);
     assert_eq!(
         out[0],
         Output::Grant {
@@ -656,17 +626,6 @@ fn a_remote_fault_moves_the_page() {
             dirty: true
         }
     );
-    let Output::Send { to: 0, msg: done } = &out[1] else {
-        panic!("{out:?}")
-    };
-    assert!(
-        cores[0]
-            .handle(Input::Message {
-                from: 1,
-                msg: done.clone()
-            })
-            .unwrap()
-            .is_empty()
-    );
+    assert!(relay(&mut cores, 1, 0, &out[1]).is_empty());
     assert_eq!(cores.iter().map(Core::outstanding).sum::<usize>(), 0);
 }
