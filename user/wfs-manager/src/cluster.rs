@@ -20,6 +20,16 @@
 //! REFUSE with a reason and closes. A new connection from a peer that is
 //! still considered connected replaces the old one (the peer restarted).
 //!
+//! # Sessions
+//!
+//! Both HELLO and HELLO_ACK carry the sender's *incarnation*, a number
+//! drawn anew every time a manager starts. After a handshake the cluster
+//! reports the connection to the manager's engine ([`NetEvent::Up`]), hands
+//! it every `PAGE` frame that arrives on it, and reports its end
+//! ([`NetEvent::Down`]). The engine writes on one connection at a time
+//! ([`Cluster::send_on`]), so nothing it sends for a connection that has
+//! since been replaced lands on the new one ahead of its resend.
+//!
 //! # Liveness
 //!
 //! Both sides send PING every [`HEARTBEAT_INTERVAL`] and answer PING with
@@ -35,6 +45,7 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -42,7 +53,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Peer};
-use crate::wire::{self, Frame, PROTOCOL_VERSION, WireError};
+use crate::session;
+use crate::wire::{self, Frame, PROTOCOL_VERSION, PeerMsg, WireError};
 use crate::wlog;
 
 /// How often a PING is sent on every connection.
@@ -59,6 +71,27 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Time allowed for any single write.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the cluster tells the engine about peer `peer` (an index into the
+/// configuration's peers) and its connection `conn`.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A connection completed its handshake; the peer runs incarnation
+    /// `incarnation`.
+    Up {
+        peer: usize,
+        conn: u64,
+        incarnation: u64,
+    },
+    /// A session frame arrived on it.
+    Frame {
+        peer: usize,
+        conn: u64,
+        frame: session::Frame<PeerMsg>,
+    },
+    /// It is gone.
+    Down { peer: usize, conn: u64 },
+}
 
 /// State of one peer, as reported by `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +170,8 @@ pub struct Cluster {
     slots: Mutex<Vec<PeerSlot>>,
     shutdown: AtomicBool,
     next_id: AtomicU64,
+    incarnation: u64,
+    events: Option<Mutex<Sender<NetEvent>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -157,6 +192,16 @@ impl Cluster {
     /// `TcpListener::bind` sets `SO_REUSEADDR` on Unix, so a restarted
     /// manager can bind again while old connections sit in TIME_WAIT.
     pub fn start(cfg: Arc<Config>) -> io::Result<Arc<Cluster>> {
+        Self::start_with(cfg, 0, None)
+    }
+
+    /// Like [`Cluster::start`], for a manager of incarnation `incarnation`
+    /// whose engine hears of connections and session frames on `events`.
+    pub fn start_with(
+        cfg: Arc<Config>,
+        incarnation: u64,
+        events: Option<Sender<NetEvent>>,
+    ) -> io::Result<Arc<Cluster>> {
         let listener = TcpListener::bind(cfg.listen)?;
         let local_addr = listener.local_addr()?;
         let slots = cfg
@@ -180,6 +225,8 @@ impl Cluster {
             slots: Mutex::new(slots),
             shutdown: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            incarnation,
+            events: events.map(Mutex::new),
         });
         {
             let cl = cl.clone();
@@ -235,6 +282,32 @@ impl Cluster {
         wire::write_frame(&mut *w, frame)
     }
 
+    /// Sends `frame` to peer number `peer` on connection `conn` only: if
+    /// that connection is gone, the frame is not sent (the engine sends it
+    /// again when it hears of the next one).
+    pub fn send_on(&self, peer: usize, conn: u64, frame: &Frame) -> io::Result<()> {
+        let writer = {
+            let slots = lock(&self.slots);
+            match slots.get(peer).and_then(|s| s.conn.as_ref()) {
+                Some(c) if c.id == conn => c.writer.clone(),
+                _ => return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
+            }
+        };
+        let mut w = lock(&writer);
+        let r = wire::write_frame(&mut *w, frame);
+        if r.is_err() {
+            // The reader notices and reports the connection down.
+            let _ = w.shutdown(Shutdown::Both);
+        }
+        r
+    }
+
+    fn event(&self, e: NetEvent) {
+        if let Some(tx) = &self.events {
+            let _ = lock(tx).send(e);
+        }
+    }
+
     /// Stops reconnecting and closes every connection.
     pub fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
@@ -283,11 +356,11 @@ impl Cluster {
         let mut last_error: Option<String> = None;
         while !self.stopping() {
             match self.dial_once(&peer) {
-                Ok(stream) => {
+                Ok((stream, incarnation)) => {
                     last_error = None;
                     backoff = BACKOFF_MIN;
                     let remote = peer.addr;
-                    self.run_connection(idx, stream, remote);
+                    self.run_connection(idx, stream, remote, incarnation);
                     // Dropped: dial again right away (after the minimum delay).
                 }
                 Err(DialError::Refused(reason)) => {
@@ -323,16 +396,20 @@ impl Cluster {
         }
     }
 
-    fn dial_once(&self, peer: &Peer) -> Result<TcpStream, DialError> {
+    fn dial_once(&self, peer: &Peer) -> Result<(TcpStream, u64), DialError> {
         let other = |e: io::Error| DialError::Other(e.to_string());
         let mut s = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(other)?;
         s.set_nodelay(true).map_err(other)?;
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(other)?;
         s.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(other)?;
-        wire::write_frame(&mut s, &Frame::hello(&self.cfg.cluster, &self.cfg.host))
-            .map_err(other)?;
+        let hello = Frame::hello(&self.cfg.cluster, &self.cfg.host, self.incarnation);
+        wire::write_frame(&mut s, &hello).map_err(other)?;
         match wire::read_frame(&mut s) {
-            Ok(Frame::HelloAck { version, host }) => {
+            Ok(Frame::HelloAck {
+                version,
+                host,
+                incarnation,
+            }) => {
                 if version != PROTOCOL_VERSION {
                     Err(DialError::Refused(format!(
                         "peer answered with protocol version {version} (this host speaks {PROTOCOL_VERSION})"
@@ -343,7 +420,7 @@ impl Cluster {
                         peer.addr, peer.name
                     )))
                 } else {
-                    Ok(s)
+                    Ok((s, incarnation))
                 }
             }
             Ok(Frame::Refuse { reason }) => Err(DialError::Refused(reason)),
@@ -453,8 +530,13 @@ impl Cluster {
         if self.stopping() {
             return;
         }
-        let (cluster, host) = match hello {
-            Frame::Hello { cluster, host, .. } => (cluster, host),
+        let (cluster, host, incarnation) = match hello {
+            Frame::Hello {
+                cluster,
+                host,
+                incarnation,
+                ..
+            } => (cluster, host, incarnation),
             other => {
                 let reason = format!("expected HELLO, got frame type {}", other.frame_type());
                 self.refuse(&mut stream, "?", remote, &reason);
@@ -474,18 +556,25 @@ impl Cluster {
         let ack = Frame::HelloAck {
             version: PROTOCOL_VERSION,
             host: self.cfg.host.clone(),
+            incarnation: self.incarnation,
         };
         if let Err(e) = wire::write_frame(&mut stream, &ack) {
             wlog!("peer {host} ({remote}): cannot send HELLO_ACK: {e}");
             return;
         }
-        self.run_connection(idx, stream, remote);
+        self.run_connection(idx, stream, remote, incarnation);
     }
 
     // -- both sides -------------------------------------------------------
 
     /// Runs an established connection until it drops.
-    fn run_connection(&self, idx: usize, mut stream: TcpStream, remote: SocketAddr) {
+    fn run_connection(
+        &self,
+        idx: usize,
+        mut stream: TcpStream,
+        remote: SocketAddr,
+        incarnation: u64,
+    ) {
         let name = self.cfg.peers[idx].name.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let clones = stream
@@ -524,6 +613,11 @@ impl Cluster {
             s.reason = None;
         }
         wlog!("peer {name} connected ({remote})");
+        self.event(NetEvent::Up {
+            peer: idx,
+            conn: id,
+            incarnation,
+        });
 
         let alive = Arc::new(AtomicBool::new(true));
         {
@@ -544,6 +638,11 @@ impl Cluster {
                     }
                 }
                 Ok(Frame::Pong { .. }) => {}
+                Ok(Frame::Page(frame)) if self.events.is_some() => self.event(NetEvent::Frame {
+                    peer: idx,
+                    conn: id,
+                    frame,
+                }),
                 Ok(f) => {
                     let why = format!(
                         "protocol error: unexpected frame type {} after handshake",
@@ -565,6 +664,7 @@ impl Cluster {
         };
         alive.store(false, Ordering::SeqCst);
         let _ = stream.shutdown(Shutdown::Both);
+        self.event(NetEvent::Down { peer: idx, conn: id });
         let current = {
             let mut slots = lock(&self.slots);
             let s = &mut slots[idx];
@@ -675,7 +775,7 @@ mod tests {
         // Wrong cluster: REFUSE.
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        wire::write_frame(&mut s, &Frame::hello("nope", "a")).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("nope", "a", 1)).unwrap();
         match wire::read_frame(&mut s).unwrap() {
             Frame::Refuse { reason } => assert!(reason.contains("cluster"), "{reason}"),
             f => panic!("{f:?}"),
@@ -683,12 +783,13 @@ mod tests {
         // Right: HELLO_ACK, then PING answered with PONG.
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        wire::write_frame(&mut s, &Frame::hello("c", "a")).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
         assert_eq!(
             wire::read_frame(&mut s).unwrap(),
             Frame::HelloAck {
-                version: 1,
-                host: "m".into()
+                version: 2,
+                host: "m".into(),
+                incarnation: 0,
             }
         );
         wire::write_frame(&mut s, &Frame::Ping { seq: 77 }).unwrap();

@@ -48,6 +48,10 @@ pub enum NameMsg {
     Lookup { id: u64, name: Vec<u8> },
     /// The answer to lookup `id`.
     Answer { id: u64, found: Option<FileInfo> },
+    /// Which names do you export?
+    List { id: u64 },
+    /// The answer to listing `id`.
+    Listed { id: u64, names: Vec<Vec<u8>> },
 }
 
 /// What the name service asks its environment to do.
@@ -57,6 +61,17 @@ pub enum NameOutput {
     Send { to: HostId, msg: NameMsg },
     /// Answer the kernel's LOOKUP `req`.
     Reply { req: u64, result: Resolution },
+    /// The cluster's directory for READDIR `req`: every name exported by
+    /// this host or a peer that answered, sorted, each once.
+    Listing { req: u64, names: Vec<Vec<u8>> },
+}
+
+/// A directory listing being gathered.
+#[derive(Debug)]
+struct Listing {
+    req: u64,
+    waiting: BTreeSet<HostId>,
+    names: BTreeSet<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -76,6 +91,7 @@ pub struct Names {
     pending: HashMap<u64, Pending>,
     by_name: HashMap<Vec<u8>, u64>,
     cache: HashMap<Vec<u8>, (HostId, FileInfo)>,
+    listings: HashMap<u64, Listing>,
 }
 
 impl Names {
@@ -87,7 +103,62 @@ impl Names {
             pending: HashMap::new(),
             by_name: HashMap::new(),
             cache: HashMap::new(),
+            listings: HashMap::new(),
         }
+    }
+
+    /// The kernel lists the directory (READDIR `req` from its start):
+    /// `local` are this host's names; every peer in `peers` is asked for
+    /// its own. Peers that are down are left out of the listing.
+    pub fn list(&mut self, req: u64, local: Vec<Vec<u8>>, peers: &[HostId]) -> Vec<NameOutput> {
+        self.next_id += 1;
+        let id = (u64::from(self.me) << 48) | self.next_id;
+        let l = Listing {
+            req,
+            waiting: peers.iter().copied().filter(|&h| h != self.me).collect(),
+            names: local.into_iter().collect(),
+        };
+        let mut out: Vec<NameOutput> = l
+            .waiting
+            .iter()
+            .map(|&to| NameOutput::Send {
+                to,
+                msg: NameMsg::List { id },
+            })
+            .collect();
+        self.listings.insert(id, l);
+        out.extend(self.settle_listing(id));
+        out
+    }
+
+    /// A peer's answer to a listing.
+    pub fn listed(&mut self, from: HostId, id: u64, names: Vec<Vec<u8>>) -> Vec<NameOutput> {
+        let Some(l) = self.listings.get_mut(&id) else {
+            return Vec::new();
+        };
+        if !l.waiting.remove(&from) {
+            return Vec::new();
+        }
+        l.names.extend(names);
+        self.settle_listing(id)
+    }
+
+    fn settle_listing(&mut self, id: u64) -> Vec<NameOutput> {
+        if !self.listings.get(&id).is_some_and(|l| l.waiting.is_empty()) {
+            return Vec::new();
+        }
+        let Some(l) = self.listings.remove(&id) else {
+            return Vec::new();
+        };
+        vec![NameOutput::Listing {
+            req: l.req,
+            names: l.names.into_iter().collect(),
+        }]
+    }
+
+    /// The owner of a file this host has resolved (or exports), if known.
+    pub fn owner_of(&self, file: u64) -> Option<(HostId, FileInfo)> {
+        self.cache.values().find(|(_, i)| i.file == file).copied()
     }
 
     /// The kernel looks `name` up (LOOKUP `req`). `local` is what this
@@ -186,7 +257,14 @@ impl Names {
                 })
             })
             .collect();
-        ids.into_iter().flat_map(|id| self.settle(id)).collect()
+        let lists: Vec<u64> = self
+            .listings
+            .iter_mut()
+            .filter_map(|(id, l)| l.waiting.remove(&peer).then_some(*id))
+            .collect();
+        let mut out: Vec<NameOutput> = ids.into_iter().flat_map(|id| self.settle(id)).collect();
+        out.extend(lists.into_iter().flat_map(|id| self.settle_listing(id)));
+        out
     }
 
     /// Forgets a cached name (the manager's FORGET of it).
@@ -306,6 +384,39 @@ mod tests {
         assert_eq!(reply(&out), Some(Err(NameError::Duplicate(vec![0, 2]))));
         // Not cached: the next lookup asks again.
         assert_eq!(n.lookup(2, b"dup", Some(F), &[1, 2], &[]).len(), 2);
+    }
+
+    #[test]
+    fn listing_merges_every_host() {
+        let mut n = Names::new(0);
+        let out = n.list(5, vec![b"b".to_vec(), b"a".to_vec()], &[1, 2]);
+        assert_eq!(out.len(), 2, "asks both peers: {out:?}");
+        let id = match &out[0] {
+            NameOutput::Send {
+                msg: NameMsg::List { id },
+                ..
+            } => *id,
+            o => panic!("{o:?}"),
+        };
+        assert!(n.listed(1, id, vec![b"c".to_vec(), b"a".to_vec()]).is_empty());
+        assert!(n.listed(1, id, vec![b"x".to_vec()]).is_empty(), "twice");
+        assert!(n.listed(2, id + 1, vec![b"y".to_vec()]).is_empty(), "unknown");
+        // Host 2 goes away: the listing is what the others said.
+        assert_eq!(
+            n.peer_down(2),
+            vec![NameOutput::Listing {
+                req: 5,
+                names: vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+            }]
+        );
+        // Alone: at once.
+        assert_eq!(
+            n.list(6, vec![], &[]),
+            vec![NameOutput::Listing {
+                req: 6,
+                names: vec![]
+            }]
+        );
     }
 
     #[test]

@@ -13,18 +13,23 @@
 //! error that closes the connection. Strings are a u16 LE byte length
 //! followed by that many bytes of UTF-8. All integers are little-endian.
 //!
-//! Frame types of protocol version 1:
+//! Frame types of protocol version 2:
 //!
 //! * `HELLO` (1), initiator to acceptor, first frame: magic `b"WFSP"`,
-//!   version u16, cluster name (string), host name (string).
-//! * `HELLO_ACK` (2), acceptor's answer: version u16, host name (string).
+//!   version u16, cluster name (string), host name (string), incarnation
+//!   u64 (a number that changes every time the manager starts, so the peer
+//!   knows a restarted manager from a reconnected one).
+//! * `HELLO_ACK` (2), acceptor's answer: version u16, host name (string),
+//!   incarnation u64.
 //! * `REFUSE` (3), acceptor's answer when it refuses: reason (string); the
 //!   acceptor closes the connection right after it.
 //! * `PING` (4) / `PONG` (5): heartbeat, a u64 sequence number echoed back.
 //!
-//! * `PAGE` (0x100): one frame of a page-protocol session
+//! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
-//!   bare acknowledgement) and the message's fields ([`crate::protocol::Msg`]):
+//!   bare acknowledgement) and the message's fields: a page-protocol
+//!   message ([`crate::protocol::Msg`], tags 1-7) or a name-service
+//!   message ([`crate::names::NameMsg`], tags 16-19):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -35,6 +40,10 @@
 //!   | 5 | Done | txn, file, index |
 //!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
 //!   | 7 | PutAck | file, index, seq u64 |
+//!   | 16 | Lookup | id u64, name (string) |
+//!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
+//!   | 18 | List | id u64 |
+//!   | 19 | Listed | id u64, count u32, count names (strings) |
 //!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
@@ -44,13 +53,23 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use crate::names::{FileInfo, NameMsg};
 use crate::protocol::{Msg, PageId};
 use crate::session;
+
+/// A message of the session between two managers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// The page protocol.
+    Page(Msg),
+    /// The name service.
+    Name(NameMsg),
+}
 
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -83,6 +102,8 @@ pub enum Frame {
         cluster: String,
         /// The sender's host name.
         host: String,
+        /// The sender's incarnation.
+        incarnation: u64,
     },
     /// The acceptor's welcome.
     HelloAck {
@@ -90,6 +111,8 @@ pub enum Frame {
         version: u16,
         /// The acceptor's host name.
         host: String,
+        /// The acceptor's incarnation.
+        incarnation: u64,
     },
     /// The acceptor's refusal.
     Refuse {
@@ -106,8 +129,8 @@ pub enum Frame {
         /// The PING's sequence number.
         seq: u64,
     },
-    /// A frame of the page-protocol session.
-    Page(session::Frame<Msg>),
+    /// A frame of the session between the two managers.
+    Page(session::Frame<PeerMsg>),
 }
 
 /// Why a frame could not be read or decoded.
@@ -254,11 +277,12 @@ impl Frame {
     }
 
     /// A HELLO of this protocol version.
-    pub fn hello(cluster: &str, host: &str) -> Frame {
+    pub fn hello(cluster: &str, host: &str, incarnation: u64) -> Frame {
         Frame::Hello {
             version: PROTOCOL_VERSION,
             cluster: cluster.to_string(),
             host: host.to_string(),
+            incarnation,
         }
     }
 
@@ -270,15 +294,22 @@ impl Frame {
                 version,
                 cluster,
                 host,
+                incarnation,
             } => {
                 p.extend_from_slice(&MAGIC);
                 p.extend_from_slice(&version.to_le_bytes());
                 put_str(&mut p, cluster);
                 put_str(&mut p, host);
+                p.extend_from_slice(&incarnation.to_le_bytes());
             }
-            Frame::HelloAck { version, host } => {
+            Frame::HelloAck {
+                version,
+                host,
+                incarnation,
+            } => {
                 p.extend_from_slice(&version.to_le_bytes());
                 put_str(&mut p, host);
+                p.extend_from_slice(&incarnation.to_le_bytes());
             }
             Frame::Refuse { reason } => put_str(&mut p, reason),
             Frame::Ping { seq } | Frame::Pong { seq } => p.extend_from_slice(&seq.to_le_bytes()),
@@ -287,7 +318,8 @@ impl Frame {
                 p.extend_from_slice(&f.ack.to_le_bytes());
                 match &f.msg {
                     None => p.push(0),
-                    Some(m) => put_msg(&mut p, m),
+                    Some(PeerMsg::Page(m)) => put_msg(&mut p, m),
+                    Some(PeerMsg::Name(m)) => put_name_msg(&mut p, m),
                 }
             }
         }
@@ -320,16 +352,23 @@ impl Frame {
                 }
                 let cluster = c.string("HELLO cluster name truncated")?;
                 let host = c.string("HELLO host name truncated")?;
+                let incarnation = c.u64("HELLO too short for incarnation")?;
                 Frame::Hello {
                     version,
                     cluster,
                     host,
+                    incarnation,
                 }
             }
             T_HELLO_ACK => {
                 let version = c.u16("HELLO_ACK too short for version")?;
                 let host = c.string("HELLO_ACK host name truncated")?;
-                Frame::HelloAck { version, host }
+                let incarnation = c.u64("HELLO_ACK too short for incarnation")?;
+                Frame::HelloAck {
+                    version,
+                    host,
+                    incarnation,
+                }
             }
             T_REFUSE => Frame::Refuse {
                 reason: c.string("REFUSE reason truncated")?,
@@ -345,7 +384,8 @@ impl Frame {
                 let ack = c.u64("PAGE too short for ack")?;
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
-                    tag => Some(get_msg(tag, &mut c)?),
+                    tag @ 1..=15 => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
+                    tag => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                 };
                 if (seq == 0) != msg.is_none() {
                     return Err(WireError::Malformed(
@@ -485,6 +525,99 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
     })
 }
 
+/// Longest name the name service carries.
+const MAX_NAME_BYTES: usize = wfs_abi::NAME_MAX;
+/// Most names in one LISTED message.
+pub const MAX_LISTED: usize = 4096;
+
+fn put_name(p: &mut Vec<u8>, name: &[u8]) {
+    let name = &name[..name.len().min(MAX_NAME_BYTES)];
+    p.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    p.extend_from_slice(name);
+}
+
+/// Encodes a name-service message, tag first.
+fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
+    match m {
+        NameMsg::Lookup { id, name } => {
+            p.push(16);
+            p.extend_from_slice(&id.to_le_bytes());
+            put_name(p, name);
+        }
+        NameMsg::Answer { id, found } => {
+            p.push(17);
+            p.extend_from_slice(&id.to_le_bytes());
+            match found {
+                None => p.push(0),
+                Some(f) => {
+                    p.push(1);
+                    p.extend_from_slice(&f.file.to_le_bytes());
+                    p.extend_from_slice(&f.size.to_le_bytes());
+                    p.extend_from_slice(&f.mode.to_le_bytes());
+                }
+            }
+        }
+        NameMsg::List { id } => {
+            p.push(18);
+            p.extend_from_slice(&id.to_le_bytes());
+        }
+        NameMsg::Listed { id, names } => {
+            p.push(19);
+            p.extend_from_slice(&id.to_le_bytes());
+            let names = &names[..names.len().min(MAX_LISTED)];
+            p.extend_from_slice(&(names.len() as u32).to_le_bytes());
+            for n in names {
+                put_name(p, n);
+            }
+        }
+    }
+}
+
+/// Decodes the name-service message with tag `tag`.
+fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
+    let id = |c: &mut Cur<'_>| c.u64("NAME message too short for its id");
+    let name = |c: &mut Cur<'_>| -> Result<Vec<u8>, WireError> {
+        let n = c.u16("NAME message too short for a name length")? as usize;
+        if n > MAX_NAME_BYTES {
+            return Err(WireError::Malformed("NAME message name too long"));
+        }
+        Ok(c.take(n, "NAME message name truncated")?.to_vec())
+    };
+    Ok(match tag {
+        16 => NameMsg::Lookup {
+            id: id(c)?,
+            name: name(c)?,
+        },
+        17 => {
+            let id = id(c)?;
+            let found = match c.u8("ANSWER too short for its found flag")? {
+                0 => None,
+                1 => Some(FileInfo {
+                    file: c.u64("ANSWER too short for its file")?,
+                    size: c.u64("ANSWER too short for its size")?,
+                    mode: c.u32("ANSWER too short for its mode")?,
+                }),
+                _ => return Err(WireError::Malformed("ANSWER found flag is not 0 or 1")),
+            };
+            NameMsg::Answer { id, found }
+        }
+        18 => NameMsg::List { id: id(c)? },
+        19 => {
+            let id = id(c)?;
+            let count = c.u32("LISTED too short for its count")? as usize;
+            if count > MAX_LISTED {
+                return Err(WireError::Malformed("LISTED carries too many names"));
+            }
+            let mut names = Vec::with_capacity(count);
+            for _ in 0..count {
+                names.push(name(c)?);
+            }
+            NameMsg::Listed { id, names }
+        }
+        _ => return Err(WireError::Malformed("PAGE message tag unknown")),
+    })
+}
+
 /// Checks a length field.
 fn check_len(len: u32) -> Result<usize, WireError> {
     if len as usize > MAX_FRAME {
@@ -558,15 +691,17 @@ mod tests {
 
     fn all_frames() -> Vec<Frame> {
         vec![
-            Frame::hello("wfs-vm", "h1"),
+            Frame::hello("wfs-vm", "h1", 7),
             Frame::Hello {
                 version: PROTOCOL_VERSION,
                 cluster: String::new(),
                 host: "x".repeat(255),
+                incarnation: u64::MAX,
             },
             Frame::HelloAck {
                 version: 1,
                 host: "h2".into(),
+                incarnation: 0,
             },
             Frame::Refuse {
                 reason: "cluster name mismatch".into(),
@@ -602,19 +737,21 @@ mod tests {
 
     #[test]
     fn hello_layout() {
-        let b = Frame::hello("cl", "h1").encode();
+        let b = Frame::hello("cl", "h1", 7).encode();
         let mut want = raw(
             T_HELLO,
             &[
-                b'W', b'F', b'S', b'P', 1, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1',
+                b'W', b'F', b'S', b'P', 2, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1', 7, 0, 0, 0, 0,
+                0, 0, 0,
             ],
         );
         assert_eq!(b, want);
-        want = raw(T_HELLO_ACK, &[1, 0, 1, 0, b'z']);
+        want = raw(T_HELLO_ACK, &[1, 0, 1, 0, b'z', 1, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
             Frame::HelloAck {
                 version: 1,
-                host: "z".into()
+                host: "z".into(),
+                incarnation: 1,
             }
             .encode(),
             want
@@ -735,6 +872,35 @@ mod tests {
             },
             Msg::PutAck { page, seq: 8 },
         ];
+        let info = FileInfo {
+            file: 9,
+            size: 65536,
+            mode: 0o644,
+        };
+        let msgs = msgs.into_iter().map(PeerMsg::Page).chain(
+            [
+                NameMsg::Lookup {
+                    id: 1,
+                    name: b"shared".to_vec(),
+                },
+                NameMsg::Answer { id: 1, found: None },
+                NameMsg::Answer {
+                    id: 2,
+                    found: Some(info),
+                },
+                NameMsg::List { id: 3 },
+                NameMsg::Listed {
+                    id: 3,
+                    names: vec![b"a".to_vec(), b"bc".to_vec()],
+                },
+                NameMsg::Listed {
+                    id: 4,
+                    names: vec![],
+                },
+            ]
+            .into_iter()
+            .map(PeerMsg::Name),
+        );
         let mut v: Vec<Frame> = msgs
             .into_iter()
             .enumerate()
@@ -797,13 +963,13 @@ mod tests {
         let data = Frame::Page(session::Frame {
             seq: 1,
             ack: 0,
-            msg: Some(Msg::Data {
+            msg: Some(PeerMsg::Page(Msg::Data {
                 txn: 1,
                 page: PageId { file: 1, index: 1 },
                 data: vec![],
                 dirty: false,
                 epoch: 1,
-            }),
+            })),
         });
         let mut p = data.encode_payload();
         p[17 + 24] = 2;
@@ -812,6 +978,21 @@ mod tests {
         let mut p = data.encode_payload();
         let n = p.len();
         p[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        // A name longer than any file name, and a LISTED claiming more
+        // names than it may carry.
+        let mut p = ack_only.clone();
+        p[0] = 1;
+        p[16] = 16;
+        p.extend_from_slice(&1u64.to_le_bytes());
+        p.extend_from_slice(&256u16.to_le_bytes());
+        p.extend_from_slice(&[b'a'; 256]);
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        let mut p = ack_only.clone();
+        p[0] = 1;
+        p[16] = 19;
+        p.extend_from_slice(&1u64.to_le_bytes());
+        p.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
     }
 
@@ -831,35 +1012,40 @@ mod tests {
         let dec = |p: &[u8]| Frame::decode(T_HELLO, p);
         assert!(matches!(dec(b"WFS"), Err(WireError::Malformed(_))));
         assert!(matches!(dec(b"XFSP\x01\x00"), Err(WireError::BadMagic)));
-        assert!(matches!(dec(b"WFSP\x01"), Err(WireError::Malformed(_))));
-        assert!(matches!(dec(b"WFSP\x02\x00"), Err(WireError::Version(2))));
+        assert!(matches!(dec(b"WFSP\x02"), Err(WireError::Malformed(_))));
+        assert!(matches!(dec(b"WFSP\x01\x00"), Err(WireError::Version(1))));
         assert!(matches!(
             dec(b"WFSP\x00\x00\x01\x00c\x01\x00h"),
             Err(WireError::Version(0))
         ));
         // Name length pointing past the payload.
         assert!(matches!(
-            dec(b"WFSP\x01\x00\x05\x00ab"),
+            dec(b"WFSP\x02\x00\x05\x00ab"),
             Err(WireError::Malformed(_))
         ));
         // Missing host.
         assert!(matches!(
-            dec(b"WFSP\x01\x00\x01\x00c"),
+            dec(b"WFSP\x02\x00\x01\x00c"),
+            Err(WireError::Malformed(_))
+        ));
+        // No incarnation.
+        assert!(matches!(
+            dec(b"WFSP\x02\x00\x01\x00c\x01\x00h"),
             Err(WireError::Malformed(_))
         ));
         // Trailing garbage.
         assert!(matches!(
-            dec(b"WFSP\x01\x00\x01\x00c\x01\x00hX"),
+            dec(b"WFSP\x02\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0X"),
             Err(WireError::Malformed(_))
         ));
         // Not UTF-8.
         assert!(matches!(
-            dec(b"WFSP\x01\x00\x01\x00\xff\x01\x00h"),
+            dec(b"WFSP\x02\x00\x01\x00\xff\x01\x00h\x07\0\0\0\0\0\0\0"),
             Err(WireError::Malformed(_))
         ));
         assert_eq!(
-            dec(b"WFSP\x01\x00\x01\x00c\x01\x00h").unwrap(),
-            Frame::hello("c", "h")
+            dec(b"WFSP\x02\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0").unwrap(),
+            Frame::hello("c", "h", 7)
         );
     }
 

@@ -90,19 +90,19 @@ fn three_managers() {
     // --- raw protocol abuse against b; b must survive all of it ---------
 
     // A configured peer that should wait, not dial (c > b).
-    match raw_exchange(pb, &Frame::hello("test", "c").encode()) {
+    match raw_exchange(pb, &Frame::hello("test", "c", 7).encode()) {
         Ok(Frame::Refuse { reason }) => assert!(reason.contains("must not initiate"), "{reason}"),
         other => panic!("{other:?}"),
     }
     // Bad magic.
-    let mut hello = Frame::hello("test", "a").encode();
+    let mut hello = Frame::hello("test", "a", 7).encode();
     hello[6] = b'X';
     match raw_exchange(pb, &hello) {
         Ok(Frame::Refuse { reason }) => assert!(reason.contains("magic"), "{reason}"),
         other => panic!("{other:?}"),
     }
     // Unsupported version.
-    let mut hello = Frame::hello("test", "a").encode();
+    let mut hello = Frame::hello("test", "a", 7).encode();
     hello[10] = 9;
     match raw_exchange(pb, &hello) {
         Ok(Frame::Refuse { reason }) => assert!(reason.contains("version 9"), "{reason}"),
@@ -126,10 +126,10 @@ fn three_managers() {
     // is dropped, and the real `a` reconnects.
     let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    wire::write_frame(&mut s, &Frame::hello("test", "a")).unwrap();
+    wire::write_frame(&mut s, &Frame::hello("test", "a", 7)).unwrap();
     assert!(matches!(
         wire::read_frame(&mut s),
-        Ok(Frame::HelloAck { version: 1, .. })
+        Ok(Frame::HelloAck { version: 2, .. })
     ));
     s.write_all(&((wire::MAX_FRAME + 1) as u32).to_le_bytes())
         .unwrap();
