@@ -45,7 +45,6 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -92,6 +91,9 @@ pub enum NetEvent {
     /// It is gone.
     Down { peer: usize, conn: u64 },
 }
+
+/// Where the cluster reports [`NetEvent`]s.
+pub type EventSink = Box<dyn Fn(NetEvent) + Send + Sync>;
 
 /// State of one peer, as reported by `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +173,7 @@ pub struct Cluster {
     shutdown: AtomicBool,
     next_id: AtomicU64,
     incarnation: u64,
-    events: Option<Mutex<Sender<NetEvent>>>,
+    events: Option<EventSink>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -200,7 +202,7 @@ impl Cluster {
     pub fn start_with(
         cfg: Arc<Config>,
         incarnation: u64,
-        events: Option<Sender<NetEvent>>,
+        events: Option<EventSink>,
     ) -> io::Result<Arc<Cluster>> {
         let listener = TcpListener::bind(cfg.listen)?;
         let local_addr = listener.local_addr()?;
@@ -226,7 +228,7 @@ impl Cluster {
             shutdown: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             incarnation,
-            events: events.map(Mutex::new),
+            events,
         });
         {
             let cl = cl.clone();
@@ -302,9 +304,20 @@ impl Cluster {
         r
     }
 
+    /// Closes connection `conn` to peer number `peer` (if it is still the
+    /// current one); the peer dials again, or is dialed.
+    pub fn close(&self, peer: usize, conn: u64) {
+        let slots = lock(&self.slots);
+        if let Some(c) = slots.get(peer).and_then(|s| s.conn.as_ref())
+            && c.id == conn
+        {
+            let _ = c.stream.shutdown(Shutdown::Both);
+        }
+    }
+
     fn event(&self, e: NetEvent) {
-        if let Some(tx) = &self.events {
-            let _ = lock(tx).send(e);
+        if let Some(sink) = &self.events {
+            sink(e);
         }
     }
 

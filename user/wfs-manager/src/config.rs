@@ -109,6 +109,17 @@ pub fn valid_host_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
 }
 
+/// The id of host `name` in the page protocol: the same on every host
+/// (a 16-bit FNV-1a hash of the name), so messages can name a third host.
+pub fn host_id(name: &str) -> crate::protocol::HostId {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name.as_bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    ((h >> 16) ^ (h & 0xffff)) as u16
+}
+
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse::<SocketAddr>().map_err(|e| {
         ConfigError(format!(
@@ -164,6 +175,15 @@ impl Config {
             }
             if !names.insert(p.name.clone()) {
                 return err(format!("duplicate peer name {:?}", p.name));
+            }
+            if host_id(&p.name) == host_id(&raw.host)
+                || peers.iter().any(|q: &Peer| host_id(&q.name) == host_id(&p.name))
+            {
+                return err(format!(
+                    "peer {:?}: its host id {} (a hash of the name) is taken by another host; rename one of them",
+                    p.name,
+                    host_id(&p.name)
+                ));
             }
             let addr = parse_addr(&format!("peer {:?} addr", p.name), &p.addr)?;
             if addr == listen {

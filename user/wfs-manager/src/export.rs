@@ -254,7 +254,7 @@ impl Export {
     }
 
     /// The shared names, sorted.
-    fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
+    pub fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(|e| io_errno(&e))? {
             let entry = entry.map_err(|e| io_errno(&e))?;

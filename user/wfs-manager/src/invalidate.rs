@@ -99,6 +99,11 @@ impl Invalidator {
     /// the export if it was dirty.
     pub fn invalidate(&self, name: &str, index: u64, mode: Mode) -> Result<Outcome, String> {
         let id = file_id(name.as_bytes());
+        if self.export.getattr(id).is_err() {
+            return Err(format!(
+                "{name:?} is not exported by this host: pages of other hosts' files move by the page protocol"
+            ));
+        }
         let slot = match &self.pool {
             Some(_) => self.free.lock().unwrap_or_else(|p| p.into_inner()).pop(),
             None => None,
@@ -190,6 +195,49 @@ impl Invalidator {
         })?;
         out.written = true;
         Ok(out)
+    }
+
+    /// One DROP of page `index` of file `id` for the page protocol: the
+    /// page's contents and dirty flag, or `None` if this host's kernel does
+    /// not have it. `EAGAIN` if the kernel holds it busy or no scratch slot
+    /// is free (try again later); nothing is written anywhere: the caller
+    /// answers for the contents.
+    pub fn take_page(&self, id: u64, index: u64) -> Result<Option<(Vec<u8>, bool)>, i32> {
+        let Some(pool) = &self.pool else {
+            return Err(libc::EIO);
+        };
+        let slot = self
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .ok_or(libc::EAGAIN)?;
+        let req = Invalidate {
+            file: id,
+            index,
+            mode: inval::DROP,
+            slot,
+            ..Invalidate::default()
+        };
+        let res = ioctl_invalidate(self.fd, &req).and_then(|r| {
+            let f = r.flags;
+            if f & page_flags::PRESENT == 0 {
+                return Ok(None);
+            }
+            if f & page_flags::CONTENTS == 0 {
+                return Err(libc::EIO);
+            }
+            // SAFETY: scratch slot `slot` is this call's (taken from the
+            // free list), and the kernel wrote it only during the ioctl,
+            // which has returned.
+            let page = unsafe { pool.page(slot) }.ok_or(libc::EIO)?;
+            Ok(Some((page.to_vec(), f & page_flags::DIRTY != 0)))
+        });
+        self.free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot);
+        res
     }
 
     /// Benchmarks only: READ answers at once without reading the page.

@@ -9,8 +9,10 @@
 //! * [`config`]: the TOML configuration and its validation.
 //! * [`device`]: `/dev/wfs`: opening it, `IOC_REGISTER`, `IOC_STATUS`,
 //!   errno names.
-//! * [`upcall`]: worker threads answering the kernel's requests read from
-//!   `/dev/wfs`.
+//! * [`upcall`]: worker threads reading the kernel's requests from
+//!   `/dev/wfs` and handing them to the engine.
+//! * [`engine`]: the thread that runs the page protocol and the name
+//!   service against the kernel, the network and the export directory.
 //! * [`export`]: the export directory as LOOKUP, GETATTR and READDIR see it.
 //! * [`invalidate`]: taking pages and names away from this host's kernel
 //!   (`IOC_INVALIDATE`, `IOC_FORGET`), with dirty pages written home.
@@ -20,7 +22,7 @@
 //!   reconnection.
 //! * [`protocol`]: the page-ownership protocol between hosts, as a pure
 //!   state machine (events in, actions out), proven by the simulation in
-//!   `tests/sim.rs`. Not wired to the kernel and the network yet.
+//!   `tests/sim.rs`, run by the [`engine`].
 //! * [`session`]: a resumable, exactly-once message stream per peer, so
 //!   that the protocol survives dropped connections.
 //! * [`names`]: LOOKUP across the cluster: a broadcast that finds a file's
@@ -34,6 +36,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod device;
+pub mod engine;
 pub mod export;
 pub mod invalidate;
 pub mod log;

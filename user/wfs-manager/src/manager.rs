@@ -48,10 +48,20 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
     }
 }
 
-/// Runs the manager; returns the process exit code.
-/// Threads answering kernel requests concurrently.
+/// Threads reading kernel requests.
 const UPCALL_WORKERS: usize = 4;
 
+/// A number that differs every time a manager starts (time and pid), so
+/// peers tell a restarted manager from a reconnected one.
+fn incarnation() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 40)
+}
+
+/// Runs the manager; returns the process exit code.
 pub fn run(argv: &[String]) -> i32 {
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
@@ -147,7 +157,38 @@ pub fn run(argv: &[String]) -> i32 {
         }
     };
 
-    let cluster = match Cluster::start(cfg.clone()) {
+    // What serves the kernel: the export, the pool of page slots mapped
+    // from /dev/wfs, and the invalidator; the engine runs the page protocol
+    // and the name service over them and the cluster.
+    let served = dev.as_ref().map(|d| {
+        let export = Arc::new(crate::export::Export::with_grant(&cfg.export, cfg.grant));
+        let pool = match crate::upcall::Pool::map(d.fd(), d.reg.pool_slots) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                wlog!("cannot map the netmem pool: {e}; page requests will fail");
+                None
+            }
+        };
+        let inval = Arc::new(crate::invalidate::Invalidator::new(
+            d.fd(),
+            d.reg.pool_slots,
+            pool.clone(),
+            export.clone(),
+        ));
+        (export, pool, inval)
+    });
+    let (events, engine_rx) = std::sync::mpsc::channel();
+    let with_engine = matches!(&served, Some((_, Some(_), _)));
+    let cluster = match Cluster::start_with(
+        cfg.clone(),
+        incarnation(),
+        with_engine.then(|| {
+            let events = events.clone();
+            Box::new(move |e| {
+                let _ = events.send(crate::engine::Event::Net(e));
+            }) as crate::cluster::EventSink
+        }),
+    ) {
         Ok(c) => c,
         Err(e) => {
             wlog!("cannot listen on {}: {e}", cfg.listen);
@@ -184,26 +225,31 @@ pub fn run(argv: &[String]) -> i32 {
             },
         })
     };
-    let served = dev.as_ref().map(|d| {
-        let export = Arc::new(crate::export::Export::with_grant(&cfg.export, cfg.grant));
-        let pool = match crate::upcall::Pool::map(d.fd(), d.reg.pool_slots) {
-            Ok(p) => Some(Arc::new(p)),
-            Err(e) => {
-                wlog!("cannot map the netmem pool: {e}; page requests will fail");
-                None
-            }
-        };
-        let inval = Arc::new(crate::invalidate::Invalidator::new(
-            d.fd(),
-            d.reg.pool_slots,
-            pool.clone(),
-            export.clone(),
-        ));
-        (export, pool, inval)
-    });
     let control = bound.serve(status, served.as_ref().map(|s| s.2.clone()));
-    if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
-        crate::upcall::serve(d.fd(), export, pool, stats.clone(), UPCALL_WORKERS);
+    if let (Some(d), Some((export, pool, inval))) = (dev.as_ref(), served) {
+        let server = match pool {
+            Some(pool) => {
+                let engine = crate::engine::Engine::new(
+                    &cfg,
+                    d.fd(),
+                    export.clone(),
+                    pool.clone(),
+                    inval,
+                    cluster.clone(),
+                    stats.clone(),
+                );
+                let spawned = std::thread::Builder::new()
+                    .name("engine".into())
+                    .spawn(move || engine.run(engine_rx));
+                if let Err(e) = spawned {
+                    wlog!("cannot start the engine: {e}");
+                    return 1;
+                }
+                crate::upcall::Server::Engine(events, export, Some(pool))
+            }
+            None => crate::upcall::Server::Local(export, None),
+        };
+        crate::upcall::serve(d.fd(), server, stats.clone(), UPCALL_WORKERS);
         wlog!(
             "serving upcalls with {UPCALL_WORKERS} workers from {}",
             cfg.export.display()

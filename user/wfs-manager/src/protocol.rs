@@ -214,6 +214,16 @@ impl Core {
         self.owners.insert(file, owner);
     }
 
+    /// The owner of `file`, if known.
+    pub fn owner_of(&self, file: u64) -> Option<HostId> {
+        self.owners.get(&file).copied()
+    }
+
+    /// Whether this host waits for `page` (a READ of it is outstanding).
+    pub fn faulting(&self, page: PageId) -> bool {
+        self.faults.contains_key(&page)
+    }
+
     /// Faults waiting for a page, and transactions the owner side is
     /// moving or queueing: zero when this host is quiet.
     pub fn outstanding(&self) -> usize {

@@ -129,6 +129,11 @@ impl<M: Clone> Session<M> {
             .collect()
     }
 
+    /// Number of the last message received.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Messages sent and not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         self.unacked.len()

@@ -1,20 +1,24 @@
 //! Serving the kernel's requests from `/dev/wfs`.
 //!
 //! Each worker thread reads one request (the kernel hands each request to
-//! exactly one reader), answers it and writes the reply, so requests are
-//! served concurrently: a slow one does not hold up the others.
+//! exactly one reader) and hands it to the engine ([`crate::engine`]),
+//! which answers it when the page protocol says so; requests are answered
+//! out of order, so a slow one does not hold up the others. A manager
+//! without an engine ([`Server::Local`]) answers from its export alone.
 //! [`handle`] is pure apart from the export directory, so it is tested
 //! without a kernel.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use wfs_abi::{MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
+use crate::engine::{Event, Upcall};
 use crate::export::Export;
 
 /// The netmem pool as mapped from `/dev/wfs`: one page per slot.
@@ -62,6 +66,11 @@ impl Pool {
             base: mem.as_mut_ptr(),
             slots,
         }
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> u32 {
+        self.slots
     }
 
     /// The page of `slot`.
@@ -118,7 +127,7 @@ pub struct Stats {
 const OP_NAMES: [&str; 6] = ["LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE"];
 
 impl Stats {
-    fn record(&self, op: u16, error: bool, ns: u64) {
+    pub(crate) fn record(&self, op: u16, error: bool, ns: u64) {
         let Some(c) = (op as usize).checked_sub(1).and_then(|i| self.ops.get(i)) else {
             return;
         };
@@ -269,7 +278,50 @@ pub fn handle(
     }
 }
 
-fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>, stats: &Stats) {
+/// The engine's copy of request `req`.
+fn to_engine(req: Request<'_>) -> crate::engine::UpcallOp {
+    use crate::engine::UpcallOp;
+    match req {
+        Request::Lookup { name } => UpcallOp::Lookup(name.to_vec()),
+        Request::Getattr { file } => UpcallOp::Getattr(file),
+        Request::Readdir { cookie } => UpcallOp::Readdir(cookie),
+        Request::Read {
+            file,
+            index,
+            count,
+            slot,
+        } => UpcallOp::Read {
+            file,
+            index,
+            count,
+            slot,
+        },
+        Request::Write {
+            file,
+            index,
+            count,
+            slot,
+        } => UpcallOp::Write {
+            file,
+            index,
+            count,
+            slot,
+        },
+        Request::Upgrade { file, index } => UpcallOp::Upgrade { file, index },
+    }
+}
+
+/// Where a worker sends what it reads.
+#[derive(Clone)]
+pub enum Server {
+    /// Answers every request itself, from the export (single host).
+    Local(Arc<Export>, Option<Arc<Pool>>),
+    /// Hands requests to the engine; `export` answers only the benchmark's
+    /// null READ.
+    Engine(Sender<Event>, Arc<Export>, Option<Arc<Pool>>),
+}
+
+fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
     let mut buf = [0u8; MSG_MAX];
     let mut out = [0u8; MSG_MAX];
     loop {
@@ -285,7 +337,33 @@ fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>, stats: &Sta
             return;
         }
         let started = Instant::now();
-        let Some(len) = handle(export, pool, &buf[..n as usize], &mut out) else {
+        let msg = &buf[..n as usize];
+        let (export, pool) = match server {
+            Server::Engine(tx, export, pool) => {
+                match Request::decode(msg) {
+                    Ok((_, Request::Read { .. })) if export.null_read() => {}
+                    Ok((id, req)) => {
+                        let up = Upcall {
+                            id,
+                            started,
+                            op: to_engine(req),
+                        };
+                        if tx.send(Event::Upcall(up)).is_err() {
+                            crate::wlog!("upcall: the engine is gone; worker stops");
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        crate::wlog!("upcall: undecodable request ({e:?}), {n} bytes");
+                        continue;
+                    }
+                }
+                (export, pool)
+            }
+            Server::Local(export, pool) => (export, pool),
+        };
+        let Some(len) = handle(export, pool.as_deref(), msg, &mut out) else {
             continue;
         };
         // SAFETY: `out` holds `len` valid bytes.
@@ -303,22 +381,15 @@ fn serve_one_thread(fd: RawFd, export: &Export, pool: Option<&Pool>, stats: &Sta
     }
 }
 
-/// Starts `workers` threads serving requests read from `fd`, with page
-/// data in `pool`, counting in `stats`.
-pub fn serve(
-    fd: RawFd,
-    export: Arc<Export>,
-    pool: Option<Arc<Pool>>,
-    stats: Arc<Stats>,
-    workers: usize,
-) {
+/// Starts `workers` threads serving requests read from `fd` through
+/// `server`, counting in `stats`.
+pub fn serve(fd: RawFd, server: Server, stats: Arc<Stats>, workers: usize) {
     for i in 0..workers {
-        let export = export.clone();
-        let pool = pool.clone();
+        let server = server.clone();
         let stats = stats.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("upcall-{i}"))
-            .spawn(move || serve_one_thread(fd, &export, pool.as_deref(), &stats));
+            .spawn(move || serve_one_thread(fd, &server, &stats));
         if let Err(e) = spawned {
             crate::wlog!("upcall: cannot start worker {i}: {e}");
         }

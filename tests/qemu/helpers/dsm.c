@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+// dsm: what a Chunk application does with a file shared between hosts,
+// all through one MAP_SHARED mapping of the whole file.
+//
+//   dsm wait FILE OFF VALUE SECS   poll the u32 at OFF until it is VALUE
+//                                  (exit 1 after SECS seconds)
+//   dsm set FILE OFF VALUE         store VALUE in the u32 at OFF, msync
+//   dsm get FILE OFF               print the u32 at OFF
+//   dsm count FILE OFF N [US]      N times: take the spin lock at OFF (an
+//                                  atomic exchange on the u32 there), add
+//                                  one to the u32 at OFF+4, release, and
+//                                  pause US microseconds (default 0); then
+//                                  msync and print the counter
+//   dsm fill FILE SEED             write every byte i as (i*7+SEED)&255,
+//                                  msync
+//   dsm check FILE SEED            exit 1 unless every byte is as fill wrote
+//
+// A fault the kernel cannot satisfy kills it with SIGBUS (status 135).
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned char *map(const char *path, size_t *len)
+{
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "dsm: %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	*len = st.st_size;
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "dsm: mmap %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	close(fd);
+	return p;
+}
+
+static void sync_or_die(unsigned char *p, size_t len)
+{
+	if (msync(p, len, MS_SYNC) < 0) {
+		fprintf(stderr, "dsm: msync: %s\n", strerror(errno));
+		exit(3);
+	}
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static volatile uint32_t *word(unsigned char *p, size_t len, const char *off)
+{
+	size_t o = strtoul(off, NULL, 0);
+
+	if (o % 4 || o + 8 > len) {
+		fprintf(stderr, "dsm: offset %zu is not an aligned word of the file\n", o);
+		exit(2);
+	}
+	return (volatile uint32_t *)(p + o);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned char *p;
+	size_t len, i;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: dsm wait|set|get|count|fill|check FILE ...\n");
+		return 2;
+	}
+	p = map(argv[2], &len);
+	if (!strcmp(argv[1], "wait") && argc == 6) {
+		volatile uint32_t *w = word(p, len, argv[3]);
+		uint32_t want = strtoul(argv[4], NULL, 0);
+		double end = now() + atof(argv[5]);
+
+		while (*w != want) {
+			if (now() > end) {
+				fprintf(stderr, "dsm: word %s is %u, not %u, after %s s\n",
+					argv[3], *w, want, argv[5]);
+				return 1;
+			}
+			usleep(20000);
+		}
+		return 0;
+	}
+	if (!strcmp(argv[1], "set") && argc == 5) {
+		*word(p, len, argv[3]) = strtoul(argv[4], NULL, 0);
+		sync_or_die(p, len);
+		return 0;
+	}
+	if (!strcmp(argv[1], "get") && argc == 4) {
+		printf("%u\n", *word(p, len, argv[3]));
+		return 0;
+	}
+	if (!strcmp(argv[1], "count") && (argc == 5 || argc == 6)) {
+		volatile uint32_t *lock = word(p, len, argv[3]);
+		volatile uint32_t *counter = lock + 1;
+		long n = atol(argv[4]);
+		long pause = argc == 6 ? atol(argv[5]) : 0;
+
+		for (long k = 0; k < n; k++) {
+			while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+				;
+			*counter = *counter + 1;
+			__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+			if (pause)
+				usleep(pause);
+		}
+		sync_or_die(p, len);
+		printf("%u\n", *counter);
+		return 0;
+	}
+	if (!strcmp(argv[1], "fill") && argc == 4) {
+		unsigned seed = strtoul(argv[3], NULL, 0);
+
+		for (i = 0; i < len; i++)
+			p[i] = (i * 7 + seed) & 255;
+		sync_or_die(p, len);
+		return 0;
+	}
+	if (!strcmp(argv[1], "check") && argc == 4) {
+		unsigned seed = strtoul(argv[3], NULL, 0);
+
+		for (i = 0; i < len; i++) {
+			if (p[i] != ((i * 7 + seed) & 255)) {
+				fprintf(stderr, "dsm: byte %zu is %u, not %zu\n", i, p[i],
+					(i * 7 + seed) & 255);
+				return 1;
+			}
+		}
+		return 0;
+	}
+	fprintf(stderr, "dsm: bad arguments\n");
+	return 2;
+}

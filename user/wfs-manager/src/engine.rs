@@ -1,0 +1,809 @@
+//! The engine: the one thread that runs this host's side of the page
+//! protocol ([`crate::protocol::Core`]) and of the name service
+//! ([`crate::names::Names`]) against the real world.
+//!
+//! Upcall workers hand it the kernel's requests ([`Upcall`]); the cluster
+//! hands it connections and session frames ([`NetEvent`]). It answers the
+//! kernel when the protocol says so, which may be much later (a page that
+//! comes from another host): requests are answered out of order, by id.
+//! Its outputs are executed here: messages go into the peer's
+//! [`Session`] and out on its connection, pages are taken from the kernel
+//! with `IOC_INVALIDATE` (retried while the kernel holds them busy), and the
+//! owner's disk is this host's export directory.
+//!
+//! Every host, the owner included, goes through the protocol for every
+//! page, so single copy holds across the cluster: the owner's own faults
+//! fetch a page from the host that holds it like anybody else's.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use wfs_abi::{Attr, Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, errno};
+
+use crate::cluster::{Cluster, NetEvent};
+use crate::config::{Config, host_id};
+use crate::export::{Export, file_id};
+use crate::invalidate::Invalidator;
+use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
+use crate::protocol::{Core, HostId, Input, Msg, Output, PageId};
+use crate::session::Session;
+use crate::upcall::{Pool, Stats};
+use crate::wire::{Frame, PeerMsg};
+use crate::wlog;
+
+/// A kernel request, as an upcall worker hands it over.
+#[derive(Debug)]
+pub struct Upcall {
+    /// The request's id, for the reply.
+    pub id: u64,
+    /// When the worker read it.
+    pub started: Instant,
+    /// What it asks.
+    pub op: UpcallOp,
+}
+
+/// What a kernel request asks (owned copy of [`wfs_abi::Request`]).
+#[derive(Debug)]
+pub enum UpcallOp {
+    /// LOOKUP of a name.
+    Lookup(Vec<u8>),
+    /// GETATTR of a file id.
+    Getattr(u64),
+    /// READDIR from a cookie.
+    Readdir(u64),
+    /// READ of pages into a lent slot.
+    Read {
+        file: u64,
+        index: u64,
+        count: u32,
+        slot: u32,
+    },
+    /// WRITE of pages from a lent slot.
+    Write {
+        file: u64,
+        index: u64,
+        count: u32,
+        slot: u32,
+    },
+    /// UPGRADE of a read-only page.
+    Upgrade { file: u64, index: u64 },
+}
+
+/// What the engine hears.
+#[derive(Debug)]
+pub enum Event {
+    /// A request from this host's kernel.
+    Upcall(Upcall),
+    /// Something on the network.
+    Net(NetEvent),
+}
+
+/// How often the engine looks at timers when nothing happens.
+const TICK: Duration = Duration::from_millis(20);
+/// How often a page the kernel keeps busy is tried again.
+const RETRY: Duration = Duration::from_millis(1);
+/// A page busy for this long is logged (and still retried).
+const BUSY_WARN: Duration = Duration::from_secs(5);
+
+/// One peer, as the engine sees it.
+struct Peer {
+    name: String,
+    host: HostId,
+    /// The connection frames go out on, once the engine has heard of it.
+    conn: Option<u64>,
+    /// The peer manager's incarnation, from its last handshake.
+    incarnation: Option<u64>,
+    session: Session<PeerMsg>,
+    /// Highest acknowledgement sent to it.
+    acked: u64,
+}
+
+/// A READ waiting for its page.
+struct Waiting {
+    slot: u32,
+    started: Instant,
+}
+
+/// An invalidation the kernel answered `EAGAIN`.
+struct Busy {
+    page: PageId,
+    since: Instant,
+    warned: bool,
+}
+
+/// The engine's state; see the module documentation.
+pub struct Engine {
+    fd: RawFd,
+    me: HostId,
+    export: Arc<Export>,
+    pool: Arc<Pool>,
+    inval: Arc<Invalidator>,
+    cluster: Arc<Cluster>,
+    stats: Arc<Stats>,
+    read_grant: Grant,
+    core: Core,
+    names: Names,
+    peers: Vec<Peer>,
+    by_host: HashMap<HostId, usize>,
+    reads: HashMap<u64, Waiting>,
+    writes: HashMap<u64, Instant>,
+    lookups: HashMap<u64, Instant>,
+    readdirs: HashMap<u64, Instant>,
+    /// The cluster's directory as of the last READDIR from cookie 0.
+    listing: Vec<Vec<u8>>,
+    /// READDIRs waiting for a listing, and the cookie each asked for.
+    pending_cookie: HashMap<u64, u64>,
+    busy: Vec<Busy>,
+    /// Log every input and output of the core (`WFS_TRACE=1`).
+    trace: bool,
+}
+
+impl Engine {
+    /// An engine for this host (`cfg`), answering the kernel on `fd`.
+    pub fn new(
+        cfg: &Config,
+        fd: RawFd,
+        export: Arc<Export>,
+        pool: Arc<Pool>,
+        inval: Arc<Invalidator>,
+        cluster: Arc<Cluster>,
+        stats: Arc<Stats>,
+    ) -> Engine {
+        let me = host_id(&cfg.host);
+        let peers: Vec<Peer> = cfg
+            .peers
+            .iter()
+            .map(|p| Peer {
+                name: p.name.clone(),
+                host: host_id(&p.name),
+                conn: None,
+                incarnation: None,
+                session: Session::new(),
+                acked: 0,
+            })
+            .collect();
+        let by_host = peers.iter().enumerate().map(|(i, p)| (p.host, i)).collect();
+        Engine {
+            fd,
+            me,
+            export,
+            pool,
+            inval,
+            cluster,
+            stats,
+            read_grant: cfg.grant,
+            core: Core::new(me),
+            names: Names::new(me),
+            peers,
+            by_host,
+            reads: HashMap::new(),
+            writes: HashMap::new(),
+            lookups: HashMap::new(),
+            readdirs: HashMap::new(),
+            listing: Vec::new(),
+            pending_cookie: HashMap::new(),
+            busy: Vec::new(),
+            trace: std::env::var("WFS_TRACE").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// Runs until every sender of `rx` is gone.
+    pub fn run(mut self, rx: Receiver<Event>) {
+        let mut last_tick = Instant::now();
+        loop {
+            let wait = if self.busy.is_empty() { TICK } else { RETRY };
+            match rx.recv_timeout(wait) {
+                Ok(ev) => self.event(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if !self.busy.is_empty() {
+                self.retry_busy();
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.send_acks();
+            }
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::Upcall(u) => self.upcall(u),
+            Event::Net(NetEvent::Up {
+                peer,
+                conn,
+                incarnation,
+            }) => self.peer_up(peer, conn, incarnation),
+            Event::Net(NetEvent::Down { peer, conn }) => self.peer_down(peer, conn),
+            Event::Net(NetEvent::Frame { peer, conn, frame }) => {
+                let Some(p) = self.peers.get_mut(peer) else {
+                    return;
+                };
+                if p.conn != Some(conn) {
+                    return; // from a connection replaced since
+                }
+                match p.session.receive(frame) {
+                    Ok(Some(msg)) => {
+                        let from = p.host;
+                        self.peer_msg(from, msg);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        wlog!(
+                            "peer {}: session error {e:?}; dropping the connection",
+                            p.name
+                        );
+                        self.cluster.close(peer, conn);
+                    }
+                }
+            }
+        }
+    }
+
+    // -- peers ------------------------------------------------------------
+
+    fn peer_up(&mut self, idx: usize, conn: u64, incarnation: u64) {
+        let Some(p) = self.peers.get_mut(idx) else {
+            return;
+        };
+        if p.incarnation.is_some_and(|i| i != incarnation) {
+            // A new manager: what the old one had not acknowledged is lost
+            // with it, and its session starts from 1 again.
+            wlog!(
+                "peer {} restarted (incarnation {incarnation:#x}); starting a new session",
+                p.name
+            );
+            p.session = Session::new();
+            p.acked = 0;
+        }
+        p.incarnation = Some(incarnation);
+        p.conn = Some(conn);
+        let again = p.session.resend();
+        if !again.is_empty() {
+            wlog!(
+                "peer {}: sending {} unacknowledged messages again",
+                p.name,
+                again.len()
+            );
+        }
+        for f in again {
+            p.acked = p.acked.max(f.ack);
+            let _ = self.cluster.send_on(idx, conn, &Frame::Page(f));
+        }
+    }
+
+    fn peer_down(&mut self, idx: usize, conn: u64) {
+        let Some(p) = self.peers.get_mut(idx) else {
+            return;
+        };
+        if p.conn != Some(conn) {
+            return;
+        }
+        p.conn = None;
+        let host = p.host;
+        let out = self.names.peer_down(host);
+        self.name_outputs(out);
+    }
+
+    fn send(&mut self, to: HostId, msg: PeerMsg) {
+        let Some(&idx) = self.by_host.get(&to) else {
+            wlog!("engine: message for unknown host id {to}: {msg:?}");
+            return;
+        };
+        let p = &mut self.peers[idx];
+        let f = p.session.send(msg);
+        if let Some(conn) = p.conn {
+            p.acked = p.acked.max(f.ack);
+            // A failed write closes the connection; the message stays in
+            // the session and is sent again on the next one.
+            let _ = self.cluster.send_on(idx, conn, &Frame::Page(f));
+        }
+    }
+
+    /// Acknowledges, on an otherwise quiet connection, what has arrived.
+    fn send_acks(&mut self) {
+        for (idx, p) in self.peers.iter_mut().enumerate() {
+            let (Some(conn), true) = (p.conn, p.session.received() > p.acked) else {
+                continue;
+            };
+            let f = p.session.ack();
+            p.acked = f.ack;
+            let _ = self.cluster.send_on(idx, conn, &Frame::Page(f));
+        }
+    }
+
+    fn connected(&self) -> (Vec<HostId>, Vec<HostId>) {
+        let up = self.peers.iter().filter(|p| p.conn.is_some());
+        let down = self.peers.iter().filter(|p| p.conn.is_none());
+        (
+            up.map(|p| p.host).collect(),
+            down.map(|p| p.host).collect(),
+        )
+    }
+
+    fn peer_msg(&mut self, from: HostId, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Page(m) => {
+                let page = match &m {
+                    Msg::WhereIs { page, .. }
+                    | Msg::Fetch { page, .. }
+                    | Msg::Data { page, .. }
+                    | Msg::Absent { page, .. }
+                    | Msg::Done { page, .. }
+                    | Msg::Put { page, .. }
+                    | Msg::PutAck { page, .. } => *page,
+                };
+                self.know_file(page.file);
+                self.run_core(Input::Message { from, msg: m });
+            }
+            PeerMsg::Name(NameMsg::Lookup { id, name }) => {
+                let found = self.export.lookup(&name).ok().map(|a| {
+                    self.core.add_file(a.file, self.me);
+                    info(&a)
+                });
+                self.send(from, PeerMsg::Name(NameMsg::Answer { id, found }));
+            }
+            PeerMsg::Name(NameMsg::Answer { id, found }) => {
+                let out = self.names.answer(from, id, found);
+                self.name_outputs(out);
+            }
+            PeerMsg::Name(NameMsg::List { id }) => {
+                let names = self.export.names().unwrap_or_default();
+                self.send(from, PeerMsg::Name(NameMsg::Listed { id, names }));
+            }
+            PeerMsg::Name(NameMsg::Listed { id, names }) => {
+                let out = self.names.listed(from, id, names);
+                self.name_outputs(out);
+            }
+        }
+    }
+
+    /// Makes sure the core knows who owns `file`: this host if it exports
+    /// it, else whoever the name service found.
+    fn know_file(&mut self, file: u64) -> bool {
+        if self.core.owner_of(file).is_some() {
+            return true;
+        }
+        if self.export.getattr(file).is_ok() {
+            self.core.add_file(file, self.me);
+            return true;
+        }
+        if let Some((owner, _)) = self.names.owner_of(file) {
+            self.core.add_file(file, owner);
+            return true;
+        }
+        false
+    }
+
+    // -- the kernel -------------------------------------------------------
+
+    fn upcall(&mut self, u: Upcall) {
+        let Upcall { id, started, op } = u;
+        match op {
+            UpcallOp::Lookup(name) => {
+                let local = self.export.lookup(&name).ok().map(|a| info(&a));
+                let (up, down) = self.connected();
+                self.lookups.insert(id, started);
+                let out = self.names.lookup(id, &name, local, &up, &down);
+                self.name_outputs(out);
+            }
+            UpcallOp::Getattr(file) => {
+                let r = match self.export.getattr(file) {
+                    Ok(a) => Ok(a),
+                    Err(e) => match self.names.owner_of(file) {
+                        Some((_, i)) => Ok(attr(&i)),
+                        None => Err(e),
+                    },
+                };
+                self.reply(id, wfs_abi::Opcode::Getattr, started, r.map(ReplyBody::Attr));
+            }
+            UpcallOp::Readdir(cookie) => {
+                if cookie == 0 || self.listing.is_empty() {
+                    let local = self.export.names().unwrap_or_default();
+                    let (up, _) = self.connected();
+                    self.readdirs.insert(id, started);
+                    // The kernel continues from `cookie` once it is listed.
+                    let out = self.names.list(id, local, &up);
+                    self.pending_cookie.insert(id, cookie);
+                    self.name_outputs(out);
+                } else {
+                    self.reply_dirent(id, started, cookie);
+                }
+            }
+            UpcallOp::Upgrade { file, index } => {
+                let r = if self.export.getattr(file).is_ok() {
+                    self.export.upgrade(file, index)
+                } else {
+                    match self.names.owner_of(file) {
+                        Some((_, i)) if index.saturating_mul(PAGE_SIZE as u64) < i.size => {
+                            Ok(Grant::ReadWrite)
+                        }
+                        Some(_) => Err(errno::EFBIG),
+                        None => Err(errno::ENOENT),
+                    }
+                };
+                self.reply(id, wfs_abi::Opcode::Upgrade, started, r.map(ReplyBody::Grant));
+            }
+            UpcallOp::Read {
+                file,
+                index,
+                count,
+                slot,
+            } => {
+                if count != 1 || slot >= self.pool.slots() {
+                    self.reply(id, wfs_abi::Opcode::Read, started, Err(errno::EINVAL));
+                    return;
+                }
+                if !self.know_file(file) {
+                    self.reply(id, wfs_abi::Opcode::Read, started, Err(errno::ENOENT));
+                    return;
+                }
+                self.reads.insert(id, Waiting { slot, started });
+                self.run_core(Input::Fault {
+                    req: id,
+                    page: PageId { file, index },
+                });
+            }
+            UpcallOp::Write {
+                file,
+                index,
+                count,
+                slot,
+            } => {
+                // SAFETY: The kernel lent `slot` with this request, which
+                // only the engine handles now.
+                let data = match (count, unsafe { self.pool.page(slot) }) {
+                    (1, Some(p)) => p.to_vec(),
+                    _ => {
+                        self.reply(id, wfs_abi::Opcode::Write, started, Err(errno::EINVAL));
+                        return;
+                    }
+                };
+                if !self.know_file(file) {
+                    self.reply(id, wfs_abi::Opcode::Write, started, Err(errno::ENOENT));
+                    return;
+                }
+                self.writes.insert(id, started);
+                self.run_core(Input::Writeback {
+                    req: id,
+                    page: PageId { file, index },
+                    data,
+                });
+            }
+        }
+    }
+
+    fn reply(
+        &self,
+        id: u64,
+        op: wfs_abi::Opcode,
+        started: Instant,
+        result: Result<ReplyBody<'_>, i32>,
+    ) {
+        let (error, body) = match result {
+            Ok(b) => (0, Some(b)),
+            Err(e) => (e, None),
+        };
+        let reply = Reply {
+            id,
+            op,
+            error,
+            body,
+        };
+        let mut out = [0u8; MSG_MAX];
+        let len = match reply.encode(&mut out) {
+            Ok(n) => n,
+            Err(e) => {
+                wlog!("engine: cannot encode reply to {op:?}: {e:?}");
+                return;
+            }
+        };
+        // SAFETY: `out` holds `len` valid bytes; `fd` stays open for the
+        // life of the process.
+        let w = unsafe { libc::write(self.fd, out.as_ptr().cast(), len) };
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stats.record(op as u16, error != 0, ns);
+        if w < 0 {
+            // ENOENT: the request timed out or its caller was killed.
+            wlog!(
+                "engine: reply to {op:?} refused by the kernel: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
+    fn reply_dirent(&self, id: u64, started: Instant, cookie: u64) {
+        let body = match usize::try_from(cookie)
+            .ok()
+            .and_then(|i| self.listing.get(i))
+        {
+            Some(name) => ReplyBody::Dirent {
+                next: cookie + 1,
+                file: file_id(name),
+                name,
+            },
+            None => ReplyBody::Dirent {
+                next: 0,
+                file: 0,
+                name: b"",
+            },
+        };
+        self.reply(id, wfs_abi::Opcode::Readdir, started, Ok(body));
+    }
+
+    // -- the name service -------------------------------------------------
+
+    fn name_outputs(&mut self, out: Vec<NameOutput>) {
+        for o in out {
+            match o {
+                NameOutput::Send { to, msg } => self.send(to, PeerMsg::Name(msg)),
+                NameOutput::Reply { req, result } => {
+                    let Some(started) = self.lookups.remove(&req) else {
+                        continue;
+                    };
+                    let r = match result {
+                        Ok((owner, i)) => {
+                            self.core.add_file(i.file, owner);
+                            Ok(ReplyBody::Attr(attr(&i)))
+                        }
+                        Err(NameError::NotFound) => Err(errno::ENOENT),
+                        Err(NameError::Duplicate(hosts)) => {
+                            wlog!(
+                                "LOOKUP: a file of this name is exported by several hosts ({}); none serves it until only one does",
+                                self.host_names(&hosts)
+                            );
+                            Err(libc::ENOTUNIQ)
+                        }
+                        Err(NameError::Unreachable(hosts)) => {
+                            wlog!(
+                                "LOOKUP: no connected host exports the name, and {} cannot be asked",
+                                self.host_names(&hosts)
+                            );
+                            Err(libc::EHOSTUNREACH)
+                        }
+                    };
+                    self.reply(req, wfs_abi::Opcode::Lookup, started, r);
+                }
+                NameOutput::Listing { req, names } => {
+                    let Some(started) = self.readdirs.remove(&req) else {
+                        continue;
+                    };
+                    self.listing = names;
+                    let cookie = self.pending_cookie.remove(&req).unwrap_or(0);
+                    self.reply_dirent(req, started, cookie);
+                }
+            }
+        }
+    }
+
+    fn host_names(&self, hosts: &[HostId]) -> String {
+        hosts
+            .iter()
+            .map(|h| match self.by_host.get(h) {
+                Some(&i) => self.peers[i].name.clone(),
+                None if *h == self.me => "this host".to_string(),
+                None => format!("host id {h}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    // -- the page protocol ------------------------------------------------
+
+    /// Feeds `input` to the core and carries out everything it causes,
+    /// including the inputs those outputs produce (disk reads, pages
+    /// taken from the kernel).
+    fn run_core(&mut self, input: Input) {
+        let mut todo = VecDeque::from([input]);
+        while let Some(input) = todo.pop_front() {
+            if self.trace {
+                wlog!("trace: in {}", brief_input(&input));
+            }
+            let outputs = match self.core.handle(input) {
+                Ok(o) => o,
+                Err(e) => {
+                    wlog!("page protocol: refused {e:?}");
+                    continue;
+                }
+            };
+            for o in outputs {
+                if let Some(next) = self.output(o) {
+                    todo.push_back(next);
+                }
+            }
+        }
+    }
+
+    fn output(&mut self, o: Output) -> Option<Input> {
+        if self.trace {
+            wlog!("trace: out {}", brief_output(&o));
+        }
+        match o {
+            Output::Send { to, msg } => {
+                self.send(to, PeerMsg::Page(msg));
+                None
+            }
+            Output::Grant { req, data, dirty } => {
+                let w = self.reads.remove(&req)?;
+                // SAFETY: The kernel lent `w.slot` with READ `req`, which
+                // only the engine handles, and it is not answered yet.
+                match unsafe { self.pool.page(w.slot) } {
+                    Some(p) if data.len() == p.len() => p.copy_from_slice(&data),
+                    _ => {
+                        wlog!("page protocol: a page of {} bytes; answering EIO", data.len());
+                        self.reply(req, wfs_abi::Opcode::Read, w.started, Err(errno::EIO));
+                        return None;
+                    }
+                }
+                let grant = if dirty { Grant::Dirty } else { self.read_grant };
+                self.reply(req, wfs_abi::Opcode::Read, w.started, Ok(ReplyBody::Grant(grant)));
+                None
+            }
+            Output::WriteDone { req } => {
+                let started = self.writes.remove(&req)?;
+                self.reply(req, wfs_abi::Opcode::Write, started, Ok(ReplyBody::Done));
+                None
+            }
+            Output::Invalidate { page } => self.take(page),
+            Output::DiskRead { page } => {
+                let mut data = vec![0u8; PAGE_SIZE];
+                let _lock = self.export.lock_page(page.file, page.index);
+                if let Err(e) = self.export.read_page(page.file, page.index, &mut data) {
+                    wlog!(
+                        "page protocol: cannot read page {} of file {:#x} from the export ({}); it reads as zeros",
+                        page.index,
+                        page.file,
+                        crate::device::describe_errno(e)
+                    );
+                }
+                Some(Input::DiskRead { page, data })
+            }
+            Output::DiskWrite { page, data } => {
+                let _lock = self.export.lock_page(page.file, page.index);
+                if let Err(e) = self.export.write_page(page.file, page.index, &data) {
+                    wlog!(
+                        "page protocol: cannot write page {} of file {:#x} to the export: {}",
+                        page.index,
+                        page.file,
+                        crate::device::describe_errno(e)
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Takes `page` from the kernel for the core; `None` if the kernel
+    /// holds it busy (it is tried again).
+    fn take(&mut self, page: PageId) -> Option<Input> {
+        match self.inval.take_page(page.file, page.index) {
+            Ok(contents) => Some(Input::Invalidated { page, contents }),
+            // Busy because our own READ of it is in flight and unanswered:
+            // the page is not here.
+            Err(libc::EAGAIN) if self.core.faulting(page) => Some(Input::Invalidated {
+                page,
+                contents: None,
+            }),
+            Err(libc::EAGAIN) => {
+                if !self.busy.iter().any(|b| b.page == page) {
+                    self.busy.push(Busy {
+                        page,
+                        since: Instant::now(),
+                        warned: false,
+                    });
+                }
+                None
+            }
+            Err(e) => {
+                // The kernel refused the ioctl itself (no such mount...):
+                // nothing of the page is here to hand over.
+                wlog!(
+                    "page protocol: INVALIDATE of page {} of file {:#x}: {}; handing it over as absent",
+                    page.index,
+                    page.file,
+                    crate::device::describe_errno(e)
+                );
+                Some(Input::Invalidated {
+                    page,
+                    contents: None,
+                })
+            }
+        }
+    }
+
+    fn retry_busy(&mut self) {
+        let busy = std::mem::take(&mut self.busy);
+        for mut b in busy {
+            if !b.warned && b.since.elapsed() >= BUSY_WARN {
+                wlog!(
+                    "page protocol: page {} of file {:#x} busy in the kernel for {} s; still trying",
+                    b.page.index,
+                    b.page.file,
+                    BUSY_WARN.as_secs()
+                );
+                b.warned = true;
+            }
+            match self.take(b.page) {
+                Some(input) => {
+                    // `take` did not queue it again.
+                    self.busy.retain(|x| x.page != b.page);
+                    self.run_core(input);
+                }
+                None => {
+                    // Queued again by `take`; keep the original time.
+                    if let Some(x) = self.busy.iter_mut().find(|x| x.page == b.page) {
+                        x.since = b.since;
+                        x.warned = b.warned;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A message without its page data, for the trace.
+fn brief_msg(m: &Msg) -> String {
+    match m {
+        Msg::Data {
+            txn,
+            page,
+            dirty,
+            epoch,
+            data,
+        } => format!(
+            "Data {{ txn: {txn:#x}, page: {page:?}, dirty: {dirty}, epoch: {epoch}, first: {:?} }}",
+            &data[..data.len().min(8)]
+        ),
+        Msg::Put {
+            page, epoch, seq, ..
+        } => format!("Put {{ page: {page:?}, epoch: {epoch}, seq: {seq} }}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn brief_input(i: &Input) -> String {
+    match i {
+        Input::Message { from, msg } => format!("from {from}: {}", brief_msg(msg)),
+        Input::Writeback { req, page, .. } => format!("Writeback {{ req: {req}, page: {page:?} }}"),
+        Input::Invalidated { page, contents } => format!(
+            "Invalidated {{ page: {page:?}, contents: {:?} }}",
+            contents.as_ref().map(|(d, dirty)| (&d[..d.len().min(8)], dirty))
+        ),
+        Input::DiskRead { page, data } => {
+            format!("DiskRead {{ page: {page:?}, first: {:?} }}", &data[..data.len().min(8)])
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn brief_output(o: &Output) -> String {
+    match o {
+        Output::Send { to, msg } => format!("to {to}: {}", brief_msg(msg)),
+        Output::Grant { req, dirty, data } => format!(
+            "Grant {{ req: {req}, dirty: {dirty}, first: {:?} }}",
+            &data[..data.len().min(8)]
+        ),
+        Output::DiskWrite { page, .. } => format!("DiskWrite {{ page: {page:?} }}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn info(a: &Attr) -> FileInfo {
+    FileInfo {
+        file: a.file,
+        size: a.size,
+        mode: a.mode,
+    }
+}
+
+fn attr(i: &FileInfo) -> Attr {
+    Attr {
+        file: i.file,
+        size: i.size,
+        mode: i.mode,
+    }
+}
