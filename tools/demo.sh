@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make demo: boots a cluster of guests running WFS and shows what works.
-# Today: every guest loads wfs.ko, starts its manager, mounts /wfs, and the
-# managers register with their kernels and connect to each other; host 1
-# exports a file, maps it through /wfs (every page fetched from its
-# manager), writes to it through the mapping and msyncs it to /export, and
-# its manager takes the page back (INVALIDATE) before it is faulted in
-# again. Serving the file to the other hosts comes with the page protocol.
+# make demo: boots a cluster of guests (3 unless WFS_DEMO_HOSTS says
+# otherwise) running WFS: every guest loads wfs.ko, starts its manager and
+# mounts /wfs; host 1 exports /export/shared, and every host maps
+# /wfs/shared and shares its memory with the others (see
+# tools/demo/guest.sh for the steps).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HOSTS=${WFS_DEMO_HOSTS:-3}

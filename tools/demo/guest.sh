@@ -1,29 +1,66 @@
 #!/bin/sh
-# Runs on every demo guest.
+# Runs on every demo guest. Host 1 owns /export/shared (64 KiB); every
+# host maps it through /wfs and they share one memory: host 2 writes a
+# line that host 3 reads, hosts 2 and 3 (or 1 and 2, with two guests)
+# increment a counter guarded by a spin lock in the shared page, and at
+# the end host 1's /export holds it all. The hosts step together through
+# flags in page 2 of the file itself.
 set -eu
 h=$WFS_HOST
-echo "== h$h: kernel $(uname -r), module: $(grep '^wfs ' /proc/modules | cut -d' ' -f1-3)"
-echo "== h$h: $(grep ' /wfs ' /proc/mounts)"
+n=$WFS_HOSTS
+H=/opt/helpers
+F=/wfs/shared
+LOCK=4096        # page 1: the spin lock, then the counter
+COUNTER=4100
+STEP=8192        # page 2: + 4*h, the step host h has finished
+say() { echo "== h$h: $*"; }
+step() { $H/dsm set $F $((STEP + 4 * h)) "$1"; }
+await() { $H/dsm wait $F $((STEP + 4 * $1)) "$2" 120; }
+if [ "$n" -ge 3 ]; then counters="2 3"; else counters="1 2"; fi
+
+say "kernel $(uname -r), module: $(grep '^wfs ' /proc/modules | cut -d' ' -f1-3)"
 wfsctl wait --peers --timeout 90
-echo "== h$h: manager status"
-wfsctl status
-echo "== h$h: exported here: $(ls /export 2>/dev/null | tr '\n' ' ')"
-echo "== h$h: ls -l /wfs (files this host's manager serves)"
+say "managers connected: $(wfsctl status | grep -c ' connected') peers"
+say "exported here: $(ls /export 2>/dev/null | tr '\n' ' ')"
+say "ls -l /wfs (every host's files):"
 ls -l /wfs
-if [ -e /wfs/shared ]; then
-    echo "== h$h: the first line of /wfs/shared, read through a shared mapping (page faults served by the manager):"
-    /opt/helpers/mmapcat /wfs/shared | head -n 1
-    echo "== h$h: a write through a shared mapping, then msync: putpages reaches /export"
-    /opt/helpers/mmapwrite /wfs/shared 65536 0 "written through /wfs by host $h" sync
-    echo "   /export/shared now starts with: $(head -c 30 /export/shared)"
-    echo "== h$h: the manager takes the page back (INVALIDATE), then it is faulted in again:"
-    wfsctl invalidate shared 0
-    /opt/helpers/mmapcat /wfs/shared | head -c 30; echo
-    echo "== h$h: upcalls served:"
-    wfsctl stats
-else
-    echo "== h$h: /wfs/shared is owned by host 1; serving it to other hosts is the next step (issue 4)"
+if [ "$h" = 1 ]; then
+    say "I own /wfs/shared; its first line, read through a shared mapping:"
+    $H/mmapcat $F | head -n 1
+    step 1
 fi
-# Keep everyone up until all have printed their status.
-wfsctl wait --peers --timeout 30
-sleep 3
+await 1 1
+if [ "$h" = 2 ]; then
+    say "the owner's first line, as this host sees it through its own mapping:"
+    $H/mmapcat $F | head -n 1
+    say "writing a line at offset 64 through the mapping (no msync: the page carries it)"
+    $H/mmapwrite $F 65536 64 "host 2 was here"
+    step 2
+fi
+if [ "$h" = 3 ] || { [ "$n" = 2 ] && [ "$h" = 1 ]; }; then
+    await 2 2
+    say "reading host 2's line from offset 64 (the page comes straight from host 2):"
+    $H/mmapcat $F | head -c 79 | tail -c 15; echo
+fi
+for c in $counters; do
+    if [ "$h" = "$c" ]; then
+        say "incrementing the shared counter 1000 times under a spin lock in the same page"
+        v=$($H/dsm count $F $LOCK 1000 300)
+        say "done; the counter read $v when this host finished"
+        step 3
+    fi
+done
+for c in $counters; do await "$c" 3; done
+say "the counter is now $($H/dsm get $F $COUNTER) (2 hosts x 1000)"
+sync
+step 4
+for i in $(seq 1 "$n"); do await "$i" 4; done
+if [ "$h" = 1 ]; then
+    say "after every host synced, /export/shared on the owner holds it all:"
+    echo "   offset 64: $(dd if=/export/shared bs=1 skip=64 count=15 2>/dev/null)"
+    echo "   counter:   $($H/dsm get /export/shared $COUNTER)"
+    step 5
+fi
+await 1 5
+say "upcalls this host's manager served:"
+wfsctl stats
