@@ -315,6 +315,24 @@ impl Cluster {
         }
     }
 
+    /// Closes the live connection to peer `name` (`wfsctl disconnect`):
+    /// both sides notice and the initiator dials again, as after any
+    /// dropped connection.
+    pub fn disconnect(&self, name: &str) -> Result<(), String> {
+        let slots = lock(&self.slots);
+        let slot = slots
+            .iter()
+            .find(|s| s.peer.name == name)
+            .ok_or_else(|| format!("{name:?} is not a configured peer"))?;
+        let conn = slot
+            .conn
+            .as_ref()
+            .ok_or_else(|| format!("peer {name:?} is not connected"))?;
+        wlog!("closing the connection to peer {name} on request");
+        let _ = conn.stream.shutdown(Shutdown::Both);
+        Ok(())
+    }
+
     fn event(&self, e: NetEvent) {
         if let Some(sink) = &self.events {
             sink(e);
@@ -677,7 +695,10 @@ impl Cluster {
         };
         alive.store(false, Ordering::SeqCst);
         let _ = stream.shutdown(Shutdown::Both);
-        self.event(NetEvent::Down { peer: idx, conn: id });
+        self.event(NetEvent::Down {
+            peer: idx,
+            conn: id,
+        });
         let current = {
             let mut slots = lock(&self.slots);
             let s = &mut slots[idx];

@@ -177,7 +177,9 @@ impl Config {
                 return err(format!("duplicate peer name {:?}", p.name));
             }
             if host_id(&p.name) == host_id(&raw.host)
-                || peers.iter().any(|q: &Peer| host_id(&q.name) == host_id(&p.name))
+                || peers
+                    .iter()
+                    .any(|q: &Peer| host_id(&q.name) == host_id(&p.name))
             {
                 return err(format!(
                     "peer {:?}: its host id {} (a hash of the name) is taken by another host; rename one of them",

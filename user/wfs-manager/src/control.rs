@@ -65,15 +65,24 @@ pub struct StatusReport {
     /// Upcalls served, by request type (empty without a device).
     #[serde(default)]
     pub upcalls: Vec<crate::upcall::OpStats>,
+    /// The page protocol's counters (none without an engine).
+    #[serde(default)]
+    pub protocol: Option<crate::engine::ProtocolStats>,
 }
 
 /// Produces the current status.
 pub type StatusFn = Arc<dyn Fn() -> StatusReport + Send + Sync>;
 
-/// The manager's handlers of the commands that act on the kernel:
-/// `invalidate` and `forget`. Without them (no device) those commands
-/// fail.
-pub type Invalidator = Option<Arc<crate::invalidate::Invalidator>>;
+/// The manager's handlers of the commands that act on the kernel
+/// (`invalidate`, `forget`, `null-read`: without a device those fail) and
+/// on the cluster (`disconnect`).
+#[derive(Clone, Default)]
+pub struct Handlers {
+    /// Takes pages and names from the kernel.
+    pub inval: Option<Arc<crate::invalidate::Invalidator>>,
+    /// The peer connections.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
 
 /// A running control socket server.
 pub struct ControlServer {
@@ -93,7 +102,7 @@ impl BoundControl {
     }
 
     /// Serves the socket on a thread from now on.
-    pub fn serve(self, status: StatusFn, inval: Invalidator) -> ControlServer {
+    pub fn serve(self, status: StatusFn, handlers: Handlers) -> ControlServer {
         let listener = self.listener;
         let spawned = thread::Builder::new()
             .name("control".into())
@@ -102,10 +111,10 @@ impl BoundControl {
                     match conn {
                         Ok(s) => {
                             let status = status.clone();
-                            let inval = inval.clone();
+                            let handlers = handlers.clone();
                             let _ = thread::Builder::new()
                                 .name("control-client".into())
-                                .spawn(move || serve(s, &status, &inval));
+                                .spawn(move || serve(s, &status, &handlers));
                         }
                         Err(e) => {
                             wlog!("control socket accept failed: {e}");
@@ -126,7 +135,7 @@ impl ControlServer {
     /// removing a stale socket left by a dead manager) and serves it on a
     /// thread.
     pub fn start(path: &Path, status: StatusFn) -> Result<ControlServer, String> {
-        Ok(ControlServer::bind(path)?.serve(status, None))
+        Ok(ControlServer::bind(path)?.serve(status, Handlers::default()))
     }
 
     /// Creates the socket at `path` (creating its parent directory and
@@ -175,7 +184,8 @@ impl ControlServer {
 }
 
 /// Answers one command line.
-pub fn answer(cmd: &str, status: &StatusFn, inval: &Invalidator) -> String {
+pub fn answer(cmd: &str, status: &StatusFn, handlers: &Handlers) -> String {
+    let inval = &handlers.inval;
     let line = cmd.trim_end_matches(['\n', '\r']);
     let (verb, args) = line.split_once(' ').unwrap_or((line, ""));
     match verb {
@@ -207,6 +217,14 @@ pub fn answer(cmd: &str, status: &StatusFn, inval: &Invalidator) -> String {
             ("on" | "off", None) => error_json("this manager has no device"),
             _ => error_json("usage: null-read on|off"),
         },
+        "disconnect" => match &handlers.cluster {
+            _ if args.is_empty() => error_json("disconnect needs a peer name"),
+            None => error_json("this manager has no cluster"),
+            Some(cl) => match cl.disconnect(args) {
+                Ok(()) => "{\"ok\":true}".to_string(),
+                Err(e) => error_json(&e),
+            },
+        },
         "" => error_json("empty command"),
         _ => error_json(&format!("unknown command {:?}", line.trim())),
     }
@@ -229,7 +247,7 @@ fn error_json(msg: &str) -> String {
     serde_json::json!({ "error": msg }).to_string()
 }
 
-fn serve(stream: UnixStream, status: &StatusFn, inval: &Invalidator) {
+fn serve(stream: UnixStream, status: &StatusFn, handlers: &Handlers) {
     let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
     let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
     let mut line = String::new();
@@ -237,7 +255,7 @@ fn serve(stream: UnixStream, status: &StatusFn, inval: &Invalidator) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
-    let mut out = answer(&line, status, inval);
+    let mut out = answer(&line, status, handlers);
     out.push('\n');
     let mut w = &stream;
     let _ = w.write_all(out.as_bytes());
@@ -300,6 +318,7 @@ mod tests {
                 remote: Some("10.0.0.2:7070".into()),
             }],
             upcalls: Vec::new(),
+            protocol: None,
         }
     }
 
@@ -310,11 +329,12 @@ mod tests {
     #[test]
     fn answers() {
         let f: StatusFn = Arc::new(report);
-        let s: StatusReport = serde_json::from_str(&answer("status\n", &f, &None)).unwrap();
+        let s: StatusReport =
+            serde_json::from_str(&answer("status\n", &f, &Handlers::default())).unwrap();
         assert_eq!(s, report());
-        assert_eq!(answer("ping", &f, &None), "{\"ok\":true}");
-        assert!(answer("bogus", &f, &None).contains("unknown command"));
-        assert!(answer("", &f, &None).contains("empty command"));
+        assert_eq!(answer("ping", &f, &Handlers::default()), "{\"ok\":true}");
+        assert!(answer("bogus", &f, &Handlers::default()).contains("unknown command"));
+        assert!(answer("", &f, &Handlers::default()).contains("empty command"));
         // Commands on the kernel: checked first, then refused without a
         // device.
         for bad in [
@@ -325,15 +345,15 @@ mod tests {
             "invalidate drop 1 ",
         ] {
             assert!(
-                answer(bad, &f, &None).contains("usage: invalidate"),
+                answer(bad, &f, &Handlers::default()).contains("usage: invalidate"),
                 "{bad}"
             );
         }
-        assert!(answer("invalidate drop 3 a name", &f, &None).contains("no device"));
-        assert!(answer("forget", &f, &None).contains("needs a name"));
-        assert!(answer("forget x", &f, &None).contains("no device"));
-        assert!(answer("null-read maybe", &f, &None).contains("usage: null-read"));
-        assert!(answer("null-read on", &f, &None).contains("no device"));
+        assert!(answer("invalidate drop 3 a name", &f, &Handlers::default()).contains("no device"));
+        assert!(answer("forget", &f, &Handlers::default()).contains("needs a name"));
+        assert!(answer("forget x", &f, &Handlers::default()).contains("no device"));
+        assert!(answer("null-read maybe", &f, &Handlers::default()).contains("usage: null-read"));
+        assert!(answer("null-read on", &f, &Handlers::default()).contains("no device"));
         assert_eq!(
             parse_invalidate("downgrade 7 a b").unwrap(),
             (crate::invalidate::Mode::Downgrade, 7, "a b")

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,59 @@ pub enum Event {
     Net(NetEvent),
 }
 
+/// What `wfsctl stats` shows of the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProtocolStats {
+    /// Messages sent to peers (each once, however often it went out).
+    pub sent: u64,
+    /// Messages delivered from peers.
+    pub received: u64,
+    /// Messages sent again on a new connection, unacknowledged on the old.
+    pub resent: u64,
+    /// Connections the engine has heard of (the first one per peer and
+    /// every reconnection).
+    pub connections: u64,
+    /// Pages installed from another host or from disk for this host's
+    /// kernel (READs answered through the protocol).
+    pub pages_in: u64,
+    /// Pages taken out of this host's kernel for another host.
+    pub pages_out: u64,
+    /// INVALIDATEs the kernel answered busy and that were tried again.
+    pub busy_retries: u64,
+}
+
+/// The engine's counters, shared with the status report.
+#[derive(Debug, Default)]
+pub struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+    resent: AtomicU64,
+    connections: AtomicU64,
+    pages_in: AtomicU64,
+    pages_out: AtomicU64,
+    busy_retries: AtomicU64,
+}
+
+impl Counters {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> ProtocolStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ProtocolStats {
+            sent: g(&self.sent),
+            received: g(&self.received),
+            resent: g(&self.resent),
+            connections: g(&self.connections),
+            pages_in: g(&self.pages_in),
+            pages_out: g(&self.pages_out),
+            busy_retries: g(&self.busy_retries),
+        }
+    }
+}
+
 /// How often the engine looks at timers when nothing happens.
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
@@ -139,6 +193,7 @@ pub struct Engine {
     busy: Vec<Busy>,
     /// Log every input and output of the core (`WFS_TRACE=1`).
     trace: bool,
+    counters: Arc<Counters>,
 }
 
 impl Engine {
@@ -151,6 +206,7 @@ impl Engine {
         inval: Arc<Invalidator>,
         cluster: Arc<Cluster>,
         stats: Arc<Stats>,
+        counters: Arc<Counters>,
     ) -> Engine {
         let me = host_id(&cfg.host);
         let peers: Vec<Peer> = cfg
@@ -187,6 +243,7 @@ impl Engine {
             pending_cookie: HashMap::new(),
             busy: Vec::new(),
             trace: std::env::var("WFS_TRACE").is_ok_and(|v| v == "1"),
+            counters,
         }
     }
 
@@ -228,6 +285,7 @@ impl Engine {
                 }
                 match p.session.receive(frame) {
                     Ok(Some(msg)) => {
+                        Counters::add(&self.counters.received, 1);
                         let from = p.host;
                         self.peer_msg(from, msg);
                     }
@@ -262,7 +320,9 @@ impl Engine {
         }
         p.incarnation = Some(incarnation);
         p.conn = Some(conn);
+        Counters::add(&self.counters.connections, 1);
         let again = p.session.resend();
+        Counters::add(&self.counters.resent, again.len() as u64);
         if !again.is_empty() {
             wlog!(
                 "peer {}: sending {} unacknowledged messages again",
@@ -296,6 +356,7 @@ impl Engine {
         };
         let p = &mut self.peers[idx];
         let f = p.session.send(msg);
+        Counters::add(&self.counters.sent, 1);
         if let Some(conn) = p.conn {
             p.acked = p.acked.max(f.ack);
             // A failed write closes the connection; the message stays in
@@ -319,10 +380,7 @@ impl Engine {
     fn connected(&self) -> (Vec<HostId>, Vec<HostId>) {
         let up = self.peers.iter().filter(|p| p.conn.is_some());
         let down = self.peers.iter().filter(|p| p.conn.is_none());
-        (
-            up.map(|p| p.host).collect(),
-            down.map(|p| p.host).collect(),
-        )
+        (up.map(|p| p.host).collect(), down.map(|p| p.host).collect())
     }
 
     fn peer_msg(&mut self, from: HostId, msg: PeerMsg) {
@@ -399,7 +457,12 @@ impl Engine {
                         None => Err(e),
                     },
                 };
-                self.reply(id, wfs_abi::Opcode::Getattr, started, r.map(ReplyBody::Attr));
+                self.reply(
+                    id,
+                    wfs_abi::Opcode::Getattr,
+                    started,
+                    r.map(ReplyBody::Attr),
+                );
             }
             UpcallOp::Readdir(cookie) => {
                 if cookie == 0 || self.listing.is_empty() {
@@ -426,7 +489,12 @@ impl Engine {
                         None => Err(errno::ENOENT),
                     }
                 };
-                self.reply(id, wfs_abi::Opcode::Upgrade, started, r.map(ReplyBody::Grant));
+                self.reply(
+                    id,
+                    wfs_abi::Opcode::Upgrade,
+                    started,
+                    r.map(ReplyBody::Grant),
+                );
             }
             UpcallOp::Read {
                 file,
@@ -634,13 +702,22 @@ impl Engine {
                 match unsafe { self.pool.page(w.slot) } {
                     Some(p) if data.len() == p.len() => p.copy_from_slice(&data),
                     _ => {
-                        wlog!("page protocol: a page of {} bytes; answering EIO", data.len());
+                        wlog!(
+                            "page protocol: a page of {} bytes; answering EIO",
+                            data.len()
+                        );
                         self.reply(req, wfs_abi::Opcode::Read, w.started, Err(errno::EIO));
                         return None;
                     }
                 }
                 let grant = if dirty { Grant::Dirty } else { self.read_grant };
-                self.reply(req, wfs_abi::Opcode::Read, w.started, Ok(ReplyBody::Grant(grant)));
+                Counters::add(&self.counters.pages_in, 1);
+                self.reply(
+                    req,
+                    wfs_abi::Opcode::Read,
+                    w.started,
+                    Ok(ReplyBody::Grant(grant)),
+                );
                 None
             }
             Output::WriteDone { req } => {
@@ -681,7 +758,12 @@ impl Engine {
     /// holds it busy (it is tried again).
     fn take(&mut self, page: PageId) -> Option<Input> {
         match self.inval.take_page(page.file, page.index) {
-            Ok(contents) => Some(Input::Invalidated { page, contents }),
+            Ok(contents) => {
+                if contents.is_some() {
+                    Counters::add(&self.counters.pages_out, 1);
+                }
+                Some(Input::Invalidated { page, contents })
+            }
             // Busy because our own READ of it is in flight and unanswered:
             // the page is not here.
             Err(libc::EAGAIN) if self.core.faulting(page) => Some(Input::Invalidated {
@@ -689,6 +771,7 @@ impl Engine {
                 contents: None,
             }),
             Err(libc::EAGAIN) => {
+                Counters::add(&self.counters.busy_retries, 1);
                 if !self.busy.iter().any(|b| b.page == page) {
                     self.busy.push(Busy {
                         page,
@@ -771,10 +854,15 @@ fn brief_input(i: &Input) -> String {
         Input::Writeback { req, page, .. } => format!("Writeback {{ req: {req}, page: {page:?} }}"),
         Input::Invalidated { page, contents } => format!(
             "Invalidated {{ page: {page:?}, contents: {:?} }}",
-            contents.as_ref().map(|(d, dirty)| (&d[..d.len().min(8)], dirty))
+            contents
+                .as_ref()
+                .map(|(d, dirty)| (&d[..d.len().min(8)], dirty))
         ),
         Input::DiskRead { page, data } => {
-            format!("DiskRead {{ page: {page:?}, first: {:?} }}", &data[..data.len().min(8)])
+            format!(
+                "DiskRead {{ page: {page:?}, first: {:?} }}",
+                &data[..data.len().min(8)]
+            )
         }
         other => format!("{other:?}"),
     }

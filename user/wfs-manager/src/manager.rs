@@ -199,10 +199,12 @@ pub fn run(argv: &[String]) -> i32 {
 
     let reg = dev.as_ref().map(|d| d.reg);
     let stats = Arc::new(crate::upcall::Stats::default());
+    let counters = Arc::new(crate::engine::Counters::default());
     let status = {
         let cfg = cfg.clone();
         let cluster = cluster.clone();
         let stats = stats.clone();
+        let counters = counters.clone();
         let has_device = dev.is_some();
         let device = dev.as_ref().map(|d| d.path.display().to_string());
         Arc::new(move || StatusReport {
@@ -223,9 +225,16 @@ pub fn run(argv: &[String]) -> i32 {
             } else {
                 Vec::new()
             },
+            protocol: with_engine.then(|| counters.snapshot()),
         })
     };
-    let control = bound.serve(status, served.as_ref().map(|s| s.2.clone()));
+    let control = bound.serve(
+        status,
+        crate::control::Handlers {
+            inval: served.as_ref().map(|s| s.2.clone()),
+            cluster: Some(cluster.clone()),
+        },
+    );
     if let (Some(d), Some((export, pool, inval))) = (dev.as_ref(), served) {
         let server = match pool {
             Some(pool) => {
@@ -237,6 +246,7 @@ pub fn run(argv: &[String]) -> i32 {
                     inval,
                     cluster.clone(),
                     stats.clone(),
+                    counters.clone(),
                 );
                 let spawned = std::thread::Builder::new()
                     .name("engine".into())

@@ -9,8 +9,10 @@
 //! refused with an error that names them, and neither serves it: a file
 //! must have exactly one home.
 //!
-//! The cache is dropped for a peer that goes away ([`Names::peer_down`]):
-//! its files are unreachable until it comes back.
+//! A peer whose connection drops ([`Names::peer_down`]) stops being waited
+//! for, but what it owns stays cached: a file's owner does not change
+//! because a connection dropped (its pages wait in the session until the
+//! connection is back).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -243,10 +245,9 @@ impl Names {
         self.settle(id)
     }
 
-    /// `peer` is gone: lookups waiting for it stop waiting (it counts as
-    /// unreachable), and what it owned is forgotten.
+    /// `peer`'s connection is gone: lookups waiting for it stop waiting
+    /// (it counts as unreachable). What it owns stays cached.
     pub fn peer_down(&mut self, peer: HostId) -> Vec<NameOutput> {
-        self.cache.retain(|_, (owner, _)| *owner != peer);
         let ids: Vec<u64> = self
             .pending
             .iter_mut()
@@ -368,9 +369,16 @@ mod tests {
         let id = lookup_id(&out);
         assert!(n.answer(0, id, None).is_empty());
         assert_eq!(reply(&n.answer(2, id, Some(F))), Some(Ok((2, F))));
-        // The owner going away forgets it.
+        // The owner's connection dropping does not forget it.
         assert!(n.peer_down(2).is_empty());
-        assert_eq!(n.lookup(9, b"f", None, &[0], &[2]).len(), 1);
+        assert_eq!(
+            n.lookup(9, b"f", None, &[0], &[2]),
+            vec![NameOutput::Reply {
+                req: 9,
+                result: Ok((2, F))
+            }]
+        );
+        assert_eq!(n.owner_of(42), Some((2, F)));
     }
 
     #[test]
@@ -398,9 +406,15 @@ mod tests {
             } => *id,
             o => panic!("{o:?}"),
         };
-        assert!(n.listed(1, id, vec![b"c".to_vec(), b"a".to_vec()]).is_empty());
+        assert!(
+            n.listed(1, id, vec![b"c".to_vec(), b"a".to_vec()])
+                .is_empty()
+        );
         assert!(n.listed(1, id, vec![b"x".to_vec()]).is_empty(), "twice");
-        assert!(n.listed(2, id + 1, vec![b"y".to_vec()]).is_empty(), "unknown");
+        assert!(
+            n.listed(2, id + 1, vec![b"y".to_vec()]).is_empty(),
+            "unknown"
+        );
         // Host 2 goes away: the listing is what the others said.
         assert_eq!(
             n.peer_down(2),

@@ -741,8 +741,8 @@ mod tests {
         let mut want = raw(
             T_HELLO,
             &[
-                b'W', b'F', b'S', b'P', 2, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1', 7, 0, 0, 0, 0,
-                0, 0, 0,
+                b'W', b'F', b'S', b'P', 2, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1', 7, 0, 0, 0, 0, 0,
+                0, 0,
             ],
         );
         assert_eq!(b, want);

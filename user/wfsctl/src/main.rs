@@ -9,6 +9,7 @@
 //! wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
 //! wfsctl forget NAME [--control PATH]
 //! wfsctl null-read on|off [--control PATH]
+//! wfsctl disconnect PEER [--control PATH]
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
@@ -32,7 +33,8 @@ const USAGE: &str = "usage:
   wfsctl stats [--control PATH]
   wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
   wfsctl forget NAME [--control PATH]
-  wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data)";
+  wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data)
+  wfsctl disconnect PEER [--control PATH]    (close the connection to PEER; it is made again)";
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -140,6 +142,7 @@ fn main() {
         )),
         "forget" => cmd_forget(&parse_opts(rest, &["ARGS", "--control"])),
         "null-read" => cmd_null_read(&parse_opts(rest, &["ARGS", "--control"])),
+        "disconnect" => cmd_disconnect(&parse_opts(rest, &["ARGS", "--control"])),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0
@@ -292,6 +295,16 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             o.max_ns as f64 / 1000.0
         ));
     }
+    if let Some(p) = &s.protocol {
+        v.push(format!(
+            "peer messages: sent {}, received {}, sent again after a reconnection {}; connections {}",
+            p.sent, p.received, p.resent, p.connections
+        ));
+        v.push(format!(
+            "pages: in {}, out {}; invalidations retried while busy {}",
+            p.pages_in, p.pages_out, p.busy_retries
+        ));
+    }
     v
 }
 
@@ -400,6 +413,19 @@ fn cmd_forget(o: &Opts) -> i32 {
         usage_err("forget needs one NAME");
     };
     match ask_manager(o, &format!("forget {name}")) {
+        Some(_) => 0,
+        None => 1,
+    }
+}
+
+/// `wfsctl disconnect PEER`: the manager closes its connection to PEER;
+/// the cluster connects again and the page protocol carries on (tests of
+/// dropped connections).
+fn cmd_disconnect(o: &Opts) -> i32 {
+    let [peer] = o.positional.as_slice() else {
+        usage_err("disconnect needs one PEER");
+    };
+    match ask_manager(o, &format!("disconnect {peer}")) {
         Some(_) => 0,
         None => 1,
     }
@@ -622,6 +648,7 @@ mod tests {
                 },
             ],
             upcalls: Vec::new(),
+            protocol: None,
         }
     }
 
@@ -640,6 +667,22 @@ mod tests {
             vec![
                 "upcall        count   errors      mean_us       max_us",
                 "READ             12        1         40.2        310.0"
+            ]
+        );
+        r.protocol = Some(wfs_manager::engine::ProtocolStats {
+            sent: 5,
+            received: 6,
+            resent: 1,
+            connections: 2,
+            pages_in: 3,
+            pages_out: 4,
+            busy_retries: 0,
+        });
+        assert_eq!(
+            stats_lines(&r)[2..],
+            [
+                "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
+                "pages: in 3, out 4; invalidations retried while busy 0"
             ]
         );
     }
