@@ -168,6 +168,22 @@ struct Busy {
     warned: bool,
 }
 
+/// What the engine works with.
+pub struct Parts {
+    /// This host's export directory.
+    pub export: Arc<Export>,
+    /// The page pool mapped from `/dev/wfs`.
+    pub pool: Arc<Pool>,
+    /// Takes pages from the kernel.
+    pub inval: Arc<Invalidator>,
+    /// The peer connections.
+    pub cluster: Arc<Cluster>,
+    /// Upcall statistics.
+    pub stats: Arc<Stats>,
+    /// The engine's own counters.
+    pub counters: Arc<Counters>,
+}
+
 /// The engine's state; see the module documentation.
 pub struct Engine {
     fd: RawFd,
@@ -198,16 +214,15 @@ pub struct Engine {
 
 impl Engine {
     /// An engine for this host (`cfg`), answering the kernel on `fd`.
-    pub fn new(
-        cfg: &Config,
-        fd: RawFd,
-        export: Arc<Export>,
-        pool: Arc<Pool>,
-        inval: Arc<Invalidator>,
-        cluster: Arc<Cluster>,
-        stats: Arc<Stats>,
-        counters: Arc<Counters>,
-    ) -> Engine {
+    pub fn new(cfg: &Config, fd: RawFd, parts: Parts) -> Engine {
+        let Parts {
+            export,
+            pool,
+            inval,
+            cluster,
+            stats,
+            counters,
+        } = parts;
         let me = host_id(&cfg.host);
         let peers: Vec<Peer> = cfg
             .peers

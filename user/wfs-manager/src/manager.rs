@@ -241,12 +241,14 @@ pub fn run(argv: &[String]) -> i32 {
                 let engine = crate::engine::Engine::new(
                     &cfg,
                     d.fd(),
-                    export.clone(),
-                    pool.clone(),
-                    inval,
-                    cluster.clone(),
-                    stats.clone(),
-                    counters.clone(),
+                    crate::engine::Parts {
+                        export: export.clone(),
+                        pool: pool.clone(),
+                        inval,
+                        cluster: cluster.clone(),
+                        stats: stats.clone(),
+                        counters: counters.clone(),
+                    },
                 );
                 let spawned = std::thread::Builder::new()
                     .name("engine".into())
