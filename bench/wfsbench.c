@@ -17,9 +17,26 @@
 //       first touches of anonymous memory registered with userfaultfd, in
 //       random order; a handler thread resolves each fault with
 //       UFFDIO_COPY.
-//   wfsbench tcp LABEL ROUNDS
-//       a 16-byte request and a 4096-byte answer over loopback TCP between
-//       two processes: the cost of asking a local server for a page.
+//   wfsbench fault1 LABEL PAGES FILE...
+//       first touch of every page of each FILE (one run per file), each
+//       page mapped alone as for "fault", the page cache left as it is:
+//       for pages that live on another host, every touch is a remote
+//       fault.
+//   wfsbench tcp LABEL ROUNDS [HOST PORT]
+//       a 16-byte request and a 4096-byte answer over TCP: to a server
+//       process forked on loopback, or to "wfsbench tcp-serve PORT" on
+//       HOST: the cost of asking a server for a page.
+//   wfsbench tcp-serve PORT
+//       answers each 16-byte request with 4096 bytes, for one connection.
+//   wfsbench share LABEL FILE PERCENT HOST TRAVERSALS
+//       the sharing benchmark of the Chunk paper (Figure 4): FILE has 16
+//       pages; each of two hosts (HOST 0 or 1) works on 8 of them, of
+//       which PERCENT% (rounded to whole pages) are the same for both and
+//       the rest its own. A traversal visits 800 pages (its 8 in turn)
+//       and at each visit modifies the first byte of the page 1000 times;
+//       it does TRAVERSALS of them (so that the two hosts' runs overlap
+//       even though they cannot start at the same instant).
+//       Prints "LABEL total_ns=T per_traversal_ns=T/TRAVERSALS shared=K".
 //   wfsbench copy LABEL ROUNDS
 //       memcpy of one 4 KB page.
 //   wfsbench remap LABEL ROUNDS
@@ -33,6 +50,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -284,27 +302,55 @@ static void full(int fd, void *b, size_t n, int rd)
 	}
 }
 
-static void bench_tcp(int rounds)
+/* Answers every 16-byte request on one connection of `ls` with a page. */
+static void tcp_serve(int ls)
+{
+	int one = 1, s = accept(ls, NULL, NULL);
+	char req[16], page[PAGE];
+
+	if (s < 0)
+		DIE("tcp accept: %s", strerror(errno));
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(page, 3, sizeof(page));
+	for (;;) {
+		if (read(s, req, sizeof(req)) <= 0)
+			return;
+		full(s, page, PAGE, 0);
+	}
+}
+
+static int tcp_listen(struct sockaddr_in *a)
+{
+	socklen_t alen = sizeof(*a);
+	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0);
+
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ls < 0 || bind(ls, (void *)a, sizeof(*a)) || listen(ls, 1) || getsockname(ls, (void *)a, &alen))
+		DIE("tcp listen: %s", strerror(errno));
+	return ls;
+}
+
+/* `host` NULL: against a server forked on loopback. */
+static void bench_tcp(int rounds, const char *host, int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0), c;
+	int one = 1, c;
 	char req[16] = { 0 }, page[PAGE];
-	pid_t pid;
+	pid_t pid = -1;
 
-	if (ls < 0 || bind(ls, (void *)&a, sizeof(a)) || listen(ls, 1) || getsockname(ls, (void *)&a, &alen))
-		DIE("tcp listen: %s", strerror(errno));
-	pid = fork();
-	if (pid == 0) {
-		int s = accept(ls, NULL, NULL);
+	if (host) {
+		a.sin_port = htons(port);
+		if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
+			DIE("tcp: bad address %s", host);
+	} else {
+		int ls = tcp_listen(&a);
 
-		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		memset(page, 3, sizeof(page));
-		for (;;) {
-			if (read(s, req, sizeof(req)) <= 0)
-				_exit(0);
-			full(s, page, PAGE, 0);
+		pid = fork();
+		if (pid == 0) {
+			tcp_serve(ls);
+			_exit(0);
 		}
+		close(ls);
 	}
 	c = socket(AF_INET, SOCK_STREAM, 0);
 	if (c < 0 || connect(c, (void *)&a, sizeof(a)))
@@ -319,7 +365,52 @@ static void bench_tcp(int rounds)
 			add((double)(now_ns() - t));
 	}
 	close(c);
-	waitpid(pid, NULL, 0);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+static void bench_fault1(size_t pages, char **files, int nfiles)
+{
+	for (int f = 0; f < nfiles; f++) {
+		int fd = open(files[f], O_RDONLY);
+
+		if (fd < 0)
+			DIE("%s: %s", files[f], strerror(errno));
+		new_run();
+		touch_file(fd, pages);
+		close(fd);
+	}
+}
+
+static void bench_share(const char *label, const char *file, int percent, int host, int traversals)
+{
+	int fd = open(file, O_RDWR), shared = (8 * percent + 50) / 100, set[8];
+	volatile unsigned char *p;
+	uint64_t t;
+
+	if (fd < 0)
+		DIE("%s: %s", file, strerror(errno));
+	if (host < 0 || host > 1 || percent < 0 || percent > 100)
+		DIE("share: HOST is 0 or 1, PERCENT 0..100");
+	p = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		DIE("mmap %s: %s", file, strerror(errno));
+	/* Pages 0..shared-1 are both hosts'; host 0's own follow them, and
+	 * host 1's own are at the end: 16 - shared pages in use. */
+	for (int i = 0; i < 8; i++)
+		set[i] = i < shared ? i : host == 0 ? i : 8 + (i - shared);
+	t = now_ns();
+	for (int v = 0; v < 800 * traversals; v++) {
+		volatile unsigned char *b = p + (size_t)set[v % 8] * PAGE;
+
+		for (int k = 0; k < 1000; k++)
+			*b = *b + 1;
+	}
+	t = now_ns() - t;
+	if (msync((void *)p, 16 * PAGE, MS_SYNC))
+		DIE("msync: %s", strerror(errno));
+	printf("%s total_ns=%llu per_traversal_ns=%llu shared=%d\n", label, (unsigned long long)t,
+	       (unsigned long long)t / traversals, shared);
 }
 
 static void bench_copy(int rounds)
@@ -364,8 +455,21 @@ int main(int argc, char **argv)
 			    argc > 6 && strcmp(argv[6], "drop") == 0);
 	else if (argc == 5 && strcmp(argv[1], "uffd") == 0)
 		bench_uffd(strtoull(argv[3], NULL, 0), atoi(argv[4]));
+	else if (argc >= 5 && strcmp(argv[1], "fault1") == 0)
+		bench_fault1(strtoull(argv[3], NULL, 0), argv + 4, argc - 4);
 	else if (argc == 4 && strcmp(argv[1], "tcp") == 0)
-		bench_tcp(atoi(argv[3]));
+		bench_tcp(atoi(argv[3]), NULL, 0);
+	else if (argc == 6 && strcmp(argv[1], "tcp") == 0)
+		bench_tcp(atoi(argv[3]), argv[4], atoi(argv[5]));
+	else if (argc == 3 && strcmp(argv[1], "tcp-serve") == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+
+		tcp_serve(tcp_listen(&a));
+		return 0;
+	} else if (argc == 7 && strcmp(argv[1], "share") == 0 && atoi(argv[6]) > 0) {
+		bench_share(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+		return 0;
+	}
 	else if (argc == 4 && strcmp(argv[1], "copy") == 0)
 		bench_copy(atoi(argv[3]));
 	else if (argc == 4 && strcmp(argv[1], "remap") == 0)

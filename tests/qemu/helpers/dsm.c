@@ -2,8 +2,8 @@
 // dsm: what a Chunk application does with a file shared between hosts,
 // all through one MAP_SHARED mapping of the whole file.
 //
-//   dsm wait FILE OFF VALUE SECS   poll the u32 at OFF until it is VALUE
-//                                  (exit 1 after SECS seconds)
+//   dsm wait FILE OFF VALUE SECS   poll the u32 at OFF until it is at
+//                                  least VALUE (exit 1 after SECS seconds)
 //   dsm set FILE OFF VALUE         store VALUE in the u32 at OFF, msync
 //   dsm get FILE OFF               print the u32 at OFF
 //   dsm count FILE OFF N [US]      N times: take the spin lock at OFF (an
@@ -89,9 +89,9 @@ int main(int argc, char **argv)
 		uint32_t want = strtoul(argv[4], NULL, 0);
 		double end = now() + atof(argv[5]);
 
-		while (*w != want) {
+		while (*w < want) {
 			if (now() > end) {
-				fprintf(stderr, "dsm: word %s is %u, not %u, after %s s\n",
+				fprintf(stderr, "dsm: word %s is %u, not %u or more, after %s s\n",
 					argv[3], *w, want, argv[5]);
 				return 1;
 			}

@@ -1,0 +1,100 @@
+#!/bin/sh
+# The two-guest half of `make bench` (tools/bench.sh boots two guests with
+# WFS and runs this on both). h1 owns every file; h2 is the other host.
+# Prints "RESULT <key> <wfsbench line>" and "FIG4 <percent> <who> <wfsbench
+# share line>" lines for tools/bench-report.py.
+#
+# 1. Remote page faults on h2: each page of ROUNDS files of PAGES pages,
+#    mapped alone and touched once, (a) held by h1's kernel (h1 read the
+#    files through /wfs: the owner takes the page out of its kernel and
+#    sends it) and (b) only on h1's disk; next to the raw TCP round trip
+#    (16 B request, 4 KB answer) between the same two guests.
+# 2. The Chunk paper's Figure 4: both hosts run the sharing benchmark on a
+#    64 KiB file at 0, 25, 50, 75 and 100% sharing, RUNS times each, at
+#    the same moment (TRAV traversals of 800 pages per run); then h1 runs
+#    it alone (the purely local run).
+set -eu
+B=/opt/bench
+H=/opt/helpers
+PAGES=${PAGES:-1000}
+ROUNDS=${ROUNDS:-10}
+RUNS=${RUNS:-5}
+TRAV=${TRAV:-20}
+h=$WFS_HOST
+CTL=/wfs/ctl
+fail() { echo "BENCH-FAILED: h$h: $*"; exit 1; }
+result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
+other=$((3 - h))
+# barrier N: both hosts have reached step N (word 4*host of /wfs/ctl).
+barrier() {
+    $H/dsm set $CTL $((4 * h)) "$1" || fail "barrier $1"
+    $H/dsm wait $CTL $((4 * other)) "$1" 600 || fail "h$other never reached step $1"
+}
+
+wfsctl wait --peers --timeout 90 || fail "peers not connected"
+if [ "$h" = 1 ]; then
+    dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
+    dd if=/dev/zero of=/export/shared bs=4096 count=16 2>/dev/null
+    r=0
+    while [ $r -lt "$ROUNDS" ]; do
+        dd if=/dev/urandom of=/export/held-$r bs=4096 count="$PAGES" 2>/dev/null
+        dd if=/dev/urandom of=/export/disk-$r bs=4096 count="$PAGES" 2>/dev/null
+        # Through /wfs: h1's kernel holds these pages now.
+        cat /wfs/held-$r > /dev/null
+        r=$((r + 1))
+    done
+    $B/wfsbench tcp-serve 7100 &
+else
+    tries=0
+    until [ -e $CTL ]; do
+        tries=$((tries + 1))
+        [ $tries -lt 600 ] || fail "$CTL never appeared"
+        wfsctl forget ctl >/dev/null 2>&1 || true
+        sleep 0.2
+    done
+fi
+barrier 1
+
+if [ "$h" = 2 ]; then
+    held="" disk=""
+    r=0
+    while [ $r -lt "$ROUNDS" ]; do
+        held="$held /wfs/held-$r"
+        disk="$disk /wfs/disk-$r"
+        r=$((r + 1))
+    done
+    # shellcheck disable=SC2086
+    result remote-held $B/wfsbench fault1 remote-held "$PAGES" $held
+    # shellcheck disable=SC2086
+    result remote-disk $B/wfsbench fault1 remote-disk "$PAGES" $disk
+    result tcp-guests $B/wfsbench tcp tcp-guests 2000 10.0.0.1 7100
+fi
+barrier 2
+
+# Figure 4.
+step=2
+for pct in 0 25 50 75 100; do
+    run=0
+    while [ $run -lt "$RUNS" ]; do
+        step=$((step + 1))
+        barrier $step
+        line=$($B/wfsbench share fig4 /wfs/shared $pct $((h - 1)) "$TRAV") || fail "share $pct"
+        echo "FIG4 $pct h$h $line"
+        run=$((run + 1))
+    done
+done
+step=$((step + 1))
+barrier $step
+if [ "$h" = 1 ]; then
+    # Once to bring every page here, then measured.
+    $B/wfsbench share fig4 /wfs/shared 0 0 "$TRAV" > /dev/null || fail "share alone"
+    run=0
+    while [ $run -lt "$RUNS" ]; do
+        line=$($B/wfsbench share fig4 /wfs/shared 0 0 "$TRAV") || fail "share alone"
+        echo "FIG4 local h1 $line"
+        run=$((run + 1))
+    done
+fi
+barrier $((step + 1))
+wfsctl stats
+echo BENCH-DONE
