@@ -96,5 +96,7 @@ if [ "$h" = 1 ]; then
     done
 fi
 barrier $((step + 1))
+# Whoever wrote last holds the page: stay up while the other reads it.
+sleep 3
 wfsctl stats
 echo BENCH-DONE

@@ -81,4 +81,6 @@ else
     $H/dsm wait $F $FINISHED 1 300 || fail "h1 never finished"
 fi
 wfsctl stats
+# Whoever wrote last holds the page: stay up while the other reads it.
+sleep 3
 echo "PASS h$h"

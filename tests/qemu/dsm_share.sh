@@ -150,4 +150,6 @@ else
     $H/dsm wait /wfs/ctl $PHASE 2 300 || fail "the owner never finished"
 fi
 wfsctl stats || true
+# Whoever wrote last holds the page: stay up while the others read it.
+sleep 3
 echo "PASS h$h"

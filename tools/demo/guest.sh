@@ -64,3 +64,5 @@ fi
 await 1 5
 say "upcalls this host's manager served:"
 wfsctl stats
+# Whoever wrote last holds the page: stay up while the others read it.
+sleep 3

@@ -1,9 +1,11 @@
-//! The engine: the one thread that runs this host's side of the page
-//! protocol ([`crate::protocol::Core`]) and of the name service
-//! ([`crate::names::Names`]) against the real world.
+//! The engine: this host's side of the page protocol
+//! ([`crate::protocol::Core`]) and of the name service
+//! ([`crate::names::Names`]), run against the real world under one lock
+//! ([`Handle`]).
 //!
-//! Upcall workers hand it the kernel's requests ([`Upcall`]); the cluster
-//! hands it connections and session frames ([`NetEvent`]). It answers the
+//! Upcall workers bring it the kernel's requests ([`Upcall`]); connection
+//! readers bring it connections and session frames ([`NetEvent`]); each
+//! runs the engine in its own thread, under the lock. It answers the
 //! kernel when the protocol says so, which may be much later (a page that
 //! comes from another host): requests are answered out of order, by id.
 //! Its outputs are executed here: messages go into the peer's
@@ -17,14 +19,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use wfs_abi::{Attr, Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, errno};
 
-use crate::cluster::{Cluster, NetEvent};
+use crate::cluster::{Cluster, EventSink, NetEvent};
 use crate::config::{Config, host_id};
 use crate::export::{Export, file_id};
 use crate::invalidate::Invalidator;
@@ -176,8 +177,6 @@ pub struct Parts {
     pub pool: Arc<Pool>,
     /// Takes pages from the kernel.
     pub inval: Arc<Invalidator>,
-    /// The peer connections.
-    pub cluster: Arc<Cluster>,
     /// Upcall statistics.
     pub stats: Arc<Stats>,
     /// The engine's own counters.
@@ -191,7 +190,8 @@ pub struct Engine {
     export: Arc<Export>,
     pool: Arc<Pool>,
     inval: Arc<Invalidator>,
-    cluster: Arc<Cluster>,
+    /// The peer connections, once attached ([`Handle::attach`]).
+    cluster: Option<Arc<Cluster>>,
     stats: Arc<Stats>,
     read_grant: Grant,
     core: Core,
@@ -219,7 +219,6 @@ impl Engine {
             export,
             pool,
             inval,
-            cluster,
             stats,
             counters,
         } = parts;
@@ -243,7 +242,7 @@ impl Engine {
             export,
             pool,
             inval,
-            cluster,
+            cluster: None,
             stats,
             read_grant: cfg.grant,
             core: Core::new(me),
@@ -262,23 +261,23 @@ impl Engine {
         }
     }
 
-    /// Runs until every sender of `rx` is gone.
-    pub fn run(mut self, rx: Receiver<Event>) {
-        let mut last_tick = Instant::now();
-        loop {
-            let wait = if self.busy.is_empty() { TICK } else { RETRY };
-            match rx.recv_timeout(wait) {
-                Ok(ev) => self.event(ev),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            if !self.busy.is_empty() {
-                self.retry_busy();
-            }
-            if last_tick.elapsed() >= TICK {
-                last_tick = Instant::now();
-                self.send_acks();
-            }
+    /// What the timer does: tries busy pages again and acknowledges on
+    /// quiet connections. Returns whether pages are waiting to be retried.
+    fn tick(&mut self, acks: bool) -> bool {
+        if !self.busy.is_empty() {
+            self.retry_busy();
+        }
+        if acks {
+            self.send_acks();
+        }
+        !self.busy.is_empty()
+    }
+
+    fn send_frame(&self, idx: usize, conn: u64, f: Frame) {
+        // A failed write closes the connection; the message stays in the
+        // session and is sent again on the next one.
+        if let Some(cl) = &self.cluster {
+            let _ = cl.send_on(idx, conn, &f);
         }
     }
 
@@ -310,7 +309,9 @@ impl Engine {
                             "peer {}: session error {e:?}; dropping the connection",
                             p.name
                         );
-                        self.cluster.close(peer, conn);
+                        if let Some(cl) = &self.cluster {
+                            cl.close(peer, conn);
+                        }
                     }
                 }
             }
@@ -345,9 +346,13 @@ impl Engine {
                 again.len()
             );
         }
+        let mut frames = Vec::with_capacity(again.len());
         for f in again {
             p.acked = p.acked.max(f.ack);
-            let _ = self.cluster.send_on(idx, conn, &Frame::Page(f));
+            frames.push(Frame::Page(f));
+        }
+        for f in frames {
+            self.send_frame(idx, conn, f);
         }
     }
 
@@ -374,21 +379,23 @@ impl Engine {
         Counters::add(&self.counters.sent, 1);
         if let Some(conn) = p.conn {
             p.acked = p.acked.max(f.ack);
-            // A failed write closes the connection; the message stays in
-            // the session and is sent again on the next one.
-            let _ = self.cluster.send_on(idx, conn, &Frame::Page(f));
+            self.send_frame(idx, conn, Frame::Page(f));
         }
     }
 
     /// Acknowledges, on an otherwise quiet connection, what has arrived.
     fn send_acks(&mut self) {
+        let mut out = Vec::new();
         for (idx, p) in self.peers.iter_mut().enumerate() {
             let (Some(conn), true) = (p.conn, p.session.received() > p.acked) else {
                 continue;
             };
             let f = p.session.ack();
             p.acked = f.ack;
-            let _ = self.cluster.send_on(idx, conn, &Frame::Page(f));
+            out.push((idx, conn, Frame::Page(f)));
+        }
+        for (idx, conn, f) in out {
+            self.send_frame(idx, conn, f);
         }
     }
 
@@ -892,6 +899,110 @@ fn brief_output(o: &Output) -> String {
         ),
         Output::DiskWrite { page, .. } => format!("DiskWrite {{ page: {page:?} }}"),
         other => format!("{other:?}"),
+    }
+}
+
+/// The engine, shared by the threads that bring it events: upcall
+/// workers, connection readers and its timer. Whoever brings an event runs
+/// the engine itself, so no event waits for another thread to wake up; but
+/// nobody waits for the engine's lock either: an event that finds the
+/// engine busy is queued, and the thread inside handles it before it
+/// leaves. (A connection reader that blocked on the engine while the engine
+/// blocks writing to that peer, whose reader does the same, would
+/// deadlock two hosts.)
+#[derive(Clone)]
+pub struct Handle(Arc<Shared>);
+
+struct Shared {
+    engine: Mutex<Engine>,
+    queue: Mutex<VecDeque<Event>>,
+}
+
+impl Handle {
+    /// Shares `engine`.
+    pub fn new(engine: Engine) -> Handle {
+        Handle(Arc::new(Shared {
+            engine: Mutex::new(engine),
+            queue: Mutex::new(VecDeque::new()),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.0.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Event>> {
+        self.0.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handles one event, now or (if another thread is in the engine) as
+    /// soon as that thread is done with what it has.
+    pub fn event(&self, ev: Event) {
+        self.queue().push_back(ev);
+        self.drain();
+    }
+
+    /// Runs the queued events if nobody else is in the engine.
+    fn drain(&self) {
+        loop {
+            let mut engine = match self.0.engine.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                // The thread inside sees the queue before it leaves.
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let next = self.queue().pop_front();
+                match next {
+                    Some(ev) => engine.event(ev),
+                    None => break,
+                }
+            }
+            drop(engine);
+            // An event queued after the last look but before the unlock
+            // found the engine busy: take it.
+            if self.queue().is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Starts the cluster with `start`, handing it a sink that brings its
+    /// events here; none is handled before the engine has the cluster.
+    pub fn attach(
+        &self,
+        start: impl FnOnce(EventSink) -> std::io::Result<Arc<Cluster>>,
+    ) -> std::io::Result<Arc<Cluster>> {
+        let mut engine = self.lock();
+        let me = self.clone();
+        let cluster = start(Box::new(move |e| me.event(Event::Net(e))))?;
+        engine.cluster = Some(cluster.clone());
+        drop(engine);
+        // What arrived meanwhile is queued.
+        self.drain();
+        Ok(cluster)
+    }
+
+    /// Starts the timer thread: every millisecond while pages wait to be
+    /// taken from the kernel, else every [`TICK`].
+    pub fn start_ticker(&self) -> std::io::Result<()> {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("engine-timer".into())
+            .spawn(move || {
+                let mut last_acks = Instant::now();
+                let mut busy = false;
+                loop {
+                    std::thread::sleep(if busy { RETRY } else { TICK });
+                    let acks = last_acks.elapsed() >= TICK;
+                    if acks {
+                        last_acks = Instant::now();
+                    }
+                    busy = me.lock().tick(acks);
+                    me.drain();
+                }
+            })
+            .map(|_| ())
     }
 }
 

@@ -177,18 +177,32 @@ pub fn run(argv: &[String]) -> i32 {
         ));
         (export, pool, inval)
     });
-    let (events, engine_rx) = std::sync::mpsc::channel();
-    let with_engine = matches!(&served, Some((_, Some(_), _)));
-    let cluster = match Cluster::start_with(
-        cfg.clone(),
-        incarnation(),
-        with_engine.then(|| {
-            let events = events.clone();
-            Box::new(move |e| {
-                let _ = events.send(crate::engine::Event::Net(e));
-            }) as crate::cluster::EventSink
-        }),
-    ) {
+    let stats = Arc::new(crate::upcall::Stats::default());
+    let counters = Arc::new(crate::engine::Counters::default());
+    // The engine exists before the cluster, which reports to it; it
+    // handles no network event before it has the cluster.
+    let engine = match (dev.as_ref(), served.as_ref()) {
+        (Some(d), Some((export, Some(pool), inval))) => {
+            Some(crate::engine::Handle::new(crate::engine::Engine::new(
+                &cfg,
+                d.fd(),
+                crate::engine::Parts {
+                    export: export.clone(),
+                    pool: pool.clone(),
+                    inval: inval.clone(),
+                    stats: stats.clone(),
+                    counters: counters.clone(),
+                },
+            )))
+        }
+        _ => None,
+    };
+    let with_engine = engine.is_some();
+    let started = match &engine {
+        Some(h) => h.attach(|sink| Cluster::start_with(cfg.clone(), incarnation(), Some(sink))),
+        None => Cluster::start_with(cfg.clone(), incarnation(), None),
+    };
+    let cluster = match started {
         Ok(c) => c,
         Err(e) => {
             wlog!("cannot listen on {}: {e}", cfg.listen);
@@ -196,10 +210,14 @@ pub fn run(argv: &[String]) -> i32 {
             return 1;
         }
     };
+    if let Some(h) = &engine
+        && let Err(e) = h.start_ticker()
+    {
+        wlog!("cannot start the engine's timer: {e}");
+        return 1;
+    }
 
     let reg = dev.as_ref().map(|d| d.reg);
-    let stats = Arc::new(crate::upcall::Stats::default());
-    let counters = Arc::new(crate::engine::Counters::default());
     let status = {
         let cfg = cfg.clone();
         let cluster = cluster.clone();
@@ -235,31 +253,10 @@ pub fn run(argv: &[String]) -> i32 {
             cluster: Some(cluster.clone()),
         },
     );
-    if let (Some(d), Some((export, pool, inval))) = (dev.as_ref(), served) {
-        let server = match pool {
-            Some(pool) => {
-                let engine = crate::engine::Engine::new(
-                    &cfg,
-                    d.fd(),
-                    crate::engine::Parts {
-                        export: export.clone(),
-                        pool: pool.clone(),
-                        inval,
-                        cluster: cluster.clone(),
-                        stats: stats.clone(),
-                        counters: counters.clone(),
-                    },
-                );
-                let spawned = std::thread::Builder::new()
-                    .name("engine".into())
-                    .spawn(move || engine.run(engine_rx));
-                if let Err(e) = spawned {
-                    wlog!("cannot start the engine: {e}");
-                    return 1;
-                }
-                crate::upcall::Server::Engine(events, export, Some(pool))
-            }
-            None => crate::upcall::Server::Local(export, None),
+    if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
+        let server = match (engine, pool) {
+            (Some(h), pool) => crate::upcall::Server::Engine(h, export, pool),
+            (None, pool) => crate::upcall::Server::Local(export, pool),
         };
         crate::upcall::serve(d.fd(), server, stats.clone(), UPCALL_WORKERS);
         wlog!(

@@ -11,14 +11,13 @@
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use wfs_abi::{MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
-use crate::engine::{Event, Upcall};
+use crate::engine::{Event, Handle, Upcall};
 use crate::export::Export;
 
 /// The netmem pool as mapped from `/dev/wfs`: one page per slot.
@@ -318,7 +317,7 @@ pub enum Server {
     Local(Arc<Export>, Option<Arc<Pool>>),
     /// Hands requests to the engine; `export` answers only the benchmark's
     /// null READ.
-    Engine(Sender<Event>, Arc<Export>, Option<Arc<Pool>>),
+    Engine(Handle, Arc<Export>, Option<Arc<Pool>>),
 }
 
 fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
@@ -339,7 +338,7 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
         let started = Instant::now();
         let msg = &buf[..n as usize];
         let (export, pool) = match server {
-            Server::Engine(tx, export, pool) => {
+            Server::Engine(engine, export, pool) => {
                 match Request::decode(msg) {
                     Ok((_, Request::Read { .. })) if export.null_read() => {}
                     Ok((id, req)) => {
@@ -348,10 +347,7 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
                             started,
                             op: to_engine(req),
                         };
-                        if tx.send(Event::Upcall(up)).is_err() {
-                            crate::wlog!("upcall: the engine is gone; worker stops");
-                            return;
-                        }
+                        engine.event(Event::Upcall(up));
                         continue;
                     }
                     Err(e) => {
