@@ -15,8 +15,8 @@
 //!
 //! 1. R asks the owner: `WhereIs`.
 //! 2. The owner locks the page and starts a new *epoch* of it. If nobody
-//!    holds it, the owner reads its disk and sends `Data` to R. Otherwise
-//!    it sends `Fetch` to the holder H.
+//!    holds it, or R does (R's kernel evicted it), the owner reads its disk
+//!    and sends `Data` to R. Otherwise it sends `Fetch` to the holder H.
 //! 3. H takes the page from its kernel (INVALIDATE, DROP) and sends its
 //!    contents and dirty flag straight to R (`Data`); if its kernel had
 //!    evicted the page (a clean page, written back first if it was dirty),
@@ -490,7 +490,15 @@ impl Core {
         d.epoch += 1;
         let epoch = d.epoch;
         match d.holder {
+            // Nobody has it; or the requester itself is the holder, so its
+            // kernel evicted the page (it asks only for pages it lacks),
+            // clean or after writing it back (that Put came before this
+            // request on the same stream, so the disk has it).
             None => {
+                d.reading = true;
+                out.push(Output::DiskRead { page });
+            }
+            Some(h) if h == to => {
                 d.reading = true;
                 out.push(Output::DiskRead { page });
             }
