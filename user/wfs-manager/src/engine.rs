@@ -417,7 +417,14 @@ impl Engine {
                     | Msg::Put { page, .. }
                     | Msg::PutAck { page, .. } => *page,
                 };
-                self.know_file(page.file);
+                if !self.know_file(page.file)
+                    && let Msg::Fetch { .. } = m
+                {
+                    // Only a file's owner sends Fetch; a manager started
+                    // since this host's kernel took the page has not looked
+                    // the file up yet.
+                    self.core.add_file(page.file, from);
+                }
                 self.run_core(Input::Message { from, msg: m });
             }
             PeerMsg::Name(NameMsg::Lookup { id, name }) => {
