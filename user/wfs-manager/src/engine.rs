@@ -408,6 +408,10 @@ impl Engine {
     fn peer_msg(&mut self, from: HostId, msg: PeerMsg) {
         match msg {
             PeerMsg::Page(m) => {
+                if let Err(why) = check_page_msg(&m) {
+                    wlog!("page protocol: refused a message from host {from}: {why}");
+                    return;
+                }
                 let page = match &m {
                     Msg::WhereIs { page, .. }
                     | Msg::Fetch { page, .. }
@@ -1013,6 +1017,19 @@ impl Handle {
     }
 }
 
+/// Refuses a page message whose page is not exactly one page: written to
+/// the export or installed, anything else would spill into the next page
+/// or leave part of one undefined.
+fn check_page_msg(m: &Msg) -> Result<(), String> {
+    match m {
+        Msg::Data { data, .. } | Msg::Put { data, .. } if data.len() != PAGE_SIZE => Err(format!(
+            "a page of {} bytes (pages are {PAGE_SIZE})",
+            data.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn info(a: &Attr) -> FileInfo {
     FileInfo {
         file: a.file,
@@ -1026,5 +1043,35 @@ fn attr(i: &FileInfo) -> Attr {
         file: i.file,
         size: i.size,
         mode: i.mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_one_page() {
+        let page = PageId { file: 1, index: 2 };
+        let put = |n| Msg::Put {
+            page,
+            epoch: 1,
+            seq: 1,
+            data: vec![0; n],
+        };
+        let data = |n| Msg::Data {
+            txn: 1,
+            page,
+            data: vec![0; n],
+            dirty: true,
+            epoch: 1,
+        };
+        assert!(check_page_msg(&put(PAGE_SIZE)).is_ok());
+        assert!(check_page_msg(&data(PAGE_SIZE)).is_ok());
+        for n in [0, 1, PAGE_SIZE - 1, PAGE_SIZE + 1, 1 << 20] {
+            assert!(check_page_msg(&put(n)).is_err(), "{n}");
+            assert!(check_page_msg(&data(n)).is_err(), "{n}");
+        }
+        assert!(check_page_msg(&Msg::WhereIs { txn: 1, page }).is_ok());
     }
 }
