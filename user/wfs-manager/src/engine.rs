@@ -100,6 +100,10 @@ pub struct ProtocolStats {
     pub pages_in: u64,
     /// Pages taken out of this host's kernel for another host.
     pub pages_out: u64,
+    /// Dirty pages that came for READs the kernel had given up on, and
+    /// went to their owner's disk instead.
+    #[serde(default)]
+    pub pages_home: u64,
     /// INVALIDATEs the kernel answered busy and that were tried again.
     pub busy_retries: u64,
 }
@@ -113,6 +117,7 @@ pub struct Counters {
     connections: AtomicU64,
     pages_in: AtomicU64,
     pages_out: AtomicU64,
+    pages_home: AtomicU64,
     busy_retries: AtomicU64,
 }
 
@@ -131,6 +136,7 @@ impl Counters {
             connections: g(&self.connections),
             pages_in: g(&self.pages_in),
             pages_out: g(&self.pages_out),
+            pages_home: g(&self.pages_home),
             busy_retries: g(&self.busy_retries),
         }
     }
@@ -158,6 +164,7 @@ struct Peer {
 
 /// A READ waiting for its page.
 struct Waiting {
+    page: PageId,
     slot: u32,
     started: Instant,
 }
@@ -181,6 +188,9 @@ pub struct Parts {
     pub stats: Arc<Stats>,
     /// The engine's own counters.
     pub counters: Arc<Counters>,
+    /// How long the kernel waits for an answer (its registration's
+    /// `timeout_ms`): READs still unanswered then are failed.
+    pub read_deadline: Duration,
 }
 
 /// The engine's state; see the module documentation.
@@ -209,6 +219,12 @@ pub struct Engine {
     busy: Vec<Busy>,
     /// Log every input and output of the core (`WFS_TRACE=1`).
     trace: bool,
+    /// Grants the kernel took and dirty ones it refused, while one input's
+    /// outputs are carried out.
+    installed: Vec<PageId>,
+    refused: Vec<(PageId, Vec<u8>)>,
+    /// How long a READ may wait for its page.
+    read_deadline: Duration,
     counters: Arc<Counters>,
 }
 
@@ -221,6 +237,7 @@ impl Engine {
             inval,
             stats,
             counters,
+            read_deadline,
         } = parts;
         let me = host_id(&cfg.host);
         let peers: Vec<Peer> = cfg
@@ -257,6 +274,9 @@ impl Engine {
             pending_cookie: HashMap::new(),
             busy: Vec::new(),
             trace: std::env::var("WFS_TRACE").is_ok_and(|v| v == "1"),
+            installed: Vec::new(),
+            refused: Vec::new(),
+            read_deadline,
             counters,
         }
     }
@@ -269,6 +289,7 @@ impl Engine {
         }
         if acks {
             self.send_acks();
+            self.expire_reads();
         }
         !self.busy.is_empty()
     }
@@ -543,11 +564,16 @@ impl Engine {
                     self.reply(id, wfs_abi::Opcode::Read, started, Err(errno::ENOENT));
                     return;
                 }
-                self.reads.insert(id, Waiting { slot, started });
-                self.run_core(Input::Fault {
-                    req: id,
-                    page: PageId { file, index },
-                });
+                let page = PageId { file, index };
+                self.reads.insert(
+                    id,
+                    Waiting {
+                        page,
+                        slot,
+                        started,
+                    },
+                );
+                self.run_core(Input::Fault { req: id, page });
             }
             UpcallOp::Write {
                 file,
@@ -578,13 +604,15 @@ impl Engine {
         }
     }
 
+    /// Answers kernel request `id`; returns whether the kernel took the
+    /// answer (it refuses one for a request it gave up on).
     fn reply(
         &self,
         id: u64,
         op: wfs_abi::Opcode,
         started: Instant,
         result: Result<ReplyBody<'_>, i32>,
-    ) {
+    ) -> bool {
         let (error, body) = match result {
             Ok(b) => (0, Some(b)),
             Err(e) => (e, None),
@@ -600,7 +628,7 @@ impl Engine {
             Ok(n) => n,
             Err(e) => {
                 wlog!("engine: cannot encode reply to {op:?}: {e:?}");
-                return;
+                return false;
             }
         };
         // SAFETY: `out` holds `len` valid bytes; `fd` stays open for the
@@ -615,6 +643,7 @@ impl Engine {
                 std::io::Error::last_os_error()
             );
         }
+        w >= 0
     }
 
     fn reply_dirent(&self, id: u64, started: Instant, cookie: u64) {
@@ -716,6 +745,54 @@ impl Engine {
                     todo.push_back(next);
                 }
             }
+            // A dirty page that no READ installed (they all gave up) goes
+            // home: its data exists nowhere else. At once, before what this
+            // batch caused (a Fetch of the page from this host finds it
+            // absent, and the owner must read it from disk after the Put).
+            let mut installed = std::mem::take(&mut self.installed);
+            let mut home = Vec::new();
+            for (page, data) in std::mem::take(&mut self.refused) {
+                // Once per page (several READs of it may have given up).
+                if !installed.contains(&page) {
+                    installed.push(page);
+                    home.push((page, data));
+                }
+            }
+            for (page, data) in home.into_iter().rev() {
+                wlog!(
+                    "page protocol: the kernel gave up on page {} of file {:#x}, handed over dirty; writing it home",
+                    page.index,
+                    page.file
+                );
+                Counters::add(&self.counters.pages_home, 1);
+                todo.push_front(Input::NotInstalled { page, data });
+            }
+        }
+    }
+
+    /// Answers READs the kernel is about to give up on, or has: their
+    /// pages may never come (a peer died with them), and each holds a
+    /// slot of the pool until it is answered. The core forgets them; a
+    /// page that comes later for nobody goes home if it is dirty.
+    fn expire_reads(&mut self) {
+        let late: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, w)| w.started.elapsed() >= self.read_deadline)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            let Some(w) = self.reads.remove(&id) else {
+                continue;
+            };
+            self.core.cancel(id);
+            wlog!(
+                "page protocol: page {} of file {:#x} did not come in {} s; failing its READ",
+                w.page.index,
+                w.page.file,
+                self.read_deadline.as_secs()
+            );
+            self.reply(id, wfs_abi::Opcode::Read, w.started, Err(errno::EIO));
         }
     }
 
@@ -745,12 +822,17 @@ impl Engine {
                 }
                 let grant = if dirty { Grant::Dirty } else { self.read_grant };
                 Counters::add(&self.counters.pages_in, 1);
-                self.reply(
+                let taken = self.reply(
                     req,
                     wfs_abi::Opcode::Read,
                     w.started,
                     Ok(ReplyBody::Grant(grant)),
                 );
+                if taken {
+                    self.installed.push(w.page);
+                } else if dirty {
+                    self.refused.push((w.page, data));
+                }
                 None
             }
             Output::WriteDone { req } => {

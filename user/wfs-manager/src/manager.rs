@@ -192,6 +192,9 @@ pub fn run(argv: &[String]) -> i32 {
                     inval: inval.clone(),
                     stats: stats.clone(),
                     counters: counters.clone(),
+                    read_deadline: std::time::Duration::from_millis(u64::from(
+                        d.reg.timeout_ms.max(1000),
+                    )),
                 },
             )))
         }

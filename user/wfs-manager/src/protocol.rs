@@ -109,6 +109,10 @@ pub enum Input {
         page: PageId,
         contents: Option<(Vec<u8>, bool)>,
     },
+    /// The kernel refused a [`Output::Grant`] of a dirty page (the READ
+    /// had given up: timed out, or its task was killed), and no other READ
+    /// of the page installed it: the data goes home.
+    NotInstalled { page: PageId, data: Vec<u8> },
     /// The result of [`Output::DiskRead`] (owner only).
     DiskRead { page: PageId, data: Vec<u8> },
     /// A message from a peer (or from this host to itself).
@@ -187,7 +191,9 @@ pub struct Core {
     fetching: HashMap<PageId, (Txn, HostId, u64)>,
     unacked: HashMap<PageId, u32>,
     next_put: u64,
-    puts: HashMap<u64, u64>,
+    /// Put sequence number → the WRITE it answers (none: a page that
+    /// arrived for READs that had all given up).
+    puts: HashMap<u64, Option<u64>>,
     // Owner side.
     dir: HashMap<PageId, Dir>,
 }
@@ -222,6 +228,19 @@ impl Core {
     /// Whether this host waits for `page` (a READ of it is outstanding).
     pub fn faulting(&self, page: PageId) -> bool {
         self.faults.contains_key(&page)
+    }
+
+    /// The kernel gave up on READ `req` (it timed out): it is not answered
+    /// (the fault it waits on goes on; if nobody else waits for the page,
+    /// it goes home when it arrives). Returns whether `req` was waiting.
+    pub fn cancel(&mut self, req: u64) -> bool {
+        for p in self.faults.values_mut() {
+            if let Some(i) = p.reqs.iter().position(|&r| r == req) {
+                p.reqs.remove(i);
+                return true;
+            }
+        }
+        false
     }
 
     /// Faults waiting for a page, and transactions the owner side is
@@ -295,7 +314,7 @@ impl Core {
                 let seq = self.next_put;
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 *self.unacked.entry(page).or_default() += 1;
-                self.puts.insert(seq, req);
+                self.puts.insert(seq, Some(req));
                 self.send(
                     owner,
                     Msg::Put {
@@ -333,6 +352,20 @@ impl Core {
                         self.send(owner, Msg::Absent { txn, page }, out, local);
                     }
                 }
+            }
+            Input::NotInstalled { page, data } => {
+                let owner = self.owner(page.file)?;
+                let epoch = self.epochs.get(&page).copied().unwrap_or(0);
+                self.next_put += 1;
+                let seq = self.next_put;
+                self.puts.insert(seq, None);
+                let put = Msg::Put {
+                    page,
+                    epoch,
+                    seq,
+                    data,
+                };
+                self.send(owner, put, out, local);
             }
             Input::DiskRead { page, data } => {
                 let d = self.dir.entry(page).or_default();
@@ -399,6 +432,7 @@ impl Core {
                     return Err(unexpected(&msg));
                 };
                 let owner = self.owner(page.file)?;
+                let nobody = p.reqs.is_empty();
                 for &req in &p.reqs {
                     out.push(Output::Grant {
                         req,
@@ -408,6 +442,22 @@ impl Core {
                 }
                 self.faults.remove(&page);
                 self.epochs.insert(page, epoch);
+                if nobody && dirty {
+                    // Every READ waiting for it gave up (cancelled): the
+                    // kernel will not have the page, so its data goes home
+                    // before this host says it holds it (a Fetch then
+                    // finds it absent, and the owner's disk has it).
+                    self.next_put += 1;
+                    let seq = self.next_put;
+                    self.puts.insert(seq, None);
+                    let put = Msg::Put {
+                        page,
+                        epoch,
+                        seq,
+                        data: data.clone(),
+                    };
+                    self.send(owner, put, out, local);
+                }
                 self.send(owner, Msg::Done { txn, page }, out, local);
             }
             Msg::Absent { txn, page } => {
@@ -451,6 +501,10 @@ impl Core {
             Msg::PutAck { page, seq } => {
                 let Some(req) = self.puts.remove(&seq) else {
                     return Err(unexpected(&msg));
+                };
+                let Some(req) = req else {
+                    // A page nobody waited for, home now.
+                    return Ok(());
                 };
                 if let Some(n) = self.unacked.get_mut(&page) {
                     *n = n.saturating_sub(1);

@@ -19,6 +19,11 @@
 //! - no dirty data is lost: after everything is written back, each owner's
 //!   disk holds the last value of each of its pages;
 //! - every request completes: no fault, writeback or transaction is left.
+//!
+//! In half of the schedules the kernel also gives up on READs (a time-out,
+//! a killed task): the manager either forgets them or answers later and
+//! has its answer refused; a dirty page nobody installed must still reach
+//! its owner's disk.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -104,6 +109,11 @@ struct Sim {
     last: BTreeMap<PageId, u64>,
     next_value: u64,
     next_req: u64,
+    /// Whether this schedule has the kernel give up on READs.
+    timeouts: bool,
+    /// READs the kernel gave up on and the manager did not forget: their
+    /// answers are refused.
+    abandoned: BTreeMap<u64, PageId>,
     /// Whether an invalidation waits for the page's writeback, as in the
     /// real kernel (EAGAIN, retried); half of the schedules do not wait, so
     /// the protocol's own ordering rules (epochs, dirty hand-over while a
@@ -145,6 +155,7 @@ impl Sim {
         let last = pages.iter().map(|&p| (p, 0)).collect();
         let defer_invalidate = rng.below(2) == 0;
         let flaky = rng.below(2) == 0;
+        let timeouts = rng.below(2) == 0;
         Sim {
             rng,
             hosts,
@@ -152,6 +163,8 @@ impl Sim {
             down: Default::default(),
             drops: 0,
             flaky,
+            timeouts,
+            abandoned: BTreeMap::new(),
             pages,
             owners,
             last,
@@ -163,7 +176,11 @@ impl Sim {
     }
 
     fn fail(&self, why: String) -> ! {
-        let tail: Vec<_> = self.log.iter().rev().take(40).rev().cloned().collect();
+        let keep = std::env::var("WFS_SIM_LOG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(40);
+        let tail: Vec<_> = self.log.iter().rev().take(keep).rev().cloned().collect();
         panic!("{why}\nlast events:\n  {}", tail.join("\n  "));
     }
 
@@ -174,6 +191,11 @@ impl Sim {
             Ok(o) => o,
             Err(e) => self.fail(format!("h{h}: protocol error {e:?}")),
         };
+        // Dirty pages granted to READs the kernel gave up on, and pages
+        // installed, in this batch (the engine's rule: a dirty page no READ
+        // installed goes home).
+        let mut refused = Vec::new();
+        let mut installed = Vec::new();
         for o in outs {
             self.log.push(format!("h{h} -> {o:?}"));
             match o {
@@ -189,7 +211,17 @@ impl Sim {
                         self.net.entry((from, to)).or_default().push_back(frame);
                     }
                 }
-                Output::Grant { req, data, dirty } => self.grant(h, req, decode(&data), dirty),
+                Output::Grant { req, data, dirty } => {
+                    if let Some(page) = self.abandoned.remove(&req) {
+                        self.log
+                            .push(format!("h{h}: the kernel refuses READ {req}"));
+                        if dirty {
+                            refused.push((page, data));
+                        }
+                    } else {
+                        installed.push(self.grant(h, req, decode(&data), dirty));
+                    }
+                }
                 Output::WriteDone { req } => {
                     let k = &mut self.hosts[h].kernel;
                     let page = k
@@ -225,6 +257,35 @@ impl Sim {
                 }
             }
         }
+        // At once, as the engine does: before anything this batch caused.
+        for (page, data) in refused {
+            if !installed.contains(&page) {
+                self.input(h, Input::NotInstalled { page, data });
+            }
+        }
+    }
+
+    /// The kernel of host `h` gives up on one of its READs (it timed out,
+    /// or its task was killed): the operations waiting on it fail. The
+    /// manager either notices (and the core forgets the READ) or answers
+    /// it later, and the kernel refuses the answer.
+    fn give_up(&mut self, h: usize) {
+        let k = &mut self.hosts[h].kernel;
+        let faults: Vec<PageId> = k.faults.keys().copied().collect();
+        if faults.is_empty() {
+            return;
+        }
+        let page = faults[self.rng.below(faults.len())];
+        let (req, _) = k.faults.remove(&page).expect("listed above");
+        self.log.push(format!(
+            "h{h}: the kernel gives up on READ {req} of {page:?}"
+        ));
+        if self.rng.below(2) == 0 && self.hosts[h].core.cancel(req) {
+            self.log
+                .push(format!("h{h}: the manager forgets READ {req}"));
+        } else {
+            self.abandoned.insert(req, page);
+        }
     }
 
     /// The kernel of host `h` takes `page` out of its cache (DROP).
@@ -241,7 +302,7 @@ impl Sim {
 
     /// A READ is answered: the page is installed and the waiting
     /// operations run on it.
-    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool) {
+    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool) -> PageId {
         let k = &mut self.hosts[h].kernel;
         let page = k
             .faults
@@ -257,6 +318,7 @@ impl Sim {
         for op in ops {
             self.run(h, page, op);
         }
+        page
     }
 
     /// Runs an operation on a page host `h` holds.
@@ -371,6 +433,9 @@ impl Sim {
             if self.flaky {
                 choices += 1;
             }
+            if self.timeouts {
+                choices += 1;
+            }
         }
         if flush {
             choices += dirty_hosts.len();
@@ -415,6 +480,14 @@ impl Sim {
         if apps && self.flaky {
             if c == 0 {
                 self.drop_connection();
+                return true;
+            }
+            c -= 1;
+        }
+        if apps && self.timeouts {
+            if c == 0 {
+                let h = self.rng.below(self.hosts.len());
+                self.give_up(h);
                 return true;
             }
             c -= 1;

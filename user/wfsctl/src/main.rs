@@ -301,8 +301,8 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             p.sent, p.received, p.resent, p.connections
         ));
         v.push(format!(
-            "pages: in {}, out {}; invalidations retried while busy {}",
-            p.pages_in, p.pages_out, p.busy_retries
+            "pages: in {}, out {}, home after their READ gave up {}; invalidations retried while busy {}",
+            p.pages_in, p.pages_out, p.pages_home, p.busy_retries
         ));
     }
     v
@@ -676,13 +676,14 @@ mod tests {
             connections: 2,
             pages_in: 3,
             pages_out: 4,
+            pages_home: 1,
             busy_retries: 0,
         });
         assert_eq!(
             stats_lines(&r)[2..],
             [
                 "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
-                "pages: in 3, out 4; invalidations retried while busy 0"
+                "pages: in 3, out 4, home after their READ gave up 1; invalidations retried while busy 0"
             ]
         );
     }
