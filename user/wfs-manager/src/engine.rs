@@ -142,6 +142,13 @@ impl Counters {
     }
 }
 
+/// A READ still unanswered after this long is failed by the engine: every
+/// mount has given up on it by then (the longest `timeout` mount option is
+/// an hour), and its pool slot is the manager's until it answers. (A mount
+/// with a shorter time-out gives up earlier; its slot comes back when the
+/// page does, or at this deadline.)
+pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
+
 /// How often the engine looks at timers when nothing happens.
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
@@ -188,8 +195,8 @@ pub struct Parts {
     pub stats: Arc<Stats>,
     /// The engine's own counters.
     pub counters: Arc<Counters>,
-    /// How long the kernel waits for an answer (its registration's
-    /// `timeout_ms`): READs still unanswered then are failed.
+    /// How long a READ may wait before the engine fails it
+    /// ([`READ_DEADLINE`]).
     pub read_deadline: Duration,
 }
 
@@ -770,9 +777,9 @@ impl Engine {
         }
     }
 
-    /// Answers READs the kernel is about to give up on, or has: their
-    /// pages may never come (a peer died with them), and each holds a
-    /// slot of the pool until it is answered. The core forgets them; a
+    /// Answers READs every mount has given up on ([`READ_DEADLINE`]):
+    /// their pages may never come (a peer died with them), and each holds
+    /// a slot of the pool until it is answered. The core forgets them; a
     /// page that comes later for nobody goes home if it is dirty.
     fn expire_reads(&mut self) {
         let late: Vec<u64> = self

@@ -192,9 +192,7 @@ pub fn run(argv: &[String]) -> i32 {
                     inval: inval.clone(),
                     stats: stats.clone(),
                     counters: counters.clone(),
-                    read_deadline: std::time::Duration::from_millis(u64::from(
-                        d.reg.timeout_ms.max(1000),
-                    )),
+                    read_deadline: crate::engine::READ_DEADLINE,
                 },
             )))
         }
