@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use wfs_abi::{Attr, Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, errno};
+use wfs_abi::{Attr, Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
 use crate::cluster::{Cluster, EventSink, NetEvent};
 use crate::config::{Config, host_id};
@@ -32,46 +32,17 @@ use crate::invalidate::Invalidator;
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageId};
 use crate::session::Session;
-use crate::upcall::{Pool, Stats};
+use crate::upcall::{Pool, Stats, check_lent, lent_page};
 use crate::wire::{Frame, PeerMsg};
 use crate::wlog;
 
 /// A kernel request, as an upcall worker hands it over.
 #[derive(Debug)]
 pub struct Upcall {
-    /// The request's id, for the reply.
-    pub id: u64,
     /// When the worker read it.
     pub started: Instant,
-    /// What it asks.
-    pub op: UpcallOp,
-}
-
-/// What a kernel request asks (owned copy of [`wfs_abi::Request`]).
-#[derive(Debug)]
-pub enum UpcallOp {
-    /// LOOKUP of a name.
-    Lookup(Vec<u8>),
-    /// GETATTR of a file id.
-    Getattr(u64),
-    /// READDIR from a cookie.
-    Readdir(u64),
-    /// READ of pages into a lent slot.
-    Read {
-        file: u64,
-        index: u64,
-        count: u32,
-        slot: u32,
-    },
-    /// WRITE of pages from a lent slot.
-    Write {
-        file: u64,
-        index: u64,
-        count: u32,
-        slot: u32,
-    },
-    /// UPGRADE of a read-only page.
-    Upgrade { file: u64, index: u64 },
+    /// The request as read from `/dev/wfs`; the engine decodes it.
+    pub msg: Vec<u8>,
 }
 
 /// What the engine hears.
@@ -501,16 +472,23 @@ impl Engine {
     // -- the kernel -------------------------------------------------------
 
     fn upcall(&mut self, u: Upcall) {
-        let Upcall { id, started, op } = u;
-        match op {
-            UpcallOp::Lookup(name) => {
-                let local = self.export.lookup(&name).ok().map(|a| info(&a));
+        let Upcall { started, msg } = u;
+        let (id, req) = match Request::decode(&msg) {
+            Ok(r) => r,
+            Err(e) => {
+                wlog!("upcall: undecodable request ({e:?}), {} bytes", msg.len());
+                return;
+            }
+        };
+        match req {
+            Request::Lookup { name } => {
+                let local = self.export.lookup(name).ok().map(|a| info(&a));
                 let (up, down) = self.connected();
                 self.lookups.insert(id, started);
-                let out = self.names.lookup(id, &name, local, &up, &down);
+                let out = self.names.lookup(id, name, local, &up, &down);
                 self.name_outputs(out);
             }
-            UpcallOp::Getattr(file) => {
+            Request::Getattr { file } => {
                 let r = match self.export.getattr(file) {
                     Ok(a) => Ok(a),
                     Err(e) => match self.names.owner_of(file) {
@@ -525,7 +503,7 @@ impl Engine {
                     r.map(ReplyBody::Attr),
                 );
             }
-            UpcallOp::Readdir(cookie) => {
+            Request::Readdir { cookie } => {
                 if cookie == 0 || self.listing.is_empty() {
                     let local = self.export.names().unwrap_or_default();
                     let (up, _) = self.connected();
@@ -538,7 +516,7 @@ impl Engine {
                     self.reply_dirent(id, started, cookie);
                 }
             }
-            UpcallOp::Upgrade { file, index } => {
+            Request::Upgrade { file, index } => {
                 let r = if self.export.getattr(file).is_ok() {
                     self.export.upgrade(file, index)
                 } else {
@@ -557,14 +535,14 @@ impl Engine {
                     r.map(ReplyBody::Grant),
                 );
             }
-            UpcallOp::Read {
+            Request::Read {
                 file,
                 index,
                 count,
                 slot,
             } => {
-                if count != 1 || slot >= self.pool.slots() {
-                    self.reply(id, wfs_abi::Opcode::Read, started, Err(errno::EINVAL));
+                if let Err(e) = check_lent(Some(&self.pool), count, slot) {
+                    self.reply(id, wfs_abi::Opcode::Read, started, Err(e));
                     return;
                 }
                 if !self.know_file(file) {
@@ -582,7 +560,7 @@ impl Engine {
                 );
                 self.run_core(Input::Fault { req: id, page });
             }
-            UpcallOp::Write {
+            Request::Write {
                 file,
                 index,
                 count,
@@ -590,10 +568,10 @@ impl Engine {
             } => {
                 // SAFETY: The kernel lent `slot` with this request, which
                 // only the engine handles now.
-                let data = match (count, unsafe { self.pool.page(slot) }) {
-                    (1, Some(p)) => p.to_vec(),
-                    _ => {
-                        self.reply(id, wfs_abi::Opcode::Write, started, Err(errno::EINVAL));
+                let data = match unsafe { lent_page(Some(&self.pool), count, slot) } {
+                    Ok(p) => p.to_vec(),
+                    Err(e) => {
+                        self.reply(id, wfs_abi::Opcode::Write, started, Err(e));
                         return;
                     }
                 };

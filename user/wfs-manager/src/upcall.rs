@@ -158,21 +158,34 @@ impl Stats {
     }
 }
 
-/// The page of the slot lent with a READ or WRITE of `count` pages: one
-/// page is all this ABI version moves (`EINVAL` otherwise, or for a slot
-/// outside the pool).
+/// Checks the slot lent with a READ or WRITE of `count` pages: one page is
+/// all this ABI version moves (`EINVAL` otherwise, or for a slot outside
+/// the pool).
+pub(crate) fn check_lent(pool: Option<&Pool>, count: u32, slot: u32) -> Result<(), i32> {
+    match pool {
+        Some(p) if count == 1 && slot < p.slots => Ok(()),
+        _ => Err(errno::EINVAL),
+    }
+}
+
+/// The page of the slot lent with a READ or WRITE of `count` pages (see
+/// [`check_lent`]).
 ///
 /// # Safety
 ///
 /// The kernel lent `slot` with the request the caller handles, and only
 /// the caller does.
 #[allow(clippy::mut_from_ref)]
-unsafe fn lent_page(pool: Option<&Pool>, count: u32, slot: u32) -> Result<&mut [u8], i32> {
-    // SAFETY: The slot is the caller's alone (this function's contract).
-    match (count, pool.and_then(|p| unsafe { p.page(slot) })) {
-        (1, Some(page)) => Ok(page),
-        _ => Err(errno::EINVAL),
-    }
+pub(crate) unsafe fn lent_page(
+    pool: Option<&Pool>,
+    count: u32,
+    slot: u32,
+) -> Result<&mut [u8], i32> {
+    check_lent(pool, count, slot)?;
+    // SAFETY: The slot is the caller's alone (this function's contract),
+    // and in the pool (checked above).
+    pool.and_then(|p| unsafe { p.page(slot) })
+        .ok_or(errno::EINVAL)
 }
 
 /// Answers one request message; returns the reply's length in `out`, or
@@ -277,39 +290,6 @@ pub fn handle(
     }
 }
 
-/// The engine's copy of request `req`.
-fn to_engine(req: Request<'_>) -> crate::engine::UpcallOp {
-    use crate::engine::UpcallOp;
-    match req {
-        Request::Lookup { name } => UpcallOp::Lookup(name.to_vec()),
-        Request::Getattr { file } => UpcallOp::Getattr(file),
-        Request::Readdir { cookie } => UpcallOp::Readdir(cookie),
-        Request::Read {
-            file,
-            index,
-            count,
-            slot,
-        } => UpcallOp::Read {
-            file,
-            index,
-            count,
-            slot,
-        },
-        Request::Write {
-            file,
-            index,
-            count,
-            slot,
-        } => UpcallOp::Write {
-            file,
-            index,
-            count,
-            slot,
-        },
-        Request::Upgrade { file, index } => UpcallOp::Upgrade { file, index },
-    }
-}
-
 /// Where a worker sends what it reads.
 #[derive(Clone)]
 pub enum Server {
@@ -338,26 +318,19 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
         let started = Instant::now();
         let msg = &buf[..n as usize];
         let (export, pool) = match server {
-            Server::Engine(engine, export, pool) => {
-                match Request::decode(msg) {
-                    Ok((_, Request::Read { .. })) if export.null_read() => {}
-                    Ok((id, req)) => {
-                        let up = Upcall {
-                            id,
-                            started,
-                            op: to_engine(req),
-                        };
-                        engine.event(Event::Upcall(up));
-                        continue;
-                    }
-                    Err(e) => {
-                        crate::wlog!("upcall: undecodable request ({e:?}), {n} bytes");
-                        continue;
-                    }
-                }
-                (export, pool)
+            // The benchmark's null READ is answered here, at once; every
+            // other request goes to the engine.
+            Server::Engine(engine, export, pool)
+                if !(export.null_read()
+                    && matches!(Request::decode(msg), Ok((_, Request::Read { .. })))) =>
+            {
+                engine.event(Event::Upcall(Upcall {
+                    started,
+                    msg: msg.to_vec(),
+                }));
+                continue;
             }
-            Server::Local(export, pool) => (export, pool),
+            Server::Engine(_, export, pool) | Server::Local(export, pool) => (export, pool),
         };
         let Some(len) = handle(export, pool.as_deref(), msg, &mut out) else {
             continue;
