@@ -407,43 +407,40 @@ fn cmd_invalidate(o: &Opts) -> i32 {
     }
 }
 
-/// `wfsctl forget NAME`: the kernel forgets its cached lookup of NAME.
-fn cmd_forget(o: &Opts) -> i32 {
-    let [name] = o.positional.as_slice() else {
-        usage_err("forget needs one NAME");
+/// Sends "VERB ARG" (ARG: the one positional argument, `missing` if it is
+/// not there) to the manager, which answers ok or an error.
+fn ask_one(o: &Opts, verb: &str, missing: &str) -> i32 {
+    let [arg] = o.positional.as_slice() else {
+        usage_err(missing);
     };
-    match ask_manager(o, &format!("forget {name}")) {
+    match ask_manager(o, &format!("{verb} {arg}")) {
         Some(_) => 0,
         None => 1,
     }
+}
+
+/// `wfsctl forget NAME`: the kernel forgets its cached lookup of NAME.
+fn cmd_forget(o: &Opts) -> i32 {
+    ask_one(o, "forget", "forget needs one NAME")
 }
 
 /// `wfsctl disconnect PEER`: the manager closes its connection to PEER;
 /// the cluster connects again and the page protocol carries on (tests of
 /// dropped connections).
 fn cmd_disconnect(o: &Opts) -> i32 {
-    let [peer] = o.positional.as_slice() else {
-        usage_err("disconnect needs one PEER");
-    };
-    match ask_manager(o, &format!("disconnect {peer}")) {
-        Some(_) => 0,
-        None => 1,
-    }
+    ask_one(o, "disconnect", "disconnect needs one PEER")
 }
 
 /// `wfsctl null-read on|off`: for benchmarks, the manager answers READ
 /// without reading the page (the paper's null page fault).
 fn cmd_null_read(o: &Opts) -> i32 {
-    let [what] = o.positional.as_slice() else {
-        usage_err("null-read needs on or off");
-    };
-    if what != "on" && what != "off" {
+    if let [what] = o.positional.as_slice()
+        && what != "on"
+        && what != "off"
+    {
         usage_err(&format!("null-read: expected on or off, not {what:?}"));
     }
-    match ask_manager(o, &format!("null-read {what}")) {
-        Some(_) => 0,
-        None => 1,
-    }
+    ask_one(o, "null-read", "null-read needs on or off")
 }
 
 fn cmd_kstatus(o: &Opts) -> i32 {
