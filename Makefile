@@ -64,11 +64,16 @@ manager: setup
 	@mkdir -p build/bin && cp user/target/release/wfs-manager user/target/release/wfsctl build/bin/
 
 # Small C programs the QEMU tests run in the guests (build/test-helpers/).
-HELPERS := $(patsubst tests/qemu/helpers/%.c,build/test-helpers/%,$(wildcard tests/qemu/helpers/*.c))
+# Shell functions they share (lib.sh) are copied alongside.
+HELPERS := $(patsubst tests/qemu/helpers/%.c,build/test-helpers/%,$(wildcard tests/qemu/helpers/*.c)) \
+	build/test-helpers/lib.sh
 helpers: $(HELPERS)
 build/test-helpers/%: tests/qemu/helpers/%.c
 	@mkdir -p build/test-helpers
 	@gcc -O2 -Wall -Werror -pthread -o $@ $<
+build/test-helpers/%.sh: tests/qemu/helpers/%.sh
+	@mkdir -p build/test-helpers
+	@cp $< $@
 
 lint: modules
 	@tools/lint.sh

@@ -16,6 +16,7 @@
 set -eu
 B=/opt/bench
 H=/opt/helpers
+. $H/lib.sh
 PAGES=${PAGES:-1000}
 ROUNDS=${ROUNDS:-10}
 RUNS=${RUNS:-5}
@@ -45,13 +46,7 @@ if [ "$h" = 1 ]; then
     done
     $B/wfsbench tcp-serve 7100 &
 else
-    tries=0
-    until [ -e $CTL ]; do
-        tries=$((tries + 1))
-        [ $tries -lt 600 ] || fail "$CTL never appeared"
-        wfsctl forget ctl >/dev/null 2>&1 || true
-        sleep 0.2
-    done
+    appear 120 ctl || fail "$CTL never appeared"
 fi
 barrier 1
 

@@ -14,6 +14,7 @@
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
+. $H/lib.sh
 fail() {
     echo "FAIL h$h: $*"
     wfsctl status || true
@@ -42,13 +43,7 @@ case $h in
     printf 'dup of h2\n' > /export/dup
     ;;
 esac
-tries=0
-until [ -e $CTL ]; do
-    tries=$((tries + 1))
-    [ $tries -lt 300 ] || fail "$CTL never appeared"
-    wfsctl forget ctl >/dev/null 2>&1 || true
-    sleep 0.2
-done
+appear 60 ctl || fail "$CTL never appeared"
 flag 1
 await 1
 

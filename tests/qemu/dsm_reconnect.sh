@@ -13,6 +13,7 @@
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
+. $H/lib.sh
 F=/wfs/r
 LOCK=0
 COUNTER=4
@@ -35,13 +36,7 @@ wfsctl wait --peers --timeout 90 || fail "peers not connected"
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/r bs=4096 count=1 2>/dev/null
 fi
-tries=0
-until [ -e $F ]; do
-    tries=$((tries + 1))
-    [ $tries -lt 300 ] || fail "$F never appeared"
-    wfsctl forget r >/dev/null 2>&1 || true
-    sleep 0.2
-done
+appear 60 r || fail "$F never appeared"
 before=$(connections)
 
 # Drop the connection every 0.3 s while counting.

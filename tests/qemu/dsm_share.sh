@@ -25,6 +25,7 @@ set -eu
 h=$WFS_HOST
 n=$WFS_HOSTS
 H=/opt/helpers
+. $H/lib.sh
 fail() {
     echo "FAIL h$h: $*"
     wfsctl status || true
@@ -74,16 +75,7 @@ if [ "$h" = "$owner" ]; then
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
     $H/dsm fill /export/shared 3 || fail "cannot fill the export"
 else
-    # Wait for the owner's files to appear (a name looked up too early is
-    # cached as missing: forget it each time).
-    tries=0
-    until [ -e /wfs/shared ] && [ -e /wfs/ctl ]; do
-        tries=$((tries + 1))
-        [ $tries -lt 300 ] || fail "/wfs/shared never appeared"
-        wfsctl forget shared >/dev/null 2>&1 || true
-        wfsctl forget ctl >/dev/null 2>&1 || true
-        sleep 0.2
-    done
+    appear 60 shared ctl || fail "/wfs/shared or /wfs/ctl never appeared"
     [ "$(stat -c %s /wfs/shared)" = 65536 ] || fail "size $(stat -c %s /wfs/shared), not 65536"
     ls /wfs | grep -qx shared || fail "ls /wfs does not list shared: $(ls /wfs)"
     ls /wfs | grep -qx ctl || fail "ls /wfs does not list ctl: $(ls /wfs)"

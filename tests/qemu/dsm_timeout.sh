@@ -12,6 +12,7 @@
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
+. $H/lib.sh
 fail() {
     echo "FAIL h$h: $*"
     wfsctl status || true
@@ -54,13 +55,7 @@ if [ "$h" = 1 ]; then
     step 2
     await 2 2
 else
-    tries=0
-    until [ -e $CTL ]; do
-        tries=$((tries + 1))
-        [ $tries -lt 300 ] || fail "$CTL never appeared"
-        wfsctl forget ctl >/dev/null 2>&1 || true
-        sleep 0.2
-    done
+    appear 60 ctl || fail "$CTL never appeared"
     await 1 1
     umount /wfs
     mount -t wfs -o timeout=2 none /wfs || fail "mount -o timeout=2 refused"
