@@ -24,27 +24,27 @@ done
 out=$(mktemp)
 cl=$(mktemp)
 trap 'rm -f "$out" "$cl"' EXIT
+# guests OUT HOSTS TIMEOUT SCRIPT [ADD...]: runs bench/SCRIPT on HOSTS
+# guests (with build/bench and every ADD), its output in OUT; fails unless
+# every guest printed BENCH-DONE.
+guests() {
+    local out=$1 hosts=$2 timeout=$3 script=$4
+    shift 4
+    local adds=(--add "$ROOT/build/bench:/opt/bench" --add "$ROOT/bench/$script:/opt/$script")
+    for a in "$@"; do adds+=(--add "$a"); done
+    if ! "$ROOT/tools/wfs-vm" run --hosts "$hosts" --timeout "$timeout" "${adds[@]}" \
+            -- /bin/sh -c "PAGES=$PAGES ROUNDS=$ROUNDS exec /bin/sh /opt/$script" > "$out" 2>&1; then
+        grep -E "BENCH-FAILED|FAIL|error" "$out" | head -20 >&2 || tail -20 "$out" >&2
+        echo "[bench] the $hosts-guest benchmark run failed" >&2
+        exit 1
+    fi
+    [ "$(grep -c BENCH-DONE "$out")" = "$hosts" ] ||
+        { tail -20 "$out" >&2; echo "[bench] incomplete $hosts-guest run" >&2; exit 1; }
+}
 echo "[bench] one guest; $PAGES pages x $ROUNDS rounds per fault benchmark (a few minutes under TCG)"
-if ! "$ROOT/tools/wfs-vm" run --hosts 1 --timeout 1200 \
-        --add "$ROOT/build/bench:/opt/bench" \
-        --add "$ROOT/bench/guest.sh:/opt/bench-guest.sh" \
-        -- /bin/sh -c "PAGES=$PAGES ROUNDS=$ROUNDS exec /bin/sh /opt/bench-guest.sh" > "$out" 2>&1; then
-    grep -E "BENCH-FAILED|FAIL|error" "$out" | head -20 >&2 || tail -20 "$out" >&2
-    echo "[bench] the benchmark run failed" >&2
-    exit 1
-fi
-grep -q BENCH-DONE "$out" || { tail -20 "$out" >&2; echo "[bench] incomplete run" >&2; exit 1; }
+guests "$out" 1 1200 guest.sh
 echo "[bench] two guests; remote faults ($PAGES pages x $ROUNDS files), then Figure 4"
-if ! "$ROOT/tools/wfs-vm" run --hosts 2 --timeout 1800 \
-        --add "$ROOT/build/bench:/opt/bench" \
-        --add "$ROOT/build/test-helpers:/opt/helpers" \
-        --add "$ROOT/bench/cluster.sh:/opt/bench-cluster.sh" \
-        -- /bin/sh -c "PAGES=$PAGES ROUNDS=$ROUNDS exec /bin/sh /opt/bench-cluster.sh" > "$cl" 2>&1; then
-    grep -E "BENCH-FAILED|FAIL|error" "$cl" | head -20 >&2 || tail -20 "$cl" >&2
-    echo "[bench] the two-guest benchmark run failed" >&2
-    exit 1
-fi
-[ "$(grep -c BENCH-DONE "$cl")" = 2 ] || { tail -20 "$cl" >&2; echo "[bench] incomplete two-guest run" >&2; exit 1; }
+guests "$cl" 2 1800 cluster.sh "$ROOT/build/test-helpers:/opt/helpers"
 [ -z "$RAW" ] || cat "$out" "$cl" > "$RAW"
 accel=$(grep -o '\(tcg\|kvm\), -smp' "$out" | head -n1 | cut -d, -f1)
 cat "$out" "$cl" | exec python3 "$ROOT/tools/bench-report.py" "${accel:-tcg}"
