@@ -458,15 +458,25 @@ impl Engine {
         if self.core.owner_of(file).is_some() {
             return true;
         }
+        if let Some((owner, _)) = self.remote(file) {
+            self.core.add_file(file, owner);
+            return true;
+        }
         if self.export.getattr(file).is_ok() {
             self.core.add_file(file, self.me);
             return true;
         }
-        if let Some((owner, _)) = self.names.owner_of(file) {
-            self.core.add_file(file, owner);
-            return true;
-        }
         false
+    }
+
+    /// Another host's file, as a LOOKUP found it. (This host's own files
+    /// are asked of the export, which looks at the file itself; asking it
+    /// first about another host's file would rescan the export directory
+    /// for a name it does not have.)
+    fn remote(&self, file: u64) -> Option<(HostId, FileInfo)> {
+        self.names
+            .owner_of(file)
+            .filter(|&(owner, _)| owner != self.me)
     }
 
     // -- the kernel -------------------------------------------------------
@@ -489,12 +499,9 @@ impl Engine {
                 self.name_outputs(out);
             }
             Request::Getattr { file } => {
-                let r = match self.export.getattr(file) {
-                    Ok(a) => Ok(a),
-                    Err(e) => match self.names.owner_of(file) {
-                        Some((_, i)) => Ok(attr(&i)),
-                        None => Err(e),
-                    },
+                let r = match self.remote(file) {
+                    Some((_, i)) => Ok(attr(&i)),
+                    None => self.export.getattr(file),
                 };
                 self.reply(
                     id,
@@ -517,16 +524,12 @@ impl Engine {
                 }
             }
             Request::Upgrade { file, index } => {
-                let r = if self.export.getattr(file).is_ok() {
-                    self.export.upgrade(file, index)
-                } else {
-                    match self.names.owner_of(file) {
-                        Some((_, i)) if index.saturating_mul(PAGE_SIZE as u64) < i.size => {
-                            Ok(Grant::ReadWrite)
-                        }
-                        Some(_) => Err(errno::EFBIG),
-                        None => Err(errno::ENOENT),
+                let r = match self.remote(file) {
+                    Some((_, i)) if index.saturating_mul(PAGE_SIZE as u64) < i.size => {
+                        Ok(Grant::ReadWrite)
                     }
+                    Some(_) => Err(errno::EFBIG),
+                    None => self.export.upgrade(file, index),
                 };
                 self.reply(
                     id,
