@@ -745,6 +745,12 @@ pub enum ReplyBody<'a> {
     Done,
 }
 
+/// Largest errno a reply may carry. Numbers from 512 up are the kernel's
+/// own (`ERESTARTSYS`, `EIOCBQUEUED`, ...): the VFS gives them meaning
+/// (restart the system call; the I/O is queued) and some must never reach
+/// user space, so a manager may not send them (FUSE draws the same line).
+pub const MAX_REPLY_ERRNO: i32 = 511;
+
 /// A manager → kernel reply: header, status, body. A non-zero `error`
 /// (a positive errno) fails the request and carries no body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -787,7 +793,7 @@ impl<'a> Reply<'a> {
             (Opcode::Write, Some(ReplyBody::Done)) => true,
             _ => false,
         };
-        if !body_fits || (self.error != 0 && !(1..=4095).contains(&self.error)) {
+        if !body_fits || (self.error != 0 && !(1..=MAX_REPLY_ERRNO).contains(&self.error)) {
             return Err(DecodeError::BadField);
         }
         Ok(())
@@ -840,7 +846,7 @@ impl<'a> Reply<'a> {
         let error = get_u32(b, HEADER_LEN)? as i32;
         let p = HEADER_LEN + 4;
         if error != 0 {
-            if !(1..=4095).contains(&error) {
+            if !(1..=MAX_REPLY_ERRNO).contains(&error) {
                 return Err(DecodeError::BadField);
             }
             if b.len() != p {

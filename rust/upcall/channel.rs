@@ -90,13 +90,37 @@ impl Outbox {
         })
     }
 
-    /// Queues `id`. There is room: the table admits at most
-    /// `MAX_INFLIGHT` requests and each is queued at most once.
-    fn push(&mut self, id: u64) {
-        if self.len < MAX_INFLIGHT {
-            self.ids[(self.head + self.len) % MAX_INFLIGHT] = id;
-            self.len += 1;
+    /// Queues `id`. There is always room while every id queued belongs
+    /// to a live call (the table admits at most `MAX_INFLIGHT`), which
+    /// [`Outbox::remove`] keeps true; `EAGAIN` if not.
+    fn push(&mut self, id: u64) -> Result {
+        if self.len >= MAX_INFLIGHT {
+            return Err(EAGAIN);
         }
+        self.ids[(self.head + self.len) % MAX_INFLIGHT] = id;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Takes `id` out of the queue, if it is there, keeping the order of
+    /// the others. A call that ends before the manager read it must not
+    /// leave its id behind: stale ids would fill the queue while the table
+    /// has room, and a live request would find no place.
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(pos) = (0..self.len).find(|&i| self.ids[(self.head + i) % MAX_INFLIGHT] == id)
+        else {
+            return false;
+        };
+        for i in pos..self.len - 1 {
+            self.ids[(self.head + i) % MAX_INFLIGHT] = self.ids[(self.head + i + 1) % MAX_INFLIGHT];
+        }
+        self.len -= 1;
+        true
+    }
+
+    /// Ids queued.
+    fn len(&self) -> usize {
+        self.len
     }
 
     fn pop(&mut self) -> Option<u64> {
@@ -309,6 +333,13 @@ impl State {
                 return Err((e, buf));
             }
         };
+        if self.outbox.push(id).is_err() {
+            self.table.cancel(id);
+            if let Some(s) = slot {
+                let _ = self.slots.release(s, id);
+            }
+            return Err((EAGAIN, buf));
+        }
         if let Some(s) = slot {
             let _ = self.slots.lend(s, id);
         }
@@ -319,7 +350,6 @@ impl State {
             sent: false,
             slot,
         });
-        self.outbox.push(id);
         Ok(id)
     }
 
@@ -342,11 +372,22 @@ impl State {
         None
     }
 
-    /// A request read by the manager could not be copied out: fail it.
+    /// A request taken for the manager could not be copied out to it:
+    /// fail it. The manager never saw it, so it is not sent, and the pool
+    /// slot lent with it comes back when its caller finishes.
     pub(crate) fn fail_request(&mut self, msg: &[u8]) {
         if let Ok(h) = abi::Header::decode(msg) {
-            let _ = self.table.fail(h.id, abi::errno::EIO);
+            if self.table.fail(h.id, abi::errno::EIO).is_ok() {
+                if let Some(call) = self.calls[slot_of(h.id)].as_mut() {
+                    call.sent = false;
+                }
+            }
         }
+    }
+
+    /// Requests queued for the manager and not yet read by it.
+    pub(crate) fn queued(&self) -> usize {
+        self.outbox.len()
     }
 
     /// Records the manager's reply `msg` (already copied from user space).
@@ -395,6 +436,9 @@ impl State {
         let call = self.calls[slot_of(id)].take();
         let slot = call.as_ref().and_then(|c| c.slot);
         let sent = call.as_ref().is_some_and(|c| c.sent);
+        if !sent {
+            self.outbox.remove(id);
+        }
         let buf = call.and_then(|c| c.buf);
         if let (Some(s), false) = (slot, matches!(outcome, Some(Outcome::Done(_)))) {
             if !sent {
@@ -520,6 +564,10 @@ impl Channel {
         };
         self.requests.notify_one();
 
+        // A reply the manager got accepted wins over a fatal signal that
+        // came with it: the manager believes it delivered, and a dirty
+        // grant is the page's only copy. So the table is asked first, and
+        // after a signal too.
         let killed = loop {
             if !st.table.is_pending(id) {
                 break false;
@@ -533,7 +581,9 @@ impl Channel {
                 .replies
                 .wait_killable_timeout(&mut st, deadline.wrapping_sub(now) as _)
             {
-                break true;
+                if st.table.is_pending(id) {
+                    break true;
+                }
             }
         };
         let (buf, outcome, slot) = st.finish(id);

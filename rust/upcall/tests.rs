@@ -652,7 +652,126 @@ fn transport_unsent_slot_freed() {
     kunit_expect_eq!(st.next_request(&mut out), None);
 }
 
+/// A request the manager's `read(2)` took but could not copy out (a bad
+/// buffer) is failed; the manager never saw it, so its pool slot must come
+/// back when its caller finishes, not stay lent for good.
+fn transport_failed_copy_frees_slot() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let free = st.slots.free();
+    let Some(id) = submit_read(&mut st) else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    let mut out = [0u8; abi::MSG_MAX];
+    let n = st.next_request(&mut out).unwrap_or(0);
+    kunit_expect!(n > 0);
+    st.fail_request(&out[..n]);
+    let (_, outcome, _) = st.finish(id);
+    kunit_expect_eq!(outcome, Some(Outcome::Failed(abi::errno::EIO)));
+    kunit_expect_eq!(st.slots.free(), free);
+}
+
 kunit_module_suite!(
     wfs_upcall_slots,
-    [transport_page_slots, transport_unsent_slot_freed]
+    [
+        transport_page_slots,
+        transport_unsent_slot_freed,
+        transport_failed_copy_frees_slot
+    ]
+);
+
+/// Calls that end before the manager reads them (time-out, fatal signal)
+/// must not leave their ids queued: after a stall with the table full and
+/// some callers gone, every live request reaches the manager.
+fn outbox_stall_keeps_live_requests() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let mut ids = KVec::new();
+    for i in 0..MAX_INFLIGHT as u64 {
+        match submit(&mut st, Request::Getattr { file: i }) {
+            Some(id) => {
+                let _ = ids.push(id, GFP_KERNEL);
+            }
+            None => kunit_expect!(false, "submit {} failed", i),
+        }
+    }
+    kunit_expect!(submit(&mut st, Request::Getattr { file: 999 }).is_none());
+    kunit_expect_eq!(st.queued(), MAX_INFLIGHT);
+    // Ten callers give up before the manager reads anything: five time
+    // out, five are killed (their calls are cancelled).
+    for (k, &id) in ids.iter().take(10).enumerate() {
+        if k % 2 == 0 {
+            let _ = st.table.fail(id, abi::errno::ETIMEDOUT);
+        }
+        let _ = st.finish(id);
+    }
+    kunit_expect_eq!(st.queued(), MAX_INFLIGHT - 10);
+    // Ten new callers take their places.
+    for i in 0..10u64 {
+        kunit_expect!(submit(&mut st, Request::Getattr { file: 1000 + i }).is_some());
+    }
+    kunit_expect_eq!(st.queued(), MAX_INFLIGHT);
+    // The manager resumes: it is handed every live request, in order.
+    let mut out = [0u8; abi::MSG_MAX];
+    let mut files = KVec::new();
+    while let Some(n) = st.next_request(&mut out) {
+        if let Ok((_, Request::Getattr { file })) = Request::decode(&out[..n]) {
+            let _ = files.push(file, GFP_KERNEL);
+        }
+    }
+    kunit_expect_eq!(files.len(), MAX_INFLIGHT);
+    kunit_expect_eq!(files.first().copied(), Some(10));
+    kunit_expect_eq!(files.last().copied(), Some(1009));
+    kunit_expect_eq!(st.queued(), 0);
+}
+
+/// A manager error at or past 512 (`ERESTARTSYS`, `EIOCBQUEUED`, ...) is
+/// refused as malformed and the call stays pending; 1..=511 completes it.
+fn transport_reply_errno_range() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let id = submit(&mut st, Request::Getattr { file: 3 }).unwrap_or(0);
+    let mut out = [0u8; abi::MSG_MAX];
+    kunit_expect!(st.next_request(&mut out).is_some());
+    let mut rb = [0u8; abi::MSG_MAX];
+    for bad in [512u32, 529, 4095] {
+        // Built by hand: the encoder refuses these.
+        let rn = reply_bytes(
+            Reply {
+                id,
+                op: Opcode::Getattr,
+                error: 5,
+                body: None,
+            },
+            &mut rb,
+        );
+        rb[abi::HEADER_LEN..abi::HEADER_LEN + 4].copy_from_slice(&bad.to_le_bytes());
+        kunit_expect_eq!(st.accept_reply(&rb[..rn]), Err(ReplyError::Malformed));
+        kunit_expect!(st.table.is_pending(id));
+    }
+    let rn = reply_bytes(
+        Reply {
+            id,
+            op: Opcode::Getattr,
+            error: abi::MAX_REPLY_ERRNO,
+            body: None,
+        },
+        &mut rb,
+    );
+    kunit_expect_eq!(st.accept_reply(&rb[..rn]), Ok(()));
+}
+
+kunit_module_suite!(
+    wfs_upcall_outbox,
+    [
+        outbox_stall_keeps_live_requests,
+        transport_reply_errno_range
+    ]
 );

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 // wfsfuzz ITERATIONS SEED MIN: registers on /dev/wfs as the manager (none may
 // be registered) and mixes ITERATIONS rounds of bad input with correct
-// service of the requests that arrive. It serves files "f<N>", one page
+// service of the requests that arrive. Other modes (see the end of the file):
+//   wfsfuzz errors          every reply errno 1..4095 against LOOKUP and READ
+//   wfsfuzz stall           registers, serves nothing until SIGUSR1
+//   wfsfuzz killrace ROUNDS SIGKILL the reader of a page, then grant it dirty
+//   wfsfuzz umount          INVALIDATE while an unmount writes a page back
+//   wfsfuzz hardening       the pool is the manager's alone, and cleared
+//                           between sessions It serves files "f<N>", one page
 // each, whose bytes are all (N & 0xff); every other name is ENOENT.
 //
 // Bad input: random bytes of random length, well-formed replies to ids
@@ -22,8 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MSG_MAX 335
@@ -39,6 +50,8 @@
 #define OP_GETATTR 2
 #define OP_READDIR 3
 #define OP_READ 4
+#define OP_WRITE 5
+#define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
 #define FILE_BASE 0x8000000000001000ull
 
@@ -202,6 +215,10 @@ static void serve(const uint8_t *good, size_t n)
 	put32(bad + HDR, (uint32_t)-5);
 	expect_fail(write(fd, bad, n), EINVAL, EINVAL, "negative errno");
 
+	/* The kernel's own errnos (ERESTARTSYS 512 .. 4095) are refused. */
+	header(bad, HDR + 4, op, get64(good + 8), MAX_REPLY_ERRNO + 1 + rand() % (4095 - MAX_REPLY_ERRNO));
+	expect_fail(write(fd, bad, HDR + 4), EINVAL, EINVAL, "errno of 512 or more");
+
 	if (write(fd, good, n) != (ssize_t)n)
 		FAIL("correct reply refused: %s", strerror(errno));
 	answered++;
@@ -214,18 +231,11 @@ static void random_bytes(uint8_t *b, size_t n)
 		b[i] = rand();
 }
 
-int main(int argc, char **argv)
-{
-	uint8_t reg[32] = { 0 }, buf[MSG_MAX + 64], out[MSG_MAX];
-	long iters, min_answered;
+static uint8_t reg[32];
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: wfsfuzz ITERATIONS SEED MIN\n");
-		return 2;
-	}
-	iters = atol(argv[1]);
-	min_answered = atol(argv[3]);
-	srand(atoi(argv[2]));
+/* Registers as the manager (non-blocking reads) and maps the pool. */
+static void register_manager(void)
+{
 	fd = open("/dev/wfs", O_RDWR | O_NONBLOCK);
 	if (fd < 0)
 		FAIL("open: %s", strerror(errno));
@@ -234,12 +244,66 @@ int main(int argc, char **argv)
 	if (ioctl(fd, IOC_REGISTER, reg) < 0)
 		FAIL("register: %s", strerror(errno));
 	pool_slots = get32(reg + 16);
-	other = open("/dev/wfs", O_RDWR);
-	if (other < 0)
-		FAIL("second open: %s", strerror(errno));
 	pool = mmap(NULL, (size_t)pool_slots * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (pool == MAP_FAILED)
 		FAIL("mmap pool: %s", strerror(errno));
+}
+
+/* The next request, waiting for it up to about `ms` milliseconds; its
+ * length, or 0 if none came. */
+static ssize_t next_request(uint8_t *buf, int ms)
+{
+	for (int waited = 0;; waited++) {
+		ssize_t n = read(fd, buf, MSG_MAX + 64);
+
+		if (n > 0)
+			return n;
+		if (errno != EAGAIN)
+			FAIL("read: %s", strerror(errno));
+		if (waited >= ms * 5)
+			return 0;
+		usleep(200);
+	}
+}
+
+static void send_reply(const uint8_t *out, size_t n, const char *what)
+{
+	if (write(fd, out, n) != (ssize_t)n)
+		FAIL("%s refused: %s", what, strerror(errno));
+}
+
+static int mode_errors(void);
+static int mode_stall(void);
+static int mode_killrace(long rounds);
+static int mode_umount(void);
+static int mode_hardening(void);
+
+int main(int argc, char **argv)
+{
+	uint8_t buf[MSG_MAX + 64], out[MSG_MAX];
+	long iters, min_answered;
+
+	if (argc == 2 && !strcmp(argv[1], "errors"))
+		return mode_errors();
+	if (argc == 2 && !strcmp(argv[1], "stall"))
+		return mode_stall();
+	if (argc == 3 && !strcmp(argv[1], "killrace"))
+		return mode_killrace(atol(argv[2]));
+	if (argc == 2 && !strcmp(argv[1], "umount"))
+		return mode_umount();
+	if (argc == 2 && !strcmp(argv[1], "hardening"))
+		return mode_hardening();
+	if (argc != 4) {
+		fprintf(stderr, "usage: wfsfuzz ITERATIONS SEED MIN | errors | stall | killrace ROUNDS | umount | hardening\n");
+		return 2;
+	}
+	iters = atol(argv[1]);
+	min_answered = atol(argv[3]);
+	srand(atoi(argv[2]));
+	register_manager();
+	other = open("/dev/wfs", O_RDWR);
+	if (other < 0)
+		FAIL("second open: %s", strerror(errno));
 
 	for (long i = 0; i < iters; i++) {
 		ssize_t n;
@@ -305,5 +369,499 @@ int main(int argc, char **argv)
 	       iters, refused, answered);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
+	return 0;
+}
+
+/*
+ * errors: a prober child stats names "x<N>" (LOOKUP) and preads files
+ * "f<N>" (LOOKUP answered, then READ). Each LOOKUP of an x name and each
+ * READ is answered with the next errno of 1..4095, until both have gone
+ * through the whole range. Errnos up to MAX_REPLY_ERRNO must be accepted;
+ * larger ones must be refused with EINVAL, and the request is then
+ * answered with EIO. The prober fails if user space ever sees an errno of
+ * 512 or more, or a call that succeeds although it was answered with an
+ * error. The kernel must not oops (the harness checks the console).
+ */
+static int prober(int done_fd)
+{
+	char path[64], page[PAGE];
+	long ops = 0;
+	struct pollfd p = { .fd = done_fd, .events = POLLIN };
+
+	for (unsigned long i = 1;; i++) {
+		int f;
+
+		if (poll(&p, 1, 0) > 0) {
+			printf("wfsfuzz errors: prober made %ld calls, every errno below 512\n", ops);
+			return 0;
+		}
+		snprintf(path, sizeof(path), "/wfs/x%lu", i);
+		if (access(path, F_OK) == 0) {
+			fprintf(stderr, "wfsfuzz: stat %s succeeded, answered with an error\n", path);
+			return 1;
+		}
+		if (errno <= 0 || errno >= 512) {
+			fprintf(stderr, "wfsfuzz: stat %s: errno %d reached user space\n", path, errno);
+			return 1;
+		}
+		ops++;
+		snprintf(path, sizeof(path), "/wfs/f%lu", i);
+		f = open(path, O_RDONLY);
+		if (f < 0) {
+			fprintf(stderr, "wfsfuzz: open %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+		if (pread(f, page, PAGE, 0) >= 0) {
+			fprintf(stderr, "wfsfuzz: pread %s succeeded, answered with an error\n", path);
+			return 1;
+		}
+		if (errno <= 0 || errno >= 512) {
+			fprintf(stderr, "wfsfuzz: pread %s: errno %d reached user space\n", path, errno);
+			return 1;
+		}
+		close(f);
+		ops++;
+	}
+}
+
+static int mode_errors(void)
+{
+	uint8_t buf[MSG_MAX + 64], out[MSG_MAX];
+	int lookup_e = 1, read_e = 1, pipefd[2], status;
+	long refused_big = 0;
+	pid_t child;
+
+	register_manager();
+	if (pipe(pipefd) < 0)
+		FAIL("pipe: %s", strerror(errno));
+	child = fork();
+	if (child < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (child == 0) {
+		close(fd);
+		close(pipefd[1]);
+		_exit(prober(pipefd[0]));
+	}
+	close(pipefd[0]);
+	for (;;) {
+		ssize_t n;
+		uint16_t op;
+		int *e = NULL;
+
+		if (lookup_e > 4095 && read_e > 4095 && pipefd[1] >= 0) {
+			close(pipefd[1]);
+			pipefd[1] = -1;
+		}
+		if (waitpid(child, &status, WNOHANG) == child)
+			break;
+		n = next_request(buf, 100);
+		if (n == 0)
+			continue;
+		op = get16(buf + 4);
+		if (op == OP_LOOKUP && buf[HDR + 2] == 'x')
+			e = &lookup_e;
+		else if (op == OP_READ)
+			e = &read_e;
+		if (!e) {
+			send_reply(out, answer(buf, out), "correct reply");
+			continue;
+		}
+		if (*e > 4095) {
+			/* Done with the range: EIO until the prober stops. */
+			header(out, HDR + 4, op, get64(buf + 8), EIO);
+			send_reply(out, HDR + 4, "EIO");
+			continue;
+		}
+		header(out, HDR + 4, op, get64(buf + 8), *e);
+		if (*e <= MAX_REPLY_ERRNO) {
+			send_reply(out, HDR + 4, "reply with an errno below 512");
+		} else {
+			expect_fail(write(fd, out, HDR + 4), EINVAL, EINVAL, "reply with an errno of 512 or more");
+			refused_big++;
+			header(out, HDR + 4, op, get64(buf + 8), EIO);
+			send_reply(out, HDR + 4, "EIO after a refused errno");
+		}
+		(*e)++;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		FAIL("the prober failed (status %#x)", status);
+	printf("wfsfuzz errors: errnos 1..4095 sent to LOOKUP and READ, %ld refused (512 and up)\n",
+	       refused_big);
+	if (refused_big != 2 * (4095 - MAX_REPLY_ERRNO))
+		FAIL("expected %d refusals", 2 * (4095 - MAX_REPLY_ERRNO));
+	return 0;
+}
+
+/*
+ * stall: registers and serves nothing until SIGUSR1, then answers every
+ * request correctly until SIGTERM; prints how many it answered.
+ */
+static volatile sig_atomic_t resumed, stop;
+static void on_usr1(int sig) { (void)sig; resumed = 1; }
+static void on_term(int sig) { (void)sig; stop = 1; }
+
+static int mode_stall(void)
+{
+	uint8_t buf[MSG_MAX + 64], out[MSG_MAX];
+	long served = 0;
+
+	signal(SIGUSR1, on_usr1);
+	signal(SIGTERM, on_term);
+	register_manager();
+	printf("wfsfuzz stall: registered, stalling\n");
+	fflush(stdout);
+	while (!resumed && !stop)
+		usleep(10000);
+	printf("wfsfuzz stall: resumed\n");
+	fflush(stdout);
+	while (!stop) {
+		ssize_t n = next_request(buf, 50);
+
+		if (n == 0)
+			continue;
+		send_reply(out, answer(buf, out), "correct reply");
+		served++;
+	}
+	printf("wfsfuzz stall: answered %ld requests\n", served);
+	return 0;
+}
+
+/*
+ * killrace: in each round a child preads page 0 of file f<round>; on its
+ * READ the manager SIGKILLs it and only then grants the page dirty. The
+ * manager runs SCHED_FIFO on the child's CPU, so the child only runs again
+ * once the reply is in: the fatal signal and the accepted reply are both
+ * there when it wakes. An accepted dirty grant is the page's only copy:
+ * the page must be in the page cache afterwards (a checker reads it
+ * without any READ reaching the manager) and written back with its
+ * contents by a final syncfs. Any READ for it means the page was lost.
+ */
+static uint8_t pattern(uint64_t file) { return (uint8_t)(0x5a ^ (file * 7)); }
+
+/* Serves one request in killrace mode; `victim` (if > 0) is killed
+ * before a READ of `victim_file` is granted. Returns 1 if the reply to
+ * that READ was accepted. */
+static long written_back;
+static uint8_t *granted; /* granted[file] = 1: dirty grant accepted */
+
+static int killrace_serve(const uint8_t *buf, pid_t victim, uint64_t victim_file)
+{
+	uint8_t out[MSG_MAX];
+	uint16_t op = get16(buf + 4);
+	uint64_t id = get64(buf + 8), file = get64(buf + HDR) - FILE_BASE;
+	uint32_t slot = get32(buf + HDR + 20);
+
+	if (op == OP_WRITE) {
+		const uint8_t *page = pool + (size_t)slot * PAGE;
+
+		for (int i = 0; i < PAGE; i++)
+			if (page[i] != pattern(file))
+				FAIL("WRITE of f%llu carries %#x at %d, granted %#x",
+				     (unsigned long long)file, page[i], i, pattern(file));
+		written_back++;
+		header(out, HDR + 4, op, id, 0);
+		send_reply(out, HDR + 4, "WRITE reply");
+		return 0;
+	}
+	if (op != OP_READ) {
+		send_reply(out, answer(buf, out), "correct reply");
+		return 0;
+	}
+	if (get64(buf + HDR + 8) != 0)
+		FAIL("READ of page %llu", (unsigned long long)get64(buf + HDR + 8));
+	if (granted[file])
+		FAIL("f%llu: READ after its dirty grant was accepted: the page was lost",
+		     (unsigned long long)file);
+	memset(pool + (size_t)slot * PAGE, pattern(file), PAGE);
+	header(out, HDR + 4 + 4, op, id, 0);
+	if (victim > 0 && file == victim_file) {
+		if (kill(victim, SIGKILL) < 0)
+			FAIL("kill: %s", strerror(errno));
+		put32(out + HDR + 4, 3 /* dirty */);
+		if (write(fd, out, HDR + 8) == HDR + 8) {
+			granted[file] = 1;
+			return 1;
+		}
+		if (errno != ENOENT)
+			FAIL("dirty grant: %s", strerror(errno));
+		return 0;
+	}
+	put32(out + HDR + 4, 2 /* read-write, clean */);
+	send_reply(out, HDR + 8, "READ reply");
+	return 0;
+}
+
+/* Forks a child that runs `fn(arg)` at normal priority. */
+static pid_t spawn(int (*fn)(uint64_t), uint64_t arg)
+{
+	pid_t pid = fork();
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(fd);
+		sched_setscheduler(0, SCHED_OTHER, &sp);
+		_exit(fn(arg));
+	}
+	return pid;
+}
+
+static int read_page(uint64_t file)
+{
+	char path[64], page[PAGE];
+	int f;
+
+	snprintf(path, sizeof(path), "/wfs/f%llu", (unsigned long long)file);
+	f = open(path, O_RDONLY);
+	if (f < 0 || pread(f, page, PAGE, 0) != PAGE)
+		return 2;
+	for (int i = 0; i < PAGE; i++)
+		if ((uint8_t)page[i] != pattern(file))
+			return 3;
+	return 0;
+}
+
+static int sync_wfs(uint64_t unused)
+{
+	int f = open("/wfs", O_RDONLY | O_DIRECTORY);
+
+	(void)unused;
+	return f < 0 || syncfs(f) < 0 ? 1 : 0;
+}
+
+/* Serves requests until `child` exits; returns its exit status. */
+static int serve_until_exit(pid_t child, pid_t victim, uint64_t victim_file, long *accepted)
+{
+	uint8_t buf[MSG_MAX + 64];
+	int status;
+
+	for (;;) {
+		ssize_t n;
+
+		if (waitpid(child, &status, WNOHANG) == child)
+			return status;
+		n = next_request(buf, 20);
+		if (n > 0 && killrace_serve(buf, victim, victim_file))
+			(*accepted)++;
+	}
+}
+
+static int mode_killrace(long rounds)
+{
+	struct sched_param sp = { .sched_priority = 10 };
+	cpu_set_t cpu;
+	long accepted = 0, ignored = 0;
+
+	if (rounds < 1)
+		FAIL("killrace needs at least one round");
+	granted = calloc(rounds + 1, 1);
+	CPU_ZERO(&cpu);
+	CPU_SET(0, &cpu);
+	if (sched_setaffinity(0, sizeof(cpu), &cpu) < 0)
+		FAIL("sched_setaffinity: %s", strerror(errno));
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+		FAIL("sched_setscheduler: %s", strerror(errno));
+	register_manager();
+	for (long r = 1; r <= rounds; r++) {
+		pid_t victim = spawn(read_page, r);
+		int status;
+		long before = accepted;
+
+		status = serve_until_exit(victim, victim, r, &accepted);
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+			FAIL("round %ld: the reader was not killed (status %#x)", r, status);
+		if (accepted == before)
+			ignored++;
+		/* A second reader must find the page: cached if it was granted. */
+		status = serve_until_exit(spawn(read_page, r), 0, 0, &accepted);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			FAIL("round %ld: the checker could not read f%ld (status %#x)", r, r, status);
+	}
+	{
+		int status = serve_until_exit(spawn(sync_wfs, 0), 0, 0, &accepted);
+
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			FAIL("syncfs of /wfs failed (status %#x)", status);
+	}
+	printf("wfsfuzz killrace: %ld rounds, %ld dirty grants accepted by killed readers "
+	       "(%ld refused), %ld pages written back\n", rounds, accepted, ignored, written_back);
+	if (accepted == 0)
+		FAIL("no dirty grant was ever accepted: the race was not exercised");
+	if (written_back < accepted)
+		FAIL("%ld dirty grants accepted, only %ld pages written back", accepted, written_back);
+	return 0;
+}
+
+/*
+ * umount: a child writes "dirty" into page 0 of f1; `umount /wfs` then
+ * writes it back, and the WRITE is held unanswered while the manager
+ * INVALIDATEs that page, as a manager serving another host would. The
+ * unmount holds the super block's s_umount while it waits for the WRITE:
+ * an INVALIDATE that waited for s_umount would wait for its own caller
+ * (until the WRITE timed out and the page was lost). It must answer at
+ * once, EAGAIN (the page is on its way out); once the WRITE is answered
+ * the unmount finishes, and an INVALIDATE finds nothing.
+ */
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int invalidate_f1(uint32_t *flags)
+{
+	uint8_t inv[32] = { 0 };
+	int rc;
+
+	put64(inv, FILE_BASE + 1);
+	put64(inv + 8, 0);
+	put32(inv + 16, 1 /* DROP */);
+	put32(inv + 20, pool_slots - SCRATCH_SLOTS);
+	rc = ioctl(fd, IOC_INVALIDATE, inv);
+	*flags = get32(inv + 24);
+	return rc < 0 ? -errno : 0;
+}
+
+static int write_f1(uint64_t unused)
+{
+	int f = open("/wfs/f1", O_RDWR);
+
+	(void)unused;
+	return f < 0 || pwrite(f, "dirty", 5, 0) != 5 ? 1 : 0;
+}
+
+static int umount_wfs(uint64_t unused)
+{
+	(void)unused;
+	execlp("umount", "umount", "/wfs", (char *)NULL);
+	return 127;
+}
+
+static int mode_umount(void)
+{
+	uint8_t buf[MSG_MAX + 64], out[MSG_MAX];
+	uint8_t held[MSG_MAX + 64];
+	pid_t um;
+	int status, rc;
+	uint32_t flags;
+	double t;
+
+	register_manager();
+	/* Serve everything but the WRITE of f1, which is held: the flusher
+	 * may send it before the unmount, which then waits for it too. */
+	pid_t writer = spawn(write_f1, 0);
+	int have_write = 0;
+
+	um = 0;
+	for (t = now_s(); !(have_write && um);) {
+		ssize_t n = next_request(buf, 20);
+
+		if (n > 0 && get16(buf + 4) == OP_WRITE && !have_write) {
+			memcpy(held, buf, n);
+			have_write = 1;
+		} else if (n > 0) {
+			send_reply(out, answer(buf, out), "correct reply");
+		}
+		if (writer && waitpid(writer, &status, WNOHANG) == writer) {
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				FAIL("writing f1 failed (status %#x)", status);
+			writer = 0;
+			um = spawn(umount_wfs, 0);
+		}
+		if (now_s() - t > 20)
+			FAIL("no WRITE of the dirty page within 20 s");
+	}
+	if (memcmp(pool + (size_t)get32(held + HDR + 20) * PAGE, "dirty", 5))
+		FAIL("the WRITE does not carry the data written");
+	/* Let the unmount reach the point where it waits for the WRITE. */
+	usleep(500000);
+	if (waitpid(um, &status, WNOHANG) != 0)
+		FAIL("umount finished before its WRITE was answered");
+	t = now_s();
+	rc = invalidate_f1(&flags);
+	t = now_s() - t;
+	printf("wfsfuzz umount: INVALIDATE during the unmount: %s after %.3f s\n",
+	       rc ? strerror(-rc) : "done", t);
+	if (t > 2)
+		FAIL("INVALIDATE waited %.1f s for the unmount, which waited for it", t);
+	if (rc != -EAGAIN)
+		FAIL("INVALIDATE during the unmount: %s (flags %#x), expected EAGAIN",
+		     rc ? strerror(-rc) : "success", flags);
+	header(out, HDR + 4, OP_WRITE, get64(held + 8), 0);
+	send_reply(out, HDR + 4, "WRITE reply");
+	for (t = now_s();;) {
+		ssize_t n;
+
+		if (waitpid(um, &status, WNOHANG) == um)
+			break;
+		n = next_request(buf, 20);
+		if (n > 0)
+			send_reply(out, answer(buf, out), "correct reply");
+		if (now_s() - t > 20)
+			FAIL("umount did not finish within 20 s of its WRITE");
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		FAIL("umount failed (status %#x)", status);
+	rc = invalidate_f1(&flags);
+	if (rc != 0 || flags != 0)
+		FAIL("INVALIDATE after the unmount: %s, flags %#x; expected nothing there",
+		     rc ? strerror(-rc) : "ok", flags);
+	printf("wfsfuzz umount: unmounted; the page is gone\n");
+	return 0;
+}
+
+/*
+ * hardening: the pool mapping is marked do-not-copy, do-not-expand and
+ * do-not-dump (smaps "dc de dd"); a forked child does not have it (a
+ * touch is SIGSEGV); mremap cannot grow it. A session fills the whole
+ * pool with a pattern and ends; the next session's pool is all zeros.
+ */
+static int mode_hardening(void)
+{
+	char line[512], want[64];
+	int found = 0, status;
+	FILE *f;
+	pid_t pid;
+	size_t len;
+
+	register_manager();
+	len = (size_t)pool_slots * PAGE;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)pool);
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		FAIL("smaps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, want, strlen(want)))
+			found = 1;
+		else if (found == 1 && !strncmp(line, "VmFlags:", 8)) {
+			if (!strstr(line, " dc") || !strstr(line, " de") || !strstr(line, " dd"))
+				FAIL("pool mapping flags: %s", line);
+			found = 2;
+		}
+	}
+	fclose(f);
+	if (found != 2)
+		FAIL("pool mapping not found in smaps");
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		*(volatile uint8_t *)pool = 1;
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
+		FAIL("a forked child could touch the pool (status %#x)", status);
+	if (mremap(pool, len, len + PAGE, 0) != MAP_FAILED)
+		FAIL("mremap grew the pool mapping");
+	memset(pool, 0xa5, len);
+	munmap(pool, len);
+	close(fd);
+	register_manager();
+	for (size_t i = 0; i < len; i++)
+		if (pool[i] != 0)
+			FAIL("the new session's pool holds %#x at %zu: left from the last session", pool[i], i);
+	printf("wfsfuzz hardening: pool is dc/de/dd, not inherited, not growable, cleared between sessions\n");
 	return 0;
 }

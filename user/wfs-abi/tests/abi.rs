@@ -735,7 +735,7 @@ fn reply_error_round_trip_every_opcode() {
             errno::EBUSY,
             errno::ENAMETOOLONG,
             errno::ETIMEDOUT,
-            4095,
+            MAX_REPLY_ERRNO,
         ] {
             let r = Reply {
                 id: 77,
@@ -943,12 +943,17 @@ fn reply_decode_error_with_body() {
 
 #[test]
 fn reply_decode_error_range() {
-    for bad in [-1i32, -22, i32::MIN, 4096, i32::MAX] {
+    // 512 and up are the kernel's own: ERESTARTSYS (512), EIOCBQUEUED
+    // (529), which would reach a BUG_ON in fs/read_write.c, up to 4095.
+    for bad in [-1i32, -22, i32::MIN, 512, 516, 529, 4095, 4096, i32::MAX] {
         let b = msg(0x8001, 1, &le32(bad as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::BadField), "{bad}");
     }
-    let b = msg(0x8001, 1, &le32(4095));
-    assert_eq!(Reply::decode(&b).unwrap().error, 4095);
+    for good in 1..=MAX_REPLY_ERRNO {
+        let b = msg(0x8001, 1, &le32(good as u32));
+        assert_eq!(Reply::decode(&b).unwrap().error, good);
+    }
+    assert_eq!(MAX_REPLY_ERRNO, 511);
 }
 
 #[test]
@@ -1193,8 +1198,8 @@ fn encoders_refuse_what_decoders_refuse() {
         };
         assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{op:?}");
     }
-    // Errors outside 1..=4095.
-    for error in [-5, 4096, i32::MIN] {
+    // Errors outside 1..=511.
+    for error in [-5, 512, 529, 4095, 4096, i32::MIN] {
         let r = Reply {
             id: 1,
             op: Opcode::Read,

@@ -1,0 +1,21 @@
+#!/bin/sh
+# hosts: 1
+# timeout: 300
+#
+# SIGKILL racing a dirty grant. 200 rounds: a reader faults a page in, the
+# manager kills it and only then grants the page dirty (wfsfuzz killrace:
+# it runs SCHED_FIFO on the reader's CPU, so the reader wakes with both
+# the fatal signal and the accepted reply). The dirty grant is the page's
+# only copy: once the manager's reply was accepted, the page must be in
+# the page cache (a second reader gets it without a READ) and a final
+# syncfs must write it back with its contents. The reader used to return
+# EINTR and drop the page although its reply had been accepted.
+set -eu
+fail() { echo "FAIL: $*"; exit 1; }
+wfsctl wait --timeout 60 || fail "manager did not register"
+pid=$(pidof wfs-manager)
+kill -TERM $pid
+while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+/opt/helpers/wfsfuzz killrace 200 || fail "a dirty grant was lost"
+wfsctl kstatus | grep -q "inflight 0 " || fail "requests left in flight: $(wfsctl kstatus)"
+echo PASS
