@@ -45,7 +45,9 @@ impl kernel::Module for Wfs {
             MiscDeviceRegistration::register(
                 MiscDeviceOptions {
                     name: c_str!("wfs"),
-                    mode: 0o666,
+                    // Only root talks to the manager's channel: STATUS tells who
+                    // the manager is, and REGISTER needs CAP_SYS_ADMIN anyway.
+                    mode: 0o600,
                 },
                 chan.clone(),
                 module,

@@ -180,6 +180,11 @@ impl<const N: usize> SlotMap<N> {
         n
     }
 
+    /// Whether `slot` is free: no request, kernel or manager, has it.
+    pub(crate) fn is_free(&self, slot: u32) -> bool {
+        self.get(slot) == Ok(Owner::Free)
+    }
+
     /// Whether the manager may currently access `slot` for request `req`.
     pub(crate) fn manager_may_access(&self, slot: u32, req: u64) -> bool {
         self.get(slot) == Ok(Owner::Manager(req))
@@ -210,6 +215,11 @@ impl<const N: usize> ScratchSlots<N> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether an INVALIDATE is writing scratch slot `i`.
+    pub(crate) fn is_claimed(&self, i: u32) -> bool {
+        self.busy.get(i as usize).copied().unwrap_or(false)
     }
 
     /// Gives a claimed scratch slot back to the manager.
@@ -247,8 +257,22 @@ impl Pool {
         self.pages.get(slot as usize)
     }
 
+    /// Zeroes the page of `slot`, so that a new manager finds nothing of
+    /// what an earlier one or the kernel left there.
+    ///
+    /// The caller makes sure that nobody uses the page meanwhile: the slot
+    /// is free and no manager has the pool mapped.
+    pub(crate) fn clear(&self, slot: u32) -> Result {
+        let page = self.page(slot).ok_or(EINVAL)?;
+        // SAFETY: Nobody reads or writes the page during the call (the
+        // caller's promise above), so the write races with nothing.
+        unsafe { page.fill_zero_raw(0, PAGE_SIZE) }
+    }
+
     /// Maps every page into `vma`, which must be a shared mapping of the
-    /// whole pool from offset 0.
+    /// whole pool from offset 0. The mapping is the manager's alone: a
+    /// child it forks does not inherit it, `mremap(2)` cannot grow it, and
+    /// core dumps leave it out (page data of every file passes through).
     pub(crate) fn map(&self, vma: &VmArea) -> Result {
         if !vma.is_shared()
             || vma.pgoff() != 0
@@ -256,6 +280,9 @@ impl Pool {
         {
             return Err(EINVAL);
         }
+        vma.set_dontcopy();
+        vma.set_dontexpand();
+        vma.set_dontdump();
         for (i, page) in self.pages.iter().enumerate() {
             vma.insert_page(vma.start() + i * PAGE_SIZE, page)?;
         }

@@ -2,13 +2,13 @@
 
 //! `/dev/wfs`: the misc device the manager opens and registers on.
 //!
-//! Anybody may open the device and ask for its STATUS; only a task with
-//! `CAP_SYS_ADMIN` may REGISTER, and only one file at a time may be
+//! The device node is mode 0600 (root's). Whoever opens it may ask for
+//! its STATUS; only a task with `CAP_SYS_ADMIN` may REGISTER, and only one file at a time may be
 //! registered. Closing a registered file ends its session.
 
 use super::{
     abi,
-    channel::{Channel, MsgBuf, State, POOL_SLOTS},
+    channel::{Channel, MsgBuf, State, POOL_SLOTS, SCRATCH_SLOTS},
 };
 use crate::netmem::SlotError;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +56,11 @@ impl MiscDevice for WfsDevice {
             file.chan.replies.notify_all();
             file.chan.requests.notify_all();
             pr_info!("manager unregistered (session {})\n", session);
+            // Its grants die with it. Without a manager nothing can wait
+            // for an upcall, so page locks and writeback are released soon.
+            if let Err(e) = crate::fs::revoke_grants() {
+                pr_info!("grants of session {} not revoked: {:?}\n", session, e);
+            }
         }
     }
 
@@ -152,6 +157,22 @@ impl DevFile {
             if self.session.load(Ordering::Acquire) != 0 {
                 // This file registered before; one registration per file.
                 return Err(EBUSY);
+            }
+            if st.manager.is_none() {
+                // Nothing of an earlier session reaches the new manager:
+                // every free slot is cleared before it can map the pool (it
+                // may only once registered, under this lock). No manager
+                // has it mapped now: a mapping keeps its file open, and the
+                // last manager's file was released.
+                for slot in 0..(POOL_SLOTS + SCRATCH_SLOTS) as u32 {
+                    let free = match slot.checked_sub(POOL_SLOTS as u32) {
+                        None => st.slots.is_free(slot),
+                        Some(i) => !st.scratch.is_claimed(i),
+                    };
+                    if free {
+                        self.chan.pool.clear(slot)?;
+                    }
+                }
             }
             let reply = st.register(&req, pid).map_err(|e| e.to_error())?;
             self.session.store(reply.session, Ordering::Release);

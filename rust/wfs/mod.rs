@@ -84,11 +84,13 @@ fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
     }
 }
 
-/// Takes page `index` of file `file` away from every WFS mount (the
-/// manager's INVALIDATE): `copy` gets the contents of each cached copy.
-/// Returns what the page was (dirty and writable if any copy was), or
-/// `None` if no mount had it. Several mounts of one host are independent
-/// page caches; the last copy taken is the one `copy` sees last.
+/// Takes page `index` of file `file` away from this host (the manager's
+/// INVALIDATE): `copy` gets the contents of the cached copy. Returns what
+/// the page was, or `None` if it was not cached. A host has one WFS super
+/// block (a second mount is refused), hence one copy at most. `EAGAIN` if
+/// the page is busy, or the super block is being unmounted: its dirty
+/// pages are on their way to the manager then (WRITE), so the page is
+/// gone once the unmount is over.
 pub(crate) fn invalidate_page(
     file: u64,
     index: u64,
@@ -97,17 +99,10 @@ pub(crate) fn invalidate_page(
 ) -> Result<Option<PageState>> {
     let mut out: Result<Option<PageState>> = Ok(None);
     crate::FS_TABLE.for_each_super(|sb| {
-        let Ok(prev) = out else { return };
-        out = sb
-            .invalidate_page(file, index, mode, &mut copy)
-            .map(|now| match (prev, now) {
-                (Some(a), Some(b)) => Some(PageState {
-                    dirty: a.dirty || b.dirty,
-                    writable: a.writable || b.writable,
-                }),
-                (a, b) => a.or(b),
-            });
-    });
+        if let Ok(None) = out {
+            out = sb.invalidate_page(file, index, mode, &mut copy);
+        }
+    })?;
     out
 }
 
@@ -119,8 +114,17 @@ pub(crate) fn forget_name(name: &[u8]) -> Result {
         if let Err(e) = sb.forget_name(name) {
             out = Err(e);
         }
-    });
+    })?;
     out
+}
+
+/// Revokes every page grant of this host (its manager went away): a new
+/// manager must not inherit grants it never gave. Clean pages are dropped;
+/// dirty ones, their data's only copy, stay without write access and go
+/// to the next manager when written back. `EAGAIN` if the super block is
+/// being unmounted (its pages are going away anyway).
+pub(crate) fn revoke_grants() -> Result {
+    crate::FS_TABLE.for_each_super(|sb| sb.revoke_grants())
 }
 
 /// What a READ grant lets the page cache do with the page.
@@ -183,7 +187,18 @@ impl FileSystem for WfsFs {
             },
             GFP_KERNEL,
         )?;
-        m.chan.state.lock().mounts += 1;
+        let mut st = m.chan.state.lock();
+        if st.mounts > 0 {
+            // Page grants belong to the host, not to a mount: a second
+            // page cache of the same files would hold a second copy of
+            // pages the manager believes single. Bind mounts share the one
+            // super block and are fine.
+            drop(st);
+            pr_err!("wfs is mounted already on this host; use a bind mount for a second place\n");
+            return Err(EBUSY);
+        }
+        st.mounts += 1;
+        drop(st);
         Ok(m)
     }
 
