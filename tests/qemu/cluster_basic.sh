@@ -5,7 +5,8 @@
 # Every guest: wfs.ko is loaded, /wfs is mounted and empty, the manager is
 # registered with the kernel, and its handshake with every peer completed
 # over the virtual network. A second registration gets EBUSY, a wrong ABI
-# version EPROTO, and an unprivileged one EPERM.
+# version EPROTO; an unprivileged user cannot open /dev/wfs (mode 0600:
+# EACCES) and, given a node it can open, is refused registration (EPERM).
 set -eu
 h=$WFS_HOST
 fail() { echo "FAIL h$h: $*"; exit 1; }
@@ -34,7 +35,11 @@ done
 
 wfsctl probe-register --expect EBUSY || fail "second registration was not refused with EBUSY"
 wfsctl probe-register --abi 999 --expect EPROTO || fail "wrong ABI version was not refused with EPROTO"
-wfsctl probe-register --as-uid 65534 --expect EPERM || fail "unprivileged registration was not refused with EPERM"
+wfsctl probe-register --as-uid 65534 --expect EACCES || fail "an unprivileged user could open /dev/wfs"
+# The capability check behind the mode: a node nobody restricts.
+mknod -m 666 /tmp/wfs-open c $((0x$(stat -c %t /dev/wfs))) $((0x$(stat -c %T /dev/wfs)))
+wfsctl probe-register --device /tmp/wfs-open --as-uid 65534 --expect EPERM || fail "unprivileged registration was not refused with EPERM"
+rm /tmp/wfs-open
 # The refused attempts did not disturb the registered manager.
 wfsctl kstatus | grep -q "manager registered" || fail "manager lost its registration"
 
