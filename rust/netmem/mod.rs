@@ -258,15 +258,11 @@ impl Pool {
     }
 
     /// Zeroes the page of `slot`, so that a new manager finds nothing of
-    /// what an earlier one or the kernel left there.
-    ///
-    /// The caller makes sure that nobody uses the page meanwhile: the slot
-    /// is free and no manager has the pool mapped.
+    /// what an earlier one or the kernel left there. The caller makes sure
+    /// that nobody uses the page meanwhile (the slot is free and no manager
+    /// has the pool mapped), or the page is merely not all zeros.
     pub(crate) fn clear(&self, slot: u32) -> Result {
-        let page = self.page(slot).ok_or(EINVAL)?;
-        // SAFETY: Nobody reads or writes the page during the call (the
-        // caller's promise above), so the write races with nothing.
-        unsafe { page.fill_zero_raw(0, PAGE_SIZE) }
+        self.page(slot).ok_or(EINVAL)?.fill_zero()
     }
 
     /// Maps every page into `vma`, which must be a shared mapping of the

@@ -17,7 +17,6 @@ use kernel::{
     fs::Invalidate,
     miscdevice::MiscDevice,
     mm::VmArea,
-    page::PAGE_SIZE,
     prelude::*,
     sync::Arc,
     uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
@@ -234,14 +233,13 @@ impl DevFile {
         }
         let page = scratch.and_then(|i| self.chan.pool.page(POOL_SLOTS as u32 + i));
         let mut copied = false;
-        let res = crate::fs::invalidate_page(inv.file, inv.index, mode, |src| {
+        // The scratch slot is claimed by this call, so no other INVALIDATE
+        // writes it, and the manager does not touch it until this ioctl
+        // returns (the ABI's rule; breaking it can only spoil the manager's
+        // own copy).
+        let res = crate::fs::invalidate_page(inv.file, inv.index, mode, |contents| {
             if let Some(page) = page {
-                // SAFETY: `src` is valid for a page of reads during the call.
-                // The scratch slot is claimed by this call, so no other
-                // INVALIDATE writes it, and the manager does not touch it
-                // until this ioctl returns (the ABI's rule; breaking it can
-                // only spoil the manager's own copy).
-                unsafe { page.write_raw(src, 0, PAGE_SIZE) }?;
+                contents.copy_to_page(page)?;
                 copied = true;
             }
             Ok(())

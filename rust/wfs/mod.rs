@@ -17,10 +17,9 @@ use crate::upcall::{
 use kernel::{
     c_str,
     fs::{
-        Access, DirEmitter, DirEntryType, FileAttr, FileSystem, Invalidate, LockedFolio, PageState,
-        SuperBlock, WritebackFolio,
+        Access, DirEmitter, DirEntryType, FileAttr, FileSystem, Invalidate, LockedFolio,
+        PageContents, PageState, SuperBlock, WritebackFolio,
     },
-    page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
@@ -95,12 +94,14 @@ pub(crate) fn invalidate_page(
     file: u64,
     index: u64,
     mode: Invalidate,
-    mut copy: impl FnMut(*const u8) -> Result,
+    copy: impl FnOnce(&PageContents) -> Result,
 ) -> Result<Option<PageState>> {
+    let mut copy = Some(copy);
     let mut out: Result<Option<PageState>> = Ok(None);
     crate::FS_TABLE.for_each_super(|sb| {
-        if let Ok(None) = out {
-            out = sb.invalidate_page(file, index, mode, &mut copy);
+        // One super block per host: the first has the page or nobody has.
+        if let Some(copy) = copy.take() {
+            out = sb.invalidate_page(file, index, mode, copy);
         }
     })?;
     out
@@ -280,13 +281,10 @@ impl FileSystem for WfsFs {
                     Some(ReplyBody::Grant(g)) => grant_access(g),
                     _ => return Err(EIO),
                 };
-                folio.with_contents(|buf| {
-                    // SAFETY: `buf` is one page the folio lock gives us alone.
-                    // The slot's page belongs to the kernel now (the manager
-                    // answered); a manager that writes it anyway can only
-                    // spoil this page's data.
-                    unsafe { page.read_raw(buf.as_mut_ptr(), 0, PAGE_SIZE) }
-                })?;
+                // The slot's page is the kernel's now (the manager
+                // answered); a manager that writes it anyway can only spoil
+                // this page's data.
+                folio.with_contents(|buf| page.copy_to_slice(buf, 0))?;
                 Ok(access)
             },
         )
@@ -306,14 +304,9 @@ impl FileSystem for WfsFs {
                 count: 1,
                 slot,
             },
-            |page| {
-                folio.with_raw(|src| {
-                    // SAFETY: `src` is valid for a page of reads during the
-                    // call. The slot is the kernel's until the request is
-                    // queued, and the manager reads it only after that.
-                    unsafe { page.write_raw(src, 0, PAGE_SIZE) }
-                })
-            },
+            // The slot is the kernel's until the request is queued, and the
+            // manager reads it only after that.
+            |page| folio.with_contents(|c| c.copy_to_page(page)),
             |reply, _| match reply.body {
                 Some(ReplyBody::Done) => Ok(()),
                 _ => Err(EIO),

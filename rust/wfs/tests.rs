@@ -129,12 +129,7 @@ impl FileSystem for MemFs {
         let at = folio.index() as usize * PAGE_SIZE;
         let mut store = st.store.lock();
         let page = store.get_mut(at..at + PAGE_SIZE).ok_or(EIO)?;
-        folio.with_raw(|src| {
-            // SAFETY: `src` is valid for a page of reads during the call,
-            // and `page` is one page of the store, which we hold locked.
-            unsafe { core::ptr::copy_nonoverlapping(src, page.as_mut_ptr(), PAGE_SIZE) }
-        });
-        Ok(())
+        folio.with_contents(|c| c.copy_to_slice(page))
     }
 
     fn upgrade(sb: &SuperBlock<Self>, _ino: u64, _index: u64) -> Result {
@@ -155,11 +150,7 @@ fn take(
     got: &mut [u8; PAGE_SIZE],
 ) -> Result<Option<PageState>> {
     m.super_block()
-        .invalidate_page(FILE_INO, index, mode, |src| {
-            // SAFETY: `src` is valid for a page of reads during the call.
-            unsafe { core::ptr::copy_nonoverlapping(src, got.as_mut_ptr(), PAGE_SIZE) };
-            Ok(())
-        })
+        .invalidate_page(FILE_INO, index, mode, |c| c.copy_to_slice(got))
 }
 
 const fn page(dirty: bool, writable: bool) -> Option<PageState> {
