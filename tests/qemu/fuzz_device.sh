@@ -12,10 +12,8 @@
 # slot is free. Then a real manager serves again.
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
-wfsctl wait --timeout 60 || fail "manager did not register"
-pid=$(pidof wfs-manager)
-kill -TERM $pid
-while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+. /opt/helpers/lib.sh
+stop_manager || fail "manager did not register"
 
 # Traffic: every new name is a LOOKUP, every file's page a READ.
 ( set +e; i=0; while :; do i=$((i + 1)); cat /wfs/f$i > /dev/null 2>&1; stat /wfs/x$i > /dev/null 2>&1; done ) &

@@ -12,10 +12,8 @@
 # EINTR and drop the page although its reply had been accepted.
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
-wfsctl wait --timeout 60 || fail "manager did not register"
-pid=$(pidof wfs-manager)
-kill -TERM $pid
-while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+. /opt/helpers/lib.sh
+stop_manager || fail "manager did not register"
 /opt/helpers/wfsfuzz killrace 200 || fail "a dirty grant was lost"
 wfsctl kstatus | grep -q "inflight 0 " || fail "requests left in flight: $(wfsctl kstatus)"
 echo PASS

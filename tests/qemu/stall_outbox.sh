@@ -10,10 +10,8 @@
 # out the whole time-out with the manager healthy.
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
-wfsctl wait --timeout 60 || fail "manager did not register"
-pid=$(pidof wfs-manager)
-kill -TERM $pid
-while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+. /opt/helpers/lib.sh
+stop_manager || fail "manager did not register"
 umount /wfs
 mount -t wfs -o timeout=40 none /wfs
 inflight() { wfsctl kstatus | sed -n 's/.*inflight \([0-9]*\).*/\1/p'; }

@@ -10,10 +10,8 @@
 # the unmount then finishes with the page written, and the page is gone.
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
-wfsctl wait --timeout 60 || fail "manager did not register"
-pid=$(pidof wfs-manager)
-kill -TERM $pid
-while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+. /opt/helpers/lib.sh
+stop_manager || fail "manager did not register"
 umount /wfs
 mount -t wfs -o timeout=10 none /wfs
 /opt/helpers/wfsfuzz umount || fail "INVALIDATE during the unmount"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-# Shell functions shared by the multi-guest QEMU tests, `make bench` and
+# Shell functions shared by the QEMU tests, `make bench` and
 # `make demo`; installed as /opt/helpers/lib.sh (`. /opt/helpers/lib.sh`).
 
 # appear SECS NAME...: waits up to SECS seconds until /wfs/NAME exists for
@@ -16,4 +16,50 @@ appear() {
             sleep 0.2
         done
     done
+}
+
+# stop_manager: waits for this host's manager to register, then stops it
+# (SIGTERM) and waits until it is gone, for tests that register a manager
+# of their own (wfsfuzz). Returns 1 if it never registered.
+stop_manager() {
+    wfsctl wait --timeout 60 || return 1
+    _pid=$(pidof wfs-manager)
+    kill -TERM "$_pid"
+    while kill -0 "$_pid" 2>/dev/null; do sleep 0.1; done
+}
+
+# stat_of OP: how many upcalls OP (READ, WRITE, UPGRADE...) the manager
+# has served, from `wfsctl stats`.
+stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }
+
+# invalidate_while PID NAME PAGES: while process PID runs, has the manager
+# drop or downgrade (at random) random pages of /wfs/NAME, one of PAGES at
+# a time, as fast as it can. Sets inv_n (invalidations run) and inv_dirty
+# (how many took dirty data); returns 1 with inv_err set if one failed.
+# Run it in the shell that started PID (not in $(...)): only that shell
+# reaps PID when it exits.
+invalidate_while() {
+    inv_n=0 inv_dirty=0 inv_err=
+    while kill -0 "$1" 2>/dev/null; do
+        _p=$((RANDOM % $3))
+        _mode=
+        [ $((RANDOM % 2)) = 0 ] && _mode=--downgrade
+        _out=$(wfsctl invalidate "$2" $_p $_mode) || { inv_err="invalidate $2 $_p $_mode failed: $_out"; return 1; }
+        case $_out in *"dirty data written"*) inv_dirty=$((inv_dirty + 1)) ;; esac
+        inv_n=$((inv_n + 1))
+    done
+}
+
+# raced N DIRTY PAGES: whether N invalidations (DIRTY of them taking dirty
+# data) of a PAGES-page file really raced writers: enough of them, enough
+# meeting dirty pages, and the UPGRADEs, READs and WRITEs they cause. Says
+# what fell short and returns 1 otherwise.
+raced() {
+    _why=
+    [ "$1" -ge 20 ] || _why="only $1 invalidations raced the writers"
+    [ "$2" -ge 5 ] || _why="only $2 invalidations met a dirty page: the race was not exercised"
+    [ "$(stat_of UPGRADE)" -ge 5 ] || _why="downgrades caused too few UPGRADEs"
+    [ "$(stat_of READ)" -gt "$3" ] || _why="drops caused no new READs"
+    [ "$(stat_of WRITE)" -ge 5 ] || _why="too few WRITEs: writeback did not race"
+    [ -z "$_why" ] || { echo "$_why"; return 1; }
 }
