@@ -155,6 +155,10 @@ pub(crate) struct State {
     pub(crate) session: u64,
     /// Mounted WFS super blocks.
     pub(crate) mounts: u32,
+    /// The grants of a session that ended are being revoked: no manager
+    /// may register until that is over (it would lose grants it just
+    /// gave, and wait for the revocation behind page locks).
+    pub(crate) revoking: bool,
     /// Outstanding requests.
     pub(crate) table: Table<ReplyLen, MAX_INFLIGHT>,
     /// Ownership of the netmem request slots.
@@ -199,6 +203,7 @@ impl State {
             manager: None,
             session: 0,
             mounts: 0,
+            revoking: false,
             table <- Table::init(),
             slots <- SlotMap::init(),
             scratch: ScratchSlots::new(),
@@ -381,6 +386,10 @@ impl State {
                 if let Some(call) = self.calls[slot_of(h.id)].as_mut() {
                     call.sent = false;
                 }
+            } else {
+                // Its caller finished meanwhile and left the slot with the
+                // manager, which will never answer what it never saw.
+                self.slots.adopt_late(h.id);
             }
         }
     }

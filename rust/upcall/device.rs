@@ -49,17 +49,26 @@ impl MiscDevice for WfsDevice {
 
     fn release(file: KBox<DevFile>) {
         let session = file.session.load(Ordering::Acquire);
-        if session != 0 && file.chan.state.lock().unregister(session) {
+        let ended = session != 0 && {
+            let mut st = file.chan.state.lock();
+            let ended = st.unregister(session);
+            st.revoking |= ended;
+            ended
+        };
+        if ended {
             // Every pending call has failed: wake the callers, and any
             // reader of this file (there is none left, but be safe).
             file.chan.replies.notify_all();
             file.chan.requests.notify_all();
             pr_info!("manager unregistered (session {})\n", session);
             // Its grants die with it. Without a manager nothing can wait
-            // for an upcall, so page locks and writeback are released soon.
+            // for an upcall, so page locks and writeback are released soon;
+            // a new manager waits to register until this is done.
             if let Err(e) = crate::fs::revoke_grants() {
                 pr_info!("grants of session {} not revoked: {:?}\n", session, e);
             }
+            file.chan.state.lock().revoking = false;
+            file.chan.replies.notify_all();
         }
     }
 
@@ -123,15 +132,16 @@ impl MiscDevice for WfsDevice {
         }
         let mut msg: MsgBuf = [0; abi::MSG_MAX];
         reader.read_slice(&mut msg[..len])?;
-        {
+        let res = {
             let mut st = file.chan.state.lock();
             if !file.is_manager(&st) {
                 return Err(EPERM);
             }
-            st.accept_reply(&msg[..len]).map_err(|e| e.to_error())?;
-        }
+            st.accept_reply(&msg[..len]).map_err(|e| e.to_error())
+        };
+        // A refused late reply may have freed a pool slot callers wait for.
         file.chan.replies.notify_all();
-        Ok(len)
+        res.map(|()| len)
     }
 }
 
@@ -156,6 +166,12 @@ impl DevFile {
             if self.session.load(Ordering::Acquire) != 0 {
                 // This file registered before; one registration per file.
                 return Err(EBUSY);
+            }
+            // The last session's grants are still being revoked.
+            while st.revoking {
+                if self.chan.replies.wait_interruptible(&mut st) {
+                    return Err(ERESTARTSYS);
+                }
             }
             if st.manager.is_none() {
                 // Nothing of an earlier session reaches the new manager:

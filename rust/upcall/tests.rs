@@ -674,12 +674,36 @@ fn transport_failed_copy_frees_slot() {
     kunit_expect_eq!(st.slots.free(), free);
 }
 
+/// The same, when the caller gave up between the manager's `read(2)`
+/// taking the request and the copy failing: the slot the caller left with
+/// the manager comes back too (the manager never saw the request, so no
+/// late reply will free it).
+fn transport_failed_copy_after_caller_left() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let free = st.slots.free();
+    let Some(id) = submit_read(&mut st) else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    let mut out = [0u8; abi::MSG_MAX];
+    let n = st.next_request(&mut out).unwrap_or(0);
+    kunit_expect!(n > 0);
+    let _ = st.finish(id);
+    kunit_expect_eq!(st.slots.free(), free - 1);
+    st.fail_request(&out[..n]);
+    kunit_expect_eq!(st.slots.free(), free);
+}
+
 kunit_module_suite!(
     wfs_upcall_slots,
     [
         transport_page_slots,
         transport_unsent_slot_freed,
-        transport_failed_copy_frees_slot
+        transport_failed_copy_frees_slot,
+        transport_failed_copy_after_caller_left
     ]
 );
 
