@@ -276,7 +276,12 @@ impl Pool {
         {
             return Err(EINVAL);
         }
+        // The pool is the manager's alone: not inherited by its children
+        // (`VM_IO` keeps `MADV_DOFORK` from undoing that), not grown, not
+        // dumped, and out of reach of `get_user_pages` (another process's
+        // `/proc/PID/mem` or `process_vm_readv`).
         vma.set_dontcopy();
+        vma.set_io();
         vma.set_dontexpand();
         vma.set_dontdump();
         for (i, page) in self.pages.iter().enumerate() {

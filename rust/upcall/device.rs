@@ -10,11 +10,10 @@ use super::{
     abi,
     channel::{Channel, MsgBuf, State, POOL_SLOTS, SCRATCH_SLOTS},
 };
-use crate::netmem::SlotError;
+use crate::{fs::pages::Invalidate, netmem::SlotError};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     capability::{capable, Capability},
-    fs::Invalidate,
     miscdevice::MiscDevice,
     mm::VmArea,
     prelude::*,
@@ -49,26 +48,8 @@ impl MiscDevice for WfsDevice {
 
     fn release(file: KBox<DevFile>) {
         let session = file.session.load(Ordering::Acquire);
-        let ended = session != 0 && {
-            let mut st = file.chan.state.lock();
-            let ended = st.unregister(session);
-            st.revoking |= ended;
-            ended
-        };
-        if ended {
-            // Every pending call has failed: wake the callers, and any
-            // reader of this file (there is none left, but be safe).
-            file.chan.replies.notify_all();
-            file.chan.requests.notify_all();
-            pr_info!("manager unregistered (session {})\n", session);
-            // Its grants die with it. Without a manager nothing can wait
-            // for an upcall, so page locks and writeback are released soon;
-            // a new manager waits to register until this is done.
-            if let Err(e) = crate::fs::revoke_grants() {
-                pr_info!("grants of session {} not revoked: {:?}\n", session, e);
-            }
-            file.chan.state.lock().revoking = false;
-            file.chan.replies.notify_all();
+        if session != 0 {
+            file.end_session(session);
         }
     }
 
@@ -152,6 +133,34 @@ impl DevFile {
         session != 0 && st.manager.is_some_and(|m| m.session == session)
     }
 
+    /// Ends `session` if it is still the registered one: every pending
+    /// call fails, its callers are woken, and the session's page grants are
+    /// revoked before another manager may register.
+    fn end_session(&self, session: u64) {
+        let ended = {
+            let mut st = self.chan.state.lock();
+            let ended = st.unregister(session);
+            st.revoking |= ended;
+            ended
+        };
+        if !ended {
+            return;
+        }
+        // Every pending call has failed: wake the callers, and any reader
+        // of this file.
+        self.chan.replies.notify_all();
+        self.chan.requests.notify_all();
+        pr_info!("manager unregistered (session {})\n", session);
+        // Its grants die with it. Without a manager nothing can wait for an
+        // upcall, so page locks and writeback are released soon; a new
+        // manager waits to register until this is done.
+        if let Err(e) = crate::fs::revoke_grants() {
+            pr_info!("grants of session {} not revoked: {:?}\n", session, e);
+        }
+        self.chan.state.lock().revoking = false;
+        self.chan.replies.notify_all();
+    }
+
     fn register(&self, arg: usize) -> Result<isize> {
         if !capable(Capability::SYS_ADMIN) {
             return Err(EPERM);
@@ -167,8 +176,12 @@ impl DevFile {
                 // This file registered before; one registration per file.
                 return Err(EBUSY);
             }
-            // The last session's grants are still being revoked.
-            while st.revoking {
+            // The last session's grants are still being revoked, or its
+            // callers still hold pool slots with its data (their calls have
+            // failed; they give the slots back as soon as they run, and a
+            // slot coming back wakes `replies`). The slots must all be free
+            // for the loop below to clear them.
+            while st.revoking || (st.manager.is_none() && st.slots.free() < POOL_SLOTS) {
                 if self.chan.replies.wait_interruptible(&mut st) {
                     return Err(ERESTARTSYS);
                 }
@@ -189,17 +202,20 @@ impl DevFile {
                     }
                 }
             }
-            let reply = st.register(&req, pid).map_err(|e| e.to_error())?;
-            self.session.store(reply.session, Ordering::Release);
-            reply
+            st.register(&req, pid).map_err(|e| e.to_error())?
         };
         reply.encode(&mut raw);
         if let Err(e) = writer.write_slice(&raw) {
-            // The manager cannot learn its session: undo the registration.
-            let _ = self.chan.state.lock().unregister(reply.session);
-            self.session.store(0, Ordering::Release);
+            // The manager cannot learn its session: end it (calls made
+            // meanwhile fail and are woken). No file was the manager's yet,
+            // so nobody read a request or used the pool; the file may
+            // register again.
+            self.end_session(reply.session);
             return Err(e);
         }
+        // Only now is this file the manager's: until its answer is copied
+        // back, no other thread of the caller can act as the manager.
+        self.session.store(reply.session, Ordering::Release);
         pr_info!(
             "manager pid {} registered (session {})\n",
             pid,

@@ -8,7 +8,7 @@
 //! negative dentries and the inodes. Page data goes through the page cache:
 //! `read_folio` is Chunk's *strategy* (READ), writeback is *putpages*
 //! (WRITE), and the first write to a page granted for reading only sends
-//! UPGRADE.
+//! UPGRADE ([`pages`] keeps the grants).
 
 use crate::upcall::{
     abi::{self, ReplyBody, Request},
@@ -16,13 +16,14 @@ use crate::upcall::{
 };
 use kernel::{
     c_str,
-    fs::{
-        Access, DirEmitter, DirEntryType, FileAttr, FileSystem, Invalidate, LockedFolio,
-        PageContents, PageState, SuperBlock, WritebackFolio,
-    },
+    folio::{LockedFolio, PageContents},
+    fs::{DirEmitter, FileAttr, FileSystem, FileType, Inode, SuperBlock},
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
+use pages::{Invalidate, PageState};
+
+pub(crate) mod pages;
 
 /// `s_magic` of WFS super blocks ("WFS!").
 pub(crate) const WFS_MAGIC: usize = 0x5746_5321;
@@ -71,6 +72,7 @@ pub(crate) struct WfsFs;
 fn file_attr(a: &abi::Attr) -> FileAttr {
     FileAttr {
         ino: a.file,
+        kind: FileType::Reg,
         size: a.size,
         perm: (a.mode & 0o7777) as u16,
     }
@@ -101,7 +103,7 @@ pub(crate) fn invalidate_page(
     crate::FS_TABLE.for_each_super(|sb| {
         // One super block per host: the first has the page or nobody has.
         if let Some(copy) = copy.take() {
-            out = sb.invalidate_page(file, index, mode, copy);
+            out = pages::invalidate_page(sb, file, index, mode, copy);
         }
     })?;
     out
@@ -125,16 +127,7 @@ pub(crate) fn forget_name(name: &[u8]) -> Result {
 /// to the next manager when written back. `EAGAIN` if the super block is
 /// being unmounted (its pages are going away anyway).
 pub(crate) fn revoke_grants() -> Result {
-    crate::FS_TABLE.for_each_super(|sb| sb.revoke_grants())
-}
-
-/// What a READ grant lets the page cache do with the page.
-fn grant_access(g: abi::Grant) -> Access {
-    match g {
-        abi::Grant::ReadOnly => Access::Read,
-        abi::Grant::ReadWrite => Access::Write,
-        abi::Grant::Dirty => Access::Dirty,
-    }
+    crate::FS_TABLE.for_each_super(pages::revoke_grants)
 }
 
 fn mount(sb: &SuperBlock<WfsFs>) -> Result<&Mount> {
@@ -158,6 +151,9 @@ impl FileSystem for WfsFs {
     // Pages have owners: fetch only the page that was touched, as Chunk's
     // strategy does, never its neighbours on speculation.
     const READAHEAD: bool = false;
+    // Files have the size their owner gives them; the pages of a file are
+    // the unit of sharing, and there is no protocol to grow one.
+    const FIXED_SIZE: bool = true;
     type Context = Arc<Channel>;
     type Data = KBox<Mount>;
     type Options = MountOptions;
@@ -208,14 +204,15 @@ impl FileSystem for WfsFs {
         st.mounts = st.mounts.saturating_sub(1);
     }
 
-    fn lookup(sb: &SuperBlock<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
+    /// The namespace is flat: the root is the only directory.
+    fn lookup(dir: &Inode<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
         if name.len() > abi::NAME_MAX {
             return Err(Error::from_errno(-abi::errno::ENAMETOOLONG));
         }
         if !abi::valid_name(name) {
             return Ok(None);
         }
-        let m = mount(sb)?;
+        let m = mount(dir.super_block())?;
         match m
             .chan
             .call(&Request::Lookup { name }, m.timeout_ms, attr_reply)
@@ -226,8 +223,8 @@ impl FileSystem for WfsFs {
         }
     }
 
-    fn readdir(sb: &SuperBlock<Self>, emitter: &mut DirEmitter<'_>) -> Result {
-        let m = mount(sb)?;
+    fn readdir(dir: &Inode<Self>, emitter: &mut DirEmitter<'_>) -> Result {
+        let m = mount(dir.super_block())?;
         loop {
             let cookie = emitter.cookie();
             let step = m
@@ -239,7 +236,7 @@ impl FileSystem for WfsFs {
                         // this loop forever.
                         Some(ReplyBody::Dirent { next, .. }) if next <= cookie => Err(EIO),
                         Some(ReplyBody::Dirent { next, file, name }) => {
-                            if emitter.emit(name, file, DirEntryType::Reg, next) {
+                            if emitter.emit(name, file, FileType::Reg, next) {
                                 Ok(Step::Next)
                             } else {
                                 Ok(Step::Full)
@@ -255,18 +252,20 @@ impl FileSystem for WfsFs {
         }
     }
 
-    fn getattr(sb: &SuperBlock<Self>, ino: u64) -> Result<FileAttr> {
-        let m = mount(sb)?;
+    fn getattr(inode: &Inode<Self>) -> Result<FileAttr> {
+        let m = mount(inode.super_block())?;
+        let file = inode.ino();
         m.chan
-            .call(&Request::Getattr { file: ino }, m.timeout_ms, attr_reply)
+            .call(&Request::Getattr { file }, m.timeout_ms, attr_reply)
     }
 
     /// Chunk's *strategy*: the manager fills a pool slot with the page and
-    /// the kernel copies it into the page cache.
-    fn read_folio(sb: &SuperBlock<Self>, ino: u64, folio: &mut LockedFolio) -> Result<Access> {
-        let index = folio.index();
-        let m = mount(sb)?;
-        m.chan.call_with_page(
+    /// the kernel copies it into the page cache, with the grant the manager
+    /// gave.
+    fn read_folio(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
+        let (ino, index) = (inode.ino(), folio.index());
+        let m = mount(inode.super_block())?;
+        let grant = m.chan.call_with_page(
             abi::Opcode::Read,
             m.timeout_ms,
             |slot| Request::Read {
@@ -277,24 +276,25 @@ impl FileSystem for WfsFs {
             },
             |_| Ok(()),
             |reply, page| {
-                let access = match reply.body {
-                    Some(ReplyBody::Grant(g)) => grant_access(g),
-                    _ => return Err(EIO),
+                let Some(ReplyBody::Grant(grant)) = reply.body else {
+                    return Err(EIO);
                 };
                 // The slot's page is the kernel's now (the manager
                 // answered); a manager that writes it anyway can only spoil
                 // this page's data.
-                folio.with_contents(|buf| page.copy_to_slice(buf, 0))?;
-                Ok(access)
+                folio.copy_from_page(page)?;
+                Ok(grant)
             },
-        )
+        )?;
+        pages::install(folio, grant);
+        Ok(())
     }
 
     /// Chunk's *putpages*: the kernel copies the dirty page into a pool
     /// slot and the manager writes it to the file's owner.
-    fn write_folio(sb: &SuperBlock<Self>, ino: u64, folio: &WritebackFolio) -> Result {
-        let index = folio.index();
-        let m = mount(sb)?;
+    fn write_folio(inode: &Inode<Self>, folio: &LockedFolio<'_>) -> Result {
+        let (ino, index) = (inode.ino(), folio.index());
+        let m = mount(inode.super_block())?;
         m.chan.call_with_page(
             abi::Opcode::Write,
             m.timeout_ms,
@@ -306,7 +306,7 @@ impl FileSystem for WfsFs {
             },
             // The slot is the kernel's until the request is queued, and the
             // manager reads it only after that.
-            |page| folio.with_contents(|c| c.copy_to_page(page)),
+            |page| folio.with_contents(|c| c.copy_to_page(page))?,
             |reply, _| match reply.body {
                 Some(ReplyBody::Done) => Ok(()),
                 _ => Err(EIO),
@@ -315,20 +315,27 @@ impl FileSystem for WfsFs {
     }
 
     /// A write to a page granted for reading only: the manager must grant
-    /// it for writing before the first byte changes.
-    fn upgrade(sb: &SuperBlock<Self>, ino: u64, index: u64) -> Result {
-        let m = mount(sb)?;
-        m.chan.call(
-            &Request::Upgrade { file: ino, index },
-            m.timeout_ms,
-            |reply| match reply.body {
-                Some(ReplyBody::Grant(abi::Grant::ReadWrite | abi::Grant::Dirty)) => Ok(()),
-                // Still read-only: the manager refused without saying why.
-                Some(ReplyBody::Grant(abi::Grant::ReadOnly)) => Err(EACCES),
-                _ => Err(EIO),
-            },
-        )
+    /// it for writing before the first byte changes (UPGRADE).
+    fn prepare_write(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
+        pages::make_writable(folio, |index| upgrade(inode, index))
     }
+}
+
+/// UPGRADE: asks the manager for write access to page `index` of `inode`;
+/// returns the grant.
+fn upgrade(inode: &Inode<WfsFs>, index: u64) -> Result<abi::Grant> {
+    let m = mount(inode.super_block())?;
+    let file = inode.ino();
+    m.chan.call(
+        &Request::Upgrade { file, index },
+        m.timeout_ms,
+        |reply| match reply.body {
+            Some(ReplyBody::Grant(g @ (abi::Grant::ReadWrite | abi::Grant::Dirty))) => Ok(g),
+            // Still read-only: the manager refused without saying why.
+            Some(ReplyBody::Grant(abi::Grant::ReadOnly)) => Err(EACCES),
+            _ => Err(EIO),
+        },
+    )
 }
 
 #[cfg(CONFIG_KUNIT)]

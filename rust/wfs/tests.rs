@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit suite of the page states: the `kernel::fs` page-cache paths WFS
-//! relies on (grants, UPGRADE, writeback, invalidation, the fixed file
-//! size), driven on real folios. A small in-memory file system,
-//! `wfs_kunit`, stands in for the manager: it is mounted inside the
-//! kernel (`KernMount`), and its `read_folio`, `write_folio` and `upgrade`
-//! count their calls and serve one file, `f`, of four pages, from a
-//! buffer.
+//! KUnit suite of the page states: WFS's grant policy ([`super::pages`])
+//! on the `kernel::fs` page-cache paths (grants, UPGRADE, writeback,
+//! invalidation, revocation, the fixed file size), driven on real folios.
+//! A small in-memory file system, `wfs_kunit`, stands in for the manager:
+//! it is mounted inside the kernel (`KernMount`), and its `read_folio`,
+//! `write_folio` and upgrades count their calls and serve one file, `f`,
+//! of four pages, from a buffer.
 
+use super::pages::{self, Invalidate, PageState};
+use crate::upcall::abi::Grant;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     c_str,
     error::code::EFBIG,
+    folio::LockedFolio,
     fs::{
-        open_flags, Access, FileAttr, FileSystem, FsTable, Invalidate, KernFile, KernMount,
-        LockedFolio, PageState, Registration, SuperBlock, WritebackFolio,
+        open_flags, FileAttr, FileSystem, FileType, FsTable, Inode, KernFile, KernMount,
+        Registration, SuperBlock,
     },
     kunit_expect, kunit_expect_eq, kunit_module_suite, new_mutex,
     page::PAGE_SIZE,
@@ -34,7 +37,7 @@ struct MemState {
     writes: AtomicU32,
     upgrades: AtomicU32,
     fail_upgrade: AtomicBool,
-    /// Grant pages dirty (`Access::Dirty`) instead of read-only.
+    /// Grant pages dirty (`Grant::Dirty`) instead of read-only.
     grant_dirty: AtomicBool,
 }
 
@@ -73,6 +76,7 @@ static MEMFS: FsTable<MemFs> = FsTable::new();
 fn attr() -> FileAttr {
     FileAttr {
         ino: FILE_INO,
+        kind: FileType::Reg,
         size: (PAGES * PAGE_SIZE) as u64,
         perm: 0o644,
     }
@@ -87,6 +91,7 @@ impl FileSystem for MemFs {
     const NAME: &'static CStr = c_str!("wfs_kunit");
     const MAGIC: usize = 0x5746_534b;
     const READAHEAD: bool = false;
+    const FIXED_SIZE: bool = true;
     type Context = Arc<MemState>;
     type Data = Arc<MemState>;
     type Options = ();
@@ -99,46 +104,50 @@ impl FileSystem for MemFs {
         Ok(ctx.into())
     }
 
-    fn lookup(_sb: &SuperBlock<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
+    fn lookup(_dir: &Inode<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
         Ok((name == b"f").then(attr))
     }
 
-    fn getattr(_sb: &SuperBlock<Self>, _ino: u64) -> Result<FileAttr> {
+    fn getattr(_inode: &Inode<Self>) -> Result<FileAttr> {
         Ok(attr())
     }
 
     /// Grants every page for reading only, like `grant = "read-only"`, or
     /// dirty when the test says so.
-    fn read_folio(sb: &SuperBlock<Self>, _ino: u64, folio: &mut LockedFolio) -> Result<Access> {
-        let st = state(sb)?;
+    fn read_folio(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
+        let st = state(inode.super_block())?;
         st.reads.fetch_add(1, Ordering::Relaxed);
         let at = folio.index() as usize * PAGE_SIZE;
         let store = st.store.lock();
         let page = store.get(at..at + PAGE_SIZE).ok_or(EIO)?;
-        folio.with_contents(|buf| buf.copy_from_slice(page));
-        if st.grant_dirty.load(Ordering::Relaxed) {
-            Ok(Access::Dirty)
+        folio.write(0, page)?;
+        let grant = if st.grant_dirty.load(Ordering::Relaxed) {
+            Grant::Dirty
         } else {
-            Ok(Access::Read)
-        }
+            Grant::ReadOnly
+        };
+        pages::install(folio, grant);
+        Ok(())
     }
 
-    fn write_folio(sb: &SuperBlock<Self>, _ino: u64, folio: &WritebackFolio) -> Result {
-        let st = state(sb)?;
+    fn write_folio(inode: &Inode<Self>, folio: &LockedFolio<'_>) -> Result {
+        let st = state(inode.super_block())?;
         st.writes.fetch_add(1, Ordering::Relaxed);
         let at = folio.index() as usize * PAGE_SIZE;
         let mut store = st.store.lock();
         let page = store.get_mut(at..at + PAGE_SIZE).ok_or(EIO)?;
-        folio.with_contents(|c| c.copy_to_slice(page))
+        folio.with_contents(|c| c.copy_to_slice(page))?
     }
 
-    fn upgrade(sb: &SuperBlock<Self>, _ino: u64, _index: u64) -> Result {
-        let st = state(sb)?;
-        st.upgrades.fetch_add(1, Ordering::Relaxed);
-        if st.fail_upgrade.load(Ordering::Relaxed) {
-            return Err(EACCES);
-        }
-        Ok(())
+    fn prepare_write(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
+        let st = state(inode.super_block())?;
+        pages::make_writable(folio, |_| {
+            st.upgrades.fetch_add(1, Ordering::Relaxed);
+            if st.fail_upgrade.load(Ordering::Relaxed) {
+                return Err(EACCES);
+            }
+            Ok(Grant::ReadWrite)
+        })
     }
 }
 
@@ -149,8 +158,17 @@ fn take(
     mode: Invalidate,
     got: &mut [u8; PAGE_SIZE],
 ) -> Result<Option<PageState>> {
+    pages::invalidate_page(m.super_block(), FILE_INO, index, mode, |c| {
+        c.copy_to_slice(got)
+    })
+}
+
+/// Whether the page cache lists a page of `f` as dirty (what writeback
+/// looks for), apart from the pages' own flags.
+fn dirty_tagged(m: &KernMount<MemFs>) -> bool {
     m.super_block()
-        .invalidate_page(FILE_INO, index, mode, |c| c.copy_to_slice(got))
+        .inode(FILE_INO)
+        .is_some_and(|i| i.mapping().has_dirty_pages())
 }
 
 const fn page(dirty: bool, writable: bool) -> Option<PageState> {
@@ -190,12 +208,15 @@ fn pages_grants_and_invalidation() {
         kunit_expect_eq!(st.count(), (1, 0, 1));
         kunit_expect_eq!(f.write_at(b"x", 4096 + 20), Ok(1));
         kunit_expect_eq!(st.count(), (1, 0, 1));
+        kunit_expect!(dirty_tagged(m), "written page not listed as dirty");
         // DOWNGRADE hands over the dirty contents and leaves a clean,
-        // read-only copy; a second one finds it so.
+        // read-only copy, no longer listed as dirty; a second one finds it
+        // so.
         kunit_expect_eq!(
             take(m, 1, Invalidate::Downgrade, &mut got),
             Ok(page(true, true))
         );
+        kunit_expect!(!dirty_tagged(m), "downgraded page still listed as dirty");
         kunit_expect_eq!(&got[10..13], b"abc");
         kunit_expect_eq!((got[0], got[20], got[4095]), (1, b'x', 1));
         kunit_expect_eq!(
@@ -289,12 +310,36 @@ fn pages_dirty_grant() {
     });
 }
 
+fn pages_revoked() {
+    with_memfs(|st, m, f| {
+        let mut got = [0u8; PAGE_SIZE];
+        let mut buf = [0u8; 1];
+        // Page 1 dirty and writable, page 2 clean and read-only.
+        kunit_expect_eq!(f.write_at(b"r", 4096), Ok(1));
+        kunit_expect_eq!(f.read_at(&mut buf, 2 * 4096), Ok(1));
+        kunit_expect_eq!(st.count(), (2, 0, 1));
+        pages::revoke_grants(m.super_block());
+        // The clean page is gone; the dirty one stays, without its grant,
+        // and its data intact.
+        kunit_expect_eq!(take(m, 2, Invalidate::Drop, &mut got), Ok(None));
+        kunit_expect_eq!(
+            take(m, 1, Invalidate::Downgrade, &mut got),
+            Ok(page(true, false))
+        );
+        kunit_expect_eq!((got[0], got[1]), (b'r', 1));
+        // The next write asks for write access again.
+        kunit_expect_eq!(f.write_at(b"s", 4096), Ok(1));
+        kunit_expect_eq!(st.count(), (2, 0, 2));
+    });
+}
+
 kunit_module_suite!(
     wfs_page_states,
     [
         pages_grants_and_invalidation,
         pages_fixed_size,
         pages_failed_upgrade,
-        pages_dirty_grant
+        pages_dirty_grant,
+        pages_revoked
     ]
 );

@@ -7,7 +7,8 @@
 //   wfsfuzz killrace ROUNDS SIGKILL the reader of a page, then grant it dirty
 //   wfsfuzz umount          INVALIDATE while an unmount writes a page back
 //   wfsfuzz hardening       the pool is the manager's alone, and cleared
-//                           between sessions It serves files "f<N>", one page
+//                           between sessions; a REGISTER whose answer cannot
+//                           be written back leaves no session. It serves files "f<N>", one page
 // each, whose bytes are all (N & 0xff); every other name is ENOENT.
 //
 // Bad input: random bytes of random length, well-formed replies to ids
@@ -827,6 +828,26 @@ static int mode_hardening(void)
 	pid_t pid;
 	size_t len;
 
+	/* A REGISTER whose answer cannot be written back (a read-only
+	 * buffer) fails with EFAULT and ends the session it opened, as a
+	 * close would: the same file then registers again. */
+	{
+		int f2 = open("/dev/wfs", O_RDWR);
+		uint8_t *ro = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (f2 < 0 || ro == MAP_FAILED)
+			FAIL("open or mmap: %s", strerror(errno));
+		put32(ro, 0x57465331);
+		put32(ro + 4, ABI_VERSION);
+		memcpy(reg, ro, sizeof(reg));
+		if (mprotect(ro, PAGE, PROT_READ))
+			FAIL("mprotect: %s", strerror(errno));
+		expect_fail(ioctl(f2, IOC_REGISTER, ro), EFAULT, EFAULT, "REGISTER with a read-only buffer");
+		if (ioctl(f2, IOC_REGISTER, reg) < 0)
+			FAIL("REGISTER after a failed one: %s", strerror(errno));
+		close(f2);
+		munmap(ro, PAGE);
+	}
 	register_manager();
 	len = (size_t)pool_slots * PAGE;
 	snprintf(want, sizeof(want), "%lx-", (unsigned long)pool);
@@ -837,7 +858,8 @@ static int mode_hardening(void)
 		if (!strncmp(line, want, strlen(want)))
 			found = 1;
 		else if (found == 1 && !strncmp(line, "VmFlags:", 8)) {
-			if (!strstr(line, " dc") || !strstr(line, " de") || !strstr(line, " dd"))
+			if (!strstr(line, " dc") || !strstr(line, " de") || !strstr(line, " dd") ||
+			    !strstr(line, " io"))
 				FAIL("pool mapping flags: %s", line);
 			found = 2;
 		}
@@ -845,6 +867,20 @@ static int mode_hardening(void)
 	fclose(f);
 	if (found != 2)
 		FAIL("pool mapping not found in smaps");
+	/* VM_IO: madvise cannot make the pool inheritable again, and
+	 * get_user_pages cannot reach it: /proc/PID/mem (as a debugger or
+	 * another process would read it) gets EIO. */
+	expect_fail(madvise(pool, len, MADV_DOFORK), EINVAL, EINVAL, "MADV_DOFORK on the pool");
+	{
+		uint8_t tmp[16];
+		int mem = open("/proc/self/mem", O_RDONLY);
+
+		if (mem < 0)
+			FAIL("/proc/self/mem: %s", strerror(errno));
+		expect_fail(pread(mem, tmp, sizeof(tmp), (off_t)(uintptr_t)pool), EIO, EIO,
+			    "/proc/self/mem read of the pool");
+		close(mem);
+	}
 	pid = fork();
 	if (pid == 0) {
 		signal(SIGSEGV, SIG_DFL);
@@ -862,6 +898,6 @@ static int mode_hardening(void)
 	for (size_t i = 0; i < len; i++)
 		if (pool[i] != 0)
 			FAIL("the new session's pool holds %#x at %zu: left from the last session", pool[i], i);
-	printf("wfsfuzz hardening: pool is dc/de/dd, not inherited, not growable, cleared between sessions\n");
+	printf("wfsfuzz hardening: pool is dc/de/dd/io, not inherited, not growable, out of GUP's reach, cleared between sessions\n");
 	return 0;
 }
