@@ -239,7 +239,9 @@ impl Export {
 
     /// WRITE: writes `page` as page `index` of file `id`, without growing
     /// the file: bytes past its end are dropped (the kernel's page cache
-    /// covers whole pages, the file need not).
+    /// covers whole pages, the file need not). Returns once the data is on
+    /// stable storage (`fdatasync`): the owner acknowledges a `Put` only
+    /// after this, so a writer's `fsync` means "on the owner's disk".
     pub fn write_page(&self, id: u64, index: u64, page: &[u8]) -> Result<(), i32> {
         use std::os::unix::fs::FileExt;
         let f = self.open(id, fs::OpenOptions::new().write(true))?;
@@ -250,7 +252,8 @@ impl Export {
         }
         let len = (size - offset).min(page.len() as u64) as usize;
         f.write_all_at(&page[..len], offset)
-            .map_err(|e| io_errno(&e))
+            .map_err(|e| io_errno(&e))?;
+        f.sync_data().map_err(|e| io_errno(&e))
     }
 
     /// The shared names, sorted.
