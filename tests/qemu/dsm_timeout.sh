@@ -5,7 +5,8 @@
 # A page handed over dirty to a READ that has given up is not lost. h1 owns
 # /wfs/t and dirties its page through a mapping (no msync). h2 mounts /wfs
 # with a 2 s timeout; h1 stops its manager; h2's read of the page times out
-# (EIO) while its request to h1 waits. h1's manager resumes and sends the
+# (EIO) while its request to h1 waits (the manager stays stopped well
+# past it). h1's manager resumes and sends the
 # page, dirty, to h2, whose kernel no longer wants it: h2's manager writes
 # it home instead. h1's /export then holds the dirty bytes, both hosts read
 # them, and h2's pool gets every slot back.
@@ -38,10 +39,13 @@ if [ "$h" = 1 ]; then
     head -c 17 /export/t | grep -q "dirty" && fail "the page was written back already"
     step 1
     await 2 1
-    # h2 is about to read: stop the manager for 6 s (h2 gives up after 2).
+    # h2 reads 4 s after its step 1: stop the manager for 12 s (h2 gives
+    # up 2 s into its read). The margins cover h1 seeing h2's step late (on
+    # the debug kernel under TCG that once took more than 2 s) and h2's
+    # read starting late.
     pid=$(pidof wfs-manager)
     kill -STOP "$pid"
-    sleep 6
+    sleep 12
     kill -CONT "$pid"
     # h2's manager sends the page home.
     i=0
@@ -61,7 +65,7 @@ else
     mount -t wfs -o timeout=2 none /wfs || fail "mount -o timeout=2 refused"
     [ -e /wfs/t ] || fail "/wfs/t is gone after the remount"
     step 1
-    sleep 2
+    sleep 4
     start=$(date +%s)
     if cat /wfs/t > /dev/null 2>/tmp/err; then fail "the read succeeded with h1's manager stopped"; fi
     grep -q 'Input/output error' /tmp/err || fail "read: $(cat /tmp/err)"

@@ -75,6 +75,10 @@ pub struct ProtocolStats {
     /// went to their owner's disk instead.
     #[serde(default)]
     pub pages_home: u64,
+    /// READs failed because the owner could not read the page from its
+    /// disk (they fail with its error instead of reading zeros).
+    #[serde(default)]
+    pub pages_failed: u64,
     /// INVALIDATEs the kernel answered busy and that were tried again.
     pub busy_retries: u64,
 }
@@ -89,6 +93,7 @@ pub struct Counters {
     pages_in: AtomicU64,
     pages_out: AtomicU64,
     pages_home: AtomicU64,
+    pages_failed: AtomicU64,
     busy_retries: AtomicU64,
 }
 
@@ -108,6 +113,7 @@ impl Counters {
             pages_in: g(&self.pages_in),
             pages_out: g(&self.pages_out),
             pages_home: g(&self.pages_home),
+            pages_failed: g(&self.pages_failed),
             busy_retries: g(&self.busy_retries),
         }
     }
@@ -418,7 +424,8 @@ impl Engine {
                     | Msg::Absent { page, .. }
                     | Msg::Done { page, .. }
                     | Msg::Put { page, .. }
-                    | Msg::PutAck { page, .. } => *page,
+                    | Msg::PutAck { page, .. }
+                    | Msg::Failed { page, .. } => *page,
                 };
                 if !self.know_file(page.file)
                     && let Msg::Fetch { .. } = m
@@ -828,17 +835,26 @@ impl Engine {
                 self.reply(req, wfs_abi::Opcode::Write, started, Ok(ReplyBody::Done));
                 None
             }
+            Output::ReadFailed { req, error } => {
+                let w = self.reads.remove(&req)?;
+                Counters::add(&self.counters.pages_failed, 1);
+                self.reply(req, wfs_abi::Opcode::Read, w.started, Err(error));
+                None
+            }
             Output::Invalidate { page } => self.take(page),
             Output::DiskRead { page } => {
                 let mut data = vec![0u8; PAGE_SIZE];
                 let _lock = self.export.lock_page(page.file, page.index);
                 if let Err(e) = self.export.read_page(page.file, page.index, &mut data) {
                     wlog!(
-                        "page protocol: cannot read page {} of file {:#x} from the export ({}); it reads as zeros",
+                        "page protocol: cannot read page {} of file {:#x} from the export ({}); the requester's reads fail",
                         page.index,
                         page.file,
                         crate::device::describe_errno(e)
                     );
+                    // The kernel takes errnos below 512 only.
+                    let error = if (1..512).contains(&e) { e } else { errno::EIO };
+                    return Some(Input::DiskReadFailed { page, error });
                 }
                 Some(Input::DiskRead { page, data })
             }
@@ -1096,6 +1112,10 @@ fn check_page_msg(m: &Msg) -> Result<(), String> {
             "a page of {} bytes (pages are {PAGE_SIZE})",
             data.len()
         )),
+        // The error goes to the kernel, which takes errnos 1 to 511 only.
+        Msg::Failed { error, .. } if !(1..=511).contains(error) => {
+            Err(format!("a failed page with error {error}"))
+        }
         _ => Ok(()),
     }
 }

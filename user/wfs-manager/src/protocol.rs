@@ -90,6 +90,9 @@ pub enum Msg {
     },
     /// Owner → writer: `Put` number `seq` is on disk (or superseded).
     PutAck { page: PageId, seq: u64 },
+    /// Owner → requester: the page cannot be had (its disk read failed
+    /// with `error`); the transaction is over.
+    Failed { txn: Txn, page: PageId, error: i32 },
 }
 
 /// What happens to a host's core.
@@ -115,6 +118,9 @@ pub enum Input {
     NotInstalled { page: PageId, data: Vec<u8> },
     /// The result of [`Output::DiskRead`] (owner only).
     DiskRead { page: PageId, data: Vec<u8> },
+    /// [`Output::DiskRead`] failed with `error` (an errno): the page is
+    /// not served as zeros; the requester's READs fail.
+    DiskReadFailed { page: PageId, error: i32 },
     /// A message from a peer (or from this host to itself).
     Message { from: HostId, msg: Msg },
 }
@@ -133,6 +139,8 @@ pub enum Output {
     },
     /// Answer WRITE `req`: the page is on the owner's disk.
     WriteDone { req: u64 },
+    /// Fail READ `req` with `error` (an errno): the page cannot be had.
+    ReadFailed { req: u64, error: i32 },
     /// Take the page from the kernel (INVALIDATE, DROP) and report with
     /// [`Input::Invalidated`].
     Invalidate { page: PageId },
@@ -383,6 +391,22 @@ impl Core {
                 };
                 self.send(to, msg, out, local);
             }
+            Input::DiskReadFailed { page, error } => {
+                let d = self.dir.entry(page).or_default();
+                let (Some((txn, to)), true) = (d.busy, d.reading) else {
+                    return Ok(());
+                };
+                // Nobody has the page now (the requester does not get it);
+                // the next transaction tries the disk again.
+                d.reading = false;
+                d.busy = None;
+                d.holder = None;
+                let next = d.queue.pop_front();
+                self.send(to, Msg::Failed { txn, page, error }, out, local);
+                if let Some((txn, to)) = next {
+                    self.start(page, txn, to, out, local);
+                }
+            }
             Input::Message { from, msg } => self.message(from, msg, out, local)?,
         }
         Ok(())
@@ -459,6 +483,17 @@ impl Core {
                     self.send(owner, put, out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);
+            }
+            Msg::Failed { txn, page, error } => {
+                if self.owner(page.file)? != from
+                    || self.faults.get(&page).is_none_or(|p| p.txn != txn)
+                {
+                    return Err(unexpected(&msg));
+                }
+                let p = self.faults.remove(&page).expect("checked above");
+                for req in p.reqs {
+                    out.push(Output::ReadFailed { req, error });
+                }
             }
             Msg::Absent { txn, page } => {
                 self.owned(page, &msg, from)?;

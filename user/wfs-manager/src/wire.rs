@@ -28,7 +28,7 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-7) or a name-service
+//!   message ([`crate::protocol::Msg`], tags 1-8) or a name-service
 //!   message ([`crate::names::NameMsg`], tags 16-19):
 //!
 //!   | tag | message | fields after the tag |
@@ -40,6 +40,7 @@
 //!   | 5 | Done | txn, file, index |
 //!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
 //!   | 7 | PutAck | file, index, seq u64 |
+//!   | 8 | Failed | txn, file, index, error i32 (an errno) |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
@@ -470,6 +471,11 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             put_page(p, None, page);
             p.extend_from_slice(&seq.to_le_bytes());
         }
+        Msg::Failed { txn, page, error } => {
+            p.push(8);
+            put_page(p, Some(*txn), page);
+            p.extend_from_slice(&error.to_le_bytes());
+        }
     }
 }
 
@@ -520,6 +526,11 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         7 => Msg::PutAck {
             page: c.page()?,
             seq: c.u64("PUT_ACK too short for its sequence number")?,
+        },
+        8 => Msg::Failed {
+            txn: txn(c)?,
+            page: c.page()?,
+            error: c.u32("FAILED too short for its error")? as i32,
         },
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
@@ -871,6 +882,11 @@ mod tests {
                 data: vec![1, 2, 3],
             },
             Msg::PutAck { page, seq: 8 },
+            Msg::Failed {
+                txn: 9,
+                page,
+                error: 5,
+            },
         ];
         let info = FileInfo {
             file: 9,

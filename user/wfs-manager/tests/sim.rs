@@ -24,6 +24,11 @@
 //! a killed task): the manager either forgets them or answers later and
 //! has its answer refused; a dirty page nobody installed must still reach
 //! its owner's disk.
+//!
+//! In a quarter of the schedules an owner's disk reads fail now and then
+//! (one in four): the READs waiting for that page fail with the error
+//! (never a page of zeros), and the page stays available for the next
+//! fault.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -119,6 +124,10 @@ struct Sim {
     /// the protocol's own ordering rules (epochs, dirty hand-over while a
     /// Put is unacknowledged) carry the weight.
     defer_invalidate: bool,
+    /// Whether this schedule's disk reads fail now and then.
+    disk_errors: bool,
+    /// READs failed because of a disk read error.
+    failed_reads: u32,
     log: Vec<String>,
 }
 
@@ -156,6 +165,7 @@ impl Sim {
         let defer_invalidate = rng.below(2) == 0;
         let flaky = rng.below(2) == 0;
         let timeouts = rng.below(2) == 0;
+        let disk_errors = rng.below(4) == 0;
         Sim {
             rng,
             hosts,
@@ -171,6 +181,8 @@ impl Sim {
             next_value: 1,
             next_req: 1,
             defer_invalidate,
+            disk_errors,
+            failed_reads: 0,
             log: Vec::new(),
         }
     }
@@ -246,11 +258,39 @@ impl Sim {
                     }
                 }
                 Output::DiskRead { page } => {
-                    let v = self.hosts[h].disk.get(&page).copied().unwrap_or(0);
-                    self.hosts[h].inbox.push_back(Input::DiskRead {
-                        page,
-                        data: encode(v),
-                    });
+                    if self.disk_errors && self.rng.below(4) == 0 {
+                        self.hosts[h]
+                            .inbox
+                            .push_back(Input::DiskReadFailed { page, error: 5 });
+                    } else {
+                        let v = self.hosts[h].disk.get(&page).copied().unwrap_or(0);
+                        self.hosts[h].inbox.push_back(Input::DiskRead {
+                            page,
+                            data: encode(v),
+                        });
+                    }
+                }
+                Output::ReadFailed { req, error } => {
+                    if error != 5 {
+                        self.fail(format!(
+                            "h{h}: READ {req} failed with {error}, not the disk's 5"
+                        ));
+                    }
+                    if self.abandoned.remove(&req).is_none() {
+                        let k = &mut self.hosts[h].kernel;
+                        let page = k
+                            .faults
+                            .iter()
+                            .find(|(_, (r, _))| *r == req)
+                            .map(|(p, _)| *p);
+                        let Some(page) = page else {
+                            self.fail(format!("h{h}: READ {req} answered twice or never sent"));
+                        };
+                        // The operations waiting for it fail (EIO, SIGBUS).
+                        k.faults.remove(&page);
+                        self.log.push(format!("h{h}: READ {req} of {page:?} fails"));
+                    }
+                    self.failed_reads += 1;
                 }
                 Output::DiskWrite { page, data } => {
                     self.hosts[h].disk.insert(page, decode(&data));
@@ -585,8 +625,9 @@ impl Sim {
     }
 }
 
-/// Runs one schedule; returns how many connections it dropped.
-fn run_seed(seed: u64) -> u32 {
+/// Runs one schedule; returns how many connections it dropped and how
+/// many READs failed on a disk error.
+fn run_seed(seed: u64) -> (u32, u32) {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let hosts = 3 + rng.below(2);
     let files = 1 + rng.below(2);
@@ -604,25 +645,34 @@ fn run_seed(seed: u64) -> u32 {
             sim.drops
         );
     }
-    sim.drops
+    (sim.drops, sim.failed_reads)
 }
 
 #[test]
 fn protocol_simulation() {
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        let drops = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
-        eprintln!("seed {seed}: passed, {drops} connection drops");
+        let (drops, failed) = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
+        eprintln!("seed {seed}: passed, {drops} connection drops, {failed} failed reads");
         return;
     }
     let schedules: u64 = std::env::var("WFS_SIM_SCHEDULES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
-    let drops: u32 = (0..schedules).map(run_seed).sum();
-    // The schedules must really have cut connections with traffic on them.
+    let (drops, failed) = (0..schedules)
+        .map(run_seed)
+        .fold((0u64, 0u64), |(d, f), (d1, f1)| {
+            (d + u64::from(d1), f + u64::from(f1))
+        });
+    // The schedules must really have cut connections with traffic on them,
+    // and failed disk reads with READs waiting.
     assert!(
-        drops as u64 >= schedules,
+        drops >= schedules,
         "only {drops} connection drops in {schedules} schedules"
+    );
+    assert!(
+        failed >= schedules / 20,
+        "only {failed} READs failed on disk errors in {schedules} schedules"
     );
 }
 

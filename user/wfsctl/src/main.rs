@@ -301,8 +301,8 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             p.sent, p.received, p.resent, p.connections
         ));
         v.push(format!(
-            "pages: in {}, out {}, home after their READ gave up {}; invalidations retried while busy {}",
-            p.pages_in, p.pages_out, p.pages_home, p.busy_retries
+            "pages: in {}, out {}, home after their READ gave up {}, failed (owner's disk read) {}; invalidations retried while busy {}",
+            p.pages_in, p.pages_out, p.pages_home, p.pages_failed, p.busy_retries
         ));
     }
     v
@@ -674,13 +674,14 @@ mod tests {
             pages_in: 3,
             pages_out: 4,
             pages_home: 1,
+            pages_failed: 2,
             busy_retries: 0,
         });
         assert_eq!(
             stats_lines(&r)[2..],
             [
                 "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
-                "pages: in 3, out 4, home after their READ gave up 1; invalidations retried while busy 0"
+                "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0"
             ]
         );
     }
