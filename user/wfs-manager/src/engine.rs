@@ -830,9 +830,14 @@ impl Engine {
                 }
                 None
             }
-            Output::WriteDone { req } => {
+            Output::WriteDone { req, error } => {
                 let started = self.writes.remove(&req)?;
-                self.reply(req, wfs_abi::Opcode::Write, started, Ok(ReplyBody::Done));
+                let result = if error == 0 {
+                    Ok(ReplyBody::Done)
+                } else {
+                    Err(error)
+                };
+                self.reply(req, wfs_abi::Opcode::Write, started, result);
                 None
             }
             Output::ReadFailed { req, error } => {
@@ -858,17 +863,32 @@ impl Engine {
                 }
                 Some(Input::DiskRead { page, data })
             }
-            Output::DiskWrite { page, data } => {
+            Output::DiskWrite {
+                page,
+                data,
+                epoch,
+                ack,
+            } => {
                 let _lock = self.export.lock_page(page.file, page.index);
-                if let Err(e) = self.export.write_page(page.file, page.index, &data) {
-                    wlog!(
-                        "page protocol: cannot write page {} of file {:#x} to the export: {}",
-                        page.index,
-                        page.file,
-                        crate::device::describe_errno(e)
-                    );
-                }
-                None
+                let error = match self.export.write_page(page.file, page.index, &data) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        wlog!(
+                            "page protocol: cannot write page {} of file {:#x} to the export: {}; the writer's WRITE fails",
+                            page.index,
+                            page.file,
+                            crate::device::describe_errno(e)
+                        );
+                        // The kernel takes errnos below 512 only.
+                        if (1..512).contains(&e) { e } else { errno::EIO }
+                    }
+                };
+                Some(Input::DiskWritten {
+                    page,
+                    epoch,
+                    ack,
+                    error,
+                })
             }
         }
     }
@@ -1115,6 +1135,9 @@ fn check_page_msg(m: &Msg) -> Result<(), String> {
         // The error goes to the kernel, which takes errnos 1 to 511 only.
         Msg::Failed { error, .. } if !(1..=511).contains(error) => {
             Err(format!("a failed page with error {error}"))
+        }
+        Msg::PutAck { error, .. } if !(0..=511).contains(error) => {
+            Err(format!("a Put acknowledged with error {error}"))
         }
         _ => Ok(()),
     }

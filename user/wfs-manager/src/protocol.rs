@@ -39,7 +39,12 @@
 //! Messages between two hosts arrive in the order they were sent (TCP);
 //! messages of different pairs may be reordered in any way.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// `PutAck`'s error for a `Put` superseded by newer data that is not on
+/// stable storage (yet, or at all): the writer's data is not durable, but
+/// a later holder answers for the page (Linux's `ESTALE`).
+pub const SUPERSEDED: i32 = 116;
 
 /// A host of the cluster.
 pub type HostId = u16;
@@ -88,8 +93,10 @@ pub enum Msg {
         seq: u64,
         data: Vec<u8>,
     },
-    /// Owner → writer: `Put` number `seq` is on disk (or superseded).
-    PutAck { page: PageId, seq: u64 },
+    /// Owner → writer: `Put` number `seq` is on disk (or superseded), if
+    /// `error` is 0; otherwise the disk write failed with `error` (an
+    /// errno) and the data is not on disk.
+    PutAck { page: PageId, seq: u64, error: i32 },
     /// Owner → requester: the page cannot be had (its disk read failed
     /// with `error`); the transaction is over.
     Failed { txn: Txn, page: PageId, error: i32 },
@@ -121,6 +128,14 @@ pub enum Input {
     /// [`Output::DiskRead`] failed with `error` (an errno): the page is
     /// not served as zeros; the requester's READs fail.
     DiskReadFailed { page: PageId, error: i32 },
+    /// The result of [`Output::DiskWrite`]: 0 once the data is on stable
+    /// storage, or the errno it failed with; `ack` is the write's.
+    DiskWritten {
+        page: PageId,
+        epoch: u64,
+        ack: (HostId, u64),
+        error: i32,
+    },
     /// A message from a peer (or from this host to itself).
     Message { from: HostId, msg: Msg },
 }
@@ -137,8 +152,9 @@ pub enum Output {
         data: Vec<u8>,
         dirty: bool,
     },
-    /// Answer WRITE `req`: the page is on the owner's disk.
-    WriteDone { req: u64 },
+    /// Answer WRITE `req`: the page is on the owner's disk if `error` is 0;
+    /// otherwise fail it with `error` (the kernel keeps the page dirty).
+    WriteDone { req: u64, error: i32 },
     /// Fail READ `req` with `error` (an errno): the page cannot be had.
     ReadFailed { req: u64, error: i32 },
     /// Take the page from the kernel (INVALIDATE, DROP) and report with
@@ -148,8 +164,15 @@ pub enum Output {
     /// [`Input::DiskRead`]. Disk reads and writes take effect in the order
     /// they are output.
     DiskRead { page: PageId },
-    /// Write the page to this (owning) host's disk.
-    DiskWrite { page: PageId, data: Vec<u8> },
+    /// Write the page to this (owning) host's disk, to stable storage, and
+    /// report with [`Input::DiskWritten`] carrying `ack` (the writer and
+    /// its `Put`'s sequence number).
+    DiskWrite {
+        page: PageId,
+        data: Vec<u8>,
+        epoch: u64,
+        ack: (HostId, u64),
+    },
 }
 
 /// Why an input was refused. Refused inputs change nothing; a message
@@ -169,14 +192,69 @@ struct Dir {
     holder: Option<HostId>,
     /// Epoch of the current (or moving) copy.
     epoch: u64,
-    /// Epoch of the data on disk.
+    /// Epoch of the newest data sent to the disk.
     disk_epoch: u64,
+    /// Epoch of the newest data known to be on stable storage.
+    durable_epoch: u64,
+    /// Epoch of the newest data whose disk write failed, until newer or
+    /// equal data is written: the disk does not hold the page's data, so
+    /// reading it must wait (its writer still has it and writes it again).
+    unwritten: Option<u64>,
+    /// Disk writes output and not reported yet: a read waits for them (one
+    /// that fails leaves the disk without the page's data).
+    writing: u32,
+    /// A disk read waiting for those.
+    read_deferred: bool,
     /// The transaction moving the page, and its requester.
     busy: Option<(Txn, HostId)>,
     /// Waiting transactions, in arrival order.
     queue: VecDeque<(Txn, HostId)>,
     /// Waiting for a disk read to send to the busy requester.
     reading: bool,
+}
+
+/// What a `Put` this host sent is for.
+#[derive(Debug)]
+enum PutFor {
+    /// WRITE upcall `req`: the kernel keeps the page dirty if it fails.
+    Write(u64),
+    /// A dirty page that arrived for READs that had all given up, going
+    /// home: nobody else has its data, so it is sent again if the owner's
+    /// disk write fails (the owner's disk reads of the page wait for it).
+    Home { epoch: u64, data: Vec<u8> },
+}
+
+impl Dir {
+    /// Reads the page from disk for the busy transaction; or, while a write
+    /// of it is not reported yet, or the disk misses its newest data (that
+    /// write failed), once the data is written.
+    fn read_disk(&mut self, page: PageId, out: &mut Vec<Output>) {
+        self.reading = true;
+        if self.writing > 0 || self.unwritten.is_some() {
+            self.read_deferred = true;
+        } else {
+            out.push(Output::DiskRead { page });
+        }
+    }
+
+    /// A disk write of data of `epoch` ended with `error`.
+    fn written(&mut self, page: PageId, epoch: u64, error: i32, out: &mut Vec<Output>) {
+        self.writing = self.writing.saturating_sub(1);
+        if error != 0 {
+            if epoch >= self.durable_epoch {
+                self.unwritten = Some(self.unwritten.map_or(epoch, |u| u.max(epoch)));
+            }
+        } else {
+            self.durable_epoch = self.durable_epoch.max(epoch);
+            if self.unwritten.is_some_and(|u| u <= epoch) {
+                self.unwritten = None;
+            }
+        }
+        if self.writing == 0 && self.unwritten.is_none() && std::mem::take(&mut self.read_deferred)
+        {
+            out.push(Output::DiskRead { page });
+        }
+    }
 }
 
 /// A fault this host is waiting for.
@@ -198,10 +276,13 @@ pub struct Core {
     epochs: HashMap<PageId, u64>,
     fetching: HashMap<PageId, (Txn, HostId, u64)>,
     unacked: HashMap<PageId, u32>,
+    /// Pages whose last write-back failed at the owner's disk: not on disk,
+    /// so handed over dirty (whatever the kernel's flag said when it was
+    /// taken) until a write-back of them succeeds.
+    unsynced: HashSet<PageId>,
     next_put: u64,
-    /// Put sequence number → the WRITE it answers (none: a page that
-    /// arrived for READs that had all given up).
-    puts: HashMap<u64, Option<u64>>,
+    /// Put sequence number → what it is for.
+    puts: HashMap<u64, PutFor>,
     // Owner side.
     dir: HashMap<PageId, Dir>,
 }
@@ -217,6 +298,7 @@ impl Core {
             epochs: HashMap::new(),
             fetching: HashMap::new(),
             unacked: HashMap::new(),
+            unsynced: HashSet::new(),
             next_put: 0,
             puts: HashMap::new(),
             dir: HashMap::new(),
@@ -322,7 +404,7 @@ impl Core {
                 let seq = self.next_put;
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 *self.unacked.entry(page).or_default() += 1;
-                self.puts.insert(seq, Some(req));
+                self.puts.insert(seq, PutFor::Write(req));
                 self.send(
                     owner,
                     Msg::Put {
@@ -341,11 +423,14 @@ impl Core {
                     return Ok(());
                 };
                 self.epochs.remove(&page);
+                // Whoever gets the page answers for its data from now on.
+                let unsynced = self.unsynced.remove(&page);
                 match contents {
                     Some((data, dirty)) => {
                         // Writes not yet on the owner's disk travel with the
                         // page: the next holder answers for them.
-                        let dirty = dirty || self.unacked.get(&page).is_some_and(|&n| n > 0);
+                        let dirty =
+                            dirty || self.unacked.get(&page).is_some_and(|&n| n > 0) || unsynced;
                         let msg = Msg::Data {
                             txn,
                             page,
@@ -364,16 +449,7 @@ impl Core {
             Input::NotInstalled { page, data } => {
                 let owner = self.owner(page.file)?;
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
-                self.next_put += 1;
-                let seq = self.next_put;
-                self.puts.insert(seq, None);
-                let put = Msg::Put {
-                    page,
-                    epoch,
-                    seq,
-                    data,
-                };
-                self.send(owner, put, out, local);
+                self.put_home(owner, page, epoch, data, out, local);
             }
             Input::DiskRead { page, data } => {
                 let d = self.dir.entry(page).or_default();
@@ -406,6 +482,19 @@ impl Core {
                 if let Some((txn, to)) = next {
                     self.start(page, txn, to, out, local);
                 }
+            }
+            Input::DiskWritten {
+                page,
+                epoch,
+                ack: (to, seq),
+                error,
+            } => {
+                self.owned(page, &Msg::PutAck { page, seq, error }, to)?;
+                self.dir
+                    .entry(page)
+                    .or_default()
+                    .written(page, epoch, error, out);
+                self.send(to, Msg::PutAck { page, seq, error }, out, local);
             }
             Input::Message { from, msg } => self.message(from, msg, out, local)?,
         }
@@ -471,16 +560,7 @@ impl Core {
                     // kernel will not have the page, so its data goes home
                     // before this host says it holds it (a Fetch then
                     // finds it absent, and the owner's disk has it).
-                    self.next_put += 1;
-                    let seq = self.next_put;
-                    self.puts.insert(seq, None);
-                    let put = Msg::Put {
-                        page,
-                        epoch,
-                        seq,
-                        data: data.clone(),
-                    };
-                    self.send(owner, put, out, local);
+                    self.put_home(owner, page, epoch, data.clone(), out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);
             }
@@ -501,8 +581,7 @@ impl Core {
                 if d.busy.map(|b| b.0) != Some(txn) || d.holder != Some(from) || d.reading {
                     return Err(unexpected(&msg));
                 }
-                d.reading = true;
-                out.push(Output::DiskRead { page });
+                d.read_disk(page, out);
             }
             Msg::Done { txn, page } => {
                 self.owned(page, &msg, from)?;
@@ -525,21 +604,44 @@ impl Core {
                 self.owned(page, &msg, from)?;
                 let d = self.dir.entry(page).or_default();
                 if epoch >= d.disk_epoch {
+                    // Acknowledged once the disk write is done (or failed).
                     d.disk_epoch = epoch;
+                    d.writing += 1;
                     out.push(Output::DiskWrite {
                         page,
                         data: data.clone(),
+                        epoch,
+                        ack: (from, seq),
                     });
+                } else {
+                    // Superseded by newer data: done if that is on stable
+                    // storage; if it is not (its write failed, or is not
+                    // done yet), neither is this write's data, whose newer
+                    // version lives dirty with a later holder: the writer
+                    // learns that its data is not durable.
+                    let error = if d.durable_epoch > epoch {
+                        0
+                    } else {
+                        SUPERSEDED
+                    };
+                    let ack = Msg::PutAck { page, seq, error };
+                    self.send(from, ack, out, local);
                 }
-                self.send(from, Msg::PutAck { page, seq }, out, local);
             }
-            Msg::PutAck { page, seq } => {
-                let Some(req) = self.puts.remove(&seq) else {
-                    return Err(unexpected(&msg));
-                };
-                let Some(req) = req else {
-                    // A page nobody waited for, home now.
-                    return Ok(());
+            Msg::PutAck { page, seq, error } => {
+                let req = match self.puts.remove(&seq) {
+                    None => return Err(unexpected(&msg)),
+                    Some(PutFor::Write(req)) => req,
+                    // A page nobody waited for, home now; or superseded by
+                    // a later holder's newer data: that holder answers for
+                    // it.
+                    Some(PutFor::Home { .. }) if error == 0 || error == SUPERSEDED => return Ok(()),
+                    // Not on disk, and nobody else has it: again.
+                    Some(PutFor::Home { epoch, data }) => {
+                        let owner = self.owner(page.file)?;
+                        self.put_home(owner, page, epoch, data, out, local);
+                        return Ok(());
+                    }
                 };
                 if let Some(n) = self.unacked.get_mut(&page) {
                     *n = n.saturating_sub(1);
@@ -547,10 +649,37 @@ impl Core {
                         self.unacked.remove(&page);
                     }
                 }
-                out.push(Output::WriteDone { req });
+                if error == 0 {
+                    self.unsynced.remove(&page);
+                } else {
+                    self.unsynced.insert(page);
+                }
+                out.push(Output::WriteDone { req, error });
             }
         }
         Ok(())
+    }
+
+    /// Sends dirty `data` of `page` that no kernel holds to its owner.
+    fn put_home(
+        &mut self,
+        owner: HostId,
+        page: PageId,
+        epoch: u64,
+        data: Vec<u8>,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) {
+        self.next_put += 1;
+        let seq = self.next_put;
+        let put = Msg::Put {
+            page,
+            epoch,
+            seq,
+            data: data.clone(),
+        };
+        self.puts.insert(seq, PutFor::Home { epoch, data });
+        self.send(owner, put, out, local);
     }
 
     /// Refuses a message about a page this host does not own.
@@ -583,14 +712,8 @@ impl Core {
             // kernel evicted the page (it asks only for pages it lacks),
             // clean or after writing it back (that Put came before this
             // request on the same stream, so the disk has it).
-            None => {
-                d.reading = true;
-                out.push(Output::DiskRead { page });
-            }
-            Some(h) if h == to => {
-                d.reading = true;
-                out.push(Output::DiskRead { page });
-            }
+            None => d.read_disk(page, out),
+            Some(h) if h == to => d.read_disk(page, out),
             Some(h) => self.send(
                 h,
                 Msg::Fetch {

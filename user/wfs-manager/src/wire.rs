@@ -39,7 +39,7 @@
 //!   | 4 | Absent | txn, file, index |
 //!   | 5 | Done | txn, file, index |
 //!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
-//!   | 7 | PutAck | file, index, seq u64 |
+//!   | 7 | PutAck | file, index, seq u64, error i32 (0, or an errno) |
 //!   | 8 | Failed | txn, file, index, error i32 (an errno) |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
@@ -466,10 +466,11 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             p.extend_from_slice(&seq.to_le_bytes());
             put_bytes(p, data);
         }
-        Msg::PutAck { page, seq } => {
+        Msg::PutAck { page, seq, error } => {
             p.push(7);
             put_page(p, None, page);
             p.extend_from_slice(&seq.to_le_bytes());
+            p.extend_from_slice(&error.to_le_bytes());
         }
         Msg::Failed { txn, page, error } => {
             p.push(8);
@@ -526,6 +527,7 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         7 => Msg::PutAck {
             page: c.page()?,
             seq: c.u64("PUT_ACK too short for its sequence number")?,
+            error: c.u32("PUT_ACK too short for its error")? as i32,
         },
         8 => Msg::Failed {
             txn: txn(c)?,
@@ -881,7 +883,11 @@ mod tests {
                 seq: 8,
                 data: vec![1, 2, 3],
             },
-            Msg::PutAck { page, seq: 8 },
+            Msg::PutAck {
+                page,
+                seq: 8,
+                error: 28,
+            },
             Msg::Failed {
                 txn: 9,
                 page,

@@ -25,14 +25,16 @@
 //! has its answer refused; a dirty page nobody installed must still reach
 //! its owner's disk.
 //!
-//! In a quarter of the schedules an owner's disk reads fail now and then
-//! (one in four): the READs waiting for that page fail with the error
-//! (never a page of zeros), and the page stays available for the next
-//! fault.
+//! In a quarter of the schedules an owner's disk reads and writes fail now
+//! and then (one in four): the READs waiting for that page fail with the
+//! error (never a page of zeros), and the page stays available for the
+//! next fault; a WRITE whose disk write failed fails with the error and
+//! its page stays dirty, and a WRITE acknowledged as done finds its value
+//! (or a newer one) on the owner's disk.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId};
+use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId, SUPERSEDED};
 use wfs_manager::session::{Frame, Session};
 
 /// A small deterministic generator (xorshift64*).
@@ -124,8 +126,12 @@ struct Sim {
     /// the protocol's own ordering rules (epochs, dirty hand-over while a
     /// Put is unacknowledged) carry the weight.
     defer_invalidate: bool,
-    /// Whether this schedule's disk reads fail now and then.
+    /// Whether this schedule's disk reads and writes fail now and then.
     disk_errors: bool,
+    /// WRITEs in flight: the page and the value they write.
+    writes: BTreeMap<u64, (PageId, u64)>,
+    /// WRITEs failed because of a disk write error.
+    failed_writes: u32,
     /// READs failed because of a disk read error.
     failed_reads: u32,
     log: Vec<String>,
@@ -182,6 +188,8 @@ impl Sim {
             next_req: 1,
             defer_invalidate,
             disk_errors,
+            writes: BTreeMap::new(),
+            failed_writes: 0,
             failed_reads: 0,
             log: Vec::new(),
         }
@@ -234,7 +242,31 @@ impl Sim {
                         installed.push(self.grant(h, req, decode(&data), dirty));
                     }
                 }
-                Output::WriteDone { req } => {
+                Output::WriteDone { req, error } => {
+                    let Some((wpage, value)) = self.writes.remove(&req) else {
+                        self.fail(format!("h{h}: WRITE {req} answered twice or never sent"));
+                    };
+                    if error == 0 {
+                        // Synced: the owner's disk holds it, or newer data.
+                        let owner = self.owners[&wpage.file] as usize;
+                        let on_disk = self.hosts[owner].disk.get(&wpage).copied().unwrap_or(0);
+                        if on_disk < value {
+                            self.fail(format!(
+                                "h{h}: WRITE {req} of {value} to {wpage:?} acknowledged, but the owner's disk holds {on_disk}"
+                            ));
+                        }
+                    } else if error != 28 && error != SUPERSEDED {
+                        self.fail(format!(
+                            "h{h}: WRITE {req} failed with {error}, not the disk's 28 or SUPERSEDED"
+                        ));
+                    } else {
+                        self.failed_writes += 1;
+                        // The kernel keeps the page dirty (if it still has
+                        // it; if not, it went elsewhere dirty).
+                        if let Some(e) = self.hosts[h].kernel.cache.get_mut(&wpage) {
+                            e.1 = true;
+                        }
+                    }
                     let k = &mut self.hosts[h].kernel;
                     let page = k
                         .writeback
@@ -292,8 +324,24 @@ impl Sim {
                     }
                     self.failed_reads += 1;
                 }
-                Output::DiskWrite { page, data } => {
-                    self.hosts[h].disk.insert(page, decode(&data));
+                Output::DiskWrite {
+                    page,
+                    data,
+                    epoch,
+                    ack,
+                } => {
+                    let error = if self.disk_errors && self.rng.below(4) == 0 {
+                        28
+                    } else {
+                        self.hosts[h].disk.insert(page, decode(&data));
+                        0
+                    };
+                    self.hosts[h].inbox.push_back(Input::DiskWritten {
+                        page,
+                        epoch,
+                        ack,
+                        error,
+                    });
                 }
             }
         }
@@ -436,6 +484,7 @@ impl Sim {
             self.next_req += 1;
             k.cache.insert(page, (value, false));
             k.writeback.insert(page, req);
+            self.writes.insert(req, (page, value));
             self.hosts[h].inbox.push_back(Input::Writeback {
                 req,
                 page,
@@ -626,7 +675,7 @@ impl Sim {
 }
 
 /// Runs one schedule; returns how many connections it dropped and how
-/// many READs failed on a disk error.
+/// many READs and WRITEs failed on a disk error.
 fn run_seed(seed: u64) -> (u32, u32) {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let hosts = 3 + rng.below(2);
@@ -645,7 +694,7 @@ fn run_seed(seed: u64) -> (u32, u32) {
             sim.drops
         );
     }
-    (sim.drops, sim.failed_reads)
+    (sim.drops, sim.failed_reads + sim.failed_writes)
 }
 
 #[test]
