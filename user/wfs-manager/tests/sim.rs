@@ -309,17 +309,9 @@ impl Sim {
                         ));
                     }
                     if self.abandoned.remove(&req).is_none() {
-                        let k = &mut self.hosts[h].kernel;
-                        let page = k
-                            .faults
-                            .iter()
-                            .find(|(_, (r, _))| *r == req)
-                            .map(|(p, _)| *p);
-                        let Some(page) = page else {
-                            self.fail(format!("h{h}: READ {req} answered twice or never sent"));
-                        };
+                        let page = self.fault_of(h, req);
                         // The operations waiting for it fail (EIO, SIGBUS).
-                        k.faults.remove(&page);
+                        self.hosts[h].kernel.faults.remove(&page);
                         self.log.push(format!("h{h}: READ {req} of {page:?} fails"));
                     }
                     self.failed_reads += 1;
@@ -388,11 +380,11 @@ impl Sim {
             .push_back(Input::Invalidated { page, contents });
     }
 
-    /// A READ is answered: the page is installed and the waiting
-    /// operations run on it.
-    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool) -> PageId {
-        let k = &mut self.hosts[h].kernel;
-        let page = k
+    /// The page host `h`'s READ `req` is for; a READ answered twice or
+    /// never sent fails the simulation.
+    fn fault_of(&self, h: usize, req: u64) -> PageId {
+        let page = self.hosts[h]
+            .kernel
             .faults
             .iter()
             .find(|(_, (r, _))| *r == req)
@@ -400,6 +392,14 @@ impl Sim {
         let Some(page) = page else {
             self.fail(format!("h{h}: READ {req} answered twice or never sent"));
         };
+        page
+    }
+
+    /// A READ is answered: the page is installed and the waiting
+    /// operations run on it.
+    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool) -> PageId {
+        let page = self.fault_of(h, req);
+        let k = &mut self.hosts[h].kernel;
         let (_, ops) = k.faults.remove(&page).expect("found above");
         k.cache.insert(page, (value, dirty));
         self.check_single_copy(page);
