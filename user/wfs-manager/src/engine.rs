@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use wfs_abi::{Attr, Grant, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
+use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
 use crate::cluster::{Cluster, EventSink, NetEvent};
 use crate::config::{Config, host_id};
@@ -857,8 +857,7 @@ impl Engine {
                         page.file,
                         crate::device::describe_errno(e)
                     );
-                    // The kernel takes errnos below 512 only.
-                    let error = if (1..512).contains(&e) { e } else { errno::EIO };
+                    let error = kernel_errno(e);
                     return Some(Input::DiskReadFailed { page, error });
                 }
                 Some(Input::DiskRead { page, data })
@@ -879,8 +878,7 @@ impl Engine {
                             page.file,
                             crate::device::describe_errno(e)
                         );
-                        // The kernel takes errnos below 512 only.
-                        if (1..512).contains(&e) { e } else { errno::EIO }
+                        kernel_errno(e)
                     }
                 };
                 Some(Input::DiskWritten {
@@ -1126,17 +1124,28 @@ impl Handle {
 /// Refuses a page message whose page is not exactly one page: written to
 /// the export or installed, anything else would spill into the next page
 /// or leave part of one undefined.
+/// An errno of this host's disk as the kernel takes it in a reply: 1 to
+/// `MAX_REPLY_ERRNO`, `EIO` for anything else.
+fn kernel_errno(e: i32) -> i32 {
+    if (1..=MAX_REPLY_ERRNO).contains(&e) {
+        e
+    } else {
+        errno::EIO
+    }
+}
+
 fn check_page_msg(m: &Msg) -> Result<(), String> {
     match m {
         Msg::Data { data, .. } | Msg::Put { data, .. } if data.len() != PAGE_SIZE => Err(format!(
             "a page of {} bytes (pages are {PAGE_SIZE})",
             data.len()
         )),
-        // The error goes to the kernel, which takes errnos 1 to 511 only.
-        Msg::Failed { error, .. } if !(1..=511).contains(error) => {
+        // The error goes to the kernel, which takes errnos 1 to
+        // MAX_REPLY_ERRNO only.
+        Msg::Failed { error, .. } if !(1..=MAX_REPLY_ERRNO).contains(error) => {
             Err(format!("a failed page with error {error}"))
         }
-        Msg::PutAck { error, .. } if !(0..=511).contains(error) => {
+        Msg::PutAck { error, .. } if !(0..=MAX_REPLY_ERRNO).contains(error) => {
             Err(format!("a Put acknowledged with error {error}"))
         }
         _ => Ok(()),
