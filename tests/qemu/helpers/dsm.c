@@ -11,12 +11,24 @@
 //                                  one to the u32 at OFF+4, release, and
 //                                  pause US microseconds (default 0); then
 //                                  msync and print the counter
+//   dsm tally FILE N H SYNC US [K PID]
+//                                  N times: take the spin lock at 0, add one
+//                                  to the counter at 4 and to host H's own
+//                                  count at 8+4*H, release, pause US
+//                                  microseconds; msync after every SYNC
+//                                  increments (after the release, so the
+//                                  disk never holds the lock taken); right
+//                                  after increment K, stop process PID (the
+//                                  manager) at once, then SIGKILL it, and go
+//                                  on (the next fault fails); then msync and
+//                                  print the counter
 //   dsm fill FILE SEED             write every byte i as (i*7+SEED)&255,
 //                                  msync
 //   dsm check FILE SEED            exit 1 unless every byte is as fill wrote
 //
 // A fault the kernel cannot satisfy kills it with SIGBUS (status 135).
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,7 +92,7 @@ int main(int argc, char **argv)
 	size_t len, i;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: dsm wait|set|get|count|fill|check FILE ...\n");
+		fprintf(stderr, "usage: dsm wait|set|get|count|tally|fill|check FILE ...\n");
 		return 2;
 	}
 	p = map(argv[2], &len);
@@ -119,6 +131,43 @@ int main(int argc, char **argv)
 				;
 			*counter = *counter + 1;
 			__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+			if (pause)
+				usleep(pause);
+		}
+		sync_or_die(p, len);
+		printf("%u\n", *counter);
+		return 0;
+	}
+	if (!strcmp(argv[1], "tally") && (argc == 7 || argc == 9)) {
+		volatile uint32_t *lock = word(p, len, "0");
+		volatile uint32_t *counter = lock + 1;
+		long n = atol(argv[3]);
+		long h = atol(argv[4]);
+		long every = atol(argv[5]);
+		long pause = atol(argv[6]);
+		long kill_at = argc == 9 ? atol(argv[7]) : 0;
+		pid_t victim = argc == 9 ? atol(argv[8]) : 0;
+		volatile uint32_t *mine = word(p, len, "8") + h;
+
+		if (h < 0 || 8 + 4 * (size_t)h + 4 > len) {
+			fprintf(stderr, "dsm: host %ld has no count in the file\n", h);
+			return 2;
+		}
+		for (long k = 1; k <= n; k++) {
+			while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+				;
+			*counter = *counter + 1;
+			*mine = *mine + 1;
+			__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+			if (k == kill_at) {
+				// Stopped before it can hand the page over: it dies
+				// holding it, dirty.
+				if (kill(victim, SIGSTOP) || kill(victim, SIGKILL))
+					fprintf(stderr, "dsm: kill %d: %s\n", victim, strerror(errno));
+				fprintf(stderr, "dsm: killed the manager after %ld increments\n", k);
+			}
+			if (every && k % every == 0)
+				sync_or_die(p, len);
 			if (pause)
 				usleep(pause);
 		}

@@ -821,7 +821,7 @@ mod tests {
         assert_eq!(
             wire::read_frame(&mut s).unwrap(),
             Frame::HelloAck {
-                version: 2,
+                version: PROTOCOL_VERSION,
                 host: "m".into(),
                 incarnation: 0,
             }

@@ -9,6 +9,9 @@
 //! control = "/run/wfs/manager.sock"  # optional
 //! grant = "read-write"            # optional: what READ grants ("read-only"
 //!                                 # makes every first write send UPGRADE)
+//! failure_timeout = 10            # optional: seconds a peer may stay
+//!                                 # disconnected before it is taken for
+//!                                 # dead (1 to 3600; default 10)
 //!
 //! [[peer]]
 //! name = "h2"
@@ -30,6 +33,8 @@ use wfs_abi::Grant;
 pub const DEFAULT_DEVICE: &str = "/dev/wfs";
 /// Default path of the control socket.
 pub const DEFAULT_CONTROL: &str = "/run/wfs/manager.sock";
+/// Default of `failure_timeout`.
+pub const DEFAULT_FAILURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest host or cluster name.
 pub const MAX_NAME: usize = 255;
 
@@ -44,6 +49,7 @@ struct RawConfig {
     device: Option<PathBuf>,
     control: Option<PathBuf>,
     grant: Option<String>,
+    failure_timeout: Option<u64>,
     #[serde(default)]
     peer: Vec<RawPeer>,
 }
@@ -81,6 +87,9 @@ pub struct Config {
     pub control: PathBuf,
     /// What a READ reply grants.
     pub grant: Grant,
+    /// How long a peer may stay disconnected before its manager is taken
+    /// for dead (see `Documentation/failures.md`).
+    pub failure_timeout: std::time::Duration,
     /// The other hosts, in file order.
     pub peers: Vec<Peer>,
 }
@@ -223,8 +232,18 @@ impl Config {
                 ));
             }
         };
+        let failure_timeout = match raw.failure_timeout {
+            None => DEFAULT_FAILURE_TIMEOUT,
+            Some(s @ 1..=3600) => std::time::Duration::from_secs(s),
+            Some(s) => {
+                return err(format!(
+                    "failure_timeout {s} is out of range; expected 1 to 3600 seconds"
+                ));
+            }
+        };
         Ok(Config {
             grant,
+            failure_timeout,
             cluster: raw.cluster,
             host: raw.host,
             listen,
@@ -327,6 +346,13 @@ addr = "10.0.0.3:7070"
     fn grant_policy() {
         let c = Config::parse(&good().replacen("\n\n", "\ngrant = \"read-only\"\n\n", 1)).unwrap();
         assert_eq!(c.grant, Grant::ReadOnly);
+        assert_eq!(c.failure_timeout, DEFAULT_FAILURE_TIMEOUT);
+        let c = Config::parse(&good().replacen("\n\n", "\nfailure_timeout = 3\n\n", 1)).unwrap();
+        assert_eq!(c.failure_timeout, std::time::Duration::from_secs(3));
+        for bad in ["0", "3601", "-1", "\"10\""] {
+            let text = good().replacen("\n\n", &format!("\nfailure_timeout = {bad}\n\n"), 1);
+            assert!(Config::parse(&text).is_err(), "failure_timeout = {bad}");
+        }
         let e = parse_err(&good().replacen("\n\n", "\ngrant = \"write\"\n\n", 1));
         assert!(e.contains("grant \"write\" is invalid"), "{e}");
     }

@@ -17,7 +17,7 @@
 //! page, so single copy holds across the cluster: the owner's own faults
 //! fetch a page from the host that holds it like anybody else's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,6 +79,14 @@ pub struct ProtocolStats {
     /// disk (they fail with its error instead of reading zeros).
     #[serde(default)]
     pub pages_failed: u64,
+    /// Pages whose newest data may have died with a host (it held them, or
+    /// they were on their way to it), served from the owner's disk since.
+    #[serde(default)]
+    pub pages_lost: u64,
+    /// Peer incarnations this host took for dead (a restarted manager, a
+    /// peer silent past the failure time-out, or an owner's word).
+    #[serde(default)]
+    pub peers_dead: u64,
     /// INVALIDATEs the kernel answered busy and that were tried again.
     pub busy_retries: u64,
 }
@@ -94,6 +102,8 @@ pub struct Counters {
     pages_out: AtomicU64,
     pages_home: AtomicU64,
     pages_failed: AtomicU64,
+    pages_lost: AtomicU64,
+    peers_dead: AtomicU64,
     busy_retries: AtomicU64,
 }
 
@@ -114,6 +124,8 @@ impl Counters {
             pages_out: g(&self.pages_out),
             pages_home: g(&self.pages_home),
             pages_failed: g(&self.pages_failed),
+            pages_lost: g(&self.pages_lost),
+            peers_dead: g(&self.peers_dead),
             busy_retries: g(&self.busy_retries),
         }
     }
@@ -141,6 +153,11 @@ struct Peer {
     conn: Option<u64>,
     /// The peer manager's incarnation, from its last handshake.
     incarnation: Option<u64>,
+    /// Its incarnations this host took for dead: one that connects again
+    /// is refused (its pages were re-served elsewhere).
+    dead: BTreeSet<u64>,
+    /// Since when it has had no connection (none yet: since the start).
+    down_since: Option<Instant>,
     session: Session<PeerMsg>,
     /// Highest acknowledgement sent to it.
     acked: u64,
@@ -175,6 +192,8 @@ pub struct Parts {
     /// How long a READ may wait before the engine fails it
     /// ([`READ_DEADLINE`]).
     pub read_deadline: Duration,
+    /// This manager's incarnation.
+    pub incarnation: u64,
 }
 
 /// The engine's state; see the module documentation.
@@ -194,6 +213,18 @@ pub struct Engine {
     by_host: HashMap<HostId, usize>,
     reads: HashMap<u64, Waiting>,
     writes: HashMap<u64, Instant>,
+    /// Kernel requests for files this manager does not know yet (its
+    /// kernel looked them up under a manager that has died), by file id,
+    /// waiting for the name service to find the file's name and owner.
+    unresolved: BTreeMap<u64, Vec<Upcall>>,
+    /// The name-service requests finding them: request id → file id.
+    naming: HashMap<u64, u64>,
+    /// The next such request id (from 2^63 on: apart from the kernel's).
+    next_naming: u64,
+    /// WRITEs of pages this incarnation never granted (a dead manager's
+    /// grants, revoked, left them dirty in the kernel): the page is taken
+    /// out of the kernel once its WRITE is answered.
+    orphans: HashMap<u64, PageId>,
     lookups: HashMap<u64, Instant>,
     readdirs: HashMap<u64, Instant>,
     /// The cluster's directory as of the last READDIR from cookie 0.
@@ -209,6 +240,8 @@ pub struct Engine {
     refused: Vec<(PageId, Vec<u8>)>,
     /// How long a READ may wait for its page.
     read_deadline: Duration,
+    /// How long a peer may stay disconnected before it is taken for dead.
+    failure_timeout: Duration,
     counters: Arc<Counters>,
 }
 
@@ -222,6 +255,7 @@ impl Engine {
             stats,
             counters,
             read_deadline,
+            incarnation,
         } = parts;
         let me = host_id(&cfg.host);
         let peers: Vec<Peer> = cfg
@@ -232,11 +266,17 @@ impl Engine {
                 host: host_id(&p.name),
                 conn: None,
                 incarnation: None,
+                dead: BTreeSet::new(),
+                down_since: Some(Instant::now()),
                 session: Session::new(),
                 acked: 0,
             })
             .collect();
         let by_host = peers.iter().enumerate().map(|(i, p)| (p.host, i)).collect();
+        let mut core = Core::with_incarnation(me, incarnation);
+        for p in &peers {
+            core.add_peer(p.host);
+        }
         Engine {
             fd,
             me,
@@ -246,12 +286,16 @@ impl Engine {
             cluster: None,
             stats,
             read_grant: cfg.grant,
-            core: Core::new(me),
+            core,
             names: Names::new(me),
             peers,
             by_host,
             reads: HashMap::new(),
             writes: HashMap::new(),
+            orphans: HashMap::new(),
+            unresolved: BTreeMap::new(),
+            naming: HashMap::new(),
+            next_naming: 1 << 63,
             lookups: HashMap::new(),
             readdirs: HashMap::new(),
             listing: Vec::new(),
@@ -261,6 +305,7 @@ impl Engine {
             installed: Vec::new(),
             refused: Vec::new(),
             read_deadline,
+            failure_timeout: cfg.failure_timeout,
             counters,
         }
     }
@@ -274,6 +319,8 @@ impl Engine {
         if acks {
             self.send_acks();
             self.expire_reads();
+            self.detect_failures();
+            self.expire_unresolved();
         }
         !self.busy.is_empty()
     }
@@ -329,17 +376,32 @@ impl Engine {
         let Some(p) = self.peers.get_mut(idx) else {
             return;
         };
-        if p.incarnation.is_some_and(|i| i != incarnation) {
-            // A new manager: what the old one had not acknowledged is lost
-            // with it, and its session starts from 1 again.
+        if p.dead.contains(&incarnation) {
+            // Taken for dead (silent too long, or an owner said so): its
+            // pages were re-served, so it must not come back as it was.
             wlog!(
-                "peer {} restarted (incarnation {incarnation:#x}); starting a new session",
+                "peer {}: incarnation {incarnation:#x} was taken for dead; refusing it until its manager restarts",
                 p.name
             );
-            p.session = Session::new();
-            p.acked = 0;
+            if let Some(cl) = &self.cluster {
+                cl.close(idx, conn);
+            }
+            return;
         }
+        if let Some(old) = p.incarnation.filter(|&i| i != incarnation) {
+            // A new manager: the old one is dead, with whatever it held.
+            wlog!(
+                "peer {} restarted (incarnation {incarnation:#x}); its old incarnation is dead",
+                p.name
+            );
+            self.declare(idx, old);
+        }
+        let p = &mut self.peers[idx];
+        let host = p.host;
         p.incarnation = Some(incarnation);
+        p.down_since = None;
+        self.run_core(Input::PeerJoined { host, incarnation });
+        let p = &mut self.peers[idx];
         p.conn = Some(conn);
         Counters::add(&self.counters.connections, 1);
         let again = p.session.resend();
@@ -359,6 +421,16 @@ impl Engine {
         for f in frames {
             self.send_frame(idx, conn, f);
         }
+        // Files nobody could name while this peer was away: ask again.
+        let waiting: Vec<u64> = self
+            .unresolved
+            .keys()
+            .copied()
+            .filter(|f| !self.naming.values().any(|n| n == f))
+            .collect();
+        for file in waiting {
+            self.start_naming(file);
+        }
     }
 
     fn peer_down(&mut self, idx: usize, conn: u64) {
@@ -369,9 +441,75 @@ impl Engine {
             return;
         }
         p.conn = None;
+        p.down_since = Some(Instant::now());
         let host = p.host;
         let out = self.names.peer_down(host);
         self.name_outputs(out);
+    }
+
+    /// Takes incarnation `incarnation` of peer `idx` for dead: its session
+    /// goes (what it did not acknowledge goes back to the core), its
+    /// connection is closed, and the core recovers.
+    fn declare(&mut self, idx: usize, incarnation: u64) {
+        let p = &mut self.peers[idx];
+        if !p.dead.insert(incarnation) {
+            return;
+        }
+        Counters::add(&self.counters.peers_dead, 1);
+        let host = p.host;
+        let current = p.incarnation == Some(incarnation);
+        let undelivered = if current {
+            p.acked = 0;
+            p.session
+                .abandon()
+                .into_iter()
+                .filter_map(|m| match m {
+                    PeerMsg::Page(m) => Some(m),
+                    PeerMsg::Name(_) => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if current && let Some(conn) = p.conn.take() {
+            if let Some(cl) = &self.cluster {
+                cl.close(idx, conn);
+            }
+            p.down_since = Some(Instant::now());
+        }
+        wlog!(
+            "peer {}: incarnation {incarnation:#x} is dead; recovering its pages ({} messages it never acknowledged)",
+            p.name,
+            undelivered.len()
+        );
+        self.run_core(Input::PeerDied {
+            host,
+            incarnation,
+            undelivered,
+        });
+    }
+
+    /// Takes for dead every peer disconnected for longer than the failure
+    /// time-out (one this host never heard from holds nothing).
+    fn detect_failures(&mut self) {
+        let late: Vec<(usize, u64)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let inc = p.incarnation.filter(|inc| !p.dead.contains(inc))?;
+                let since = p.down_since?;
+                (since.elapsed() >= self.failure_timeout).then_some((i, inc))
+            })
+            .collect();
+        for (idx, inc) in late {
+            wlog!(
+                "peer {}: no connection for {} s (failure time-out)",
+                self.peers[idx].name,
+                self.failure_timeout.as_secs()
+            );
+            self.declare(idx, inc);
+        }
     }
 
     fn send(&mut self, to: HostId, msg: PeerMsg) {
@@ -425,9 +563,12 @@ impl Engine {
                     | Msg::Done { page, .. }
                     | Msg::Put { page, .. }
                     | Msg::PutAck { page, .. }
-                    | Msg::Failed { page, .. } => *page,
+                    | Msg::Failed { page, .. }
+                    | Msg::Returned { page, .. } => Some(*page),
+                    Msg::Recover { .. } | Msg::Recovered { .. } => None,
                 };
-                if !self.know_file(page.file)
+                if let Some(page) = page
+                    && !self.know_file(page.file)
                     && let Msg::Fetch { .. } = m
                 {
                     // Only a file's owner sends Fetch; a manager started
@@ -454,6 +595,21 @@ impl Engine {
             }
             PeerMsg::Name(NameMsg::Listed { id, names }) => {
                 let out = self.names.listed(from, id, names);
+                self.name_outputs(out);
+            }
+            PeerMsg::Name(NameMsg::NameOf { id, file }) => {
+                let name = self
+                    .export
+                    .names()
+                    .ok()
+                    .and_then(|ns| ns.into_iter().find(|n| file_id(n) == file));
+                if name.is_some() {
+                    self.core.add_file(file, self.me);
+                }
+                self.send(from, PeerMsg::Name(NameMsg::Named { id, name }));
+            }
+            PeerMsg::Name(NameMsg::Named { id, name }) => {
+                let out = self.names.named(from, id, name);
                 self.name_outputs(out);
             }
         }
@@ -497,6 +653,28 @@ impl Engine {
                 return;
             }
         };
+        let file = match req {
+            Request::Getattr { file }
+            | Request::Upgrade { file, .. }
+            | Request::Read { file, .. }
+            | Request::Write { file, .. } => Some(file),
+            Request::Lookup { .. } | Request::Readdir { .. } => None,
+        };
+        if let Some(file) = file
+            && !self.know_file(file)
+        {
+            // Looked up under a manager that has died: find its name and
+            // owner first.
+            let first = !self.unresolved.contains_key(&file);
+            self.unresolved
+                .entry(file)
+                .or_default()
+                .push(Upcall { started, msg });
+            if first {
+                self.start_naming(file);
+            }
+            return;
+        }
         match req {
             Request::Lookup { name } => {
                 let local = self.export.lookup(name).ok().map(|a| info(&a));
@@ -532,6 +710,17 @@ impl Engine {
             }
             Request::Upgrade { file, index } => {
                 let r = match self.remote(file) {
+                    Some((_, i))
+                        if index.saturating_mul(PAGE_SIZE as u64) < i.size
+                            && !self.core.holds(PageId { file, index }) =>
+                    {
+                        // Cached under a dead manager's grant: the cluster
+                        // may have re-served it since, so no write access.
+                        wlog!(
+                            "UPGRADE of page {index} of file {file:#x}: not granted by this manager (left by one that died); refused"
+                        );
+                        Err(libc::EACCES)
+                    }
                     Some((_, i)) if index.saturating_mul(PAGE_SIZE as u64) < i.size => {
                         Ok(Grant::ReadWrite)
                     }
@@ -590,9 +779,15 @@ impl Engine {
                     return;
                 }
                 self.writes.insert(id, started);
+                let page = PageId { file, index };
+                if !self.core.holds(page) {
+                    // A page a dead manager granted: the owner takes its
+                    // data only if nobody was served the page since.
+                    self.orphans.insert(id, page);
+                }
                 self.run_core(Input::Writeback {
                     req: id,
-                    page: PageId { file, index },
+                    page,
                     data,
                 });
             }
@@ -666,6 +861,37 @@ impl Engine {
         for o in out {
             match o {
                 NameOutput::Send { to, msg } => self.send(to, PeerMsg::Name(msg)),
+                NameOutput::Reply { req, result } if self.naming.contains_key(&req) => {
+                    let file = self.naming.remove(&req).unwrap_or_default();
+                    match result {
+                        Ok((owner, i)) if i.file == file => {
+                            self.core.add_file(file, owner);
+                            self.resolved(file, None);
+                        }
+                        Err(NameError::Unreachable(_)) => {}
+                        Err(NameError::Duplicate(_)) => self.resolved(file, Some(libc::ENOTUNIQ)),
+                        _ => self.resolved(file, Some(errno::ENOENT)),
+                    }
+                }
+                NameOutput::Named { req, result } => {
+                    let Some(file) = self.naming.remove(&req) else {
+                        continue;
+                    };
+                    match result {
+                        Ok(name) => {
+                            let local = self.export.lookup(&name).ok().map(|a| info(&a));
+                            let (up, down) = self.connected();
+                            let req = self.naming_id(file);
+                            let out = self.names.lookup(req, &name, local, &up, &down);
+                            self.name_outputs(out);
+                        }
+                        // Someone could not be asked: wait for it (asked
+                        // again when a peer connects; the kernel's time-out
+                        // bounds the wait).
+                        Err(down) if !down.is_empty() => {}
+                        Err(_) => self.resolved(file, Some(errno::ENOENT)),
+                    }
+                }
                 NameOutput::Reply { req, result } => {
                     let Some(started) = self.lookups.remove(&req) else {
                         continue;
@@ -702,6 +928,74 @@ impl Engine {
                     self.reply_dirent(req, started, cookie);
                 }
             }
+        }
+    }
+
+    /// A file's name for a log line: as looked up, or as exported here.
+    fn file_name(&self, file: u64) -> String {
+        let name = self.names.name_of(file).map(<[u8]>::to_vec).or_else(|| {
+            self.export
+                .names()
+                .ok()?
+                .into_iter()
+                .find(|n| file_id(n) == file)
+        });
+        match name {
+            Some(n) => format!("/wfs/{}", String::from_utf8_lossy(&n)),
+            None => "name unknown".to_string(),
+        }
+    }
+
+    /// A name-service request finding `file`.
+    fn naming_id(&mut self, file: u64) -> u64 {
+        self.next_naming += 1;
+        self.naming.insert(self.next_naming, file);
+        self.next_naming
+    }
+
+    /// Asks the cluster for the name of `file`, for the requests waiting
+    /// on it.
+    fn start_naming(&mut self, file: u64) {
+        let req = self.naming_id(file);
+        let (up, down) = self.connected();
+        let out = self.names.name_of_file(req, file, &up, &down);
+        self.name_outputs(out);
+    }
+
+    /// The requests waiting for `file` go on (its owner is known now), or
+    /// fail with `error`.
+    fn resolved(&mut self, file: u64, error: Option<i32>) {
+        for u in self.unresolved.remove(&file).unwrap_or_default() {
+            match error {
+                None => self.upcall(u),
+                Some(e) => {
+                    if let Ok((id, req)) = Request::decode(&u.msg) {
+                        self.reply(id, req.opcode(), u.started, Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails requests that have waited longer than the failure time-out
+    /// for a file's name (a host that could not be asked stayed away).
+    fn expire_unresolved(&mut self) {
+        let late: Vec<u64> = self
+            .unresolved
+            .iter()
+            .filter(|(_, us)| {
+                us.first()
+                    .is_some_and(|u| u.started.elapsed() >= self.failure_timeout)
+            })
+            .map(|(&f, _)| f)
+            .collect();
+        for file in late {
+            self.naming.retain(|_, f| *f != file);
+            wlog!(
+                "file {file:#x}: no host could name it within {} s; failing its requests",
+                self.failure_timeout.as_secs()
+            );
+            self.resolved(file, Some(libc::EHOSTUNREACH));
         }
     }
 
@@ -838,7 +1132,18 @@ impl Engine {
                     Err(error)
                 };
                 self.reply(req, wfs_abi::Opcode::Write, started, result);
-                None
+                let page = self.orphans.remove(&req)?;
+                wlog!(
+                    "page protocol: page {} of file {:#x}, left dirty by a manager that died, {} its owner; dropping it from the kernel",
+                    page.index,
+                    page.file,
+                    if error == 0 {
+                        "went home to"
+                    } else {
+                        "was refused by"
+                    }
+                );
+                self.take(page)
             }
             Output::ReadFailed { req, error } => {
                 let w = self.reads.remove(&req)?;
@@ -847,6 +1152,36 @@ impl Engine {
                 None
             }
             Output::Invalidate { page } => self.take(page),
+            Output::Declare { host, incarnation } => {
+                if let Some(&idx) = self.by_host.get(&host) {
+                    let p = &self.peers[idx];
+                    if p.incarnation.is_none_or(|i| i == incarnation) {
+                        wlog!(
+                            "peer {}: an owner took incarnation {incarnation:#x} for dead",
+                            p.name
+                        );
+                        self.declare(idx, incarnation);
+                        return None;
+                    }
+                }
+                // Not the current one: the core hears of its death anyway.
+                Some(Input::PeerDied {
+                    host,
+                    incarnation,
+                    undelivered: Vec::new(),
+                })
+            }
+            Output::Lost { page, host } => {
+                Counters::add(&self.counters.pages_lost, 1);
+                wlog!(
+                    "page protocol: LOST page {} of file {:#x} ({}): its newest data may have died with {}; served from the owner's disk",
+                    page.index,
+                    page.file,
+                    self.file_name(page.file),
+                    self.host_names(&[host])
+                );
+                None
+            }
             Output::DiskRead { page } => {
                 let mut data = vec![0u8; PAGE_SIZE];
                 let _lock = self.export.lock_page(page.file, page.index);

@@ -61,6 +61,68 @@ fn incarnation() -> u64 {
     t ^ (u64::from(std::process::id()) << 40)
 }
 
+/// The mount points of WFS in this mount namespace.
+fn wfs_mounts() -> Vec<std::path::PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mounts") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (_, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+            // The kernel escapes space, tab, newline and backslash as \ooo.
+            (fstype == "wfs").then(|| unescape_mount_path(dir))
+        })
+        .collect()
+}
+
+fn unescape_mount_path(s: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out).into()
+}
+
+/// Writes back, through this manager, the pages a manager that died left
+/// dirty in the kernel (their grants were revoked with it, the data kept):
+/// `syncfs` on every WFS mount. Their owners take the data only if nobody
+/// was served the page since; either way the engine then takes each page
+/// out of the kernel, so that no copy this manager never granted stays
+/// readable. Runs on its own thread: the WRITEs it causes are served by the
+/// upcall workers.
+fn flush_left_pages() {
+    for dir in wfs_mounts() {
+        let Ok(f) = std::fs::File::open(&dir) else {
+            continue;
+        };
+        // SAFETY: syncfs on a descriptor `f` keeps open for the call.
+        let rc = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        if rc != 0 {
+            wlog!(
+                "syncfs {}: {} (pages a dead manager left dirty may stay)",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// Runs the manager; returns the process exit code.
 pub fn run(argv: &[String]) -> i32 {
     if argv.iter().any(|a| a == "--help" || a == "-h") {
@@ -179,6 +241,7 @@ pub fn run(argv: &[String]) -> i32 {
     });
     let stats = Arc::new(crate::upcall::Stats::default());
     let counters = Arc::new(crate::engine::Counters::default());
+    let incarnation = incarnation();
     // The engine exists before the cluster, which reports to it; it
     // handles no network event before it has the cluster.
     let engine = match (dev.as_ref(), served.as_ref()) {
@@ -193,6 +256,7 @@ pub fn run(argv: &[String]) -> i32 {
                     stats: stats.clone(),
                     counters: counters.clone(),
                     read_deadline: crate::engine::READ_DEADLINE,
+                    incarnation,
                 },
             )))
         }
@@ -200,8 +264,8 @@ pub fn run(argv: &[String]) -> i32 {
     };
     let with_engine = engine.is_some();
     let started = match &engine {
-        Some(h) => h.attach(|sink| Cluster::start_with(cfg.clone(), incarnation(), Some(sink))),
-        None => Cluster::start_with(cfg.clone(), incarnation(), None),
+        Some(h) => h.attach(|sink| Cluster::start_with(cfg.clone(), incarnation, Some(sink))),
+        None => Cluster::start_with(cfg.clone(), incarnation, None),
     };
     let cluster = match started {
         Ok(c) => c,
@@ -264,6 +328,11 @@ pub fn run(argv: &[String]) -> i32 {
             "serving upcalls with {UPCALL_WORKERS} workers from {}",
             cfg.export.display()
         );
+        if with_engine {
+            let _ = std::thread::Builder::new()
+                .name("flush-left".into())
+                .spawn(flush_left_pages);
+        }
     }
     wlog!(
         "ready: listening on {}, control socket {}",
@@ -307,5 +376,17 @@ mod tests {
         assert!(parse_args(&v(&[])).is_err());
         assert!(parse_args(&v(&["--config"])).is_err());
         assert!(parse_args(&v(&["--config", "/x", "--bogus"])).is_err());
+    }
+
+    #[test]
+    fn mount_paths() {
+        assert_eq!(
+            unescape_mount_path("/wfs"),
+            std::path::PathBuf::from("/wfs")
+        );
+        assert_eq!(
+            unescape_mount_path("/a\\040b\\134c\\9"),
+            std::path::PathBuf::from("/a b\\c\\9")
+        );
     }
 }

@@ -54,6 +54,11 @@ pub enum NameMsg {
     List { id: u64 },
     /// The answer to listing `id`.
     Listed { id: u64, names: Vec<Vec<u8>> },
+    /// Which name of yours has file id `file`? (A manager that restarted
+    /// gets requests for files its kernel looked up under its predecessor.)
+    NameOf { id: u64, file: u64 },
+    /// The answer to `NameOf` `id`: the name, if this host exports it.
+    Named { id: u64, name: Option<Vec<u8>> },
 }
 
 /// What the name service asks its environment to do.
@@ -66,6 +71,21 @@ pub enum NameOutput {
     /// The cluster's directory for READDIR `req`: every name exported by
     /// this host or a peer that answered, sorted, each once.
     Listing { req: u64, names: Vec<Vec<u8>> },
+    /// The name of the file asked about by [`Names::name_of_file`] `req`:
+    /// a name some host exports under that id; or `Err` with the hosts
+    /// that could not be asked (none: nobody exports it).
+    Named {
+        req: u64,
+        result: Result<Vec<u8>, Vec<HostId>>,
+    },
+}
+
+/// A file id being named.
+#[derive(Debug)]
+struct Naming {
+    req: u64,
+    waiting: BTreeSet<HostId>,
+    unreachable: Vec<HostId>,
 }
 
 /// A directory listing being gathered.
@@ -94,6 +114,7 @@ pub struct Names {
     by_name: HashMap<Vec<u8>, u64>,
     cache: HashMap<Vec<u8>, (HostId, FileInfo)>,
     listings: HashMap<u64, Listing>,
+    naming: HashMap<u64, Naming>,
 }
 
 impl Names {
@@ -106,7 +127,61 @@ impl Names {
             by_name: HashMap::new(),
             cache: HashMap::new(),
             listings: HashMap::new(),
+            naming: HashMap::new(),
         }
+    }
+
+    /// Finds the name of file id `file` (request `req` of the caller's):
+    /// asks every peer in `peers` (connected now); `down` cannot be asked.
+    pub fn name_of_file(
+        &mut self,
+        req: u64,
+        file: u64,
+        peers: &[HostId],
+        down: &[HostId],
+    ) -> Vec<NameOutput> {
+        self.next_id += 1;
+        let id = (u64::from(self.me) << 48) | self.next_id;
+        let n = Naming {
+            req,
+            waiting: peers.iter().copied().filter(|&h| h != self.me).collect(),
+            unreachable: down.to_vec(),
+        };
+        let mut out: Vec<NameOutput> = n
+            .waiting
+            .iter()
+            .map(|&to| NameOutput::Send {
+                to,
+                msg: NameMsg::NameOf { id, file },
+            })
+            .collect();
+        self.naming.insert(id, n);
+        out.extend(self.settle_naming(id, None));
+        out
+    }
+
+    /// A peer's answer to [`NameMsg::NameOf`]: the first name found
+    /// answers (its LOOKUP then finds out if another host exports it too).
+    pub fn named(&mut self, from: HostId, id: u64, name: Option<Vec<u8>>) -> Vec<NameOutput> {
+        let Some(n) = self.naming.get_mut(&id) else {
+            return Vec::new();
+        };
+        if !n.waiting.remove(&from) {
+            return Vec::new();
+        }
+        self.settle_naming(id, name)
+    }
+
+    fn settle_naming(&mut self, id: u64, found: Option<Vec<u8>>) -> Vec<NameOutput> {
+        let done = found.is_some() || self.naming.get(&id).is_some_and(|n| n.waiting.is_empty());
+        if !done {
+            return Vec::new();
+        }
+        let Some(n) = self.naming.remove(&id) else {
+            return Vec::new();
+        };
+        let result = found.ok_or(n.unreachable);
+        vec![NameOutput::Named { req: n.req, result }]
     }
 
     /// The kernel lists the directory (READDIR `req` from its start):
@@ -161,6 +236,14 @@ impl Names {
     /// The owner of a file this host has resolved (or exports), if known.
     pub fn owner_of(&self, file: u64) -> Option<(HostId, FileInfo)> {
         self.cache.values().find(|(_, i)| i.file == file).copied()
+    }
+
+    /// The name of a file this host has resolved, if known.
+    pub fn name_of(&self, file: u64) -> Option<&[u8]> {
+        self.cache
+            .iter()
+            .find(|(_, (_, i))| i.file == file)
+            .map(|(n, _)| n.as_slice())
     }
 
     /// The kernel looks `name` up (LOOKUP `req`). `local` is what this
@@ -263,8 +346,23 @@ impl Names {
             .iter_mut()
             .filter_map(|(id, l)| l.waiting.remove(&peer).then_some(*id))
             .collect();
+        let naming: Vec<u64> = self
+            .naming
+            .iter_mut()
+            .filter_map(|(id, n)| {
+                n.waiting.remove(&peer).then(|| {
+                    n.unreachable.push(peer);
+                    *id
+                })
+            })
+            .collect();
         let mut out: Vec<NameOutput> = ids.into_iter().flat_map(|id| self.settle(id)).collect();
         out.extend(lists.into_iter().flat_map(|id| self.settle_listing(id)));
+        out.extend(
+            naming
+                .into_iter()
+                .flat_map(|id| self.settle_naming(id, None)),
+        );
         out
     }
 
@@ -465,5 +563,61 @@ mod tests {
         let out = n.peer_down(1);
         assert_eq!(out.len(), 2);
         assert_eq!(reply(&out), Some(Err(NameError::Unreachable(vec![1]))));
+    }
+
+    #[test]
+    fn naming_a_file_id() {
+        let mut n = Names::new(0);
+        let out = n.name_of_file(7, 42, &[1, 2], &[3]);
+        let id = match &out[..] {
+            [
+                NameOutput::Send {
+                    to: 1,
+                    msg: NameMsg::NameOf { id, file: 42 },
+                },
+                NameOutput::Send { to: 2, .. },
+            ] => *id,
+            o => panic!("{o:?}"),
+        };
+        // A host without it, then one with it: the name answers at once.
+        assert!(n.named(1, id, None).is_empty());
+        assert_eq!(
+            n.named(2, id, Some(b"f".to_vec())),
+            vec![NameOutput::Named {
+                req: 7,
+                result: Ok(b"f".to_vec())
+            }]
+        );
+        assert!(
+            n.named(2, id, Some(b"f".to_vec())).is_empty(),
+            "answered once"
+        );
+        // Nobody has it: the hosts that could not be asked are named.
+        let out = n.name_of_file(8, 43, &[1], &[3]);
+        let id = match &out[..] {
+            [
+                NameOutput::Send {
+                    msg: NameMsg::NameOf { id, .. },
+                    ..
+                },
+            ] => *id,
+            o => panic!("{o:?}"),
+        };
+        assert_eq!(
+            n.peer_down(1),
+            vec![NameOutput::Named {
+                req: 8,
+                result: Err(vec![3, 1])
+            }]
+        );
+        assert!(n.named(1, id, None).is_empty());
+        // No peer at all: answered at once.
+        assert_eq!(
+            n.name_of_file(9, 44, &[], &[]),
+            vec![NameOutput::Named {
+                req: 9,
+                result: Err(vec![])
+            }]
+        );
     }
 }

@@ -38,8 +38,40 @@
 //!
 //! Messages between two hosts arrive in the order they were sent (TCP);
 //! messages of different pairs may be reordered in any way.
+//!
+//! # When a host dies
+//!
+//! Every manager runs as an *incarnation* (a number drawn at start). The
+//! environment tells the core when a peer's incarnation is dead
+//! ([`Input::PeerDied`]: it came back as a new one, it was silent for the
+//! failure time-out, or another host said so), handing back the messages
+//! that peer has not acknowledged; and when a peer's incarnation is known
+//! alive ([`Input::PeerJoined`]). Whatever the dead incarnation held is
+//! gone. A death one host sees is the cluster's: it asks every live host
+//! (itself included) to take the incarnation for dead too (`Recover`); each
+//! does (if it had not: [`Output::Declare`]) and answers `Recovered` once
+//! none of the asker's pages is on its way there from it.
+//!
+//! - A *holder* whose page was on its way to the dead host, unacknowledged,
+//!   sends it home (`Put`, if dirty, with the epoch before the move's) and
+//!   tells the owner (`Returned`): the data it sent is not lost (what the
+//!   dead host may have written to it is).
+//! - A *requester* whose page's owner died fails its READs; a writer's
+//!   unacknowledged `Put`s to it fail their WRITEs (the kernel keeps the
+//!   page dirty).
+//! - An *owner* forgets the dead host's queued requests and takes every
+//!   page it held, or that went to it from the disk, back to the disk's
+//!   copy (reported [`Output::Lost`]). A page moving between the dead host
+//!   and a live one stays locked until every live host has answered its
+//!   `Recover` (its location is in doubt: it may still arrive or come
+//!   back); then, if it has done neither, it is taken as lost and served
+//!   from the owner's disk.
+//!
+//! Because each pair's messages are in order, a `Recovered` comes after
+//! every `Done`, `Returned` and `Put` its sender sent before: the owner
+//! never re-serves a page from disk that a survivor still has.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// `PutAck`'s error for a `Put` superseded by newer data that is not on
 /// stable storage (yet, or at all): the writer's data is not durable, but
@@ -67,11 +99,13 @@ pub struct PageId {
 pub enum Msg {
     /// Requester → owner: where is this page? Send it to me.
     WhereIs { txn: Txn, page: PageId },
-    /// Owner → holder: give the page to `to`, which starts `epoch`.
+    /// Owner → holder: give the page to `to` (incarnation `incarnation`
+    /// of it, as the owner knows it), which starts `epoch`.
     Fetch {
         txn: Txn,
         page: PageId,
         to: HostId,
+        incarnation: u64,
         epoch: u64,
     },
     /// Holder (or owner, from disk) → requester: the page.
@@ -100,7 +134,21 @@ pub enum Msg {
     /// Owner → requester: the page cannot be had (its disk read failed
     /// with `error`); the transaction is over.
     Failed { txn: Txn, page: PageId, error: i32 },
+    /// Holder → owner: the page I had for `txn` did not go to its
+    /// requester, taken for dead (it may have got it without acknowledging
+    /// it), or came back from a new incarnation of the requester that never
+    /// asked for it; its data, if dirty, went home in a `Put` just before.
+    Returned { txn: Txn, page: PageId },
+    /// Any host → every live host: I take incarnation `incarnation` of
+    /// host `dead` for dead; take it for dead too, and answer `Recovered`
+    /// when none of my pages is on its way there from you.
+    Recover { dead: HostId, incarnation: u64 },
+    /// Answer to `Recover`.
+    Recovered { dead: HostId, incarnation: u64 },
 }
+
+/// `errno` for what waited on a host that died (Linux's `EHOSTDOWN`).
+pub const HOST_DOWN: i32 = 112;
 
 /// What happens to a host's core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +186,17 @@ pub enum Input {
     },
     /// A message from a peer (or from this host to itself).
     Message { from: HostId, msg: Msg },
+    /// Incarnation `incarnation` of peer `host` is dead. The environment
+    /// has dropped its session with it; `undelivered` are the messages it
+    /// had sent that incarnation and has no acknowledgement of, in order.
+    PeerDied {
+        host: HostId,
+        incarnation: u64,
+        undelivered: Vec<Msg>,
+    },
+    /// Peer `host` runs incarnation `incarnation` (its first handshake, or
+    /// a new manager after [`Input::PeerDied`]).
+    PeerJoined { host: HostId, incarnation: u64 },
 }
 
 /// What a host's core asks its environment to do, in order.
@@ -173,6 +232,16 @@ pub enum Output {
         epoch: u64,
         ack: (HostId, u64),
     },
+    /// Declare incarnation `incarnation` of `host` dead (another host did):
+    /// drop the session with it and report [`Input::PeerDied`] (with no
+    /// messages if that incarnation is not the current one).
+    Declare { host: HostId, incarnation: u64 },
+    /// The newest data of `page` may have died with `host`: at the page's
+    /// owner, the host held the page or it was on its way there, and the
+    /// page is served from the disk from now on; elsewhere, dirty data this
+    /// host was bringing home to `host`, the page's owner, is gone. Logged
+    /// and counted.
+    Lost { page: PageId, host: HostId },
 }
 
 /// Why an input was refused. Refused inputs change nothing; a message
@@ -196,10 +265,11 @@ struct Dir {
     disk_epoch: u64,
     /// Epoch of the newest data known to be on stable storage.
     durable_epoch: u64,
-    /// Epoch of the newest data whose disk write failed, until newer or
-    /// equal data is written: the disk does not hold the page's data, so
-    /// reading it must wait (its writer still has it and writes it again).
-    unwritten: Option<u64>,
+    /// Epoch of the newest data whose disk write failed, and its writer,
+    /// until newer or equal data is written: the disk does not hold the
+    /// page's data, so reading it must wait (its writer still has it and
+    /// writes it again, or hands it over dirty to whoever writes it).
+    unwritten: Option<(u64, HostId)>,
     /// Disk writes output and not reported yet: a read waits for them (one
     /// that fails leaves the disk without the page's data).
     writing: u32,
@@ -211,17 +281,70 @@ struct Dir {
     queue: VecDeque<(Txn, HostId)>,
     /// Waiting for a disk read to send to the busy requester.
     reading: bool,
+    /// The busy transaction's requester died (that incarnation did, even
+    /// if a new one has joined since): nobody is to get the page.
+    orphaned: bool,
+    /// The host the page was last lost with, until a transaction serves
+    /// it again: that host's manager, restarted, may still find the lost
+    /// data dirty in its kernel, and may bring it home (an epoch-0 `Put`).
+    lost_from: Option<HostId>,
 }
 
 /// What a `Put` this host sent is for.
 #[derive(Debug)]
 enum PutFor {
-    /// WRITE upcall `req`: the kernel keeps the page dirty if it fails.
-    Write(u64),
+    /// WRITE upcall `req` of `page`: the kernel keeps the page dirty if it
+    /// fails.
+    Write(u64, PageId),
     /// A dirty page that arrived for READs that had all given up, going
     /// home: nobody else has its data, so it is sent again if the owner's
     /// disk write fails (the owner's disk reads of the page wait for it).
-    Home { epoch: u64, data: Vec<u8> },
+    Home {
+        page: PageId,
+        epoch: u64,
+        data: Vec<u8>,
+    },
+}
+
+impl PutFor {
+    fn page(&self) -> PageId {
+        match self {
+            PutFor::Write(_, page) | PutFor::Home { page, .. } => *page,
+        }
+    }
+}
+
+/// A page move `fetching`: the transaction, requester and epoch, and
+/// whether the requester died meanwhile (the page goes home instead).
+#[derive(Debug, Clone, Copy)]
+struct Fetching {
+    txn: Txn,
+    to: HostId,
+    incarnation: u64,
+    epoch: u64,
+    orphan: bool,
+}
+
+/// A `Recover` to answer: who asks, about which incarnation of which
+/// host.
+#[derive(Debug)]
+struct Answer {
+    asker: HostId,
+    dead: HostId,
+    incarnation: u64,
+}
+
+/// A recovery from the death of one incarnation, at the host that took it
+/// for dead.
+#[derive(Debug)]
+struct Recovery {
+    dead: HostId,
+    incarnation: u64,
+    /// Live hosts (this one included) that have not answered `Recover`.
+    waiting: BTreeSet<HostId>,
+    /// Pages whose move involved the dead host, by transaction, and
+    /// whether the dead host was its requester (else its holder).
+    doubt: Vec<(PageId, Txn, bool)>,
 }
 
 impl Dir {
@@ -237,19 +360,36 @@ impl Dir {
         }
     }
 
-    /// A disk write of data of `epoch` ended with `error`.
-    fn written(&mut self, page: PageId, epoch: u64, error: i32, out: &mut Vec<Output>) {
+    /// A disk write of `writer`'s data of `epoch` ended with `error`.
+    fn written(
+        &mut self,
+        page: PageId,
+        epoch: u64,
+        writer: HostId,
+        error: i32,
+        out: &mut Vec<Output>,
+    ) {
         self.writing = self.writing.saturating_sub(1);
         if error != 0 {
-            if epoch >= self.durable_epoch {
-                self.unwritten = Some(self.unwritten.map_or(epoch, |u| u.max(epoch)));
+            // Only the newest data sent to the disk matters.
+            if epoch >= self.durable_epoch
+                && epoch >= self.disk_epoch
+                && self.unwritten.is_none_or(|(u, _)| u <= epoch)
+            {
+                self.unwritten = Some((epoch, writer));
             }
         } else {
             self.durable_epoch = self.durable_epoch.max(epoch);
-            if self.unwritten.is_some_and(|u| u <= epoch) {
+            if self.unwritten.is_some_and(|(u, _)| u <= epoch) {
                 self.unwritten = None;
             }
         }
+        self.read_if_written(page, out);
+    }
+
+    /// Reads the page for the busy transaction if a read waits for disk
+    /// writes that are all done now.
+    fn read_if_written(&mut self, page: PageId, out: &mut Vec<Output>) {
         if self.writing == 0 && self.unwritten.is_none() && std::mem::take(&mut self.read_deferred)
         {
             out.push(Output::DiskRead { page });
@@ -268,13 +408,28 @@ struct Pending {
 #[derive(Debug)]
 pub struct Core {
     me: HostId,
+    /// This host's own incarnation.
+    incarnation: u64,
     owners: HashMap<u64, HostId>,
+    /// The other hosts of the cluster.
+    peers: BTreeSet<HostId>,
+    /// Each peer's incarnation, as last reported alive or dead.
+    incarnations: BTreeMap<HostId, u64>,
+    /// Peers whose current incarnation is dead (until a new one joins).
+    dead: BTreeSet<HostId>,
+    /// Every incarnation this host has declared dead.
+    declared: BTreeSet<(HostId, u64)>,
+    /// `Recover`s to answer once no page of the asker's is on its way to
+    /// the dead incarnation any more.
+    to_answer: Vec<Answer>,
+    /// `Recover`s waiting for this host's own declaration of the death.
+    to_declare: Vec<Answer>,
     next_txn: u64,
     // Requester side.
     faults: HashMap<PageId, Pending>,
     // Holder side.
     epochs: HashMap<PageId, u64>,
-    fetching: HashMap<PageId, (Txn, HostId, u64)>,
+    fetching: HashMap<PageId, Fetching>,
     unacked: HashMap<PageId, u32>,
     /// Pages whose last write-back failed at the owner's disk: not on disk,
     /// so handed over dirty (whatever the kernel's flag said when it was
@@ -285,24 +440,65 @@ pub struct Core {
     puts: HashMap<u64, PutFor>,
     // Owner side.
     dir: HashMap<PageId, Dir>,
+    /// Disk writes output and not reported, by the writer and its `Put`'s
+    /// sequence number: a writer that died meanwhile gets no `PutAck`.
+    disk_acks: BTreeSet<(HostId, u64)>,
+    /// Recoveries from deaths in progress.
+    recoveries: Vec<Recovery>,
 }
 
 impl Core {
     /// The core of host `me`.
     pub fn new(me: HostId) -> Self {
+        Self::with_incarnation(me, 0)
+    }
+
+    /// The core of host `me` running as incarnation `incarnation`: its
+    /// transaction and `Put` numbers start from a base drawn from it, so
+    /// that no answer meant for an earlier incarnation matches a request
+    /// of this one.
+    pub fn with_incarnation(me: HostId, incarnation: u64) -> Self {
+        let base = incarnation & 0xffff_ffff;
         Core {
             me,
+            incarnation,
             owners: HashMap::new(),
-            next_txn: 0,
+            peers: BTreeSet::new(),
+            incarnations: BTreeMap::new(),
+            dead: BTreeSet::new(),
+            declared: BTreeSet::new(),
+            to_answer: Vec::new(),
+            to_declare: Vec::new(),
+            next_txn: base << 16,
             faults: HashMap::new(),
             epochs: HashMap::new(),
             fetching: HashMap::new(),
             unacked: HashMap::new(),
             unsynced: HashSet::new(),
-            next_put: 0,
+            next_put: base << 24,
             puts: HashMap::new(),
             dir: HashMap::new(),
+            disk_acks: BTreeSet::new(),
+            recoveries: Vec::new(),
         }
+    }
+
+    /// Records that `host` is a peer of this one.
+    pub fn add_peer(&mut self, host: HostId) {
+        if host != self.me {
+            self.peers.insert(host);
+        }
+    }
+
+    /// Whether this host holds `page` under a grant of this incarnation
+    /// (it received the page and has not handed it over since).
+    pub fn holds(&self, page: PageId) -> bool {
+        self.epochs.contains_key(&page)
+    }
+
+    /// How many recoveries from deaths are in progress at this host.
+    pub fn recovering(&self) -> usize {
+        self.recoveries.len()
     }
 
     /// Records that `owner` exports `file`.
@@ -339,6 +535,9 @@ impl Core {
         self.faults.len()
             + self.fetching.len()
             + self.puts.len()
+            + self.recoveries.len()
+            + self.to_answer.len()
+            + self.to_declare.len()
             + self
                 .dir
                 .values()
@@ -388,7 +587,7 @@ impl Core {
                     return Ok(());
                 }
                 self.next_txn += 1;
-                let txn = (u64::from(self.me) << 48) | self.next_txn;
+                let txn = (u64::from(self.me) << 48) | (self.next_txn & 0xffff_ffff_ffff);
                 self.faults.insert(
                     page,
                     Pending {
@@ -404,7 +603,7 @@ impl Core {
                 let seq = self.next_put;
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 *self.unacked.entry(page).or_default() += 1;
-                self.puts.insert(seq, PutFor::Write(req));
+                self.puts.insert(seq, PutFor::Write(req, page));
                 self.send(
                     owner,
                     Msg::Put {
@@ -418,10 +617,17 @@ impl Core {
                 );
             }
             Input::Invalidated { page, contents } => {
-                let Some((txn, to, epoch)) = self.fetching.remove(&page) else {
+                let Some(f) = self.fetching.remove(&page) else {
                     // Nobody asked: nothing to hand over.
                     return Ok(());
                 };
+                let Fetching {
+                    txn,
+                    to,
+                    epoch,
+                    orphan,
+                    ..
+                } = f;
                 self.epochs.remove(&page);
                 // Whoever gets the page answers for its data from now on.
                 let unsynced = self.unsynced.remove(&page);
@@ -431,6 +637,12 @@ impl Core {
                         // page: the next holder answers for them.
                         let dirty =
                             dirty || self.unacked.get(&page).is_some_and(|&n| n > 0) || unsynced;
+                        if orphan {
+                            // The requester died: the page goes home.
+                            self.return_page(page, txn, data, dirty, epoch, out, local)?;
+                            self.answer_recovers(out, local);
+                            return Ok(());
+                        }
                         let msg = Msg::Data {
                             txn,
                             page,
@@ -445,6 +657,7 @@ impl Core {
                         self.send(owner, Msg::Absent { txn, page }, out, local);
                     }
                 }
+                self.answer_recovers(out, local);
             }
             Input::NotInstalled { page, data } => {
                 let owner = self.owner(page.file)?;
@@ -457,6 +670,12 @@ impl Core {
                     return Ok(());
                 };
                 d.reading = false;
+                if d.orphaned {
+                    // Its requester died meanwhile.
+                    self.end_txn(page, out, local);
+                    return Ok(());
+                }
+                let d = self.dir.entry(page).or_default();
                 let epoch = d.epoch;
                 let msg = Msg::Data {
                     txn,
@@ -477,8 +696,11 @@ impl Core {
                 d.reading = false;
                 d.busy = None;
                 d.holder = None;
+                let orphaned = std::mem::take(&mut d.orphaned);
                 let next = d.queue.pop_front();
-                self.send(to, Msg::Failed { txn, page, error }, out, local);
+                if !orphaned {
+                    self.send(to, Msg::Failed { txn, page, error }, out, local);
+                }
                 if let Some((txn, to)) = next {
                     self.start(page, txn, to, out, local);
                 }
@@ -490,13 +712,37 @@ impl Core {
                 error,
             } => {
                 self.owned(page, &Msg::PutAck { page, seq, error }, to)?;
-                self.dir
-                    .entry(page)
-                    .or_default()
-                    .written(page, epoch, error, out);
-                self.send(to, Msg::PutAck { page, seq, error }, out, local);
+                let d = self.dir.entry(page).or_default();
+                d.written(page, epoch, to, error, out);
+                // A writer that died meanwhile is not answered; if the
+                // write failed, its data is lost with it.
+                if self.disk_acks.remove(&(to, seq)) {
+                    self.send(to, Msg::PutAck { page, seq, error }, out, local);
+                } else if error != 0 && d.unwritten == Some((epoch, to)) {
+                    d.unwritten = None;
+                    d.read_if_written(page, out);
+                    out.push(Output::Lost { page, host: to });
+                }
             }
             Input::Message { from, msg } => self.message(from, msg, out, local)?,
+            Input::PeerDied {
+                host,
+                incarnation,
+                undelivered,
+            } => self.peer_died(host, incarnation, undelivered, out, local)?,
+            Input::PeerJoined { host, incarnation } => {
+                if let Some(&old) = self.incarnations.get(&host)
+                    && old != incarnation
+                    && !self.declared.contains(&(host, old))
+                {
+                    // A new incarnation means the old one died.
+                    self.peer_died(host, old, Vec::new(), out, local)?;
+                }
+                self.incarnations.insert(host, incarnation);
+                if !self.declared.contains(&(host, incarnation)) {
+                    self.dead.remove(&host);
+                }
+            }
         }
         Ok(())
     }
@@ -526,12 +772,23 @@ impl Core {
                 txn,
                 page,
                 to,
+                incarnation,
                 epoch,
             } => {
                 if self.owner(page.file)? != from || self.fetching.contains_key(&page) {
                     return Err(unexpected(&msg));
                 }
-                self.fetching.insert(page, (txn, to, epoch));
+                let orphan = self.declared.contains(&(to, incarnation));
+                self.fetching.insert(
+                    page,
+                    Fetching {
+                        txn,
+                        to,
+                        incarnation,
+                        epoch,
+                        orphan,
+                    },
+                );
                 out.push(Output::Invalidate { page });
             }
             Msg::Data {
@@ -542,7 +799,10 @@ impl Core {
                 epoch,
             } => {
                 let Some(p) = self.faults.get(&page).filter(|p| p.txn == txn) else {
-                    return Err(unexpected(&msg));
+                    // Not for anything this incarnation asked (meant for
+                    // an earlier one, which died): the page goes home.
+                    self.return_page(page, txn, data.clone(), dirty, epoch, out, local)?;
+                    return Ok(());
                 };
                 let owner = self.owner(page.file)?;
                 let nobody = p.reqs.is_empty();
@@ -578,10 +838,78 @@ impl Core {
             Msg::Absent { txn, page } => {
                 self.owned(page, &msg, from)?;
                 let d = self.dir.entry(page).or_default();
-                if d.busy.map(|b| b.0) != Some(txn) || d.holder != Some(from) || d.reading {
+                let Some((busy, _)) = d.busy else {
+                    return Err(unexpected(&msg));
+                };
+                if busy != txn || d.holder != Some(from) || d.reading {
                     return Err(unexpected(&msg));
                 }
-                d.read_disk(page, out);
+                if d.orphaned {
+                    self.end_txn(page, out, local);
+                } else {
+                    d.read_disk(page, out);
+                }
+            }
+            Msg::Returned { txn, page } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                // Its data (if dirty) is home, sent just before this; the
+                // transaction may be over already (its recovery ended it).
+                match d.busy {
+                    Some((b, to)) if b == txn && !d.reading => {
+                        if to == from {
+                            // A new incarnation of the requester got what
+                            // the dead one had asked for: it never reached
+                            // the dead one.
+                            self.end_txn(page, out, local);
+                        } else if d.orphaned {
+                            // The dead requester may have got it (and
+                            // written to it) without acknowledging it.
+                            d.lost_from = Some(to);
+                            out.push(Output::Lost { page, host: to });
+                            self.end_txn(page, out, local);
+                        }
+                        // Else its sender took the requester for dead and
+                        // says so (`Recover`, after this): the requester
+                        // may have the page, or be dead. Its recovery
+                        // decides.
+                    }
+                    _ => {}
+                }
+            }
+            Msg::Recover { dead, incarnation } => {
+                let known = self.incarnations.get(&dead).copied();
+                let answer = Answer {
+                    asker: from,
+                    dead,
+                    incarnation,
+                };
+                if self.declared.contains(&(dead, incarnation))
+                    || known.is_some_and(|i| i != incarnation)
+                {
+                    // Dealt with already, or this host never knew that
+                    // incarnation.
+                    self.to_answer.push(answer);
+                    self.answer_recovers(out, local);
+                } else {
+                    self.to_declare.push(answer);
+                    out.push(Output::Declare {
+                        host: dead,
+                        incarnation,
+                    });
+                }
+            }
+            Msg::Recovered { dead, incarnation } => {
+                let Some(i) = self
+                    .recoveries
+                    .iter()
+                    .position(|r| r.dead == dead && r.incarnation == incarnation)
+                else {
+                    // For an earlier incarnation of this host, which asked.
+                    return Ok(());
+                };
+                self.recoveries[i].waiting.remove(&from);
+                self.complete_recoveries(out, local);
             }
             Msg::Done { txn, page } => {
                 self.owned(page, &msg, from)?;
@@ -603,10 +931,26 @@ impl Core {
             } => {
                 self.owned(page, &msg, from)?;
                 let d = self.dir.entry(page).or_default();
-                if epoch >= d.disk_epoch {
+                // Epoch 0: data no incarnation of this owner granted (a
+                // restarted manager's kernel kept it dirty). Taken only if
+                // nobody has been served the page since this owner started,
+                // or since it was lost with that very host; else the page
+                // has moved on without it.
+                let orphan_ok = d.busy.is_none()
+                    && d.holder.is_none()
+                    && (d.epoch == 0 || d.lost_from == Some(from));
+                if epoch == 0 && !orphan_ok {
+                    let ack = Msg::PutAck {
+                        page,
+                        seq,
+                        error: SUPERSEDED,
+                    };
+                    self.send(from, ack, out, local);
+                } else if epoch >= d.disk_epoch {
                     // Acknowledged once the disk write is done (or failed).
                     d.disk_epoch = epoch;
                     d.writing += 1;
+                    self.disk_acks.insert((from, seq));
                     out.push(Output::DiskWrite {
                         page,
                         data: data.clone(),
@@ -631,13 +975,13 @@ impl Core {
             Msg::PutAck { page, seq, error } => {
                 let req = match self.puts.remove(&seq) {
                     None => return Err(unexpected(&msg)),
-                    Some(PutFor::Write(req)) => req,
+                    Some(PutFor::Write(req, _)) => req,
                     // A page nobody waited for, home now; or superseded by
                     // a later holder's newer data: that holder answers for
                     // it.
                     Some(PutFor::Home { .. }) if error == 0 || error == SUPERSEDED => return Ok(()),
                     // Not on disk, and nobody else has it: again.
-                    Some(PutFor::Home { epoch, data }) => {
+                    Some(PutFor::Home { epoch, data, .. }) => {
                         let owner = self.owner(page.file)?;
                         self.put_home(owner, page, epoch, data, out, local);
                         return Ok(());
@@ -678,8 +1022,313 @@ impl Core {
             seq,
             data: data.clone(),
         };
-        self.puts.insert(seq, PutFor::Home { epoch, data });
+        self.puts.insert(seq, PutFor::Home { page, epoch, data });
         self.send(owner, put, out, local);
+    }
+
+    /// A page this host sent (or was sent) for `txn` that its requester
+    /// never got: the data goes home if dirty, and the owner hears of it.
+    #[allow(clippy::too_many_arguments)]
+    fn return_page(
+        &mut self,
+        page: PageId,
+        txn: Txn,
+        data: Vec<u8>,
+        dirty: bool,
+        epoch: u64,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        let owner = self.owner(page.file)?;
+        if self.dead.contains(&owner) {
+            if dirty {
+                out.push(Output::Lost { page, host: owner });
+            }
+            return Ok(());
+        }
+        if dirty {
+            // The data is how its last holder left it, the end of the
+            // epoch before the move's: if the requester got the page after
+            // all and wrote it back, its Puts (of the move's epoch) win.
+            let before = epoch.saturating_sub(1).max(1);
+            self.put_home(owner, page, before, data, out, local);
+        }
+        self.send(owner, Msg::Returned { txn, page }, out, local);
+        Ok(())
+    }
+
+    /// Ends the owner's transaction on `page` with nobody holding it (its
+    /// requester died, or the page came back): the disk has the page, and
+    /// the next queued request starts.
+    fn end_txn(&mut self, page: PageId, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        let d = self.dir.entry(page).or_default();
+        d.busy = None;
+        d.holder = None;
+        d.reading = false;
+        d.read_deferred = false;
+        d.orphaned = false;
+        if let Some((txn, to)) = d.queue.pop_front() {
+            self.start(page, txn, to, out, local);
+        }
+    }
+
+    /// Incarnation `incarnation` of `x` is dead; see the module
+    /// documentation.
+    fn peer_died(
+        &mut self,
+        x: HostId,
+        incarnation: u64,
+        undelivered: Vec<Msg>,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        if x == self.me || !self.declared.insert((x, incarnation)) {
+            return Ok(());
+        }
+        if self.incarnations.get(&x).is_some_and(|&i| i != incarnation) {
+            // An incarnation before the one this host knows now (which it
+            // never dealt with, or whose death it has handled): only pages
+            // still meant for it are affected.
+            for f in self.fetching.values_mut() {
+                if f.to == x && f.incarnation == incarnation {
+                    f.orphan = true;
+                }
+            }
+            self.declared_now(x, incarnation, out, local);
+            return Ok(());
+        }
+        self.incarnations.insert(x, incarnation);
+        self.dead.insert(x);
+        let owned_by_x = |core: &Core, page: PageId| core.owners.get(&page.file) == Some(&x);
+
+        // Requester side: faults on the dead owner's pages fail.
+        let mut failed: Vec<PageId> = self
+            .faults
+            .keys()
+            .copied()
+            .filter(|&p| owned_by_x(self, p))
+            .collect();
+        failed.sort();
+        for page in failed {
+            if let Some(p) = self.faults.remove(&page) {
+                for req in p.reqs {
+                    out.push(Output::ReadFailed {
+                        req,
+                        error: HOST_DOWN,
+                    });
+                }
+            }
+        }
+        // Writer side: Puts the dead owner did not acknowledge fail.
+        let mut seqs: Vec<u64> = self
+            .puts
+            .iter()
+            .filter(|(_, p)| owned_by_x(self, p.page()))
+            .map(|(&s, _)| s)
+            .collect();
+        seqs.sort();
+        for seq in seqs {
+            match self.puts.remove(&seq) {
+                Some(PutFor::Write(req, page)) => {
+                    if let Some(n) = self.unacked.get_mut(&page) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.unacked.remove(&page);
+                        }
+                    }
+                    self.unsynced.insert(page);
+                    out.push(Output::WriteDone {
+                        req,
+                        error: HOST_DOWN,
+                    });
+                }
+                Some(PutFor::Home { page, .. }) => out.push(Output::Lost { page, host: x }),
+                None => {}
+            }
+        }
+        // Holder side: pages on their way to it go home instead.
+        for f in self.fetching.values_mut() {
+            if f.to == x && f.incarnation == incarnation {
+                f.orphan = true;
+            }
+        }
+        for msg in undelivered {
+            if let Msg::Data {
+                txn,
+                page,
+                data,
+                dirty,
+                epoch,
+            } = msg
+            {
+                self.return_page(page, txn, data, dirty, epoch, out, local)?;
+            }
+        }
+        // Owner side.
+        let mut pages: Vec<PageId> = self.dir.keys().copied().collect();
+        pages.sort();
+        let mut doubt = Vec::new();
+        for page in pages {
+            let alive = |h: HostId| !self.dead.contains(&h);
+            let d = self.dir.get_mut(&page).expect("listed above");
+            d.queue.retain(|&(_, r)| r != x);
+            if d.unwritten.is_some_and(|(_, w)| w == x) && d.holder != Some(x) {
+                // Data it wrote that the disk missed, and that it kept
+                // without a page (a page nobody waited for, going home):
+                // lost with it.
+                d.unwritten = None;
+                d.read_if_written(page, out);
+                out.push(Output::Lost { page, host: x });
+            }
+            if d.holder == Some(x) {
+                // Its rewrite of data the disk missed will not come.
+                d.unwritten = None;
+                d.read_if_written(page, out);
+            }
+            match d.busy {
+                None => {
+                    if d.holder == Some(x) {
+                        d.holder = None;
+                        d.lost_from = Some(x);
+                        out.push(Output::Lost { page, host: x });
+                    }
+                }
+                // Its disk read ends it.
+                Some((_, r)) if d.reading => d.orphaned |= r == x,
+                // Its requester died before (an earlier incarnation of the
+                // same host): being recovered already.
+                Some(_) if d.orphaned => {}
+                Some((txn, r)) if r == x => match d.holder {
+                    // The page was fetched from a live holder: it may
+                    // come back.
+                    Some(h) if h != x && alive(h) => {
+                        d.orphaned = true;
+                        doubt.push((page, txn, true));
+                    }
+                    // From the disk, or from a holder that died too: it
+                    // may have got the page and written to it (whether it
+                    // acknowledged the page or not).
+                    _ => {
+                        d.lost_from = Some(x);
+                        out.push(Output::Lost { page, host: x });
+                        self.end_txn(page, out, local);
+                    }
+                },
+                Some((txn, _)) => {
+                    if d.holder == Some(x) {
+                        // Fetched from it: whether the requester got the
+                        // page before it died, the requester's answer says.
+                        // (It holds nothing any more, whichever it is.)
+                        d.holder = None;
+                        doubt.push((page, txn, false));
+                    }
+                }
+            }
+        }
+        // Its Puts on their way to the disk get no PutAck.
+        self.disk_acks.retain(|&(w, _)| w != x);
+        // Recoveries waiting for it stop waiting; its Recovers need no answer.
+        for r in &mut self.recoveries {
+            r.waiting.remove(&x);
+        }
+        self.to_answer.retain(|a| a.asker != x);
+        self.to_declare.retain(|a| a.asker != x);
+        // Every live host, this one included, takes the incarnation for
+        // dead too (a death one host sees is the cluster's), and says when
+        // nothing of it can reach the dead host any more.
+        let mut waiting: BTreeSet<HostId> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|h| !self.dead.contains(h))
+            .collect();
+        waiting.insert(self.me);
+        for &h in &waiting {
+            self.send(
+                h,
+                Msg::Recover {
+                    dead: x,
+                    incarnation,
+                },
+                out,
+                local,
+            );
+        }
+        self.recoveries.push(Recovery {
+            dead: x,
+            incarnation,
+            waiting,
+            doubt,
+        });
+        self.declared_now(x, incarnation, out, local);
+        self.complete_recoveries(out, local);
+        Ok(())
+    }
+
+    /// Answers the `Recover`s that waited for this host to take
+    /// incarnation `incarnation` of `x` for dead, once they can be.
+    fn declared_now(
+        &mut self,
+        x: HostId,
+        incarnation: u64,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_declare)
+            .into_iter()
+            .partition(|a| a.dead == x && a.incarnation == incarnation);
+        self.to_declare = later;
+        self.to_answer.extend(now);
+        self.answer_recovers(out, local);
+    }
+
+    /// Answers the `Recover`s for which nothing of this host can still
+    /// reach the dead host: no page on its way there.
+    fn answer_recovers(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        let pending = std::mem::take(&mut self.to_answer);
+        for a in pending {
+            let moving = self.fetching.iter().any(|(p, f)| {
+                f.to == a.dead
+                    && f.incarnation == a.incarnation
+                    && self.owners.get(&p.file) == Some(&a.asker)
+            });
+            if moving {
+                self.to_answer.push(a);
+            } else {
+                let msg = Msg::Recovered {
+                    dead: a.dead,
+                    incarnation: a.incarnation,
+                };
+                self.send(a.asker, msg, out, local);
+            }
+        }
+    }
+
+    /// Finishes the recoveries every live host has answered: a page still
+    /// in doubt did not come back, so it is lost and served from disk.
+    fn complete_recoveries(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        while let Some(i) = self.recoveries.iter().position(|r| r.waiting.is_empty()) {
+            let r = self.recoveries.remove(i);
+            for (page, txn, requester_died) in r.doubt {
+                let Some(d) = self.dir.get_mut(&page) else {
+                    continue;
+                };
+                let Some((busy, to)) = d.busy else {
+                    continue;
+                };
+                // A requester that died since is that death's to recover.
+                if busy != txn || d.reading || (!requester_died && self.dead.contains(&to)) {
+                    continue;
+                }
+                out.push(Output::Lost { page, host: r.dead });
+                if requester_died {
+                    self.end_txn(page, out, local);
+                } else {
+                    d.holder = None;
+                    d.read_disk(page, out);
+                }
+            }
+        }
     }
 
     /// Refuses a message about a page this host does not own.
@@ -705,6 +1354,8 @@ impl Core {
     ) {
         let d = self.dir.entry(page).or_default();
         d.busy = Some((txn, to));
+        d.orphaned = false;
+        d.lost_from = None;
         d.epoch += 1;
         let epoch = d.epoch;
         match d.holder {
@@ -714,17 +1365,25 @@ impl Core {
             // request on the same stream, so the disk has it).
             None => d.read_disk(page, out),
             Some(h) if h == to => d.read_disk(page, out),
-            Some(h) => self.send(
-                h,
-                Msg::Fetch {
-                    txn,
-                    page,
-                    to,
-                    epoch,
-                },
-                out,
-                local,
-            ),
+            Some(h) => {
+                let incarnation = if to == self.me {
+                    self.incarnation
+                } else {
+                    self.incarnations.get(&to).copied().unwrap_or(0)
+                };
+                self.send(
+                    h,
+                    Msg::Fetch {
+                        txn,
+                        page,
+                        to,
+                        incarnation,
+                        epoch,
+                    },
+                    out,
+                    local,
+                )
+            }
         }
     }
 }

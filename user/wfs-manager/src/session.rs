@@ -129,6 +129,15 @@ impl<M: Clone> Session<M> {
             .collect()
     }
 
+    /// The peer's manager is gone (its incarnation died): returns every
+    /// message it has not acknowledged, in order (whether it got them is
+    /// unknown), and starts afresh for the next incarnation.
+    pub fn abandon(&mut self) -> Vec<M> {
+        let unacked = std::mem::take(&mut self.unacked);
+        *self = Session::new();
+        unacked.into_iter().map(|(_, m)| m).collect()
+    }
+
     /// Number of the last message received.
     pub fn received(&self) -> u64 {
         self.received
@@ -205,5 +214,20 @@ mod tests {
         );
         // Nothing changed: the resend still carries both.
         assert_eq!(a.resend().len(), 2);
+    }
+
+    #[test]
+    fn abandon_hands_back_the_unacknowledged() {
+        let mut a: Session<u32> = Session::new();
+        let mut b: Session<u32> = Session::new();
+        let f1 = a.send(1);
+        let _f2 = a.send(2);
+        assert_eq!(b.receive(f1), Ok(Some(1)));
+        assert_eq!(a.receive(b.ack()), Ok(None));
+        assert_eq!(a.abandon(), vec![2]);
+        // A fresh session: numbering starts again, nothing to resend.
+        assert!(a.resend().is_empty());
+        assert_eq!(a.send(3).seq, 1);
+        assert_eq!(a.received(), 0);
     }
 }

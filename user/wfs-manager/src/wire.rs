@@ -28,23 +28,28 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-8) or a name-service
-//!   message ([`crate::names::NameMsg`], tags 16-19):
+//!   message ([`crate::protocol::Msg`], tags 1-11) or a name-service
+//!   message ([`crate::names::NameMsg`], tags 16-21):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
 //!   | 1 | WhereIs | txn u64, file u64, index u64 |
-//!   | 2 | Fetch | txn, file, index, to u16, epoch u64 |
+//!   | 2 | Fetch | txn, file, index, to u16, incarnation u64, epoch u64 |
 //!   | 3 | Data | txn, file, index, dirty u8 (0/1), epoch u64, len u32, len bytes |
 //!   | 4 | Absent | txn, file, index |
 //!   | 5 | Done | txn, file, index |
 //!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
 //!   | 7 | PutAck | file, index, seq u64, error i32 (0, or an errno) |
 //!   | 8 | Failed | txn, file, index, error i32 (an errno) |
+//!   | 9 | Returned | txn, file, index |
+//!   | 10 | Recover | dead u16, incarnation u64 |
+//!   | 11 | Recovered | dead u16, incarnation u64 |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
 //!   | 19 | Listed | id u64, count u32, count names (strings) |
+//!   | 20 | NameOf | id u64, file u64 |
+//!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
 //!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
@@ -70,7 +75,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -426,11 +431,13 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             txn,
             page,
             to,
+            incarnation,
             epoch,
         } => {
             p.push(2);
             put_page(p, Some(*txn), page);
             p.extend_from_slice(&to.to_le_bytes());
+            p.extend_from_slice(&incarnation.to_le_bytes());
             p.extend_from_slice(&epoch.to_le_bytes());
         }
         Msg::Data {
@@ -477,6 +484,19 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             put_page(p, Some(*txn), page);
             p.extend_from_slice(&error.to_le_bytes());
         }
+        Msg::Returned { txn, page } => {
+            p.push(9);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Recover { dead, incarnation } | Msg::Recovered { dead, incarnation } => {
+            p.push(if matches!(m, Msg::Recover { .. }) {
+                10
+            } else {
+                11
+            });
+            p.extend_from_slice(&dead.to_le_bytes());
+            p.extend_from_slice(&incarnation.to_le_bytes());
+        }
     }
 }
 
@@ -492,6 +512,7 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             txn: txn(c)?,
             page: c.page()?,
             to: c.u16("FETCH too short for its destination")?,
+            incarnation: c.u64("FETCH too short for its incarnation")?,
             epoch: c.u64("FETCH too short for its epoch")?,
         },
         3 => {
@@ -533,6 +554,18 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             txn: txn(c)?,
             page: c.page()?,
             error: c.u32("FAILED too short for its error")? as i32,
+        },
+        9 => Msg::Returned {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        10 => Msg::Recover {
+            dead: c.u16("RECOVER too short for its host")?,
+            incarnation: c.u64("RECOVER too short for its incarnation")?,
+        },
+        11 => Msg::Recovered {
+            dead: c.u16("RECOVERED too short for its host")?,
+            incarnation: c.u64("RECOVERED too short for its incarnation")?,
         },
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
@@ -583,6 +616,22 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
                 put_name(p, n);
             }
         }
+        NameMsg::NameOf { id, file } => {
+            p.push(20);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+        }
+        NameMsg::Named { id, name } => {
+            p.push(21);
+            p.extend_from_slice(&id.to_le_bytes());
+            match name {
+                None => p.push(0),
+                Some(n) => {
+                    p.push(1);
+                    put_name(p, n);
+                }
+            }
+        }
     }
 }
 
@@ -626,6 +675,19 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
                 names.push(name(c)?);
             }
             NameMsg::Listed { id, names }
+        }
+        20 => NameMsg::NameOf {
+            id: id(c)?,
+            file: c.u64("NAME_OF too short for its file")?,
+        },
+        21 => {
+            let id = id(c)?;
+            let name = match c.u8("NAMED too short for its found flag")? {
+                0 => None,
+                1 => Some(name(c)?),
+                _ => return Err(WireError::Malformed("NAMED found flag is not 0 or 1")),
+            };
+            NameMsg::Named { id, name }
         }
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
@@ -754,7 +816,7 @@ mod tests {
         let mut want = raw(
             T_HELLO,
             &[
-                b'W', b'F', b'S', b'P', 2, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1', 7, 0, 0, 0, 0, 0,
+                b'W', b'F', b'S', b'P', 3, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1', 7, 0, 0, 0, 0, 0,
                 0, 0,
             ],
         );
@@ -866,6 +928,7 @@ mod tests {
                 txn: 2,
                 page,
                 to: 4,
+                incarnation: 0x1234_5678_9abc,
                 epoch: 5,
             },
             Msg::Data {
@@ -877,6 +940,15 @@ mod tests {
             },
             Msg::Absent { txn: 4, page },
             Msg::Done { txn: 5, page },
+            Msg::Returned { txn: 6, page },
+            Msg::Recover {
+                dead: 3,
+                incarnation: u64::MAX - 1,
+            },
+            Msg::Recovered {
+                dead: 2,
+                incarnation: 7,
+            },
             Msg::Put {
                 page,
                 epoch: 7,
@@ -911,6 +983,12 @@ mod tests {
                     found: Some(info),
                 },
                 NameMsg::List { id: 3 },
+                NameMsg::NameOf { id: 4, file: 77 },
+                NameMsg::Named { id: 5, name: None },
+                NameMsg::Named {
+                    id: 6,
+                    name: Some(b"shared".to_vec()),
+                },
                 NameMsg::Listed {
                     id: 3,
                     names: vec![b"a".to_vec(), b"bc".to_vec()],
@@ -1042,31 +1120,31 @@ mod tests {
         ));
         // Name length pointing past the payload.
         assert!(matches!(
-            dec(b"WFSP\x02\x00\x05\x00ab"),
+            dec(b"WFSP\x03\x00\x05\x00ab"),
             Err(WireError::Malformed(_))
         ));
         // Missing host.
         assert!(matches!(
-            dec(b"WFSP\x02\x00\x01\x00c"),
+            dec(b"WFSP\x03\x00\x01\x00c"),
             Err(WireError::Malformed(_))
         ));
         // No incarnation.
         assert!(matches!(
-            dec(b"WFSP\x02\x00\x01\x00c\x01\x00h"),
+            dec(b"WFSP\x03\x00\x01\x00c\x01\x00h"),
             Err(WireError::Malformed(_))
         ));
         // Trailing garbage.
         assert!(matches!(
-            dec(b"WFSP\x02\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0X"),
+            dec(b"WFSP\x03\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0X"),
             Err(WireError::Malformed(_))
         ));
         // Not UTF-8.
         assert!(matches!(
-            dec(b"WFSP\x02\x00\x01\x00\xff\x01\x00h\x07\0\0\0\0\0\0\0"),
+            dec(b"WFSP\x03\x00\x01\x00\xff\x01\x00h\x07\0\0\0\0\0\0\0"),
             Err(WireError::Malformed(_))
         ));
         assert_eq!(
-            dec(b"WFSP\x02\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0").unwrap(),
+            dec(b"WFSP\x03\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0").unwrap(),
             Frame::hello("c", "h", 7)
         );
     }

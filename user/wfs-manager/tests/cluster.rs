@@ -129,7 +129,10 @@ fn three_managers() {
     wire::write_frame(&mut s, &Frame::hello("test", "a", 7)).unwrap();
     assert!(matches!(
         wire::read_frame(&mut s),
-        Ok(Frame::HelloAck { version: 2, .. })
+        Ok(Frame::HelloAck {
+            version: wire::PROTOCOL_VERSION,
+            ..
+        })
     ));
     s.write_all(&((wire::MAX_FRAME + 1) as u32).to_le_bytes())
         .unwrap();

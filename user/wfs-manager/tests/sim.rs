@@ -31,8 +31,23 @@
 //! next fault; a WRITE whose disk write failed fails with the error and
 //! its page stays dirty, and a WRITE acknowledged as done finds its value
 //! (or a newer one) on the owner's disk.
+//!
+//! In a third of the schedules hosts that own no file crash (their
+//! manager, kernel and page cache are gone, and what was in flight to and
+//! from them) and restart as a new incarnation. Each other host takes the
+//! old incarnation for dead at a moment of its own (its failure detector),
+//! or when an owner's `Recover` makes it; only then does its connection to
+//! the new incarnation come back. A page whose newest data died with the
+//! host must be reported lost by its owner ([`Output::Lost`]) before any
+//! host reads an older value of it: every read still returns the last value
+//! written unless the page was reported lost since (then the next read
+//! sets what the page holds, an older value). An owner's disk never goes
+//! back to an older value, so nothing synced is lost; and every request
+//! and every recovery completes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use std::collections::BTreeSet;
 
 use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId, SUPERSEDED};
 use wfs_manager::session::{Frame, Session};
@@ -78,12 +93,28 @@ struct Kernel {
 
 struct Host {
     core: Core,
+    /// Its manager's incarnation (a crash starts the next).
+    incarnation: u64,
     /// The stream to each peer.
     sessions: BTreeMap<HostId, Session<Msg>>,
     kernel: Kernel,
     /// Inputs for the core from this host's own kernel and disk.
     inbox: VecDeque<Input>,
     disk: BTreeMap<PageId, u64>,
+}
+
+/// Host `me`'s core, incarnation `incarnation`, in a cluster of `n`.
+fn new_core(me: HostId, incarnation: u64, n: usize, owners: &HashMap<u64, HostId>) -> Core {
+    let mut core = Core::with_incarnation(me, incarnation);
+    let mut files: Vec<_> = owners.iter().collect();
+    files.sort();
+    for (&file, &owner) in files {
+        core.add_file(file, owner);
+    }
+    for p in 0..n as HostId {
+        core.add_peer(p);
+    }
+    core
 }
 
 fn pair(a: HostId, b: HostId) -> (HostId, HostId) {
@@ -134,6 +165,32 @@ struct Sim {
     failed_writes: u32,
     /// READs failed because of a disk read error.
     failed_reads: u32,
+    /// Whether this schedule crashes hosts.
+    crashes: bool,
+    /// Crashes so far.
+    crashed: u32,
+    /// (observer, dead host, dead incarnation): the observer has not taken
+    /// that incarnation for dead yet, so its connection to the host's new
+    /// incarnation cannot come up.
+    undeclared: BTreeSet<(HostId, HostId, u64)>,
+    /// The incarnation each host last knew of each other host.
+    known: BTreeMap<(HostId, HostId), u64>,
+    /// Pages reported lost and not read or written since: the next read
+    /// tells what they hold.
+    unknown: BTreeSet<PageId>,
+    /// Pages reported lost, in all.
+    lost: u32,
+    /// (sender, crashed host): how many of the sender's messages the
+    /// crashed incarnation had received, until the sender takes it for dead.
+    received_at_crash: BTreeMap<(HostId, HostId), u64>,
+    /// Pages whose data was on its way to a host that crashed and never got
+    /// it, and the sender: that data is not lost (its sender has it), so
+    /// the next read of the page returns it or newer, unless the sender
+    /// crashes too before the owner's disk has it.
+    floor: BTreeMap<PageId, (u64, HostId)>,
+    /// Pages a survivor had sent to a host that died, unacknowledged (it
+    /// brings them home).
+    returned: u32,
     log: Vec<String>,
 }
 
@@ -150,21 +207,16 @@ impl Sim {
             }
         }
         let hosts = (0..nhosts)
-            .map(|h| {
-                let mut core = Core::new(h as HostId);
-                for (&file, &owner) in &owners {
-                    core.add_file(file, owner);
-                }
-                Host {
-                    core,
-                    sessions: (0..nhosts as HostId)
-                        .filter(|&p| p != h as HostId)
-                        .map(|p| (p, Session::new()))
-                        .collect(),
-                    kernel: Kernel::default(),
-                    inbox: VecDeque::new(),
-                    disk: BTreeMap::new(),
-                }
+            .map(|h| Host {
+                core: new_core(h as HostId, 0, nhosts, &owners),
+                incarnation: 0,
+                sessions: (0..nhosts as HostId)
+                    .filter(|&p| p != h as HostId)
+                    .map(|p| (p, Session::new()))
+                    .collect(),
+                kernel: Kernel::default(),
+                inbox: VecDeque::new(),
+                disk: BTreeMap::new(),
             })
             .collect();
         let last = pages.iter().map(|&p| (p, 0)).collect();
@@ -172,7 +224,17 @@ impl Sim {
         let flaky = rng.below(2) == 0;
         let timeouts = rng.below(2) == 0;
         let disk_errors = rng.below(4) == 0;
+        let crashes = rng.below(3) == 0;
         Sim {
+            crashes,
+            crashed: 0,
+            undeclared: BTreeSet::new(),
+            known: BTreeMap::new(),
+            unknown: BTreeSet::new(),
+            lost: 0,
+            received_at_crash: BTreeMap::new(),
+            floor: BTreeMap::new(),
+            returned: 0,
             rng,
             hosts,
             net: BTreeMap::new(),
@@ -204,9 +266,30 @@ impl Sim {
         panic!("{why}\nlast events:\n  {}", tail.join("\n  "));
     }
 
+    /// Every host learns every other's first incarnation (the first
+    /// handshake).
+    fn join_all(&mut self) {
+        let n = self.hosts.len();
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    self.known.insert((a as HostId, b as HostId), 0);
+                    self.input(
+                        a,
+                        Input::PeerJoined {
+                            host: b as HostId,
+                            incarnation: 0,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     /// Feeds one input to host `h`'s core and carries out its outputs.
     fn input(&mut self, h: usize, input: Input) {
         self.log.push(format!("h{h} <- {input:?}"));
+
         let outs = match self.hosts[h].core.handle(input) {
             Ok(o) => o,
             Err(e) => self.fail(format!("h{h}: protocol error {e:?}")),
@@ -302,6 +385,27 @@ impl Sim {
                         });
                     }
                 }
+                Output::Declare { host, incarnation } => {
+                    let me = h as HostId;
+                    if self.undeclared.contains(&(me, host, incarnation)) {
+                        self.declare(me, host, incarnation);
+                    } else {
+                        self.hosts[h].inbox.push_back(Input::PeerDied {
+                            host,
+                            incarnation,
+                            undelivered: Vec::new(),
+                        });
+                    }
+                }
+                Output::Lost { page, host } => {
+                    if self.owners[&page.file] as usize != h {
+                        self.fail(format!("h{h} reports {page:?} lost, but does not own it"));
+                    }
+                    self.log
+                        .push(format!("{page:?} lost with h{host}, reported by h{h}"));
+                    self.unknown.insert(page);
+                    self.lost += 1;
+                }
                 Output::ReadFailed { req, error } => {
                     if error != 5 {
                         self.fail(format!(
@@ -325,7 +429,13 @@ impl Sim {
                     let error = if self.disk_errors && self.rng.below(4) == 0 {
                         28
                     } else {
-                        self.hosts[h].disk.insert(page, decode(&data));
+                        let v = decode(&data);
+                        let old = self.hosts[h].disk.insert(page, v).unwrap_or(0);
+                        if v < old {
+                            self.fail(format!(
+                                "h{h}: {page:?} on disk went back from {old} to {v}: synced data lost"
+                            ));
+                        }
                         0
                     };
                     self.hosts[h].inbox.push_back(Input::DiskWritten {
@@ -418,6 +528,27 @@ impl Sim {
             .get_mut(&page)
             .expect("run on a cached page");
         match op {
+            Op::Read if self.unknown.contains(&page) => {
+                // Lost: it holds an older value (the owner's disk's), but
+                // not older than data that never reached the dead host.
+                let got = entry.0;
+                if got > last {
+                    self.fail(format!(
+                        "h{h} read {got} from lost {page:?}, newer than its last write {last}"
+                    ));
+                }
+                let floor = self.floor.get(&page).map_or(0, |f| f.0);
+                if got < floor {
+                    self.fail(format!(
+                        "h{h} read {got} from lost {page:?}, but {floor} never reached the dead host and was not brought home"
+                    ));
+                }
+                self.unknown.remove(&page);
+                self.floor.remove(&page);
+                self.last.insert(page, got);
+                self.log
+                    .push(format!("h{h} reads {got} from lost {page:?}"));
+            }
             Op::Read => {
                 if entry.0 != last {
                     let got = entry.0;
@@ -431,6 +562,8 @@ impl Sim {
                 self.next_value += 1;
                 *entry = (v, true);
                 self.last.insert(page, v);
+                self.unknown.remove(&page);
+                self.floor.remove(&page);
                 self.log.push(format!("h{h} writes {v} to {page:?}"));
             }
         }
@@ -516,10 +649,25 @@ impl Sim {
                     .any(|(p, e)| e.1 && !k.writeback.contains_key(p))
             })
             .collect();
-        let mut choices = links.len() + busy_hosts.len() + self.down.len();
+        let reconnectable: Vec<_> = self
+            .down
+            .iter()
+            .copied()
+            .filter(|&(a, b)| {
+                !self
+                    .undeclared
+                    .iter()
+                    .any(|&(o, d, _)| (o, d) == (a, b) || (o, d) == (b, a))
+            })
+            .collect();
+        let undeclared: Vec<_> = self.undeclared.iter().copied().collect();
+        let mut choices = links.len() + busy_hosts.len() + reconnectable.len() + undeclared.len();
         if apps {
             choices += 2 * self.hosts.len();
             if self.flaky {
+                choices += 1;
+            }
+            if self.crashes {
                 choices += 1;
             }
             if self.timeouts {
@@ -560,15 +708,27 @@ impl Sim {
             return true;
         }
         c -= busy_hosts.len();
-        if c < self.down.len() {
-            let p = *self.down.iter().nth(c).expect("in range");
-            self.reconnect(p);
+        if c < reconnectable.len() {
+            self.reconnect(reconnectable[c]);
             return true;
         }
-        c -= self.down.len();
+        c -= reconnectable.len();
+        if c < undeclared.len() {
+            let (o, d, inc) = undeclared[c];
+            self.declare(o, d, inc);
+            return true;
+        }
+        c -= undeclared.len();
         if apps && self.flaky {
             if c == 0 {
                 self.drop_connection();
+                return true;
+            }
+            c -= 1;
+        }
+        if apps && self.crashes {
+            if c == 0 {
+                self.crash();
                 return true;
             }
             c -= 1;
@@ -620,11 +780,151 @@ impl Sim {
             .push(format!("connection h{a}-h{b} drops, {lost} frames lost"));
     }
 
-    /// The pair reconnects: each side first sends what the other has not
-    /// acknowledged.
+    /// A host that owns no file crashes: its manager, kernel and page
+    /// cache are gone, and so is everything in flight to and from it. It
+    /// restarts at once as a new incarnation; the others take the old one
+    /// for dead each in its own time.
+    fn crash(&mut self) {
+        if self.crashed >= 3 {
+            return;
+        }
+        let owners: BTreeSet<usize> = self.owners.values().map(|&o| o as usize).collect();
+        let candidates: Vec<usize> = (0..self.hosts.len())
+            .filter(|h| !owners.contains(h))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        // Half of the time, one a page is on its way to, if any: the case
+        // where a survivor must bring the page back.
+        let receiving: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&h| {
+                self.net.iter().any(|(&(_, to), q)| {
+                    to as usize == h && q.iter().any(|f| matches!(f.msg, Some(Msg::Data { .. })))
+                })
+            })
+            .collect();
+        let h = if !receiving.is_empty() && self.rng.below(2) == 0 {
+            receiving[self.rng.below(receiving.len())]
+        } else {
+            candidates[self.rng.below(candidates.len())]
+        };
+        let x = h as HostId;
+        let n = self.hosts.len();
+        self.crashed += 1;
+        let old = self.hosts[h].incarnation;
+        self.log
+            .push(format!("h{h} crashes (incarnation {old} dies)"));
+        for req in self.hosts[h].kernel.writeback.values() {
+            self.writes.remove(req);
+        }
+        for (&o, s) in &self.hosts[h].sessions {
+            self.received_at_crash
+                .entry((o, x))
+                .or_insert_with(|| s.received());
+        }
+        // Data only it had is gone with it, unless its owner's disk has it.
+        let hosts = &self.hosts;
+        let owners = &self.owners;
+        self.floor.retain(|page, &mut (v, from)| {
+            let owner = owners[&page.file] as usize;
+            from != x || hosts[owner].disk.get(page).copied().unwrap_or(0) >= v
+        });
+        let owners_map = self.owners.clone();
+        let host = &mut self.hosts[h];
+        host.incarnation += 1;
+        host.core = new_core(x, host.incarnation, n, &owners_map);
+        host.kernel = Kernel::default();
+        host.inbox.clear();
+        for s in host.sessions.values_mut() {
+            *s = Session::new();
+        }
+        // The new incarnation knows nobody yet, and has no death to take.
+        self.known.retain(|&(o, _), _| o != x);
+        self.undeclared.retain(|&(o, _, _)| o != x);
+        for o in 0..n as HostId {
+            if o == x {
+                continue;
+            }
+            self.net.remove(&(x, o));
+            self.net.remove(&(o, x));
+            self.down.insert(pair(x, o));
+            // Unless it has not even noticed the incarnation before.
+            if self.known.get(&(o, x)) == Some(&old) {
+                self.undeclared.insert((o, x, old));
+            }
+        }
+    }
+
+    /// Host `o` takes incarnation `inc` of `dead` for dead: its session
+    /// with it goes, handing back what `dead` never acknowledged.
+    fn declare(&mut self, o: HostId, dead: HostId, inc: u64) {
+        if !self.undeclared.remove(&(o, dead, inc)) {
+            return;
+        }
+        let session = self.hosts[o as usize]
+            .sessions
+            .get_mut(&dead)
+            .expect("a session per peer");
+        let got = self.received_at_crash.remove(&(o, dead)).unwrap_or(0);
+        let unreceived: Vec<(PageId, u64)> = session
+            .resend()
+            .into_iter()
+            .filter(|f| f.seq > got)
+            .filter_map(|f| match f.msg {
+                Some(Msg::Data {
+                    page,
+                    data,
+                    dirty: true,
+                    ..
+                }) => Some((page, decode(&data))),
+                _ => None,
+            })
+            .collect();
+        let undelivered = session.abandon();
+        for (page, v) in unreceived {
+            let f = self.floor.entry(page).or_insert((v, o));
+            if v >= f.0 {
+                *f = (v, o);
+            }
+        }
+        self.log.push(format!(
+            "h{o} takes h{dead}'s incarnation {inc} for dead ({} unacknowledged)",
+            undelivered.len()
+        ));
+        self.returned += undelivered
+            .iter()
+            .filter(|m| matches!(m, Msg::Data { .. }))
+            .count() as u32;
+        self.input(
+            o as usize,
+            Input::PeerDied {
+                host: dead,
+                incarnation: inc,
+                undelivered,
+            },
+        );
+    }
+
+    /// The pair reconnects: each side learns the other's incarnation if it
+    /// is new, then sends first what the other has not acknowledged.
     fn reconnect(&mut self, p: (HostId, HostId)) {
         self.down.remove(&p);
         self.log.push(format!("connection h{}-h{} back", p.0, p.1));
+        for (a, b) in [(p.0, p.1), (p.1, p.0)] {
+            let inc = self.hosts[b as usize].incarnation;
+            if self.known.insert((a, b), inc) != Some(inc) {
+                self.input(
+                    a as usize,
+                    Input::PeerJoined {
+                        host: b,
+                        incarnation: inc,
+                    },
+                );
+            }
+        }
         for (from, to) in [(p.0, p.1), (p.1, p.0)] {
             let frames = self.hosts[from as usize].sessions[&to].resend();
             self.net.entry((from, to)).or_default().extend(frames);
@@ -632,6 +932,7 @@ impl Sim {
     }
 
     fn run_schedule(&mut self, steps: usize) {
+        self.join_all();
         for _ in 0..steps {
             self.step(true, false);
         }
@@ -652,10 +953,14 @@ impl Sim {
                     k.faults, k.writeback, k.deferred
                 ));
             }
+            if host.core.recovering() != 0 {
+                self.fail(format!("h{h}: a recovery never completed: {:?}", host.core));
+            }
             if host.core.outstanding() != 0 {
                 self.fail(format!(
-                    "h{h}: the core still has {} transactions",
-                    host.core.outstanding()
+                    "h{h}: the core still has {} transactions: {:?}",
+                    host.core.outstanding(),
+                    host.core
                 ));
             }
             if let Some((p, _)) = k.cache.iter().find(|(_, e)| e.1) {
@@ -663,6 +968,9 @@ impl Sim {
             }
         }
         for (&page, &last) in &self.last {
+            if self.unknown.contains(&page) {
+                continue;
+            }
             let owner = self.owners[&page.file] as usize;
             let on_disk = self.hosts[owner].disk.get(&page).copied().unwrap_or(0);
             if on_disk != last {
@@ -674,11 +982,34 @@ impl Sim {
     }
 }
 
-/// Runs one schedule; returns how many connections it dropped and how
-/// many READs and WRITEs failed on a disk error.
-fn run_seed(seed: u64) -> (u32, u32) {
+/// What the schedules did, summed: the checks below make sure they
+/// really exercised every failure.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    drops: u64,
+    disk_failures: u64,
+    crashes: u64,
+    lost: u64,
+    returned: u64,
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+    fn add(self, o: Tally) -> Tally {
+        Tally {
+            drops: self.drops + o.drops,
+            disk_failures: self.disk_failures + o.disk_failures,
+            crashes: self.crashes + o.crashes,
+            lost: self.lost + o.lost,
+            returned: self.returned + o.returned,
+        }
+    }
+}
+
+/// Runs one schedule; returns what it did.
+fn run_seed(seed: u64) -> Tally {
     let mut rng = Rng::new(seed ^ 0x5eed);
-    let hosts = 3 + rng.below(2);
+    let hosts = 3 + rng.below(3);
     let files = 1 + rng.below(2);
     let pages = 1 + rng.below(4) as u64;
     let steps = 200 + rng.below(800);
@@ -690,38 +1021,57 @@ fn run_seed(seed: u64) -> (u32, u32) {
             .cloned()
             .unwrap_or_else(|| "panic".into());
         panic!(
-            "simulation failed with seed {seed} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops); replay with WFS_SIM_SEED={seed}\n{msg}",
-            sim.drops
+            "simulation failed with seed {seed} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops, {} crashes); replay with WFS_SIM_SEED={seed}\n{msg}",
+            sim.drops, sim.crashed
         );
     }
-    (sim.drops, sim.failed_reads + sim.failed_writes)
+    Tally {
+        drops: u64::from(sim.drops),
+        disk_failures: u64::from(sim.failed_reads + sim.failed_writes),
+        crashes: u64::from(sim.crashed),
+        lost: u64::from(sim.lost),
+        returned: u64::from(sim.returned),
+    }
 }
 
 #[test]
 fn protocol_simulation() {
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        let (drops, failed) = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
-        eprintln!("seed {seed}: passed, {drops} connection drops, {failed} failed reads");
+        let t = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
+        eprintln!("seed {seed}: passed, {t:?}");
         return;
     }
     let schedules: u64 = std::env::var("WFS_SIM_SCHEDULES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
-    let (drops, failed) = (0..schedules)
+    let t = (0..schedules)
         .map(run_seed)
-        .fold((0u64, 0u64), |(d, f), (d1, f1)| {
-            (d + u64::from(d1), f + u64::from(f1))
-        });
+        .fold(Tally::default(), |a, b| a + b);
+    eprintln!("{schedules} schedules passed: {t:?}");
     // The schedules must really have cut connections with traffic on them,
-    // and failed disk reads with READs waiting.
+    // failed disk reads with READs waiting, crashed hosts holding pages
+    // and brought pages back from hosts that died.
     assert!(
-        drops >= schedules,
-        "only {drops} connection drops in {schedules} schedules"
+        t.drops >= schedules,
+        "only {} connection drops in {schedules} schedules",
+        t.drops
     );
     assert!(
-        failed >= schedules / 20,
-        "only {failed} READs failed on disk errors in {schedules} schedules"
+        t.disk_failures >= schedules / 20,
+        "only {} READs and WRITEs failed on disk errors in {schedules} schedules",
+        t.disk_failures
+    );
+    assert!(
+        t.crashes >= schedules / 4,
+        "only {} crashes in {schedules} schedules",
+        t.crashes
+    );
+    assert!(
+        t.lost >= schedules / 10 && t.returned >= schedules / 100,
+        "only {} pages lost and {} returned in {schedules} schedules",
+        t.lost,
+        t.returned
     );
 }
 

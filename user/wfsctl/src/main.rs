@@ -304,6 +304,10 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             "pages: in {}, out {}, home after their READ gave up {}, failed (owner's disk read) {}; invalidations retried while busy {}",
             p.pages_in, p.pages_out, p.pages_home, p.pages_failed, p.busy_retries
         ));
+        v.push(format!(
+            "failures: peers taken for dead {}, pages lost with them {}",
+            p.peers_dead, p.pages_lost
+        ));
     }
     v
 }
@@ -675,13 +679,16 @@ mod tests {
             pages_out: 4,
             pages_home: 1,
             pages_failed: 2,
+            pages_lost: 7,
+            peers_dead: 1,
             busy_retries: 0,
         });
         assert_eq!(
             stats_lines(&r)[2..],
             [
                 "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
-                "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0"
+                "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0",
+                "failures: peers taken for dead 1, pages lost with them 7"
             ]
         );
     }
