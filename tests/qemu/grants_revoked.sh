@@ -7,9 +7,11 @@
 # synced (clean), page 2 written and not synced (dirty, the only copy).
 # The manager is killed and a new one (granting read-only) registers. The
 # new session starts with no page granted: reading page 0 or writing page
-# 1 asks the new manager again (READ), and the first write to page 2
-# (kept: its data exists nowhere else) asks for write access (UPGRADE).
-# Page 2's data survives and reaches the export. Before, all three kept
+# 1 asks the new manager again (READ). Page 2 (kept: its data exists
+# nowhere else) is written back by the new manager as it starts, without
+# any sync, and reaches the export; the manager then drops it from the
+# kernel (it never granted it), so the first write to page 2 asks again
+# (READ, then UPGRADE under the read-only grant). Before, all three kept
 # their grants: no READ, no UPGRADE, and a page the new manager never
 # granted was written through.
 set -eu
@@ -34,6 +36,13 @@ while pidof wfs-manager > /dev/null; do sleep 0.1; done
 { echo 'grant = "read-only"'; cat /etc/wfs/cluster.toml; } > /tmp/ro.toml
 wfs-manager --config /tmp/ro.toml &
 wfsctl wait --timeout 60 || fail "manager did not register again"
+# The new manager writes back what the old one left dirty, at once.
+i=0
+until grep -q only-copy /export/g; do
+    i=$((i + 1))
+    [ $i -le 100 ] || fail "page 2 was not written back by the new manager within 10 s"
+    sleep 0.1
+done
 r0=$(stat_of READ); u0=$(stat_of UPGRADE)
 echo "new manager: READ $r0 UPGRADE $u0"
 

@@ -710,12 +710,11 @@ impl Engine {
             }
             Request::Upgrade { file, index } => {
                 let r = match self.remote(file) {
-                    Some((_, i))
-                        if index.saturating_mul(PAGE_SIZE as u64) < i.size
-                            && !self.core.holds(PageId { file, index }) =>
-                    {
-                        // Cached under a dead manager's grant: the cluster
-                        // may have re-served it since, so no write access.
+                    // Cached under a dead manager's grant (revoked, kept
+                    // because it was dirty): the cluster may have served the
+                    // page since, so no write access; the page goes once its
+                    // data has (an orphan WRITE).
+                    _ if !self.core.holds(PageId { file, index }) => {
                         wlog!(
                             "UPGRADE of page {index} of file {file:#x}: not granted by this manager (left by one that died); refused"
                         );
