@@ -22,8 +22,9 @@
 # - The page is consistent: the counter is the sum of the hosts' own
 #   counts (an increment is kept whole or lost whole), and with no page
 #   reported lost, every increment of h1 is there.
-# - The owner counted the death; h2's new manager rejoined: h2 reads the
-#   same counter as everyone, through the protocol.
+# - The owner counted the death and shows h2 as rejoined (`wfsctl
+#   status`); h2's new manager reads the same counter as everyone, through
+#   the protocol.
 # - After the last sync the owner's disk holds the final page.
 set -eu
 h=$WFS_HOST
@@ -95,6 +96,10 @@ if [ "$h" = 3 ]; then
     [ "$c" = $((m1 + m2)) ] || fail "counter $c is not the sum of the hosts' counts ($m1 + $m2): an increment was torn"
     [ "$m1" -le $N ] && [ "$m2" -le "$KILL_AT" ] || fail "more increments than were made (h1 $m1, h2 $m2)"
     [ "$dead" -ge 1 ] || fail "the owner never took h2's dead manager for dead"
+    wfsctl status | grep -q "^peer h2 .* connected; rejoined (incarnation 0x[0-9a-f]*), holds [0-9]* of this host's pages$" ||
+        fail "the owner's status does not show h2 rejoined: $(wfsctl status | grep '^peer h2')"
+    wfsctl status | grep -q "^peer h1 .* connected; alive (incarnation 0x[0-9a-f]*), holds [0-9]* of this host's pages$" ||
+        fail "the owner's status does not show h1 alive: $(wfsctl status | grep '^peer h1')"
     if [ "$lost" = 0 ]; then
         [ "$m1" = $N ] || fail "no page reported lost, but h1's count is $m1, not $N"
         [ "$m2" = "$KILL_AT" ] || fail "no page reported lost, but h2's count is $m2, not $KILL_AT"

@@ -133,6 +133,19 @@ pub enum Role {
     Acceptor,
 }
 
+/// A peer as the page protocol sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerHealth {
+    /// `alive`, `suspected` (no connection, not yet taken for dead),
+    /// `dead` (its incarnation taken for dead, no new one yet), `rejoined`
+    /// (a new incarnation after a dead one) or `unknown` (never heard of).
+    pub state: String,
+    /// Its manager's current (or last) incarnation.
+    pub incarnation: Option<u64>,
+    /// Pages of this host's files it holds, as this host's directory says.
+    pub pages: u64,
+}
+
 /// A peer's state as seen from outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerSnapshot {
@@ -146,6 +159,9 @@ pub struct PeerSnapshot {
     pub state: PeerState,
     /// Why it is not connected (last error or refusal), if known.
     pub reason: Option<String>,
+    /// What the page protocol makes of it (managers with an engine).
+    #[serde(default)]
+    pub health: Option<PeerHealth>,
     /// Remote address of the live connection.
     pub remote: Option<String>,
 }
@@ -263,6 +279,7 @@ impl Cluster {
                 state: s.state,
                 reason: s.reason.clone(),
                 remote: s.conn.as_ref().map(|c| c.remote.to_string()),
+                health: None,
             })
             .collect()
     }

@@ -316,6 +316,7 @@ mod tests {
                 state: PeerState::Connected,
                 reason: None,
                 remote: Some("10.0.0.2:7070".into()),
+                health: None,
             }],
             upcalls: Vec::new(),
             protocol: None,

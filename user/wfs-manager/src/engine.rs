@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
-use crate::cluster::{Cluster, EventSink, NetEvent};
+use crate::cluster::{Cluster, EventSink, NetEvent, PeerHealth};
 use crate::config::{Config, host_id};
 use crate::export::{Export, file_id};
 use crate::invalidate::Invalidator;
@@ -487,6 +487,28 @@ impl Engine {
             incarnation,
             undelivered,
         });
+    }
+
+    /// Each peer as the page protocol sees it, by name.
+    fn peer_health(&self) -> Vec<(String, PeerHealth)> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let state = match p.incarnation {
+                    None => "unknown",
+                    Some(i) if p.dead.contains(&i) => "dead",
+                    Some(_) if p.conn.is_none() => "suspected",
+                    Some(_) if !p.dead.is_empty() => "rejoined",
+                    Some(_) => "alive",
+                };
+                let h = PeerHealth {
+                    state: state.to_string(),
+                    incarnation: p.incarnation,
+                    pages: self.core.held_by(p.host),
+                };
+                (p.name.clone(), h)
+            })
+            .collect()
     }
 
     /// Takes for dead every peer disconnected for longer than the failure
@@ -1414,6 +1436,11 @@ impl Handle {
                 return;
             }
         }
+    }
+
+    /// Each peer as the page protocol sees it, by name (`wfsctl status`).
+    pub fn peer_health(&self) -> Vec<(String, PeerHealth)> {
+        self.lock().peer_health()
     }
 
     /// Starts the cluster with `start`, handing it a sink that brings its

@@ -289,6 +289,7 @@ pub fn run(argv: &[String]) -> i32 {
         let stats = stats.clone();
         let counters = counters.clone();
         let has_device = dev.is_some();
+        let engine = engine.clone();
         let device = dev.as_ref().map(|d| d.path.display().to_string());
         Arc::new(move || StatusReport {
             host: cfg.host.clone(),
@@ -302,7 +303,17 @@ pub fn run(argv: &[String]) -> i32 {
             max_inflight: reg.map(|r| r.max_inflight).unwrap_or(0),
             pool_slots: reg.map(|r| r.pool_slots).unwrap_or(0),
             timeout_ms: reg.map(|r| r.timeout_ms).unwrap_or(0),
-            peers: cluster.snapshot(),
+            peers: {
+                let mut peers = cluster.snapshot();
+                if let Some(h) = &engine {
+                    for (name, health) in h.peer_health() {
+                        if let Some(p) = peers.iter_mut().find(|p| p.name == name) {
+                            p.health = Some(health);
+                        }
+                    }
+                }
+                peers
+            },
             upcalls: if has_device {
                 stats.snapshot()
             } else {

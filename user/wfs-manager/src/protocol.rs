@@ -496,6 +496,12 @@ impl Core {
         self.epochs.contains_key(&page)
     }
 
+    /// How many pages of this host's files `host` holds, as this host's
+    /// directory says.
+    pub fn held_by(&self, host: HostId) -> u64 {
+        self.dir.values().filter(|d| d.holder == Some(host)).count() as u64
+    }
+
     /// How many recoveries from deaths are in progress at this host.
     pub fn recovering(&self) -> usize {
         self.recoveries.len()

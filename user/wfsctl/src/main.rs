@@ -184,12 +184,20 @@ fn registered_line(s: &StatusReport) -> String {
 
 /// `peer NAME ADDR STATE[ (reason)]` line.
 fn peer_line(p: &wfs_manager::cluster::PeerSnapshot) -> String {
-    match (&p.state, &p.reason) {
+    let mut l = match (&p.state, &p.reason) {
         (PeerState::Connected, _) | (_, None) => {
             format!("peer {} {} {}", p.name, p.addr, p.state.as_str())
         }
         (_, Some(r)) => format!("peer {} {} {} ({r})", p.name, p.addr, p.state.as_str()),
+    };
+    if let Some(h) = &p.health {
+        l.push_str(&format!("; {}", h.state));
+        if let Some(i) = h.incarnation {
+            l.push_str(&format!(" (incarnation {i:#x})"));
+        }
+        l.push_str(&format!(", holds {} of this host's pages", h.pages));
     }
+    l
 }
 
 fn print_report(s: &StatusReport) {
@@ -638,6 +646,11 @@ mod tests {
                     state: PeerState::Connected,
                     reason: None,
                     remote: None,
+                    health: Some(wfs_manager::cluster::PeerHealth {
+                        state: "rejoined".into(),
+                        incarnation: Some(0xab),
+                        pages: 3,
+                    }),
                 },
                 PeerSnapshot {
                     name: "h3".into(),
@@ -646,6 +659,7 @@ mod tests {
                     state: PeerState::Refused,
                     reason: Some("cluster name mismatch".into()),
                     remote: None,
+                    health: None,
                 },
             ],
             upcalls: Vec::new(),
@@ -704,7 +718,10 @@ mod tests {
             registered_line(&report(false, false)),
             "registered: no (--no-device, pid 57)"
         );
-        assert_eq!(peer_line(&r.peers[0]), "peer h2 10.0.0.2:7070 connected");
+        assert_eq!(
+            peer_line(&r.peers[0]),
+            "peer h2 10.0.0.2:7070 connected; rejoined (incarnation 0xab), holds 3 of this host's pages"
+        );
         assert_eq!(
             peer_line(&r.peers[1]),
             "peer h3 10.0.0.3:7070 refused (cluster name mismatch)"
