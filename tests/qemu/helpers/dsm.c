@@ -22,6 +22,14 @@
 //                                  manager) at once, then SIGKILL it, and go
 //                                  on (the next fault fails); then msync and
 //                                  print the counter
+//   dsm journal FILE CTL OFF US    for i = 1, 2, ... (one u32 each, up to
+//                                  the end of FILE): store i at word i of
+//                                  FILE and msync its page, then store i at
+//                                  OFF in CTL and msync that; pause US
+//                                  microseconds; so whatever CTL says, every
+//                                  record up to it was synced before
+//   dsm journaled FILE N           exit 1 unless words 1..N of FILE hold
+//                                  1..N
 //   dsm fill FILE SEED             write every byte i as (i*7+SEED)&255,
 //                                  msync
 //   dsm check FILE SEED            exit 1 unless every byte is as fill wrote
@@ -92,7 +100,7 @@ int main(int argc, char **argv)
 	size_t len, i;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: dsm wait|set|get|count|tally|fill|check FILE ...\n");
+		fprintf(stderr, "usage: dsm wait|set|get|count|tally|journal|journaled|fill|check FILE ...\n");
 		return 2;
 	}
 	p = map(argv[2], &len);
@@ -173,6 +181,42 @@ int main(int argc, char **argv)
 		}
 		sync_or_die(p, len);
 		printf("%u\n", *counter);
+		return 0;
+	}
+	if (!strcmp(argv[1], "journal") && argc == 6) {
+		size_t clen;
+		unsigned char *c = map(argv[3], &clen);
+		volatile uint32_t *mark = word(c, clen, argv[4]);
+		volatile uint32_t *rec = (volatile uint32_t *)p;
+		long pause = atol(argv[5]);
+
+		for (uint32_t k = 1; (size_t)k * 4 + 4 <= len; k++) {
+			rec[k] = k;
+			if (msync(p + ((size_t)k * 4 & ~(size_t)4095), 4096, MS_SYNC) < 0) {
+				fprintf(stderr, "dsm: msync of record %u: %s\n", k, strerror(errno));
+				return 3;
+			}
+			*mark = k;
+			sync_or_die(c, clen);
+			if (pause)
+				usleep(pause);
+		}
+		return 0;
+	}
+	if (!strcmp(argv[1], "journaled") && argc == 4) {
+		uint32_t n = strtoul(argv[3], NULL, 0);
+		volatile uint32_t *rec = (volatile uint32_t *)p;
+
+		if ((size_t)n * 4 + 4 > len) {
+			fprintf(stderr, "dsm: %u records do not fit\n", n);
+			return 2;
+		}
+		for (uint32_t k = 1; k <= n; k++) {
+			if (rec[k] != k) {
+				fprintf(stderr, "dsm: record %u holds %u\n", k, rec[k]);
+				return 1;
+			}
+		}
 		return 0;
 	}
 	if (!strcmp(argv[1], "fill") && argc == 4) {
