@@ -37,6 +37,7 @@ PAUSE=2000       # microseconds after each increment
 READY=16         # + 4*h: h is ready to count
 DONE=48          # h1 has counted
 FINAL=64         # the counter as the owner found it (+1, so never 0)
+CHECKED=80       # + 4*h: h read the owner's counter
 fail() {
     echo "FAIL h$h: $*"
     wfsctl status || true
@@ -106,12 +107,16 @@ if [ "$h" = 3 ]; then
     fi
     $H/dsm set /wfs/ctl $FINAL $((c + 1))
     [ "$($H/dsm get /export/ctr 4)" = "$c" ] || fail "/export/ctr holds counter $($H/dsm get /export/ctr 4), not $c, after the msync"
+    # The owner stays until both have read (its files go with it).
+    $H/dsm wait /wfs/ctl $((CHECKED + 4)) 1 120 || fail "h1 never read the counter"
+    $H/dsm wait /wfs/ctl $((CHECKED + 8)) 1 120 || fail "h2 never read the counter"
 else
     $H/dsm wait /wfs/ctl $FINAL 1 120 || fail "the owner never checked"
     want=$(($($H/dsm get /wfs/ctl $FINAL) - 1))
     c=$($H/dsm get /wfs/ctr 4)
     [ "$c" = "$want" ] || fail "h$h reads counter $c, the owner read $want"
     echo "h$h: reads the owner's counter $c"
+    $H/dsm set /wfs/ctl $((CHECKED + 4 * h)) 1
 fi
 wfsctl stats || true
 # Whoever read last holds the pages: stay up while the others read.

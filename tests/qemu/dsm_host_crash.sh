@@ -30,6 +30,7 @@ JOURNAL=0        # the last record h2 synced
 READY=16         # + 4*h: h is ready
 DONE=48          # h1 has counted
 FINAL=64         # the counter as the owner found it (+1, so never 0)
+CHECKED=80       # h1 read the owner's counter
 fail() {
     echo "FAIL h$h: $*"
     wfsctl status || true
@@ -85,12 +86,15 @@ if [ "$h" = 3 ]; then
     [ "$m2" -ge 1 ] && [ "$j" -ge 1 ] || fail "h2 neither counted nor journaled before it died (count $m2, journal $j)"
     $H/dsm journaled /export/log "$j" || fail "the owner's disk lacks a record up to $j, each synced before"
     $H/dsm set /wfs/ctl $FINAL $((c + 1))
+    # The owner stays until h1 has read (its files go with it).
+    $H/dsm wait /wfs/ctl $CHECKED 1 120 || fail "h1 never read the counter"
 else
     $H/dsm wait /wfs/ctl $FINAL 1 120 || fail "the owner never checked"
     want=$(($($H/dsm get /wfs/ctl $FINAL) - 1))
     c=$($H/dsm get /wfs/ctr 4)
     [ "$c" = "$want" ] || fail "h1 reads counter $c, the owner read $want"
     echo "h1: reads the owner's counter $c"
+    $H/dsm set /wfs/ctl $CHECKED 1
 fi
 wfsctl stats || true
 sleep 3

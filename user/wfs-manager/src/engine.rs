@@ -242,6 +242,8 @@ pub struct Engine {
     read_deadline: Duration,
     /// How long a peer may stay disconnected before it is taken for dead.
     failure_timeout: Duration,
+    /// A leave is complete: every page is back with its owner.
+    left: bool,
     counters: Arc<Counters>,
 }
 
@@ -306,6 +308,7 @@ impl Engine {
             refused: Vec::new(),
             read_deadline,
             failure_timeout: cfg.failure_timeout,
+            left: false,
             counters,
         }
     }
@@ -586,8 +589,9 @@ impl Engine {
                     | Msg::Put { page, .. }
                     | Msg::PutAck { page, .. }
                     | Msg::Failed { page, .. }
-                    | Msg::Returned { page, .. } => Some(*page),
-                    Msg::Recover { .. } | Msg::Recovered { .. } => None,
+                    | Msg::Returned { page, .. }
+                    | Msg::Released { page } => Some(*page),
+                    Msg::Recover { .. } | Msg::Recovered { .. } | Msg::Leaving { .. } => None,
                 };
                 if let Some(page) = page
                     && !self.know_file(page.file)
@@ -1192,6 +1196,10 @@ impl Engine {
                     undelivered: Vec::new(),
                 })
             }
+            Output::Left => {
+                self.left = true;
+                None
+            }
             Output::Lost { page, host } => {
                 Counters::add(&self.counters.pages_lost, 1);
                 wlog!(
@@ -1435,6 +1443,46 @@ impl Handle {
             if self.queue().is_empty() {
                 return;
             }
+        }
+    }
+
+    /// Leaves the cluster (the manager is stopping): hands every page this
+    /// host holds back to its owner (its dirty data on the owner's stable
+    /// storage) and tells the peers, waiting at most `timeout`. Returns
+    /// whether it got that far.
+    pub fn leave(&self, timeout: Duration) -> bool {
+        {
+            let mut e = self.lock();
+            wlog!("leaving the cluster: handing every page back to its owner");
+            // A peer not connected now cannot take anything back: it is
+            // taken for dead first (pages of its files go nowhere).
+            let gone: Vec<(usize, u64)> = e
+                .peers
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.conn.is_none())
+                .filter_map(|(i, p)| Some((i, p.incarnation.filter(|inc| !p.dead.contains(inc))?)))
+                .collect();
+            for (idx, inc) in gone {
+                e.declare(idx, inc);
+            }
+            e.run_core(Input::Leave);
+        }
+        self.drain();
+        let end = Instant::now() + timeout;
+        loop {
+            if self.lock().left {
+                wlog!("left the cluster: every page is back with its owner");
+                return true;
+            }
+            if Instant::now() >= end {
+                wlog!(
+                    "leaving: not every page went home within {} s; pages still here are lost with this host",
+                    timeout.as_secs()
+                );
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -48,6 +48,10 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
     }
 }
 
+/// How long a manager stopped with SIGTERM or SIGINT waits for the pages
+/// it hands back to reach their owners' disks.
+const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Threads reading kernel requests.
 const UPCALL_WORKERS: usize = 4;
 
@@ -329,6 +333,7 @@ pub fn run(argv: &[String]) -> i32 {
             cluster: Some(cluster.clone()),
         },
     );
+    let leaver = engine.clone();
     if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
         let server = match (engine, pool) {
             (Some(h), pool) => crate::upcall::Server::Engine(h, export, pool),
@@ -353,6 +358,9 @@ pub fn run(argv: &[String]) -> i32 {
 
     let sig = signals.wait();
     wlog!("received {}, shutting down", signals::name(sig));
+    if let Some(h) = &leaver {
+        h.leave(LEAVE_TIMEOUT);
+    }
     cluster.shutdown();
     control.remove();
     drop(dev);

@@ -145,7 +145,16 @@ pub enum Msg {
     Recover { dead: HostId, incarnation: u64 },
     /// Answer to `Recover`.
     Recovered { dead: HostId, incarnation: u64 },
+    /// Holder → owner: I do not hold this page any more (I am leaving; its
+    /// data, if dirty, went home in a `Put` just before).
+    Released { page: PageId },
+    /// Leaving host → every peer: I have handed every page back; take my
+    /// incarnation `incarnation` for dead now, nothing is lost with it.
+    Leaving { incarnation: u64 },
 }
+
+/// `errno` for a fault on a host that is leaving (Linux's `ESHUTDOWN`).
+pub const SHUTTING_DOWN: i32 = 108;
 
 /// `errno` for what waited on a host that died (Linux's `EHOSTDOWN`).
 pub const HOST_DOWN: i32 = 112;
@@ -197,6 +206,9 @@ pub enum Input {
     /// Peer `host` runs incarnation `incarnation` (its first handshake, or
     /// a new manager after [`Input::PeerDied`]).
     PeerJoined { host: HostId, incarnation: u64 },
+    /// This host leaves the cluster on purpose (its manager is stopping):
+    /// hand every page back to its owner, then say so ([`Output::Left`]).
+    Leave,
 }
 
 /// What a host's core asks its environment to do, in order.
@@ -242,6 +254,10 @@ pub enum Output {
     /// host was bringing home to `host`, the page's owner, is gone. Logged
     /// and counted.
     Lost { page: PageId, host: HostId },
+    /// Every page this host held is back with its owner, its dirty data on
+    /// the owner's stable storage, and the peers were told (`Leaving`): the
+    /// manager may go.
+    Left,
 }
 
 /// Why an input was refused. Refused inputs change nothing; a message
@@ -430,6 +446,10 @@ pub struct Core {
     // Holder side.
     epochs: HashMap<PageId, u64>,
     fetching: HashMap<PageId, Fetching>,
+    /// Leaving: the pages being taken from the kernel to go home.
+    leaving: Option<BTreeSet<PageId>>,
+    /// `Output::Left` was given.
+    left: bool,
     unacked: HashMap<PageId, u32>,
     /// Pages whose last write-back failed at the owner's disk: not on disk,
     /// so handed over dirty (whatever the kernel's flag said when it was
@@ -473,6 +493,8 @@ impl Core {
             faults: HashMap::new(),
             epochs: HashMap::new(),
             fetching: HashMap::new(),
+            leaving: None,
+            left: false,
             unacked: HashMap::new(),
             unsynced: HashSet::new(),
             next_put: base << 24,
@@ -587,6 +609,13 @@ impl Core {
     ) -> Result<(), ProtocolError> {
         match input {
             Input::Fault { req, page } => {
+                if self.leaving.is_some() {
+                    out.push(Output::ReadFailed {
+                        req,
+                        error: SHUTTING_DOWN,
+                    });
+                    return Ok(());
+                }
                 let owner = self.owner(page.file)?;
                 if let Some(p) = self.faults.get_mut(&page) {
                     p.reqs.push(req);
@@ -624,7 +653,10 @@ impl Core {
             }
             Input::Invalidated { page, contents } => {
                 let Some(f) = self.fetching.remove(&page) else {
-                    // Nobody asked: nothing to hand over.
+                    if self.leaving.as_mut().is_some_and(|l| l.remove(&page)) {
+                        self.release(page, contents, out, local)?;
+                    }
+                    // Else nobody asked: nothing to hand over.
                     return Ok(());
                 };
                 let Fetching {
@@ -634,6 +666,10 @@ impl Core {
                     orphan,
                     ..
                 } = f;
+                // (A page this host is leaving goes to whoever asked.)
+                if let Some(l) = &mut self.leaving {
+                    l.remove(&page);
+                }
                 self.epochs.remove(&page);
                 // Whoever gets the page answers for its data from now on.
                 let unsynced = self.unsynced.remove(&page);
@@ -664,6 +700,7 @@ impl Core {
                     }
                 }
                 self.answer_recovers(out, local);
+                self.maybe_left(out, local);
             }
             Input::NotInstalled { page, data } => {
                 let owner = self.owner(page.file)?;
@@ -736,6 +773,36 @@ impl Core {
                 incarnation,
                 undelivered,
             } => self.peer_died(host, incarnation, undelivered, out, local)?,
+            Input::Leave => {
+                if self.leaving.is_none() {
+                    // Faults still waiting fail: a page coming for them
+                    // goes home instead.
+                    let mut pages: Vec<PageId> = self.faults.keys().copied().collect();
+                    pages.sort();
+                    for page in pages {
+                        if let Some(p) = self.faults.remove(&page) {
+                            for req in p.reqs {
+                                out.push(Output::ReadFailed {
+                                    req,
+                                    error: SHUTTING_DOWN,
+                                });
+                            }
+                        }
+                    }
+                    let mut held: Vec<PageId> = self
+                        .epochs
+                        .keys()
+                        .copied()
+                        .filter(|p| !self.fetching.contains_key(p))
+                        .collect();
+                    held.sort();
+                    for &page in &held {
+                        out.push(Output::Invalidate { page });
+                    }
+                    self.leaving = Some(held.into_iter().collect());
+                }
+                self.maybe_left(out, local);
+            }
             Input::PeerJoined { host, incarnation } => {
                 if let Some(&old) = self.incarnations.get(&host)
                     && old != incarnation
@@ -831,9 +898,14 @@ impl Core {
                 self.send(owner, Msg::Done { txn, page }, out, local);
             }
             Msg::Failed { txn, page, error } => {
-                if self.owner(page.file)? != from
-                    || self.faults.get(&page).is_none_or(|p| p.txn != txn)
-                {
+                if self.owner(page.file)? != from {
+                    return Err(unexpected(&msg));
+                }
+                if self.faults.get(&page).is_none_or(|p| p.txn != txn) {
+                    // Failed already (this host is leaving).
+                    if self.leaving.is_some() {
+                        return Ok(());
+                    }
                     return Err(unexpected(&msg));
                 }
                 let p = self.faults.remove(&page).expect("checked above");
@@ -874,11 +946,14 @@ impl Core {
                             d.lost_from = Some(to);
                             out.push(Output::Lost { page, host: to });
                             self.end_txn(page, out, local);
+                        } else {
+                            // Its sender took an earlier incarnation of the
+                            // requester for dead (its `Recover` came first)
+                            // with the page still unsent: the live one
+                            // never got it, and gets it from disk.
+                            d.holder = None;
+                            d.read_disk(page, out);
                         }
-                        // Else its sender took the requester for dead and
-                        // says so (`Recover`, after this): the requester
-                        // may have the page, or be dead. Its recovery
-                        // decides.
                     }
                     _ => {}
                 }
@@ -904,6 +979,21 @@ impl Core {
                         incarnation,
                     });
                 }
+            }
+            Msg::Released { page } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                // A move under way finds the page absent at the leaving
+                // host and reads the disk, after the Put that came first.
+                if d.holder == Some(from) && d.busy.is_none() {
+                    d.holder = None;
+                }
+            }
+            Msg::Leaving { incarnation } => {
+                out.push(Output::Declare {
+                    host: from,
+                    incarnation,
+                });
             }
             Msg::Recovered { dead, incarnation } => {
                 let Some(i) = self
@@ -985,7 +1075,10 @@ impl Core {
                     // A page nobody waited for, home now; or superseded by
                     // a later holder's newer data: that holder answers for
                     // it.
-                    Some(PutFor::Home { .. }) if error == 0 || error == SUPERSEDED => return Ok(()),
+                    Some(PutFor::Home { .. }) if error == 0 || error == SUPERSEDED => {
+                        self.maybe_left(out, local);
+                        return Ok(());
+                    }
                     // Not on disk, and nobody else has it: again.
                     Some(PutFor::Home { epoch, data, .. }) => {
                         let owner = self.owner(page.file)?;
@@ -1005,6 +1098,7 @@ impl Core {
                     self.unsynced.insert(page);
                 }
                 out.push(Output::WriteDone { req, error });
+                self.maybe_left(out, local);
             }
         }
         Ok(())
@@ -1030,6 +1124,59 @@ impl Core {
         };
         self.puts.insert(seq, PutFor::Home { page, epoch, data });
         self.send(owner, put, out, local);
+    }
+
+    /// A page taken from the kernel as this host leaves: its data goes
+    /// home if dirty, and its owner learns that this host holds it no more.
+    fn release(
+        &mut self,
+        page: PageId,
+        contents: Option<(Vec<u8>, bool)>,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        let owner = self.owner(page.file)?;
+        let epoch = self.epochs.remove(&page).unwrap_or(0);
+        let unsynced = self.unsynced.remove(&page);
+        if let Some((data, dirty)) = contents {
+            let dirty = dirty || self.unacked.get(&page).is_some_and(|&n| n > 0) || unsynced;
+            if dirty {
+                if self.dead.contains(&owner) {
+                    out.push(Output::Lost { page, host: owner });
+                } else {
+                    self.put_home(owner, page, epoch, data, out, local);
+                }
+            }
+        }
+        self.send(owner, Msg::Released { page }, out, local);
+        self.maybe_left(out, local);
+        Ok(())
+    }
+
+    /// Says [`Output::Left`] once a leave is complete: no page left to
+    /// take, no move or `Put` under way; the peers are told first.
+    fn maybe_left(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        let done = self.leaving.as_ref().is_some_and(BTreeSet::is_empty)
+            && self.fetching.is_empty()
+            && self.puts.is_empty()
+            && !self.left;
+        if !done {
+            return;
+        }
+        self.left = true;
+        let peers: Vec<HostId> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|h| !self.dead.contains(h))
+            .collect();
+        for h in peers {
+            let msg = Msg::Leaving {
+                incarnation: self.incarnation,
+            };
+            self.send(h, msg, out, local);
+        }
+        out.push(Output::Left);
     }
 
     /// A page this host sent (or was sent) for `txn` that its requester
@@ -1106,6 +1253,28 @@ impl Core {
         self.incarnations.insert(x, incarnation);
         self.dead.insert(x);
         let owned_by_x = |core: &Core, page: PageId| core.owners.get(&page.file) == Some(&x);
+        // Every live host, this one included, takes the incarnation for
+        // dead too (a death one host sees is the cluster's), and says when
+        // nothing of it can reach the dead host any more. First: every
+        // `Returned` this host sends below then finds its owner knowing.
+        let mut waiting: BTreeSet<HostId> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|h| !self.dead.contains(h))
+            .collect();
+        waiting.insert(self.me);
+        for &h in &waiting {
+            self.send(
+                h,
+                Msg::Recover {
+                    dead: x,
+                    incarnation,
+                },
+                out,
+                local,
+            );
+        }
 
         // Requester side: faults on the dead owner's pages fail.
         let mut failed: Vec<PageId> = self
@@ -1239,27 +1408,6 @@ impl Core {
         }
         self.to_answer.retain(|a| a.asker != x);
         self.to_declare.retain(|a| a.asker != x);
-        // Every live host, this one included, takes the incarnation for
-        // dead too (a death one host sees is the cluster's), and says when
-        // nothing of it can reach the dead host any more.
-        let mut waiting: BTreeSet<HostId> = self
-            .peers
-            .iter()
-            .copied()
-            .filter(|h| !self.dead.contains(h))
-            .collect();
-        waiting.insert(self.me);
-        for &h in &waiting {
-            self.send(
-                h,
-                Msg::Recover {
-                    dead: x,
-                    incarnation,
-                },
-                out,
-                local,
-            );
-        }
         self.recoveries.push(Recovery {
             dead: x,
             incarnation,

@@ -28,7 +28,7 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-11) or a name-service
+//!   message ([`crate::protocol::Msg`], tags 1-13) or a name-service
 //!   message ([`crate::names::NameMsg`], tags 16-21):
 //!
 //!   | tag | message | fields after the tag |
@@ -44,6 +44,8 @@
 //!   | 9 | Returned | txn, file, index |
 //!   | 10 | Recover | dead u16, incarnation u64 |
 //!   | 11 | Recovered | dead u16, incarnation u64 |
+//!   | 12 | Released | file, index |
+//!   | 13 | Leaving | incarnation u64 |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
@@ -488,6 +490,14 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             p.push(9);
             put_page(p, Some(*txn), page);
         }
+        Msg::Released { page } => {
+            p.push(12);
+            put_page(p, None, page);
+        }
+        Msg::Leaving { incarnation } => {
+            p.push(13);
+            p.extend_from_slice(&incarnation.to_le_bytes());
+        }
         Msg::Recover { dead, incarnation } | Msg::Recovered { dead, incarnation } => {
             p.push(if matches!(m, Msg::Recover { .. }) {
                 10
@@ -566,6 +576,10 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         11 => Msg::Recovered {
             dead: c.u16("RECOVERED too short for its host")?,
             incarnation: c.u64("RECOVERED too short for its incarnation")?,
+        },
+        12 => Msg::Released { page: c.page()? },
+        13 => Msg::Leaving {
+            incarnation: c.u64("LEAVING too short for its incarnation")?,
         },
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
@@ -941,6 +955,8 @@ mod tests {
             Msg::Absent { txn: 4, page },
             Msg::Done { txn: 5, page },
             Msg::Returned { txn: 6, page },
+            Msg::Released { page },
+            Msg::Leaving { incarnation: 9 },
             Msg::Recover {
                 dead: 3,
                 incarnation: u64::MAX - 1,

@@ -34,7 +34,11 @@
 //!
 //! In a third of the schedules hosts that own no file crash (their
 //! manager, kernel and page cache are gone, and what was in flight to and
-//! from them) and restart as a new incarnation. Each other host takes the
+//! from them) and restart as a new incarnation; or leave on purpose
+//! (`Input::Leave`): they hand every page back, their faults fail, and
+//! once the core says it has left (its kernel must hold nothing by then)
+//! they go, what they sent still on its way, and come back as a new
+//! incarnation. Each other host takes the
 //! old incarnation for dead at a moment of its own (its failure detector),
 //! or when an owner's `Recover` makes it; only then does its connection to
 //! the new incarnation come back. A page whose newest data died with the
@@ -49,7 +53,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use std::collections::BTreeSet;
 
-use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId, SUPERSEDED};
+use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN, SUPERSEDED};
 use wfs_manager::session::{Frame, Session};
 
 /// A small deterministic generator (xorshift64*).
@@ -93,6 +97,8 @@ struct Kernel {
 
 struct Host {
     core: Core,
+    /// Leaving on purpose (between `Input::Leave` and `Output::Left`).
+    leaving: bool,
     /// Its manager's incarnation (a crash starts the next).
     incarnation: u64,
     /// The stream to each peer.
@@ -180,6 +186,8 @@ struct Sim {
     unknown: BTreeSet<PageId>,
     /// Pages reported lost, in all.
     lost: u32,
+    /// Leaves completed.
+    leaves: u32,
     /// (sender, crashed host): how many of the sender's messages the
     /// crashed incarnation had received, until the sender takes it for dead.
     received_at_crash: BTreeMap<(HostId, HostId), u64>,
@@ -208,6 +216,7 @@ impl Sim {
         }
         let hosts = (0..nhosts)
             .map(|h| Host {
+                leaving: false,
                 core: new_core(h as HostId, 0, nhosts, &owners),
                 incarnation: 0,
                 sessions: (0..nhosts as HostId)
@@ -232,6 +241,7 @@ impl Sim {
             known: BTreeMap::new(),
             unknown: BTreeSet::new(),
             lost: 0,
+            leaves: 0,
             received_at_crash: BTreeMap::new(),
             floor: BTreeMap::new(),
             returned: 0,
@@ -367,7 +377,13 @@ impl Sim {
                 }
                 Output::Invalidate { page } => {
                     if self.defer_invalidate && self.hosts[h].kernel.writeback.contains_key(&page) {
-                        self.hosts[h].kernel.deferred.push(page);
+                        // Retried until the writeback is done: once per
+                        // page, however often it was asked (the engine
+                        // keeps one retry per page).
+                        let k = &mut self.hosts[h].kernel;
+                        if !k.deferred.contains(&page) {
+                            k.deferred.push(page);
+                        }
                     } else {
                         self.invalidate(h, page);
                     }
@@ -397,6 +413,21 @@ impl Sim {
                         });
                     }
                 }
+                Output::Left => {
+                    if !self.hosts[h].leaving {
+                        self.fail(format!("h{h} says it has left, but it was not leaving"));
+                    }
+                    let k = &self.hosts[h].kernel;
+                    if !k.cache.is_empty() || !k.writeback.is_empty() {
+                        self.fail(format!(
+                            "h{h} has left, but its kernel still holds {:?} (writeback {:?})",
+                            k.cache, k.writeback
+                        ));
+                    }
+                    self.leaves += 1;
+                    self.crash_host(h, true);
+                    return;
+                }
                 Output::Lost { page, host } => {
                     if self.owners[&page.file] as usize != h {
                         self.fail(format!("h{h} reports {page:?} lost, but does not own it"));
@@ -407,7 +438,7 @@ impl Sim {
                     self.lost += 1;
                 }
                 Output::ReadFailed { req, error } => {
-                    if error != 5 {
+                    if error != 5 && !(error == SHUTTING_DOWN && self.hosts[h].leaving) {
                         self.fail(format!(
                             "h{h}: READ {req} failed with {error}, not the disk's 5"
                         ));
@@ -811,12 +842,31 @@ impl Sim {
         } else {
             candidates[self.rng.below(candidates.len())]
         };
+        // A third of the time it leaves on purpose instead: it hands its
+        // pages back and goes once its core says it has left.
+        if self.rng.below(3) == 0 {
+            if !self.hosts[h].leaving {
+                self.hosts[h].leaving = true;
+                self.log.push(format!("h{h} starts to leave"));
+                self.hosts[h].inbox.push_back(Input::Leave);
+            }
+            return;
+        }
+        self.crash_host(h, false);
+    }
+
+    /// Host `h` is gone (a crash; or, with `left`, the end of a leave: what
+    /// it sent before is still delivered) and restarts at once as a new
+    /// incarnation.
+    fn crash_host(&mut self, h: usize, left: bool) {
         let x = h as HostId;
         let n = self.hosts.len();
         self.crashed += 1;
         let old = self.hosts[h].incarnation;
-        self.log
-            .push(format!("h{h} crashes (incarnation {old} dies)"));
+        self.log.push(format!(
+            "h{h} {} (incarnation {old} ends)",
+            if left { "has left" } else { "crashes" }
+        ));
         for req in self.hosts[h].kernel.writeback.values() {
             self.writes.remove(req);
         }
@@ -844,11 +894,14 @@ impl Sim {
         // The new incarnation knows nobody yet, and has no death to take.
         self.known.retain(|&(o, _), _| o != x);
         self.undeclared.retain(|&(o, _, _)| o != x);
+        self.hosts[h].leaving = false;
         for o in 0..n as HostId {
             if o == x {
                 continue;
             }
-            self.net.remove(&(x, o));
+            if !left {
+                self.net.remove(&(x, o));
+            }
             self.net.remove(&(o, x));
             self.down.insert(pair(x, o));
             // Unless it has not even noticed the incarnation before.
@@ -884,6 +937,9 @@ impl Sim {
             })
             .collect();
         let undelivered = session.abandon();
+        // What it sent and this host has not received yet goes with its
+        // connection.
+        self.net.remove(&(dead, o));
         for (page, v) in unreceived {
             let f = self.floor.entry(page).or_insert((v, o));
             if v >= f.0 {
@@ -991,6 +1047,7 @@ struct Tally {
     crashes: u64,
     lost: u64,
     returned: u64,
+    leaves: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1002,6 +1059,7 @@ impl std::ops::Add for Tally {
             crashes: self.crashes + o.crashes,
             lost: self.lost + o.lost,
             returned: self.returned + o.returned,
+            leaves: self.leaves + o.leaves,
         }
     }
 }
@@ -1031,6 +1089,7 @@ fn run_seed(seed: u64) -> Tally {
         crashes: u64::from(sim.crashed),
         lost: u64::from(sim.lost),
         returned: u64::from(sim.returned),
+        leaves: u64::from(sim.leaves),
     }
 }
 
@@ -1066,6 +1125,11 @@ fn protocol_simulation() {
         t.crashes >= schedules / 4,
         "only {} crashes in {schedules} schedules",
         t.crashes
+    );
+    assert!(
+        t.leaves >= schedules / 50,
+        "only {} hosts left on purpose in {schedules} schedules",
+        t.leaves
     );
     assert!(
         t.lost >= schedules / 10 && t.returned >= schedules / 100,
@@ -1150,4 +1214,121 @@ fn a_remote_fault_moves_the_page() {
     );
     assert!(relay(&mut cores, 1, 0, &out[1]).is_empty());
     assert_eq!(cores.iter().map(Core::outstanding).sum::<usize>(), 0);
+}
+
+#[test]
+fn a_host_that_leaves_hands_its_pages_back() {
+    // Host 2 holds a page of host 0's file and dirties it, then leaves: the
+    // data goes home, the owner learns it holds nothing, and when host 2's
+    // incarnation is taken for dead nothing is reported lost.
+    let page = PageId { file: 7, index: 0 };
+    let mut cores: Vec<Core> = (0..3).map(|h| Core::with_incarnation(h, 5)).collect();
+    for c in &mut cores {
+        c.add_file(7, 0);
+        for p in 0..3 {
+            c.add_peer(p);
+        }
+    }
+    let out = cores[2].handle(Input::Fault { req: 1, page }).unwrap();
+    let out = relay(&mut cores, 2, 0, &out[0]);
+    assert_eq!(out, vec![Output::DiskRead { page }]);
+    let out = cores[0]
+        .handle(Input::DiskRead {
+            page,
+            data: encode(0),
+        })
+        .unwrap();
+    let out = relay(&mut cores, 0, 2, &out[0]);
+    assert!(relay(&mut cores, 2, 0, &out[1]).is_empty());
+    assert_eq!(cores[0].held_by(2), 1);
+    // It leaves: the page is taken from its kernel, dirty (value 9).
+    let out = cores[2].handle(Input::Leave).unwrap();
+    assert_eq!(out, vec![Output::Invalidate { page }]);
+    let out = cores[2]
+        .handle(Input::Invalidated {
+            page,
+            contents: Some((encode(9), true)),
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            &out[..],
+            [
+                Output::Send {
+                    msg: Msg::Put { .. },
+                    ..
+                },
+                Output::Send {
+                    msg: Msg::Released { .. },
+                    ..
+                }
+            ]
+        ),
+        "{out:?}"
+    );
+    let write = relay(&mut cores, 2, 0, &out[0]);
+    let Output::DiskWrite {
+        data, epoch, ack, ..
+    } = &write[0]
+    else {
+        panic!("{write:?}")
+    };
+    assert_eq!(decode(data), 9);
+    assert!(relay(&mut cores, 2, 0, &out[1]).is_empty());
+    assert_eq!(
+        cores[0].held_by(2),
+        0,
+        "the owner knows host 2 holds nothing"
+    );
+    // Its Put is durable: only then has it left, telling every peer.
+    let ack = cores[0]
+        .handle(Input::DiskWritten {
+            page,
+            epoch: *epoch,
+            ack: *ack,
+            error: 0,
+        })
+        .unwrap();
+    let out = relay(&mut cores, 0, 2, &ack[0]);
+    assert_eq!(out.last(), Some(&Output::Left));
+    let leaving: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Msg::Leaving { incarnation: 5 },
+            } => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leaving, vec![0, 1]);
+    // The owner takes it for dead at once; nothing is lost with it.
+    let declare = relay(&mut cores, 2, 0, &out[0]);
+    assert_eq!(
+        declare,
+        vec![Output::Declare {
+            host: 2,
+            incarnation: 5
+        }]
+    );
+    let died = cores[0]
+        .handle(Input::PeerDied {
+            host: 2,
+            incarnation: 5,
+            undelivered: Vec::new(),
+        })
+        .unwrap();
+    assert!(
+        !died.iter().any(|o| matches!(o, Output::Lost { .. })),
+        "{died:?}"
+    );
+    // A fault on the leaving host fails at once.
+    let out = cores[2].handle(Input::Fault { req: 2, page }).unwrap();
+    assert_eq!(
+        out,
+        vec![Output::ReadFailed {
+            req: 2,
+            error: wfs_manager::protocol::SHUTTING_DOWN
+        }]
+    );
 }
