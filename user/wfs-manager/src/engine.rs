@@ -474,6 +474,7 @@ impl Engine {
         } else {
             Vec::new()
         };
+        let closed = current && p.conn.is_some();
         if current && let Some(conn) = p.conn.take() {
             if let Some(cl) = &self.cluster {
                 cl.close(idx, conn);
@@ -485,6 +486,12 @@ impl Engine {
             p.name,
             undelivered.len()
         );
+        if closed {
+            // Its Down will find the connection gone: the name service
+            // stops waiting for it now.
+            let out = self.names.peer_down(host);
+            self.name_outputs(out);
+        }
         self.run_core(Input::PeerDied {
             host,
             incarnation,
@@ -887,7 +894,9 @@ impl Engine {
             match o {
                 NameOutput::Send { to, msg } => self.send(to, PeerMsg::Name(msg)),
                 NameOutput::Reply { req, result } if self.naming.contains_key(&req) => {
-                    let file = self.naming.remove(&req).unwrap_or_default();
+                    let Some(file) = self.naming.remove(&req) else {
+                        continue;
+                    };
                     match result {
                         Ok((owner, i)) if i.file == file => {
                             self.core.add_file(file, owner);
@@ -911,8 +920,8 @@ impl Engine {
                             self.name_outputs(out);
                         }
                         // Someone could not be asked: wait for it (asked
-                        // again when a peer connects; the kernel's time-out
-                        // bounds the wait).
+                        // again when a peer connects; `expire_unresolved`
+                        // bounds the wait by the failure time-out).
                         Err(down) if !down.is_empty() => {}
                         Err(_) => self.resolved(file, Some(errno::ENOENT)),
                     }
@@ -1158,6 +1167,11 @@ impl Engine {
                 };
                 self.reply(req, wfs_abi::Opcode::Write, started, result);
                 let page = self.orphans.remove(&req)?;
+                if error != 0 && error != crate::protocol::SUPERSEDED {
+                    // Not written (the disk failed, its owner is gone): the
+                    // kernel keeps it dirty and writes it again.
+                    return None;
+                }
                 wlog!(
                     "page protocol: page {} of file {:#x}, left dirty by a manager that died, {} its owner; dropping it from the kernel",
                     page.index,
@@ -1189,7 +1203,11 @@ impl Engine {
                         return None;
                     }
                 }
-                // Not the current one: the core hears of its death anyway.
+                // Not the current one: refused if it ever connects, and the
+                // core hears of its death anyway.
+                if let Some(&idx) = self.by_host.get(&host) {
+                    self.peers[idx].dead.insert(incarnation);
+                }
                 Some(Input::PeerDied {
                     host,
                     incarnation,
@@ -1202,8 +1220,13 @@ impl Engine {
             }
             Output::Lost { page, host } => {
                 Counters::add(&self.counters.pages_lost, 1);
+                let what = if self.core.owner_of(page.file) == Some(self.me) {
+                    "served from this owner's disk"
+                } else {
+                    "its owner is gone"
+                };
                 wlog!(
-                    "page protocol: LOST page {} of file {:#x} ({}): its newest data may have died with {}; served from the owner's disk",
+                    "page protocol: LOST page {} of file {:#x} ({}): its newest data may have died with {}; {what}",
                     page.index,
                     page.file,
                     self.file_name(page.file),
@@ -1454,24 +1477,17 @@ impl Handle {
         {
             let mut e = self.lock();
             wlog!("leaving the cluster: handing every page back to its owner");
-            // A peer not connected now cannot take anything back: it is
-            // taken for dead first (pages of its files go nowhere).
-            let gone: Vec<(usize, u64)> = e
-                .peers
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.conn.is_none())
-                .filter_map(|(i, p)| Some((i, p.incarnation.filter(|inc| !p.dead.contains(inc))?)))
-                .collect();
-            for (idx, inc) in gone {
-                e.declare(idx, inc);
-            }
+            // (A page of an owner not connected now waits for the
+            // connection, at most the leave's time-out.)
             e.run_core(Input::Leave);
         }
         self.drain();
         let end = Instant::now() + timeout;
         loop {
-            if self.lock().left {
+            let left = self.lock().left;
+            // What arrived while this thread held the lock.
+            self.drain();
+            if left {
                 wlog!("left the cluster: every page is back with its owner");
                 return true;
             }
@@ -1488,7 +1504,9 @@ impl Handle {
 
     /// Each peer as the page protocol sees it, by name (`wfsctl status`).
     pub fn peer_health(&self) -> Vec<(String, PeerHealth)> {
-        self.lock().peer_health()
+        let h = self.lock().peer_health();
+        self.drain();
+        h
     }
 
     /// Starts the cluster with `start`, handing it a sink that brings its

@@ -149,7 +149,8 @@ pub enum Msg {
     /// data, if dirty, went home in a `Put` just before).
     Released { page: PageId },
     /// Leaving host → every peer: I have handed every page back; take my
-    /// incarnation `incarnation` for dead now, nothing is lost with it.
+    /// incarnation `incarnation` for dead now: no page it held is lost
+    /// with it (the files it owns are gone with it, though).
     Leaving { incarnation: u64 },
 }
 
@@ -448,6 +449,8 @@ pub struct Core {
     fetching: HashMap<PageId, Fetching>,
     /// Leaving: the pages being taken from the kernel to go home.
     leaving: Option<BTreeSet<PageId>>,
+    /// Leaving: faults failed at once whose page may still arrive.
+    abandoned: BTreeSet<(PageId, Txn)>,
     /// `Output::Left` was given.
     left: bool,
     unacked: HashMap<PageId, u32>,
@@ -494,6 +497,7 @@ impl Core {
             epochs: HashMap::new(),
             fetching: HashMap::new(),
             leaving: None,
+            abandoned: BTreeSet::new(),
             left: false,
             unacked: HashMap::new(),
             unsynced: HashSet::new(),
@@ -681,7 +685,7 @@ impl Core {
                             dirty || self.unacked.get(&page).is_some_and(|&n| n > 0) || unsynced;
                         if orphan {
                             // The requester died: the page goes home.
-                            self.return_page(page, txn, data, dirty, epoch, out, local)?;
+                            self.return_page(page, txn, data, dirty, epoch, true, out, local)?;
                             self.answer_recovers(out, local);
                             return Ok(());
                         }
@@ -704,6 +708,11 @@ impl Core {
             }
             Input::NotInstalled { page, data } => {
                 let owner = self.owner(page.file)?;
+                if self.dead.contains(&owner) {
+                    // Nobody to take it home to.
+                    out.push(Output::Lost { page, host: owner });
+                    return Ok(());
+                }
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 self.put_home(owner, page, epoch, data, out, local);
             }
@@ -781,6 +790,9 @@ impl Core {
                     pages.sort();
                     for page in pages {
                         if let Some(p) = self.faults.remove(&page) {
+                            // Its page may still come: it goes home then,
+                            // before this host says it has left.
+                            self.abandoned.insert((page, p.txn));
                             for req in p.reqs {
                                 out.push(Output::ReadFailed {
                                     req,
@@ -872,9 +884,13 @@ impl Core {
                 epoch,
             } => {
                 let Some(p) = self.faults.get(&page).filter(|p| p.txn == txn) else {
-                    // Not for anything this incarnation asked (meant for
-                    // an earlier one, which died): the page goes home.
-                    self.return_page(page, txn, data.clone(), dirty, epoch, out, local)?;
+                    // Not for anything this incarnation waits for (meant
+                    // for an earlier one, which died; or a fault given up
+                    // as this host leaves): the page goes home.
+                    self.return_page(page, txn, data.clone(), dirty, epoch, false, out, local)?;
+                    if self.abandoned.remove(&(page, txn)) {
+                        self.maybe_left(out, local);
+                    }
                     return Ok(());
                 };
                 let owner = self.owner(page.file)?;
@@ -903,7 +919,8 @@ impl Core {
                 }
                 if self.faults.get(&page).is_none_or(|p| p.txn != txn) {
                     // Failed already (this host is leaving).
-                    if self.leaving.is_some() {
+                    if self.abandoned.remove(&(page, txn)) {
+                        self.maybe_left(out, local);
                         return Ok(());
                     }
                     return Err(unexpected(&msg));
@@ -959,20 +976,18 @@ impl Core {
                 }
             }
             Msg::Recover { dead, incarnation } => {
-                let known = self.incarnations.get(&dead).copied();
                 let answer = Answer {
                     asker: from,
                     dead,
                     incarnation,
                 };
-                if self.declared.contains(&(dead, incarnation))
-                    || known.is_some_and(|i| i != incarnation)
-                {
-                    // Dealt with already, or this host never knew that
-                    // incarnation.
+                if self.declared.contains(&(dead, incarnation)) {
+                    // Dealt with already.
                     self.to_answer.push(answer);
                     self.answer_recovers(out, local);
                 } else {
+                    // Taken for dead here too (and refused if it ever
+                    // connects), even an incarnation this host never knew.
                     self.to_declare.push(answer);
                     out.push(Output::Declare {
                         host: dead,
@@ -1013,6 +1028,14 @@ impl Core {
                 if d.busy != Some((txn, from)) || d.reading {
                     return Err(unexpected(&msg));
                 }
+                // A rewrite the disk waits for, owed by the holder that
+                // handed the page over (dirty, since its write failed), is
+                // owed by the new holder now.
+                if let Some((e, w)) = d.unwritten
+                    && Some(w) == d.holder
+                {
+                    d.unwritten = Some((e, from));
+                }
                 d.holder = Some(from);
                 d.busy = None;
                 if let Some((txn, to)) = d.queue.pop_front() {
@@ -1035,6 +1058,12 @@ impl Core {
                 let orphan_ok = d.busy.is_none()
                     && d.holder.is_none()
                     && (d.epoch == 0 || d.lost_from == Some(from));
+                // An orphan taken is written as the newest data there is.
+                let epoch = if epoch == 0 && orphan_ok {
+                    d.disk_epoch.max(d.epoch)
+                } else {
+                    epoch
+                };
                 if epoch == 0 && !orphan_ok {
                     let ack = Msg::PutAck {
                         page,
@@ -1148,7 +1177,9 @@ impl Core {
                 }
             }
         }
-        self.send(owner, Msg::Released { page }, out, local);
+        if !self.dead.contains(&owner) {
+            self.send(owner, Msg::Released { page }, out, local);
+        }
         self.maybe_left(out, local);
         Ok(())
     }
@@ -1157,6 +1188,7 @@ impl Core {
     /// take, no move or `Put` under way; the peers are told first.
     fn maybe_left(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
         let done = self.leaving.as_ref().is_some_and(BTreeSet::is_empty)
+            && self.abandoned.is_empty()
             && self.fetching.is_empty()
             && self.puts.is_empty()
             && !self.left;
@@ -1179,8 +1211,10 @@ impl Core {
         out.push(Output::Left);
     }
 
-    /// A page this host sent (or was sent) for `txn` that its requester
-    /// never got: the data goes home if dirty, and the owner hears of it.
+    /// A page of move `txn` (to `epoch`) that is not installed: this host
+    /// sent it and its requester is taken for dead (`sent`), or this host
+    /// was sent it and does not want it. The data goes home if dirty, and
+    /// the owner hears of it.
     #[allow(clippy::too_many_arguments)]
     fn return_page(
         &mut self,
@@ -1189,6 +1223,7 @@ impl Core {
         data: Vec<u8>,
         dirty: bool,
         epoch: u64,
+        sent: bool,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> Result<(), ProtocolError> {
@@ -1200,11 +1235,18 @@ impl Core {
             return Ok(());
         }
         if dirty {
-            // The data is how its last holder left it, the end of the
-            // epoch before the move's: if the requester got the page after
-            // all and wrote it back, its Puts (of the move's epoch) win.
-            let before = epoch.saturating_sub(1).max(1);
-            self.put_home(owner, page, before, data, out, local);
+            // Its sender's data goes with the epoch before the move's: if
+            // the requester got the page after all and wrote it back, its
+            // Puts (of the move's epoch) win, and the sender's own earlier
+            // Puts came before this one. A receiver's goes with the move's
+            // epoch: the sender's earlier Puts, from another host, may
+            // still be on their way, and are older.
+            let epoch = if sent {
+                epoch.saturating_sub(1).max(1)
+            } else {
+                epoch
+            };
+            self.put_home(owner, page, epoch, data, out, local);
         }
         self.send(owner, Msg::Returned { txn, page }, out, local);
         Ok(())
@@ -1257,11 +1299,12 @@ impl Core {
         // dead too (a death one host sees is the cluster's), and says when
         // nothing of it can reach the dead host any more. First: every
         // `Returned` this host sends below then finds its owner knowing.
+        // (A peer never heard from cannot have dealt with it.)
         let mut waiting: BTreeSet<HostId> = self
             .peers
             .iter()
             .copied()
-            .filter(|h| !self.dead.contains(h))
+            .filter(|h| self.incarnations.contains_key(h) && !self.dead.contains(h))
             .collect();
         waiting.insert(self.me);
         for &h in &waiting {
@@ -1294,6 +1337,9 @@ impl Core {
                 }
             }
         }
+        // A leaving host no longer waits for pages from a dead owner.
+        self.abandoned
+            .retain(|&(p, _)| self.owners.get(&p.file) != Some(&x));
         // Writer side: Puts the dead owner did not acknowledge fail.
         let mut seqs: Vec<u64> = self
             .puts
@@ -1336,7 +1382,7 @@ impl Core {
                 epoch,
             } = msg
             {
-                self.return_page(page, txn, data, dirty, epoch, out, local)?;
+                self.return_page(page, txn, data, dirty, epoch, true, out, local)?;
             }
         }
         // Owner side.
@@ -1345,26 +1391,28 @@ impl Core {
         let mut doubt = Vec::new();
         for page in pages {
             let alive = |h: HostId| !self.dead.contains(&h);
-            let d = self.dir.get_mut(&page).expect("listed above");
+            let Some(d) = self.dir.get_mut(&page) else {
+                continue;
+            };
             d.queue.retain(|&(_, r)| r != x);
-            if d.unwritten.is_some_and(|(_, w)| w == x) && d.holder != Some(x) {
-                // Data it wrote that the disk missed, and that it kept
-                // without a page (a page nobody waited for, going home):
-                // lost with it.
+            // Data it owed the disk (its write failed) is lost with it.
+            let owed = d.unwritten.is_some_and(|(_, w)| w == x);
+            if owed {
                 d.unwritten = None;
                 d.read_if_written(page, out);
-                out.push(Output::Lost { page, host: x });
-            }
-            if d.holder == Some(x) {
-                // Its rewrite of data the disk missed will not come.
-                d.unwritten = None;
-                d.read_if_written(page, out);
+                if d.holder != Some(x) || d.busy.is_some() {
+                    out.push(Output::Lost { page, host: x });
+                }
             }
             match d.busy {
                 None => {
                     if d.holder == Some(x) {
                         d.holder = None;
                         d.lost_from = Some(x);
+                        // No Put of data from before it (one still on its
+                        // way from an earlier holder) may land on what is
+                        // served now.
+                        d.disk_epoch = d.disk_epoch.max(d.epoch);
                         out.push(Output::Lost { page, host: x });
                     }
                 }
@@ -1385,6 +1433,7 @@ impl Core {
                     // acknowledged the page or not).
                     _ => {
                         d.lost_from = Some(x);
+                        d.disk_epoch = d.disk_epoch.max(d.epoch);
                         out.push(Output::Lost { page, host: x });
                         self.end_txn(page, out, local);
                     }
@@ -1473,6 +1522,13 @@ impl Core {
                 // A requester that died since is that death's to recover.
                 if busy != txn || d.reading || (!requester_died && self.dead.contains(&to)) {
                     continue;
+                }
+                // A rewrite the disk waited for, owed by the dead host or by
+                // the sender that handed it the data, will not come.
+                if d.unwritten
+                    .is_some_and(|(_, w)| w == r.dead || Some(w) == d.holder)
+                {
+                    d.unwritten = None;
                 }
                 out.push(Output::Lost { page, host: r.dead });
                 if requester_died {

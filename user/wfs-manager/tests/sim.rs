@@ -1004,9 +1004,18 @@ impl Sim {
         for (h, host) in self.hosts.iter().enumerate() {
             let k = &host.kernel;
             if !k.faults.is_empty() || !k.writeback.is_empty() || !k.deferred.is_empty() {
+                let cores: Vec<String> = self
+                    .hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| format!("h{i}: {:?}", h.core))
+                    .collect();
                 self.fail(format!(
-                    "h{h}: requests never completed: faults {:?} writeback {:?} deferred {:?}",
-                    k.faults, k.writeback, k.deferred
+                    "h{h}: requests never completed: faults {:?} writeback {:?} deferred {:?}\n{}",
+                    k.faults,
+                    k.writeback,
+                    k.deferred,
+                    cores.join("\n")
                 ));
             }
             if host.core.recovering() != 0 {
