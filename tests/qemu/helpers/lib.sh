@@ -6,7 +6,8 @@
 # is not empty for every NAME, for files another host creates (a file is
 # empty for a moment between its creation and its first write, and an
 # empty file cannot be mapped). A name looked up too early is cached as
-# missing, so each try first makes the kernel forget it.
+# missing (or empty), so each try first makes the kernel and the manager
+# forget it.
 appear() {
     _tries=$(($1 * 5))
     shift

@@ -82,6 +82,8 @@ pub struct Handlers {
     pub inval: Option<Arc<crate::invalidate::Invalidator>>,
     /// The peer connections.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The page protocol's engine (its name cache).
+    pub engine: Option<crate::engine::Handle>,
 }
 
 /// A running control socket server.
@@ -205,7 +207,14 @@ pub fn answer(cmd: &str, status: &StatusFn, handlers: &Handlers) -> String {
             _ if args.is_empty() => error_json("forget needs a name"),
             None => error_json("this manager has no device"),
             Some(inv) => match inv.forget(args) {
-                Ok(()) => "{\"ok\":true}".to_string(),
+                Ok(()) => {
+                    // The manager forgets it too: the next LOOKUP asks its
+                    // owner again (for its size now, say).
+                    if let Some(e) = &handlers.engine {
+                        e.forget_name(args.as_bytes());
+                    }
+                    "{\"ok\":true}".to_string()
+                }
                 Err(e) => error_json(&e),
             },
         },

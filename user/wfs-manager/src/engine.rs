@@ -1502,6 +1502,12 @@ impl Handle {
         }
     }
 
+    /// Forgets what the name service cached of `name` (`wfsctl forget`).
+    pub fn forget_name(&self, name: &[u8]) {
+        self.lock().names.forget(name);
+        self.drain();
+    }
+
     /// Each peer as the page protocol sees it, by name (`wfsctl status`).
     pub fn peer_health(&self) -> Vec<(String, PeerHealth)> {
         let h = self.lock().peer_health();

@@ -326,14 +326,15 @@ pub fn run(argv: &[String]) -> i32 {
             protocol: with_engine.then(|| counters.snapshot()),
         })
     };
+    let leaver = engine.clone();
     let control = bound.serve(
         status,
         crate::control::Handlers {
             inval: served.as_ref().map(|s| s.2.clone()),
             cluster: Some(cluster.clone()),
+            engine: leaver.clone(),
         },
     );
-    let leaver = engine.clone();
     if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
         let server = match (engine, pool) {
             (Some(h), pool) => crate::upcall::Server::Engine(h, export, pool),
