@@ -38,17 +38,7 @@ READY=16         # + 4*h: h is ready to count
 DONE=48          # h1 has counted
 FINAL=64         # the counter as the owner found it (+1, so never 0)
 CHECKED=80       # + 4*h: h read the owner's counter
-fail() {
-    echo "FAIL h$h: $*"
-    wfsctl status || true
-    wfsctl stats || true
-    exit 1
-}
-# failures N: "peers taken for dead" (N=1) or "pages lost with them" (N=2)
-# from `wfsctl stats`.
-failures() {
-    wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\)$/\\$1/p"
-}
+fail() { fail_with_state "$@"; }
 
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 wfsctl wait --peers --timeout 90 || fail "peers not connected"

@@ -20,15 +20,7 @@ h=$WFS_HOST
 H=/opt/helpers
 . $H/lib.sh
 READ=0           # /wfs/flags: h2 has read h1's bytes
-fail() {
-    echo "FAIL h$h: $*"
-    wfsctl status || true
-    wfsctl stats || true
-    exit 1
-}
-failures() {
-    wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\)$/\\$1/p"
-}
+fail() { fail_with_state "$@"; }
 
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 wfsctl wait --peers --timeout 90 || fail "peers not connected"

@@ -24,15 +24,7 @@ N=1500
 PAUSE=3000
 READY=16         # + 4*h: h is ready
 DONE=48          # + 4*h: h has counted
-fail() {
-    echo "FAIL h$h: $*"
-    wfsctl status || true
-    wfsctl stats || true
-    exit 1
-}
-failures() {
-    wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\)$/\\$1/p"
-}
+fail() { fail_with_state "$@"; }
 connections() { wfsctl stats | sed -n 's/^peer messages: .*; connections \([0-9]*\)$/\1/p'; }
 
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs

@@ -66,3 +66,18 @@ raced() {
     [ "$(stat_of WRITE)" -ge 5 ] || _why="too few WRITEs: writeback did not race"
     [ -z "$_why" ] || { echo "$_why"; return 1; }
 }
+
+# failures N: from `wfsctl stats`, how many peer managers this host took for
+# dead (N=1) or how many pages it reported lost with them (N=2).
+failures() {
+    wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\)$/\\$1/p"
+}
+
+# fail_with_state MSG...: the failure line of host $h, then this host's
+# status and statistics; exits 1. (Tests of failures call it from fail.)
+fail_with_state() {
+    echo "FAIL h$h: $*"
+    wfsctl status || true
+    wfsctl stats || true
+    exit 1
+}

@@ -301,6 +301,10 @@ struct Dir {
     /// The busy transaction's requester died (that incarnation did, even
     /// if a new one has joined since): nobody is to get the page.
     orphaned: bool,
+    /// The hosts that held the page since a write of its current epoch
+    /// was last known durable: a disk write of one of them that fails
+    /// late is owed by whoever holds what came of its copy.
+    chain: BTreeSet<HostId>,
     /// The host the page was last lost with, until a transaction serves
     /// it again: that host's manager, restarted, may still find the lost
     /// data dirty in its kernel, and may bring it home (an epoch-0 `Put`).
@@ -393,12 +397,21 @@ impl Dir {
                 && epoch >= self.disk_epoch
                 && self.unwritten.is_none_or(|(u, _)| u <= epoch)
             {
-                self.unwritten = Some((epoch, writer));
+                // If the writer has handed the page on since (dirty: its
+                // Put was not acknowledged), the holder now owes it.
+                let owes = match self.holder {
+                    Some(h) if self.chain.contains(&writer) => h,
+                    _ => writer,
+                };
+                self.unwritten = Some((epoch, owes));
             }
         } else {
             self.durable_epoch = self.durable_epoch.max(epoch);
             if self.unwritten.is_some_and(|(u, _)| u <= epoch) {
                 self.unwritten = None;
+            }
+            if self.durable_epoch >= self.epoch {
+                self.chain.clear();
             }
         }
         self.read_if_written(page, out);
@@ -1035,6 +1048,11 @@ impl Core {
                     && Some(w) == d.holder
                 {
                     d.unwritten = Some((e, from));
+                }
+                if let Some(h) = d.holder
+                    && h != from
+                {
+                    d.chain.insert(h);
                 }
                 d.holder = Some(from);
                 d.busy = None;
