@@ -91,7 +91,10 @@ fn unescape_mount_path(s: &str) -> std::path::PathBuf {
             .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], oct) {
             (b'\\', Some(d)) => {
-                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
                 i += 4;
             }
             (c, _) => {
@@ -106,10 +109,11 @@ fn unescape_mount_path(s: &str) -> std::path::PathBuf {
 /// Writes back, through this manager, the pages a manager that died left
 /// dirty in the kernel (their grants were revoked with it, the data kept):
 /// `syncfs` on every WFS mount. Their owners take the data only if nobody
-/// was served the page since; either way the engine then takes each page
-/// out of the kernel, so that no copy this manager never granted stays
-/// readable. Runs on its own thread: the WRITEs it causes are served by the
-/// upcall workers.
+/// was served the page since; either way (unless the write failed: then
+/// the kernel keeps the page dirty and writes it again) the engine then
+/// takes each page out of the kernel, so that no copy this manager never
+/// granted stays readable. Runs on its own thread: the WRITEs it causes
+/// are served by the upcall workers.
 fn flush_left_pages() {
     for dir in wfs_mounts() {
         let Ok(f) = std::fs::File::open(&dir) else {
