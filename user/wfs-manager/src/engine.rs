@@ -776,10 +776,6 @@ impl Engine {
                     self.reply(id, wfs_abi::Opcode::Read, started, Err(e));
                     return;
                 }
-                if !self.know_file(file) {
-                    self.reply(id, wfs_abi::Opcode::Read, started, Err(errno::ENOENT));
-                    return;
-                }
                 let page = PageId { file, index };
                 self.reads.insert(
                     id,
@@ -806,10 +802,6 @@ impl Engine {
                         return;
                     }
                 };
-                if !self.know_file(file) {
-                    self.reply(id, wfs_abi::Opcode::Write, started, Err(errno::ENOENT));
-                    return;
-                }
                 self.writes.insert(id, started);
                 let page = PageId { file, index };
                 if !self.core.holds(page) {

@@ -688,14 +688,10 @@ impl Core {
                     l.remove(&page);
                 }
                 self.epochs.remove(&page);
-                // Whoever gets the page answers for its data from now on.
-                let unsynced = self.unsynced.remove(&page);
+                let owed = self.hand_over(page);
                 match contents {
                     Some((data, dirty)) => {
-                        // Writes not yet on the owner's disk travel with the
-                        // page: the next holder answers for them.
-                        let dirty =
-                            dirty || self.unacked.get(&page).is_some_and(|&n| n > 0) || unsynced;
+                        let dirty = dirty || owed;
                         if orphan {
                             // The requester died: the page goes home.
                             self.return_page(page, txn, data, dirty, epoch, true, out, local)?;
@@ -799,21 +795,10 @@ impl Core {
                 if self.leaving.is_none() {
                     // Faults still waiting fail: a page coming for them
                     // goes home instead.
-                    let mut pages: Vec<PageId> = self.faults.keys().copied().collect();
-                    pages.sort();
-                    for page in pages {
-                        if let Some(p) = self.faults.remove(&page) {
-                            // Its page may still come: it goes home then,
-                            // before this host says it has left.
-                            self.abandoned.insert((page, p.txn));
-                            for req in p.reqs {
-                                out.push(Output::ReadFailed {
-                                    req,
-                                    error: SHUTTING_DOWN,
-                                });
-                            }
-                        }
-                    }
+                    // Their pages may still come: they go home then, before
+                    // this host says it has left.
+                    let failed = self.fail_faults(|_, _| true, SHUTTING_DOWN, out);
+                    self.abandoned.extend(failed);
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -1133,22 +1118,63 @@ impl Core {
                         return Ok(());
                     }
                 };
-                if let Some(n) = self.unacked.get_mut(&page) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.unacked.remove(&page);
-                    }
-                }
-                if error == 0 {
-                    self.unsynced.remove(&page);
-                } else {
-                    self.unsynced.insert(page);
-                }
-                out.push(Output::WriteDone { req, error });
+                self.write_done(req, page, error, out);
                 self.maybe_left(out, local);
             }
         }
         Ok(())
+    }
+
+    /// WRITE `req` of `page` is answered with `error`: one `Put` of the
+    /// page fewer under way, and the page is on disk as of it, or not.
+    fn write_done(&mut self, req: u64, page: PageId, error: i32, out: &mut Vec<Output>) {
+        if let Some(n) = self.unacked.get_mut(&page) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.unacked.remove(&page);
+            }
+        }
+        if error == 0 {
+            self.unsynced.remove(&page);
+        } else {
+            self.unsynced.insert(page);
+        }
+        out.push(Output::WriteDone { req, error });
+    }
+
+    /// `page` leaves this host: whether writes of it not on the owner's
+    /// disk go with it (a `Put` not acknowledged, or one that failed), so
+    /// that whoever gets it must keep it dirty and answer for them.
+    fn hand_over(&mut self, page: PageId) -> bool {
+        let unsynced = self.unsynced.remove(&page);
+        unsynced || self.unacked.get(&page).is_some_and(|&n| n > 0)
+    }
+
+    /// Fails every fault on a page `which` picks with `error`, in page
+    /// order; returns the transactions given up.
+    fn fail_faults(
+        &mut self,
+        which: impl Fn(&Core, &PageId) -> bool,
+        error: i32,
+        out: &mut Vec<Output>,
+    ) -> Vec<(PageId, Txn)> {
+        let mut pages: Vec<PageId> = self
+            .faults
+            .keys()
+            .copied()
+            .filter(|p| which(self, p))
+            .collect();
+        pages.sort();
+        let mut failed = Vec::with_capacity(pages.len());
+        for page in pages {
+            if let Some(p) = self.faults.remove(&page) {
+                failed.push((page, p.txn));
+                for req in p.reqs {
+                    out.push(Output::ReadFailed { req, error });
+                }
+            }
+        }
+        failed
     }
 
     /// Sends dirty `data` of `page` that no kernel holds to its owner.
@@ -1184,9 +1210,9 @@ impl Core {
     ) -> Result<(), ProtocolError> {
         let owner = self.owner(page.file)?;
         let epoch = self.epochs.remove(&page).unwrap_or(0);
-        let unsynced = self.unsynced.remove(&page);
+        let owed = self.hand_over(page);
         if let Some((data, dirty)) = contents {
-            let dirty = dirty || self.unacked.get(&page).is_some_and(|&n| n > 0) || unsynced;
+            let dirty = dirty || owed;
             if dirty {
                 if self.dead.contains(&owner) {
                     out.push(Output::Lost { page, host: owner });
@@ -1298,15 +1324,16 @@ impl Core {
         if x == self.me || !self.declared.insert((x, incarnation)) {
             return Ok(());
         }
+        // Holder side: pages on their way to it go home instead.
+        for f in self.fetching.values_mut() {
+            if f.to == x && f.incarnation == incarnation {
+                f.orphan = true;
+            }
+        }
         if self.incarnations.get(&x).is_some_and(|&i| i != incarnation) {
             // An incarnation before the one this host knows now (which it
             // never dealt with, or whose death it has handled): only pages
             // still meant for it are affected.
-            for f in self.fetching.values_mut() {
-                if f.to == x && f.incarnation == incarnation {
-                    f.orphan = true;
-                }
-            }
             self.declared_now(x, incarnation, out, local);
             return Ok(());
         }
@@ -1338,23 +1365,7 @@ impl Core {
         }
 
         // Requester side: faults on the dead owner's pages fail.
-        let mut failed: Vec<PageId> = self
-            .faults
-            .keys()
-            .copied()
-            .filter(|&p| owned_by_x(self, p))
-            .collect();
-        failed.sort();
-        for page in failed {
-            if let Some(p) = self.faults.remove(&page) {
-                for req in p.reqs {
-                    out.push(Output::ReadFailed {
-                        req,
-                        error: HOST_DOWN,
-                    });
-                }
-            }
-        }
+        self.fail_faults(|core, &p| owned_by_x(core, p), HOST_DOWN, out);
         // A leaving host no longer waits for pages from a dead owner.
         self.abandoned
             .retain(|&(p, _)| self.owners.get(&p.file) != Some(&x));
@@ -1368,29 +1379,12 @@ impl Core {
         seqs.sort();
         for seq in seqs {
             match self.puts.remove(&seq) {
-                Some(PutFor::Write(req, page)) => {
-                    if let Some(n) = self.unacked.get_mut(&page) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            self.unacked.remove(&page);
-                        }
-                    }
-                    self.unsynced.insert(page);
-                    out.push(Output::WriteDone {
-                        req,
-                        error: HOST_DOWN,
-                    });
-                }
+                Some(PutFor::Write(req, page)) => self.write_done(req, page, HOST_DOWN, out),
                 Some(PutFor::Home { page, .. }) => out.push(Output::Lost { page, host: x }),
                 None => {}
             }
         }
-        // Holder side: pages on their way to it go home instead.
-        for f in self.fetching.values_mut() {
-            if f.to == x && f.incarnation == incarnation {
-                f.orphan = true;
-            }
-        }
+        // Holder side: what it never acknowledged goes home.
         for msg in undelivered {
             if let Msg::Data {
                 txn,
