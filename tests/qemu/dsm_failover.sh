@@ -50,16 +50,14 @@ appear 60 ctr ctl || fail "/wfs/ctr or /wfs/ctl never appeared"
 
 case $h in
 1)
-    $H/dsm set /wfs/ctl $((READY + 4)) 1
-    $H/dsm wait /wfs/ctl $((READY + 8)) 1 120 || fail "h2 never got ready"
+    together /wfs/ctl $READY 2 || fail "h2 never got ready"
     start=$(date +%s)
     v=$($H/dsm tally /wfs/ctr $N 1 10 $PAUSE) || fail "counting failed (status $?)"
     echo "h1: counted $N in $(($(date +%s) - start)) s; the counter was $v"
     $H/dsm set /wfs/ctl $DONE 1
     ;;
 2)
-    $H/dsm set /wfs/ctl $((READY + 8)) 1
-    $H/dsm wait /wfs/ctl $((READY + 4)) 1 120 || fail "h1 never got ready"
+    together /wfs/ctl $READY 1 || fail "h1 never got ready"
     old=$(pidof wfs-manager)
     rc=0
     $H/dsm tally /wfs/ctr $N 2 10 $PAUSE $KILL_AT "$old" > /dev/null || rc=$?

@@ -44,16 +44,14 @@ appear 60 ctr log ctl || fail "/wfs/ctr, /wfs/log or /wfs/ctl never appeared"
 
 case $h in
 1)
-    $H/dsm set /wfs/ctl $((READY + 4)) 1
-    $H/dsm wait /wfs/ctl $((READY + 8)) 1 120 || fail "h2 never got ready"
+    together /wfs/ctl $READY 2 || fail "h2 never got ready"
     start=$(date +%s)
     v=$($H/dsm tally /wfs/ctr $N 1 10 $PAUSE) || fail "counting failed (status $?)"
     echo "h1: counted $N in $(($(date +%s) - start)) s; the counter was $v"
     $H/dsm set /wfs/ctl $DONE 1
     ;;
 2)
-    $H/dsm set /wfs/ctl $((READY + 8)) 1
-    $H/dsm wait /wfs/ctl $((READY + 4)) 1 120 || fail "h1 never got ready"
+    together /wfs/ctl $READY 1 || fail "h1 never got ready"
     echo "h2: counting and journaling until this guest is killed"
     $H/dsm journal /wfs/log /wfs/ctl $JOURNAL 20000 &
     $H/dsm tally /wfs/ctr 1000000 2 10 $PAUSE > /dev/null

@@ -38,8 +38,7 @@ before=$(connections)
 
 if [ "$h" != 3 ]; then
     other=$((3 - h))
-    $H/dsm set /wfs/ctl $((READY + 4 * h)) 1
-    $H/dsm wait /wfs/ctl $((READY + 4 * other)) 1 120 || fail "h$other never got ready"
+    together /wfs/ctl $READY $other || fail "h$other never got ready"
     start=$(date +%s)
     v=$($H/dsm tally /wfs/ctr $N $h 50 $PAUSE) || fail "counting failed (status $?)"
     echo "h$h: counted $N in $(($(date +%s) - start)) s; the counter was $v"

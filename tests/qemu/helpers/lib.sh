@@ -81,3 +81,11 @@ fail_with_state() {
     wfsctl stats || true
     exit 1
 }
+
+# together CTL OFF OTHER: says this host ($h) is ready (sets the word at
+# OFF + 4*h of the shared file CTL) and waits up to 120 s until host OTHER
+# says so too (its word at OFF + 4*OTHER); returns 1 if it never does.
+together() {
+    /opt/helpers/dsm set "$1" $(($2 + 4 * h)) 1 &&
+        /opt/helpers/dsm wait "$1" $(($2 + 4 * $3)) 1 120
+}
