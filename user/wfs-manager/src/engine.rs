@@ -158,6 +158,9 @@ struct Peer {
     dead: BTreeSet<u64>,
     /// Since when it has had no connection (none yet: since the start).
     down_since: Option<Instant>,
+    /// Never heard from for the failure time-out: this host's directory
+    /// was rebuilt without its word.
+    absent: bool,
     session: Session<PeerMsg>,
     /// Highest acknowledgement sent to it.
     acked: u64,
@@ -270,6 +273,7 @@ impl Engine {
                 incarnation: None,
                 dead: BTreeSet::new(),
                 down_since: Some(Instant::now()),
+                absent: false,
                 session: Session::new(),
                 acked: 0,
             })
@@ -522,8 +526,34 @@ impl Engine {
     }
 
     /// Takes for dead every peer disconnected for longer than the failure
-    /// time-out (one this host never heard from holds nothing).
+    /// time-out; one this host never heard from by then is taken to hold
+    /// none of its pages (the directory stops waiting for its word).
     fn detect_failures(&mut self) {
+        let absent: Vec<usize> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.incarnation.is_none()
+                    && !p.absent
+                    && p.down_since
+                        .is_some_and(|s| s.elapsed() >= self.failure_timeout)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for idx in absent {
+            let p = &mut self.peers[idx];
+            p.absent = true;
+            let host = p.host;
+            if self.core.rebuilding().contains(&host) {
+                wlog!(
+                    "peer {}: never heard from in {} s (failure time-out); serving this host's pages without its word",
+                    p.name,
+                    self.failure_timeout.as_secs()
+                );
+            }
+            self.run_core(Input::PeerAbsent { host });
+        }
         let late: Vec<(usize, u64)> = self
             .peers
             .iter()
@@ -599,6 +629,16 @@ impl Engine {
                     | Msg::Returned { page, .. }
                     | Msg::Released { page } => Some(*page),
                     Msg::Recover { .. } | Msg::Recovered { .. } | Msg::Leaving { .. } => None,
+                    Msg::Holding { pages, .. } => {
+                        // The pages of this host's files a peer holds: the
+                        // core must know the files are this host's.
+                        let mut files: Vec<u64> = pages.iter().map(|(p, _)| p.file).collect();
+                        files.dedup();
+                        for file in files {
+                            self.know_file(file);
+                        }
+                        None
+                    }
                 };
                 if let Some(page) = page
                     && !self.know_file(page.file)
@@ -1353,6 +1393,7 @@ fn brief_msg(m: &Msg) -> String {
             dirty,
             epoch,
             data,
+            ..
         } => format!(
             "Data {{ txn: {txn:#x}, page: {page:?}, dirty: {dirty}, epoch: {epoch}, first: {:?} }}",
             &data[..data.len().min(8)]
@@ -1612,6 +1653,7 @@ mod tests {
             data: vec![0; n],
             dirty: true,
             epoch: 1,
+            owner: 2,
         };
         assert!(check_page_msg(&put(PAGE_SIZE)).is_ok());
         assert!(check_page_msg(&data(PAGE_SIZE)).is_ok());

@@ -108,13 +108,15 @@ pub enum Msg {
         incarnation: u64,
         epoch: u64,
     },
-    /// Holder (or owner, from disk) → requester: the page.
+    /// Holder (or owner, from disk) → requester: the page, moved for
+    /// incarnation `owner` of the page's owner.
     Data {
         txn: Txn,
         page: PageId,
         data: Vec<u8>,
         dirty: bool,
         epoch: u64,
+        owner: u64,
     },
     /// Holder → owner: my kernel had already evicted the page.
     Absent { txn: Txn, page: PageId },
@@ -152,7 +154,21 @@ pub enum Msg {
     /// incarnation `incarnation` for dead now: no page it held is lost
     /// with it (the files it owns are gone with it, though).
     Leaving { incarnation: u64 },
+    /// Any host → a peer's new incarnation, once nothing of the peer's
+    /// earlier incarnations can still reach it: the peer's pages it holds,
+    /// each with the epoch of its copy, in page order and in parts of at
+    /// most [`HOLDING_PART`]; `last` marks the last part (an empty one
+    /// when it holds none). An owner serves nothing until every peer has
+    /// said (or is dead, or was never heard from for the failure
+    /// time-out): it rebuilds its directory from them.
+    Holding {
+        pages: Vec<(PageId, u64)>,
+        last: bool,
+    },
 }
+
+/// Most pages in one [`Msg::Holding`].
+pub const HOLDING_PART: usize = 4096;
 
 /// `errno` for a fault on a host that is leaving (Linux's `ESHUTDOWN`).
 pub const SHUTTING_DOWN: i32 = 108;
@@ -210,6 +226,11 @@ pub enum Input {
     /// This host leaves the cluster on purpose (its manager is stopping):
     /// hand every page back to its owner, then say so ([`Output::Left`]).
     Leave,
+    /// Peer `host` has not been heard from since this incarnation started,
+    /// for the failure time-out: its directory is rebuilt without its word
+    /// (if it turns up holding pages of this host's files, its incarnation
+    /// is taken for dead).
+    PeerAbsent { host: HostId },
 }
 
 /// What a host's core asks its environment to do, in order.
@@ -336,7 +357,9 @@ impl PutFor {
 }
 
 /// A page move `fetching`: the transaction, requester and epoch, and
-/// whether the requester died meanwhile (the page goes home instead).
+/// whether the requester died meanwhile (the page goes home instead), or
+/// the owner that asked for the move did (the requester's fault has
+/// failed: the page goes home, to the owner's next incarnation).
 #[derive(Debug, Clone, Copy)]
 struct Fetching {
     txn: Txn,
@@ -344,6 +367,7 @@ struct Fetching {
     incarnation: u64,
     epoch: u64,
     orphan: bool,
+    owner_died: bool,
 }
 
 /// A `Recover` to answer: who asks, about which incarnation of which
@@ -481,6 +505,15 @@ pub struct Core {
     disk_acks: BTreeSet<(HostId, u64)>,
     /// Recoveries from deaths in progress.
     recoveries: Vec<Recovery>,
+    /// Owner side, after a start: the peers that have not said which of
+    /// this host's pages they hold ([`Msg::Holding`]); the directory serves
+    /// nothing until none is left.
+    rebuild: BTreeSet<HostId>,
+    /// Owner-side messages that came while the directory was rebuilt, in
+    /// arrival order.
+    held_back: VecDeque<(HostId, Msg)>,
+    /// The incarnation of each peer this host has told what it holds.
+    reported: BTreeMap<HostId, u64>,
 }
 
 impl Core {
@@ -519,14 +552,26 @@ impl Core {
             dir: HashMap::new(),
             disk_acks: BTreeSet::new(),
             recoveries: Vec::new(),
+            rebuild: BTreeSet::new(),
+            held_back: VecDeque::new(),
+            reported: BTreeMap::new(),
         }
     }
 
-    /// Records that `host` is a peer of this one.
+    /// Records that `host` is a peer of this one. Peers are added before
+    /// the first input: this host's directory waits for each to say what
+    /// it holds.
     pub fn add_peer(&mut self, host: HostId) {
         if host != self.me {
             self.peers.insert(host);
+            self.rebuild.insert(host);
         }
+    }
+
+    /// Whether this host's directory is still being rebuilt: the peers
+    /// that have not said what they hold.
+    pub fn rebuilding(&self) -> Vec<HostId> {
+        self.rebuild.iter().copied().collect()
     }
 
     /// Whether this host holds `page` under a grant of this incarnation
@@ -583,6 +628,8 @@ impl Core {
             + self.recoveries.len()
             + self.to_answer.len()
             + self.to_declare.len()
+            + self.rebuild.len()
+            + self.held_back.len()
             + self
                 .dir
                 .values()
@@ -600,6 +647,9 @@ impl Core {
             let me = self.me;
             self.step(Input::Message { from: me, msg }, &mut out, &mut local)?;
         }
+        // (Whatever this input finished may have been the last thing a
+        // leave waited for; Leaving goes only to peers.)
+        self.maybe_left(&mut out, &mut local);
         Ok(out)
     }
 
@@ -681,6 +731,7 @@ impl Core {
                     to,
                     epoch,
                     orphan,
+                    owner_died,
                     ..
                 } = f;
                 // (A page this host is leaving goes to whoever asked.)
@@ -692,21 +743,25 @@ impl Core {
                 match contents {
                     Some((data, dirty)) => {
                         let dirty = dirty || owed;
-                        if orphan {
+                        if orphan || owner_died {
                             // The requester died: the page goes home.
                             self.return_page(page, txn, data, dirty, epoch, true, out, local)?;
                             self.answer_recovers(out, local);
                             return Ok(());
                         }
+                        let owner = self.owner_incarnation(page.file)?;
                         let msg = Msg::Data {
                             txn,
                             page,
                             data,
                             dirty,
                             epoch,
+                            owner,
                         };
                         self.send(to, msg, out, local);
                     }
+                    // The dead owner's move is over: nothing to say.
+                    None if owner_died => {}
                     None => {
                         let owner = self.owner(page.file)?;
                         self.send(owner, Msg::Absent { txn, page }, out, local);
@@ -744,6 +799,7 @@ impl Core {
                     data,
                     dirty: false,
                     epoch,
+                    owner: self.incarnation,
                 };
                 self.send(to, msg, out, local);
             }
@@ -810,6 +866,24 @@ impl Core {
                         out.push(Output::Invalidate { page });
                     }
                     self.leaving = Some(held.into_iter().collect());
+                    // Requests queued at this host as an owner fail.
+                    let mut pages: Vec<PageId> = self.dir.keys().copied().collect();
+                    pages.sort();
+                    for page in pages {
+                        let queued = self
+                            .dir
+                            .get_mut(&page)
+                            .map(|d| std::mem::take(&mut d.queue))
+                            .unwrap_or_default();
+                        for (txn, to) in queued {
+                            let msg = Msg::Failed {
+                                txn,
+                                page,
+                                error: SHUTTING_DOWN,
+                            };
+                            self.send(to, msg, out, local);
+                        }
+                    }
                 }
                 self.maybe_left(out, local);
             }
@@ -824,6 +898,13 @@ impl Core {
                 self.incarnations.insert(host, incarnation);
                 if !self.declared.contains(&(host, incarnation)) {
                     self.dead.remove(&host);
+                }
+                self.report_holdings(out, local);
+            }
+            Input::PeerAbsent { host } => {
+                if !self.incarnations.contains_key(&host) || self.dead.contains(&host) {
+                    self.rebuild.remove(&host);
+                    self.rebuilt(out, local)?;
                 }
             }
         }
@@ -841,9 +922,43 @@ impl Core {
             from,
             msg: msg.clone(),
         };
+        if !self.rebuild.is_empty() {
+            // A Put of a known epoch is written at once: its writer's
+            // kernel may not give the page up before it is (a holder's
+            // word may wait for that), and the epochs keep older data
+            // from landing on newer.
+            let page = match &msg {
+                Msg::WhereIs { page, .. }
+                | Msg::Done { page, .. }
+                | Msg::Absent { page, .. }
+                | Msg::Returned { page, .. }
+                | Msg::Put { page, epoch: 0, .. }
+                | Msg::Released { page } => Some(*page),
+                _ => None,
+            };
+            if let Some(page) = page {
+                // Nothing else of this host's pages is served, taken from
+                // a dead manager's kernel or released before its directory
+                // knows who holds them.
+                self.owned(page, &msg, from)?;
+                self.held_back.push_back((from, msg));
+                return Ok(());
+            }
+        }
         match msg {
             Msg::WhereIs { txn, page } => {
                 self.owned(page, &msg, from)?;
+                if self.leaving.is_some() {
+                    // An owner that leaves serves what it has started, and
+                    // nothing new.
+                    let msg = Msg::Failed {
+                        txn,
+                        page,
+                        error: SHUTTING_DOWN,
+                    };
+                    self.send(from, msg, out, local);
+                    return Ok(());
+                }
                 let d = self.dir.entry(page).or_default();
                 if d.busy.is_some() {
                     d.queue.push_back((txn, from));
@@ -870,6 +985,7 @@ impl Core {
                         incarnation,
                         epoch,
                         orphan,
+                        owner_died: false,
                     },
                 );
                 out.push(Output::Invalidate { page });
@@ -880,6 +996,7 @@ impl Core {
                 ref data,
                 dirty,
                 epoch,
+                ..
             } => {
                 let Some(p) = self.faults.get(&page).filter(|p| p.txn == txn) else {
                     // Not for anything this incarnation waits for (meant
@@ -972,6 +1089,14 @@ impl Core {
                     }
                     _ => {}
                 }
+            }
+            Msg::Holding { pages, last } => self.holding(from, pages, last, out, local)?,
+            Msg::Recover { dead, incarnation } if dead == self.me => {
+                // An earlier incarnation of this host: nothing of this one
+                // goes there. (This very one: the asker lost it for longer
+                // than the failure time-out; what it held is re-served.)
+                let msg = Msg::Recovered { dead, incarnation };
+                self.send(from, msg, out, local);
             }
             Msg::Recover { dead, incarnation } => {
                 let answer = Answer {
@@ -1077,6 +1202,10 @@ impl Core {
                 } else if epoch >= d.disk_epoch {
                     // Acknowledged once the disk write is done (or failed).
                     d.disk_epoch = epoch;
+                    // Data brought home to a new incarnation of this owner
+                    // may be of an epoch its directory never saw: the next
+                    // move starts above it.
+                    d.epoch = d.epoch.max(epoch);
                     d.writing += 1;
                     self.disk_acks.insert((from, seq));
                     out.push(Output::DiskWrite {
@@ -1229,12 +1358,19 @@ impl Core {
     }
 
     /// Says [`Output::Left`] once a leave is complete: no page left to
-    /// take, no move or `Put` under way; the peers are told first.
+    /// take, no move or `Put` under way (as a holder, or as an owner: a
+    /// page on its way from here to a host that dies must come home to
+    /// this incarnation); the peers are told first.
     fn maybe_left(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
         let done = self.leaving.as_ref().is_some_and(BTreeSet::is_empty)
             && self.abandoned.is_empty()
             && self.fetching.is_empty()
             && self.puts.is_empty()
+            && self.disk_acks.is_empty()
+            && self
+                .dir
+                .values()
+                .all(|d| d.busy.is_none() && d.writing == 0)
             && !self.left;
         if !done {
             return;
@@ -1324,16 +1460,25 @@ impl Core {
         if x == self.me || !self.declared.insert((x, incarnation)) {
             return Ok(());
         }
-        // Holder side: pages on their way to it go home instead.
-        for f in self.fetching.values_mut() {
+        // Holder side: pages on their way to it go home instead; and so do
+        // pages it asked this host to move, if it owns them (the
+        // requester's fault fails).
+        let owners = &self.owners;
+        let current = self.incarnations.get(&x) == Some(&incarnation);
+        for (p, f) in self.fetching.iter_mut() {
             if f.to == x && f.incarnation == incarnation {
                 f.orphan = true;
             }
+            if current && owners.get(&p.file) == Some(&x) {
+                f.owner_died = true;
+            }
         }
-        if self.incarnations.get(&x).is_some_and(|&i| i != incarnation) {
+        if self.incarnations.get(&x).is_none_or(|&i| i != incarnation) {
             // An incarnation before the one this host knows now (which it
-            // never dealt with, or whose death it has handled): only pages
-            // still meant for it are affected.
+            // never dealt with, or whose death it has handled), or one it
+            // never knew (nothing it sent reached that one: what it sends
+            // goes to the next): only pages still meant for it are
+            // affected.
             self.declared_now(x, incarnation, out, local);
             return Ok(());
         }
@@ -1392,8 +1537,20 @@ impl Core {
                 data,
                 dirty,
                 epoch,
+                owner,
             } = msg
             {
+                if owner != self.owner_incarnation(page.file)? {
+                    // Moved for an owner that has died since: the dead
+                    // host may have received it and written newer data to
+                    // that owner's disk, and no later incarnation of the
+                    // owner can tell which is newer. Its data is lost.
+                    if dirty {
+                        let host = self.owner(page.file)?;
+                        out.push(Output::Lost { page, host });
+                    }
+                    continue;
+                }
                 self.return_page(page, txn, data, dirty, epoch, true, out, local)?;
             }
         }
@@ -1463,6 +1620,10 @@ impl Core {
         }
         // Its Puts on their way to the disk get no PutAck.
         self.disk_acks.retain(|&(w, _)| w != x);
+        // A rebuilding directory does not wait for it, nor serve what it
+        // asked for.
+        self.held_back.retain(|&(from, _)| from != x);
+        self.rebuild.remove(&x);
         // Recoveries waiting for it stop waiting; its Recovers need no answer.
         for r in &mut self.recoveries {
             r.waiting.remove(&x);
@@ -1477,7 +1638,7 @@ impl Core {
         });
         self.declared_now(x, incarnation, out, local);
         self.complete_recoveries(out, local);
-        Ok(())
+        self.rebuilt(out, local)
     }
 
     /// Answers the `Recover`s that waited for this host to take
@@ -1502,10 +1663,13 @@ impl Core {
     fn answer_recovers(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
         let pending = std::mem::take(&mut self.to_answer);
         for a in pending {
+            // Nor a page of the dead host's, moved for it: whatever this
+            // host sends the asker of those comes before the answer.
             let moving = self.fetching.iter().any(|(p, f)| {
-                f.to == a.dead
+                (f.to == a.dead
                     && f.incarnation == a.incarnation
-                    && self.owners.get(&p.file) == Some(&a.asker)
+                    && self.owners.get(&p.file) == Some(&a.asker))
+                    || (f.owner_died && self.owners.get(&p.file) == Some(&a.dead))
             });
             if moving {
                 self.to_answer.push(a);
@@ -1551,6 +1715,136 @@ impl Core {
                 }
             }
         }
+        self.report_holdings(out, local);
+    }
+
+    /// `from` says which of this host's pages it holds (a part of them,
+    /// the last if `last`): the directory records it as their holder, at
+    /// the epoch of its copy. A host whose word comes after the directory
+    /// was rebuilt without it (it was never heard from, or was taken for
+    /// dead) and that holds pages is taken for dead: they may have been
+    /// served from disk since.
+    fn holding(
+        &mut self,
+        from: HostId,
+        pages: Vec<(PageId, u64)>,
+        last: bool,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        // (A page of a file this host does not know it owns is none of its
+        // business: the environment makes the files it exports known.)
+        let mine = |core: &Core, p: &PageId| core.owners.get(&p.file) == Some(&core.me);
+        if !self.rebuild.contains(&from) {
+            if pages.iter().any(|(p, _)| mine(self, p))
+                && let Some(&incarnation) = self.incarnations.get(&from)
+                && !self.dead.contains(&from)
+            {
+                out.push(Output::Declare {
+                    host: from,
+                    incarnation,
+                });
+            }
+            return Ok(());
+        }
+        let mut conflict = None;
+        for (page, epoch) in pages {
+            if !mine(self, &page) {
+                continue;
+            }
+            let d = self.dir.entry(page).or_default();
+            if d.holder.is_some_and(|h| h != from) {
+                // Two hosts say they hold it: a bug somewhere.
+                conflict = Some((page, epoch));
+                continue;
+            }
+            d.holder = Some(from);
+            d.epoch = d.epoch.max(epoch);
+            // No older data may land on the disk under its copy.
+            d.disk_epoch = d.disk_epoch.max(epoch);
+        }
+        if last {
+            self.rebuild.remove(&from);
+            self.rebuilt(out, local)?;
+        }
+        match conflict {
+            Some(p) => Err(ProtocolError::Unexpected {
+                from,
+                msg: Msg::Holding {
+                    pages: vec![p],
+                    last,
+                },
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Once every peer has said what it holds, serves what was held back
+    /// meanwhile, in order.
+    fn rebuilt(
+        &mut self,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        if !self.rebuild.is_empty() {
+            return Ok(());
+        }
+        let mut first = Ok(());
+        while let Some((from, msg)) = self.held_back.pop_front() {
+            let r = self.message(from, msg, out, local);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Tells each peer's incarnation not told yet which of its pages this
+    /// host holds, once nothing of its earlier incarnations can reach it
+    /// any more (no recovery from one is under way here: every page that
+    /// was moving for them has arrived, or gone home).
+    fn report_holdings(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        let due: Vec<(HostId, u64)> = self
+            .incarnations
+            .iter()
+            .filter(|&(h, i)| {
+                !self.dead.contains(h)
+                    && self.reported.get(h) != Some(i)
+                    && !self.recoveries.iter().any(|r| r.dead == *h)
+            })
+            .map(|(&h, &i)| (h, i))
+            .collect();
+        for (h, incarnation) in due {
+            self.reported.insert(h, incarnation);
+            let mut pages: Vec<(PageId, u64)> = self
+                .epochs
+                .iter()
+                .filter(|(p, _)| self.owners.get(&p.file) == Some(&h))
+                .map(|(&p, &e)| (p, e))
+                .collect();
+            pages.sort();
+            let parts = pages.len().div_ceil(HOLDING_PART).max(1);
+            let mut chunks = pages.chunks(HOLDING_PART);
+            for i in 0..parts {
+                let part = chunks.next().unwrap_or(&[]).to_vec();
+                let msg = Msg::Holding {
+                    pages: part,
+                    last: i + 1 == parts,
+                };
+                self.send(h, msg, out, local);
+            }
+        }
+    }
+
+    /// The incarnation of `file`'s owner this host knows (its own, if it
+    /// is the owner; 0 if it never heard of one).
+    fn owner_incarnation(&self, file: u64) -> Result<u64, ProtocolError> {
+        let owner = self.owner(file)?;
+        Ok(if owner == self.me {
+            self.incarnation
+        } else {
+            self.incarnations.get(&owner).copied().unwrap_or(0)
+        })
     }
 
     /// Refuses a message about a page this host does not own.

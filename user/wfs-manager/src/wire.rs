@@ -28,14 +28,14 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-13) or a name-service
+//!   message ([`crate::protocol::Msg`], tags 1-14) or a name-service
 //!   message ([`crate::names::NameMsg`], tags 16-21):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
 //!   | 1 | WhereIs | txn u64, file u64, index u64 |
 //!   | 2 | Fetch | txn, file, index, to u16, incarnation u64, epoch u64 |
-//!   | 3 | Data | txn, file, index, dirty u8 (0/1), epoch u64, len u32, len bytes |
+//!   | 3 | Data | txn, file, index, dirty u8 (0/1), epoch u64, owner incarnation u64, len u32, len bytes |
 //!   | 4 | Absent | txn, file, index |
 //!   | 5 | Done | txn, file, index |
 //!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
@@ -46,6 +46,7 @@
 //!   | 11 | Recovered | dead u16, incarnation u64 |
 //!   | 12 | Released | file, index |
 //!   | 13 | Leaving | incarnation u64 |
+//!   | 14 | Holding | last u8 (0/1), count u32 (at most 4096), count × (file, index, epoch u64) |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
@@ -62,7 +63,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use crate::names::{FileInfo, NameMsg};
-use crate::protocol::{Msg, PageId};
+use crate::protocol::{HOLDING_PART, Msg, PageId};
 use crate::session;
 
 /// A message of the session between two managers.
@@ -77,7 +78,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -448,11 +449,13 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             data,
             dirty,
             epoch,
+            owner,
         } => {
             p.push(3);
             put_page(p, Some(*txn), page);
             p.push(u8::from(*dirty));
             p.extend_from_slice(&epoch.to_le_bytes());
+            p.extend_from_slice(&owner.to_le_bytes());
             put_bytes(p, data);
         }
         Msg::Absent { txn, page } => {
@@ -498,6 +501,15 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             p.push(13);
             p.extend_from_slice(&incarnation.to_le_bytes());
         }
+        Msg::Holding { pages, last } => {
+            p.push(14);
+            p.push(u8::from(*last));
+            p.extend_from_slice(&(pages.len() as u32).to_le_bytes());
+            for (page, epoch) in pages {
+                put_page(p, None, page);
+                p.extend_from_slice(&epoch.to_le_bytes());
+            }
+        }
         Msg::Recover { dead, incarnation } | Msg::Recovered { dead, incarnation } => {
             p.push(if matches!(m, Msg::Recover { .. }) {
                 10
@@ -538,6 +550,7 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
                 page,
                 dirty,
                 epoch: c.u64("DATA too short for its epoch")?,
+                owner: c.u64("DATA too short for its owner's incarnation")?,
                 data: c.bytes()?,
             }
         }
@@ -581,6 +594,23 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         13 => Msg::Leaving {
             incarnation: c.u64("LEAVING too short for its incarnation")?,
         },
+        14 => {
+            let last = match c.u8("HOLDING too short for its last flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed("HOLDING last flag is not 0 or 1")),
+            };
+            let n = c.u32("HOLDING too short for its count")? as usize;
+            if n > HOLDING_PART {
+                return Err(WireError::Malformed("HOLDING lists too many pages"));
+            }
+            let mut pages = Vec::with_capacity(n);
+            for _ in 0..n {
+                let page = c.page()?;
+                pages.push((page, c.u64("HOLDING too short for an epoch")?));
+            }
+            Msg::Holding { pages, last }
+        }
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
 }
@@ -951,12 +981,21 @@ mod tests {
                 data: vec![7; 4096],
                 dirty: true,
                 epoch: 6,
+                owner: u64::MAX,
             },
             Msg::Absent { txn: 4, page },
             Msg::Done { txn: 5, page },
             Msg::Returned { txn: 6, page },
             Msg::Released { page },
             Msg::Leaving { incarnation: 9 },
+            Msg::Holding {
+                pages: vec![],
+                last: true,
+            },
+            Msg::Holding {
+                pages: vec![(page, 3), (PageId { file: 1, index: 2 }, u64::MAX)],
+                last: false,
+            },
             Msg::Recover {
                 dead: 3,
                 incarnation: u64::MAX - 1,
@@ -1085,6 +1124,7 @@ mod tests {
                 data: vec![],
                 dirty: false,
                 epoch: 1,
+                owner: 3,
             })),
         });
         let mut p = data.encode_payload();
@@ -1109,6 +1149,20 @@ mod tests {
         p[16] = 19;
         p.extend_from_slice(&1u64.to_le_bytes());
         p.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        // A HOLDING with more pages than a part may list (its pages are not
+        // even read), and one whose last flag is not 0 or 1.
+        let mut p = ack_only.clone();
+        p[0] = 1;
+        p[16] = 14;
+        p.push(1);
+        p.extend_from_slice(&(HOLDING_PART as u32 + 1).to_le_bytes());
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        let mut p = ack_only.clone();
+        p[0] = 1;
+        p[16] = 14;
+        p.push(2);
+        p.extend_from_slice(&0u32.to_le_bytes());
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
     }
 

@@ -2,49 +2,11 @@
 //! of the page protocol's recovery (`wfs_manager::protocol`): pages tiny
 //! (one byte), messages delivered by hand.
 
+mod common;
+
+use common::{cores, deliver, join, sends};
 use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId};
 
-fn cores(n: u16, inc: u64) -> Vec<Core> {
-    let mut v: Vec<Core> = (0..n).map(|h| Core::with_incarnation(h, inc)).collect();
-    for c in &mut v {
-        c.add_file(7, 0);
-        for p in 0..n {
-            c.add_peer(p);
-        }
-    }
-    v
-}
-fn join(cs: &mut [Core], hosts: &[HostId], inc: u64) {
-    for &a in hosts {
-        for &b in hosts {
-            if a != b {
-                cs[a as usize]
-                    .handle(Input::PeerJoined {
-                        host: b,
-                        incarnation: inc,
-                    })
-                    .unwrap();
-            }
-        }
-    }
-}
-fn deliver(cs: &mut [Core], from: HostId, o: &Output) -> Vec<Output> {
-    let Output::Send { to, msg } = o else {
-        panic!("{o:?}")
-    };
-    cs[*to as usize]
-        .handle(Input::Message {
-            from,
-            msg: msg.clone(),
-        })
-        .unwrap()
-}
-fn sends(out: &[Output]) -> Vec<Output> {
-    out.iter()
-        .filter(|o| matches!(o, Output::Send { .. }))
-        .cloned()
-        .collect()
-}
 const P: PageId = PageId { file: 7, index: 0 };
 
 /// Host `h` gets P from the owner's disk.

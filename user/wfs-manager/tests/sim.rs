@@ -3,7 +3,8 @@
 //! the applications faulting, reading, writing, and of the kernel evicting
 //! clean pages and writing dirty ones back. Every schedule comes from a
 //! seed; a failure prints the seed, and `WFS_SIM_SEED=N` replays exactly
-//! that schedule. `WFS_SIM_SCHEDULES=N` sets how many seeds run (a longer
+//! that schedule (`WFS_SIM_LOG=N`: the last N events of a failure;
+//! `WFS_SIM_SHOW=1`: every event of a schedule that passes). `WFS_SIM_SCHEDULES=N` sets how many seeds run (a longer
 //! soak outside CI).
 //!
 //! The network delivers each pair's messages in order (TCP) and picks which
@@ -32,7 +33,10 @@
 //! its page stays dirty, and a WRITE acknowledged as done finds its value
 //! (or a newer one) on the owner's disk.
 //!
-//! In a third of the schedules hosts that own no file crash (their
+//! In a third of the schedules hosts crash (in half of those, owners
+//! too: a new incarnation of an owner rebuilds its directory from what
+//! the others say they hold; what only the owner had, and what a holder
+//! that died before telling it had, counts as lost) (their
 //! manager, kernel and page cache are gone, and what was in flight to and
 //! from them) and restart as a new incarnation; or leave on purpose
 //! (`Input::Leave`): they hand every page back, their faults fail, and
@@ -49,11 +53,15 @@
 //! back to an older value, so nothing synced is lost; and every request
 //! and every recovery completes.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use std::collections::BTreeSet;
 
-use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN, SUPERSEDED};
+use wfs_manager::protocol::{
+    Core, HOST_DOWN, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN, SUPERSEDED,
+};
 use wfs_manager::session::{Frame, Session};
 
 /// A small deterministic generator (xorshift64*).
@@ -173,6 +181,23 @@ struct Sim {
     failed_reads: u32,
     /// Whether this schedule crashes hosts.
     crashes: bool,
+    /// Whether its crashes and leaves may hit owners too.
+    owner_crashes: bool,
+    /// Owner crashes so far.
+    owners_crashed: u32,
+    /// (holder, owner): the owner crashed and the holder has not told its
+    /// next incarnation what it holds yet. If the holder crashes too
+    /// meanwhile, nobody alive knows what it held: its pages of that
+    /// owner's files are lost without a report (a double failure).
+    unreported: BTreeSet<(HostId, HostId)>,
+    /// Pages a holder reported to a restarted owner.
+    reported: u32,
+    /// What each crashed incarnation held (kernel, manager, in flight).
+    held_at_crash: BTreeMap<(HostId, u64), Vec<PageId>>,
+    /// The step the schedule is at, and the first at which hosts may
+    /// crash (later in some schedules, when pages have spread).
+    step_no: usize,
+    crash_from: usize,
     /// Crashes so far.
     crashed: u32,
     /// (observer, dead host, dead incarnation): the observer has not taken
@@ -234,8 +259,17 @@ impl Sim {
         let timeouts = rng.below(2) == 0;
         let disk_errors = rng.below(4) == 0;
         let crashes = rng.below(3) == 0;
+        let owner_crashes = crashes && rng.below(2) == 0;
+        let crash_from = if rng.below(2) == 0 { 0 } else { rng.below(400) };
         Sim {
             crashes,
+            owner_crashes,
+            owners_crashed: 0,
+            unreported: BTreeSet::new(),
+            reported: 0,
+            held_at_crash: BTreeMap::new(),
+            step_no: 0,
+            crash_from,
             crashed: 0,
             undeclared: BTreeSet::new(),
             known: BTreeMap::new(),
@@ -348,7 +382,10 @@ impl Sim {
                                 "h{h}: WRITE {req} of {value} to {wpage:?} acknowledged, but the owner's disk holds {on_disk}"
                             ));
                         }
-                    } else if error != 28 && error != SUPERSEDED {
+                    } else if error != 28
+                        && error != SUPERSEDED
+                        && !(error == HOST_DOWN && self.owner_died(wpage))
+                    {
                         self.fail(format!(
                             "h{h}: WRITE {req} failed with {error}, not the disk's 28 or SUPERSEDED"
                         ));
@@ -429,7 +466,10 @@ impl Sim {
                     return;
                 }
                 Output::Lost { page, host } => {
-                    if self.owners[&page.file] as usize != h {
+                    // Its owner; or a host whose dirty data for a dead owner
+                    // has nowhere to go.
+                    let owner = self.owners[&page.file];
+                    if owner as usize != h && !(host == owner && self.owner_died(page)) {
                         self.fail(format!("h{h} reports {page:?} lost, but does not own it"));
                     }
                     self.log
@@ -438,7 +478,13 @@ impl Sim {
                     self.lost += 1;
                 }
                 Output::ReadFailed { req, error } => {
-                    if error != 5 && !(error == SHUTTING_DOWN && self.hosts[h].leaving) {
+                    let page = self.abandoned.get(&req).copied();
+                    let page = page.unwrap_or_else(|| self.fault_of(h, req));
+                    if error != 5
+                        && !(error == SHUTTING_DOWN
+                            && (self.hosts[h].leaving || self.owner_leaves(page)))
+                        && !(error == HOST_DOWN && self.owner_died(page))
+                    {
                         self.fail(format!(
                             "h{h}: READ {req} failed with {error}, not the disk's 5"
                         ));
@@ -484,6 +530,21 @@ impl Sim {
                 self.input(h, Input::NotInstalled { page, data });
             }
         }
+    }
+
+    /// Whether hosts may crash at this step.
+    fn crashing(&self) -> bool {
+        self.crashes && self.step_no >= self.crash_from
+    }
+
+    /// Whether the owner of `page` has crashed or left at least once.
+    fn owner_died(&self, page: PageId) -> bool {
+        self.hosts[self.owners[&page.file] as usize].incarnation > 0
+    }
+
+    /// Whether the owner of `page` is leaving, or has left or crashed.
+    fn owner_leaves(&self, page: PageId) -> bool {
+        self.hosts[self.owners[&page.file] as usize].leaving || self.owner_died(page)
     }
 
     /// The kernel of host `h` gives up on one of its READs (it timed out,
@@ -698,7 +759,7 @@ impl Sim {
             if self.flaky {
                 choices += 1;
             }
-            if self.crashes {
+            if self.crashing() {
                 choices += 1;
             }
             if self.timeouts {
@@ -725,7 +786,15 @@ impl Sim {
                 .expect("a session per peer")
                 .receive(frame);
             match got {
-                Ok(Some(msg)) => self.input(to as usize, Input::Message { from, msg }),
+                Ok(Some(msg)) => {
+                    if let Msg::Holding { last, pages } = &msg {
+                        if *last {
+                            self.unreported.remove(&(from, to));
+                        }
+                        self.reported += pages.len() as u32;
+                    }
+                    self.input(to as usize, Input::Message { from, msg })
+                }
                 Ok(None) => {}
                 Err(e) => self.fail(format!("h{to}: session from h{from}: {e:?}")),
             }
@@ -757,7 +826,7 @@ impl Sim {
             }
             c -= 1;
         }
-        if apps && self.crashes {
+        if apps && self.crashing() {
             if c == 0 {
                 self.crash();
                 return true;
@@ -821,7 +890,7 @@ impl Sim {
         }
         let owners: BTreeSet<usize> = self.owners.values().map(|&o| o as usize).collect();
         let candidates: Vec<usize> = (0..self.hosts.len())
-            .filter(|h| !owners.contains(h))
+            .filter(|h| self.owner_crashes || !owners.contains(h))
             .collect();
         if candidates.is_empty() {
             return;
@@ -837,8 +906,25 @@ impl Sim {
                 })
             })
             .collect();
+        // Or an owner whose pages other hosts hold (its next incarnation
+        // must learn where they are).
+        let lending: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&h| {
+                self.hosts.iter().enumerate().any(|(i, o)| {
+                    i != h
+                        && o.kernel
+                            .cache
+                            .keys()
+                            .any(|p| self.owners[&p.file] as usize == h)
+                })
+            })
+            .collect();
         let h = if !receiving.is_empty() && self.rng.below(2) == 0 {
             receiving[self.rng.below(receiving.len())]
+        } else if !lending.is_empty() && self.rng.below(2) == 0 {
+            lending[self.rng.below(lending.len())]
         } else {
             candidates[self.rng.below(candidates.len())]
         };
@@ -875,6 +961,84 @@ impl Sim {
                 .entry((o, x))
                 .or_insert_with(|| s.received());
         }
+        // An owner's crash is a crash of its file system: what no survivor
+        // holds may be older on its disk than last written (its own
+        // kernel's dirty pages, pages on their way to or from it).
+        if !left && self.owners.values().any(|&o| o == x) {
+            self.owners_crashed += 1;
+            let survivors_hold = |p: &PageId| {
+                self.hosts
+                    .iter()
+                    .enumerate()
+                    .any(|(i, o)| i != h && o.kernel.cache.contains_key(p))
+            };
+            let gone: Vec<PageId> = self
+                .pages
+                .iter()
+                .copied()
+                .filter(|p| self.owners[&p.file] == x && !survivors_hold(p))
+                .collect();
+            for p in gone {
+                self.unknown.insert(p);
+                self.floor.remove(&p);
+            }
+        }
+        // (Crashed or left, its next incarnation knows nothing yet.)
+        if self.owners.values().any(|&o| o == x) {
+            for o in 0..n as HostId {
+                if o != x {
+                    self.unreported.insert((o, x));
+                }
+            }
+        }
+        // (What it holds: in its kernel, or taken from it and not handled
+        // by its manager yet.)
+        let taken = self.hosts[h].inbox.iter().filter_map(|i| match i {
+            Input::Invalidated {
+                page,
+                contents: Some(_),
+            } => Some(*page),
+            _ => None,
+        });
+        // (Or on its way from it, unacknowledged.)
+        let sending: Vec<PageId> = self.hosts[h]
+            .sessions
+            .values()
+            .flat_map(|s| s.resend())
+            .filter_map(|f| match f.msg {
+                Some(Msg::Put { page, .. } | Msg::Data { page, .. }) => Some(page),
+                _ => None,
+            })
+            .collect();
+        let held: Vec<PageId> = self.hosts[h]
+            .kernel
+            .cache
+            .keys()
+            .copied()
+            .chain(taken)
+            .chain(sending)
+            .collect();
+        self.held_at_crash.insert((x, old), held.clone());
+        let mut untold: Vec<PageId> = held
+            .into_iter()
+            .filter(|p| self.unreported.contains(&(x, self.owners[&p.file])))
+            .collect();
+        // An owner gone before it took a crashed holder for dead never
+        // reported what that holder had of its pages: nobody will.
+        for &(o, d, inc) in &self.undeclared {
+            if o == x {
+                let had = self.held_at_crash.get(&(d, inc)).into_iter().flatten();
+                untold.extend(had.filter(|p| self.owners[&p.file] == x));
+            }
+        }
+        for p in untold {
+            self.log.push(format!(
+                "{p:?} lost with h{h}, which had not told its owner"
+            ));
+            self.unknown.insert(p);
+            self.floor.remove(&p);
+        }
+        self.unreported.retain(|&(holder, _)| holder != x);
         // Data only it had is gone with it, unless its owner's disk has it.
         let hosts = &self.hosts;
         let owners = &self.owners;
@@ -922,7 +1086,7 @@ impl Sim {
             .get_mut(&dead)
             .expect("a session per peer");
         let got = self.received_at_crash.remove(&(o, dead)).unwrap_or(0);
-        let unreceived: Vec<(PageId, u64)> = session
+        let unreceived: Vec<(PageId, u64, u64)> = session
             .resend()
             .into_iter()
             .filter(|f| f.seq > got)
@@ -931,12 +1095,25 @@ impl Sim {
                     page,
                     data,
                     dirty: true,
+                    owner,
                     ..
-                }) => Some((page, decode(&data))),
+                }) => Some((page, decode(&data), owner)),
                 _ => None,
             })
             .collect();
         let undelivered = session.abandon();
+        // (Its sender brings it home, unless home is what died: the owner,
+        // or the incarnation of it that moved the page.)
+        let hosts = &self.hosts;
+        let owners = &self.owners;
+        let unreceived: Vec<(PageId, u64)> = unreceived
+            .into_iter()
+            .filter(|(page, _, owner)| {
+                let o = owners[&page.file];
+                o != dead && hosts[o as usize].incarnation == *owner
+            })
+            .map(|(page, v, _)| (page, v))
+            .collect();
         // What it sent and this host has not received yet goes with its
         // connection.
         self.net.remove(&(dead, o));
@@ -967,7 +1144,6 @@ impl Sim {
     /// The pair reconnects: each side learns the other's incarnation if it
     /// is new, then sends first what the other has not acknowledged.
     fn reconnect(&mut self, p: (HostId, HostId)) {
-        self.down.remove(&p);
         self.log.push(format!("connection h{}-h{} back", p.0, p.1));
         for (a, b) in [(p.0, p.1), (p.1, p.0)] {
             let inc = self.hosts[b as usize].incarnation;
@@ -981,6 +1157,10 @@ impl Sim {
                 );
             }
         }
+        // What the handshake caused goes out after what came before it,
+        // as in the engine (which sends nothing until the handshake is
+        // over).
+        self.down.remove(&p);
         for (from, to) in [(p.0, p.1), (p.1, p.0)] {
             let frames = self.hosts[from as usize].sessions[&to].resend();
             self.net.entry((from, to)).or_default().extend(frames);
@@ -989,7 +1169,8 @@ impl Sim {
 
     fn run_schedule(&mut self, steps: usize) {
         self.join_all();
-        for _ in 0..steps {
+        for i in 0..steps {
+            self.step_no = i;
             self.step(true, false);
         }
         // Quiesce: no new work, everything in flight completes, every
@@ -1057,6 +1238,8 @@ struct Tally {
     lost: u64,
     returned: u64,
     leaves: u64,
+    owner_crashes: u64,
+    reported: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1069,6 +1252,8 @@ impl std::ops::Add for Tally {
             lost: self.lost + o.lost,
             returned: self.returned + o.returned,
             leaves: self.leaves + o.leaves,
+            owner_crashes: self.owner_crashes + o.owner_crashes,
+            reported: self.reported + o.reported,
         }
     }
 }
@@ -1092,6 +1277,9 @@ fn run_seed(seed: u64) -> Tally {
             sim.drops, sim.crashed
         );
     }
+    if std::env::var("WFS_SIM_SHOW").is_ok_and(|v| v == "1") {
+        eprintln!("{}", sim.log.join("\n"));
+    }
     Tally {
         drops: u64::from(sim.drops),
         disk_failures: u64::from(sim.failed_reads + sim.failed_writes),
@@ -1099,6 +1287,8 @@ fn run_seed(seed: u64) -> Tally {
         lost: u64::from(sim.lost),
         returned: u64::from(sim.returned),
         leaves: u64::from(sim.leaves),
+        owner_crashes: u64::from(sim.owners_crashed),
+        reported: u64::from(sim.reported),
     }
 }
 
@@ -1134,6 +1324,12 @@ fn protocol_simulation() {
         t.crashes >= schedules / 4,
         "only {} crashes in {schedules} schedules",
         t.crashes
+    );
+    assert!(
+        t.owner_crashes >= schedules / 20 && t.reported >= schedules / 20,
+        "only {} owners crashed and {} held pages reported to their next incarnation in {schedules} schedules",
+        t.owner_crashes,
+        t.reported
     );
     assert!(
         t.leaves >= schedules / 50,
@@ -1231,13 +1427,8 @@ fn a_host_that_leaves_hands_its_pages_back() {
     // data goes home, the owner learns it holds nothing, and when host 2's
     // incarnation is taken for dead nothing is reported lost.
     let page = PageId { file: 7, index: 0 };
-    let mut cores: Vec<Core> = (0..3).map(|h| Core::with_incarnation(h, 5)).collect();
-    for c in &mut cores {
-        c.add_file(7, 0);
-        for p in 0..3 {
-            c.add_peer(p);
-        }
-    }
+    let mut cores = common::cores(3, 5);
+    common::join(&mut cores, &[0, 1, 2], 5);
     let out = cores[2].handle(Input::Fault { req: 1, page }).unwrap();
     let out = relay(&mut cores, 2, 0, &out[0]);
     assert_eq!(out, vec![Output::DiskRead { page }]);

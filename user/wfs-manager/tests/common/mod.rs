@@ -1,0 +1,66 @@
+//! Helpers shared by the tests that drive protocol cores by hand: a small
+//! cluster whose host 0 owns file 7, and message delivery.
+
+#![allow(dead_code)]
+
+use wfs_manager::protocol::{Core, HostId, Input, Output};
+
+/// `n` cores of incarnation `inc`; host 0 owns file 7.
+pub fn cores(n: u16, inc: u64) -> Vec<Core> {
+    let mut v: Vec<Core> = (0..n).map(|h| Core::with_incarnation(h, inc)).collect();
+    for c in &mut v {
+        c.add_file(7, 0);
+        for p in 0..n {
+            c.add_peer(p);
+        }
+    }
+    v
+}
+/// `hosts` learn each other's incarnation `inc` and say what they hold
+/// (nothing); the other hosts configured are never heard from (their
+/// failure time-out passes).
+pub fn join(cs: &mut [Core], hosts: &[HostId], inc: u64) {
+    for &a in hosts {
+        for &b in hosts {
+            if a != b {
+                let out = cs[a as usize]
+                    .handle(Input::PeerJoined {
+                        host: b,
+                        incarnation: inc,
+                    })
+                    .unwrap();
+                for o in sends(&out) {
+                    assert!(deliver(cs, a, &o).is_empty(), "{o:?}");
+                }
+            }
+        }
+    }
+    for &a in hosts {
+        for b in 0..cs.len() as HostId {
+            if !hosts.contains(&b) && b != a {
+                cs[a as usize]
+                    .handle(Input::PeerAbsent { host: b })
+                    .unwrap();
+            }
+        }
+    }
+}
+/// Delivers message `o` from host `from`; returns what its receiver does.
+pub fn deliver(cs: &mut [Core], from: HostId, o: &Output) -> Vec<Output> {
+    let Output::Send { to, msg } = o else {
+        panic!("{o:?}")
+    };
+    cs[*to as usize]
+        .handle(Input::Message {
+            from,
+            msg: msg.clone(),
+        })
+        .unwrap()
+}
+/// The messages among `out`.
+pub fn sends(out: &[Output]) -> Vec<Output> {
+    out.iter()
+        .filter(|o| matches!(o, Output::Send { .. }))
+        .cloned()
+        .collect()
+}
