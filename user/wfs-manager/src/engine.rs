@@ -1646,6 +1646,7 @@ mod tests {
             epoch: 1,
             seq: 1,
             data: vec![0; n],
+            home: false,
         };
         let data = |n| Msg::Data {
             txn: 1,

@@ -122,12 +122,16 @@ pub enum Msg {
     Absent { txn: Txn, page: PageId },
     /// Requester → owner: the page is installed; the transaction is over.
     Done { txn: Txn, page: PageId },
-    /// Any host → owner: write this page to disk (putpages).
+    /// Any host → owner: write this page to disk (putpages). `home`: no
+    /// kernel holds this data; its sender sends it again if the write
+    /// fails (else the writer's kernel keeps the page dirty, or whoever
+    /// it handed the page to has the data).
     Put {
         page: PageId,
         epoch: u64,
         seq: u64,
         data: Vec<u8>,
+        home: bool,
     },
     /// Owner → writer: `Put` number `seq` is on disk (or superseded), if
     /// `error` is 0; otherwise the disk write failed with `error` (an
@@ -226,6 +230,14 @@ pub enum Input {
     /// This host leaves the cluster on purpose (its manager is stopping):
     /// hand every page back to its owner, then say so ([`Output::Left`]).
     Leave,
+    /// This host's lease on the pages of `owner`'s files ran out (no answer
+    /// from it for the lease time): it may be taken for dead and its pages
+    /// served anew, so they leave this host's kernel (dirty ones go home
+    /// as soon as the owner can be reached), and pages that arrive for it
+    /// wait until [`Input::Unfence`] (self-fencing).
+    Fence { owner: HostId },
+    /// The lease on `owner`'s pages is back: what waited is installed.
+    Unfence { owner: HostId },
     /// Peer `host` has not been heard from since this incarnation started,
     /// for the failure time-out: its directory is rebuilt without its word
     /// (if it turns up holding pages of this host's files, its incarnation
@@ -393,6 +405,16 @@ struct Recovery {
 }
 
 impl Dir {
+    /// The page's newest data is lost with `host` (reported): the disk's
+    /// copy is what is served from now on, so no older data still on its
+    /// way may land on it, and no rewrite of older data is waited for.
+    fn lose(&mut self, page: PageId, host: HostId, out: &mut Vec<Output>) {
+        self.disk_epoch = self.disk_epoch.max(self.epoch);
+        self.unwritten = None;
+        out.push(Output::Lost { page, host });
+        self.read_if_written(page, out);
+    }
+
     /// Reads the page from disk for the busy transaction; or, while a write
     /// of it is not reported yet, or the disk misses its newest data (that
     /// write failed), once the data is written.
@@ -405,12 +427,14 @@ impl Dir {
         }
     }
 
-    /// A disk write of `writer`'s data of `epoch` ended with `error`.
+    /// A disk write of `writer`'s data of `epoch` ended with `error`
+    /// (`home`: data no kernel holds, which its writer sends again).
     fn written(
         &mut self,
         page: PageId,
         epoch: u64,
         writer: HostId,
+        home: bool,
         error: i32,
         out: &mut Vec<Output>,
     ) {
@@ -422,12 +446,18 @@ impl Dir {
                 && self.unwritten.is_none_or(|(u, _)| u <= epoch)
             {
                 // If the writer has handed the page on since (dirty: its
-                // Put was not acknowledged), the holder now owes it.
-                let owes = match self.holder {
-                    Some(h) if self.chain.contains(&writer) => h,
-                    _ => writer,
-                };
-                self.unwritten = Some((epoch, owes));
+                // Put was not acknowledged), the holder now owes it; if
+                // nobody holds it (it was lost on the way, with a host that
+                // died), nobody has the data any more, unless the writer's
+                // manager has it (it sends it again).
+                match self.holder {
+                    _ if home => self.unwritten = Some((epoch, writer)),
+                    Some(h) if self.chain.contains(&writer) => {
+                        self.unwritten = Some((epoch, h));
+                    }
+                    None => self.lose(page, writer, out),
+                    _ => self.unwritten = Some((epoch, writer)),
+                }
             }
         } else {
             self.durable_epoch = self.durable_epoch.max(epoch);
@@ -503,6 +533,8 @@ pub struct Core {
     /// Disk writes output and not reported, by the writer and its `Put`'s
     /// sequence number: a writer that died meanwhile gets no `PutAck`.
     disk_acks: BTreeSet<(HostId, u64)>,
+    /// Those of them whose data no kernel holds (`Put` with `home`).
+    home_writes: BTreeSet<(HostId, u64)>,
     /// Recoveries from deaths in progress.
     recoveries: Vec<Recovery>,
     /// Owner side, after a start: the peers that have not said which of
@@ -514,6 +546,14 @@ pub struct Core {
     held_back: VecDeque<(HostId, Msg)>,
     /// The incarnation of each peer this host has told what it holds.
     reported: BTreeMap<HostId, u64>,
+    /// Owners whose lease this host lost: it holds none of their pages.
+    fenced: BTreeSet<HostId>,
+    /// Pages being taken from the kernel because their owner's lease ran
+    /// out.
+    fencing: BTreeSet<PageId>,
+    /// Faults whose page came while its owner's lease was out: the page
+    /// went home, and they ask again once the lease is back.
+    refetch: BTreeSet<PageId>,
 }
 
 impl Core {
@@ -551,10 +591,14 @@ impl Core {
             puts: HashMap::new(),
             dir: HashMap::new(),
             disk_acks: BTreeSet::new(),
+            home_writes: BTreeSet::new(),
             recoveries: Vec::new(),
             rebuild: BTreeSet::new(),
             held_back: VecDeque::new(),
             reported: BTreeMap::new(),
+            fenced: BTreeSet::new(),
+            fencing: BTreeSet::new(),
+            refetch: BTreeSet::new(),
         }
     }
 
@@ -578,6 +622,16 @@ impl Core {
     /// (it received the page and has not handed it over since).
     pub fn holds(&self, page: PageId) -> bool {
         self.epochs.contains_key(&page)
+            && !self.fencing.contains(&page)
+            && self
+                .owners
+                .get(&page.file)
+                .is_none_or(|o| !self.fenced.contains(o))
+    }
+
+    /// Whether this host's lease on `owner`'s pages is out.
+    pub fn fenced(&self, owner: HostId) -> bool {
+        self.fenced.contains(&owner)
     }
 
     /// How many pages of this host's files `host` holds, as this host's
@@ -630,6 +684,7 @@ impl Core {
             + self.to_declare.len()
             + self.rebuild.len()
             + self.held_back.len()
+            + self.fencing.len()
             + self
                 .dir
                 .values()
@@ -688,8 +743,7 @@ impl Core {
                     p.reqs.push(req);
                     return Ok(());
                 }
-                self.next_txn += 1;
-                let txn = (u64::from(self.me) << 48) | (self.next_txn & 0xffff_ffff_ffff);
+                let txn = self.new_txn();
                 self.faults.insert(
                     page,
                     Pending {
@@ -713,14 +767,17 @@ impl Core {
                         epoch,
                         seq,
                         data,
+                        home: false,
                     },
                     out,
                     local,
                 );
             }
             Input::Invalidated { page, contents } => {
+                let fenced = self.fencing.remove(&page);
                 let Some(f) = self.fetching.remove(&page) else {
-                    if self.leaving.as_mut().is_some_and(|l| l.remove(&page)) {
+                    let left = self.leaving.as_mut().is_some_and(|l| l.remove(&page));
+                    if left || fenced {
                         self.release(page, contents, out, local)?;
                     }
                     // Else nobody asked: nothing to hand over.
@@ -829,16 +886,15 @@ impl Core {
                 error,
             } => {
                 self.owned(page, &Msg::PutAck { page, seq, error }, to)?;
+                let home = self.home_writes.remove(&(to, seq));
                 let d = self.dir.entry(page).or_default();
-                d.written(page, epoch, to, error, out);
+                d.written(page, epoch, to, home, error, out);
                 // A writer that died meanwhile is not answered; if the
                 // write failed, its data is lost with it.
                 if self.disk_acks.remove(&(to, seq)) {
                     self.send(to, Msg::PutAck { page, seq, error }, out, local);
                 } else if error != 0 && d.unwritten == Some((epoch, to)) {
-                    d.unwritten = None;
-                    d.read_if_written(page, out);
-                    out.push(Output::Lost { page, host: to });
+                    d.lose(page, to, out);
                 }
             }
             Input::Message { from, msg } => self.message(from, msg, out, local)?,
@@ -855,6 +911,7 @@ impl Core {
                     // this host says it has left.
                     let failed = self.fail_faults(|_, _| true, SHUTTING_DOWN, out);
                     self.abandoned.extend(failed);
+                    self.refetch.clear();
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -863,7 +920,10 @@ impl Core {
                         .collect();
                     held.sort();
                     for &page in &held {
-                        out.push(Output::Invalidate { page });
+                        // (One being fenced is on its way out already.)
+                        if !self.fencing.contains(&page) {
+                            out.push(Output::Invalidate { page });
+                        }
                     }
                     self.leaving = Some(held.into_iter().collect());
                     // Requests queued at this host as an owner fail.
@@ -900,6 +960,45 @@ impl Core {
                     self.dead.remove(&host);
                 }
                 self.report_holdings(out, local);
+            }
+            Input::Fence { owner } => {
+                if self.fenced.insert(owner) {
+                    let mut held: Vec<PageId> = self
+                        .epochs
+                        .keys()
+                        .copied()
+                        .filter(|p| {
+                            self.owners.get(&p.file) == Some(&owner)
+                                && !self.fetching.contains_key(p)
+                                && !self.fencing.contains(p)
+                                && !self.faults.contains_key(p)
+                                && !self.leaving.as_ref().is_some_and(|l| l.contains(p))
+                        })
+                        .collect();
+                    held.sort();
+                    for &page in &held {
+                        out.push(Output::Invalidate { page });
+                    }
+                    self.fencing.extend(held);
+                }
+            }
+            Input::Unfence { owner } => {
+                if self.fenced.remove(&owner) {
+                    let again: Vec<PageId> = self
+                        .refetch
+                        .iter()
+                        .copied()
+                        .filter(|p| self.owners.get(&p.file) == Some(&owner))
+                        .collect();
+                    for page in again {
+                        self.refetch.remove(&page);
+                        let txn = self.new_txn();
+                        if let Some(p) = self.faults.get_mut(&page) {
+                            p.txn = txn;
+                            self.send(owner, Msg::WhereIs { txn, page }, out, local);
+                        }
+                    }
+                }
             }
             Input::PeerAbsent { host } => {
                 if !self.incarnations.contains_key(&host) || self.dead.contains(&host) {
@@ -988,7 +1087,11 @@ impl Core {
                         owner_died: false,
                     },
                 );
-                out.push(Output::Invalidate { page });
+                // (A page being fenced is on its way out already: that
+                // answer serves this move.)
+                if !self.fencing.contains(&page) {
+                    out.push(Output::Invalidate { page });
+                }
             }
             Msg::Data {
                 txn,
@@ -998,6 +1101,17 @@ impl Core {
                 epoch,
                 ..
             } => {
+                let owner = self.owner(page.file)?;
+                if self.fenced.contains(&owner)
+                    && self.faults.get(&page).is_some_and(|p| p.txn == txn)
+                {
+                    // Not installed without a lease on the owner's pages:
+                    // it goes home (the owner hears it was not taken), and
+                    // the fault asks again once the lease is back.
+                    self.return_page(page, txn, data.clone(), dirty, epoch, false, out, local)?;
+                    self.refetch.insert(page);
+                    return Ok(());
+                }
                 let Some(p) = self.faults.get(&page).filter(|p| p.txn == txn) else {
                     // Not for anything this incarnation waits for (meant
                     // for an earlier one, which died; or a fault given up
@@ -1008,8 +1122,10 @@ impl Core {
                     }
                     return Ok(());
                 };
-                let owner = self.owner(page.file)?;
                 let nobody = p.reqs.is_empty();
+                // (The kernel lacked it: an invalidation of it still
+                // under way finds nothing, and must not take this copy.)
+                self.fencing.remove(&page);
                 for &req in &p.reqs {
                     out.push(Output::Grant {
                         req,
@@ -1041,6 +1157,9 @@ impl Core {
                     return Err(unexpected(&msg));
                 }
                 let p = self.faults.remove(&page).expect("checked above");
+                // Its kernel asked for the page, so it has none: this host
+                // holds nothing of it (the owner holds it for nobody now).
+                self.epochs.remove(&page);
                 for req in p.reqs {
                     out.push(Output::ReadFailed { req, error });
                 }
@@ -1075,6 +1194,8 @@ impl Core {
                         } else if d.orphaned {
                             // The dead requester may have got it (and
                             // written to it) without acknowledging it.
+                            // (Its sender's data, just written, is the
+                            // newest there is: its retries must land.)
                             d.lost_from = Some(to);
                             out.push(Output::Lost { page, host: to });
                             self.end_txn(page, out, local);
@@ -1175,6 +1296,7 @@ impl Core {
                 epoch,
                 seq,
                 ref data,
+                home,
             } => {
                 self.owned(page, &msg, from)?;
                 let d = self.dir.entry(page).or_default();
@@ -1208,6 +1330,9 @@ impl Core {
                     d.epoch = d.epoch.max(epoch);
                     d.writing += 1;
                     self.disk_acks.insert((from, seq));
+                    if home {
+                        self.home_writes.insert((from, seq));
+                    }
                     out.push(Output::DiskWrite {
                         page,
                         data: data.clone(),
@@ -1323,6 +1448,7 @@ impl Core {
             epoch,
             seq,
             data: data.clone(),
+            home: true,
         };
         self.puts.insert(seq, PutFor::Home { page, epoch, data });
         self.send(owner, put, out, local);
@@ -1509,8 +1635,10 @@ impl Core {
             );
         }
 
-        // Requester side: faults on the dead owner's pages fail.
+        // Requester side: faults on the dead owner's pages fail (what was
+        // parked for them goes home, or is lost with the owner).
         self.fail_faults(|core, &p| owned_by_x(core, p), HOST_DOWN, out);
+        self.refetch.retain(|p| self.faults.contains_key(p));
         // A leaving host no longer waits for pages from a dead owner.
         self.abandoned
             .retain(|&(p, _)| self.owners.get(&p.file) != Some(&x));
@@ -1570,6 +1698,11 @@ impl Core {
                 d.unwritten = None;
                 d.read_if_written(page, out);
                 if d.holder != Some(x) || d.busy.is_some() {
+                    // (A page in doubt settles that when its recovery is
+                    // complete.)
+                    if d.busy.is_none() {
+                        d.disk_epoch = d.disk_epoch.max(d.epoch);
+                    }
                     out.push(Output::Lost { page, host: x });
                 }
             }
@@ -1581,8 +1714,7 @@ impl Core {
                         // No Put of data from before it (one still on its
                         // way from an earlier holder) may land on what is
                         // served now.
-                        d.disk_epoch = d.disk_epoch.max(d.epoch);
-                        out.push(Output::Lost { page, host: x });
+                        d.lose(page, x, out);
                     }
                 }
                 // Its disk read ends it.
@@ -1602,8 +1734,7 @@ impl Core {
                     // acknowledged the page or not).
                     _ => {
                         d.lost_from = Some(x);
-                        d.disk_epoch = d.disk_epoch.max(d.epoch);
-                        out.push(Output::Lost { page, host: x });
+                        d.lose(page, x, out);
                         self.end_txn(page, out, local);
                     }
                 },
@@ -1619,6 +1750,8 @@ impl Core {
             }
         }
         // Its Puts on their way to the disk get no PutAck.
+        // (Whether they were `home` still matters: a failed one of those is
+        // lost with it.)
         self.disk_acks.retain(|&(w, _)| w != x);
         // A rebuilding directory does not wait for it, nor serve what it
         // asked for.
@@ -1699,14 +1832,10 @@ impl Core {
                 if busy != txn || d.reading || (!requester_died && self.dead.contains(&to)) {
                     continue;
                 }
-                // A rewrite the disk waited for, owed by the dead host or by
-                // the sender that handed it the data, will not come.
-                if d.unwritten
-                    .is_some_and(|(_, w)| w == r.dead || Some(w) == d.holder)
-                {
-                    d.unwritten = None;
-                }
-                out.push(Output::Lost { page, host: r.dead });
+                // No older data still on its way may land on what is served
+                // from now (what came back before every answer is in), and
+                // no rewrite is waited for.
+                d.lose(page, r.dead, out);
                 if requester_died {
                     self.end_txn(page, out, local);
                 } else {
@@ -1834,6 +1963,12 @@ impl Core {
                 self.send(h, msg, out, local);
             }
         }
+    }
+
+    /// A new transaction number (the requester's id in the top bits).
+    fn new_txn(&mut self) -> Txn {
+        self.next_txn += 1;
+        (u64::from(self.me) << 48) | (self.next_txn & 0xffff_ffff_ffff)
     }
 
     /// The incarnation of `file`'s owner this host knows (its own, if it

@@ -38,7 +38,7 @@
 //!   | 3 | Data | txn, file, index, dirty u8 (0/1), epoch u64, owner incarnation u64, len u32, len bytes |
 //!   | 4 | Absent | txn, file, index |
 //!   | 5 | Done | txn, file, index |
-//!   | 6 | Put | file, index, epoch u64, seq u64, len u32, len bytes |
+//!   | 6 | Put | file, index, epoch u64, seq u64, home u8 (0/1), len u32, len bytes |
 //!   | 7 | PutAck | file, index, seq u64, error i32 (0, or an errno) |
 //!   | 8 | Failed | txn, file, index, error i32 (an errno) |
 //!   | 9 | Returned | txn, file, index |
@@ -471,11 +471,13 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             epoch,
             seq,
             data,
+            home,
         } => {
             p.push(6);
             put_page(p, None, page);
             p.extend_from_slice(&epoch.to_le_bytes());
             p.extend_from_slice(&seq.to_le_bytes());
+            p.push(u8::from(*home));
             put_bytes(p, data);
         }
         Msg::PutAck { page, seq, error } => {
@@ -566,6 +568,11 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             page: c.page()?,
             epoch: c.u64("PUT too short for its epoch")?,
             seq: c.u64("PUT too short for its sequence number")?,
+            home: match c.u8("PUT too short for its home flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed("PUT home flag is not 0 or 1")),
+            },
             data: c.bytes()?,
         },
         7 => Msg::PutAck {
@@ -860,8 +867,28 @@ mod tests {
         let mut want = raw(
             T_HELLO,
             &[
-                b'W', b'F', b'S', b'P', 3, 0, 2, 0, b'c', b'l', 2, 0, b'h', b'1', 7, 0, 0, 0, 0, 0,
-                0, 0,
+                b'W',
+                b'F',
+                b'S',
+                b'P',
+                PROTOCOL_VERSION as u8,
+                0,
+                2,
+                0,
+                b'c',
+                b'l',
+                2,
+                0,
+                b'h',
+                b'1',
+                7,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
             ],
         );
         assert_eq!(b, want);
@@ -1009,6 +1036,7 @@ mod tests {
                 epoch: 7,
                 seq: 8,
                 data: vec![1, 2, 3],
+                home: true,
             },
             Msg::PutAck {
                 page,
@@ -1180,6 +1208,13 @@ mod tests {
     #[test]
     fn bad_hello() {
         let dec = |p: &[u8]| Frame::decode(T_HELLO, p);
+        // This version's HELLO: magic, version, then `rest`.
+        let v = |rest: &[u8]| {
+            let mut b = b"WFSP".to_vec();
+            b.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+            b.extend_from_slice(rest);
+            b
+        };
         assert!(matches!(dec(b"WFS"), Err(WireError::Malformed(_))));
         assert!(matches!(dec(b"XFSP\x01\x00"), Err(WireError::BadMagic)));
         assert!(matches!(dec(b"WFSP\x02"), Err(WireError::Malformed(_))));
@@ -1190,31 +1225,31 @@ mod tests {
         ));
         // Name length pointing past the payload.
         assert!(matches!(
-            dec(b"WFSP\x03\x00\x05\x00ab"),
+            dec(&v(b"\x05\x00ab")),
             Err(WireError::Malformed(_))
         ));
         // Missing host.
         assert!(matches!(
-            dec(b"WFSP\x03\x00\x01\x00c"),
+            dec(&v(b"\x01\x00c")),
             Err(WireError::Malformed(_))
         ));
         // No incarnation.
         assert!(matches!(
-            dec(b"WFSP\x03\x00\x01\x00c\x01\x00h"),
+            dec(&v(b"\x01\x00c\x01\x00h")),
             Err(WireError::Malformed(_))
         ));
         // Trailing garbage.
         assert!(matches!(
-            dec(b"WFSP\x03\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0X"),
+            dec(&v(b"\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0X")),
             Err(WireError::Malformed(_))
         ));
         // Not UTF-8.
         assert!(matches!(
-            dec(b"WFSP\x03\x00\x01\x00\xff\x01\x00h\x07\0\0\0\0\0\0\0"),
+            dec(&v(b"\x01\x00\xff\x01\x00h\x07\0\0\0\0\0\0\0")),
             Err(WireError::Malformed(_))
         ));
         assert_eq!(
-            dec(b"WFSP\x03\x00\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0").unwrap(),
+            dec(&v(b"\x01\x00c\x01\x00h\x07\0\0\0\0\0\0\0")).unwrap(),
             Frame::hello("c", "h", 7)
         );
     }

@@ -166,11 +166,6 @@ struct Sim {
     /// READs the kernel gave up on and the manager did not forget: their
     /// answers are refused.
     abandoned: BTreeMap<u64, PageId>,
-    /// Whether an invalidation waits for the page's writeback, as in the
-    /// real kernel (EAGAIN, retried); half of the schedules do not wait, so
-    /// the protocol's own ordering rules (epochs, dirty hand-over while a
-    /// Put is unacknowledged) carry the weight.
-    defer_invalidate: bool,
     /// Whether this schedule's disk reads and writes fail now and then.
     disk_errors: bool,
     /// WRITEs in flight: the page and the value they write.
@@ -192,6 +187,11 @@ struct Sim {
     unreported: BTreeSet<(HostId, HostId)>,
     /// Pages a holder reported to a restarted owner.
     reported: u32,
+    /// (host, owner): the host's lease on the owner's pages ran out while
+    /// their connection was down (it fenced itself), until it is back.
+    fenced: BTreeSet<(HostId, HostId)>,
+    /// Fences so far.
+    fences: u32,
     /// What each crashed incarnation held (kernel, manager, in flight).
     held_at_crash: BTreeMap<(HostId, u64), Vec<PageId>>,
     /// The step the schedule is at, and the first at which hosts may
@@ -254,7 +254,8 @@ impl Sim {
             })
             .collect();
         let last = pages.iter().map(|&p| (p, 0)).collect();
-        let defer_invalidate = rng.below(2) == 0;
+        // (Drawn still, so that the seeds keep their schedules.)
+        let _ = rng.below(2);
         let flaky = rng.below(2) == 0;
         let timeouts = rng.below(2) == 0;
         let disk_errors = rng.below(4) == 0;
@@ -268,6 +269,8 @@ impl Sim {
             unreported: BTreeSet::new(),
             reported: 0,
             held_at_crash: BTreeMap::new(),
+            fenced: BTreeSet::new(),
+            fences: 0,
             step_no: 0,
             crash_from,
             crashed: 0,
@@ -292,7 +295,6 @@ impl Sim {
             last,
             next_value: 1,
             next_req: 1,
-            defer_invalidate,
             disk_errors,
             writes: BTreeMap::new(),
             failed_writes: 0,
@@ -343,6 +345,9 @@ impl Sim {
         // installed goes home).
         let mut refused = Vec::new();
         let mut installed = Vec::new();
+        // Pages taken from the kernel: answered at once, as the engine
+        // does (in the same batch, before any other event).
+        let mut taken = Vec::new();
         for o in outs {
             self.log.push(format!("h{h} -> {o:?}"));
             match o {
@@ -409,11 +414,14 @@ impl Sim {
                     k.writeback.remove(&page);
                     if let Some(i) = k.deferred.iter().position(|p| *p == page) {
                         k.deferred.remove(i);
-                        self.invalidate(h, page);
+                        taken.push(self.invalidate(h, page));
                     }
                 }
                 Output::Invalidate { page } => {
-                    if self.defer_invalidate && self.hosts[h].kernel.writeback.contains_key(&page) {
+                    // An invalidation waits for the page's writeback, as in
+                    // the real kernel (EAGAIN, retried); it is answered at
+                    // once otherwise, as the engine does.
+                    if self.hosts[h].kernel.writeback.contains_key(&page) {
                         // Retried until the writeback is done: once per
                         // page, however often it was asked (the engine
                         // keeps one retry per page).
@@ -422,7 +430,7 @@ impl Sim {
                             k.deferred.push(page);
                         }
                     } else {
-                        self.invalidate(h, page);
+                        taken.push(self.invalidate(h, page));
                     }
                 }
                 Output::DiskRead { page } => {
@@ -530,6 +538,9 @@ impl Sim {
                 self.input(h, Input::NotInstalled { page, data });
             }
         }
+        for input in taken {
+            self.input(h, input);
+        }
     }
 
     /// Whether hosts may crash at this step.
@@ -571,15 +582,13 @@ impl Sim {
     }
 
     /// The kernel of host `h` takes `page` out of its cache (DROP).
-    fn invalidate(&mut self, h: usize, page: PageId) {
+    fn invalidate(&mut self, h: usize, page: PageId) -> Input {
         let contents = self.hosts[h]
             .kernel
             .cache
             .remove(&page)
             .map(|(v, dirty)| (encode(v), dirty));
-        self.hosts[h]
-            .inbox
-            .push_back(Input::Invalidated { page, contents });
+        Input::Invalidated { page, contents }
     }
 
     /// The page host `h`'s READ `req` is for; a READ answered twice or
@@ -757,7 +766,7 @@ impl Sim {
         if apps {
             choices += 2 * self.hosts.len();
             if self.flaky {
-                choices += 1;
+                choices += 2;
             }
             if self.crashing() {
                 choices += 1;
@@ -825,6 +834,11 @@ impl Sim {
                 return true;
             }
             c -= 1;
+            if c == 0 {
+                self.fence();
+                return true;
+            }
+            c -= 1;
         }
         if apps && self.crashing() {
             if c == 0 {
@@ -862,6 +876,28 @@ impl Sim {
             self.kernel_event(dirty_hosts[c], true);
         }
         true
+    }
+
+    /// A host cut off from an owner longer than its lease fences itself:
+    /// the owner's pages leave its kernel until the connection is back.
+    fn fence(&mut self) {
+        let down: Vec<(HostId, HostId)> = self
+            .down
+            .iter()
+            .flat_map(|&(a, b)| [(a, b), (b, a)])
+            .filter(|p| !self.fenced.contains(p))
+            .collect();
+        if down.is_empty() {
+            return;
+        }
+        let (h, owner) = down[self.rng.below(down.len())];
+        self.fenced.insert((h, owner));
+        self.fences += 1;
+        self.log
+            .push(format!("h{h}'s lease on h{owner}'s pages runs out"));
+        self.hosts[h as usize]
+            .inbox
+            .push_back(Input::Fence { owner });
     }
 
     /// A connection drops: whatever was in flight both ways is lost.
@@ -1039,6 +1075,7 @@ impl Sim {
             self.floor.remove(&p);
         }
         self.unreported.retain(|&(holder, _)| holder != x);
+        self.fenced.retain(|&(holder, _)| holder != x);
         // Data only it had is gone with it, unless its owner's disk has it.
         let hosts = &self.hosts;
         let owners = &self.owners;
@@ -1165,6 +1202,14 @@ impl Sim {
             let frames = self.hosts[from as usize].sessions[&to].resend();
             self.net.entry((from, to)).or_default().extend(frames);
         }
+        // The first heartbeat renews the lease.
+        for (h, owner) in [(p.0, p.1), (p.1, p.0)] {
+            if self.fenced.remove(&(h, owner)) {
+                self.hosts[h as usize]
+                    .inbox
+                    .push_back(Input::Unfence { owner });
+            }
+        }
     }
 
     fn run_schedule(&mut self, steps: usize) {
@@ -1203,10 +1248,16 @@ impl Sim {
                 self.fail(format!("h{h}: a recovery never completed: {:?}", host.core));
             }
             if host.core.outstanding() != 0 {
+                let cores: Vec<String> = self
+                    .hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| format!("h{i}: {:?}", h.core))
+                    .collect();
                 self.fail(format!(
-                    "h{h}: the core still has {} transactions: {:?}",
+                    "h{h}: the core still has {} transactions\n{}",
                     host.core.outstanding(),
-                    host.core
+                    cores.join("\n")
                 ));
             }
             if let Some((p, _)) = k.cache.iter().find(|(_, e)| e.1) {
@@ -1240,6 +1291,7 @@ struct Tally {
     leaves: u64,
     owner_crashes: u64,
     reported: u64,
+    fences: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1254,6 +1306,7 @@ impl std::ops::Add for Tally {
             leaves: self.leaves + o.leaves,
             owner_crashes: self.owner_crashes + o.owner_crashes,
             reported: self.reported + o.reported,
+            fences: self.fences + o.fences,
         }
     }
 }
@@ -1289,6 +1342,7 @@ fn run_seed(seed: u64) -> Tally {
         leaves: u64::from(sim.leaves),
         owner_crashes: u64::from(sim.owners_crashed),
         reported: u64::from(sim.reported),
+        fences: u64::from(sim.fences),
     }
 }
 
@@ -1326,10 +1380,15 @@ fn protocol_simulation() {
         t.crashes
     );
     assert!(
-        t.owner_crashes >= schedules / 20 && t.reported >= schedules / 20,
+        t.owner_crashes >= schedules / 20 && t.reported >= schedules / 40,
         "only {} owners crashed and {} held pages reported to their next incarnation in {schedules} schedules",
         t.owner_crashes,
         t.reported
+    );
+    assert!(
+        t.fences >= schedules / 4,
+        "only {} hosts fenced themselves in {schedules} schedules",
+        t.fences
     );
     assert!(
         t.leaves >= schedules / 50,
