@@ -68,9 +68,10 @@ raced() {
 }
 
 # failures N: from `wfsctl stats`, how many peer managers this host took for
-# dead (N=1) or how many pages it reported lost with them (N=2).
+# dead (N=1), how many pages it reported lost with them (N=2), or how many
+# times it fenced itself off a peer's pages, its lease run out (N=3).
 failures() {
-    wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\)$/\\$1/p"
+    wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\); fenced off a peer's pages \([0-9]*\) times$/\\$1/p"
 }
 
 # fail_with_state MSG...: the failure line of host $h, then this host's

@@ -76,12 +76,19 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub enum NetEvent {
     /// A connection completed its handshake; the peer runs incarnation
-    /// `incarnation`.
+    /// `incarnation`. `since` is a moment before this host's last word in
+    /// the handshake: the peer heard from it at or after `since`.
     Up {
         peer: usize,
         conn: u64,
         incarnation: u64,
+        since: Instant,
     },
+    /// The peer answered a PING this host sent at `since`: it heard from
+    /// this host at or after then (a lease renewal).
+    Renewed { peer: usize, since: Instant },
+    /// The peer refused this host (`reason`), in a handshake or after it.
+    Refused { peer: usize, reason: String },
     /// A session frame arrived on it.
     Frame {
         peer: usize,
@@ -179,6 +186,10 @@ struct PeerSlot {
     state: PeerState,
     reason: Option<String>,
     conn: Option<ConnHandle>,
+    /// When anything last arrived from the peer (a handshake or a frame).
+    heard: Option<Instant>,
+    /// Its incarnations this host refuses (taken for dead).
+    refused: std::collections::BTreeSet<u64>,
 }
 
 /// The set of peer connections.
@@ -235,6 +246,8 @@ impl Cluster {
                 state: PeerState::Connecting,
                 reason: None,
                 conn: None,
+                heard: None,
+                refused: std::collections::BTreeSet::new(),
             })
             .collect();
         let cl = Arc::new(Cluster {
@@ -387,6 +400,33 @@ impl Cluster {
         false
     }
 
+    /// Refuses incarnation `incarnation` of peer `idx` from now on (it was
+    /// taken for dead): its handshakes are answered with REFUSE, saying so.
+    pub fn refuse_incarnation(&self, idx: usize, incarnation: u64) {
+        if let Some(s) = lock(&self.slots).get_mut(idx) {
+            s.refused.insert(incarnation);
+        }
+    }
+
+    /// When anything last arrived from peer `idx` that it may renew its
+    /// lease with (a handshake or a PING): it has heard nothing from this
+    /// host after that which it could take as a renewal.
+    pub fn heard(&self, idx: usize) -> Option<Instant> {
+        lock(&self.slots).get(idx).and_then(|s| s.heard)
+    }
+
+    fn mark_heard(&self, idx: usize) {
+        if let Some(s) = lock(&self.slots).get_mut(idx) {
+            s.heard = Some(Instant::now());
+        }
+    }
+
+    fn refuses(&self, idx: usize, incarnation: u64) -> bool {
+        lock(&self.slots)
+            .get(idx)
+            .is_some_and(|s| s.refused.contains(&incarnation))
+    }
+
     fn set_state(&self, idx: usize, state: PeerState, reason: Option<String>) {
         let mut slots = lock(&self.slots);
         let s = &mut slots[idx];
@@ -403,18 +443,22 @@ impl Cluster {
         let mut backoff = BACKOFF_MIN;
         let mut last_error: Option<String> = None;
         while !self.stopping() {
-            match self.dial_once(&peer) {
-                Ok((stream, incarnation)) => {
+            match self.dial_once(idx, &peer) {
+                Ok((stream, incarnation, since)) => {
                     last_error = None;
                     backoff = BACKOFF_MIN;
                     let remote = peer.addr;
-                    self.run_connection(idx, stream, remote, incarnation);
+                    self.run_connection(idx, stream, remote, incarnation, since);
                     // Dropped: dial again right away (after the minimum delay).
                 }
                 Err(DialError::Refused(reason)) => {
                     if last_error.as_deref() != Some(reason.as_str()) {
                         wlog!("peer {} ({}) refused us: {reason}", peer.name, peer.addr);
                         last_error = Some(reason.clone());
+                        self.event(NetEvent::Refused {
+                            peer: idx,
+                            reason: reason.clone(),
+                        });
                     }
                     self.set_state(idx, PeerState::Refused, Some(reason));
                 }
@@ -444,13 +488,14 @@ impl Cluster {
         }
     }
 
-    fn dial_once(&self, peer: &Peer) -> Result<(TcpStream, u64), DialError> {
+    fn dial_once(&self, idx: usize, peer: &Peer) -> Result<(TcpStream, u64, Instant), DialError> {
         let other = |e: io::Error| DialError::Other(e.to_string());
         let mut s = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(other)?;
         s.set_nodelay(true).map_err(other)?;
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(other)?;
         s.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(other)?;
         let hello = Frame::hello(&self.cfg.cluster, &self.cfg.host, self.incarnation);
+        let since = Instant::now();
         wire::write_frame(&mut s, &hello).map_err(other)?;
         match wire::read_frame(&mut s) {
             Ok(Frame::HelloAck {
@@ -467,8 +512,16 @@ impl Cluster {
                         "the manager at {} says it is {host:?}, not {:?}",
                         peer.addr, peer.name
                     )))
+                } else if self.refuses(idx, incarnation) {
+                    let reason = taken_for_dead(incarnation);
+                    let _ = wire::write_frame(&mut s, &Frame::Refuse { reason });
+                    let _ = s.shutdown(Shutdown::Both);
+                    Err(DialError::Other(format!(
+                        "its incarnation {incarnation:#x} was taken for dead: refused until its manager restarts"
+                    )))
                 } else {
-                    Ok((s, incarnation))
+                    self.mark_heard(idx);
+                    Ok((s, incarnation, since))
                 }
             }
             Ok(Frame::Refuse { reason }) => Err(DialError::Refused(reason)),
@@ -601,16 +654,23 @@ impl Cluster {
                 return;
             }
         };
+        if self.refuses(idx, incarnation) {
+            let reason = taken_for_dead(incarnation);
+            self.refuse(&mut stream, &host, remote, &reason);
+            return;
+        }
+        self.mark_heard(idx);
         let ack = Frame::HelloAck {
             version: PROTOCOL_VERSION,
             host: self.cfg.host.clone(),
             incarnation: self.incarnation,
         };
+        let since = Instant::now();
         if let Err(e) = wire::write_frame(&mut stream, &ack) {
             wlog!("peer {host} ({remote}): cannot send HELLO_ACK: {e}");
             return;
         }
-        self.run_connection(idx, stream, remote, incarnation);
+        self.run_connection(idx, stream, remote, incarnation, since);
     }
 
     // -- both sides -------------------------------------------------------
@@ -622,6 +682,7 @@ impl Cluster {
         mut stream: TcpStream,
         remote: SocketAddr,
         incarnation: u64,
+        since: Instant,
     ) {
         let name = self.cfg.peers[idx].name.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -665,27 +726,58 @@ impl Cluster {
             peer: idx,
             conn: id,
             incarnation,
+            since,
         });
 
         let alive = Arc::new(AtomicBool::new(true));
+        // PINGs sent and not answered yet, with when they were sent.
+        let pings: Arc<Mutex<std::collections::VecDeque<(u64, Instant)>>> = Arc::default();
         {
             let alive = alive.clone();
             let writer = writer.clone();
             let name = name.clone();
+            let pings = pings.clone();
             let _ = thread::Builder::new()
                 .name(format!("ping-{name}"))
-                .spawn(move || heartbeat(&writer, &alive));
+                .spawn(move || heartbeat(&writer, &alive, &pings));
         }
 
         let why = loop {
             match wire::read_frame(&mut stream) {
                 Ok(Frame::Ping { seq }) => {
+                    self.mark_heard(idx);
                     let mut w = lock(&writer);
                     if let Err(e) = wire::write_frame(&mut *w, &Frame::Pong { seq }) {
                         break format!("write failed: {e}");
                     }
                 }
-                Ok(Frame::Pong { .. }) => {}
+                Ok(Frame::Pong { seq }) => {
+                    let sent = {
+                        let mut p = lock(&pings);
+                        let mut sent = None;
+                        while let Some(&(s, t)) = p.front() {
+                            if s > seq {
+                                break;
+                            }
+                            p.pop_front();
+                            if s == seq {
+                                sent = Some(t);
+                            }
+                        }
+                        sent
+                    };
+                    if let Some(since) = sent {
+                        self.event(NetEvent::Renewed { peer: idx, since });
+                    }
+                }
+                Ok(Frame::Refuse { reason }) => {
+                    wlog!("peer {name} ({remote}) refused us: {reason}");
+                    self.event(NetEvent::Refused {
+                        peer: idx,
+                        reason: reason.clone(),
+                    });
+                    break reason;
+                }
                 Ok(Frame::Page(frame)) if self.events.is_some() => self.event(NetEvent::Frame {
                     peer: idx,
                     conn: id,
@@ -737,9 +829,23 @@ impl Cluster {
     }
 }
 
+/// The reason a host gives when it refuses a peer's incarnation it has
+/// taken for dead (the peer's manager must restart to rejoin).
+pub fn taken_for_dead(incarnation: u64) -> String {
+    format!("{TAKEN_FOR_DEAD}: incarnation {incarnation:#x}; restart its manager to rejoin")
+}
+
+/// How a refusal says the refused incarnation was taken for dead.
+pub const TAKEN_FOR_DEAD: &str = "taken for dead";
+
 /// Sends a PING every [`HEARTBEAT_INTERVAL`] until `alive` goes false or a
-/// write fails (which shuts the socket down, so the reader notices).
-fn heartbeat(writer: &Mutex<TcpStream>, alive: &AtomicBool) {
+/// write fails (which shuts the socket down, so the reader notices); each
+/// is noted in `pings` with when it was sent.
+fn heartbeat(
+    writer: &Mutex<TcpStream>,
+    alive: &AtomicBool,
+    pings: &Mutex<std::collections::VecDeque<(u64, Instant)>>,
+) {
     let mut seq = 0u64;
     loop {
         let end = Instant::now() + HEARTBEAT_INTERVAL;
@@ -753,6 +859,14 @@ fn heartbeat(writer: &Mutex<TcpStream>, alive: &AtomicBool) {
             return;
         }
         seq += 1;
+        {
+            let mut p = lock(pings);
+            // (Answers that never come must not pile up.)
+            if p.len() >= 64 {
+                p.pop_front();
+            }
+            p.push_back((seq, Instant::now()));
+        }
         let mut w = lock(writer);
         if wire::write_frame(&mut *w, &Frame::Ping { seq }).is_err() {
             let _ = w.shutdown(Shutdown::Both);

@@ -12,6 +12,10 @@
 //! failure_timeout = 10            # optional: seconds a peer may stay
 //!                                 # disconnected before it is taken for
 //!                                 # dead (1 to 3600; default 10)
+//! lease = 10                      # optional: seconds this host keeps a
+//!                                 # peer's pages without hearing from it
+//!                                 # (1 to failure_timeout; default
+//!                                 # failure_timeout)
 //!
 //! [[peer]]
 //! name = "h2"
@@ -50,6 +54,7 @@ struct RawConfig {
     control: Option<PathBuf>,
     grant: Option<String>,
     failure_timeout: Option<u64>,
+    lease: Option<u64>,
     #[serde(default)]
     peer: Vec<RawPeer>,
 }
@@ -90,6 +95,10 @@ pub struct Config {
     /// How long a peer may stay disconnected before its manager is taken
     /// for dead (see `Documentation/failures.md`).
     pub failure_timeout: std::time::Duration,
+    /// How long this host keeps the pages of a peer's files without an
+    /// answer from it before it fences itself (see
+    /// `Documentation/failures.md`); at most `failure_timeout`.
+    pub lease: std::time::Duration,
     /// The other hosts, in file order.
     pub peers: Vec<Peer>,
 }
@@ -241,9 +250,22 @@ impl Config {
                 ));
             }
         };
+        let lease = match raw.lease {
+            None => failure_timeout,
+            Some(s) if s >= 1 && s <= failure_timeout.as_secs() => {
+                std::time::Duration::from_secs(s)
+            }
+            Some(s) => {
+                return err(format!(
+                    "lease {s} is out of range; expected 1 to failure_timeout ({}) seconds",
+                    failure_timeout.as_secs()
+                ));
+            }
+        };
         Ok(Config {
             grant,
             failure_timeout,
+            lease,
             cluster: raw.cluster,
             host: raw.host,
             listen,
@@ -352,6 +374,19 @@ addr = "10.0.0.3:7070"
         for bad in ["0", "3601", "-1", "\"10\""] {
             let text = good().replacen("\n\n", &format!("\nfailure_timeout = {bad}\n\n"), 1);
             assert!(Config::parse(&text).is_err(), "failure_timeout = {bad}");
+        }
+        // The lease is the failure time-out unless set, and never longer.
+        assert_eq!(c.lease, std::time::Duration::from_secs(3));
+        let c = Config::parse(&good().replacen("\n\n", "\nfailure_timeout = 8\nlease = 5\n\n", 1))
+            .unwrap();
+        assert_eq!(c.lease, std::time::Duration::from_secs(5));
+        for bad in ["0", "9", "\"5\""] {
+            let text = good().replacen(
+                "\n\n",
+                &format!("\nfailure_timeout = 8\nlease = {bad}\n\n"),
+                1,
+            );
+            assert!(Config::parse(&text).is_err(), "lease = {bad}");
         }
         let e = parse_err(&good().replacen("\n\n", "\ngrant = \"write\"\n\n", 1));
         assert!(e.contains("grant \"write\" is invalid"), "{e}");

@@ -87,6 +87,11 @@ pub struct ProtocolStats {
     /// peer silent past the failure time-out, or an owner's word).
     #[serde(default)]
     pub peers_dead: u64,
+    /// Times this host's lease on a peer's pages ran out (no answer from
+    /// it for the lease time) and it fenced itself: that peer's pages left
+    /// its kernel.
+    #[serde(default)]
+    pub fencings: u64,
     /// INVALIDATEs the kernel answered busy and that were tried again.
     pub busy_retries: u64,
 }
@@ -104,6 +109,7 @@ pub struct Counters {
     pages_failed: AtomicU64,
     pages_lost: AtomicU64,
     peers_dead: AtomicU64,
+    fencings: AtomicU64,
     busy_retries: AtomicU64,
 }
 
@@ -126,6 +132,7 @@ impl Counters {
             pages_failed: g(&self.pages_failed),
             pages_lost: g(&self.pages_lost),
             peers_dead: g(&self.peers_dead),
+            fencings: g(&self.fencings),
             busy_retries: g(&self.busy_retries),
         }
     }
@@ -144,6 +151,11 @@ const TICK: Duration = Duration::from_millis(20);
 const RETRY: Duration = Duration::from_millis(1);
 /// A page busy for this long is logged (and still retried).
 const BUSY_WARN: Duration = Duration::from_secs(5);
+/// How much longer than a peer's lease this host waits, from when it last
+/// heard from the peer, before it takes the peer for dead on another
+/// host's word: by then the peer has fenced itself (timers of different
+/// hosts run at slightly different rates, and a tick may come late).
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
 
 /// One peer, as the engine sees it.
 struct Peer {
@@ -161,6 +173,17 @@ struct Peer {
     /// Never heard from for the failure time-out: this host's directory
     /// was rebuilt without its word.
     absent: bool,
+    /// Until when this host may keep the pages of the peer's files: the
+    /// peer heard from this host no earlier than the lease time before.
+    lease_until: Option<Instant>,
+    /// The lease ran out: the peer's pages are not held here.
+    fenced: bool,
+    /// An incarnation of it that said it was leaving (taken for dead at
+    /// once: it holds nothing).
+    left: Option<u64>,
+    /// An incarnation to take for dead once its lease has run out (on
+    /// another host's word).
+    declare_later: Option<u64>,
     session: Session<PeerMsg>,
     /// Highest acknowledgement sent to it.
     acked: u64,
@@ -245,6 +268,14 @@ pub struct Engine {
     read_deadline: Duration,
     /// How long a peer may stay disconnected before it is taken for dead.
     failure_timeout: Duration,
+    /// How long this host keeps a peer's pages without hearing from it.
+    lease: Duration,
+    /// This incarnation was taken for dead by a peer: the manager restarts.
+    rejoining: bool,
+    /// This host's name (for the tie-break of [`Engine::in_majority`]).
+    name: String,
+    /// "Cut off from most of the cluster" was logged.
+    minority_logged: bool,
     /// A leave is complete: every page is back with its owner.
     left: bool,
     counters: Arc<Counters>,
@@ -274,6 +305,10 @@ impl Engine {
                 dead: BTreeSet::new(),
                 down_since: Some(Instant::now()),
                 absent: false,
+                lease_until: None,
+                fenced: false,
+                left: None,
+                declare_later: None,
                 session: Session::new(),
                 acked: 0,
             })
@@ -312,6 +347,10 @@ impl Engine {
             refused: Vec::new(),
             read_deadline,
             failure_timeout: cfg.failure_timeout,
+            lease: cfg.lease,
+            rejoining: false,
+            name: cfg.host.clone(),
+            minority_logged: false,
             left: false,
             counters,
         }
@@ -327,6 +366,7 @@ impl Engine {
             self.send_acks();
             self.expire_reads();
             self.detect_failures();
+            self.check_leases();
             self.expire_unresolved();
         }
         !self.busy.is_empty()
@@ -347,7 +387,13 @@ impl Engine {
                 peer,
                 conn,
                 incarnation,
-            }) => self.peer_up(peer, conn, incarnation),
+                since,
+            }) => {
+                self.renewed(peer, since);
+                self.peer_up(peer, conn, incarnation);
+            }
+            Event::Net(NetEvent::Renewed { peer, since }) => self.renewed(peer, since),
+            Event::Net(NetEvent::Refused { peer, reason }) => self.refused(peer, &reason),
             Event::Net(NetEvent::Down { peer, conn }) => self.peer_down(peer, conn),
             Event::Net(NetEvent::Frame { peer, conn, frame }) => {
                 let Some(p) = self.peers.get_mut(peer) else {
@@ -401,7 +447,8 @@ impl Engine {
                 "peer {} restarted (incarnation {incarnation:#x}); its old incarnation is dead",
                 p.name
             );
-            self.declare(idx, old);
+            // (Its old manager is gone, and its kernel's grants with it.)
+            self.declare(idx, old, false);
         }
         let p = &mut self.peers[idx];
         let host = p.host;
@@ -454,14 +501,120 @@ impl Engine {
         self.name_outputs(out);
     }
 
-    /// Takes incarnation `incarnation` of peer `idx` for dead: its session
-    /// goes (what it did not acknowledge goes back to the core), its
-    /// connection is closed, and the core recovers.
-    fn declare(&mut self, idx: usize, incarnation: u64) {
-        let p = &mut self.peers[idx];
-        if !p.dead.insert(incarnation) {
+    /// Peer `idx` heard from this host at or after `since`: this host's
+    /// lease on its pages runs until `since` plus the lease time.
+    fn renewed(&mut self, idx: usize, since: Instant) {
+        let lease = self.lease;
+        let Some(p) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let until = since + lease;
+        if p.lease_until.is_some_and(|u| u >= until) {
             return;
         }
+        p.lease_until = Some(until);
+        if until > Instant::now() && std::mem::take(&mut p.fenced) {
+            wlog!(
+                "peer {}: answering again; this host takes its pages again",
+                p.name
+            );
+            let owner = p.host;
+            self.run_core(Input::Unfence { owner });
+        }
+    }
+
+    /// Fences this host off the pages of every peer whose lease ran out:
+    /// that peer may take this host for dead (it has not heard from it for
+    /// the lease time) and serve its pages to others, so they leave this
+    /// host's kernel (dirty ones go home when the peer can be reached).
+    fn check_leases(&mut self) {
+        let now = Instant::now();
+        let out: Vec<usize> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.fenced && p.lease_until.is_some_and(|u| u <= now))
+            .map(|(i, _)| i)
+            .collect();
+        for idx in out {
+            let p = &mut self.peers[idx];
+            p.fenced = true;
+            let owner = p.host;
+            wlog!(
+                "peer {}: no answer for {} s (lease): fencing this host off its pages until it answers",
+                p.name,
+                self.lease.as_secs()
+            );
+            Counters::add(&self.counters.fencings, 1);
+            self.run_core(Input::Fence { owner });
+        }
+        // Deaths that waited for a lease to run out.
+        let due: Vec<(usize, u64)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.declare_later.map(|inc| (i, inc)))
+            .collect();
+        for (idx, inc) in due {
+            self.declare(idx, inc, true);
+        }
+    }
+
+    /// Peer `idx` refused this host: if because it took this incarnation for
+    /// dead, this manager restarts to rejoin as a new one (what it held of
+    /// that peer's pages was served anew; its kernel keeps only dirty
+    /// pages, which the new incarnation writes back where nobody has
+    /// written since).
+    fn refused(&mut self, idx: usize, reason: &str) {
+        if self.rejoining || !reason.contains(crate::cluster::TAKEN_FOR_DEAD) {
+            return;
+        }
+        self.rejoining = true;
+        let name = self.peers.get(idx).map_or("?", |p| p.name.as_str());
+        wlog!("peer {name} took this manager for dead ({reason}); restarting to rejoin");
+        crate::signals::request_restart();
+    }
+
+    /// Takes incarnation `incarnation` of peer `idx` for dead: its session
+    /// goes (what it did not acknowledge goes back to the core), its
+    /// connection is closed, and the core recovers. With `wait`, not before
+    /// its lease on this host's pages has run out (it may still be alive,
+    /// cut off: it fences itself by then); until then it is only noted.
+    fn declare(&mut self, idx: usize, incarnation: u64, wait: bool) {
+        let p = &mut self.peers[idx];
+        if p.dead.contains(&incarnation) {
+            return;
+        }
+        let heard = self.cluster.as_ref().and_then(|cl| cl.heard(idx));
+        if wait
+            && p.incarnation == Some(incarnation)
+            && let Some(h) = heard
+            && h + self.lease + LEASE_MARGIN > Instant::now()
+        {
+            if p.declare_later != Some(incarnation) {
+                // Its lease is renewed no more: no connection, no answer.
+                wlog!(
+                    "peer {}: taking incarnation {incarnation:#x} for dead once its lease has run out",
+                    p.name
+                );
+                p.declare_later = Some(incarnation);
+                if let Some(cl) = &self.cluster {
+                    cl.refuse_incarnation(idx, incarnation);
+                    if let Some(conn) = p.conn {
+                        cl.close(idx, conn);
+                    }
+                }
+            }
+            return;
+        }
+        if p.declare_later == Some(incarnation) {
+            p.declare_later = None;
+        }
+        p.dead.insert(incarnation);
+        if let Some(cl) = &self.cluster {
+            cl.refuse_incarnation(idx, incarnation);
+        }
+        let p = &mut self.peers[idx];
         Counters::add(&self.counters.peers_dead, 1);
         let host = p.host;
         let current = p.incarnation == Some(incarnation);
@@ -564,14 +717,50 @@ impl Engine {
                 (since.elapsed() >= self.failure_timeout).then_some((i, inc))
             })
             .collect();
+        if late.is_empty() {
+            return;
+        }
+        if !self.in_majority() {
+            // Cut off from most of the cluster: this host is the one to
+            // fence itself and, once the others took it for dead, restart;
+            // it takes nobody for dead on its own.
+            if !self.minority_logged {
+                self.minority_logged = true;
+                wlog!("cut off from most of the cluster: taking no peer for dead until it is back");
+            }
+            return;
+        }
+        self.minority_logged = false;
         for (idx, inc) in late {
             wlog!(
                 "peer {}: no connection for {} s (failure time-out)",
                 self.peers[idx].name,
                 self.failure_timeout.as_secs()
             );
-            self.declare(idx, inc);
+            self.declare(idx, inc, true);
         }
+    }
+
+    /// Whether this host and the peers it is connected to are most of the
+    /// cluster's members (hosts not taken for dead), or half of them with
+    /// the member whose name sorts first: only such a side of a partition
+    /// takes the other for dead, so that two sides never both do.
+    fn in_majority(&self) -> bool {
+        let members: Vec<&Peer> = self
+            .peers
+            .iter()
+            .filter(|p| !p.incarnation.is_some_and(|i| p.dead.contains(&i)))
+            .collect();
+        let total = members.len() + 1;
+        let reachable = 1 + members.iter().filter(|p| p.conn.is_some()).count();
+        if 2 * reachable != total {
+            return 2 * reachable > total;
+        }
+        let first = members.iter().map(|p| p.name.as_str()).min();
+        first.is_none_or(|f| self.name.as_str() < f)
+            || members
+                .iter()
+                .any(|p| p.conn.is_some() && Some(p.name.as_str()) == first)
     }
 
     fn send(&mut self, to: HostId, msg: PeerMsg) {
@@ -628,7 +817,13 @@ impl Engine {
                     | Msg::Failed { page, .. }
                     | Msg::Returned { page, .. }
                     | Msg::Released { page } => Some(*page),
-                    Msg::Recover { .. } | Msg::Recovered { .. } | Msg::Leaving { .. } => None,
+                    Msg::Recover { .. } | Msg::Recovered { .. } => None,
+                    Msg::Leaving { incarnation } => {
+                        if let Some(&idx) = self.by_host.get(&from) {
+                            self.peers[idx].left = Some(*incarnation);
+                        }
+                        None
+                    }
                     Msg::Holding { pages, .. } => {
                         // The pages of this host's files a peer holds: the
                         // core must know the files are this host's.
@@ -1231,7 +1426,10 @@ impl Engine {
                             "peer {}: an owner took incarnation {incarnation:#x} for dead",
                             p.name
                         );
-                        self.declare(idx, incarnation);
+                        // One that said it was leaving holds nothing; else
+                        // its lease must have run out first.
+                        let wait = p.left != Some(incarnation);
+                        self.declare(idx, incarnation, wait);
                         return None;
                     }
                 }
@@ -1239,6 +1437,9 @@ impl Engine {
                 // core hears of its death anyway.
                 if let Some(&idx) = self.by_host.get(&host) {
                     self.peers[idx].dead.insert(incarnation);
+                    if let Some(cl) = &self.cluster {
+                        cl.refuse_incarnation(idx, incarnation);
+                    }
                 }
                 Some(Input::PeerDied {
                     host,

@@ -363,6 +363,15 @@ pub fn run(argv: &[String]) -> i32 {
 
     let sig = signals.wait();
     wlog!("received {}, shutting down", signals::name(sig));
+    if sig == signals::RESTART {
+        // Taken for dead by a peer: nothing to hand back (its pages were
+        // served anew); the kernel revokes this session's grants when the
+        // device closes, and a new incarnation starts in this process.
+        cluster.shutdown();
+        control.remove();
+        drop(dev);
+        return restart(argv);
+    }
     if let Some(h) = &leaver {
         h.leave(LEAVE_TIMEOUT);
     }
@@ -371,6 +380,18 @@ pub fn run(argv: &[String]) -> i32 {
     drop(dev);
     wlog!("exiting");
     0
+}
+
+/// Replaces this process with a new run of the manager, same arguments
+/// (a new incarnation); returns the exit code if that fails.
+fn restart(argv: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    wlog!("restarting as a new incarnation");
+    let e = std::process::Command::new("/proc/self/exe")
+        .args(argv)
+        .exec();
+    wlog!("cannot restart: {e}");
+    1
 }
 
 #[cfg(test)]

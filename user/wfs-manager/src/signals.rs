@@ -1,6 +1,7 @@
 //! SIGTERM and SIGINT through a self-pipe: the handler only writes the
 //! signal number into a pipe, and [`Signals::wait`] reads it back in
-//! ordinary code.
+//! ordinary code. The manager's own request to restart ([`RESTART`])
+//! comes the same way.
 
 use std::io;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -13,6 +14,23 @@ extern "C" fn on_signal(sig: libc::c_int) {
         let b = sig as u8;
         // SAFETY: write(2) is async-signal-safe; `b` is a live byte. A full
         // pipe (EAGAIN) just drops the byte, which is fine: one is enough.
+        unsafe {
+            libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// What [`Signals::wait`] returns for [`request_restart`] (no signal has
+/// number 0).
+pub const RESTART: i32 = 0;
+
+/// Asks the manager to restart as a new incarnation: [`Signals::wait`]
+/// returns [`RESTART`].
+pub fn request_restart() {
+    let fd = WRITE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = RESTART as u8;
+        // SAFETY: write(2) of one live byte to the self-pipe's write end.
         unsafe {
             libc::write(fd, (&b as *const u8).cast(), 1);
         }
@@ -79,6 +97,7 @@ pub fn name(sig: i32) -> &'static str {
     match sig {
         libc::SIGTERM => "SIGTERM",
         libc::SIGINT => "SIGINT",
+        RESTART => "a request to restart",
         _ => "signal",
     }
 }

@@ -313,8 +313,8 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             p.pages_in, p.pages_out, p.pages_home, p.pages_failed, p.busy_retries
         ));
         v.push(format!(
-            "failures: peers taken for dead {}, pages lost with them {}",
-            p.peers_dead, p.pages_lost
+            "failures: peers taken for dead {}, pages lost with them {}; fenced off a peer's pages {} times",
+            p.peers_dead, p.pages_lost, p.fencings
         ));
     }
     v
@@ -695,6 +695,7 @@ mod tests {
             pages_failed: 2,
             pages_lost: 7,
             peers_dead: 1,
+            fencings: 3,
             busy_retries: 0,
         });
         assert_eq!(
@@ -702,7 +703,7 @@ mod tests {
             [
                 "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
                 "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0",
-                "failures: peers taken for dead 1, pages lost with them 7"
+                "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times"
             ]
         );
     }
