@@ -76,13 +76,15 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub enum NetEvent {
     /// A connection completed its handshake; the peer runs incarnation
-    /// `incarnation`. `since` is a moment before this host's last word in
-    /// the handshake: the peer heard from it at or after `since`.
+    /// `incarnation`. `since`, when this host dialed: when it sent its
+    /// HELLO, which the peer heard and accepted (a lease renewal). (An
+    /// accepted HELLO is no renewal: the dialer may still refuse this
+    /// host after it.)
     Up {
         peer: usize,
         conn: u64,
         incarnation: u64,
-        since: Instant,
+        since: Option<Instant>,
     },
     /// The peer answered a PING this host sent at `since`: it heard from
     /// this host at or after then (a lease renewal).
@@ -186,7 +188,8 @@ struct PeerSlot {
     state: PeerState,
     reason: Option<String>,
     conn: Option<ConnHandle>,
-    /// When anything last arrived from the peer (a handshake or a frame).
+    /// When the peer last said something it may take as a lease renewal
+    /// (a HELLO, a HELLO_ACK or a PING).
     heard: Option<Instant>,
     /// Its incarnations this host refuses (taken for dead).
     refused: std::collections::BTreeSet<u64>,
@@ -448,7 +451,7 @@ impl Cluster {
                     last_error = None;
                     backoff = BACKOFF_MIN;
                     let remote = peer.addr;
-                    self.run_connection(idx, stream, remote, incarnation, since);
+                    self.run_connection(idx, stream, remote, incarnation, Some(since));
                     // Dropped: dial again right away (after the minimum delay).
                 }
                 Err(DialError::Refused(reason)) => {
@@ -665,12 +668,11 @@ impl Cluster {
             host: self.cfg.host.clone(),
             incarnation: self.incarnation,
         };
-        let since = Instant::now();
         if let Err(e) = wire::write_frame(&mut stream, &ack) {
             wlog!("peer {host} ({remote}): cannot send HELLO_ACK: {e}");
             return;
         }
-        self.run_connection(idx, stream, remote, incarnation, since);
+        self.run_connection(idx, stream, remote, incarnation, None);
     }
 
     // -- both sides -------------------------------------------------------
@@ -682,7 +684,7 @@ impl Cluster {
         mut stream: TcpStream,
         remote: SocketAddr,
         incarnation: u64,
-        since: Instant,
+        since: Option<Instant>,
     ) {
         let name = self.cfg.peers[idx].name.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -12,10 +12,10 @@
 //! failure_timeout = 10            # optional: seconds a peer may stay
 //!                                 # disconnected before it is taken for
 //!                                 # dead (1 to 3600; default 10)
-//! lease = 10                      # optional: seconds this host keeps a
-//!                                 # peer's pages without hearing from it
-//!                                 # (1 to failure_timeout; default
-//!                                 # failure_timeout)
+//! lease = 15                      # optional: seconds this host keeps a
+//!                                 # peer's pages without an answer from
+//!                                 # it (1 to 3600; default failure_timeout
+//!                                 # + 5, the heartbeat time-out)
 //!
 //! [[peer]]
 //! name = "h2"
@@ -97,7 +97,7 @@ pub struct Config {
     pub failure_timeout: std::time::Duration,
     /// How long this host keeps the pages of a peer's files without an
     /// answer from it before it fences itself (see
-    /// `Documentation/failures.md`); at most `failure_timeout`.
+    /// `Documentation/failures.md`).
     pub lease: std::time::Duration,
     /// The other hosts, in file order.
     pub peers: Vec<Peer>,
@@ -251,14 +251,14 @@ impl Config {
             }
         };
         let lease = match raw.lease {
-            None => failure_timeout,
-            Some(s) if s >= 1 && s <= failure_timeout.as_secs() => {
-                std::time::Duration::from_secs(s)
-            }
+            // As long as a peer waits for this host at least (heartbeat
+            // time-out, then failure time-out): a cut that short fences
+            // nothing.
+            None => failure_timeout + crate::cluster::DEAD_AFTER,
+            Some(s @ 1..=3600) => std::time::Duration::from_secs(s),
             Some(s) => {
                 return err(format!(
-                    "lease {s} is out of range; expected 1 to failure_timeout ({}) seconds",
-                    failure_timeout.as_secs()
+                    "lease {s} is out of range; expected 1 to 3600 seconds"
                 ));
             }
         };
@@ -375,12 +375,12 @@ addr = "10.0.0.3:7070"
             let text = good().replacen("\n\n", &format!("\nfailure_timeout = {bad}\n\n"), 1);
             assert!(Config::parse(&text).is_err(), "failure_timeout = {bad}");
         }
-        // The lease is the failure time-out unless set, and never longer.
-        assert_eq!(c.lease, std::time::Duration::from_secs(3));
+        // The lease is the failure time-out and the heartbeat's unless set.
+        assert_eq!(c.lease, std::time::Duration::from_secs(3 + 5));
         let c = Config::parse(&good().replacen("\n\n", "\nfailure_timeout = 8\nlease = 5\n\n", 1))
             .unwrap();
         assert_eq!(c.lease, std::time::Duration::from_secs(5));
-        for bad in ["0", "9", "\"5\""] {
+        for bad in ["0", "3601", "\"5\""] {
             let text = good().replacen(
                 "\n\n",
                 &format!("\nfailure_timeout = 8\nlease = {bad}\n\n"),

@@ -155,7 +155,7 @@ const BUSY_WARN: Duration = Duration::from_secs(5);
 /// heard from the peer, before it takes the peer for dead on another
 /// host's word: by then the peer has fenced itself (timers of different
 /// hosts run at slightly different rates, and a tick may come late).
-const LEASE_MARGIN: Duration = Duration::from_secs(1);
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// One peer, as the engine sees it.
 struct Peer {
@@ -176,8 +176,11 @@ struct Peer {
     /// Until when this host may keep the pages of the peer's files: the
     /// peer heard from this host no earlier than the lease time before.
     lease_until: Option<Instant>,
-    /// The lease ran out: the peer's pages are not held here.
+    /// No lease (none yet, or it ran out): the peer's pages are not held
+    /// here.
     fenced: bool,
+    /// The fence was logged (its end is too).
+    fence_logged: bool,
     /// An incarnation of it that said it was leaving (taken for dead at
     /// once: it holds nothing).
     left: Option<u64>,
@@ -306,7 +309,9 @@ impl Engine {
                 down_since: Some(Instant::now()),
                 absent: false,
                 lease_until: None,
-                fenced: false,
+                // No lease before the first handshake or answer.
+                fenced: true,
+                fence_logged: false,
                 left: None,
                 declare_later: None,
                 session: Session::new(),
@@ -317,6 +322,10 @@ impl Engine {
         let mut core = Core::with_incarnation(me, incarnation);
         for p in &peers {
             core.add_peer(p.host);
+        }
+        for p in &peers {
+            // (Holding nothing yet, it gives up nothing.)
+            let _ = core.handle(Input::Fence { owner: p.host });
         }
         Engine {
             fd,
@@ -389,13 +398,20 @@ impl Engine {
                 incarnation,
                 since,
             }) => {
-                self.renewed(peer, since);
+                // (Accepted: no lease before the first answer to a PING.)
+                if let Some(since) = since {
+                    self.renewed(peer, since);
+                }
+                self.check_leases();
                 self.peer_up(peer, conn, incarnation);
             }
             Event::Net(NetEvent::Renewed { peer, since }) => self.renewed(peer, since),
             Event::Net(NetEvent::Refused { peer, reason }) => self.refused(peer, &reason),
             Event::Net(NetEvent::Down { peer, conn }) => self.peer_down(peer, conn),
             Event::Net(NetEvent::Frame { peer, conn, frame }) => {
+                // A lease that ran out fences before anything that came
+                // is handled (the timer may be late).
+                self.check_leases();
                 let Some(p) = self.peers.get_mut(peer) else {
                     return;
                 };
@@ -429,9 +445,10 @@ impl Engine {
         let Some(p) = self.peers.get_mut(idx) else {
             return;
         };
-        if p.dead.contains(&incarnation) {
+        if p.dead.contains(&incarnation) || p.declare_later == Some(incarnation) {
             // Taken for dead (silent too long, or an owner said so): its
-            // pages were re-served, so it must not come back as it was.
+            // pages were re-served, so it must not come back as it was
+            // (nor renew its lease while that waits for it to run out).
             wlog!(
                 "peer {}: incarnation {incarnation:#x} was taken for dead; refusing it until its manager restarts",
                 p.name
@@ -514,10 +531,12 @@ impl Engine {
         }
         p.lease_until = Some(until);
         if until > Instant::now() && std::mem::take(&mut p.fenced) {
-            wlog!(
-                "peer {}: answering again; this host takes its pages again",
-                p.name
-            );
+            if std::mem::take(&mut p.fence_logged) {
+                wlog!(
+                    "peer {}: answering again; this host takes its pages again",
+                    p.name
+                );
+            }
             let owner = p.host;
             self.run_core(Input::Unfence { owner });
         }
@@ -539,6 +558,7 @@ impl Engine {
         for idx in out {
             let p = &mut self.peers[idx];
             p.fenced = true;
+            p.fence_logged = true;
             let owner = p.host;
             wlog!(
                 "peer {}: no answer for {} s (lease): fencing this host off its pages until it answers",
@@ -682,6 +702,7 @@ impl Engine {
     /// time-out; one this host never heard from by then is taken to hold
     /// none of its pages (the directory stops waiting for its word).
     fn detect_failures(&mut self) {
+        let absent_after = self.absent_after();
         let absent: Vec<usize> = self
             .peers
             .iter()
@@ -689,8 +710,7 @@ impl Engine {
             .filter(|(_, p)| {
                 p.incarnation.is_none()
                     && !p.absent
-                    && p.down_since
-                        .is_some_and(|s| s.elapsed() >= self.failure_timeout)
+                    && p.down_since.is_some_and(|s| s.elapsed() >= absent_after)
             })
             .map(|(i, _)| i)
             .collect();
@@ -700,9 +720,9 @@ impl Engine {
             let host = p.host;
             if self.core.rebuilding().contains(&host) {
                 wlog!(
-                    "peer {}: never heard from in {} s (failure time-out); serving this host's pages without its word",
+                    "peer {}: never heard from in {} s (its lease and the failure time-out); serving this host's pages without its word",
                     p.name,
-                    self.failure_timeout.as_secs()
+                    absent_after.as_secs()
                 );
             }
             self.run_core(Input::PeerAbsent { host });
@@ -741,16 +761,20 @@ impl Engine {
         }
     }
 
+    /// How long after this incarnation's start a peer never heard from is
+    /// taken to hold none of its pages: any lease an earlier incarnation
+    /// gave it has run out by then, and so has the failure time-out.
+    fn absent_after(&self) -> Duration {
+        self.failure_timeout.max(self.lease) + LEASE_MARGIN
+    }
+
     /// Whether this host and the peers it is connected to are most of the
-    /// cluster's members (hosts not taken for dead), or half of them with
-    /// the member whose name sorts first: only such a side of a partition
-    /// takes the other for dead, so that two sides never both do.
+    /// configured cluster, or half of it with the host whose name sorts
+    /// first: only such a side of a partition takes the other for dead, so
+    /// that two sides never both do (each counts against the same fixed
+    /// membership).
     fn in_majority(&self) -> bool {
-        let members: Vec<&Peer> = self
-            .peers
-            .iter()
-            .filter(|p| !p.incarnation.is_some_and(|i| p.dead.contains(&i)))
-            .collect();
+        let members: Vec<&Peer> = self.peers.iter().collect();
         let total = members.len() + 1;
         let reachable = 1 + members.iter().filter(|p| p.conn.is_some()).count();
         if 2 * reachable != total {

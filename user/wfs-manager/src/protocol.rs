@@ -180,6 +180,11 @@ pub const SHUTTING_DOWN: i32 = 108;
 /// `errno` for what waited on a host that died (Linux's `EHOSTDOWN`).
 pub const HOST_DOWN: i32 = 112;
 
+/// `errno` for a writeback to an owner whose lease this host lost
+/// (Linux's `ETIMEDOUT`): the kernel keeps the page dirty, and the page
+/// goes home with the fence.
+pub const FENCED: i32 = 110;
+
 /// What happens to a host's core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -358,12 +363,15 @@ enum PutFor {
         epoch: u64,
         data: Vec<u8>,
     },
+    /// A WRITE of `page` failed already (its owner's lease ran out): its
+    /// answer, if one comes, changes nothing.
+    Answered(PageId),
 }
 
 impl PutFor {
     fn page(&self) -> PageId {
         match self {
-            PutFor::Write(_, page) | PutFor::Home { page, .. } => *page,
+            PutFor::Write(_, page) | PutFor::Home { page, .. } | PutFor::Answered(page) => *page,
         }
     }
 }
@@ -755,6 +763,13 @@ impl Core {
             }
             Input::Writeback { req, page, data } => {
                 let owner = self.owner(page.file)?;
+                if self.fenced.contains(&owner) {
+                    // No lease: the page leaves the kernel, dirty, and goes
+                    // home from there.
+                    self.unsynced.insert(page);
+                    out.push(Output::WriteDone { req, error: FENCED });
+                    return Ok(());
+                }
                 self.next_put += 1;
                 let seq = self.next_put;
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
@@ -963,6 +978,26 @@ impl Core {
             }
             Input::Fence { owner } => {
                 if self.fenced.insert(owner) {
+                    // WRITEs to it fail now: the kernel keeps their pages
+                    // dirty and lets them go (a page under writeback it
+                    // does not give up).
+                    let mut writes: Vec<(u64, u64, PageId)> = self
+                        .puts
+                        .iter()
+                        .filter_map(|(&seq, p)| match p {
+                            PutFor::Write(req, page)
+                                if self.owners.get(&page.file) == Some(&owner) =>
+                            {
+                                Some((seq, *req, *page))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    writes.sort();
+                    for (seq, req, page) in writes {
+                        self.puts.insert(seq, PutFor::Answered(page));
+                        self.write_done(req, page, FENCED, out);
+                    }
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -1358,6 +1393,10 @@ impl Core {
                 let req = match self.puts.remove(&seq) {
                     None => return Err(unexpected(&msg)),
                     Some(PutFor::Write(req, _)) => req,
+                    Some(PutFor::Answered(_)) => {
+                        self.maybe_left(out, local);
+                        return Ok(());
+                    }
                     // A page nobody waited for, home now; or superseded by
                     // a later holder's newer data: that holder answers for
                     // it.
@@ -1654,7 +1693,7 @@ impl Core {
             match self.puts.remove(&seq) {
                 Some(PutFor::Write(req, page)) => self.write_done(req, page, HOST_DOWN, out),
                 Some(PutFor::Home { page, .. }) => out.push(Output::Lost { page, host: x }),
-                None => {}
+                Some(PutFor::Answered(_)) | None => {}
             }
         }
         // Holder side: what it never acknowledged goes home.

@@ -60,7 +60,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::collections::BTreeSet;
 
 use wfs_manager::protocol::{
-    Core, HOST_DOWN, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN, SUPERSEDED,
+    Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN, SUPERSEDED,
 };
 use wfs_manager::session::{Frame, Session};
 
@@ -390,6 +390,7 @@ impl Sim {
                     } else if error != 28
                         && error != SUPERSEDED
                         && !(error == HOST_DOWN && self.owner_died(wpage))
+                        && error != FENCED
                     {
                         self.fail(format!(
                             "h{h}: WRITE {req} failed with {error}, not the disk's 28 or SUPERSEDED"
@@ -541,6 +542,17 @@ impl Sim {
         for input in taken {
             self.input(h, input);
         }
+    }
+
+    /// Every host's core, one per line (for a failure's message).
+    fn cores(&self) -> String {
+        let cores: Vec<String> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| format!("h{i}: {:?}", h.core))
+            .collect();
+        cores.join("\n")
     }
 
     /// Whether hosts may crash at this step.
@@ -1230,34 +1242,22 @@ impl Sim {
         for (h, host) in self.hosts.iter().enumerate() {
             let k = &host.kernel;
             if !k.faults.is_empty() || !k.writeback.is_empty() || !k.deferred.is_empty() {
-                let cores: Vec<String> = self
-                    .hosts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| format!("h{i}: {:?}", h.core))
-                    .collect();
                 self.fail(format!(
                     "h{h}: requests never completed: faults {:?} writeback {:?} deferred {:?}\n{}",
                     k.faults,
                     k.writeback,
                     k.deferred,
-                    cores.join("\n")
+                    self.cores()
                 ));
             }
             if host.core.recovering() != 0 {
                 self.fail(format!("h{h}: a recovery never completed: {:?}", host.core));
             }
             if host.core.outstanding() != 0 {
-                let cores: Vec<String> = self
-                    .hosts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| format!("h{i}: {:?}", h.core))
-                    .collect();
                 self.fail(format!(
                     "h{h}: the core still has {} transactions\n{}",
                     host.core.outstanding(),
-                    cores.join("\n")
+                    self.cores()
                 ));
             }
             if let Some((p, _)) = k.cache.iter().find(|(_, e)| e.1) {
