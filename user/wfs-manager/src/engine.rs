@@ -309,8 +309,7 @@ impl Engine {
                 down_since: Some(Instant::now()),
                 absent: false,
                 lease_until: None,
-                // No lease before the first handshake or answer.
-                fenced: true,
+                fenced: false,
                 fence_logged: false,
                 left: None,
                 declare_later: None,
@@ -322,10 +321,6 @@ impl Engine {
         let mut core = Core::with_incarnation(me, incarnation);
         for p in &peers {
             core.add_peer(p.host);
-        }
-        for p in &peers {
-            // (Holding nothing yet, it gives up nothing.)
-            let _ = core.handle(Input::Fence { owner: p.host });
         }
         Engine {
             fd,
@@ -398,9 +393,21 @@ impl Engine {
                 incarnation,
                 since,
             }) => {
-                // (Accepted: no lease before the first answer to a PING.)
-                if let Some(since) = since {
-                    self.renewed(peer, since);
+                match since {
+                    Some(since) => self.renewed(peer, since),
+                    // Accepted: a first connection renews (its dialer heard
+                    // this host's answer, the margin covering the moments
+                    // since); a later one waits for an answer to a PING (its
+                    // dialer may refuse this incarnation after the answer).
+                    None => {
+                        if self
+                            .peers
+                            .get(peer)
+                            .is_some_and(|p| p.lease_until.is_none())
+                        {
+                            self.renewed(peer, Instant::now());
+                        }
+                    }
                 }
                 self.check_leases();
                 self.peer_up(peer, conn, incarnation);
