@@ -841,16 +841,23 @@ pub fn taken_for_dead(incarnation: u64) -> String {
 pub const TAKEN_FOR_DEAD: &str = "taken for dead";
 
 /// Sends a PING every [`HEARTBEAT_INTERVAL`] until `alive` goes false or a
-/// write fails (which shuts the socket down, so the reader notices); each
-/// is noted in `pings` with when it was sent.
+/// write fails (which shuts the socket down, so the reader notices), the
+/// first at once; each is noted in `pings` with when it was sent.
 fn heartbeat(
     writer: &Mutex<TcpStream>,
     alive: &AtomicBool,
     pings: &Mutex<std::collections::VecDeque<(u64, Instant)>>,
 ) {
     let mut seq = 0u64;
+    // The first PING goes at once: its answer renews the lease even on a
+    // connection shorter than the interval.
+    let mut first = true;
     loop {
-        let end = Instant::now() + HEARTBEAT_INTERVAL;
+        let end = if std::mem::take(&mut first) {
+            Instant::now()
+        } else {
+            Instant::now() + HEARTBEAT_INTERVAL
+        };
         while Instant::now() < end {
             if !alive.load(Ordering::SeqCst) {
                 return;

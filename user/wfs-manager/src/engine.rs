@@ -740,6 +740,11 @@ impl Engine {
             .enumerate()
             .filter_map(|(i, p)| {
                 let inc = p.incarnation.filter(|inc| !p.dead.contains(inc))?;
+                // (One already waiting for its lease to run out is taken
+                // for dead by `check_leases`.)
+                if p.declare_later == Some(inc) {
+                    return None;
+                }
                 let since = p.down_since?;
                 (since.elapsed() >= self.failure_timeout).then_some((i, inc))
             })
