@@ -82,7 +82,7 @@ pub struct Handlers {
     pub inval: Option<Arc<crate::invalidate::Invalidator>>,
     /// The peer connections.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// The page protocol's engine (its name cache).
+    /// The page protocol's engine (evictions, its name cache).
     pub engine: Option<crate::engine::Handle>,
 }
 
@@ -195,10 +195,10 @@ pub fn answer(cmd: &str, status: &StatusFn, handlers: &Handlers) -> String {
             serde_json::to_string(&status()).unwrap_or_else(|e| error_json(&e.to_string()))
         }
         "ping" if args.is_empty() => "{\"ok\":true}".to_string(),
-        "invalidate" => match (parse_invalidate(args), inval) {
+        "invalidate" => match (parse_invalidate(args), &handlers.engine) {
             (Err(e), _) => error_json(&e),
             (Ok(_), None) => error_json("this manager has no device"),
-            (Ok((mode, index, name)), Some(inv)) => match inv.invalidate(name, index, mode) {
+            (Ok((mode, index, name)), Some(engine)) => match engine.evict(name, index, mode) {
                 Ok(o) => serde_json::to_string(&o).unwrap_or_else(|e| error_json(&e.to_string())),
                 Err(e) => error_json(&e),
             },

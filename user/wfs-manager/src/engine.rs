@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
@@ -28,22 +28,14 @@ use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody
 use crate::cluster::{Cluster, EventSink, NetEvent, PeerHealth};
 use crate::config::{Config, host_id};
 use crate::export::{Export, file_id};
-use crate::invalidate::Invalidator;
+use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
+use crate::pool::{Pool, check_lent, lent_page};
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageId};
 use crate::session::Session;
-use crate::upcall::{Pool, Stats, check_lent, lent_page};
+use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::wire::{Frame, PeerMsg};
 use crate::wlog;
-
-/// A kernel request, as an upcall worker hands it over.
-#[derive(Debug)]
-pub struct Upcall {
-    /// When the worker read it.
-    pub started: Instant,
-    /// The request as read from `/dev/wfs`; the engine decodes it.
-    pub msg: Vec<u8>,
-}
 
 /// What the engine hears.
 #[derive(Debug)]
@@ -149,6 +141,9 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
 const RETRY: Duration = Duration::from_millis(1);
+/// How long an operator's eviction waits for a page that is busy (in the
+/// kernel, or moving between hosts).
+const EVICT_WAIT: Duration = Duration::from_secs(5);
 /// A page busy for this long is logged (and still retried).
 const BUSY_WARN: Duration = Duration::from_secs(5);
 /// How much longer than a peer's lease this host waits, from when it last
@@ -202,8 +197,19 @@ struct Waiting {
 /// An invalidation the kernel answered `EAGAIN`.
 struct Busy {
     page: PageId,
+    mode: Mode,
     since: Instant,
     warned: bool,
+}
+
+/// An operator's eviction of a page under way ([`Handle::evict`]).
+#[derive(Default)]
+struct Evict {
+    /// Who waits for its outcome, and the error that came with it.
+    waiters: Vec<mpsc::Sender<(Outcome, i32)>>,
+    /// What the INVALIDATE said.
+    writable: bool,
+    ioctl_ns: u64,
 }
 
 /// What the engine works with.
@@ -261,6 +267,8 @@ pub struct Engine {
     /// READDIRs waiting for a listing, and the cookie each asked for.
     pending_cookie: HashMap<u64, u64>,
     busy: Vec<Busy>,
+    /// The operator's evictions under way.
+    evicts: HashMap<PageId, Evict>,
     /// Log every input and output of the core (`WFS_TRACE=1`).
     trace: bool,
     /// Grants the kernel took and dirty ones it refused, while one input's
@@ -346,6 +354,7 @@ impl Engine {
             listing: Vec::new(),
             pending_cookie: HashMap::new(),
             busy: Vec::new(),
+            evicts: HashMap::new(),
             trace: std::env::var("WFS_TRACE").is_ok_and(|v| v == "1"),
             installed: Vec::new(),
             refused: Vec::new(),
@@ -1445,7 +1454,7 @@ impl Engine {
                         "was refused by"
                     }
                 );
-                self.take(page)
+                self.take(page, Mode::Drop)
             }
             Output::ReadFailed { req, error } => {
                 let w = self.reads.remove(&req)?;
@@ -1453,7 +1462,30 @@ impl Engine {
                 self.reply(req, wfs_abi::Opcode::Read, w.started, Err(error));
                 None
             }
-            Output::Invalidate { page } => self.take(page),
+            Output::Invalidate { page } => self.take(page, Mode::Drop),
+            Output::Downgrade { page } => self.take(page, Mode::Downgrade),
+            Output::Evicted {
+                page,
+                present,
+                dirty,
+                written,
+                error,
+            } => {
+                if let Some(e) = self.evicts.remove(&page) {
+                    let o = Outcome {
+                        present,
+                        dirty,
+                        writable: e.writable && present,
+                        written,
+                        ioctl_ns: e.ioctl_ns,
+                    };
+                    for w in e.waiters {
+                        // (One that stopped waiting is gone.)
+                        let _ = w.send((o, error));
+                    }
+                }
+                None
+            }
             Output::Declare { host, incarnation } => {
                 if let Some(&idx) = self.by_host.get(&host) {
                     let p = &self.peers[idx];
@@ -1547,31 +1579,51 @@ impl Engine {
         }
     }
 
-    /// Takes `page` from the kernel for the core; `None` if the kernel
-    /// holds it busy (it is tried again).
-    fn take(&mut self, page: PageId) -> Option<Input> {
-        match self.inval.take_page(page.file, page.index) {
-            Ok(contents) => {
-                if contents.is_some() {
-                    Counters::add(&self.counters.pages_out, 1);
+    /// Takes `page` from the kernel for the core (`mode`); `None` if the
+    /// kernel holds it busy: it is tried again, and a later take of a page
+    /// waits behind an earlier one (the core hears of them in order).
+    fn take(&mut self, page: PageId, mode: Mode) -> Option<Input> {
+        if !self.busy.iter().any(|b| b.page == page)
+            && let Some(input) = self.attempt(page, mode)
+        {
+            return Some(input);
+        }
+        if !self.busy.iter().any(|b| b.page == page && b.mode == mode) {
+            self.busy.push(Busy {
+                page,
+                mode,
+                since: Instant::now(),
+                warned: false,
+            });
+        }
+        None
+    }
+
+    /// One INVALIDATE of `page`: its result for the core, or `None` if the
+    /// kernel holds the page busy.
+    fn attempt(&mut self, page: PageId, mode: Mode) -> Option<Input> {
+        let result = |contents| match mode {
+            Mode::Drop => Input::Invalidated { page, contents },
+            Mode::Downgrade => Input::Downgraded { page, contents },
+        };
+        match self.inval.take_page(page.file, page.index, mode) {
+            Ok(taken) => {
+                if let Some(t) = &taken {
+                    if mode == Mode::Drop {
+                        Counters::add(&self.counters.pages_out, 1);
+                    }
+                    if let Some(e) = self.evicts.get_mut(&page) {
+                        e.writable = t.writable;
+                        e.ioctl_ns = t.ioctl_ns;
+                    }
                 }
-                Some(Input::Invalidated { page, contents })
+                Some(result(taken.map(|t| (t.data, t.dirty))))
             }
             // Busy because our own READ of it is in flight and unanswered:
             // the page is not here.
-            Err(libc::EAGAIN) if self.core.faulting(page) => Some(Input::Invalidated {
-                page,
-                contents: None,
-            }),
+            Err(libc::EAGAIN) if self.core.faulting(page) => Some(result(None)),
             Err(libc::EAGAIN) => {
                 Counters::add(&self.counters.busy_retries, 1);
-                if !self.busy.iter().any(|b| b.page == page) {
-                    self.busy.push(Busy {
-                        page,
-                        since: Instant::now(),
-                        warned: false,
-                    });
-                }
                 None
             }
             Err(e) => {
@@ -1583,39 +1635,38 @@ impl Engine {
                     page.file,
                     crate::device::describe_errno(e)
                 );
-                Some(Input::Invalidated {
-                    page,
-                    contents: None,
-                })
+                Some(result(None))
             }
         }
     }
 
+    /// Tries the busy pages again, in the order they were asked for: the
+    /// first of each page first.
     fn retry_busy(&mut self) {
-        let busy = std::mem::take(&mut self.busy);
-        for mut b in busy {
+        let mut i = 0;
+        while i < self.busy.len() {
+            let Busy { page, mode, .. } = self.busy[i];
+            if self.busy[..i].iter().any(|b| b.page == page) {
+                i += 1;
+                continue;
+            }
+            let b = &mut self.busy[i];
             if !b.warned && b.since.elapsed() >= BUSY_WARN {
                 wlog!(
                     "page protocol: page {} of file {:#x} busy in the kernel for {} s; still trying",
-                    b.page.index,
-                    b.page.file,
+                    page.index,
+                    page.file,
                     BUSY_WARN.as_secs()
                 );
                 b.warned = true;
             }
-            match self.take(b.page) {
+            match self.attempt(page, mode) {
                 Some(input) => {
-                    // `take` did not queue it again.
-                    self.busy.retain(|x| x.page != b.page);
+                    // (What the core does now only adds to the list.)
+                    self.busy.remove(i);
                     self.run_core(input);
                 }
-                None => {
-                    // Queued again by `take`; keep the original time.
-                    if let Some(x) = self.busy.iter_mut().find(|x| x.page == b.page) {
-                        x.since = b.since;
-                        x.warned = b.warned;
-                    }
-                }
+                None => i += 1,
             }
         }
     }
@@ -1770,6 +1821,68 @@ impl Handle {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Takes page `index` of this host's file `name` from the kernel for
+    /// the operator (`wfsctl invalidate`), through the page protocol: its
+    /// dirty data goes home as any other does, ordered by the page's
+    /// epochs. A page that is moving between hosts is tried again for
+    /// [`EVICT_WAIT`].
+    pub fn evict(&self, name: &str, index: u64, mode: Mode) -> Result<Outcome, String> {
+        let page = PageId {
+            file: file_id(name.as_bytes()),
+            index,
+        };
+        let deadline = Instant::now() + EVICT_WAIT;
+        loop {
+            let (tx, rx) = mpsc::channel();
+            {
+                let mut e = self.lock();
+                if e.export.getattr(page.file).is_err() {
+                    return Err(format!(
+                        "{name:?} is not exported by this host: pages of other hosts' files move by the page protocol"
+                    ));
+                }
+                e.know_file(page.file);
+                e.evicts.entry(page).or_default().waiters.push(tx);
+                e.run_core(Input::Evict {
+                    page,
+                    downgrade: mode == Mode::Downgrade,
+                });
+            }
+            self.drain();
+            let waited = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            let what = format!("page {index} of {name:?}");
+            match waited {
+                Ok((o, 0)) => return Ok(o),
+                Ok((_, crate::protocol::BUSY)) if Instant::now() < deadline => {
+                    std::thread::sleep(RETRY);
+                }
+                Ok((_, crate::protocol::BUSY)) | Err(_) => {
+                    return Err(format!("{what} stayed busy for {} s", EVICT_WAIT.as_secs()));
+                }
+                Ok((o, error)) if o.dirty && !o.written => {
+                    return Err(format!(
+                        "{what} was dirty, and its data is not on the owner's disk: {}{}",
+                        crate::device::describe_errno(error),
+                        if error == crate::protocol::HOST_DOWN {
+                            ""
+                        } else {
+                            " (it is sent again)"
+                        }
+                    ));
+                }
+                Ok((_, error)) => {
+                    return Err(format!("{what}: {}", crate::device::describe_errno(error)));
+                }
+            }
+        }
+    }
+
+    /// Where the upcall workers hand the kernel's requests.
+    pub fn upcall_sink(&self) -> UpcallSink {
+        let me = self.clone();
+        Arc::new(move |u| me.event(Event::Upcall(u)))
     }
 
     /// Forgets what the name service cached of `name` (`wfsctl forget`).

@@ -2,21 +2,21 @@
 //!
 //! `IOC_INVALIDATE` removes a page from the page cache (DROP) or leaves a
 //! clean read-only copy (DOWNGRADE), and hands its contents over through
-//! one of the pool's scratch slots. A page that was dirty is this host's
-//! newest data: the owner (on one host, this manager) writes it home at
-//! once. `IOC_FORGET` drops a cached name, so that a file created or
-//! removed behind the kernel's back is seen.
+//! one of the pool's scratch slots. The engine issues them for the page
+//! protocol, which answers for what they bring back (a page that was
+//! dirty is this host's newest data). `IOC_FORGET` drops a cached name, so
+//! that a file created or removed behind the kernel's back is seen.
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use wfs_abi::{Invalidate, NO_SLOT, SCRATCH_SLOTS, inval, page_flags};
+use wfs_abi::{Invalidate, SCRATCH_SLOTS, inval, page_flags};
 
 use crate::device::{describe_errno, ioctl_forget, ioctl_invalidate};
-use crate::export::{Export, file_id};
-use crate::upcall::Pool;
+use crate::export::Export;
+use crate::pool::Pool;
 
 /// What an invalidation found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,18 +33,6 @@ pub struct Outcome {
     #[serde(default)]
     pub ioctl_ns: u64,
 }
-
-/// How long an invalidation retries a page the kernel keeps busy.
-const BUSY_RETRY: Duration = Duration::from_secs(5);
-
-/// Why one INVALIDATE attempt did not finish.
-enum TakeError {
-    /// The kernel holds the page for a request: retry.
-    Busy,
-    /// Anything else, for the operator.
-    Failed(String),
-}
-use TakeError::{Busy, Failed};
 
 /// How a page is taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +61,19 @@ impl Mode {
     }
 }
 
+/// What one INVALIDATE handed over.
+#[derive(Debug)]
+pub struct Taken {
+    /// The page's contents (the kernel's copy is clean now, or gone).
+    pub data: Vec<u8>,
+    /// It held data not written back yet.
+    pub dirty: bool,
+    /// It was granted for writing.
+    pub writable: bool,
+    /// How long the ioctl took, in nanoseconds.
+    pub ioctl_ns: u64,
+}
+
 /// Issues invalidations on the registered device.
 pub struct Invalidator {
     fd: RawFd,
@@ -95,114 +96,12 @@ impl Invalidator {
         }
     }
 
-    /// Takes page `index` of file `name` away from the kernel; writes it to
-    /// the export if it was dirty.
-    pub fn invalidate(&self, name: &str, index: u64, mode: Mode) -> Result<Outcome, String> {
-        let id = file_id(name.as_bytes());
-        if self.export.getattr(id).is_err() {
-            return Err(format!(
-                "{name:?} is not exported by this host: pages of other hosts' files move by the page protocol"
-            ));
-        }
-        let slot = match &self.pool {
-            Some(_) => self.free.lock().unwrap_or_else(|p| p.into_inner()).pop(),
-            None => None,
-        };
-        let req = Invalidate {
-            file: id,
-            index,
-            mode: mode.abi(),
-            slot: slot.unwrap_or(NO_SLOT),
-            ..Invalidate::default()
-        };
-        // The page's lock is held from the ioctl until its data is home. The
-        // kernel answers EAGAIN rather than wait for a page a request holds
-        // (that request may wait for this lock): let it through and retry.
-        let deadline = Instant::now() + BUSY_RETRY;
-        let result = loop {
-            let guard = self.export.lock_page(id, index);
-            match self.take(name, id, index, &req, slot) {
-                Err(Busy) if Instant::now() < deadline => {
-                    drop(guard);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(Busy) => {
-                    break Err(format!(
-                        "page {index} of {name:?} stayed busy for {} s",
-                        BUSY_RETRY.as_secs()
-                    ));
-                }
-                Err(Failed(e)) => break Err(e),
-                Ok(o) => break Ok(o),
-            }
-        };
-        if let Some(s) = slot {
-            self.free.lock().unwrap_or_else(|p| p.into_inner()).push(s);
-        }
-        result
-    }
-
-    /// One INVALIDATE, and the write home of what it brings back; the
-    /// caller holds the page's lock.
-    fn take(
-        &self,
-        name: &str,
-        id: u64,
-        index: u64,
-        req: &Invalidate,
-        slot: Option<u32>,
-    ) -> Result<Outcome, TakeError> {
-        let started = Instant::now();
-        let res = ioctl_invalidate(self.fd, req);
-        let ioctl_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let r = match res {
-            Err(libc::EAGAIN) => return Err(Busy),
-            Err(e) => {
-                return Err(Failed(format!(
-                    "INVALIDATE of page {index} of {name:?}: {}",
-                    describe_errno(e)
-                )));
-            }
-            Ok(r) => r,
-        };
-        let f = r.flags;
-        let mut out = Outcome {
-            present: f & page_flags::PRESENT != 0,
-            dirty: f & page_flags::DIRTY != 0,
-            writable: f & page_flags::WRITABLE != 0,
-            written: false,
-            ioctl_ns,
-        };
-        if !out.dirty {
-            return Ok(out);
-        }
-        // The kernel's copy is clean now: its data is ours to write home.
-        let (Some(s), Some(pool), true) = (slot, &self.pool, f & page_flags::CONTENTS != 0) else {
-            return Err(Failed(format!(
-                "page {index} of {name:?} was dirty but its contents did not come back"
-            )));
-        };
-        // SAFETY: scratch slot `s` is this call's (taken from the free
-        // list), and the kernel wrote it only during the ioctl, which has
-        // returned.
-        let page = unsafe { pool.page(s) }
-            .ok_or_else(|| Failed("scratch slot outside the pool".into()))?;
-        self.export.write_page(id, index, page).map_err(|e| {
-            Failed(format!(
-                "dirty page {index} of {name:?} could not be written: {}",
-                describe_errno(e)
-            ))
-        })?;
-        out.written = true;
-        Ok(out)
-    }
-
-    /// One DROP of page `index` of file `id` for the page protocol: the
-    /// page's contents and dirty flag, or `None` if this host's kernel does
-    /// not have it. `EAGAIN` if the kernel holds it busy or no scratch slot
-    /// is free (try again later); nothing is written anywhere: the caller
-    /// answers for the contents.
-    pub fn take_page(&self, id: u64, index: u64) -> Result<Option<(Vec<u8>, bool)>, i32> {
+    /// One INVALIDATE (`mode`) of page `index` of file `id` for the page
+    /// protocol: what the kernel handed over, or `None` if it does not
+    /// have the page. `EAGAIN` if the kernel holds it busy or no scratch
+    /// slot is free (try again later); nothing is written anywhere: the
+    /// caller answers for the contents.
+    pub fn take_page(&self, id: u64, index: u64, mode: Mode) -> Result<Option<Taken>, i32> {
         let Some(pool) = &self.pool else {
             return Err(libc::EIO);
         };
@@ -215,11 +114,13 @@ impl Invalidator {
         let req = Invalidate {
             file: id,
             index,
-            mode: inval::DROP,
+            mode: mode.abi(),
             slot,
             ..Invalidate::default()
         };
+        let started = Instant::now();
         let res = ioctl_invalidate(self.fd, &req).and_then(|r| {
+            let ioctl_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let f = r.flags;
             if f & page_flags::PRESENT == 0 {
                 return Ok(None);
@@ -231,7 +132,12 @@ impl Invalidator {
             // free list), and the kernel wrote it only during the ioctl,
             // which has returned.
             let page = unsafe { pool.page(slot) }.ok_or(libc::EIO)?;
-            Ok(Some((page.to_vec(), f & page_flags::DIRTY != 0)))
+            Ok(Some(Taken {
+                data: page.to_vec(),
+                dirty: f & page_flags::DIRTY != 0,
+                writable: f & page_flags::WRITABLE != 0,
+                ioctl_ns,
+            }))
         });
         self.free
             .lock()

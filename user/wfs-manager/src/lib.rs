@@ -42,6 +42,7 @@ pub mod invalidate;
 pub mod log;
 pub mod manager;
 pub mod names;
+pub mod pool;
 pub mod protocol;
 pub mod session;
 pub mod signals;

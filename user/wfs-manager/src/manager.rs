@@ -232,7 +232,7 @@ pub fn run(argv: &[String]) -> i32 {
     // and the name service over them and the cluster.
     let served = dev.as_ref().map(|d| {
         let export = Arc::new(crate::export::Export::with_grant(&cfg.export, cfg.grant));
-        let pool = match crate::upcall::Pool::map(d.fd(), d.reg.pool_slots) {
+        let pool = match crate::pool::Pool::map(d.fd(), d.reg.pool_slots) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 wlog!("cannot map the netmem pool: {e}; page requests will fail");
@@ -341,7 +341,7 @@ pub fn run(argv: &[String]) -> i32 {
     );
     if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
         let server = match (engine, pool) {
-            (Some(h), pool) => crate::upcall::Server::Engine(h, export, pool),
+            (Some(h), pool) => crate::upcall::Server::Engine(h.upcall_sink(), export, pool),
             (None, pool) => crate::upcall::Server::Local(export, pool),
         };
         crate::upcall::serve(d.fd(), server, stats.clone(), UPCALL_WORKERS);

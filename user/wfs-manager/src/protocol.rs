@@ -180,6 +180,10 @@ pub const SHUTTING_DOWN: i32 = 108;
 /// `errno` for what waited on a host that died (Linux's `EHOSTDOWN`).
 pub const HOST_DOWN: i32 = 112;
 
+/// `errno` for an eviction of a page that is moving between hosts
+/// (Linux's `EAGAIN`): try again.
+pub const BUSY: i32 = 11;
+
 /// `errno` for a writeback to an owner whose lease this host lost
 /// (Linux's `ETIMEDOUT`): the kernel keeps the page dirty, and the page
 /// goes home with the fence.
@@ -248,6 +252,18 @@ pub enum Input {
     /// (if it turns up holding pages of this host's files, its incarnation
     /// is taken for dead).
     PeerAbsent { host: HostId },
+    /// The operator takes `page` from this host's kernel (`wfsctl
+    /// invalidate`): out of it (DROP), or (`downgrade`) leaving a clean
+    /// read-only copy this host still holds. Its dirty data goes home like
+    /// any other (a `Put` of the copy's epoch), so no older data still on
+    /// its way can land on it. Answered with [`Output::Evicted`].
+    Evict { page: PageId, downgrade: bool },
+    /// The result of [`Output::Downgrade`]: the page's contents and dirty
+    /// flag, or `None` if the kernel did not have it.
+    Downgraded {
+        page: PageId,
+        contents: Option<(Vec<u8>, bool)>,
+    },
 }
 
 /// What a host's core asks its environment to do, in order.
@@ -270,6 +286,25 @@ pub enum Output {
     /// Take the page from the kernel (INVALIDATE, DROP) and report with
     /// [`Input::Invalidated`].
     Invalidate { page: PageId },
+    /// Have the kernel keep a clean read-only copy of the page and hand
+    /// over its contents (INVALIDATE, DOWNGRADE); report with
+    /// [`Input::Downgraded`]. (The result of an earlier `Downgrade` or
+    /// `Invalidate` of a page is reported before that of a later one.)
+    Downgrade { page: PageId },
+    /// The answer to [`Input::Evict`]: whether the kernel had the page,
+    /// whether it held data not on the owner's disk (`dirty`), and whether
+    /// that data is on the owner's stable storage now (`written`). `error`:
+    /// 0, or what kept the eviction from happening ([`BUSY`]: the page is
+    /// moving; [`SHUTTING_DOWN`]) or the data from being written (the
+    /// owner's disk error, [`HOST_DOWN`], [`SUPERSEDED`]). A page that a
+    /// fault of another host took meanwhile went there: `written` is false.
+    Evicted {
+        page: PageId,
+        present: bool,
+        dirty: bool,
+        written: bool,
+        error: i32,
+    },
     /// Read the page from this (owning) host's disk; report with
     /// [`Input::DiskRead`]. Disk reads and writes take effect in the order
     /// they are output.
@@ -366,12 +401,26 @@ enum PutFor {
     /// A WRITE of `page` failed already (its owner's lease ran out): its
     /// answer, if one comes, changes nothing.
     Answered(PageId),
+    /// The dirty data of a page the operator downgraded: the kernel keeps
+    /// a clean copy, which it may evict, so the data is sent again if the
+    /// owner's disk write fails, unless a newer `Put` of the page went
+    /// after it (and the page is handed over dirty until one succeeds).
+    /// `counted`: in `unacked` (the page was held when it was sent).
+    Downgrade {
+        page: PageId,
+        epoch: u64,
+        data: Vec<u8>,
+        counted: bool,
+    },
 }
 
 impl PutFor {
     fn page(&self) -> PageId {
         match self {
-            PutFor::Write(_, page) | PutFor::Home { page, .. } | PutFor::Answered(page) => *page,
+            PutFor::Write(_, page)
+            | PutFor::Home { page, .. }
+            | PutFor::Answered(page)
+            | PutFor::Downgrade { page, .. } => *page,
         }
     }
 }
@@ -562,6 +611,17 @@ pub struct Core {
     /// Faults whose page came while its owner's lease was out: the page
     /// went home, and they ask again once the lease is back.
     refetch: BTreeSet<PageId>,
+    /// Pages the operator is taking from the kernel ([`Input::Evict`]),
+    /// and whether to keep a read-only copy.
+    evicting: BTreeMap<PageId, bool>,
+    /// The `Put`s taking evicted pages' dirty data home, by sequence
+    /// number: the eviction is answered with theirs.
+    evict_puts: BTreeMap<u64, PageId>,
+    /// The newest `Put` sent of each page while downgrades' `Put`s are
+    /// under way (`downgrades` of them): a downgrade's data is not sent
+    /// again over newer data of the same epoch.
+    newest_put: HashMap<PageId, u64>,
+    downgrades: usize,
 }
 
 impl Core {
@@ -607,6 +667,10 @@ impl Core {
             fenced: BTreeSet::new(),
             fencing: BTreeSet::new(),
             refetch: BTreeSet::new(),
+            evicting: BTreeMap::new(),
+            evict_puts: BTreeMap::new(),
+            newest_put: HashMap::new(),
+            downgrades: 0,
         }
     }
 
@@ -693,6 +757,7 @@ impl Core {
             + self.rebuild.len()
             + self.held_back.len()
             + self.fencing.len()
+            + self.evicting.len()
             + self
                 .dir
                 .values()
@@ -775,6 +840,7 @@ impl Core {
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 *self.unacked.entry(page).or_default() += 1;
                 self.puts.insert(seq, PutFor::Write(req, page));
+                self.sent_put(page, seq);
                 self.send(
                     owner,
                     Msg::Put {
@@ -790,10 +856,29 @@ impl Core {
             }
             Input::Invalidated { page, contents } => {
                 let fenced = self.fencing.remove(&page);
+                let evicted = self.evicting.get(&page) == Some(&false);
+                if evicted {
+                    self.evicting.remove(&page);
+                }
                 let Some(f) = self.fetching.remove(&page) else {
                     let left = self.leaving.as_mut().is_some_and(|l| l.remove(&page));
-                    if left || fenced {
-                        self.release(page, contents, out, local)?;
+                    if left || fenced || evicted {
+                        let present = contents.is_some();
+                        let (dirty, put) = self.release(page, contents, out, local)?;
+                        match put {
+                            Some(seq) if evicted => {
+                                self.evict_puts.insert(seq, page);
+                            }
+                            _ if evicted => out.push(Output::Evicted {
+                                page,
+                                present,
+                                dirty,
+                                written: false,
+                                // (Dirty and not sent: its owner is dead.)
+                                error: if dirty { HOST_DOWN } else { 0 },
+                            }),
+                            _ => {}
+                        }
                     }
                     // Else nobody asked: nothing to hand over.
                     return Ok(());
@@ -812,6 +897,16 @@ impl Core {
                 }
                 self.epochs.remove(&page);
                 let owed = self.hand_over(page);
+                if evicted {
+                    // It went where the owner sent it.
+                    out.push(Output::Evicted {
+                        page,
+                        present: contents.is_some(),
+                        dirty: contents.as_ref().is_some_and(|c| c.1) || owed,
+                        written: false,
+                        error: 0,
+                    });
+                }
                 match contents {
                     Some((data, dirty)) => {
                         let dirty = dirty || owed;
@@ -935,8 +1030,9 @@ impl Core {
                         .collect();
                     held.sort();
                     for &page in &held {
-                        // (One being fenced is on its way out already.)
-                        if !self.fencing.contains(&page) {
+                        // (One being fenced or evicted is on its way out
+                        // already.)
+                        if !self.taking(page) {
                             out.push(Output::Invalidate { page });
                         }
                     }
@@ -1005,7 +1101,7 @@ impl Core {
                         .filter(|p| {
                             self.owners.get(&p.file) == Some(&owner)
                                 && !self.fetching.contains_key(p)
-                                && !self.fencing.contains(p)
+                                && !self.taking(*p)
                                 && !self.faults.contains_key(p)
                                 && !self.leaving.as_ref().is_some_and(|l| l.contains(p))
                         })
@@ -1041,8 +1137,107 @@ impl Core {
                     self.rebuilt(out, local)?;
                 }
             }
+            Input::Evict { page, downgrade } => {
+                if self.evicting.contains_key(&page) {
+                    // Under way: its answer answers this one too.
+                    return Ok(());
+                }
+                let owner = self.owner(page.file)?;
+                // (Not while its owner cannot take the data: a clean copy
+                // left in the kernel may be evicted silently.)
+                let error = if self.leaving.is_some() {
+                    SHUTTING_DOWN
+                } else if self.dead.contains(&owner) {
+                    HOST_DOWN
+                } else if self.fenced.contains(&owner) {
+                    FENCED
+                } else if self.fetching.contains_key(&page) || self.fencing.contains(&page) {
+                    BUSY
+                } else {
+                    0
+                };
+                // (A page being faulted in is not in the kernel yet.)
+                if error != 0 || !self.epochs.contains_key(&page) || self.faulting(page) {
+                    out.push(Output::Evicted {
+                        page,
+                        present: false,
+                        dirty: false,
+                        written: false,
+                        error,
+                    });
+                    return Ok(());
+                }
+                self.evicting.insert(page, downgrade);
+                out.push(if downgrade {
+                    Output::Downgrade { page }
+                } else {
+                    Output::Invalidate { page }
+                });
+            }
+            Input::Downgraded { page, contents } => {
+                if self.evicting.get(&page) != Some(&true) {
+                    return Ok(());
+                }
+                self.evicting.remove(&page);
+                let present = contents.is_some();
+                let held = self.epochs.get(&page).copied();
+                // A copy whose last write-back failed is not on disk either.
+                let data = match contents {
+                    Some((data, dirty)) if dirty || self.unsynced.contains(&page) => data,
+                    _ => {
+                        out.push(Output::Evicted {
+                            page,
+                            present,
+                            dirty: false,
+                            written: false,
+                            error: 0,
+                        });
+                        return Ok(());
+                    }
+                };
+                let owner = self.owner(page.file)?;
+                if self.dead.contains(&owner) {
+                    // It died since the DOWNGRADE was asked for (that
+                    // waited for a writeback). The kernel's copy is clean
+                    // now and may be evicted any time: the data is lost,
+                    // and the copy goes too, so that nobody reads it now
+                    // and older data later.
+                    out.push(Output::Lost { page, host: owner });
+                    self.drop_lost_copy(page, out);
+                    out.push(Output::Evicted {
+                        page,
+                        present,
+                        dirty: true,
+                        written: false,
+                        error: HOST_DOWN,
+                    });
+                    return Ok(());
+                }
+                let epoch = held.unwrap_or(0);
+                let seq = self.send_home(owner, page, epoch, data, true, out, local);
+                self.evict_puts.insert(seq, page);
+            }
         }
         Ok(())
+    }
+
+    /// The data of `page` this host downgraded is lost with its owner: the
+    /// kernel's clean copy of it, which the kernel may evict any time,
+    /// goes too, so that nobody reads that data now and older data later.
+    fn drop_lost_copy(&mut self, page: PageId, out: &mut Vec<Output>) {
+        if self.epochs.contains_key(&page)
+            && !self.taking(page)
+            && !self.fetching.contains_key(&page)
+        {
+            self.fencing.insert(page);
+            out.push(Output::Invalidate { page });
+        }
+    }
+
+    /// Whether `page` is on its way out of the kernel already (a DROP of
+    /// it is under way for a fence or an eviction).
+    fn taking(&self, page: PageId) -> bool {
+        self.fencing.contains(&page) || self.evicting.get(&page) == Some(&false)
     }
 
     fn message(
@@ -1122,9 +1317,9 @@ impl Core {
                         owner_died: false,
                     },
                 );
-                // (A page being fenced is on its way out already: that
-                // answer serves this move.)
-                if !self.fencing.contains(&page) {
+                // (A page being fenced or evicted is on its way out
+                // already: that answer serves this move.)
+                if !self.taking(page) {
                     out.push(Output::Invalidate { page });
                 }
             }
@@ -1161,6 +1356,15 @@ impl Core {
                 // (The kernel lacked it: an invalidation of it still
                 // under way finds nothing, and must not take this copy.)
                 self.fencing.remove(&page);
+                if self.evicting.remove(&page).is_some() {
+                    out.push(Output::Evicted {
+                        page,
+                        present: false,
+                        dirty: false,
+                        written: false,
+                        error: 0,
+                    });
+                }
                 for &req in &p.reqs {
                     out.push(Output::Grant {
                         req,
@@ -1390,9 +1594,40 @@ impl Core {
                 }
             }
             Msg::PutAck { page, seq, error } => {
+                if self.puts.contains_key(&seq)
+                    && let Some(page) = self.evict_puts.remove(&seq)
+                {
+                    out.push(Output::Evicted {
+                        page,
+                        present: true,
+                        dirty: true,
+                        written: error == 0,
+                        error,
+                    });
+                }
                 let req = match self.puts.remove(&seq) {
                     None => return Err(unexpected(&msg)),
                     Some(PutFor::Write(req, _)) => req,
+                    Some(PutFor::Downgrade {
+                        epoch,
+                        data,
+                        counted,
+                        ..
+                    }) => {
+                        if counted {
+                            self.put_done(page, error);
+                        }
+                        let newer = self.newest_put.get(&page).is_some_and(|&n| n > seq);
+                        self.downgrade_done();
+                        if error != 0 && error != SUPERSEDED && !newer {
+                            // Not on disk, and the kernel's copy is clean:
+                            // again, until it is.
+                            let owner = self.owner(page.file)?;
+                            self.send_home(owner, page, epoch, data, true, out, local);
+                        }
+                        self.maybe_left(out, local);
+                        return Ok(());
+                    }
                     Some(PutFor::Answered(_)) => {
                         self.maybe_left(out, local);
                         return Ok(());
@@ -1421,6 +1656,12 @@ impl Core {
     /// WRITE `req` of `page` is answered with `error`: one `Put` of the
     /// page fewer under way, and the page is on disk as of it, or not.
     fn write_done(&mut self, req: u64, page: PageId, error: i32, out: &mut Vec<Output>) {
+        self.put_done(page, error);
+        out.push(Output::WriteDone { req, error });
+    }
+
+    /// A `Put` of `page` this host holds is answered with `error`.
+    fn put_done(&mut self, page: PageId, error: i32) {
         if let Some(n) = self.unacked.get_mut(&page) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -1432,7 +1673,6 @@ impl Core {
         } else {
             self.unsynced.insert(page);
         }
-        out.push(Output::WriteDone { req, error });
     }
 
     /// `page` leaves this host: whether writes of it not on the owner's
@@ -1479,7 +1719,25 @@ impl Core {
         data: Vec<u8>,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
-    ) {
+    ) -> u64 {
+        self.send_home(owner, page, epoch, data, false, out, local)
+    }
+
+    /// Sends `data` of `page` home in a `Put` that its sender sends again
+    /// if the owner's disk write fails: data no kernel holds, or
+    /// (`downgrade`) the data of a clean copy the kernel holds. Returns the
+    /// `Put`'s sequence number.
+    #[allow(clippy::too_many_arguments)]
+    fn send_home(
+        &mut self,
+        owner: HostId,
+        page: PageId,
+        epoch: u64,
+        data: Vec<u8>,
+        downgrade: bool,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> u64 {
         self.next_put += 1;
         let seq = self.next_put;
         let put = Msg::Put {
@@ -1489,29 +1747,66 @@ impl Core {
             data: data.clone(),
             home: true,
         };
-        self.puts.insert(seq, PutFor::Home { page, epoch, data });
+        let why = if downgrade {
+            // Handed over dirty while the Put is under way.
+            let counted = self.epochs.contains_key(&page);
+            if counted {
+                *self.unacked.entry(page).or_default() += 1;
+            }
+            self.downgrades += 1;
+            PutFor::Downgrade {
+                page,
+                epoch,
+                data,
+                counted,
+            }
+        } else {
+            PutFor::Home { page, epoch, data }
+        };
+        self.puts.insert(seq, why);
+        self.sent_put(page, seq);
         self.send(owner, put, out, local);
+        seq
     }
 
-    /// A page taken from the kernel as this host leaves: its data goes
+    /// `Put` number `seq` of `page` is sent.
+    fn sent_put(&mut self, page: PageId, seq: u64) {
+        if self.downgrades > 0 {
+            self.newest_put.insert(page, seq);
+        }
+    }
+
+    /// A downgrade's `Put` is answered.
+    fn downgrade_done(&mut self) {
+        self.downgrades = self.downgrades.saturating_sub(1);
+        if self.downgrades == 0 {
+            self.newest_put.clear();
+        }
+    }
+
+    /// A page taken from the kernel to go home (this host leaves, fences
+    /// itself off its owner, or the operator evicts it): its data goes
     /// home if dirty, and its owner learns that this host holds it no more.
+    /// Returns whether it was dirty, and the `Put` taking it home.
     fn release(
         &mut self,
         page: PageId,
         contents: Option<(Vec<u8>, bool)>,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<(bool, Option<u64>), ProtocolError> {
         let owner = self.owner(page.file)?;
         let epoch = self.epochs.remove(&page).unwrap_or(0);
         let owed = self.hand_over(page);
+        let mut went = (false, None);
         if let Some((data, dirty)) = contents {
             let dirty = dirty || owed;
             if dirty {
+                went.0 = true;
                 if self.dead.contains(&owner) {
                     out.push(Output::Lost { page, host: owner });
                 } else {
-                    self.put_home(owner, page, epoch, data, out, local);
+                    went.1 = Some(self.put_home(owner, page, epoch, data, out, local));
                 }
             }
         }
@@ -1519,7 +1814,7 @@ impl Core {
             self.send(owner, Msg::Released { page }, out, local);
         }
         self.maybe_left(out, local);
-        Ok(())
+        Ok(went)
     }
 
     /// Says [`Output::Left`] once a leave is complete: no page left to
@@ -1693,7 +1988,24 @@ impl Core {
             match self.puts.remove(&seq) {
                 Some(PutFor::Write(req, page)) => self.write_done(req, page, HOST_DOWN, out),
                 Some(PutFor::Home { page, .. }) => out.push(Output::Lost { page, host: x }),
+                Some(PutFor::Downgrade { page, counted, .. }) => {
+                    if counted {
+                        self.put_done(page, HOST_DOWN);
+                    }
+                    self.downgrade_done();
+                    out.push(Output::Lost { page, host: x });
+                    self.drop_lost_copy(page, out);
+                }
                 Some(PutFor::Answered(_)) | None => {}
+            }
+            if let Some(page) = self.evict_puts.remove(&seq) {
+                out.push(Output::Evicted {
+                    page,
+                    present: true,
+                    dirty: true,
+                    written: false,
+                    error: HOST_DOWN,
+                });
             }
         }
         // Holder side: what it never acknowledged goes home.

@@ -15,81 +15,22 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use wfs_abi::{MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
+use wfs_abi::{MSG_MAX, Reply, ReplyBody, Request, errno};
 
-use crate::engine::{Event, Handle, Upcall};
 use crate::export::Export;
+use crate::pool::{Pool, lent_page};
 
-/// The netmem pool as mapped from `/dev/wfs`: one page per slot.
-pub struct Pool {
-    base: *mut u8,
-    slots: u32,
+/// A kernel request, as an upcall worker hands it over.
+#[derive(Debug)]
+pub struct Upcall {
+    /// When the worker read it.
+    pub started: Instant,
+    /// The request as read from `/dev/wfs`; the engine decodes it.
+    pub msg: Vec<u8>,
 }
 
-// SAFETY: The pool is plain shared memory. Each slot is lent by the kernel
-// with exactly one request, which exactly one worker handles, so no two
-// threads touch a slot at the same time.
-unsafe impl Send for Pool {}
-// SAFETY: See `Send`.
-unsafe impl Sync for Pool {}
-
-impl Pool {
-    /// Maps the pool of `slots` pages from the device `fd`.
-    pub fn map(fd: RawFd, slots: u32) -> std::io::Result<Pool> {
-        let len = slots as usize * PAGE_SIZE;
-        // SAFETY: A fresh shared mapping of the device; the kernel checks
-        // size and offset.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Pool {
-            base: p.cast(),
-            slots,
-        })
-    }
-
-    /// A pool in ordinary memory, for tests.
-    pub fn for_tests(slots: u32) -> Pool {
-        let mem = vec![0u8; slots as usize * PAGE_SIZE].leak();
-        Pool {
-            base: mem.as_mut_ptr(),
-            slots,
-        }
-    }
-
-    /// Number of slots.
-    pub fn slots(&self) -> u32 {
-        self.slots
-    }
-
-    /// The page of `slot`.
-    ///
-    /// # Safety
-    ///
-    /// The caller handles the request `slot` was lent with, and no other
-    /// reference to the page exists.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn page(&self, slot: u32) -> Option<&mut [u8]> {
-        if slot >= self.slots {
-            return None;
-        }
-        // SAFETY: In bounds of the mapping; exclusive by the caller's
-        // guarantee.
-        Some(unsafe {
-            std::slice::from_raw_parts_mut(self.base.add(slot as usize * PAGE_SIZE), PAGE_SIZE)
-        })
-    }
-}
+/// Where the workers hand requests ([`Server::Engine`]).
+pub type UpcallSink = Arc<dyn Fn(Upcall) + Send + Sync>;
 
 /// Counters of one request type.
 #[derive(Debug, Default)]
@@ -156,36 +97,6 @@ impl Stats {
             })
             .collect()
     }
-}
-
-/// Checks the slot lent with a READ or WRITE of `count` pages: one page is
-/// all this ABI version moves (`EINVAL` otherwise, or for a slot outside
-/// the pool).
-pub(crate) fn check_lent(pool: Option<&Pool>, count: u32, slot: u32) -> Result<(), i32> {
-    match pool {
-        Some(p) if count == 1 && slot < p.slots => Ok(()),
-        _ => Err(errno::EINVAL),
-    }
-}
-
-/// The page of the slot lent with a READ or WRITE of `count` pages (see
-/// [`check_lent`]).
-///
-/// # Safety
-///
-/// The kernel lent `slot` with the request the caller handles, and only
-/// the caller does.
-#[allow(clippy::mut_from_ref)]
-pub(crate) unsafe fn lent_page(
-    pool: Option<&Pool>,
-    count: u32,
-    slot: u32,
-) -> Result<&mut [u8], i32> {
-    check_lent(pool, count, slot)?;
-    // SAFETY: The slot is the caller's alone (this function's contract),
-    // and in the pool (checked above).
-    pool.and_then(|p| unsafe { p.page(slot) })
-        .ok_or(errno::EINVAL)
 }
 
 /// Answers one request message; returns the reply's length in `out`, or
@@ -297,7 +208,7 @@ pub enum Server {
     Local(Arc<Export>, Option<Arc<Pool>>),
     /// Hands requests to the engine; `export` answers only the benchmark's
     /// null READ.
-    Engine(Handle, Arc<Export>, Option<Arc<Pool>>),
+    Engine(UpcallSink, Arc<Export>, Option<Arc<Pool>>),
 }
 
 fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
@@ -324,10 +235,10 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
                 if !(export.null_read()
                     && matches!(Request::decode(msg), Ok((_, Request::Read { .. })))) =>
             {
-                engine.event(Event::Upcall(Upcall {
+                engine(Upcall {
                     started,
                     msg: msg.to_vec(),
-                }));
+                });
                 continue;
             }
             Server::Engine(_, export, pool) | Server::Local(export, pool) => (export, pool),

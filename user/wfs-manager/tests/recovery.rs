@@ -4,28 +4,8 @@
 
 mod common;
 
-use common::{cores, deliver, join, sends};
-use wfs_manager::protocol::{Core, HostId, Input, Msg, Output, PageId};
-
-const P: PageId = PageId { file: 7, index: 0 };
-
-/// Host `h` gets P from the owner's disk.
-fn fetch_from_disk(cs: &mut [Core], h: HostId, req: u64, v: u8) {
-    let out = cs[h as usize]
-        .handle(Input::Fault { req, page: P })
-        .unwrap();
-    let out = deliver(cs, h, &out[0]);
-    assert_eq!(out, vec![Output::DiskRead { page: P }]);
-    let out = cs[0]
-        .handle(Input::DiskRead {
-            page: P,
-            data: vec![v],
-        })
-        .unwrap();
-    let out = deliver(cs, 0, &out[0]);
-    let done = sends(&out);
-    assert!(deliver(cs, h, &done[0]).is_empty());
-}
+use common::{P, cores, deliver, fetch_from_disk, join, sends};
+use wfs_manager::protocol::{Core, Input, Msg, Output};
 
 #[test]
 fn an_orphan_put_taken_after_a_loss_is_written() {

@@ -99,8 +99,9 @@ struct Kernel {
     /// Faults outstanding: the READ request and the operations waiting.
     faults: BTreeMap<PageId, (u64, Vec<Op>)>,
     /// Invalidations the manager asked for while the page was under
-    /// writeback (the real kernel answers EAGAIN and the manager retries).
-    deferred: Vec<PageId>,
+    /// writeback (the real kernel answers EAGAIN and the manager retries),
+    /// and whether each is a DOWNGRADE; answered in order.
+    deferred: Vec<(PageId, bool)>,
 }
 
 struct Host {
@@ -163,6 +164,12 @@ struct Sim {
     next_req: u64,
     /// Whether this schedule has the kernel give up on READs.
     timeouts: bool,
+    /// Whether the operator takes pages from kernels now and then (`wfsctl
+    /// invalidate`, DROP or DOWNGRADE).
+    evictions: bool,
+    /// Evictions answered, and those that brought dirty data home.
+    evictions_done: u32,
+    evicted_dirty: u32,
     /// READs the kernel gave up on and the manager did not forget: their
     /// answers are refused.
     abandoned: BTreeMap<u64, PageId>,
@@ -262,6 +269,7 @@ impl Sim {
         let crashes = rng.below(3) == 0;
         let owner_crashes = crashes && rng.below(2) == 0;
         let crash_from = if rng.below(2) == 0 { 0 } else { rng.below(400) };
+        let evictions = rng.below(2) == 0;
         Sim {
             crashes,
             owner_crashes,
@@ -289,6 +297,9 @@ impl Sim {
             drops: 0,
             flaky,
             timeouts,
+            evictions,
+            evictions_done: 0,
+            evicted_dirty: 0,
             abandoned: BTreeMap::new(),
             pages,
             owners,
@@ -413,25 +424,40 @@ impl Sim {
                         self.fail(format!("h{h}: WRITE {req} answered twice or never sent"));
                     };
                     k.writeback.remove(&page);
-                    if let Some(i) = k.deferred.iter().position(|p| *p == page) {
-                        k.deferred.remove(i);
-                        taken.push(self.invalidate(h, page));
+                    let (now, later): (Vec<_>, Vec<_>) =
+                        k.deferred.drain(..).partition(|(p, _)| *p == page);
+                    k.deferred = later;
+                    for (page, downgrade) in now {
+                        taken.push(if downgrade {
+                            self.downgrade(h, page)
+                        } else {
+                            self.invalidate(h, page)
+                        });
                     }
                 }
-                Output::Invalidate { page } => {
+                Output::Invalidate { page } | Output::Downgrade { page } => {
+                    let downgrade = matches!(o, Output::Downgrade { .. });
                     // An invalidation waits for the page's writeback, as in
                     // the real kernel (EAGAIN, retried); it is answered at
                     // once otherwise, as the engine does.
                     if self.hosts[h].kernel.writeback.contains_key(&page) {
                         // Retried until the writeback is done: once per
-                        // page, however often it was asked (the engine
-                        // keeps one retry per page).
+                        // page and mode, however often it was asked (the
+                        // engine keeps one retry of each).
                         let k = &mut self.hosts[h].kernel;
-                        if !k.deferred.contains(&page) {
-                            k.deferred.push(page);
+                        if !k.deferred.contains(&(page, downgrade)) {
+                            k.deferred.push((page, downgrade));
                         }
+                    } else if downgrade {
+                        taken.push(self.downgrade(h, page));
                     } else {
                         taken.push(self.invalidate(h, page));
+                    }
+                }
+                Output::Evicted { dirty, written, .. } => {
+                    self.evictions_done += 1;
+                    if dirty && written {
+                        self.evicted_dirty += 1;
                     }
                 }
                 Output::DiskRead { page } => {
@@ -601,6 +627,16 @@ impl Sim {
             .remove(&page)
             .map(|(v, dirty)| (encode(v), dirty));
         Input::Invalidated { page, contents }
+    }
+
+    /// The kernel of host `h` keeps a clean read-only copy of `page`
+    /// (DOWNGRADE) and hands over its contents.
+    fn downgrade(&mut self, h: usize, page: PageId) -> Input {
+        let contents = self.hosts[h].kernel.cache.get_mut(&page).map(|e| {
+            let dirty = std::mem::replace(&mut e.1, false);
+            (encode(e.0), dirty)
+        });
+        Input::Downgraded { page, contents }
     }
 
     /// The page host `h`'s READ `req` is for; a READ answered twice or
@@ -786,6 +822,9 @@ impl Sim {
             if self.timeouts {
                 choices += 1;
             }
+            if self.evictions {
+                choices += 1;
+            }
         }
         if flush {
             choices += dirty_hosts.len();
@@ -863,6 +902,18 @@ impl Sim {
             if c == 0 {
                 let h = self.rng.below(self.hosts.len());
                 self.give_up(h);
+                return true;
+            }
+            c -= 1;
+        }
+        if apps && self.evictions {
+            if c == 0 {
+                let h = self.rng.below(self.hosts.len());
+                let page = self.pages[self.rng.below(self.pages.len())];
+                let downgrade = self.rng.below(2) == 0;
+                self.hosts[h]
+                    .inbox
+                    .push_back(Input::Evict { page, downgrade });
                 return true;
             }
             c -= 1;
@@ -1292,6 +1343,8 @@ struct Tally {
     owner_crashes: u64,
     reported: u64,
     fences: u64,
+    evictions: u64,
+    evicted_dirty: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1307,6 +1360,8 @@ impl std::ops::Add for Tally {
             owner_crashes: self.owner_crashes + o.owner_crashes,
             reported: self.reported + o.reported,
             fences: self.fences + o.fences,
+            evictions: self.evictions + o.evictions,
+            evicted_dirty: self.evicted_dirty + o.evicted_dirty,
         }
     }
 }
@@ -1343,6 +1398,8 @@ fn run_seed(seed: u64) -> Tally {
         owner_crashes: u64::from(sim.owners_crashed),
         reported: u64::from(sim.reported),
         fences: u64::from(sim.fences),
+        evictions: u64::from(sim.evictions_done),
+        evicted_dirty: u64::from(sim.evicted_dirty),
     }
 }
 
@@ -1389,6 +1446,12 @@ fn protocol_simulation() {
         t.fences >= schedules / 4,
         "only {} hosts fenced themselves in {schedules} schedules",
         t.fences
+    );
+    assert!(
+        t.evictions >= schedules && t.evicted_dirty >= schedules / 10,
+        "only {} pages evicted by the operator, {} of them dirty, in {schedules} schedules",
+        t.evictions,
+        t.evicted_dirty
     );
     assert!(
         t.leaves >= schedules / 50,

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
-use wfs_manager::protocol::{Core, HostId, Input, Output};
+use wfs_manager::protocol::{Core, HostId, Input, Output, PageId};
+
+/// Page 0 of file 7.
+pub const P: PageId = PageId { file: 7, index: 0 };
 
 /// `n` cores of incarnation `inc`; host 0 owns file 7.
 pub fn cores(n: u16, inc: u64) -> Vec<Core> {
@@ -63,4 +66,27 @@ pub fn sends(out: &[Output]) -> Vec<Output> {
         .filter(|o| matches!(o, Output::Send { .. }))
         .cloned()
         .collect()
+}
+
+/// Host `h` gets P from the owner's disk (host 0), holding `v`.
+pub fn fetch_from_disk(cs: &mut [Core], h: HostId, req: u64, v: u8) {
+    let out = cs[h as usize]
+        .handle(Input::Fault { req, page: P })
+        .unwrap();
+    let out = match h {
+        0 => out,
+        _ => deliver(cs, h, &out[0]),
+    };
+    assert_eq!(out, vec![Output::DiskRead { page: P }]);
+    let out = cs[0]
+        .handle(Input::DiskRead {
+            page: P,
+            data: vec![v],
+        })
+        .unwrap();
+    if h != 0 {
+        let out = deliver(cs, 0, &out[0]);
+        let done = sends(&out);
+        assert!(deliver(cs, h, &done[0]).is_empty());
+    }
 }

@@ -1,0 +1,238 @@
+//! The operator's evictions (`wfsctl invalidate`) go through the page
+//! protocol (`Input::Evict`): their data goes home in `Put`s ordered by
+//! the page's epochs like any other. Pages one byte long, messages
+//! delivered by hand.
+
+mod common;
+
+use common::{P, cores, deliver, fetch_from_disk, join, sends};
+use wfs_manager::protocol::{BUSY, Core, Input, Output, PageId};
+
+/// The owner's disk writes among `out`, carried out without error; returns
+/// what the owner does then.
+fn write_all(cs: &mut [Core], out: &[Output]) -> Vec<Output> {
+    let mut after = Vec::new();
+    for o in out {
+        if let Output::DiskWrite {
+            page, epoch, ack, ..
+        } = o
+        {
+            after.extend(
+                cs[0]
+                    .handle(Input::DiskWritten {
+                        page: *page,
+                        epoch: *epoch,
+                        ack: *ack,
+                        error: 0,
+                    })
+                    .unwrap(),
+            );
+        }
+    }
+    after
+}
+
+/// Host 1 holds P dirty (1), and the operator downgrades it there: what
+/// host 1 does then (the `Put` of its data).
+fn downgrade_dirty(cs: &mut [Core]) -> Vec<Output> {
+    join(cs, &[0, 1], 5);
+    fetch_from_disk(cs, 1, 1, 0);
+    let out = cs[1]
+        .handle(Input::Evict {
+            page: P,
+            downgrade: true,
+        })
+        .unwrap();
+    assert_eq!(out, vec![Output::Downgrade { page: P }]);
+    cs[1]
+        .handle(Input::Downgraded {
+            page: P,
+            contents: Some((vec![1], true)),
+        })
+        .unwrap()
+}
+
+/// Delivers host 1's `Put`, whose disk write fails (`ENOSPC`): what the
+/// owner does then.
+fn fail_disk_write(cs: &mut [Core], put: &Output) -> Vec<Output> {
+    let out = deliver(cs, 1, put);
+    let Output::DiskWrite { epoch, ack, .. } = out[0].clone() else {
+        panic!("{out:?}")
+    };
+    cs[0]
+        .handle(Input::DiskWritten {
+            page: P,
+            epoch,
+            ack,
+            error: 28,
+        })
+        .unwrap()
+}
+
+fn disk_writes(out: &[Output]) -> Vec<Vec<u8>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::DiskWrite { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_evicted_page_is_not_overwritten_by_a_stale_put() {
+    // (Before evictions went through the protocol, the owner's manager
+    // wrote an evicted page to its export outside the epochs: a Put of
+    // older data still on its way landed on it afterwards.)
+    let mut cs = cores(2, 5);
+    join(&mut cs, &[0, 1], 5);
+    fetch_from_disk(&mut cs, 1, 1, 0);
+    // Host 1 writes 1 back; its Put is slow.
+    let stale = cs[1]
+        .handle(Input::Writeback {
+            req: 2,
+            page: P,
+            data: vec![1],
+        })
+        .unwrap();
+    // The owner's own fault takes the page (dirty: the Put is not acked).
+    let out = cs[0].handle(Input::Fault { req: 3, page: P }).unwrap();
+    let fetch = sends(&out);
+    assert_eq!(
+        deliver(&mut cs, 0, &fetch[0]),
+        vec![Output::Invalidate { page: P }]
+    );
+    let out = cs[1]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![1], false)),
+        })
+        .unwrap();
+    let out = deliver(&mut cs, 1, &out[0]);
+    assert!(
+        out.contains(&Output::Grant {
+            req: 3,
+            data: vec![1],
+            dirty: true
+        }),
+        "{out:?}"
+    );
+    // The owner's program writes 2; the operator evicts the page there.
+    let out = cs[0]
+        .handle(Input::Evict {
+            page: P,
+            downgrade: false,
+        })
+        .unwrap();
+    assert_eq!(out, vec![Output::Invalidate { page: P }]);
+    let out = cs[0]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![2], true)),
+        })
+        .unwrap();
+    assert_eq!(disk_writes(&out), vec![vec![2]], "{out:?}");
+    let done = write_all(&mut cs, &out);
+    assert!(
+        done.contains(&Output::Evicted {
+            page: P,
+            present: true,
+            dirty: true,
+            written: true,
+            error: 0
+        }),
+        "{done:?}"
+    );
+    // The stale Put arrives: it is not written over the evicted data.
+    let out = deliver(&mut cs, 1, &stale[0]);
+    assert!(disk_writes(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_failed_downgrade_is_not_sent_again_over_newer_data() {
+    let mut cs = cores(2, 5);
+    let down = downgrade_dirty(&mut cs);
+    // Its program writes 2, written back in the same epoch.
+    let newer = cs[1]
+        .handle(Input::Writeback {
+            req: 2,
+            page: P,
+            data: vec![2],
+        })
+        .unwrap();
+    // The downgrade's write fails at the owner's disk; the newer one works.
+    let failed = fail_disk_write(&mut cs, &down[0]);
+    let out = deliver(&mut cs, 1, &newer[0]);
+    assert_eq!(disk_writes(&out), vec![vec![2]]);
+    let acked = write_all(&mut cs, &out);
+    // The failure reaches host 1 after the newer Put went: 1 is not sent
+    // again (it would land on 2).
+    let out = deliver(&mut cs, 0, &sends(&failed)[0]);
+    assert!(
+        out.contains(&Output::Evicted {
+            page: P,
+            present: true,
+            dirty: true,
+            written: false,
+            error: 28
+        }),
+        "{out:?}"
+    );
+    assert!(sends(&out).is_empty(), "sent again: {out:?}");
+    let out = deliver(&mut cs, 0, &sends(&acked)[0]);
+    assert_eq!(out, vec![Output::WriteDone { req: 2, error: 0 }]);
+}
+
+#[test]
+fn a_downgrade_that_fails_alone_is_sent_again() {
+    let mut cs = cores(2, 5);
+    let down = downgrade_dirty(&mut cs);
+    let failed = fail_disk_write(&mut cs, &down[0]);
+    // The kernel's copy is clean and may be evicted: the data goes again,
+    // and the owner's reads wait for it.
+    let again = deliver(&mut cs, 0, &sends(&failed)[0]);
+    let out = deliver(&mut cs, 1, &sends(&again)[0]);
+    assert_eq!(disk_writes(&out), vec![vec![1]]);
+}
+
+#[test]
+fn a_page_on_its_way_elsewhere_is_busy() {
+    let mut cs = cores(3, 5);
+    join(&mut cs, &[0, 1, 2], 5);
+    fetch_from_disk(&mut cs, 1, 1, 0);
+    // Host 2 faults: the owner asks host 1 for the page.
+    let out = cs[2].handle(Input::Fault { req: 2, page: P }).unwrap();
+    let out = deliver(&mut cs, 2, &out[0]);
+    let out = deliver(&mut cs, 0, &sends(&out)[0]);
+    assert_eq!(out, vec![Output::Invalidate { page: P }]);
+    let out = cs[1]
+        .handle(Input::Evict {
+            page: P,
+            downgrade: false,
+        })
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![Output::Evicted {
+            page: P,
+            present: false,
+            dirty: false,
+            written: false,
+            error: BUSY
+        }]
+    );
+    // An eviction of a page this host does not hold touches nothing.
+    let out = cs[2]
+        .handle(Input::Evict {
+            page: PageId { file: 7, index: 1 },
+            downgrade: true,
+        })
+        .unwrap();
+    assert!(matches!(
+        out[..],
+        [Output::Evicted {
+            present: false,
+            error: 0,
+            ..
+        }]
+    ));
+}
