@@ -12,6 +12,8 @@
 #   make manager   build wfs-manager and wfsctl
 #   make helpers   build the C helpers the QEMU tests run in guests
 #   make bench     run the benchmarks
+#   make sim       the long protocol simulation, then make mutants
+#   make mutants   break each rule of the page protocol: its tests must fail
 #   make lint      rustfmt and clippy, kernel and userspace
 #   make clean     remove build products from the tree (keeps the cache)
 
@@ -27,7 +29,7 @@ KMAKE := $(MAKE) -C $(KDIR) M=$(ROOT) LLVM=-19 RUSTC=/usr/bin/rustc \
 CARGO := cargo
 KERNEL_RS := $(shell find rust -name '*.rs')
 
-.PHONY: all setup kernel kernel-debug modules modules-debug manager helpers test sim demo bench lint clean
+.PHONY: all setup kernel kernel-debug modules modules-debug manager helpers test sim mutants demo bench lint clean
 
 all: kernel modules manager
 
@@ -89,6 +91,12 @@ SIM_SCHEDULES ?= 20000
 sim: setup
 	@echo "[sim] $(SIM_SCHEDULES) schedules"
 	@cd user && WFS_SIM_SCHEDULES=$(SIM_SCHEDULES) $(CARGO) test --release --quiet -p wfs-manager --test sim protocol_simulation -- --nocapture
+	@$(MAKE) --no-print-directory mutants
+
+# Each rule of the page protocol broken in turn must make its tests fail.
+mutants: setup
+	@echo "[mutants] breaking the page protocol's rules one at a time"
+	@tools/mutants.py
 
 demo: kernel modules manager helpers
 	@tools/demo.sh

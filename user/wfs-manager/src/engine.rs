@@ -141,6 +141,9 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
 const RETRY: Duration = Duration::from_millis(1);
+/// How often data that failed to reach its owner's disk is sent again
+/// (a full disk is not written to in a loop).
+const RESEND_AFTER: Duration = Duration::from_secs(1);
 /// How long an operator's eviction waits for a page that is busy (in the
 /// kernel, or moving between hosts).
 const EVICT_WAIT: Duration = Duration::from_secs(5);
@@ -203,8 +206,8 @@ struct Busy {
 }
 
 /// An operator's eviction of a page under way ([`Handle::evict`]).
-#[derive(Default)]
 struct Evict {
+    mode: Mode,
     /// Who waits for its outcome, and the error that came with it.
     waiters: Vec<mpsc::Sender<(Outcome, i32)>>,
     /// What the INVALIDATE said.
@@ -269,12 +272,11 @@ pub struct Engine {
     busy: Vec<Busy>,
     /// The operator's evictions under way.
     evicts: HashMap<PageId, Evict>,
+    /// When data that failed to reach its owner's disk was last sent
+    /// again ([`Input::Retry`]).
+    last_resend: Instant,
     /// Log every input and output of the core (`WFS_TRACE=1`).
     trace: bool,
-    /// Grants the kernel took and dirty ones it refused, while one input's
-    /// outputs are carried out.
-    installed: Vec<PageId>,
-    refused: Vec<(PageId, Vec<u8>)>,
     /// How long a READ may wait for its page.
     read_deadline: Duration,
     /// How long a peer may stay disconnected before it is taken for dead.
@@ -355,9 +357,8 @@ impl Engine {
             pending_cookie: HashMap::new(),
             busy: Vec::new(),
             evicts: HashMap::new(),
+            last_resend: Instant::now(),
             trace: std::env::var("WFS_TRACE").is_ok_and(|v| v == "1"),
-            installed: Vec::new(),
-            refused: Vec::new(),
             read_deadline,
             failure_timeout: cfg.failure_timeout,
             lease: cfg.lease,
@@ -374,6 +375,10 @@ impl Engine {
     fn tick(&mut self, acks: bool) -> bool {
         if !self.busy.is_empty() {
             self.retry_busy();
+        }
+        if self.core.retrying() && self.last_resend.elapsed() >= RESEND_AFTER {
+            self.last_resend = Instant::now();
+            self.run_core(Input::Retry);
         }
         if acks {
             self.send_acks();
@@ -880,14 +885,10 @@ impl Engine {
                         None
                     }
                 };
-                if let Some(page) = page
-                    && !self.know_file(page.file)
-                    && let Msg::Fetch { .. } = m
-                {
-                    // Only a file's owner sends Fetch; a manager started
-                    // since this host's kernel took the page has not looked
-                    // the file up yet.
-                    self.core.add_file(page.file, from);
+                // (The core takes the sender of a Fetch for a file nobody
+                // knows as its owner.)
+                if let Some(page) = page {
+                    self.know_file(page.file);
                 }
                 self.run_core(Input::Message { from, msg: m });
             }
@@ -904,10 +905,15 @@ impl Engine {
             }
             PeerMsg::Name(NameMsg::List { id }) => {
                 let names = self.export.names().unwrap_or_default();
-                self.send(from, PeerMsg::Name(NameMsg::Listed { id, names }));
+                let parts = crate::names::listing_parts(names);
+                let n = parts.len();
+                for (i, names) in parts.into_iter().enumerate() {
+                    let last = i + 1 == n;
+                    self.send(from, PeerMsg::Name(NameMsg::Listed { id, names, last }));
+                }
             }
-            PeerMsg::Name(NameMsg::Listed { id, names }) => {
-                let out = self.names.listed(from, id, names);
+            PeerMsg::Name(NameMsg::Listed { id, names, last }) => {
+                let out = self.names.listed(from, id, names, last);
                 self.name_outputs(out);
             }
             PeerMsg::Name(NameMsg::NameOf { id, file }) => {
@@ -1065,6 +1071,10 @@ impl Engine {
                         started,
                     },
                 );
+                // The kernel lacks the page: invalidations of it it kept
+                // busy (locked for this READ) find nothing, and must not
+                // take the copy this READ installs.
+                self.settle_busy(page);
                 self.run_core(Input::Fault { req: id, page });
             }
             Request::Write {
@@ -1335,32 +1345,19 @@ impl Engine {
                     continue;
                 }
             };
+            // The kernel's answers to grants go in at once, before what
+            // this batch caused (the core sends a dirty page that no READ
+            // installed home before anything else).
+            let mut answers = Vec::new();
             for o in outputs {
-                if let Some(next) = self.output(o) {
-                    todo.push_back(next);
+                match self.output(o) {
+                    Some(a @ Input::Answered { .. }) => answers.push(a),
+                    Some(next) => todo.push_back(next),
+                    None => {}
                 }
             }
-            // A dirty page that no READ installed (they all gave up) goes
-            // home: its data exists nowhere else. At once, before what this
-            // batch caused (a Fetch of the page from this host finds it
-            // absent, and the owner must read it from disk after the Put).
-            let mut installed = std::mem::take(&mut self.installed);
-            let mut home = Vec::new();
-            for (page, data) in std::mem::take(&mut self.refused) {
-                // Once per page (several READs of it may have given up).
-                if !installed.contains(&page) {
-                    installed.push(page);
-                    home.push((page, data));
-                }
-            }
-            for (page, data) in home.into_iter().rev() {
-                wlog!(
-                    "page protocol: the kernel gave up on page {} of file {:#x}, handed over dirty; writing it home",
-                    page.index,
-                    page.file
-                );
-                Counters::add(&self.counters.pages_home, 1);
-                todo.push_front(Input::NotInstalled { page, data });
+            for a in answers.into_iter().rev() {
+                todo.push_front(a);
             }
         }
     }
@@ -1401,7 +1398,13 @@ impl Engine {
                 None
             }
             Output::Grant { req, data, dirty } => {
-                let w = self.reads.remove(&req)?;
+                let refused = Input::Answered {
+                    req,
+                    installed: false,
+                };
+                let Some(w) = self.reads.remove(&req) else {
+                    return Some(refused);
+                };
                 // SAFETY: The kernel lent `w.slot` with READ `req`, which
                 // only the engine handles, and it is not answered yet.
                 match unsafe { self.pool.page(w.slot) } {
@@ -1412,7 +1415,7 @@ impl Engine {
                             data.len()
                         );
                         self.reply(req, wfs_abi::Opcode::Read, w.started, Err(errno::EIO));
-                        return None;
+                        return Some(refused);
                     }
                 }
                 let grant = if dirty { Grant::Dirty } else { self.read_grant };
@@ -1423,11 +1426,18 @@ impl Engine {
                     w.started,
                     Ok(ReplyBody::Grant(grant)),
                 );
-                if taken {
-                    self.installed.push(w.page);
-                } else if dirty {
-                    self.refused.push((w.page, data));
-                }
+                Some(Input::Answered {
+                    req,
+                    installed: taken,
+                })
+            }
+            Output::WentHome { page } => {
+                wlog!(
+                    "page protocol: the kernel gave up on page {} of file {:#x}, handed over dirty; writing it home",
+                    page.index,
+                    page.file
+                );
+                Counters::add(&self.counters.pages_home, 1);
                 None
             }
             Output::WriteDone { req, error } => {
@@ -1588,7 +1598,9 @@ impl Engine {
         {
             return Some(input);
         }
-        if !self.busy.iter().any(|b| b.page == page && b.mode == mode) {
+        // (One just like the page's last one waiting answers for both.)
+        let last = self.busy.iter().rev().find(|b| b.page == page);
+        if last.is_none_or(|b| b.mode != mode) {
             self.busy.push(Busy {
                 page,
                 mode,
@@ -1637,6 +1649,24 @@ impl Engine {
                 );
                 Some(result(None))
             }
+        }
+    }
+
+    /// Answers the busy invalidations of `page`, in order, as finding
+    /// nothing: its kernel is reading it in.
+    fn settle_busy(&mut self, page: PageId) {
+        while let Some(i) = self.busy.iter().position(|b| b.page == page) {
+            let b = self.busy.remove(i);
+            self.run_core(match b.mode {
+                Mode::Drop => Input::Invalidated {
+                    page,
+                    contents: None,
+                },
+                Mode::Downgrade => Input::Downgraded {
+                    page,
+                    contents: None,
+                },
+            });
         }
     }
 
@@ -1836,7 +1866,7 @@ impl Handle {
         let deadline = Instant::now() + EVICT_WAIT;
         loop {
             let (tx, rx) = mpsc::channel();
-            {
+            let started = {
                 let mut e = self.lock();
                 if e.export.getattr(page.file).is_err() {
                     return Err(format!(
@@ -1844,13 +1874,43 @@ impl Handle {
                     ));
                 }
                 e.know_file(page.file);
-                e.evicts.entry(page).or_default().waiters.push(tx);
-                e.run_core(Input::Evict {
-                    page,
-                    downgrade: mode == Mode::Downgrade,
-                });
-            }
+                match e.evicts.get_mut(&page) {
+                    // One under way answers this one too.
+                    Some(ev) if ev.mode == mode => {
+                        ev.waiters.push(tx);
+                        true
+                    }
+                    // The other mode: after it.
+                    Some(_) => false,
+                    None => {
+                        e.evicts.insert(
+                            page,
+                            Evict {
+                                mode,
+                                waiters: vec![tx],
+                                writable: false,
+                                ioctl_ns: 0,
+                            },
+                        );
+                        e.run_core(Input::Evict {
+                            page,
+                            downgrade: mode == Mode::Downgrade,
+                        });
+                        true
+                    }
+                }
+            };
             self.drain();
+            if !started {
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "page {index} of {name:?}: another eviction of it was under way for {} s",
+                        EVICT_WAIT.as_secs()
+                    ));
+                }
+                std::thread::sleep(RETRY);
+                continue;
+            }
             let waited = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
             let what = format!("page {index} of {name:?}");
             match waited {
@@ -1862,14 +1922,19 @@ impl Handle {
                     return Err(format!("{what} stayed busy for {} s", EVICT_WAIT.as_secs()));
                 }
                 Ok((o, error)) if o.dirty && !o.written => {
-                    return Err(format!(
-                        "{what} was dirty, and its data is not on the owner's disk: {}{}",
-                        crate::device::describe_errno(error),
-                        if error == crate::protocol::HOST_DOWN {
-                            ""
-                        } else {
-                            " (it is sent again)"
+                    let why = match error {
+                        crate::protocol::SUPERSEDED => {
+                            "newer data of the page, not on the owner's disk yet, superseded it"
+                                .to_string()
                         }
+                        crate::protocol::HOST_DOWN => "its owner is gone".to_string(),
+                        e => format!(
+                            "{} (it is sent again, unless newer data of the page goes first)",
+                            crate::device::describe_errno(e)
+                        ),
+                    };
+                    return Err(format!(
+                        "{what} was dirty, and its data is not on the owner's disk: {why}"
                     ));
                 }
                 Ok((_, error)) => {

@@ -43,6 +43,33 @@ pub enum NameError {
 /// A resolved name.
 pub type Resolution = Result<(HostId, FileInfo), NameError>;
 
+/// Most names in one part of a listing.
+pub const LISTED_NAMES: usize = 4096;
+/// Most bytes of names in one part of a listing (far below a frame's
+/// limit, whatever the names' lengths).
+pub const LISTED_BYTES: usize = 256 * 1024;
+
+/// `names` in parts of at most [`LISTED_NAMES`] names and
+/// [`LISTED_BYTES`] bytes of them, for `Listed` messages: a directory of
+/// any size is listed whole, each message well below a frame's limit.
+/// Always one part at least (an empty one for no names).
+pub fn listing_parts(names: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+    let mut parts = vec![Vec::new()];
+    let mut bytes = 0;
+    for n in names {
+        let last = parts.last().map_or(0, Vec::len);
+        if last > 0 && (last == LISTED_NAMES || bytes + n.len() > LISTED_BYTES) {
+            parts.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += n.len();
+        if let Some(p) = parts.last_mut() {
+            p.push(n);
+        }
+    }
+    parts
+}
+
 /// Messages of the name service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameMsg {
@@ -52,8 +79,13 @@ pub enum NameMsg {
     Answer { id: u64, found: Option<FileInfo> },
     /// Which names do you export?
     List { id: u64 },
-    /// The answer to listing `id`.
-    Listed { id: u64, names: Vec<Vec<u8>> },
+    /// The answer to listing `id`, in parts ([`listing_parts`]); `last`
+    /// marks the last part.
+    Listed {
+        id: u64,
+        names: Vec<Vec<u8>>,
+        last: bool,
+    },
     /// Which name of yours has file id `file`? (A manager that restarted
     /// gets requests for files its kernel looked up under its predecessor.)
     NameOf { id: u64, file: u64 },
@@ -209,14 +241,24 @@ impl Names {
     }
 
     /// A peer's answer to a listing.
-    pub fn listed(&mut self, from: HostId, id: u64, names: Vec<Vec<u8>>) -> Vec<NameOutput> {
+    pub fn listed(
+        &mut self,
+        from: HostId,
+        id: u64,
+        names: Vec<Vec<u8>>,
+        last: bool,
+    ) -> Vec<NameOutput> {
         let Some(l) = self.listings.get_mut(&id) else {
             return Vec::new();
         };
-        if !l.waiting.remove(&from) {
+        if !l.waiting.contains(&from) {
             return Vec::new();
         }
         l.names.extend(names);
+        if !last {
+            return Vec::new();
+        }
+        l.waiting.remove(&from);
         self.settle_listing(id)
     }
 
@@ -493,6 +535,47 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_of_any_size_goes_in_parts_that_fit() {
+        // (A listing used to be cut at 4096 names, silently.)
+        let names: Vec<Vec<u8>> = (0..10_000u32)
+            .map(|i| format!("{i:0>255}").into_bytes())
+            .collect();
+        let parts = listing_parts(names.clone());
+        assert!(parts.len() > 3, "{}", parts.len());
+        for p in &parts {
+            assert!(!p.is_empty() && p.len() <= LISTED_NAMES);
+            assert!(p.iter().map(Vec::len).sum::<usize>() <= LISTED_BYTES);
+        }
+        assert_eq!(parts.concat(), names, "every name, in order");
+        let short: Vec<Vec<u8>> = (0..9000u32).map(|i| i.to_string().into_bytes()).collect();
+        let parts = listing_parts(short);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [4096, 4096, 808]
+        );
+        assert_eq!(listing_parts(Vec::new()), vec![Vec::<Vec<u8>>::new()]);
+    }
+
+    #[test]
+    fn a_listing_in_parts_is_done_with_the_last() {
+        let mut n = Names::new(0);
+        let out = n.list(5, vec![b"a".to_vec()], &[1]);
+        let NameOutput::Send {
+            msg: NameMsg::List { id },
+            ..
+        } = out[0]
+        else {
+            panic!("{out:?}")
+        };
+        assert!(n.listed(1, id, vec![b"b".to_vec()], false).is_empty());
+        let out = n.listed(1, id, vec![b"c".to_vec()], true);
+        assert!(
+            matches!(&out[..], [NameOutput::Listing { names, .. }] if names.len() == 3),
+            "{out:?}"
+        );
+    }
+
+    #[test]
     fn listing_merges_every_host() {
         let mut n = Names::new(0);
         let out = n.list(5, vec![b"b".to_vec(), b"a".to_vec()], &[1, 2]);
@@ -505,12 +588,15 @@ mod tests {
             o => panic!("{o:?}"),
         };
         assert!(
-            n.listed(1, id, vec![b"c".to_vec(), b"a".to_vec()])
+            n.listed(1, id, vec![b"c".to_vec(), b"a".to_vec()], true)
                 .is_empty()
         );
-        assert!(n.listed(1, id, vec![b"x".to_vec()]).is_empty(), "twice");
         assert!(
-            n.listed(2, id + 1, vec![b"y".to_vec()]).is_empty(),
+            n.listed(1, id, vec![b"x".to_vec()], true).is_empty(),
+            "twice"
+        );
+        assert!(
+            n.listed(2, id + 1, vec![b"y".to_vec()], true).is_empty(),
             "unknown"
         );
         // Host 2 goes away: the listing is what the others said.

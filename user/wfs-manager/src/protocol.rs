@@ -206,10 +206,12 @@ pub enum Input {
         page: PageId,
         contents: Option<(Vec<u8>, bool)>,
     },
-    /// The kernel refused a [`Output::Grant`] of a dirty page (the READ
-    /// had given up: timed out, or its task was killed), and no other READ
-    /// of the page installed it: the data goes home.
-    NotInstalled { page: PageId, data: Vec<u8> },
+    /// The kernel's answer to [`Output::Grant`] `req`: whether it
+    /// installed the page (it refuses the answer to a READ that gave up:
+    /// timed out, or its task was killed). Reported for every grant, at
+    /// once, before anything else. A dirty page that no READ installed
+    /// goes home: its data exists nowhere else.
+    Answered { req: u64, installed: bool },
     /// The result of [`Output::DiskRead`] (owner only).
     DiskRead { page: PageId, data: Vec<u8> },
     /// [`Output::DiskRead`] failed with `error` (an errno): the page is
@@ -264,6 +266,9 @@ pub enum Input {
         page: PageId,
         contents: Option<(Vec<u8>, bool)>,
     },
+    /// Time has passed since data that no kernel holds dirty failed to
+    /// reach its owner's disk ([`Core::retrying`]): it is sent again.
+    Retry,
 }
 
 /// What a host's core asks its environment to do, in order.
@@ -328,6 +333,9 @@ pub enum Output {
     /// host was bringing home to `host`, the page's owner, is gone. Logged
     /// and counted.
     Lost { page: PageId, host: HostId },
+    /// Dirty `page` came for READs that all gave up (none installed it):
+    /// its data went home. Logged and counted.
+    WentHome { page: PageId },
     /// Every page this host held is back with its owner, its dirty data on
     /// the owner's stable storage, and the peers were told (`Leaving`): the
     /// manager may go.
@@ -538,6 +546,30 @@ impl Dir {
     }
 }
 
+/// Grants of a page whose answers from the kernel are not all in
+/// ([`Input::Answered`]).
+#[derive(Debug, Default)]
+struct Granting {
+    /// Answers still to come.
+    left: usize,
+    /// One of them installed the page.
+    installed: bool,
+    /// The page's data, if it came dirty.
+    data: Option<Vec<u8>>,
+}
+
+/// Data that failed to reach its owner's disk and that no kernel holds
+/// dirty, sent again at the next [`Input::Retry`]: the `Put` that failed
+/// (`seq`), and whether it is a downgrade's.
+#[derive(Debug)]
+struct Resend {
+    page: PageId,
+    epoch: u64,
+    data: Vec<u8>,
+    seq: u64,
+    downgrade: bool,
+}
+
 /// A fault this host is waiting for.
 #[derive(Debug)]
 struct Pending {
@@ -622,6 +654,12 @@ pub struct Core {
     /// again over newer data of the same epoch.
     newest_put: HashMap<PageId, u64>,
     downgrades: usize,
+    /// Grants the kernel has not answered, by page, and their pages, by
+    /// READ.
+    granting: HashMap<PageId, Granting>,
+    grant_reqs: HashMap<u64, PageId>,
+    /// Data to send again at the next [`Input::Retry`].
+    retry: Vec<Resend>,
 }
 
 impl Core {
@@ -671,6 +709,9 @@ impl Core {
             evict_puts: BTreeMap::new(),
             newest_put: HashMap::new(),
             downgrades: 0,
+            granting: HashMap::new(),
+            grant_reqs: HashMap::new(),
+            retry: Vec::new(),
         }
     }
 
@@ -710,6 +751,13 @@ impl Core {
     /// directory says.
     pub fn held_by(&self, host: HostId) -> u64 {
         self.dir.values().filter(|d| d.holder == Some(host)).count() as u64
+    }
+
+    /// Whether data waits to be sent again ([`Input::Retry`]): the
+    /// environment feeds a `Retry` now and then (not at once: a disk that
+    /// fails for good would be written to in a loop).
+    pub fn retrying(&self) -> bool {
+        !self.retry.is_empty()
     }
 
     /// How many recoveries from deaths are in progress at this host.
@@ -758,6 +806,8 @@ impl Core {
             + self.held_back.len()
             + self.fencing.len()
             + self.evicting.len()
+            + self.granting.len()
+            + self.retry.len()
             + self
                 .dir
                 .values()
@@ -879,6 +929,11 @@ impl Core {
                             }),
                             _ => {}
                         }
+                    } else if contents.is_some() && self.epochs.contains_key(&page) {
+                        // Nobody waits for this DROP any more (its page was
+                        // faulted in again since), but it took a copy this
+                        // host holds: the kernel has let go of it.
+                        self.release(page, contents, out, local)?;
                     }
                     // Else nobody asked: nothing to hand over.
                     return Ok(());
@@ -937,7 +992,30 @@ impl Core {
                 self.answer_recovers(out, local);
                 self.maybe_left(out, local);
             }
-            Input::NotInstalled { page, data } => {
+            Input::Answered { req, installed } => {
+                let Some(page) = self.grant_reqs.remove(&req) else {
+                    return Ok(());
+                };
+                let Some(g) = self.granting.get_mut(&page) else {
+                    return Ok(());
+                };
+                g.left = g.left.saturating_sub(1);
+                g.installed |= installed;
+                if g.left > 0 {
+                    return Ok(());
+                }
+                let Some(Granting {
+                    installed: false,
+                    data: Some(data),
+                    ..
+                }) = self.granting.remove(&page)
+                else {
+                    return Ok(());
+                };
+                // Dirty, and no READ installed it: the data goes home,
+                // before anything else (a Fetch of the page finds it
+                // absent here, and the owner must read it from disk after
+                // this Put).
                 let owner = self.owner(page.file)?;
                 if self.dead.contains(&owner) {
                     // Nobody to take it home to.
@@ -945,6 +1023,7 @@ impl Core {
                     return Ok(());
                 }
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
+                out.push(Output::WentHome { page });
                 self.put_home(owner, page, epoch, data, out, local);
             }
             Input::DiskRead { page, data } => {
@@ -1137,6 +1216,21 @@ impl Core {
                     self.rebuilt(out, local)?;
                 }
             }
+            Input::Retry => {
+                for r in std::mem::take(&mut self.retry) {
+                    let owner = self.owner(r.page.file)?;
+                    if r.downgrade && self.newest_put.get(&r.page).is_some_and(|&n| n > r.seq) {
+                        // Newer data of the page went since (of the same
+                        // epoch: the old data would land on it).
+                        self.downgrade_done();
+                        continue;
+                    }
+                    self.send_home(owner, r.page, r.epoch, r.data, r.downgrade, out, local);
+                    if r.downgrade {
+                        self.downgrade_done();
+                    }
+                }
+            }
             Input::Evict { page, downgrade } => {
                 if self.evicting.contains_key(&page) {
                     // Under way: its answer answers this one too.
@@ -1176,6 +1270,20 @@ impl Core {
             }
             Input::Downgraded { page, contents } => {
                 if self.evicting.get(&page) != Some(&true) {
+                    // Nobody waits for this DOWNGRADE any more, but it
+                    // cleaned a copy this host holds: its data goes home.
+                    if let Some((data, dirty)) = contents
+                        && (dirty || self.unsynced.contains(&page))
+                        && let Some(&epoch) = self.epochs.get(&page)
+                    {
+                        let owner = self.owner(page.file)?;
+                        if self.dead.contains(&owner) {
+                            out.push(Output::Lost { page, host: owner });
+                            self.drop_lost_copy(page, out);
+                        } else {
+                            self.send_home(owner, page, epoch, data, true, out, local);
+                        }
+                    }
                     return Ok(());
                 }
                 self.evicting.remove(&page);
@@ -1302,7 +1410,11 @@ impl Core {
                 incarnation,
                 epoch,
             } => {
-                if self.owner(page.file)? != from || self.fetching.contains_key(&page) {
+                // Only a file's owner sends Fetch: this host's manager,
+                // started since its kernel took the page, may not have
+                // looked the file up yet.
+                let owner = *self.owners.entry(page.file).or_insert(from);
+                if owner != from || self.fetching.contains_key(&page) {
                     return Err(unexpected(&msg));
                 }
                 let orphan = self.declared.contains(&(to, incarnation));
@@ -1371,6 +1483,14 @@ impl Core {
                         data: data.clone(),
                         dirty,
                     });
+                    self.grant_reqs.insert(req, page);
+                }
+                if !nobody {
+                    let g = self.granting.entry(page).or_default();
+                    g.left += p.reqs.len();
+                    if dirty {
+                        g.data = Some(data.clone());
+                    }
                 }
                 self.faults.remove(&page);
                 self.epochs.insert(page, epoch);
@@ -1379,6 +1499,7 @@ impl Core {
                     // kernel will not have the page, so its data goes home
                     // before this host says it holds it (a Fetch then
                     // finds it absent, and the owner's disk has it).
+                    out.push(Output::WentHome { page });
                     self.put_home(owner, page, epoch, data.clone(), out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);
@@ -1617,13 +1738,19 @@ impl Core {
                         if counted {
                             self.put_done(page, error);
                         }
-                        let newer = self.newest_put.get(&page).is_some_and(|&n| n > seq);
-                        self.downgrade_done();
-                        if error != 0 && error != SUPERSEDED && !newer {
+                        if error != 0 && error != SUPERSEDED {
                             // Not on disk, and the kernel's copy is clean:
-                            // again, until it is.
-                            let owner = self.owner(page.file)?;
-                            self.send_home(owner, page, epoch, data, true, out, local);
+                            // again at the next Retry, unless newer data of
+                            // the page has gone by then.
+                            self.retry.push(Resend {
+                                page,
+                                epoch,
+                                data,
+                                seq,
+                                downgrade: true,
+                            });
+                        } else {
+                            self.downgrade_done();
                         }
                         self.maybe_left(out, local);
                         return Ok(());
@@ -1639,10 +1766,17 @@ impl Core {
                         self.maybe_left(out, local);
                         return Ok(());
                     }
-                    // Not on disk, and nobody else has it: again.
+                    // Not on disk, and nobody else has it: again, at the
+                    // next Retry (a disk that fails for good is not written
+                    // to in a loop).
                     Some(PutFor::Home { epoch, data, .. }) => {
-                        let owner = self.owner(page.file)?;
-                        self.put_home(owner, page, epoch, data, out, local);
+                        self.retry.push(Resend {
+                            page,
+                            epoch,
+                            data,
+                            seq,
+                            downgrade: false,
+                        });
                         return Ok(());
                     }
                 };
@@ -1826,6 +1960,7 @@ impl Core {
             && self.abandoned.is_empty()
             && self.fetching.is_empty()
             && self.puts.is_empty()
+            && self.retry.is_empty()
             && self.disk_acks.is_empty()
             && self
                 .dir
@@ -1976,6 +2111,21 @@ impl Core {
         // A leaving host no longer waits for pages from a dead owner.
         self.abandoned
             .retain(|&(p, _)| self.owners.get(&p.file) != Some(&x));
+        // What waited to be sent again to it is lost with it.
+        let (gone, keep): (Vec<Resend>, Vec<Resend>) = std::mem::take(&mut self.retry)
+            .into_iter()
+            .partition(|r| owned_by_x(self, r.page));
+        self.retry = keep;
+        for r in gone {
+            out.push(Output::Lost {
+                page: r.page,
+                host: x,
+            });
+            if r.downgrade {
+                self.downgrade_done();
+                self.drop_lost_copy(r.page, out);
+            }
+        }
         // Writer side: Puts the dead owner did not acknowledge fail.
         let mut seqs: Vec<u64> = self
             .puts

@@ -50,7 +50,7 @@
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
-//!   | 19 | Listed | id u64, count u32, count names (strings) |
+//!   | 19 | Listed | id u64, count u32 (at most 4096), count names (strings), last u8 (0/1): one part of a listing |
 //!   | 20 | NameOf | id u64, file u64 |
 //!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
 //!
@@ -78,7 +78,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -625,7 +625,7 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
 /// Longest name the name service carries.
 const MAX_NAME_BYTES: usize = wfs_abi::NAME_MAX;
 /// Most names in one LISTED message.
-pub const MAX_LISTED: usize = 4096;
+pub const MAX_LISTED: usize = crate::names::LISTED_NAMES;
 
 fn put_name(p: &mut Vec<u8>, name: &[u8]) {
     let name = &name[..name.len().min(MAX_NAME_BYTES)];
@@ -658,14 +658,16 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             p.push(18);
             p.extend_from_slice(&id.to_le_bytes());
         }
-        NameMsg::Listed { id, names } => {
+        NameMsg::Listed { id, names, last } => {
             p.push(19);
             p.extend_from_slice(&id.to_le_bytes());
+            // (The engine sends listings in parts that fit.)
             let names = &names[..names.len().min(MAX_LISTED)];
             p.extend_from_slice(&(names.len() as u32).to_le_bytes());
             for n in names {
                 put_name(p, n);
             }
+            p.push(u8::from(*last));
         }
         NameMsg::NameOf { id, file } => {
             p.push(20);
@@ -725,7 +727,12 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
             for _ in 0..count {
                 names.push(name(c)?);
             }
-            NameMsg::Listed { id, names }
+            let last = match c.u8("LISTED too short for its last flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed("LISTED last flag not 0 or 1")),
+            };
+            NameMsg::Listed { id, names, last }
         }
         20 => NameMsg::NameOf {
             id: id(c)?,
@@ -814,6 +821,25 @@ pub fn write_frame<W: Write>(w: &mut W, f: &Frame) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    #[test]
+    fn a_part_of_a_listing_of_the_longest_names_fits_a_frame() {
+        let names: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("{i:0>255}").into_bytes())
+            .collect();
+        for names in crate::names::listing_parts(names) {
+            let f = Frame::Page(crate::session::Frame {
+                seq: 1,
+                ack: 0,
+                msg: Some(PeerMsg::Name(NameMsg::Listed {
+                    id: 1,
+                    names,
+                    last: false,
+                })),
+            });
+            assert!(f.encode().len() <= MAX_FRAME);
+        }
+    }
 
     fn all_frames() -> Vec<Frame> {
         vec![
@@ -1075,10 +1101,12 @@ mod tests {
                 NameMsg::Listed {
                     id: 3,
                     names: vec![b"a".to_vec(), b"bc".to_vec()],
+                    last: false,
                 },
                 NameMsg::Listed {
                     id: 4,
                     names: vec![],
+                    last: true,
                 },
             ]
             .into_iter()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{P, cores, deliver, fetch_from_disk, join, sends};
+use common::{P, cores, deliver, fetch_from_disk, join, sends, slow_write_back};
 use wfs_manager::protocol::{BUSY, Core, Input, Output, PageId};
 
 /// The owner's disk writes among `out`, carried out without error; returns
@@ -84,16 +84,7 @@ fn an_evicted_page_is_not_overwritten_by_a_stale_put() {
     // wrote an evicted page to its export outside the epochs: a Put of
     // older data still on its way landed on it afterwards.)
     let mut cs = cores(2, 5);
-    join(&mut cs, &[0, 1], 5);
-    fetch_from_disk(&mut cs, 1, 1, 0);
-    // Host 1 writes 1 back; its Put is slow.
-    let stale = cs[1]
-        .handle(Input::Writeback {
-            req: 2,
-            page: P,
-            data: vec![1],
-        })
-        .unwrap();
+    let stale = slow_write_back(&mut cs);
     // The owner's own fault takes the page (dirty: the Put is not acked).
     let out = cs[0].handle(Input::Fault { req: 3, page: P }).unwrap();
     let fetch = sends(&out);
@@ -187,9 +178,11 @@ fn a_downgrade_that_fails_alone_is_sent_again() {
     let mut cs = cores(2, 5);
     let down = downgrade_dirty(&mut cs);
     let failed = fail_disk_write(&mut cs, &down[0]);
-    // The kernel's copy is clean and may be evicted: the data goes again,
-    // and the owner's reads wait for it.
-    let again = deliver(&mut cs, 0, &sends(&failed)[0]);
+    // The kernel's copy is clean and may be evicted: the data goes again
+    // (at the next Retry), and the owner's reads wait for it.
+    let out = deliver(&mut cs, 0, &sends(&failed)[0]);
+    assert!(sends(&out).is_empty(), "{out:?}");
+    let again = cs[1].handle(Input::Retry).unwrap();
     let out = deliver(&mut cs, 1, &sends(&again)[0]);
     assert_eq!(disk_writes(&out), vec![vec![1]]);
 }
@@ -235,4 +228,128 @@ fn a_page_on_its_way_elsewhere_is_busy() {
             ..
         }]
     ));
+}
+
+/// The owner (host 0) holds P, which its kernel evicted silently (clean),
+/// and faults on it again (its READ not handled yet) as the operator
+/// evicts it: the kernel keeps the page busy (locked for the READ), and
+/// the eviction's answer comes from the fault's `Data` (not present). A
+/// retry of the INVALIDATE still waiting then finds the copy the READ
+/// installed. (Found in review: the engine used to retry it, and the core
+/// dropped the result, dirty data and all.)
+fn evict_while_read_in_flight(downgrade: bool) -> Vec<Core> {
+    let mut cs = cores(2, 5);
+    join(&mut cs, &[0, 1], 5);
+    fetch_from_disk(&mut cs, 0, 1, 0);
+    let out = cs[0].handle(Input::Evict { page: P, downgrade }).unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let out = cs[0].handle(Input::Fault { req: 2, page: P }).unwrap();
+    assert_eq!(out, vec![Output::DiskRead { page: P }]);
+    let out = cs[0]
+        .handle(Input::DiskRead {
+            page: P,
+            data: vec![0],
+        })
+        .unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Evicted { present: false, .. })),
+        "{out:?}"
+    );
+    cs
+}
+
+#[test]
+fn a_late_drop_of_a_page_faulted_in_again_sends_its_data_home() {
+    let mut cs = evict_while_read_in_flight(false);
+    let out = cs[0]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![6], true)),
+        })
+        .unwrap();
+    assert_eq!(disk_writes(&out), vec![vec![6]], "{out:?}");
+}
+
+#[test]
+fn a_late_downgrade_of_a_page_faulted_in_again_sends_its_data_home() {
+    let mut cs = evict_while_read_in_flight(true);
+    let out = cs[0]
+        .handle(Input::Downgraded {
+            page: P,
+            contents: Some((vec![6], true)),
+        })
+        .unwrap();
+    assert_eq!(disk_writes(&out), vec![vec![6]], "{out:?}");
+}
+
+/// The owner evicts its own dirty page and its disk write fails: the data
+/// is sent again at the next `Retry`, not at once (the engine handled the
+/// Put to itself, the failed write and the resend in one go, in a loop
+/// with its lock held, while the disk was full: found in review).
+fn a_full_disk_is_not_written_in_a_loop(downgrade: bool) {
+    let mut cs = cores(2, 5);
+    join(&mut cs, &[0, 1], 5);
+    fetch_from_disk(&mut cs, 0, 1, 0);
+    cs[0].handle(Input::Evict { page: P, downgrade }).unwrap();
+    let contents = Some((vec![6], true));
+    let out = if downgrade {
+        cs[0].handle(Input::Downgraded { page: P, contents })
+    } else {
+        cs[0].handle(Input::Invalidated { page: P, contents })
+    }
+    .unwrap();
+    let Some(Output::DiskWrite { epoch, ack, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::DiskWrite { .. }))
+        .cloned()
+    else {
+        panic!("{out:?}")
+    };
+    let out = cs[0]
+        .handle(Input::DiskWritten {
+            page: P,
+            epoch,
+            ack,
+            error: 28,
+        })
+        .unwrap();
+    assert!(
+        disk_writes(&out).is_empty(),
+        "written again at once: {out:?}"
+    );
+    assert!(cs[0].retrying());
+    let out = cs[0].handle(Input::Retry).unwrap();
+    assert_eq!(disk_writes(&out), vec![vec![6]], "{out:?}");
+    assert!(!cs[0].retrying());
+}
+
+#[test]
+fn a_full_disk_is_not_written_in_a_loop_after_a_drop() {
+    a_full_disk_is_not_written_in_a_loop(false);
+}
+
+#[test]
+fn a_full_disk_is_not_written_in_a_loop_after_a_downgrade() {
+    a_full_disk_is_not_written_in_a_loop(true);
+}
+
+#[test]
+fn a_downgraded_copy_whose_data_died_with_its_owner_is_dropped() {
+    // Host 1 downgrades its dirty page; the owner dies before the data is
+    // on its disk. The kernel's copy is clean, so the kernel could evict it
+    // any time and the page be read again from the owner's next
+    // incarnation, older: the data is reported lost, and the copy goes
+    // (nobody reads the lost data now and older data later).
+    let mut cs = cores(2, 5);
+    let _put = downgrade_dirty(&mut cs);
+    let out = cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: Vec::new(),
+        })
+        .unwrap();
+    assert!(out.contains(&Output::Lost { page: P, host: 0 }), "{out:?}");
+    assert!(out.contains(&Output::Invalidate { page: P }), "{out:?}");
 }

@@ -116,6 +116,10 @@ struct Host {
     /// Inputs for the core from this host's own kernel and disk.
     inbox: VecDeque<Input>,
     disk: BTreeMap<PageId, u64>,
+    /// Disk writes that will succeed, by the writer's ack: on stable
+    /// storage only once reported (`DiskWritten`; a crash before loses
+    /// them).
+    disk_pending: BTreeMap<(HostId, u64), (PageId, u64)>,
 }
 
 /// Host `me`'s core, incarnation `incarnation`, in a cluster of `n`.
@@ -167,6 +171,8 @@ struct Sim {
     /// Whether the operator takes pages from kernels now and then (`wfsctl
     /// invalidate`, DROP or DOWNGRADE).
     evictions: bool,
+    /// Dirty pages that came for READs that had all given up, sent home.
+    went_home: u32,
     /// Evictions answered, and those that brought dirty data home.
     evictions_done: u32,
     evicted_dirty: u32,
@@ -179,6 +185,8 @@ struct Sim {
     writes: BTreeMap<u64, (PageId, u64)>,
     /// WRITEs failed because of a disk write error.
     failed_writes: u32,
+    /// WRITEs answered SUPERSEDED (newer data not durable yet).
+    superseded: u32,
     /// READs failed because of a disk read error.
     failed_reads: u32,
     /// Whether this schedule crashes hosts.
@@ -216,6 +224,9 @@ struct Sim {
     /// Pages reported lost and not read or written since: the next read
     /// tells what they hold.
     unknown: BTreeSet<PageId>,
+    /// The newest value of each page a WRITE was acknowledged for: no
+    /// failure may lose it.
+    synced: BTreeMap<PageId, u64>,
     /// Pages reported lost, in all.
     lost: u32,
     /// Leaves completed.
@@ -258,6 +269,7 @@ impl Sim {
                 kernel: Kernel::default(),
                 inbox: VecDeque::new(),
                 disk: BTreeMap::new(),
+                disk_pending: BTreeMap::new(),
             })
             .collect();
         let last = pages.iter().map(|&p| (p, 0)).collect();
@@ -285,6 +297,7 @@ impl Sim {
             undeclared: BTreeSet::new(),
             known: BTreeMap::new(),
             unknown: BTreeSet::new(),
+            synced: BTreeMap::new(),
             lost: 0,
             leaves: 0,
             received_at_crash: BTreeMap::new(),
@@ -299,6 +312,7 @@ impl Sim {
             timeouts,
             evictions,
             evictions_done: 0,
+            went_home: 0,
             evicted_dirty: 0,
             abandoned: BTreeMap::new(),
             pages,
@@ -309,6 +323,7 @@ impl Sim {
             disk_errors,
             writes: BTreeMap::new(),
             failed_writes: 0,
+            superseded: 0,
             failed_reads: 0,
             log: Vec::new(),
         }
@@ -345,17 +360,55 @@ impl Sim {
 
     /// Feeds one input to host `h`'s core and carries out its outputs.
     fn input(&mut self, h: usize, input: Input) {
+        if let Input::Fault { page, .. } = input {
+            // The kernel asks for the page, so it lacks it: the engine
+            // answers the invalidations of it it kept busy as finding
+            // nothing, in order, first.
+            let k = &mut self.hosts[h].kernel;
+            let (now, later): (Vec<_>, Vec<_>) =
+                k.deferred.drain(..).partition(|(p, _)| *p == page);
+            k.deferred = later;
+            let inc = self.hosts[h].incarnation;
+            for (page, downgrade) in now {
+                self.input(
+                    h,
+                    if downgrade {
+                        Input::Downgraded {
+                            page,
+                            contents: None,
+                        }
+                    } else {
+                        Input::Invalidated {
+                            page,
+                            contents: None,
+                        }
+                    },
+                );
+            }
+            if self.hosts[h].incarnation != inc {
+                // (It left meanwhile: the fault went with its kernel.)
+                return;
+            }
+        }
         self.log.push(format!("h{h} <- {input:?}"));
+        if let Input::DiskWritten { ack, error: 0, .. } = &input
+            && let Some((page, v)) = self.hosts[h].disk_pending.remove(ack)
+        {
+            let old = self.hosts[h].disk.insert(page, v).unwrap_or(0);
+            if v < old {
+                self.fail(format!(
+                    "h{h}: {page:?} on disk went back from {old} to {v}: synced data lost"
+                ));
+            }
+        }
 
         let outs = match self.hosts[h].core.handle(input) {
             Ok(o) => o,
             Err(e) => self.fail(format!("h{h}: protocol error {e:?}")),
         };
-        // Dirty pages granted to READs the kernel gave up on, and pages
-        // installed, in this batch (the engine's rule: a dirty page no READ
-        // installed goes home).
-        let mut refused = Vec::new();
-        let mut installed = Vec::new();
+        // The kernel's answers to grants: reported at once, as the engine
+        // does (before anything else this batch caused).
+        let mut answers = Vec::new();
         // Pages taken from the kernel: answered at once, as the engine
         // does (in the same batch, before any other event).
         let mut taken = Vec::new();
@@ -375,22 +428,25 @@ impl Sim {
                     }
                 }
                 Output::Grant { req, data, dirty } => {
-                    if let Some(page) = self.abandoned.remove(&req) {
+                    let installed = if self.abandoned.remove(&req).is_some() {
                         self.log
                             .push(format!("h{h}: the kernel refuses READ {req}"));
-                        if dirty {
-                            refused.push((page, data));
-                        }
+                        false
                     } else {
-                        installed.push(self.grant(h, req, decode(&data), dirty));
-                    }
+                        self.grant(h, req, decode(&data), dirty);
+                        true
+                    };
+                    answers.push(Input::Answered { req, installed });
                 }
                 Output::WriteDone { req, error } => {
                     let Some((wpage, value)) = self.writes.remove(&req) else {
                         self.fail(format!("h{h}: WRITE {req} answered twice or never sent"));
                     };
                     if error == 0 {
-                        // Synced: the owner's disk holds it, or newer data.
+                        // Synced: the owner's disk holds it, or newer data,
+                        // from now on.
+                        let synced = self.synced.entry(wpage).or_default();
+                        *synced = (*synced).max(value);
                         let owner = self.owners[&wpage.file] as usize;
                         let on_disk = self.hosts[owner].disk.get(&wpage).copied().unwrap_or(0);
                         if on_disk < value {
@@ -408,6 +464,9 @@ impl Sim {
                         ));
                     } else {
                         self.failed_writes += 1;
+                        if error == SUPERSEDED {
+                            self.superseded += 1;
+                        }
                         // The kernel keeps the page dirty (if it still has
                         // it; if not, it went elsewhere dirty).
                         if let Some(e) = self.hosts[h].kernel.cache.get_mut(&wpage) {
@@ -424,28 +483,21 @@ impl Sim {
                         self.fail(format!("h{h}: WRITE {req} answered twice or never sent"));
                     };
                     k.writeback.remove(&page);
-                    let (now, later): (Vec<_>, Vec<_>) =
-                        k.deferred.drain(..).partition(|(p, _)| *p == page);
-                    k.deferred = later;
-                    for (page, downgrade) in now {
-                        taken.push(if downgrade {
-                            self.downgrade(h, page)
-                        } else {
-                            self.invalidate(h, page)
-                        });
-                    }
                 }
                 Output::Invalidate { page } | Output::Downgrade { page } => {
                     let downgrade = matches!(o, Output::Downgrade { .. });
-                    // An invalidation waits for the page's writeback, as in
-                    // the real kernel (EAGAIN, retried); it is answered at
-                    // once otherwise, as the engine does.
-                    if self.hosts[h].kernel.writeback.contains_key(&page) {
-                        // Retried until the writeback is done: once per
-                        // page and mode, however often it was asked (the
-                        // engine keeps one retry of each).
+                    // The kernel answers EAGAIN for a page under writeback,
+                    // or locked for a READ the core does not wait for (yet):
+                    // the engine tries again on its timer, after any
+                    // invalidation of the page still waiting. It is
+                    // answered at once otherwise, as the engine does.
+                    let k = &self.hosts[h].kernel;
+                    if k.deferred.iter().any(|(p, _)| *p == page) || self.kernel_busy(h, page) {
+                        // (One just like the page's last one waiting answers
+                        // for both, as in the engine.)
                         let k = &mut self.hosts[h].kernel;
-                        if !k.deferred.contains(&(page, downgrade)) {
+                        let last = k.deferred.iter().rev().find(|(p, _)| *p == page);
+                        if last.is_none_or(|&(_, d)| d != downgrade) {
                             k.deferred.push((page, downgrade));
                         }
                     } else if downgrade {
@@ -500,6 +552,7 @@ impl Sim {
                     self.crash_host(h, true);
                     return;
                 }
+                Output::WentHome { .. } => self.went_home += 1,
                 Output::Lost { page, host } => {
                     // Its owner; or a host whose dirty data for a dead owner
                     // has nowhere to go.
@@ -542,12 +595,7 @@ impl Sim {
                         28
                     } else {
                         let v = decode(&data);
-                        let old = self.hosts[h].disk.insert(page, v).unwrap_or(0);
-                        if v < old {
-                            self.fail(format!(
-                                "h{h}: {page:?} on disk went back from {old} to {v}: synced data lost"
-                            ));
-                        }
+                        self.hosts[h].disk_pending.insert(ack, (page, v));
                         0
                     };
                     self.hosts[h].inbox.push_back(Input::DiskWritten {
@@ -559,11 +607,8 @@ impl Sim {
                 }
             }
         }
-        // At once, as the engine does: before anything this batch caused.
-        for (page, data) in refused {
-            if !installed.contains(&page) {
-                self.input(h, Input::NotInstalled { page, data });
-            }
+        for input in answers {
+            self.input(h, input);
         }
         for input in taken {
             self.input(h, input);
@@ -616,6 +661,43 @@ impl Sim {
                 .push(format!("h{h}: the manager forgets READ {req}"));
         } else {
             self.abandoned.insert(req, page);
+        }
+    }
+
+    /// Whether the kernel of host `h` answers EAGAIN for `page`: under
+    /// writeback, or locked for a READ the core does not wait for (the
+    /// READ is not handled yet, or was given up).
+    fn kernel_busy(&self, h: usize, page: PageId) -> bool {
+        let k = &self.hosts[h].kernel;
+        k.writeback.contains_key(&page)
+            || (k.faults.contains_key(&page) && !self.hosts[h].core.faulting(page))
+    }
+
+    /// The engine's timer: tries the busy invalidations again, the first
+    /// of each page first (`Engine::retry_busy`).
+    fn retry_busy(&mut self, h: usize) {
+        let mut i = 0;
+        while i < self.hosts[h].kernel.deferred.len() {
+            let (page, downgrade) = self.hosts[h].kernel.deferred[i];
+            if self.hosts[h].kernel.deferred[..i]
+                .iter()
+                .any(|(p, _)| *p == page)
+                || self.kernel_busy(h, page)
+            {
+                i += 1;
+                continue;
+            }
+            self.hosts[h].kernel.deferred.remove(i);
+            let input = if downgrade {
+                self.downgrade(h, page)
+            } else {
+                self.invalidate(h, page)
+            };
+            let inc = self.hosts[h].incarnation;
+            self.input(h, input);
+            if self.hosts[h].incarnation != inc {
+                return;
+            }
         }
     }
 
@@ -684,6 +766,12 @@ impl Sim {
                 if got > last {
                     self.fail(format!(
                         "h{h} read {got} from lost {page:?}, newer than its last write {last}"
+                    ));
+                }
+                let synced = self.synced.get(&page).copied().unwrap_or(0);
+                if got < synced {
+                    self.fail(format!(
+                        "h{h} read {got} from lost {page:?}, but a WRITE of {synced} was acknowledged as on the owner's disk"
                     ));
                 }
                 let floor = self.floor.get(&page).map_or(0, |f| f.0);
@@ -810,7 +898,13 @@ impl Sim {
             })
             .collect();
         let undeclared: Vec<_> = self.undeclared.iter().copied().collect();
-        let mut choices = links.len() + busy_hosts.len() + reconnectable.len() + undeclared.len();
+        // Hosts whose engine timer has something to do: invalidations the
+        // kernel kept busy, data to send again.
+        let timers: Vec<usize> = (0..self.hosts.len())
+            .filter(|&h| !self.hosts[h].kernel.deferred.is_empty() || self.hosts[h].core.retrying())
+            .collect();
+        let mut choices =
+            links.len() + busy_hosts.len() + reconnectable.len() + undeclared.len() + timers.len();
         if apps {
             choices += 2 * self.hosts.len();
             if self.flaky {
@@ -879,6 +973,15 @@ impl Sim {
             return true;
         }
         c -= undeclared.len();
+        if c < timers.len() {
+            let h = timers[c];
+            self.retry_busy(h);
+            if self.hosts[h].core.retrying() {
+                self.input(h, Input::Retry);
+            }
+            return true;
+        }
+        c -= timers.len();
         if apps && self.flaky {
             if c == 0 {
                 self.drop_connection();
@@ -1152,6 +1255,7 @@ impl Sim {
         host.core = new_core(x, host.incarnation, n, &owners_map);
         host.kernel = Kernel::default();
         host.inbox.clear();
+        host.disk_pending.clear();
         for s in host.sessions.values_mut() {
             *s = Session::new();
         }
@@ -1345,6 +1449,8 @@ struct Tally {
     fences: u64,
     evictions: u64,
     evicted_dirty: u64,
+    went_home: u64,
+    superseded: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1362,6 +1468,8 @@ impl std::ops::Add for Tally {
             fences: self.fences + o.fences,
             evictions: self.evictions + o.evictions,
             evicted_dirty: self.evicted_dirty + o.evicted_dirty,
+            went_home: self.went_home + o.went_home,
+            superseded: self.superseded + o.superseded,
         }
     }
 }
@@ -1400,6 +1508,8 @@ fn run_seed(seed: u64) -> Tally {
         fences: u64::from(sim.fences),
         evictions: u64::from(sim.evictions_done),
         evicted_dirty: u64::from(sim.evicted_dirty),
+        went_home: u64::from(sim.went_home),
+        superseded: u64::from(sim.superseded),
     }
 }
 
@@ -1452,6 +1562,11 @@ fn protocol_simulation() {
         "only {} pages evicted by the operator, {} of them dirty, in {schedules} schedules",
         t.evictions,
         t.evicted_dirty
+    );
+    assert!(
+        t.went_home >= schedules / 20,
+        "only {} dirty pages that came for READs that had given up went home in {schedules} schedules",
+        t.went_home
     );
     assert!(
         t.leaves >= schedules / 50,
@@ -1511,6 +1626,13 @@ fn a_remote_fault_moves_the_page() {
         }
     );
     assert!(relay(&mut cores, 2, 0, &out[1]).is_empty());
+    let out = cores[2]
+        .handle(Input::Answered {
+            req: 1,
+            installed: true,
+        })
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
     // Host 1 faults: host 0 sends Fetch to host 2, which invalidates and
     // sends the (dirty) page to host 1 directly.
     let out = cores[1].handle(Input::Fault { req: 9, page }).unwrap();
@@ -1540,6 +1662,14 @@ fn a_remote_fault_moves_the_page() {
         }
     );
     assert!(relay(&mut cores, 1, 0, &out[1]).is_empty());
+    // The kernel installed it.
+    let out = cores[1]
+        .handle(Input::Answered {
+            req: 9,
+            installed: true,
+        })
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
     assert_eq!(cores.iter().map(Core::outstanding).sum::<usize>(), 0);
 }
 

@@ -90,3 +90,18 @@ pub fn fetch_from_disk(cs: &mut [Core], h: HostId, req: u64, v: u8) {
         assert!(deliver(cs, h, &done[0]).is_empty());
     }
 }
+
+/// Every host of `cs` joins; host 1 gets P from the owner's disk and
+/// writes 1 back: returns its `Put`, not delivered yet (a slow one).
+pub fn slow_write_back(cs: &mut [Core]) -> Vec<Output> {
+    let all: Vec<HostId> = (0..cs.len() as HostId).collect();
+    join(cs, &all, 5);
+    fetch_from_disk(cs, 1, 1, 0);
+    cs[1]
+        .handle(Input::Writeback {
+            req: 2,
+            page: P,
+            data: vec![1],
+        })
+        .unwrap()
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Mutation check of the page protocol's rules against its simulation.
+
+Each mutation below breaks one rule of user/wfs-manager/src/protocol.rs
+(the recovery rules, the epochs, the operator's evictions...). For each,
+the script builds a copy of the workspace with that one change and runs
+the protocol's tests: the simulation (tests/sim.rs) and the scenarios
+driven by hand (tests/recovery.rs, evict.rs, writeback.rs: those the
+simulation reaches too rarely). They must catch it ("killed": a seed to
+replay, or a failing scenario). A mutation they pass ("SURVIVED") is a
+rule nothing checks, and fails this script, as does a mutation whose
+text is no longer in protocol.rs (the rule moved: the mutation must move
+with it).
+
+  tools/mutants.py [--schedules N] [--only NAME...] [--list]
+
+Run by `make mutants` (and `make sim`). The copy and its build live in
+build/mutants/.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = "wfs-manager/src/protocol.rs"
+
+# (name, the rule it breaks, text in protocol.rs, what it becomes)
+MUTANTS = [
+    ("put-epoch",
+     "the owner writes a Put only if its epoch is not older than the disk's",
+     "} else if epoch >= d.disk_epoch {",
+     "} else if true {"),
+    ("handover-owed",
+     "a holder whose Puts are not all acknowledged hands the page over dirty",
+     "unsynced || self.unacked.get(&page).is_some_and(|&n| n > 0)",
+     "unsynced"),
+    ("read-waits-for-writes",
+     "a disk read waits for the page's unreported or failed writes",
+     "if self.writing > 0 || self.unwritten.is_some() {",
+     "if false {"),
+    ("superseded-ack",
+     "a superseded Put whose newer data is not durable is not acknowledged as written",
+     "let error = if d.durable_epoch > epoch {",
+     "let error = if true {"),
+    ("bring-home-undelivered",
+     "a page sent to a host that died, unacknowledged, comes home",
+     "                self.return_page(page, txn, data, dirty, epoch, true, out, local)?;\n            }\n        }\n        // Owner side.",
+     "                let _ = (txn, data, epoch);\n            }\n        }\n        // Owner side."),
+    ("home-epoch",
+     "data brought home goes with the epoch before the move's",
+     "epoch.saturating_sub(1).max(1)",
+     "epoch"),
+    ("recovered-waits",
+     "Recovered is not answered while a page is still on its way to the dead host",
+     "            if moving {\n                self.to_answer.push(a);",
+     "            if false {\n                self.to_answer.push(a);"),
+    ("rebuild-holds-back",
+     "a restarted owner serves nothing until every peer said what it holds",
+     "        if !self.rebuild.is_empty() {\n            // A Put of a known epoch",
+     "        if false {\n            // A Put of a known epoch"),
+    ("fenced-data-goes-home",
+     "a page that arrives while its owner's lease is out is not installed",
+     "                if self.fenced.contains(&owner)\n",
+     "                if false\n"),
+    ("refused-grant-goes-home",
+     "a dirty page that no READ installed goes home",
+     "                out.push(Output::WentHome { page });\n                self.put_home(owner, page, epoch, data, out, local);",
+     "                out.push(Output::WentHome { page });\n                let _ = data;"),
+    ("old-owner-data-lost",
+     "data moved for an owner incarnation that died is not written to its next one",
+     "if owner != self.owner_incarnation(page.file)? {",
+     "if false {"),
+    ("downgrade-not-over-newer",
+     "a failed downgrade's data is not sent again over newer data",
+     "if r.downgrade && self.newest_put.get(&r.page).is_some_and(|&n| n > r.seq) {",
+     "if false {"),
+    ("lost-downgrade-copy-dropped",
+     "a clean copy of downgraded data lost with its owner leaves the kernel",
+     "    fn drop_lost_copy(&mut self, page: PageId, out: &mut Vec<Output>) {\n",
+     "    fn drop_lost_copy(&mut self, page: PageId, out: &mut Vec<Output>) {\n        return;\n"),
+    ("late-drop-released",
+     "a late DROP that took a copy this host holds releases it home",
+     "} else if contents.is_some() && self.epochs.contains_key(&page) {",
+     "} else if false {"),
+    ("late-downgrade-home",
+     "a late DOWNGRADE that cleaned a copy this host holds sends its data home",
+     "                            self.send_home(owner, page, epoch, data, true, out, local);\n                        }\n                    }\n                    return Ok(());",
+     "                            let _ = (epoch, data);\n                        }\n                    }\n                    return Ok(());"),
+    ("resend-later",
+     "data that failed to reach the disk is sent again at the next Retry, not at once",
+     "                    Some(PutFor::Home { epoch, data, .. }) => {\n                        self.retry.push(Resend {",
+     "                    Some(PutFor::Home { epoch, data, .. }) => {\n                        let owner = self.owner(page.file)?;\n                        self.put_home(owner, page, epoch, data.clone(), out, local);\n                        return Ok(());\n                        #[allow(unreachable_code)]\n                        self.retry.push(Resend {"),
+    ("data-ends-eviction",
+     "a page that arrives ends an eviction of it still under way",
+     "                if self.evicting.remove(&page).is_some() {\n                    out.push(Output::Evicted {",
+     "                if false {\n                    out.push(Output::Evicted {"),
+]
+
+
+def run(cmd, cwd, env, log):
+    with open(log, "w") as f:
+        return subprocess.run(cmd, cwd=cwd, env=env, stdout=f,
+                              stderr=subprocess.STDOUT).returncode
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schedules", type=int, default=20000)
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args()
+    if a.list:
+        for name, rule, _, _ in MUTANTS:
+            print(f"{name}: {rule}")
+        return 0
+    names = [m[0] for m in MUTANTS]
+    for n in a.only or []:
+        if n not in names:
+            sys.exit(f"mutants: no mutation {n!r} (see --list)")
+    work = os.path.join(ROOT, "build", "mutants")
+    # (The ABI crate includes the kernel's abi.rs from ../rust.)
+    tree = os.path.join(work, "tree")
+    copy = os.path.join(tree, "user")
+    if os.path.exists(tree):
+        shutil.rmtree(tree)
+    os.makedirs(tree)
+    os.symlink(os.path.join(ROOT, "rust"), os.path.join(tree, "rust"))
+    shutil.copytree(os.path.join(ROOT, "user"), copy,
+                    ignore=shutil.ignore_patterns("target"))
+    path = os.path.join(copy, SRC)
+    with open(path) as f:
+        original = f.read()
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(work, "target"),
+               WFS_SIM_SCHEDULES=str(a.schedules))
+    env.pop("WFS_SIM_SEED", None)
+    bad = []
+    for name, rule, old, new in MUTANTS:
+        if a.only and name not in a.only:
+            continue
+        n = original.count(old)
+        if n != 1:
+            print(f"[mutants] {name}: its text is in protocol.rs {n} times, not once: move the mutation with the rule")
+            bad.append(name)
+            continue
+        with open(path, "w") as f:
+            f.write(original.replace(old, new))
+        log = os.path.join(work, f"{name}.log")
+        started = time.time()
+        rc = run(["cargo", "test", "--release", "--quiet", "-p", "wfs-manager",
+                  "--no-fail-fast", "--test", "sim", "--test", "recovery",
+                  "--test", "evict", "--test", "writeback"], copy, env, log)
+        took = time.time() - started
+        with open(log, errors="replace") as f:
+            text = f.read()
+        seed = re.search(r"simulation failed with seed (\d+)", text)
+        failed = [t for t in re.findall(r"^(\S+) --- FAILED", text, re.M)
+                  if t != "protocol_simulation"]
+        why = ([f"seed {seed.group(1)}"] if seed else []) + failed
+        if rc != 0 and why:
+            print(f"[mutants] {name}: killed ({', '.join(why)}; {took:.0f} s): {rule}")
+        elif rc != 0:
+            print(f"[mutants] {name}: the build or the run failed otherwise ({log})")
+            bad.append(name)
+        else:
+            print(f"[mutants] {name}: SURVIVED {a.schedules} schedules: the simulation does not check that {rule}")
+            bad.append(name)
+    with open(path, "w") as f:
+        f.write(original)
+    if bad:
+        print(f"[mutants] FAILED: {' '.join(bad)}")
+        return 1
+    print("[mutants] every mutation was caught")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
