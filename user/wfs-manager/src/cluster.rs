@@ -44,7 +44,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -204,6 +204,18 @@ pub struct Cluster {
     next_id: AtomicU64,
     incarnation: u64,
     events: Option<EventSink>,
+    /// Connections accepted and not closed (each has a thread): at most
+    /// [`Cluster::max_incoming`].
+    incoming: Arc<AtomicUsize>,
+}
+
+/// Counts an accepted connection until its thread ends.
+struct Incoming(Arc<AtomicUsize>);
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -261,6 +273,7 @@ impl Cluster {
             next_id: AtomicU64::new(1),
             incarnation,
             events,
+            incoming: Arc::new(AtomicUsize::new(0)),
         });
         {
             let cl = cl.clone();
@@ -541,17 +554,45 @@ impl Cluster {
 
     // -- acceptor side ----------------------------------------------------
 
+    /// Most accepted connections at once: each peer's (two while one
+    /// replaces another) and a few more. Connections that never say who
+    /// they are (a port scan, a flood) cannot take more threads than that:
+    /// beyond it they are closed at once, and the handshake time-out frees
+    /// the slots they hold.
+    pub fn max_incoming(&self) -> usize {
+        2 * self.cfg.peers.len() + 8
+    }
+
     fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut refused = 0u64;
         for conn in listener.incoming() {
             if self.stopping() {
                 break;
             }
             match conn {
                 Ok(stream) => {
+                    if self.incoming.fetch_add(1, Ordering::SeqCst) >= self.max_incoming() {
+                        self.incoming.fetch_sub(1, Ordering::SeqCst);
+                        refused += 1;
+                        // (Once, then every 1000th: a flood must not fill
+                        // the log either.)
+                        if refused % 1000 == 1 {
+                            wlog!(
+                                "{} connections open already, the most there may be; closing new ones ({refused} so far)",
+                                self.max_incoming()
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                    let guard = Incoming(self.incoming.clone());
                     let cl = self.clone();
                     let _ = thread::Builder::new()
                         .name("incoming".into())
-                        .spawn(move || cl.handle_incoming(stream));
+                        .spawn(move || {
+                            let _guard = guard;
+                            cl.handle_incoming(stream)
+                        });
                 }
                 Err(e) => {
                     wlog!("accept failed: {e}");

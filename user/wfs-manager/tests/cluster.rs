@@ -372,3 +372,41 @@ fn control_socket_in_use() {
     a.signal(libc::SIGTERM);
     assert_eq!(a.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_flood_of_connections_takes_a_bounded_number_of_threads() {
+    // (Every accepted connection used to get a thread of its own until its
+    // handshake timed out: anyone who could reach the port could make the
+    // manager start thousands.)
+    let dir = TestDir::new("flood");
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = Node::new(bin(), &dir, "a", "test", pa, &[("b", pb)]);
+    let mut b = Node::new(bin(), &dir, "b", "test", pb, &[("a", pa)]);
+    a.start();
+    wait_until(T, "a answers", &[&a], || a.status().is_some());
+    let before = threads(a.pid());
+    // Connections that never say who they are.
+    let flood: Vec<TcpStream> = (0..60)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", pa)).ok())
+        .collect();
+    assert_eq!(flood.len(), 60);
+    wait_until(T, "a closes what is over its limit", &[&a], || {
+        a.log_text().contains("closing new ones")
+    });
+    let during = threads(a.pid());
+    // At most 2 × 1 peer + 8 connections at once.
+    assert!(
+        during <= before + 10,
+        "{before} threads before the flood, {during} during it"
+    );
+    // The real peer still gets in, once the flood is gone.
+    drop(flood);
+    b.start();
+    wait_until(T, "a and b connected", &[&a, &b], || {
+        connected(&a, "b") && connected(&b, "a")
+    });
+}
