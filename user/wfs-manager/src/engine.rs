@@ -1203,8 +1203,16 @@ impl Engine {
                         }
                         // Someone could not be asked: wait for it (asked
                         // again when a peer connects; `expire_unresolved`
-                        // bounds the wait by the failure time-out).
-                        Err(down) if !down.is_empty() => {}
+                        // bounds the wait by the failure time-out). One that
+                        // has connected since the question went out is
+                        // asked now: its connection did not ask again, as
+                        // the question was still out.
+                        Err(down) if !down.is_empty() => {
+                            let (up, _) = self.connected();
+                            if down.iter().any(|h| up.contains(h)) {
+                                self.start_naming(file);
+                            }
+                        }
                         Err(_) => self.resolved(file, Some(errno::ENOENT)),
                     }
                 }
