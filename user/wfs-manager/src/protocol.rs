@@ -649,11 +649,11 @@ pub struct Core {
     /// The `Put`s taking evicted pages' dirty data home, by sequence
     /// number: the eviction is answered with theirs.
     evict_puts: BTreeMap<u64, PageId>,
-    /// The newest `Put` sent of each page while downgrades' `Put`s are
-    /// under way (`downgrades` of them): a downgrade's data is not sent
-    /// again over newer data of the same epoch.
-    newest_put: HashMap<PageId, u64>,
-    downgrades: usize,
+    /// The newest `Put` sent of each page, and its epoch, while `Put`s
+    /// are under way or waiting to be sent again: data is not sent again
+    /// over newer data of the page (of the same epoch, it would land on
+    /// it).
+    newest_put: HashMap<PageId, (u64, u64)>,
     /// Grants the kernel has not answered, by page, and their pages, by
     /// READ.
     granting: HashMap<PageId, Granting>,
@@ -708,7 +708,6 @@ impl Core {
             evicting: BTreeMap::new(),
             evict_puts: BTreeMap::new(),
             newest_put: HashMap::new(),
-            downgrades: 0,
             granting: HashMap::new(),
             grant_reqs: HashMap::new(),
             retry: Vec::new(),
@@ -828,6 +827,9 @@ impl Core {
         // (Whatever this input finished may have been the last thing a
         // leave waited for; Leaving goes only to peers.)
         self.maybe_left(&mut out, &mut local);
+        if self.puts.is_empty() && self.retry.is_empty() {
+            self.newest_put.clear();
+        }
         Ok(out)
     }
 
@@ -890,7 +892,7 @@ impl Core {
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 *self.unacked.entry(page).or_default() += 1;
                 self.puts.insert(seq, PutFor::Write(req, page));
-                self.sent_put(page, seq);
+                self.sent_put(page, seq, epoch);
                 self.send(
                     owner,
                     Msg::Put {
@@ -1219,16 +1221,17 @@ impl Core {
             Input::Retry => {
                 for r in std::mem::take(&mut self.retry) {
                     let owner = self.owner(r.page.file)?;
-                    if r.downgrade && self.newest_put.get(&r.page).is_some_and(|&n| n > r.seq) {
+                    if self
+                        .newest_put
+                        .get(&r.page)
+                        .is_some_and(|&(n, e)| n > r.seq && e >= r.epoch)
+                    {
                         // Newer data of the page went since (of the same
-                        // epoch: the old data would land on it).
-                        self.downgrade_done();
+                        // epoch or a later one: the old data would land on
+                        // it, or be refused).
                         continue;
                     }
                     self.send_home(owner, r.page, r.epoch, r.data, r.downgrade, out, local);
-                    if r.downgrade {
-                        self.downgrade_done();
-                    }
                 }
             }
             Input::Evict { page, downgrade } => {
@@ -1749,8 +1752,6 @@ impl Core {
                                 seq,
                                 downgrade: true,
                             });
-                        } else {
-                            self.downgrade_done();
                         }
                         self.maybe_left(out, local);
                         return Ok(());
@@ -1887,7 +1888,6 @@ impl Core {
             if counted {
                 *self.unacked.entry(page).or_default() += 1;
             }
-            self.downgrades += 1;
             PutFor::Downgrade {
                 page,
                 epoch,
@@ -1898,24 +1898,14 @@ impl Core {
             PutFor::Home { page, epoch, data }
         };
         self.puts.insert(seq, why);
-        self.sent_put(page, seq);
+        self.sent_put(page, seq, epoch);
         self.send(owner, put, out, local);
         seq
     }
 
-    /// `Put` number `seq` of `page` is sent.
-    fn sent_put(&mut self, page: PageId, seq: u64) {
-        if self.downgrades > 0 {
-            self.newest_put.insert(page, seq);
-        }
-    }
-
-    /// A downgrade's `Put` is answered.
-    fn downgrade_done(&mut self) {
-        self.downgrades = self.downgrades.saturating_sub(1);
-        if self.downgrades == 0 {
-            self.newest_put.clear();
-        }
+    /// `Put` number `seq` of `page`, of `epoch`, is sent.
+    fn sent_put(&mut self, page: PageId, seq: u64, epoch: u64) {
+        self.newest_put.insert(page, (seq, epoch));
     }
 
     /// A page taken from the kernel to go home (this host leaves, fences
@@ -2122,7 +2112,6 @@ impl Core {
                 host: x,
             });
             if r.downgrade {
-                self.downgrade_done();
                 self.drop_lost_copy(r.page, out);
             }
         }
@@ -2142,7 +2131,6 @@ impl Core {
                     if counted {
                         self.put_done(page, HOST_DOWN);
                     }
-                    self.downgrade_done();
                     out.push(Output::Lost { page, host: x });
                     self.drop_lost_copy(page, out);
                 }

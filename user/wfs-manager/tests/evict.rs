@@ -6,7 +6,7 @@
 mod common;
 
 use common::{P, cores, deliver, fetch_from_disk, join, sends, slow_write_back};
-use wfs_manager::protocol::{BUSY, Core, Input, Output, PageId};
+use wfs_manager::protocol::{BUSY, Core, Input, Msg, Output, PageId};
 
 /// The owner's disk writes among `out`, carried out without error; returns
 /// what the owner does then.
@@ -352,4 +352,42 @@ fn a_downgraded_copy_whose_data_died_with_its_owner_is_dropped() {
         .unwrap();
     assert!(out.contains(&Output::Lost { page: P, host: 0 }), "{out:?}");
     assert!(out.contains(&Output::Invalidate { page: P }), "{out:?}");
+}
+
+#[test]
+fn only_the_newest_of_failed_writes_is_sent_again() {
+    // Host 1 downgrades its dirty page (1), writes 2 and evicts it: both
+    // Puts (of the same epoch) fail at the owner's disk. Sent again, 1
+    // would land on 2, and a read waiting for the page's data would take
+    // it (found by the simulation).
+    let mut cs = cores(2, 5);
+    let down = downgrade_dirty(&mut cs);
+    cs[1]
+        .handle(Input::Evict {
+            page: P,
+            downgrade: false,
+        })
+        .unwrap();
+    let dropped = cs[1]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![2], true)),
+        })
+        .unwrap();
+    for put in [&down[0], &dropped[0]] {
+        let failed = fail_disk_write(&mut cs, put);
+        deliver(&mut cs, 0, &sends(&failed)[0]);
+    }
+    let again = cs[1].handle(Input::Retry).unwrap();
+    let puts: Vec<Vec<u8>> = sends(&again)
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: Msg::Put { data, .. },
+                ..
+            } => Some(data.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(puts, vec![vec![2]], "{again:?}");
 }

@@ -207,6 +207,12 @@ struct Sim {
     fenced: BTreeSet<(HostId, HostId)>,
     /// Fences so far.
     fences: u32,
+    /// Incarnations an owner took for dead while they ran (cut off from it
+    /// longer than their lease): they go on until a peer refuses them,
+    /// then restart.
+    taken: BTreeSet<(HostId, u64)>,
+    /// Those so far.
+    taken_alive: u32,
     /// What each crashed incarnation held (kernel, manager, in flight).
     held_at_crash: BTreeMap<(HostId, u64), Vec<PageId>>,
     /// The step the schedule is at, and the first at which hosts may
@@ -312,6 +318,8 @@ impl Sim {
             timeouts,
             evictions,
             evictions_done: 0,
+            taken: BTreeSet::new(),
+            taken_alive: 0,
             went_home: 0,
             evicted_dirty: 0,
             abandoned: BTreeMap::new(),
@@ -527,7 +535,19 @@ impl Sim {
                 }
                 Output::Declare { host, incarnation } => {
                     let me = h as HostId;
-                    if self.undeclared.contains(&(me, host, incarnation)) {
+                    if self.undeclared.contains(&(me, host, incarnation))
+                        && self.taken_alive(host, incarnation)
+                    {
+                        // It runs: the connection is closed and refused
+                        // now, the death taken once its lease has run out
+                        // (an event of its own).
+                        let p = pair(me, host);
+                        if self.down.insert(p) {
+                            self.net.remove(&(me, host));
+                            self.net.remove(&(host, me));
+                            self.log.push(format!("h{me} closes and refuses h{host}"));
+                        }
+                    } else if self.undeclared.contains(&(me, host, incarnation)) {
                         self.declare(me, host, incarnation);
                     } else {
                         self.hosts[h].inbox.push_back(Input::PeerDied {
@@ -897,7 +917,17 @@ impl Sim {
                     .any(|&(o, d, _)| (o, d) == (a, b) || (o, d) == (b, a))
             })
             .collect();
-        let undeclared: Vec<_> = self.undeclared.iter().copied().collect();
+        // (A running incarnation is taken for dead only once it has fenced
+        // itself off the observer's pages.)
+        let undeclared: Vec<_> = self
+            .undeclared
+            .iter()
+            .copied()
+            .filter(|&(o, d, inc)| {
+                !self.taken_alive(d, inc)
+                    || (self.down.contains(&pair(o, d)) && self.fenced_off(d, o))
+            })
+            .collect();
         // Hosts whose engine timer has something to do: invalidations the
         // kernel kept busy, data to send again.
         let timers: Vec<usize> = (0..self.hosts.len())
@@ -908,7 +938,7 @@ impl Sim {
         if apps {
             choices += 2 * self.hosts.len();
             if self.flaky {
-                choices += 2;
+                choices += 3;
             }
             if self.crashing() {
                 choices += 1;
@@ -969,7 +999,11 @@ impl Sim {
         c -= reconnectable.len();
         if c < undeclared.len() {
             let (o, d, inc) = undeclared[c];
-            self.declare(o, d, inc);
+            if self.taken_alive(d, inc) {
+                self.declare_alive(o, d, inc);
+            } else {
+                self.declare(o, d, inc);
+            }
             return true;
         }
         c -= undeclared.len();
@@ -990,6 +1024,11 @@ impl Sim {
             c -= 1;
             if c == 0 {
                 self.fence();
+                return true;
+            }
+            c -= 1;
+            if c == 0 {
+                self.take_alive();
                 return true;
             }
             c -= 1;
@@ -1042,6 +1081,83 @@ impl Sim {
             self.kernel_event(dirty_hosts[c], true);
         }
         true
+    }
+
+    /// Whether host `x` has fenced itself off `o`'s pages and is done with
+    /// it (the fence handled, the invalidations it caused answered): what
+    /// `o`'s waiting for the lease plus a margin stands for.
+    fn fenced_off(&self, x: HostId, o: HostId) -> bool {
+        let host = &self.hosts[x as usize];
+        self.fenced.contains(&(x, o))
+            && !host
+                .inbox
+                .iter()
+                .any(|i| matches!(i, Input::Fence { owner } if *owner == o))
+            && !host
+                .kernel
+                .deferred
+                .iter()
+                .any(|(p, _)| self.owners[&p.file] == o)
+    }
+
+    /// Whether `inc` of `x` was taken for dead and still runs.
+    fn taken_alive(&self, x: HostId, inc: u64) -> bool {
+        self.hosts[x as usize].incarnation == inc && self.taken.contains(&(x, inc))
+    }
+
+    /// An owner takes a host it has been cut off from for longer than the
+    /// host's lease for dead, though it runs (the owner cannot tell): the
+    /// host must have fenced itself off the owner's pages by then. Every
+    /// other host takes it for dead when the owner's `Recover` comes, each
+    /// only once the host has fenced itself off its pages too (it closes
+    /// the connection, then waits out the lease). The host goes on
+    /// meanwhile, with the pages of those that have not, and restarts when
+    /// a peer refuses it.
+    fn take_alive(&mut self) {
+        let owners: BTreeSet<HostId> = self.owners.values().copied().collect();
+        let n = self.hosts.len() as HostId;
+        let candidates: Vec<(HostId, HostId)> = (0..n)
+            .flat_map(|o| (0..n).map(move |x| (o, x)))
+            .filter(|&(o, x)| {
+                o != x
+                    && owners.contains(&o)
+                    && !owners.contains(&x)
+                    && !self.hosts[x as usize].leaving
+                    && self.down.contains(&pair(o, x))
+                    && self.known.get(&(o, x)) == Some(&self.hosts[x as usize].incarnation)
+                    && !self
+                        .taken
+                        .contains(&(x, self.hosts[x as usize].incarnation))
+                    && self.fenced_off(x, o)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let (o, x) = candidates[self.rng.below(candidates.len())];
+        let inc = self.hosts[x as usize].incarnation;
+        self.taken.insert((x, inc));
+        self.taken_alive += 1;
+        self.log.push(format!(
+            "h{o} takes h{x} (incarnation {inc}) for dead, though it runs"
+        ));
+        // Every host that knows that incarnation takes it for dead in time.
+        for z in 0..n {
+            if z != x && self.known.get(&(z, x)) == Some(&inc) {
+                self.undeclared.insert((z, x, inc));
+            }
+        }
+        self.declare_alive(o, x, inc);
+    }
+
+    /// Host `o` takes running incarnation `inc` of `x` for dead: what `x`
+    /// received of it so far is what it gets (their link is down).
+    fn declare_alive(&mut self, o: HostId, x: HostId, inc: u64) {
+        let got = self.hosts[x as usize].sessions[&o].received();
+        self.received_at_crash.insert((o, x), got);
+        self.declare(o, x, inc);
+        // (It learns of the next incarnation when they reconnect.)
+        self.known.remove(&(o, x));
     }
 
     /// A host cut off from an owner longer than its lease fences itself:
@@ -1262,6 +1378,7 @@ impl Sim {
         // The new incarnation knows nobody yet, and has no death to take.
         self.known.retain(|&(o, _), _| o != x);
         self.undeclared.retain(|&(o, _, _)| o != x);
+        self.received_at_crash.retain(|&(o, _), _| o != x);
         self.hosts[h].leaving = false;
         for o in 0..n as HostId {
             if o == x {
@@ -1348,6 +1465,17 @@ impl Sim {
     /// The pair reconnects: each side learns the other's incarnation if it
     /// is new, then sends first what the other has not acknowledged.
     fn reconnect(&mut self, p: (HostId, HostId)) {
+        // A side taken for dead by the other is refused, and restarts (its
+        // manager; the sim's restart is a crash: the kernel's pages go too).
+        for (a, b) in [(p.0, p.1), (p.1, p.0)] {
+            let inc = self.hosts[b as usize].incarnation;
+            if self.taken_alive(b, inc) && !self.undeclared.contains(&(a, b, inc)) {
+                self.log
+                    .push(format!("h{a} refuses h{b}, taken for dead: h{b} restarts"));
+                self.crash_host(b as usize, false);
+                return;
+            }
+        }
         self.log.push(format!("connection h{}-h{} back", p.0, p.1));
         for (a, b) in [(p.0, p.1), (p.1, p.0)] {
             let inc = self.hosts[b as usize].incarnation;
@@ -1451,6 +1579,7 @@ struct Tally {
     evicted_dirty: u64,
     went_home: u64,
     superseded: u64,
+    taken_alive: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1470,6 +1599,7 @@ impl std::ops::Add for Tally {
             evicted_dirty: self.evicted_dirty + o.evicted_dirty,
             went_home: self.went_home + o.went_home,
             superseded: self.superseded + o.superseded,
+            taken_alive: self.taken_alive + o.taken_alive,
         }
     }
 }
@@ -1510,6 +1640,7 @@ fn run_seed(seed: u64) -> Tally {
         evicted_dirty: u64::from(sim.evicted_dirty),
         went_home: u64::from(sim.went_home),
         superseded: u64::from(sim.superseded),
+        taken_alive: u64::from(sim.taken_alive),
     }
 }
 
@@ -1551,6 +1682,11 @@ fn protocol_simulation() {
         "only {} owners crashed and {} held pages reported to their next incarnation in {schedules} schedules",
         t.owner_crashes,
         t.reported
+    );
+    assert!(
+        t.taken_alive >= schedules / 20,
+        "only {} running hosts taken for dead in {schedules} schedules",
+        t.taken_alive
     );
     assert!(
         t.fences >= schedules / 4,
