@@ -17,7 +17,8 @@
 #    increment makes sure the two really interleave (the page moves back
 #    and forth), which the test checks: the first host to finish must
 #    already see some of the other's increments.
-# 4. After every host has synced, the owner's /export holds every write.
+# 4. After every host has synced, the owner's /export holds every write,
+#    and its `wfsctl stats` counts the pages it wrote and their flushes.
 #
 # The hosts step together through flags in /wfs/ctl, a page that is itself
 # shared memory: word 0 is the phase, then a flag per host and step.
@@ -135,7 +136,15 @@ if [ "$h" = "$owner" ]; then
     v=$($H/dsm get /export/ctl $COUNTER)
     [ "$v" = $((1000 * ncount)) ] || fail "/export/ctl holds counter $v, not $((1000 * ncount))"
     $H/dsm check /export/shared 5 || fail "/export/shared lost a write"
-    echo "h$h: /export holds every write"
+    # Every page written home went through the page protocol's disk
+    # writes, each made durable by a flush (several at most one each).
+    written=$(disk_stat 1)
+    flushes=$(disk_stat 2)
+    [ -n "$written" ] && [ "$written" -ge 16 ] ||
+        fail "the owner counts ${written:-no} pages written to its disk, not at least the writer's 16"
+    [ "$flushes" -ge 1 ] && [ "$flushes" -le "$written" ] ||
+        fail "$written pages written in $flushes flushes"
+    echo "h$h: /export holds every write ($written pages written in $flushes flushes)"
     $H/dsm set /wfs/ctl $PHASE 2
 else
     # Stay up until the owner is done: it may need pages this host holds.

@@ -74,6 +74,12 @@ failures() {
     wfsctl stats | sed -n "s/^failures: peers taken for dead \([0-9]*\), pages lost with them \([0-9]*\); fenced off a peer's pages \([0-9]*\) times$/\\$1/p"
 }
 
+# disk_stat N: from `wfsctl stats`, how many pages this owner wrote to its
+# disk for the page protocol (N=1) and in how many flushes (N=2).
+disk_stat() {
+    wfsctl stats | sed -n "s/^owner's disk: pages written \([0-9]*\) in \([0-9]*\) flushes (fdatasync)$/\\$1/p"
+}
+
 # fail_with_state MSG...: the failure line of host $h, then this host's
 # status and statistics; exits 1. (Tests of failures call it from fail.)
 fail_with_state() {

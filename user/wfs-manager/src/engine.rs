@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
 use crate::cluster::{Cluster, EventSink, NetEvent, PeerHealth};
+use crate::commit::{Committer, Flushed, Pending};
 use crate::config::{Config, host_id};
 use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
@@ -44,6 +45,16 @@ pub enum Event {
     Upcall(Upcall),
     /// Something on the network.
     Net(NetEvent),
+    /// Disk writes of this owner flushed to stable storage ([`crate::commit`]).
+    Flushed(Flushed<DiskDone>),
+}
+
+/// A disk write of the core's waiting for its flush: what reports it.
+#[derive(Debug)]
+pub struct DiskDone {
+    page: PageId,
+    epoch: u64,
+    ack: (HostId, u64),
 }
 
 /// What `wfsctl stats` shows of the engine.
@@ -86,6 +97,13 @@ pub struct ProtocolStats {
     pub fencings: u64,
     /// INVALIDATEs the kernel answered busy and that were tried again.
     pub busy_retries: u64,
+    /// Pages this owner wrote to its disk for the page protocol.
+    #[serde(default)]
+    pub disk_writes: u64,
+    /// `fdatasync` calls that made them durable (one per file per batch:
+    /// fewer than the writes when many arrive together).
+    #[serde(default)]
+    pub disk_syncs: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -103,6 +121,8 @@ pub struct Counters {
     peers_dead: AtomicU64,
     fencings: AtomicU64,
     busy_retries: AtomicU64,
+    disk_writes: AtomicU64,
+    disk_syncs: AtomicU64,
 }
 
 impl Counters {
@@ -126,6 +146,8 @@ impl Counters {
             peers_dead: g(&self.peers_dead),
             fencings: g(&self.fencings),
             busy_retries: g(&self.busy_retries),
+            disk_writes: g(&self.disk_writes),
+            disk_syncs: g(&self.disk_syncs),
         }
     }
 }
@@ -243,6 +265,9 @@ pub struct Engine {
     inval: Arc<Invalidator>,
     /// The peer connections, once attached ([`Handle::attach`]).
     cluster: Option<Arc<Cluster>>,
+    /// Flushes disk writes in batches, once started
+    /// ([`Handle::start_committer`]); until then each is flushed at once.
+    committer: Option<Arc<Committer<DiskDone>>>,
     stats: Arc<Stats>,
     read_grant: Grant,
     core: Core,
@@ -339,6 +364,7 @@ impl Engine {
             pool,
             inval,
             cluster: None,
+            committer: None,
             stats,
             read_grant: cfg.grant,
             core,
@@ -426,6 +452,7 @@ impl Engine {
                 self.check_leases();
                 self.peer_up(peer, conn, incarnation);
             }
+            Event::Flushed(f) => self.flushed(f),
             Event::Net(NetEvent::Renewed { peer, since }) => self.renewed(peer, since),
             Event::Net(NetEvent::Refused { peer, reason }) => self.refused(peer, &reason),
             Event::Net(NetEvent::Down { peer, conn }) => self.peer_down(peer, conn),
@@ -1575,25 +1602,39 @@ impl Engine {
                 ack,
             } => {
                 let _lock = self.export.lock_page(page.file, page.index);
-                let error = match self.export.write_page(page.file, page.index, &data) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        wlog!(
-                            "page protocol: cannot write page {} of file {:#x} to the export: {}; the writer's WRITE fails",
-                            page.index,
-                            page.file,
-                            crate::device::describe_errno(e)
-                        );
-                        kernel_errno(e)
+                Counters::add(&self.counters.disk_writes, 1);
+                let done = DiskDone { page, epoch, ack };
+                let error = match &self.committer {
+                    Some(c) => match self
+                        .export
+                        .write_page_unsynced(page.file, page.index, &data)
+                    {
+                        Ok(fd) => {
+                            c.push(Pending {
+                                file: page.file,
+                                fd,
+                                token: done,
+                            });
+                            return None;
+                        }
+                        Err(e) => e,
+                    },
+                    None => {
+                        let r = self.export.write_page(page.file, page.index, &data);
+                        Counters::add(&self.counters.disk_syncs, 1);
+                        r.err().unwrap_or(0)
                     }
                 };
-                Some(Input::DiskWritten {
-                    page,
-                    epoch,
-                    ack,
-                    error,
-                })
+                Some(disk_written(done, error))
             }
+        }
+    }
+
+    /// Reports a flushed batch of disk writes to the core.
+    fn flushed(&mut self, f: Flushed<DiskDone>) {
+        Counters::add(&self.counters.disk_syncs, f.syncs);
+        for (done, error) in f.done {
+            self.run_core(disk_written(done, error));
         }
     }
 
@@ -1987,6 +2028,16 @@ impl Handle {
         Ok(cluster)
     }
 
+    /// Starts the thread that flushes this owner's disk writes in batches
+    /// ([`crate::commit`]); until then each write is flushed by itself.
+    pub fn start_committer(&self) -> std::io::Result<()> {
+        let me = self.clone();
+        let c = Committer::start(move |f| me.event(Event::Flushed(f)))?;
+        self.lock().committer = Some(c);
+        self.drain();
+        Ok(())
+    }
+
     /// Starts the timer thread: every millisecond while pages wait to be
     /// taken from the kernel, else every [`TICK`].
     pub fn start_ticker(&self) -> std::io::Result<()> {
@@ -2013,6 +2064,25 @@ impl Handle {
 /// Refuses a page message whose page is not exactly one page: written to
 /// the export or installed, anything else would spill into the next page
 /// or leave part of one undefined.
+/// The core's report of a disk write that ended with `error` (logged).
+fn disk_written(done: DiskDone, error: i32) -> Input {
+    let DiskDone { page, epoch, ack } = done;
+    if error != 0 {
+        wlog!(
+            "page protocol: cannot write page {} of file {:#x} to the export: {}; the writer's WRITE fails",
+            page.index,
+            page.file,
+            crate::device::describe_errno(error)
+        );
+    }
+    Input::DiskWritten {
+        page,
+        epoch,
+        ack,
+        error: if error == 0 { 0 } else { kernel_errno(error) },
+    }
+}
+
 /// An errno of this host's disk as the kernel takes it in a reply: 1 to
 /// `MAX_REPLY_ERRNO`, `EIO` for anything else.
 fn kernel_errno(e: i32) -> i32 {

@@ -243,6 +243,14 @@ impl Export {
     /// stable storage (`fdatasync`): the owner acknowledges a `Put` only
     /// after this, so a writer's `fsync` means "on the owner's disk".
     pub fn write_page(&self, id: u64, index: u64, page: &[u8]) -> Result<(), i32> {
+        let f = self.write_page_unsynced(id, index, page)?;
+        f.sync_data().map_err(|e| io_errno(&e))
+    }
+
+    /// Like [`Export::write_page`], up to the page cache only: returns the
+    /// file written through, for [`crate::commit`] to flush (with other
+    /// writes) before the write counts as done.
+    pub fn write_page_unsynced(&self, id: u64, index: u64, page: &[u8]) -> Result<fs::File, i32> {
         use std::os::unix::fs::FileExt;
         let f = self.open(id, fs::OpenOptions::new().write(true))?;
         let size = f.metadata().map_err(|e| io_errno(&e))?.len();
@@ -253,7 +261,7 @@ impl Export {
         let len = (size - offset).min(page.len() as u64) as usize;
         f.write_all_at(&page[..len], offset)
             .map_err(|e| io_errno(&e))?;
-        f.sync_data().map_err(|e| io_errno(&e))
+        Ok(f)
     }
 
     /// The shared names, sorted.

@@ -13,6 +13,8 @@
 //!   `/dev/wfs` and handing them to the engine.
 //! * [`engine`]: the thread that runs the page protocol and the name
 //!   service against the kernel, the network and the export directory.
+//! * [`commit`]: group commit of the owner's disk writes (one flush per
+//!   file per batch, off the engine's lock).
 //! * [`export`]: the export directory as LOOKUP, GETATTR and READDIR see it.
 //! * [`invalidate`]: taking pages and names away from this host's kernel
 //!   (`IOC_INVALIDATE`, `IOC_FORGET`), with dirty pages written home.
@@ -33,6 +35,7 @@
 //! * `testkit`: helpers for the workspace's integration tests.
 
 pub mod cluster;
+pub mod commit;
 pub mod config;
 pub mod control;
 pub mod device;

@@ -284,9 +284,9 @@ pub fn run(argv: &[String]) -> i32 {
         }
     };
     if let Some(h) = &engine
-        && let Err(e) = h.start_ticker()
+        && let Err(e) = h.start_ticker().and_then(|()| h.start_committer())
     {
-        wlog!("cannot start the engine's timer: {e}");
+        wlog!("cannot start the engine's threads: {e}");
         return 1;
     }
 

@@ -316,6 +316,10 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             "failures: peers taken for dead {}, pages lost with them {}; fenced off a peer's pages {} times",
             p.peers_dead, p.pages_lost, p.fencings
         ));
+        v.push(format!(
+            "owner's disk: pages written {} in {} flushes (fdatasync)",
+            p.disk_writes, p.disk_syncs
+        ));
     }
     v
 }
@@ -697,13 +701,16 @@ mod tests {
             peers_dead: 1,
             fencings: 3,
             busy_retries: 0,
+            disk_writes: 9,
+            disk_syncs: 4,
         });
         assert_eq!(
             stats_lines(&r)[2..],
             [
                 "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
                 "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0",
-                "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times"
+                "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times",
+                "owner's disk: pages written 9 in 4 flushes (fdatasync)"
             ]
         );
     }

@@ -1,0 +1,213 @@
+//! Group commit of the owner's disk writes.
+//!
+//! An owner acknowledges a `Put` only once its data is on stable storage
+//! (`fdatasync`). One `fdatasync` per page would make every writeback wait
+//! for a disk flush of its own, with the engine's lock held meanwhile. So
+//! the engine writes a page into the export file (the page cache: fast) and
+//! hands the open file here; one thread flushes what has gathered, each file
+//! once, and reports every write of the batch with the result. While it
+//! flushes, the next batch gathers: many `Put`s arriving together cost one
+//! flush per file, and the engine serves other pages meanwhile.
+//!
+//! Why the file a write was made through is kept, and the batch's first one
+//! of each file is flushed: Linux reports a failed writeback to every open
+//! file description of the file that was opened before the failure (the
+//! error is sampled at `open`), once each. The first file of a batch was
+//! opened before any write of the batch to that file was made, so a failure
+//! to write any of them back reaches it, even if a flush through another
+//! file description (of an earlier batch) saw it first.
+
+use std::fs::File;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// A write made into the page cache, waiting for its flush.
+pub struct Pending<T> {
+    /// The export file's id (writes of one file share a flush).
+    pub file: u64,
+    /// The file the write was made through.
+    pub fd: File,
+    /// What to report with the result.
+    pub token: T,
+}
+
+/// One flushed batch: every write of it with its result (0 or an errno),
+/// in the order they were handed in, and how many flushes it took.
+#[derive(Debug)]
+pub struct Flushed<T> {
+    /// The writes and their results.
+    pub done: Vec<(T, i32)>,
+    /// `fdatasync` calls made (one per file of the batch).
+    pub syncs: u64,
+}
+
+struct Queue<T> {
+    waiting: Vec<Pending<T>>,
+    stop: bool,
+}
+
+/// The queue of writes waiting for a flush, and its thread.
+pub struct Committer<T> {
+    queue: Mutex<Queue<T>>,
+    wake: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<T: Send + 'static> Committer<T> {
+    /// Starts the flushing thread; each flushed batch goes to `report`.
+    pub fn start(
+        report: impl Fn(Flushed<T>) + Send + 'static,
+    ) -> std::io::Result<Arc<Committer<T>>> {
+        let c = Arc::new(Committer {
+            queue: Mutex::new(Queue {
+                waiting: Vec::new(),
+                stop: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let me = c.clone();
+        std::thread::Builder::new()
+            .name("disk-commit".into())
+            .spawn(move || {
+                while let Some(batch) = me.next_batch() {
+                    report(flush(batch));
+                }
+            })?;
+        Ok(c)
+    }
+
+    /// Hands in a write made through `fd` to file `file`.
+    pub fn push(&self, p: Pending<T>) {
+        lock(&self.queue).waiting.push(p);
+        self.wake.notify_one();
+    }
+
+    /// Stops the thread once what is queued is flushed.
+    pub fn stop(&self) {
+        lock(&self.queue).stop = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for writes; `None` once stopped with nothing left.
+    fn next_batch(&self) -> Option<Vec<Pending<T>>> {
+        let mut q = lock(&self.queue);
+        loop {
+            if !q.waiting.is_empty() {
+                return Some(std::mem::take(&mut q.waiting));
+            }
+            if q.stop {
+                return None;
+            }
+            q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Flushes `batch`: each file once, through its first write's file.
+pub fn flush<T>(batch: Vec<Pending<T>>) -> Flushed<T> {
+    let mut results: Vec<(u64, i32)> = Vec::new();
+    for p in &batch {
+        if results.iter().any(|&(f, _)| f == p.file) {
+            continue;
+        }
+        let error = match p.fd.sync_data() {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(wfs_abi::errno::EIO),
+        };
+        results.push((p.file, error));
+    }
+    let syncs = results.len() as u64;
+    let done = batch
+        .into_iter()
+        .map(|p| {
+            let error = results
+                .iter()
+                .find(|&&(f, _)| f == p.file)
+                .map_or(0, |&(_, e)| e);
+            (p.token, error)
+        })
+        .collect();
+    Flushed { done, syncs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn file(dir: &std::path::Path, name: &str) -> File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(name))
+            .expect("open")
+    }
+
+    #[test]
+    fn a_batch_flushes_each_file_once_and_reports_every_write_in_order() {
+        let dir = std::env::temp_dir().join(format!("wfs-commit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let mut batch = Vec::new();
+        for (i, name) in ["a", "b", "a", "a", "b"].iter().enumerate() {
+            let mut fd = file(&dir, name);
+            fd.seek(std::io::SeekFrom::End(0)).expect("seek");
+            fd.write_all(&[i as u8]).expect("write");
+            batch.push(Pending {
+                file: u64::from(name.as_bytes()[0]),
+                fd,
+                token: i,
+            });
+        }
+        let f = flush(batch);
+        assert_eq!(f.syncs, 2);
+        assert_eq!(f.done, vec![(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)]);
+        let mut a = Vec::new();
+        file(&dir, "a").read_to_end(&mut a).expect("read");
+        assert_eq!(a, vec![0, 2, 3]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn writes_handed_in_while_a_flush_runs_gather_into_the_next_batch() {
+        let dir = std::env::temp_dir().join(format!("wfs-commit2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (tx, rx) = mpsc::channel();
+        // The first report blocks until the test has handed in ten more
+        // writes: they must come back as one batch with one flush.
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        let c = Committer::start(move |f: Flushed<usize>| {
+            let first = f.done.first().map(|d| d.0) == Some(0);
+            tx.send(f).expect("report");
+            if first {
+                let _ = lock(&go_rx).recv_timeout(Duration::from_secs(10));
+            }
+        })
+        .expect("start");
+        let page = |i: usize| Pending {
+            file: 7,
+            fd: file(&dir, "f"),
+            token: i,
+        };
+        c.push(page(0));
+        let first = rx.recv_timeout(Duration::from_secs(10)).expect("first");
+        assert_eq!((first.done, first.syncs), (vec![(0, 0)], 1));
+        for i in 1..=10 {
+            c.push(page(i));
+        }
+        go_tx.send(()).expect("go");
+        let second = rx.recv_timeout(Duration::from_secs(10)).expect("second");
+        assert_eq!(second.syncs, 1);
+        assert_eq!(second.done, (1..=10).map(|i| (i, 0)).collect::<Vec<_>>());
+        c.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
