@@ -37,15 +37,29 @@
 //! closed. A malformed or oversized frame closes the connection, with a log
 //! line.
 //!
-//! Threads: one accept thread, one thread per incoming handshake (which
-//! then reads that connection), one dialer thread per peer this host
-//! initiates to (which also reads its connection), and one heartbeat
+//! # Writing
+//!
+//! Nothing that sends on a connection waits for the network: a frame goes
+//! into the connection's outbox ([`Outbox`]), and the connection's writer
+//! thread writes what has gathered (and the heartbeat's PINGs). An outbox
+//! holds at most [`OUTBOX_MAX`] bytes: a peer that stops reading (its
+//! manager stopped with `SIGSTOP`, a socket buffer full on a dead link)
+//! fills it, and the connection is closed instead of growing it or making
+//! the engine wait; a write that blocks for [`WRITE_TIMEOUT`] closes it
+//! too. What the engine sent on a closed connection stays in its session
+//! and is sent again on the next one.
+//!
+//! Threads: one accept thread (at most [`Cluster::max_incoming`]
+//! connections accepted at a time), one thread per incoming handshake
+//! (which then reads that connection), one dialer thread per peer this
+//! host initiates to (which also reads its connection), and one writer
 //! thread per live connection. All sockets are blocking with time-outs.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -70,6 +84,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Time allowed for any single write.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes an outbox holds at most (a connection whose peer does not read
+/// them is closed): 16 MiB, some 4000 pages.
+pub const OUTBOX_MAX: usize = 16 << 20;
 
 /// What the cluster tells the engine about peer `peer` (an index into the
 /// configuration's peers) and its connection `conn`.
@@ -178,8 +195,133 @@ pub struct PeerSnapshot {
 struct ConnHandle {
     id: u64,
     stream: TcpStream,
-    writer: Arc<Mutex<TcpStream>>,
+    outbox: Arc<Outbox>,
     remote: SocketAddr,
+}
+
+/// Frames waiting to be written to one connection. See "Writing" in the
+/// module documentation.
+struct Outbox {
+    queue: Mutex<OutQueue>,
+    wake: Condvar,
+    /// The connection (written by its writer thread only; shut down by
+    /// whoever finds it broken).
+    stream: TcpStream,
+    /// Who it goes to, for the log.
+    peer: String,
+}
+
+struct OutQueue {
+    frames: VecDeque<Vec<u8>>,
+    /// Bytes queued or being written.
+    bytes: usize,
+    /// The connection is gone: nothing more is written.
+    closed: bool,
+}
+
+impl Outbox {
+    fn new(stream: TcpStream, peer: String) -> Outbox {
+        Outbox {
+            queue: Mutex::new(OutQueue {
+                frames: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            stream,
+            peer,
+        }
+    }
+
+    /// Queues `frame`. Fails if the connection is closed, or if the outbox
+    /// is full, which closes the connection.
+    fn push(&self, frame: &Frame) -> io::Result<()> {
+        let buf = frame.encode();
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection closed",
+            ));
+        }
+        if q.bytes + buf.len() > OUTBOX_MAX {
+            let bytes = q.bytes;
+            drop(q);
+            wlog!(
+                "peer {}: {bytes} bytes wait to be written and it reads nothing; closing the connection",
+                self.peer
+            );
+            self.close();
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "outbox full"));
+        }
+        q.bytes += buf.len();
+        q.frames.push_back(buf);
+        drop(q);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Closes the connection: the writer stops, the reader sees the end.
+    fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.wake.notify_one();
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// The writer thread: writes what gathers, in order, and a PING every
+    /// [`HEARTBEAT_INTERVAL`] (the first at once: its answer renews the
+    /// lease even on a connection shorter than the interval), each noted
+    /// in `pings` with when it went. Ends when the connection closes or a
+    /// write fails (which closes it).
+    fn write_loop(&self, pings: &Mutex<VecDeque<(u64, Instant)>>) {
+        use std::io::Write as _;
+        let mut seq = 0u64;
+        let mut next_ping = Instant::now();
+        loop {
+            let (mut buf, taken) = {
+                let mut q = lock(&self.queue);
+                loop {
+                    if q.closed {
+                        return;
+                    }
+                    let now = Instant::now();
+                    if !q.frames.is_empty() || now >= next_ping {
+                        break;
+                    }
+                    q = self
+                        .wake
+                        .wait_timeout(q, next_ping - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                let mut buf = Vec::new();
+                for f in q.frames.drain(..) {
+                    buf.extend_from_slice(&f);
+                }
+                let taken = buf.len();
+                (buf, taken)
+            };
+            if Instant::now() >= next_ping {
+                seq += 1;
+                let mut p = lock(pings);
+                // (Answers that never come must not pile up.)
+                if p.len() >= 64 {
+                    p.pop_front();
+                }
+                p.push_back((seq, Instant::now()));
+                drop(p);
+                buf.extend_from_slice(&Frame::Ping { seq }.encode());
+                next_ping = Instant::now() + HEARTBEAT_INTERVAL;
+            }
+            if (&self.stream).write_all(&buf).is_err() {
+                // (The reader notices and reports the connection down.)
+                self.close();
+                return;
+            }
+            let mut q = lock(&self.queue);
+            q.bytes -= taken;
+        }
+    }
 }
 
 struct PeerSlot {
@@ -313,41 +455,19 @@ impl Cluster {
             .collect()
     }
 
-    /// Sends `frame` to peer `name` (for the protocols built on top).
-    pub fn send(&self, name: &str, frame: &Frame) -> io::Result<()> {
-        let writer = {
-            let slots = lock(&self.slots);
-            let slot = slots
-                .iter()
-                .find(|s| s.peer.name == name)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such peer"))?;
-            match &slot.conn {
-                Some(c) => c.writer.clone(),
-                None => return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
-            }
-        };
-        let mut w = lock(&writer);
-        wire::write_frame(&mut *w, frame)
-    }
-
     /// Sends `frame` to peer number `peer` on connection `conn` only: if
     /// that connection is gone, the frame is not sent (the engine sends it
-    /// again when it hears of the next one).
+    /// again when it hears of the next one). Queues it in the connection's
+    /// outbox without waiting; a full outbox closes the connection.
     pub fn send_on(&self, peer: usize, conn: u64, frame: &Frame) -> io::Result<()> {
-        let writer = {
+        let outbox = {
             let slots = lock(&self.slots);
             match slots.get(peer).and_then(|s| s.conn.as_ref()) {
-                Some(c) if c.id == conn => c.writer.clone(),
+                Some(c) if c.id == conn => c.outbox.clone(),
                 _ => return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
             }
         };
-        let mut w = lock(&writer);
-        let r = wire::write_frame(&mut *w, frame);
-        if r.is_err() {
-            // The reader notices and reports the connection down.
-            let _ = w.shutdown(Shutdown::Both);
-        }
-        r
+        outbox.push(frame)
     }
 
     /// Closes connection `conn` to peer number `peer` (if it is still the
@@ -740,7 +860,7 @@ impl Cluster {
                 return;
             }
         };
-        let writer = Arc::new(Mutex::new(wr));
+        let outbox = Arc::new(Outbox::new(wr, name.clone()));
         {
             let mut slots = lock(&self.slots);
             if self.stopping() {
@@ -758,7 +878,7 @@ impl Cluster {
             s.conn = Some(ConnHandle {
                 id,
                 stream: ctl,
-                writer: writer.clone(),
+                outbox: outbox.clone(),
                 remote,
             });
             s.state = PeerState::Connected;
@@ -772,25 +892,25 @@ impl Cluster {
             since,
         });
 
-        let alive = Arc::new(AtomicBool::new(true));
         // PINGs sent and not answered yet, with when they were sent.
-        let pings: Arc<Mutex<std::collections::VecDeque<(u64, Instant)>>> = Arc::default();
-        {
-            let alive = alive.clone();
-            let writer = writer.clone();
-            let name = name.clone();
+        let pings: Arc<Mutex<VecDeque<(u64, Instant)>>> = Arc::default();
+        let spawned = {
+            let outbox = outbox.clone();
             let pings = pings.clone();
-            let _ = thread::Builder::new()
-                .name(format!("ping-{name}"))
-                .spawn(move || heartbeat(&writer, &alive, &pings));
+            thread::Builder::new()
+                .name(format!("write-{name}"))
+                .spawn(move || outbox.write_loop(&pings))
+        };
+        if let Err(e) = spawned {
+            wlog!("peer {name} ({remote}): cannot start its writer: {e}");
+            outbox.close();
         }
 
         let why = loop {
             match wire::read_frame(&mut stream) {
                 Ok(Frame::Ping { seq }) => {
                     self.mark_heard(idx);
-                    let mut w = lock(&writer);
-                    if let Err(e) = wire::write_frame(&mut *w, &Frame::Pong { seq }) {
+                    if let Err(e) = outbox.push(&Frame::Pong { seq }) {
                         break format!("write failed: {e}");
                     }
                 }
@@ -845,7 +965,7 @@ impl Cluster {
                 }
             }
         };
-        alive.store(false, Ordering::SeqCst);
+        outbox.close();
         let _ = stream.shutdown(Shutdown::Both);
         self.event(NetEvent::Down {
             peer: idx,
@@ -880,50 +1000,6 @@ pub fn taken_for_dead(incarnation: u64) -> String {
 
 /// How a refusal says the refused incarnation was taken for dead.
 pub const TAKEN_FOR_DEAD: &str = "taken for dead";
-
-/// Sends a PING every [`HEARTBEAT_INTERVAL`] until `alive` goes false or a
-/// write fails (which shuts the socket down, so the reader notices), the
-/// first at once; each is noted in `pings` with when it was sent.
-fn heartbeat(
-    writer: &Mutex<TcpStream>,
-    alive: &AtomicBool,
-    pings: &Mutex<std::collections::VecDeque<(u64, Instant)>>,
-) {
-    let mut seq = 0u64;
-    // The first PING goes at once: its answer renews the lease even on a
-    // connection shorter than the interval.
-    let mut first = true;
-    loop {
-        let end = if std::mem::take(&mut first) {
-            Instant::now()
-        } else {
-            Instant::now() + HEARTBEAT_INTERVAL
-        };
-        while Instant::now() < end {
-            if !alive.load(Ordering::SeqCst) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        if !alive.load(Ordering::SeqCst) {
-            return;
-        }
-        seq += 1;
-        {
-            let mut p = lock(pings);
-            // (Answers that never come must not pile up.)
-            if p.len() >= 64 {
-                p.pop_front();
-            }
-            p.push_back((seq, Instant::now()));
-        }
-        let mut w = lock(writer);
-        if wire::write_frame(&mut *w, &Frame::Ping { seq }).is_err() {
-            let _ = w.shutdown(Shutdown::Both);
-            return;
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -1037,6 +1113,65 @@ mod tests {
                 .unwrap()
                 .contains("oversized")
         );
+        cl.shutdown();
+    }
+
+    #[test]
+    fn a_peer_that_reads_nothing_never_makes_a_sender_wait_and_loses_its_connection() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let sink: EventSink = Box::new(move |e| {
+            if let NetEvent::Up { conn, .. } = e {
+                let _ = lock(&tx).send(conn);
+            }
+        });
+        let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
+        // Peer "a" dials, shakes hands, and then reads nothing.
+        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
+        assert!(matches!(
+            wire::read_frame(&mut s).unwrap(),
+            Frame::HelloAck { .. }
+        ));
+        let conn = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // About 256 KiB a frame.
+        let big = Frame::Page(session::Frame {
+            seq: 1,
+            ack: 0,
+            msg: Some(PeerMsg::Name(crate::names::NameMsg::Listed {
+                id: 1,
+                names: vec![vec![b'x'; 255]; 1000],
+                last: false,
+            })),
+        });
+        let mut sent = 0usize;
+        let refused = loop {
+            let t = Instant::now();
+            let r = cl.send_on(0, conn, &big);
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "a send waited {:?} for a peer that reads nothing",
+                t.elapsed()
+            );
+            if let Err(e) = r {
+                break e;
+            }
+            sent += big.encode().len();
+            assert!(
+                sent <= 4 * OUTBOX_MAX,
+                "{sent} bytes taken for a peer that reads nothing"
+            );
+        };
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock, "{refused}");
+        // The connection is closed: the peer's next read ends, and the
+        // slot is free for its next dial.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cl.snapshot()[0].state != PeerState::Disconnected {
+            assert!(Instant::now() < deadline, "{:?}", cl.snapshot()[0]);
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(cl.send_on(0, conn, &Frame::Ping { seq: 1 }).is_err());
         cl.shutdown();
     }
 

@@ -163,6 +163,10 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
 const RETRY: Duration = Duration::from_millis(1);
+/// Messages kept for a peer that has not acknowledged them, at most: past
+/// that it is taken for dead ([`Engine::check_sessions`]).
+pub const SESSION_MAX: usize = 1 << 16;
+
 /// How often data that failed to reach its owner's disk is sent again
 /// (a full disk is not written to in a loop).
 const RESEND_AFTER: Duration = Duration::from_secs(1);
@@ -410,6 +414,7 @@ impl Engine {
             self.send_acks();
             self.expire_reads();
             self.detect_failures();
+            self.check_sessions();
             self.check_leases();
             self.expire_unresolved();
         }
@@ -809,6 +814,36 @@ impl Engine {
                 "peer {}: no connection for {} s (failure time-out)",
                 self.peers[idx].name,
                 self.failure_timeout.as_secs()
+            );
+            self.declare(idx, inc, true);
+        }
+    }
+
+    /// Takes for dead a peer that has left more than [`SESSION_MAX`]
+    /// messages unacknowledged (they are kept to be sent again): a live
+    /// peer acknowledges within a heartbeat, and the protocol's own limits
+    /// (a fault per kernel READ, a `Put` per dirty page) keep a session far
+    /// below that, so the peer is stuck or broken, and its queue must not
+    /// grow for ever. Only on the majority side (as a failure time-out).
+    fn check_sessions(&mut self) {
+        let over: Vec<(usize, u64)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.session.unacknowledged() > SESSION_MAX)
+            .filter_map(|(i, p)| {
+                let inc = p.incarnation.filter(|inc| !p.dead.contains(inc))?;
+                (p.declare_later != Some(inc)).then_some((i, inc))
+            })
+            .collect();
+        if over.is_empty() || !self.in_majority() {
+            return;
+        }
+        for (idx, inc) in over {
+            wlog!(
+                "peer {}: {} messages unacknowledged (at most {SESSION_MAX} are kept); taking it for dead",
+                self.peers[idx].name,
+                self.peers[idx].session.unacknowledged()
             );
             self.declare(idx, inc, true);
         }

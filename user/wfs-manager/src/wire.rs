@@ -841,6 +841,64 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_largest_message_of_each_kind_fits_a_frame() {
+        let page = PageId {
+            file: u64::MAX,
+            index: u64::MAX,
+        };
+        let txn = u64::MAX;
+        let data = vec![0xa5; wfs_abi::PAGE_SIZE];
+        // Names come from the kernel's LOOKUPs and the export directory:
+        // at most NAME_MAX bytes (Linux's limit, which the kernel checks).
+        let name = vec![b'n'; wfs_abi::NAME_MAX];
+        let page_msgs = [
+            Msg::Data {
+                txn,
+                page,
+                data: data.clone(),
+                dirty: true,
+                epoch: u64::MAX,
+                owner: u64::MAX,
+            },
+            Msg::Put {
+                page,
+                epoch: u64::MAX,
+                seq: u64::MAX,
+                data,
+                home: true,
+            },
+            Msg::Holding {
+                pages: vec![(page, u64::MAX); HOLDING_PART],
+                last: true,
+            },
+        ];
+        let name_msgs = [
+            NameMsg::Lookup {
+                id: u64::MAX,
+                name: name.clone(),
+            },
+            NameMsg::Named {
+                id: u64::MAX,
+                name: Some(name),
+            },
+        ];
+        let msgs = page_msgs
+            .into_iter()
+            .map(PeerMsg::Page)
+            .chain(name_msgs.into_iter().map(PeerMsg::Name));
+        for msg in msgs {
+            let f = Frame::Page(session::Frame {
+                seq: u64::MAX,
+                ack: u64::MAX,
+                msg: Some(msg),
+            });
+            let len = f.encode().len();
+            assert!(len <= MAX_FRAME, "{len} bytes: {f:?}");
+            assert_eq!(read_frame(&mut Cursor::new(f.encode())).unwrap(), f);
+        }
+    }
+
     fn all_frames() -> Vec<Frame> {
         vec![
             Frame::hello("wfs-vm", "h1", 7),
