@@ -102,8 +102,16 @@ MUTANTS = [
      "                    Some(PutFor::Home { epoch, data, .. }) => {\n                        let owner = self.owner(page.file)?;\n                        self.put_home(owner, page, epoch, data.clone(), out, local);\n                        return Ok(());\n                        #[allow(unreachable_code)]\n                        self.retry.push(Resend {"),
     ("data-ends-eviction",
      "a page that arrives ends an eviction of it still under way",
-     "                if self.evicting.remove(&page).is_some() {\n                    out.push(Output::Evicted {",
-     "                if false {\n                    out.push(Output::Evicted {"),
+     "                if self.evicting.remove(&page).is_some() {\n                    out.push(Output::not_written(",
+     "                if false {\n                    out.push(Output::not_written("),
+    ("busy-own-read",
+     "an invalidation the kernel answers busy for this host's own READ hands the page over as absent",
+     "        self.faulting(page)\n            .then(|| Input::taken(page, downgrade, None))",
+     "        let _ = (page, downgrade);\n        None"),
+    ("busy-retried",
+     "an invalidation the kernel answers busy for another reason is tried again, not taken as absent",
+     "        self.faulting(page)\n            .then(|| Input::taken(page, downgrade, None))",
+     "        Some(Input::taken(page, downgrade, None))"),
 ]
 
 

@@ -1698,10 +1698,8 @@ impl Engine {
     /// One INVALIDATE of `page`: its result for the core, or `None` if the
     /// kernel holds the page busy.
     fn attempt(&mut self, page: PageId, mode: Mode) -> Option<Input> {
-        let result = |contents| match mode {
-            Mode::Drop => Input::Invalidated { page, contents },
-            Mode::Downgrade => Input::Downgraded { page, contents },
-        };
+        let downgrade = mode == Mode::Downgrade;
+        let result = |contents| Input::taken(page, downgrade, contents);
         match self.inval.take_page(page.file, page.index, mode) {
             Ok(taken) => {
                 if let Some(t) = &taken {
@@ -1715,12 +1713,12 @@ impl Engine {
                 }
                 Some(result(taken.map(|t| (t.data, t.dirty))))
             }
-            // Busy because our own READ of it is in flight and unanswered:
-            // the page is not here.
-            Err(libc::EAGAIN) if self.core.faulting(page) => Some(result(None)),
             Err(libc::EAGAIN) => {
-                Counters::add(&self.counters.busy_retries, 1);
-                None
+                let settled = self.core.busy(page, downgrade);
+                if settled.is_none() {
+                    Counters::add(&self.counters.busy_retries, 1);
+                }
+                settled
             }
             Err(e) => {
                 // The kernel refused the ioctl itself (no such mount...):
@@ -1741,16 +1739,7 @@ impl Engine {
     fn settle_busy(&mut self, page: PageId) {
         while let Some(i) = self.busy.iter().position(|b| b.page == page) {
             let b = self.busy.remove(i);
-            self.run_core(match b.mode {
-                Mode::Drop => Input::Invalidated {
-                    page,
-                    contents: None,
-                },
-                Mode::Downgrade => Input::Downgraded {
-                    page,
-                    contents: None,
-                },
-            });
+            self.run_core(Input::taken(page, b.mode == Mode::Downgrade, None));
         }
     }
 
@@ -1947,16 +1936,18 @@ impl Handle {
             file: file_id(name.as_bytes()),
             index,
         };
+        // (A look at the export directory: not under the engine's lock.)
+        let export = self.lock().export.clone();
+        if export.getattr(page.file).is_err() {
+            return Err(format!(
+                "{name:?} is not exported by this host: pages of other hosts' files move by the page protocol"
+            ));
+        }
         let deadline = Instant::now() + EVICT_WAIT;
         loop {
             let (tx, rx) = mpsc::channel();
             let started = {
                 let mut e = self.lock();
-                if e.export.getattr(page.file).is_err() {
-                    return Err(format!(
-                        "{name:?} is not exported by this host: pages of other hosts' files move by the page protocol"
-                    ));
-                }
                 e.know_file(page.file);
                 match e.evicts.get_mut(&page) {
                     // One under way answers this one too.

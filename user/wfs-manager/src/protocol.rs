@@ -271,6 +271,19 @@ pub enum Input {
     Retry,
 }
 
+impl Input {
+    /// The kernel's answer to [`Output::Invalidate`] (`downgrade` false)
+    /// or [`Output::Downgrade`]: what it took of `page` (`None`: it did not
+    /// have the page).
+    pub fn taken(page: PageId, downgrade: bool, contents: Option<(Vec<u8>, bool)>) -> Input {
+        if downgrade {
+            Input::Downgraded { page, contents }
+        } else {
+            Input::Invalidated { page, contents }
+        }
+    }
+}
+
 /// What a host's core asks its environment to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -340,6 +353,20 @@ pub enum Output {
     /// the owner's stable storage, and the peers were told (`Leaving`): the
     /// manager may go.
     Left,
+}
+
+impl Output {
+    /// The end of an operator's eviction of `page` that wrote nothing to
+    /// the owner's disk ([`Output::Evicted`]).
+    fn not_written(page: PageId, present: bool, dirty: bool, error: i32) -> Output {
+        Output::Evicted {
+            page,
+            present,
+            dirty,
+            written: false,
+            error,
+        }
+    }
 }
 
 /// Why an input was refused. Refused inputs change nothing; a message
@@ -779,6 +806,19 @@ impl Core {
         self.faults.contains_key(&page)
     }
 
+    /// The kernel answered [`Output::Invalidate`] (`downgrade` false) or
+    /// [`Output::Downgrade`] of `page` busy (`EAGAIN`: the page is locked,
+    /// for a READ or under writeback). Returns the input that settles it
+    /// now, or `None` if it must be tried again later (after any
+    /// invalidation of the page already waiting). Locked for this host's
+    /// own READ that the core waits on, the page is not in the kernel: it
+    /// is handed over as absent (waiting would deadlock: the READ waits for
+    /// the page this invalidation is making way for).
+    pub fn busy(&self, page: PageId, downgrade: bool) -> Option<Input> {
+        self.faulting(page)
+            .then(|| Input::taken(page, downgrade, None))
+    }
+
     /// The kernel gave up on READ `req` (it timed out): it is not answered
     /// (the fault it waits on goes on; if nobody else waits for the page,
     /// it goes home when it arrives). Returns whether `req` was waiting.
@@ -921,14 +961,13 @@ impl Core {
                             Some(seq) if evicted => {
                                 self.evict_puts.insert(seq, page);
                             }
-                            _ if evicted => out.push(Output::Evicted {
+                            // (Dirty and not sent: its owner is dead.)
+                            _ if evicted => out.push(Output::not_written(
                                 page,
                                 present,
                                 dirty,
-                                written: false,
-                                // (Dirty and not sent: its owner is dead.)
-                                error: if dirty { HOST_DOWN } else { 0 },
-                            }),
+                                if dirty { HOST_DOWN } else { 0 },
+                            )),
                             _ => {}
                         }
                     } else if contents.is_some() && self.epochs.contains_key(&page) {
@@ -956,13 +995,12 @@ impl Core {
                 let owed = self.hand_over(page);
                 if evicted {
                     // It went where the owner sent it.
-                    out.push(Output::Evicted {
+                    out.push(Output::not_written(
                         page,
-                        present: contents.is_some(),
-                        dirty: contents.as_ref().is_some_and(|c| c.1) || owed,
-                        written: false,
-                        error: 0,
-                    });
+                        contents.is_some(),
+                        contents.as_ref().is_some_and(|c| c.1) || owed,
+                        0,
+                    ));
                 }
                 match contents {
                     Some((data, dirty)) => {
@@ -1255,13 +1293,7 @@ impl Core {
                 };
                 // (A page being faulted in is not in the kernel yet.)
                 if error != 0 || !self.epochs.contains_key(&page) || self.faulting(page) {
-                    out.push(Output::Evicted {
-                        page,
-                        present: false,
-                        dirty: false,
-                        written: false,
-                        error,
-                    });
+                    out.push(Output::not_written(page, false, false, error));
                     return Ok(());
                 }
                 self.evicting.insert(page, downgrade);
@@ -1296,13 +1328,7 @@ impl Core {
                 let data = match contents {
                     Some((data, dirty)) if dirty || self.unsynced.contains(&page) => data,
                     _ => {
-                        out.push(Output::Evicted {
-                            page,
-                            present,
-                            dirty: false,
-                            written: false,
-                            error: 0,
-                        });
+                        out.push(Output::not_written(page, present, false, 0));
                         return Ok(());
                     }
                 };
@@ -1315,13 +1341,7 @@ impl Core {
                     // and older data later.
                     out.push(Output::Lost { page, host: owner });
                     self.drop_lost_copy(page, out);
-                    out.push(Output::Evicted {
-                        page,
-                        present,
-                        dirty: true,
-                        written: false,
-                        error: HOST_DOWN,
-                    });
+                    out.push(Output::not_written(page, present, true, HOST_DOWN));
                     return Ok(());
                 }
                 let epoch = held.unwrap_or(0);
@@ -1472,13 +1492,7 @@ impl Core {
                 // under way finds nothing, and must not take this copy.)
                 self.fencing.remove(&page);
                 if self.evicting.remove(&page).is_some() {
-                    out.push(Output::Evicted {
-                        page,
-                        present: false,
-                        dirty: false,
-                        written: false,
-                        error: 0,
-                    });
+                    out.push(Output::not_written(page, false, false, 0));
                 }
                 for &req in &p.reqs {
                     out.push(Output::Grant {
@@ -2137,13 +2151,7 @@ impl Core {
                 Some(PutFor::Answered(_)) | None => {}
             }
             if let Some(page) = self.evict_puts.remove(&seq) {
-                out.push(Output::Evicted {
-                    page,
-                    present: true,
-                    dirty: true,
-                    written: false,
-                    error: HOST_DOWN,
-                });
+                out.push(Output::not_written(page, true, true, HOST_DOWN));
             }
         }
         // Holder side: what it never acknowledged goes home.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{P, cores, deliver, fetch_from_disk, join, sends, slow_write_back};
+use common::{P, cores, deliver, fetch_from_disk, hand_over_from_1, join, sends, slow_write_back};
 use wfs_manager::protocol::{BUSY, Core, Input, Msg, Output, PageId};
 
 /// The owner's disk writes among `out`, carried out without error; returns
@@ -92,13 +92,7 @@ fn an_evicted_page_is_not_overwritten_by_a_stale_put() {
         deliver(&mut cs, 0, &fetch[0]),
         vec![Output::Invalidate { page: P }]
     );
-    let out = cs[1]
-        .handle(Input::Invalidated {
-            page: P,
-            contents: Some((vec![1], false)),
-        })
-        .unwrap();
-    let out = deliver(&mut cs, 1, &out[0]);
+    let out = hand_over_from_1(&mut cs);
     assert!(
         out.contains(&Output::Grant {
             req: 3,

@@ -378,20 +378,7 @@ impl Sim {
             k.deferred = later;
             let inc = self.hosts[h].incarnation;
             for (page, downgrade) in now {
-                self.input(
-                    h,
-                    if downgrade {
-                        Input::Downgraded {
-                            page,
-                            contents: None,
-                        }
-                    } else {
-                        Input::Invalidated {
-                            page,
-                            contents: None,
-                        }
-                    },
-                );
+                self.input(h, Input::taken(page, downgrade, None));
             }
             if self.hosts[h].incarnation != inc {
                 // (It left meanwhile: the fault went with its kernel.)
@@ -494,13 +481,20 @@ impl Sim {
                 }
                 Output::Invalidate { page } | Output::Downgrade { page } => {
                     let downgrade = matches!(o, Output::Downgrade { .. });
-                    // The kernel answers EAGAIN for a page under writeback,
-                    // or locked for a READ the core does not wait for (yet):
-                    // the engine tries again on its timer, after any
-                    // invalidation of the page still waiting. It is
-                    // answered at once otherwise, as the engine does.
+                    // The kernel answers EAGAIN for a page under writeback
+                    // or locked for a READ; the core settles that at once
+                    // (`Core::busy`) or the engine tries again on its
+                    // timer, after any invalidation of the page still
+                    // waiting. It is answered at once otherwise.
                     let k = &self.hosts[h].kernel;
-                    if k.deferred.iter().any(|(p, _)| *p == page) || self.kernel_busy(h, page) {
+                    let waiting = k.deferred.iter().any(|(p, _)| *p == page);
+                    let settled = match (waiting, self.kernel_busy(h, page)) {
+                        (false, true) => self.hosts[h].core.busy(page, downgrade),
+                        _ => None,
+                    };
+                    if let Some(input) = settled {
+                        taken.push(input);
+                    } else if waiting || self.kernel_busy(h, page) {
                         // (One just like the page's last one waiting answers
                         // for both, as in the engine.)
                         let k = &mut self.hosts[h].kernel;
@@ -685,12 +679,10 @@ impl Sim {
     }
 
     /// Whether the kernel of host `h` answers EAGAIN for `page`: under
-    /// writeback, or locked for a READ the core does not wait for (the
-    /// READ is not handled yet, or was given up).
+    /// writeback, or locked for a READ.
     fn kernel_busy(&self, h: usize, page: PageId) -> bool {
         let k = &self.hosts[h].kernel;
-        k.writeback.contains_key(&page)
-            || (k.faults.contains_key(&page) && !self.hosts[h].core.faulting(page))
+        k.writeback.contains_key(&page) || k.faults.contains_key(&page)
     }
 
     /// The engine's timer: tries the busy invalidations again, the first
@@ -702,17 +694,23 @@ impl Sim {
             if self.hosts[h].kernel.deferred[..i]
                 .iter()
                 .any(|(p, _)| *p == page)
-                || self.kernel_busy(h, page)
             {
                 i += 1;
                 continue;
             }
-            self.hosts[h].kernel.deferred.remove(i);
-            let input = if downgrade {
-                self.downgrade(h, page)
+            let input = if !self.kernel_busy(h, page) {
+                if downgrade {
+                    self.downgrade(h, page)
+                } else {
+                    self.invalidate(h, page)
+                }
+            } else if let Some(input) = self.hosts[h].core.busy(page, downgrade) {
+                input
             } else {
-                self.invalidate(h, page)
+                i += 1;
+                continue;
             };
+            self.hosts[h].kernel.deferred.remove(i);
             let inc = self.hosts[h].incarnation;
             self.input(h, input);
             if self.hosts[h].incarnation != inc {
@@ -728,7 +726,7 @@ impl Sim {
             .cache
             .remove(&page)
             .map(|(v, dirty)| (encode(v), dirty));
-        Input::Invalidated { page, contents }
+        Input::taken(page, false, contents)
     }
 
     /// The kernel of host `h` keeps a clean read-only copy of `page`
@@ -738,7 +736,7 @@ impl Sim {
             let dirty = std::mem::replace(&mut e.1, false);
             (encode(e.0), dirty)
         });
-        Input::Downgraded { page, contents }
+        Input::taken(page, true, contents)
     }
 
     /// The page host `h`'s READ `req` is for; a READ answered twice or

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{P, cores, deliver, fetch_from_disk, join, sends, slow_write_back};
+use common::{P, cores, deliver, fetch_from_disk, hand_over_from_1, join, sends, slow_write_back};
 use wfs_manager::protocol::{Input, Msg, Output, SUPERSEDED};
 
 #[test]
@@ -19,13 +19,7 @@ fn a_put_superseded_by_data_not_yet_durable_is_not_acknowledged_as_written() {
         deliver(&mut cs, 0, &sends(&out)[0]),
         vec![Output::Invalidate { page: P }]
     );
-    let out = cs[1]
-        .handle(Input::Invalidated {
-            page: P,
-            contents: Some((vec![1], false)),
-        })
-        .unwrap();
-    let out = deliver(&mut cs, 1, &out[0]);
+    let out = hand_over_from_1(&mut cs);
     for o in sends(&out) {
         deliver(&mut cs, 2, &o);
     }

@@ -60,6 +60,18 @@ pub fn deliver(cs: &mut [Core], from: HostId, o: &Output) -> Vec<Output> {
         })
         .unwrap()
 }
+/// Host 1, asked to invalidate P (which it holds clean, with 1), hands
+/// it over; returns what that message does at its receiver.
+pub fn hand_over_from_1(cs: &mut [Core]) -> Vec<Output> {
+    let out = cs[1]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![1], false)),
+        })
+        .unwrap();
+    deliver(cs, 1, &out[0])
+}
+
 /// The messages among `out`.
 pub fn sends(out: &[Output]) -> Vec<Output> {
     out.iter()
