@@ -40,14 +40,16 @@
 //! # Writing
 //!
 //! Nothing that sends on a connection waits for the network: a frame goes
-//! into the connection's outbox ([`Outbox`]), and the connection's writer
-//! thread writes what has gathered (and the heartbeat's PINGs). An outbox
-//! holds at most [`OUTBOX_MAX`] bytes: a peer that stops reading (its
-//! manager stopped with `SIGSTOP`, a socket buffer full on a dead link)
-//! fills it, and the connection is closed instead of growing it or making
-//! the engine wait; a write that blocks for [`WRITE_TIMEOUT`] closes it
-//! too. What the engine sent on a closed connection stays in its session
-//! and is sent again on the next one.
+//! into the connection's outbox (`Outbox`), and the connection's writer
+//! thread writes the frames one by one, with the heartbeat's PINGs between
+//! them (a PONG goes ahead of waiting frames). A peer that stops reading
+//! (its manager stopped with `SIGSTOP`, a dead link) makes a write block,
+//! and one that blocks for [`WRITE_TIMEOUT`] closes the connection, its
+//! outbox with it. What the engine sent on a closed connection stays in
+//! its session and is sent again on the next one. An outbox holds no more
+//! than its session: every frame in it is one the peer has not
+//! acknowledged (or a bare acknowledgement, a PONG), and the engine takes
+//! a peer that acknowledges nothing for its failure time-out for dead.
 //!
 //! Threads: one accept thread (at most [`Cluster::max_incoming`]
 //! connections accepted at a time), one thread per incoming handshake
@@ -84,9 +86,6 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Time allowed for any single write.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes an outbox holds at most (a connection whose peer does not read
-/// them is closed): 16 MiB, some 4000 pages.
-pub const OUTBOX_MAX: usize = 16 << 20;
 
 /// What the cluster tells the engine about peer `peer` (an index into the
 /// configuration's peers) and its connection `conn`.
@@ -207,35 +206,39 @@ struct Outbox {
     /// The connection (written by its writer thread only; shut down by
     /// whoever finds it broken).
     stream: TcpStream,
-    /// Who it goes to, for the log.
-    peer: String,
 }
 
 struct OutQueue {
+    /// Encoded frames, whole.
     frames: VecDeque<Vec<u8>>,
-    /// Bytes queued or being written.
-    bytes: usize,
     /// The connection is gone: nothing more is written.
     closed: bool,
 }
 
 impl Outbox {
-    fn new(stream: TcpStream, peer: String) -> Outbox {
+    fn new(stream: TcpStream) -> Outbox {
         Outbox {
             queue: Mutex::new(OutQueue {
                 frames: VecDeque::new(),
-                bytes: 0,
                 closed: false,
             }),
             wake: Condvar::new(),
             stream,
-            peer,
         }
     }
 
-    /// Queues `frame`. Fails if the connection is closed, or if the outbox
-    /// is full, which closes the connection.
+    /// Queues `frame` last. Fails if the connection is closed.
     fn push(&self, frame: &Frame) -> io::Result<()> {
+        self.queue(frame, false)
+    }
+
+    /// Queues `frame` ahead of everything waiting (a PONG: the peer's
+    /// lease must not wait behind data).
+    fn push_first(&self, frame: &Frame) -> io::Result<()> {
+        self.queue(frame, true)
+    }
+
+    fn queue(&self, frame: &Frame, first: bool) -> io::Result<()> {
         let buf = frame.encode();
         let mut q = lock(&self.queue);
         if q.closed {
@@ -244,18 +247,11 @@ impl Outbox {
                 "connection closed",
             ));
         }
-        if q.bytes + buf.len() > OUTBOX_MAX {
-            let bytes = q.bytes;
-            drop(q);
-            wlog!(
-                "peer {}: {bytes} bytes wait to be written and it reads nothing; closing the connection",
-                self.peer
-            );
-            self.close();
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, "outbox full"));
+        if first {
+            q.frames.push_front(buf);
+        } else {
+            q.frames.push_back(buf);
         }
-        q.bytes += buf.len();
-        q.frames.push_back(buf);
         drop(q);
         self.wake.notify_one();
         Ok(())
@@ -268,25 +264,29 @@ impl Outbox {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    /// The writer thread: writes what gathers, in order, and a PING every
-    /// [`HEARTBEAT_INTERVAL`] (the first at once: its answer renews the
-    /// lease even on a connection shorter than the interval), each noted
-    /// in `pings` with when it went. Ends when the connection closes or a
-    /// write fails (which closes it).
+    /// The writer thread: writes the frames in order, one at a time, and a
+    /// PING every [`HEARTBEAT_INTERVAL`] between two of them (the first at
+    /// once: its answer renews the lease even on a connection shorter than
+    /// the interval), each noted in `pings` with when it went. Ends when
+    /// the connection closes or a write fails or blocks for
+    /// [`WRITE_TIMEOUT`] (which closes it).
     fn write_loop(&self, pings: &Mutex<VecDeque<(u64, Instant)>>) {
         use std::io::Write as _;
         let mut seq = 0u64;
         let mut next_ping = Instant::now();
         loop {
-            let (mut buf, taken) = {
+            let frame = {
                 let mut q = lock(&self.queue);
                 loop {
                     if q.closed {
                         return;
                     }
                     let now = Instant::now();
-                    if !q.frames.is_empty() || now >= next_ping {
-                        break;
+                    if now >= next_ping {
+                        break None;
+                    }
+                    if let Some(f) = q.frames.pop_front() {
+                        break Some(f);
                     }
                     q = self
                         .wake
@@ -294,14 +294,8 @@ impl Outbox {
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                 }
-                let mut buf = Vec::new();
-                for f in q.frames.drain(..) {
-                    buf.extend_from_slice(&f);
-                }
-                let taken = buf.len();
-                (buf, taken)
             };
-            if Instant::now() >= next_ping {
+            let frame = frame.unwrap_or_else(|| {
                 seq += 1;
                 let mut p = lock(pings);
                 // (Answers that never come must not pile up.)
@@ -309,17 +303,14 @@ impl Outbox {
                     p.pop_front();
                 }
                 p.push_back((seq, Instant::now()));
-                drop(p);
-                buf.extend_from_slice(&Frame::Ping { seq }.encode());
                 next_ping = Instant::now() + HEARTBEAT_INTERVAL;
-            }
-            if (&self.stream).write_all(&buf).is_err() {
+                Frame::Ping { seq }.encode()
+            });
+            if (&self.stream).write_all(&frame).is_err() {
                 // (The reader notices and reports the connection down.)
                 self.close();
                 return;
             }
-            let mut q = lock(&self.queue);
-            q.bytes -= taken;
         }
     }
 }
@@ -458,7 +449,7 @@ impl Cluster {
     /// Sends `frame` to peer number `peer` on connection `conn` only: if
     /// that connection is gone, the frame is not sent (the engine sends it
     /// again when it hears of the next one). Queues it in the connection's
-    /// outbox without waiting; a full outbox closes the connection.
+    /// outbox without waiting.
     pub fn send_on(&self, peer: usize, conn: u64, frame: &Frame) -> io::Result<()> {
         let outbox = {
             let slots = lock(&self.slots);
@@ -860,7 +851,23 @@ impl Cluster {
                 return;
             }
         };
-        let outbox = Arc::new(Outbox::new(wr, name.clone()));
+        let outbox = Arc::new(Outbox::new(wr));
+        // The writer runs before anyone can send (the engine sends what the
+        // peer has not acknowledged as soon as it hears of the connection).
+        // PINGs sent and not answered yet, with when they were sent.
+        let pings: Arc<Mutex<VecDeque<(u64, Instant)>>> = Arc::default();
+        let spawned = {
+            let outbox = outbox.clone();
+            let pings = pings.clone();
+            thread::Builder::new()
+                .name(format!("write-{name}"))
+                .spawn(move || outbox.write_loop(&pings))
+        };
+        if let Err(e) = spawned {
+            wlog!("peer {name} ({remote}): cannot start its writer: {e}");
+            outbox.close();
+        }
+
         {
             let mut slots = lock(&self.slots);
             if self.stopping() {
@@ -892,25 +899,11 @@ impl Cluster {
             since,
         });
 
-        // PINGs sent and not answered yet, with when they were sent.
-        let pings: Arc<Mutex<VecDeque<(u64, Instant)>>> = Arc::default();
-        let spawned = {
-            let outbox = outbox.clone();
-            let pings = pings.clone();
-            thread::Builder::new()
-                .name(format!("write-{name}"))
-                .spawn(move || outbox.write_loop(&pings))
-        };
-        if let Err(e) = spawned {
-            wlog!("peer {name} ({remote}): cannot start its writer: {e}");
-            outbox.close();
-        }
-
         let why = loop {
             match wire::read_frame(&mut stream) {
                 Ok(Frame::Ping { seq }) => {
                     self.mark_heard(idx);
-                    if let Err(e) = outbox.push(&Frame::Pong { seq }) {
+                    if let Err(e) = outbox.push_first(&Frame::Pong { seq }) {
                         break format!("write failed: {e}");
                     }
                 }
@@ -1117,7 +1110,8 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_that_reads_nothing_never_makes_a_sender_wait_and_loses_its_connection() {
+    fn a_peer_that_reads_nothing_never_makes_a_sender_wait_and_loses_its_connection_within_the_write_timeout()
+     {
         let (tx, rx) = std::sync::mpsc::channel();
         let tx = Mutex::new(tx);
         let sink: EventSink = Box::new(move |e| {
@@ -1135,8 +1129,32 @@ mod tests {
             Frame::HelloAck { .. }
         ));
         let conn = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        // About 256 KiB a frame.
-        let big = Frame::Page(session::Frame {
+        let big = big_frame();
+        // 25 MiB: far more than the socket buffers take.
+        for _ in 0..100 {
+            let t = Instant::now();
+            cl.send_on(0, conn, &big).unwrap();
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "a send waited {:?} for a peer that reads nothing",
+                t.elapsed()
+            );
+        }
+        // The writer blocks, for the write time-out at most: then the
+        // connection is closed (the slot is free for the peer's next dial)
+        // and what waited goes with it.
+        let deadline = Instant::now() + WRITE_TIMEOUT + Duration::from_secs(5);
+        while cl.snapshot()[0].state != PeerState::Disconnected {
+            assert!(Instant::now() < deadline, "{:?}", cl.snapshot()[0]);
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(cl.send_on(0, conn, &Frame::Ping { seq: 1 }).is_err());
+        cl.shutdown();
+    }
+
+    fn big_frame() -> Frame {
+        // About 256 KiB.
+        Frame::Page(session::Frame {
             seq: 1,
             ack: 0,
             msg: Some(PeerMsg::Name(crate::names::NameMsg::Listed {
@@ -1144,34 +1162,44 @@ mod tests {
                 names: vec![vec![b'x'; 255]; 1000],
                 last: false,
             })),
-        });
-        let mut sent = 0usize;
-        let refused = loop {
-            let t = Instant::now();
-            let r = cl.send_on(0, conn, &big);
-            assert!(
-                t.elapsed() < Duration::from_millis(500),
-                "a send waited {:?} for a peer that reads nothing",
-                t.elapsed()
-            );
-            if let Err(e) = r {
-                break e;
-            }
-            sent += big.encode().len();
-            assert!(
-                sent <= 4 * OUTBOX_MAX,
-                "{sent} bytes taken for a peer that reads nothing"
-            );
+        })
+    }
+
+    #[test]
+    fn a_burst_sent_as_a_connection_comes_up_all_arrives() {
+        // The engine sends what the peer has not acknowledged as soon as it
+        // hears of a connection: 70 frames of 256 KiB here. (The writer
+        // used to start after that, and a full outbox closed the
+        // connection before anything was written, again on every
+        // connection.)
+        let cell: Arc<std::sync::OnceLock<Arc<Cluster>>> = Arc::default();
+        let sink: EventSink = {
+            let cell = cell.clone();
+            Box::new(move |e| {
+                if let (NetEvent::Up { peer, conn, .. }, Some(cl)) = (e, cell.get()) {
+                    for _ in 0..70 {
+                        let _ = cl.send_on(peer, conn, &big_frame());
+                    }
+                }
+            })
         };
-        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock, "{refused}");
-        // The connection is closed: the peer's next read ends, and the
-        // slot is free for its next dial.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while cl.snapshot()[0].state != PeerState::Disconnected {
-            assert!(Instant::now() < deadline, "{:?}", cl.snapshot()[0]);
-            thread::sleep(Duration::from_millis(20));
+        let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
+        assert!(cell.set(cl.clone()).is_ok());
+        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
+        assert!(matches!(
+            wire::read_frame(&mut s).unwrap(),
+            Frame::HelloAck { .. }
+        ));
+        let mut got = 0;
+        while got < 70 {
+            match wire::read_frame(&mut s) {
+                Ok(Frame::Page(_)) => got += 1,
+                Ok(_) => {}
+                Err(e) => panic!("after {got} frames: {e}"),
+            }
         }
-        assert!(cl.send_on(0, conn, &Frame::Ping { seq: 1 }).is_err());
         cl.shutdown();
     }
 

@@ -15,19 +15,37 @@
 //! error is sampled at `open`), once each. The first file of a batch was
 //! opened before any write of the batch to that file was made, so a failure
 //! to write any of them back reaches it, even if a flush through another
-//! file description (of an earlier batch) saw it first.
+//! file description (of an earlier batch) saw it first. Files are told
+//! apart by device and inode, not by name: a name replaced between two
+//! writes (`mv` over it) is another file, flushed by itself. The other
+//! writes' file descriptions are closed at once (a batch keeps one open
+//! file per inode).
 
 use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A write made into the page cache, waiting for its flush.
-pub struct Pending<T> {
-    /// The export file's id (writes of one file share a flush).
-    pub file: u64,
-    /// The file the write was made through.
-    pub fd: File,
+struct Pending<T> {
+    /// The file's device and inode (writes of one file share a flush);
+    /// `None` if `fstat` failed (flushed by itself).
+    inode: Option<(u64, u64)>,
+    /// The file the write was made through; `None` when an earlier write
+    /// of the batch to the same inode keeps one (it is flushed through
+    /// that).
+    fd: Option<File>,
     /// What to report with the result.
-    pub token: T,
+    token: T,
+}
+
+impl<T> Pending<T> {
+    fn new(fd: File, token: T) -> Pending<T> {
+        use std::os::unix::fs::MetadataExt;
+        Pending {
+            inode: fd.metadata().ok().map(|m| (m.dev(), m.ino())),
+            fd: Some(fd),
+            token,
+        }
+    }
 }
 
 /// One flushed batch: every write of it with its result (0 or an errno),
@@ -78,9 +96,9 @@ impl<T: Send + 'static> Committer<T> {
         Ok(c)
     }
 
-    /// Hands in a write made through `fd` to file `file`.
-    pub fn push(&self, p: Pending<T>) {
-        lock(&self.queue).waiting.push(p);
+    /// Hands in a write made through `fd`, to be reported with `token`.
+    pub fn push(&self, fd: File, token: T) {
+        enqueue(&mut lock(&self.queue).waiting, fd, token);
         self.wake.notify_one();
     }
 
@@ -105,27 +123,40 @@ impl<T: Send + 'static> Committer<T> {
     }
 }
 
-/// Flushes `batch`: each file once, through its first write's file.
-pub fn flush<T>(batch: Vec<Pending<T>>) -> Flushed<T> {
-    let mut results: Vec<(u64, i32)> = Vec::new();
-    for p in &batch {
-        if results.iter().any(|&(f, _)| f == p.file) {
-            continue;
-        }
-        let error = match p.fd.sync_data() {
-            Ok(()) => 0,
-            Err(e) => e.raw_os_error().unwrap_or(wfs_abi::errno::EIO),
-        };
-        results.push((p.file, error));
+/// Adds a write made through `fd` to `waiting`, keeping `fd` open only if
+/// no write waiting there has the same inode.
+fn enqueue<T>(waiting: &mut Vec<Pending<T>>, fd: File, token: T) {
+    let mut p = Pending::new(fd, token);
+    if p.inode.is_some() && waiting.iter().any(|w| w.inode == p.inode) {
+        p.fd = None;
     }
-    let syncs = results.len() as u64;
+    waiting.push(p);
+}
+
+/// Flushes `batch`: each inode once, through its first write's file.
+fn flush<T>(batch: Vec<Pending<T>>) -> Flushed<T> {
+    let mut results: Vec<(Option<(u64, u64)>, i32)> = Vec::new();
+    let mut syncs = 0;
     let done = batch
         .into_iter()
         .map(|p| {
-            let error = results
-                .iter()
-                .find(|&&(f, _)| f == p.file)
-                .map_or(0, |&(_, e)| e);
+            let error = match p.fd {
+                Some(fd) => {
+                    syncs += 1;
+                    let error = match fd.sync_data() {
+                        Ok(()) => 0,
+                        Err(e) => e.raw_os_error().unwrap_or(wfs_abi::errno::EIO),
+                    };
+                    results.push((p.inode, error));
+                    error
+                }
+                // (The first write of its inode, earlier in the batch,
+                // was flushed: `push` keeps its file.)
+                None => results
+                    .iter()
+                    .find(|&&(i, _)| i.is_some() && i == p.inode)
+                    .map_or(wfs_abi::errno::EIO, |&(_, e)| e),
+            };
             (p.token, error)
         })
         .collect();
@@ -136,10 +167,18 @@ pub fn flush<T>(batch: Vec<Pending<T>>) -> Flushed<T> {
 mod tests {
     use super::*;
     use std::io::{Read, Seek, Write};
+    use std::path::{Path, PathBuf};
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn file(dir: &std::path::Path, name: &str) -> File {
+    fn tmpdir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wfs-commit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+
+    fn file(dir: &Path, name: &str) -> File {
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -149,22 +188,24 @@ mod tests {
             .expect("open")
     }
 
+    /// Appends `byte` to `name` through a file of its own, as the engine
+    /// writes, and queues the write in `batch`.
+    fn write(batch: &mut Vec<Pending<usize>>, dir: &Path, name: &str, token: usize) {
+        let mut fd = file(dir, name);
+        fd.seek(std::io::SeekFrom::End(0)).expect("seek");
+        fd.write_all(&[token as u8]).expect("write");
+        enqueue(batch, fd, token);
+    }
+
     #[test]
     fn a_batch_flushes_each_file_once_and_reports_every_write_in_order() {
-        let dir = std::env::temp_dir().join(format!("wfs-commit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dir = tmpdir("order");
         let mut batch = Vec::new();
         for (i, name) in ["a", "b", "a", "a", "b"].iter().enumerate() {
-            let mut fd = file(&dir, name);
-            fd.seek(std::io::SeekFrom::End(0)).expect("seek");
-            fd.write_all(&[i as u8]).expect("write");
-            batch.push(Pending {
-                file: u64::from(name.as_bytes()[0]),
-                fd,
-                token: i,
-            });
+            write(&mut batch, &dir, name, i);
         }
+        // One file kept open per inode.
+        assert_eq!(batch.iter().filter(|p| p.fd.is_some()).count(), 2);
         let f = flush(batch);
         assert_eq!(f.syncs, 2);
         assert_eq!(f.done, vec![(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)]);
@@ -175,10 +216,23 @@ mod tests {
     }
 
     #[test]
-    fn writes_handed_in_while_a_flush_runs_gather_into_the_next_batch() {
-        let dir = std::env::temp_dir().join(format!("wfs-commit2-{}", std::process::id()));
+    fn a_name_replaced_between_two_writes_is_two_files_each_flushed() {
+        let dir = tmpdir("replaced");
+        let mut batch = Vec::new();
+        write(&mut batch, &dir, "f", 0);
+        // `mv g f`: the name now stands for another inode.
+        std::fs::write(dir.join("g"), b"new").expect("write g");
+        std::fs::rename(dir.join("g"), dir.join("f")).expect("rename");
+        write(&mut batch, &dir, "f", 1);
+        assert!(batch.iter().all(|p| p.fd.is_some()));
+        let f = flush(batch);
+        assert_eq!((f.syncs, f.done), (2, vec![(0, 0), (1, 0)]));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
+    }
+
+    #[test]
+    fn writes_handed_in_while_a_flush_runs_gather_into_the_next_batch() {
+        let dir = tmpdir("gather");
         let (tx, rx) = mpsc::channel();
         // The first report blocks until the test has handed in ten more
         // writes: they must come back as one batch with one flush.
@@ -192,16 +246,11 @@ mod tests {
             }
         })
         .expect("start");
-        let page = |i: usize| Pending {
-            file: 7,
-            fd: file(&dir, "f"),
-            token: i,
-        };
-        c.push(page(0));
+        c.push(file(&dir, "f"), 0);
         let first = rx.recv_timeout(Duration::from_secs(10)).expect("first");
         assert_eq!((first.done, first.syncs), (vec![(0, 0)], 1));
         for i in 1..=10 {
-            c.push(page(i));
+            c.push(file(&dir, "f"), i);
         }
         go_tx.send(()).expect("go");
         let second = rx.recv_timeout(Duration::from_secs(10)).expect("second");

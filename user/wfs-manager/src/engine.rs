@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody, Request, errno};
 
 use crate::cluster::{Cluster, EventSink, NetEvent, PeerHealth};
-use crate::commit::{Committer, Flushed, Pending};
+use crate::commit::{Committer, Flushed};
 use crate::config::{Config, host_id};
 use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
@@ -163,9 +163,30 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
 const RETRY: Duration = Duration::from_millis(1);
-/// Messages kept for a peer that has not acknowledged them, at most: past
-/// that it is taken for dead ([`Engine::check_sessions`]).
-pub const SESSION_MAX: usize = 1 << 16;
+/// Whether a connected peer acknowledges what it is sent: the heartbeat
+/// shows its manager's connection threads run, this that its engine does.
+#[derive(Debug, Default)]
+struct AckWatch {
+    /// The last message it had acknowledged when last looked at.
+    acked: u64,
+    /// Since when messages have waited with that acknowledgement.
+    since: Option<Instant>,
+}
+
+impl AckWatch {
+    /// Notes at `now` that the peer has acknowledged messages up to
+    /// `acked`, and whether messages wait for it (`waiting`); returns how
+    /// long messages have waited without any acknowledgement.
+    fn note(&mut self, acked: u64, waiting: bool, now: Instant) -> Duration {
+        let since = match self.since {
+            Some(since) if waiting && acked == self.acked => since,
+            _ => now,
+        };
+        self.acked = acked;
+        self.since = waiting.then_some(since);
+        now.saturating_duration_since(since)
+    }
+}
 
 /// How often data that failed to reach its owner's disk is sent again
 /// (a full disk is not written to in a loop).
@@ -212,6 +233,8 @@ struct Peer {
     /// another host's word).
     declare_later: Option<u64>,
     session: Session<PeerMsg>,
+    /// Whether it acknowledges what it is sent ([`Engine::check_sessions`]).
+    acks: AckWatch,
     /// Highest acknowledgement sent to it.
     acked: u64,
 }
@@ -353,6 +376,7 @@ impl Engine {
                 left: None,
                 declare_later: None,
                 session: Session::new(),
+                acks: AckWatch::default(),
                 acked: 0,
             })
             .collect();
@@ -819,31 +843,40 @@ impl Engine {
         }
     }
 
-    /// Takes for dead a peer that has left more than [`SESSION_MAX`]
-    /// messages unacknowledged (they are kept to be sent again): a live
-    /// peer acknowledges within a heartbeat, and the protocol's own limits
-    /// (a fault per kernel READ, a `Put` per dirty page) keep a session far
-    /// below that, so the peer is stuck or broken, and its queue must not
-    /// grow for ever. Only on the majority side (as a failure time-out).
+    /// Takes for dead a connected peer that has acknowledged nothing for
+    /// the failure time-out while messages waited for it: its connection's
+    /// heartbeat is answered, but its engine is stuck (or broken), and
+    /// what this host keeps to send it again must not grow for ever. A
+    /// live peer acknowledges within a tick ([`TICK`]). Only on the
+    /// majority side, as after the failure time-out.
     fn check_sessions(&mut self) {
-        let over: Vec<(usize, u64)> = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.session.unacknowledged() > SESSION_MAX)
-            .filter_map(|(i, p)| {
-                let inc = p.incarnation.filter(|inc| !p.dead.contains(inc))?;
-                (p.declare_later != Some(inc)).then_some((i, inc))
-            })
-            .collect();
-        if over.is_empty() || !self.in_majority() {
+        let now = Instant::now();
+        let timeout = self.failure_timeout;
+        let mut stuck = Vec::new();
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let (Some(inc), Some(_)) = (p.incarnation, p.conn) else {
+                p.acks = AckWatch::default();
+                continue;
+            };
+            let waited = p.acks.note(
+                p.session.acknowledged(),
+                p.session.unacknowledged() > 0,
+                now,
+            );
+            if waited >= timeout && !p.dead.contains(&inc) && p.declare_later != Some(inc) {
+                stuck.push((i, inc, waited));
+            }
+        }
+        if stuck.is_empty() || !self.in_majority() {
             return;
         }
-        for (idx, inc) in over {
+        for (idx, inc, waited) in stuck {
+            let p = &self.peers[idx];
             wlog!(
-                "peer {}: {} messages unacknowledged (at most {SESSION_MAX} are kept); taking it for dead",
-                self.peers[idx].name,
-                self.peers[idx].session.unacknowledged()
+                "peer {}: {} messages unacknowledged, none for {} s while its connection lives; taking it for dead",
+                p.name,
+                p.session.unacknowledged(),
+                waited.as_secs()
             );
             self.declare(idx, inc, true);
         }
@@ -1637,28 +1670,23 @@ impl Engine {
                 ack,
             } => {
                 let _lock = self.export.lock_page(page.file, page.index);
-                Counters::add(&self.counters.disk_writes, 1);
                 let done = DiskDone { page, epoch, ack };
-                let error = match &self.committer {
-                    Some(c) => match self
-                        .export
-                        .write_page_unsynced(page.file, page.index, &data)
-                    {
-                        Ok(fd) => {
-                            c.push(Pending {
-                                file: page.file,
-                                fd,
-                                token: done,
-                            });
+                let error = match self
+                    .export
+                    .write_page_unsynced(page.file, page.index, &data)
+                {
+                    Ok(fd) => {
+                        Counters::add(&self.counters.disk_writes, 1);
+                        if let Some(c) = &self.committer {
+                            c.push(fd, done);
                             return None;
                         }
-                        Err(e) => e,
-                    },
-                    None => {
-                        let r = self.export.write_page(page.file, page.index, &data);
                         Counters::add(&self.counters.disk_syncs, 1);
-                        r.err().unwrap_or(0)
+                        fd.sync_data()
+                            .err()
+                            .map_or(0, |e| e.raw_os_error().unwrap_or(errno::EIO))
                     }
+                    Err(e) => e,
                 };
                 Some(disk_written(done, error))
             }
@@ -2087,9 +2115,6 @@ impl Handle {
     }
 }
 
-/// Refuses a page message whose page is not exactly one page: written to
-/// the export or installed, anything else would spill into the next page
-/// or leave part of one undefined.
 /// The core's report of a disk write that ended with `error` (logged).
 fn disk_written(done: DiskDone, error: i32) -> Input {
     let DiskDone { page, epoch, ack } = done;
@@ -2119,6 +2144,9 @@ fn kernel_errno(e: i32) -> i32 {
     }
 }
 
+/// Refuses a page message whose page is not exactly one page: written to
+/// the export or installed, anything else would spill into the next page
+/// or leave part of one undefined.
 fn check_page_msg(m: &Msg) -> Result<(), String> {
     match m {
         Msg::Data { data, .. } | Msg::Put { data, .. } if data.len() != PAGE_SIZE => Err(format!(
@@ -2156,6 +2184,26 @@ fn attr(i: &FileInfo) -> Attr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_that_acknowledges_nothing_is_noticed_after_the_wait_and_not_before() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = AckWatch::default();
+        // Nothing waits: nothing is owed, however long.
+        assert_eq!(w.note(0, false, t0), s(0));
+        assert_eq!(w.note(0, false, t0 + s(60)), s(0));
+        // Messages wait from 60 s on, unacknowledged.
+        assert_eq!(w.note(0, true, t0 + s(60)), s(0));
+        assert_eq!(w.note(0, true, t0 + s(65)), s(5));
+        // An acknowledgement (of some) starts the wait again.
+        assert_eq!(w.note(3, true, t0 + s(66)), s(0));
+        assert_eq!(w.note(3, true, t0 + s(76)), s(10));
+        // All acknowledged, then new messages: a new wait.
+        assert_eq!(w.note(9, false, t0 + s(77)), s(0));
+        assert_eq!(w.note(9, true, t0 + s(78)), s(0));
+        assert_eq!(w.note(9, true, t0 + s(79)), s(1));
+    }
 
     #[test]
     fn pages_are_one_page() {

@@ -147,11 +147,32 @@ impl<M: Clone> Session<M> {
     pub fn unacknowledged(&self) -> usize {
         self.unacked.len()
     }
+
+    /// Number of the last message the peer has acknowledged (every one
+    /// before it too).
+    pub fn acknowledged(&self) -> u64 {
+        self.unacked.front().map_or(self.sent, |&(seq, _)| seq - 1)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acknowledged_counts_what_the_peer_has_acknowledged() {
+        let mut a: Session<&str> = Session::new();
+        let mut b: Session<&str> = Session::new();
+        assert_eq!(a.acknowledged(), 0);
+        let f1 = a.send("one");
+        let f2 = a.send("two");
+        a.send("three");
+        assert_eq!((a.acknowledged(), a.unacknowledged()), (0, 3));
+        b.receive(f1).unwrap();
+        b.receive(f2).unwrap();
+        a.receive(b.ack()).unwrap();
+        assert_eq!((a.acknowledged(), a.unacknowledged()), (2, 1));
+    }
 
     #[test]
     fn in_order_once_across_a_reconnection() {
