@@ -9,43 +9,40 @@
 //! flushes, the next batch gathers: many `Put`s arriving together cost one
 //! flush per file, and the engine serves other pages meanwhile.
 //!
-//! Why the file a write was made through is kept, and the batch's first one
-//! of each file is flushed: Linux reports a failed writeback to every open
-//! file description of the file that was opened before the failure (the
-//! error is sampled at `open`), once each. The first file of a batch was
-//! opened before any write of the batch to that file was made, so a failure
-//! to write any of them back reaches it, even if a flush through another
-//! file description (of an earlier batch) saw it first. Files are told
-//! apart by device and inode, not by name: a name replaced between two
-//! writes (`mv` over it) is another file, flushed by itself. The other
-//! writes' file descriptions are closed at once (a batch keeps one open
-//! file per inode).
+//! Files are told apart by device and inode, not by name (a name replaced
+//! between two writes, `mv` over it, is another file, flushed by itself).
+//! The export keeps each file open and writes through that one open file
+//! description, which is what is flushed. Linux reports a failed write-back
+//! to each open file description once: so a flush that fails may have
+//! reported the failure of a write that waits in a later batch (made while
+//! the flush ran), whose own flush then succeeds. A write therefore fails
+//! if any flush of its file that ended after the write began failed, not
+//! only its own batch's: [`Committer::push`] takes when the write began.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// An open file to flush (shared: the export keeps its files open).
+pub type Fd = Arc<File>;
+
+/// A file's device and inode.
+type Inode = (u64, u64);
 
 /// A write made into the page cache, waiting for its flush.
 struct Pending<T> {
-    /// The file's device and inode (writes of one file share a flush);
-    /// `None` if `fstat` failed (flushed by itself).
-    inode: Option<(u64, u64)>,
+    /// Its file's inode (writes of one file share a flush); `None` if
+    /// `fstat` failed (flushed by itself).
+    inode: Option<Inode>,
     /// The file the write was made through; `None` when an earlier write
     /// of the batch to the same inode keeps one (it is flushed through
     /// that).
-    fd: Option<File>,
+    fd: Option<Fd>,
+    /// When the write began.
+    began: Instant,
     /// What to report with the result.
     token: T,
-}
-
-impl<T> Pending<T> {
-    fn new(fd: File, token: T) -> Pending<T> {
-        use std::os::unix::fs::MetadataExt;
-        Pending {
-            inode: fd.metadata().ok().map(|m| (m.dev(), m.ino())),
-            fd: Some(fd),
-            token,
-        }
-    }
 }
 
 /// One flushed batch: every write of it with its result (0 or an errno),
@@ -89,16 +86,18 @@ impl<T: Send + 'static> Committer<T> {
         std::thread::Builder::new()
             .name("disk-commit".into())
             .spawn(move || {
+                let mut failures = Failures::default();
                 while let Some(batch) = me.next_batch() {
-                    report(flush(batch));
+                    report(flush(batch, &mut failures, |f: &File| f.sync_data()));
                 }
             })?;
         Ok(c)
     }
 
-    /// Hands in a write made through `fd`, to be reported with `token`.
-    pub fn push(&self, fd: File, token: T) {
-        enqueue(&mut lock(&self.queue).waiting, fd, token);
+    /// Hands in a write made through `fd` that began at `began` (before
+    /// its `pwrite`), to be reported with `token`.
+    pub fn push(&self, fd: Fd, began: Instant, token: T) {
+        enqueue(&mut lock(&self.queue).waiting, fd, began, token);
         self.wake.notify_one();
     }
 
@@ -123,40 +122,62 @@ impl<T: Send + 'static> Committer<T> {
     }
 }
 
-/// Adds a write made through `fd` to `waiting`, keeping `fd` open only if
-/// no write waiting there has the same inode.
-fn enqueue<T>(waiting: &mut Vec<Pending<T>>, fd: File, token: T) {
-    let mut p = Pending::new(fd, token);
-    if p.inode.is_some() && waiting.iter().any(|w| w.inode == p.inode) {
-        p.fd = None;
-    }
-    waiting.push(p);
+/// Adds a write made through `fd` to `waiting`, keeping `fd` only if no
+/// write waiting there has the same inode.
+fn enqueue<T>(waiting: &mut Vec<Pending<T>>, fd: Fd, began: Instant, token: T) {
+    use std::os::unix::fs::MetadataExt;
+    let inode = fd.metadata().ok().map(|m| (m.dev(), m.ino()));
+    let kept = inode.is_some() && waiting.iter().any(|w| w.inode == inode);
+    waiting.push(Pending {
+        inode,
+        fd: (!kept).then_some(fd),
+        began,
+        token,
+    });
 }
 
-/// Flushes `batch`: each inode once, through its first write's file.
-fn flush<T>(batch: Vec<Pending<T>>) -> Flushed<T> {
-    let mut results: Vec<(Option<(u64, u64)>, i32)> = Vec::new();
+/// The last failed flush of each file: when it ended, and its errno.
+type Failures = HashMap<Inode, (Instant, i32)>;
+
+/// Flushes `batch` with `sync`: each inode once, through its first
+/// write's file. A write fails with its flush's error, or with that of an
+/// earlier failed flush of its file that ended after the write began.
+fn flush<T>(
+    batch: Vec<Pending<T>>,
+    failures: &mut Failures,
+    sync: impl Fn(&File) -> std::io::Result<()>,
+) -> Flushed<T> {
+    let mut results: Vec<(Option<Inode>, i32)> = Vec::new();
     let mut syncs = 0;
     let done = batch
         .into_iter()
         .map(|p| {
-            let error = match p.fd {
+            let mut error = match &p.fd {
                 Some(fd) => {
                     syncs += 1;
-                    let error = match fd.sync_data() {
+                    let error = match sync(fd) {
                         Ok(()) => 0,
                         Err(e) => e.raw_os_error().unwrap_or(wfs_abi::errno::EIO),
                     };
+                    if let (Some(inode), true) = (p.inode, error != 0) {
+                        failures.insert(inode, (Instant::now(), error));
+                    }
                     results.push((p.inode, error));
                     error
                 }
                 // (The first write of its inode, earlier in the batch,
-                // was flushed: `push` keeps its file.)
+                // was flushed: `enqueue` kept its file.)
                 None => results
                     .iter()
                     .find(|&&(i, _)| i.is_some() && i == p.inode)
                     .map_or(wfs_abi::errno::EIO, |&(_, e)| e),
             };
+            if error == 0
+                && let Some(&(ended, e)) = p.inode.and_then(|i| failures.get(&i))
+                && ended > p.began
+            {
+                error = e;
+            }
             (p.token, error)
         })
         .collect();
@@ -191,10 +212,15 @@ mod tests {
     /// Appends `byte` to `name` through a file of its own, as the engine
     /// writes, and queues the write in `batch`.
     fn write(batch: &mut Vec<Pending<usize>>, dir: &Path, name: &str, token: usize) {
+        let began = Instant::now();
         let mut fd = file(dir, name);
         fd.seek(std::io::SeekFrom::End(0)).expect("seek");
         fd.write_all(&[token as u8]).expect("write");
-        enqueue(batch, fd, token);
+        enqueue(batch, Arc::new(fd), began, token);
+    }
+
+    fn sync(f: &File) -> std::io::Result<()> {
+        f.sync_data()
     }
 
     #[test]
@@ -206,7 +232,7 @@ mod tests {
         }
         // One file kept open per inode.
         assert_eq!(batch.iter().filter(|p| p.fd.is_some()).count(), 2);
-        let f = flush(batch);
+        let f = flush(batch, &mut Failures::default(), sync);
         assert_eq!(f.syncs, 2);
         assert_eq!(f.done, vec![(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)]);
         let mut a = Vec::new();
@@ -225,8 +251,33 @@ mod tests {
         std::fs::rename(dir.join("g"), dir.join("f")).expect("rename");
         write(&mut batch, &dir, "f", 1);
         assert!(batch.iter().all(|p| p.fd.is_some()));
-        let f = flush(batch);
+        let f = flush(batch, &mut Failures::default(), sync);
         assert_eq!((f.syncs, f.done), (2, vec![(0, 0), (1, 0)]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_write_fails_with_a_failed_flush_of_its_file_that_ended_after_it_began() {
+        // The flush of batch 1 fails, and may have reported the failure of
+        // write 1, made while it ran: write 1 fails too, though its own
+        // flush (batch 2) succeeds. Write 2, begun after that failure,
+        // succeeds; so does a write of another file.
+        let dir = tmpdir("failed");
+        let failing = |_: &File| Err(std::io::Error::from_raw_os_error(28));
+        let mut failures = Failures::default();
+        let mut batch1 = Vec::new();
+        write(&mut batch1, &dir, "f", 0);
+        let mut batch2 = Vec::new();
+        write(&mut batch2, &dir, "f", 1);
+        write(&mut batch2, &dir, "g", 2);
+        let f1 = flush(batch1, &mut failures, failing);
+        assert_eq!(f1.done, vec![(0, 28)]);
+        let f2 = flush(batch2, &mut failures, sync);
+        assert_eq!(f2.done, vec![(1, 28), (2, 0)]);
+        let mut batch3 = Vec::new();
+        write(&mut batch3, &dir, "f", 3);
+        let f3 = flush(batch3, &mut failures, sync);
+        assert_eq!(f3.done, vec![(3, 0)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -246,11 +297,11 @@ mod tests {
             }
         })
         .expect("start");
-        c.push(file(&dir, "f"), 0);
+        c.push(Arc::new(file(&dir, "f")), Instant::now(), 0);
         let first = rx.recv_timeout(Duration::from_secs(10)).expect("first");
         assert_eq!((first.done, first.syncs), (vec![(0, 0)], 1));
         for i in 1..=10 {
-            c.push(file(&dir, "f"), i);
+            c.push(Arc::new(file(&dir, "f")), Instant::now(), i);
         }
         go_tx.send(()).expect("go");
         let second = rx.recv_timeout(Duration::from_secs(10)).expect("second");

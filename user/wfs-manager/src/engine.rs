@@ -50,7 +50,7 @@ pub enum Event {
 }
 
 /// A disk write of the core's waiting for its flush: what reports it.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct DiskDone {
     page: PageId,
     epoch: u64,
@@ -1671,22 +1671,28 @@ impl Engine {
             } => {
                 let _lock = self.export.lock_page(page.file, page.index);
                 let done = DiskDone { page, epoch, ack };
-                let error = match self
-                    .export
-                    .write_page_unsynced(page.file, page.index, &data)
-                {
-                    Ok(fd) => {
-                        Counters::add(&self.counters.disk_writes, 1);
-                        if let Some(c) = &self.committer {
-                            c.push(fd, done);
+                let began = Instant::now();
+                let error = match &self.committer {
+                    Some(c) => match self
+                        .export
+                        .write_page_unsynced(page.file, page.index, &data)
+                    {
+                        Ok(fd) => {
+                            c.push(fd, began, done);
+                            Counters::add(&self.counters.disk_writes, 1);
                             return None;
                         }
-                        Counters::add(&self.counters.disk_syncs, 1);
-                        fd.sync_data()
-                            .err()
-                            .map_or(0, |e| e.raw_os_error().unwrap_or(errno::EIO))
-                    }
-                    Err(e) => e,
+                        Err(e) => e,
+                    },
+                    // (Before the committer runs: flushed at once.)
+                    None => match self.export.write_page(page.file, page.index, &data) {
+                        Ok(()) => {
+                            Counters::add(&self.counters.disk_writes, 1);
+                            Counters::add(&self.counters.disk_syncs, 1);
+                            0
+                        }
+                        Err(e) => e,
+                    },
                 };
                 Some(disk_written(done, error))
             }

@@ -6,6 +6,16 @@
 //! outside the directory can be reached. A file's id is a 64-bit hash of
 //! its name with the top bit set: stable across restarts and hosts, and
 //! never 0 or 1 (the kernel's root). Two names that hash alike are refused.
+//!
+//! The owner keeps the files it serves open ([`OPEN_FILES`] at most), so a
+//! page read or written costs a `pread`/`pwrite` and an `fstat`, not a path
+//! lookup and an `open` each. A file is opened with `O_NOFOLLOW` (names
+//! are one component: no symbolic link is followed, even one put in place
+//! of a file after its LOOKUP) and `O_NONBLOCK` (a FIFO put there does not
+//! block the manager), and must be a regular file. An open file whose name
+//! went away (removed, or replaced by a rename: its link count is 0) is
+//! dropped and the name opened again. (A file renamed away while open is
+//! not noticed: its pages keep going to it until the cache drops it.)
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -14,7 +24,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use wfs_abi::{Attr, Grant, PAGE_SIZE, errno, valid_name};
 
@@ -42,6 +52,19 @@ pub struct Export {
     null_read: AtomicBool,
     /// The owner's per-page locks.
     pages: PageLocks,
+    /// The files kept open, by id.
+    open: Mutex<HashMap<u64, OpenFile>>,
+}
+
+/// Files kept open at most (each an open file description).
+pub const OPEN_FILES: usize = 256;
+
+/// An export file kept open.
+#[derive(Debug, Clone)]
+struct OpenFile {
+    file: Arc<fs::File>,
+    /// Opened for writing too (else read-only: its mode allows no more).
+    writable: bool,
 }
 
 /// The owner's per-page locks. An invalidation holds a page's lock from
@@ -71,6 +94,20 @@ impl Drop for PageGuard<'_> {
     }
 }
 
+/// Writes `page` as page `index` of `f`, `size` bytes long, without
+/// growing it: bytes past its end are dropped; a page wholly past it is
+/// `EFBIG`.
+fn write_within(f: &fs::File, size: u64, index: u64, page: &[u8]) -> Result<(), i32> {
+    use std::os::unix::fs::FileExt;
+    let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
+    if offset >= size {
+        return Err(errno::EFBIG);
+    }
+    let len = (size - offset).min(page.len() as u64) as usize;
+    f.write_all_at(&page[..len], offset)
+        .map_err(|e| io_errno(&e))
+}
+
 fn io_errno(e: &io::Error) -> i32 {
     match e.kind() {
         io::ErrorKind::NotFound => errno::ENOENT,
@@ -92,6 +129,7 @@ impl Export {
             read_grant,
             null_read: AtomicBool::new(false),
             pages: PageLocks::default(),
+            open: Mutex::new(HashMap::new()),
         }
     }
 
@@ -204,9 +242,43 @@ impl Export {
         self.attr_of(&name)
     }
 
-    /// Opens file `id` with `opts`, finding its name again if a restarted
-    /// manager has not seen it yet.
-    fn open(&self, id: u64, opts: &fs::OpenOptions) -> Result<fs::File, i32> {
+    /// File `id`, open (for writing too if `write`), with its size: the
+    /// one kept open if its name still stands for it, else opened by name
+    /// (found again if a restarted manager has not seen it yet).
+    fn open(&self, id: u64, write: bool) -> Result<(Arc<fs::File>, u64), i32> {
+        use std::os::unix::fs::MetadataExt;
+        let kept = self.open_files().get(&id).cloned();
+        if let Some(f) = kept.filter(|f| f.writable || !write) {
+            match f.file.metadata() {
+                Ok(md) if md.nlink() > 0 => return Ok((f.file, md.len())),
+                // Removed or replaced since it was opened.
+                _ => {
+                    self.open_files().remove(&id);
+                }
+            }
+        }
+        let (file, writable, size) = self.open_anew(id, write)?;
+        let file = Arc::new(file);
+        let mut open = self.open_files();
+        if open.len() >= OPEN_FILES && !open.contains_key(&id) {
+            // (Any one: they are opened again as needed.)
+            if let Some(&other) = open.keys().next() {
+                open.remove(&other);
+            }
+        }
+        open.insert(
+            id,
+            OpenFile {
+                file: file.clone(),
+                writable,
+            },
+        );
+        Ok((file, size))
+    }
+
+    /// File `id` opened by name (see [`Export::open`]): the file, whether
+    /// it is writable, and its size.
+    fn open_anew(&self, id: u64, write: bool) -> Result<(fs::File, bool, u64), i32> {
         let name = match self.name_of(id) {
             Some(n) => n,
             None => {
@@ -214,15 +286,42 @@ impl Export {
                 self.name_of(id).ok_or(errno::ENOENT)?
             }
         };
-        opts.open(self.dir.join(std::ffi::OsStr::from_bytes(&name)))
-            .map_err(|e| io_errno(&e))
+        let path = self.dir.join(std::ffi::OsStr::from_bytes(&name));
+        let open = |w: bool| {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .read(true)
+                .write(w)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+        };
+        // Read-write if its mode allows, so that one open file serves
+        // both; read-only for a file nobody may write.
+        let (file, writable) = match open(true) {
+            Ok(f) => (f, true),
+            Err(e) if !write && e.kind() == io::ErrorKind::PermissionDenied => {
+                (open(false).map_err(|e| io_errno(&e))?, false)
+            }
+            // A symbolic link (`O_NOFOLLOW`): not a file of the export.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(errno::ENOENT),
+            Err(e) => return Err(io_errno(&e)),
+        };
+        let md = file.metadata().map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
+        }
+        Ok((file, writable, md.len()))
+    }
+
+    fn open_files(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OpenFile>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// READ: fills `page` with page `index` of file `id`; past the end of
     /// the file the page is zero.
     pub fn read_page(&self, id: u64, index: u64, page: &mut [u8]) -> Result<(), i32> {
         use std::os::unix::fs::FileExt;
-        let f = self.open(id, fs::OpenOptions::new().read(true))?;
+        let (f, _) = self.open(id, false)?;
         let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
         let mut done = 0;
         while done < page.len() {
@@ -243,24 +342,26 @@ impl Export {
     /// stable storage (`fdatasync`): the owner acknowledges a `Put` only
     /// after this, so a writer's `fsync` means "on the owner's disk".
     pub fn write_page(&self, id: u64, index: u64, page: &[u8]) -> Result<(), i32> {
-        let f = self.write_page_unsynced(id, index, page)?;
+        // Through a file of its own: a failed write-back is reported once
+        // to each open file, and one shared with concurrent writes could
+        // have reported this one's to their flush.
+        let (f, _, size) = self.open_anew(id, true)?;
+        write_within(&f, size, index, page)?;
         f.sync_data().map_err(|e| io_errno(&e))
     }
 
-    /// Like [`Export::write_page`], up to the page cache only: returns the
-    /// file written through, for [`crate::commit`] to flush (with other
-    /// writes) before the write counts as done.
-    pub fn write_page_unsynced(&self, id: u64, index: u64, page: &[u8]) -> Result<fs::File, i32> {
-        use std::os::unix::fs::FileExt;
-        let f = self.open(id, fs::OpenOptions::new().write(true))?;
-        let size = f.metadata().map_err(|e| io_errno(&e))?.len();
-        let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
-        if offset >= size {
-            return Err(errno::EFBIG);
-        }
-        let len = (size - offset).min(page.len() as u64) as usize;
-        f.write_all_at(&page[..len], offset)
-            .map_err(|e| io_errno(&e))?;
+    /// Like [`Export::write_page`], up to the page cache only, through the
+    /// file kept open: returns it, for [`crate::commit`] to flush (with
+    /// other writes, and minding the failures its other flushes saw)
+    /// before the write counts as done.
+    pub fn write_page_unsynced(
+        &self,
+        id: u64,
+        index: u64,
+        page: &[u8],
+    ) -> Result<Arc<fs::File>, i32> {
+        let (f, size) = self.open(id, true)?;
+        write_within(&f, size, index, page)?;
         Ok(f)
     }
 
@@ -386,5 +487,42 @@ mod tests {
         assert_eq!(e.lookup(b"b"), Err(errno::ENOENT));
         assert_eq!(e.entry(1).unwrap(), None);
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn files_kept_open_follow_their_names_and_never_a_symbolic_link() {
+        let d = tmpdir("open");
+        let secret = tmpdir("outside").join("secret");
+        fs::write(&secret, b"secret").unwrap();
+        fs::write(d.join("f"), b"first").unwrap();
+        let e = Export::new(&d);
+        let f = e.lookup(b"f").unwrap().file;
+        let mut page = vec![0u8; 4096];
+        e.read_page(f, 0, &mut page).unwrap();
+        assert_eq!(&page[..5], b"first");
+        // Written through the file kept open, and seen by name.
+        let mut new = vec![0u8; 4096];
+        new[..5].copy_from_slice(b"FIRST");
+        drop(e.write_page_unsynced(f, 0, &new).unwrap());
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"FIRST");
+        // Replaced by a rename: the new file is read, not the open one.
+        fs::write(d.join("g"), b"second").unwrap();
+        fs::rename(d.join("g"), d.join("f")).unwrap();
+        e.read_page(f, 0, &mut page).unwrap();
+        assert_eq!(&page[..6], b"second");
+        // Replaced by a symbolic link after its LOOKUP: not followed.
+        fs::remove_file(d.join("f")).unwrap();
+        std::os::unix::fs::symlink(&secret, d.join("f")).unwrap();
+        assert_eq!(e.read_page(f, 0, &mut page), Err(errno::ENOENT));
+        assert_eq!(e.write_page(f, 0, &new), Err(errno::ENOENT));
+        assert_eq!(fs::read(&secret).unwrap(), b"secret");
+        // Nor is a FIFO opened (it would block the manager).
+        fs::remove_file(d.join("f")).unwrap();
+        let fifo = std::ffi::CString::new(d.join("f").into_os_string().into_vec()).unwrap();
+        // SAFETY: `fifo` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(e.read_page(f, 0, &mut page), Err(errno::ENOENT));
+        fs::remove_dir_all(&d).unwrap();
+        fs::remove_dir_all(secret.parent().unwrap()).unwrap();
     }
 }
