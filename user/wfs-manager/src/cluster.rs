@@ -451,14 +451,29 @@ impl Cluster {
     /// again when it hears of the next one). Queues it in the connection's
     /// outbox without waiting.
     pub fn send_on(&self, peer: usize, conn: u64, frame: &Frame) -> io::Result<()> {
-        let outbox = {
-            let slots = lock(&self.slots);
-            match slots.get(peer).and_then(|s| s.conn.as_ref()) {
-                Some(c) if c.id == conn => c.outbox.clone(),
-                _ => return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
-            }
-        };
-        outbox.push(frame)
+        self.outbox(peer, conn)?.push(frame)
+    }
+
+    /// Like [`Cluster::send_on`], ahead of the frames waiting (a bare
+    /// acknowledgement: it must not wait behind data, and one overtaken by
+    /// a later one is ignored).
+    pub fn send_first_on(&self, peer: usize, conn: u64, frame: &Frame) -> io::Result<()> {
+        self.outbox(peer, conn)?.push_first(frame)
+    }
+
+    /// Whether everything sent on connection `conn` to peer `peer` has
+    /// been written (false if it is gone).
+    pub fn written(&self, peer: usize, conn: u64) -> bool {
+        self.outbox(peer, conn)
+            .is_ok_and(|o| lock(&o.queue).frames.is_empty())
+    }
+
+    fn outbox(&self, peer: usize, conn: u64) -> io::Result<Arc<Outbox>> {
+        let slots = lock(&self.slots);
+        match slots.get(peer).and_then(|s| s.conn.as_ref()) {
+            Some(c) if c.id == conn => Ok(c.outbox.clone()),
+            _ => Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
+        }
     }
 
     /// Closes connection `conn` to peer number `peer` (if it is still the
@@ -871,6 +886,7 @@ impl Cluster {
         {
             let mut slots = lock(&self.slots);
             if self.stopping() {
+                outbox.close();
                 let _ = stream.shutdown(Shutdown::Both);
                 return;
             }

@@ -27,14 +27,12 @@ use std::time::Instant;
 /// An open file to flush (shared: the export keeps its files open).
 pub type Fd = Arc<File>;
 
-/// A file's device and inode.
-type Inode = (u64, u64);
+use crate::export::Inode;
 
 /// A write made into the page cache, waiting for its flush.
 struct Pending<T> {
-    /// Its file's inode (writes of one file share a flush); `None` if
-    /// `fstat` failed (flushed by itself).
-    inode: Option<Inode>,
+    /// Its file's inode (writes of one file share a flush).
+    inode: Inode,
     /// The file the write was made through; `None` when an earlier write
     /// of the batch to the same inode keeps one (it is flushed through
     /// that).
@@ -94,10 +92,10 @@ impl<T: Send + 'static> Committer<T> {
         Ok(c)
     }
 
-    /// Hands in a write made through `fd` that began at `began` (before
-    /// its `pwrite`), to be reported with `token`.
-    pub fn push(&self, fd: Fd, began: Instant, token: T) {
-        enqueue(&mut lock(&self.queue).waiting, fd, began, token);
+    /// Hands in a write made through `fd`, open on `inode`, that began at
+    /// `began` (before its `pwrite`), to be reported with `token`.
+    pub fn push(&self, fd: Fd, inode: Inode, began: Instant, token: T) {
+        enqueue(&mut lock(&self.queue).waiting, fd, inode, began, token);
         self.wake.notify_one();
     }
 
@@ -124,10 +122,8 @@ impl<T: Send + 'static> Committer<T> {
 
 /// Adds a write made through `fd` to `waiting`, keeping `fd` only if no
 /// write waiting there has the same inode.
-fn enqueue<T>(waiting: &mut Vec<Pending<T>>, fd: Fd, began: Instant, token: T) {
-    use std::os::unix::fs::MetadataExt;
-    let inode = fd.metadata().ok().map(|m| (m.dev(), m.ino()));
-    let kept = inode.is_some() && waiting.iter().any(|w| w.inode == inode);
+fn enqueue<T>(waiting: &mut Vec<Pending<T>>, fd: Fd, inode: Inode, began: Instant, token: T) {
+    let kept = waiting.iter().any(|w| w.inode == inode);
     waiting.push(Pending {
         inode,
         fd: (!kept).then_some(fd),
@@ -147,8 +143,9 @@ fn flush<T>(
     failures: &mut Failures,
     sync: impl Fn(&File) -> std::io::Result<()>,
 ) -> Flushed<T> {
-    let mut results: Vec<(Option<Inode>, i32)> = Vec::new();
+    let mut results: Vec<(Inode, i32)> = Vec::new();
     let mut syncs = 0;
+    let oldest = batch.iter().map(|p| p.began).min();
     let done = batch
         .into_iter()
         .map(|p| {
@@ -159,8 +156,8 @@ fn flush<T>(
                         Ok(()) => 0,
                         Err(e) => e.raw_os_error().unwrap_or(wfs_abi::errno::EIO),
                     };
-                    if let (Some(inode), true) = (p.inode, error != 0) {
-                        failures.insert(inode, (Instant::now(), error));
+                    if error != 0 {
+                        failures.insert(p.inode, (Instant::now(), error));
                     }
                     results.push((p.inode, error));
                     error
@@ -169,11 +166,11 @@ fn flush<T>(
                 // was flushed: `enqueue` kept its file.)
                 None => results
                     .iter()
-                    .find(|&&(i, _)| i.is_some() && i == p.inode)
+                    .find(|&&(i, _)| i == p.inode)
                     .map_or(wfs_abi::errno::EIO, |&(_, e)| e),
             };
             if error == 0
-                && let Some(&(ended, e)) = p.inode.and_then(|i| failures.get(&i))
+                && let Some(&(ended, e)) = failures.get(&p.inode)
                 && ended > p.began
             {
                 error = e;
@@ -181,6 +178,12 @@ fn flush<T>(
             (p.token, error)
         })
         .collect();
+    // Writes are handed in in the order they began (the engine makes them
+    // one at a time): a failure that ended before the batch's oldest write
+    // began concerns no later one either.
+    if let Some(oldest) = oldest {
+        failures.retain(|_, &mut (ended, _)| ended >= oldest);
+    }
     Flushed { done, syncs }
 }
 
@@ -216,7 +219,14 @@ mod tests {
         let mut fd = file(dir, name);
         fd.seek(std::io::SeekFrom::End(0)).expect("seek");
         fd.write_all(&[token as u8]).expect("write");
-        enqueue(batch, Arc::new(fd), began, token);
+        let inode = inode_of(&fd);
+        enqueue(batch, Arc::new(fd), inode, began, token);
+    }
+
+    fn inode_of(f: &File) -> Inode {
+        use std::os::unix::fs::MetadataExt;
+        let md = f.metadata().expect("fstat");
+        (md.dev(), md.ino())
     }
 
     fn sync(f: &File) -> std::io::Result<()> {
@@ -278,6 +288,8 @@ mod tests {
         write(&mut batch3, &dir, "f", 3);
         let f3 = flush(batch3, &mut failures, sync);
         assert_eq!(f3.done, vec![(3, 0)]);
+        // (The failure concerns no write still to come.)
+        assert!(failures.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -297,11 +309,13 @@ mod tests {
             }
         })
         .expect("start");
-        c.push(Arc::new(file(&dir, "f")), Instant::now(), 0);
+        let f = file(&dir, "f");
+        let inode = inode_of(&f);
+        c.push(Arc::new(f), inode, Instant::now(), 0);
         let first = rx.recv_timeout(Duration::from_secs(10)).expect("first");
         assert_eq!((first.done, first.syncs), (vec![(0, 0)], 1));
         for i in 1..=10 {
-            c.push(Arc::new(file(&dir, "f")), Instant::now(), i);
+            c.push(Arc::new(file(&dir, "f")), inode, Instant::now(), i);
         }
         go_tx.send(()).expect("go");
         let second = rx.recv_timeout(Duration::from_secs(10)).expect("second");

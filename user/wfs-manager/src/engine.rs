@@ -237,6 +237,8 @@ struct Peer {
     acks: AckWatch,
     /// Highest acknowledgement sent to it.
     acked: u64,
+    /// Highest acknowledgement sent to it ahead of waiting messages.
+    acked_first: u64,
 }
 
 /// A READ waiting for its page.
@@ -378,6 +380,7 @@ impl Engine {
                 session: Session::new(),
                 acks: AckWatch::default(),
                 acked: 0,
+                acked_first: 0,
             })
             .collect();
         let by_host = peers.iter().enumerate().map(|(i, p)| (p.host, i)).collect();
@@ -551,6 +554,7 @@ impl Engine {
         self.run_core(Input::PeerJoined { host, incarnation });
         let p = &mut self.peers[idx];
         p.conn = Some(conn);
+        p.acks = AckWatch::default();
         Counters::add(&self.counters.connections, 1);
         let again = p.session.resend();
         Counters::add(&self.counters.resent, again.len() as u64);
@@ -717,6 +721,7 @@ impl Engine {
         let current = p.incarnation == Some(incarnation);
         let undelivered = if current {
             p.acked = 0;
+            p.acked_first = 0;
             p.session
                 .abandon()
                 .into_iter()
@@ -844,23 +849,27 @@ impl Engine {
     }
 
     /// Takes for dead a connected peer that has acknowledged nothing for
-    /// the failure time-out while messages waited for it: its connection's
-    /// heartbeat is answered, but its engine is stuck (or broken), and
-    /// what this host keeps to send it again must not grow for ever. A
-    /// live peer acknowledges within a tick ([`TICK`]). Only on the
-    /// majority side, as after the failure time-out.
+    /// the failure time-out (and the heartbeat's [`DEAD_AFTER`]) while
+    /// messages written to it waited: its connection's heartbeat is
+    /// answered, but its engine is stuck (or broken), and what this host
+    /// keeps to send it again must not grow for ever. A live peer
+    /// acknowledges within a tick ([`TICK`]), ahead of any data it has to
+    /// write. Time with messages still in this host's outbox does not
+    /// count (the peer may be reading them slowly). Only on the majority
+    /// side, as after the failure time-out.
     fn check_sessions(&mut self) {
         let now = Instant::now();
-        let timeout = self.failure_timeout;
+        let timeout = self.failure_timeout + crate::cluster::DEAD_AFTER;
         let mut stuck = Vec::new();
         for (i, p) in self.peers.iter_mut().enumerate() {
-            let (Some(inc), Some(_)) = (p.incarnation, p.conn) else {
+            let (Some(inc), Some(conn)) = (p.incarnation, p.conn) else {
                 p.acks = AckWatch::default();
                 continue;
             };
+            let written = self.cluster.as_ref().is_some_and(|cl| cl.written(i, conn));
             let waited = p.acks.note(
                 p.session.acknowledged(),
-                p.session.unacknowledged() > 0,
+                written && p.session.unacknowledged() > 0,
                 now,
             );
             if waited >= timeout && !p.dead.contains(&inc) && p.declare_later != Some(inc) {
@@ -923,18 +932,25 @@ impl Engine {
     }
 
     /// Acknowledges, on an otherwise quiet connection, what has arrived.
+    /// Also when the acknowledgement went with a message that still waits
+    /// behind others to be written: a bare one goes ahead of them.
     fn send_acks(&mut self) {
-        let mut out = Vec::new();
+        let Some(cl) = self.cluster.clone() else {
+            return;
+        };
         for (idx, p) in self.peers.iter_mut().enumerate() {
-            let (Some(conn), true) = (p.conn, p.session.received() > p.acked) else {
+            let Some(conn) = p.conn else {
                 continue;
             };
-            let f = p.session.ack();
-            p.acked = f.ack;
-            out.push((idx, conn, Frame::Page(f)));
-        }
-        for (idx, conn, f) in out {
-            self.send_frame(idx, conn, f);
+            let received = p.session.received();
+            if received > p.acked || (received > p.acked_first && !cl.written(idx, conn)) {
+                let f = p.session.ack();
+                p.acked = f.ack;
+                p.acked_first = f.ack;
+                // (A failed write closes the connection; the next one
+                // acknowledges.)
+                let _ = cl.send_first_on(idx, conn, &Frame::Page(f));
+            }
         }
     }
 
@@ -1677,8 +1693,8 @@ impl Engine {
                         .export
                         .write_page_unsynced(page.file, page.index, &data)
                     {
-                        Ok(fd) => {
-                            c.push(fd, began, done);
+                        Ok((fd, inode)) => {
+                            c.push(fd, inode, began, done);
                             Counters::add(&self.counters.disk_writes, 1);
                             return None;
                         }

@@ -12,10 +12,9 @@
 //! lookup and an `open` each. A file is opened with `O_NOFOLLOW` (names
 //! are one component: no symbolic link is followed, even one put in place
 //! of a file after its LOOKUP) and `O_NONBLOCK` (a FIFO put there does not
-//! block the manager), and must be a regular file. An open file whose name
-//! went away (removed, or replaced by a rename: its link count is 0) is
-//! dropped and the name opened again. (A file renamed away while open is
-//! not noticed: its pages keep going to it until the cache drops it.)
+//! block the manager), and must be a regular file. Each use checks with an
+//! `lstat` of the name that it still stands for the open file; one removed,
+//! renamed away or replaced is opened again by name.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -65,6 +64,9 @@ struct OpenFile {
     file: Arc<fs::File>,
     /// Opened for writing too (else read-only: its mode allows no more).
     writable: bool,
+    /// Its inode: the name still stands for it while an `lstat` of the
+    /// name finds this one.
+    inode: Inode,
 }
 
 /// The owner's per-page locks. An invalidation holds a page's lock from
@@ -92,6 +94,49 @@ impl Drop for PageGuard<'_> {
         drop(held);
         self.locks.freed.notify_all();
     }
+}
+
+/// A file's device and inode.
+pub type Inode = (u64, u64);
+
+/// Opens the export file at `path` (for writing too if `write`): read-write
+/// if its mode allows, so that one open file serves both, else read-only
+/// for reading. Never follows a symbolic link (`O_NOFOLLOW`: names are one
+/// component), never blocks on a FIFO (`O_NONBLOCK`), never takes a
+/// terminal (`O_NOCTTY`); anything but a regular file is `ENOENT`. Returns
+/// the file, whether it is writable, its size and its inode.
+fn open_path(path: &Path, write: bool) -> Result<(fs::File, bool, u64, Inode), i32> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let open = |w: bool| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(w)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+    };
+    let not_a_file = |e: &io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ELOOP | libc::EISDIR | libc::ENXIO)
+        )
+    };
+    let (file, writable) = match open(true) {
+        Ok(f) => (f, true),
+        Err(e) if not_a_file(&e) => return Err(errno::ENOENT),
+        // Read-only (its mode, a read-only file system, a running
+        // program): good for reading.
+        Err(_) if !write => match open(false) {
+            Ok(f) => (f, false),
+            Err(e) if not_a_file(&e) => return Err(errno::ENOENT),
+            Err(e) => return Err(io_errno(&e)),
+        },
+        Err(e) => return Err(io_errno(&e)),
+    };
+    let md = file.metadata().map_err(|e| io_errno(&e))?;
+    if !md.file_type().is_file() {
+        return Err(errno::ENOENT);
+    }
+    Ok((file, writable, md.len(), (md.dev(), md.ino())))
 }
 
 /// Writes `page` as page `index` of `f`, `size` bytes long, without
@@ -242,26 +287,27 @@ impl Export {
         self.attr_of(&name)
     }
 
-    /// File `id`, open (for writing too if `write`), with its size: the
-    /// one kept open if its name still stands for it, else opened by name
-    /// (found again if a restarted manager has not seen it yet).
-    fn open(&self, id: u64, write: bool) -> Result<(Arc<fs::File>, u64), i32> {
+    /// File `id`, open (for writing too if `write`), with its size and
+    /// inode: the one kept open if its name still stands for it (one
+    /// `lstat`), else opened by name (found again if a restarted manager
+    /// has not seen it yet).
+    fn open(&self, id: u64, write: bool) -> Result<(Arc<fs::File>, u64, Inode), i32> {
         use std::os::unix::fs::MetadataExt;
-        let kept = self.open_files().get(&id).cloned();
-        if let Some(f) = kept.filter(|f| f.writable || !write) {
-            match f.file.metadata() {
-                Ok(md) if md.nlink() > 0 => return Ok((f.file, md.len())),
-                // Removed or replaced since it was opened.
-                _ => {
-                    self.open_files().remove(&id);
-                }
-            }
+        let path = self.path_of(id)?;
+        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
         }
-        let (file, writable, size) = self.open_anew(id, write)?;
+        let inode = (md.dev(), md.ino());
+        let kept = self.open_files().get(&id).cloned();
+        if let Some(f) = kept.filter(|f| f.inode == inode && (f.writable || !write)) {
+            return Ok((f.file, md.len(), inode));
+        }
+        let (file, writable, size, inode) = open_path(&path, write)?;
         let file = Arc::new(file);
         let mut open = self.open_files();
         if open.len() >= OPEN_FILES && !open.contains_key(&id) {
-            // (Any one: they are opened again as needed.)
+            // (Any one: it is opened again when needed.)
             if let Some(&other) = open.keys().next() {
                 open.remove(&other);
             }
@@ -271,14 +317,15 @@ impl Export {
             OpenFile {
                 file: file.clone(),
                 writable,
+                inode,
             },
         );
-        Ok((file, size))
+        Ok((file, size, inode))
     }
 
-    /// File `id` opened by name (see [`Export::open`]): the file, whether
-    /// it is writable, and its size.
-    fn open_anew(&self, id: u64, write: bool) -> Result<(fs::File, bool, u64), i32> {
+    /// The path of file `id` (its name found again if a restarted manager
+    /// has not seen it yet).
+    fn path_of(&self, id: u64) -> Result<PathBuf, i32> {
         let name = match self.name_of(id) {
             Some(n) => n,
             None => {
@@ -286,31 +333,7 @@ impl Export {
                 self.name_of(id).ok_or(errno::ENOENT)?
             }
         };
-        let path = self.dir.join(std::ffi::OsStr::from_bytes(&name));
-        let open = |w: bool| {
-            use std::os::unix::fs::OpenOptionsExt;
-            fs::OpenOptions::new()
-                .read(true)
-                .write(w)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&path)
-        };
-        // Read-write if its mode allows, so that one open file serves
-        // both; read-only for a file nobody may write.
-        let (file, writable) = match open(true) {
-            Ok(f) => (f, true),
-            Err(e) if !write && e.kind() == io::ErrorKind::PermissionDenied => {
-                (open(false).map_err(|e| io_errno(&e))?, false)
-            }
-            // A symbolic link (`O_NOFOLLOW`): not a file of the export.
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(errno::ENOENT),
-            Err(e) => return Err(io_errno(&e)),
-        };
-        let md = file.metadata().map_err(|e| io_errno(&e))?;
-        if !md.file_type().is_file() {
-            return Err(errno::ENOENT);
-        }
-        Ok((file, writable, md.len()))
+        Ok(self.dir.join(std::ffi::OsStr::from_bytes(&name)))
     }
 
     fn open_files(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OpenFile>> {
@@ -321,7 +344,7 @@ impl Export {
     /// the file the page is zero.
     pub fn read_page(&self, id: u64, index: u64, page: &mut [u8]) -> Result<(), i32> {
         use std::os::unix::fs::FileExt;
-        let (f, _) = self.open(id, false)?;
+        let (f, _, _) = self.open(id, false)?;
         let offset = index.checked_mul(page.len() as u64).ok_or(errno::EINVAL)?;
         let mut done = 0;
         while done < page.len() {
@@ -345,7 +368,7 @@ impl Export {
         // Through a file of its own: a failed write-back is reported once
         // to each open file, and one shared with concurrent writes could
         // have reported this one's to their flush.
-        let (f, _, size) = self.open_anew(id, true)?;
+        let (f, _, size, _) = open_path(&self.path_of(id)?, true)?;
         write_within(&f, size, index, page)?;
         f.sync_data().map_err(|e| io_errno(&e))
     }
@@ -359,10 +382,10 @@ impl Export {
         id: u64,
         index: u64,
         page: &[u8],
-    ) -> Result<Arc<fs::File>, i32> {
-        let (f, size) = self.open(id, true)?;
+    ) -> Result<(Arc<fs::File>, Inode), i32> {
+        let (f, size, inode) = self.open(id, true)?;
         write_within(&f, size, index, page)?;
-        Ok(f)
+        Ok((f, inode))
     }
 
     /// The shared names, sorted.
@@ -510,6 +533,15 @@ mod tests {
         fs::rename(d.join("g"), d.join("f")).unwrap();
         e.read_page(f, 0, &mut page).unwrap();
         assert_eq!(&page[..6], b"second");
+        // Renamed away and a new one put in its place (an editor's save):
+        // the new one is read and written, the old one left alone.
+        fs::rename(d.join("f"), d.join("f~")).unwrap();
+        fs::write(d.join("f"), b"third").unwrap();
+        e.read_page(f, 0, &mut page).unwrap();
+        assert_eq!(&page[..5], b"third");
+        drop(e.write_page_unsynced(f, 0, &new).unwrap());
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"FIRST");
+        assert_eq!(fs::read(d.join("f~")).unwrap(), b"second");
         // Replaced by a symbolic link after its LOOKUP: not followed.
         fs::remove_file(d.join("f")).unwrap();
         std::os::unix::fs::symlink(&secret, d.join("f")).unwrap();
