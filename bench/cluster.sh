@@ -9,7 +9,10 @@
 #    files through /wfs: the owner takes the page out of its kernel and
 #    sends it) and (b) only on h1's disk; next to the raw TCP round trip
 #    (16 B request, 4 KB answer) between the same two guests.
-# 2. The Chunk paper's Figure 4: both hosts run the sharing benchmark on a
+# 2. Sequential read on h2 of SEQ_RUNS files of SEQ_MIB MiB that live on
+#    h1's disk, with read(2), next to the TCP bandwidth between the same
+#    two guests (SEQ_MIB MiB sent, SEQ_RUNS times).
+# 3. The Chunk paper's Figure 4: both hosts run the sharing benchmark on a
 #    64 KiB file at 0, 25, 50, 75 and 100% sharing, RUNS times each, at
 #    the same moment (TRAV traversals of 800 pages per run); then h1 runs
 #    it alone (the purely local run).
@@ -20,6 +23,8 @@ H=/opt/helpers
 PAGES=${PAGES:-1000}
 ROUNDS=${ROUNDS:-10}
 RUNS=${RUNS:-5}
+SEQ_MIB=${SEQ_MIB:-64}
+SEQ_RUNS=${SEQ_RUNS:-3}
 TRAV=${TRAV:-20}
 h=$WFS_HOST
 CTL=/wfs/ctl
@@ -44,7 +49,13 @@ if [ "$h" = 1 ]; then
         cat /wfs/held-$r > /dev/null
         r=$((r + 1))
     done
+    r=0
+    while [ $r -lt "$SEQ_RUNS" ]; do
+        dd if=/dev/urandom of=/export/seq-$r bs=1M count="$SEQ_MIB" 2>/dev/null
+        r=$((r + 1))
+    done
     $B/wfsbench tcp-serve 7100 &
+    $B/wfsbench tcp-sink 7101 &
 else
     appear 120 ctl || fail "$CTL never appeared"
 fi
@@ -63,6 +74,14 @@ if [ "$h" = 2 ]; then
     # shellcheck disable=SC2086
     result remote-disk $B/wfsbench fault1 remote-disk "$PAGES" $disk
     result tcp-guests $B/wfsbench tcp tcp-guests 2000 10.0.0.1 7100
+    seq="" r=0
+    while [ $r -lt "$SEQ_RUNS" ]; do
+        seq="$seq /wfs/seq-$r"
+        r=$((r + 1))
+    done
+    # shellcheck disable=SC2086
+    result seq-remote $B/wfsbench seq seq-remote $seq
+    result tcp-bw $B/wfsbench tcp-bw tcp-bw "$SEQ_RUNS" "$SEQ_MIB" 10.0.0.1 7101
 fi
 barrier 2
 

@@ -28,6 +28,17 @@
 //       HOST: the cost of asking a server for a page.
 //   wfsbench tcp-serve PORT
 //       answers each 16-byte request with 4096 bytes, for one connection.
+//   wfsbench seq LABEL FILE...
+//       reads each FILE from start to end with read(2), 1 MiB at a time
+//       (the kernel's read-ahead as it is): one sample per file, in ns
+//       per MiB (MiB/s = 1e9 / mean).
+//   wfsbench tcp-bw LABEL ROUNDS MIB HOST PORT
+//       sends MIB MiB over one TCP connection to "wfsbench tcp-sink PORT"
+//       on HOST and waits for its 1-byte receipt, ROUNDS times: one sample
+//       per round, in ns per MiB (the bandwidth between the two hosts).
+//   wfsbench tcp-sink PORT
+//       for one connection: reads an 8-byte length, that many bytes, and
+//       answers one byte, until the length is 0.
 //   wfsbench share LABEL FILE PERCENT HOST TRAVERSALS
 //       the sharing benchmark of the Chunk paper (Figure 4): FILE has 16
 //       pages; each of two hosts (HOST 0 or 1) works on 8 of them, of
@@ -369,6 +380,83 @@ static void bench_tcp(int rounds, const char *host, int port)
 		waitpid(pid, NULL, 0);
 }
 
+#define MIB (1024 * 1024)
+
+static void bench_seq(char **files, int nfiles)
+{
+	char *buf = malloc(MIB);
+
+	if (!buf)
+		DIE("seq: out of memory");
+	for (int i = 0; i < nfiles; i++) {
+		int fd = open(files[i], O_RDONLY);
+		uint64_t t = now_ns();
+		size_t total = 0;
+		ssize_t k;
+
+		if (fd < 0)
+			DIE("seq: %s: %s", files[i], strerror(errno));
+		while ((k = read(fd, buf, MIB)) > 0)
+			total += (size_t)k;
+		if (k < 0)
+			DIE("seq: %s: %s", files[i], strerror(errno));
+		close(fd);
+		if (total < MIB)
+			DIE("seq: %s: only %zu bytes", files[i], total);
+		new_run();
+		add((double)(now_ns() - t) / ((double)total / MIB));
+	}
+	free(buf);
+}
+
+static void tcp_sink(int ls)
+{
+	int s = accept(ls, NULL, NULL);
+	char *buf = malloc(MIB), ack = 1;
+	uint64_t len;
+
+	if (s < 0 || !buf)
+		DIE("tcp-sink: %s", strerror(errno));
+	for (;;) {
+		full(s, &len, sizeof(len), 1);
+		if (len == 0)
+			return;
+		while (len > 0) {
+			size_t n = len < MIB ? len : MIB;
+
+			full(s, buf, n, 1);
+			len -= n;
+		}
+		full(s, &ack, 1, 0);
+	}
+}
+
+static void bench_tcp_bw(int rounds, int mib, const char *host, int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	char *buf = calloc(1, MIB), ack;
+	uint64_t len = (uint64_t)mib * MIB, end = 0;
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (!buf || inet_pton(AF_INET, host, &a.sin_addr) != 1)
+		DIE("tcp-bw: bad address %s", host);
+	if (c < 0 || connect(c, (void *)&a, sizeof(a)))
+		DIE("tcp-bw connect: %s", strerror(errno));
+	for (int r = 0; r < rounds; r++) {
+		uint64_t t = now_ns();
+
+		full(c, &len, sizeof(len), 0);
+		for (int i = 0; i < mib; i++)
+			full(c, buf, MIB, 0);
+		full(c, &ack, 1, 1);
+		new_run();
+		add((double)(now_ns() - t) / mib);
+	}
+	full(c, &end, sizeof(end), 0);
+	close(c);
+	free(buf);
+}
+
 static void bench_fault1(size_t pages, char **files, int nfiles)
 {
 	for (int f = 0; f < nfiles; f++) {
@@ -461,7 +549,16 @@ int main(int argc, char **argv)
 		bench_tcp(atoi(argv[3]), NULL, 0);
 	else if (argc == 6 && strcmp(argv[1], "tcp") == 0)
 		bench_tcp(atoi(argv[3]), argv[4], atoi(argv[5]));
-	else if (argc == 3 && strcmp(argv[1], "tcp-serve") == 0) {
+	else if (argc >= 4 && strcmp(argv[1], "seq") == 0)
+		bench_seq(argv + 3, argc - 3);
+	else if (argc == 7 && strcmp(argv[1], "tcp-bw") == 0)
+		bench_tcp_bw(atoi(argv[3]), atoi(argv[4]), argv[5], atoi(argv[6]));
+	else if (argc == 3 && strcmp(argv[1], "tcp-sink") == 0) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+
+		tcp_sink(tcp_listen(&a));
+		return 0;
+	} else if (argc == 3 && strcmp(argv[1], "tcp-serve") == 0) {
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
 
 		tcp_serve(tcp_listen(&a));

@@ -77,6 +77,27 @@ table("Remote page faults between two guests (first touch of a page mapped alone
        ("remote-disk", "WFS remote fault: page only on the owner's disk")])
 
 
+def mib_s(key):
+    r = rows.get(key)
+    return 1e9 / r["mean_ns"] if r else None
+
+
+print(f"\nSequential read of files another guest owns (on h2, read(2) of files on h1's disk)\n"
+      f"next to the TCP bandwidth between the same guests; MiB/s of the mean time per MiB")
+print(f"  {'case':<52} {'n':>6} {'MiB/s':>9} {'sd MiB/s':>9} {'x TCP':>9}")
+for key, label in (("tcp-bw", "raw TCP between the guests, one connection"),
+                   ("seq-remote", "WFS sequential read of a remote file")):
+    r = rows.get(key)
+    if r is None:
+        print(f"  {label:<52} (missing)")
+        continue
+    bw, tcp = mib_s(key), mib_s("tcp-bw")
+    # (sd of the rate, to first order: sd of the time per MiB over its mean.)
+    sd = bw * r["sd_ns"] / r["mean_ns"]
+    ratio = f"{bw / tcp:.3f}" if tcp else "-"
+    print(f"  {label:<52} {int(r['n']):>6} {bw:>9.1f} {sd:>9.1f} {ratio:>9}")
+
+
 def stats(v):
     mean = sum(v) / len(v)
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
@@ -102,7 +123,7 @@ if local:
     ml, sl, _ = stats(local)
     print(f"  {'local':>8} {len(local):>5} {ml:>9.2f} +- {sl:>5.2f}")
 missing = [k for k in ("local-cached", "wfs-null", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate",
-                       "copy", "tcp-guests", "remote-held", "remote-disk")
+                       "copy", "tcp-guests", "remote-held", "remote-disk", "seq-remote", "tcp-bw")
            if k not in rows]
 if not local or len(fig4) < 11:
     missing.append("figure-4")

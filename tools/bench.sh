@@ -32,7 +32,7 @@ guests() {
     shift 4
     local adds=(--add "$ROOT/build/bench:/opt/bench" --add "$ROOT/bench/$script:/opt/$script")
     for a in "$@"; do adds+=(--add "$a"); done
-    if ! "$ROOT/tools/wfs-vm" run --hosts "$hosts" --timeout "$timeout" "${adds[@]}" \
+    if ! "$ROOT/tools/wfs-vm" run --hosts "$hosts" --timeout "$timeout" ${MEM:+--mem "$MEM"} "${adds[@]}" \
             -- /bin/sh -c "PAGES=$PAGES ROUNDS=$ROUNDS exec /bin/sh /opt/$script" > "$out" 2>&1; then
         grep -E "BENCH-FAILED|FAIL|error" "$out" | head -20 >&2 || tail -20 "$out" >&2
         echo "[bench] the $hosts-guest benchmark run failed" >&2
@@ -44,7 +44,8 @@ guests() {
 echo "[bench] one guest; $PAGES pages x $ROUNDS rounds per fault benchmark (a few minutes under TCG)"
 guests "$out" 1 1200 guest.sh
 echo "[bench] two guests; remote faults ($PAGES pages x $ROUNDS files), then Figure 4"
-guests "$cl" 2 1800 cluster.sh "$ROOT/build/test-helpers:/opt/helpers"
+# (1 GiB each: h1's export holds the sequential-read files, h2 reads them.)
+MEM=1024 guests "$cl" 2 1800 cluster.sh "$ROOT/build/test-helpers:/opt/helpers"
 [ -z "$RAW" ] || cat "$out" "$cl" > "$RAW"
 accel=$(grep -o '\(tcg\|kvm\), -smp' "$out" | head -n1 | cut -d, -f1)
 cat "$out" "$cl" | exec python3 "$ROOT/tools/bench-report.py" "${accel:-tcg}"
