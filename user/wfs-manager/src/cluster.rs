@@ -39,10 +39,14 @@
 //!
 //! # Writing
 //!
-//! Nothing that sends on a connection waits for the network: a frame goes
-//! into the connection's outbox (`Outbox`), and the connection's writer
-//! thread writes the frames one by one, with the heartbeat's PINGs between
-//! them (a PONG goes ahead of waiting frames). A peer that stops reading
+//! Nothing that sends on a connection waits for the network. When nothing
+//! waits to be written, the sender writes its frame itself, as far as the
+//! socket's buffer takes it without waiting (`MSG_DONTWAIT`: no switch to
+//! another thread on the common path); otherwise, and for the rest of a
+//! frame written in part, the frame goes into the connection's outbox
+//! (`Outbox`), whose writer thread writes the frames one by one, with the
+//! heartbeat's PINGs between them (a PONG or a bare acknowledgement goes
+//! ahead of waiting frames). A peer that stops reading
 //! (its manager stopped with `SIGSTOP`, a dead link) makes a write block,
 //! and one that blocks for [`WRITE_TIMEOUT`] closes the connection, its
 //! outbox with it. What the engine sent on a closed connection stays in
@@ -203,23 +207,44 @@ struct ConnHandle {
 struct Outbox {
     queue: Mutex<OutQueue>,
     wake: Condvar,
-    /// The connection (written by its writer thread only; shut down by
+    /// The connection (written by one thread at a time; shut down by
     /// whoever finds it broken).
     stream: TcpStream,
 }
 
 struct OutQueue {
+    /// What is left of a frame written in part (goes before anything).
+    partial: Option<Vec<u8>>,
     /// Encoded frames, whole.
     frames: VecDeque<Vec<u8>>,
+    /// A thread is writing to the connection (the writer, or a sender
+    /// writing without waiting).
+    busy: bool,
     /// The connection is gone: nothing more is written.
     closed: bool,
+}
+
+impl OutQueue {
+    fn idle(&self) -> bool {
+        self.partial.is_none() && self.frames.is_empty()
+    }
+}
+
+/// What a write that must not wait got done.
+enum Sent {
+    /// All of it.
+    All,
+    /// The first this many bytes; the socket's buffer is full.
+    Part(usize),
 }
 
 impl Outbox {
     fn new(stream: TcpStream) -> Outbox {
         Outbox {
             queue: Mutex::new(OutQueue {
+                partial: None,
                 frames: VecDeque::new(),
+                busy: false,
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -232,12 +257,22 @@ impl Outbox {
         self.queue(frame, false)
     }
 
-    /// Queues `frame` ahead of everything waiting (a PONG: the peer's
-    /// lease must not wait behind data).
+    /// Queues `frame` ahead of every whole frame waiting (a PONG, a bare
+    /// acknowledgement: they must not wait behind data).
     fn push_first(&self, frame: &Frame) -> io::Result<()> {
         self.queue(frame, true)
     }
 
+    /// Whether everything queued has been written.
+    fn written(&self) -> bool {
+        let q = lock(&self.queue);
+        q.idle() && !q.busy
+    }
+
+    /// When nothing waits and nobody writes, the caller writes `frame`
+    /// itself, as far as the socket takes it without waiting (no thread
+    /// switch on the common path); the writer thread writes the rest, and
+    /// whatever waits.
     fn queue(&self, frame: &Frame, first: bool) -> io::Result<()> {
         let buf = frame.encode();
         let mut q = lock(&self.queue);
@@ -247,66 +282,137 @@ impl Outbox {
                 "connection closed",
             ));
         }
-        if first {
-            q.frames.push_front(buf);
-        } else {
-            q.frames.push_back(buf);
+        if q.busy || !q.idle() {
+            if first {
+                q.frames.push_front(buf);
+            } else {
+                q.frames.push_back(buf);
+            }
+            drop(q);
+            self.wake.notify_all();
+            return Ok(());
         }
+        q.busy = true;
         drop(q);
-        self.wake.notify_one();
+        let sent = self.send_now(&buf);
+        let mut q = lock(&self.queue);
+        q.busy = false;
+        match sent {
+            Ok(Sent::All) => {}
+            Ok(Sent::Part(n)) => q.partial = Some(buf[n..].to_vec()),
+            Err(e) => {
+                drop(q);
+                self.close();
+                return Err(e);
+            }
+        }
+        let waiting = !q.idle();
+        drop(q);
+        if waiting {
+            self.wake.notify_all();
+        }
         Ok(())
+    }
+
+    /// Writes `buf` without waiting for room in the socket's buffer.
+    fn send_now(&self, buf: &[u8]) -> io::Result<Sent> {
+        use std::os::fd::AsRawFd;
+        let fd = self.stream.as_raw_fd();
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &buf[done..];
+            // SAFETY: `rest` is a live slice of `rest.len()` bytes that
+            // `send` only reads, and `fd` is the socket `self.stream` owns
+            // for as long as `self` lives.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                done += n.unsigned_abs();
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => return Ok(Sent::Part(done)),
+                _ => return Err(e),
+            }
+        }
+        Ok(Sent::All)
     }
 
     /// Closes the connection: the writer stops, the reader sees the end.
     fn close(&self) {
         lock(&self.queue).closed = true;
-        self.wake.notify_one();
+        self.wake.notify_all();
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    /// The writer thread: writes the frames in order, one at a time, and a
-    /// PING every [`HEARTBEAT_INTERVAL`] between two of them (the first at
-    /// once: its answer renews the lease even on a connection shorter than
-    /// the interval), each noted in `pings` with when it went. Ends when
-    /// the connection closes or a write fails or blocks for
-    /// [`WRITE_TIMEOUT`] (which closes it).
+    /// The writer thread: writes what waits, in order, one frame at a time
+    /// (what is left of one written in part first), and a PING every
+    /// [`HEARTBEAT_INTERVAL`] between two of them (the first at once: its
+    /// answer renews the lease even on a connection shorter than the
+    /// interval), each noted in `pings` with when it went. Ends when the
+    /// connection closes or a write fails or blocks for [`WRITE_TIMEOUT`]
+    /// (which closes it).
     fn write_loop(&self, pings: &Mutex<VecDeque<(u64, Instant)>>) {
         use std::io::Write as _;
         let mut seq = 0u64;
         let mut next_ping = Instant::now();
         loop {
-            let frame = {
+            let next = {
                 let mut q = lock(&self.queue);
-                loop {
+                let next = loop {
                     if q.closed {
                         return;
                     }
                     let now = Instant::now();
-                    if now >= next_ping {
-                        break None;
+                    if !q.busy {
+                        if let Some(rest) = q.partial.take() {
+                            break Some(rest);
+                        }
+                        if now >= next_ping {
+                            break None;
+                        }
+                        if let Some(f) = q.frames.pop_front() {
+                            break Some(f);
+                        }
                     }
-                    if let Some(f) = q.frames.pop_front() {
-                        break Some(f);
-                    }
+                    let wait = next_ping
+                        .saturating_duration_since(now)
+                        .max(Duration::from_millis(1));
                     q = self
                         .wake
-                        .wait_timeout(q, next_ping - now)
+                        .wait_timeout(q, wait)
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
+                };
+                q.busy = true;
+                next
+            };
+            let frame = match next {
+                Some(f) => f,
+                None => {
+                    seq += 1;
+                    let mut p = lock(pings);
+                    // (Answers that never come must not pile up.)
+                    if p.len() >= 64 {
+                        p.pop_front();
+                    }
+                    p.push_back((seq, Instant::now()));
+                    next_ping = Instant::now() + HEARTBEAT_INTERVAL;
+                    Frame::Ping { seq }.encode()
                 }
             };
-            let frame = frame.unwrap_or_else(|| {
-                seq += 1;
-                let mut p = lock(pings);
-                // (Answers that never come must not pile up.)
-                if p.len() >= 64 {
-                    p.pop_front();
-                }
-                p.push_back((seq, Instant::now()));
-                next_ping = Instant::now() + HEARTBEAT_INTERVAL;
-                Frame::Ping { seq }.encode()
-            });
-            if (&self.stream).write_all(&frame).is_err() {
+            let wrote = (&self.stream).write_all(&frame);
+            lock(&self.queue).busy = false;
+            self.wake.notify_all();
+            if wrote.is_err() {
                 // (The reader notices and reports the connection down.)
                 self.close();
                 return;
@@ -464,8 +570,7 @@ impl Cluster {
     /// Whether everything sent on connection `conn` to peer `peer` has
     /// been written (false if it is gone).
     pub fn written(&self, peer: usize, conn: u64) -> bool {
-        self.outbox(peer, conn)
-            .is_ok_and(|o| lock(&o.queue).frames.is_empty())
+        self.outbox(peer, conn).is_ok_and(|o| o.written())
     }
 
     fn outbox(&self, peer: usize, conn: u64) -> io::Result<Arc<Outbox>> {
@@ -1193,8 +1298,11 @@ mod tests {
             let cell = cell.clone();
             Box::new(move |e| {
                 if let (NetEvent::Up { peer, conn, .. }, Some(cl)) = (e, cell.get()) {
-                    for _ in 0..70 {
+                    for seq in 0..70 {
                         let _ = cl.send_on(peer, conn, &big_frame());
+                        // Frames that go ahead of waiting ones never land
+                        // inside one written in part.
+                        let _ = cl.send_first_on(peer, conn, &Frame::Pong { seq });
                     }
                 }
             })
@@ -1208,12 +1316,16 @@ mod tests {
             wire::read_frame(&mut s).unwrap(),
             Frame::HelloAck { .. }
         ));
-        let mut got = 0;
-        while got < 70 {
+        let (mut got, mut pongs) = (0, 0);
+        while got < 70 || pongs < 70 {
             match wire::read_frame(&mut s) {
-                Ok(Frame::Page(_)) => got += 1,
+                Ok(f @ Frame::Page(_)) => {
+                    assert_eq!(f, big_frame());
+                    got += 1;
+                }
+                Ok(Frame::Pong { .. }) => pongs += 1,
                 Ok(_) => {}
-                Err(e) => panic!("after {got} frames: {e}"),
+                Err(e) => panic!("after {got} frames and {pongs} PONGs: {e}"),
             }
         }
         cl.shutdown();
