@@ -222,6 +222,9 @@ struct OutQueue {
     busy: bool,
     /// The connection is gone: nothing more is written.
     closed: bool,
+    /// When the writer thread sends the next PING: from then on, senders
+    /// queue their frames instead of writing them, so that it goes next.
+    next_ping: Instant,
 }
 
 impl OutQueue {
@@ -246,6 +249,7 @@ impl Outbox {
                 frames: VecDeque::new(),
                 busy: false,
                 closed: false,
+                next_ping: Instant::now(),
             }),
             wake: Condvar::new(),
             stream,
@@ -282,7 +286,7 @@ impl Outbox {
                 "connection closed",
             ));
         }
-        if q.busy || !q.idle() {
+        if q.busy || !q.idle() || Instant::now() >= q.next_ping {
             if first {
                 q.frames.push_front(buf);
             } else {
@@ -332,9 +336,13 @@ impl Outbox {
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                 )
             };
-            if n >= 0 {
+            if n > 0 {
                 done += n.unsigned_abs();
                 continue;
+            }
+            if n == 0 {
+                // (No progress: the writer thread takes the rest.)
+                return Ok(Sent::Part(done));
             }
             let e = io::Error::last_os_error();
             match e.kind() {
@@ -363,7 +371,6 @@ impl Outbox {
     fn write_loop(&self, pings: &Mutex<VecDeque<(u64, Instant)>>) {
         use std::io::Write as _;
         let mut seq = 0u64;
-        let mut next_ping = Instant::now();
         loop {
             let next = {
                 let mut q = lock(&self.queue);
@@ -376,14 +383,15 @@ impl Outbox {
                         if let Some(rest) = q.partial.take() {
                             break Some(rest);
                         }
-                        if now >= next_ping {
+                        if now >= q.next_ping {
                             break None;
                         }
                         if let Some(f) = q.frames.pop_front() {
                             break Some(f);
                         }
                     }
-                    let wait = next_ping
+                    let wait = q
+                        .next_ping
                         .saturating_duration_since(now)
                         .max(Duration::from_millis(1));
                     q = self
@@ -393,6 +401,9 @@ impl Outbox {
                         .0;
                 };
                 q.busy = true;
+                if next.is_none() {
+                    q.next_ping = Instant::now() + HEARTBEAT_INTERVAL;
+                }
                 next
             };
             let frame = match next {
@@ -405,7 +416,6 @@ impl Outbox {
                         p.pop_front();
                     }
                     p.push_back((seq, Instant::now()));
-                    next_ping = Instant::now() + HEARTBEAT_INTERVAL;
                     Frame::Ping { seq }.encode()
                 }
             };
