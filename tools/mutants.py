@@ -32,6 +32,22 @@ SRC = "wfs-manager/src/protocol.rs"
 
 # (name, the rule it breaks, text in protocol.rs, what it becomes)
 MUTANTS = [
+    ("home-write-covers",
+     "a failed disk write of a page nobody holds is not taken as lost while its writer's home write of the same data is under way",
+     "                    None if covered => {}\n",
+     ""),
+    ("orphan-unsent-only",
+     "only data never handed to a connection to an owner that died goes to its next incarnation",
+     "if never.contains(&seq) && self.leaving.is_none() =>",
+     "if self.leaving.is_none() =>"),
+    ("orphan-sole-only",
+     "data sent on to a requester that died is not kept for the owner's next incarnation (the requester may have written newer data home)",
+     "                    sole: true,\n                }) if never.contains(&seq)",
+     "                    sole: _,\n                }) if never.contains(&seq)"),
+    ("orphan-while-waiting",
+     "an owner takes data its earlier incarnation never had only while its directory waits for the sender",
+     "if self.rebuild.contains(&from)\n                    && d.holder.is_none()",
+     "if d.holder.is_none()"),
     ("put-epoch",
      "the owner writes a Put only if its epoch is not older than the disk's",
      "} else if epoch >= d.disk_epoch {",

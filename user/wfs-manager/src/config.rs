@@ -16,6 +16,9 @@
 //!                                 # peer's pages without an answer from
 //!                                 # it (1 to 3600; default failure_timeout
 //!                                 # + 5, the heartbeat time-out)
+//! state = "/var/lib/wfs"          # optional: where this host keeps what
+//!                                 # must survive its manager (the peers'
+//!                                 # incarnations it took for dead)
 //!
 //! [[peer]]
 //! name = "h2"
@@ -39,6 +42,8 @@ pub const DEFAULT_DEVICE: &str = "/dev/wfs";
 pub const DEFAULT_CONTROL: &str = "/run/wfs/manager.sock";
 /// Default of `failure_timeout`.
 pub const DEFAULT_FAILURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Default of `state`.
+pub const DEFAULT_STATE: &str = "/var/lib/wfs";
 /// Longest host or cluster name.
 pub const MAX_NAME: usize = 255;
 
@@ -55,6 +60,7 @@ struct RawConfig {
     grant: Option<String>,
     failure_timeout: Option<u64>,
     lease: Option<u64>,
+    state: Option<PathBuf>,
     #[serde(default)]
     peer: Vec<RawPeer>,
 }
@@ -99,6 +105,9 @@ pub struct Config {
     /// answer from it before it fences itself (see
     /// `Documentation/failures.md`).
     pub lease: std::time::Duration,
+    /// Directory of what this host keeps across its manager's restarts
+    /// ([`crate::deaths`]).
+    pub state: PathBuf,
     /// The other hosts, in file order.
     pub peers: Vec<Peer>,
 }
@@ -274,6 +283,7 @@ impl Config {
             control: raw
                 .control
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL)),
+            state: raw.state.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)),
             peers,
         })
     }
@@ -380,6 +390,9 @@ addr = "10.0.0.3:7070"
         let c = Config::parse(&good().replacen("\n\n", "\nfailure_timeout = 8\nlease = 5\n\n", 1))
             .unwrap();
         assert_eq!(c.lease, std::time::Duration::from_secs(5));
+        assert_eq!(c.state, PathBuf::from(DEFAULT_STATE));
+        let c = Config::parse(&good().replacen("\n\n", "\nstate = \"/srv/wfs\"\n\n", 1)).unwrap();
+        assert_eq!(c.state, PathBuf::from("/srv/wfs"));
         for bad in ["0", "3601", "\"5\""] {
             let text = good().replacen(
                 "\n\n",

@@ -28,6 +28,7 @@ use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody
 use crate::cluster::{Cluster, EventSink, NetEvent, PeerHealth};
 use crate::commit::{Committer, Flushed};
 use crate::config::{Config, host_id};
+use crate::deaths::Deaths;
 use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
@@ -283,6 +284,9 @@ pub struct Parts {
     pub read_deadline: Duration,
     /// This manager's incarnation.
     pub incarnation: u64,
+    /// The incarnations of peers taken for dead so far, by this manager
+    /// and the earlier ones of this host.
+    pub deaths: Deaths,
 }
 
 /// The engine's state; see the module documentation.
@@ -346,6 +350,8 @@ pub struct Engine {
     /// A leave is complete: every page is back with its owner.
     left: bool,
     counters: Arc<Counters>,
+    /// The incarnations taken for dead, on disk.
+    deaths: Deaths,
 }
 
 impl Engine {
@@ -359,6 +365,7 @@ impl Engine {
             counters,
             read_deadline,
             incarnation,
+            deaths,
         } = parts;
         let me = host_id(&cfg.host);
         let peers: Vec<Peer> = cfg
@@ -383,6 +390,14 @@ impl Engine {
                 acked_first: 0,
             })
             .collect();
+        let mut peers = peers;
+        // Incarnations an earlier run of this manager took for dead stay
+        // dead (refused by the cluster once it is attached).
+        for (name, inc) in deaths.entries() {
+            if let Some(p) = peers.iter_mut().find(|p| &p.name == name) {
+                p.dead.insert(*inc);
+            }
+        }
         let by_host = peers.iter().enumerate().map(|(i, p)| (p.host, i)).collect();
         let mut core = Core::with_incarnation(me, incarnation);
         for p in &peers {
@@ -424,6 +439,7 @@ impl Engine {
             minority_logged: false,
             left: false,
             counters,
+            deaths,
         }
     }
 
@@ -557,6 +573,7 @@ impl Engine {
         p.acks = AckWatch::default();
         Counters::add(&self.counters.connections, 1);
         let again = p.session.resend();
+        p.session.handed();
         Counters::add(&self.counters.resent, again.len() as u64);
         if !again.is_empty() {
             wlog!(
@@ -715,23 +732,26 @@ impl Engine {
         if let Some(cl) = &self.cluster {
             cl.refuse_incarnation(idx, incarnation);
         }
+        self.record_death(idx, incarnation);
         let p = &mut self.peers[idx];
         Counters::add(&self.counters.peers_dead, 1);
         let host = p.host;
         let current = p.incarnation == Some(incarnation);
-        let undelivered = if current {
+        let (undelivered, unsent) = if current {
             p.acked = 0;
             p.acked_first = 0;
-            p.session
-                .abandon()
-                .into_iter()
-                .filter_map(|m| match m {
-                    PeerMsg::Page(m) => Some(m),
-                    PeerMsg::Name(_) => None,
-                })
-                .collect()
+            let pages = |msgs: Vec<PeerMsg>| -> Vec<Msg> {
+                msgs.into_iter()
+                    .filter_map(|m| match m {
+                        PeerMsg::Page(m) => Some(m),
+                        PeerMsg::Name(_) => None,
+                    })
+                    .collect()
+            };
+            let (handed, never) = p.session.abandon();
+            (pages(handed), pages(never))
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let closed = current && p.conn.is_some();
         if current && let Some(conn) = p.conn.take() {
@@ -741,9 +761,10 @@ impl Engine {
             p.down_since = Some(Instant::now());
         }
         wlog!(
-            "peer {}: incarnation {incarnation:#x} is dead; recovering its pages ({} messages it never acknowledged)",
+            "peer {}: incarnation {incarnation:#x} is dead; recovering its pages ({} messages it never acknowledged, {} of them never sent)",
             p.name,
-            undelivered.len()
+            undelivered.len() + unsent.len(),
+            unsent.len()
         );
         if closed {
             // Its Down will find the connection gone: the name service
@@ -751,11 +772,31 @@ impl Engine {
             let out = self.names.peer_down(host);
             self.name_outputs(out);
         }
+        let kept = self.core.orphans().len();
         self.run_core(Input::PeerDied {
             host,
             incarnation,
             undelivered,
+            unsent,
         });
+        let kept = self.core.orphans().len().saturating_sub(kept);
+        if kept > 0 {
+            wlog!(
+                "peer {}: the dirty data of {kept} of its pages, taken from this host's kernel and never sent to the dead incarnation, is kept for its next one",
+                self.peers[idx].name
+            );
+        }
+    }
+
+    /// Writes the death of peer `idx`'s incarnation `incarnation` to disk
+    /// before this host recovers anything of it ([`crate::deaths`]).
+    fn record_death(&mut self, idx: usize, incarnation: u64) {
+        let name = &self.peers[idx].name;
+        if let Err(e) = self.deaths.record(name, incarnation) {
+            wlog!(
+                "peer {name}: cannot keep incarnation {incarnation:#x}'s death on disk: {e}; a restart of this manager would forget it"
+            );
+        }
     }
 
     /// Each peer as the page protocol sees it, by name.
@@ -926,6 +967,7 @@ impl Engine {
         let f = p.session.send(msg);
         Counters::add(&self.counters.sent, 1);
         if let Some(conn) = p.conn {
+            p.session.handed();
             p.acked = p.acked.max(f.ack);
             self.send_frame(idx, conn, Frame::Page(f));
         }
@@ -974,6 +1016,7 @@ impl Engine {
                     | Msg::Absent { page, .. }
                     | Msg::Done { page, .. }
                     | Msg::Put { page, .. }
+                    | Msg::Orphan { page, .. }
                     | Msg::PutAck { page, .. }
                     | Msg::Failed { page, .. }
                     | Msg::Returned { page, .. }
@@ -1637,11 +1680,13 @@ impl Engine {
                     if let Some(cl) = &self.cluster {
                         cl.refuse_incarnation(idx, incarnation);
                     }
+                    self.record_death(idx, incarnation);
                 }
                 Some(Input::PeerDied {
                     host,
                     incarnation,
                     undelivered: Vec::new(),
+                    unsent: Vec::new(),
                 })
             }
             Output::Left => {
@@ -2097,6 +2142,11 @@ impl Handle {
         let mut engine = self.lock();
         let me = self.clone();
         let cluster = start(Box::new(move |e| me.event(Event::Net(e))))?;
+        for (idx, p) in engine.peers.iter().enumerate() {
+            for &inc in &p.dead {
+                cluster.refuse_incarnation(idx, inc);
+            }
+        }
         engine.cluster = Some(cluster.clone());
         drop(engine);
         // What arrived meanwhile is queued.
@@ -2171,10 +2221,14 @@ fn kernel_errno(e: i32) -> i32 {
 /// or leave part of one undefined.
 fn check_page_msg(m: &Msg) -> Result<(), String> {
     match m {
-        Msg::Data { data, .. } | Msg::Put { data, .. } if data.len() != PAGE_SIZE => Err(format!(
-            "a page of {} bytes (pages are {PAGE_SIZE})",
-            data.len()
-        )),
+        Msg::Data { data, .. } | Msg::Put { data, .. } | Msg::Orphan { data, .. }
+            if data.len() != PAGE_SIZE =>
+        {
+            Err(format!(
+                "a page of {} bytes (pages are {PAGE_SIZE})",
+                data.len()
+            ))
+        }
         // The error goes to the kernel, which takes errnos 1 to
         // MAX_REPLY_ERRNO only.
         Msg::Failed { error, .. } if !(1..=MAX_REPLY_ERRNO).contains(error) => {

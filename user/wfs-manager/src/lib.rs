@@ -29,6 +29,8 @@
 //!   that the protocol survives dropped connections.
 //! * [`names`]: LOOKUP across the cluster: a broadcast that finds a file's
 //!   one owner, refuses names exported twice, and caches the answer.
+//! * [`deaths`]: the peers' incarnations this host took for dead, kept on
+//!   disk so that a restarted manager still refuses them.
 //! * [`control`]: the control socket and the status report it serves.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
@@ -38,6 +40,7 @@ pub mod cluster;
 pub mod commit;
 pub mod config;
 pub mod control;
+pub mod deaths;
 pub mod device;
 pub mod engine;
 pub mod export;

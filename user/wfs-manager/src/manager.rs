@@ -250,6 +250,18 @@ pub fn run(argv: &[String]) -> i32 {
     let stats = Arc::new(crate::upcall::Stats::default());
     let counters = Arc::new(crate::engine::Counters::default());
     let incarnation = incarnation();
+    let deaths_file = crate::deaths::Deaths::path(&cfg.state, &cfg.cluster, &cfg.host);
+    let deaths = match crate::deaths::Deaths::load(deaths_file.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            wlog!(
+                "cannot read the incarnations this host took for dead ({}): {e}",
+                deaths_file.display()
+            );
+            bound.remove();
+            return 1;
+        }
+    };
     // The engine exists before the cluster, which reports to it; it
     // handles no network event before it has the cluster.
     let engine = match (dev.as_ref(), served.as_ref()) {
@@ -265,6 +277,7 @@ pub fn run(argv: &[String]) -> i32 {
                     counters: counters.clone(),
                     read_deadline: crate::engine::READ_DEADLINE,
                     incarnation,
+                    deaths,
                 },
             )))
         }

@@ -169,7 +169,28 @@ pub enum Msg {
         pages: Vec<(PageId, u64)>,
         last: bool,
     },
+    /// Holder → a new incarnation of the owner, just before its `Holding`:
+    /// dirty data of a page this host took from its kernel to go home to
+    /// an earlier incarnation of the owner (its lease on the owner's pages
+    /// had run out), which died before the data was handed to any
+    /// connection to it. That incarnation never had the data, so it never
+    /// served the page since: this is the page's newest data. The owner
+    /// writes it like a `Put` home while its directory still waits for the
+    /// sender's `Holding` and knows no newer copy (nothing has been served
+    /// since it started), and answers `PutAck`; otherwise it refuses it
+    /// ([`NOT_TAKEN`]) and the sender reports the page lost.
+    Orphan {
+        page: PageId,
+        epoch: u64,
+        seq: u64,
+        data: Vec<u8>,
+    },
 }
+
+/// `PutAck`'s error for an [`Msg::Orphan`] the owner did not take (its
+/// directory no longer waits for the sender, or knows a newer copy): the
+/// data is lost (Linux's `ECANCELED`).
+pub const NOT_TAKEN: i32 = 125;
 
 /// Most pages in one [`Msg::Holding`].
 pub const HOLDING_PART: usize = 4096;
@@ -229,11 +250,15 @@ pub enum Input {
     Message { from: HostId, msg: Msg },
     /// Incarnation `incarnation` of peer `host` is dead. The environment
     /// has dropped its session with it; `undelivered` are the messages it
-    /// had sent that incarnation and has no acknowledgement of, in order.
+    /// had sent that incarnation and has no acknowledgement of, in order,
+    /// that it handed to a connection (the peer may have had them), and
+    /// `unsent` those after them that it never did (the peer cannot have
+    /// had them).
     PeerDied {
         host: HostId,
         incarnation: u64,
         undelivered: Vec<Msg>,
+        unsent: Vec<Msg>,
     },
     /// Peer `host` runs incarnation `incarnation` (its first handshake, or
     /// a new manager after [`Input::PeerDied`]).
@@ -428,10 +453,15 @@ enum PutFor {
     /// A dirty page that arrived for READs that had all given up, going
     /// home: nobody else has its data, so it is sent again if the owner's
     /// disk write fails (the owner's disk reads of the page wait for it).
+    /// `sole`: this host was the page's holder as its owner knows, so no
+    /// other host can have been given the page after this data unless the
+    /// owner had this `Put` (the data may go to the owner's next
+    /// incarnation if this one never left: [`Msg::Orphan`]).
     Home {
         page: PageId,
         epoch: u64,
         data: Vec<u8>,
+        sole: bool,
     },
     /// A WRITE of `page` failed already (its owner's lease ran out): its
     /// answer, if one comes, changes nothing.
@@ -520,13 +550,17 @@ impl Dir {
     }
 
     /// A disk write of `writer`'s data of `epoch` ended with `error`
-    /// (`home`: data no kernel holds, which its writer sends again).
+    /// (`home`: data no kernel holds, which its writer sends again;
+    /// `covered`: a write of such data from the same writer, of this epoch
+    /// or a later one, is still under way).
+    #[allow(clippy::too_many_arguments)]
     fn written(
         &mut self,
         page: PageId,
         epoch: u64,
         writer: HostId,
         home: bool,
+        covered: bool,
         error: i32,
         out: &mut Vec<Output>,
     ) {
@@ -547,6 +581,9 @@ impl Dir {
                     Some(h) if self.chain.contains(&writer) => {
                         self.unwritten = Some((epoch, h));
                     }
+                    // (The writer brought the page home after a move that
+                    // failed: that write answers for the data.)
+                    None if covered => {}
                     None => self.lose(page, writer, out),
                     _ => self.unwritten = Some((epoch, writer)),
                 }
@@ -650,7 +687,8 @@ pub struct Core {
     /// sequence number: a writer that died meanwhile gets no `PutAck`.
     disk_acks: BTreeSet<(HostId, u64)>,
     /// Those of them whose data no kernel holds (`Put` with `home`).
-    home_writes: BTreeSet<(HostId, u64)>,
+    /// (Their pages and epochs.)
+    home_writes: BTreeMap<(HostId, u64), (PageId, u64)>,
     /// Recoveries from deaths in progress.
     recoveries: Vec<Recovery>,
     /// Owner side, after a start: the peers that have not said which of
@@ -687,6 +725,11 @@ pub struct Core {
     grant_reqs: HashMap<u64, PageId>,
     /// Data to send again at the next [`Input::Retry`].
     retry: Vec<Resend>,
+    /// Dirty data of pages taken from the kernel for an owner's
+    /// incarnation that died before any of it was handed to a connection,
+    /// with its epoch: it goes to the owner's next incarnation
+    /// ([`Msg::Orphan`]).
+    orphans: BTreeMap<PageId, (u64, Vec<u8>)>,
 }
 
 impl Core {
@@ -724,7 +767,7 @@ impl Core {
             puts: HashMap::new(),
             dir: HashMap::new(),
             disk_acks: BTreeSet::new(),
-            home_writes: BTreeSet::new(),
+            home_writes: BTreeMap::new(),
             recoveries: Vec::new(),
             rebuild: BTreeSet::new(),
             held_back: VecDeque::new(),
@@ -738,6 +781,7 @@ impl Core {
             granting: HashMap::new(),
             grant_reqs: HashMap::new(),
             retry: Vec::new(),
+            orphans: BTreeMap::new(),
         }
     }
 
@@ -749,6 +793,13 @@ impl Core {
             self.peers.insert(host);
             self.rebuild.insert(host);
         }
+    }
+
+    /// Pages whose dirty data this host keeps for their owner's next
+    /// incarnation (the one it was going home to died before it was
+    /// sent): see [`Msg::Orphan`].
+    pub fn orphans(&self) -> Vec<PageId> {
+        self.orphans.keys().copied().collect()
     }
 
     /// Whether this host's directory is still being rebuilt: the peers
@@ -1064,7 +1115,7 @@ impl Core {
                 }
                 let epoch = self.epochs.get(&page).copied().unwrap_or(0);
                 out.push(Output::WentHome { page });
-                self.put_home(owner, page, epoch, data, out, local);
+                self.put_home(owner, page, epoch, data, true, out, local);
             }
             Input::DiskRead { page, data } => {
                 let d = self.dir.entry(page).or_default();
@@ -1115,9 +1166,15 @@ impl Core {
                 error,
             } => {
                 self.owned(page, &Msg::PutAck { page, seq, error }, to)?;
-                let home = self.home_writes.remove(&(to, seq));
+                let home = self.home_writes.remove(&(to, seq)).is_some();
+                // A write of the same data (or newer) from the same writer
+                // that it sends again if it fails, still under way.
+                let covered = self
+                    .home_writes
+                    .iter()
+                    .any(|(&(w, _), &(p, e))| w == to && p == page && e >= epoch);
                 let d = self.dir.entry(page).or_default();
-                d.written(page, epoch, to, home, error, out);
+                d.written(page, epoch, to, home, covered, error, out);
                 // A writer that died meanwhile is not answered; if the
                 // write failed, its data is lost with it.
                 if self.disk_acks.remove(&(to, seq)) {
@@ -1131,7 +1188,8 @@ impl Core {
                 host,
                 incarnation,
                 undelivered,
-            } => self.peer_died(host, incarnation, undelivered, out, local)?,
+                unsent,
+            } => self.peer_died(host, incarnation, undelivered, unsent, out, local)?,
             Input::Leave => {
                 if self.leaving.is_none() {
                     // Faults still waiting fail: a page coming for them
@@ -1141,6 +1199,11 @@ impl Core {
                     let failed = self.fail_faults(|_, _| true, SHUTTING_DOWN, out);
                     self.abandoned.extend(failed);
                     self.refetch.clear();
+                    // Data waiting for an owner's next incarnation is lost.
+                    for (page, _) in std::mem::take(&mut self.orphans) {
+                        let host = self.owner(page.file)?;
+                        out.push(Output::Lost { page, host });
+                    }
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -1183,7 +1246,7 @@ impl Core {
                     && !self.declared.contains(&(host, old))
                 {
                     // A new incarnation means the old one died.
-                    self.peer_died(host, old, Vec::new(), out, local)?;
+                    self.peer_died(host, old, Vec::new(), Vec::new(), out, local)?;
                 }
                 self.incarnations.insert(host, incarnation);
                 if !self.declared.contains(&(host, incarnation)) {
@@ -1269,7 +1332,16 @@ impl Core {
                         // it, or be refused).
                         continue;
                     }
-                    self.send_home(owner, r.page, r.epoch, r.data, r.downgrade, out, local);
+                    self.send_home(
+                        owner,
+                        r.page,
+                        r.epoch,
+                        r.data,
+                        r.downgrade,
+                        false,
+                        out,
+                        local,
+                    );
                 }
             }
             Input::Evict { page, downgrade } => {
@@ -1316,7 +1388,7 @@ impl Core {
                             out.push(Output::Lost { page, host: owner });
                             self.drop_lost_copy(page, out);
                         } else {
-                            self.send_home(owner, page, epoch, data, true, out, local);
+                            self.send_home(owner, page, epoch, data, true, false, out, local);
                         }
                     }
                     return Ok(());
@@ -1345,7 +1417,7 @@ impl Core {
                     return Ok(());
                 }
                 let epoch = held.unwrap_or(0);
-                let seq = self.send_home(owner, page, epoch, data, true, out, local);
+                let seq = self.send_home(owner, page, epoch, data, true, false, out, local);
                 self.evict_puts.insert(seq, page);
             }
         }
@@ -1517,7 +1589,7 @@ impl Core {
                     // before this host says it holds it (a Fetch then
                     // finds it absent, and the owner's disk has it).
                     out.push(Output::WentHome { page });
-                    self.put_home(owner, page, epoch, data.clone(), out, local);
+                    self.put_home(owner, page, epoch, data.clone(), true, out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);
             }
@@ -1699,23 +1771,7 @@ impl Core {
                     };
                     self.send(from, ack, out, local);
                 } else if epoch >= d.disk_epoch {
-                    // Acknowledged once the disk write is done (or failed).
-                    d.disk_epoch = epoch;
-                    // Data brought home to a new incarnation of this owner
-                    // may be of an epoch its directory never saw: the next
-                    // move starts above it.
-                    d.epoch = d.epoch.max(epoch);
-                    d.writing += 1;
-                    self.disk_acks.insert((from, seq));
-                    if home {
-                        self.home_writes.insert((from, seq));
-                    }
-                    out.push(Output::DiskWrite {
-                        page,
-                        data: data.clone(),
-                        epoch,
-                        ack: (from, seq),
-                    });
+                    self.write_put(page, epoch, (from, seq), home, data.clone(), out);
                 } else {
                     // Superseded by newer data: done if that is on stable
                     // storage; if it is not (its write failed, or is not
@@ -1728,6 +1784,31 @@ impl Core {
                         SUPERSEDED
                     };
                     let ack = Msg::PutAck { page, seq, error };
+                    self.send(from, ack, out, local);
+                }
+            }
+            Msg::Orphan {
+                page,
+                epoch,
+                seq,
+                ref data,
+            } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                // Nothing of the page is served before the sender's word,
+                // and nobody else says they hold a copy.
+                if self.rebuild.contains(&from)
+                    && d.holder.is_none()
+                    && d.busy.is_none()
+                    && epoch >= d.disk_epoch
+                {
+                    self.write_put(page, epoch, (from, seq), true, data.clone(), out);
+                } else {
+                    let ack = Msg::PutAck {
+                        page,
+                        seq,
+                        error: NOT_TAKEN,
+                    };
                     self.send(from, ack, out, local);
                 }
             }
@@ -1774,6 +1855,13 @@ impl Core {
                         self.maybe_left(out, local);
                         return Ok(());
                     }
+                    // Data an earlier incarnation of the owner never had,
+                    // refused by its next: lost.
+                    Some(PutFor::Home { .. }) if error == NOT_TAKEN => {
+                        out.push(Output::Lost { page, host: from });
+                        self.maybe_left(out, local);
+                        return Ok(());
+                    }
                     // A page nobody waited for, home now; or superseded by
                     // a later holder's newer data: that holder answers for
                     // it.
@@ -1800,6 +1888,36 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Writes `data` of `page`, of `epoch`, that `ack` (the writer and
+    /// its `Put`'s number) sent (`home`: no kernel holds it), answered
+    /// once the disk write is done or failed.
+    fn write_put(
+        &mut self,
+        page: PageId,
+        epoch: u64,
+        ack: (HostId, u64),
+        home: bool,
+        data: Vec<u8>,
+        out: &mut Vec<Output>,
+    ) {
+        let d = self.dir.entry(page).or_default();
+        d.disk_epoch = epoch;
+        // Data brought home to a new incarnation of this owner may be of
+        // an epoch its directory never saw: the next move starts above it.
+        d.epoch = d.epoch.max(epoch);
+        d.writing += 1;
+        self.disk_acks.insert(ack);
+        if home {
+            self.home_writes.insert(ack, (page, epoch));
+        }
+        out.push(Output::DiskWrite {
+            page,
+            data,
+            epoch,
+            ack,
+        });
     }
 
     /// WRITE `req` of `page` is answered with `error`: one `Put` of the
@@ -1859,23 +1977,26 @@ impl Core {
         failed
     }
 
-    /// Sends dirty `data` of `page` that no kernel holds to its owner.
+    /// Sends dirty `data` of `page` that no kernel holds to its owner
+    /// (`sole`: see [`PutFor::Home`]).
+    #[allow(clippy::too_many_arguments)]
     fn put_home(
         &mut self,
         owner: HostId,
         page: PageId,
         epoch: u64,
         data: Vec<u8>,
+        sole: bool,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> u64 {
-        self.send_home(owner, page, epoch, data, false, out, local)
+        self.send_home(owner, page, epoch, data, false, sole, out, local)
     }
 
     /// Sends `data` of `page` home in a `Put` that its sender sends again
     /// if the owner's disk write fails: data no kernel holds, or
-    /// (`downgrade`) the data of a clean copy the kernel holds. Returns the
-    /// `Put`'s sequence number.
+    /// (`downgrade`) the data of a clean copy the kernel holds (`sole`:
+    /// see [`PutFor::Home`]). Returns the `Put`'s sequence number.
     #[allow(clippy::too_many_arguments)]
     fn send_home(
         &mut self,
@@ -1884,6 +2005,7 @@ impl Core {
         epoch: u64,
         data: Vec<u8>,
         downgrade: bool,
+        sole: bool,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> u64 {
@@ -1909,7 +2031,12 @@ impl Core {
                 counted,
             }
         } else {
-            PutFor::Home { page, epoch, data }
+            PutFor::Home {
+                page,
+                epoch,
+                data,
+                sole,
+            }
         };
         self.puts.insert(seq, why);
         self.sent_put(page, seq, epoch);
@@ -1944,7 +2071,7 @@ impl Core {
                 if self.dead.contains(&owner) {
                     out.push(Output::Lost { page, host: owner });
                 } else {
-                    went.1 = Some(self.put_home(owner, page, epoch, data, out, local));
+                    went.1 = Some(self.put_home(owner, page, epoch, data, true, out, local));
                 }
             }
         }
@@ -2025,7 +2152,9 @@ impl Core {
             } else {
                 epoch
             };
-            self.put_home(owner, page, epoch, data, out, local);
+            // (Sent on, the requester may have written newer data home
+            // since: not this host's to keep if the owner dies.)
+            self.put_home(owner, page, epoch, data, !sent, out, local);
         }
         self.send(owner, Msg::Returned { txn, page }, out, local);
         Ok(())
@@ -2048,11 +2177,13 @@ impl Core {
 
     /// Incarnation `incarnation` of `x` is dead; see the module
     /// documentation.
+    #[allow(clippy::too_many_arguments)]
     fn peer_died(
         &mut self,
         x: HostId,
         incarnation: u64,
         undelivered: Vec<Msg>,
+        unsent: Vec<Msg>,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> Result<(), ProtocolError> {
@@ -2129,7 +2260,16 @@ impl Core {
                 self.drop_lost_copy(r.page, out);
             }
         }
-        // Writer side: Puts the dead owner did not acknowledge fail.
+        // Writer side: Puts the dead owner did not acknowledge fail; data
+        // no kernel holds that it cannot have had goes to its next
+        // incarnation.
+        let never: BTreeSet<u64> = unsent
+            .iter()
+            .filter_map(|m| match m {
+                Msg::Put { seq, .. } | Msg::Orphan { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
         let mut seqs: Vec<u64> = self
             .puts
             .iter()
@@ -2140,6 +2280,14 @@ impl Core {
         for seq in seqs {
             match self.puts.remove(&seq) {
                 Some(PutFor::Write(req, page)) => self.write_done(req, page, HOST_DOWN, out),
+                Some(PutFor::Home {
+                    page,
+                    epoch,
+                    data,
+                    sole: true,
+                }) if never.contains(&seq) && self.leaving.is_none() => {
+                    self.orphans.insert(page, (epoch, data));
+                }
                 Some(PutFor::Home { page, .. }) => out.push(Output::Lost { page, host: x }),
                 Some(PutFor::Downgrade { page, counted, .. }) => {
                     if counted {
@@ -2155,7 +2303,7 @@ impl Core {
             }
         }
         // Holder side: what it never acknowledged goes home.
-        for msg in undelivered {
+        for msg in undelivered.into_iter().chain(unsent) {
             if let Msg::Data {
                 txn,
                 page,
@@ -2442,6 +2590,38 @@ impl Core {
             .collect();
         for (h, incarnation) in due {
             self.reported.insert(h, incarnation);
+            // First the data an earlier incarnation never had: the
+            // directory takes it only before this host's word.
+            let orphans: Vec<PageId> = self
+                .orphans
+                .keys()
+                .copied()
+                .filter(|p| self.owners.get(&p.file) == Some(&h))
+                .collect();
+            for page in orphans {
+                let Some((epoch, data)) = self.orphans.remove(&page) else {
+                    continue;
+                };
+                self.next_put += 1;
+                let seq = self.next_put;
+                self.puts.insert(
+                    seq,
+                    PutFor::Home {
+                        page,
+                        epoch,
+                        data: data.clone(),
+                        sole: true,
+                    },
+                );
+                self.sent_put(page, seq, epoch);
+                let msg = Msg::Orphan {
+                    page,
+                    epoch,
+                    seq,
+                    data,
+                };
+                self.send(h, msg, out, local);
+            }
             let mut pages: Vec<(PageId, u64)> = self
                 .epochs
                 .iter()

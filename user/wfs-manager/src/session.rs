@@ -48,6 +48,9 @@ pub struct Session<M> {
     unacked: VecDeque<(u64, M)>,
     /// Number of the last message received and delivered.
     received: u64,
+    /// Number of the last message handed to a connection: the peer may
+    /// have received those up to it, and none after it.
+    handed: u64,
 }
 
 impl<M: Clone> Default for Session<M> {
@@ -63,7 +66,16 @@ impl<M: Clone> Session<M> {
             sent: 0,
             unacked: VecDeque::new(),
             received: 0,
+            handed: 0,
         }
+    }
+
+    /// Every message sent so far has been handed to a connection (written,
+    /// or queued to be written): the peer may have received any of them.
+    /// Messages sent while there is no connection reach the peer only
+    /// after a later call.
+    pub fn handed(&mut self) {
+        self.handed = self.sent;
     }
 
     /// Numbers `msg` for sending, keeps it until acknowledged, and returns
@@ -130,12 +142,20 @@ impl<M: Clone> Session<M> {
     }
 
     /// The peer's manager is gone (its incarnation died): returns every
-    /// message it has not acknowledged, in order (whether it got them is
-    /// unknown), and starts afresh for the next incarnation.
-    pub fn abandon(&mut self) -> Vec<M> {
+    /// message it has not acknowledged, in order, and starts afresh for the
+    /// next incarnation. The first are those handed to a connection
+    /// (whether the peer got them is unknown), the second those never
+    /// handed to one (the peer cannot have got them).
+    pub fn abandon(&mut self) -> (Vec<M>, Vec<M>) {
         let unacked = std::mem::take(&mut self.unacked);
+        let handed = self.handed;
         *self = Session::new();
-        unacked.into_iter().map(|(_, m)| m).collect()
+        let (maybe, never): (Vec<_>, Vec<_>) =
+            unacked.into_iter().partition(|&(seq, _)| seq <= handed);
+        (
+            maybe.into_iter().map(|(_, m)| m).collect(),
+            never.into_iter().map(|(_, m)| m).collect(),
+        )
     }
 
     /// Number of the last message received.
@@ -243,12 +263,17 @@ mod tests {
         let mut b: Session<u32> = Session::new();
         let f1 = a.send(1);
         let _f2 = a.send(2);
+        a.handed();
+        // Sent while there was no connection.
+        let _f3 = a.send(3);
         assert_eq!(b.receive(f1), Ok(Some(1)));
         assert_eq!(a.receive(b.ack()), Ok(None));
-        assert_eq!(a.abandon(), vec![2]);
+        assert_eq!(a.abandon(), (vec![2], vec![3]));
         // A fresh session: numbering starts again, nothing to resend.
         assert!(a.resend().is_empty());
-        assert_eq!(a.send(3).seq, 1);
+        assert_eq!(a.send(4).seq, 1);
         assert_eq!(a.received(), 0);
+        // Nothing of the new session has been handed yet.
+        assert_eq!(a.abandon(), (vec![], vec![4]));
     }
 }

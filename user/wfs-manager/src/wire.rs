@@ -28,7 +28,7 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-14) or a name-service
+//!   message ([`crate::protocol::Msg`], tags 1-15) or a name-service
 //!   message ([`crate::names::NameMsg`], tags 16-21):
 //!
 //!   | tag | message | fields after the tag |
@@ -47,6 +47,7 @@
 //!   | 12 | Released | file, index |
 //!   | 13 | Leaving | incarnation u64 |
 //!   | 14 | Holding | last u8 (0/1), count u32 (at most 4096), count × (file, index, epoch u64) |
+//!   | 15 | Orphan | file, index, epoch u64, seq u64, len u32, len bytes |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
@@ -503,6 +504,18 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             p.push(13);
             p.extend_from_slice(&incarnation.to_le_bytes());
         }
+        Msg::Orphan {
+            page,
+            epoch,
+            seq,
+            data,
+        } => {
+            p.push(15);
+            put_page(p, None, page);
+            p.extend_from_slice(&epoch.to_le_bytes());
+            p.extend_from_slice(&seq.to_le_bytes());
+            put_bytes(p, data);
+        }
         Msg::Holding { pages, last } => {
             p.push(14);
             p.push(u8::from(*last));
@@ -573,6 +586,12 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
                 1 => true,
                 _ => return Err(WireError::Malformed("PUT home flag is not 0 or 1")),
             },
+            data: c.bytes()?,
+        },
+        15 => Msg::Orphan {
+            page: c.page()?,
+            epoch: c.u64("ORPHAN too short for its epoch")?,
+            seq: c.u64("ORPHAN too short for its sequence number")?,
             data: c.bytes()?,
         },
         7 => Msg::PutAck {
@@ -868,6 +887,12 @@ mod tests {
                 data,
                 home: true,
             },
+            Msg::Orphan {
+                page,
+                epoch: u64::MAX,
+                seq: u64::MAX,
+                data: vec![0x5a; wfs_abi::PAGE_SIZE],
+            },
             Msg::Holding {
                 pages: vec![(page, u64::MAX); HOLDING_PART],
                 last: true,
@@ -1121,6 +1146,12 @@ mod tests {
                 seq: 8,
                 data: vec![1, 2, 3],
                 home: true,
+            },
+            Msg::Orphan {
+                page,
+                epoch: 9,
+                seq: 10,
+                data: vec![4, 5, 6],
             },
             Msg::PutAck {
                 page,

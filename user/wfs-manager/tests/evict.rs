@@ -342,6 +342,7 @@ fn a_downgraded_copy_whose_data_died_with_its_owner_is_dropped() {
             host: 0,
             incarnation: 5,
             undelivered: Vec::new(),
+            unsent: Vec::new(),
         })
         .unwrap();
     assert!(out.contains(&Output::Lost { page: P, host: 0 }), "{out:?}");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{P, cores, deliver, fetch_from_disk, join, sends};
-use wfs_manager::protocol::{Core, Input, Msg, Output};
+use wfs_manager::protocol::{Core, Input, Msg, NOT_TAKEN, Output};
 
 #[test]
 fn an_orphan_put_taken_after_a_loss_is_written() {
@@ -39,6 +39,7 @@ fn an_orphan_put_taken_after_a_loss_is_written() {
             host: 1,
             incarnation: 5,
             undelivered: vec![],
+            unsent: vec![],
         })
         .unwrap();
     assert!(
@@ -88,6 +89,7 @@ fn a_peer_never_heard_from_does_not_block_a_recovery() {
             host: 2,
             incarnation: 5,
             undelivered: vec![],
+            unsent: vec![],
         })
         .unwrap();
     for o in sends(&out) {
@@ -103,6 +105,7 @@ fn a_peer_never_heard_from_does_not_block_a_recovery() {
                     host: 2,
                     incarnation: 5,
                     undelivered: vec![],
+                    unsent: vec![],
                 })
                 .unwrap();
             for a in sends(&ans) {
@@ -151,6 +154,7 @@ fn a_stale_put_does_not_land_after_a_loss() {
             host: 1,
             incarnation: 5,
             undelivered: vec![],
+            unsent: vec![],
         })
         .unwrap();
     assert!(out.iter().any(|o| matches!(o, Output::Lost { .. })));
@@ -210,4 +214,249 @@ fn a_leave_waits_for_its_abandoned_faults() {
         "{out:?}"
     );
     assert_eq!(out.last(), Some(&Output::Left));
+}
+
+/// Host 1 holds P clean from the owner's disk, its lease on the owner's
+/// pages runs out and its kernel gives the page up dirty (9): the `Put`
+/// and `Released` that take it home, not delivered. Returns them.
+fn fence_dirty_page_of_owner(cs: &mut [Core]) -> Vec<Msg> {
+    join(cs, &[0, 1, 2], 5);
+    fetch_from_disk(cs, 1, 1, 0);
+    let out = cs[1].handle(Input::Fence { owner: 0 }).unwrap();
+    assert_eq!(out, vec![Output::Invalidate { page: P }]);
+    let out = cs[1]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![9], true)),
+        })
+        .unwrap();
+    let msgs: Vec<Msg> = sends(&out)
+        .into_iter()
+        .map(|o| match o {
+            Output::Send { to: 0, msg } => msg,
+            o => panic!("{o:?}"),
+        })
+        .collect();
+    assert!(
+        matches!(
+            &msgs[..],
+            [Msg::Put { home: true, .. }, Msg::Released { .. }]
+        ),
+        "{msgs:?}"
+    );
+    msgs
+}
+
+/// Host 1 takes the owner's incarnation 5 for dead (`out`: what that
+/// did), and host 2 follows its `Recover`: both recoveries complete
+/// (what they send the dead owner goes nowhere).
+fn owner_death_recovered(cs: &mut [Core], out: &[Output]) {
+    let mut queue: Vec<(u16, Output)> = sends(out).into_iter().map(|o| (1, o)).collect();
+    while let Some((from, o)) = queue.pop() {
+        if matches!(o, Output::Send { to: 0, .. }) {
+            continue;
+        }
+        for r in deliver(cs, from, &o) {
+            match r {
+                Output::Declare { host: 0, .. } => {
+                    let Output::Send { to, .. } = o else {
+                        unreachable!()
+                    };
+                    let ans = cs[to as usize]
+                        .handle(Input::PeerDied {
+                            host: 0,
+                            incarnation: 5,
+                            undelivered: vec![],
+                            unsent: vec![],
+                        })
+                        .unwrap();
+                    queue.extend(sends(&ans).into_iter().map(|a| (to, a)));
+                }
+                Output::Send { .. } => {
+                    let Output::Send { to, .. } = o else {
+                        unreachable!()
+                    };
+                    queue.push((to, r));
+                }
+                r => panic!("{r:?}"),
+            }
+        }
+    }
+    assert_eq!((cs[1].recovering(), cs[2].recovering()), (0, 0));
+}
+
+/// The owner's next incarnation (6), which knows hosts 1 and 2 are
+/// configured and has heard from nobody yet.
+fn restarted_owner(cs: &mut [Core]) {
+    cs[0] = Core::with_incarnation(0, 6);
+    cs[0].add_file(7, 0);
+    for p in 0..cs.len() as u16 {
+        cs[0].add_peer(p);
+    }
+}
+
+#[test]
+fn dirty_data_fenced_off_an_owner_that_died_before_it_was_sent_reaches_the_next_incarnation() {
+    let mut cs = cores(3, 5);
+    let unsent = fence_dirty_page_of_owner(&mut cs);
+    // The owner dies (silent past the lease) before the connection came
+    // back: nothing of that went out.
+    let out = cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: vec![],
+            unsent,
+        })
+        .unwrap();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Lost { .. })),
+        "{out:?}"
+    );
+    assert_eq!(cs[1].orphans(), vec![P]);
+    owner_death_recovered(&mut cs, &out);
+    restarted_owner(&mut cs);
+    let out = cs[1]
+        .handle(Input::PeerJoined {
+            host: 0,
+            incarnation: 6,
+        })
+        .unwrap();
+    let out = sends(&out);
+    assert!(
+        matches!(
+            &out[..],
+            [
+                Output::Send {
+                    to: 0,
+                    msg: Msg::Orphan { .. }
+                },
+                Output::Send {
+                    to: 0,
+                    msg: Msg::Holding { last: true, .. }
+                }
+            ]
+        ),
+        "the data first, then the report: {out:?}"
+    );
+    assert!(cs[1].orphans().is_empty());
+    // Delivered in order: the directory still waits for host 1's word.
+    let written = deliver(&mut cs, 1, &out[0]);
+    let [
+        Output::DiskWrite {
+            page: P,
+            data,
+            epoch,
+            ack,
+        },
+    ] = &written[..]
+    else {
+        panic!("orphan not written: {written:?}")
+    };
+    assert_eq!(data, &vec![9]);
+    let (epoch, ack) = (*epoch, *ack);
+    deliver(&mut cs, 1, &out[1]);
+    let acked = cs[0]
+        .handle(Input::DiskWritten {
+            page: P,
+            epoch,
+            ack,
+            error: 0,
+        })
+        .unwrap();
+    let acked = sends(&acked);
+    assert!(deliver(&mut cs, 0, &acked[0]).is_empty());
+    // Host 2 faults after host 2 reported: the disk's copy, the new data,
+    // is served (the page's next epoch is above the orphan's).
+    let out = cs[2]
+        .handle(Input::PeerJoined {
+            host: 0,
+            incarnation: 6,
+        })
+        .unwrap();
+    for o in sends(&out) {
+        deliver(&mut cs, 2, &o);
+    }
+    let out = cs[2].handle(Input::Fault { req: 4, page: P }).unwrap();
+    let out = deliver(&mut cs, 2, &out[0]);
+    assert_eq!(out, vec![Output::DiskRead { page: P }]);
+    let out = cs[0]
+        .handle(Input::DiskRead {
+            page: P,
+            data: vec![9],
+        })
+        .unwrap();
+    let Output::Send {
+        to: 2,
+        msg: Msg::Data { epoch: e, .. },
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert!(*e > epoch, "epoch {e} after the orphan's {epoch}");
+}
+
+#[test]
+fn dirty_data_that_may_have_reached_the_owner_that_died_is_reported_lost() {
+    let mut cs = cores(3, 5);
+    let handed = fence_dirty_page_of_owner(&mut cs);
+    // Handed to a connection: the dead owner may have written it and
+    // served the page again since; its next incarnation cannot tell.
+    let out = cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: handed,
+            unsent: vec![],
+        })
+        .unwrap();
+    assert!(out.contains(&Output::Lost { page: P, host: 0 }), "{out:?}");
+    assert!(cs[1].orphans().is_empty());
+}
+
+#[test]
+fn an_orphan_that_comes_once_the_directory_no_longer_waits_for_its_sender_is_refused_and_reported()
+{
+    let mut cs = cores(3, 5);
+    let unsent = fence_dirty_page_of_owner(&mut cs);
+    let out = cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: vec![],
+            unsent,
+        })
+        .unwrap();
+    owner_death_recovered(&mut cs, &out);
+    restarted_owner(&mut cs);
+    // Host 1 was not heard from within the time-out: the directory was
+    // rebuilt without it and may have served the page since.
+    cs[0].handle(Input::PeerAbsent { host: 1 }).unwrap();
+    let out = cs[1]
+        .handle(Input::PeerJoined {
+            host: 0,
+            incarnation: 6,
+        })
+        .unwrap();
+    let out = sends(&out);
+    let refused = deliver(&mut cs, 1, &out[0]);
+    assert_eq!(
+        refused,
+        vec![Output::Send {
+            to: 1,
+            msg: Msg::PutAck {
+                page: P,
+                seq: match &out[0] {
+                    Output::Send {
+                        msg: Msg::Orphan { seq, .. },
+                        ..
+                    } => *seq,
+                    o => panic!("{o:?}"),
+                },
+                error: NOT_TAKEN,
+            },
+        }]
+    );
+    let lost = deliver(&mut cs, 0, &refused[0]);
+    assert_eq!(lost, vec![Output::Lost { page: P, host: 0 }]);
 }

@@ -248,6 +248,9 @@ struct Sim {
     /// Pages a survivor had sent to a host that died, unacknowledged (it
     /// brings them home).
     returned: u32,
+    /// Data an owner's incarnation that died never had, delivered to its
+    /// next incarnation ([`Msg::Orphan`]).
+    orphans: u32,
     log: Vec<String>,
 }
 
@@ -309,6 +312,7 @@ impl Sim {
             received_at_crash: BTreeMap::new(),
             floor: BTreeMap::new(),
             returned: 0,
+            orphans: 0,
             rng,
             hosts,
             net: BTreeMap::new(),
@@ -412,13 +416,14 @@ impl Sim {
             match o {
                 Output::Send { to, msg } => {
                     let from = h as HostId;
-                    let frame = self.hosts[h]
+                    let session = self.hosts[h]
                         .sessions
                         .get_mut(&to)
-                        .expect("a session per peer")
-                        .send(msg);
+                        .expect("a session per peer");
+                    let frame = session.send(msg);
                     // While the connection is down the session keeps it.
                     if !self.down.contains(&pair(from, to)) {
+                        session.handed();
                         self.net.entry((from, to)).or_default().push_back(frame);
                     }
                 }
@@ -548,6 +553,7 @@ impl Sim {
                             host,
                             incarnation,
                             undelivered: Vec::new(),
+                            unsent: Vec::new(),
                         });
                     }
                 }
@@ -922,8 +928,13 @@ impl Sim {
             .iter()
             .copied()
             .filter(|&(o, d, inc)| {
-                !self.taken_alive(d, inc)
-                    || (self.down.contains(&pair(o, d)) && self.fenced_off(d, o))
+                if self.taken_alive(d, inc) {
+                    self.down.contains(&pair(o, d)) && self.fenced_off(d, o)
+                } else {
+                    // (An observer whose lease ran out is done fencing
+                    // before its failure detector fires.)
+                    !self.fenced.contains(&(o, d)) || self.fenced_off(o, d)
+                }
             })
             .collect();
         // Hosts whose engine timer has something to do: invalidations the
@@ -975,6 +986,9 @@ impl Sim {
                         }
                         self.reported += pages.len() as u32;
                     }
+                    if matches!(msg, Msg::Orphan { .. }) {
+                        self.orphans += 1;
+                    }
                     self.input(to as usize, Input::Message { from, msg })
                 }
                 Ok(None) => {}
@@ -997,6 +1011,18 @@ impl Sim {
         c -= reconnectable.len();
         if c < undeclared.len() {
             let (o, d, inc) = undeclared[c];
+            // A host that stays silent is taken for dead only after the
+            // lease on its pages has run out: half of the time, the
+            // observer fences itself off them first (the other half, the
+            // new incarnation connected before that).
+            if !self.taken_alive(d, inc)
+                && self.down.contains(&pair(o, d))
+                && !self.fenced.contains(&(o, d))
+                && self.rng.below(2) == 0
+            {
+                self.fence_pair(o, d);
+                return true;
+            }
             if self.taken_alive(d, inc) {
                 self.declare_alive(o, d, inc);
             } else {
@@ -1171,6 +1197,11 @@ impl Sim {
             return;
         }
         let (h, owner) = down[self.rng.below(down.len())];
+        self.fence_pair(h, owner);
+    }
+
+    /// Host `h`'s lease on `owner`'s pages runs out.
+    fn fence_pair(&mut self, h: HostId, owner: HostId) {
         self.fenced.insert((h, owner));
         self.fences += 1;
         self.log
@@ -1322,10 +1353,14 @@ impl Sim {
             .values()
             .flat_map(|s| s.resend())
             .filter_map(|f| match f.msg {
-                Some(Msg::Put { page, .. } | Msg::Data { page, .. }) => Some(page),
+                Some(Msg::Put { page, .. } | Msg::Data { page, .. } | Msg::Orphan { page, .. }) => {
+                    Some(page)
+                }
                 _ => None,
             })
             .collect();
+        // (Or kept for an owner's next incarnation.)
+        let orphans = self.hosts[h].core.orphans();
         let held: Vec<PageId> = self.hosts[h]
             .kernel
             .cache
@@ -1333,6 +1368,7 @@ impl Sim {
             .copied()
             .chain(taken)
             .chain(sending)
+            .chain(orphans)
             .collect();
         self.held_at_crash.insert((x, old), held.clone());
         let mut untold: Vec<PageId> = held
@@ -1420,7 +1456,7 @@ impl Sim {
                 _ => None,
             })
             .collect();
-        let undelivered = session.abandon();
+        let (undelivered, unsent) = session.abandon();
         // (Its sender brings it home, unless home is what died: the owner,
         // or the incarnation of it that moved the page.)
         let hosts = &self.hosts;
@@ -1443,11 +1479,13 @@ impl Sim {
             }
         }
         self.log.push(format!(
-            "h{o} takes h{dead}'s incarnation {inc} for dead ({} unacknowledged)",
-            undelivered.len()
+            "h{o} takes h{dead}'s incarnation {inc} for dead ({} unacknowledged, {} of them never sent)",
+            undelivered.len() + unsent.len(),
+            unsent.len()
         ));
         self.returned += undelivered
             .iter()
+            .chain(&unsent)
             .filter(|m| matches!(m, Msg::Data { .. }))
             .count() as u32;
         self.input(
@@ -1456,6 +1494,7 @@ impl Sim {
                 host: dead,
                 incarnation: inc,
                 undelivered,
+                unsent,
             },
         );
     }
@@ -1492,7 +1531,12 @@ impl Sim {
         // over).
         self.down.remove(&p);
         for (from, to) in [(p.0, p.1), (p.1, p.0)] {
-            let frames = self.hosts[from as usize].sessions[&to].resend();
+            let session = self.hosts[from as usize]
+                .sessions
+                .get_mut(&to)
+                .expect("a session per peer");
+            let frames = session.resend();
+            session.handed();
             self.net.entry((from, to)).or_default().extend(frames);
         }
         // The first heartbeat renews the lease.
@@ -1578,6 +1622,7 @@ struct Tally {
     went_home: u64,
     superseded: u64,
     taken_alive: u64,
+    orphans: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1598,6 +1643,7 @@ impl std::ops::Add for Tally {
             went_home: self.went_home + o.went_home,
             superseded: self.superseded + o.superseded,
             taken_alive: self.taken_alive + o.taken_alive,
+            orphans: self.orphans + o.orphans,
         }
     }
 }
@@ -1639,6 +1685,7 @@ fn run_seed(seed: u64) -> Tally {
         went_home: u64::from(sim.went_home),
         superseded: u64::from(sim.superseded),
         taken_alive: u64::from(sim.taken_alive),
+        orphans: u64::from(sim.orphans),
     }
 }
 
@@ -1706,6 +1753,11 @@ fn protocol_simulation() {
         t.leaves >= schedules / 50,
         "only {} hosts left on purpose in {schedules} schedules",
         t.leaves
+    );
+    assert!(
+        t.orphans >= schedules / 200,
+        "only {} pages' data brought to an owner's next incarnation after the one it was going to died in {schedules} schedules",
+        t.orphans
     );
     assert!(
         t.lost >= schedules / 10 && t.returned >= schedules / 100,
@@ -1902,6 +1954,7 @@ fn a_host_that_leaves_hands_its_pages_back() {
             host: 2,
             incarnation: 5,
             undelivered: Vec::new(),
+            unsent: Vec::new(),
         })
         .unwrap();
     assert!(
