@@ -690,6 +690,8 @@ impl Engine {
         self.rejoining = true;
         let name = self.peers.get(idx).map_or("?", |p| p.name.as_str());
         wlog!("peer {name} took this manager for dead ({reason}); restarting to rejoin");
+        // What it kept for owners' next incarnations goes with it.
+        self.run_core(Input::TakenForDead);
         crate::signals::request_restart();
     }
 

@@ -263,6 +263,10 @@ pub enum Input {
     /// Peer `host` runs incarnation `incarnation` (its first handshake, or
     /// a new manager after [`Input::PeerDied`]).
     PeerJoined { host: HostId, incarnation: u64 },
+    /// This incarnation was taken for dead (a peer refused it as such): the
+    /// data it keeps for owners' next incarnations ([`Msg::Orphan`]) will
+    /// be refused, so it is lost (reported).
+    TakenForDead,
     /// This host leaves the cluster on purpose (its manager is stopping):
     /// hand every page back to its owner, then say so ([`Output::Left`]).
     Leave,
@@ -795,6 +799,15 @@ impl Core {
         }
     }
 
+    /// Reports lost every page kept for an owner's next incarnation.
+    fn lose_orphans(&mut self, out: &mut Vec<Output>) -> Result<(), ProtocolError> {
+        for (page, _) in std::mem::take(&mut self.orphans) {
+            let host = self.owner(page.file)?;
+            out.push(Output::Lost { page, host });
+        }
+        Ok(())
+    }
+
     /// Pages whose dirty data this host keeps for their owner's next
     /// incarnation (the one it was going home to died before it was
     /// sent): see [`Msg::Orphan`].
@@ -1190,6 +1203,7 @@ impl Core {
                 undelivered,
                 unsent,
             } => self.peer_died(host, incarnation, undelivered, unsent, out, local)?,
+            Input::TakenForDead => self.lose_orphans(out)?,
             Input::Leave => {
                 if self.leaving.is_none() {
                     // Faults still waiting fail: a page coming for them
@@ -1200,10 +1214,7 @@ impl Core {
                     self.abandoned.extend(failed);
                     self.refetch.clear();
                     // Data waiting for an owner's next incarnation is lost.
-                    for (page, _) in std::mem::take(&mut self.orphans) {
-                        let host = self.owner(page.file)?;
-                        out.push(Output::Lost { page, host });
-                    }
+                    self.lose_orphans(out)?;
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -1664,7 +1675,11 @@ impl Core {
             Msg::Recover { dead, incarnation } if dead == self.me => {
                 // An earlier incarnation of this host: nothing of this one
                 // goes there. (This very one: the asker lost it for longer
-                // than the failure time-out; what it held is re-served.)
+                // than the failure time-out; what it held is re-served, and
+                // what it kept for an owner's next incarnation is refused.)
+                if incarnation == self.incarnation {
+                    self.lose_orphans(out)?;
+                }
                 let msg = Msg::Recovered { dead, incarnation };
                 self.send(from, msg, out, local);
             }

@@ -460,3 +460,34 @@ fn an_orphan_that_comes_once_the_directory_no_longer_waits_for_its_sender_is_ref
     let lost = deliver(&mut cs, 0, &refused[0]);
     assert_eq!(lost, vec![Output::Lost { page: P, host: 0 }]);
 }
+
+#[test]
+fn data_kept_for_an_owner_is_reported_lost_when_its_keeper_is_taken_for_dead() {
+    let mut cs = cores(3, 5);
+    let unsent = fence_dirty_page_of_owner(&mut cs);
+    cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: vec![],
+            unsent,
+        })
+        .unwrap();
+    assert_eq!(cs[1].orphans(), vec![P]);
+    // Host 2 took this very incarnation of host 1 for dead: every owner
+    // will refuse it, and its kept data with it.
+    let out = cs[1]
+        .handle(Input::Message {
+            from: 2,
+            msg: Msg::Recover {
+                dead: 1,
+                incarnation: 5,
+            },
+        })
+        .unwrap();
+    assert!(out.contains(&Output::Lost { page: P, host: 0 }), "{out:?}");
+    assert!(cs[1].orphans().is_empty());
+    // (A refusal says the same: nothing is left to report twice.)
+    let out = cs[1].handle(Input::TakenForDead).unwrap();
+    assert!(out.is_empty(), "{out:?}");
+}

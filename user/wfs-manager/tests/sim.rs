@@ -237,9 +237,10 @@ struct Sim {
     lost: u32,
     /// Leaves completed.
     leaves: u32,
-    /// (sender, crashed host): how many of the sender's messages the
-    /// crashed incarnation had received, until the sender takes it for dead.
-    received_at_crash: BTreeMap<(HostId, HostId), u64>,
+    /// (sender, crashed host, its incarnation): how many of the sender's
+    /// messages the crashed incarnation had received, until the sender
+    /// takes it for dead.
+    received_at_crash: BTreeMap<(HostId, HostId, u64), u64>,
     /// Pages whose data was on its way to a host that crashed and never got
     /// it, and the sender: that data is not lost (its sender has it), so
     /// the next read of the page returns it or newer, unless the sender
@@ -1165,6 +1166,38 @@ impl Sim {
         self.log.push(format!(
             "h{o} takes h{x} (incarnation {inc}) for dead, though it runs"
         ));
+        // If it has not told this owner's incarnation what it holds of its
+        // pages yet (the owner restarted meanwhile), the owner cannot know
+        // what it had: those pages are lost without the owner's report
+        // (the host reports what it kept when it learns of its death).
+        if self.unreported.contains(&(x, o)) {
+            let host = &self.hosts[x as usize];
+            // (In its kernel, kept for the owner, or on its way there.)
+            let sending: Vec<PageId> = host.sessions[&o]
+                .resend()
+                .into_iter()
+                .filter_map(|f| match f.msg {
+                    Some(Msg::Put { page, .. } | Msg::Orphan { page, .. }) => Some(page),
+                    _ => None,
+                })
+                .collect();
+            let untold: Vec<PageId> = host
+                .kernel
+                .cache
+                .keys()
+                .copied()
+                .chain(host.core.orphans())
+                .chain(sending)
+                .filter(|p| self.owners[&p.file] == o)
+                .collect();
+            for p in untold {
+                self.log.push(format!(
+                    "{p:?} lost with h{x}, taken for dead before it told its owner"
+                ));
+                self.unknown.insert(p);
+                self.floor.remove(&p);
+            }
+        }
         // Every host that knows that incarnation takes it for dead in time.
         for z in 0..n {
             if z != x && self.known.get(&(z, x)) == Some(&inc) {
@@ -1178,7 +1211,7 @@ impl Sim {
     /// received of it so far is what it gets (their link is down).
     fn declare_alive(&mut self, o: HostId, x: HostId, inc: u64) {
         let got = self.hosts[x as usize].sessions[&o].received();
-        self.received_at_crash.insert((o, x), got);
+        self.received_at_crash.insert((o, x, inc), got);
         self.declare(o, x, inc);
         // (It learns of the next incarnation when they reconnect.)
         self.known.remove(&(o, x));
@@ -1303,11 +1336,13 @@ impl Sim {
         for req in self.hosts[h].kernel.writeback.values() {
             self.writes.remove(req);
         }
-        for (&o, s) in &self.hosts[h].sessions {
-            self.received_at_crash
-                .entry((o, x))
-                .or_insert_with(|| s.received());
-        }
+        // (What it had received of each peer: counted below for the peers
+        // that have yet to take this incarnation for dead.)
+        let received: Vec<(HostId, u64)> = self.hosts[h]
+            .sessions
+            .iter()
+            .map(|(&o, s)| (o, s.received()))
+            .collect();
         // An owner's crash is a crash of its file system: what no survivor
         // holds may be older on its disk than last written (its own
         // kernel's dirty pages, pages on their way to or from it).
@@ -1412,7 +1447,7 @@ impl Sim {
         // The new incarnation knows nobody yet, and has no death to take.
         self.known.retain(|&(o, _), _| o != x);
         self.undeclared.retain(|&(o, _, _)| o != x);
-        self.received_at_crash.retain(|&(o, _), _| o != x);
+        self.received_at_crash.retain(|&(o, _, _), _| o != x);
         self.hosts[h].leaving = false;
         for o in 0..n as HostId {
             if o == x {
@@ -1428,6 +1463,13 @@ impl Sim {
                 self.undeclared.insert((o, x, old));
             }
         }
+        // (A peer that took this incarnation for dead already, while it
+        // ran, has dealt with what it sent it.)
+        for (o, got) in received {
+            if self.undeclared.contains(&(o, x, old)) {
+                self.received_at_crash.insert((o, x, old), got);
+            }
+        }
     }
 
     /// Host `o` takes incarnation `inc` of `dead` for dead: its session
@@ -1440,7 +1482,7 @@ impl Sim {
             .sessions
             .get_mut(&dead)
             .expect("a session per peer");
-        let got = self.received_at_crash.remove(&(o, dead)).unwrap_or(0);
+        let got = self.received_at_crash.remove(&(o, dead, inc)).unwrap_or(0);
         let unreceived: Vec<(PageId, u64, u64)> = session
             .resend()
             .into_iter()
