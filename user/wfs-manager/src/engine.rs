@@ -684,12 +684,22 @@ impl Engine {
     /// pages, which the new incarnation writes back where nobody has
     /// written since).
     fn refused(&mut self, idx: usize, reason: &str) {
-        if self.rejoining || !reason.contains(crate::cluster::TAKEN_FOR_DEAD) {
+        if !reason.contains(crate::cluster::TAKEN_FOR_DEAD) {
+            return;
+        }
+        let name = self.peers.get(idx).map_or("?", |p| p.name.as_str());
+        let why = format!("peer {name} took this manager for dead ({reason})");
+        self.rejoin(&why);
+    }
+
+    /// This incarnation was taken for dead (`why`): every peer will refuse
+    /// it, so the manager restarts as a new one, once.
+    fn rejoin(&mut self, why: &str) {
+        if self.rejoining {
             return;
         }
         self.rejoining = true;
-        let name = self.peers.get(idx).map_or("?", |p| p.name.as_str());
-        wlog!("peer {name} took this manager for dead ({reason}); restarting to rejoin");
+        wlog!("{why}; restarting to rejoin");
         // What it kept for owners' next incarnations goes with it.
         self.run_core(Input::TakenForDead);
         crate::signals::request_restart();
@@ -1046,7 +1056,18 @@ impl Engine {
                 if let Some(page) = page {
                     self.know_file(page.file);
                 }
+                let me_dead = matches!(m, Msg::Recover { dead, incarnation }
+                    if dead == self.me && incarnation == self.core.incarnation());
                 self.run_core(Input::Message { from, msg: m });
+                if me_dead {
+                    // (Answered first: the asker's recovery waits for it.)
+                    let name = self
+                        .by_host
+                        .get(&from)
+                        .map_or("?", |&i| self.peers[i].name.as_str());
+                    let why = format!("peer {name} says this manager was taken for dead");
+                    self.rejoin(&why);
+                }
             }
             PeerMsg::Name(NameMsg::Lookup { id, name }) => {
                 let found = self.export.lookup(&name).ok().map(|a| {
@@ -1060,7 +1081,12 @@ impl Engine {
                 self.name_outputs(out);
             }
             PeerMsg::Name(NameMsg::List { id }) => {
-                let names = self.export.names().unwrap_or_default();
+                // (A listing carries no error: a peer asking lists what the
+                // others have; the failure is this owner's to report.)
+                let names = self.export.names().unwrap_or_else(|e| {
+                    wlog!("names: cannot list the export directory for host {from} (errno {e})");
+                    Vec::new()
+                });
                 let parts = crate::names::listing_parts(names);
                 let n = parts.len();
                 for (i, names) in parts.into_iter().enumerate() {

@@ -799,6 +799,11 @@ impl Core {
         }
     }
 
+    /// This host's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
     /// Reports lost every page kept for an owner's next incarnation.
     fn lose_orphans(&mut self, out: &mut Vec<Output>) -> Result<(), ProtocolError> {
         for (page, _) in std::mem::take(&mut self.orphans) {

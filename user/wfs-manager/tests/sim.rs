@@ -1765,7 +1765,10 @@ fn protocol_simulation() {
         t.crashes
     );
     assert!(
-        t.owner_crashes >= schedules / 20 && t.reported >= schedules / 40,
+        // (Fewer since a host that stays silent is taken for dead only
+        // after the lease: the pages a holder fenced off it go to its next
+        // incarnation as `Orphan`, not in the report.)
+        t.owner_crashes >= schedules / 20 && t.reported >= schedules / 80,
         "only {} owners crashed and {} held pages reported to their next incarnation in {schedules} schedules",
         t.owner_crashes,
         t.reported

@@ -89,3 +89,103 @@ fn a_page_that_comes_while_its_owner_is_fenced_off_is_not_installed() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_failed_write_of_a_page_nobody_holds_waits_for_its_writers_home_write() {
+    let mut cs = cores(3, 5);
+    join(&mut cs, &[0, 1, 2], 5);
+    fetch_from_disk(&mut cs, 1, 1, 0);
+    // Host 1 writes 9 back (disk write A, not done yet)...
+    let out = cs[1]
+        .handle(Input::Writeback {
+            req: 2,
+            page: P,
+            data: vec![9],
+        })
+        .unwrap();
+    let a = deliver(&mut cs, 1, &out[0]);
+    let [
+        Output::DiskWrite {
+            epoch, ack: ack_a, ..
+        },
+    ] = a[..]
+    else {
+        panic!("{a:?}")
+    };
+    // ... and hands the page over to host 2, which dies before it
+    // acknowledges it.
+    let out = cs[2].handle(Input::Fault { req: 3, page: P }).unwrap();
+    let out = deliver(&mut cs, 2, &out[0]);
+    assert_eq!(
+        deliver(&mut cs, 0, &sends(&out)[0]),
+        vec![Output::Invalidate { page: P }]
+    );
+    let out = cs[1]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![9], true)),
+        })
+        .unwrap();
+    let data = sends(&out).into_iter().map(|o| match o {
+        Output::Send { to: 2, msg } => msg,
+        o => panic!("{o:?}"),
+    });
+    let died = Input::PeerDied {
+        host: 2,
+        incarnation: 5,
+        undelivered: vec![],
+        unsent: vec![],
+    };
+    cs[0].handle(died.clone()).unwrap();
+    let Input::PeerDied {
+        host, incarnation, ..
+    } = died
+    else {
+        unreachable!()
+    };
+    // Host 1 brings the page home (disk write B, of the same data) and
+    // says it did not go.
+    let back = cs[1]
+        .handle(Input::PeerDied {
+            host,
+            incarnation,
+            undelivered: data.collect(),
+            unsent: vec![],
+        })
+        .unwrap();
+    let mut writes = vec![ack_a];
+    for o in sends(&back) {
+        if let Output::Send { to: 0, .. } = o {
+            for r in deliver(&mut cs, 1, &o) {
+                if let Output::DiskWrite { ack, .. } = r {
+                    writes.push(ack);
+                }
+            }
+        }
+    }
+    assert_eq!(writes.len(), 2, "{back:?}");
+    // The owner faults on the page itself: the read waits for the writes.
+    let out = cs[0].handle(Input::Fault { req: 4, page: P }).unwrap();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::DiskRead { .. })),
+        "{out:?}"
+    );
+    // Both fail (a full disk): host 1 still has the data and sends it
+    // again, so the page is not lost and the disk's older copy is not
+    // served.
+    for ack in writes {
+        let out = cs[0]
+            .handle(Input::DiskWritten {
+                page: P,
+                epoch,
+                ack,
+                error: 28,
+            })
+            .unwrap();
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::DiskRead { .. } | Output::Lost { host: 1, .. })),
+            "{out:?}"
+        );
+    }
+}
