@@ -91,7 +91,12 @@ case $h in
     $H/mmapwrite /wfs/data 16384 4096 h2-page-1 || fail "writing page 1"
     $H/dsm set /wfs/flags $((WROTE + 8)) 1
     # h1 cannot say it killed its manager: h2 sees the connection go.
-    until ! wfsctl status | grep -q "peer h1 .* connected;"; do sleep 0.2; done
+    i=0
+    while wfsctl status | grep -q "^peer h1 .* connected;"; do
+        i=$((i + 1))
+        [ $i -le 300 ] || fail "the connection to h1 never closed"
+        sleep 0.2
+    done
     $H/dsm set /wfs/flags $KILLED 1
     kept
     $H/dsm wait /wfs/flags $RESTARTED 1 180 || fail "h1 never restarted"

@@ -95,6 +95,10 @@ case $h in
     grep -q "^h2 " /var/lib/wfs/wfs-vm.h3.dead || fail "h2's death is not on disk"
     grep -q h1-after! /export/page || fail "/export/page lacks h1's synced bytes"
     while [ $(($(date +%s) - closed)) -lt 30 ]; do sleep 0.5; done
+    # (The test is of a manager that never saw h2's old incarnation: it
+    # must start before the heal.)
+    [ $(($(date +%s) - closed)) -le 33 ] || fail "too late to restart before the heal"
+    wfsctl status | grep -q "^peer h2 .* connected;" && fail "h2 is back already"
     old=$(pidof wfs-manager)
     kill -9 "$old"
     while kill -0 "$old" 2>/dev/null; do sleep 0.1; done

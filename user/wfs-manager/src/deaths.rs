@@ -10,6 +10,11 @@
 //! reads the file at start and refuses those incarnations as if it had
 //! taken them for dead itself.
 //!
+//! Beside it, `<state>/<cluster>.<host>.incarnation` names the incarnation
+//! the manager last started as ([`swap_incarnation`]): an owner takes an
+//! `Orphan` only if it was meant for the incarnation right before its own,
+//! since one in between may have served the page without its sender.
+//!
 //! The file is `<state>/<cluster>.<host>.dead`, one line per death:
 //! `HOST INCARNATION` (the incarnation in hexadecimal). It keeps the
 //! newest [`PER_HOST`] deaths of each host (a host restarts as a new
@@ -97,22 +102,52 @@ impl Deaths {
         self.write()
     }
 
-    fn write(&self) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("dead.new");
+    /// Writes the list to stable storage (also at start: a state
+    /// directory that cannot be written stops the manager before it
+    /// recovers anything).
+    pub fn write(&self) -> io::Result<()> {
         let mut text = String::new();
         for (h, i) in &self.list {
             text.push_str(&format!("{h} {i:x}\n"));
         }
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        File::open(dir)?.sync_all()
+        replace(&self.path, &text)
     }
+}
+
+/// Replaces the file at `path` with `text` on stable storage: written
+/// beside, flushed, renamed, the directory flushed.
+fn replace(path: &Path, text: &str) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Reads the incarnation this host's manager last started as (none if it
+/// never did, or the file is not this program's) and writes `mine` in its
+/// place, on stable storage.
+pub fn swap_incarnation(
+    state: &Path,
+    cluster: &str,
+    host: &str,
+    mine: u64,
+) -> io::Result<Option<u64>> {
+    let path = state.join(format!("{cluster}.{host}.incarnation"));
+    let previous = match fs::read_to_string(&path) {
+        Ok(t) => u64::from_str_radix(t.trim(), 16).ok(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    replace(&path, &format!("{mine:x}\n"))?;
+    Ok(previous)
 }
 
 #[cfg(test)]
@@ -152,6 +187,20 @@ mod tests {
         );
         assert_eq!(b.entries().last(), Some(&("h3".to_string(), u64::MAX)));
         assert_eq!(b.entries().len(), PER_HOST + 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn each_start_finds_the_incarnation_before_it() {
+        let d = dir("inc");
+        assert_eq!(swap_incarnation(&d, "c", "h1", 0xa).unwrap(), None);
+        assert_eq!(swap_incarnation(&d, "c", "h1", 0xb).unwrap(), Some(0xa));
+        assert_eq!(swap_incarnation(&d, "c", "h2", 0xc).unwrap(), None);
+        assert_eq!(
+            swap_incarnation(&d, "c", "h1", u64::MAX).unwrap(),
+            Some(0xb)
+        );
+        assert_eq!(swap_incarnation(&d, "c", "h1", 1).unwrap(), Some(u64::MAX));
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -284,6 +284,9 @@ pub struct Parts {
     pub read_deadline: Duration,
     /// This manager's incarnation.
     pub incarnation: u64,
+    /// The incarnation this host's manager ran as before, if its disk
+    /// says.
+    pub previous: Option<u64>,
     /// The incarnations of peers taken for dead so far, by this manager
     /// and the earlier ones of this host.
     pub deaths: Deaths,
@@ -365,6 +368,7 @@ impl Engine {
             counters,
             read_deadline,
             incarnation,
+            previous,
             deaths,
         } = parts;
         let me = host_id(&cfg.host);
@@ -402,6 +406,12 @@ impl Engine {
         let mut core = Core::with_incarnation(me, incarnation);
         for p in &peers {
             core.add_peer(p.host);
+            for &inc in &p.dead {
+                core.add_dead(p.host, inc);
+            }
+        }
+        if let Some(inc) = previous {
+            core.set_previous(inc);
         }
         Engine {
             fd,
@@ -1734,6 +1744,15 @@ impl Engine {
                     page.file,
                     self.file_name(page.file),
                     self.host_names(&[host])
+                );
+                None
+            }
+            Output::OrphanRefused { page } => {
+                wlog!(
+                    "page protocol: the owner of file {:#x} ({}) did not take the dirty data of page {} kept for it; it reports the page lost",
+                    page.file,
+                    self.file_name(page.file),
+                    page.index
                 );
                 None
             }

@@ -251,12 +251,21 @@ pub fn run(argv: &[String]) -> i32 {
     let counters = Arc::new(crate::engine::Counters::default());
     let incarnation = incarnation();
     let deaths_file = crate::deaths::Deaths::path(&cfg.state, &cfg.cluster, &cfg.host);
-    let deaths = match crate::deaths::Deaths::load(deaths_file.clone()) {
-        Ok(d) => d,
+    // What must survive this manager: the deaths it declares, and which
+    // incarnation it is. A state directory that cannot be written stops it
+    // here, before it recovers or serves anything.
+    let state = crate::deaths::Deaths::load(deaths_file.clone())
+        .and_then(|d| d.write().map(|()| d))
+        .and_then(|d| {
+            crate::deaths::swap_incarnation(&cfg.state, &cfg.cluster, &cfg.host, incarnation)
+                .map(|p| (d, p))
+        });
+    let (deaths, previous) = match state {
+        Ok(s) => s,
         Err(e) => {
             wlog!(
-                "cannot read the incarnations this host took for dead ({}): {e}",
-                deaths_file.display()
+                "cannot keep this host's state in {} ({e}); set state in the configuration to a writable directory",
+                cfg.state.display()
             );
             bound.remove();
             return 1;
@@ -277,6 +286,7 @@ pub fn run(argv: &[String]) -> i32 {
                     counters: counters.clone(),
                     read_deadline: crate::engine::READ_DEADLINE,
                     incarnation,
+                    previous,
                     deaths,
                 },
             )))

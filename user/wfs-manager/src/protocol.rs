@@ -175,14 +175,17 @@ pub enum Msg {
     /// had run out), which died before the data was handed to any
     /// connection to it. That incarnation never had the data, so it never
     /// served the page since: this is the page's newest data. The owner
-    /// writes it like a `Put` home while its directory still waits for the
+    /// writes it like a `Put` home if that incarnation (`owner`) is the
+    /// one right before its own (none between could have served the page
+    /// without the sender) and while its directory still waits for the
     /// sender's `Holding` and knows no newer copy (nothing has been served
     /// since it started), and answers `PutAck`; otherwise it refuses it
-    /// ([`NOT_TAKEN`]) and the sender reports the page lost.
+    /// ([`NOT_TAKEN`]), reporting the page lost.
     Orphan {
         page: PageId,
         epoch: u64,
         seq: u64,
+        owner: u64,
         data: Vec<u8>,
     },
 }
@@ -375,6 +378,9 @@ pub enum Output {
     /// host was bringing home to `host`, the page's owner, is gone. Logged
     /// and counted.
     Lost { page: PageId, host: HostId },
+    /// The owner's incarnation refused the dirty data of `page` this host
+    /// kept for it ([`Msg::Orphan`]): the owner reports it lost. Logged.
+    OrphanRefused { page: PageId },
     /// Dirty `page` came for READs that all gave up (none installed it):
     /// its data went home. Logged and counted.
     WentHome { page: PageId },
@@ -733,7 +739,20 @@ pub struct Core {
     /// incarnation that died before any of it was handed to a connection,
     /// with its epoch: it goes to the owner's next incarnation
     /// ([`Msg::Orphan`]).
-    orphans: BTreeMap<PageId, (u64, Vec<u8>)>,
+    orphans: BTreeMap<PageId, Orphaned>,
+    /// This host's incarnation before this one, as its disk says: the only
+    /// one whose [`Msg::Orphan`]s it takes.
+    previous: Option<u64>,
+}
+
+/// Dirty data kept for an owner's next incarnation: of `epoch`, taken
+/// from this host's kernel while incarnation `owner` of the owner had
+/// this host as the page's holder.
+#[derive(Debug)]
+struct Orphaned {
+    epoch: u64,
+    owner: u64,
+    data: Vec<u8>,
 }
 
 impl Core {
@@ -786,6 +805,7 @@ impl Core {
             grant_reqs: HashMap::new(),
             retry: Vec::new(),
             orphans: BTreeMap::new(),
+            previous: None,
         }
     }
 
@@ -804,13 +824,32 @@ impl Core {
         self.incarnation
     }
 
+    /// This host's incarnation before this one (its disk keeps it): the
+    /// data kept for that one is taken ([`Msg::Orphan`]). Unknown, none is.
+    pub fn set_previous(&mut self, incarnation: u64) {
+        self.previous = Some(incarnation);
+    }
+
+    /// Incarnation `incarnation` of `host` was taken for dead by an earlier
+    /// incarnation of this host (its disk keeps the list): it is refused,
+    /// and a `Recover` about it is answered at once.
+    pub fn add_dead(&mut self, host: HostId, incarnation: u64) {
+        if host != self.me {
+            self.declared.insert((host, incarnation));
+        }
+    }
+
     /// Reports lost every page kept for an owner's next incarnation.
     fn lose_orphans(&mut self, out: &mut Vec<Output>) -> Result<(), ProtocolError> {
-        for (page, _) in std::mem::take(&mut self.orphans) {
-            let host = self.owner(page.file)?;
-            out.push(Output::Lost { page, host });
+        let pages: Vec<PageId> = std::mem::take(&mut self.orphans).into_keys().collect();
+        let mut first = Ok(());
+        for page in pages {
+            match self.owner(page.file) {
+                Ok(host) => out.push(Output::Lost { page, host }),
+                Err(e) => first = first.and(Err(e)),
+            }
         }
-        Ok(())
+        first
     }
 
     /// Pages whose dirty data this host keeps for their owner's next
@@ -1811,19 +1850,26 @@ impl Core {
                 page,
                 epoch,
                 seq,
+                owner,
                 ref data,
             } => {
                 self.owned(page, &msg, from)?;
                 let d = self.dir.entry(page).or_default();
-                // Nothing of the page is served before the sender's word,
-                // and nobody else says they hold a copy.
-                if self.rebuild.contains(&from)
+                // Meant for the incarnation before this one (one between
+                // may have served the page without the sender); nothing of
+                // the page is served before the sender's word, and nobody
+                // else says they hold a copy.
+                if self.previous == Some(owner)
+                    && self.rebuild.contains(&from)
                     && d.holder.is_none()
                     && d.busy.is_none()
                     && epoch >= d.disk_epoch
                 {
                     self.write_put(page, epoch, (from, seq), true, data.clone(), out);
                 } else {
+                    // The sender's data is lost: reported here, where the
+                    // older copy is served from.
+                    out.push(Output::Lost { page, host: from });
                     let ack = Msg::PutAck {
                         page,
                         seq,
@@ -1876,9 +1922,9 @@ impl Core {
                         return Ok(());
                     }
                     // Data an earlier incarnation of the owner never had,
-                    // refused by its next: lost.
+                    // refused by its next: lost (the owner reports it).
                     Some(PutFor::Home { .. }) if error == NOT_TAKEN => {
-                        out.push(Output::Lost { page, host: from });
+                        out.push(Output::OrphanRefused { page });
                         self.maybe_left(out, local);
                         return Ok(());
                     }
@@ -2207,7 +2253,12 @@ impl Core {
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> Result<(), ProtocolError> {
-        if x == self.me || !self.declared.insert((x, incarnation)) {
+        if x == self.me {
+            return Ok(());
+        }
+        if !self.declared.insert((x, incarnation)) {
+            // Dealt with already: what waited for it here need not wait.
+            self.declared_now(x, incarnation, out, local);
             return Ok(());
         }
         // Holder side: pages on their way to it go home instead; and so do
@@ -2306,7 +2357,12 @@ impl Core {
                     data,
                     sole: true,
                 }) if never.contains(&seq) && self.leaving.is_none() => {
-                    self.orphans.insert(page, (epoch, data));
+                    let kept = Orphaned {
+                        epoch,
+                        owner: incarnation,
+                        data,
+                    };
+                    self.orphans.insert(page, kept);
                 }
                 Some(PutFor::Home { page, .. }) => out.push(Output::Lost { page, host: x }),
                 Some(PutFor::Downgrade { page, counted, .. }) => {
@@ -2619,18 +2675,20 @@ impl Core {
                 .filter(|p| self.owners.get(&p.file) == Some(&h))
                 .collect();
             for page in orphans {
-                let Some((epoch, data)) = self.orphans.remove(&page) else {
+                let Some(Orphaned { epoch, owner, data }) = self.orphans.remove(&page) else {
                     continue;
                 };
                 self.next_put += 1;
                 let seq = self.next_put;
+                // (Not kept again if this incarnation dies too: the next
+                // may have served the page without this host.)
                 self.puts.insert(
                     seq,
                     PutFor::Home {
                         page,
                         epoch,
                         data: data.clone(),
-                        sole: true,
+                        sole: false,
                     },
                 );
                 self.sent_put(page, seq, epoch);
@@ -2638,6 +2696,7 @@ impl Core {
                     page,
                     epoch,
                     seq,
+                    owner,
                     data,
                 };
                 self.send(h, msg, out, local);

@@ -107,6 +107,12 @@ impl Node {
         let _ = writeln!(t, "export = \"{}\"", export.display());
         let _ = writeln!(t, "device = \"/nonexistent/wfs\"");
         let _ = writeln!(t, "control = \"{}\"", self.control.display());
+        let state = self
+            .control
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("state");
+        let _ = writeln!(t, "state = \"{}\"", state.display());
         for (n, p) in &self.peers {
             let _ = writeln!(t, "\n[[peer]]\nname = \"{n}\"\naddr = \"127.0.0.1:{p}\"");
         }

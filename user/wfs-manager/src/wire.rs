@@ -47,7 +47,7 @@
 //!   | 12 | Released | file, index |
 //!   | 13 | Leaving | incarnation u64 |
 //!   | 14 | Holding | last u8 (0/1), count u32 (at most 4096), count × (file, index, epoch u64) |
-//!   | 15 | Orphan | file, index, epoch u64, seq u64, len u32, len bytes |
+//!   | 15 | Orphan | file, index, epoch u64, seq u64, owner incarnation u64, len u32, len bytes |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 18 | List | id u64 |
@@ -508,12 +508,14 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             page,
             epoch,
             seq,
+            owner,
             data,
         } => {
             p.push(15);
             put_page(p, None, page);
             p.extend_from_slice(&epoch.to_le_bytes());
             p.extend_from_slice(&seq.to_le_bytes());
+            p.extend_from_slice(&owner.to_le_bytes());
             put_bytes(p, data);
         }
         Msg::Holding { pages, last } => {
@@ -592,6 +594,7 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             page: c.page()?,
             epoch: c.u64("ORPHAN too short for its epoch")?,
             seq: c.u64("ORPHAN too short for its sequence number")?,
+            owner: c.u64("ORPHAN too short for its owner's incarnation")?,
             data: c.bytes()?,
         },
         7 => Msg::PutAck {
@@ -891,6 +894,7 @@ mod tests {
                 page,
                 epoch: u64::MAX,
                 seq: u64::MAX,
+                owner: u64::MAX,
                 data: vec![0x5a; wfs_abi::PAGE_SIZE],
             },
             Msg::Holding {
@@ -1151,6 +1155,7 @@ mod tests {
                 page,
                 epoch: 9,
                 seq: 10,
+                owner: 11,
                 data: vec![4, 5, 6],
             },
             Msg::PutAck {

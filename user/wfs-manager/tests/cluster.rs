@@ -293,10 +293,11 @@ fn startup_errors() {
     };
     let export = dir.export();
     let base = format!(
-        "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\n",
+        "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
         free_port(),
         export.display(),
-        dir.path.join("ctl.sock").display()
+        dir.path.join("ctl.sock").display(),
+        dir.path.join("state").display()
     );
 
     let (code, err) = run_failing(&[]);
@@ -340,14 +341,33 @@ fn startup_errors() {
     let inuse = cfg(
         "inuse.toml",
         &format!(
-            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{port}\"\nexport = \"{}\"\ncontrol = \"{}\"\n",
+            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{port}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
             export.display(),
-            dir.path.join("ctl2.sock").display()
+            dir.path.join("ctl2.sock").display(),
+            dir.path.join("state").display()
         ),
     );
     let (code, err) = run_failing(&["--config", &inuse, "--no-device"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot listen on"), "{err}");
+
+    // A state directory that cannot be written: the manager must not
+    // run without remembering whom it took for dead.
+    let nostate = cfg(
+        "nostate.toml",
+        &format!(
+            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"/proc/wfs-state\"\n",
+            free_port(),
+            export.display(),
+            dir.path.join("ctl3.sock").display()
+        ),
+    );
+    let (code, err) = run_failing(&["--config", &nostate, "--no-device"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot keep this host's state in /proc/wfs-state"),
+        "{err}"
+    );
     assert!(!dir.path.join("ctl2.sock").exists());
 }
 

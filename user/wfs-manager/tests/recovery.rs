@@ -288,7 +288,14 @@ fn owner_death_recovered(cs: &mut [Core], out: &[Output]) {
 /// The owner's next incarnation (6), which knows hosts 1 and 2 are
 /// configured and has heard from nobody yet.
 fn restarted_owner(cs: &mut [Core]) {
+    restarted_owner_after(cs, 5);
+}
+
+/// The owner's incarnation 6, whose disk says the one before it was
+/// `previous`.
+fn restarted_owner_after(cs: &mut [Core], previous: u64) {
     cs[0] = Core::with_incarnation(0, 6);
+    cs[0].set_previous(previous);
     cs[0].add_file(7, 0);
     for p in 0..cs.len() as u16 {
         cs[0].add_peer(p);
@@ -442,23 +449,26 @@ fn an_orphan_that_comes_once_the_directory_no_longer_waits_for_its_sender_is_ref
     let refused = deliver(&mut cs, 1, &out[0]);
     assert_eq!(
         refused,
-        vec![Output::Send {
-            to: 1,
-            msg: Msg::PutAck {
-                page: P,
-                seq: match &out[0] {
-                    Output::Send {
-                        msg: Msg::Orphan { seq, .. },
-                        ..
-                    } => *seq,
-                    o => panic!("{o:?}"),
+        vec![
+            Output::Lost { page: P, host: 1 },
+            Output::Send {
+                to: 1,
+                msg: Msg::PutAck {
+                    page: P,
+                    seq: match &out[0] {
+                        Output::Send {
+                            msg: Msg::Orphan { seq, .. },
+                            ..
+                        } => *seq,
+                        o => panic!("{o:?}"),
+                    },
+                    error: NOT_TAKEN,
                 },
-                error: NOT_TAKEN,
-            },
-        }]
+            }
+        ]
     );
-    let lost = deliver(&mut cs, 0, &refused[0]);
-    assert_eq!(lost, vec![Output::Lost { page: P, host: 0 }]);
+    let told = deliver(&mut cs, 0, &refused[1]);
+    assert_eq!(told, vec![Output::OrphanRefused { page: P }]);
 }
 
 #[test]
@@ -490,4 +500,51 @@ fn data_kept_for_an_owner_is_reported_lost_when_its_keeper_is_taken_for_dead() {
     // (A refusal says the same: nothing is left to report twice.)
     let out = cs[1].handle(Input::TakenForDead).unwrap();
     assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn an_orphan_for_an_incarnation_before_the_previous_one_is_refused() {
+    let mut cs = cores(3, 5);
+    let unsent = fence_dirty_page_of_owner(&mut cs);
+    let out = cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: vec![],
+            unsent,
+        })
+        .unwrap();
+    owner_death_recovered(&mut cs, &out);
+    // An incarnation ran between the one the data went to and this one:
+    // it may have served the page without host 1 (it did not wait for a
+    // host it never heard from).
+    restarted_owner_after(&mut cs, 55);
+    let out = cs[1]
+        .handle(Input::PeerJoined {
+            host: 0,
+            incarnation: 6,
+        })
+        .unwrap();
+    let out = sends(&out);
+    let refused = deliver(&mut cs, 1, &out[0]);
+    assert!(
+        matches!(
+            &refused[..],
+            [
+                Output::Lost { page: P, host: 1 },
+                Output::Send {
+                    to: 1,
+                    msg: Msg::PutAck {
+                        error: NOT_TAKEN,
+                        ..
+                    }
+                }
+            ]
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        deliver(&mut cs, 0, &refused[1]),
+        vec![Output::OrphanRefused { page: P }]
+    );
 }

@@ -586,6 +586,8 @@ impl Sim {
                     self.unknown.insert(page);
                     self.lost += 1;
                 }
+                // (Its owner reported the page lost.)
+                Output::OrphanRefused { .. } => {}
                 Output::ReadFailed { req, error } => {
                     let page = self.abandoned.get(&req).copied();
                     let page = page.unwrap_or_else(|| self.fault_of(h, req));
@@ -1438,6 +1440,8 @@ impl Sim {
         let host = &mut self.hosts[h];
         host.incarnation += 1;
         host.core = new_core(x, host.incarnation, n, &owners_map);
+        // (Its disk says which incarnation ran before.)
+        host.core.set_previous(old);
         host.kernel = Kernel::default();
         host.inbox.clear();
         host.disk_pending.clear();
