@@ -1230,14 +1230,25 @@ impl Core {
                     .home_writes
                     .iter()
                     .any(|(&(w, _), &(p, e))| w == to && p == page && e >= epoch);
+                let dead = &self.dead;
                 let d = self.dir.entry(page).or_default();
                 d.written(page, epoch, to, home, covered, error, out);
                 // A writer that died meanwhile is not answered; if the
-                // write failed, its data is lost with it.
-                if self.disk_acks.remove(&(to, seq)) {
+                // write failed, its data is lost with it, unless a live
+                // host holds the page: it got it after that data, so its
+                // copy is newer (the owner's own kernel, say, as it hands
+                // the page on), and what it sends home must still land.
+                let acked = self.disk_acks.remove(&(to, seq));
+                if !acked && error != 0 && d.unwritten == Some((epoch, to)) {
+                    if d.holder.is_some_and(|h| h != to && !dead.contains(&h)) {
+                        d.unwritten = None;
+                        d.read_if_written(page, out);
+                    } else {
+                        d.lose(page, to, out);
+                    }
+                }
+                if acked {
                     self.send(to, Msg::PutAck { page, seq, error }, out, local);
-                } else if error != 0 && d.unwritten == Some((epoch, to)) {
-                    d.lose(page, to, out);
                 }
             }
             Input::Message { from, msg } => self.message(from, msg, out, local)?,
