@@ -1205,6 +1205,15 @@ impl Sim {
                 self.floor.remove(&p);
             }
         }
+        // Data it was bringing home to this owner (a page it had sent to a
+        // host that died) goes with it, as with a crash, unless the owner's
+        // disk has it.
+        let hosts = &self.hosts;
+        let owners = &self.owners;
+        self.floor.retain(|page, &mut (v, from)| {
+            let owner = owners[&page.file];
+            from != x || owner != o || hosts[o as usize].disk.get(page).copied().unwrap_or(0) >= v
+        });
         // Every host that knows that incarnation takes it for dead in time.
         for z in 0..n {
             if z != x && self.known.get(&(z, x)) == Some(&inc) {
@@ -1746,12 +1755,14 @@ fn run_seed(seed: u64) -> Tally {
 /// write of a writer that died taken as lost while a live holder, the
 /// owner's own kernel, had newer data on its way home), kept data going
 /// to the wrong incarnation (12524, 13095), and the simulation's own
-/// bookkeeping (149995, 35188, 185044, 255430). A change to the
+/// bookkeeping (149995, 35188, 185044, 205539, 255430). A change to the
 /// simulation that draws its random numbers differently changes what they
 /// replay: find new ones then (`WFS_SIM_SCHEDULES`).
 #[test]
 fn schedules_that_once_failed() {
-    for seed in [12524, 13095, 19169, 35188, 76384, 149995, 185044, 255430] {
+    for seed in [
+        12524, 13095, 19169, 35188, 76384, 149995, 185044, 205539, 255430,
+    ] {
         run_seed(seed);
     }
 }
@@ -1825,7 +1836,7 @@ fn protocol_simulation() {
         t.leaves
     );
     assert!(
-        t.orphans >= schedules / 200,
+        t.orphans >= schedules / 400,
         "only {} pages' data brought to an owner's next incarnation after the one it was going to died in {schedules} schedules",
         t.orphans
     );
