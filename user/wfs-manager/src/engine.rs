@@ -754,7 +754,9 @@ impl Engine {
         if let Some(cl) = &self.cluster {
             cl.refuse_incarnation(idx, incarnation);
         }
-        self.record_death(idx, incarnation);
+        if !self.record_death(idx, incarnation) {
+            return;
+        }
         let p = &mut self.peers[idx];
         Counters::add(&self.counters.peers_dead, 1);
         let host = p.host;
@@ -812,12 +814,25 @@ impl Engine {
 
     /// Writes the death of peer `idx`'s incarnation `incarnation` to disk
     /// before this host recovers anything of it ([`crate::deaths`]).
-    fn record_death(&mut self, idx: usize, incarnation: u64) {
+    /// Returns false if it cannot: then nothing of it is recovered, and
+    /// the manager restarts (a restart that forgot the death could take
+    /// that incarnation's older data over newer; a state directory that
+    /// cannot be written stops the new manager at its start).
+    fn record_death(&mut self, idx: usize, incarnation: u64) -> bool {
         let name = &self.peers[idx].name;
-        if let Err(e) = self.deaths.record(name, incarnation) {
-            wlog!(
-                "peer {name}: cannot keep incarnation {incarnation:#x}'s death on disk: {e}; a restart of this manager would forget it"
-            );
+        match self.deaths.record(name, incarnation) {
+            Ok(()) => true,
+            Err(e) => {
+                let why = format!(
+                    "peer {name}: cannot keep incarnation {incarnation:#x}'s death on disk ({e}); nothing of it is recovered"
+                );
+                wlog!("{why}");
+                if !self.rejoining {
+                    self.rejoining = true;
+                    crate::signals::request_restart();
+                }
+                false
+            }
         }
     }
 
@@ -1718,7 +1733,9 @@ impl Engine {
                     if let Some(cl) = &self.cluster {
                         cl.refuse_incarnation(idx, incarnation);
                     }
-                    self.record_death(idx, incarnation);
+                    if !self.record_death(idx, incarnation) {
+                        return None;
+                    }
                 }
                 Some(Input::PeerDied {
                     host,

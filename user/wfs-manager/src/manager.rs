@@ -264,7 +264,7 @@ pub fn run(argv: &[String]) -> i32 {
         Ok(s) => s,
         Err(e) => {
             wlog!(
-                "cannot keep this host's state in {} ({e}); set state in the configuration to a writable directory",
+                "cannot keep this host's state in {} ({e}); state in the configuration must name a directory this manager can write, holding only its files",
                 cfg.state.display()
             );
             bound.remove();

@@ -13,7 +13,7 @@
 //! error that closes the connection. Strings are a u16 LE byte length
 //! followed by that many bytes of UTF-8. All integers are little-endian.
 //!
-//! Frame types of protocol version 2:
+//! Frame types of protocol version 6:
 //!
 //! * `HELLO` (1), initiator to acceptor, first frame: magic `b"WFSP"`,
 //!   version u16, cluster name (string), host name (string), incarnation
@@ -79,7 +79,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
