@@ -102,10 +102,8 @@ impl Deaths {
         self.write()
     }
 
-    /// Writes the list to stable storage (also at start: a state
-    /// directory that cannot be written stops the manager before it
-    /// recovers anything).
-    pub fn write(&self) -> io::Result<()> {
+    /// Writes the list to stable storage.
+    fn write(&self) -> io::Result<()> {
         let mut text = String::new();
         for (h, i) in &self.list {
             text.push_str(&format!("{h} {i:x}\n"));

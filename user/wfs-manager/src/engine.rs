@@ -702,8 +702,9 @@ impl Engine {
         self.rejoin(&why);
     }
 
-    /// This incarnation was taken for dead (`why`): every peer will refuse
-    /// it, so the manager restarts as a new one, once.
+    /// This incarnation cannot go on (`why`: taken for dead, which every
+    /// peer will hold against it; or a death it cannot keep on disk), so
+    /// the manager restarts as a new one, once.
     fn rejoin(&mut self, why: &str) {
         if self.rejoining {
             return;
@@ -826,11 +827,7 @@ impl Engine {
                 let why = format!(
                     "peer {name}: cannot keep incarnation {incarnation:#x}'s death on disk ({e}); nothing of it is recovered"
                 );
-                wlog!("{why}");
-                if !self.rejoining {
-                    self.rejoining = true;
-                    crate::signals::request_restart();
-                }
+                self.rejoin(&why);
                 false
             }
         }
@@ -1081,18 +1078,7 @@ impl Engine {
                 if let Some(page) = page {
                     self.know_file(page.file);
                 }
-                let me_dead = matches!(m, Msg::Recover { dead, incarnation }
-                    if dead == self.me && incarnation == self.core.incarnation());
                 self.run_core(Input::Message { from, msg: m });
-                if me_dead {
-                    // (Answered first: the asker's recovery waits for it.)
-                    let name = self
-                        .by_host
-                        .get(&from)
-                        .map_or("?", |&i| self.peers[i].name.as_str());
-                    let why = format!("peer {name} says this manager was taken for dead");
-                    self.rejoin(&why);
-                }
             }
             PeerMsg::Name(NameMsg::Lookup { id, name }) => {
                 let found = self.export.lookup(&name).ok().map(|a| {

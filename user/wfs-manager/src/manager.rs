@@ -254,12 +254,12 @@ pub fn run(argv: &[String]) -> i32 {
     // What must survive this manager: the deaths it declares, and which
     // incarnation it is. A state directory that cannot be written stops it
     // here, before it recovers or serves anything.
-    let state = crate::deaths::Deaths::load(deaths_file.clone())
-        .and_then(|d| d.write().map(|()| d))
-        .and_then(|d| {
-            crate::deaths::swap_incarnation(&cfg.state, &cfg.cluster, &cfg.host, incarnation)
-                .map(|p| (d, p))
-        });
+    // (The incarnation's file, written at each start, is in the same
+    // directory as the deaths'.)
+    let state = crate::deaths::Deaths::load(deaths_file.clone()).and_then(|d| {
+        crate::deaths::swap_incarnation(&cfg.state, &cfg.cluster, &cfg.host, incarnation)
+            .map(|p| (d, p))
+    });
     let (deaths, previous) = match state {
         Ok(s) => s,
         Err(e) => {

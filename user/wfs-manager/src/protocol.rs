@@ -819,11 +819,6 @@ impl Core {
         }
     }
 
-    /// This host's incarnation.
-    pub fn incarnation(&self) -> u64 {
-        self.incarnation
-    }
-
     /// This host's incarnation before this one (its disk keeps it): the
     /// data kept for that one is taken ([`Msg::Orphan`]). Unknown, none is.
     pub fn set_previous(&mut self, incarnation: u64) {

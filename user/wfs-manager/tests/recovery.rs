@@ -247,6 +247,22 @@ fn fence_dirty_page_of_owner(cs: &mut [Core]) -> Vec<Msg> {
     msgs
 }
 
+/// As [`fence_dirty_page_of_owner`], then host 1 takes the owner's
+/// incarnation 5 for dead with the `Put` and `Released` never handed to a
+/// connection (the owner stayed silent past the lease). Returns what that
+/// did.
+fn owner_dies_before_its_data_went(cs: &mut [Core]) -> Vec<Output> {
+    let unsent = fence_dirty_page_of_owner(cs);
+    cs[1]
+        .handle(Input::PeerDied {
+            host: 0,
+            incarnation: 5,
+            undelivered: vec![],
+            unsent,
+        })
+        .unwrap()
+}
+
 /// Host 1 takes the owner's incarnation 5 for dead (`out`: what that
 /// did), and host 2 follows its `Recover`: both recoveries complete
 /// (what they send the dead owner goes nowhere).
@@ -305,17 +321,9 @@ fn restarted_owner_after(cs: &mut [Core], previous: u64) {
 #[test]
 fn dirty_data_fenced_off_an_owner_that_died_before_it_was_sent_reaches_the_next_incarnation() {
     let mut cs = cores(3, 5);
-    let unsent = fence_dirty_page_of_owner(&mut cs);
     // The owner dies (silent past the lease) before the connection came
     // back: nothing of that went out.
-    let out = cs[1]
-        .handle(Input::PeerDied {
-            host: 0,
-            incarnation: 5,
-            undelivered: vec![],
-            unsent,
-        })
-        .unwrap();
+    let out = owner_dies_before_its_data_went(&mut cs);
     assert!(
         !out.iter().any(|o| matches!(o, Output::Lost { .. })),
         "{out:?}"
@@ -425,15 +433,7 @@ fn dirty_data_that_may_have_reached_the_owner_that_died_is_reported_lost() {
 fn an_orphan_that_comes_once_the_directory_no_longer_waits_for_its_sender_is_refused_and_reported()
 {
     let mut cs = cores(3, 5);
-    let unsent = fence_dirty_page_of_owner(&mut cs);
-    let out = cs[1]
-        .handle(Input::PeerDied {
-            host: 0,
-            incarnation: 5,
-            undelivered: vec![],
-            unsent,
-        })
-        .unwrap();
+    let out = owner_dies_before_its_data_went(&mut cs);
     owner_death_recovered(&mut cs, &out);
     restarted_owner(&mut cs);
     // Host 1 was not heard from within the time-out: the directory was
@@ -474,15 +474,7 @@ fn an_orphan_that_comes_once_the_directory_no_longer_waits_for_its_sender_is_ref
 #[test]
 fn data_kept_for_an_owner_is_reported_lost_when_its_keeper_is_taken_for_dead() {
     let mut cs = cores(3, 5);
-    let unsent = fence_dirty_page_of_owner(&mut cs);
-    cs[1]
-        .handle(Input::PeerDied {
-            host: 0,
-            incarnation: 5,
-            undelivered: vec![],
-            unsent,
-        })
-        .unwrap();
+    owner_dies_before_its_data_went(&mut cs);
     assert_eq!(cs[1].orphans(), vec![P]);
     // Host 2 took this very incarnation of host 1 for dead: every owner
     // will refuse it, and its kept data with it.
@@ -505,15 +497,7 @@ fn data_kept_for_an_owner_is_reported_lost_when_its_keeper_is_taken_for_dead() {
 #[test]
 fn an_orphan_for_an_incarnation_before_the_previous_one_is_refused() {
     let mut cs = cores(3, 5);
-    let unsent = fence_dirty_page_of_owner(&mut cs);
-    let out = cs[1]
-        .handle(Input::PeerDied {
-            host: 0,
-            incarnation: 5,
-            undelivered: vec![],
-            unsent,
-        })
-        .unwrap();
+    let out = owner_dies_before_its_data_went(&mut cs);
     owner_death_recovered(&mut cs, &out);
     // An incarnation ran between the one the data went to and this one:
     // it may have served the page without host 1 (it did not wait for a
