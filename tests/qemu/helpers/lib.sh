@@ -31,6 +31,18 @@ stop_manager() {
     while kill -0 "$_pid" 2>/dev/null; do sleep 0.1; done
 }
 
+# restart_manager_with LINE...: stops this host's manager (SIGTERM: it
+# leaves the cluster) and starts a new one whose configuration is
+# /etc/wfs/cluster.toml with the LINEs (top-level keys) added
+# (/tmp/cluster.toml), for tests that need other time-outs.
+restart_manager_with() {
+    _pid=$(pidof wfs-manager)
+    kill -TERM "$_pid"
+    while kill -0 "$_pid" 2>/dev/null; do sleep 0.1; done
+    { printf '%s\n' "$@"; cat /etc/wfs/cluster.toml; } > /tmp/cluster.toml
+    wfs-manager --config /tmp/cluster.toml &
+}
+
 # stat_of OP: how many upcalls OP (READ, WRITE, UPGRADE...) the manager
 # has served, from `wfsctl stats`.
 stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }

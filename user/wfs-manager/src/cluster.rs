@@ -17,8 +17,13 @@
 //! acceptor checks magic, version, that the cluster name is its own, that
 //! the host is one of its configured peers and that this host is the one
 //! that should initiate; it answers HELLO_ACK (its name and version), or
-//! REFUSE with a reason and closes. A new connection from a peer that is
-//! still considered connected replaces the old one (the peer restarted).
+//! REFUSE with a reason and closes. The initiator checks HELLO_ACK in turn
+//! and answers with REFUSE and a reason (an incarnation it took for dead,
+//! another version, another name) or with the connection's first frame (a
+//! PING); only then does the acceptor count the connection as up, so a host
+//! never counts a peer that is about to refuse it (towards a majority, say).
+//! A new connection from a peer that is still considered connected replaces
+//! the old one (the peer restarted).
 //!
 //! # Sessions
 //!
@@ -96,15 +101,15 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub enum NetEvent {
     /// A connection completed its handshake; the peer runs incarnation
-    /// `incarnation`. `since`, when this host dialed: when it sent its
-    /// HELLO, which the peer heard and accepted (a lease renewal). (An
-    /// accepted HELLO is no renewal: the dialer may still refuse this
-    /// host after it.)
+    /// `incarnation`. `since`: when this host sent its part of the
+    /// handshake that the peer heard and accepted (a lease renewal): its
+    /// HELLO if it dialed, else its HELLO_ACK, which the dialer answered
+    /// with its first frame rather than REFUSE.
     Up {
         peer: usize,
         conn: u64,
         incarnation: u64,
-        since: Option<Instant>,
+        since: Instant,
     },
     /// The peer answered a PING this host sent at `since`: it heard from
     /// this host at or after then (a lease renewal).
@@ -705,7 +710,7 @@ impl Cluster {
                     last_error = None;
                     backoff = BACKOFF_MIN;
                     let remote = peer.addr;
-                    self.run_connection(idx, stream, remote, incarnation, Some(since));
+                    self.run_connection(idx, stream, remote, incarnation, since, None);
                     // Dropped: dial again right away (after the minimum delay).
                 }
                 Err(DialError::Refused(reason)) => {
@@ -760,26 +765,33 @@ impl Cluster {
                 host,
                 incarnation,
             }) => {
-                if version != PROTOCOL_VERSION {
-                    Err(DialError::Refused(format!(
+                // The acceptor waits for this host's word: REFUSE, with
+                // why, or the connection's first frame.
+                let (why, err) = if version != PROTOCOL_VERSION {
+                    let why = format!(
                         "peer answered with protocol version {version} (this host speaks {PROTOCOL_VERSION})"
-                    )))
+                    );
+                    (why.clone(), DialError::Refused(why))
                 } else if host != peer.name {
-                    Err(DialError::Refused(format!(
+                    let why = format!(
                         "the manager at {} says it is {host:?}, not {:?}",
                         peer.addr, peer.name
-                    )))
+                    );
+                    (why.clone(), DialError::Refused(why))
                 } else if self.refuses(idx, incarnation) {
-                    let reason = taken_for_dead(incarnation);
-                    let _ = wire::write_frame(&mut s, &Frame::Refuse { reason });
-                    let _ = s.shutdown(Shutdown::Both);
-                    Err(DialError::Other(format!(
-                        "its incarnation {incarnation:#x} was taken for dead: refused until its manager restarts"
-                    )))
+                    (
+                        taken_for_dead(incarnation),
+                        DialError::Other(format!(
+                            "its incarnation {incarnation:#x} was taken for dead: refused until its manager restarts"
+                        )),
+                    )
                 } else {
                     self.mark_heard(idx);
-                    Ok((s, incarnation, since))
-                }
+                    return Ok((s, incarnation, since));
+                };
+                let _ = wire::write_frame(&mut s, &Frame::Refuse { reason: why });
+                let _ = s.shutdown(Shutdown::Both);
+                Err(err)
             }
             Ok(Frame::Refuse { reason }) => Err(DialError::Refused(reason)),
             Ok(f) => Err(DialError::Other(format!(
@@ -944,29 +956,54 @@ impl Cluster {
             self.refuse(&mut stream, &host, remote, &reason);
             return;
         }
-        self.mark_heard(idx);
         let ack = Frame::HelloAck {
             version: PROTOCOL_VERSION,
             host: self.cfg.host.clone(),
             incarnation: self.incarnation,
         };
+        let since = Instant::now();
         if let Err(e) = wire::write_frame(&mut stream, &ack) {
             wlog!("peer {host} ({remote}): cannot send HELLO_ACK: {e}");
             return;
         }
-        self.run_connection(idx, stream, remote, incarnation, None);
+        // The dialer's answer to HELLO_ACK: REFUSE if it took this host's
+        // incarnation for dead, else its first frame (its writer starts
+        // with a PING). Until then the connection is no connection: a host
+        // cut off from most of the cluster must not count a peer that is
+        // about to refuse it towards a majority (and take the hosts still
+        // out of its reach for dead in between).
+        match wire::read_frame(&mut stream) {
+            Ok(Frame::Refuse { reason }) => {
+                wlog!("peer {host} ({remote}) refused us: {reason}");
+                self.set_state(idx, PeerState::Refused, Some(reason.clone()));
+                self.event(NetEvent::Refused { peer: idx, reason });
+            }
+            Ok(first) => {
+                self.mark_heard(idx);
+                self.run_connection(idx, stream, remote, incarnation, since, Some(first));
+            }
+            Err(WireError::Closed) => {
+                wlog!("peer {host} ({remote}) closed the connection after HELLO_ACK");
+            }
+            Err(e) => {
+                wlog!("peer {host} ({remote}): no answer to HELLO_ACK: {e}; closing");
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
     }
 
     // -- both sides -------------------------------------------------------
 
-    /// Runs an established connection until it drops.
+    /// Runs an established connection until it drops; `first`, a frame
+    /// already read from it (the acceptor's wait for the dialer's word).
     fn run_connection(
         &self,
         idx: usize,
         mut stream: TcpStream,
         remote: SocketAddr,
         incarnation: u64,
-        since: Option<Instant>,
+        since: Instant,
+        mut first: Option<Frame>,
     ) {
         let name = self.cfg.peers[idx].name.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -1031,7 +1068,11 @@ impl Cluster {
         });
 
         let why = loop {
-            match wire::read_frame(&mut stream) {
+            let next = match first.take() {
+                Some(f) => Ok(f),
+                None => wire::read_frame(&mut stream),
+            };
+            match next {
                 Ok(Frame::Ping { seq }) => {
                     self.mark_heard(idx);
                     if let Err(e) = outbox.push_first(&Frame::Pong { seq }) {
@@ -1252,13 +1293,7 @@ mod tests {
         });
         let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
         // Peer "a" dials, shakes hands, and then reads nothing.
-        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
-        assert!(matches!(
-            wire::read_frame(&mut s).unwrap(),
-            Frame::HelloAck { .. }
-        ));
+        let _s = shake_hands_as(&cl, "a");
         let conn = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         let big = big_frame();
         // 25 MiB: far more than the socket buffers take.
@@ -1319,13 +1354,7 @@ mod tests {
         };
         let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
         assert!(cell.set(cl.clone()).is_ok());
-        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
-        assert!(matches!(
-            wire::read_frame(&mut s).unwrap(),
-            Frame::HelloAck { .. }
-        ));
+        let mut s = shake_hands_as(&cl, "a");
         let (mut got, mut pongs) = (0, 0);
         while got < 70 || pongs < 70 {
             match wire::read_frame(&mut s) {
@@ -1338,6 +1367,70 @@ mod tests {
                 Err(e) => panic!("after {got} frames and {pongs} PONGs: {e}"),
             }
         }
+        cl.shutdown();
+    }
+
+    /// Dials `cl` as its peer `host` (incarnation 1) and completes the
+    /// handshake: HELLO, HELLO_ACK, and this side's first frame (a PING).
+    fn shake_hands_as(cl: &Cluster, host: &str) -> TcpStream {
+        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("c", host, 1)).unwrap();
+        assert!(matches!(
+            wire::read_frame(&mut s).unwrap(),
+            Frame::HelloAck { .. }
+        ));
+        wire::write_frame(&mut s, &Frame::Ping { seq: 0 }).unwrap();
+        s
+    }
+
+    /// Events of the kinds `Up` and `Refused`, as (kind, peer) pairs.
+    fn up_and_refused() -> (EventSink, std::sync::mpsc::Receiver<(&'static str, usize)>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let sink: EventSink = Box::new(move |e| {
+            let seen = match e {
+                NetEvent::Up { peer, .. } => ("up", peer),
+                NetEvent::Refused { peer, .. } => ("refused", peer),
+                _ => return,
+            };
+            let _ = lock(&tx).send(seen);
+        });
+        (sink, rx)
+    }
+
+    #[test]
+    fn an_acceptor_counts_a_connection_up_only_once_the_dialer_answered_its_hello_ack() {
+        let (sink, rx) = up_and_refused();
+        let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
+        // A dialer that took this host's incarnation for dead refuses it
+        // right after HELLO_ACK: the engine hears a refusal, never a
+        // connection (a host cut off from most of the cluster counted it
+        // towards a majority and took the hosts still out of reach for
+        // dead in between).
+        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
+        assert!(matches!(
+            wire::read_frame(&mut s).unwrap(),
+            Frame::HelloAck { .. }
+        ));
+        // Not up while the dialer has not answered.
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        assert_eq!(cl.snapshot()[0].state, PeerState::Connecting);
+        let reason = taken_for_dead(0);
+        wire::write_frame(&mut s, &Frame::Refuse { reason }).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            ("refused", 0)
+        );
+        let snap = &cl.snapshot()[0];
+        assert_eq!(snap.state, PeerState::Refused);
+        assert!(snap.reason.as_ref().unwrap().contains(TAKEN_FOR_DEAD));
+        // A dialer that answers with its first frame: up.
+        let _s = shake_hands_as(&cl, "a");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), ("up", 0));
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
         cl.shutdown();
     }
 

@@ -350,6 +350,10 @@ pub struct Engine {
     name: String,
     /// "Cut off from most of the cluster" was logged.
     minority_logged: bool,
+    /// Since when this host has been on the majority side
+    /// ([`Engine::in_majority`]); `None` while it is not. A peer's failure
+    /// time-out counts from then at the earliest.
+    majority_since: Option<Instant>,
     /// A leave is complete: every page is back with its owner.
     left: bool,
     counters: Arc<Counters>,
@@ -447,6 +451,7 @@ impl Engine {
             rejoining: false,
             name: cfg.host.clone(),
             minority_logged: false,
+            majority_since: None,
             left: false,
             counters,
             deaths,
@@ -491,22 +496,7 @@ impl Engine {
                 incarnation,
                 since,
             }) => {
-                match since {
-                    Some(since) => self.renewed(peer, since),
-                    // Accepted: a first connection renews (its dialer heard
-                    // this host's answer, the margin covering the moments
-                    // since); a later one waits for an answer to a PING (its
-                    // dialer may refuse this incarnation after the answer).
-                    None => {
-                        if self
-                            .peers
-                            .get(peer)
-                            .is_some_and(|p| p.lease_until.is_none())
-                        {
-                            self.renewed(peer, Instant::now());
-                        }
-                    }
-                }
+                self.renewed(peer, since);
                 self.check_leases();
                 self.peer_up(peer, conn, incarnation);
             }
@@ -858,7 +848,21 @@ impl Engine {
     /// Takes for dead every peer disconnected for longer than the failure
     /// time-out; one this host never heard from by then is taken to hold
     /// none of its pages (the directory stops waiting for its word).
+    ///
+    /// A host cut off from most of the cluster takes nobody for dead, and
+    /// the time it spent cut off does not count towards anyone's failure
+    /// time-out: once it is back with most of the others, a peer still out
+    /// of its reach has the whole time-out to come back too. (Else a host
+    /// that healed after a cut longer than the time-out, reconnected to
+    /// one peer first, would take the healthy ones it had not redialed yet
+    /// for dead; their managers would have to restart.)
     fn detect_failures(&mut self) {
+        let majority = self.in_majority();
+        match (majority, self.majority_since) {
+            (true, None) => self.majority_since = Some(Instant::now()),
+            (false, Some(_)) => self.majority_since = None,
+            _ => {}
+        }
         let absent_after = self.absent_after();
         let absent: Vec<usize> = self
             .peers
@@ -896,13 +900,14 @@ impl Engine {
                     return None;
                 }
                 let since = p.down_since?;
+                let since = self.majority_since.map_or(since, |m| since.max(m));
                 (since.elapsed() >= self.failure_timeout).then_some((i, inc))
             })
             .collect();
         if late.is_empty() {
             return;
         }
-        if !self.in_majority() {
+        if !majority {
             // Cut off from most of the cluster: this host is the one to
             // fence itself and, once the others took it for dead, restart;
             // it takes nobody for dead on its own.
