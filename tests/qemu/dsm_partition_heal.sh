@@ -53,12 +53,7 @@ done
 # Every peer's new manager, as this host knows it.
 back() { case $(health_of $1) in alive | rejoined) ;; *) return 1 ;; esac; }
 for o in $(others); do
-    i=0
-    until back h$o; do
-        i=$((i + 1))
-        [ $i -le 300 ] || fail "h$o not back after its restart: $(peer_line h$o)"
-        sleep 0.1
-    done
+    within 30 back h$o || fail "h$o not back after its restart: $(peer_line h$o)"
 done
 pid=$(pidof wfs-manager)
 dead=$(failures 1)
@@ -68,13 +63,9 @@ echo "h$h: ready $(cut -d' ' -f1 /proc/uptime) s after boot; peers taken for dea
 # Wait for the cut (the host cut off sees both peers go).
 gone=h2
 [ $h = 2 ] && gone="h1 h3"
+suspected() { [ "$(health_of $1)" = suspected ]; }
 for g in $gone; do
-    i=0
-    until [ "$(health_of $g)" = suspected ]; do
-        i=$((i + 1))
-        [ $i -le 1200 ] || fail "$g never went: $(peer_line $g)"
-        sleep 0.1
-    done
+    within 120 suspected $g || fail "$g never went: $(peer_line $g)"
 done
 echo "h$h: the cut: $gone gone"
 if [ $h = 3 ]; then
@@ -85,13 +76,8 @@ if [ $h = 3 ]; then
     echo "h3: this manager stopped from 20 s to 33 s after h2 went"
 fi
 # Back together: every peer alive in its old incarnation.
-i=0
 for o in $(others); do
-    until back h$o; do
-        i=$((i + 1))
-        [ $i -le 1200 ] || fail "h$o is not back: $(peer_line h$o)"
-        sleep 0.1
-    done
+    within 120 back h$o || fail "h$o is not back: $(peer_line h$o)"
 done
 echo "h$h: both peers back"
 for o in $(others); do

@@ -43,6 +43,18 @@ restart_manager_with() {
     wfs-manager --config /tmp/cluster.toml &
 }
 
+# within SECS CMD...: runs CMD every 0.1 s until it succeeds; returns 1 if
+# it has not after SECS seconds.
+within() {
+    _polls=$(($1 * 10))
+    shift
+    until "$@"; do
+        _polls=$((_polls - 1))
+        [ $_polls -gt 0 ] || return 1
+        sleep 0.1
+    done
+}
+
 # stat_of OP: how many upcalls OP (READ, WRITE, UPGRADE...) the manager
 # has served, from `wfsctl stats`.
 stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }
