@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -712,6 +712,12 @@ pub enum Grant {
     /// handed them over dirty), so it must be written back, never just
     /// evicted.
     Dirty = 3,
+    /// UPGRADE replies only: the cached copy is stale (another host was
+    /// granted the page for writing meanwhile), so it cannot be made
+    /// writable in place. The kernel drops the page, and the access faults
+    /// it in again (a READ) and asks again. A READ reply carrying it is
+    /// malformed.
+    Refault = 4,
 }
 
 /// File attributes carried by LOOKUP and GETATTR replies.
@@ -789,7 +795,8 @@ impl<'a> Reply<'a> {
                 }
                 true
             }
-            (Opcode::Read | Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
+            (Opcode::Read, Some(ReplyBody::Grant(g))) => g != Grant::Refault,
+            (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::Write, Some(ReplyBody::Done)) => true,
             _ => false,
         };
@@ -894,6 +901,7 @@ impl<'a> Reply<'a> {
                     1 => Grant::ReadOnly,
                     2 => Grant::ReadWrite,
                     3 => Grant::Dirty,
+                    4 if op == Opcode::Upgrade => Grant::Refault,
                     _ => return Err(DecodeError::BadField),
                 })
             }

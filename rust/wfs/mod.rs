@@ -317,7 +317,7 @@ impl FileSystem for WfsFs {
     /// A write to a page granted for reading only: the manager must grant
     /// it for writing before the first byte changes (UPGRADE).
     fn prepare_write(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
-        pages::make_writable(folio, |index| upgrade(inode, index))
+        pages::make_writable(inode.mapping(), folio, |index| upgrade(inode, index))
     }
 }
 
@@ -330,7 +330,9 @@ fn upgrade(inode: &Inode<WfsFs>, index: u64) -> Result<abi::Grant> {
         &Request::Upgrade { file, index },
         m.timeout_ms,
         |reply| match reply.body {
-            Some(ReplyBody::Grant(g @ (abi::Grant::ReadWrite | abi::Grant::Dirty))) => Ok(g),
+            Some(ReplyBody::Grant(
+                g @ (abi::Grant::ReadWrite | abi::Grant::Dirty | abi::Grant::Refault),
+            )) => Ok(g),
             // Still read-only: the manager refused without saying why.
             Some(ReplyBody::Grant(abi::Grant::ReadOnly)) => Err(EACCES),
             _ => Err(EIO),

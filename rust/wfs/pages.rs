@@ -16,7 +16,7 @@
 use crate::upcall::abi::Grant;
 use kernel::{
     folio::{LockedFolio, PageContents},
-    fs::{FileSystem, Inode, SuperBlock},
+    fs::{AddressSpace, FileSystem, Inode, SuperBlock},
     page::PAGE_SIZE,
     prelude::*,
 };
@@ -45,7 +45,8 @@ pub(crate) struct PageState {
 /// else) dirty, so that it is written back before it can be evicted.
 pub(crate) fn install(folio: &mut LockedFolio<'_>, grant: Grant) {
     match grant {
-        Grant::ReadOnly => folio.clear_checked(),
+        // (A READ reply never carries a refault: decoding refuses it.)
+        Grant::ReadOnly | Grant::Refault => folio.clear_checked(),
         Grant::ReadWrite | Grant::Dirty => folio.set_checked(),
     }
     folio.mark_uptodate();
@@ -54,23 +55,38 @@ pub(crate) fn install(folio: &mut LockedFolio<'_>, grant: Grant) {
     }
 }
 
-/// Makes sure a locked, uptodate page may be written, asking `upgrade` for
-/// write access if it was granted for reading only. `upgrade` returns the
-/// new grant, for writing (`EACCES` if the manager would not); a dirty one
-/// dirties the page at once, since its contents are newer than the owner's
-/// (even if the write that asked copies nothing).
+/// Makes sure a locked, uptodate page of `mapping` may be written, asking
+/// `upgrade` for write access if it was granted for reading only. `upgrade`
+/// returns the new grant, for writing (`EACCES` if the manager would not);
+/// a dirty one dirties the page at once, since its contents are newer than
+/// the owner's (even if the write that asked copies nothing). A refault
+/// (the cached copy is stale) removes the page from the page cache and
+/// returns `EAGAIN`: the write or fault is made again and reads the page in
+/// anew.
 pub(crate) fn make_writable(
+    mapping: &AddressSpace,
     folio: &mut LockedFolio<'_>,
     upgrade: impl FnOnce(u64) -> Result<Grant>,
 ) -> Result {
     if !folio.test_checked() {
-        let grant = upgrade(folio.index())?;
-        if grant == Grant::ReadOnly {
-            return Err(EACCES);
-        }
-        folio.set_checked();
-        if grant == Grant::Dirty {
-            folio.mark_dirty();
+        match upgrade(folio.index())? {
+            Grant::ReadOnly => return Err(EACCES),
+            Grant::Refault => {
+                // Only a clean copy goes: a read-only page is dirty only if
+                // a manager that died granted it (its grants were revoked),
+                // and its data exists nowhere else, so the write fails
+                // instead. One under writeback cannot go yet (`EBUSY`).
+                if folio.test_dirty() {
+                    return Err(EIO);
+                }
+                mapping.remove_folio(folio)?;
+                return Err(EAGAIN);
+            }
+            Grant::ReadWrite => folio.set_checked(),
+            Grant::Dirty => {
+                folio.set_checked();
+                folio.mark_dirty();
+            }
         }
     }
     Ok(())

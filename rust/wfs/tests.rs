@@ -37,6 +37,8 @@ struct MemState {
     writes: AtomicU32,
     upgrades: AtomicU32,
     fail_upgrade: AtomicBool,
+    /// How many more UPGRADEs to answer with a refault (a stale copy).
+    refaults: AtomicU32,
     /// Grant pages dirty (`Grant::Dirty`) instead of read-only.
     grant_dirty: AtomicBool,
 }
@@ -54,6 +56,7 @@ impl MemState {
                 writes: AtomicU32::new(0),
                 upgrades: AtomicU32::new(0),
                 fail_upgrade: AtomicBool::new(false),
+                refaults: AtomicU32::new(0),
                 grant_dirty: AtomicBool::new(false),
             }),
             GFP_KERNEL,
@@ -141,12 +144,20 @@ impl FileSystem for MemFs {
 
     fn prepare_write(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
         let st = state(inode.super_block())?;
-        pages::make_writable(folio, |_| {
+        pages::make_writable(inode.mapping(), folio, |_| {
             st.upgrades.fetch_add(1, Ordering::Relaxed);
             if st.fail_upgrade.load(Ordering::Relaxed) {
                 return Err(EACCES);
             }
-            Ok(Grant::ReadWrite)
+            let refault = st
+                .refaults
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            Ok(if refault {
+                Grant::Refault
+            } else {
+                Grant::ReadWrite
+            })
         })
     }
 }
@@ -285,6 +296,47 @@ fn pages_failed_upgrade() {
     });
 }
 
+fn pages_refault_upgrade() {
+    with_memfs(|st, m, f| {
+        let mut got = [0u8; PAGE_SIZE];
+        let mut buf = [0u8; 2];
+        // Page 2 is read in, read-only.
+        kunit_expect_eq!(f.read_at(&mut buf, 2 * 4096), Ok(2));
+        kunit_expect_eq!(buf, [2, 2]);
+        kunit_expect_eq!(st.count(), (1, 0, 0));
+        // Another host writes it meanwhile: this copy is stale, and the
+        // write's UPGRADE is answered with a refault. The stale page goes,
+        // the write reads the page in anew and asks again.
+        st.store.lock()[2 * 4096] = b'n';
+        st.refaults.store(1, Ordering::Relaxed);
+        kunit_expect_eq!(f.write_at(b"w", 2 * 4096 + 1), Ok(1));
+        kunit_expect_eq!(st.count(), (2, 0, 2));
+        kunit_expect_eq!(take(m, 2, Invalidate::Drop, &mut got), Ok(page(true, true)));
+        kunit_expect_eq!((got[0], got[1], got[2]), (b'n', b'w', 2));
+        // A store that always answers with a refault: the write gives up
+        // (EIO) after the kernel's retries, each a new READ and UPGRADE,
+        // and leaves nothing cached.
+        st.refaults.store(u32::MAX, Ordering::Relaxed);
+        kunit_expect_eq!(f.write_at(b"v", 4096), Err(EIO));
+        let retries = kernel::fs::PREPARE_WRITE_RETRIES;
+        kunit_expect_eq!(st.count(), (2 + retries, 0, 2 + retries));
+        kunit_expect_eq!(take(m, 1, Invalidate::Drop, &mut got), Ok(None));
+        // A dirty page without its write grant (left by a manager that
+        // died) is never dropped for a refault: its data exists nowhere
+        // else. The write fails, and the page keeps its data.
+        st.refaults.store(0, Ordering::Relaxed);
+        kunit_expect_eq!(f.write_at(b"d", 3 * 4096), Ok(1));
+        pages::revoke_grants(m.super_block());
+        st.refaults.store(1, Ordering::Relaxed);
+        kunit_expect_eq!(f.write_at(b"e", 3 * 4096 + 1), Err(EIO));
+        kunit_expect_eq!(
+            take(m, 3, Invalidate::Drop, &mut got),
+            Ok(page(true, false))
+        );
+        kunit_expect_eq!((got[0], got[1]), (b'd', 3));
+    });
+}
+
 fn pages_dirty_grant() {
     with_memfs(|st, m, f| {
         let mut got = [0u8; PAGE_SIZE];
@@ -339,6 +391,7 @@ kunit_module_suite!(
         pages_grants_and_invalidation,
         pages_fixed_size,
         pages_failed_upgrade,
+        pages_refault_upgrade,
         pages_dirty_grant,
         pages_revoked
     ]

@@ -9,7 +9,8 @@
 # and READs with every errno from 1 to 4095. Every bad input must
 # get its documented errno, the kernel must print no oops or WARNING (the
 # harness checks), and afterwards no request is in flight and every pool
-# slot is free. Then a real manager serves again.
+# slot is free. An UPGRADE answered "refault" has the page read in anew.
+# Then a real manager serves again.
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
 . /opt/helpers/lib.sh
@@ -31,6 +32,11 @@ wait $bg 2>/dev/null || true
 # The device is root's, and the pool is the registered manager's alone.
 [ "$(stat -c %a /dev/wfs)" = 600 ] || fail "/dev/wfs is mode $(stat -c %a /dev/wfs), not 600"
 /opt/helpers/wfsfuzz hardening || fail "pool hardening"
+
+# An UPGRADE answered "refault" (the copy is stale): the kernel drops the
+# page and reads it in anew, through a shared mapping (read first, or
+# first touched by the store) and through write(2).
+/opt/helpers/wfsfuzz refault || fail "refault"
 
 k=$(wfsctl kstatus)
 echo "$k"

@@ -6,6 +6,8 @@
 //   wfsfuzz stall           registers, serves nothing until SIGUSR1
 //   wfsfuzz killrace ROUNDS SIGKILL the reader of a page, then grant it dirty
 //   wfsfuzz umount          INVALIDATE while an unmount writes a page back
+//   wfsfuzz refault         an UPGRADE answered "refault" (the copy is
+//                           stale): the kernel reads the page in anew
 //   wfsfuzz hardening       the pool is the manager's alone, and cleared
 //                           between sessions; a REGISTER whose answer cannot
 //                           be written back leaves no session. It serves files "f<N>", one page
@@ -46,12 +48,13 @@
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 3
+#define ABI_VERSION 4
 #define OP_LOOKUP 1
 #define OP_GETATTR 2
 #define OP_READDIR 3
 #define OP_READ 4
 #define OP_WRITE 5
+#define OP_UPGRADE 6
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
 #define FILE_BASE 0x8000000000001000ull
@@ -278,6 +281,7 @@ static int mode_stall(void);
 static int mode_killrace(long rounds);
 static int mode_umount(void);
 static int mode_hardening(void);
+static int mode_refault(void);
 
 int main(int argc, char **argv)
 {
@@ -294,8 +298,10 @@ int main(int argc, char **argv)
 		return mode_umount();
 	if (argc == 2 && !strcmp(argv[1], "hardening"))
 		return mode_hardening();
+	if (argc == 2 && !strcmp(argv[1], "refault"))
+		return mode_refault();
 	if (argc != 4) {
-		fprintf(stderr, "usage: wfsfuzz ITERATIONS SEED MIN | errors | stall | killrace ROUNDS | umount | hardening\n");
+		fprintf(stderr, "usage: wfsfuzz ITERATIONS SEED MIN | errors | stall | killrace ROUNDS | umount | hardening | refault\n");
 		return 2;
 	}
 	iters = atol(argv[1]);
@@ -901,3 +907,144 @@ static int mode_hardening(void)
 	printf("wfsfuzz hardening: pool is dc/de/dd/io, not inherited, not growable, out of GUP's reach, cleared between sessions\n");
 	return 0;
 }
+
+/*
+ * refault: the answer to the IVY race (two hosts upgrade one page; the
+ * loser's copy is stale). A child maps f1 shared and reads it: READ,
+ * granted read-only, bytes 'a'. It writes one byte through the mapping:
+ * the UPGRADE is answered "refault", as if another host had written the
+ * page meanwhile (its bytes are 'b' now). The kernel must drop the stale
+ * copy and fault the page in again: a second READ ('b', read-only), a
+ * second UPGRADE (granted), and the write lands on 'b'. The same through
+ * write(2) on f2, and with a first touch that is a write (f3: the page is
+ * read in by the write fault itself). Each page is then written back: 'b'
+ * with the byte.
+ */
+#define REFAULT_FILES 3
+static int refault_reads[REFAULT_FILES + 1], refault_upgrades[REFAULT_FILES + 1];
+static int refault_written[REFAULT_FILES + 1];
+static uint8_t refault_bytes[REFAULT_FILES + 1] = { 0, 'a', 'a', 'a' };
+
+static void refault_serve(const uint8_t *buf)
+{
+	uint8_t out[MSG_MAX];
+	uint16_t op = get16(buf + 4);
+	uint64_t id = get64(buf + 8), file = get64(buf + HDR) - FILE_BASE;
+	uint32_t slot = get32(buf + HDR + 20);
+
+	if (op != OP_READ && op != OP_UPGRADE && op != OP_WRITE) {
+		send_reply(out, answer(buf, out), "correct reply");
+		return;
+	}
+	if (file < 1 || file > REFAULT_FILES || get64(buf + HDR + 8) != 0)
+		FAIL("op %u of f%llu page %llu", op, (unsigned long long)file,
+		     (unsigned long long)get64(buf + HDR + 8));
+	if (op != OP_UPGRADE && slot >= pool_slots - SCRATCH_SLOTS)
+		FAIL("kernel lent slot %u of %u", slot, pool_slots);
+	if (op == OP_READ) {
+		refault_reads[file]++;
+		memset(pool + (size_t)slot * PAGE, refault_bytes[file], PAGE);
+		header(out, HDR + 8, op, id, 0);
+		put32(out + HDR + 4, 1 /* read-only */);
+		send_reply(out, HDR + 8, "READ reply");
+	} else if (op == OP_UPGRADE) {
+		header(out, HDR + 8, op, id, 0);
+		if (++refault_upgrades[file] == 1) {
+			/* Another host wrote the page: this copy is stale. */
+			refault_bytes[file] = 'b';
+			put32(out + HDR + 4, 4 /* refault */);
+		} else {
+			put32(out + HDR + 4, 2 /* read-write */);
+		}
+		send_reply(out, HDR + 8, "UPGRADE reply");
+	} else {
+		const uint8_t *page = pool + (size_t)slot * PAGE;
+
+		for (int i = 0; i < PAGE; i++)
+			if (page[i] != (i == 1 ? 'w' : 'b'))
+				FAIL("WRITE of f%llu carries %#x at %d", (unsigned long long)file, page[i], i);
+		refault_written[file]++;
+		header(out, HDR + 4, op, id, 0);
+		send_reply(out, HDR + 4, "WRITE reply");
+	}
+}
+
+/* Maps f`file` and writes 'w' at byte 1, after reading byte 0 ('a')
+ * if `read_first`. */
+static int refault_mmap(uint64_t file, int read_first)
+{
+	char path[32];
+	int f;
+	volatile uint8_t *p;
+
+	snprintf(path, sizeof(path), "/wfs/f%llu", (unsigned long long)file);
+	f = open(path, O_RDWR);
+	if (f < 0)
+		return 10;
+	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	if (p == MAP_FAILED)
+		return 11;
+	if (read_first && p[0] != 'a')
+		return 12;
+	p[1] = 'w';
+	if (p[0] != 'b' || p[1] != 'w' || p[2] != 'b')
+		return 13;
+	return msync((void *)p, PAGE, MS_SYNC) < 0 ? 14 : 0;
+}
+
+static int refault_read_then_store(uint64_t unused)
+{
+	(void)unused;
+	return refault_mmap(1, 1);
+}
+
+static int refault_store(uint64_t unused)
+{
+	(void)unused;
+	return refault_mmap(3, 0);
+}
+
+static int refault_write(uint64_t unused)
+{
+	char b[3];
+	int f = open("/wfs/f2", O_RDWR);
+
+	(void)unused;
+	if (f < 0 || pread(f, b, 1, 0) != 1 || b[0] != 'a')
+		return 20;
+	if (pwrite(f, "w", 1, 1) != 1)
+		return 21;
+	if (pread(f, b, 3, 0) != 3 || b[0] != 'b' || b[1] != 'w' || b[2] != 'b')
+		return 22;
+	return fsync(f) < 0 ? 23 : 0;
+}
+
+static int mode_refault(void)
+{
+	int (*children[REFAULT_FILES])(uint64_t) = { refault_read_then_store, refault_write,
+						      refault_store };
+
+	register_manager();
+	for (int c = 0; c < REFAULT_FILES; c++) {
+		uint8_t buf[MSG_MAX + 64];
+		pid_t child = spawn(children[c], 0);
+		int status;
+
+		for (;;) {
+			if (waitpid(child, &status, WNOHANG) == child)
+				break;
+			if (next_request(buf, 20) > 0)
+				refault_serve(buf);
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			FAIL("f%d: the child failed (status %#x)", c + 1, status);
+	}
+	for (int f = 1; f <= REFAULT_FILES; f++)
+		if (refault_reads[f] != 2 || refault_upgrades[f] != 2 || refault_written[f] != 1)
+			FAIL("f%d: %d READs, %d UPGRADEs, %d WRITEs (want 2, 2, 1)", f,
+			     refault_reads[f], refault_upgrades[f], refault_written[f]);
+	printf("wfsfuzz refault: a stale copy was dropped and read in anew, through mmap (a read, then a\n"
+	       "store; a store first) and write(2)\n");
+	return 0;
+}
+

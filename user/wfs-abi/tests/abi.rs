@@ -156,6 +156,12 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             body: Some(ReplyBody::Grant(Grant::Dirty)),
         },
         Reply {
+            id: 10,
+            op: Opcode::Upgrade,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::Refault)),
+        },
+        Reply {
             id: u64::MAX,
             op: Opcode::Write,
             error: 0,
@@ -179,8 +185,9 @@ const ALL_OPS: [Opcode; 6] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 3);
+    assert_eq!(ABI_VERSION, 4);
     assert_eq!(Grant::Dirty as u32, 3);
+    assert_eq!(Grant::Refault as u32, 4);
     assert_eq!(SCRATCH_SLOTS, 8);
     assert_eq!(NO_SLOT, u32::MAX);
     assert_eq!((inval::DROP, inval::DOWNGRADE), (1, 2));
@@ -299,7 +306,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(3));
+    want.extend_from_slice(&le32(4));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -1018,10 +1025,14 @@ fn reply_decode_bad_body_lengths() {
 
 #[test]
 fn reply_decode_bad_grant() {
-    for g in [0u32, 4, 0xffff_ffff] {
+    for g in [0u32, 4, 5, 0xffff_ffff] {
         let mut body = le32(0).to_vec();
         body.extend_from_slice(&le32(g));
         for op in [0x8004u16, 0x8006] {
+            // (A refault, 4, answers an UPGRADE, 0x8006, only.)
+            if g == 4 && op == 0x8006 {
+                continue;
+            }
             assert_eq!(
                 Reply::decode(&msg(op, 1, &body)),
                 Err(DecodeError::BadField),
@@ -1212,4 +1223,27 @@ fn encoders_refuse_what_decoders_refuse() {
         b.iter().all(|&x| x == 0xAA),
         "a refused encode wrote into the buffer"
     );
+}
+
+#[test]
+fn a_refault_answers_only_an_upgrade() {
+    let read = Reply {
+        id: 1,
+        op: Opcode::Read,
+        error: 0,
+        body: Some(ReplyBody::Grant(Grant::Refault)),
+    };
+    let mut b = [0u8; 64];
+    assert_eq!(read.encode(&mut b), Err(DecodeError::BadField));
+    // The same bytes as an UPGRADE's reply decode; as a READ's they do not.
+    let upgrade = Reply {
+        op: Opcode::Upgrade,
+        ..read
+    };
+    let n = upgrade.encode(&mut b).unwrap();
+    assert_eq!(Reply::decode(&b[..n]), Ok(upgrade));
+    let mut as_read = b[..n].to_vec();
+    let op = (Opcode::Read as u16 | REPLY_BIT).to_le_bytes();
+    as_read[4..6].copy_from_slice(&op);
+    assert_eq!(Reply::decode(&as_read), Err(DecodeError::BadField));
 }
