@@ -1370,9 +1370,9 @@ mod tests {
         cl.shutdown();
     }
 
-    /// Dials `cl` as its peer `host` (incarnation 1) and completes the
-    /// handshake: HELLO, HELLO_ACK, and this side's first frame (a PING).
-    fn shake_hands_as(cl: &Cluster, host: &str) -> TcpStream {
+    /// Dials `cl` as its peer `host` (incarnation 1): HELLO, and its
+    /// HELLO_ACK read; this side has not answered yet.
+    fn hello_as(cl: &Cluster, host: &str) -> TcpStream {
         let mut s = TcpStream::connect(cl.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         wire::write_frame(&mut s, &Frame::hello("c", host, 1)).unwrap();
@@ -1380,6 +1380,13 @@ mod tests {
             wire::read_frame(&mut s).unwrap(),
             Frame::HelloAck { .. }
         ));
+        s
+    }
+
+    /// Dials `cl` as its peer `host` and completes the handshake: HELLO,
+    /// HELLO_ACK, and this side's first frame (a PING).
+    fn shake_hands_as(cl: &Cluster, host: &str) -> TcpStream {
+        let mut s = hello_as(cl, host);
         wire::write_frame(&mut s, &Frame::Ping { seq: 0 }).unwrap();
         s
     }
@@ -1408,13 +1415,7 @@ mod tests {
         // connection (a host cut off from most of the cluster counted it
         // towards a majority and took the hosts still out of reach for
         // dead in between).
-        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        wire::write_frame(&mut s, &Frame::hello("c", "a", 1)).unwrap();
-        assert!(matches!(
-            wire::read_frame(&mut s).unwrap(),
-            Frame::HelloAck { .. }
-        ));
+        let mut s = hello_as(&cl, "a");
         // Not up while the dialer has not answered.
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
         assert_eq!(cl.snapshot()[0].state, PeerState::Connecting);
