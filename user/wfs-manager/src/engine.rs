@@ -1059,6 +1059,13 @@ impl Engine {
                     | Msg::PutAck { page, .. }
                     | Msg::Failed { page, .. }
                     | Msg::Returned { page, .. }
+                    | Msg::Share { page, .. }
+                    | Msg::Kept { page, .. }
+                    | Msg::Revoke { page, .. }
+                    | Msg::Revoked { page, .. }
+                    | Msg::Upgrade { page, .. }
+                    | Msg::Upgraded { page, .. }
+                    | Msg::Stale { page, .. }
                     | Msg::Released { page } => Some(*page),
                     Msg::Recover { .. } | Msg::Recovered { .. } => None,
                     Msg::Leaving { incarnation } => {
@@ -1070,7 +1077,7 @@ impl Engine {
                     Msg::Holding { pages, .. } => {
                         // The pages of this host's files a peer holds: the
                         // core must know the files are this host's.
-                        let mut files: Vec<u64> = pages.iter().map(|(p, _)| p.file).collect();
+                        let mut files: Vec<u64> = pages.iter().map(|(p, _, _)| p.file).collect();
                         files.dedup();
                         for file in files {
                             self.know_file(file);
@@ -1603,7 +1610,12 @@ impl Engine {
                 self.send(to, PeerMsg::Page(msg));
                 None
             }
-            Output::Grant { req, data, dirty } => {
+            Output::Grant {
+                req,
+                data,
+                dirty,
+                writable,
+            } => {
                 let refused = Input::Answered {
                     req,
                     installed: false,
@@ -1624,7 +1636,13 @@ impl Engine {
                         return Some(refused);
                     }
                 }
-                let grant = if dirty { Grant::Dirty } else { self.read_grant };
+                let grant = if dirty {
+                    Grant::Dirty
+                } else if writable {
+                    self.read_grant
+                } else {
+                    Grant::ReadOnly
+                };
                 Counters::add(&self.counters.pages_in, 1);
                 let taken = self.reply(
                     req,
@@ -1934,9 +1952,10 @@ fn brief_msg(m: &Msg) -> String {
             dirty,
             epoch,
             data,
+            access,
             ..
         } => format!(
-            "Data {{ txn: {txn:#x}, page: {page:?}, dirty: {dirty}, epoch: {epoch}, first: {:?} }}",
+            "Data {{ txn: {txn:#x}, page: {page:?}, dirty: {dirty}, access: {access:?}, epoch: {epoch}, first: {:?} }}",
             &data[..data.len().min(8)]
         ),
         Msg::Put {
@@ -1969,8 +1988,13 @@ fn brief_input(i: &Input) -> String {
 fn brief_output(o: &Output) -> String {
     match o {
         Output::Send { to, msg } => format!("to {to}: {}", brief_msg(msg)),
-        Output::Grant { req, dirty, data } => format!(
-            "Grant {{ req: {req}, dirty: {dirty}, first: {:?} }}",
+        Output::Grant {
+            req,
+            dirty,
+            data,
+            writable,
+        } => format!(
+            "Grant {{ req: {req}, dirty: {dirty}, writable: {writable}, first: {:?} }}",
             &data[..data.len().min(8)]
         ),
         Output::DiskWrite { page, .. } => format!("DiskWrite {{ page: {page:?} }}"),
@@ -2315,6 +2339,7 @@ fn attr(i: &FileInfo) -> Attr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Access;
 
     #[test]
     fn a_peer_that_acknowledges_nothing_is_noticed_after_the_wait_and_not_before() {
@@ -2353,6 +2378,7 @@ mod tests {
             dirty: true,
             epoch: 1,
             owner: 2,
+            access: Access::Write,
         };
         assert!(check_page_msg(&put(PAGE_SIZE)).is_ok());
         assert!(check_page_msg(&data(PAGE_SIZE)).is_ok());
@@ -2360,6 +2386,14 @@ mod tests {
             assert!(check_page_msg(&put(n)).is_err(), "{n}");
             assert!(check_page_msg(&data(n)).is_err(), "{n}");
         }
-        assert!(check_page_msg(&Msg::WhereIs { txn: 1, page }).is_ok());
+        let access = Access::Read;
+        assert!(
+            check_page_msg(&Msg::WhereIs {
+                txn: 1,
+                page,
+                access
+            })
+            .is_ok()
+        );
     }
 }

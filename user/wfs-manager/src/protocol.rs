@@ -94,11 +94,47 @@ pub struct PageId {
     pub index: u64,
 }
 
+/// How the owner keeps a file's pages coherent (its configuration
+/// decides; requesters learn it from the [`Access`] of what they are sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coherence {
+    /// One copy of each page, always writable (Chunk's protocol).
+    #[default]
+    Single,
+    /// Many read-only copies or one writable one (read replication,
+    /// `Documentation/mrsw.md`).
+    Mrsw,
+}
+
+/// What a requester asks for, or is given, of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A read-only copy (only ever sent for an `mrsw` file).
+    Read,
+    /// The writable copy.
+    Write,
+}
+
+/// What a host holds of a page, as it tells a restarted owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// The writable copy.
+    Write,
+    /// A read-only copy.
+    Read,
+}
+
 /// A message between managers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    /// Requester → owner: where is this page? Send it to me.
-    WhereIs { txn: Txn, page: PageId },
+    /// Requester → owner: where is this page? Send it to me, with
+    /// `access` (`Write` only for a write retried after [`Msg::Stale`]; a
+    /// `single` owner sends the writable copy either way).
+    WhereIs {
+        txn: Txn,
+        page: PageId,
+        access: Access,
+    },
     /// Owner → holder: give the page to `to` (incarnation `incarnation`
     /// of it, as the owner knows it), which starts `epoch`.
     Fetch {
@@ -109,7 +145,8 @@ pub enum Msg {
         epoch: u64,
     },
     /// Holder (or owner, from disk) → requester: the page, moved for
-    /// incarnation `owner` of the page's owner.
+    /// incarnation `owner` of the page's owner; `access` says whether it
+    /// is the writable copy or a read-only one (never dirty).
     Data {
         txn: Txn,
         page: PageId,
@@ -117,6 +154,7 @@ pub enum Msg {
         dirty: bool,
         epoch: u64,
         owner: u64,
+        access: Access,
     },
     /// Holder → owner: my kernel had already evicted the page.
     Absent { txn: Txn, page: PageId },
@@ -165,8 +203,9 @@ pub enum Msg {
     /// when it holds none). An owner serves nothing until every peer has
     /// said (or is dead, or was never heard from for the failure
     /// time-out): it rebuilds its directory from them.
+    /// Each page says whether the host holds it writable or read-only.
     Holding {
-        pages: Vec<(PageId, u64)>,
+        pages: Vec<(PageId, u64, Held)>,
         last: bool,
     },
     /// Holder → a new incarnation of the owner, just before its `Holding`:
@@ -188,6 +227,25 @@ pub enum Msg {
         owner: u64,
         data: Vec<u8>,
     },
+    /// Owner → writer (`mrsw`): keep a clean read-only copy of the page
+    /// (DOWNGRADE), send its dirty data home in a `Put`, then answer
+    /// `Kept` (or `Absent` if the kernel no longer had it).
+    Share { txn: Txn, page: PageId },
+    /// Writer → owner: done, I hold a read-only copy now.
+    Kept { txn: Txn, page: PageId },
+    /// Owner → reader (`mrsw`): drop your read-only copy, then answer
+    /// `Revoked`.
+    Revoke { txn: Txn, page: PageId },
+    /// Reader → owner: my copy is gone (or I had none).
+    Revoked { txn: Txn, page: PageId },
+    /// Reader → owner (`mrsw`): make my read-only copy writable.
+    Upgrade { txn: Txn, page: PageId },
+    /// Owner → reader: granted; every other copy is gone and this one
+    /// starts `epoch`. The transaction is over (no `Done` follows).
+    Upgraded { txn: Txn, page: PageId, epoch: u64 },
+    /// Owner → reader: your copy is revoked or unknown to me; drop it and
+    /// ask again with a write fault.
+    Stale { txn: Txn, page: PageId },
 }
 
 /// `PutAck`'s error for an [`Msg::Orphan`] the owner did not take (its
@@ -322,11 +380,13 @@ pub enum Output {
     /// Send `msg` to peer `to` (never this host: those are handled within).
     Send { to: HostId, msg: Msg },
     /// Answer READ `req`: install `data`; `dirty` means the kernel must
-    /// keep it dirty (write it back before it may evict it).
+    /// keep it dirty (write it back before it may evict it); `writable`
+    /// false: a read-only copy (`mrsw`), whose writes ask first (UPGRADE).
     Grant {
         req: u64,
         data: Vec<u8>,
         dirty: bool,
+        writable: bool,
     },
     /// Answer WRITE `req`: the page is on the owner's disk if `error` is 0;
     /// otherwise fail it with `error` (the kernel keeps the page dirty).
@@ -649,6 +709,8 @@ struct Resend {
 struct Pending {
     txn: Txn,
     reqs: Vec<u64>,
+    /// What the fault asks for (asked again with it after a fence).
+    access: Access,
 }
 
 /// One host's protocol state.
@@ -1012,14 +1074,16 @@ impl Core {
                     return Ok(());
                 }
                 let txn = self.new_txn();
+                let access = Access::Read;
                 self.faults.insert(
                     page,
                     Pending {
                         txn,
                         reqs: vec![req],
+                        access,
                     },
                 );
-                self.send(owner, Msg::WhereIs { txn, page }, out, local);
+                self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
             }
             Input::Writeback { req, page, data } => {
                 let owner = self.owner(page.file)?;
@@ -1122,6 +1186,7 @@ impl Core {
                             dirty,
                             epoch,
                             owner,
+                            access: Access::Write,
                         };
                         self.send(to, msg, out, local);
                     }
@@ -1189,6 +1254,7 @@ impl Core {
                     dirty: false,
                     epoch,
                     owner: self.incarnation,
+                    access: Access::Write,
                 };
                 self.send(to, msg, out, local);
             }
@@ -1369,7 +1435,8 @@ impl Core {
                         let txn = self.new_txn();
                         if let Some(p) = self.faults.get_mut(&page) {
                             p.txn = txn;
-                            self.send(owner, Msg::WhereIs { txn, page }, out, local);
+                            let access = p.access;
+                            self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
                         }
                     }
                 }
@@ -1539,7 +1606,7 @@ impl Core {
             }
         }
         match msg {
-            Msg::WhereIs { txn, page } => {
+            Msg::WhereIs { txn, page, .. } => {
                 self.owned(page, &msg, from)?;
                 if self.leaving.is_some() {
                     // An owner that leaves serves what it has started, and
@@ -1597,9 +1664,14 @@ impl Core {
                 ref data,
                 dirty,
                 epoch,
+                access,
                 ..
             } => {
                 let owner = self.owner(page.file)?;
+                if access == Access::Read && dirty {
+                    // A read-only copy is always on the owner's disk.
+                    return Err(unexpected(&msg));
+                }
                 if self.fenced.contains(&owner)
                     && self.faults.get(&page).is_some_and(|p| p.txn == txn)
                 {
@@ -1632,6 +1704,7 @@ impl Core {
                         req,
                         data: data.clone(),
                         dirty,
+                        writable: access == Access::Write,
                     });
                     self.grant_reqs.insert(req, page);
                 }
@@ -1884,6 +1957,16 @@ impl Core {
                     self.send(from, ack, out, local);
                 }
             }
+            // Read replication's messages: no owner of this version sends
+            // them (`Documentation/mrsw.md`), so they come from a confused
+            // peer.
+            Msg::Share { .. }
+            | Msg::Kept { .. }
+            | Msg::Revoke { .. }
+            | Msg::Revoked { .. }
+            | Msg::Upgrade { .. }
+            | Msg::Upgraded { .. }
+            | Msg::Stale { .. } => return Err(unexpected(&msg)),
             Msg::PutAck { page, seq, error } => {
                 if self.puts.contains_key(&seq)
                     && let Some(page) = self.evict_puts.remove(&seq)
@@ -2393,6 +2476,7 @@ impl Core {
                 dirty,
                 epoch,
                 owner,
+                ..
             } = msg
             {
                 if owner != self.owner_incarnation(page.file)? {
@@ -2583,7 +2667,7 @@ impl Core {
     fn holding(
         &mut self,
         from: HostId,
-        pages: Vec<(PageId, u64)>,
+        pages: Vec<(PageId, u64, Held)>,
         last: bool,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
@@ -2592,7 +2676,7 @@ impl Core {
         // business: the environment makes the files it exports known.)
         let mine = |core: &Core, p: &PageId| core.owners.get(&p.file) == Some(&core.me);
         if !self.rebuild.contains(&from) {
-            if pages.iter().any(|(p, _)| mine(self, p))
+            if pages.iter().any(|(p, _, _)| mine(self, p))
                 && let Some(&incarnation) = self.incarnations.get(&from)
                 && !self.dead.contains(&from)
             {
@@ -2604,14 +2688,16 @@ impl Core {
             return Ok(());
         }
         let mut conflict = None;
-        for (page, epoch) in pages {
+        for (page, epoch, held) in pages {
             if !mine(self, &page) {
                 continue;
             }
             let d = self.dir.entry(page).or_default();
-            if d.holder.is_some_and(|h| h != from) {
+            // (No owner serves read-only copies yet: one is a confused
+            // peer's, like a second writer.)
+            if held != Held::Write || d.holder.is_some_and(|h| h != from) {
                 // Two hosts say they hold it: a bug somewhere.
-                conflict = Some((page, epoch));
+                conflict = Some((page, epoch, held));
                 continue;
             }
             d.holder = Some(from);
@@ -2707,13 +2793,13 @@ impl Core {
                 };
                 self.send(h, msg, out, local);
             }
-            let mut pages: Vec<(PageId, u64)> = self
+            let mut pages: Vec<(PageId, u64, Held)> = self
                 .epochs
                 .iter()
                 .filter(|(p, _)| self.owners.get(&p.file) == Some(&h))
-                .map(|(&p, &e)| (p, e))
+                .map(|(&p, &e)| (p, e, Held::Write))
                 .collect();
-            pages.sort();
+            pages.sort_by_key(|&(p, e, _)| (p, e));
             let parts = pages.len().div_ceil(HOLDING_PART).max(1);
             let mut chunks = pages.chunks(HOLDING_PART);
             for i in 0..parts {

@@ -13,7 +13,7 @@
 //! error that closes the connection. Strings are a u16 LE byte length
 //! followed by that many bytes of UTF-8. All integers are little-endian.
 //!
-//! Frame types of protocol version 6:
+//! Frame types of protocol version 7:
 //!
 //! * `HELLO` (1), initiator to acceptor, first frame: magic `b"WFSP"`,
 //!   version u16, cluster name (string), host name (string), incarnation
@@ -28,14 +28,14 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-15) or a name-service
+//!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28) or a name-service
 //!   message ([`crate::names::NameMsg`], tags 16-21):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
-//!   | 1 | WhereIs | txn u64, file u64, index u64 |
+//!   | 1 | WhereIs | txn u64, file u64, index u64, access u8 (0 read, 1 write) |
 //!   | 2 | Fetch | txn, file, index, to u16, incarnation u64, epoch u64 |
-//!   | 3 | Data | txn, file, index, dirty u8 (0/1), epoch u64, owner incarnation u64, len u32, len bytes |
+//!   | 3 | Data | txn, file, index, dirty u8 (0/1), access u8 (0/1), epoch u64, owner incarnation u64, len u32, len bytes |
 //!   | 4 | Absent | txn, file, index |
 //!   | 5 | Done | txn, file, index |
 //!   | 6 | Put | file, index, epoch u64, seq u64, home u8 (0/1), len u32, len bytes |
@@ -46,7 +46,7 @@
 //!   | 11 | Recovered | dead u16, incarnation u64 |
 //!   | 12 | Released | file, index |
 //!   | 13 | Leaving | incarnation u64 |
-//!   | 14 | Holding | last u8 (0/1), count u32 (at most 4096), count × (file, index, epoch u64) |
+//!   | 14 | Holding | last u8 (0/1), count u32 (at most 4096), count × (file, index, epoch u64, held u8 (0 read-only, 1 writable)) |
 //!   | 15 | Orphan | file, index, epoch u64, seq u64, owner incarnation u64, len u32, len bytes |
 //!   | 16 | Lookup | id u64, name (string) |
 //!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
@@ -54,6 +54,13 @@
 //!   | 19 | Listed | id u64, count u32 (at most 4096), count names (strings), last u8 (0/1): one part of a listing |
 //!   | 20 | NameOf | id u64, file u64 |
 //!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
+//!   | 22 | Share | txn, file, index |
+//!   | 23 | Kept | txn, file, index |
+//!   | 24 | Revoke | txn, file, index |
+//!   | 25 | Revoked | txn, file, index |
+//!   | 26 | Upgrade | txn, file, index |
+//!   | 27 | Upgraded | txn, file, index, epoch u64 |
+//!   | 28 | Stale | txn, file, index |
 //!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
@@ -64,7 +71,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use crate::names::{FileInfo, NameMsg};
-use crate::protocol::{HOLDING_PART, Msg, PageId};
+use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageId};
 use crate::session;
 
 /// A message of the session between two managers.
@@ -79,7 +86,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -243,6 +250,13 @@ impl<'a> Cur<'a> {
         let s = self.take(4, what)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
+    fn access(&mut self, what: &'static str) -> Result<Access, WireError> {
+        match self.u8(what)? {
+            0 => Ok(Access::Read),
+            1 => Ok(Access::Write),
+            _ => Err(WireError::Malformed("access is not 0 (read) or 1 (write)")),
+        }
+    }
     fn page(&mut self) -> Result<PageId, WireError> {
         Ok(PageId {
             file: self.u64("PAGE message too short for its file")?,
@@ -394,7 +408,7 @@ impl Frame {
                 let ack = c.u64("PAGE too short for ack")?;
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
-                    tag @ 1..=15 => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
+                    tag @ (1..=15 | 22..) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
                     tag => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                 };
                 if (seq == 0) != msg.is_none() {
@@ -427,9 +441,10 @@ fn put_bytes(p: &mut Vec<u8>, data: &[u8]) {
 /// Encodes a page-protocol message, tag first.
 fn put_msg(p: &mut Vec<u8>, m: &Msg) {
     match m {
-        Msg::WhereIs { txn, page } => {
+        Msg::WhereIs { txn, page, access } => {
             p.push(1);
             put_page(p, Some(*txn), page);
+            p.push(access_byte(*access));
         }
         Msg::Fetch {
             txn,
@@ -451,10 +466,12 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             dirty,
             epoch,
             owner,
+            access,
         } => {
             p.push(3);
             put_page(p, Some(*txn), page);
             p.push(u8::from(*dirty));
+            p.push(access_byte(*access));
             p.extend_from_slice(&epoch.to_le_bytes());
             p.extend_from_slice(&owner.to_le_bytes());
             put_bytes(p, data);
@@ -522,9 +539,13 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             p.push(14);
             p.push(u8::from(*last));
             p.extend_from_slice(&(pages.len() as u32).to_le_bytes());
-            for (page, epoch) in pages {
+            for (page, epoch, held) in pages {
                 put_page(p, None, page);
                 p.extend_from_slice(&epoch.to_le_bytes());
+                p.push(match held {
+                    Held::Read => 0,
+                    Held::Write => 1,
+                });
             }
         }
         Msg::Recover { dead, incarnation } | Msg::Recovered { dead, incarnation } => {
@@ -536,6 +557,43 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
             p.extend_from_slice(&dead.to_le_bytes());
             p.extend_from_slice(&incarnation.to_le_bytes());
         }
+        Msg::Share { txn, page } => {
+            p.push(22);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Kept { txn, page } => {
+            p.push(23);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Revoke { txn, page } => {
+            p.push(24);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Revoked { txn, page } => {
+            p.push(25);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Upgrade { txn, page } => {
+            p.push(26);
+            put_page(p, Some(*txn), page);
+        }
+        Msg::Upgraded { txn, page, epoch } => {
+            p.push(27);
+            put_page(p, Some(*txn), page);
+            p.extend_from_slice(&epoch.to_le_bytes());
+        }
+        Msg::Stale { txn, page } => {
+            p.push(28);
+            put_page(p, Some(*txn), page);
+        }
+    }
+}
+
+/// An [`Access`] on the wire: 0 read, 1 write.
+fn access_byte(a: Access) -> u8 {
+    match a {
+        Access::Read => 0,
+        Access::Write => 1,
     }
 }
 
@@ -546,6 +604,7 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         1 => Msg::WhereIs {
             txn: txn(c)?,
             page: c.page()?,
+            access: c.access("WHERE_IS too short for its access")?,
         },
         2 => Msg::Fetch {
             txn: txn(c)?,
@@ -562,10 +621,12 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
                 1 => true,
                 _ => return Err(WireError::Malformed("DATA dirty flag is not 0 or 1")),
             };
+            let access = c.access("DATA too short for its access")?;
             Msg::Data {
                 txn,
                 page,
                 dirty,
+                access,
                 epoch: c.u64("DATA too short for its epoch")?,
                 owner: c.u64("DATA too short for its owner's incarnation")?,
                 data: c.bytes()?,
@@ -636,10 +697,45 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             let mut pages = Vec::with_capacity(n);
             for _ in 0..n {
                 let page = c.page()?;
-                pages.push((page, c.u64("HOLDING too short for an epoch")?));
+                let epoch = c.u64("HOLDING too short for an epoch")?;
+                let held = match c.u8("HOLDING too short for a copy's kind")? {
+                    0 => Held::Read,
+                    1 => Held::Write,
+                    _ => return Err(WireError::Malformed("HOLDING copy kind is not 0 or 1")),
+                };
+                pages.push((page, epoch, held));
             }
             Msg::Holding { pages, last }
         }
+        22 => Msg::Share {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        23 => Msg::Kept {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        24 => Msg::Revoke {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        25 => Msg::Revoked {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        26 => Msg::Upgrade {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
+        27 => Msg::Upgraded {
+            txn: txn(c)?,
+            page: c.page()?,
+            epoch: c.u64("UPGRADED too short for its epoch")?,
+        },
+        28 => Msg::Stale {
+            txn: txn(c)?,
+            page: c.page()?,
+        },
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
 }
@@ -882,6 +978,7 @@ mod tests {
                 dirty: true,
                 epoch: u64::MAX,
                 owner: u64::MAX,
+                access: Access::Write,
             },
             Msg::Put {
                 page,
@@ -898,7 +995,7 @@ mod tests {
                 data: vec![0x5a; wfs_abi::PAGE_SIZE],
             },
             Msg::Holding {
-                pages: vec![(page, u64::MAX); HOLDING_PART],
+                pages: vec![(page, u64::MAX, Held::Write); HOLDING_PART],
                 last: true,
             },
         ];
@@ -1107,7 +1204,16 @@ mod tests {
     fn page_frames() -> Vec<Frame> {
         let page = PageId { file: 9, index: 3 };
         let msgs = vec![
-            Msg::WhereIs { txn: 1, page },
+            Msg::WhereIs {
+                txn: 1,
+                page,
+                access: Access::Read,
+            },
+            Msg::WhereIs {
+                txn: 1,
+                page,
+                access: Access::Write,
+            },
             Msg::Fetch {
                 txn: 2,
                 page,
@@ -1122,6 +1228,16 @@ mod tests {
                 dirty: true,
                 epoch: 6,
                 owner: u64::MAX,
+                access: Access::Write,
+            },
+            Msg::Data {
+                txn: 3,
+                page,
+                data: vec![8; 4096],
+                dirty: false,
+                epoch: 7,
+                owner: 1,
+                access: Access::Read,
             },
             Msg::Absent { txn: 4, page },
             Msg::Done { txn: 5, page },
@@ -1133,7 +1249,10 @@ mod tests {
                 last: true,
             },
             Msg::Holding {
-                pages: vec![(page, 3), (PageId { file: 1, index: 2 }, u64::MAX)],
+                pages: vec![
+                    (page, 3, Held::Write),
+                    (PageId { file: 1, index: 2 }, u64::MAX, Held::Read),
+                ],
                 last: false,
             },
             Msg::Recover {
@@ -1168,6 +1287,17 @@ mod tests {
                 page,
                 error: 5,
             },
+            Msg::Share { txn: 10, page },
+            Msg::Kept { txn: 11, page },
+            Msg::Revoke { txn: 12, page },
+            Msg::Revoked { txn: 13, page },
+            Msg::Upgrade { txn: 14, page },
+            Msg::Upgraded {
+                txn: 15,
+                page,
+                epoch: u64::MAX,
+            },
+            Msg::Stale { txn: 16, page },
         ];
         let info = FileInfo {
             file: 9,
@@ -1275,11 +1405,24 @@ mod tests {
                 dirty: false,
                 epoch: 1,
                 owner: 3,
+                access: Access::Write,
             })),
         });
         let mut p = data.encode_payload();
         p[17 + 24] = 2;
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        // An access that is neither read (0) nor write (1).
+        let mut p = data.encode_payload();
+        p[17 + 25] = 2;
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        // Tags past the last message's.
+        for tag in [29, 255] {
+            let mut bad = ack_only.clone();
+            bad[0] = 1;
+            bad[16] = tag;
+            bad.extend_from_slice(&[0; 24]);
+            assert!(matches!(page(&bad), Err(WireError::Malformed(_))), "{tag}");
+        }
         // A data length beyond the payload.
         let mut p = data.encode_payload();
         let n = p.len();

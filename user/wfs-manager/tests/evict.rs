@@ -97,7 +97,8 @@ fn an_evicted_page_is_not_overwritten_by_a_stale_put() {
         out.contains(&Output::Grant {
             req: 3,
             data: vec![1],
-            dirty: true
+            dirty: true,
+            writable: true,
         }),
         "{out:?}"
     );

@@ -428,7 +428,14 @@ impl Sim {
                         self.net.entry((from, to)).or_default().push_back(frame);
                     }
                 }
-                Output::Grant { req, data, dirty } => {
+                Output::Grant {
+                    req,
+                    data,
+                    dirty,
+                    writable,
+                } => {
+                    // (Every file here is `single`: one writable copy.)
+                    assert!(writable, "h{h}: a read-only grant of READ {req}");
                     let installed = if self.abandoned.remove(&req).is_some() {
                         self.log
                             .push(format!("h{h}: the kernel refuses READ {req}"));
@@ -1889,7 +1896,8 @@ fn a_remote_fault_moves_the_page() {
         Output::Grant {
             req: 1,
             data: encode(5),
-            dirty: false
+            dirty: false,
+            writable: true,
         }
     );
     assert!(relay(&mut cores, 2, 0, &out[1]).is_empty());
@@ -1925,7 +1933,8 @@ fn a_remote_fault_moves_the_page() {
         Output::Grant {
             req: 9,
             data: encode(6),
-            dirty: true
+            dirty: true,
+            writable: true,
         }
     );
     assert!(relay(&mut cores, 1, 0, &out[1]).is_empty());
