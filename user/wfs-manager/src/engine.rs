@@ -1655,6 +1655,13 @@ impl Engine {
                     installed: taken,
                 })
             }
+            // The engine answers every UPGRADE itself until `mrsw` files
+            // are configured (Documentation/mrsw.md, step 6): the core
+            // gets no `Input::Upgrade`, so it gives no answer to one.
+            Output::UpgradeAnswer { req, answer } => {
+                wlog!("page protocol: an answer to UPGRADE {req} nobody asked for: {answer:?}");
+                None
+            }
             Output::WentHome { page } => {
                 wlog!(
                     "page protocol: the kernel gave up on page {} of file {:#x}, handed over dirty; writing it home",

@@ -124,6 +124,29 @@ pub enum Held {
     Read,
 }
 
+/// The answer to an UPGRADE of a read-only copy ([`Input::Upgrade`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAnswer {
+    /// The copy is writable now; `dirty`: its data is not known to be on
+    /// the owner's stable storage, so the kernel must keep it dirty.
+    Granted { dirty: bool },
+    /// The copy is stale: the kernel drops it and faults the page in
+    /// again (which asks for the writable copy).
+    Refault,
+    /// The UPGRADE fails with this errno.
+    Failed(i32),
+}
+
+/// What an owner's transaction of a page is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Want {
+    /// A read-only copy (`mrsw`).
+    Read,
+    /// The writable copy (every `single` transaction).
+    #[default]
+    Write,
+}
+
 /// A message between managers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
@@ -259,6 +282,10 @@ pub const HOLDING_PART: usize = 4096;
 /// `errno` for a fault on a host that is leaving (Linux's `ESHUTDOWN`).
 pub const SHUTTING_DOWN: i32 = 108;
 
+/// `errno` for an UPGRADE of a page this host holds no grant of (Linux's
+/// `EACCES`).
+pub const NOT_HELD: i32 = 13;
+
 /// `errno` for what waited on a host that died (Linux's `EHOSTDOWN`).
 pub const HOST_DOWN: i32 = 112;
 
@@ -276,6 +303,11 @@ pub const FENCED: i32 = 110;
 pub enum Input {
     /// The kernel needs a page it does not hold (READ upcall `req`).
     Fault { req: u64, page: PageId },
+    /// The kernel would write to `page`, which this host holds read-only
+    /// (UPGRADE upcall `req`; the engine answers one of a writable copy
+    /// itself, see [`Core::writable`]). Answered with
+    /// [`Output::UpgradeAnswer`].
+    Upgrade { req: u64, page: PageId },
     /// The kernel writes a dirty page back (WRITE upcall `req`).
     Writeback {
         req: u64,
@@ -388,6 +420,8 @@ pub enum Output {
         dirty: bool,
         writable: bool,
     },
+    /// Answer UPGRADE `req`.
+    UpgradeAnswer { req: u64, answer: UpgradeAnswer },
     /// Answer WRITE `req`: the page is on the owner's disk if `error` is 0;
     /// otherwise fail it with `error` (the kernel keeps the page dirty).
     WriteDone { req: u64, error: i32 },
@@ -497,8 +531,23 @@ struct Dir {
     read_deferred: bool,
     /// The transaction moving the page, and its requester.
     busy: Option<(Txn, HostId)>,
-    /// Waiting transactions, in arrival order.
-    queue: VecDeque<(Txn, HostId)>,
+    /// Waiting transactions, in arrival order, with what each wants.
+    queue: VecDeque<(Txn, HostId, Want)>,
+    /// `mrsw`: the hosts holding a read-only copy. Empty while `holder`
+    /// (the writer) is some.
+    readers: BTreeSet<HostId>,
+    /// `mrsw`: hosts sent `Revoke` that have neither answered `Revoked`
+    /// nor been taken for dead. Outlives the transaction that sent it: no
+    /// writable copy is granted while it is not empty.
+    revoking: BTreeSet<HostId>,
+    /// What the busy transaction wants.
+    want: Want,
+    /// `mrsw` read transaction: `Share` went to the writer (`holder`),
+    /// whose `Kept` or `Absent` has not come yet.
+    sharing: bool,
+    /// `mrsw` write transaction: waiting for `revoking` to empty before it
+    /// reads the disk.
+    awaiting_revokes: bool,
     /// Waiting for a disk read to send to the busy requester.
     reading: bool,
     /// The busy transaction's requester died (that incarnation did, even
@@ -805,6 +854,21 @@ pub struct Core {
     /// This host's incarnation before this one, as its disk says: the only
     /// one whose [`Msg::Orphan`]s it takes.
     previous: Option<u64>,
+    /// Owner side: how the files this host exports are kept coherent
+    /// (those not in it: `default_coherence`).
+    coherence: HashMap<u64, Coherence>,
+    default_coherence: Coherence,
+    /// Pages in `epochs` held as read-only copies (`mrsw`).
+    readonly: HashSet<PageId>,
+    /// UPGRADEs of read-only copies waiting for their owner.
+    upgrading: HashMap<PageId, Pending>,
+    /// Pages whose write was turned into a refault: their next fault asks
+    /// for the writable copy.
+    want_write: HashSet<PageId>,
+    /// Holder side: `Revoke`s whose DROP is under way, by page.
+    revokes: HashMap<PageId, Txn>,
+    /// Holder side: `Share`s whose DOWNGRADE is under way, by page.
+    shares: HashMap<PageId, Txn>,
 }
 
 /// Dirty data kept for an owner's next incarnation: of `epoch`, taken
@@ -868,6 +932,13 @@ impl Core {
             retry: Vec::new(),
             orphans: BTreeMap::new(),
             previous: None,
+            coherence: HashMap::new(),
+            default_coherence: Coherence::Single,
+            readonly: HashSet::new(),
+            upgrading: HashMap::new(),
+            want_write: HashSet::new(),
+            revokes: HashMap::new(),
+            shares: HashMap::new(),
         }
     }
 
@@ -894,6 +965,25 @@ impl Core {
         if host != self.me {
             self.declared.insert((host, incarnation));
         }
+    }
+
+    /// How this host, as their owner, keeps the pages of files it has no
+    /// [`Core::set_coherence`] for coherent (`single` unless set).
+    pub fn set_default_coherence(&mut self, c: Coherence) {
+        self.default_coherence = c;
+    }
+
+    /// How this host, as its owner, keeps the pages of `file` coherent.
+    pub fn set_coherence(&mut self, file: u64, c: Coherence) {
+        self.coherence.insert(file, c);
+    }
+
+    /// How the pages of `file` are kept coherent, if this host owns it.
+    fn coherence_of(&self, file: u64) -> Coherence {
+        self.coherence
+            .get(&file)
+            .copied()
+            .unwrap_or(self.default_coherence)
     }
 
     /// Reports lost every page kept for an owner's next incarnation.
@@ -931,6 +1021,12 @@ impl Core {
                 .owners
                 .get(&page.file)
                 .is_none_or(|o| !self.fenced.contains(o))
+    }
+
+    /// Whether this host holds `page` writable ([`Core::holds`], and not
+    /// as a read-only copy): the kernel's UPGRADE of it is granted at once.
+    pub fn writable(&self, page: PageId) -> bool {
+        self.holds(page) && !self.readonly.contains(&page)
     }
 
     /// Whether this host's lease on `owner`'s pages is out.
@@ -1012,10 +1108,13 @@ impl Core {
             + self.evicting.len()
             + self.granting.len()
             + self.retry.len()
+            + self.upgrading.len()
+            + self.revokes.len()
+            + self.shares.len()
             + self
                 .dir
                 .values()
-                .map(|d| d.busy.is_some() as usize + d.queue.len())
+                .map(|d| d.busy.is_some() as usize + d.queue.len() + d.revoking.len())
                 .sum::<usize>()
     }
 
@@ -1074,7 +1173,12 @@ impl Core {
                     return Ok(());
                 }
                 let txn = self.new_txn();
-                let access = Access::Read;
+                // (A write turned into a refault asks for the writable copy.)
+                let access = if self.want_write.remove(&page) {
+                    Access::Write
+                } else {
+                    Access::Read
+                };
                 self.faults.insert(
                     page,
                     Pending {
@@ -1084,6 +1188,52 @@ impl Core {
                     },
                 );
                 self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
+            }
+            Input::Upgrade { req, page } => {
+                let answer = |answer| Output::UpgradeAnswer { req, answer };
+                if self.leaving.is_some() {
+                    out.push(answer(UpgradeAnswer::Failed(SHUTTING_DOWN)));
+                    return Ok(());
+                }
+                if !self.epochs.contains_key(&page) {
+                    // A grant of an earlier incarnation's (the engine
+                    // refuses those first).
+                    out.push(answer(UpgradeAnswer::Failed(NOT_HELD)));
+                    return Ok(());
+                }
+                if !self.readonly.contains(&page) {
+                    // The writer already (its copy was downgraded).
+                    let dirty = self.owed(page);
+                    out.push(answer(UpgradeAnswer::Granted { dirty }));
+                    return Ok(());
+                }
+                let owner = self.owner(page.file)?;
+                if self.dead.contains(&owner) {
+                    out.push(answer(UpgradeAnswer::Failed(HOST_DOWN)));
+                    return Ok(());
+                }
+                if self.revokes.contains_key(&page)
+                    || self.taking(page)
+                    || self.fenced.contains(&owner)
+                {
+                    // The copy is on its way out (its DROP waits for this
+                    // UPGRADE): the write faults the page in again.
+                    self.want_write.insert(page);
+                    out.push(answer(UpgradeAnswer::Refault));
+                    return Ok(());
+                }
+                if let Some(p) = self.upgrading.get_mut(&page) {
+                    p.reqs.push(req);
+                    return Ok(());
+                }
+                let txn = self.new_txn();
+                let pending = Pending {
+                    txn,
+                    reqs: vec![req],
+                    access: Access::Write,
+                };
+                self.upgrading.insert(page, pending);
+                self.send(owner, Msg::Upgrade { txn, page }, out, local);
             }
             Input::Writeback { req, page, data } => {
                 let owner = self.owner(page.file)?;
@@ -1114,6 +1264,12 @@ impl Core {
                 );
             }
             Input::Invalidated { page, contents } => {
+                if let Some(txn) = self.revokes.remove(&page) {
+                    return self.revoked(page, txn, contents, out, local);
+                }
+                // (A DROP under way when a `Share` came answers it: the
+                // copy goes home as the DROP's cause says, then `Absent`.)
+                let share = self.shares.remove(&page);
                 let fenced = self.fencing.remove(&page);
                 let evicted = self.evicting.get(&page) == Some(&false);
                 if evicted {
@@ -1144,6 +1300,12 @@ impl Core {
                         self.release(page, contents, out, local)?;
                     }
                     // Else nobody asked: nothing to hand over.
+                    if let Some(txn) = share {
+                        let owner = self.owner(page.file)?;
+                        if !self.dead.contains(&owner) {
+                            self.send(owner, Msg::Absent { txn, page }, out, local);
+                        }
+                    }
                     return Ok(());
                 };
                 let Fetching {
@@ -1159,6 +1321,7 @@ impl Core {
                     l.remove(&page);
                 }
                 self.epochs.remove(&page);
+                self.readonly.remove(&page);
                 let owed = self.hand_over(page);
                 if evicted {
                     // It went where the owner sent it.
@@ -1247,6 +1410,10 @@ impl Core {
                 }
                 let d = self.dir.entry(page).or_default();
                 let epoch = d.epoch;
+                let access = match d.want {
+                    Want::Read => Access::Read,
+                    Want::Write => Access::Write,
+                };
                 let msg = Msg::Data {
                     txn,
                     page,
@@ -1254,7 +1421,7 @@ impl Core {
                     dirty: false,
                     epoch,
                     owner: self.incarnation,
-                    access: Access::Write,
+                    access,
                 };
                 self.send(to, msg, out, local);
             }
@@ -1273,8 +1440,8 @@ impl Core {
                 if !orphaned {
                     self.send(to, Msg::Failed { txn, page, error }, out, local);
                 }
-                if let Some((txn, to)) = next {
-                    self.start(page, txn, to, out, local);
+                if let Some((txn, to, want)) = next {
+                    self.start(page, txn, to, want, out, local);
                 }
             }
             Input::DiskWritten {
@@ -1355,7 +1522,7 @@ impl Core {
                             .get_mut(&page)
                             .map(|d| std::mem::take(&mut d.queue))
                             .unwrap_or_default();
-                        for (txn, to) in queued {
+                        for (txn, to, _) in queued {
                             let msg = Msg::Failed {
                                 txn,
                                 page,
@@ -1486,7 +1653,11 @@ impl Core {
                     HOST_DOWN
                 } else if self.fenced.contains(&owner) {
                     FENCED
-                } else if self.fetching.contains_key(&page) || self.fencing.contains(&page) {
+                } else if self.fetching.contains_key(&page)
+                    || self.fencing.contains(&page)
+                    || self.revokes.contains_key(&page)
+                    || self.shares.contains_key(&page)
+                {
                     BUSY
                 } else {
                     0
@@ -1504,6 +1675,9 @@ impl Core {
                 });
             }
             Input::Downgraded { page, contents } => {
+                if let Some(txn) = self.shares.remove(&page) {
+                    return self.shared(page, txn, contents, out, local);
+                }
                 if self.evicting.get(&page) != Some(&true) {
                     // Nobody waits for this DOWNGRADE any more, but it
                     // cleaned a copy this host holds: its data goes home.
@@ -1552,6 +1726,102 @@ impl Core {
         Ok(())
     }
 
+    /// The DROP of a read-only copy for the owner's `Revoke` (of
+    /// transaction `txn`) is done: it says so. (Whatever waited on the same
+    /// DROP, a fence, an eviction or a leave, is over too.)
+    fn revoked(
+        &mut self,
+        page: PageId,
+        txn: Txn,
+        contents: Option<(Vec<u8>, bool)>,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        let owner = self.owner(page.file)?;
+        let present = contents.is_some();
+        let epoch = self.epochs.remove(&page).unwrap_or(0);
+        self.readonly.remove(&page);
+        // (A read-only copy is never dirty; were it, its data goes home
+        // before the owner hears it is gone.)
+        let owed = self.hand_over(page);
+        if let Some((data, dirty)) = contents
+            && (dirty || owed)
+            && !self.dead.contains(&owner)
+        {
+            self.put_home(owner, page, epoch, data, true, out, local);
+        }
+        self.fencing.remove(&page);
+        if self.evicting.remove(&page).is_some() {
+            out.push(Output::not_written(page, present, false, 0));
+        }
+        if let Some(l) = &mut self.leaving {
+            l.remove(&page);
+        }
+        if !self.dead.contains(&owner) {
+            self.send(owner, Msg::Revoked { txn, page }, out, local);
+        }
+        self.answer_recovers(out, local);
+        self.maybe_left(out, local);
+        Ok(())
+    }
+
+    /// The DOWNGRADE of the writable copy for the owner's `Share` (of
+    /// transaction `txn`) is done: its dirty data goes home, then `Kept`
+    /// (this host holds a read-only copy now), on the same stream; or
+    /// `Absent` if the kernel no longer had the page.
+    fn shared(
+        &mut self,
+        page: PageId,
+        txn: Txn,
+        contents: Option<(Vec<u8>, bool)>,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> Result<(), ProtocolError> {
+        let owner = self.owner(page.file)?;
+        // An operator's DOWNGRADE of the same page waited on this one.
+        let evicted = self.evicting.get(&page) == Some(&true);
+        if evicted {
+            self.evicting.remove(&page);
+        }
+        let Some((data, dirty)) = contents else {
+            self.epochs.remove(&page);
+            self.readonly.remove(&page);
+            if evicted {
+                out.push(Output::not_written(page, false, false, 0));
+            }
+            if !self.dead.contains(&owner) {
+                self.send(owner, Msg::Absent { txn, page }, out, local);
+            }
+            return Ok(());
+        };
+        let dirty = dirty || self.unsynced.contains(&page);
+        if self.dead.contains(&owner) {
+            // (Its recovery is mrsw.md's step 4.)
+            if dirty {
+                out.push(Output::Lost { page, host: owner });
+                self.drop_lost_copy(page, out);
+            } else {
+                self.readonly.insert(page);
+            }
+            if evicted {
+                out.push(Output::not_written(page, true, dirty, HOST_DOWN));
+            }
+            return Ok(());
+        }
+        if dirty {
+            let epoch = self.epochs.get(&page).copied().unwrap_or(0);
+            let seq = self.send_home(owner, page, epoch, data, true, false, out, local);
+            if evicted {
+                self.evict_puts.insert(seq, page);
+            }
+        } else if evicted {
+            out.push(Output::not_written(page, true, false, 0));
+        }
+        self.readonly.insert(page);
+        self.send(owner, Msg::Kept { txn, page }, out, local);
+        Ok(())
+    }
+
     /// The data of `page` this host downgraded is lost with its owner: the
     /// kernel's clean copy of it, which the kernel may evict any time,
     /// goes too, so that nobody reads that data now and older data later.
@@ -1568,7 +1838,9 @@ impl Core {
     /// Whether `page` is on its way out of the kernel already (a DROP of
     /// it is under way for a fence or an eviction).
     fn taking(&self, page: PageId) -> bool {
-        self.fencing.contains(&page) || self.evicting.get(&page) == Some(&false)
+        self.fencing.contains(&page)
+            || self.evicting.get(&page) == Some(&false)
+            || self.revokes.contains_key(&page)
     }
 
     fn message(
@@ -1593,6 +1865,9 @@ impl Core {
                 | Msg::Absent { page, .. }
                 | Msg::Returned { page, .. }
                 | Msg::Put { page, epoch: 0, .. }
+                | Msg::Upgrade { page, .. }
+                | Msg::Kept { page, .. }
+                | Msg::Revoked { page, .. }
                 | Msg::Released { page } => Some(*page),
                 _ => None,
             };
@@ -1606,8 +1881,13 @@ impl Core {
             }
         }
         match msg {
-            Msg::WhereIs { txn, page, .. } => {
+            Msg::WhereIs { txn, page, access } => {
                 self.owned(page, &msg, from)?;
+                // (A `single` file's transactions all move the writable copy.)
+                let want = match (self.coherence_of(page.file), access) {
+                    (Coherence::Mrsw, Access::Read) => Want::Read,
+                    _ => Want::Write,
+                };
                 if self.leaving.is_some() {
                     // An owner that leaves serves what it has started, and
                     // nothing new.
@@ -1621,9 +1901,9 @@ impl Core {
                 }
                 let d = self.dir.entry(page).or_default();
                 if d.busy.is_some() {
-                    d.queue.push_back((txn, from));
+                    d.queue.push_back((txn, from, want));
                 } else {
-                    self.start(page, txn, from, out, local);
+                    self.start(page, txn, from, want, out, local);
                 }
             }
             Msg::Fetch {
@@ -1717,6 +1997,11 @@ impl Core {
                 }
                 self.faults.remove(&page);
                 self.epochs.insert(page, epoch);
+                if access == Access::Read {
+                    self.readonly.insert(page);
+                } else {
+                    self.readonly.remove(&page);
+                }
                 if nobody && dirty {
                     // Every READ waiting for it gave up (cancelled): the
                     // kernel will not have the page, so its data goes home
@@ -1743,6 +2028,7 @@ impl Core {
                 // Its kernel asked for the page, so it has none: this host
                 // holds nothing of it (the owner holds it for nobody now).
                 self.epochs.remove(&page);
+                self.readonly.remove(&page);
                 for req in p.reqs {
                     out.push(Output::ReadFailed { req, error });
                 }
@@ -1755,6 +2041,12 @@ impl Core {
                 };
                 if busy != txn || d.holder != Some(from) || d.reading {
                     return Err(unexpected(&msg));
+                }
+                if d.want == Want::Read && d.sharing {
+                    // The writer's kernel had let the page go (clean, or
+                    // written back first): nobody holds it.
+                    d.sharing = false;
+                    d.holder = None;
                 }
                 if d.orphaned {
                     self.end_txn(page, out, local);
@@ -1834,6 +2126,7 @@ impl Core {
                 if d.holder == Some(from) && d.busy.is_none() {
                     d.holder = None;
                 }
+                d.readers.remove(&from);
             }
             Msg::Leaving { incarnation } => {
                 out.push(Output::Declare {
@@ -1859,6 +2152,15 @@ impl Core {
                 if d.busy != Some((txn, from)) || d.reading {
                     return Err(unexpected(&msg));
                 }
+                if d.want == Want::Read {
+                    // A read-only copy, from the disk: nothing else changes.
+                    d.readers.insert(from);
+                    d.busy = None;
+                    if let Some((txn, to, want)) = d.queue.pop_front() {
+                        self.start(page, txn, to, want, out, local);
+                    }
+                    return Ok(());
+                }
                 // A rewrite the disk waits for, owed by the holder that
                 // handed the page over (dirty, since its write failed), is
                 // owed by the new holder now.
@@ -1874,8 +2176,8 @@ impl Core {
                 }
                 d.holder = Some(from);
                 d.busy = None;
-                if let Some((txn, to)) = d.queue.pop_front() {
-                    self.start(page, txn, to, out, local);
+                if let Some((txn, to, want)) = d.queue.pop_front() {
+                    self.start(page, txn, to, want, out, local);
                 }
             }
             Msg::Put {
@@ -1894,7 +2196,8 @@ impl Core {
                 // has moved on without it.
                 let orphan_ok = d.busy.is_none()
                     && d.holder.is_none()
-                    && (d.epoch == 0 || d.lost_from == Some(from));
+                    && (d.epoch == 0 || d.lost_from == Some(from))
+                    && d.readers.is_empty();
                 // An orphan taken is written as the newest data there is.
                 let epoch = if epoch == 0 && orphan_ok {
                     d.disk_epoch.max(d.epoch)
@@ -1943,6 +2246,7 @@ impl Core {
                     && d.holder.is_none()
                     && d.busy.is_none()
                     && epoch >= d.disk_epoch
+                    && d.readers.is_empty()
                 {
                     self.write_put(page, epoch, (from, seq), true, data.clone(), out);
                 } else {
@@ -1957,16 +2261,112 @@ impl Core {
                     self.send(from, ack, out, local);
                 }
             }
-            // Read replication's messages: no owner of this version sends
-            // them (`Documentation/mrsw.md`), so they come from a confused
-            // peer.
-            Msg::Share { .. }
-            | Msg::Kept { .. }
-            | Msg::Revoke { .. }
-            | Msg::Revoked { .. }
-            | Msg::Upgrade { .. }
-            | Msg::Upgraded { .. }
-            | Msg::Stale { .. } => return Err(unexpected(&msg)),
+            Msg::Revoke { txn, page } => {
+                if self.owner(page.file)? != from {
+                    return Err(unexpected(&msg));
+                }
+                if !self.epochs.contains_key(&page) || self.revokes.contains_key(&page) {
+                    // (Evicted silently; or revoked already, for an
+                    // earlier transaction whose answer comes first.)
+                    if !self.revokes.contains_key(&page) {
+                        self.send(from, Msg::Revoked { txn, page }, out, local);
+                    }
+                    return Ok(());
+                }
+                if !self.readonly.contains(&page) {
+                    // Only read-only copies are revoked.
+                    return Err(unexpected(&msg));
+                }
+                // (One on its way out already: that DROP's answer serves.)
+                let leaving = self.leaving.as_ref().is_some_and(|l| l.contains(&page));
+                if !self.taking(page) && !leaving {
+                    out.push(Output::Invalidate { page });
+                }
+                self.revokes.insert(page, txn);
+            }
+            Msg::Share { txn, page } => {
+                if self.owner(page.file)? != from {
+                    return Err(unexpected(&msg));
+                }
+                if !self.epochs.contains_key(&page) {
+                    self.send(from, Msg::Absent { txn, page }, out, local);
+                    return Ok(());
+                }
+                if self.readonly.contains(&page) || self.shares.contains_key(&page) {
+                    return Err(unexpected(&msg));
+                }
+                self.shares.insert(page, txn);
+                // (A DROP or DOWNGRADE of it under way answers this too.)
+                let leaving = self.leaving.as_ref().is_some_and(|l| l.contains(&page));
+                if !self.taking(page) && !leaving && !self.evicting.contains_key(&page) {
+                    out.push(Output::Downgrade { page });
+                }
+            }
+            Msg::Kept { txn, page } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                if d.busy.map(|(t, _)| t) != Some(txn)
+                    || d.want != Want::Read
+                    || !d.sharing
+                    || d.holder != Some(from)
+                {
+                    return Err(unexpected(&msg));
+                }
+                // The writer is a reader now; its dirty data came just
+                // before (its disk write is counted in `writing`, and a
+                // failed one leaves it owing the data): the read copy is
+                // read from the disk once that is written.
+                d.holder = None;
+                d.sharing = false;
+                d.readers.insert(from);
+                if d.orphaned {
+                    self.end_txn(page, out, local);
+                } else {
+                    d.read_disk(page, out);
+                }
+            }
+            Msg::Revoked { page, .. } => {
+                self.owned(page, &msg, from)?;
+                let d = self.dir.entry(page).or_default();
+                // (Whatever transaction sent it: no write waits for a host
+                // that is not in `revoking`, one taken for dead included.)
+                if d.revoking.remove(&from) {
+                    self.proceed_if_revoked(page, out, local);
+                }
+            }
+            Msg::Upgrade { txn, page } => {
+                self.owned(page, &msg, from)?;
+                // No copy is upgraded in place yet (Documentation/mrsw.md,
+                // step 3): the write faults the page in again, writable.
+                // The copy stays a reader's until it is gone (`Released`,
+                // or `Revoked` if a write comes first).
+                self.send(from, Msg::Stale { txn, page }, out, local);
+            }
+            Msg::Stale { txn, page } => {
+                if self.owner(page.file)? != from {
+                    return Err(unexpected(&msg));
+                }
+                if self.upgrading.get(&page).is_some_and(|p| p.txn == txn) {
+                    let p = self.upgrading.remove(&page).expect("checked above");
+                    self.want_write.insert(page);
+                    for req in p.reqs {
+                        out.push(Output::UpgradeAnswer {
+                            req,
+                            answer: UpgradeAnswer::Refault,
+                        });
+                    }
+                }
+                // The kernel drops its copy as it refaults; and an UPGRADE
+                // given up may have left it there: it goes.
+                if self.readonly.contains(&page)
+                    && !self.revokes.contains_key(&page)
+                    && !self.taking(page)
+                {
+                    self.fencing.insert(page);
+                    out.push(Output::Invalidate { page });
+                }
+            }
+            Msg::Upgraded { .. } => return Err(unexpected(&msg)),
             Msg::PutAck { page, seq, error } => {
                 if self.puts.contains_key(&seq)
                     && let Some(page) = self.evict_puts.remove(&seq)
@@ -2100,6 +2500,12 @@ impl Core {
     /// `page` leaves this host: whether writes of it not on the owner's
     /// disk go with it (a `Put` not acknowledged, or one that failed), so
     /// that whoever gets it must keep it dirty and answer for them.
+    /// Whether this host's copy of `page` holds data not known to be on
+    /// its owner's stable storage (as [`Core::hand_over`], which forgets it).
+    fn owed(&self, page: PageId) -> bool {
+        self.unsynced.contains(&page) || self.unacked.get(&page).is_some_and(|&n| n > 0)
+    }
+
     fn hand_over(&mut self, page: PageId) -> bool {
         let unsynced = self.unsynced.remove(&page);
         unsynced || self.unacked.get(&page).is_some_and(|&n| n > 0)
@@ -2217,6 +2623,7 @@ impl Core {
     ) -> Result<(bool, Option<u64>), ProtocolError> {
         let owner = self.owner(page.file)?;
         let epoch = self.epochs.remove(&page).unwrap_or(0);
+        self.readonly.remove(&page);
         let owed = self.hand_over(page);
         let mut went = (false, None);
         if let Some((data, dirty)) = contents {
@@ -2325,8 +2732,31 @@ impl Core {
         d.reading = false;
         d.read_deferred = false;
         d.orphaned = false;
-        if let Some((txn, to)) = d.queue.pop_front() {
-            self.start(page, txn, to, out, local);
+        d.sharing = false;
+        d.awaiting_revokes = false;
+        if let Some((txn, to, want)) = d.queue.pop_front() {
+            self.start(page, txn, to, want, out, local);
+        }
+    }
+
+    /// A write transaction waiting for read-only copies to be revoked
+    /// reads the disk once none is left.
+    fn proceed_if_revoked(
+        &mut self,
+        page: PageId,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) {
+        let d = self.dir.entry(page).or_default();
+        if !d.awaiting_revokes || !d.revoking.is_empty() {
+            return;
+        }
+        d.awaiting_revokes = false;
+        if d.orphaned {
+            // Its requester died meanwhile.
+            self.end_txn(page, out, local);
+        } else {
+            d.read_disk(page, out);
         }
     }
 
@@ -2502,7 +2932,7 @@ impl Core {
             let Some(d) = self.dir.get_mut(&page) else {
                 continue;
             };
-            d.queue.retain(|&(_, r)| r != x);
+            d.queue.retain(|&(_, r, _)| r != x);
             // Data it owed the disk (its write failed) is lost with it.
             let owed = d.unwritten.is_some_and(|(_, w)| w == x);
             if owed {
@@ -2693,14 +3123,24 @@ impl Core {
                 continue;
             }
             let d = self.dir.entry(page).or_default();
-            // (No owner serves read-only copies yet: one is a confused
-            // peer's, like a second writer.)
-            if held != Held::Write || d.holder.is_some_and(|h| h != from) {
+            // A writable copy is the only copy.
+            let clash = match held {
+                Held::Write => {
+                    d.holder.is_some_and(|h| h != from) || d.readers.iter().any(|&r| r != from)
+                }
+                Held::Read => d.holder.is_some(),
+            };
+            if clash {
                 // Two hosts say they hold it: a bug somewhere.
                 conflict = Some((page, epoch, held));
                 continue;
             }
-            d.holder = Some(from);
+            match held {
+                Held::Write => d.holder = Some(from),
+                Held::Read => {
+                    d.readers.insert(from);
+                }
+            }
             d.epoch = d.epoch.max(epoch);
             // No older data may land on the disk under its copy.
             d.disk_epoch = d.disk_epoch.max(epoch);
@@ -2797,7 +3237,14 @@ impl Core {
                 .epochs
                 .iter()
                 .filter(|(p, _)| self.owners.get(&p.file) == Some(&h))
-                .map(|(&p, &e)| (p, e, Held::Write))
+                .map(|(&p, &e)| {
+                    let held = if self.readonly.contains(&p) {
+                        Held::Read
+                    } else {
+                        Held::Write
+                    };
+                    (p, e, held)
+                })
                 .collect();
             pages.sort_by_key(|&(p, e, _)| (p, e));
             let parts = pages.len().div_ceil(HOLDING_PART).max(1);
@@ -2848,15 +3295,54 @@ impl Core {
         page: PageId,
         txn: Txn,
         to: HostId,
+        want: Want,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) {
         let d = self.dir.entry(page).or_default();
         d.busy = Some((txn, to));
+        d.want = want;
         d.orphaned = false;
         d.lost_from = None;
         d.epoch += 1;
         let epoch = d.epoch;
+        // (Its kernel asks, so it has no copy: it evicted any it had.)
+        d.readers.remove(&to);
+        if want == Want::Read {
+            // A read-only copy is served from the disk only, once every
+            // write of the page is reported: a writer keeps a read-only
+            // copy and sends its dirty data home first (`Share`).
+            match d.holder {
+                Some(w) if w != to => {
+                    d.sharing = true;
+                    self.send(w, Msg::Share { txn, page }, out, local);
+                }
+                Some(_) => {
+                    d.holder = None;
+                    d.read_disk(page, out);
+                }
+                None => d.read_disk(page, out),
+            }
+            return;
+        }
+        // (There is no writer while there are readers, nor while any is
+        // being revoked: a writer elsewhere hands its copy over as ever.)
+        debug_assert!(
+            d.holder.is_none_or(|h| h == to) || (d.readers.is_empty() && d.revoking.is_empty()),
+            "a writer and read-only copies of {page:?}"
+        );
+        if (!d.readers.is_empty() || !d.revoking.is_empty()) && d.holder.is_none_or(|h| h == to) {
+            // Every read-only copy goes before the writable one is served.
+            d.holder = None;
+            let readers = std::mem::take(&mut d.readers);
+            d.revoking.extend(readers.iter().copied());
+            d.awaiting_revokes = true;
+            for r in readers {
+                self.send(r, Msg::Revoke { txn, page }, out, local);
+            }
+            self.proceed_if_revoked(page, out, local);
+            return;
+        }
         match d.holder {
             // Nobody has it; or the requester itself is the holder, so its
             // kernel evicted the page (it asks only for pages it lacks),

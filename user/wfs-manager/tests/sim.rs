@@ -581,6 +581,10 @@ impl Sim {
                     return;
                 }
                 Output::WentHome { .. } => self.went_home += 1,
+                // (This kernel model sends no UPGRADE: every file is `single`.)
+                Output::UpgradeAnswer { req, .. } => {
+                    self.fail(format!("h{h}: an answer to UPGRADE {req}, never sent"))
+                }
                 Output::Lost { page, host } => {
                     // Its owner; or a host whose dirty data for a dead owner
                     // has nowhere to go.

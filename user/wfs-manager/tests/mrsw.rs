@@ -1,0 +1,538 @@
+//! Read replication (`mrsw`, Documentation/mrsw.md) at the level of the
+//! page protocol's cores: a few hosts, their kernels modelled as page
+//! caches that answer at once, the owner's disk as a map, and messages
+//! delivered in order, one pair at a time. Each test drives one case by
+//! hand and checks the copies every host's kernel holds.
+//!
+//! The random simulation (`tests/sim.rs`) covers `single` files; these
+//! cases pin down what `mrsw` adds: read-only copies from the owner's disk,
+//! a writer's data sent home before anyone reads it, revocations before
+//! any write, and upgrades turned into write faults.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use wfs_manager::protocol::{
+    Access, Coherence, Core, Held, HostId, Input, Msg, Output, PageId, UpgradeAnswer,
+};
+
+const FILE: u64 = 7;
+const OWNER: HostId = 0;
+const P: PageId = PageId {
+    file: FILE,
+    index: 0,
+};
+
+fn value(d: &[u8]) -> u64 {
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+fn data(v: u64) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+/// A page in a kernel's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Copy {
+    value: u64,
+    dirty: bool,
+    writable: bool,
+}
+
+/// Hosts 0..n; host 0 owns file 7, `mrsw` unless said otherwise.
+struct Net {
+    cores: Vec<Core>,
+    kernels: Vec<BTreeMap<PageId, Copy>>,
+    disk: BTreeMap<PageId, u64>,
+    /// Messages sent and not delivered, per (from, to), in order.
+    wire: BTreeMap<(HostId, HostId), VecDeque<Msg>>,
+    /// READs waiting, per host: request → page.
+    reads: Vec<BTreeMap<u64, PageId>>,
+    /// Answers to UPGRADEs, per host, in order.
+    upgrades: Vec<Vec<(u64, UpgradeAnswer)>>,
+    /// Every message delivered, for the checks of order.
+    log: Vec<(HostId, HostId, Msg)>,
+    next_req: u64,
+    /// Disk writes held back until [`Net::flush`] (when `hold_disk`).
+    hold_disk: bool,
+    held: Vec<Output>,
+}
+
+impl Net {
+    fn new(n: usize, coherence: Coherence) -> Net {
+        let mut cores: Vec<Core> = (0..n as HostId).map(Core::new).collect();
+        for c in &mut cores {
+            c.add_file(FILE, OWNER);
+        }
+        cores[OWNER as usize].set_coherence(FILE, coherence);
+        Net {
+            cores,
+            kernels: vec![BTreeMap::new(); n],
+            disk: BTreeMap::new(),
+            wire: BTreeMap::new(),
+            reads: vec![BTreeMap::new(); n],
+            upgrades: vec![Vec::new(); n],
+            log: Vec::new(),
+            next_req: 0,
+            hold_disk: false,
+            held: Vec::new(),
+        }
+    }
+
+    fn input(&mut self, h: HostId, input: Input) {
+        let out = self.cores[h as usize]
+            .handle(input.clone())
+            .unwrap_or_else(|e| panic!("h{h} refused {input:?}: {e:?}"));
+        for o in out {
+            self.output(h, o);
+        }
+    }
+
+    /// What the environment of host `h` does with one of its outputs.
+    fn output(&mut self, h: HostId, o: Output) {
+        let k = h as usize;
+        match o {
+            Output::Send { to, msg } => self.wire.entry((h, to)).or_default().push_back(msg),
+            Output::Grant {
+                req,
+                data,
+                dirty,
+                writable,
+            } => {
+                let page = self.reads[k].remove(&req).expect("a READ waits");
+                let copy = Copy {
+                    value: value(&data),
+                    dirty,
+                    writable: writable || dirty,
+                };
+                self.kernels[k].insert(page, copy);
+                self.input(
+                    h,
+                    Input::Answered {
+                        req,
+                        installed: true,
+                    },
+                );
+            }
+            Output::Invalidate { page } => {
+                let contents = self.kernels[k]
+                    .remove(&page)
+                    .map(|c| (data(c.value), c.dirty));
+                self.input(h, Input::Invalidated { page, contents });
+            }
+            Output::Downgrade { page } => {
+                let contents = self.kernels[k].get_mut(&page).map(|c| {
+                    let was = (data(c.value), c.dirty);
+                    c.dirty = false;
+                    c.writable = false;
+                    was
+                });
+                self.input(h, Input::Downgraded { page, contents });
+            }
+            Output::DiskRead { page } => {
+                let v = self.disk.get(&page).copied().unwrap_or(0);
+                self.input(
+                    h,
+                    Input::DiskRead {
+                        page,
+                        data: data(v),
+                    },
+                );
+            }
+            o @ Output::DiskWrite { .. } if self.hold_disk => self.held.push(o),
+            Output::DiskWrite {
+                page,
+                data,
+                epoch,
+                ack,
+            } => {
+                self.disk.insert(page, value(&data));
+                self.input(
+                    h,
+                    Input::DiskWritten {
+                        page,
+                        epoch,
+                        ack,
+                        error: 0,
+                    },
+                );
+            }
+            Output::UpgradeAnswer { req, answer } => {
+                if answer == UpgradeAnswer::Refault {
+                    // The kernel drops its copy and reads the page in
+                    // again.
+                    let page = P;
+                    self.kernels[k].remove(&page);
+                    self.fault(h, page);
+                }
+                self.upgrades[k].push((req, answer));
+            }
+            Output::WriteDone { .. } | Output::Evicted { .. } => {}
+            other => panic!("h{h}: unexpected {other:?}"),
+        }
+    }
+
+    /// The owner's held disk writes reach stable storage.
+    fn flush(&mut self) {
+        self.hold_disk = false;
+        for o in std::mem::take(&mut self.held) {
+            self.output(OWNER, o);
+        }
+        self.settle();
+    }
+
+    /// Delivers every message, in order per pair, until none is left.
+    fn settle(&mut self) {
+        while let Some((&(from, to), _)) = self.wire.iter().find(|(_, q)| !q.is_empty()) {
+            let msg = self
+                .wire
+                .get_mut(&(from, to))
+                .and_then(VecDeque::pop_front)
+                .expect("a message");
+            self.log.push((from, to, msg.clone()));
+            self.input(to, Input::Message { from, msg });
+        }
+    }
+
+    fn fault(&mut self, h: HostId, page: PageId) {
+        self.next_req += 1;
+        let req = self.next_req;
+        self.reads[h as usize].insert(req, page);
+        self.input(h, Input::Fault { req, page });
+    }
+
+    /// Host `h` reads the page: from its cache, or by a fault.
+    fn read(&mut self, h: HostId) -> u64 {
+        if !self.kernels[h as usize].contains_key(&P) {
+            self.fault(h, P);
+            self.settle();
+        }
+        self.kernels[h as usize]
+            .get(&P)
+            .unwrap_or_else(|| panic!("h{h} never got the page"))
+            .value
+    }
+
+    /// Host `h` writes `v`: upgrading a read-only copy first, or faulting
+    /// the page in, as its kernel would.
+    fn write(&mut self, h: HostId, v: u64) {
+        let k = h as usize;
+        for _ in 0..4 {
+            match self.kernels[k].get(&P).copied() {
+                None => {
+                    self.fault(h, P);
+                    self.settle();
+                }
+                Some(c) if !c.writable => {
+                    if self.cores[k].writable(P) {
+                        // The engine answers it at once.
+                        self.kernels[k].insert(
+                            P,
+                            Copy {
+                                writable: true,
+                                ..c
+                            },
+                        );
+                        continue;
+                    }
+                    self.next_req += 1;
+                    let req = self.next_req;
+                    self.input(h, Input::Upgrade { req, page: P });
+                    self.settle();
+                    if let Some(&(r, UpgradeAnswer::Granted { dirty })) = self.upgrades[k].last()
+                        && r == req
+                        && let Some(c) = self.kernels[k].get_mut(&P)
+                    {
+                        c.writable = true;
+                        c.dirty |= dirty;
+                    }
+                }
+                Some(_) => {
+                    let c = self.kernels[k].get_mut(&P).expect("cached");
+                    c.value = v;
+                    c.dirty = true;
+                    self.check();
+                    return;
+                }
+            }
+        }
+        panic!(
+            "h{h} could not write: {:?}\n{:#?}\n{:?}",
+            self.kernels[k].get(&P),
+            self.log,
+            self.upgrades
+        );
+    }
+
+    /// Host `h` writes its dirty copy back (msync).
+    fn sync(&mut self, h: HostId) {
+        let k = h as usize;
+        let Some(c) = self.kernels[k].get(&P).copied().filter(|c| c.dirty) else {
+            return;
+        };
+        self.kernels[k].insert(P, Copy { dirty: false, ..c });
+        self.next_req += 1;
+        let req = self.next_req;
+        self.input(
+            h,
+            Input::Writeback {
+                req,
+                page: P,
+                data: data(c.value),
+            },
+        );
+        self.settle();
+    }
+
+    /// One writer or only readers; no read-only copy is dirty.
+    fn check(&self) {
+        let copies: Vec<(usize, Copy)> = self
+            .kernels
+            .iter()
+            .enumerate()
+            .filter_map(|(h, k)| k.get(&P).map(|c| (h, *c)))
+            .collect();
+        let writers = copies.iter().filter(|(_, c)| c.writable).count();
+        assert!(
+            writers == 0 || copies.len() == 1,
+            "a writable copy beside others: {copies:?}"
+        );
+        for (h, c) in &copies {
+            assert!(c.writable || !c.dirty, "h{h}: a dirty read-only copy");
+        }
+    }
+
+    fn quiet(&self) {
+        for (h, c) in self.cores.iter().enumerate() {
+            assert_eq!(c.outstanding(), 0, "h{h} is not quiet");
+        }
+        assert!(self.wire.values().all(VecDeque::is_empty));
+    }
+
+    fn sent(&self, pred: impl Fn(&Msg) -> bool) -> Vec<(HostId, HostId)> {
+        self.log
+            .iter()
+            .filter(|(_, _, m)| pred(m))
+            .map(|&(f, t, _)| (f, t))
+            .collect()
+    }
+}
+
+#[test]
+fn readers_share_read_only_copies_from_the_owners_disk() {
+    let mut net = Net::new(3, Coherence::Mrsw);
+    net.disk.insert(P, 5);
+    assert_eq!(net.read(1), 5);
+    assert_eq!(net.read(2), 5);
+    assert_eq!(net.read(0), 5);
+    for h in 0..3 {
+        let c = net.kernels[h][&P];
+        assert!(!c.writable && !c.dirty, "h{h}: {c:?}");
+    }
+    net.check();
+    net.quiet();
+    // Each copy came from the disk: three disk reads, no page moved.
+    assert!(net.sent(|m| matches!(m, Msg::Fetch { .. })).is_empty());
+    assert_eq!(
+        net.sent(|m| matches!(
+            m,
+            Msg::Data {
+                access: Access::Read,
+                ..
+            }
+        ))
+        .len(),
+        2
+    );
+}
+
+#[test]
+fn a_write_revokes_every_read_copy_first() {
+    let mut net = Net::new(4, Coherence::Mrsw);
+    net.disk.insert(P, 5);
+    for h in 1..4 {
+        net.read(h);
+    }
+    net.write(3, 6);
+    // h3's upgrade became a write fault: the others' copies were revoked
+    // (and h3's own dropped) before the writable copy was read from disk.
+    assert_eq!(net.kernels[3][&P].value, 6);
+    for h in 0..3 {
+        assert!(!net.kernels[h].contains_key(&P), "h{h} kept a copy");
+    }
+    let revoked = net.sent(|m| matches!(m, Msg::Revoke { .. }));
+    assert!(
+        revoked.contains(&(0, 1)) && revoked.contains(&(0, 2)),
+        "{revoked:?}"
+    );
+    assert_eq!(net.upgrades[3].len(), 1);
+    assert_eq!(net.upgrades[3][0].1, UpgradeAnswer::Refault);
+    assert!(
+        !net.sent(|m| matches!(
+            m,
+            Msg::WhereIs {
+                access: Access::Write,
+                ..
+            }
+        ))
+        .is_empty()
+    );
+    net.check();
+    net.quiet();
+}
+
+#[test]
+fn a_reader_gets_the_writers_data_only_once_it_is_on_disk() {
+    let mut net = Net::new(3, Coherence::Mrsw);
+    net.write(1, 9);
+    assert!(net.kernels[1][&P].dirty);
+    assert_eq!(net.disk.get(&P).copied().unwrap_or(0), 0);
+    // h2 reads: h1 is asked to share; its dirty data goes home, then
+    // `Kept`, and h2 gets a read copy from the disk once that data is on
+    // it, not before.
+    net.hold_disk = true;
+    net.fault(2, P);
+    net.settle();
+    assert!(
+        !net.kernels[2].contains_key(&P),
+        "a read copy before the data was on disk"
+    );
+    assert_eq!(net.held.len(), 1);
+    net.flush();
+    assert_eq!(net.kernels[2][&P].value, 9);
+    assert_eq!(net.disk[&P], 9);
+    let h1 = net.kernels[1][&P];
+    assert!(!h1.writable && !h1.dirty, "{h1:?}");
+    let order: Vec<&Msg> = net
+        .log
+        .iter()
+        .filter(|(f, t, _)| (*f, *t) == (1, 0))
+        .map(|(_, _, m)| m)
+        .collect();
+    let put = order
+        .iter()
+        .position(|m| matches!(m, Msg::Put { .. }))
+        .expect("a Put");
+    let kept = order
+        .iter()
+        .position(|m| matches!(m, Msg::Kept { .. }))
+        .expect("Kept");
+    assert!(put < kept, "{order:?}");
+    net.check();
+    net.quiet();
+    // And the writer writes again: h2's copy is revoked first.
+    net.write(1, 10);
+    assert!(!net.kernels[2].contains_key(&P));
+    net.sync(1);
+    assert_eq!(net.disk[&P], 10);
+    assert_eq!(net.read(2), 10);
+    net.quiet();
+}
+
+#[test]
+fn a_writer_that_let_the_page_go_answers_a_share_absent() {
+    let mut net = Net::new(3, Coherence::Mrsw);
+    net.write(1, 4);
+    net.sync(1);
+    // Its kernel evicts the clean page silently.
+    net.kernels[1].remove(&P);
+    assert_eq!(net.read(2), 4);
+    assert!(!net.sent(|m| matches!(m, Msg::Absent { .. })).is_empty());
+    net.check();
+    net.quiet();
+}
+
+#[test]
+fn a_single_file_still_moves_its_one_writable_copy() {
+    let mut net = Net::new(3, Coherence::Single);
+    net.disk.insert(P, 3);
+    assert_eq!(net.read(1), 3);
+    assert!(net.kernels[1][&P].writable);
+    assert_eq!(net.read(2), 3);
+    assert!(!net.kernels[1].contains_key(&P));
+    assert!(net.kernels[2][&P].writable);
+    net.write(2, 8);
+    assert!(
+        net.sent(|m| matches!(
+            m,
+            Msg::Revoke { .. } | Msg::Share { .. } | Msg::Upgrade { .. }
+        ))
+        .is_empty()
+    );
+    assert!(net.upgrades.iter().all(Vec::is_empty));
+    net.check();
+    net.quiet();
+}
+
+#[test]
+fn a_restarted_owner_rebuilds_its_readers_and_refuses_a_writer_beside_them() {
+    // The owner's new incarnation hears h1 and h2 hold read copies: a write
+    // from h3 revokes both.
+    let mut net = Net::new(4, Coherence::Mrsw);
+    let mut owner = Core::with_incarnation(OWNER, 2);
+    owner.add_file(FILE, OWNER);
+    owner.set_coherence(FILE, Coherence::Mrsw);
+    for h in 1..4 {
+        owner.add_peer(h);
+    }
+    net.cores[0] = owner;
+    for h in 1..4 {
+        net.input(
+            0,
+            Input::PeerJoined {
+                host: h,
+                incarnation: 1,
+            },
+        );
+    }
+    for (h, held) in [
+        (1, vec![(P, 1, Held::Read)]),
+        (2, vec![(P, 1, Held::Read)]),
+        (3, vec![]),
+    ] {
+        let msg = Msg::Holding {
+            pages: held,
+            last: true,
+        };
+        net.input(0, Input::Message { from: h, msg });
+    }
+    net.write(3, 1);
+    // h1 and h2 hold nothing in their cores here (the test builds the
+    // owner's memory alone), so they answer the Revoke at once: the write
+    // goes on once both have.
+    let revoked = net.sent(|m| matches!(m, Msg::Revoke { .. }));
+    assert!(
+        revoked.contains(&(0, 1)) && revoked.contains(&(0, 2)),
+        "{revoked:?}"
+    );
+    assert_eq!(net.kernels[3][&P].value, 1);
+    net.quiet();
+    // A writer reported beside a reader is a conflict.
+    let mut owner = Core::with_incarnation(OWNER, 3);
+    owner.add_file(FILE, OWNER);
+    for h in 1..3 {
+        owner.add_peer(h);
+        owner
+            .handle(Input::PeerJoined {
+                host: h,
+                incarnation: 1,
+            })
+            .unwrap();
+    }
+    let read = Msg::Holding {
+        pages: vec![(P, 1, Held::Read)],
+        last: true,
+    };
+    owner.handle(Input::Message { from: 1, msg: read }).unwrap();
+    let write = Msg::Holding {
+        pages: vec![(P, 1, Held::Write)],
+        last: true,
+    };
+    assert!(
+        owner
+            .handle(Input::Message {
+                from: 2,
+                msg: write
+            })
+            .is_err()
+    );
+}
