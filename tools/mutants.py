@@ -136,6 +136,24 @@ MUTANTS = [
      "an invalidation the kernel answers busy for another reason is tried again, not taken as absent",
      "        self.faulting(page)\n            .then(|| Input::taken(page, downgrade, None))",
      "        Some(Input::taken(page, downgrade, None))"),
+    # Read replication (Documentation/mrsw.md, section 7.5): killed by
+    # protocol_simulation_mrsw and tests/mrsw.rs.
+    ("mrsw-revoke-before-write",
+     "every read-only copy is revoked before a writable one is served",
+     "        if (!d.readers.is_empty() || !d.revoking.is_empty()) && d.holder.is_none_or(|h| h == to) {",
+     "        if false {"),
+    ("mrsw-read-copy-from-sharing",
+     "a read copy is read from the disk once the writer's data, sent home before `Kept`, is written",
+     "                } else {\n                    d.read_disk(page, out);\n                }\n            }\n            Msg::Revoked",
+     "                } else {\n                    d.reading = true;\n                    out.push(Output::DiskRead { page });\n                }\n            }\n            Msg::Revoked"),
+    ("mrsw-share-put-first",
+     "a writer that shares sends its dirty data home before `Kept`",
+     "        self.readonly.insert(page);\n        self.send(owner, Msg::Kept { txn, page }, out, local);\n        Ok(())",
+     "        self.readonly.insert(page);\n        let at = out.iter().position(|o| matches!(o, Output::Send { msg: Msg::Put { .. }, .. })).unwrap_or(out.len());\n        out.insert(at, Output::Send { to: owner, msg: Msg::Kept { txn, page } });\n        Ok(())"),
+    ("mrsw-stale-refault",
+     "an UPGRADE answered `Stale` is refaulted, never granted",
+     "                            answer: UpgradeAnswer::Refault,\n                        });\n                    }\n                }\n                // The kernel drops",
+     "                            answer: UpgradeAnswer::Granted { dirty: false },\n                        });\n                    }\n                }\n                // The kernel drops"),
 ]
 
 
@@ -190,7 +208,7 @@ def main():
         started = time.time()
         rc = run(["cargo", "test", "--release", "--quiet", "-p", "wfs-manager",
                   "--no-fail-fast", "--test", "sim", "--test", "recovery",
-                  "--test", "evict", "--test", "writeback"], copy, env, log)
+                  "--test", "evict", "--test", "writeback", "--test", "mrsw"], copy, env, log)
         took = time.time() - started
         with open(log, errors="replace") as f:
             text = f.read()

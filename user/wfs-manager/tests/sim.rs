@@ -60,7 +60,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::collections::BTreeSet;
 
 use wfs_manager::protocol::{
-    Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN, SUPERSEDED,
+    Access, Coherence, Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN,
+    SUPERSEDED, UpgradeAnswer,
 };
 use wfs_manager::session::{Frame, Session};
 
@@ -102,6 +103,12 @@ struct Kernel {
     /// writeback (the real kernel answers EAGAIN and the manager retries),
     /// and whether each is a DOWNGRADE; answered in order.
     deferred: Vec<(PageId, bool)>,
+    /// Cached pages mapped read-only (a DOWNGRADE's, or an `mrsw` read
+    /// copy): a write asks first (UPGRADE).
+    readonly: BTreeSet<PageId>,
+    /// UPGRADEs outstanding (the folio locked): the request and the
+    /// writes waiting.
+    upgrades: BTreeMap<PageId, (u64, Vec<Op>)>,
 }
 
 struct Host {
@@ -123,12 +130,23 @@ struct Host {
 }
 
 /// Host `me`'s core, incarnation `incarnation`, in a cluster of `n`.
-fn new_core(me: HostId, incarnation: u64, n: usize, owners: &HashMap<u64, HostId>) -> Core {
+fn new_core(
+    me: HostId,
+    incarnation: u64,
+    n: usize,
+    owners: &HashMap<u64, HostId>,
+    modes: &HashMap<u64, Coherence>,
+) -> Core {
     let mut core = Core::with_incarnation(me, incarnation);
     let mut files: Vec<_> = owners.iter().collect();
     files.sort();
     for (&file, &owner) in files {
         core.add_file(file, owner);
+        if owner == me
+            && let Some(&c) = modes.get(&file)
+        {
+            core.set_coherence(file, c);
+        }
     }
     for p in 0..n as HostId {
         core.add_peer(p);
@@ -162,6 +180,15 @@ struct Sim {
     flaky: bool,
     pages: Vec<PageId>,
     owners: HashMap<u64, HostId>,
+    /// Files their owner keeps `mrsw` (in `protocol_simulation_mrsw`).
+    modes: HashMap<u64, Coherence>,
+    /// Read replication's events: UPGRADEs granted and refaulted, `Revoke`s
+    /// and `Share`s delivered, write faults (`WhereIs` for write access).
+    upgrades: u32,
+    stale: u32,
+    revokes: u32,
+    shares: u32,
+    write_faults: u32,
     /// The last value written to each page.
     last: BTreeMap<PageId, u64>,
     next_value: u64,
@@ -256,7 +283,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, nhosts: usize, files: usize, pages_per_file: u64) -> Sim {
+    fn new(seed: u64, nhosts: usize, files: usize, pages_per_file: u64, mrsw: bool) -> Sim {
         let mut rng = Rng::new(seed);
         let mut owners = HashMap::new();
         let mut pages = Vec::new();
@@ -267,10 +294,21 @@ impl Sim {
                 pages.push(PageId { file, index });
             }
         }
+        // (From a generator of their own, so that the schedule's draws
+        // stay those of the same seed in `single`.)
+        let mut modes = HashMap::new();
+        if mrsw {
+            let mut mode_rng = Rng::new(seed ^ 0x3257);
+            for f in 0..files as u64 {
+                if mode_rng.below(4) != 0 {
+                    modes.insert(100 + f, Coherence::Mrsw);
+                }
+            }
+        }
         let hosts = (0..nhosts)
             .map(|h| Host {
                 leaving: false,
-                core: new_core(h as HostId, 0, nhosts, &owners),
+                core: new_core(h as HostId, 0, nhosts, &owners, &modes),
                 incarnation: 0,
                 sessions: (0..nhosts as HostId)
                     .filter(|&p| p != h as HostId)
@@ -292,6 +330,14 @@ impl Sim {
         let owner_crashes = crashes && rng.below(2) == 0;
         let crash_from = if rng.below(2) == 0 { 0 } else { rng.below(400) };
         let evictions = rng.below(2) == 0;
+        // Read replication handles no failure of a host or a connection
+        // yet, nor the operator's evictions (Documentation/mrsw.md, step
+        // 4): its schedules have none.
+        let (flaky, crashes, owner_crashes, evictions) = if mrsw {
+            (false, false, false, false)
+        } else {
+            (flaky, crashes, owner_crashes, evictions)
+        };
         Sim {
             crashes,
             owner_crashes,
@@ -330,6 +376,12 @@ impl Sim {
             abandoned: BTreeMap::new(),
             pages,
             owners,
+            modes,
+            upgrades: 0,
+            stale: 0,
+            revokes: 0,
+            shares: 0,
+            write_faults: 0,
             last,
             next_value: 1,
             next_req: 1,
@@ -434,14 +486,12 @@ impl Sim {
                     dirty,
                     writable,
                 } => {
-                    // (Every file here is `single`: one writable copy.)
-                    assert!(writable, "h{h}: a read-only grant of READ {req}");
                     let installed = if self.abandoned.remove(&req).is_some() {
                         self.log
                             .push(format!("h{h}: the kernel refuses READ {req}"));
                         false
                     } else {
-                        self.grant(h, req, decode(&data), dirty);
+                        self.grant(h, req, decode(&data), dirty, writable);
                         true
                     };
                     answers.push(Input::Answered { req, installed });
@@ -581,10 +631,7 @@ impl Sim {
                     return;
                 }
                 Output::WentHome { .. } => self.went_home += 1,
-                // (This kernel model sends no UPGRADE: every file is `single`.)
-                Output::UpgradeAnswer { req, .. } => {
-                    self.fail(format!("h{h}: an answer to UPGRADE {req}, never sent"))
-                }
+                Output::UpgradeAnswer { req, answer } => self.upgraded(h, req, answer),
                 Output::Lost { page, host } => {
                     // Its owner; or a host whose dirty data for a dead owner
                     // has nowhere to go.
@@ -702,7 +749,9 @@ impl Sim {
     /// writeback, or locked for a READ.
     fn kernel_busy(&self, h: usize, page: PageId) -> bool {
         let k = &self.hosts[h].kernel;
-        k.writeback.contains_key(&page) || k.faults.contains_key(&page)
+        k.writeback.contains_key(&page)
+            || k.faults.contains_key(&page)
+            || k.upgrades.contains_key(&page)
     }
 
     /// The engine's timer: tries the busy invalidations again, the first
@@ -741,21 +790,23 @@ impl Sim {
 
     /// The kernel of host `h` takes `page` out of its cache (DROP).
     fn invalidate(&mut self, h: usize, page: PageId) -> Input {
-        let contents = self.hosts[h]
-            .kernel
-            .cache
-            .remove(&page)
-            .map(|(v, dirty)| (encode(v), dirty));
+        let k = &mut self.hosts[h].kernel;
+        k.readonly.remove(&page);
+        let contents = k.cache.remove(&page).map(|(v, dirty)| (encode(v), dirty));
         Input::taken(page, false, contents)
     }
 
     /// The kernel of host `h` keeps a clean read-only copy of `page`
     /// (DOWNGRADE) and hands over its contents.
     fn downgrade(&mut self, h: usize, page: PageId) -> Input {
-        let contents = self.hosts[h].kernel.cache.get_mut(&page).map(|e| {
+        let k = &mut self.hosts[h].kernel;
+        let contents = k.cache.get_mut(&page).map(|e| {
             let dirty = std::mem::replace(&mut e.1, false);
             (encode(e.0), dirty)
         });
+        if contents.is_some() {
+            k.readonly.insert(page);
+        }
         Input::taken(page, true, contents)
     }
 
@@ -774,18 +825,111 @@ impl Sim {
         page
     }
 
-    /// A READ is answered: the page is installed and the waiting
-    /// operations run on it.
-    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool) -> PageId {
+    /// A READ is answered: the page is installed (read-only unless
+    /// `writable`) and the waiting operations run on it.
+    fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool, writable: bool) -> PageId {
         let page = self.fault_of(h, req);
+        if !writable && !self.modes.contains_key(&page.file) {
+            self.fail(format!(
+                "h{h}: a read-only grant of READ {req} of a single file"
+            ));
+        }
+        if !writable && !self.unknown.contains(&page) {
+            // A read copy is always on its owner's stable storage.
+            let owner = self.owners[&page.file] as usize;
+            let on_disk = self.hosts[owner].disk.get(&page).copied().unwrap_or(0);
+            if dirty || value != on_disk {
+                self.fail(format!(
+                    "h{h}: a read copy of {page:?} holds {value} (dirty: {dirty}), the owner's disk {on_disk}"
+                ));
+            }
+        }
         let k = &mut self.hosts[h].kernel;
         let (_, ops) = k.faults.remove(&page).expect("found above");
         k.cache.insert(page, (value, dirty));
+        if writable || dirty {
+            k.readonly.remove(&page);
+        } else {
+            k.readonly.insert(page);
+        }
         self.check_single_copy(page);
         for op in ops {
-            self.run(h, page, op);
+            self.touch(h, page, op);
         }
         page
+    }
+
+    /// An operation on a page host `h` has cached: a write to a read-only
+    /// copy of an `mrsw` file waits for an UPGRADE (the engine answers one
+    /// of a writable copy at once, as it does for every `single` file).
+    fn touch(&mut self, h: usize, page: PageId, op: Op) {
+        let k = &mut self.hosts[h].kernel;
+        if matches!(op, Op::Write) && k.readonly.contains(&page) {
+            if let Some((_, ops)) = k.upgrades.get_mut(&page) {
+                ops.push(op);
+                return;
+            }
+            if self.modes.contains_key(&page.file) && !self.hosts[h].core.writable(page) {
+                let req = self.next_req;
+                self.next_req += 1;
+                let k = &mut self.hosts[h].kernel;
+                k.upgrades.insert(page, (req, vec![op]));
+                self.hosts[h].inbox.push_back(Input::Upgrade { req, page });
+                return;
+            }
+            self.hosts[h].kernel.readonly.remove(&page);
+        }
+        self.run(h, page, op);
+    }
+
+    /// The manager answers UPGRADE `req` of host `h`.
+    fn upgraded(&mut self, h: usize, req: u64, answer: UpgradeAnswer) {
+        let k = &mut self.hosts[h].kernel;
+        let Some(page) = k
+            .upgrades
+            .iter()
+            .find(|(_, (r, _))| *r == req)
+            .map(|(p, _)| *p)
+        else {
+            self.fail(format!("h{h}: UPGRADE {req} answered twice or never sent"));
+        };
+        let (_, ops) = k.upgrades.remove(&page).expect("found above");
+        match answer {
+            UpgradeAnswer::Granted { dirty } => {
+                self.upgrades += 1;
+                k.readonly.remove(&page);
+                if let Some(e) = k.cache.get_mut(&page) {
+                    e.1 |= dirty;
+                }
+                self.check_single_copy(page);
+                for op in ops {
+                    self.run(h, page, op);
+                }
+            }
+            UpgradeAnswer::Refault => {
+                // The kernel drops its copy (clean: read-only) and the
+                // writes fault the page in again.
+                self.stale += 1;
+                k.readonly.remove(&page);
+                if let Some((_, true)) = k.cache.remove(&page) {
+                    self.fail(format!("h{h}: a refault dropped dirty {page:?}"));
+                }
+                let req = self.next_req;
+                self.next_req += 1;
+                let k = &mut self.hosts[h].kernel;
+                k.faults.insert(page, (req, ops));
+                self.hosts[h].inbox.push_back(Input::Fault { req, page });
+            }
+            UpgradeAnswer::Failed(e) => {
+                if !(e == HOST_DOWN && self.owner_died(page))
+                    && !(e == SHUTTING_DOWN && (self.hosts[h].leaving || self.owner_leaves(page)))
+                {
+                    self.fail(format!("h{h}: UPGRADE {req} of {page:?} failed with {e}"));
+                }
+                self.log
+                    .push(format!("h{h}: UPGRADE {req} of {page:?} fails"));
+            }
+        }
     }
 
     /// Runs an operation on a page host `h` holds.
@@ -844,12 +988,19 @@ impl Sim {
         }
     }
 
+    /// One writable copy of the page, or read-only ones only.
     fn check_single_copy(&self, page: PageId) {
         let holders: Vec<_> = (0..self.hosts.len())
             .filter(|&h| self.hosts[h].kernel.cache.contains_key(&page))
             .collect();
-        if holders.len() > 1 {
-            self.fail(format!("{page:?} is held by hosts {holders:?} at once"));
+        let writers = holders
+            .iter()
+            .filter(|&&h| !self.hosts[h].kernel.readonly.contains(&page))
+            .count();
+        if holders.len() > 1 && (writers > 0 || !self.modes.contains_key(&page.file)) {
+            self.fail(format!(
+                "{page:?} is held by hosts {holders:?} at once, {writers} of them writable"
+            ));
         }
     }
 
@@ -858,7 +1009,7 @@ impl Sim {
         let page = self.pages[self.rng.below(self.pages.len())];
         let k = &mut self.hosts[h].kernel;
         if k.cache.contains_key(&page) {
-            self.run(h, page, op);
+            self.touch(h, page, op);
         } else if let Some((_, ops)) = k.faults.get_mut(&page) {
             // Another thread faults on the same page: it waits for the
             // same READ (the folio lock).
@@ -878,10 +1029,11 @@ impl Sim {
         let candidates: Vec<_> = k
             .cache
             .iter()
-            .filter(|(p, _)| !k.writeback.contains_key(p))
+            .filter(|(p, _)| !k.writeback.contains_key(p) && !k.upgrades.contains_key(p))
             .map(|(p, e)| (*p, *e))
             .collect();
-        // (A page under writeback is neither evicted nor written again.)
+        // (A page under writeback is neither evicted nor written again;
+        // one locked for an UPGRADE is neither.)
         if candidates.is_empty() {
             return;
         }
@@ -901,6 +1053,7 @@ impl Sim {
         } else if !flush {
             // A silent eviction of a clean page.
             k.cache.remove(&page);
+            k.readonly.remove(&page);
             self.log.push(format!("h{h} evicts {page:?}"));
         }
     }
@@ -995,8 +1148,15 @@ impl Sim {
                         }
                         self.reported += pages.len() as u32;
                     }
-                    if matches!(msg, Msg::Orphan { .. }) {
-                        self.orphans += 1;
+                    match msg {
+                        Msg::Orphan { .. } => self.orphans += 1,
+                        Msg::Revoke { .. } => self.revokes += 1,
+                        Msg::Share { .. } => self.shares += 1,
+                        Msg::WhereIs {
+                            access: Access::Write,
+                            ..
+                        } => self.write_faults += 1,
+                        _ => {}
                     }
                     self.input(to as usize, Input::Message { from, msg })
                 }
@@ -1462,9 +1622,10 @@ impl Sim {
             from != x || hosts[owner].disk.get(page).copied().unwrap_or(0) >= v
         });
         let owners_map = self.owners.clone();
+        let modes = self.modes.clone();
         let host = &mut self.hosts[h];
         host.incarnation += 1;
-        host.core = new_core(x, host.incarnation, n, &owners_map);
+        host.core = new_core(x, host.incarnation, n, &owners_map, &modes);
         // (Its disk says which incarnation ran before.)
         host.core.set_previous(old);
         host.kernel = Kernel::default();
@@ -1637,13 +1798,31 @@ impl Sim {
         }
         for (h, host) in self.hosts.iter().enumerate() {
             let k = &host.kernel;
-            if !k.faults.is_empty() || !k.writeback.is_empty() || !k.deferred.is_empty() {
+            if !k.faults.is_empty()
+                || !k.writeback.is_empty()
+                || !k.deferred.is_empty()
+                || !k.upgrades.is_empty()
+            {
                 self.fail(format!(
-                    "h{h}: requests never completed: faults {:?} writeback {:?} deferred {:?}\n{}",
+                    "h{h}: requests never completed: faults {:?} writeback {:?} deferred {:?} upgrades {:?}\n{}",
                     k.faults,
                     k.writeback,
                     k.deferred,
+                    k.upgrades,
                     self.cores()
+                ));
+            }
+            // (Read copies nobody happened to read since are not stale
+            // either.)
+            if !self.modes.is_empty()
+                && let Some((p, e)) = k
+                    .cache
+                    .iter()
+                    .find(|(p, e)| !self.unknown.contains(p) && e.0 != self.last[p])
+            {
+                self.fail(format!(
+                    "h{h}: its copy of {p:?} holds {}, the last write was {}",
+                    e.0, self.last[p]
                 ));
             }
             if host.core.recovering() != 0 {
@@ -1694,6 +1873,11 @@ struct Tally {
     superseded: u64,
     taken_alive: u64,
     orphans: u64,
+    upgrades: u64,
+    stale: u64,
+    revokes: u64,
+    shares: u64,
+    write_faults: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1715,18 +1899,24 @@ impl std::ops::Add for Tally {
             superseded: self.superseded + o.superseded,
             taken_alive: self.taken_alive + o.taken_alive,
             orphans: self.orphans + o.orphans,
+            upgrades: self.upgrades + o.upgrades,
+            stale: self.stale + o.stale,
+            revokes: self.revokes + o.revokes,
+            shares: self.shares + o.shares,
+            write_faults: self.write_faults + o.write_faults,
         }
     }
 }
 
-/// Runs one schedule; returns what it did.
-fn run_seed(seed: u64) -> Tally {
+/// Runs one schedule (`mrsw`: with most files read-replicated); returns
+/// what it did.
+fn run_seed(seed: u64, mrsw: bool) -> Tally {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let hosts = 3 + rng.below(3);
     let files = 1 + rng.below(2);
     let pages = 1 + rng.below(4) as u64;
     let steps = 200 + rng.below(800);
-    let mut sim = Sim::new(seed, hosts, files, pages);
+    let mut sim = Sim::new(seed, hosts, files, pages, mrsw);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run_schedule(steps)));
     if let Err(e) = result {
         let msg = e
@@ -1734,8 +1924,11 @@ fn run_seed(seed: u64) -> Tally {
             .cloned()
             .unwrap_or_else(|| "panic".into());
         panic!(
-            "simulation failed with seed {seed} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops, {} crashes); replay with WFS_SIM_SEED={seed}\n{msg}",
-            sim.drops, sim.crashed
+            "simulation failed with seed {seed}{} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops, {} crashes); replay with WFS_SIM_SEED={seed}{}\n{msg}",
+            if mrsw { " (mrsw)" } else { "" },
+            sim.drops,
+            sim.crashed,
+            if mrsw { " WFS_SIM_MRSW=1" } else { "" }
         );
     }
     if std::env::var("WFS_SIM_SHOW").is_ok_and(|v| v == "1") {
@@ -1757,6 +1950,11 @@ fn run_seed(seed: u64) -> Tally {
         superseded: u64::from(sim.superseded),
         taken_alive: u64::from(sim.taken_alive),
         orphans: u64::from(sim.orphans),
+        upgrades: u64::from(sim.upgrades),
+        stale: u64::from(sim.stale),
+        revokes: u64::from(sim.revokes),
+        shares: u64::from(sim.shares),
+        write_faults: u64::from(sim.write_faults),
     }
 }
 
@@ -1774,23 +1972,23 @@ fn schedules_that_once_failed() {
     for seed in [
         12524, 13095, 19169, 35188, 76384, 149995, 185044, 205539, 255430,
     ] {
-        run_seed(seed);
+        run_seed(seed, false);
     }
 }
 
 #[test]
 fn protocol_simulation() {
+    if std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1") {
+        return;
+    }
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        let t = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"));
+        let t = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"), false);
         eprintln!("seed {seed}: passed, {t:?}");
         return;
     }
-    let schedules: u64 = std::env::var("WFS_SIM_SCHEDULES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
+    let schedules = schedules();
     let t = (0..schedules)
-        .map(run_seed)
+        .map(|seed| run_seed(seed, false))
         .fold(Tally::default(), |a, b| a + b);
     eprintln!("{schedules} schedules passed: {t:?}");
     // The schedules must really have cut connections with traffic on them,
@@ -1856,6 +2054,57 @@ fn protocol_simulation() {
         "only {} pages lost and {} returned in {schedules} schedules",
         t.lost,
         t.returned
+    );
+}
+
+/// How many schedules a simulation runs (`WFS_SIM_SCHEDULES`, 2000).
+fn schedules() -> u64 {
+    std::env::var("WFS_SIM_SCHEDULES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// The same seeds as `protocol_simulation`, with three files in four kept
+/// `mrsw` by their owner (read replication, Documentation/mrsw.md): reads
+/// share read-only copies served from the owner's disk, writes revoke them
+/// first, and UPGRADEs of read copies turn into write faults. Checked on
+/// top of the single copy's rules: one writable copy or read-only ones
+/// only, every read copy on its owner's stable storage when installed,
+/// every copy holding the last value at the end. No host or connection
+/// fails, and the operator evicts nothing (step 4 of the design); disk
+/// errors and READs given up stay.
+#[test]
+fn protocol_simulation_mrsw() {
+    let only = std::env::var("WFS_SIM_MRSW").ok();
+    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
+        if only.is_some_and(|v| v == "1") {
+            let t = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"), true);
+            eprintln!("seed {seed} (mrsw): passed, {t:?}");
+        }
+        return;
+    }
+    let schedules = schedules();
+    let t = (0..schedules)
+        .map(|seed| run_seed(seed, true))
+        .fold(Tally::default(), |a, b| a + b);
+    eprintln!("{schedules} mrsw schedules passed: {t:?}");
+    assert!(
+        t.revokes >= schedules && t.shares >= schedules / 2,
+        "only {} read copies revoked and {} writers shared in {schedules} schedules",
+        t.revokes,
+        t.shares
+    );
+    assert!(
+        t.stale >= schedules && t.write_faults >= schedules,
+        "only {} UPGRADEs refaulted and {} write faults in {schedules} schedules",
+        t.stale,
+        t.write_faults
+    );
+    assert!(
+        t.disk_failures >= schedules / 20,
+        "only {} READs and WRITEs failed on disk errors in {schedules} schedules",
+        t.disk_failures
     );
 }
 
