@@ -62,7 +62,6 @@ case $h in
 1)
     # h2 and h3 have written once they hold their pages (the faulting
     # store is done right after the page is granted).
-    holds() { wfsctl status | grep -q "^peer h$1 .*, holds $2 of this host's pages$"; }
     within 120 holds 2 2 || fail "h2 never took pages 0 and 1"
     within 120 holds 3 1 || fail "h3 never took page 2"
     grep -q h2-page /export/data && fail "h2's bytes are on disk already: nothing to test"

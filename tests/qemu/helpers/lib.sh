@@ -55,6 +55,10 @@ within() {
     done
 }
 
+# holds H N: whether this host's status says peer hH holds N of its pages
+# (its directory's word: the peer got them, and no transaction moves them).
+holds() { wfsctl status | grep -q "^peer h$1 .*, holds $2 of this host's pages$"; }
+
 # stat_of OP: how many upcalls OP (READ, WRITE, UPGRADE...) the manager
 # has served, from `wfsctl stats`.
 stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }
