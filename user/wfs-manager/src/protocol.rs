@@ -145,6 +145,8 @@ enum Want {
     /// The writable copy (every `single` transaction).
     #[default]
     Write,
+    /// A reader's copy made writable in place (`mrsw`).
+    Upgrade,
 }
 
 /// A message between managers.
@@ -1412,7 +1414,7 @@ impl Core {
                 let epoch = d.epoch;
                 let access = match d.want {
                     Want::Read => Access::Read,
-                    Want::Write => Access::Write,
+                    Want::Write | Want::Upgrade => Access::Write,
                 };
                 let msg = Msg::Data {
                     txn,
@@ -2016,6 +2018,16 @@ impl Core {
                 if self.owner(page.file)? != from {
                     return Err(unexpected(&msg));
                 }
+                if self.upgrading.get(&page).is_some_and(|p| p.txn == txn) {
+                    let p = self.upgrading.remove(&page).expect("checked above");
+                    for req in p.reqs {
+                        out.push(Output::UpgradeAnswer {
+                            req,
+                            answer: UpgradeAnswer::Failed(error),
+                        });
+                    }
+                    return Ok(());
+                }
                 if self.faults.get(&page).is_none_or(|p| p.txn != txn) {
                     // Failed already (this host is leaving).
                     if self.abandoned.remove(&(page, txn)) {
@@ -2336,11 +2348,30 @@ impl Core {
             }
             Msg::Upgrade { txn, page } => {
                 self.owned(page, &msg, from)?;
-                // No copy is upgraded in place yet (Documentation/mrsw.md,
-                // step 3): the write faults the page in again, writable.
-                // The copy stays a reader's until it is gone (`Released`,
-                // or `Revoked` if a write comes first).
-                self.send(from, Msg::Stale { txn, page }, out, local);
+                if self.leaving.is_some() {
+                    let msg = Msg::Failed {
+                        txn,
+                        page,
+                        error: SHUTTING_DOWN,
+                    };
+                    self.send(from, msg, out, local);
+                    return Ok(());
+                }
+                let d = self.dir.entry(page).or_default();
+                if d.holder == Some(from) {
+                    // The writer already (a correct one answers itself).
+                    let epoch = d.epoch;
+                    self.send(from, Msg::Upgraded { txn, page, epoch }, out, local);
+                } else if !d.readers.contains(&from) {
+                    // Revoked (its kernel cannot drop the copy before this
+                    // is answered: waiting would deadlock), or unknown here:
+                    // the write faults the page in again.
+                    self.send(from, Msg::Stale { txn, page }, out, local);
+                } else if d.busy.is_some() {
+                    d.queue.push_back((txn, from, Want::Upgrade));
+                } else {
+                    self.start(page, txn, from, Want::Upgrade, out, local);
+                }
             }
             Msg::Stale { txn, page } => {
                 if self.owner(page.file)? != from {
@@ -2366,7 +2397,36 @@ impl Core {
                     out.push(Output::Invalidate { page });
                 }
             }
-            Msg::Upgraded { .. } => return Err(unexpected(&msg)),
+            Msg::Upgraded { txn, page, epoch } => {
+                if self.owner(page.file)? != from {
+                    return Err(unexpected(&msg));
+                }
+                let mine = self.upgrading.get(&page).is_some_and(|p| p.txn == txn);
+                let reqs = if mine {
+                    self.upgrading
+                        .remove(&page)
+                        .map(|p| p.reqs)
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                // This host is the writer now, whether its UPGRADE still
+                // waits (it is granted) or was given up (its copy stays
+                // read-only in the kernel; the next UPGRADE is answered
+                // here). A copy dropped meanwhile told the owner so after
+                // the `Upgrade` (`Released`, which undoes the writer).
+                if self.readonly.contains(&page) {
+                    self.readonly.remove(&page);
+                    self.epochs.insert(page, epoch);
+                }
+                let dirty = self.owed(page);
+                for req in reqs {
+                    out.push(Output::UpgradeAnswer {
+                        req,
+                        answer: UpgradeAnswer::Granted { dirty },
+                    });
+                }
+            }
             Msg::PutAck { page, seq, error } => {
                 if self.puts.contains_key(&seq)
                     && let Some(page) = self.evict_puts.remove(&seq)
@@ -2755,8 +2815,27 @@ impl Core {
         if d.orphaned {
             // Its requester died meanwhile.
             self.end_txn(page, out, local);
+        } else if d.want == Want::Upgrade {
+            // Only its copy is left: it becomes the writer's, at a new
+            // epoch, and the transaction is over (no `Done` follows).
+            let Some((txn, to)) = d.busy.take() else {
+                return;
+            };
+            d.readers.clear();
+            d.holder = Some(to);
+            let epoch = d.epoch;
+            self.send(to, Msg::Upgraded { txn, page, epoch }, out, local);
+            self.next_txn_of(page, out, local);
         } else {
             d.read_disk(page, out);
+        }
+    }
+
+    /// Starts the next transaction queued for `page`, if any.
+    fn next_txn_of(&mut self, page: PageId, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        let next = self.dir.get_mut(&page).and_then(|d| d.queue.pop_front());
+        if let Some((txn, to, want)) = next {
+            self.start(page, txn, to, want, out, local);
         }
     }
 
@@ -3306,8 +3385,18 @@ impl Core {
         d.lost_from = None;
         d.epoch += 1;
         let epoch = d.epoch;
+        if want == Want::Upgrade && !d.readers.contains(&to) {
+            // Revoked since it asked, or its copy was dropped: the write
+            // faults the page in again.
+            d.busy = None;
+            self.send(to, Msg::Stale { txn, page }, out, local);
+            self.next_txn_of(page, out, local);
+            return;
+        }
         // (Its kernel asks, so it has no copy: it evicted any it had.)
-        d.readers.remove(&to);
+        if want != Want::Upgrade {
+            d.readers.remove(&to);
+        }
         if want == Want::Read {
             // A read-only copy is served from the disk only, once every
             // write of the page is reported: a writer keeps a read-only
@@ -3332,13 +3421,32 @@ impl Core {
             "a writer and read-only copies of {page:?}"
         );
         if (!d.readers.is_empty() || !d.revoking.is_empty()) && d.holder.is_none_or(|h| h == to) {
-            // Every read-only copy goes before the writable one is served.
+            // Every read-only copy goes before the writable one is served
+            // (but the upgrading reader's own).
             d.holder = None;
-            let readers = std::mem::take(&mut d.readers);
+            let mut readers = std::mem::take(&mut d.readers);
+            if want == Want::Upgrade {
+                readers.remove(&to);
+                d.readers.insert(to);
+            }
             d.revoking.extend(readers.iter().copied());
             d.awaiting_revokes = true;
+            // An upgrade queued by a host revoked now is answered `Stale`
+            // (after its `Revoke`): its kernel drops the copy only once
+            // the UPGRADE is answered, and this write waits for that.
+            let stale: Vec<(Txn, HostId)> = d
+                .queue
+                .iter()
+                .filter(|&&(_, h, w)| w == Want::Upgrade && readers.contains(&h))
+                .map(|&(t, h, _)| (t, h))
+                .collect();
+            d.queue
+                .retain(|&(_, h, w)| !(w == Want::Upgrade && readers.contains(&h)));
             for r in readers {
                 self.send(r, Msg::Revoke { txn, page }, out, local);
+            }
+            for (t, h) in stale {
+                self.send(h, Msg::Stale { txn: t, page }, out, local);
             }
             self.proceed_if_revoked(page, out, local);
             return;

@@ -346,26 +346,59 @@ fn readers_share_read_only_copies_from_the_owners_disk() {
 }
 
 #[test]
-fn a_write_revokes_every_read_copy_first() {
+fn an_upgrade_revokes_every_other_read_copy_first() {
     let mut net = Net::new(4, Coherence::Mrsw);
     net.disk.insert(P, 5);
     for h in 1..4 {
         net.read(h);
     }
     net.write(3, 6);
-    // h3's upgrade became a write fault: the others' copies were revoked
-    // (and h3's own dropped) before the writable copy was read from disk.
+    // h3's read copy became the writable one in place, once the others'
+    // copies were revoked: no data moved.
     assert_eq!(net.kernels[3][&P].value, 6);
     for h in 0..3 {
         assert!(!net.kernels[h].contains_key(&P), "h{h} kept a copy");
     }
     let revoked = net.sent(|m| matches!(m, Msg::Revoke { .. }));
     assert!(
-        revoked.contains(&(0, 1)) && revoked.contains(&(0, 2)),
+        revoked.contains(&(0, 1)) && revoked.contains(&(0, 2)) && !revoked.contains(&(0, 3)),
         "{revoked:?}"
     );
-    assert_eq!(net.upgrades[3].len(), 1);
-    assert_eq!(net.upgrades[3][0].1, UpgradeAnswer::Refault);
+    assert_eq!(
+        net.upgrades[3],
+        vec![(
+            net.upgrades[3][0].0,
+            UpgradeAnswer::Granted { dirty: false }
+        )]
+    );
+    assert!(net.sent(|m| matches!(m, Msg::Data { .. })).len() == 3);
+    assert!(net.sent(|m| matches!(m, Msg::Upgraded { .. })) == vec![(0, 3)]);
+    net.check();
+    net.quiet();
+    // Its write goes home like any other.
+    net.sync(3);
+    assert_eq!(net.disk[&P], 6);
+    assert_eq!(net.read(1), 6);
+    net.quiet();
+}
+
+#[test]
+fn of_two_readers_upgrading_at_once_one_is_granted_the_other_refaults() {
+    let mut net = Net::new(3, Coherence::Mrsw);
+    net.disk.insert(P, 5);
+    net.read(1);
+    net.read(2);
+    // Both kernels ask before the owner hears either.
+    net.input(1, Input::Upgrade { req: 101, page: P });
+    net.input(2, Input::Upgrade { req: 102, page: P });
+    net.settle();
+    assert_eq!(
+        net.upgrades[1],
+        vec![(101, UpgradeAnswer::Granted { dirty: false })]
+    );
+    assert_eq!(net.upgrades[2], vec![(102, UpgradeAnswer::Refault)]);
+    // The loser's write faulted the page in again, for writing: it came
+    // from the winner, the writer now.
     assert!(
         !net.sent(|m| matches!(
             m,
@@ -376,6 +409,10 @@ fn a_write_revokes_every_read_copy_first() {
         ))
         .is_empty()
     );
+    assert_eq!(net.sent(|m| matches!(m, Msg::Stale { .. })), vec![(0, 2)]);
+    assert_eq!(net.sent(|m| matches!(m, Msg::Fetch { .. })), vec![(0, 1)]);
+    assert!(!net.kernels[1].contains_key(&P));
+    assert!(net.kernels[2][&P].writable);
     net.check();
     net.quiet();
 }

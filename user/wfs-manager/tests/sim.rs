@@ -2068,12 +2068,13 @@ fn schedules() -> u64 {
 /// The same seeds as `protocol_simulation`, with three files in four kept
 /// `mrsw` by their owner (read replication, Documentation/mrsw.md): reads
 /// share read-only copies served from the owner's disk, writes revoke them
-/// first, and UPGRADEs of read copies turn into write faults. Checked on
+/// first, and UPGRADEs of read copies are granted in place, or refaulted
+/// when they race with another host's write. Checked on
 /// top of the single copy's rules: one writable copy or read-only ones
 /// only, every read copy on its owner's stable storage when installed,
 /// every copy holding the last value at the end. No host or connection
 /// fails, and the operator evicts nothing (step 4 of the design); disk
-/// errors and READs given up stay.
+/// errors and READs given up stay (an UPGRADE is never given up yet).
 #[test]
 fn protocol_simulation_mrsw() {
     let only = std::env::var("WFS_SIM_MRSW").ok();
@@ -2096,8 +2097,9 @@ fn protocol_simulation_mrsw() {
         t.shares
     );
     assert!(
-        t.stale >= schedules && t.write_faults >= schedules,
-        "only {} UPGRADEs refaulted and {} write faults in {schedules} schedules",
+        t.upgrades >= schedules && t.stale >= schedules / 50 && t.write_faults >= schedules / 2,
+        "only {} UPGRADEs granted in place, {} refaulted (IVY's race) and {} write faults in {schedules} schedules",
+        t.upgrades,
         t.stale,
         t.write_faults
     );
