@@ -1082,11 +1082,14 @@ impl Core {
             .then(|| Input::taken(page, downgrade, None))
     }
 
-    /// The kernel gave up on READ `req` (it timed out): it is not answered
+    /// The kernel gave up on READ or UPGRADE `req` (it timed out): it is not answered
     /// (the fault it waits on goes on; if nobody else waits for the page,
     /// it goes home when it arrives). Returns whether `req` was waiting.
     pub fn cancel(&mut self, req: u64) -> bool {
-        for p in self.faults.values_mut() {
+        // (An UPGRADE given up leaves its transaction to end as it will:
+        // a late `Upgraded` makes this host the writer of a copy its
+        // kernel keeps read-only, a late `Stale` drops the copy.)
+        for p in self.faults.values_mut().chain(self.upgrading.values_mut()) {
             if let Some(i) = p.reqs.iter().position(|&r| r == req) {
                 p.reqs.remove(i);
                 return true;
@@ -1498,6 +1501,10 @@ impl Core {
                     let failed = self.fail_faults(|_, _| true, SHUTTING_DOWN, out);
                     self.abandoned.extend(failed);
                     self.refetch.clear();
+                    // And UPGRADEs (first: their folios unlock for the
+                    // DROPs below).
+                    self.fail_upgrades(None, UpgradeAnswer::Failed(SHUTTING_DOWN), out);
+                    self.want_write.clear();
                     // Data waiting for an owner's next incarnation is lost.
                     self.lose_orphans(out)?;
                     let mut held: Vec<PageId> = self
@@ -1572,6 +1579,9 @@ impl Core {
                         self.puts.insert(seq, PutFor::Answered(page));
                         self.write_done(req, page, FENCED, out);
                     }
+                    // UPGRADEs of its read copies are refaulted, so that
+                    // their folios unlock for the DROPs below.
+                    self.fail_upgrades(Some(owner), UpgradeAnswer::Refault, out);
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -2571,6 +2581,34 @@ impl Core {
         unsynced || self.unacked.get(&page).is_some_and(|&n| n > 0)
     }
 
+    /// Answers every UPGRADE waiting for a page of `owner`'s (of any owner:
+    /// `None`) with `answer` (a failure, or a refault), in page order.
+    fn fail_upgrades(
+        &mut self,
+        owner: Option<HostId>,
+        answer: UpgradeAnswer,
+        out: &mut Vec<Output>,
+    ) {
+        let mut pages: Vec<PageId> = self
+            .upgrading
+            .keys()
+            .copied()
+            .filter(|p| owner.is_none_or(|o| self.owners.get(&p.file) == Some(&o)))
+            .collect();
+        pages.sort();
+        for page in pages {
+            let Some(p) = self.upgrading.remove(&page) else {
+                continue;
+            };
+            if answer == UpgradeAnswer::Refault {
+                self.want_write.insert(page);
+            }
+            for req in p.reqs {
+                out.push(Output::UpgradeAnswer { req, answer });
+            }
+        }
+    }
+
     /// Fails every fault on a page `which` picks with `error`, in page
     /// order; returns the transactions given up.
     fn fail_faults(
@@ -2715,10 +2753,13 @@ impl Core {
             && self.puts.is_empty()
             && self.retry.is_empty()
             && self.disk_acks.is_empty()
+            && self.upgrading.is_empty()
+            && self.revokes.is_empty()
+            && self.shares.is_empty()
             && self
                 .dir
                 .values()
-                .all(|d| d.busy.is_none() && d.writing == 0)
+                .all(|d| d.busy.is_none() && d.writing == 0 && d.revoking.is_empty())
             && !self.left;
         if !done {
             return;
@@ -2912,6 +2953,11 @@ impl Core {
         // parked for them goes home, or is lost with the owner).
         self.fail_faults(|core, &p| owned_by_x(core, p), HOST_DOWN, out);
         self.refetch.retain(|p| self.faults.contains_key(p));
+        // And so do its upgrades: the read copies stay (they are on its
+        // disk), to be reported to its next incarnation.
+        self.fail_upgrades(Some(x), UpgradeAnswer::Failed(HOST_DOWN), out);
+        let owners = &self.owners;
+        self.want_write.retain(|p| owners.get(&p.file) != Some(&x));
         // A leaving host no longer waits for pages from a dead owner.
         self.abandoned
             .retain(|&(p, _)| self.owners.get(&p.file) != Some(&x));
@@ -3012,6 +3058,12 @@ impl Core {
                 continue;
             };
             d.queue.retain(|&(_, r, _)| r != x);
+            // A reader's copy was durable: nothing is lost with it. A
+            // write waiting for its `Revoked` waits no more: it was taken
+            // for dead only once its lease, and every copy it had of this
+            // host's pages, were gone.
+            d.readers.remove(&x);
+            let unblocked = d.revoking.remove(&x);
             // Data it owed the disk (its write failed) is lost with it.
             let owed = d.unwritten.is_some_and(|(_, w)| w == x);
             if owed {
@@ -3039,9 +3091,34 @@ impl Core {
                 }
                 // Its disk read ends it.
                 Some((_, r)) if d.reading => d.orphaned |= r == x,
+                // The writer asked to share died: its dirty data may have
+                // died with it (what it sent home first is read first).
+                Some(_) if d.want == Want::Read && d.sharing && d.holder == Some(x) => {
+                    d.holder = None;
+                    d.sharing = false;
+                    if !owed {
+                        d.lost_from = Some(x);
+                        d.lose(page, x, out);
+                    }
+                    if d.orphaned {
+                        self.end_txn(page, out, local);
+                    } else {
+                        d.read_disk(page, out);
+                    }
+                }
                 // Its requester died before (an earlier incarnation of the
                 // same host): being recovered already.
                 Some(_) if d.orphaned => {}
+                // A read copy or an upgrade it asked for, or a write still
+                // waiting for revocations: no data went to it. (A writer
+                // sharing the page answers first; the revocations go on.)
+                Some((_, r)) if r == x && (d.want != Want::Write || d.awaiting_revokes) => {
+                    if d.want == Want::Read && d.sharing {
+                        d.orphaned = true;
+                    } else {
+                        self.end_txn(page, out, local);
+                    }
+                }
                 Some((txn, r)) if r == x => match d.holder {
                     // The page was fetched from a live holder: it may
                     // come back.
@@ -3067,6 +3144,9 @@ impl Core {
                         doubt.push((page, txn, false));
                     }
                 }
+            }
+            if unblocked {
+                self.proceed_if_revoked(page, out, local);
             }
         }
         // Its Puts on their way to the disk get no PutAck.

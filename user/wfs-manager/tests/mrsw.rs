@@ -166,6 +166,15 @@ impl Net {
                 }
                 self.upgrades[k].push((req, answer));
             }
+            Output::Declare { host, incarnation } => self.input(
+                h,
+                Input::PeerDied {
+                    host,
+                    incarnation,
+                    undelivered: Vec::new(),
+                    unsent: Vec::new(),
+                },
+            ),
             Output::WriteDone { .. } | Output::Evicted { .. } => {}
             other => panic!("h{h}: unexpected {other:?}"),
         }
@@ -178,6 +187,41 @@ impl Net {
             self.output(OWNER, o);
         }
         self.settle();
+    }
+
+    /// Host `x` dies: what was on its way to or from it is gone, and the
+    /// owner takes it for dead (the others follow its `Recover`).
+    /// Every host learns every other's first incarnation.
+    fn join(&mut self) {
+        let n = self.cores.len() as HostId;
+        for a in 0..n {
+            for b in (0..n).filter(|&b| b != a) {
+                self.input(
+                    a,
+                    Input::PeerJoined {
+                        host: b,
+                        incarnation: 0,
+                    },
+                );
+            }
+        }
+        self.settle();
+    }
+
+    fn kill(&mut self, x: HostId) {
+        self.wire.retain(|&(f, t), _| f != x && t != x);
+        self.kernels[x as usize].clear();
+        self.input(
+            OWNER,
+            Input::PeerDied {
+                host: x,
+                incarnation: 0,
+                undelivered: Vec::new(),
+                unsent: Vec::new(),
+            },
+        );
+        self.settle();
+        self.wire.retain(|&(f, t), _| f != x && t != x);
     }
 
     /// Delivers every message, in order per pair, until none is left.
@@ -572,4 +616,45 @@ fn a_restarted_owner_rebuilds_its_readers_and_refuses_a_writer_beside_them() {
             })
             .is_err()
     );
+}
+
+#[test]
+fn a_reader_that_dies_unblocks_the_write_waiting_for_it() {
+    let mut net = Net::new(4, Coherence::Mrsw);
+    net.join();
+    net.disk.insert(P, 5);
+    for h in 1..4 {
+        net.read(h);
+    }
+    // h1 upgrades; h2's `Revoked` never comes: it dies with the `Revoke`
+    // on its way.
+    net.input(1, Input::Upgrade { req: 50, page: P });
+    let upgrade = net
+        .wire
+        .get_mut(&(1, 0))
+        .and_then(VecDeque::pop_front)
+        .expect("Upgrade");
+    net.input(
+        0,
+        Input::Message {
+            from: 1,
+            msg: upgrade,
+        },
+    );
+    let to_h2 = net.wire.get(&(0, 2)).cloned().unwrap_or_default();
+    assert!(
+        matches!(to_h2.front(), Some(Msg::Revoke { .. })),
+        "{to_h2:?}"
+    );
+    net.wire.remove(&(0, 2));
+    net.settle();
+    assert!(net.upgrades[1].is_empty(), "granted before h2 answered");
+    net.kill(2);
+    assert_eq!(
+        net.upgrades[1],
+        vec![(50, UpgradeAnswer::Granted { dirty: false })]
+    );
+    // Nothing was lost with a reader: its copy was on the disk.
+    assert!(!net.kernels[3].contains_key(&P));
+    net.quiet();
 }

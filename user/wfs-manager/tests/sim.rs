@@ -330,14 +330,10 @@ impl Sim {
         let owner_crashes = crashes && rng.below(2) == 0;
         let crash_from = if rng.below(2) == 0 { 0 } else { rng.below(400) };
         let evictions = rng.below(2) == 0;
-        // Read replication handles no failure of a host or a connection
-        // yet, nor the operator's evictions (Documentation/mrsw.md, step
-        // 4): its schedules have none.
-        let (flaky, crashes, owner_crashes, evictions) = if mrsw {
-            (false, false, false, false)
-        } else {
-            (flaky, crashes, owner_crashes, evictions)
-        };
+        // Read replication handles no owner's restart yet, nor a running
+        // host taken for dead (Documentation/mrsw.md, step 5): its
+        // schedules have neither.
+        let owner_crashes = owner_crashes && !mrsw;
         Sim {
             crashes,
             owner_crashes,
@@ -729,10 +725,27 @@ impl Sim {
     fn give_up(&mut self, h: usize) {
         let k = &mut self.hosts[h].kernel;
         let faults: Vec<PageId> = k.faults.keys().copied().collect();
-        if faults.is_empty() {
+        // (Or an UPGRADE: its writes fail, the copy stays read-only.)
+        let upgrades: Vec<PageId> = k.upgrades.keys().copied().collect();
+        if faults.is_empty() && upgrades.is_empty() {
             return;
         }
-        let page = faults[self.rng.below(faults.len())];
+        let i = self.rng.below(faults.len() + upgrades.len());
+        if i >= faults.len() {
+            let page = upgrades[i - faults.len()];
+            let (req, _) = k.upgrades.remove(&page).expect("listed above");
+            self.log.push(format!(
+                "h{h}: the kernel gives up on UPGRADE {req} of {page:?}"
+            ));
+            if self.rng.below(2) == 0 && self.hosts[h].core.cancel(req) {
+                self.log
+                    .push(format!("h{h}: the manager forgets UPGRADE {req}"));
+            } else {
+                self.abandoned.insert(req, page);
+            }
+            return;
+        }
+        let page = faults[i];
         let (req, _) = k.faults.remove(&page).expect("listed above");
         self.log.push(format!(
             "h{h}: the kernel gives up on READ {req} of {page:?}"
@@ -884,6 +897,13 @@ impl Sim {
 
     /// The manager answers UPGRADE `req` of host `h`.
     fn upgraded(&mut self, h: usize, req: u64, answer: UpgradeAnswer) {
+        if self.abandoned.remove(&req).is_some() {
+            // (The kernel gave up on it: the answer is refused.)
+            self.log.push(format!(
+                "h{h}: the kernel refuses the answer to UPGRADE {req}"
+            ));
+            return;
+        }
         let k = &mut self.hosts[h].kernel;
         let Some(page) = k
             .upgrades
@@ -1317,6 +1337,10 @@ impl Sim {
     /// meanwhile, with the pages of those that have not, and restarts when
     /// a peer refuses it.
     fn take_alive(&mut self) {
+        if !self.modes.is_empty() {
+            // (Not with read replication yet: step 5.)
+            return;
+        }
         let owners: BTreeSet<HostId> = self.owners.values().copied().collect();
         let n = self.hosts.len() as HostId;
         let candidates: Vec<(HostId, HostId)> = (0..n)
@@ -2072,9 +2096,11 @@ fn schedules() -> u64 {
 /// when they race with another host's write. Checked on
 /// top of the single copy's rules: one writable copy or read-only ones
 /// only, every read copy on its owner's stable storage when installed,
-/// every copy holding the last value at the end. No host or connection
-/// fails, and the operator evicts nothing (step 4 of the design); disk
-/// errors and READs given up stay (an UPGRADE is never given up yet).
+/// every copy holding the last value at the end. Connections drop, hosts
+/// fence themselves, crash and leave, the operator evicts pages, disks
+/// fail and kernels give up on READs and UPGRADEs, as in the single
+/// schedules; owners do not crash, and no running host is taken for dead
+/// (step 5 of the design).
 #[test]
 fn protocol_simulation_mrsw() {
     let only = std::env::var("WFS_SIM_MRSW").ok();
@@ -2107,6 +2133,19 @@ fn protocol_simulation_mrsw() {
         t.disk_failures >= schedules / 20,
         "only {} READs and WRITEs failed on disk errors in {schedules} schedules",
         t.disk_failures
+    );
+    assert!(
+        t.drops >= schedules
+            && t.crashes >= schedules / 4
+            && t.leaves >= schedules / 50
+            && t.fences >= schedules / 4
+            && t.evictions >= schedules,
+        "only {} connection drops, {} crashes, {} leaves, {} fences and {} evictions in {schedules} schedules",
+        t.drops,
+        t.crashes,
+        t.leaves,
+        t.fences,
+        t.evictions
     );
 }
 
