@@ -792,7 +792,9 @@ pub struct Core {
     fetching: HashMap<PageId, Fetching>,
     /// Leaving: the pages being taken from the kernel to go home.
     leaving: Option<BTreeSet<PageId>>,
-    /// Leaving: faults failed at once whose page may still arrive.
+    /// Faults failed at once as this host leaves, whose page may still
+    /// arrive; and UPGRADEs answered here (a leave, a fence) whose
+    /// owner's answer may still come.
     abandoned: BTreeSet<(PageId, Txn)>,
     /// `Output::Left` was given.
     left: bool,
@@ -1311,6 +1313,10 @@ impl Core {
                             self.send(owner, Msg::Absent { txn, page }, out, local);
                         }
                     }
+                    if fenced || share.is_some() {
+                        // (A report may have waited for this DROP.)
+                        self.report_holdings(out, local);
+                    }
                     return Ok(());
                 };
                 let Fetching {
@@ -1503,7 +1509,10 @@ impl Core {
                     self.refetch.clear();
                     // And UPGRADEs (first: their folios unlock for the
                     // DROPs below).
-                    self.fail_upgrades(None, UpgradeAnswer::Failed(SHUTTING_DOWN), out);
+                    // (Their owners' answers may still come.)
+                    let failed =
+                        self.fail_upgrades(None, UpgradeAnswer::Failed(SHUTTING_DOWN), out);
+                    self.abandoned.extend(failed);
                     self.want_write.clear();
                     // Data waiting for an owner's next incarnation is lost.
                     self.lose_orphans(out)?;
@@ -1581,7 +1590,9 @@ impl Core {
                     }
                     // UPGRADEs of its read copies are refaulted, so that
                     // their folios unlock for the DROPs below.
-                    self.fail_upgrades(Some(owner), UpgradeAnswer::Refault, out);
+                    // (Their owner's answers may still come.)
+                    let refaulted = self.fail_upgrades(Some(owner), UpgradeAnswer::Refault, out);
+                    self.abandoned.extend(refaulted);
                     let mut held: Vec<PageId> = self
                         .epochs
                         .keys()
@@ -1774,6 +1785,7 @@ impl Core {
         }
         self.answer_recovers(out, local);
         self.maybe_left(out, local);
+        self.report_holdings(out, local);
         Ok(())
     }
 
@@ -1831,6 +1843,7 @@ impl Core {
         }
         self.readonly.insert(page);
         self.send(owner, Msg::Kept { txn, page }, out, local);
+        self.report_holdings(out, local);
         Ok(())
     }
 
@@ -2295,10 +2308,8 @@ impl Core {
                     }
                     return Ok(());
                 }
-                if !self.readonly.contains(&page) {
-                    // Only read-only copies are revoked.
-                    return Err(unexpected(&msg));
-                }
+                // (A writable copy, which the owner took for a reader's:
+                // it goes the same way, its dirty data home first.)
                 // (One on its way out already: that DROP's answer serves.)
                 let leaving = self.leaving.as_ref().is_some_and(|l| l.contains(&page));
                 if !self.taking(page) && !leaving {
@@ -2314,8 +2325,15 @@ impl Core {
                     self.send(from, Msg::Absent { txn, page }, out, local);
                     return Ok(());
                 }
-                if self.readonly.contains(&page) || self.shares.contains_key(&page) {
+                if self.shares.contains_key(&page) {
                     return Err(unexpected(&msg));
+                }
+                if self.readonly.contains(&page) {
+                    // A reader already: the owner took it for the writer
+                    // still (its `Released` came while a move was under
+                    // way). Its copy is on the owner's disk.
+                    self.send(from, Msg::Kept { txn, page }, out, local);
+                    return Ok(());
                 }
                 self.shares.insert(page, txn);
                 // (A DROP or DOWNGRADE of it under way answers this too.)
@@ -2387,6 +2405,10 @@ impl Core {
                 if self.owner(page.file)? != from {
                     return Err(unexpected(&msg));
                 }
+                if self.abandoned.remove(&(page, txn)) {
+                    self.maybe_left(out, local);
+                    return Ok(());
+                }
                 if self.upgrading.get(&page).is_some_and(|p| p.txn == txn) {
                     let p = self.upgrading.remove(&page).expect("checked above");
                     self.want_write.insert(page);
@@ -2410,6 +2432,12 @@ impl Core {
             Msg::Upgraded { txn, page, epoch } => {
                 if self.owner(page.file)? != from {
                     return Err(unexpected(&msg));
+                }
+                if self.abandoned.remove(&(page, txn)) {
+                    // (Failed as this host leaves: its copy is on its way
+                    // home, and tells the owner so.)
+                    self.maybe_left(out, local);
+                    return Ok(());
                 }
                 let mine = self.upgrading.get(&page).is_some_and(|p| p.txn == txn);
                 let reqs = if mine {
@@ -2588,7 +2616,7 @@ impl Core {
         owner: Option<HostId>,
         answer: UpgradeAnswer,
         out: &mut Vec<Output>,
-    ) {
+    ) -> Vec<(PageId, Txn)> {
         let mut pages: Vec<PageId> = self
             .upgrading
             .keys()
@@ -2596,6 +2624,7 @@ impl Core {
             .filter(|p| owner.is_none_or(|o| self.owners.get(&p.file) == Some(&o)))
             .collect();
         pages.sort();
+        let mut given_up = Vec::new();
         for page in pages {
             let Some(p) = self.upgrading.remove(&page) else {
                 continue;
@@ -2606,7 +2635,9 @@ impl Core {
             for req in p.reqs {
                 out.push(Output::UpgradeAnswer { req, answer });
             }
+            given_up.push((page, p.txn));
         }
+        given_up
     }
 
     /// Fails every fault on a page `which` picks with `error`, in page
@@ -2955,9 +2986,15 @@ impl Core {
         self.refetch.retain(|p| self.faults.contains_key(p));
         // And so do its upgrades: the read copies stay (they are on its
         // disk), to be reported to its next incarnation.
-        self.fail_upgrades(Some(x), UpgradeAnswer::Failed(HOST_DOWN), out);
+        let _ = self.fail_upgrades(Some(x), UpgradeAnswer::Failed(HOST_DOWN), out);
         let owners = &self.owners;
         self.want_write.retain(|p| owners.get(&p.file) != Some(&x));
+        // Its revocations and shares under way finish in the kernel with
+        // nobody to answer (its next incarnation never asked): the copy
+        // goes, or stays read-only with its dirty data sent home, as for
+        // any DROP or DOWNGRADE nobody waits for.
+        self.revokes.retain(|p, _| owners.get(&p.file) != Some(&x));
+        self.shares.retain(|p, _| owners.get(&p.file) != Some(&x));
         // A leaving host no longer waits for pages from a dead owner.
         self.abandoned
             .retain(|&(p, _)| self.owners.get(&p.file) != Some(&x));
@@ -3344,6 +3381,21 @@ impl Core {
     /// host holds, once nothing of its earlier incarnations can reach it
     /// any more (no recovery from one is under way here: every page that
     /// was moving for them has arrived, or gone home).
+    /// Whether a read copy of a page of `owner`'s is still on its way out
+    /// of the kernel (revoked, shared, or dropped because its data was
+    /// lost with the owner): reported now, it would count as a reader of
+    /// the owner's next incarnation, which may serve older data to others
+    /// while this kernel still shows it.
+    fn dropping_copies_of(&self, owner: HostId) -> bool {
+        let of = |p: &PageId| self.owners.get(&p.file) == Some(&owner);
+        self.revokes.keys().any(of)
+            || self.shares.keys().any(of)
+            || self
+                .fencing
+                .iter()
+                .any(|p| of(p) && self.readonly.contains(p))
+    }
+
     fn report_holdings(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
         let due: Vec<(HostId, u64)> = self
             .incarnations
@@ -3352,6 +3404,7 @@ impl Core {
                 !self.dead.contains(h)
                     && self.reported.get(h) != Some(i)
                     && !self.recoveries.iter().any(|r| r.dead == *h)
+                    && !self.dropping_copies_of(*h)
             })
             .map(|(&h, &i)| (h, i))
             .collect();

@@ -55,6 +55,11 @@ struct Net {
     /// Disk writes held back until [`Net::flush`] (when `hold_disk`).
     hold_disk: bool,
     held: Vec<Output>,
+    /// Invalidations held back (when `hold_kernel`): the kernel is slow.
+    hold_kernel: bool,
+    held_kernel: Vec<(HostId, Output)>,
+    /// Pages reported lost, and by whom.
+    lost: Vec<(HostId, PageId)>,
 }
 
 impl Net {
@@ -75,6 +80,9 @@ impl Net {
             next_req: 0,
             hold_disk: false,
             held: Vec::new(),
+            hold_kernel: false,
+            held_kernel: Vec::new(),
+            lost: Vec::new(),
         }
     }
 
@@ -113,6 +121,8 @@ impl Net {
                     },
                 );
             }
+            o @ Output::Invalidate { .. } if self.hold_kernel => self.held_kernel.push((h, o)),
+            Output::Lost { page, .. } => self.lost.push((h, page)),
             Output::Invalidate { page } => {
                 let contents = self.kernels[k]
                     .remove(&page)
@@ -657,4 +667,69 @@ fn a_reader_that_dies_unblocks_the_write_waiting_for_it() {
     // Nothing was lost with a reader: its copy was on the disk.
     assert!(!net.kernels[3].contains_key(&P));
     net.quiet();
+}
+
+#[test]
+fn a_read_copy_whose_data_died_with_its_owner_is_gone_before_its_next_incarnation_hears_of_it() {
+    // h1 wrote the page, then shared it with h2's read: it kept a read
+    // copy and sent its dirty data home, and the owner died before that
+    // data was on its disk. h1 reports the data lost and drops its copy;
+    // until the kernel has, the owner's next incarnation must not hear of
+    // the copy: it would count h1 as a reader of data its disk lacks.
+    let mut net = Net::new(3, Coherence::Mrsw);
+    net.join();
+    net.write(1, 9);
+    net.hold_disk = true;
+    net.fault(2, P);
+    net.settle();
+    assert!(
+        net.kernels[1]
+            .get(&P)
+            .is_some_and(|c| !c.writable && c.value == 9)
+    );
+    net.hold_kernel = true;
+    net.wire.clear();
+    net.input(
+        1,
+        Input::PeerDied {
+            host: OWNER,
+            incarnation: 0,
+            undelivered: Vec::new(),
+            unsent: Vec::new(),
+        },
+    );
+    assert!(net.lost.contains(&(1, P)), "{:?}", net.lost);
+    assert_eq!(net.held_kernel.len(), 1, "the copy is being dropped");
+    net.wire.clear();
+    net.input(
+        1,
+        Input::PeerJoined {
+            host: OWNER,
+            incarnation: 1,
+        },
+    );
+    let told = |net: &Net| {
+        net.wire
+            .get(&(1, OWNER))
+            .into_iter()
+            .flatten()
+            .any(|m| matches!(m, Msg::Holding { .. }))
+    };
+    assert!(!told(&net), "h1 reported while its copy was still there");
+    net.hold_kernel = false;
+    for (h, o) in std::mem::take(&mut net.held_kernel) {
+        net.output(h, o);
+    }
+    assert!(told(&net));
+    let holding = net.wire[&(1, OWNER)]
+        .iter()
+        .find(|m| matches!(m, Msg::Holding { .. }))
+        .cloned();
+    assert_eq!(
+        holding,
+        Some(Msg::Holding {
+            pages: vec![],
+            last: true
+        })
+    );
 }

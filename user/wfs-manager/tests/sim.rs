@@ -330,10 +330,7 @@ impl Sim {
         let owner_crashes = crashes && rng.below(2) == 0;
         let crash_from = if rng.below(2) == 0 { 0 } else { rng.below(400) };
         let evictions = rng.below(2) == 0;
-        // Read replication handles no owner's restart yet, nor a running
-        // host taken for dead (Documentation/mrsw.md, step 5): its
-        // schedules have neither.
-        let owner_crashes = owner_crashes && !mrsw;
+
         Sim {
             crashes,
             owner_crashes,
@@ -701,6 +698,15 @@ impl Sim {
             .map(|(i, h)| format!("h{i}: {:?}", h.core))
             .collect();
         cores.join("\n")
+    }
+
+    /// Whether host `h`'s kernel holds `page` as a read copy of an `mrsw`
+    /// file: its data is on the owner's disk, so nothing dies with it.
+    fn read_copy(&self, h: usize, page: PageId) -> bool {
+        let host = &self.hosts[h];
+        self.modes.contains_key(&page.file)
+            && host.kernel.readonly.contains(&page)
+            && !host.core.writable(page)
     }
 
     /// Whether hosts may crash at this step.
@@ -1337,10 +1343,6 @@ impl Sim {
     /// meanwhile, with the pages of those that have not, and restarts when
     /// a peer refuses it.
     fn take_alive(&mut self) {
-        if !self.modes.is_empty() {
-            // (Not with read replication yet: step 5.)
-            return;
-        }
         let owners: BTreeSet<HostId> = self.owners.values().copied().collect();
         let n = self.hosts.len() as HostId;
         let candidates: Vec<(HostId, HostId)> = (0..n)
@@ -1388,6 +1390,7 @@ impl Sim {
                 .cache
                 .keys()
                 .copied()
+                .filter(|p| !self.read_copy(x as usize, *p))
                 .chain(host.core.orphans())
                 .chain(sending)
                 .filter(|p| self.owners[&p.file] == o)
@@ -1612,6 +1615,7 @@ impl Sim {
             .cache
             .keys()
             .copied()
+            .filter(|p| !self.read_copy(h, *p))
             .chain(taken)
             .chain(sending)
             .chain(orphans)
