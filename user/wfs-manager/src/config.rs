@@ -19,6 +19,14 @@
 //! state = "/var/lib/wfs"          # optional: where this host keeps what
 //!                                 # must survive its manager (the peers'
 //!                                 # incarnations it took for dead)
+//! coherence = "single"            # optional: how this host, as their
+//!                                 # owner, keeps its files' pages coherent:
+//!                                 # "single" (one copy) or "mrsw" (read
+//!                                 # copies on many hosts, one writer)
+//!
+//! [[file]]                        # optional, any number: a file this
+//! name = "matrix.dat"             # host exports that differs from
+//! coherence = "mrsw"              # `coherence`
 //!
 //! [[peer]]
 //! name = "h2"
@@ -26,7 +34,9 @@
 //! ```
 //!
 //! Unknown keys are rejected, and so are duplicate peer names, a peer named
-//! like this host, unparsable addresses and a missing export directory.
+//! like this host, unparsable addresses, a missing export directory, an
+//! unknown coherence, and `[[file]]` entries with a name that is not one
+//! path component or that repeats.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -35,6 +45,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use wfs_abi::Grant;
+
+use crate::protocol::Coherence;
 
 /// Default path of the device node.
 pub const DEFAULT_DEVICE: &str = "/dev/wfs";
@@ -61,8 +73,18 @@ struct RawConfig {
     failure_timeout: Option<u64>,
     lease: Option<u64>,
     state: Option<PathBuf>,
+    coherence: Option<String>,
+    #[serde(default)]
+    file: Vec<RawFile>,
     #[serde(default)]
     peer: Vec<RawPeer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: String,
+    coherence: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +132,22 @@ pub struct Config {
     pub state: PathBuf,
     /// The other hosts, in file order.
     pub peers: Vec<Peer>,
+    /// How this host keeps the pages of the files it exports coherent
+    /// (`Documentation/mrsw.md`).
+    pub coherence: Coherence,
+    /// Exported files kept otherwise, by name.
+    pub files: Vec<(String, Coherence)>,
+}
+
+/// A coherence as written.
+fn coherence(what: &str, s: &str) -> Result<Coherence, ConfigError> {
+    match s {
+        "single" => Ok(Coherence::Single),
+        "mrsw" => Ok(Coherence::Mrsw),
+        other => Err(ConfigError(format!(
+            "{what} {other:?} is invalid; expected \"single\" or \"mrsw\""
+        ))),
+    }
 }
 
 /// A configuration error, with a message meant for humans.
@@ -271,10 +309,37 @@ impl Config {
                 ));
             }
         };
+        let default_coherence = match raw.coherence.as_deref() {
+            None => Coherence::Single,
+            Some(c) => coherence("coherence", c)?,
+        };
+        let mut files = Vec::new();
+        let mut names = HashSet::new();
+        for f in raw.file {
+            let one_component = !f.name.is_empty()
+                && f.name != "."
+                && f.name != ".."
+                && !f.name.contains('/')
+                && !f.name.contains('\0')
+                && f.name.len() <= wfs_abi::NAME_MAX;
+            if !one_component {
+                return err(format!(
+                    "file {:?}: a name in the export directory is one path component",
+                    f.name
+                ));
+            }
+            if !names.insert(f.name.clone()) {
+                return err(format!("file {:?} is listed twice", f.name));
+            }
+            let c = coherence(&format!("file {:?}: coherence", f.name), &f.coherence)?;
+            files.push((f.name, c));
+        }
         Ok(Config {
             grant,
             failure_timeout,
             lease,
+            coherence: default_coherence,
+            files,
             cluster: raw.cluster,
             host: raw.host,
             listen,
@@ -372,6 +437,44 @@ addr = "10.0.0.3:7070"
         assert_eq!(c.control, PathBuf::from("/tmp/c.sock"));
         assert!(c.peers.is_empty());
         assert_eq!(c.listen, "[::1]:1".parse().unwrap());
+    }
+
+    #[test]
+    fn coherence_per_cluster_and_per_file() {
+        let c = Config::parse(&good()).unwrap();
+        assert_eq!(c.coherence, Coherence::Single);
+        assert!(c.files.is_empty());
+        let text = good().replacen(
+            "\n\n",
+            "\ncoherence = \"mrsw\"\n\n[[file]]\nname = \"log\"\ncoherence = \"single\"\n\n[[file]]\nname = \"matrix.dat\"\ncoherence = \"mrsw\"\n\n",
+            1,
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.coherence, Coherence::Mrsw);
+        assert_eq!(
+            c.files,
+            vec![
+                ("log".to_string(), Coherence::Single),
+                ("matrix.dat".to_string(), Coherence::Mrsw)
+            ]
+        );
+        let bad = |extra: &str| parse_err(&good().replacen("\n\n", &format!("\n{extra}\n\n"), 1));
+        assert!(bad("coherence = \"ivy\"").contains("coherence \"ivy\" is invalid"));
+        let e = bad("[[file]]\nname = \"a/b\"\ncoherence = \"mrsw\"");
+        assert!(e.contains("one path component"), "{e}");
+        let e = bad("[[file]]\nname = \"..\"\ncoherence = \"mrsw\"");
+        assert!(e.contains("one path component"), "{e}");
+        let e = bad(
+            "[[file]]\nname = \"x\"\ncoherence = \"mrsw\"\n[[file]]\nname = \"x\"\ncoherence = \"single\"",
+        );
+        assert!(e.contains("listed twice"), "{e}");
+        let e = bad("[[file]]\nname = \"x\"\ncoherence = \"many\"");
+        assert!(
+            e.contains("file \"x\": coherence \"many\" is invalid"),
+            "{e}"
+        );
+        let e = bad("[[file]]\nname = \"x\"");
+        assert!(e.contains("coherence"), "{e}");
     }
 
     #[test]

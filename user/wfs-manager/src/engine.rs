@@ -33,7 +33,7 @@ use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::pool::{Pool, check_lent, lent_page};
-use crate::protocol::{Core, HostId, Input, Msg, Output, PageId};
+use crate::protocol::{Core, HostId, Input, Msg, Output, PageId, UpgradeAnswer};
 use crate::session::Session;
 use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::wire::{Frame, PeerMsg};
@@ -105,6 +105,16 @@ pub struct ProtocolStats {
     /// fewer than the writes when many arrive together).
     #[serde(default)]
     pub disk_syncs: u64,
+    /// Read-only copies installed (`mrsw` files; among `pages_in`).
+    #[serde(default)]
+    pub read_copies: u64,
+    /// UPGRADEs of read-only copies granted by their owner in place.
+    #[serde(default)]
+    pub upgrades: u64,
+    /// UPGRADEs answered "refault" (the copy was stale: another host's
+    /// write came first), whose writes faulted the page in again.
+    #[serde(default)]
+    pub refaults: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -124,6 +134,9 @@ pub struct Counters {
     busy_retries: AtomicU64,
     disk_writes: AtomicU64,
     disk_syncs: AtomicU64,
+    read_copies: AtomicU64,
+    upgrades: AtomicU64,
+    refaults: AtomicU64,
 }
 
 impl Counters {
@@ -149,6 +162,9 @@ impl Counters {
             busy_retries: g(&self.busy_retries),
             disk_writes: g(&self.disk_writes),
             disk_syncs: g(&self.disk_syncs),
+            read_copies: g(&self.read_copies),
+            upgrades: g(&self.upgrades),
+            refaults: g(&self.refaults),
         }
     }
 }
@@ -311,6 +327,9 @@ pub struct Engine {
     peers: Vec<Peer>,
     by_host: HashMap<HostId, usize>,
     reads: HashMap<u64, Waiting>,
+    /// UPGRADEs of read-only copies waiting for their owner, and when
+    /// each came.
+    upgrades: HashMap<u64, (PageId, Instant)>,
     writes: HashMap<u64, Instant>,
     /// Kernel requests for files this manager does not know yet (its
     /// kernel looked them up under a manager that has died), by file id,
@@ -417,6 +436,12 @@ impl Engine {
         if let Some(inc) = previous {
             core.set_previous(inc);
         }
+        // How this host keeps the pages of its own files coherent (only
+        // an owner's word counts: the others learn it from what it sends).
+        core.set_default_coherence(cfg.coherence);
+        for (name, c) in &cfg.files {
+            core.set_coherence(crate::export::file_id(name.as_bytes()), *c);
+        }
         Engine {
             fd,
             me,
@@ -432,6 +457,7 @@ impl Engine {
             peers,
             by_host,
             reads: HashMap::new(),
+            upgrades: HashMap::new(),
             writes: HashMap::new(),
             orphans: HashMap::new(),
             unresolved: BTreeMap::new(),
@@ -1250,6 +1276,14 @@ impl Engine {
                     Some(_) => Err(errno::EFBIG),
                     None => self.export.upgrade(file, index),
                 };
+                let page = PageId { file, index };
+                if r.is_ok() && !self.core.writable(page) {
+                    // A read-only copy (`mrsw`): its owner revokes the
+                    // others first, or has it refaulted.
+                    self.upgrades.insert(id, (page, started));
+                    self.run_core(Input::Upgrade { req: id, page });
+                    return;
+                }
                 self.reply(
                     id,
                     wfs_abi::Opcode::Upgrade,
@@ -1581,6 +1615,25 @@ impl Engine {
     /// page that comes later for nobody goes home if it is dirty.
     fn expire_reads(&mut self) {
         let late: Vec<u64> = self
+            .upgrades
+            .iter()
+            .filter(|(_, (_, started))| started.elapsed() >= self.read_deadline)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            let Some((page, started)) = self.upgrades.remove(&id) else {
+                continue;
+            };
+            self.core.cancel(id);
+            wlog!(
+                "page protocol: no answer to the UPGRADE of page {} of file {:#x} in {} s; failing it",
+                page.index,
+                page.file,
+                self.read_deadline.as_secs()
+            );
+            self.reply(id, wfs_abi::Opcode::Upgrade, started, Err(errno::EIO));
+        }
+        let late: Vec<u64> = self
             .reads
             .iter()
             .filter(|(_, w)| w.started.elapsed() >= self.read_deadline)
@@ -1641,6 +1694,7 @@ impl Engine {
                 } else if writable {
                     self.read_grant
                 } else {
+                    Counters::add(&self.counters.read_copies, 1);
                     Grant::ReadOnly
                 };
                 Counters::add(&self.counters.pages_in, 1);
@@ -1655,11 +1709,30 @@ impl Engine {
                     installed: taken,
                 })
             }
-            // The engine answers every UPGRADE itself until `mrsw` files
-            // are configured (Documentation/mrsw.md, step 6): the core
-            // gets no `Input::Upgrade`, so it gives no answer to one.
             Output::UpgradeAnswer { req, answer } => {
-                wlog!("page protocol: an answer to UPGRADE {req} nobody asked for: {answer:?}");
+                // (Given up on already: the kernel failed it.)
+                let (_, started) = self.upgrades.remove(&req)?;
+                let r = match answer {
+                    UpgradeAnswer::Granted { dirty } => {
+                        Counters::add(&self.counters.upgrades, 1);
+                        Ok(if dirty {
+                            Grant::Dirty
+                        } else {
+                            Grant::ReadWrite
+                        })
+                    }
+                    UpgradeAnswer::Refault => {
+                        Counters::add(&self.counters.refaults, 1);
+                        Ok(Grant::Refault)
+                    }
+                    UpgradeAnswer::Failed(e) => Err(e),
+                };
+                self.reply(
+                    req,
+                    wfs_abi::Opcode::Upgrade,
+                    started,
+                    r.map(ReplyBody::Grant),
+                );
                 None
             }
             Output::WentHome { page } => {

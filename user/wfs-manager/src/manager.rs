@@ -9,6 +9,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::{ControlServer, StatusReport};
 use crate::device::{self, Device};
+use crate::protocol::Coherence;
 use crate::signals::{self, Signals};
 use crate::wlog;
 
@@ -50,6 +51,10 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
 
 /// How long a manager stopped with SIGTERM or SIGINT waits for the pages
 /// it hands back to reach their owners' disks.
+/// The first kernel ABI whose UPGRADE may be answered "refault", which
+/// read replication needs.
+const MRSW_ABI: u32 = 4;
+
 const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Threads reading kernel requests.
@@ -184,6 +189,16 @@ pub fn run(argv: &[String]) -> i32 {
                         "warning: kernel answered abi {} (manager speaks {ABI_VERSION})",
                         d.reg.abi_version
                     );
+                }
+                // Read replication needs UPGRADE's "refault" answer (ABI 4).
+                let mrsw = cfg.coherence == Coherence::Mrsw
+                    || cfg.files.iter().any(|(_, c)| *c == Coherence::Mrsw);
+                if mrsw && d.reg.abi_version < MRSW_ABI {
+                    wlog!(
+                        "coherence \"mrsw\" needs a kernel of abi {MRSW_ABI} or later (this one answered abi {}); not starting",
+                        d.reg.abi_version
+                    );
+                    return 1;
                 }
                 Some(d)
             }

@@ -320,6 +320,10 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             "owner's disk: pages written {} in {} flushes (fdatasync)",
             p.disk_writes, p.disk_syncs
         ));
+        v.push(format!(
+            "read replication: read-only copies in {}, upgrades granted in place {}, refaulted {}",
+            p.read_copies, p.upgrades, p.refaults
+        ));
     }
     v
 }
@@ -703,6 +707,9 @@ mod tests {
             busy_retries: 0,
             disk_writes: 9,
             disk_syncs: 4,
+            read_copies: 5,
+            upgrades: 2,
+            refaults: 1,
         });
         assert_eq!(
             stats_lines(&r)[2..],
@@ -710,7 +717,8 @@ mod tests {
                 "peer messages: sent 5, received 6, sent again after a reconnection 1; connections 2",
                 "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0",
                 "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times",
-                "owner's disk: pages written 9 in 4 flushes (fdatasync)"
+                "owner's disk: pages written 9 in 4 flushes (fdatasync)",
+                "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1"
             ]
         );
     }

@@ -1,0 +1,133 @@
+#!/bin/sh
+# hosts: 3
+# timeout: 300
+#
+# Read replication (`coherence = "mrsw"`, Documentation/mrsw.md) between
+# real guests: every host restarts its manager with it, and h1 owns
+# /wfs/m (4 pages, page i starting "page-i") and /wfs/ctl (flags in its
+# first page, a counter in its second; read-replicated too).
+#
+# - h2 and h3 both read every page of /wfs/m through `mmap`: each holds a
+#   read-only copy at once. Reading them again faults nothing on either
+#   (no copy took another's away), and each counts 4 or more read-only
+#   copies installed.
+# - h2 writes page 0 through its mapping (its read copy upgraded in
+#   place: no data moved, h3's copy revoked) and leaves it dirty. h3 then
+#   reads page 0 and sees h2's bytes: h2 sent them home before keeping a
+#   read copy, so h1's disk has them before anyone synced (a read copy is
+#   served only from the owner's stable storage).
+# - h2 and h3 increment a counter in one page of /wfs/ctl, 200 times each,
+#   under a spin lock in that page: it ends at 400 (writes to a page two
+#   hosts write stay coherent, upgrades racing included).
+# - After every host synced, /export/m and /export/ctl on h1 hold it all.
+set -eu
+h=$WFS_HOST
+H=/opt/helpers
+. $H/lib.sh
+# Words of /wfs/ctl.
+READY=0          # + 4*h: h runs its mrsw manager
+READ=16          # + 4*h: h has read every page once
+WROTE=32         # h2 wrote page 0
+SEEN=36          # + 4*h: h read h2's bytes
+COUNTED=80       # + 4*h: h is done counting
+LOCK=4096        # the spin lock (second page); the counter is the word after it
+COUNTER=4100
+N=200            # increments per counting host
+fail() { fail_with_state "$@"; }
+others() { for o in 1 2 3; do [ $o = $h ] || echo $o; done; }
+page() { dd if=/wfs/m bs=1 skip=$(($1 * 4096)) count=$2 2>/dev/null; }
+stats_line() { wfsctl stats | sed -n "s/^read replication: read-only copies in \([0-9]*\), upgrades granted in place \([0-9]*\), refaulted \([0-9]*\)$/\\$1/p"; }
+barrier() {
+    $H/dsm set /wfs/ctl $(($1 + 4 * h)) 1
+    for o in $(others); do
+        $H/dsm wait /wfs/ctl $(($1 + 4 * o)) 1 120 || fail "h$o never got to word $1"
+    done
+}
+
+echo 0 > /proc/sys/vm/dirty_writeback_centisecs
+restart_manager_with 'coherence = "mrsw"'
+wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
+if [ "$h" = 1 ]; then
+    for i in 0 1 2 3; do
+        printf 'page-%d' "$i" | dd of=/export/m bs=4096 seek=$i conv=notrunc,sync 2>/dev/null
+    done
+    dd if=/dev/zero of=/export/ctl bs=4096 count=2 2>/dev/null
+fi
+appear 60 m ctl || fail "/wfs/m or /wfs/ctl never appeared"
+barrier $READY
+
+# 1. Read copies side by side.
+if [ "$h" != 1 ]; then
+    $H/mmapcat /wfs/m > /tmp/m || fail "reading /wfs/m through mmap"
+    for i in 0 1 2 3; do
+        got=$(dd if=/tmp/m bs=1 skip=$((i * 4096)) count=6 2>/dev/null)
+        [ "$got" = "page-$i" ] || fail "page $i reads $got"
+    done
+fi
+barrier $READ
+if [ "$h" != 1 ]; then
+    r0=$(stat_of READ)
+    $H/mmapcat /wfs/m > /tmp/m2 || fail "reading /wfs/m again"
+    cmp -s /tmp/m /tmp/m2 || fail "/wfs/m changed between two reads"
+    r1=$(stat_of READ)
+    [ "$r1" = "$r0" ] || fail "reading again faulted $((r1 - r0)) page(s): a read copy was taken away"
+    copies=$(stats_line 1)
+    [ "$copies" -ge 4 ] || fail "only $copies read-only copies installed"
+    echo "h$h: holds read copies of every page beside the other reader's"
+fi
+
+# 2. A write: upgraded in place, the other copy revoked, the data home
+# before anyone reads it.
+case $h in
+2)
+    up0=$(stats_line 2)
+    $H/mmapwrite /wfs/m 16384 0 h2-wrote || fail "writing page 0"
+    up1=$(stats_line 2)
+    [ "$up1" -gt "$up0" ] || fail "the write to a read copy was not an upgrade in place ($up0 -> $up1)"
+    $H/dsm set /wfs/ctl $WROTE 1
+    ;;
+*)
+    $H/dsm wait /wfs/ctl $WROTE 1 120 || fail "h2 never wrote"
+    if [ "$h" = 3 ]; then
+        [ "$(page 0 8)" = h2-wrote ] || fail "page 0 reads $(page 0 8), not h2's bytes"
+    fi
+    ;;
+esac
+if [ "$h" = 1 ]; then
+    # h3's read copy came from this disk, after h2's data (nobody synced).
+    $H/dsm wait /wfs/ctl $((SEEN + 12)) 1 120 || fail "h3 never read h2's bytes"
+    grep -q h2-wrote /export/m || fail "h3 read h2's bytes, but /export/m lacks them: a read copy not from stable storage"
+    echo "h1: h2's bytes were on disk before h3 read them"
+fi
+$H/dsm set /wfs/ctl $((SEEN + 4 * h)) 1
+
+# 3. Write sharing: a counter under a spin lock, in a page every host reads.
+if [ "$h" != 1 ]; then
+    v=$($H/dsm count /wfs/ctl $LOCK $N 300) || fail "counting failed"
+    echo "h$h: counted; the counter was $v when it finished"
+    echo "h$h: $(wfsctl stats | grep '^read replication')"
+    $H/dsm set /wfs/ctl $((COUNTED + 4 * h)) 1
+fi
+for o in 2 3; do
+    $H/dsm wait /wfs/ctl $((COUNTED + 4 * o)) 1 300 || fail "h$o never finished counting"
+done
+v=$($H/dsm get /wfs/ctl $COUNTER)
+[ "$v" = $((2 * N)) ] || fail "the counter is $v, not $((2 * N))"
+
+# 4. On the owner's disk once every host synced.
+sync
+barrier $((COUNTED + 16))
+if [ "$h" = 1 ]; then
+    grep -q h2-wrote /export/m || fail "/export/m lacks h2's bytes"
+    for i in 1 2 3; do
+        got=$(dd if=/export/m bs=1 skip=$((i * 4096)) count=6 2>/dev/null)
+        [ "$got" = "page-$i" ] || fail "/export/m page $i holds $got"
+    done
+    d=$($H/dsm get /export/ctl $COUNTER)
+    [ "$d" = $((2 * N)) ] || fail "/export/ctl's counter is $d, not $((2 * N))"
+    lost=$(failures 2)
+    [ "$lost" = 0 ] || fail "$lost page(s) reported lost"
+    echo "h1: everything is on disk"
+fi
+barrier $((COUNTED + 32))
+echo "PASS h$h"
