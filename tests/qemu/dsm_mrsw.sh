@@ -48,10 +48,14 @@ echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 restart_manager_with 'coherence = "mrsw"'
 wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
 if [ "$h" = 1 ]; then
+    # (Whole before their names appear: a host looking a file up while it
+    # grows would see it shorter.)
     for i in 0 1 2 3; do
-        printf 'page-%d' "$i" | dd of=/export/m bs=4096 seek=$i conv=notrunc,sync 2>/dev/null
+        printf 'page-%d' "$i" | dd of=/export/.m bs=4096 seek=$i conv=notrunc,sync 2>/dev/null
     done
-    dd if=/dev/zero of=/export/ctl bs=4096 count=2 2>/dev/null
+    dd if=/dev/zero of=/export/.ctl bs=4096 count=2 2>/dev/null
+    mv /export/.m /export/m
+    mv /export/.ctl /export/ctl
 fi
 appear 60 m ctl || fail "/wfs/m or /wfs/ctl never appeared"
 barrier $READY

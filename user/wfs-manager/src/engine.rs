@@ -1264,7 +1264,11 @@ impl Engine {
                     // because it was dirty): the cluster may have served the
                     // page since, so no write access; the page goes once its
                     // data has (an orphan WRITE).
-                    _ if !self.core.holds(PageId { file, index }) => {
+                    // (A read copy being fenced goes on: its UPGRADE is
+                    // refaulted.)
+                    _ if !self.core.holds(PageId { file, index })
+                        && !self.core.read_copy(PageId { file, index }) =>
+                    {
                         wlog!(
                             "UPGRADE of page {index} of file {file:#x}: not granted by this manager (left by one that died); refused"
                         );

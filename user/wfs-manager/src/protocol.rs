@@ -1027,6 +1027,41 @@ impl Core {
                 .is_none_or(|o| !self.fenced.contains(o))
     }
 
+    /// Checks the rules of read replication on this host's state (for the
+    /// simulation, after every input): a writer has no readers beside it
+    /// nor revocations under way; a share or a wait for revocations
+    /// belongs to a busy transaction; every read-only copy is one this
+    /// host holds.
+    pub fn check(&self) -> Result<(), String> {
+        for (page, d) in &self.dir {
+            if d.holder.is_some() && (!d.readers.is_empty() || !d.revoking.is_empty()) {
+                return Err(format!(
+                    "{page:?}: writer {:?} beside readers {:?} and revocations {:?}",
+                    d.holder, d.readers, d.revoking
+                ));
+            }
+            if (d.sharing || d.awaiting_revokes) && d.busy.is_none() {
+                return Err(format!(
+                    "{page:?}: a share or revocation wait with no transaction"
+                ));
+            }
+            if d.sharing && (d.want != Want::Read || d.holder.is_none()) {
+                return Err(format!("{page:?}: sharing, but not a read from a writer"));
+            }
+        }
+        if let Some(p) = self.readonly.iter().find(|p| !self.epochs.contains_key(p)) {
+            return Err(format!("{p:?}: a read-only copy this host does not hold"));
+        }
+        Ok(())
+    }
+
+    /// Whether this host holds a read-only copy of `page` under a grant of
+    /// this incarnation (fenced or not): its UPGRADE goes to the owner, or
+    /// is refaulted.
+    pub fn read_copy(&self, page: PageId) -> bool {
+        self.epochs.contains_key(&page) && self.readonly.contains(&page)
+    }
+
     /// Whether this host holds `page` writable ([`Core::holds`], and not
     /// as a read-only copy): the kernel's UPGRADE of it is granted at once.
     pub fn writable(&self, page: PageId) -> bool {
@@ -1276,7 +1311,9 @@ impl Core {
                 }
                 // (A DROP under way when a `Share` came answers it: the
                 // copy goes home as the DROP's cause says, then `Absent`.)
-                let share = self.shares.remove(&page);
+                // (Still listed while the DROP's hand-over runs, so that a
+                // leave is not over before the `Absent`.)
+                let share = self.shares.get(&page).copied();
                 let fenced = self.fencing.remove(&page);
                 let evicted = self.evicting.get(&page) == Some(&false);
                 if evicted {
@@ -1308,10 +1345,12 @@ impl Core {
                     }
                     // Else nobody asked: nothing to hand over.
                     if let Some(txn) = share {
+                        self.shares.remove(&page);
                         let owner = self.owner(page.file)?;
                         if !self.dead.contains(&owner) {
                             self.send(owner, Msg::Absent { txn, page }, out, local);
                         }
+                        self.maybe_left(out, local);
                     }
                     if fenced || share.is_some() {
                         // (A report may have waited for this DROP.)
@@ -1765,10 +1804,10 @@ impl Core {
         let epoch = self.epochs.remove(&page).unwrap_or(0);
         self.readonly.remove(&page);
         // (A read-only copy is never dirty; were it, its data goes home
-        // before the owner hears it is gone.)
-        let owed = self.hand_over(page);
-        if let Some((data, dirty)) = contents
-            && (dirty || owed)
+        // before the owner hears it is gone. A downgraded writer's data
+        // not known on disk yet is sent again by its own `Put`'s retry.)
+        self.hand_over(page);
+        if let Some((data, true)) = contents
             && !self.dead.contains(&owner)
         {
             self.put_home(owner, page, epoch, data, true, out, local);
@@ -2297,7 +2336,9 @@ impl Core {
                 }
             }
             Msg::Revoke { txn, page } => {
-                if self.owner(page.file)? != from {
+                // (Only a file's owner sends it: a manager that has not
+                // looked the file up yet learns the owner from it.)
+                if *self.owners.entry(page.file).or_insert(from) != from {
                     return Err(unexpected(&msg));
                 }
                 if !self.epochs.contains_key(&page) || self.revokes.contains_key(&page) {
@@ -2318,7 +2359,7 @@ impl Core {
                 self.revokes.insert(page, txn);
             }
             Msg::Share { txn, page } => {
-                if self.owner(page.file)? != from {
+                if *self.owners.entry(page.file).or_insert(from) != from {
                     return Err(unexpected(&msg));
                 }
                 if !self.epochs.contains_key(&page) {

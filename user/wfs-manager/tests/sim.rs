@@ -451,6 +451,11 @@ impl Sim {
             Ok(o) => o,
             Err(e) => self.fail(format!("h{h}: protocol error {e:?}")),
         };
+        if !self.modes.is_empty()
+            && let Err(e) = self.hosts[h].core.check()
+        {
+            self.fail(format!("h{h}: {e}"));
+        }
         // The kernel's answers to grants: reported at once, as the engine
         // does (before anything else this batch caused).
         let mut answers = Vec::new();
@@ -1084,8 +1089,20 @@ impl Sim {
         }
     }
 
-    /// One random step. Returns false when nothing at all can happen.
+    /// One random step (and, with read replication, the check that each
+    /// page has one writable copy or read-only ones only, after it).
     fn step(&mut self, apps: bool, flush: bool) -> bool {
+        let went = self.one_step(apps, flush);
+        if !self.modes.is_empty() {
+            for i in 0..self.pages.len() {
+                self.check_single_copy(self.pages[i]);
+            }
+        }
+        went
+    }
+
+    /// One random step. Returns false when nothing at all can happen.
+    fn one_step(&mut self, apps: bool, flush: bool) -> bool {
         let links: Vec<_> = self
             .net
             .iter()
