@@ -1,6 +1,7 @@
 #!/bin/sh
 # hosts: 2
 # timeout: 600
+# coherence: single mrsw
 #
 # The connection between two managers drops again and again while their
 # hosts share a page, and the cluster carries on: both hosts increment a

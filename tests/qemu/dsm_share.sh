@@ -1,6 +1,7 @@
 #!/bin/sh
 # hosts: 2 3
 # timeout: 600
+# coherence: single mrsw
 #
 # Memory shared between guests through a file one of them owns. With 2
 # guests h1 owns the files; with 3, h3 does (the paper's Berkeley DB setup)
