@@ -8,14 +8,18 @@
 # first page, a counter in its second; read-replicated too).
 #
 # - h2 and h3 both read every page of /wfs/m through `mmap`: each holds a
-#   read-only copy at once. Reading them again faults nothing on either
-#   (no copy took another's away), and each counts 4 or more read-only
-#   copies installed.
+#   read-only copy at once. Reading them again, 10 times over, faults
+#   nothing and sends or receives no message on either (no copy took
+#   another's away: read sharing costs nothing after the first touch), and
+#   each counts 4 or more read-only copies installed.
 # - h2 writes page 0 through its mapping (its read copy upgraded in
 #   place: no data moved, h3's copy revoked) and leaves it dirty. h3 then
 #   reads page 0 and sees h2's bytes: h2 sent them home before keeping a
 #   read copy, so h1's disk has them before anyone synced (a read copy is
 #   served only from the owner's stable storage).
+# - h3 writes 1 to 40 into a word of /wfs/m's page 3, each synced, while
+#   h1 and h2 read it over and over: neither ever sees it go back, and
+#   both see 40 in the end (a writer's copy revoked every reader's first).
 # - h2 and h3 increment a counter in one page of /wfs/ctl, 200 times each,
 #   under a spin lock in that page: it ends at 400 (writes to a page two
 #   hosts write stay coherent, upgrades racing included).
@@ -30,6 +34,9 @@ READ=16          # + 4*h: h has read every page once
 WROTE=32         # h2 wrote page 0
 SEEN=36          # + 4*h: h read h2's bytes
 COUNTED=80       # + 4*h: h is done counting
+SEQDONE=128      # + 4*h: h saw the last number
+SEQ=$((3 * 4096 + 64))  # the word h3 numbers, in /wfs/m's page 3
+LAST=40
 LOCK=4096        # the spin lock (second page); the counter is the word after it
 COUNTER=4100
 N=200            # increments per counting host
@@ -70,11 +77,17 @@ if [ "$h" != 1 ]; then
 fi
 barrier $READ
 if [ "$h" != 1 ]; then
+    msgs() { wfsctl stats | sed -n 's/^peer messages: sent \([0-9]*\), received \([0-9]*\),.*/\1 \2/p'; }
     r0=$(stat_of READ)
-    $H/mmapcat /wfs/m > /tmp/m2 || fail "reading /wfs/m again"
-    cmp -s /tmp/m /tmp/m2 || fail "/wfs/m changed between two reads"
+    m0=$(msgs)
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        $H/mmapcat /wfs/m > /tmp/m2 || fail "reading /wfs/m again"
+        cmp -s /tmp/m /tmp/m2 || fail "/wfs/m changed between two reads"
+    done
     r1=$(stat_of READ)
+    m1=$(msgs)
     [ "$r1" = "$r0" ] || fail "reading again faulted $((r1 - r0)) page(s): a read copy was taken away"
+    [ "$m1" = "$m0" ] || fail "reading again moved messages (sent, received: $m0 -> $m1)"
     copies=$(stats_line 1)
     [ "$copies" -ge 4 ] || fail "only $copies read-only copies installed"
     echo "h$h: holds read copies of every page beside the other reader's"
@@ -105,7 +118,26 @@ if [ "$h" = 1 ]; then
 fi
 $H/dsm set /wfs/ctl $((SEEN + 4 * h)) 1
 
-# 3. Write sharing: a counter under a spin lock, in a page every host reads.
+# 3. Readers see a writer's numbers in order.
+case $h in
+3)
+    for i in $(seq 1 $LAST); do
+        $H/dsm set /wfs/m $SEQ "$i" || fail "writing $i"
+    done
+    ;;
+*)
+    last=0
+    while [ "$last" -lt $LAST ]; do
+        v=$($H/dsm get /wfs/m $SEQ) || fail "reading the number"
+        [ "$v" -ge "$last" ] || fail "the number went back from $last to $v"
+        last=$v
+    done
+    echo "h$h: saw the numbers in order up to $last"
+    ;;
+esac
+barrier $SEQDONE
+
+# 4. Write sharing: a counter under a spin lock, in a page every host reads.
 if [ "$h" != 1 ]; then
     v=$($H/dsm count /wfs/ctl $LOCK $N 300) || fail "counting failed"
     echo "h$h: counted; the counter was $v when it finished"
@@ -118,7 +150,7 @@ done
 v=$($H/dsm get /wfs/ctl $COUNTER)
 [ "$v" = $((2 * N)) ] || fail "the counter is $v, not $((2 * N))"
 
-# 4. On the owner's disk once every host synced.
+# 5. On the owner's disk once every host synced.
 sync
 barrier $((COUNTED + 16))
 if [ "$h" = 1 ]; then
@@ -127,6 +159,7 @@ if [ "$h" = 1 ]; then
         got=$(dd if=/export/m bs=1 skip=$((i * 4096)) count=6 2>/dev/null)
         [ "$got" = "page-$i" ] || fail "/export/m page $i holds $got"
     done
+    [ "$($H/dsm get /export/m $SEQ)" = $LAST ] || fail "/export/m lacks h3's last number"
     d=$($H/dsm get /export/ctl $COUNTER)
     [ "$d" = $((2 * N)) ] || fail "/export/ctl's counter is $d, not $((2 * N))"
     lost=$(failures 2)
