@@ -15,7 +15,10 @@
 # 3. The Chunk paper's Figure 4: both hosts run the sharing benchmark on a
 #    64 KiB file at 0, 25, 50, 75 and 100% sharing, RUNS times each, at
 #    the same moment (TRAV traversals of 800 pages per run); then h1 runs
-#    it alone (the purely local run).
+#    it alone (the purely local run). Then the read-mostly variant (every
+#    visit reads, h1 writes at 1% of its visits). Both with the files kept
+#    `single` ("FIG4"/"FIG4R" lines), then again after both managers
+#    restarted with `coherence = "mrsw"` ("FIG4M"/"FIG4RM").
 set -eu
 B=/opt/bench
 H=/opt/helpers
@@ -87,28 +90,44 @@ barrier 2
 
 # Figure 4.
 step=2
-for pct in 0 25 50 75 100; do
-    run=0
-    while [ $run -lt "$RUNS" ]; do
-        step=$((step + 1))
-        barrier $step
-        line=$($B/wfsbench share fig4 /wfs/shared $pct $((h - 1)) "$TRAV") || fail "share $pct"
-        echo "FIG4 $pct h$h $line"
-        run=$((run + 1))
+# figure4 TAG KIND: the sweep of wfsbench KIND (share, rshare), RUNS runs
+# at each sharing, both hosts at once; then h1 alone, once to bring every
+# page here, then measured.
+figure4() {
+    for pct in 0 25 50 75 100; do
+        run=0
+        while [ $run -lt "$RUNS" ]; do
+            step=$((step + 1))
+            barrier $step
+            line=$($B/wfsbench "$2" fig4 /wfs/shared $pct $((h - 1)) "$TRAV") || fail "$2 $pct"
+            echo "$1 $pct h$h $line"
+            run=$((run + 1))
+        done
     done
-done
-step=$((step + 1))
-barrier $step
-if [ "$h" = 1 ]; then
-    # Once to bring every page here, then measured.
-    $B/wfsbench share fig4 /wfs/shared 0 0 "$TRAV" > /dev/null || fail "share alone"
-    run=0
-    while [ $run -lt "$RUNS" ]; do
-        line=$($B/wfsbench share fig4 /wfs/shared 0 0 "$TRAV") || fail "share alone"
-        echo "FIG4 local h1 $line"
-        run=$((run + 1))
-    done
-fi
+    step=$((step + 1))
+    barrier $step
+    if [ "$h" = 1 ]; then
+        $B/wfsbench "$2" fig4 /wfs/shared 0 0 "$TRAV" > /dev/null || fail "$2 alone"
+        run=0
+        while [ $run -lt "$RUNS" ]; do
+            line=$($B/wfsbench "$2" fig4 /wfs/shared 0 0 "$TRAV") || fail "$2 alone"
+            echo "$1 local h1 $line"
+            run=$((run + 1))
+        done
+    fi
+    step=$((step + 1))
+    barrier $step
+}
+figure4 FIG4 share
+figure4 FIG4R rshare
+# The same with read replication: both managers restart with it (each
+# leaves, its pages going home) and meet again.
+wfsctl stats | grep '^read replication' || true
+restart_manager_with 'coherence = "mrsw"'
+wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
+figure4 FIG4M share
+figure4 FIG4RM rshare
+wfsctl stats | grep '^read replication' || true
 barrier $((step + 1))
 # Whoever wrote last holds the page: stay up while the other reads it.
 sleep 3

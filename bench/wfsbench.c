@@ -48,6 +48,10 @@
 //       it does TRAVERSALS of them (so that the two hosts' runs overlap
 //       even though they cannot start at the same instant).
 //       Prints "LABEL total_ns=T per_traversal_ns=T/TRAVERSALS shared=K".
+//   wfsbench rshare LABEL FILE PERCENT HOST TRAVERSALS
+//       the same with reads: at each visit it reads the first byte of the
+//       page 1000 times, and host 0 writes it once every 100th visit (1%
+//       of its visits write): read-mostly sharing.
 //   wfsbench copy LABEL ROUNDS
 //       memcpy of one 4 KB page.
 //   wfsbench remap LABEL ROUNDS
@@ -470,10 +474,12 @@ static void bench_fault1(size_t pages, char **files, int nfiles)
 	}
 }
 
-static void bench_share(const char *label, const char *file, int percent, int host, int traversals)
+static void bench_share(const char *label, const char *file, int percent, int host, int traversals,
+			int reads)
 {
 	int fd = open(file, O_RDWR), shared = (8 * percent + 50) / 100, set[8];
 	volatile unsigned char *p;
+	volatile unsigned sink = 0;
 	uint64_t t;
 
 	if (fd < 0)
@@ -491,7 +497,14 @@ static void bench_share(const char *label, const char *file, int percent, int ho
 	for (int v = 0; v < 800 * traversals; v++) {
 		volatile unsigned char *b = p + (size_t)set[v % 8] * PAGE;
 
+		if (!reads) {
+			for (int k = 0; k < 1000; k++)
+				*b = *b + 1;
+			continue;
+		}
 		for (int k = 0; k < 1000; k++)
+			sink += *b;
+		if (host == 0 && v % 100 == 99)
 			*b = *b + 1;
 	}
 	t = now_ns() - t;
@@ -564,7 +577,10 @@ int main(int argc, char **argv)
 		tcp_serve(tcp_listen(&a));
 		return 0;
 	} else if (argc == 7 && strcmp(argv[1], "share") == 0 && atoi(argv[6]) > 0) {
-		bench_share(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+		bench_share(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), 0);
+		return 0;
+	} else if (argc == 7 && strcmp(argv[1], "rshare") == 0 && atoi(argv[6]) > 0) {
+		bench_share(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), 1);
 		return 0;
 	}
 	else if (argc == 4 && strcmp(argv[1], "copy") == 0)

@@ -8,12 +8,14 @@ import sys
 
 accel = sys.argv[1] if len(sys.argv) > 1 else "tcg"
 rows = {}
-fig4 = {}  # (percent, who) -> [per-traversal ms]
+# (kind, percent, who) -> [per-traversal ms]; kind: FIG4 (write sharing,
+# single), FIG4R (read sharing, single), FIG4M and FIG4RM (the same, mrsw).
+figs = {}
 for line in sys.stdin:
     line = line.split("] ", 1)[-1] if line.startswith("[h") else line
-    m = re.match(r"FIG4 (\S+) (h\d) \S+ total_ns=\d+ per_traversal_ns=(\d+)", line.strip())
+    m = re.match(r"(FIG4R?M?) (\S+) (h\d) \S+ total_ns=\d+ per_traversal_ns=(\d+)", line.strip())
     if m:
-        fig4.setdefault((m.group(1), m.group(2)), []).append(int(m.group(3)) / 1e6)
+        figs.setdefault((m.group(1), m.group(2), m.group(3)), []).append(int(m.group(4)) / 1e6)
         continue
     m = re.match(r"RESULT (\S+) \S+ (.*)", line.strip())
     if m:
@@ -104,25 +106,44 @@ def stats(v):
     return mean, sd, sorted(v)[len(v) // 2]
 
 
-print("\nFigure 4. Sharing: two hosts on a 64 KiB file, each visiting 8 pages (800 visits per\n"
-      "traversal, the first byte of the page modified 1000 times per visit); time per\n"
-      "traversal in ms, mean +- sd over the runs; h1 owns the file. 'local': h1 alone.")
-local = fig4.get(("local", "h1"))
-print(f"  {'sharing':>8} {'runs':>5} {'owner h1':>18} {'non-owner h2':>18} {'h1 x local':>11} {'h2 x local':>11}")
-for pct in ("0", "25", "50", "75", "100"):
-    a, b = fig4.get((pct, "h1")), fig4.get((pct, "h2"))
-    if not a or not b:
-        print(f"  {pct + '%':>8} (missing)")
-        continue
-    (ma, sa, _), (mb, sb, _) = stats(a), stats(b)
-    lm = stats(local)[0] if local else None
-    ra = f"{ma / lm:.1f}" if lm else "-"
-    rb = f"{mb / lm:.1f}" if lm else "-"
-    print(f"  {pct + '%':>8} {len(a):>5} {ma:>9.2f} +- {sa:>5.2f} {mb:>9.2f} +- {sb:>5.2f} {ra:>11} {rb:>11}")
-if local:
-    ml, sl, _ = stats(local)
-    print(f"  {'local':>8} {len(local):>5} {ml:>9.2f} +- {sl:>5.2f}")
+FIGURES = [
+    ("FIG4", "Figure 4, write sharing, single copy (the paper's benchmark: the first byte of\n"
+     "each visited page modified 1000 times per visit)"),
+    ("FIG4M", "Figure 4, write sharing, read replication (coherence = \"mrsw\")"),
+    ("FIG4R", "Figure 4, read sharing, single copy (each visit reads the first byte 1000\n"
+     "times; h1 writes it at 1% of its visits)"),
+    ("FIG4RM", "Figure 4, read sharing, read replication (coherence = \"mrsw\")"),
+]
 
+
+def figure(kind, title):
+    """Prints one Figure 4 table; returns {pct: (h1 mean, h2 mean)} of the
+    runs after the first (pages touched) and the local mean."""
+    print(f"\n{title}; time per traversal in ms, mean +- sd over the runs (two hosts,\n"
+          "a 64 KiB file h1 owns, each host visiting 8 pages, 800 visits per traversal).\n"
+          "'local': h1 alone.")
+    local = figs.get((kind, "local", "h1"))
+    lm = stats(local)[0] if local else None
+    print(f"  {'sharing':>8} {'runs':>5} {'owner h1':>18} {'non-owner h2':>18} {'h1 x local':>11} {'h2 x local':>11}")
+    after = {}
+    for pct in ("0", "25", "50", "75", "100"):
+        a, b = figs.get((kind, pct, "h1")), figs.get((kind, pct, "h2"))
+        if not a or not b:
+            print(f"  {pct + '%':>8} (missing)")
+            continue
+        (ma, sa, _), (mb, sb, _) = stats(a), stats(b)
+        ra = f"{ma / lm:.1f}" if lm else "-"
+        rb = f"{mb / lm:.1f}" if lm else "-"
+        print(f"  {pct + '%':>8} {len(a):>5} {ma:>9.2f} +- {sa:>5.2f} {mb:>9.2f} +- {sb:>5.2f} {ra:>11} {rb:>11}")
+        later = (a[1:] or a, b[1:] or b)
+        after[pct] = (stats(later[0])[0], stats(later[1])[0])
+    if local:
+        ml, sl, _ = stats(local)
+        print(f"  {'local':>8} {len(local):>5} {ml:>9.2f} +- {sl:>5.2f}")
+    return after, lm
+
+
+results = {kind: figure(kind, title) for kind, title in FIGURES}
 
 def mean_of(key):
     r = rows.get(key)
@@ -147,9 +168,8 @@ def over(a, b):
     return ma / mb if ma and mb else None
 
 
-# What the fast path is to reach (issue 11), from this run's numbers. The
-# sharing targets need read replication (Documentation/mrsw.md), which
-# WFS does not have yet: nothing to measure.
+# What the fast path and read replication are to reach (issue 11), from
+# this run's numbers.
 print("\nTargets (ratios from this run; under TCG only ratios mean anything)")
 print(f"  {'measure':<58} {'now':>9} {'target':>10}")
 target_row("remote fault (page in the owner's kernel) / TCP round trip",
@@ -159,15 +179,26 @@ target_row("null fault / FUSE READ", over("wfs-null", "fuse-miss"), 1.0, True)
 seq, bw = mean_of("seq-remote"), mean_of("tcp-bw")
 target_row("sequential read of a remote file / TCP bandwidth",
            bw / seq if seq and bw else None, 0.7, False)
-for label in ("Figure 4, read sharing after the first touch / local",
-              "Figure 4, write sharing: mrsw / single"):
-    print(f"  {label:<58} {'-':>9} {'':>10}  not measured: no read replication yet")
+# Read sharing under mrsw, after the first touch (every run but each
+# step's first): the slower host at the slowest sharing, against h1 alone.
+after, local_r = results["FIG4RM"]
+worst = max((max(v) for v in after.values()), default=None)
+target_row("Figure 4, read sharing after the first touch / local",
+           worst / local_r if worst and local_r else None, 1.1, True)
+# Write sharing: the mean over every step and both hosts, mrsw against
+# single.
+def overall(kind):
+    v = [x for (k, pct, _), runs in figs.items() if k == kind and pct != "local" for x in runs]
+    return sum(v) / len(v) if v else None
+ws, wm = overall("FIG4"), overall("FIG4M")
+target_row("Figure 4, write sharing: mrsw / single", wm / ws if ws and wm else None, 1.0, True)
 
 missing = [k for k in ("local-cached", "wfs-null", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate",
                        "copy", "tcp-guests", "remote-held", "remote-disk", "seq-remote", "tcp-bw")
            if k not in rows]
-if not local or len(fig4) < 11:
-    missing.append("figure-4")
+for kind, _ in FIGURES:
+    if sum(1 for k in figs if k[0] == kind) < 11:
+        missing.append(kind.lower())
 if missing:
     print(f"\nmissing results: {' '.join(missing)}", file=sys.stderr)
     sys.exit(1)
