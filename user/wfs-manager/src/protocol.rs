@@ -278,6 +278,10 @@ pub enum Msg {
 /// data is lost (Linux's `ECANCELED`).
 pub const NOT_TAKEN: i32 = 125;
 
+/// Most pages whose writes a host remembers ([`Core`]'s `wrote`); past
+/// it, it forgets them all (their next faults ask for read copies first).
+pub const WROTE_PAGES: usize = 4096;
+
 /// Most pages in one [`Msg::Holding`].
 pub const HOLDING_PART: usize = 4096;
 
@@ -869,6 +873,11 @@ pub struct Core {
     /// Pages whose write was turned into a refault: their next fault asks
     /// for the writable copy.
     want_write: HashSet<PageId>,
+    /// Pages this host wrote while it last held them (an UPGRADE granted,
+    /// or a copy that left its kernel dirty): their next fault asks for
+    /// the writable copy at once, rather than a read copy and then an
+    /// UPGRADE (write sharing). At most [`WROTE_PAGES`].
+    wrote: HashSet<PageId>,
     /// Holder side: `Revoke`s whose DROP is under way, by page.
     revokes: HashMap<PageId, Txn>,
     /// Holder side: `Share`s whose DOWNGRADE is under way, by page.
@@ -941,6 +950,7 @@ impl Core {
             readonly: HashSet::new(),
             upgrading: HashMap::new(),
             want_write: HashSet::new(),
+            wrote: HashSet::new(),
             revokes: HashMap::new(),
             shares: HashMap::new(),
         }
@@ -1215,8 +1225,10 @@ impl Core {
                     return Ok(());
                 }
                 let txn = self.new_txn();
-                // (A write turned into a refault asks for the writable copy.)
-                let access = if self.want_write.remove(&page) {
+                // (A write turned into a refault asks for the writable copy,
+                // and so does a fault of a page this host wrote last time.)
+                let wrote = self.wrote.remove(&page);
+                let access = if self.want_write.remove(&page) || wrote {
                     Access::Write
                 } else {
                     Access::Read
@@ -1384,6 +1396,9 @@ impl Core {
                 }
                 match contents {
                     Some((data, dirty)) => {
+                        if dirty {
+                            self.note_write(page);
+                        }
                         let dirty = dirty || owed;
                         if orphan || owner_died {
                             // The requester died: the page goes home.
@@ -1857,6 +1872,9 @@ impl Core {
             }
             return Ok(());
         };
+        if dirty {
+            self.note_write(page);
+        }
         let dirty = dirty || self.unsynced.contains(&page);
         if self.dead.contains(&owner) {
             // (Its recovery is mrsw.md's step 4.)
@@ -2498,6 +2516,7 @@ impl Core {
                     self.readonly.remove(&page);
                     self.epochs.insert(page, epoch);
                 }
+                self.note_write(page);
                 let dirty = self.owed(page);
                 for req in reqs {
                     out.push(Output::UpgradeAnswer {
@@ -2639,6 +2658,14 @@ impl Core {
     /// `page` leaves this host: whether writes of it not on the owner's
     /// disk go with it (a `Put` not acknowledged, or one that failed), so
     /// that whoever gets it must keep it dirty and answer for them.
+    /// Remembers that this host wrote `page` (see `wrote`).
+    fn note_write(&mut self, page: PageId) {
+        if self.wrote.len() >= WROTE_PAGES {
+            self.wrote.clear();
+        }
+        self.wrote.insert(page);
+    }
+
     /// Whether this host's copy of `page` holds data not known to be on
     /// its owner's stable storage (as [`Core::hand_over`], which forgets it).
     fn owed(&self, page: PageId) -> bool {
