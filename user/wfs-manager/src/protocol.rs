@@ -1970,15 +1970,7 @@ impl Core {
                     (Coherence::Mrsw, Access::Read) => Want::Read,
                     _ => Want::Write,
                 };
-                if self.leaving.is_some() {
-                    // An owner that leaves serves what it has started, and
-                    // nothing new.
-                    let msg = Msg::Failed {
-                        txn,
-                        page,
-                        error: SHUTTING_DOWN,
-                    };
-                    self.send(from, msg, out, local);
+                if self.refused_leaving(txn, page, from, out, local) {
                     return Ok(());
                 }
                 let d = self.dir.entry(page).or_default();
@@ -2435,13 +2427,7 @@ impl Core {
             }
             Msg::Upgrade { txn, page } => {
                 self.owned(page, &msg, from)?;
-                if self.leaving.is_some() {
-                    let msg = Msg::Failed {
-                        txn,
-                        page,
-                        error: SHUTTING_DOWN,
-                    };
-                    self.send(from, msg, out, local);
+                if self.refused_leaving(txn, page, from, out, local) {
                     return Ok(());
                 }
                 let d = self.dir.entry(page).or_default();
@@ -2658,6 +2644,29 @@ impl Core {
     /// `page` leaves this host: whether writes of it not on the owner's
     /// disk go with it (a `Put` not acknowledged, or one that failed), so
     /// that whoever gets it must keep it dirty and answer for them.
+    /// An owner that leaves serves what it has started, and nothing new:
+    /// request `txn` from `from` fails (`Failed`, [`SHUTTING_DOWN`]).
+    /// Returns whether it did.
+    fn refused_leaving(
+        &mut self,
+        txn: Txn,
+        page: PageId,
+        from: HostId,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) -> bool {
+        if self.leaving.is_none() {
+            return false;
+        }
+        let msg = Msg::Failed {
+            txn,
+            page,
+            error: SHUTTING_DOWN,
+        };
+        self.send(from, msg, out, local);
+        true
+    }
+
     /// Remembers that this host wrote `page` (see `wrote`).
     fn note_write(&mut self, page: PageId) {
         if self.wrote.len() >= WROTE_PAGES {
