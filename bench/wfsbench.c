@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 // wfsbench: the measurements of `make bench`, run inside a guest. Each
 // mode prints one line "LABEL n=N mean_ns=M sd_ns=S min_ns=A median_ns=B
-// runs=R run_sd_ns=D" over its samples (one sample per operation); the
-// last two say how many runs (rounds) there were and how much the runs'
-// means spread (their standard deviation):
+// runs=R run_sd_ns=D q10_ns=... q999_ns=..." over its samples (one sample
+// per operation); runs and run_sd_ns say how many runs (rounds) there
+// were and how much the runs' means spread (their standard deviation),
+// and qK_ns the K per mille quantile (1% to 99.9%: the distribution):
 //
 //   wfsbench fault LABEL FILE PAGES ROUNDS [drop]
 //       first touch of every page of FILE, in random order, each page
@@ -150,9 +151,14 @@ static void report(const char *label)
 	for (i = 0; i < nsamples; i++)
 		sq += (samples[i] - mean) * (samples[i] - mean);
 	qsort(samples, nsamples, sizeof(*samples), cmp);
-	printf("%s n=%zu mean_ns=%.0f sd_ns=%.0f min_ns=%.0f median_ns=%.0f runs=%d run_sd_ns=%.0f\n",
+	printf("%s n=%zu mean_ns=%.0f sd_ns=%.0f min_ns=%.0f median_ns=%.0f runs=%d run_sd_ns=%.0f",
 	       label, nsamples, mean, sqrt(sq / (nsamples - 1)), samples[0], samples[nsamples / 2], nruns,
 	       nruns > 1 ? sqrt(rsq / (nruns - 1)) : 0.0);
+	/* The distribution: quantiles, per mille. */
+	static const int q[] = { 10, 50, 100, 250, 750, 900, 950, 990, 999 };
+	for (size_t k = 0; k < sizeof(q) / sizeof(q[0]); k++)
+		printf(" q%d_ns=%.0f", q[k], samples[(nsamples - 1) * q[k] / 1000]);
+	printf("\n");
 }
 
 static size_t *shuffled(size_t n)

@@ -3,6 +3,7 @@
 """Turns the RESULT/RAW lines of bench/guest.sh (stdin) into the tables of
 `make bench`. argv[1] is the accelerator the guest ran under."""
 import math
+import os
 import re
 import sys
 
@@ -192,6 +193,74 @@ def overall(kind):
     return sum(v) / len(v) if v else None
 ws, wm = overall("FIG4"), overall("FIG4M")
 target_row("Figure 4, write sharing: mrsw / single", wm / ws if ws and wm else None, 1.0, True)
+
+# The pictures (matplotlib, which tools/bench.sh installs): Figure 4's
+# curves, single against mrsw, and the fault latencies' distributions.
+QUANTILES = [10, 50, 100, 250, 500, 750, 900, 950, 990, 999]
+
+
+def draw(out_dir):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("\n(no pictures: matplotlib is missing)", file=sys.stderr)
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    pcts = ["0", "25", "50", "75", "100"]
+    for ax, (title, single, mrsw) in zip(axes, (("write sharing", "FIG4", "FIG4M"),
+                                                ("read sharing (1% writes by h1)", "FIG4R", "FIG4RM"))):
+        for kind, label, style in ((single, "single", "o-"), (mrsw, "mrsw", "s-")):
+            xs, ys, es = [], [], []
+            for pct in pcts:
+                runs = (figs.get((kind, pct, "h1")) or []) + (figs.get((kind, pct, "h2")) or [])
+                if runs:
+                    m, sd, _ = stats(runs)
+                    xs.append(int(pct)); ys.append(m); es.append(sd)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=label)
+            local = figs.get((kind, "local", "h1"))
+            if local:
+                ax.axhline(stats(local)[0], linestyle=":", linewidth=1,
+                           label=f"{label}: h1 alone")
+        ax.set_title(f"Figure 4, {title}")
+        ax.set_xlabel("pages shared by both hosts (%)")
+        ax.set_ylabel("ms per traversal (mean +- sd, both hosts)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"WFS make bench ({accel}: only ratios mean anything)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "figure4.svg"))
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = False
+    for key, label in (("wfs-null", "WFS null fault"), ("wfs-miss", "WFS full fault"),
+                       ("fuse-miss", "FUSE READ"), ("uffd-miss", "userfaultfd"),
+                       ("remote-held", "WFS remote fault (owner's kernel)"),
+                       ("remote-disk", "WFS remote fault (owner's disk)"),
+                       ("tcp-guests", "TCP round trip between guests")):
+        r = rows.get(key)
+        if not r or f"q{QUANTILES[0]}_ns" not in r:
+            continue
+        qs = [q for q in QUANTILES if f"q{q}_ns" in r or q == 500]
+        xs = [r["median_ns" if q == 500 else f"q{q}_ns"] / 1000 for q in qs]
+        ax.plot(xs, [q / 10 for q in qs], marker=".", label=label)
+        drawn = True
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (us)")
+    ax.set_ylabel("samples at or below (%)")
+    ax.set_title(f"Fault latencies, distribution ({accel}: only ratios mean anything)", fontsize=9)
+    if drawn:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "fault-latency.svg"))
+    plt.close(fig)
+    print(f"\npictures: {out_dir}/figure4.svg, {out_dir}/fault-latency.svg")
+
+
+draw(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "bench"))
 
 missing = [k for k in ("local-cached", "wfs-null", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate",
                        "copy", "tcp-guests", "remote-held", "remote-disk", "seq-remote", "tcp-bw")

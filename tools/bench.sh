@@ -6,7 +6,8 @@
 # running bench/cluster.sh (remote page faults next to a raw TCP round trip
 # between the same guests, and the paper's Figure 4 sharing benchmark),
 # and prints the tables of Documentation/benchmarks.md: mean, standard
-# deviation, median and ratios. Under TCG (no KVM here) absolute times are
+# deviation, median and ratios; it draws Figure 4 (single against mrsw)
+# and the fault latencies' distributions into build/bench/*.svg. Under TCG (no KVM here) absolute times are
 # emulation times; only the ratios mean anything.
 #
 #   tools/bench.sh [--pages N] [--rounds N] [--raw FILE]
@@ -47,5 +48,9 @@ echo "[bench] two guests; remote faults ($PAGES pages x $ROUNDS files), then Fig
 # (1 GiB each: h1's export holds the sequential-read files, h2 reads them.)
 MEM=1024 guests "$cl" 2 1800 cluster.sh "$ROOT/build/test-helpers:/opt/helpers"
 [ -z "$RAW" ] || cat "$out" "$cl" > "$RAW"
+# The pictures need matplotlib (a real plotting library, from PyPI).
+python3 -c 'import matplotlib' 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check matplotlib ||
+    echo "[bench] matplotlib could not be installed: no pictures" >&2
 accel=$(grep -o '\(tcg\|kvm\), -smp' "$out" | head -n1 | cut -d, -f1)
 cat "$out" "$cl" | exec python3 "$ROOT/tools/bench-report.py" "${accel:-tcg}"

@@ -49,12 +49,13 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
     }
 }
 
-/// How long a manager stopped with SIGTERM or SIGINT waits for the pages
-/// it hands back to reach their owners' disks.
 /// The first kernel ABI whose UPGRADE may be answered "refault", which
-/// read replication needs.
+/// read replication needs. (Today's kernels register only a manager of
+/// their own ABI, so this guards a future kernel that takes older ones.)
 const MRSW_ABI: u32 = 4;
 
+/// How long a manager stopped with SIGTERM or SIGINT waits for the pages
+/// it hands back to reach their owners' disks.
 const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Threads reading kernel requests.

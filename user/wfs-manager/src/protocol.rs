@@ -2641,9 +2641,6 @@ impl Core {
         }
     }
 
-    /// `page` leaves this host: whether writes of it not on the owner's
-    /// disk go with it (a `Put` not acknowledged, or one that failed), so
-    /// that whoever gets it must keep it dirty and answer for them.
     /// An owner that leaves serves what it has started, and nothing new:
     /// request `txn` from `from` fails (`Failed`, [`SHUTTING_DOWN`]).
     /// Returns whether it did.
@@ -2681,6 +2678,9 @@ impl Core {
         self.unsynced.contains(&page) || self.unacked.get(&page).is_some_and(|&n| n > 0)
     }
 
+    /// `page` leaves this host: whether writes of it not on the owner's
+    /// disk go with it (a `Put` not acknowledged, or one that failed), so
+    /// that whoever gets it must keep it dirty and answer for them.
     fn hand_over(&mut self, page: PageId) -> bool {
         let unsynced = self.unsynced.remove(&page);
         unsynced || self.unacked.get(&page).is_some_and(|&n| n > 0)
