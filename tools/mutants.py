@@ -168,8 +168,8 @@ MUTANTS = [
      "            let unblocked = false;"),
     ("mrsw-fence-drops-readers",
      "a fence takes read copies out of the kernel too",
-     "                                && !self.leaving.as_ref().is_some_and(|l| l.contains(p))\n                        })",
-     "                                && !self.leaving.as_ref().is_some_and(|l| l.contains(p))\n                                && !self.readonly.contains(p)\n                        })"),
+     "                                && !self.leaving_with(*p)\n                        })",
+     "                                && !self.leaving_with(*p)\n                                && !self.readonly.contains(p)\n                        })"),
     ("mrsw-holding-waits-drop",
      "a host reports what it holds to an owner's next incarnation only once no read copy of that owner's is still being dropped",
      "                    && !self.dropping_copies_of(*h)\n",
@@ -184,8 +184,8 @@ MUTANTS = [
      "            d.holder = Some(to);"),
     ("mrsw-stale-refault",
      "an UPGRADE answered `Stale` is refaulted, never granted",
-     "                            answer: UpgradeAnswer::Refault,\n                        });\n                    }\n                }\n                // The kernel drops",
-     "                            answer: UpgradeAnswer::Granted { dirty: false },\n                        });\n                    }\n                }\n                // The kernel drops"),
+     "                self.answer_upgrade(page, Some(txn), UpgradeAnswer::Refault, out);\n",
+     "                self.answer_upgrade(page, Some(txn), UpgradeAnswer::Granted { dirty: false }, out);\n"),
 ]
 
 

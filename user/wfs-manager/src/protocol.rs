@@ -1656,7 +1656,7 @@ impl Core {
                                 && !self.fetching.contains_key(p)
                                 && !self.taking(*p)
                                 && !self.faults.contains_key(p)
-                                && !self.leaving.as_ref().is_some_and(|l| l.contains(p))
+                                && !self.leaving_with(*p)
                         })
                         .collect();
                     held.sort();
@@ -1917,6 +1917,11 @@ impl Core {
         }
     }
 
+    /// Whether this host is leaving and taking `page` out of its kernel.
+    fn leaving_with(&self, page: PageId) -> bool {
+        self.leaving.as_ref().is_some_and(|l| l.contains(&page))
+    }
+
     /// Whether `page` is on its way out of the kernel already (a DROP of
     /// it is under way for a fence or an eviction).
     fn taking(&self, page: PageId) -> bool {
@@ -2090,14 +2095,8 @@ impl Core {
                 if self.owner(page.file)? != from {
                     return Err(unexpected(&msg));
                 }
-                if self.upgrading.get(&page).is_some_and(|p| p.txn == txn) {
-                    let p = self.upgrading.remove(&page).expect("checked above");
-                    for req in p.reqs {
-                        out.push(Output::UpgradeAnswer {
-                            req,
-                            answer: UpgradeAnswer::Failed(error),
-                        });
-                    }
+                let failed = UpgradeAnswer::Failed(error);
+                if self.answer_upgrade(page, Some(txn), failed, out).is_some() {
                     return Ok(());
                 }
                 if self.faults.get(&page).is_none_or(|p| p.txn != txn) {
@@ -2362,8 +2361,7 @@ impl Core {
                 // (A writable copy, which the owner took for a reader's:
                 // it goes the same way, its dirty data home first.)
                 // (One on its way out already: that DROP's answer serves.)
-                let leaving = self.leaving.as_ref().is_some_and(|l| l.contains(&page));
-                if !self.taking(page) && !leaving {
+                if !self.taking(page) && !self.leaving_with(page) {
                     out.push(Output::Invalidate { page });
                 }
                 self.revokes.insert(page, txn);
@@ -2388,8 +2386,10 @@ impl Core {
                 }
                 self.shares.insert(page, txn);
                 // (A DROP or DOWNGRADE of it under way answers this too.)
-                let leaving = self.leaving.as_ref().is_some_and(|l| l.contains(&page));
-                if !self.taking(page) && !leaving && !self.evicting.contains_key(&page) {
+                if !self.taking(page)
+                    && !self.leaving_with(page)
+                    && !self.evicting.contains_key(&page)
+                {
                     out.push(Output::Downgrade { page });
                 }
             }
@@ -2454,16 +2454,7 @@ impl Core {
                     self.maybe_left(out, local);
                     return Ok(());
                 }
-                if self.upgrading.get(&page).is_some_and(|p| p.txn == txn) {
-                    let p = self.upgrading.remove(&page).expect("checked above");
-                    self.want_write.insert(page);
-                    for req in p.reqs {
-                        out.push(Output::UpgradeAnswer {
-                            req,
-                            answer: UpgradeAnswer::Refault,
-                        });
-                    }
-                }
+                self.answer_upgrade(page, Some(txn), UpgradeAnswer::Refault, out);
                 // The kernel drops its copy as it refaults; and an UPGRADE
                 // given up may have left it there: it goes.
                 if self.readonly.contains(&page)
@@ -2484,15 +2475,6 @@ impl Core {
                     self.maybe_left(out, local);
                     return Ok(());
                 }
-                let mine = self.upgrading.get(&page).is_some_and(|p| p.txn == txn);
-                let reqs = if mine {
-                    self.upgrading
-                        .remove(&page)
-                        .map(|p| p.reqs)
-                        .unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
                 // This host is the writer now, whether its UPGRADE still
                 // waits (it is granted) or was given up (its copy stays
                 // read-only in the kernel; the next UPGRADE is answered
@@ -2504,12 +2486,7 @@ impl Core {
                 }
                 self.note_write(page);
                 let dirty = self.owed(page);
-                for req in reqs {
-                    out.push(Output::UpgradeAnswer {
-                        req,
-                        answer: UpgradeAnswer::Granted { dirty },
-                    });
-                }
+                self.answer_upgrade(page, Some(txn), UpgradeAnswer::Granted { dirty }, out);
             }
             Msg::PutAck { page, seq, error } => {
                 if self.puts.contains_key(&seq)
@@ -2701,20 +2678,35 @@ impl Core {
             .filter(|p| owner.is_none_or(|o| self.owners.get(&p.file) == Some(&o)))
             .collect();
         pages.sort();
-        let mut given_up = Vec::new();
-        for page in pages {
-            let Some(p) = self.upgrading.remove(&page) else {
-                continue;
-            };
-            if answer == UpgradeAnswer::Refault {
-                self.want_write.insert(page);
-            }
-            for req in p.reqs {
-                out.push(Output::UpgradeAnswer { req, answer });
-            }
-            given_up.push((page, p.txn));
+        pages
+            .into_iter()
+            .filter_map(|page| Some((page, self.answer_upgrade(page, None, answer, out)?)))
+            .collect()
+    }
+
+    /// Answers the UPGRADEs waiting for `page` with `answer`, if they wait
+    /// in transaction `txn` (in any, with `None`); after a refault the
+    /// page's next fault asks for the writable copy. Returns the
+    /// transaction ended, if any.
+    fn answer_upgrade(
+        &mut self,
+        page: PageId,
+        txn: Option<Txn>,
+        answer: UpgradeAnswer,
+        out: &mut Vec<Output>,
+    ) -> Option<Txn> {
+        let p = self.upgrading.get(&page)?;
+        if txn.is_some_and(|t| t != p.txn) {
+            return None;
         }
-        given_up
+        let p = self.upgrading.remove(&page)?;
+        if answer == UpgradeAnswer::Refault {
+            self.want_write.insert(page);
+        }
+        for req in p.reqs {
+            out.push(Output::UpgradeAnswer { req, answer });
+        }
+        Some(p.txn)
     }
 
     /// Fails every fault on a page `which` picks with `error`, in page
