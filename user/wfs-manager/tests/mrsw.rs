@@ -733,3 +733,21 @@ fn a_read_copy_whose_data_died_with_its_owner_is_gone_before_its_next_incarnatio
         })
     );
 }
+
+#[test]
+fn a_fence_takes_read_copies_out_of_the_kernel_too() {
+    // h1's lease on h0's pages runs out: h0 may take it for dead and let
+    // another host write, so h1's read copies must go like its writable
+    // ones (a copy kept would show stale data after that write).
+    let mut net = Net::new(3, Coherence::Mrsw);
+    net.join();
+    net.disk.insert(P, 5);
+    assert_eq!(net.read(1), 5);
+    assert!(!net.kernels[1][&P].writable);
+    net.input(1, Input::Fence { owner: OWNER });
+    assert!(
+        !net.kernels[1].contains_key(&P),
+        "the fence left h1's read copy"
+    );
+    assert!(!net.cores[1].read_copy(P));
+}
