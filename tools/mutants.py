@@ -186,6 +186,14 @@ MUTANTS = [
      "an UPGRADE answered `Stale` is refaulted, never granted",
      "                self.answer_upgrade(page, Some(txn), UpgradeAnswer::Refault, out);\n",
      "                self.answer_upgrade(page, Some(txn), UpgradeAnswer::Granted { dirty: false }, out);\n"),
+    ("prefetch-only-idle",
+     "an owner serves a prefetch only of a page nobody holds writable and no transaction moves",
+     "                        || d.holder.is_some()\n",
+     "\n"),
+    ("prefetch-joined-asks-again",
+     "a fault that joined a prefetch the owner refused asks for the page again",
+     "                if error == PREFETCH_REFUSED && p.access == Access::Read && !p.reqs.is_empty() {",
+     "                if false {"),
 ]
 
 

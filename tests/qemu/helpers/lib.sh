@@ -124,3 +124,10 @@ together() {
     /opt/helpers/dsm set "$1" $(($2 + 4 * h)) 1 &&
         /opt/helpers/dsm wait "$1" $(($2 + 4 * $3)) 1 120
 }
+
+# prefetch_stat N: from `wfsctl stats`, the pages this host's manager
+# fetched ahead of a sequential scan (N=1), and the READs answered from
+# them (N=2).
+prefetch_stat() {
+    wfsctl stats | sed -n "s/^prefetch: pages fetched ahead of a sequential scan \([0-9]*\), READs answered from them \([0-9]*\)$/\\$1/p"
+}

@@ -33,6 +33,7 @@ use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::pool::{Pool, check_lent, lent_page};
+use crate::prefetch::Prefetch;
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageId, UpgradeAnswer};
 use crate::session::Session;
 use crate::upcall::{Stats, Upcall, UpcallSink};
@@ -115,6 +116,12 @@ pub struct ProtocolStats {
     /// write came first), whose writes faulted the page in again.
     #[serde(default)]
     pub refaults: u64,
+    /// Pages fetched ahead of a sequential scan and kept for the kernel.
+    #[serde(default)]
+    pub prefetched: u64,
+    /// READs answered from those at once.
+    #[serde(default)]
+    pub prefetch_hits: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -137,6 +144,8 @@ pub struct Counters {
     read_copies: AtomicU64,
     upgrades: AtomicU64,
     refaults: AtomicU64,
+    prefetched: AtomicU64,
+    prefetch_hits: AtomicU64,
 }
 
 impl Counters {
@@ -165,6 +174,8 @@ impl Counters {
             read_copies: g(&self.read_copies),
             upgrades: g(&self.upgrades),
             refaults: g(&self.refaults),
+            prefetched: g(&self.prefetched),
+            prefetch_hits: g(&self.prefetch_hits),
         }
     }
 }
@@ -378,6 +389,8 @@ pub struct Engine {
     counters: Arc<Counters>,
     /// The incarnations taken for dead, on disk.
     deaths: Deaths,
+    /// Pages fetched ahead of sequential scans.
+    prefetch: Prefetch,
 }
 
 impl Engine {
@@ -481,6 +494,7 @@ impl Engine {
             left: false,
             counters,
             deaths,
+            prefetch: Prefetch::default(),
         }
     }
 
@@ -726,6 +740,7 @@ impl Engine {
             return;
         }
         self.rejoining = true;
+        self.prefetch.forget();
         wlog!("{why}; restarting to rejoin");
         // What it kept for owners' next incarnations goes with it.
         self.run_core(Input::TakenForDead);
@@ -1186,6 +1201,43 @@ impl Engine {
     /// are asked of the export, which looks at the file itself; asking it
     /// first about another host's file would rescan the export directory
     /// for a name it does not have.)
+    /// The kernel READs `page`: fetches the pages after it if its READs
+    /// of another host's file come in order ([`crate::prefetch`]).
+    fn read_ahead(&mut self, page: PageId) {
+        let Some((_, info)) = self.remote(page.file) else {
+            return;
+        };
+        let pages = info.size.div_ceil(PAGE_SIZE as u64);
+        for (req, page) in self.prefetch.read(page, pages) {
+            self.run_core(Input::Prefetch { req, page });
+        }
+    }
+
+    /// Answers READ `req`, lent `slot`, with `data` as `grant`; returns
+    /// whether the kernel took it.
+    fn grant_read(&self, req: u64, slot: u32, started: Instant, data: &[u8], grant: Grant) -> bool {
+        // SAFETY: The kernel lent `slot` with READ `req`, which only the
+        // engine handles, and it is not answered yet.
+        match unsafe { self.pool.page(slot) } {
+            Some(p) if data.len() == p.len() => p.copy_from_slice(data),
+            _ => {
+                wlog!(
+                    "page protocol: a page of {} bytes; answering EIO",
+                    data.len()
+                );
+                self.reply(req, wfs_abi::Opcode::Read, started, Err(errno::EIO));
+                return false;
+            }
+        }
+        Counters::add(&self.counters.pages_in, 1);
+        self.reply(
+            req,
+            wfs_abi::Opcode::Read,
+            started,
+            Ok(ReplyBody::Grant(grant)),
+        )
+    }
+
     fn remote(&self, file: u64) -> Option<(HostId, FileInfo)> {
         self.names
             .owner_of(file)
@@ -1306,6 +1358,30 @@ impl Engine {
                     return;
                 }
                 let page = PageId { file, index };
+                if let Some(kept) = self.prefetch.take(page)
+                    && self.core.grant_of(page) == Some(kept.grant)
+                    && !self.busy.iter().any(|b| b.page == page)
+                {
+                    // Fetched ahead, and still held under the grant it
+                    // came with (nothing took it since).
+                    let grant = if kept.grant.1 {
+                        Counters::add(&self.counters.read_copies, 1);
+                        Grant::ReadOnly
+                    } else {
+                        self.read_grant
+                    };
+                    Counters::add(&self.counters.prefetch_hits, 1);
+                    // (Refused by a kernel that gave up: the core holds a
+                    // clean copy the kernel evicted.)
+                    self.grant_read(id, slot, started, &kept.data, grant);
+                    self.read_ahead(page);
+                    return;
+                }
+                if let Some(req) = self.prefetch.asking(page) {
+                    // On its way: this READ waits for it instead.
+                    self.core.cancel(req);
+                    self.prefetch.answered(req);
+                }
                 self.reads.insert(
                     id,
                     Waiting {
@@ -1319,6 +1395,7 @@ impl Engine {
                 // take the copy this READ installs.
                 self.settle_busy(page);
                 self.run_core(Input::Fault { req: id, page });
+                self.read_ahead(page);
             }
             Request::Write {
                 file,
@@ -1618,6 +1695,9 @@ impl Engine {
     /// a slot of the pool until it is answered. The core forgets them; a
     /// page that comes later for nobody goes home if it is dirty.
     fn expire_reads(&mut self) {
+        for req in self.prefetch.expire(Instant::now()) {
+            self.core.cancel(req);
+        }
         let late: Vec<u64> = self
             .upgrades
             .iter()
@@ -1673,41 +1753,38 @@ impl Engine {
                 dirty,
                 writable,
             } => {
-                let refused = Input::Answered {
-                    req,
-                    installed: false,
-                };
-                let Some(w) = self.reads.remove(&req) else {
-                    return Some(refused);
-                };
-                // SAFETY: The kernel lent `w.slot` with READ `req`, which
-                // only the engine handles, and it is not answered yet.
-                match unsafe { self.pool.page(w.slot) } {
-                    Some(p) if data.len() == p.len() => p.copy_from_slice(&data),
-                    _ => {
-                        wlog!(
-                            "page protocol: a page of {} bytes; answering EIO",
-                            data.len()
-                        );
-                        self.reply(req, wfs_abi::Opcode::Read, w.started, Err(errno::EIO));
-                        return Some(refused);
-                    }
+                if Prefetch::is_prefetch(req) {
+                    // Kept for the kernel's READ if clean (dirty, its data
+                    // would be nowhere else: it goes home).
+                    let page = self.prefetch.answered(req);
+                    let grant = page.and_then(|p| self.core.grant_of(p));
+                    let installed = match (page, grant) {
+                        (Some(page), Some(grant)) if !dirty => {
+                            self.prefetch.keep(page, data, grant);
+                            Counters::add(&self.counters.prefetched, 1);
+                            true
+                        }
+                        _ => false,
+                    };
+                    return Some(Input::Answered { req, installed });
                 }
+                let Some(w) = self.reads.remove(&req) else {
+                    return Some(Input::Answered {
+                        req,
+                        installed: false,
+                    });
+                };
                 let grant = if dirty {
                     Grant::Dirty
                 } else if writable {
                     self.read_grant
                 } else {
-                    Counters::add(&self.counters.read_copies, 1);
                     Grant::ReadOnly
                 };
-                Counters::add(&self.counters.pages_in, 1);
-                let taken = self.reply(
-                    req,
-                    wfs_abi::Opcode::Read,
-                    w.started,
-                    Ok(ReplyBody::Grant(grant)),
-                );
+                let taken = self.grant_read(req, w.slot, w.started, &data, grant);
+                if taken && grant == Grant::ReadOnly {
+                    Counters::add(&self.counters.read_copies, 1);
+                }
                 Some(Input::Answered {
                     req,
                     installed: taken,
@@ -1775,6 +1852,11 @@ impl Engine {
                 self.take(page, Mode::Drop)
             }
             Output::ReadFailed { req, error } => {
+                if Prefetch::is_prefetch(req) {
+                    // (Refused, or failed: the kernel's READ asks itself.)
+                    self.prefetch.answered(req);
+                    return None;
+                }
                 let w = self.reads.remove(&req)?;
                 Counters::add(&self.counters.pages_failed, 1);
                 self.reply(req, wfs_abi::Opcode::Read, w.started, Err(error));
@@ -1929,6 +2011,8 @@ impl Engine {
     /// kernel holds it busy: it is tried again, and a later take of a page
     /// waits behind an earlier one (the core hears of them in order).
     fn take(&mut self, page: PageId, mode: Mode) -> Option<Input> {
+        // A copy kept for the kernel goes first (nothing of it is owed).
+        self.prefetch.take(page);
         if !self.busy.iter().any(|b| b.page == page)
             && let Some(input) = self.attempt(page, mode)
         {

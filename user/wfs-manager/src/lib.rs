@@ -49,6 +49,7 @@ pub mod log;
 pub mod manager;
 pub mod names;
 pub mod pool;
+pub mod prefetch;
 pub mod protocol;
 pub mod session;
 pub mod signals;

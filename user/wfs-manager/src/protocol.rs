@@ -113,6 +113,12 @@ pub enum Access {
     Read,
     /// The writable copy.
     Write,
+    /// What `Read` gives (the writable copy of a `single` file), if the
+    /// page is idle at its owner: no host holds it writable and no
+    /// transaction moves or waits for it. Refused with `Failed`
+    /// ([`PREFETCH_REFUSED`]) otherwise, so fetching ahead of a scan
+    /// never takes a page from a host using it nor waits.
+    Prefetch,
 }
 
 /// What a host holds of a page, as it tells a restarted owner.
@@ -288,6 +294,10 @@ pub const HOLDING_PART: usize = 4096;
 /// `errno` for a fault on a host that is leaving (Linux's `ESHUTDOWN`).
 pub const SHUTTING_DOWN: i32 = 108;
 
+/// `errno` of a refused [`Input::Prefetch`] (Linux's `EAGAIN`): nothing
+/// was asked for.
+pub const PREFETCH_REFUSED: i32 = 11;
+
 /// `errno` for an UPGRADE of a page this host holds no grant of (Linux's
 /// `EACCES`).
 pub const NOT_HELD: i32 = 13;
@@ -309,6 +319,15 @@ pub const FENCED: i32 = 110;
 pub enum Input {
     /// The kernel needs a page it does not hold (READ upcall `req`).
     Fault { req: u64, page: PageId },
+    /// The engine would fetch `page` ahead of the kernel's READ (a
+    /// sequential scan): a fault of it as read access (the write memory
+    /// left alone) whose grant the engine keeps until the kernel asks, or
+    /// drops, which is a clean copy evicted. Refused with
+    /// [`Output::ReadFailed`] `EAGAIN` when the page is not worth
+    /// fetching now: held or being fetched already, written by this host
+    /// last, its owner this host, dead, fenced or unknown, or this host
+    /// leaving.
+    Prefetch { req: u64, page: PageId },
     /// The kernel would write to `page`, which this host holds read-only
     /// (UPGRADE upcall `req`; the engine answers one of a writable copy
     /// itself, see [`Core::writable`]). Answered with
@@ -1065,6 +1084,14 @@ impl Core {
         Ok(())
     }
 
+    /// The epoch of the grant under which this host holds `page`
+    /// ([`Core::holds`]), and whether it is a read-only copy: a copy the
+    /// engine keeps for the kernel is good while this stays the same.
+    pub fn grant_of(&self, page: PageId) -> Option<(u64, bool)> {
+        let epoch = *self.epochs.get(&page).filter(|_| self.holds(page))?;
+        Some((epoch, self.readonly.contains(&page)))
+    }
+
     /// Whether this host holds a read-only copy of `page` under a grant of
     /// this incarnation (fenced or not): its UPGRADE goes to the owner, or
     /// is refaulted.
@@ -1222,6 +1249,11 @@ impl Core {
                 let owner = self.owner(page.file)?;
                 if let Some(p) = self.faults.get_mut(&page) {
                     p.reqs.push(req);
+                    if p.access == Access::Prefetch {
+                        // A fault of a page fetched ahead: if its owner
+                        // refuses the prefetch, it is asked for again.
+                        p.access = Access::Read;
+                    }
                     return Ok(());
                 }
                 let txn = self.new_txn();
@@ -1233,6 +1265,37 @@ impl Core {
                 } else {
                     Access::Read
                 };
+                self.faults.insert(
+                    page,
+                    Pending {
+                        txn,
+                        reqs: vec![req],
+                        access,
+                    },
+                );
+                self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
+            }
+            Input::Prefetch { req, page } => {
+                let owner = self.owners.get(&page.file).copied();
+                let worth = owner.is_some_and(|o| {
+                    o != self.me && !self.dead.contains(&o) && !self.fenced.contains(&o)
+                }) && self.leaving.is_none()
+                    && !self.epochs.contains_key(&page)
+                    && !self.faults.contains_key(&page)
+                    && !self.upgrading.contains_key(&page)
+                    && !self.wrote.contains(&page)
+                    && !self.want_write.contains(&page)
+                    && !self.taking(page)
+                    && !self.shares.contains_key(&page);
+                let Some(owner) = owner.filter(|_| worth) else {
+                    out.push(Output::ReadFailed {
+                        req,
+                        error: PREFETCH_REFUSED,
+                    });
+                    return Ok(());
+                };
+                let txn = self.new_txn();
+                let access = Access::Prefetch;
                 self.faults.insert(
                     page,
                     Pending {
@@ -1972,13 +2035,24 @@ impl Core {
                 self.owned(page, &msg, from)?;
                 // (A `single` file's transactions all move the writable copy.)
                 let want = match (self.coherence_of(page.file), access) {
-                    (Coherence::Mrsw, Access::Read) => Want::Read,
+                    (Coherence::Mrsw, Access::Read | Access::Prefetch) => Want::Read,
                     _ => Want::Write,
                 };
                 if self.refused_leaving(txn, page, from, out, local) {
                     return Ok(());
                 }
                 let d = self.dir.entry(page).or_default();
+                if access == Access::Prefetch
+                    && (d.busy.is_some()
+                        || !d.queue.is_empty()
+                        || d.holder.is_some()
+                        || !d.revoking.is_empty()
+                        || d.unwritten.is_some())
+                {
+                    let error = PREFETCH_REFUSED;
+                    self.send(from, Msg::Failed { txn, page, error }, out, local);
+                    return Ok(());
+                }
                 if d.busy.is_some() {
                     d.queue.push_back((txn, from, want));
                 } else {
@@ -2108,6 +2182,17 @@ impl Core {
                     return Err(unexpected(&msg));
                 }
                 let p = self.faults.remove(&page).expect("checked above");
+                if error == PREFETCH_REFUSED && p.access == Access::Read && !p.reqs.is_empty() {
+                    // A prefetch refused after a fault joined it: the
+                    // fault asks as any read fault does.
+                    let txn = self.new_txn();
+                    let access = Access::Read;
+                    let reqs = p.reqs;
+                    self.faults.insert(page, Pending { txn, reqs, access });
+                    let owner = self.owner(page.file)?;
+                    self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
+                    return Ok(());
+                }
                 // Its kernel asked for the page, so it has none: this host
                 // holds nothing of it (the owner holds it for nobody now).
                 self.epochs.remove(&page);

@@ -33,7 +33,7 @@
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
-//!   | 1 | WhereIs | txn u64, file u64, index u64, access u8 (0 read, 1 write) |
+//!   | 1 | WhereIs | txn u64, file u64, index u64, access u8 (0 read, 1 write, 2 prefetch) |
 //!   | 2 | Fetch | txn, file, index, to u16, incarnation u64, epoch u64 |
 //!   | 3 | Data | txn, file, index, dirty u8 (0/1), access u8 (0/1), epoch u64, owner incarnation u64, len u32, len bytes |
 //!   | 4 | Absent | txn, file, index |
@@ -86,7 +86,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -254,7 +254,10 @@ impl<'a> Cur<'a> {
         match self.u8(what)? {
             0 => Ok(Access::Read),
             1 => Ok(Access::Write),
-            _ => Err(WireError::Malformed("access is not 0 (read) or 1 (write)")),
+            2 => Ok(Access::Prefetch),
+            _ => Err(WireError::Malformed(
+                "access is not 0 (read), 1 (write) or 2 (prefetch)",
+            )),
         }
     }
     fn page(&mut self) -> Result<PageId, WireError> {
@@ -589,11 +592,12 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
     }
 }
 
-/// An [`Access`] on the wire: 0 read, 1 write.
+/// An [`Access`] on the wire: 0 read, 1 write, 2 prefetch.
 fn access_byte(a: Access) -> u8 {
     match a {
         Access::Read => 0,
         Access::Write => 1,
+        Access::Prefetch => 2,
     }
 }
 
@@ -622,6 +626,10 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
                 _ => return Err(WireError::Malformed("DATA dirty flag is not 0 or 1")),
             };
             let access = c.access("DATA too short for its access")?;
+            if access == Access::Prefetch {
+                // (What a page is given as: read or write.)
+                return Err(WireError::Malformed("DATA access is not 0 or 1"));
+            }
             Msg::Data {
                 txn,
                 page,

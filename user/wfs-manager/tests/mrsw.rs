@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use wfs_manager::protocol::{
-    Access, Coherence, Core, Held, HostId, Input, Msg, Output, PageId, UpgradeAnswer,
+    Access, Coherence, Core, Held, HostId, Input, Msg, Output, PREFETCH_REFUSED, PageId,
+    UpgradeAnswer,
 };
 
 const FILE: u64 = 7;
@@ -60,6 +61,8 @@ struct Net {
     held_kernel: Vec<(HostId, Output)>,
     /// Pages reported lost, and by whom.
     lost: Vec<(HostId, PageId)>,
+    /// READs (and prefetches) failed: host, request, error.
+    failed: Vec<(HostId, u64, i32)>,
 }
 
 impl Net {
@@ -83,6 +86,7 @@ impl Net {
             hold_kernel: false,
             held_kernel: Vec::new(),
             lost: Vec::new(),
+            failed: Vec::new(),
         }
     }
 
@@ -123,6 +127,10 @@ impl Net {
             }
             o @ Output::Invalidate { .. } if self.hold_kernel => self.held_kernel.push((h, o)),
             Output::Lost { page, .. } => self.lost.push((h, page)),
+            Output::ReadFailed { req, error } => {
+                self.reads[k].remove(&req);
+                self.failed.push((h, req, error));
+            }
             Output::Invalidate { page } => {
                 let contents = self.kernels[k]
                     .remove(&page)
@@ -252,6 +260,16 @@ impl Net {
         let req = self.next_req;
         self.reads[h as usize].insert(req, page);
         self.input(h, Input::Fault { req, page });
+    }
+
+    /// Host `h`'s engine fetches the page ahead of its kernel (kept for
+    /// it, which this model does as installing it); returns the request.
+    fn prefetch(&mut self, h: HostId) -> u64 {
+        self.next_req += 1;
+        let req = self.next_req;
+        self.reads[h as usize].insert(req, P);
+        self.input(h, Input::Prefetch { req, page: P });
+        req
     }
 
     /// Host `h` reads the page: from its cache, or by a fault.
@@ -750,4 +768,89 @@ fn a_fence_takes_read_copies_out_of_the_kernel_too() {
         "the fence left h1's read copy"
     );
     assert!(!net.cores[1].read_copy(P));
+}
+
+#[test]
+fn a_prefetch_gets_only_an_idle_page() {
+    for coherence in [Coherence::Mrsw, Coherence::Single] {
+        let mut net = Net::new(4, coherence);
+        net.disk.insert(P, 5);
+        // Nobody holds the page: served as a read fault would be.
+        net.prefetch(3);
+        net.settle();
+        let mrsw = coherence == Coherence::Mrsw;
+        let got = Copy {
+            value: 5,
+            dirty: false,
+            writable: !mrsw,
+        };
+        assert_eq!(net.kernels[3][&P], got, "{coherence:?}");
+        // A copy like any other: h1's write takes it.
+        net.write(1, 6);
+        assert!(!net.kernels[3].contains_key(&P), "{coherence:?}");
+        // h1 holds it writable: nobody's prefetch takes it from h1, nor
+        // waits for it.
+        let before = net.log.len();
+        let req = net.prefetch(2);
+        net.settle();
+        assert_eq!(
+            net.failed,
+            vec![(2, req, PREFETCH_REFUSED)],
+            "{coherence:?}"
+        );
+        assert!(!net.kernels[2].contains_key(&P));
+        assert!(net.kernels[1][&P].writable && net.kernels[1][&P].dirty);
+        assert!(
+            !net.log[before..]
+                .iter()
+                .any(|(_, _, m)| matches!(m, Msg::Fetch { .. } | Msg::Share { .. })),
+            "{coherence:?}: a prefetch disturbed the writer"
+        );
+        net.quiet();
+        if mrsw {
+            // h3 reads it: h1 keeps a read copy and holds it writable no
+            // more, so a prefetch gets a read copy from the disk.
+            assert_eq!(net.read(3), 6);
+            net.prefetch(2);
+            net.settle();
+            assert_eq!(
+                net.kernels[2][&P],
+                Copy {
+                    value: 6,
+                    dirty: false,
+                    writable: false
+                }
+            );
+            assert_eq!(net.failed.len(), 1, "{:?}", net.failed);
+        }
+        net.check();
+        net.quiet();
+    }
+}
+
+#[test]
+fn a_fault_that_joins_a_refused_prefetch_still_gets_its_page() {
+    for coherence in [Coherence::Mrsw, Coherence::Single] {
+        let mut net = Net::new(3, coherence);
+        net.disk.insert(P, 5);
+        net.write(1, 6);
+        // h2's engine asks ahead; before the owner answers, h2's kernel
+        // faults the page: the engine gives the prefetch up and the READ
+        // waits for its transaction.
+        let pf = net.prefetch(2);
+        assert!(net.cores[2].cancel(pf));
+        net.reads[2].remove(&pf);
+        net.fault(2, P);
+        net.settle();
+        // Refused as a prefetch, asked again as the read fault it became.
+        assert!(net.failed.is_empty(), "{coherence:?}: {:?}", net.failed);
+        assert_eq!(net.kernels[2][&P].value, 6, "{coherence:?}");
+        assert_eq!(
+            net.sent(|m| matches!(m, Msg::WhereIs { .. })).len(),
+            3,
+            "{coherence:?}"
+        );
+        net.check();
+        net.quiet();
+    }
 }

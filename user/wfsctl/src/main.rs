@@ -324,6 +324,10 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             "read replication: read-only copies in {}, upgrades granted in place {}, refaulted {}",
             p.read_copies, p.upgrades, p.refaults
         ));
+        v.push(format!(
+            "prefetch: pages fetched ahead of a sequential scan {}, READs answered from them {}",
+            p.prefetched, p.prefetch_hits
+        ));
     }
     v
 }
@@ -710,6 +714,8 @@ mod tests {
             read_copies: 5,
             upgrades: 2,
             refaults: 1,
+            prefetched: 8,
+            prefetch_hits: 6,
         });
         assert_eq!(
             stats_lines(&r)[2..],
@@ -718,7 +724,8 @@ mod tests {
                 "pages: in 3, out 4, home after their READ gave up 1, failed (owner's disk read) 2; invalidations retried while busy 0",
                 "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times",
                 "owner's disk: pages written 9 in 4 flushes (fdatasync)",
-                "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1"
+                "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1",
+                "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6"
             ]
         );
     }

@@ -1,0 +1,266 @@
+//! Fetching ahead of a sequential scan.
+//!
+//! The kernel reads a file of another host's one page per READ (its own
+//! readahead is off: a page fetched for nobody may be one another host is
+//! using). When READs of a remote file come in order, the engine asks the
+//! owner for the pages after them before the kernel does, as
+//! `WhereIs{Prefetch}`: the owner serves a page only if it is idle (no
+//! host holds it writable, nothing moves it), so a scan never takes a page
+//! from a host using it, and never waits. The copies that come are kept
+//! here until the kernel's READ of them, which is then answered at once.
+//!
+//! A kept page is, for the page protocol, one this host's kernel holds:
+//! clean, so dropping it is a clean eviction, which needs nobody's leave.
+//! It is dropped when the protocol takes the page from the kernel, when it
+//! has waited [`KEEP_FOR`], and used only while the core still holds the
+//! page under the grant it came with. Dirty pages (a `single` file's page
+//! whose last writer's data is not on the owner's disk) are never kept:
+//! their data would exist nowhere else.
+//!
+//! This is the bookkeeping only, without I/O; the engine drives it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::protocol::PageId;
+
+/// Pages asked for ahead of the last READ of a scan.
+pub const WINDOW: u64 = 64;
+/// Pages kept or asked for at most, across files.
+pub const CAPACITY: usize = 1024;
+/// A kept page not read by then is dropped.
+pub const KEEP_FOR: Duration = Duration::from_secs(10);
+/// A prefetch not answered by then is given up.
+pub const ASK_FOR: Duration = Duration::from_secs(30);
+/// Files whose READ order is followed at most.
+const SCANS: usize = 256;
+/// Request ids of prefetches (from 2^62 on: apart from the kernel's,
+/// which are a sequence shifted by 8, and the name service's, from 2^63).
+const FIRST_REQ: u64 = 1 << 62;
+
+/// A page kept for the kernel.
+#[derive(Debug)]
+pub struct Kept {
+    pub data: Vec<u8>,
+    /// The grant it came with: its epoch, and whether read-only.
+    pub grant: (u64, bool),
+    at: Instant,
+}
+
+/// One file's READs.
+#[derive(Debug, Clone, Copy)]
+struct Scan {
+    /// The index a READ in order asks for next.
+    next: u64,
+    /// The highest index asked for ahead.
+    ahead: Option<u64>,
+}
+
+/// The prefetch state of one engine.
+#[derive(Debug)]
+pub struct Prefetch {
+    scans: HashMap<u64, Scan>,
+    /// Files by their last READ, oldest first (at most [`SCANS`]).
+    order: VecDeque<u64>,
+    /// Prefetches under way: request id → page, and since when.
+    asked: HashMap<u64, (PageId, Instant)>,
+    by_page: HashMap<PageId, u64>,
+    kept: HashMap<PageId, Kept>,
+    next_req: u64,
+}
+
+impl Default for Prefetch {
+    fn default() -> Self {
+        Prefetch {
+            scans: HashMap::new(),
+            order: VecDeque::new(),
+            asked: HashMap::new(),
+            by_page: HashMap::new(),
+            kept: HashMap::new(),
+            next_req: FIRST_REQ,
+        }
+    }
+}
+
+impl Prefetch {
+    /// The kernel READs `page` of a file of `pages` pages: returns the
+    /// pages to ask for now, each with its request id, when this READ
+    /// follows the file's last one (a scan).
+    pub fn read(&mut self, page: PageId, pages: u64) -> Vec<(u64, PageId)> {
+        let file = page.file;
+        let last = self.scans.get(&file).copied();
+        if let Some(i) = self.order.iter().position(|&f| f == file) {
+            self.order.remove(i);
+        }
+        self.order.push_back(file);
+        if self.order.len() > SCANS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.scans.remove(&old);
+        }
+        let in_order = last.is_some_and(|s| s.next == page.index);
+        let mut scan = Scan {
+            next: page.index.saturating_add(1),
+            ahead: last.and_then(|s| s.ahead).filter(|_| in_order),
+        };
+        let mut ask = Vec::new();
+        if in_order {
+            let from = scan
+                .ahead
+                .map_or(scan.next, |a| a.saturating_add(1).max(scan.next));
+            let to = page
+                .index
+                .saturating_add(WINDOW)
+                .min(pages.saturating_sub(1));
+            let mut index = from;
+            while index <= to && self.asked.len() + self.kept.len() < CAPACITY {
+                let p = PageId { file, index };
+                if !self.by_page.contains_key(&p) && !self.kept.contains_key(&p) {
+                    let req = self.next_req;
+                    self.next_req += 1;
+                    self.asked.insert(req, (p, Instant::now()));
+                    self.by_page.insert(p, req);
+                    ask.push((req, p));
+                }
+                scan.ahead = Some(index);
+                index += 1;
+            }
+        }
+        self.scans.insert(file, scan);
+        ask
+    }
+
+    /// The prefetch under way of `page`, if any.
+    pub fn asking(&self, page: PageId) -> Option<u64> {
+        self.by_page.get(&page).copied()
+    }
+
+    /// Whether `req` is a prefetch's request id (answered or not).
+    pub fn is_prefetch(req: u64) -> bool {
+        (FIRST_REQ..1 << 63).contains(&req)
+    }
+
+    /// Prefetch `req` is answered or given up: its page, if it was under
+    /// way.
+    pub fn answered(&mut self, req: u64) -> Option<PageId> {
+        let (page, _) = self.asked.remove(&req)?;
+        self.by_page.remove(&page);
+        Some(page)
+    }
+
+    /// Keeps `page` for the kernel, as granted with `grant`.
+    pub fn keep(&mut self, page: PageId, data: Vec<u8>, grant: (u64, bool)) {
+        let at = Instant::now();
+        self.kept.insert(page, Kept { data, grant, at });
+    }
+
+    /// Takes the kept copy of `page` out, if any.
+    pub fn take(&mut self, page: PageId) -> Option<Kept> {
+        self.kept.remove(&page)
+    }
+
+    /// Drops everything kept and the READ order seen (prefetches under
+    /// way stay until answered).
+    pub fn forget(&mut self) {
+        self.kept.clear();
+        self.scans.clear();
+        self.order.clear();
+    }
+
+    /// Drops pages kept longer than [`KEEP_FOR`]; returns the prefetches
+    /// under way longer than [`ASK_FOR`], given up.
+    pub fn expire(&mut self, now: Instant) -> Vec<u64> {
+        self.kept
+            .retain(|_, k| now.saturating_duration_since(k.at) < KEEP_FOR);
+        let late: Vec<u64> = self
+            .asked
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= ASK_FOR)
+            .map(|(&req, _)| req)
+            .collect();
+        for &req in &late {
+            self.answered(req);
+        }
+        late
+    }
+
+    /// Pages kept, and prefetches under way.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.kept.len(), self.asked.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: u64 = 7;
+
+    fn p(index: u64) -> PageId {
+        PageId { file: F, index }
+    }
+
+    fn pages(ask: &[(u64, PageId)]) -> Vec<u64> {
+        ask.iter().map(|(_, p)| p.index).collect()
+    }
+
+    #[test]
+    fn a_scan_is_fetched_ahead_once_and_a_jump_starts_over() {
+        let mut pf = Prefetch::default();
+        // The first READ of a file is no scan yet.
+        assert!(pf.read(p(0), 1000).is_empty());
+        // The next in order asks for the window after it.
+        let ask = pf.read(p(1), 1000);
+        assert_eq!(pages(&ask), (2..=1 + WINDOW).collect::<Vec<_>>());
+        assert!(ask.iter().all(|&(r, _)| Prefetch::is_prefetch(r)));
+        // The next asks only for what the window gained.
+        let ask = pf.read(p(2), 1000);
+        assert_eq!(pages(&ask), vec![2 + WINDOW]);
+        // A jump is no scan; in order again from there, it asks anew,
+        // but not for pages under way.
+        assert!(pf.read(p(500), 1000).is_empty());
+        assert!(pf.read(p(40), 1000).is_empty());
+        let ask = pf.read(p(41), 1000);
+        assert_eq!(pages(&ask), (3 + WINDOW..=41 + WINDOW).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn never_past_the_end_of_the_file_nor_the_capacity() {
+        let mut pf = Prefetch::default();
+        pf.read(p(0), 10);
+        assert_eq!(pages(&pf.read(p(1), 10)), (2..10).collect::<Vec<_>>());
+        assert!(pf.read(p(2), 10).is_empty());
+        let mut pf = Prefetch::default();
+        let mut asked = 0;
+        for f in 0..100u64 {
+            let q = |index| PageId { file: f, index };
+            pf.read(q(0), 1 << 20);
+            asked += pf.read(q(1), 1 << 20).len();
+        }
+        assert_eq!(asked, CAPACITY);
+        assert_eq!(pf.sizes(), (0, CAPACITY));
+    }
+
+    #[test]
+    fn answers_keep_and_expire() {
+        let mut pf = Prefetch::default();
+        pf.read(p(0), 100);
+        let ask = pf.read(p(1), 100);
+        let (req, page) = ask[0];
+        assert_eq!(pf.asking(page), Some(req));
+        assert_eq!(pf.answered(req), Some(page));
+        assert_eq!(pf.answered(req), None, "answered once");
+        assert_eq!(pf.asking(page), None);
+        pf.keep(page, vec![1; 8], (3, true));
+        let k = pf.take(page).expect("kept");
+        assert_eq!((k.data, k.grant), (vec![1; 8], (3, true)));
+        assert!(pf.take(page).is_none());
+        pf.keep(page, vec![2; 8], (4, false));
+        let late = pf.expire(Instant::now() + ASK_FOR);
+        assert_eq!(late.len(), ask.len() - 1, "every other prefetch given up");
+        assert!(pf.take(page).is_none(), "kept too long");
+        assert_eq!(pf.sizes(), (0, 0));
+        assert!(!Prefetch::is_prefetch(5 << 8));
+        assert!(!Prefetch::is_prefetch(1 << 63));
+    }
+}
