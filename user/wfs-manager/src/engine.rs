@@ -1371,6 +1371,7 @@ impl Engine {
                         self.read_grant
                     };
                     Counters::add(&self.counters.prefetch_hits, 1);
+                    self.prefetch.granted(page.file, kept.grant.1);
                     // (Refused by a kernel that gave up: the core holds a
                     // clean copy the kernel evicted.)
                     self.grant_read(id, slot, started, &kept.data, grant);
@@ -1781,6 +1782,7 @@ impl Engine {
                 } else {
                     Grant::ReadOnly
                 };
+                self.prefetch.granted(w.page.file, grant == Grant::ReadOnly);
                 let taken = self.grant_read(req, w.slot, w.started, &data, grant);
                 if taken && grant == Grant::ReadOnly {
                     Counters::add(&self.counters.read_copies, 1);

@@ -9,6 +9,12 @@
 //! from a host using it, and never waits. The copies that come are kept
 //! here until the kernel's READ of them, which is then answered at once.
 //!
+//! Only read-replicated (`mrsw`) files are fetched ahead: their pages
+//! come as read-only copies from the owner's disk, which cost nobody
+//! anything to drop or to lose with this host. A `single` file's page
+//! would come as the writable copy, which its owner would take for lost
+//! if this host died holding it.
+//!
 //! A kept page is, for the page protocol, one this host's kernel holds:
 //! clean, so dropping it is a clean eviction, which needs nobody's leave.
 //! It is dropped when the protocol takes the page from the kernel, when it
@@ -19,7 +25,7 @@
 //!
 //! This is the bookkeeping only, without I/O; the engine drives it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::protocol::PageId;
@@ -66,6 +72,9 @@ pub struct Prefetch {
     asked: HashMap<u64, (PageId, Instant)>,
     by_page: HashMap<PageId, u64>,
     kept: HashMap<PageId, Kept>,
+    /// Files whose last page the kernel got came as a read-only copy
+    /// (`mrsw` at their owner): the only ones fetched ahead.
+    replicated: HashSet<u64>,
     next_req: u64,
 }
 
@@ -77,15 +86,31 @@ impl Default for Prefetch {
             asked: HashMap::new(),
             by_page: HashMap::new(),
             kept: HashMap::new(),
+            replicated: HashSet::new(),
             next_req: FIRST_REQ,
         }
     }
 }
 
 impl Prefetch {
+    /// The kernel got a page of `file`, read-only or not. Only files read
+    /// as read-only copies are fetched ahead: a `single` file's page
+    /// fetched for nobody would be held writable, and lost with this host
+    /// if it died (its owner cannot tell it was clean).
+    pub fn granted(&mut self, file: u64, read_only: bool) {
+        if read_only {
+            if self.replicated.len() < SCANS || self.replicated.contains(&file) {
+                self.replicated.insert(file);
+            }
+        } else {
+            self.replicated.remove(&file);
+        }
+    }
+
     /// The kernel READs `page` of a file of `pages` pages: returns the
     /// pages to ask for now, each with its request id, when this READ
-    /// follows the file's last one (a scan).
+    /// follows the file's last one (a scan) and the file is read
+    /// replicated.
     pub fn read(&mut self, page: PageId, pages: u64) -> Vec<(u64, PageId)> {
         let file = page.file;
         let last = self.scans.get(&file).copied();
@@ -98,7 +123,8 @@ impl Prefetch {
         {
             self.scans.remove(&old);
         }
-        let in_order = last.is_some_and(|s| s.next == page.index);
+        let in_order =
+            last.is_some_and(|s| s.next == page.index) && self.replicated.contains(&file);
         let mut scan = Scan {
             next: page.index.saturating_add(1),
             ahead: last.and_then(|s| s.ahead).filter(|_| in_order),
@@ -205,8 +231,20 @@ mod tests {
     }
 
     #[test]
+    fn only_files_read_as_read_only_copies() {
+        let mut pf = Prefetch::default();
+        pf.read(p(0), 100);
+        assert!(pf.read(p(1), 100).is_empty());
+        pf.granted(F, true);
+        assert_eq!(pf.read(p(2), 100).len(), WINDOW as usize);
+        pf.granted(F, false);
+        assert!(pf.read(p(3), 100).is_empty());
+    }
+
+    #[test]
     fn a_scan_is_fetched_ahead_once_and_a_jump_starts_over() {
         let mut pf = Prefetch::default();
+        pf.granted(F, true);
         // The first READ of a file is no scan yet.
         assert!(pf.read(p(0), 1000).is_empty());
         // The next in order asks for the window after it.
@@ -227,6 +265,7 @@ mod tests {
     #[test]
     fn never_past_the_end_of_the_file_nor_the_capacity() {
         let mut pf = Prefetch::default();
+        pf.granted(F, true);
         pf.read(p(0), 10);
         assert_eq!(pages(&pf.read(p(1), 10)), (2..10).collect::<Vec<_>>());
         assert!(pf.read(p(2), 10).is_empty());
@@ -234,6 +273,7 @@ mod tests {
         let mut asked = 0;
         for f in 0..100u64 {
             let q = |index| PageId { file: f, index };
+            pf.granted(f, true);
             pf.read(q(0), 1 << 20);
             asked += pf.read(q(1), 1 << 20).len();
         }
@@ -244,6 +284,7 @@ mod tests {
     #[test]
     fn answers_keep_and_expire() {
         let mut pf = Prefetch::default();
+        pf.granted(F, true);
         pf.read(p(0), 100);
         let ask = pf.read(p(1), 100);
         let (req, page) = ask[0];

@@ -113,11 +113,13 @@ pub enum Access {
     Read,
     /// The writable copy.
     Write,
-    /// What `Read` gives (the writable copy of a `single` file), if the
-    /// page is idle at its owner: no host holds it writable and no
+    /// What `Read` gives, a read-only copy of an `mrsw` file's page, if
+    /// the page is idle at its owner: no host holds it writable and no
     /// transaction moves or waits for it. Refused with `Failed`
-    /// ([`PREFETCH_REFUSED`]) otherwise, so fetching ahead of a scan
-    /// never takes a page from a host using it nor waits.
+    /// ([`PREFETCH_REFUSED`]) otherwise, and always for a `single` file
+    /// (its writable copy, held for nobody, would be lost with its
+    /// holder), so fetching ahead of a scan never takes a page from a
+    /// host using it nor waits.
     Prefetch,
 }
 
@@ -2043,7 +2045,8 @@ impl Core {
                 }
                 let d = self.dir.entry(page).or_default();
                 if access == Access::Prefetch
-                    && (d.busy.is_some()
+                    && (want == Want::Write
+                        || d.busy.is_some()
                         || !d.queue.is_empty()
                         || d.holder.is_some()
                         || !d.revoking.is_empty()

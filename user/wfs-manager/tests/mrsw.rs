@@ -771,61 +771,55 @@ fn a_fence_takes_read_copies_out_of_the_kernel_too() {
 }
 
 #[test]
-fn a_prefetch_gets_only_an_idle_page() {
-    for coherence in [Coherence::Mrsw, Coherence::Single] {
-        let mut net = Net::new(4, coherence);
-        net.disk.insert(P, 5);
-        // Nobody holds the page: served as a read fault would be.
-        net.prefetch(3);
-        net.settle();
-        let mrsw = coherence == Coherence::Mrsw;
-        let got = Copy {
-            value: 5,
-            dirty: false,
-            writable: !mrsw,
-        };
-        assert_eq!(net.kernels[3][&P], got, "{coherence:?}");
-        // A copy like any other: h1's write takes it.
-        net.write(1, 6);
-        assert!(!net.kernels[3].contains_key(&P), "{coherence:?}");
-        // h1 holds it writable: nobody's prefetch takes it from h1, nor
-        // waits for it.
-        let before = net.log.len();
-        let req = net.prefetch(2);
-        net.settle();
-        assert_eq!(
-            net.failed,
-            vec![(2, req, PREFETCH_REFUSED)],
-            "{coherence:?}"
-        );
-        assert!(!net.kernels[2].contains_key(&P));
-        assert!(net.kernels[1][&P].writable && net.kernels[1][&P].dirty);
-        assert!(
-            !net.log[before..]
-                .iter()
-                .any(|(_, _, m)| matches!(m, Msg::Fetch { .. } | Msg::Share { .. })),
-            "{coherence:?}: a prefetch disturbed the writer"
-        );
-        net.quiet();
-        if mrsw {
-            // h3 reads it: h1 keeps a read copy and holds it writable no
-            // more, so a prefetch gets a read copy from the disk.
-            assert_eq!(net.read(3), 6);
-            net.prefetch(2);
-            net.settle();
-            assert_eq!(
-                net.kernels[2][&P],
-                Copy {
-                    value: 6,
-                    dirty: false,
-                    writable: false
-                }
-            );
-            assert_eq!(net.failed.len(), 1, "{:?}", net.failed);
-        }
-        net.check();
-        net.quiet();
-    }
+fn a_prefetch_gets_only_an_idle_page_of_a_read_replicated_file() {
+    // A single file's page never: it would be the writable copy.
+    let mut net = Net::new(3, Coherence::Single);
+    net.disk.insert(P, 5);
+    let req = net.prefetch(2);
+    net.settle();
+    assert_eq!(net.failed, vec![(2, req, PREFETCH_REFUSED)]);
+    assert!(!net.kernels[2].contains_key(&P));
+    net.quiet();
+
+    let mut net = Net::new(4, Coherence::Mrsw);
+    net.disk.insert(P, 5);
+    // Nobody holds the page: a read copy from the disk.
+    net.prefetch(3);
+    net.settle();
+    let copy = |value| Copy {
+        value,
+        dirty: false,
+        writable: false,
+    };
+    assert_eq!(net.kernels[3][&P], copy(5));
+    // A copy like any other: h1's write revokes it.
+    net.write(1, 6);
+    assert!(!net.kernels[3].contains_key(&P));
+    // h1 holds it writable: nobody's prefetch makes h1 share it, nor
+    // waits for it.
+    let before = net.log.len();
+    let req = net.prefetch(2);
+    net.settle();
+    assert_eq!(net.failed, vec![(2, req, PREFETCH_REFUSED)]);
+    assert!(!net.kernels[2].contains_key(&P));
+    assert!(net.kernels[1][&P].writable && net.kernels[1][&P].dirty);
+    assert!(
+        !net.log[before..]
+            .iter()
+            .any(|(_, _, m)| matches!(m, Msg::Fetch { .. } | Msg::Share { .. })),
+        "a prefetch disturbed the writer"
+    );
+    net.quiet();
+    // h3 reads it: h1 keeps a read copy and holds it writable no more, so
+    // a prefetch gets a read copy from the disk.
+    net.sync(1);
+    assert_eq!(net.read(3), 6);
+    net.prefetch(2);
+    net.settle();
+    assert_eq!(net.kernels[2][&P], copy(6));
+    assert_eq!(net.failed.len(), 1, "{:?}", net.failed);
+    net.check();
+    net.quiet();
 }
 
 #[test]
