@@ -19,6 +19,9 @@
 #    visit reads, h1 writes at 1% of its visits). Both with the files kept
 #    `single` ("FIG4"/"FIG4R" lines), then again after both managers
 #    restarted with `coherence = "mrsw"` ("FIG4M"/"FIG4RM").
+# 4. With `mrsw`, the sequential read of step 2 again (the same files,
+#    gone home from h2 when its manager restarted): read copies, which
+#    h2's manager fetches ahead of the scan ("seq-remote-mrsw").
 set -eu
 B=/opt/bench
 H=/opt/helpers
@@ -128,6 +131,11 @@ wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
 figure4 FIG4M share
 figure4 FIG4RM rshare
 wfsctl stats | grep '^read replication' || true
+if [ "$h" = 2 ]; then
+    # shellcheck disable=SC2086
+    result seq-remote-mrsw $B/wfsbench seq seq-remote-mrsw $seq
+    wfsctl stats | grep '^prefetch' || true
+fi
 barrier $((step + 1))
 # Whoever wrote last holds the page: stay up while the other reads it.
 sleep 3

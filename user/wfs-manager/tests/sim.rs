@@ -60,8 +60,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::collections::BTreeSet;
 
 use wfs_manager::protocol::{
-    Access, Coherence, Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PageId, SHUTTING_DOWN,
-    SUPERSEDED, UpgradeAnswer,
+    Access, Coherence, Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PREFETCH_REFUSED,
+    PageId, SHUTTING_DOWN, SUPERSEDED, UpgradeAnswer,
 };
 use wfs_manager::session::{Frame, Session};
 
@@ -122,6 +122,8 @@ struct Host {
     kernel: Kernel,
     /// Inputs for the core from this host's own kernel and disk.
     inbox: VecDeque<Input>,
+    /// The engine's prefetches under way: request → page.
+    prefetching: BTreeMap<u64, PageId>,
     disk: BTreeMap<PageId, u64>,
     /// Disk writes that will succeed, by the writer's ack: on stable
     /// storage only once reported (`DiskWritten`; a crash before loses
@@ -189,6 +191,9 @@ struct Sim {
     revokes: u32,
     shares: u32,
     write_faults: u32,
+    /// Prefetches asked for, and those whose page was kept for the kernel.
+    prefetches: u32,
+    prefetch_hits: u32,
     /// The last value written to each page.
     last: BTreeMap<PageId, u64>,
     next_value: u64,
@@ -316,6 +321,7 @@ impl Sim {
                     .collect(),
                 kernel: Kernel::default(),
                 inbox: VecDeque::new(),
+                prefetching: BTreeMap::new(),
                 disk: BTreeMap::new(),
                 disk_pending: BTreeMap::new(),
             })
@@ -375,6 +381,8 @@ impl Sim {
             revokes: 0,
             shares: 0,
             write_faults: 0,
+            prefetches: 0,
+            prefetch_hits: 0,
             last,
             next_value: 1,
             next_req: 1,
@@ -419,6 +427,19 @@ impl Sim {
     /// Feeds one input to host `h`'s core and carries out its outputs.
     fn input(&mut self, h: usize, input: Input) {
         if let Input::Fault { page, .. } = input {
+            let pf = self.hosts[h]
+                .prefetching
+                .iter()
+                .find(|&(_, &p)| p == page)
+                .map(|(&r, _)| r);
+            if let Some(pf) = pf {
+                // A READ of a page being fetched ahead: the engine gives
+                // the prefetch up, and the READ joins its transaction.
+                self.hosts[h].prefetching.remove(&pf);
+                self.hosts[h].core.cancel(pf);
+                self.log
+                    .push(format!("h{h}: a READ of {page:?} takes over prefetch {pf}"));
+            }
             // The kernel asks for the page, so it lacks it: the engine
             // answers the invalidations of it it kept busy as finding
             // nothing, in order, first.
@@ -484,6 +505,17 @@ impl Sim {
                     dirty,
                     writable,
                 } => {
+                    if let Some(page) = self.hosts[h].prefetching.remove(&req) {
+                        // Kept for the kernel (the model installs it: the
+                        // kernel's READ of it is answered without the
+                        // core), unless dirty.
+                        let installed = !dirty;
+                        if installed {
+                            self.prefetched(h, page, decode(&data), writable);
+                        }
+                        answers.push(Input::Answered { req, installed });
+                        continue;
+                    }
                     let installed = if self.abandoned.remove(&req).is_some() {
                         self.log
                             .push(format!("h{h}: the kernel refuses READ {req}"));
@@ -644,6 +676,21 @@ impl Sim {
                 }
                 // (Its owner reported the page lost.)
                 Output::OrphanRefused { .. } => {}
+                Output::ReadFailed { req, error }
+                    if self.hosts[h].prefetching.contains_key(&req) =>
+                {
+                    let page = self.hosts[h].prefetching.remove(&req).expect("checked");
+                    if error != PREFETCH_REFUSED
+                        && error != 5
+                        && !(error == SHUTTING_DOWN
+                            && (self.hosts[h].leaving || self.owner_leaves(page)))
+                        && !(error == HOST_DOWN && self.owner_died(page))
+                    {
+                        self.fail(format!(
+                            "h{h}: prefetch {req} of {page:?} failed with {error}"
+                        ));
+                    }
+                }
                 Output::ReadFailed { req, error } => {
                     let page = self.abandoned.get(&req).copied();
                     let page = page.unwrap_or_else(|| self.fault_of(h, req));
@@ -851,6 +898,64 @@ impl Sim {
 
     /// A READ is answered: the page is installed (read-only unless
     /// `writable`) and the waiting operations run on it.
+    /// A prefetch's page, kept for host `h`'s kernel: a read copy of a
+    /// read-replicated file, on its owner's disk.
+    fn prefetched(&mut self, h: usize, page: PageId, value: u64, writable: bool) {
+        let owner = self.owners[&page.file] as usize;
+        let on_disk = self.hosts[owner].disk.get(&page).copied().unwrap_or(0);
+        if writable || !self.modes.contains_key(&page.file) {
+            self.fail(format!("h{h}: a prefetch of {page:?} came writable"));
+        }
+        if !self.unknown.contains(&page) && value != on_disk {
+            self.fail(format!(
+                "h{h}: a prefetched copy of {page:?} holds {value}, the owner's disk {on_disk}"
+            ));
+        }
+        if self.hosts[h].kernel.cache.contains_key(&page) {
+            self.fail(format!(
+                "h{h}: a prefetch of {page:?}, which its kernel has"
+            ));
+        }
+        // READs of the page on their way to the engine are answered from
+        // it, without the core (had the core seen one, it would have taken
+        // the prefetch over); the kernel takes the answer only for the one
+        // it still waits on.
+        let waiting = self.hosts[h].kernel.faults.remove(&page);
+        let inbox = &mut self.hosts[h].inbox;
+        let queued: Vec<u64> = inbox
+            .iter()
+            .filter_map(|i| match i {
+                Input::Fault { req, page: p } if *p == page => Some(*req),
+                _ => None,
+            })
+            .collect();
+        inbox.retain(|i| !matches!(i, Input::Fault { page: p, .. } if *p == page));
+        for req in &queued {
+            self.abandoned.remove(req);
+        }
+        let ops = match waiting {
+            Some((req, ops)) if queued.contains(&req) => ops,
+            Some((req, _)) => self.fail(format!(
+                "h{h}: a prefetch of {page:?} answered beside READ {req}"
+            )),
+            None if !queued.is_empty() => {
+                self.log.push(format!(
+                    "h{h}: the kernel refuses the kept copy of {page:?} for READs {queued:?}"
+                ));
+                return;
+            }
+            None => Vec::new(),
+        };
+        let k = &mut self.hosts[h].kernel;
+        k.cache.insert(page, (value, false));
+        k.readonly.insert(page);
+        self.prefetch_hits += 1;
+        self.check_single_copy(page);
+        for op in ops {
+            self.touch(h, page, op);
+        }
+    }
+
     fn grant(&mut self, h: usize, req: u64, value: u64, dirty: bool, writable: bool) -> PageId {
         let page = self.fault_of(h, req);
         if !writable && !self.modes.contains_key(&page.file) {
@@ -1035,6 +1140,27 @@ impl Sim {
         }
     }
 
+    /// Host `h`'s engine fetches a page ahead of its kernel (what
+    /// `prefetch.rs` does on a scan): one its kernel lacks and no READ
+    /// waits for.
+    fn prefetch(&mut self, h: usize) {
+        let page = self.pages[self.rng.below(self.pages.len())];
+        let k = &self.hosts[h].kernel;
+        if k.cache.contains_key(&page)
+            || k.faults.contains_key(&page)
+            || self.hosts[h].prefetching.values().any(|&p| p == page)
+        {
+            return;
+        }
+        let req = self.next_req;
+        self.next_req += 1;
+        self.prefetches += 1;
+        self.hosts[h].prefetching.insert(req, page);
+        // (At once: the engine runs it on the core as it handles the READ
+        // that set it off.)
+        self.input(h, Input::Prefetch { req, page });
+    }
+
     /// An application on host `h` touches a page.
     fn app(&mut self, h: usize, op: Op) {
         let page = self.pages[self.rng.below(self.pages.len())];
@@ -1161,6 +1287,9 @@ impl Sim {
                 choices += 1;
             }
             if self.evictions {
+                choices += 1;
+            }
+            if !self.modes.is_empty() {
                 choices += 1;
             }
         }
@@ -1302,6 +1431,15 @@ impl Sim {
                 self.hosts[h]
                     .inbox
                     .push_back(Input::Evict { page, downgrade });
+                return true;
+            }
+            c -= 1;
+        }
+        if apps && !self.modes.is_empty() {
+            // (Only with read replication: prefetch fetches read copies.)
+            if c == 0 {
+                let h = self.rng.below(self.hosts.len());
+                self.prefetch(h);
                 return true;
             }
             c -= 1;
@@ -1675,6 +1813,7 @@ impl Sim {
         host.core.set_previous(old);
         host.kernel = Kernel::default();
         host.inbox.clear();
+        host.prefetching.clear();
         host.disk_pending.clear();
         for s in host.sessions.values_mut() {
             *s = Session::new();
@@ -1923,6 +2062,8 @@ struct Tally {
     revokes: u64,
     shares: u64,
     write_faults: u64,
+    prefetches: u64,
+    prefetch_hits: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -1949,6 +2090,8 @@ impl std::ops::Add for Tally {
             revokes: self.revokes + o.revokes,
             shares: self.shares + o.shares,
             write_faults: self.write_faults + o.write_faults,
+            prefetches: self.prefetches + o.prefetches,
+            prefetch_hits: self.prefetch_hits + o.prefetch_hits,
         }
     }
 }
@@ -2000,6 +2143,8 @@ fn run_seed(seed: u64, mrsw: bool) -> Tally {
         revokes: u64::from(sim.revokes),
         shares: u64::from(sim.shares),
         write_faults: u64::from(sim.write_faults),
+        prefetches: u64::from(sim.prefetches),
+        prefetch_hits: u64::from(sim.prefetch_hits),
     }
 }
 
@@ -2137,6 +2282,12 @@ fn protocol_simulation_mrsw() {
         .map(|seed| run_seed(seed, true))
         .fold(Tally::default(), |a, b| a + b);
     eprintln!("{schedules} mrsw schedules passed: {t:?}");
+    assert!(
+        t.prefetches >= schedules && t.prefetch_hits >= schedules / 10,
+        "only {} prefetches asked for and {} kept for a kernel in {schedules} schedules",
+        t.prefetches,
+        t.prefetch_hits
+    );
     assert!(
         t.revokes >= schedules && t.shares >= schedules / 2,
         "only {} read copies revoked and {} writers shared in {schedules} schedules",
