@@ -35,6 +35,7 @@ WROTE=32         # h2 wrote page 0
 SEEN=36          # + 4*h: h read h2's bytes
 COUNTED=80       # + 4*h: h is done counting
 SEQDONE=128      # + 4*h: h saw the last number
+REREAD=96        # + 4*h: h is done counting what reading again moved
 SEQ=$((3 * 4096 + 64))  # the word h3 numbers, in /wfs/m's page 3
 LAST=40
 LOCK=4096        # the spin lock (second page); the counter is the word after it
@@ -92,6 +93,8 @@ if [ "$h" != 1 ]; then
     [ "$copies" -ge 4 ] || fail "only $copies read-only copies installed"
     echo "h$h: holds read copies of every page beside the other reader's"
 fi
+# (Before h2's write: its revocation must not land in a reader's count.)
+barrier $REREAD
 
 # 2. A write: upgraded in place, the other copy revoked, the data home
 # before anyone reads it.
