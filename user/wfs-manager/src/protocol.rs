@@ -1267,15 +1267,7 @@ impl Core {
                 } else {
                     Access::Read
                 };
-                self.faults.insert(
-                    page,
-                    Pending {
-                        txn,
-                        reqs: vec![req],
-                        access,
-                    },
-                );
-                self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
+                self.ask(owner, page, txn, vec![req], access, out, local);
             }
             Input::Prefetch { req, page } => {
                 let owner = self.owners.get(&page.file).copied();
@@ -1297,16 +1289,7 @@ impl Core {
                     return Ok(());
                 };
                 let txn = self.new_txn();
-                let access = Access::Prefetch;
-                self.faults.insert(
-                    page,
-                    Pending {
-                        txn,
-                        reqs: vec![req],
-                        access,
-                    },
-                );
-                self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
+                self.ask(owner, page, txn, vec![req], Access::Prefetch, out, local);
             }
             Input::Upgrade { req, page } => {
                 let answer = |answer| Output::UpgradeAnswer { req, answer };
@@ -2189,11 +2172,8 @@ impl Core {
                     // A prefetch refused after a fault joined it: the
                     // fault asks as any read fault does.
                     let txn = self.new_txn();
-                    let access = Access::Read;
-                    let reqs = p.reqs;
-                    self.faults.insert(page, Pending { txn, reqs, access });
                     let owner = self.owner(page.file)?;
-                    self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
+                    self.ask(owner, page, txn, p.reqs, Access::Read, out, local);
                     return Ok(());
                 }
                 // Its kernel asked for the page, so it has none: this host
@@ -3627,6 +3607,23 @@ impl Core {
                 self.send(h, msg, out, local);
             }
         }
+    }
+
+    /// Asks `owner` for `page` (transaction `txn`, `access`) for the
+    /// kernel's requests `reqs`.
+    #[allow(clippy::too_many_arguments)]
+    fn ask(
+        &mut self,
+        owner: HostId,
+        page: PageId,
+        txn: Txn,
+        reqs: Vec<u64>,
+        access: Access,
+        out: &mut Vec<Output>,
+        local: &mut VecDeque<Msg>,
+    ) {
+        self.faults.insert(page, Pending { txn, reqs, access });
+        self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
     }
 
     /// A new transaction number (the requester's id in the top bits).
