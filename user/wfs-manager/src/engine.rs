@@ -391,6 +391,15 @@ pub struct Engine {
     deaths: Deaths,
     /// Pages fetched ahead of sequential scans.
     prefetch: Prefetch,
+    /// Whether fetching ahead is safe: once the pages a manager that died
+    /// left dirty in the kernel are written home and dropped
+    /// ([`Handle::left_pages_flushed`]). Before, a page fetched ahead could
+    /// be one the kernel still holds from it, and its grant would make the
+    /// kernel's old data look like this manager's.
+    prefetch_ok: bool,
+    /// A write home of such a page failed: the kernel keeps it, so
+    /// nothing is fetched ahead for the rest of this manager's life.
+    orphan_failed: bool,
 }
 
 impl Engine {
@@ -495,6 +504,8 @@ impl Engine {
             counters,
             deaths,
             prefetch: Prefetch::default(),
+            prefetch_ok: false,
+            orphan_failed: false,
         }
     }
 
@@ -1204,6 +1215,9 @@ impl Engine {
     /// The kernel READs `page`: fetches the pages after it if its READs
     /// of another host's file come in order ([`crate::prefetch`]).
     fn read_ahead(&mut self, page: PageId) {
+        if !self.prefetch_ok || self.orphan_failed {
+            return;
+        }
         let Some((_, info)) = self.remote(page.file) else {
             return;
         };
@@ -1838,7 +1852,14 @@ impl Engine {
                 let page = self.orphans.remove(&req)?;
                 if error != 0 && error != crate::protocol::SUPERSEDED {
                     // Not written (the disk failed, its owner is gone): the
-                    // kernel keeps it dirty and writes it again.
+                    // kernel keeps it dirty and writes it again. (Nothing is
+                    // fetched ahead while it may: it could be such a page.)
+                    if !self.orphan_failed {
+                        wlog!(
+                            "prefetch: off for this manager (a dead manager's page is still in the kernel)"
+                        );
+                    }
+                    self.orphan_failed = true;
                     return None;
                 }
                 wlog!(
@@ -2364,6 +2385,20 @@ impl Handle {
     }
 
     /// Where the upcall workers hand the kernel's requests.
+    /// The pages a manager that died left dirty in the kernel were all
+    /// written home (`ok`), or some may still be there: fetching ahead
+    /// starts only in the first case, and stops for good if an orphan's
+    /// write fails later.
+    pub fn left_pages_flushed(&self, ok: bool) {
+        let mut e = self.lock();
+        e.prefetch_ok = ok;
+        if !ok {
+            wlog!(
+                "prefetch: off for this manager (a dead manager's pages may still be in the kernel)"
+            );
+        }
+    }
+
     pub fn upcall_sink(&self) -> UpcallSink {
         let me = self.clone();
         Arc::new(move |u| me.event(Event::Upcall(u)))

@@ -120,14 +120,17 @@ fn unescape_mount_path(s: &str) -> std::path::PathBuf {
 /// takes each page out of the kernel, so that no copy this manager never
 /// granted stays readable. Runs on its own thread: the WRITEs it causes
 /// are served by the upcall workers.
-fn flush_left_pages() {
+fn flush_left_pages() -> bool {
+    let mut ok = true;
     for dir in wfs_mounts() {
         let Ok(f) = std::fs::File::open(&dir) else {
+            ok = false;
             continue;
         };
         // SAFETY: syncfs on a descriptor `f` keeps open for the call.
         let rc = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
         if rc != 0 {
+            ok = false;
             wlog!(
                 "syncfs {}: {} (pages a dead manager left dirty may stay)",
                 dir.display(),
@@ -135,6 +138,7 @@ fn flush_left_pages() {
             );
         }
     }
+    ok
 }
 
 /// Runs the manager; returns the process exit code.
@@ -388,10 +392,10 @@ pub fn run(argv: &[String]) -> i32 {
             "serving upcalls with {UPCALL_WORKERS} workers from {}",
             cfg.export.display()
         );
-        if with_engine {
+        if let Some(h) = leaver.clone() {
             let _ = std::thread::Builder::new()
                 .name("flush-left".into())
-                .spawn(flush_left_pages);
+                .spawn(move || h.left_pages_flushed(flush_left_pages()));
         }
     }
     wlog!(
