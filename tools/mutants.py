@@ -196,7 +196,7 @@ MUTANTS = [
      "\n"),
     ("prefetch-joined-asks-again",
      "a fault that joined a prefetch the owner refused asks for the page again",
-     "                if error == PREFETCH_REFUSED && p.access == Access::Read && !p.reqs.is_empty() {",
+     "                if p.prefetch && p.access == Access::Read && error == PREFETCH_REFUSED {",
      "                if false {"),
 ]
 

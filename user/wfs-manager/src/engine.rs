@@ -1372,10 +1372,8 @@ impl Engine {
                     return;
                 }
                 let page = PageId { file, index };
-                if let Some(kept) = self.prefetch.take(page)
-                    && self.core.grant_of(page) == Some(kept.grant)
-                    && !self.busy.iter().any(|b| b.page == page)
-                {
+                let busy = self.busy.iter().any(|b| b.page == page);
+                if let Some(kept) = self.prefetch.serve(page, self.core.grant_of(page), busy) {
                     // Fetched ahead, and still held under the grant it
                     // came with (nothing took it since).
                     let grant = if kept.grant.1 {
@@ -1771,16 +1769,13 @@ impl Engine {
                 if Prefetch::is_prefetch(req) {
                     // Kept for the kernel's READ if clean (dirty, its data
                     // would be nowhere else: it goes home).
-                    let page = self.prefetch.answered(req);
-                    let grant = page.and_then(|p| self.core.grant_of(p));
-                    let installed = match (page, grant) {
-                        (Some(page), Some(grant)) if !dirty => {
-                            self.prefetch.keep(page, data, grant);
-                            Counters::add(&self.counters.prefetched, 1);
-                            true
-                        }
-                        _ => false,
-                    };
+                    let core = &self.core;
+                    let installed = self
+                        .prefetch
+                        .arrived(req, data, dirty, |p| core.grant_of(p));
+                    if installed {
+                        Counters::add(&self.counters.prefetched, 1);
+                    }
                     return Some(Input::Answered { req, installed });
                 }
                 let Some(w) = self.reads.remove(&req) else {
@@ -2035,7 +2030,7 @@ impl Engine {
     /// waits behind an earlier one (the core hears of them in order).
     fn take(&mut self, page: PageId, mode: Mode) -> Option<Input> {
         // A copy kept for the kernel goes first (nothing of it is owed).
-        self.prefetch.take(page);
+        self.prefetch.drop_page(page);
         if !self.busy.iter().any(|b| b.page == page)
             && let Some(input) = self.attempt(page, mode)
         {

@@ -99,9 +99,15 @@ impl Prefetch {
     /// if it died (its owner cannot tell it was clean).
     pub fn granted(&mut self, file: u64, read_only: bool) {
         if read_only {
-            if self.replicated.len() < SCANS || self.replicated.contains(&file) {
-                self.replicated.insert(file);
+            if self.replicated.len() >= SCANS && !self.replicated.contains(&file) {
+                // (Those whose READ order is no longer followed go first.)
+                let scans = &self.scans;
+                self.replicated.retain(|f| scans.contains_key(f));
+                if self.replicated.len() >= SCANS {
+                    self.replicated.clear();
+                }
             }
+            self.replicated.insert(file);
         } else {
             self.replicated.remove(&file);
         }
@@ -174,15 +180,50 @@ impl Prefetch {
         Some(page)
     }
 
-    /// Keeps `page` for the kernel, as granted with `grant`.
-    pub fn keep(&mut self, page: PageId, data: Vec<u8>, grant: (u64, bool)) {
-        let at = Instant::now();
-        self.kept.insert(page, Kept { data, grant, at });
+    /// The page of prefetch `req` came, `dirty` or not, and the core now
+    /// holds it under `grant_of(page)`: keeps it for the kernel if it is
+    /// clean and held (a dirty page's data would exist nowhere else: it
+    /// goes home). Returns whether it was kept, which is what the core is
+    /// told as installed.
+    pub fn arrived(
+        &mut self,
+        req: u64,
+        data: Vec<u8>,
+        dirty: bool,
+        grant_of: impl FnOnce(PageId) -> Option<(u64, bool)>,
+    ) -> bool {
+        let Some(page) = self.answered(req) else {
+            return false;
+        };
+        match grant_of(page) {
+            Some(grant) if !dirty => {
+                let at = Instant::now();
+                self.kept.insert(page, Kept { data, grant, at });
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// Takes the kept copy of `page` out, if any.
-    pub fn take(&mut self, page: PageId) -> Option<Kept> {
-        self.kept.remove(&page)
+    /// The kernel READs `page`: the copy kept for it, if it may be used:
+    /// the core still holds the page under the grant it came with
+    /// (`grant_now`; nothing took it since), and no invalidation of it
+    /// waits for the kernel (`busy`). A copy that may not be used is
+    /// dropped.
+    pub fn serve(
+        &mut self,
+        page: PageId,
+        grant_now: Option<(u64, bool)>,
+        busy: bool,
+    ) -> Option<Kept> {
+        let kept = self.kept.remove(&page)?;
+        (grant_now == Some(kept.grant) && !busy).then_some(kept)
+    }
+
+    /// Drops the kept copy of `page`, if any (the protocol takes the page
+    /// from the kernel).
+    pub fn drop_page(&mut self, page: PageId) {
+        self.kept.remove(&page);
     }
 
     /// Drops everything kept and the READ order seen (prefetches under
@@ -228,6 +269,44 @@ mod tests {
 
     fn pages(ask: &[(u64, PageId)]) -> Vec<u64> {
         ask.iter().map(|(_, p)| p.index).collect()
+    }
+
+    #[test]
+    fn a_kept_copy_serves_only_under_its_grant_and_never_dirty() {
+        let mut pf = Prefetch::default();
+        pf.granted(F, true);
+        pf.read(p(0), 100);
+        let ask = pf.read(p(1), 100);
+        let [(r2, p2), (r3, p3), (r4, p4), (r5, p5), (r6, p6)] = ask[..5] else {
+            panic!("{ask:?}");
+        };
+        // Dirty: its data would be nowhere else.
+        assert!(!pf.arrived(r2, vec![1], true, |_| Some((1, true))));
+        assert!(pf.serve(p2, Some((1, true)), false).is_none());
+        // Not held by the core (taken meanwhile, or fenced).
+        assert!(!pf.arrived(r3, vec![1], false, |_| None));
+        assert!(pf.serve(p3, None, false).is_none());
+        // Held under another grant by the time the kernel asks: dropped.
+        assert!(pf.arrived(r4, vec![1], false, |_| Some((1, true))));
+        assert!(pf.serve(p4, Some((2, true)), false).is_none());
+        assert!(pf.serve(p4, Some((1, true)), false).is_none(), "dropped");
+        // An invalidation of it waits for the kernel: dropped.
+        assert!(pf.arrived(r5, vec![1], false, |_| Some((1, true))));
+        assert!(pf.serve(p5, Some((1, true)), true).is_none());
+        // Taken by the protocol: dropped.
+        assert!(pf.arrived(r6, vec![1], false, |_| Some((1, true))));
+        pf.drop_page(p6);
+        assert!(pf.serve(p6, Some((1, true)), false).is_none());
+    }
+
+    #[test]
+    fn replicated_files_are_bounded() {
+        let mut pf = Prefetch::default();
+        for f in 0..3 * SCANS as u64 {
+            pf.granted(f, true);
+            assert!(pf.replicated.len() <= SCANS);
+        }
+        assert!(pf.replicated.contains(&(3 * SCANS as u64 - 1)));
     }
 
     #[test]
@@ -289,17 +368,27 @@ mod tests {
         let ask = pf.read(p(1), 100);
         let (req, page) = ask[0];
         assert_eq!(pf.asking(page), Some(req));
-        assert_eq!(pf.answered(req), Some(page));
-        assert_eq!(pf.answered(req), None, "answered once");
+        assert!(pf.arrived(req, vec![1; 8], false, |_| Some((3, true))));
+        assert!(
+            !pf.arrived(req, vec![1; 8], false, |_| Some((3, true))),
+            "answered once"
+        );
         assert_eq!(pf.asking(page), None);
-        pf.keep(page, vec![1; 8], (3, true));
-        let k = pf.take(page).expect("kept");
+        let k = pf.serve(page, Some((3, true)), false).expect("kept");
         assert_eq!((k.data, k.grant), (vec![1; 8], (3, true)));
-        assert!(pf.take(page).is_none());
-        pf.keep(page, vec![2; 8], (4, false));
+        assert!(
+            pf.serve(page, Some((3, true)), false).is_none(),
+            "served once"
+        );
+        // Kept until too long.
+        let (req, page) = ask[1];
+        assert!(pf.arrived(req, vec![2; 8], false, |_| Some((4, true))));
         let late = pf.expire(Instant::now() + ASK_FOR);
-        assert_eq!(late.len(), ask.len() - 1, "every other prefetch given up");
-        assert!(pf.take(page).is_none(), "kept too long");
+        assert_eq!(late.len(), ask.len() - 2, "every other prefetch given up");
+        assert!(
+            pf.serve(page, Some((4, true)), false).is_none(),
+            "kept too long"
+        );
         assert_eq!(pf.sizes(), (0, 0));
         assert!(!Prefetch::is_prefetch(5 << 8));
         assert!(!Prefetch::is_prefetch(1 << 63));

@@ -787,6 +787,9 @@ struct Pending {
     reqs: Vec<u64>,
     /// What the fault asks for (asked again with it after a fence).
     access: Access,
+    /// Asked for as a prefetch, which its owner may refuse
+    /// ([`PREFETCH_REFUSED`]; `access` turns `Read` if a fault joins).
+    prefetch: bool,
 }
 
 /// One host's protocol state.
@@ -1333,6 +1336,7 @@ impl Core {
                     txn,
                     reqs: vec![req],
                     access: Access::Write,
+                    prefetch: false,
                 };
                 self.upgrading.insert(page, pending);
                 self.send(owner, Msg::Upgrade { txn, page }, out, local);
@@ -2011,6 +2015,17 @@ impl Core {
                 // a dead manager's kernel or released before its directory
                 // knows who holds them.
                 self.owned(page, &msg, from)?;
+                if let Msg::WhereIs {
+                    txn,
+                    access: Access::Prefetch,
+                    ..
+                } = msg
+                {
+                    // (Not worth waiting for.)
+                    let error = PREFETCH_REFUSED;
+                    self.send(from, Msg::Failed { txn, page, error }, out, local);
+                    return Ok(());
+                }
                 self.held_back.push_back((from, msg));
                 return Ok(());
             }
@@ -2033,7 +2048,8 @@ impl Core {
                         || !d.queue.is_empty()
                         || d.holder.is_some()
                         || !d.revoking.is_empty()
-                        || d.unwritten.is_some())
+                        || d.unwritten.is_some()
+                        || d.writing > 0)
                 {
                     let error = PREFETCH_REFUSED;
                     self.send(from, Msg::Failed { txn, page, error }, out, local);
@@ -2168,9 +2184,10 @@ impl Core {
                     return Err(unexpected(&msg));
                 }
                 let p = self.faults.remove(&page).expect("checked above");
-                if error == PREFETCH_REFUSED && p.access == Access::Read && !p.reqs.is_empty() {
+                if p.prefetch && p.access == Access::Read && error == PREFETCH_REFUSED {
                     // A prefetch refused after a fault joined it: the
-                    // fault asks as any read fault does.
+                    // fault asks as any read fault does. (Only a prefetch:
+                    // 11 is also the errno of a disk read that failed.)
                     let txn = self.new_txn();
                     let owner = self.owner(page.file)?;
                     self.ask(owner, page, txn, p.reqs, Access::Read, out, local);
@@ -3622,7 +3639,16 @@ impl Core {
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) {
-        self.faults.insert(page, Pending { txn, reqs, access });
+        let prefetch = access == Access::Prefetch;
+        self.faults.insert(
+            page,
+            Pending {
+                txn,
+                reqs,
+                access,
+                prefetch,
+            },
+        );
         self.send(owner, Msg::WhereIs { txn, page, access }, out, local);
     }
 
