@@ -114,8 +114,9 @@ pub enum Access {
     /// The writable copy.
     Write,
     /// What `Read` gives, a read-only copy of an `mrsw` file's page, if
-    /// the page is idle at its owner: no host holds it writable and no
-    /// transaction moves or waits for it. Refused with `Failed`
+    /// the page is idle at its owner: no host holds it writable, no
+    /// transaction moves or waits for it, no disk write of it is under way
+    /// and the owner is not rebuilding its directory. Refused with `Failed`
     /// ([`PREFETCH_REFUSED`]) otherwise, and always for a `single` file
     /// (its writable copy, held for nobody, would be lost with its
     /// holder), so fetching ahead of a scan never takes a page from a
