@@ -1208,10 +1208,6 @@ impl Engine {
         false
     }
 
-    /// Another host's file, as a LOOKUP found it. (This host's own files
-    /// are asked of the export, which looks at the file itself; asking it
-    /// first about another host's file would rescan the export directory
-    /// for a name it does not have.)
     /// The kernel READs `page`: fetches the pages after it if its READs
     /// of another host's file come in order ([`crate::prefetch`]).
     fn read_ahead(&mut self, page: PageId) {
@@ -1252,6 +1248,10 @@ impl Engine {
         )
     }
 
+    /// Another host's file, as a LOOKUP found it. (This host's own files
+    /// are asked of the export, which looks at the file itself; asking it
+    /// first about another host's file would rescan the export directory
+    /// for a name it does not have.)
     fn remote(&self, file: u64) -> Option<(HostId, FileInfo)> {
         self.names
             .owner_of(file)
@@ -1377,7 +1377,6 @@ impl Engine {
                     // Fetched ahead, and still held under the grant it
                     // came with (nothing took it since).
                     let grant = if kept.grant.1 {
-                        Counters::add(&self.counters.read_copies, 1);
                         Grant::ReadOnly
                     } else {
                         self.read_grant
@@ -1386,7 +1385,9 @@ impl Engine {
                     self.prefetch.granted(page.file, kept.grant.1);
                     // (Refused by a kernel that gave up: the core holds a
                     // clean copy the kernel evicted.)
-                    self.grant_read(id, slot, started, &kept.data, grant);
+                    if self.grant_read(id, slot, started, &kept.data, grant) && kept.grant.1 {
+                        Counters::add(&self.counters.read_copies, 1);
+                    }
                     self.read_ahead(page);
                     return;
                 }
@@ -2379,7 +2380,6 @@ impl Handle {
         }
     }
 
-    /// Where the upcall workers hand the kernel's requests.
     /// The pages a manager that died left dirty in the kernel were all
     /// written home (`ok`), or some may still be there: fetching ahead
     /// starts only in the first case, and stops for good if an orphan's
@@ -2394,6 +2394,7 @@ impl Handle {
         }
     }
 
+    /// Where the upcall workers hand the kernel's requests.
     pub fn upcall_sink(&self) -> UpcallSink {
         let me = self.clone();
         Arc::new(move |u| me.event(Event::Upcall(u)))
