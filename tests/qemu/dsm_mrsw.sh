@@ -169,5 +169,5 @@ if [ "$h" = 1 ]; then
     [ "$lost" = 0 ] || fail "$lost page(s) reported lost"
     echo "h1: everything is on disk"
 fi
-barrier $((COUNTED + 32))
+owner_last /wfs/ctl $((COUNTED + 32)) 1 || fail "a host never finished"
 echo "PASS h$h"

@@ -131,3 +131,24 @@ together() {
 prefetch_stat() {
     wfsctl stats | sed -n "s/^prefetch: pages fetched ahead of a sequential scan \([0-9]*\), READs answered from them \([0-9]*\)$/\\$1/p"
 }
+
+# owner_last CTL OFF OWNER: the end of a test on several hosts. This host
+# says it is done (sets the word at OFF + 4*h of CTL, a file host OWNER
+# exports); the owner then waits up to 120 s until every other host of
+# the run has said so, and returns 1 if one never does. A host that
+# leaves hands the pages it holds back to their owners, so the others go
+# as they finish; but once the owner has gone nobody reaches its files,
+# so it must leave last. (A barrier that every host waits on cannot end
+# a test: the last host to pass it may leave before the others have
+# fetched the page holding its word.)
+owner_last() {
+    /opt/helpers/dsm set "$1" $(($2 + 4 * h)) 1 || return 1
+    [ "$h" = "$3" ] || return 0
+    _o=1
+    while [ $_o -le "$WFS_HOSTS" ]; do
+        if [ $_o != "$h" ]; then
+            /opt/helpers/dsm wait "$1" $(($2 + 4 * _o)) 1 120 || return 1
+        fi
+        _o=$((_o + 1))
+    done
+}
