@@ -198,6 +198,14 @@ MUTANTS = [
      "a fault that joined a prefetch the owner refused asks for the page again",
      "                if p.prefetch && p.access == Access::Read && error == PREFETCH_REFUSED {",
      "                if false {"),
+    ("unused-same-grant",
+     "a copy fetched ahead and dropped unread is given back only if held under the grant it came with",
+     "                    && self.grant_of(page) == Some(grant)\n",
+     "                    && self.grant_of(page).is_some()\n"),
+    ("unused-not-under-revocation",
+     "a copy fetched ahead and dropped unread is not given back while its revocation waits",
+     "                    && !self.revokes.contains_key(&page)\n                    && !self.taking(page)\n                    && !self.shares",
+     "                    && !self.shares"),
 ]
 
 

@@ -19,6 +19,12 @@
 #    asked for. h1 then rewrites pages 64-127 through /wfs/fresh (write(2)
 #    and fsync). h2 reads the whole file and sees h1's new bytes: the
 #    copies kept for its kernel went when h1's write took the pages.
+# 3. (mrsw) h2 reads the first 64 pages of /wfs/idle (256 pages) and
+#    stops: the up to 64 pages its manager fetched past them are dropped
+#    unread after 10 s, and given back to h1: h1's directory then counts
+#    exactly 64 more read-only copies at h2 than before (the pages h2's
+#    kernel read), not those fetched ahead, so a writer would not have
+#    to revoke them.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -26,6 +32,10 @@ H=/opt/helpers
 fail() { fail_with_state "$@"; }
 HIS=0     # h2 read the first pages of /wfs/fresh
 MINE=4    # h1 rewrote pages 64-127
+READY=24     # h2 is done with step 2
+COUNTED=12   # h1 counted h2's read copies before step 3
+DROPPED=16   # h2's manager dropped what it fetched ahead of /wfs/idle
+CHECKED=20   # h1 counted h2's read copies again
 sum() { sha256sum | cut -d' ' -f1; }
 mrsw() { grep -q '^coherence = "mrsw"' /etc/wfs/cluster.toml; }
 # enough GOT OF: at least half of OF with mrsw, none with single.
@@ -36,12 +46,13 @@ if [ "$h" = 1 ]; then
     head -c $((2048 * 4096)) /dev/urandom > /export/.scan
     head -c $((2048 * 4096)) /dev/urandom > /export/.scanm
     head -c $((256 * 4096)) /dev/urandom > /export/.fresh
+    head -c $((256 * 4096)) /dev/urandom > /export/.idle
     sum < /export/.scan > /export/.scan.sum
     sum < /export/.scanm > /export/.scanm.sum
-    for f in ctl scan scanm fresh scan.sum scanm.sum; do mv /export/.$f /export/$f; done
+    for f in ctl scan scanm fresh idle scan.sum scanm.sum; do mv /export/.$f /export/$f; done
 fi
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
-appear 60 ctl scan scanm fresh scan.sum scanm.sum || fail "the files never appeared"
+appear 60 ctl scan scanm fresh idle scan.sum scanm.sum || fail "the files never appeared"
 
 if [ "$h" = 2 ]; then
     # 1. read(2), then mmap, of a remote file, byte for byte.
@@ -71,6 +82,22 @@ if [ "$h" = 2 ]; then
     want=$(cat /wfs/fresh.sum)
     got=$(sum < /wfs/fresh)
     [ "$got" = "$want" ] || fail "/wfs/fresh after h1's rewrite: sha256 $got, not $want"
+
+    # 3. Pages fetched ahead and never read go back to their owner.
+    if mrsw; then
+        $H/dsm set /wfs/ctl $READY 1
+        $H/dsm wait /wfs/ctl $COUNTED 1 120 || fail "h1 never counted"
+        before=$(prefetch_stat 3)
+        fetched=$(prefetch_stat 1)
+        dd if=/wfs/idle of=/dev/null bs=4096 count=64 2>/dev/null
+        dropped() { [ $(($(prefetch_stat 3) - before)) -ge 1 ]; }
+        within 60 dropped || fail "nothing fetched ahead of /wfs/idle dropped unread: $(wfsctl stats | grep '^prefetch')"
+        sleep 1
+        echo "h2: $(($(prefetch_stat 1) - fetched)) pages of /wfs/idle fetched ahead, $(($(prefetch_stat 3) - before)) dropped unread"
+        $H/dsm set /wfs/ctl $DROPPED 1
+        # (Leaving would give every copy back.)
+        $H/dsm wait /wfs/ctl $CHECKED 1 120 || fail "h1 never counted again"
+    fi
 else
     $H/dsm wait /wfs/ctl $HIS 1 120 || fail "h2 never read /wfs/fresh"
     head -c $((64 * 4096)) /dev/urandom > /tmp/new
@@ -84,6 +111,20 @@ else
     echo "$want" > /export/.fresh.sum
     mv /export/.fresh.sum /export/fresh.sum
     $H/dsm set /wfs/ctl $MINE 1
+
+    if mrsw; then
+        # (h2's kernel keeps what it read; nothing else of h2's changes.)
+        $H/dsm wait /wfs/ctl $READY 1 120 || fail "h2 never finished step 2"
+        r0=$(read_copies 2)
+        [ -n "$r0" ] || fail "no read-only copy count for h2: $(wfsctl status)"
+        $H/dsm set /wfs/ctl $COUNTED 1
+        $H/dsm wait /wfs/ctl $DROPPED 1 120 || fail "h2's manager never dropped what it fetched ahead"
+        given() { [ "$(read_copies 2)" = $((r0 + 64)) ]; }
+        within 10 given ||
+            fail "h2 holds $(read_copies 2) read-only copies of h1's pages, not $r0 + the 64 it read: pages fetched ahead and dropped unread still counted"
+        echo "h1: h2 holds $r0 + 64 read-only copies: those it fetched ahead and never read came back"
+        $H/dsm set /wfs/ctl $CHECKED 1
+    fi
 fi
 # The owner stays until h2 is done.
 if [ "$h" = 2 ]; then

@@ -125,11 +125,17 @@ together() {
         /opt/helpers/dsm wait "$1" $(($2 + 4 * $3)) 1 120
 }
 
+# read_copies H: how many read-only copies of this host's pages peer hH
+# holds, as this host's directory says (`wfsctl status`).
+read_copies() {
+    wfsctl status | sed -n "s/^read-only copies of this host's pages: .*\bh$1 \([0-9]*\).*/\1/p"
+}
+
 # prefetch_stat N: from `wfsctl stats`, the pages this host's manager
-# fetched ahead of a sequential scan (N=1), and the READs answered from
-# them (N=2).
+# fetched ahead of a sequential scan (N=1), the READs answered from them
+# (N=2), and those dropped unread (N=3).
 prefetch_stat() {
-    wfsctl stats | sed -n "s/^prefetch: pages fetched ahead of a sequential scan \([0-9]*\), READs answered from them \([0-9]*\)$/\\$1/p"
+    wfsctl stats | sed -n "s/^prefetch: pages fetched ahead of a sequential scan \([0-9]*\), READs answered from them \([0-9]*\), dropped unread \([0-9]*\)$/\\$1/p"
 }
 
 # owner_last CTL OFF OWNER: the end of a test on several hosts. This host

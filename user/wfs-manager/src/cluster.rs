@@ -178,6 +178,10 @@ pub struct PeerHealth {
     pub incarnation: Option<u64>,
     /// Pages of this host's files it holds, as this host's directory says.
     pub pages: u64,
+    /// Read-only copies of this host's pages it holds (read replication),
+    /// as this host's directory says.
+    #[serde(default)]
+    pub read_copies: u64,
 }
 
 /// A peer's state as seen from outside.

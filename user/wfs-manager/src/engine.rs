@@ -122,6 +122,10 @@ pub struct ProtocolStats {
     /// READs answered from those at once.
     #[serde(default)]
     pub prefetch_hits: u64,
+    /// Those dropped unread ([`crate::prefetch::KEEP_FOR`] after they
+    /// came; given back to their owners if still held as they came).
+    #[serde(default)]
+    pub prefetch_unread: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -146,6 +150,7 @@ pub struct Counters {
     refaults: AtomicU64,
     prefetched: AtomicU64,
     prefetch_hits: AtomicU64,
+    prefetch_unread: AtomicU64,
 }
 
 impl Counters {
@@ -176,6 +181,7 @@ impl Counters {
             refaults: g(&self.refaults),
             prefetched: g(&self.prefetched),
             prefetch_hits: g(&self.prefetch_hits),
+            prefetch_unread: g(&self.prefetch_unread),
         }
     }
 }
@@ -891,6 +897,7 @@ impl Engine {
                     state: state.to_string(),
                     incarnation: p.incarnation,
                     pages: self.core.held_by(p.host),
+                    read_copies: self.core.read_by(p.host),
                 };
                 (p.name.clone(), h)
             })
@@ -1709,8 +1716,14 @@ impl Engine {
     /// a slot of the pool until it is answered. The core forgets them; a
     /// page that comes later for nobody goes home if it is dirty.
     fn expire_reads(&mut self) {
-        for req in self.prefetch.expire(Instant::now()) {
+        let (unread, late) = self.prefetch.expire(Instant::now());
+        for req in late {
             self.core.cancel(req);
+        }
+        for (page, grant) in unread {
+            // (Before anything else runs: the kernel has never had it.)
+            Counters::add(&self.counters.prefetch_unread, 1);
+            self.run_core(Input::Unused { page, grant });
         }
         let late: Vec<u64> = self
             .upgrades

@@ -44,12 +44,16 @@ const SCANS: usize = 256;
 /// which are a sequence shifted by 8, and the name service's, from 2^63).
 const FIRST_REQ: u64 = 1 << 62;
 
+/// A copy's grant as [`crate::protocol::Core::grant_of`] tells it: its
+/// epoch, and whether read-only.
+pub type CopyGrant = (u64, bool);
+
 /// A page kept for the kernel.
 #[derive(Debug)]
 pub struct Kept {
     pub data: Vec<u8>,
     /// The grant it came with: its epoch, and whether read-only.
-    pub grant: (u64, bool),
+    pub grant: CopyGrant,
     at: Instant,
 }
 
@@ -234,11 +238,21 @@ impl Prefetch {
         self.order.clear();
     }
 
-    /// Drops pages kept longer than [`KEEP_FOR`]; returns the prefetches
-    /// under way longer than [`ASK_FOR`], given up.
-    pub fn expire(&mut self, now: Instant) -> Vec<u64> {
-        self.kept
-            .retain(|_, k| now.saturating_duration_since(k.at) < KEEP_FOR);
+    /// Drops pages kept longer than [`KEEP_FOR`]; returns them, each with
+    /// the grant it came with (the kernel never had them: the core may
+    /// give them back), and the prefetches under way longer than
+    /// [`ASK_FOR`], given up.
+    pub fn expire(&mut self, now: Instant) -> (Vec<(PageId, CopyGrant)>, Vec<u64>) {
+        let mut unread: Vec<(PageId, CopyGrant)> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| now.saturating_duration_since(k.at) >= KEEP_FOR)
+            .map(|(&page, k)| (page, k.grant))
+            .collect();
+        unread.sort_by_key(|&(p, _)| (p.file, p.index));
+        for (page, _) in &unread {
+            self.kept.remove(page);
+        }
         let late: Vec<u64> = self
             .asked
             .iter()
@@ -248,7 +262,7 @@ impl Prefetch {
         for &req in &late {
             self.answered(req);
         }
-        late
+        (unread, late)
     }
 
     /// Pages kept, and prefetches under way.
@@ -380,10 +394,14 @@ mod tests {
             pf.serve(page, Some((3, true)), false).is_none(),
             "served once"
         );
-        // Kept until too long.
+        // Kept until too long, then returned with its grant (for the
+        // core to give back).
         let (req, page) = ask[1];
         assert!(pf.arrived(req, vec![2; 8], false, |_| Some((4, true))));
-        let late = pf.expire(Instant::now() + ASK_FOR);
+        let (unread, late) = pf.expire(Instant::now());
+        assert!(unread.is_empty() && late.is_empty(), "not yet");
+        let (unread, late) = pf.expire(Instant::now() + ASK_FOR);
+        assert_eq!(unread, vec![(page, (4, true))]);
         assert_eq!(late.len(), ask.len() - 2, "every other prefetch given up");
         assert!(
             pf.serve(page, Some((4, true)), false).is_none(),

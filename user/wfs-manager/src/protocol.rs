@@ -331,6 +331,14 @@ pub enum Input {
     /// last, its owner this host, dead, fenced or unknown, or this host
     /// leaving.
     Prefetch { req: u64, page: PageId },
+    /// A copy of `page` fetched ahead ([`Input::Prefetch`]) under `grant`
+    /// ([`Core::grant_of`]) was dropped before the kernel read it, so the
+    /// kernel never had it. If this host still holds it read-only under
+    /// that grant, and nothing is under way for it, the owner is told
+    /// (`Released`): a writer need not revoke a copy nobody reads.
+    /// Otherwise nothing happens (the copy is then a clean one the kernel
+    /// evicted, which costs a revocation that finds nothing).
+    Unused { page: PageId, grant: (u64, bool) },
     /// The kernel would write to `page`, which this host holds read-only
     /// (UPGRADE upcall `req`; the engine answers one of a writable copy
     /// itself, see [`Core::writable`]). Answered with
@@ -1122,6 +1130,15 @@ impl Core {
         self.dir.values().filter(|d| d.holder == Some(host)).count() as u64
     }
 
+    /// How many read-only copies of this host's pages `host` holds, as
+    /// this host's directory says.
+    pub fn read_by(&self, host: HostId) -> u64 {
+        self.dir
+            .values()
+            .filter(|d| d.readers.contains(&host))
+            .count() as u64
+    }
+
     /// Whether data waits to be sent again ([`Input::Retry`]): the
     /// environment feeds a `Retry` now and then (not at once: a disk that
     /// fails for good would be written to in a loop).
@@ -1294,6 +1311,26 @@ impl Core {
                 };
                 let txn = self.new_txn();
                 self.ask(owner, page, txn, vec![req], Access::Prefetch, out, local);
+            }
+            Input::Unused { page, grant } => {
+                let idle = grant.1
+                    && self.grant_of(page) == Some(grant)
+                    && self.leaving.is_none()
+                    && !self.faults.contains_key(&page)
+                    && !self.upgrading.contains_key(&page)
+                    && !self.revokes.contains_key(&page)
+                    && !self.taking(page)
+                    && !self.shares.contains_key(&page)
+                    && !self.evicting.contains_key(&page)
+                    && !self.unsynced.contains(&page)
+                    && self.unacked.get(&page).is_none_or(|&n| n == 0)
+                    && self
+                        .owners
+                        .get(&page.file)
+                        .is_some_and(|o| !self.dead.contains(o));
+                if idle {
+                    self.release(page, None, out, local)?;
+                }
             }
             Input::Upgrade { req, page } => {
                 let answer = |answer| Output::UpgradeAnswer { req, answer };

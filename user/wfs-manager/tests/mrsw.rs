@@ -848,3 +848,81 @@ fn a_fault_that_joins_a_refused_prefetch_still_gets_its_page() {
         net.quiet();
     }
 }
+
+#[test]
+fn a_copy_fetched_ahead_and_dropped_unread_goes_back_to_its_owner() {
+    let mut net = Net::new(4, Coherence::Mrsw);
+    net.disk.insert(P, 5);
+    // h2 and h3 fetch the page ahead; h2's engine drops its copy unread
+    // (the model's kernel never had it).
+    net.prefetch(2);
+    net.prefetch(3);
+    net.settle();
+    net.kernels[2].remove(&P);
+    let grant = net.cores[2].grant_of(P).expect("h2 holds the page");
+    // Under another grant than the one it came with: nothing happens.
+    net.input(
+        2,
+        Input::Unused {
+            page: P,
+            grant: (grant.0 + 1, grant.1),
+        },
+    );
+    assert_eq!(net.cores[2].grant_of(P), Some(grant));
+    assert!(net.wire.values().all(VecDeque::is_empty));
+    net.input(2, Input::Unused { page: P, grant });
+    assert_eq!(net.cores[2].grant_of(P), None);
+    net.settle();
+    assert_eq!(
+        net.sent(|m| matches!(m, Msg::Released { .. })),
+        vec![(2, 0)]
+    );
+    // h1's write revokes h3's copy only: h2 gave its up.
+    net.write(1, 6);
+    assert_eq!(net.sent(|m| matches!(m, Msg::Revoke { .. })), vec![(0, 3)]);
+    assert!(!net.kernels[3].contains_key(&P));
+    net.check();
+    net.quiet();
+
+    // While a revocation of the copy waits for the kernel, the copy is
+    // not given back (the revocation's answer says where it went).
+    let mut net = Net::new(4, Coherence::Mrsw);
+    net.disk.insert(P, 5);
+    net.prefetch(2);
+    net.settle();
+    net.kernels[2].remove(&P);
+    let grant = net.cores[2].grant_of(P).expect("h2 holds the page");
+    net.fault(1, P);
+    net.settle();
+    net.hold_kernel = true;
+    net.next_req += 1;
+    let up = net.next_req;
+    net.input(1, Input::Upgrade { req: up, page: P });
+    net.settle();
+    assert_eq!(
+        net.held_kernel.len(),
+        1,
+        "h2's revocation waits for its kernel"
+    );
+    let before = net.log.len();
+    net.input(2, Input::Unused { page: P, grant });
+    net.settle();
+    assert!(
+        !net.log[before..]
+            .iter()
+            .any(|(_, _, m)| matches!(m, Msg::Released { .. })),
+        "a copy under revocation given back"
+    );
+    net.hold_kernel = false;
+    for (h, o) in std::mem::take(&mut net.held_kernel) {
+        net.output(h, o);
+    }
+    net.settle();
+    assert_eq!(
+        net.upgrades[1],
+        vec![(up, UpgradeAnswer::Granted { dirty: false })]
+    );
+    assert_eq!(net.cores[2].grant_of(P), None);
+    net.check();
+    net.quiet();
+}

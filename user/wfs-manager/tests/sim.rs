@@ -124,6 +124,10 @@ struct Host {
     inbox: VecDeque<Input>,
     /// The engine's prefetches under way: request → page.
     prefetching: BTreeMap<u64, PageId>,
+    /// Pages fetched ahead that came while no READ waited, kept by the
+    /// engine (not in the kernel): their value, and the grant they came
+    /// with.
+    kept: BTreeMap<PageId, (u64, (u64, bool))>,
     disk: BTreeMap<PageId, u64>,
     /// Disk writes that will succeed, by the writer's ack: on stable
     /// storage only once reported (`DiskWritten`; a crash before loses
@@ -194,6 +198,8 @@ struct Sim {
     /// Prefetches asked for, and those whose page was kept for the kernel.
     prefetches: u32,
     prefetch_hits: u32,
+    /// Kept copies dropped unread and given back ([`Input::Unused`]).
+    unread: u32,
     /// The last value written to each page.
     last: BTreeMap<PageId, u64>,
     next_value: u64,
@@ -322,6 +328,7 @@ impl Sim {
                 kernel: Kernel::default(),
                 inbox: VecDeque::new(),
                 prefetching: BTreeMap::new(),
+                kept: BTreeMap::new(),
                 disk: BTreeMap::new(),
                 disk_pending: BTreeMap::new(),
             })
@@ -383,6 +390,7 @@ impl Sim {
             write_faults: 0,
             prefetches: 0,
             prefetch_hits: 0,
+            unread: 0,
             last,
             next_value: 1,
             next_req: 1,
@@ -426,12 +434,40 @@ impl Sim {
 
     /// Feeds one input to host `h`'s core and carries out its outputs.
     fn input(&mut self, h: usize, input: Input) {
-        if let Input::Fault { page, .. } = input {
+        if let Input::Fault { req, page } = input {
             let pf = self.hosts[h]
                 .prefetching
                 .iter()
                 .find(|&(_, &p)| p == page)
                 .map(|(&r, _)| r);
+            if let Some((value, grant)) = self.hosts[h].kept.remove(&page) {
+                // Answered from the copy kept for it, without the core,
+                // if the core still holds the page under the grant it
+                // came with and no invalidation of it waits for the
+                // kernel (`Prefetch::serve`); dropped otherwise.
+                let busy = self.hosts[h]
+                    .kernel
+                    .deferred
+                    .iter()
+                    .any(|(p, _)| *p == page);
+                if self.hosts[h].core.grant_of(page) == Some(grant) && !busy {
+                    self.log.push(format!(
+                        "h{h}: READ of {page:?} answered from its kept copy"
+                    ));
+                    if self.abandoned.remove(&req).is_none() {
+                        let ops = match self.hosts[h].kernel.faults.remove(&page) {
+                            Some((r, ops)) if r == req => ops,
+                            other => self.fail(format!(
+                                "h{h}: READ {req} of {page:?} answered, the kernel waits for {other:?}"
+                            )),
+                        };
+                        self.install_kept(h, page, value, ops);
+                    }
+                    return;
+                }
+                self.log
+                    .push(format!("h{h}: kept copy of {page:?} dropped (taken since)"));
+            }
             if let Some(pf) = pf {
                 // A READ of a page being fetched ahead: the engine gives
                 // the prefetch up, and the READ joins its transaction.
@@ -574,6 +610,9 @@ impl Sim {
                 }
                 Output::Invalidate { page } | Output::Downgrade { page } => {
                     let downgrade = matches!(o, Output::Downgrade { .. });
+                    // (A copy kept for the kernel goes first, as in the
+                    // engine's `take`.)
+                    self.hosts[h].kept.remove(&page);
                     // The kernel answers EAGAIN for a page under writeback
                     // or locked for a READ; the core settles that at once
                     // (`Core::busy`) or the engine tries again on its
@@ -944,8 +983,26 @@ impl Sim {
                 ));
                 return;
             }
+            None if self.rng.below(2) == 0 => {
+                // Kept until the kernel asks, or dropped unread.
+                match self.hosts[h].core.grant_of(page) {
+                    Some(grant) => {
+                        self.hosts[h].kept.insert(page, (value, grant));
+                    }
+                    None => self.fail(format!(
+                        "h{h}: a prefetch of {page:?} granted, but the core does not hold it"
+                    )),
+                }
+                return;
+            }
             None => Vec::new(),
         };
+        self.install_kept(h, page, value, ops);
+    }
+
+    /// A copy fetched ahead answers host `h`'s READ of `page`: installed
+    /// read-only, and the operations that waited for it run.
+    fn install_kept(&mut self, h: usize, page: PageId, value: u64, ops: Vec<Op>) {
         let k = &mut self.hosts[h].kernel;
         k.cache.insert(page, (value, false));
         k.readonly.insert(page);
@@ -1271,7 +1328,11 @@ impl Sim {
         // Hosts whose engine timer has something to do: invalidations the
         // kernel kept busy, data to send again.
         let timers: Vec<usize> = (0..self.hosts.len())
-            .filter(|&h| !self.hosts[h].kernel.deferred.is_empty() || self.hosts[h].core.retrying())
+            .filter(|&h| {
+                !self.hosts[h].kernel.deferred.is_empty()
+                    || self.hosts[h].core.retrying()
+                    || !self.hosts[h].kept.is_empty()
+            })
             .collect();
         let mut choices =
             links.len() + busy_hosts.len() + reconnectable.len() + undeclared.len() + timers.len();
@@ -1387,6 +1448,18 @@ impl Sim {
             self.retry_busy(h);
             if self.hosts[h].core.retrying() {
                 self.input(h, Input::Retry);
+            }
+            // A copy kept for the kernel too long is dropped unread, and
+            // given back (`Prefetch::expire`), at once.
+            let kept: Vec<PageId> = self.hosts[h].kept.keys().copied().collect();
+            if !kept.is_empty() {
+                let page = kept[self.rng.below(kept.len())];
+                let (_, grant) = self.hosts[h].kept.remove(&page).expect("kept");
+                let inc = self.hosts[h].incarnation;
+                self.input(h, Input::Unused { page, grant });
+                if self.hosts[h].incarnation == inc && self.hosts[h].core.grant_of(page).is_none() {
+                    self.unread += 1;
+                }
             }
             return true;
         }
@@ -1814,6 +1887,7 @@ impl Sim {
         host.kernel = Kernel::default();
         host.inbox.clear();
         host.prefetching.clear();
+        host.kept.clear();
         host.disk_pending.clear();
         for s in host.sessions.values_mut() {
             *s = Session::new();
@@ -2064,6 +2138,7 @@ struct Tally {
     write_faults: u64,
     prefetches: u64,
     prefetch_hits: u64,
+    unread: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -2092,6 +2167,7 @@ impl std::ops::Add for Tally {
             write_faults: self.write_faults + o.write_faults,
             prefetches: self.prefetches + o.prefetches,
             prefetch_hits: self.prefetch_hits + o.prefetch_hits,
+            unread: self.unread + o.unread,
         }
     }
 }
@@ -2145,6 +2221,7 @@ fn run_seed(seed: u64, mrsw: bool) -> Tally {
         write_faults: u64::from(sim.write_faults),
         prefetches: u64::from(sim.prefetches),
         prefetch_hits: u64::from(sim.prefetch_hits),
+        unread: u64::from(sim.unread),
     }
 }
 
@@ -2283,10 +2360,13 @@ fn protocol_simulation_mrsw() {
         .fold(Tally::default(), |a, b| a + b);
     eprintln!("{schedules} mrsw schedules passed: {t:?}");
     assert!(
-        t.prefetches >= schedules && t.prefetch_hits >= schedules / 10,
-        "only {} prefetches asked for and {} kept for a kernel in {schedules} schedules",
+        t.prefetches >= schedules
+            && t.prefetch_hits >= schedules / 10
+            && t.unread >= schedules / 20,
+        "only {} prefetches asked for, {} kept for a kernel and {} dropped unread and given back in {schedules} schedules",
         t.prefetches,
-        t.prefetch_hits
+        t.prefetch_hits,
+        t.unread
     );
     assert!(
         t.revokes >= schedules && t.shares >= schedules / 2,

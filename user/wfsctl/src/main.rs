@@ -215,6 +215,22 @@ fn print_report(s: &StatusReport) {
     for p in &s.peers {
         println!("{}", peer_line(p));
     }
+    if let Some(l) = read_copies_line(s) {
+        println!("{l}");
+    }
+}
+
+/// `read-only copies of this host's pages: NAME N, ...`: what each peer
+/// holds of them as read copies (read replication), as this host's
+/// directory says; `None` without peers.
+fn read_copies_line(s: &StatusReport) -> Option<String> {
+    let each: Vec<String> = s
+        .peers
+        .iter()
+        .filter_map(|p| Some(format!("{} {}", p.name, p.health.as_ref()?.read_copies)))
+        .collect();
+    (!each.is_empty())
+        .then(|| format!("read-only copies of this host's pages: {}", each.join(", ")))
 }
 
 /// `kernel: ...` line(s) for a status block.
@@ -325,8 +341,8 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             p.read_copies, p.upgrades, p.refaults
         ));
         v.push(format!(
-            "prefetch: pages fetched ahead of a sequential scan {}, READs answered from them {}",
-            p.prefetched, p.prefetch_hits
+            "prefetch: pages fetched ahead of a sequential scan {}, READs answered from them {}, dropped unread {}",
+            p.prefetched, p.prefetch_hits, p.prefetch_unread
         ));
     }
     v
@@ -662,6 +678,7 @@ mod tests {
                         state: "rejoined".into(),
                         incarnation: Some(0xab),
                         pages: 3,
+                        read_copies: 2,
                     }),
                 },
                 PeerSnapshot {
@@ -716,6 +733,7 @@ mod tests {
             refaults: 1,
             prefetched: 8,
             prefetch_hits: 6,
+            prefetch_unread: 2,
         });
         assert_eq!(
             stats_lines(&r)[2..],
@@ -725,7 +743,7 @@ mod tests {
                 "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times",
                 "owner's disk: pages written 9 in 4 flushes (fdatasync)",
                 "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1",
-                "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6"
+                "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6, dropped unread 2"
             ]
         );
     }
@@ -748,6 +766,11 @@ mod tests {
         assert_eq!(
             peer_line(&r.peers[1]),
             "peer h3 10.0.0.3:7070 refused (cluster name mismatch)"
+        );
+        // (h3 has no health: never heard of.)
+        assert_eq!(
+            read_copies_line(&r).as_deref(),
+            Some("read-only copies of this host's pages: h2 2")
         );
         let st = Status {
             abi_version: ABI_VERSION,
