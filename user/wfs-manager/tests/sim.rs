@@ -1455,6 +1455,14 @@ impl Sim {
             if !kept.is_empty() {
                 let page = kept[self.rng.below(kept.len())];
                 let (_, grant) = self.hosts[h].kept.remove(&page).expect("kept");
+                // (The engine keeps a copy only while the kernel lacks the
+                // page: giving back one the kernel holds would leave a
+                // stale copy beside a writer's.)
+                if self.hosts[h].kernel.cache.contains_key(&page) {
+                    self.fail(format!(
+                        "h{h}: a kept copy of {page:?} dropped unread, but the kernel has the page"
+                    ));
+                }
                 let inc = self.hosts[h].incarnation;
                 self.input(h, Input::Unused { page, grant });
                 if self.hosts[h].incarnation == inc && self.hosts[h].core.grant_of(page).is_none() {
@@ -2362,7 +2370,7 @@ fn protocol_simulation_mrsw() {
     assert!(
         t.prefetches >= schedules
             && t.prefetch_hits >= schedules / 10
-            && t.unread >= schedules / 20,
+            && t.unread >= schedules / 40,
         "only {} prefetches asked for, {} kept for a kernel and {} dropped unread and given back in {schedules} schedules",
         t.prefetches,
         t.prefetch_hits,
