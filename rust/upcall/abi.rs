@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -430,6 +430,10 @@ pub enum Opcode {
     Write = 5,
     /// Ask for write access to a page granted read-only.
     Upgrade = 6,
+    /// Fill a page of a view (a `-o ro,view` mount): as the file's owner
+    /// has it on disk, with no grant kept. The protocol never takes it
+    /// back; the program refreshes it (`msync(MS_INVALIDATE)`).
+    View = 7,
 }
 
 /// Set in the opcode of every reply.
@@ -445,6 +449,7 @@ impl Opcode {
             4 => Opcode::Read,
             5 => Opcode::Write,
             6 => Opcode::Upgrade,
+            7 => Opcode::View,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -545,6 +550,18 @@ pub enum Request<'a> {
         /// Page.
         index: u64,
     },
+    /// VIEW(file, page index, count) into netmem slot `slot`: a READ for a
+    /// view, answered read-only.
+    View {
+        /// File id.
+        file: u64,
+        /// First page.
+        index: u64,
+        /// Number of pages (1 for now).
+        count: u32,
+        /// Pool slot the manager must fill.
+        slot: u32,
+    },
 }
 
 impl Request<'_> {
@@ -557,6 +574,7 @@ impl Request<'_> {
             Request::Read { .. } => Opcode::Read,
             Request::Write { .. } => Opcode::Write,
             Request::Upgrade { .. } => Opcode::Upgrade,
+            Request::View { .. } => Opcode::View,
         }
     }
 
@@ -566,7 +584,7 @@ impl Request<'_> {
             + match self {
                 Request::Lookup { name } => 2 + name.len(),
                 Request::Getattr { .. } | Request::Readdir { .. } => 8,
-                Request::Read { .. } | Request::Write { .. } => 24,
+                Request::Read { .. } | Request::Write { .. } | Request::View { .. } => 24,
                 Request::Upgrade { .. } => 16,
             }
     }
@@ -575,9 +593,9 @@ impl Request<'_> {
     fn validate(&self) -> Result<(), DecodeError> {
         match *self {
             Request::Lookup { name } if !valid_name(name) => Err(DecodeError::BadName),
-            Request::Read { count: 0, .. } | Request::Write { count: 0, .. } => {
-                Err(DecodeError::BadField)
-            }
+            Request::Read { count: 0, .. }
+            | Request::Write { count: 0, .. }
+            | Request::View { count: 0, .. } => Err(DecodeError::BadField),
             _ => Ok(()),
         }
     }
@@ -617,6 +635,12 @@ impl Request<'_> {
                 index,
                 count,
                 slot,
+            }
+            | Request::View {
+                file,
+                index,
+                count,
+                slot,
             } => {
                 put(b, p, &file.to_le_bytes());
                 put(b, p + 8, &index.to_le_bytes());
@@ -642,7 +666,7 @@ impl Request<'_> {
         let want_fixed = match op {
             Opcode::Lookup => None,
             Opcode::Getattr | Opcode::Readdir => Some(8),
-            Opcode::Read | Opcode::Write => Some(24),
+            Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
         };
         if want_fixed.is_some_and(|n| b.len() != HEADER_LEN + n) {
@@ -666,7 +690,7 @@ impl Request<'_> {
             Opcode::Readdir => Request::Readdir {
                 cookie: get_u64(b, p)?,
             },
-            Opcode::Read | Opcode::Write => {
+            Opcode::Read | Opcode::Write | Opcode::View => {
                 let file = get_u64(b, p)?;
                 let index = get_u64(b, p + 8)?;
                 let count = get_u32(b, p + 16)?;
@@ -676,6 +700,13 @@ impl Request<'_> {
                 }
                 if op == Opcode::Read {
                     Request::Read {
+                        file,
+                        index,
+                        count,
+                        slot,
+                    }
+                } else if op == Opcode::View {
+                    Request::View {
                         file,
                         index,
                         count,
@@ -745,7 +776,8 @@ pub enum ReplyBody<'a> {
         /// The name; empty means no more entries.
         name: &'a [u8],
     },
-    /// READ or UPGRADE answer: the access granted.
+    /// READ, VIEW or UPGRADE answer: the access granted (VIEW: read-only
+    /// only).
     Grant(Grant),
     /// WRITE answer: nothing more than success.
     Done,
@@ -797,6 +829,7 @@ impl<'a> Reply<'a> {
             }
             (Opcode::Read, Some(ReplyBody::Grant(g))) => g != Grant::Refault,
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
+            (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
             (Opcode::Write, Some(ReplyBody::Done)) => true,
             _ => false,
         };
@@ -895,12 +928,12 @@ impl<'a> Reply<'a> {
                     name,
                 }
             }
-            Opcode::Read | Opcode::Upgrade => {
+            Opcode::Read | Opcode::Upgrade | Opcode::View => {
                 exact(4)?;
                 ReplyBody::Grant(match get_u32(b, p)? {
                     1 => Grant::ReadOnly,
-                    2 => Grant::ReadWrite,
-                    3 => Grant::Dirty,
+                    2 if op != Opcode::View => Grant::ReadWrite,
+                    3 if op != Opcode::View => Grant::Dirty,
                     4 if op == Opcode::Upgrade => Grant::Refault,
                     _ => return Err(DecodeError::BadField),
                 })

@@ -59,6 +59,15 @@ fn abi_request_roundtrip() {
         5,
     );
     roundtrip(Request::Upgrade { file: 1, index: 0 }, 6);
+    roundtrip(
+        Request::View {
+            file: 9,
+            index: 3,
+            count: 1,
+            slot: 2,
+        },
+        7,
+    );
 }
 
 fn abi_request_malformed() {
@@ -174,6 +183,12 @@ fn abi_reply_roundtrip() {
             error: 0,
             body: Some(ReplyBody::Done),
         },
+        Reply {
+            id: 9,
+            op: Opcode::View,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
     ];
     for r in replies {
         let mut buf = [0u8; abi::MSG_MAX];
@@ -224,6 +239,29 @@ fn abi_reply_malformed() {
     let n = w.encode(&mut buf).unwrap_or(0);
     buf[0] += 1;
     kunit_expect_eq!(Reply::decode(&buf[..n + 1]), Err(DecodeError::BadLength));
+    // A VIEW is answered read-only, nothing else: a view's page is never
+    // writable.
+    for g in [Grant::ReadWrite, Grant::Dirty, Grant::Refault] {
+        let v = Reply {
+            id: 3,
+            op: Opcode::View,
+            error: 0,
+            body: Some(ReplyBody::Grant(g)),
+        };
+        kunit_expect_eq!(v.encode(&mut buf), Err(DecodeError::BadField));
+    }
+    let v = Reply {
+        id: 3,
+        op: Opcode::View,
+        error: 0,
+        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+    };
+    let n = v.encode(&mut buf).unwrap_or(0);
+    for raw in [2u8, 3, 4] {
+        let mut m = buf;
+        m[abi::HEADER_LEN + 4] = raw;
+        kunit_expect_eq!(Reply::decode(&m[..n]), Err(DecodeError::BadField));
+    }
 }
 
 fn abi_register_block() {

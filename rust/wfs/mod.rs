@@ -32,15 +32,18 @@ pub(crate) const WFS_MAGIC: usize = 0x5746_5321;
 const MAX_TIMEOUT_S: u32 = 3600;
 
 /// Mount options: `timeout=SECONDS` (1 to 3600), how long a request waits
-/// for the manager before it fails (`EIO`, or `SIGBUS` for a fault).
+/// for the manager before it fails (`EIO`, or `SIGBUS` for a fault); and
+/// `view` (with `ro`), Mether's inconsistent read-only view of the files.
 pub(crate) struct MountOptions {
     timeout_ms: u32,
+    view: bool,
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
         MountOptions {
             timeout_ms: TIMEOUT_MS,
+            view: false,
         }
     }
 }
@@ -49,6 +52,18 @@ impl Default for MountOptions {
 pub(crate) struct Mount {
     chan: Arc<Channel>,
     timeout_ms: u32,
+    /// A view (`-o ro,view`): its pages are read with VIEW, as their
+    /// owner has them on disk, under no grant. The page protocol never
+    /// takes them back (INVALIDATE and a manager's death leave them);
+    /// `msync(MS_INVALIDATE)` drops them, so that the next access reads
+    /// them again. Any number of views may sit beside the one coherent
+    /// mount.
+    view: bool,
+}
+
+/// Whether `sb` is a view's.
+fn is_view(sb: &SuperBlock<WfsFs>) -> bool {
+    mount(sb).is_ok_and(|m| m.view)
 }
 
 /// Parses a decimal number of at most 10 digits.
@@ -85,13 +100,28 @@ fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
     }
 }
 
+/// The result of a walk over the super blocks ([`FsTable::for_each_super`])
+/// that visited the coherent one if `coherent_seen`: its `EAGAIN` says
+/// that some super block is shutting down, which, once the coherent one
+/// was visited, is a view's, holding nothing the walk was for. (A host
+/// has one coherent super block at most, dying or not: a new mount is
+/// refused until the old one is gone.)
+///
+/// [`FsTable::for_each_super`]: kernel::fs::FsTable::for_each_super
+fn walked(r: Result, coherent_seen: bool) -> Result {
+    match r {
+        Err(e) if e == EAGAIN && coherent_seen => Ok(()),
+        r => r,
+    }
+}
+
 /// Takes page `index` of file `file` away from this host (the manager's
 /// INVALIDATE): `copy` gets the contents of the cached copy. Returns what
-/// the page was, or `None` if it was not cached. A host has one WFS super
-/// block (a second mount is refused), hence one copy at most. `EAGAIN` if
-/// the page is busy, or the super block is being unmounted: its dirty
-/// pages are on their way to the manager then (WRITE), so the page is
-/// gone once the unmount is over.
+/// the page was, or `None` if it was not cached. A host has one coherent
+/// WFS super block (a second mount is refused; views hold no grants),
+/// hence one copy at most. `EAGAIN` if the page is busy, or the super
+/// block is being unmounted: its dirty pages are on their way to the
+/// manager then (WRITE), so the page is gone once the unmount is over.
 pub(crate) fn invalidate_page(
     file: u64,
     index: u64,
@@ -100,24 +130,34 @@ pub(crate) fn invalidate_page(
 ) -> Result<Option<PageState>> {
     let mut copy = Some(copy);
     let mut out: Result<Option<PageState>> = Ok(None);
-    crate::FS_TABLE.for_each_super(|sb| {
-        // One super block per host: the first has the page or nobody has.
+    let r = crate::FS_TABLE.for_each_super(|sb| {
+        // A view's pages are nobody's to take.
+        if is_view(sb) {
+            return;
+        }
         if let Some(copy) = copy.take() {
             out = pages::invalidate_page(sb, file, index, mode, copy);
         }
-    })?;
+    });
+    // (Once the coherent super block has given the page up, a view being
+    // unmounted beside it must not make the caller think it still has it.)
+    walked(r, copy.is_none())?;
     out
 }
 
 /// Forgets the cached dentry of `name` on every WFS mount (the manager's
-/// FORGET), so that the next lookup asks the manager again.
+/// FORGET), views included, so that the next lookup asks the manager
+/// again.
 pub(crate) fn forget_name(name: &[u8]) -> Result {
     let mut out = Ok(());
-    crate::FS_TABLE.for_each_super(|sb| {
+    let mut coherent_seen = false;
+    let r = crate::FS_TABLE.for_each_super(|sb| {
+        coherent_seen |= !is_view(sb);
         if let Err(e) = sb.forget_name(name) {
             out = Err(e);
         }
-    })?;
+    });
+    walked(r, coherent_seen)?;
     out
 }
 
@@ -127,7 +167,15 @@ pub(crate) fn forget_name(name: &[u8]) -> Result {
 /// to the next manager when written back. `EAGAIN` if the super block is
 /// being unmounted (its pages are going away anyway).
 pub(crate) fn revoke_grants() -> Result {
-    crate::FS_TABLE.for_each_super(pages::revoke_grants)
+    let mut coherent_seen = false;
+    let r = crate::FS_TABLE.for_each_super(|sb| {
+        // (A view's pages were granted nothing.)
+        if !is_view(sb) {
+            coherent_seen = true;
+            pages::revoke_grants(sb);
+        }
+    });
+    walked(r, coherent_seen)
 }
 
 fn mount(sb: &SuperBlock<WfsFs>) -> Result<&Mount> {
@@ -168,22 +216,36 @@ impl FileSystem for WfsFs {
                 opts.timeout_ms = secs * 1000;
                 Ok(())
             }
+            b"view" if value.is_none() => {
+                opts.view = true;
+                Ok(())
+            }
+            b"view" => Err(EINVAL),
             _ => Err(ENOPARAM),
         }
     }
 
     fn fill_super(
         ctx: ArcBorrow<'_, Channel>,
-        _sb: &SuperBlock<Self>,
+        sb: &SuperBlock<Self>,
         opts: &MountOptions,
     ) -> Result<KBox<Mount>> {
+        if opts.view && !sb.read_only() {
+            pr_err!("a wfs view is read-only: mount it with -o ro,view\n");
+            return Err(EINVAL);
+        }
         let m = KBox::new(
             Mount {
                 chan: ctx.into(),
                 timeout_ms: opts.timeout_ms,
+                view: opts.view,
             },
             GFP_KERNEL,
         )?;
+        if m.view {
+            // No grants: as many as anyone wants, beside the coherent one.
+            return Ok(m);
+        }
         let mut st = m.chan.state.lock();
         if st.mounts > 0 {
             // Page grants belong to the host, not to a mount: a second
@@ -199,7 +261,15 @@ impl FileSystem for WfsFs {
         Ok(m)
     }
 
+    /// A view's pages go stale; `msync(MS_INVALIDATE)` refreshes them.
+    fn msync_invalidate(sb: &SuperBlock<Self>) -> bool {
+        is_view(sb)
+    }
+
     fn kill_super(m: KBox<Mount>) {
+        if m.view {
+            return;
+        }
         let mut st = m.chan.state.lock();
         st.mounts = st.mounts.saturating_sub(1);
     }
@@ -265,14 +335,30 @@ impl FileSystem for WfsFs {
     fn read_folio(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
         let (ino, index) = (inode.ino(), folio.index());
         let m = mount(inode.super_block())?;
+        let (op, view) = if m.view {
+            (abi::Opcode::View, true)
+        } else {
+            (abi::Opcode::Read, false)
+        };
         let grant = m.chan.call_with_page(
-            abi::Opcode::Read,
+            op,
             m.timeout_ms,
-            |slot| Request::Read {
-                file: ino,
-                index,
-                count: 1,
-                slot,
+            |slot| {
+                if view {
+                    Request::View {
+                        file: ino,
+                        index,
+                        count: 1,
+                        slot,
+                    }
+                } else {
+                    Request::Read {
+                        file: ino,
+                        index,
+                        count: 1,
+                        slot,
+                    }
+                }
             },
             |_| Ok(()),
             |reply, page| {
@@ -295,6 +381,10 @@ impl FileSystem for WfsFs {
     fn write_folio(inode: &Inode<Self>, folio: &LockedFolio<'_>) -> Result {
         let (ino, index) = (inode.ino(), folio.index());
         let m = mount(inode.super_block())?;
+        if m.view {
+            // (Never dirtied: a view refuses writes.)
+            return Err(EROFS);
+        }
         m.chan.call_with_page(
             abi::Opcode::Write,
             m.timeout_ms,
@@ -317,6 +407,10 @@ impl FileSystem for WfsFs {
     /// A write to a page granted for reading only: the manager must grant
     /// it for writing before the first byte changes (UPGRADE).
     fn prepare_write(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
+        // A view is read-only, even remounted read-write.
+        if is_view(inode.super_block()) {
+            return Err(EROFS);
+        }
         pages::make_writable(inode.mapping(), folio, |index| upgrade(inode, index))
     }
 }

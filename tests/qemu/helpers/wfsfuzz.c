@@ -48,7 +48,7 @@
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 4
+#define ABI_VERSION 5
 #define OP_LOOKUP 1
 #define OP_GETATTR 2
 #define OP_READDIR 3

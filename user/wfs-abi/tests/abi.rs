@@ -79,6 +79,12 @@ fn all_requests() -> Vec<Request<'static>> {
             file: 5,
             index: 1 << 40,
         },
+        Request::View {
+            file: 6,
+            index: 3,
+            count: 1,
+            slot: 2,
+        },
     ]
 }
 
@@ -167,16 +173,44 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             error: 0,
             body: Some(ReplyBody::Done),
         },
+        Reply {
+            id: 12,
+            op: Opcode::View,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
     ]
 }
 
-const ALL_OPS: [Opcode; 6] = [
+#[test]
+fn a_view_is_answered_read_only() {
+    for g in [2u32, 3, 4] {
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le32(g));
+        assert_eq!(
+            Reply::decode(&msg(0x8007, 1, &body)),
+            Err(DecodeError::BadField),
+            "grant {g}"
+        );
+        let grant = [Grant::ReadWrite, Grant::Dirty, Grant::Refault][g as usize - 2];
+        let r = Reply {
+            id: 1,
+            op: Opcode::View,
+            error: 0,
+            body: Some(ReplyBody::Grant(grant)),
+        };
+        assert_eq!(r.encode(&mut [0u8; MSG_MAX]), Err(DecodeError::BadField));
+    }
+}
+
+const ALL_OPS: [Opcode; 7] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
     Opcode::Read,
     Opcode::Write,
     Opcode::Upgrade,
+    Opcode::View,
 ];
 
 // ---------------------------------------------------------------------------
@@ -185,7 +219,7 @@ const ALL_OPS: [Opcode; 6] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 4);
+    assert_eq!(ABI_VERSION, 5);
     assert_eq!(Grant::Dirty as u32, 3);
     assert_eq!(Grant::Refault as u32, 4);
     assert_eq!(SCRATCH_SLOTS, 8);
@@ -306,7 +340,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(4));
+    want.extend_from_slice(&le32(5));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -404,7 +438,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 7, 8, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 8, 9, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -624,7 +658,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 7, 100, 0x7fff] {
+    for op in [0u16, 8, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -696,7 +730,7 @@ fn request_decode_bad_names() {
 
 #[test]
 fn request_decode_zero_count() {
-    for op in [4u16, 5] {
+    for op in [4u16, 5, 7] {
         let mut body = le64(1).to_vec();
         body.extend_from_slice(&le64(2));
         body.extend_from_slice(&le32(0));
@@ -921,7 +955,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 7, 0x7fff] {
+    for op in [0u16, 8, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }

@@ -37,6 +37,7 @@ use crate::prefetch::Prefetch;
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageId, UpgradeAnswer};
 use crate::session::Session;
 use crate::upcall::{Stats, Upcall, UpcallSink};
+use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
 use crate::wire::{Frame, PeerMsg};
 use crate::wlog;
 
@@ -126,6 +127,9 @@ pub struct ProtocolStats {
     /// came; given back to their owners if still held as they came).
     #[serde(default)]
     pub prefetch_unread: u64,
+    /// VIEW requests (pages read for a view, `views.rs`).
+    #[serde(default)]
+    pub views: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -151,6 +155,7 @@ pub struct Counters {
     prefetched: AtomicU64,
     prefetch_hits: AtomicU64,
     prefetch_unread: AtomicU64,
+    views: AtomicU64,
 }
 
 impl Counters {
@@ -182,6 +187,7 @@ impl Counters {
             prefetched: g(&self.prefetched),
             prefetch_hits: g(&self.prefetch_hits),
             prefetch_unread: g(&self.prefetch_unread),
+            views: g(&self.views),
         }
     }
 }
@@ -397,6 +403,8 @@ pub struct Engine {
     deaths: Deaths,
     /// Pages fetched ahead of sequential scans.
     prefetch: Prefetch,
+    /// VIEW requests waiting for another host's disk.
+    views: Views,
     /// Whether fetching ahead is safe: once the pages a manager that died
     /// left dirty in the kernel are written home and dropped
     /// ([`Handle::left_pages_flushed`]). Before, a page fetched ahead could
@@ -510,6 +518,7 @@ impl Engine {
             counters,
             deaths,
             prefetch: Prefetch::default(),
+            views: Views::default(),
             prefetch_ok: false,
             orphan_failed: false,
         }
@@ -810,6 +819,12 @@ impl Engine {
         Counters::add(&self.counters.peers_dead, 1);
         let host = p.host;
         let current = p.incarnation == Some(incarnation);
+        if current {
+            // (Asked of this incarnation: it will never answer.)
+            let gone = self.views.owner_gone(host);
+            self.fail_views(gone, libc::EHOSTDOWN);
+        }
+        let p = &mut self.peers[idx];
         let (undelivered, unsent) = if current {
             p.acked = 0;
             p.acked_first = 0;
@@ -817,7 +832,7 @@ impl Engine {
                 msgs.into_iter()
                     .filter_map(|m| match m {
                         PeerMsg::Page(m) => Some(m),
-                        PeerMsg::Name(_) => None,
+                        PeerMsg::Name(_) | PeerMsg::View(_) => None,
                     })
                     .collect()
             };
@@ -1151,6 +1166,7 @@ impl Engine {
                 }
                 self.run_core(Input::Message { from, msg: m });
             }
+            PeerMsg::View(m) => self.view_msg(from, m),
             PeerMsg::Name(NameMsg::Lookup { id, name }) => {
                 let found = self.export.lookup(&name).ok().map(|a| {
                     self.core.add_file(a.file, self.me);
@@ -1233,8 +1249,21 @@ impl Engine {
     /// Answers READ `req`, lent `slot`, with `data` as `grant`; returns
     /// whether the kernel took it.
     fn grant_read(&self, req: u64, slot: u32, started: Instant, data: &[u8], grant: Grant) -> bool {
-        // SAFETY: The kernel lent `slot` with READ `req`, which only the
-        // engine handles, and it is not answered yet.
+        self.grant_page(wfs_abi::Opcode::Read, req, slot, started, data, grant)
+    }
+
+    /// [`Engine::grant_read`] for READ or VIEW (`op`).
+    fn grant_page(
+        &self,
+        op: wfs_abi::Opcode,
+        req: u64,
+        slot: u32,
+        started: Instant,
+        data: &[u8],
+        grant: Grant,
+    ) -> bool {
+        // SAFETY: The kernel lent `slot` with READ or VIEW `req`, which only
+        // the engine handles, and it is not answered yet.
         match unsafe { self.pool.page(slot) } {
             Some(p) if data.len() == p.len() => p.copy_from_slice(data),
             _ => {
@@ -1242,17 +1271,123 @@ impl Engine {
                     "page protocol: a page of {} bytes; answering EIO",
                     data.len()
                 );
-                self.reply(req, wfs_abi::Opcode::Read, started, Err(errno::EIO));
+                self.reply(req, op, started, Err(errno::EIO));
                 return false;
             }
         }
         Counters::add(&self.counters.pages_in, 1);
-        self.reply(
+        self.reply(req, op, started, Ok(ReplyBody::Grant(grant)))
+    }
+
+    /// Whether `host`'s current incarnation is taken for dead (or it was
+    /// never heard of).
+    fn peer_gone(&self, host: HostId) -> bool {
+        self.by_host.get(&host).is_none_or(|&i| {
+            let p = &self.peers[i];
+            p.incarnation.is_none_or(|inc| p.dead.contains(&inc))
+        })
+    }
+
+    /// A VIEW: the page as its owner has it on disk, read-only, with no
+    /// grant kept (`views.rs`). This host's own file is read from the
+    /// export at once; another host's is asked of it (`Peek`).
+    fn view(&mut self, req: u64, page: PageId, count: u32, slot: u32, started: Instant) {
+        if let Err(e) = check_lent(Some(&self.pool), count, slot) {
+            self.reply(req, wfs_abi::Opcode::View, started, Err(e));
+            return;
+        }
+        Counters::add(&self.counters.views, 1);
+        // (The core's owners, as READ's: a name the name service forgot
+        // meanwhile stays another host's file.)
+        let owner = self.core.owner_of(page.file).unwrap_or(self.me);
+        if owner == self.me {
+            let mut data = vec![0u8; PAGE_SIZE];
+            let r = {
+                let _lock = self.export.lock_page(page.file, page.index);
+                self.export.read_page(page.file, page.index, &mut data)
+            };
+            match r {
+                Ok(()) => {
+                    self.grant_page(
+                        wfs_abi::Opcode::View,
+                        req,
+                        slot,
+                        started,
+                        &data,
+                        Grant::ReadOnly,
+                    );
+                }
+                Err(e) => {
+                    self.reply(req, wfs_abi::Opcode::View, started, Err(kernel_errno(e)));
+                }
+            }
+            return;
+        }
+        if self.peer_gone(owner) {
+            self.reply(req, wfs_abi::Opcode::View, started, Err(libc::EHOSTDOWN));
+            return;
+        }
+        let msg = self.views.ask(ViewWaiting {
             req,
-            wfs_abi::Opcode::Read,
+            slot,
             started,
-            Ok(ReplyBody::Grant(grant)),
-        )
+            page,
+            owner,
+        });
+        self.send(owner, PeerMsg::View(msg));
+    }
+
+    /// A peer's `Peek` or `Peeked`.
+    fn view_msg(&mut self, from: HostId, msg: ViewMsg) {
+        match msg {
+            ViewMsg::Peek { id, page } => {
+                // Only this host's own files: the export says.
+                let mut data = vec![0u8; PAGE_SIZE];
+                let r = if self.core.owner_of(page.file).is_some_and(|o| o != self.me) {
+                    Err(libc::ENOENT)
+                } else {
+                    let _lock = self.export.lock_page(page.file, page.index);
+                    self.export
+                        .read_page(page.file, page.index, &mut data)
+                        .map_err(kernel_errno)
+                };
+                let data = r.map(|()| data);
+                self.send(from, PeerMsg::View(ViewMsg::Peeked { id, page, data }));
+            }
+            ViewMsg::Peeked { id, page, data } => {
+                let Some(w) = self.views.answered(from, id, page) else {
+                    // (Given up on, or not asked of that host.)
+                    return;
+                };
+                match data {
+                    Ok(d) => {
+                        self.grant_page(
+                            wfs_abi::Opcode::View,
+                            w.req,
+                            w.slot,
+                            w.started,
+                            &d,
+                            Grant::ReadOnly,
+                        );
+                    }
+                    Err(e) => {
+                        self.reply(
+                            w.req,
+                            wfs_abi::Opcode::View,
+                            w.started,
+                            Err(kernel_errno(e)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails the VIEW requests in `ws` with `error`.
+    fn fail_views(&self, ws: Vec<ViewWaiting>, error: i32) {
+        for w in ws {
+            self.reply(w.req, wfs_abi::Opcode::View, w.started, Err(error));
+        }
     }
 
     /// Another host's file, as a LOOKUP found it. (This host's own files
@@ -1280,7 +1415,8 @@ impl Engine {
             Request::Getattr { file }
             | Request::Upgrade { file, .. }
             | Request::Read { file, .. }
-            | Request::Write { file, .. } => Some(file),
+            | Request::Write { file, .. }
+            | Request::View { file, .. } => Some(file),
             Request::Lookup { .. } | Request::Readdir { .. } => None,
         };
         if let Some(file) = file
@@ -1299,6 +1435,12 @@ impl Engine {
             return;
         }
         match req {
+            Request::View {
+                file,
+                index,
+                count,
+                slot,
+            } => self.view(id, PageId { file, index }, count, slot, started),
             Request::Lookup { name } => {
                 let local = self.export.lookup(name).ok().map(|a| info(&a));
                 let (up, down) = self.connected();
@@ -1716,6 +1858,8 @@ impl Engine {
     /// a slot of the pool until it is answered. The core forgets them; a
     /// page that comes later for nobody goes home if it is dirty.
     fn expire_reads(&mut self) {
+        let late_views = self.views.expire(Instant::now(), self.read_deadline);
+        self.fail_views(late_views, libc::ETIMEDOUT);
         let (unread, late) = self.prefetch.expire(Instant::now());
         for req in late {
             self.core.cancel(req);

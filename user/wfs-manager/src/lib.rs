@@ -56,4 +56,5 @@ pub mod signals;
 #[doc(hidden)]
 pub mod testkit;
 pub mod upcall;
+pub mod views;
 pub mod wire;

@@ -171,6 +171,23 @@ pub fn handle(
                 .map(|()| ReplyBody::Done)
         }),
         Request::Upgrade { file, index } => export.upgrade(file, index).map(ReplyBody::Grant),
+        // A view's page: as the export has it, read-only.
+        Request::View {
+            file,
+            index,
+            count,
+            slot,
+        } => {
+            // SAFETY: The kernel lent `slot` with this request, which only
+            // this worker handles.
+            unsafe { lent_page(pool, count, slot) }
+        }
+        .and_then(|page| {
+            let _page = export.lock_page(file, index);
+            export
+                .read_page(file, index, page)
+                .map(|()| ReplyBody::Grant(wfs_abi::Grant::ReadOnly))
+        }),
     };
     let reply = match result {
         Ok(body) => Reply {

@@ -28,8 +28,9 @@
 //! * `PAGE` (0x100): one frame of the session between two managers
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
-//!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28) or a name-service
-//!   message ([`crate::names::NameMsg`], tags 16-21):
+//!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28), a name-service
+//!   message ([`crate::names::NameMsg`], tags 16-21) or a view's
+//!   ([`crate::views::ViewMsg`], tags 29-30):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -61,6 +62,8 @@
 //!   | 26 | Upgrade | txn, file, index |
 //!   | 27 | Upgraded | txn, file, index, epoch u64 |
 //!   | 28 | Stale | txn, file, index |
+//!   | 29 | Peek | id u64, file, index ([`crate::views::ViewMsg`]) |
+//!   | 30 | Peeked | id u64, file, index, error i32 (0, or an errno), then if 0: len u32, len bytes |
 //!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
@@ -73,6 +76,7 @@ use std::io::{self, Read, Write};
 use crate::names::{FileInfo, NameMsg};
 use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageId};
 use crate::session;
+use crate::views::ViewMsg;
 
 /// A message of the session between two managers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +85,14 @@ pub enum PeerMsg {
     Page(Msg),
     /// The name service.
     Name(NameMsg),
+    /// Views' pages.
+    View(ViewMsg),
 }
 
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -347,6 +353,7 @@ impl Frame {
                     None => p.push(0),
                     Some(PeerMsg::Page(m)) => put_msg(&mut p, m),
                     Some(PeerMsg::Name(m)) => put_name_msg(&mut p, m),
+                    Some(PeerMsg::View(m)) => put_view_msg(&mut p, m),
                 }
             }
         }
@@ -411,8 +418,10 @@ impl Frame {
                 let ack = c.u64("PAGE too short for ack")?;
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
-                    tag @ (1..=15 | 22..) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
+                    tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
+                    tag @ 16..=21 => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
+                    tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
+                    _ => return Err(WireError::Malformed("PAGE message tag unknown")),
                 };
                 if (seq == 0) != msg.is_none() {
                     return Err(WireError::Malformed(
@@ -748,6 +757,44 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
     })
 }
 
+/// Encodes a view's message, tag first.
+fn put_view_msg(p: &mut Vec<u8>, m: &ViewMsg) {
+    match m {
+        ViewMsg::Peek { id, page } => {
+            p.push(29);
+            put_page(p, Some(*id), page);
+        }
+        ViewMsg::Peeked { id, page, data } => {
+            p.push(30);
+            put_page(p, Some(*id), page);
+            match data {
+                Ok(d) => {
+                    p.extend_from_slice(&0i32.to_le_bytes());
+                    put_bytes(p, d);
+                }
+                Err(e) => p.extend_from_slice(&e.to_le_bytes()),
+            }
+        }
+    }
+}
+
+/// Decodes a view's message after its tag (29 or 30).
+fn get_view_msg(tag: u8, c: &mut Cur<'_>) -> Result<ViewMsg, WireError> {
+    let id = c.u64("VIEW message too short for its id")?;
+    let page = c.page()?;
+    Ok(if tag == 29 {
+        ViewMsg::Peek { id, page }
+    } else {
+        let error = c.u32("PEEKED too short for its error")? as i32;
+        let data = match error {
+            0 => Ok(c.bytes()?),
+            e if e > 0 => Err(e),
+            _ => return Err(WireError::Malformed("PEEKED error is negative")),
+        };
+        ViewMsg::Peeked { id, page, data }
+    })
+}
+
 /// Longest name the name service carries.
 const MAX_NAME_BYTES: usize = wfs_abi::NAME_MAX;
 /// Most names in one LISTED message.
@@ -1020,7 +1067,12 @@ mod tests {
         let msgs = page_msgs
             .into_iter()
             .map(PeerMsg::Page)
-            .chain(name_msgs.into_iter().map(PeerMsg::Name));
+            .chain(name_msgs.into_iter().map(PeerMsg::Name))
+            .chain([PeerMsg::View(ViewMsg::Peeked {
+                id: u64::MAX,
+                page,
+                data: Ok(vec![0x5a; wfs_abi::PAGE_SIZE]),
+            })]);
         for msg in msgs {
             let f = Frame::Page(session::Frame {
                 seq: u64::MAX,
@@ -1344,6 +1396,24 @@ mod tests {
             .into_iter()
             .map(PeerMsg::Name),
         );
+        let view = PageId { file: 9, index: 3 };
+        let msgs = msgs.chain(
+            [
+                ViewMsg::Peek { id: 1, page: view },
+                ViewMsg::Peeked {
+                    id: 1,
+                    page: view,
+                    data: Ok(vec![0xa5; wfs_abi::PAGE_SIZE]),
+                },
+                ViewMsg::Peeked {
+                    id: u64::MAX,
+                    page: view,
+                    data: Err(2),
+                },
+            ]
+            .into_iter()
+            .map(PeerMsg::View),
+        );
         let mut v: Vec<Frame> = msgs
             .into_iter()
             .enumerate()
@@ -1424,7 +1494,7 @@ mod tests {
         p[17 + 25] = 2;
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
         // Tags past the last message's.
-        for tag in [29, 255] {
+        for tag in [31, 255] {
             let mut bad = ack_only.clone();
             bad[0] = 1;
             bad[16] = tag;
@@ -1464,6 +1534,13 @@ mod tests {
         p[16] = 14;
         p.push(2);
         p.extend_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        // A PEEKED whose error is negative.
+        let mut p = ack_only.clone();
+        p[0] = 1;
+        p[16] = 30;
+        p.extend_from_slice(&[0; 24]);
+        p.extend_from_slice(&(-5i32).to_le_bytes());
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
     }
 

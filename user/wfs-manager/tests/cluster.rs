@@ -103,9 +103,9 @@ fn three_managers() {
     }
     // Unsupported version.
     let mut hello = Frame::hello("test", "a", 7).encode();
-    hello[10] = 9;
+    hello[10] = 99;
     match raw_exchange(pb, &hello) {
-        Ok(Frame::Refuse { reason }) => assert!(reason.contains("version 9"), "{reason}"),
+        Ok(Frame::Refuse { reason }) => assert!(reason.contains("version 99"), "{reason}"),
         other => panic!("{other:?}"),
     }
     // An oversized frame before the handshake: closed, logged.

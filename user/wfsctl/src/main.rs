@@ -344,6 +344,7 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             "prefetch: pages fetched ahead of a sequential scan {}, READs answered from them {}, dropped unread {}",
             p.prefetched, p.prefetch_hits, p.prefetch_unread
         ));
+        v.push(format!("views: pages read for a view {}", p.views));
     }
     v
 }
@@ -734,6 +735,7 @@ mod tests {
             prefetched: 8,
             prefetch_hits: 6,
             prefetch_unread: 2,
+            views: 4,
         });
         assert_eq!(
             stats_lines(&r)[2..],
@@ -743,7 +745,8 @@ mod tests {
                 "failures: peers taken for dead 1, pages lost with them 7; fenced off a peer's pages 3 times",
                 "owner's disk: pages written 9 in 4 flushes (fdatasync)",
                 "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1",
-                "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6, dropped unread 2"
+                "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6, dropped unread 2",
+                "views: pages read for a view 4"
             ]
         );
     }
