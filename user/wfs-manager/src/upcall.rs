@@ -135,7 +135,14 @@ pub fn handle(
             }),
             Err(e) => Err(e),
         },
+        // (A view's page, as the export has it, is read-only.)
         Request::Read {
+            file,
+            index,
+            count,
+            slot,
+        }
+        | Request::View {
             file,
             index,
             count,
@@ -146,13 +153,21 @@ pub fn handle(
             unsafe { lent_page(pool, count, slot) }
         }
         .and_then(|page| {
-            if export.null_read() {
-                return Ok(ReplyBody::Grant(export.read_grant(file, index)));
+            let view = op == wfs_abi::Opcode::View;
+            let grant = || {
+                if view {
+                    wfs_abi::Grant::ReadOnly
+                } else {
+                    export.read_grant(file, index)
+                }
+            };
+            if export.null_read() && !view {
+                return Ok(ReplyBody::Grant(grant()));
             }
             let _page = export.lock_page(file, index);
             export
                 .read_page(file, index, page)
-                .map(|()| ReplyBody::Grant(export.read_grant(file, index)))
+                .map(|()| ReplyBody::Grant(grant()))
         }),
         Request::Write {
             file,
@@ -171,23 +186,6 @@ pub fn handle(
                 .map(|()| ReplyBody::Done)
         }),
         Request::Upgrade { file, index } => export.upgrade(file, index).map(ReplyBody::Grant),
-        // A view's page: as the export has it, read-only.
-        Request::View {
-            file,
-            index,
-            count,
-            slot,
-        } => {
-            // SAFETY: The kernel lent `slot` with this request, which only
-            // this worker handles.
-            unsafe { lent_page(pool, count, slot) }
-        }
-        .and_then(|page| {
-            let _page = export.lock_page(file, index);
-            export
-                .read_page(file, index, page)
-                .map(|()| ReplyBody::Grant(wfs_abi::Grant::ReadOnly))
-        }),
     };
     let reply = match result {
         Ok(body) => Reply {
