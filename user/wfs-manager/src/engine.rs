@@ -1301,26 +1301,8 @@ impl Engine {
         // meanwhile stays another host's file.)
         let owner = self.core.owner_of(page.file).unwrap_or(self.me);
         if owner == self.me {
-            let mut data = vec![0u8; PAGE_SIZE];
-            let r = {
-                let _lock = self.export.lock_page(page.file, page.index);
-                self.export.read_page(page.file, page.index, &mut data)
-            };
-            match r {
-                Ok(()) => {
-                    self.grant_page(
-                        wfs_abi::Opcode::View,
-                        req,
-                        slot,
-                        started,
-                        &data,
-                        Grant::ReadOnly,
-                    );
-                }
-                Err(e) => {
-                    self.reply(req, wfs_abi::Opcode::View, started, Err(kernel_errno(e)));
-                }
-            }
+            let data = self.read_home(page).map_err(kernel_errno);
+            self.answer_view(req, slot, started, data);
             return;
         }
         if self.peer_gone(owner) {
@@ -1342,16 +1324,11 @@ impl Engine {
         match msg {
             ViewMsg::Peek { id, page } => {
                 // Only this host's own files: the export says.
-                let mut data = vec![0u8; PAGE_SIZE];
-                let r = if self.core.owner_of(page.file).is_some_and(|o| o != self.me) {
+                let data = if self.core.owner_of(page.file).is_some_and(|o| o != self.me) {
                     Err(libc::ENOENT)
                 } else {
-                    let _lock = self.export.lock_page(page.file, page.index);
-                    self.export
-                        .read_page(page.file, page.index, &mut data)
-                        .map_err(kernel_errno)
+                    self.read_home(page).map_err(kernel_errno)
                 };
-                let data = r.map(|()| data);
                 self.send(from, PeerMsg::View(ViewMsg::Peeked { id, page, data }));
             }
             ViewMsg::Peeked { id, page, data } => {
@@ -1359,26 +1336,30 @@ impl Engine {
                     // (Given up on, or not asked of that host.)
                     return;
                 };
-                match data {
-                    Ok(d) => {
-                        self.grant_page(
-                            wfs_abi::Opcode::View,
-                            w.req,
-                            w.slot,
-                            w.started,
-                            &d,
-                            Grant::ReadOnly,
-                        );
-                    }
-                    Err(e) => {
-                        self.reply(
-                            w.req,
-                            wfs_abi::Opcode::View,
-                            w.started,
-                            Err(kernel_errno(e)),
-                        );
-                    }
-                }
+                self.answer_view(w.req, w.slot, w.started, data.map_err(kernel_errno));
+            }
+        }
+    }
+
+    /// Page `page` of this host's own file, as its export has it (under the
+    /// page's lock); the export's errno if it cannot be read.
+    fn read_home(&self, page: PageId) -> Result<Vec<u8>, i32> {
+        let mut data = vec![0u8; PAGE_SIZE];
+        let _lock = self.export.lock_page(page.file, page.index);
+        self.export.read_page(page.file, page.index, &mut data)?;
+        Ok(data)
+    }
+
+    /// Answers VIEW `req`, lent `slot`, with the page read-only, or with
+    /// the errno.
+    fn answer_view(&self, req: u64, slot: u32, started: Instant, data: Result<Vec<u8>, i32>) {
+        let op = wfs_abi::Opcode::View;
+        match data {
+            Ok(d) => {
+                self.grant_page(op, req, slot, started, &d, Grant::ReadOnly);
+            }
+            Err(e) => {
+                self.reply(req, op, started, Err(e));
             }
         }
     }
@@ -2125,18 +2106,19 @@ impl Engine {
                 None
             }
             Output::DiskRead { page } => {
-                let mut data = vec![0u8; PAGE_SIZE];
-                let _lock = self.export.lock_page(page.file, page.index);
-                if let Err(e) = self.export.read_page(page.file, page.index, &mut data) {
-                    wlog!(
-                        "page protocol: cannot read page {} of file {:#x} from the export ({}); the requester's reads fail",
-                        page.index,
-                        page.file,
-                        crate::device::describe_errno(e)
-                    );
-                    let error = kernel_errno(e);
-                    return Some(Input::DiskReadFailed { page, error });
-                }
+                let data = match self.read_home(page) {
+                    Ok(data) => data,
+                    Err(e) => {
+                        wlog!(
+                            "page protocol: cannot read page {} of file {:#x} from the export ({}); the requester's reads fail",
+                            page.index,
+                            page.file,
+                            crate::device::describe_errno(e)
+                        );
+                        let error = kernel_errno(e);
+                        return Some(Input::DiskReadFailed { page, error });
+                    }
+                };
                 Some(Input::DiskRead { page, data })
             }
             Output::DiskWrite {

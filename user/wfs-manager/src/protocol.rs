@@ -1322,8 +1322,7 @@ impl Core {
                     && !self.taking(page)
                     && !self.shares.contains_key(&page)
                     && !self.evicting.contains_key(&page)
-                    && !self.unsynced.contains(&page)
-                    && self.unacked.get(&page).is_none_or(|&n| n == 0)
+                    && !self.owed(page)
                     && self
                         .owners
                         .get(&page.file)
