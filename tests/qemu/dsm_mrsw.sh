@@ -76,7 +76,14 @@ if [ "$h" != 1 ]; then
         [ "$got" = "page-$i" ] || fail "page $i reads $got"
     done
 fi
+# (Its second page read now, not fetched ahead and given back unread while
+# a reader counts messages below.)
+dd if=/wfs/ctl of=/dev/null bs=4096 count=2 2>/dev/null || fail "reading /wfs/ctl"
 barrier $READ
+# The readers count in turn, h2 then h3, and h1 writes its word last: any
+# word written to /wfs/ctl revokes the readers' copies of its page, which
+# is a message the counting reader would see.
+[ "$h" != 3 ] || $H/dsm wait /wfs/ctl $((REREAD + 8)) 1 120 || fail "h2 never finished counting"
 if [ "$h" != 1 ]; then
     msgs() { wfsctl stats | sed -n 's/^peer messages: sent \([0-9]*\), received \([0-9]*\),.*/\1 \2/p'; }
     r0=$(stat_of READ)
@@ -94,6 +101,7 @@ if [ "$h" != 1 ]; then
     echo "h$h: holds read copies of every page beside the other reader's"
 fi
 # (Before h2's write: its revocation must not land in a reader's count.)
+[ "$h" != 1 ] || $H/dsm wait /wfs/ctl $((REREAD + 12)) 1 120 || fail "h3 never finished counting"
 barrier $REREAD
 
 # 2. A write: upgraded in place, the other copy revoked, the data home
