@@ -34,7 +34,7 @@ use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::pool::{Pool, check_lent, lent_page};
 use crate::prefetch::Prefetch;
-use crate::protocol::{Core, HostId, Input, Msg, Output, PageId, UpgradeAnswer};
+use crate::protocol::{Core, HostId, Input, Msg, Output, PageData, PageId, UpgradeAnswer};
 use crate::session::Session;
 use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
@@ -1343,16 +1343,16 @@ impl Engine {
 
     /// Page `page` of this host's own file, as its export has it (under the
     /// page's lock); the export's errno if it cannot be read.
-    fn read_home(&self, page: PageId) -> Result<Vec<u8>, i32> {
+    fn read_home(&self, page: PageId) -> Result<PageData, i32> {
         let mut data = vec![0u8; PAGE_SIZE];
         let _lock = self.export.lock_page(page.file, page.index);
         self.export.read_page(page.file, page.index, &mut data)?;
-        Ok(data)
+        Ok(PageData::new(data))
     }
 
     /// Answers VIEW `req`, lent `slot`, with the page read-only, or with
     /// the errno.
-    fn answer_view(&self, req: u64, slot: u32, started: Instant, data: Result<Vec<u8>, i32>) {
+    fn answer_view(&self, req: u64, slot: u32, started: Instant, data: Result<PageData, i32>) {
         let op = wfs_abi::Opcode::View;
         match data {
             Ok(d) => {
@@ -1566,7 +1566,7 @@ impl Engine {
                 self.run_core(Input::Writeback {
                     req: id,
                     page,
-                    data,
+                    data: PageData::new(data),
                 });
             }
         }
@@ -2708,13 +2708,13 @@ mod tests {
             page,
             epoch: 1,
             seq: 1,
-            data: vec![0; n],
+            data: vec![0; n].into(),
             home: false,
         };
         let data = |n| Msg::Data {
             txn: 1,
             page,
-            data: vec![0; n],
+            data: vec![0; n].into(),
             dirty: true,
             epoch: 1,
             owner: 2,

@@ -17,6 +17,7 @@ use wfs_abi::{Invalidate, SCRATCH_SLOTS, inval, page_flags};
 use crate::device::{describe_errno, ioctl_forget, ioctl_invalidate};
 use crate::export::Export;
 use crate::pool::Pool;
+use crate::protocol::PageData;
 
 /// What an invalidation found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +66,7 @@ impl Mode {
 #[derive(Debug)]
 pub struct Taken {
     /// The page's contents (the kernel's copy is clean now, or gone).
-    pub data: Vec<u8>,
+    pub data: PageData,
     /// It held data not written back yet.
     pub dirty: bool,
     /// It was granted for writing.
@@ -133,7 +134,7 @@ impl Invalidator {
             // which has returned.
             let page = unsafe { pool.page(slot) }.ok_or(libc::EIO)?;
             Ok(Some(Taken {
-                data: page.to_vec(),
+                data: PageData::new(page.to_vec()),
                 dirty: f & page_flags::DIRTY != 0,
                 writable: f & page_flags::WRITABLE != 0,
                 ioctl_ns,

@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::protocol::PageId;
+use crate::protocol::{PageData, PageId};
 
 /// Pages asked for ahead of the last READ of a scan.
 pub const WINDOW: u64 = 64;
@@ -51,7 +51,7 @@ pub type CopyGrant = (u64, bool);
 /// A page kept for the kernel.
 #[derive(Debug)]
 pub struct Kept {
-    pub data: Vec<u8>,
+    pub data: PageData,
     /// The grant it came with: its epoch, and whether read-only.
     pub grant: CopyGrant,
     at: Instant,
@@ -192,7 +192,7 @@ impl Prefetch {
     pub fn arrived(
         &mut self,
         req: u64,
-        data: Vec<u8>,
+        data: PageData,
         dirty: bool,
         grant_of: impl FnOnce(PageId) -> Option<(u64, bool)>,
     ) -> bool {
@@ -295,20 +295,20 @@ mod tests {
             panic!("{ask:?}");
         };
         // Dirty: its data would be nowhere else.
-        assert!(!pf.arrived(r2, vec![1], true, |_| Some((1, true))));
+        assert!(!pf.arrived(r2, vec![1].into(), true, |_| Some((1, true))));
         assert!(pf.serve(p2, Some((1, true)), false).is_none());
         // Not held by the core (taken meanwhile, or fenced).
-        assert!(!pf.arrived(r3, vec![1], false, |_| None));
+        assert!(!pf.arrived(r3, vec![1].into(), false, |_| None));
         assert!(pf.serve(p3, None, false).is_none());
         // Held under another grant by the time the kernel asks: dropped.
-        assert!(pf.arrived(r4, vec![1], false, |_| Some((1, true))));
+        assert!(pf.arrived(r4, vec![1].into(), false, |_| Some((1, true))));
         assert!(pf.serve(p4, Some((2, true)), false).is_none());
         assert!(pf.serve(p4, Some((1, true)), false).is_none(), "dropped");
         // An invalidation of it waits for the kernel: dropped.
-        assert!(pf.arrived(r5, vec![1], false, |_| Some((1, true))));
+        assert!(pf.arrived(r5, vec![1].into(), false, |_| Some((1, true))));
         assert!(pf.serve(p5, Some((1, true)), true).is_none());
         // Taken by the protocol: dropped.
-        assert!(pf.arrived(r6, vec![1], false, |_| Some((1, true))));
+        assert!(pf.arrived(r6, vec![1].into(), false, |_| Some((1, true))));
         pf.drop_page(p6);
         assert!(pf.serve(p6, Some((1, true)), false).is_none());
     }
@@ -382,14 +382,14 @@ mod tests {
         let ask = pf.read(p(1), 100);
         let (req, page) = ask[0];
         assert_eq!(pf.asking(page), Some(req));
-        assert!(pf.arrived(req, vec![1; 8], false, |_| Some((3, true))));
+        assert!(pf.arrived(req, vec![1; 8].into(), false, |_| Some((3, true))));
         assert!(
-            !pf.arrived(req, vec![1; 8], false, |_| Some((3, true))),
+            !pf.arrived(req, vec![1; 8].into(), false, |_| Some((3, true))),
             "answered once"
         );
         assert_eq!(pf.asking(page), None);
         let k = pf.serve(page, Some((3, true)), false).expect("kept");
-        assert_eq!((k.data, k.grant), (vec![1; 8], (3, true)));
+        assert_eq!((k.data.to_vec(), k.grant), (vec![1; 8], (3, true)));
         assert!(
             pf.serve(page, Some((3, true)), false).is_none(),
             "served once"
@@ -397,7 +397,7 @@ mod tests {
         // Kept until too long, then returned with its grant (for the
         // core to give back).
         let (req, page) = ask[1];
-        assert!(pf.arrived(req, vec![2; 8], false, |_| Some((4, true))));
+        assert!(pf.arrived(req, vec![2; 8].into(), false, |_| Some((4, true))));
         let (unread, late) = pf.expire(Instant::now());
         assert!(unread.is_empty() && late.is_empty(), "not yet");
         let (unread, late) = pf.expire(Instant::now() + ASK_FOR);

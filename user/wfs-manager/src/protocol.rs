@@ -72,6 +72,13 @@
 //! never re-serves a page from disk that a survivor still has.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// A page's bytes, never changed once read: shared, not copied, between
+/// the message that carries them, the session that keeps a sent message
+/// until its peer acknowledges it, and the answers of every READ waiting
+/// for the page (benchmarks.md, "Copies of a page").
+pub type PageData = Arc<Vec<u8>>;
 
 /// `PutAck`'s error for a `Put` superseded by newer data that is not on
 /// stable storage (yet, or at all): the writer's data is not durable, but
@@ -184,7 +191,7 @@ pub enum Msg {
     Data {
         txn: Txn,
         page: PageId,
-        data: Vec<u8>,
+        data: PageData,
         dirty: bool,
         epoch: u64,
         owner: u64,
@@ -202,7 +209,7 @@ pub enum Msg {
         page: PageId,
         epoch: u64,
         seq: u64,
-        data: Vec<u8>,
+        data: PageData,
         home: bool,
     },
     /// Owner → writer: `Put` number `seq` is on disk (or superseded), if
@@ -259,7 +266,7 @@ pub enum Msg {
         epoch: u64,
         seq: u64,
         owner: u64,
-        data: Vec<u8>,
+        data: PageData,
     },
     /// Owner → writer (`mrsw`): keep a clean read-only copy of the page
     /// (DOWNGRADE), send its dirty data home in a `Put`, then answer
@@ -348,13 +355,13 @@ pub enum Input {
     Writeback {
         req: u64,
         page: PageId,
-        data: Vec<u8>,
+        data: PageData,
     },
     /// The result of [`Output::Invalidate`]: the page's contents and
     /// dirty flag, or `None` if the kernel did not have it.
     Invalidated {
         page: PageId,
-        contents: Option<(Vec<u8>, bool)>,
+        contents: Option<(PageData, bool)>,
     },
     /// The kernel's answer to [`Output::Grant`] `req`: whether it
     /// installed the page (it refuses the answer to a READ that gave up:
@@ -363,7 +370,7 @@ pub enum Input {
     /// goes home: its data exists nowhere else.
     Answered { req: u64, installed: bool },
     /// The result of [`Output::DiskRead`] (owner only).
-    DiskRead { page: PageId, data: Vec<u8> },
+    DiskRead { page: PageId, data: PageData },
     /// [`Output::DiskRead`] failed with `error` (an errno): the page is
     /// not served as zeros; the requester's READs fail.
     DiskReadFailed { page: PageId, error: i32 },
@@ -422,7 +429,7 @@ pub enum Input {
     /// flag, or `None` if the kernel did not have it.
     Downgraded {
         page: PageId,
-        contents: Option<(Vec<u8>, bool)>,
+        contents: Option<(PageData, bool)>,
     },
     /// Time has passed since data that no kernel holds dirty failed to
     /// reach its owner's disk ([`Core::retrying`]): it is sent again.
@@ -433,7 +440,7 @@ impl Input {
     /// The kernel's answer to [`Output::Invalidate`] (`downgrade` false)
     /// or [`Output::Downgrade`]: what it took of `page` (`None`: it did not
     /// have the page).
-    pub fn taken(page: PageId, downgrade: bool, contents: Option<(Vec<u8>, bool)>) -> Input {
+    pub fn taken(page: PageId, downgrade: bool, contents: Option<(PageData, bool)>) -> Input {
         if downgrade {
             Input::Downgraded { page, contents }
         } else {
@@ -452,7 +459,7 @@ pub enum Output {
     /// false: a read-only copy (`mrsw`), whose writes ask first (UPGRADE).
     Grant {
         req: u64,
-        data: Vec<u8>,
+        data: PageData,
         dirty: bool,
         writable: bool,
     },
@@ -494,7 +501,7 @@ pub enum Output {
     /// its `Put`'s sequence number).
     DiskWrite {
         page: PageId,
-        data: Vec<u8>,
+        data: PageData,
         epoch: u64,
         ack: (HostId, u64),
     },
@@ -615,7 +622,7 @@ enum PutFor {
     Home {
         page: PageId,
         epoch: u64,
-        data: Vec<u8>,
+        data: PageData,
         sole: bool,
     },
     /// A WRITE of `page` failed already (its owner's lease ran out): its
@@ -629,7 +636,7 @@ enum PutFor {
     Downgrade {
         page: PageId,
         epoch: u64,
-        data: Vec<u8>,
+        data: PageData,
         counted: bool,
     },
 }
@@ -774,7 +781,7 @@ struct Granting {
     /// One of them installed the page.
     installed: bool,
     /// The page's data, if it came dirty.
-    data: Option<Vec<u8>>,
+    data: Option<PageData>,
 }
 
 /// Data that failed to reach its owner's disk and that no kernel holds
@@ -784,7 +791,7 @@ struct Granting {
 struct Resend {
     page: PageId,
     epoch: u64,
-    data: Vec<u8>,
+    data: PageData,
     seq: u64,
     downgrade: bool,
 }
@@ -924,7 +931,7 @@ pub struct Core {
 struct Orphaned {
     epoch: u64,
     owner: u64,
-    data: Vec<u8>,
+    data: PageData,
 }
 
 impl Core {
@@ -1899,7 +1906,7 @@ impl Core {
         &mut self,
         page: PageId,
         txn: Txn,
-        contents: Option<(Vec<u8>, bool)>,
+        contents: Option<(PageData, bool)>,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> Result<(), ProtocolError> {
@@ -1940,7 +1947,7 @@ impl Core {
         &mut self,
         page: PageId,
         txn: Txn,
-        contents: Option<(Vec<u8>, bool)>,
+        contents: Option<(PageData, bool)>,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> Result<(), ProtocolError> {
@@ -2697,7 +2704,7 @@ impl Core {
         epoch: u64,
         ack: (HostId, u64),
         home: bool,
-        data: Vec<u8>,
+        data: PageData,
         out: &mut Vec<Output>,
     ) {
         let d = self.dir.entry(page).or_default();
@@ -2866,7 +2873,7 @@ impl Core {
         owner: HostId,
         page: PageId,
         epoch: u64,
-        data: Vec<u8>,
+        data: PageData,
         sole: bool,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
@@ -2884,7 +2891,7 @@ impl Core {
         owner: HostId,
         page: PageId,
         epoch: u64,
-        data: Vec<u8>,
+        data: PageData,
         downgrade: bool,
         sole: bool,
         out: &mut Vec<Output>,
@@ -2937,7 +2944,7 @@ impl Core {
     fn release(
         &mut self,
         page: PageId,
-        contents: Option<(Vec<u8>, bool)>,
+        contents: Option<(PageData, bool)>,
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) -> Result<(bool, Option<u64>), ProtocolError> {
@@ -3011,7 +3018,7 @@ impl Core {
         &mut self,
         page: PageId,
         txn: Txn,
-        data: Vec<u8>,
+        data: PageData,
         dirty: bool,
         epoch: u64,
         sent: bool,

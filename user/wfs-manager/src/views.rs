@@ -30,7 +30,7 @@ pub enum ViewMsg {
     Peeked {
         id: u64,
         page: PageId,
-        data: Result<Vec<u8>, i32>,
+        data: Result<crate::protocol::PageData, i32>,
     },
 }
 

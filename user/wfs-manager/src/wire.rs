@@ -74,7 +74,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use crate::names::{FileInfo, NameMsg};
-use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageId};
+use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageData, PageId};
 use crate::session;
 use crate::views::ViewMsg;
 
@@ -97,6 +97,9 @@ pub const PROTOCOL_VERSION: u16 = 9;
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
 pub const LEN_BYTES: usize = 4;
+/// Room [`Frame::encode`] starts with for a payload: a page message's
+/// fields and one page, so that one is encoded without growing the buffer.
+const ENCODE_CAPACITY: usize = 4096 + 128;
 /// Longest string the encoder emits; longer ones are cut (at a character
 /// boundary). Names are far shorter; this only bounds REFUSE reasons.
 pub const MAX_STRING: usize = 1024;
@@ -272,9 +275,11 @@ impl<'a> Cur<'a> {
             index: self.u64("PAGE message too short for its index")?,
         })
     }
-    fn bytes(&mut self) -> Result<Vec<u8>, WireError> {
+    fn bytes(&mut self) -> Result<PageData, WireError> {
         let n = self.u32("PAGE message too short for its data length")? as usize;
-        Ok(self.take(n, "PAGE message data truncated")?.to_vec())
+        Ok(PageData::new(
+            self.take(n, "PAGE message data truncated")?.to_vec(),
+        ))
     }
     fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
         let s = self.take(8, what)?;
@@ -322,6 +327,12 @@ impl Frame {
     /// The payload alone (no length, no type).
     pub fn encode_payload(&self) -> Vec<u8> {
         let mut p = Vec::new();
+        self.put_payload(&mut p);
+        p
+    }
+
+    /// Appends the payload to `p`.
+    fn put_payload(&self, p: &mut Vec<u8>) {
         match self {
             Frame::Hello {
                 version,
@@ -331,8 +342,8 @@ impl Frame {
             } => {
                 p.extend_from_slice(&MAGIC);
                 p.extend_from_slice(&version.to_le_bytes());
-                put_str(&mut p, cluster);
-                put_str(&mut p, host);
+                put_str(p, cluster);
+                put_str(p, host);
                 p.extend_from_slice(&incarnation.to_le_bytes());
             }
             Frame::HelloAck {
@@ -341,32 +352,34 @@ impl Frame {
                 incarnation,
             } => {
                 p.extend_from_slice(&version.to_le_bytes());
-                put_str(&mut p, host);
+                put_str(p, host);
                 p.extend_from_slice(&incarnation.to_le_bytes());
             }
-            Frame::Refuse { reason } => put_str(&mut p, reason),
+            Frame::Refuse { reason } => put_str(p, reason),
             Frame::Ping { seq } | Frame::Pong { seq } => p.extend_from_slice(&seq.to_le_bytes()),
             Frame::Page(f) => {
                 p.extend_from_slice(&f.seq.to_le_bytes());
                 p.extend_from_slice(&f.ack.to_le_bytes());
                 match &f.msg {
                     None => p.push(0),
-                    Some(PeerMsg::Page(m)) => put_msg(&mut p, m),
-                    Some(PeerMsg::Name(m)) => put_name_msg(&mut p, m),
-                    Some(PeerMsg::View(m)) => put_view_msg(&mut p, m),
+                    Some(PeerMsg::Page(m)) => put_msg(p, m),
+                    Some(PeerMsg::Name(m)) => put_name_msg(p, m),
+                    Some(PeerMsg::View(m)) => put_view_msg(p, m),
                 }
             }
         }
-        p
     }
 
-    /// The whole frame as it goes on the wire.
+    /// The whole frame as it goes on the wire. The payload is encoded in
+    /// place behind the length and type (a page's data is copied once),
+    /// into a buffer the size of the largest page message.
     pub fn encode(&self) -> Vec<u8> {
-        let payload = self.encode_payload();
-        let mut out = Vec::with_capacity(LEN_BYTES + 2 + payload.len());
-        out.extend_from_slice(&((payload.len() + 2) as u32).to_le_bytes());
+        let mut out = Vec::with_capacity(LEN_BYTES + 2 + ENCODE_CAPACITY);
+        out.extend_from_slice(&[0; LEN_BYTES]);
         out.extend_from_slice(&self.frame_type().to_le_bytes());
-        out.extend_from_slice(&payload);
+        self.put_payload(&mut out);
+        let len = (out.len() - LEN_BYTES) as u32;
+        out[..LEN_BYTES].copy_from_slice(&len.to_le_bytes());
         out
     }
 
@@ -1029,7 +1042,7 @@ mod tests {
             Msg::Data {
                 txn,
                 page,
-                data: data.clone(),
+                data: data.clone().into(),
                 dirty: true,
                 epoch: u64::MAX,
                 owner: u64::MAX,
@@ -1039,7 +1052,7 @@ mod tests {
                 page,
                 epoch: u64::MAX,
                 seq: u64::MAX,
-                data,
+                data: data.into(),
                 home: true,
             },
             Msg::Orphan {
@@ -1047,7 +1060,7 @@ mod tests {
                 epoch: u64::MAX,
                 seq: u64::MAX,
                 owner: u64::MAX,
-                data: vec![0x5a; wfs_abi::PAGE_SIZE],
+                data: vec![0x5a; wfs_abi::PAGE_SIZE].into(),
             },
             Msg::Holding {
                 pages: vec![(page, u64::MAX, Held::Write); HOLDING_PART],
@@ -1071,7 +1084,7 @@ mod tests {
             .chain([PeerMsg::View(ViewMsg::Peeked {
                 id: u64::MAX,
                 page,
-                data: Ok(vec![0x5a; wfs_abi::PAGE_SIZE]),
+                data: Ok(vec![0x5a; wfs_abi::PAGE_SIZE].into()),
             })]);
         for msg in msgs {
             let f = Frame::Page(session::Frame {
@@ -1284,7 +1297,7 @@ mod tests {
             Msg::Data {
                 txn: 3,
                 page,
-                data: vec![7; 4096],
+                data: vec![7; 4096].into(),
                 dirty: true,
                 epoch: 6,
                 owner: u64::MAX,
@@ -1293,7 +1306,7 @@ mod tests {
             Msg::Data {
                 txn: 3,
                 page,
-                data: vec![8; 4096],
+                data: vec![8; 4096].into(),
                 dirty: false,
                 epoch: 7,
                 owner: 1,
@@ -1327,7 +1340,7 @@ mod tests {
                 page,
                 epoch: 7,
                 seq: 8,
-                data: vec![1, 2, 3],
+                data: vec![1, 2, 3].into(),
                 home: true,
             },
             Msg::Orphan {
@@ -1335,7 +1348,7 @@ mod tests {
                 epoch: 9,
                 seq: 10,
                 owner: 11,
-                data: vec![4, 5, 6],
+                data: vec![4, 5, 6].into(),
             },
             Msg::PutAck {
                 page,
@@ -1403,7 +1416,7 @@ mod tests {
                 ViewMsg::Peeked {
                     id: 1,
                     page: view,
-                    data: Ok(vec![0xa5; wfs_abi::PAGE_SIZE]),
+                    data: Ok(vec![0xa5; wfs_abi::PAGE_SIZE].into()),
                 },
                 ViewMsg::Peeked {
                     id: u64::MAX,
@@ -1479,7 +1492,7 @@ mod tests {
             msg: Some(PeerMsg::Page(Msg::Data {
                 txn: 1,
                 page: PageId { file: 1, index: 1 },
-                data: vec![],
+                data: vec![].into(),
                 dirty: false,
                 epoch: 1,
                 owner: 3,

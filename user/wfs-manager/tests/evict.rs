@@ -47,7 +47,7 @@ fn downgrade_dirty(cs: &mut [Core]) -> Vec<Output> {
     cs[1]
         .handle(Input::Downgraded {
             page: P,
-            contents: Some((vec![1], true)),
+            contents: Some((vec![1].into(), true)),
         })
         .unwrap()
 }
@@ -72,7 +72,7 @@ fn fail_disk_write(cs: &mut [Core], put: &Output) -> Vec<Output> {
 fn disk_writes(out: &[Output]) -> Vec<Vec<u8>> {
     out.iter()
         .filter_map(|o| match o {
-            Output::DiskWrite { data, .. } => Some(data.clone()),
+            Output::DiskWrite { data, .. } => Some(data.to_vec()),
             _ => None,
         })
         .collect()
@@ -96,7 +96,7 @@ fn an_evicted_page_is_not_overwritten_by_a_stale_put() {
     assert!(
         out.contains(&Output::Grant {
             req: 3,
-            data: vec![1],
+            data: vec![1].into(),
             dirty: true,
             writable: true,
         }),
@@ -113,7 +113,7 @@ fn an_evicted_page_is_not_overwritten_by_a_stale_put() {
     let out = cs[0]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![2], true)),
+            contents: Some((vec![2].into(), true)),
         })
         .unwrap();
     assert_eq!(disk_writes(&out), vec![vec![2]], "{out:?}");
@@ -142,7 +142,7 @@ fn a_failed_downgrade_is_not_sent_again_over_newer_data() {
         .handle(Input::Writeback {
             req: 2,
             page: P,
-            data: vec![2],
+            data: vec![2].into(),
         })
         .unwrap();
     // The downgrade's write fails at the owner's disk; the newer one works.
@@ -243,7 +243,7 @@ fn evict_while_read_in_flight(downgrade: bool) -> Vec<Core> {
     let out = cs[0]
         .handle(Input::DiskRead {
             page: P,
-            data: vec![0],
+            data: vec![0].into(),
         })
         .unwrap();
     assert!(
@@ -260,7 +260,7 @@ fn a_late_drop_of_a_page_faulted_in_again_sends_its_data_home() {
     let out = cs[0]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![6], true)),
+            contents: Some((vec![6].into(), true)),
         })
         .unwrap();
     assert_eq!(disk_writes(&out), vec![vec![6]], "{out:?}");
@@ -272,7 +272,7 @@ fn a_late_downgrade_of_a_page_faulted_in_again_sends_its_data_home() {
     let out = cs[0]
         .handle(Input::Downgraded {
             page: P,
-            contents: Some((vec![6], true)),
+            contents: Some((vec![6].into(), true)),
         })
         .unwrap();
     assert_eq!(disk_writes(&out), vec![vec![6]], "{out:?}");
@@ -287,7 +287,7 @@ fn a_full_disk_is_not_written_in_a_loop(downgrade: bool) {
     join(&mut cs, &[0, 1], 5);
     fetch_from_disk(&mut cs, 0, 1, 0);
     cs[0].handle(Input::Evict { page: P, downgrade }).unwrap();
-    let contents = Some((vec![6], true));
+    let contents = Some((vec![6].into(), true));
     let out = if downgrade {
         cs[0].handle(Input::Downgraded { page: P, contents })
     } else {
@@ -367,7 +367,7 @@ fn only_the_newest_of_failed_writes_is_sent_again() {
     let dropped = cs[1]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![2], true)),
+            contents: Some((vec![2].into(), true)),
         })
         .unwrap();
     for put in [&down[0], &dropped[0]] {
@@ -381,7 +381,7 @@ fn only_the_newest_of_failed_writes_is_sent_again() {
             Output::Send {
                 msg: Msg::Put { data, .. },
                 ..
-            } => Some(data.clone()),
+            } => Some(data.to_vec()),
             _ => None,
         })
         .collect();

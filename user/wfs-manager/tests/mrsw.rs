@@ -27,8 +27,8 @@ fn value(d: &[u8]) -> u64 {
     u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
-fn data(v: u64) -> Vec<u8> {
-    v.to_le_bytes().to_vec()
+fn data(v: u64) -> wfs_manager::protocol::PageData {
+    v.to_le_bytes().to_vec().into()
 }
 
 /// A page in a kernel's cache.

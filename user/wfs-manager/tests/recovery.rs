@@ -17,7 +17,7 @@ fn an_orphan_put_taken_after_a_loss_is_written() {
         .handle(Input::Writeback {
             req: 2,
             page: P,
-            data: vec![1],
+            data: vec![1].into(),
         })
         .unwrap();
     let out = deliver(&mut cs, 1, &out[0]);
@@ -59,7 +59,7 @@ fn an_orphan_put_taken_after_a_loss_is_written() {
         .handle(Input::Writeback {
             req: 3,
             page: P,
-            data: vec![2],
+            data: vec![2].into(),
         })
         .unwrap();
     let out = deliver(&mut cs, 1, &out[0]);
@@ -132,7 +132,7 @@ fn a_stale_put_does_not_land_after_a_loss() {
         .handle(Input::Writeback {
             req: 2,
             page: P,
-            data: vec![3],
+            data: vec![3].into(),
         })
         .unwrap();
     // host 1 faults; page moves 2 -> 1 dirty (Put unacked)
@@ -142,7 +142,7 @@ fn a_stale_put_does_not_land_after_a_loss() {
     let out = cs[2]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![3], false)),
+            contents: Some((vec![3].into(), false)),
         })
         .unwrap();
     let out = deliver(&mut cs, 2, &out[0]);
@@ -187,7 +187,7 @@ fn a_leave_waits_for_its_abandoned_faults() {
     let out = cs[0]
         .handle(Input::DiskRead {
             page: P,
-            data: vec![4],
+            data: vec![4].into(),
         })
         .unwrap();
     let out = deliver(&mut cs, 0, &out[0]);
@@ -227,7 +227,7 @@ fn fence_dirty_page_of_owner(cs: &mut [Core]) -> Vec<Msg> {
     let out = cs[1]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![9], true)),
+            contents: Some((vec![9].into(), true)),
         })
         .unwrap();
     let msgs: Vec<Msg> = sends(&out)
@@ -368,7 +368,7 @@ fn dirty_data_fenced_off_an_owner_that_died_before_it_was_sent_reaches_the_next_
     else {
         panic!("orphan not written: {written:?}")
     };
-    assert_eq!(data, &vec![9]);
+    assert_eq!(data.as_slice(), &[9]);
     let (epoch, ack) = (*epoch, *ack);
     deliver(&mut cs, 1, &out[1]);
     let acked = cs[0]
@@ -398,7 +398,7 @@ fn dirty_data_fenced_off_an_owner_that_died_before_it_was_sent_reaches_the_next_
     let out = cs[0]
         .handle(Input::DiskRead {
             page: P,
-            data: vec![9],
+            data: vec![9].into(),
         })
         .unwrap();
     let Output::Send {

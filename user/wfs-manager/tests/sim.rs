@@ -164,8 +164,8 @@ fn pair(a: HostId, b: HostId) -> (HostId, HostId) {
     (a.min(b), a.max(b))
 }
 
-fn encode(v: u64) -> Vec<u8> {
-    v.to_le_bytes().to_vec()
+fn encode(v: u64) -> wfs_manager::protocol::PageData {
+    v.to_le_bytes().to_vec().into()
 }
 
 fn decode(d: &[u8]) -> u64 {

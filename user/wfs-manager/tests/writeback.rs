@@ -27,7 +27,7 @@ fn a_put_superseded_by_data_not_yet_durable_is_not_acknowledged_as_written() {
         .handle(Input::Writeback {
             req: 4,
             page: P,
-            data: vec![2],
+            data: vec![2].into(),
         })
         .unwrap();
     let out = deliver(&mut cs, 2, &out[0]);
@@ -67,7 +67,7 @@ fn a_page_that_comes_while_its_owner_is_fenced_off_is_not_installed() {
     let out = cs[1]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![1], true)),
+            contents: Some((vec![1].into(), true)),
         })
         .unwrap();
     cs[2].handle(Input::Fence { owner: 0 }).unwrap();
@@ -84,7 +84,7 @@ fn a_page_that_comes_while_its_owner_is_fenced_off_is_not_installed() {
             Output::Send {
                 to: 0,
                 msg: Msg::Put { data, .. }
-            } if data == &vec![1]
+            } if data.as_slice() == [1]
         )),
         "{out:?}"
     );
@@ -100,7 +100,7 @@ fn a_failed_write_of_a_page_nobody_holds_waits_for_its_writers_home_write() {
         .handle(Input::Writeback {
             req: 2,
             page: P,
-            data: vec![9],
+            data: vec![9].into(),
         })
         .unwrap();
     let a = deliver(&mut cs, 1, &out[0]);
@@ -123,7 +123,7 @@ fn a_failed_write_of_a_page_nobody_holds_waits_for_its_writers_home_write() {
     let out = cs[1]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![9], true)),
+            contents: Some((vec![9].into(), true)),
         })
         .unwrap();
     let data = sends(&out).into_iter().map(|o| match o {

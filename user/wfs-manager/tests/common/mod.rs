@@ -66,7 +66,7 @@ pub fn hand_over_from_1(cs: &mut [Core]) -> Vec<Output> {
     let out = cs[1]
         .handle(Input::Invalidated {
             page: P,
-            contents: Some((vec![1], false)),
+            contents: Some((vec![1].into(), false)),
         })
         .unwrap();
     deliver(cs, 1, &out[0])
@@ -93,7 +93,7 @@ pub fn fetch_from_disk(cs: &mut [Core], h: HostId, req: u64, v: u8) {
     let out = cs[0]
         .handle(Input::DiskRead {
             page: P,
-            data: vec![v],
+            data: vec![v].into(),
         })
         .unwrap();
     if h != 0 {
@@ -113,7 +113,7 @@ pub fn slow_write_back(cs: &mut [Core]) -> Vec<Output> {
         .handle(Input::Writeback {
             req: 2,
             page: P,
-            data: vec![1],
+            data: vec![1].into(),
         })
         .unwrap()
 }
