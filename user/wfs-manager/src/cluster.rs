@@ -85,6 +85,9 @@ use crate::wlog;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// A connection on which nothing arrived for this long is dead.
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Bytes a connection's reader takes from its socket at once: some
+/// sixteen page messages.
+const READ_BUFFER: usize = 64 * 1024;
 /// Time allowed for the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a TCP connect.
@@ -1003,7 +1006,7 @@ impl Cluster {
     fn run_connection(
         &self,
         idx: usize,
-        mut stream: TcpStream,
+        stream: TcpStream,
         remote: SocketAddr,
         incarnation: u64,
         since: Instant,
@@ -1071,10 +1074,13 @@ impl Cluster {
             since,
         });
 
+        // Buffered: one read(2) takes in every frame that has arrived, not
+        // two per frame (its length, then the rest).
+        let mut reader = io::BufReader::with_capacity(READ_BUFFER, &stream);
         let why = loop {
             let next = match first.take() {
                 Some(f) => Ok(f),
-                None => wire::read_frame(&mut stream),
+                None => wire::read_frame(&mut reader),
             };
             match next {
                 Ok(Frame::Ping { seq }) => {
