@@ -60,6 +60,15 @@
 //! acknowledged (or a bare acknowledgement, a PONG), and the engine takes
 //! a peer that acknowledges nothing for its failure time-out for dead.
 //!
+//! # Batches
+//!
+//! A connection's reader takes in what has arrived through a buffer of
+//! `READ_BUFFER` bytes, one system call for many frames, and hands each
+//! `PAGE` frame over with `more` set when the next one is in the buffer
+//! already (up to `HOLD_FRAMES` in a row): the engine then handles them
+//! together, and the frames they cause, held until it is done
+//! ([`Cluster::send_all_on`]), go out a connection at a time in one write.
+//!
 //! Threads: one accept thread (at most [`Cluster::max_incoming`]
 //! connections accepted at a time), one thread per incoming handshake
 //! (which then reads that connection), one dialer thread per peer this
@@ -88,6 +97,8 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 /// Bytes a connection's reader takes from its socket at once: some
 /// sixteen page messages.
 const READ_BUFFER: usize = 64 * 1024;
+/// Frames a connection's reader hands over in a row with `more` at most.
+const HOLD_FRAMES: usize = 64;
 /// Time allowed for the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a TCP connect.
@@ -119,11 +130,14 @@ pub enum NetEvent {
     Renewed { peer: usize, since: Instant },
     /// The peer refused this host (`reason`), in a handshake or after it.
     Refused { peer: usize, reason: String },
-    /// A session frame arrived on it.
+    /// A session frame arrived on it; `more`: another is in already (the
+    /// reader takes it without waiting), so the sink may hold this one and
+    /// handle both together.
     Frame {
         peer: usize,
         conn: u64,
         frame: session::Frame<PeerMsg>,
+        more: bool,
     },
     /// It is gone.
     Down { peer: usize, conn: u64 },
@@ -273,6 +287,17 @@ impl Outbox {
         self.queue(frame, false)
     }
 
+    /// Queues `frames` last, in order, written together (one system call
+    /// where the socket takes them at once). Fails if the connection is
+    /// closed.
+    fn push_all(&self, frames: &[Frame]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for f in frames {
+            f.encode_into(&mut buf);
+        }
+        self.queue_encoded(buf, false)
+    }
+
     /// Queues `frame` ahead of every whole frame waiting (a PONG, a bare
     /// acknowledgement: they must not wait behind data).
     fn push_first(&self, frame: &Frame) -> io::Result<()> {
@@ -290,7 +315,11 @@ impl Outbox {
     /// switch on the common path); the writer thread writes the rest, and
     /// whatever waits.
     fn queue(&self, frame: &Frame, first: bool) -> io::Result<()> {
-        let buf = frame.encode();
+        self.queue_encoded(frame.encode(), first)
+    }
+
+    /// [`Outbox::queue`] for whole frames already encoded into `buf`.
+    fn queue_encoded(&self, buf: Vec<u8>, first: bool) -> io::Result<()> {
         let mut q = lock(&self.queue);
         if q.closed {
             return Err(io::Error::new(
@@ -580,6 +609,12 @@ impl Cluster {
     /// outbox without waiting.
     pub fn send_on(&self, peer: usize, conn: u64, frame: &Frame) -> io::Result<()> {
         self.outbox(peer, conn)?.push(frame)
+    }
+
+    /// Like [`Cluster::send_on`] for several frames, in order, written
+    /// together.
+    pub fn send_all_on(&self, peer: usize, conn: u64, frames: &[Frame]) -> io::Result<()> {
+        self.outbox(peer, conn)?.push_all(frames)
     }
 
     /// Like [`Cluster::send_on`], ahead of the frames waiting (a bare
@@ -1077,6 +1112,8 @@ impl Cluster {
         // Buffered: one read(2) takes in every frame that has arrived, not
         // two per frame (its length, then the rest).
         let mut reader = io::BufReader::with_capacity(READ_BUFFER, &stream);
+        // Frames handed over in a row with `more`.
+        let mut held = 0;
         let why = loop {
             let next = match first.take() {
                 Some(f) => Ok(f),
@@ -1116,11 +1153,24 @@ impl Cluster {
                     });
                     break reason;
                 }
-                Ok(Frame::Page(frame)) if self.events.is_some() => self.event(NetEvent::Frame {
-                    peer: idx,
-                    conn: id,
-                    frame,
-                }),
+                Ok(Frame::Page(frame)) if self.events.is_some() => {
+                    // (Not too many held: the first ones wait for the rest.)
+                    held = if wire::page_frame_buffered(reader.buffer()) {
+                        held + 1
+                    } else {
+                        0
+                    };
+                    let more = held > 0 && held < HOLD_FRAMES;
+                    if !more {
+                        held = 0;
+                    }
+                    self.event(NetEvent::Frame {
+                        peer: idx,
+                        conn: id,
+                        frame,
+                        more,
+                    })
+                }
                 Ok(f) => {
                     let why = format!(
                         "protocol error: unexpected frame type {} after handshake",
@@ -1378,6 +1428,75 @@ mod tests {
             }
         }
         cl.shutdown();
+    }
+
+    fn page_frame(seq: u64) -> Frame {
+        Frame::Page(session::Frame {
+            seq,
+            ack: 0,
+            msg: Some(PeerMsg::Name(crate::names::NameMsg::Listed {
+                id: seq,
+                names: vec![b"n".to_vec()],
+                last: true,
+            })),
+        })
+    }
+
+    #[test]
+    fn frames_that_arrived_together_are_handed_over_together_and_sent_together_arrive_in_order() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let sink: EventSink = Box::new(move |e| match e {
+            NetEvent::Up { conn, .. } => {
+                let _ = lock(&tx).send((conn, 0, false));
+            }
+            NetEvent::Frame { frame, more, .. } => {
+                let _ = lock(&tx).send((0, frame.seq, more));
+            }
+            _ => {}
+        });
+        let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
+        let mut s = shake_hands_as(&cl, "a");
+        let (conn, _, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // Ten frames in one write: read in at once, each but the last
+        // handed over with `more` (the one after it is in already).
+        let mut burst = Vec::new();
+        for seq in 1..=10 {
+            page_frame(seq).encode_into(&mut burst);
+        }
+        std::io::Write::write_all(&mut s, &burst).unwrap();
+        let got: Vec<(u64, bool)> = (0..10)
+            .map(|_| {
+                let (_, seq, more) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                (seq, more)
+            })
+            .collect();
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert!(!got[9].1, "the last of a burst is not held: {got:?}");
+        assert!(got.iter().any(|g| g.1), "none held: {got:?}");
+        // And three sent together arrive whole, in order.
+        let three: Vec<Frame> = (1..=3).map(page_frame).collect();
+        cl.send_all_on(0, conn, &three).unwrap();
+        let mut back = Vec::new();
+        while back.len() < 3 {
+            if let f @ Frame::Page(_) = wire::read_frame(&mut s).unwrap() {
+                back.push(f);
+            }
+        }
+        assert_eq!(back, three);
+        cl.shutdown();
+    }
+
+    #[test]
+    fn only_a_whole_page_frame_counts_as_buffered() {
+        let f = page_frame(1).encode();
+        assert!(wire::page_frame_buffered(&f));
+        assert!(!wire::page_frame_buffered(&f[..f.len() - 1]));
+        assert!(!wire::page_frame_buffered(&f[..3]));
+        assert!(!wire::page_frame_buffered(&Frame::Ping { seq: 1 }.encode()));
     }
 
     /// Dials `cl` as its peer `host` (incarnation 1): HELLO, and its

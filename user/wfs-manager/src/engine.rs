@@ -414,6 +414,10 @@ pub struct Engine {
     /// A write home of such a page failed: the kernel keeps it, so
     /// nothing is fetched ahead for the rest of this manager's life.
     orphan_failed: bool,
+    /// Frames held back while the queued events are handled
+    /// ([`Engine::cork`]): written together afterwards, a system call per
+    /// connection instead of one per frame.
+    corked: Option<Vec<(usize, u64, Frame)>>,
 }
 
 impl Engine {
@@ -521,6 +525,7 @@ impl Engine {
             views: Views::default(),
             prefetch_ok: false,
             orphan_failed: false,
+            corked: None,
         }
     }
 
@@ -545,11 +550,47 @@ impl Engine {
         !self.busy.is_empty()
     }
 
-    fn send_frame(&self, idx: usize, conn: u64, f: Frame) {
+    fn send_frame(&mut self, idx: usize, conn: u64, f: Frame) {
+        if let Some(held) = &mut self.corked {
+            held.push((idx, conn, f));
+            return;
+        }
         // A failed write closes the connection; the message stays in the
         // session and is sent again on the next one.
         if let Some(cl) = &self.cluster {
             let _ = cl.send_on(idx, conn, &f);
+        }
+    }
+
+    /// Holds the frames sent from now on until [`Engine::uncork`]: the
+    /// messages that a batch of events causes (a scan's prefetches, the
+    /// owner's answers to them, the requester's `Done`s) go out together.
+    fn cork(&mut self) {
+        self.corked.get_or_insert_with(Vec::new);
+    }
+
+    /// Writes the frames held since [`Engine::cork`], each connection's in
+    /// the order they were sent, together.
+    fn uncork(&mut self) {
+        let Some(held) = self.corked.take() else {
+            return;
+        };
+        let Some(cl) = &self.cluster else {
+            return;
+        };
+        let mut by_conn: Vec<((usize, u64), Vec<Frame>)> = Vec::new();
+        for (idx, conn, f) in held {
+            match by_conn.iter_mut().find(|(k, _)| *k == (idx, conn)) {
+                Some((_, fs)) => fs.push(f),
+                None => by_conn.push(((idx, conn), vec![f])),
+            }
+        }
+        for ((idx, conn), frames) in by_conn {
+            // (As in `send_frame`: a failed write closes the connection.)
+            let _ = match frames.as_slice() {
+                [f] => cl.send_on(idx, conn, f),
+                fs => cl.send_all_on(idx, conn, fs),
+            };
         }
     }
 
@@ -570,7 +611,9 @@ impl Engine {
             Event::Net(NetEvent::Renewed { peer, since }) => self.renewed(peer, since),
             Event::Net(NetEvent::Refused { peer, reason }) => self.refused(peer, &reason),
             Event::Net(NetEvent::Down { peer, conn }) => self.peer_down(peer, conn),
-            Event::Net(NetEvent::Frame { peer, conn, frame }) => {
+            Event::Net(NetEvent::Frame {
+                peer, conn, frame, ..
+            }) => {
                 // A lease that ran out fences before anything that came
                 // is handled (the timer may be late).
                 self.check_leases();
@@ -2377,6 +2420,7 @@ impl Handle {
                 // The thread inside sees the queue before it leaves.
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
+            engine.cork();
             loop {
                 let next = self.queue().pop_front();
                 match next {
@@ -2384,6 +2428,7 @@ impl Handle {
                     None => break,
                 }
             }
+            engine.uncork();
             drop(engine);
             // An event queued after the last look but before the unlock
             // found the engine busy: take it.
@@ -2560,7 +2605,15 @@ impl Handle {
     ) -> std::io::Result<Arc<Cluster>> {
         let mut engine = self.lock();
         let me = self.clone();
-        let cluster = start(Box::new(move |e| me.event(Event::Net(e))))?;
+        let cluster = start(Box::new(move |e| {
+            // A frame with another right behind it waits for it: the two
+            // are handled together, and what they cause is sent together.
+            if matches!(e, NetEvent::Frame { more: true, .. }) {
+                me.queue().push_back(Event::Net(e));
+            } else {
+                me.event(Event::Net(e));
+            }
+        }))?;
         for (idx, p) in engine.peers.iter().enumerate() {
             for &inc in &p.dead {
                 cluster.refuse_incarnation(idx, inc);

@@ -140,7 +140,13 @@ impl Prefetch {
             ahead: last.and_then(|s| s.ahead).filter(|_| in_order),
         };
         let mut ask = Vec::new();
-        if in_order {
+        // Asked for in batches of half a window or more (whenever less
+        // than half a window is ahead): many asks and their answers then
+        // travel together, a frame each but few system calls.
+        let low = scan
+            .ahead
+            .is_none_or(|a| a <= page.index.saturating_add(WINDOW / 2));
+        if in_order && low {
             let from = scan
                 .ahead
                 .map_or(scan.next, |a| a.saturating_add(1).max(scan.next));
@@ -344,15 +350,25 @@ mod tests {
         let ask = pf.read(p(1), 1000);
         assert_eq!(pages(&ask), (2..=1 + WINDOW).collect::<Vec<_>>());
         assert!(ask.iter().all(|&(r, _)| Prefetch::is_prefetch(r)));
-        // The next asks only for what the window gained.
-        let ask = pf.read(p(2), 1000);
-        assert_eq!(pages(&ask), vec![2 + WINDOW]);
+        // The next ask nothing while more than half a window is ahead,
+        // then for what the window gained, together.
+        for i in 2..1 + WINDOW / 2 {
+            assert!(pf.read(p(i), 1000).is_empty(), "READ of page {i}");
+        }
+        let ask = pf.read(p(1 + WINDOW / 2), 1000);
+        assert_eq!(
+            pages(&ask),
+            (2 + WINDOW..=1 + WINDOW / 2 + WINDOW).collect::<Vec<_>>()
+        );
         // A jump is no scan; in order again from there, it asks anew,
         // but not for pages under way.
         assert!(pf.read(p(500), 1000).is_empty());
         assert!(pf.read(p(40), 1000).is_empty());
         let ask = pf.read(p(41), 1000);
-        assert_eq!(pages(&ask), (3 + WINDOW..=41 + WINDOW).collect::<Vec<_>>());
+        assert_eq!(
+            pages(&ask),
+            (2 + WINDOW / 2 + WINDOW..=41 + WINDOW).collect::<Vec<_>>()
+        );
     }
 
     #[test]

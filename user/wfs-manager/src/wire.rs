@@ -375,12 +375,18 @@ impl Frame {
     /// into a buffer the size of the largest page message.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(LEN_BYTES + 2 + ENCODE_CAPACITY);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the whole frame to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         out.extend_from_slice(&[0; LEN_BYTES]);
         out.extend_from_slice(&self.frame_type().to_le_bytes());
-        self.put_payload(&mut out);
-        let len = (out.len() - LEN_BYTES) as u32;
-        out[..LEN_BYTES].copy_from_slice(&len.to_le_bytes());
-        out
+        self.put_payload(out);
+        let len = (out.len() - start - LEN_BYTES) as u32;
+        out[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
     }
 
     /// Decodes the payload of a frame of type `ty`.
@@ -995,6 +1001,16 @@ pub fn read_frame<R: Read>(r: &mut R) -> Result<Frame, WireError> {
     })?;
     let ty = u16::from_le_bytes([body[0], body[1]]);
     Frame::decode(ty, &body[2..])
+}
+
+/// Whether `buf` begins with a whole PAGE frame, which [`read_frame`]
+/// takes from a reader holding it without a system call.
+pub fn page_frame_buffered(buf: &[u8]) -> bool {
+    let Some((len, rest)) = buf.split_first_chunk::<LEN_BYTES>() else {
+        return false;
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    len >= 2 && rest.len() >= len && u16::from_le_bytes([rest[0], rest[1]]) == T_PAGE
 }
 
 /// Writes one frame in a single `write_all`.
