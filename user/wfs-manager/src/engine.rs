@@ -203,6 +203,9 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
 const TICK: Duration = Duration::from_millis(20);
 /// How often a page the kernel keeps busy is tried again.
 const RETRY: Duration = Duration::from_millis(1);
+/// Events handled with their frames held ([`Engine::cork`]) at most
+/// before those go out.
+const CORKED_EVENTS: usize = 64;
 /// Whether a connected peer acknowledges what it is sent: the heartbeat
 /// shows its manager's connection threads run, this that its engine does.
 #[derive(Debug, Default)]
@@ -578,14 +581,7 @@ impl Engine {
         let Some(cl) = &self.cluster else {
             return;
         };
-        let mut by_conn: Vec<((usize, u64), Vec<Frame>)> = Vec::new();
-        for (idx, conn, f) in held {
-            match by_conn.iter_mut().find(|(k, _)| *k == (idx, conn)) {
-                Some((_, fs)) => fs.push(f),
-                None => by_conn.push(((idx, conn), vec![f])),
-            }
-        }
-        for ((idx, conn), frames) in by_conn {
+        for ((idx, conn), frames) in by_connection(held) {
             // (As in `send_frame`: a failed write closes the connection.)
             let _ = match frames.as_slice() {
                 [f] => cl.send_on(idx, conn, f),
@@ -2421,11 +2417,19 @@ impl Handle {
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
             engine.cork();
+            let mut handled = 0;
             loop {
                 let next = self.queue().pop_front();
                 match next {
                     Some(ev) => engine.event(ev),
                     None => break,
+                }
+                handled += 1;
+                if handled % CORKED_EVENTS == 0 {
+                    // (Events may keep coming: what is held goes out
+                    // meanwhile.)
+                    engine.uncork();
+                    engine.cork();
                 }
             }
             engine.uncork();
@@ -2659,6 +2663,19 @@ impl Handle {
     }
 }
 
+/// Frames sent to (peer, connection), grouped by connection in the order
+/// each was first sent to, each connection's in the order sent.
+fn by_connection<F>(held: Vec<(usize, u64, F)>) -> Vec<((usize, u64), Vec<F>)> {
+    let mut by_conn: Vec<((usize, u64), Vec<F>)> = Vec::new();
+    for (idx, conn, f) in held {
+        match by_conn.iter_mut().find(|(k, _)| *k == (idx, conn)) {
+            Some((_, fs)) => fs.push(f),
+            None => by_conn.push(((idx, conn), vec![f])),
+        }
+    }
+    by_conn
+}
+
 /// The core's report of a disk write that ended with `error` (logged).
 fn disk_written(done: DiskDone, error: i32) -> Input {
     let DiskDone { page, epoch, ack } = done;
@@ -2733,6 +2750,26 @@ fn attr(i: &FileInfo) -> Attr {
 mod tests {
     use super::*;
     use crate::protocol::Access;
+
+    #[test]
+    fn held_frames_go_out_by_connection_each_in_the_order_sent() {
+        let held = vec![
+            (0, 7, "a1"),
+            (1, 3, "b1"),
+            (0, 7, "a2"),
+            (0, 8, "a-new-conn"),
+            (1, 3, "b2"),
+            (0, 7, "a3"),
+        ];
+        assert_eq!(
+            by_connection(held),
+            vec![
+                ((0, 7), vec!["a1", "a2", "a3"]),
+                ((1, 3), vec!["b1", "b2"]),
+                ((0, 8), vec!["a-new-conn"]),
+            ]
+        );
+    }
 
     #[test]
     fn a_peer_that_acknowledges_nothing_is_noticed_after_the_wait_and_not_before() {
