@@ -99,6 +99,9 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 const READ_BUFFER: usize = 64 * 1024;
 /// Frames a connection's reader hands over in a row with `more` at most.
 const HOLD_FRAMES: usize = 64;
+/// Bytes of frames [`Cluster::send_all_on`] writes together, about: it
+/// starts a new write once one reaches this size.
+const BATCH_BYTES: usize = 256 * 1024;
 /// Time allowed for the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a TCP connect.
@@ -291,11 +294,20 @@ impl Outbox {
     /// where the socket takes them at once). Fails if the connection is
     /// closed.
     fn push_all(&self, frames: &[Frame]) -> io::Result<()> {
-        let mut buf = Vec::new();
+        // (In writes of BATCH_BYTES or so: a PONG or a bare acknowledgement
+        // waits for one at most.)
+        let hint: usize = frames.iter().map(Frame::size_hint).sum();
+        let mut buf = Vec::with_capacity(hint.min(BATCH_BYTES));
         for f in frames {
             f.encode_into(&mut buf);
+            if buf.len() >= BATCH_BYTES {
+                self.queue_encoded(std::mem::take(&mut buf), false)?;
+            }
         }
-        self.queue_encoded(buf, false)
+        if !buf.is_empty() {
+            self.queue_encoded(buf, false)?;
+        }
+        Ok(())
     }
 
     /// Queues `frame` ahead of every whole frame waiting (a PONG, a bare
@@ -1487,6 +1499,22 @@ mod tests {
             }
         }
         assert_eq!(back, three);
+        // Frames of 256 KiB, more than one write's worth, with a PONG sent
+        // meanwhile: all arrive whole and in order, the PONG between two.
+        let big: Vec<Frame> = (0..6).map(|_| big_frame()).collect();
+        cl.send_all_on(0, conn, &big).unwrap();
+        cl.send_first_on(0, conn, &Frame::Pong { seq: 9 }).unwrap();
+        let (mut got, mut pong) = (0, false);
+        while got < big.len() || !pong {
+            match wire::read_frame(&mut s).unwrap() {
+                f @ Frame::Page(_) => {
+                    assert_eq!(f, big_frame());
+                    got += 1;
+                }
+                Frame::Pong { seq: 9 } => pong = true,
+                _ => {}
+            }
+        }
         cl.shutdown();
     }
 

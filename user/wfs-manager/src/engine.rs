@@ -2573,13 +2573,17 @@ impl Handle {
     /// starts only in the first case, and stops for good if an orphan's
     /// write fails later.
     pub fn left_pages_flushed(&self, ok: bool) {
-        let mut e = self.lock();
-        e.prefetch_ok = ok;
-        if !ok {
-            wlog!(
-                "prefetch: off for this manager (a dead manager's pages may still be in the kernel)"
-            );
+        {
+            let mut e = self.lock();
+            e.prefetch_ok = ok;
+            if !ok {
+                wlog!(
+                    "prefetch: off for this manager (a dead manager's pages may still be in the kernel)"
+                );
+            }
         }
+        // What arrived while this thread held the lock.
+        self.drain();
     }
 
     /// Where the upcall workers hand the kernel's requests.

@@ -140,8 +140,8 @@ impl Prefetch {
             ahead: last.and_then(|s| s.ahead).filter(|_| in_order),
         };
         let mut ask = Vec::new();
-        // Asked for in batches of half a window or more (whenever less
-        // than half a window is ahead): many asks and their answers then
+        // Asked for in batches of half a window or more (whenever half a
+        // window or less is ahead): many asks and their answers then
         // travel together, a frame each but few system calls.
         let low = scan
             .ahead

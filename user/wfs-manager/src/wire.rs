@@ -97,9 +97,10 @@ pub const PROTOCOL_VERSION: u16 = 9;
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
 pub const LEN_BYTES: usize = 4;
-/// Room [`Frame::encode`] starts with for a payload: a page message's
-/// fields and one page, so that one is encoded without growing the buffer.
-const ENCODE_CAPACITY: usize = 4096 + 128;
+/// Room [`Frame::encode`] starts with for a frame's fields (besides the
+/// page a message may carry): a frame is encoded without growing its
+/// buffer.
+const ENCODE_FIELDS: usize = 128;
 /// Longest string the encoder emits; longer ones are cut (at a character
 /// boundary). Names are far shorter; this only bounds REFUSE reasons.
 pub const MAX_STRING: usize = 1024;
@@ -374,9 +375,29 @@ impl Frame {
     /// place behind the length and type (a page's data is copied once),
     /// into a buffer the size of the largest page message.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(LEN_BYTES + 2 + ENCODE_CAPACITY);
+        let mut out = Vec::with_capacity(self.size_hint());
         self.encode_into(&mut out);
         out
+    }
+
+    /// About the encoded size: the page it carries, if any, and room for
+    /// the fields (a longer list grows the buffer).
+    pub fn size_hint(&self) -> usize {
+        let page = match self {
+            Frame::Page(session::Frame {
+                msg:
+                    Some(PeerMsg::Page(
+                        Msg::Data { data, .. } | Msg::Put { data, .. } | Msg::Orphan { data, .. },
+                    )),
+                ..
+            }) => data.len(),
+            Frame::Page(session::Frame {
+                msg: Some(PeerMsg::View(ViewMsg::Peeked { data: Ok(data), .. })),
+                ..
+            }) => data.len(),
+            _ => 0,
+        };
+        LEN_BYTES + 2 + ENCODE_FIELDS + page
     }
 
     /// Appends the whole frame to `out`.
