@@ -123,15 +123,45 @@ static long move_pages(int count, void **addrs, const int *nodes, int *status)
 
 static unsigned long mv_calls, mv_moved, mv_tried, mv_errs[256], mv_other;
 
+// Moves the pages at addrs[0..n) to node `to`, counting.
+static void move_some(int n, void **addrs, int to)
+{
+	int nodes[BATCH], status[BATCH];
+	long r;
+
+	if (!n)
+		return;
+	for (int i = 0; i < n; i++)
+		nodes[i] = to;
+	mv_calls++;
+	r = move_pages(n, addrs, nodes, status);
+	if (r < 0) {
+		if (errno == ENOSYS || errno == EINVAL || errno == ENODEV)
+			FAIL("move_pages to nodes 0/1: %s: is there a node 1 (numa=fake=2)?",
+			     strerror(errno));
+		if (errno != ENOMEM && errno != EBUSY && errno != EAGAIN)
+			FAIL("move_pages: %s", strerror(errno));
+		mv_other++;
+		return;
+	}
+	mv_tried += n;
+	for (int i = 0; i < n; i++) {
+		if (status[i] == to)
+			mv_moved++;
+		else if (status[i] < 0 && -status[i] < 256)
+			mv_errs[-status[i]]++;
+		else
+			mv_other++;
+	}
+}
+
 static void *mover(void *arg)
 {
 	uint64_t seed = (uintptr_t)arg;
 	void *addrs[BATCH];
-	int nodes[BATCH], status[BATCH];
+	int status[BATCH];
 
 	while (!atomic_load(&stop)) {
-		int n = 0;
-
 		for (int i = 0; i < BATCH; i++) {
 			size_t p;
 
@@ -147,34 +177,18 @@ static void *mover(void *arg)
 				FAIL("move_pages (query): %s: no NUMA migration in this kernel?", strerror(errno));
 			FAIL("move_pages (query): %s", strerror(errno));
 		}
-		for (int i = 0; i < BATCH; i++)
-			if (status[i] == 0 || status[i] == 1) {
-				addrs[n] = addrs[i];
-				nodes[n] = 1 - status[i];
-				n++;
-			}
-		mv_calls++;
-		if (n) {
-			long r = move_pages(n, addrs, nodes, status);
+		// Each to the other node, one call per direction: the kernel
+		// fails a whole call with ENOMEM when a target node has no free
+		// page, and a full node must not stop the moves to the other
+		// (with a single call per batch, a CI run moved nothing).
+		for (int to = 0; to < 2; to++) {
+			void *go[BATCH];
+			int n = 0;
 
-			if (r < 0) {
-				if (errno == ENOSYS || errno == EINVAL || errno == ENODEV)
-					FAIL("move_pages to nodes 0/1: %s: is there a node 1 (numa=fake=2)?",
-					     strerror(errno));
-				if (errno != ENOMEM && errno != EBUSY && errno != EAGAIN)
-					FAIL("move_pages: %s", strerror(errno));
-				mv_other++;
-			} else {
-				mv_tried += n;
-				for (int i = 0; i < n; i++) {
-					if (status[i] == nodes[i])
-						mv_moved++;
-					else if (status[i] < 0 && -status[i] < 256)
-						mv_errs[-status[i]]++;
-					else
-						mv_other++;
-				}
-			}
+			for (int i = 0; i < BATCH; i++)
+				if (status[i] == 1 - to)
+					go[n++] = addrs[i];
+			move_some(n, go, to);
 		}
 		usleep(1000);
 	}
