@@ -1167,15 +1167,8 @@ impl Cluster {
                 }
                 Ok(Frame::Page(frame)) if self.events.is_some() => {
                     // (Not too many held: the first ones wait for the rest.)
-                    held = if wire::page_frame_buffered(reader.buffer()) {
-                        held + 1
-                    } else {
-                        0
-                    };
-                    let more = held > 0 && held < HOLD_FRAMES;
-                    if !more {
-                        held = 0;
-                    }
+                    let more = wire::page_frame_buffered(reader.buffer()) && held + 1 < HOLD_FRAMES;
+                    held = if more { held + 1 } else { 0 };
                     self.event(NetEvent::Frame {
                         peer: idx,
                         conn: id,

@@ -583,10 +583,7 @@ impl Engine {
         };
         for ((idx, conn), frames) in by_connection(held) {
             // (As in `send_frame`: a failed write closes the connection.)
-            let _ = match frames.as_slice() {
-                [f] => cl.send_on(idx, conn, f),
-                fs => cl.send_all_on(idx, conn, fs),
-            };
+            let _ = cl.send_all_on(idx, conn, &frames);
         }
     }
 
