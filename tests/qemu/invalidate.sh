@@ -16,6 +16,13 @@ stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }
 patch() { printf %s "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
 hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 wfsctl wait --timeout 60 || fail "manager did not register"
+# No periodic writeback, and a share of the dirty limit for WFS's bdi: the
+# flusher's background check runs every 5 s and writes any dirty page of a
+# bdi whose share of the limit is near zero, so a page written here could be
+# clean by the time steps 2 and 3 take it back (a CI run saw "downgrade:
+# page 0 of f: clean, read-write" so).
+echo 0 > /proc/sys/vm/dirty_writeback_centisecs
+for b in /sys/class/bdi/wfs-*; do echo 50 > "$b/min_ratio"; done
 
 dd if=/dev/urandom of=/export/f bs=4096 count=4 2>/dev/null
 cp /export/f /tmp/f
