@@ -24,6 +24,10 @@
 //!   manager may still write to it: it becomes free when the manager's
 //!   (refused) late reply to `req` arrives, or when the manager goes away.
 //!
+//! A request may take a run of consecutive slots ([`Run`]: a READ of
+//! several pages); every slot of the run moves through the same states at
+//! once.
+//!
 //! After the request slots come the manager's scratch slots
 //! ([`ScratchSlots`]): never lent with a request, they belong to the
 //! manager except while an INVALIDATE ioctl that names one copies a page
@@ -52,6 +56,22 @@ enum Owner {
     Kernel(u64),
     Manager(u64),
     Orphan(u64),
+}
+
+/// Consecutive slots lent with one request: `n` slots from `first` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The first slot.
+    pub(crate) first: u32,
+    /// How many (at least 1).
+    pub(crate) n: u32,
+}
+
+impl Run {
+    /// The one slot `slot`.
+    pub(crate) const fn one(slot: u32) -> Self {
+        Run { first: slot, n: 1 }
+    }
 }
 
 /// Ownership of `N` page slots.
@@ -89,63 +109,111 @@ impl<const N: usize> SlotMap<N> {
             .ok_or(SlotError::BadSlot)
     }
 
+    /// Moves every slot of `run` from state `from` to state `to`, or none
+    /// (`BadSlot` if the run leaves the map, `WrongOwner` if a slot is not
+    /// in state `from`).
+    fn shift(&mut self, run: Run, from: Owner, to: Owner) -> Result<(), SlotError> {
+        let end = run.first.checked_add(run.n).ok_or(SlotError::BadSlot)?;
+        if run.n == 0 || end as usize > N {
+            return Err(SlotError::BadSlot);
+        }
+        let slots = run.first as usize..end as usize;
+        if self.owner[slots.clone()].iter().any(|o| *o != from) {
+            return Err(SlotError::WrongOwner);
+        }
+        for o in &mut self.owner[slots] {
+            *o = to;
+        }
+        match (from, to) {
+            (Owner::Free, Owner::Free) => {}
+            (Owner::Free, _) => self.free -= run.n as usize,
+            (_, Owner::Free) => self.free += run.n as usize,
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Takes a free slot for request `req`; the kernel owns it.
     pub(crate) fn reserve(&mut self, req: u64) -> Result<u32, SlotError> {
-        let slot = self
-            .owner
-            .iter()
-            .position(|o| *o == Owner::Free)
-            .ok_or(SlotError::Exhausted)?;
-        self.owner[slot] = Owner::Kernel(req);
-        self.free -= 1;
-        Ok(slot as u32)
+        self.reserve_run(req, 1).map(|run| run.first)
+    }
+
+    /// Takes up to `n` consecutive free slots for request `req`: the first
+    /// run of `n`, or else the longest shorter one (the first of those).
+    /// The kernel owns them.
+    pub(crate) fn reserve_run(&mut self, req: u64, n: u32) -> Result<Run, SlotError> {
+        let want = (n as usize).max(1);
+        let mut best = (0, 0);
+        let mut i = 0;
+        while i < N && best.1 < want {
+            if self.owner[i] != Owner::Free {
+                i += 1;
+                continue;
+            }
+            let len = self.owner[i..]
+                .iter()
+                .take(want)
+                .take_while(|o| **o == Owner::Free)
+                .count();
+            if len > best.1 {
+                best = (i, len);
+            }
+            i += len;
+        }
+        if best.1 == 0 {
+            return Err(SlotError::Exhausted);
+        }
+        let run = Run {
+            first: best.0 as u32,
+            n: best.1 as u32,
+        };
+        self.shift(run, Owner::Free, Owner::Kernel(req))?;
+        Ok(run)
     }
 
     /// Hands a kernel-owned slot to the manager along with request `req`.
     pub(crate) fn lend(&mut self, slot: u32, req: u64) -> Result<(), SlotError> {
-        if self.get(slot)? != Owner::Kernel(req) {
-            return Err(SlotError::WrongOwner);
-        }
-        self.owner[slot as usize] = Owner::Manager(req);
-        Ok(())
+        self.lend_run(Run::one(slot), req)
+    }
+
+    /// [`SlotMap::lend`] for every slot of `run`.
+    pub(crate) fn lend_run(&mut self, run: Run, req: u64) -> Result<(), SlotError> {
+        self.shift(run, Owner::Kernel(req), Owner::Manager(req))
     }
 
     /// The manager's reply to `req` returns the slot to the kernel.
     pub(crate) fn give_back(&mut self, slot: u32, req: u64) -> Result<(), SlotError> {
-        if self.get(slot)? != Owner::Manager(req) {
-            return Err(SlotError::WrongOwner);
-        }
-        self.owner[slot as usize] = Owner::Kernel(req);
-        Ok(())
+        self.give_back_run(Run::one(slot), req)
     }
 
-    /// The kernel gives up on `req` while its slot is lent to the manager.
-    pub(crate) fn orphan(&mut self, slot: u32, req: u64) -> Result<(), SlotError> {
-        if self.get(slot)? != Owner::Manager(req) {
-            return Err(SlotError::WrongOwner);
-        }
-        self.owner[slot as usize] = Owner::Orphan(req);
-        Ok(())
+    /// [`SlotMap::give_back`] for every slot of `run`.
+    pub(crate) fn give_back_run(&mut self, run: Run, req: u64) -> Result<(), SlotError> {
+        self.shift(run, Owner::Manager(req), Owner::Kernel(req))
     }
 
-    /// The manager answered `req` late: free its orphaned slot, if any.
-    /// Returns whether there was one.
+    /// The manager answered `req` late: free its orphaned slots, if any.
+    /// Returns whether there were some.
     pub(crate) fn adopt_late(&mut self, req: u64) -> bool {
-        match self.owner.iter().position(|o| *o == Owner::Orphan(req)) {
-            Some(slot) => {
-                self.owner[slot] = Owner::Free;
-                self.free += 1;
-                true
-            }
-            None => false,
+        let mut found = false;
+        for o in self.owner.iter_mut().filter(|o| **o == Owner::Orphan(req)) {
+            *o = Owner::Free;
+            self.free += 1;
+            found = true;
         }
+        found
     }
 
     /// Ends the kernel's use of `slot` for `req`, whatever happened: frees
-    /// it if the kernel holds it, orphans it if the manager still does.
+    /// it if the kernel holds it, orphans it if the manager still does (the
+    /// kernel gave up on `req` while the slot was lent).
     pub(crate) fn finish(&mut self, slot: u32, req: u64) {
-        if self.release(slot, req).is_err() {
-            let _ = self.orphan(slot, req);
+        self.finish_run(Run::one(slot), req);
+    }
+
+    /// [`SlotMap::finish`] for every slot of `run`.
+    pub(crate) fn finish_run(&mut self, run: Run, req: u64) {
+        if self.release_run(run, req).is_err() {
+            let _ = self.shift(run, Owner::Manager(req), Owner::Orphan(req));
         }
     }
 
@@ -153,12 +221,12 @@ impl<const N: usize> SlotMap<N> {
     /// manager is only freed by [`SlotMap::reclaim_all`] (the manager is
     /// gone) or after [`SlotMap::give_back`].
     pub(crate) fn release(&mut self, slot: u32, req: u64) -> Result<(), SlotError> {
-        if self.get(slot)? != Owner::Kernel(req) {
-            return Err(SlotError::WrongOwner);
-        }
-        self.owner[slot as usize] = Owner::Free;
-        self.free += 1;
-        Ok(())
+        self.release_run(Run::one(slot), req)
+    }
+
+    /// [`SlotMap::release`] for every slot of `run`.
+    pub(crate) fn release_run(&mut self, run: Run, req: u64) -> Result<(), SlotError> {
+        self.shift(run, Owner::Kernel(req), Owner::Free)
     }
 
     /// Takes every slot back from a manager that went away, and returns how

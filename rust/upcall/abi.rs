@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -24,6 +24,10 @@ pub const REGISTER_MAGIC: u32 = 0x5746_5331; // "WFS1"
 
 /// Page size used by the protocol. WFS moves whole pages only.
 pub const PAGE_SIZE: usize = 4096;
+
+/// Most pages one READ asks for: its first page and the run after it, in
+/// as many consecutive pool slots.
+pub const READ_RUN_MAX: u32 = 16;
 
 /// Longest file name the flat WFS namespace accepts.
 pub const NAME_MAX: usize = 255;
@@ -521,15 +525,18 @@ pub enum Request<'a> {
         /// Position to continue from; 0 starts at the beginning.
         cookie: u64,
     },
-    /// READ(file, page index, count) into netmem slot `slot`.
+    /// READ(file, page index, count) into netmem slots `slot..slot +
+    /// count`: page `index` into `slot`, and as many of the pages after it
+    /// as the manager has at hand into the slots after it.
     Read {
         /// File id.
         file: u64,
         /// First page.
         index: u64,
-        /// Number of pages (1 for now).
+        /// Number of pages asked for, 1 to [`READ_RUN_MAX`]: the first is
+        /// needed, the others are welcome.
         count: u32,
-        /// Pool slot the manager must fill.
+        /// Pool slot of the first page; the others follow it.
         slot: u32,
     },
     /// WRITE(file, page index, count) from netmem slot `slot`.
@@ -538,7 +545,7 @@ pub enum Request<'a> {
         file: u64,
         /// First page.
         index: u64,
-        /// Number of pages (1 for now).
+        /// Number of pages: 1.
         count: u32,
         /// Pool slot holding the data.
         slot: u32,
@@ -557,7 +564,7 @@ pub enum Request<'a> {
         file: u64,
         /// First page.
         index: u64,
-        /// Number of pages (1 for now).
+        /// Number of pages: 1.
         count: u32,
         /// Pool slot the manager must fill.
         slot: u32,
@@ -593,9 +600,12 @@ impl Request<'_> {
     fn validate(&self) -> Result<(), DecodeError> {
         match *self {
             Request::Lookup { name } if !valid_name(name) => Err(DecodeError::BadName),
-            Request::Read { count: 0, .. }
-            | Request::Write { count: 0, .. }
-            | Request::View { count: 0, .. } => Err(DecodeError::BadField),
+            Request::Read { count, .. } if !(1..=READ_RUN_MAX).contains(&count) => {
+                Err(DecodeError::BadField)
+            }
+            Request::Write { count, .. } | Request::View { count, .. } if count != 1 => {
+                Err(DecodeError::BadField)
+            }
             _ => Ok(()),
         }
     }
@@ -695,7 +705,12 @@ impl Request<'_> {
                 let index = get_u64(b, p + 8)?;
                 let count = get_u32(b, p + 16)?;
                 let slot = get_u32(b, p + 20)?;
-                if count == 0 {
+                let counts = if op == Opcode::Read {
+                    1..=READ_RUN_MAX
+                } else {
+                    1..=1
+                };
+                if !counts.contains(&count) {
                     return Err(DecodeError::BadField);
                 }
                 if op == Opcode::Read {
@@ -776,9 +791,20 @@ pub enum ReplyBody<'a> {
         /// The name; empty means no more entries.
         name: &'a [u8],
     },
-    /// READ, VIEW or UPGRADE answer: the access granted (VIEW: read-only
-    /// only).
+    /// VIEW or UPGRADE answer: the access granted (VIEW: read-only only).
     Grant(Grant),
+    /// READ answer: the first `pages` pages asked for are in their slots
+    /// (1 to the count asked for), all with the access `grant` (never
+    /// [`Grant::Refault`]).
+    Pages {
+        /// The access granted to every page.
+        grant: Grant,
+        /// How many pages came, from the first on.
+        pages: u32,
+        /// A hint: how many pages after the last one sent the manager has
+        /// at hand, so that a READ of them may ask for them together.
+        ahead: u32,
+    },
     /// WRITE answer: nothing more than success.
     Done,
 }
@@ -810,6 +836,7 @@ impl<'a> Reply<'a> {
             Some(ReplyBody::Attr(_)) => 24,
             Some(ReplyBody::Dirent { name, .. }) => 18 + name.len(),
             Some(ReplyBody::Grant(_)) => 4,
+            Some(ReplyBody::Pages { .. }) => 12,
             Some(ReplyBody::Done) => 0,
         }
     }
@@ -827,7 +854,9 @@ impl<'a> Reply<'a> {
                 }
                 true
             }
-            (Opcode::Read, Some(ReplyBody::Grant(g))) => g != Grant::Refault,
+            (Opcode::Read, Some(ReplyBody::Pages { grant, pages, .. })) => {
+                grant != Grant::Refault && (1..=READ_RUN_MAX).contains(&pages)
+            }
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
             (Opcode::Write, Some(ReplyBody::Done)) => true,
@@ -871,6 +900,15 @@ impl<'a> Reply<'a> {
                 put(b, p + 18, name);
             }
             Some(ReplyBody::Grant(g)) => put(b, p, &(g as u32).to_le_bytes()),
+            Some(ReplyBody::Pages {
+                grant,
+                pages,
+                ahead,
+            }) => {
+                put(b, p, &(grant as u32).to_le_bytes());
+                put(b, p + 4, &pages.to_le_bytes());
+                put(b, p + 8, &ahead.to_le_bytes());
+            }
         }
         Ok(len)
     }
@@ -928,7 +966,25 @@ impl<'a> Reply<'a> {
                     name,
                 }
             }
-            Opcode::Read | Opcode::Upgrade | Opcode::View => {
+            Opcode::Read => {
+                exact(12)?;
+                let grant = match get_u32(b, p)? {
+                    1 => Grant::ReadOnly,
+                    2 => Grant::ReadWrite,
+                    3 => Grant::Dirty,
+                    _ => return Err(DecodeError::BadField),
+                };
+                let pages = get_u32(b, p + 4)?;
+                if !(1..=READ_RUN_MAX).contains(&pages) {
+                    return Err(DecodeError::BadField);
+                }
+                ReplyBody::Pages {
+                    grant,
+                    pages,
+                    ahead: get_u32(b, p + 8)?,
+                }
+            }
+            Opcode::Upgrade | Opcode::View => {
                 exact(4)?;
                 ReplyBody::Grant(match get_u32(b, p)? {
                     1 => Grant::ReadOnly,

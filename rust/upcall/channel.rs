@@ -25,7 +25,7 @@ use super::{
     abi::{self, Reply, Request},
     table::{time_reached, Outcome, Table, SLOT_BITS},
 };
-use crate::netmem::{Pool, ScratchSlots, SlotMap};
+use crate::netmem::{Pool, Run, ScratchSlots, SlotMap};
 use kernel::page::Page;
 use kernel::{
     init::{self, init_array_from_fn},
@@ -48,9 +48,9 @@ pub(crate) const TIMEOUT_MS: u32 = 30_000;
 /// A message buffer: a request on the way out, then its reply.
 pub(crate) type MsgBuf = [u8; abi::MSG_MAX];
 
-/// Encodes a request with the given id and pool slot into a buffer and
+/// Encodes a request with the given id and pool slots into a buffer and
 /// returns its length.
-pub(crate) type Encoder<'a> = dyn FnMut(u64, Option<u32>, &mut MsgBuf) -> Result<usize> + 'a;
+pub(crate) type Encoder<'a> = dyn FnMut(u64, Option<Run>, &mut MsgBuf) -> Result<usize> + 'a;
 
 /// What the request table records of a reply: its length in the call's
 /// buffer.
@@ -66,8 +66,8 @@ struct Call {
     op: abi::Opcode,
     /// Whether the manager has read the request.
     sent: bool,
-    /// The pool slot lent with the request, if any.
-    slot: Option<u32>,
+    /// The pool slots lent with the request, if any.
+    slot: Option<Run>,
 }
 
 const fn slot_of(id: u64) -> usize {
@@ -299,15 +299,16 @@ impl ReplyError {
 }
 
 impl State {
-    /// Queues a request: `encode(id, slot, buf)` writes it into `buf`. With
-    /// `want_slot`, a pool slot is reserved and lent to the manager with
-    /// the request. Fails with `EIO` when there is no manager, `EAGAIN`
-    /// when the table or the pool is full, `EINVAL` if encoding fails.
+    /// Queues a request: `encode(id, slots, buf)` writes it into `buf`.
+    /// With `want_slots` > 0, a run of up to that many consecutive pool
+    /// slots (at least one) is reserved and lent to the manager with the
+    /// request. Fails with `EIO` when there is no manager, `EAGAIN` when
+    /// the table or the pool is full, `EINVAL` if encoding fails.
     pub(crate) fn submit(
         &mut self,
         mut buf: KBox<MsgBuf>,
         op: abi::Opcode,
-        want_slot: bool,
+        want_slots: u32,
         deadline: u64,
         encode: &mut Encoder<'_>,
     ) -> Result<u64, (Error, KBox<MsgBuf>)> {
@@ -317,8 +318,8 @@ impl State {
         let Ok(id) = self.table.insert(deadline) else {
             return Err((EAGAIN, buf));
         };
-        let slot = if want_slot {
-            match self.slots.reserve(id) {
+        let slot = if want_slots > 0 {
+            match self.slots.reserve_run(id, want_slots) {
                 Ok(s) => Some(s),
                 Err(_) => {
                     self.table.cancel(id);
@@ -333,7 +334,7 @@ impl State {
             Err(e) => {
                 self.table.cancel(id);
                 if let Some(s) = slot {
-                    let _ = self.slots.release(s, id);
+                    let _ = self.slots.release_run(s, id);
                 }
                 return Err((e, buf));
             }
@@ -341,12 +342,12 @@ impl State {
         if self.outbox.push(id).is_err() {
             self.table.cancel(id);
             if let Some(s) = slot {
-                let _ = self.slots.release(s, id);
+                let _ = self.slots.release_run(s, id);
             }
             return Err((EAGAIN, buf));
         }
         if let Some(s) = slot {
-            let _ = self.slots.lend(s, id);
+            let _ = self.slots.lend_run(s, id);
         }
         self.calls[slot_of(id)] = Some(Call {
             buf: Some(buf),
@@ -420,8 +421,8 @@ impl State {
         let buf = call.buf.as_mut().ok_or(ReplyError::Unknown)?;
         buf[..msg.len()].copy_from_slice(msg);
         if let Some(s) = call.slot {
-            // The manager is done with the slot.
-            let _ = self.slots.give_back(s, reply.id);
+            // The manager is done with the slots.
+            let _ = self.slots.give_back_run(s, reply.id);
         }
         self.table
             .complete(reply.id, msg.len())
@@ -429,12 +430,12 @@ impl State {
     }
 
     /// Ends call `id` for its caller: removes it and returns its buffer,
-    /// outcome and pool slot. On success the kernel holds the slot until
-    /// [`SlotMap::finish`]; otherwise the slot is finished here already.
+    /// outcome and pool slots. On success the kernel holds the slots until
+    /// [`SlotMap::finish_run`]; otherwise they are finished here already.
     pub(crate) fn finish(
         &mut self,
         id: u64,
-    ) -> (Option<KBox<MsgBuf>>, Option<Outcome<ReplyLen>>, Option<u32>) {
+    ) -> (Option<KBox<MsgBuf>>, Option<Outcome<ReplyLen>>, Option<Run>) {
         let outcome = match self.table.take(id) {
             Some(Outcome::Pending) => {
                 self.table.cancel(id);
@@ -453,11 +454,33 @@ impl State {
             if !sent {
                 // The manager never read the request, so it cannot know the
                 // slot: take it back at once instead of orphaning it.
-                let _ = self.slots.give_back(s, id);
+                let _ = self.slots.give_back_run(s, id);
             }
-            self.slots.finish(s, id);
+            self.slots.finish_run(s, id);
         }
         (buf, outcome, slot)
+    }
+}
+
+/// The pool slots lent with a call, while its reply is handled: the kernel
+/// owns them again.
+pub(crate) struct Lent<'a> {
+    pool: &'a Pool,
+    run: Run,
+}
+
+impl Lent<'_> {
+    /// How many slots were lent (the request's count).
+    pub(crate) fn count(&self) -> u32 {
+        self.run.n
+    }
+
+    /// The page of the `i`-th slot lent, from 0.
+    pub(crate) fn page(&self, i: u32) -> Option<&Page> {
+        if i >= self.run.n {
+            return None;
+        }
+        self.pool.page(self.run.first.checked_add(i)?)
     }
 }
 
@@ -507,7 +530,7 @@ impl Channel {
     ) -> Result<R> {
         self.call_inner(
             req.opcode(),
-            false,
+            0,
             timeout_ms,
             &mut |id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
             |reply, _| f(reply),
@@ -527,32 +550,71 @@ impl Channel {
         mut fill: impl FnMut(&Page) -> Result,
         f: impl FnOnce(&Reply<'_>, &Page) -> Result<R>,
     ) -> Result<R> {
+        self.call_with_pages(
+            op,
+            1,
+            timeout_ms,
+            |slot, _| make(slot),
+            |page| fill(page),
+            |reply, lent| f(reply, lent.page(0).ok_or(EIO)?),
+        )
+    }
+
+    /// [`Channel::call_with_page`] for a request that may move up to `n`
+    /// pages (1 to [`abi::READ_RUN_MAX`]): a run of consecutive pool slots,
+    /// maybe fewer than `n` (one at least) if the pool is busy, is lent
+    /// with it. `make(first, count)` builds the request for the `count`
+    /// slots from `first` on; `fill` may write the first slot's page; `f`
+    /// gets the reply and the slots' pages.
+    pub(crate) fn call_with_pages<R>(
+        &self,
+        op: abi::Opcode,
+        n: u32,
+        timeout_ms: u32,
+        make: impl Fn(u32, u32) -> Request<'static>,
+        mut fill: impl FnMut(&Page) -> Result,
+        f: impl FnOnce(&Reply<'_>, &Lent<'_>) -> Result<R>,
+    ) -> Result<R> {
+        if !(1..=abi::READ_RUN_MAX).contains(&n) {
+            return Err(EINVAL);
+        }
         self.call_inner(
             op,
-            true,
+            n,
             timeout_ms,
-            &mut |id, slot, buf| {
-                let slot = slot.ok_or(EINVAL)?;
-                fill(self.pool.page(slot).ok_or(EIO)?)?;
-                make(slot).encode(id, &mut buf[..]).map_err(|_| EINVAL)
+            &mut |id, run, buf| {
+                let run = run.ok_or(EINVAL)?;
+                fill(self.pool.page(run.first).ok_or(EIO)?)?;
+                make(run.first, run.n)
+                    .encode(id, &mut buf[..])
+                    .map_err(|_| EINVAL)
             },
-            |reply, page| f(reply, page.ok_or(EIO)?),
+            |reply, run| {
+                let run = run.ok_or(EIO)?;
+                f(
+                    reply,
+                    &Lent {
+                        pool: &self.pool,
+                        run,
+                    },
+                )
+            },
         )
     }
 
     fn call_inner<R>(
         &self,
         op: abi::Opcode,
-        want_slot: bool,
+        want_slots: u32,
         timeout_ms: u32,
         encode: &mut Encoder<'_>,
-        f: impl FnOnce(&Reply<'_>, Option<&Page>) -> Result<R>,
+        f: impl FnOnce(&Reply<'_>, Option<Run>) -> Result<R>,
     ) -> Result<R> {
         let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)?;
         let deadline = jiffies_64().wrapping_add(msecs_to_jiffies(timeout_ms) as u64);
         let mut st = self.state.lock();
         let id = loop {
-            match st.submit(buf, op, want_slot, deadline, encode) {
+            match st.submit(buf, op, want_slots, deadline, encode) {
                 Ok(id) => break id,
                 Err((e, b)) if e == EAGAIN => {
                     // Table or pool full: wait for room, within the deadline.
@@ -606,7 +668,7 @@ impl Channel {
             (false, Some(Outcome::Done(len))) => match buf {
                 Some(buf) => match Reply::decode(&buf[..len]) {
                     Ok(reply) if reply.error != 0 => Err(Error::from_errno(-reply.error)),
-                    Ok(reply) => f(&reply, slot.and_then(|s| self.pool.page(s))),
+                    Ok(reply) => f(&reply, slot),
                     Err(_) => Err(EIO),
                 },
                 None => Err(EIO),
@@ -620,7 +682,7 @@ impl Channel {
             _ => Err(EIO),
         };
         if let (Some(s), true) = (slot, holds_slot) {
-            self.state.lock().slots.finish(s, id);
+            self.state.lock().slots.finish_run(s, id);
             self.replies.notify_all();
         }
         result

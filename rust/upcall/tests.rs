@@ -6,6 +6,7 @@
 use super::abi::{self, Attr, DecodeError, Grant, Opcode, Reply, ReplyBody, Request};
 use super::channel::{RegisterError, ReplyError, State, MAX_INFLIGHT};
 use super::table::{time_reached, Outcome, Table, TableError};
+use crate::netmem::Run;
 use kernel::{kunit_expect, kunit_expect_eq, kunit_module_suite, prelude::*};
 
 fn roundtrip(req: Request<'_>, id: u64) {
@@ -44,8 +45,8 @@ fn abi_request_roundtrip() {
         Request::Read {
             file: u64::MAX,
             index: 1 << 40,
-            count: 1,
-            slot: 63,
+            count: abi::READ_RUN_MAX,
+            slot: 48,
         },
         u64::MAX,
     );
@@ -53,7 +54,7 @@ fn abi_request_roundtrip() {
         Request::Write {
             file: 1,
             index: 2,
-            count: 3,
+            count: 1,
             slot: 4,
         },
         5,
@@ -118,6 +119,24 @@ fn abi_request_malformed() {
     .unwrap_or(0);
     buf[abi::HEADER_LEN + 16] = 0;
     kunit_expect_eq!(Request::decode(&buf[..n]), Err(DecodeError::BadField));
+    // READ of more than READ_RUN_MAX pages; WRITE and VIEW of more than one.
+    buf[abi::HEADER_LEN + 16] = abi::READ_RUN_MAX as u8 + 1;
+    kunit_expect_eq!(Request::decode(&buf[..n]), Err(DecodeError::BadField));
+    for op in [Opcode::Write, Opcode::View] {
+        let mut m = buf;
+        m[4] = op as u8;
+        m[abi::HEADER_LEN + 16] = 2;
+        kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::BadField));
+        m[abi::HEADER_LEN + 16] = 1;
+        kunit_expect!(Request::decode(&m[..n]).is_ok());
+    }
+    let big = Request::Read {
+        file: 1,
+        index: 0,
+        count: abi::READ_RUN_MAX + 1,
+        slot: 0,
+    };
+    kunit_expect_eq!(big.encode(1, &mut buf), Err(DecodeError::BadField));
 }
 
 fn abi_reply_roundtrip() {
@@ -163,7 +182,11 @@ fn abi_reply_roundtrip() {
             id: 5,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: abi::READ_RUN_MAX,
+                ahead: u32::MAX,
+            }),
         },
         Reply {
             id: 6,
@@ -175,7 +198,11 @@ fn abi_reply_roundtrip() {
             id: 8,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::Dirty)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::Dirty,
+                pages: 1,
+                ahead: 0,
+            }),
         },
         Reply {
             id: 7,
@@ -211,20 +238,56 @@ fn abi_reply_malformed() {
         id: 1,
         op: Opcode::Read,
         error: 5,
-        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        body: Some(ReplyBody::Pages {
+            grant: Grant::ReadOnly,
+            pages: 1,
+            ahead: 0,
+        }),
     };
     kunit_expect_eq!(bad.encode(&mut buf), Err(DecodeError::BadField));
-    let ok = Reply {
+    // A READ is answered with pages, 1 to READ_RUN_MAX of them, never a
+    // bare grant.
+    for (grant, pages) in [
+        (Grant::ReadOnly, 0),
+        (Grant::ReadOnly, abi::READ_RUN_MAX + 1),
+        (Grant::Refault, 1),
+    ] {
+        let r = Reply {
+            id: 1,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Pages {
+                grant,
+                pages,
+                ahead: 7,
+            }),
+        };
+        kunit_expect_eq!(r.encode(&mut buf), Err(DecodeError::BadField));
+    }
+    let bare = Reply {
         id: 1,
         op: Opcode::Read,
         error: 0,
         body: Some(ReplyBody::Grant(Grant::ReadWrite)),
     };
+    kunit_expect_eq!(bare.encode(&mut buf), Err(DecodeError::BadField));
+    let ok = Reply {
+        id: 1,
+        op: Opcode::Read,
+        error: 0,
+        body: Some(ReplyBody::Pages {
+            grant: Grant::ReadWrite,
+            pages: 2,
+            ahead: 0,
+        }),
+    };
     let n = ok.encode(&mut buf).unwrap_or(0);
-    // An unknown grant value.
-    let mut m = buf;
-    m[abi::HEADER_LEN + 4] = 4;
-    kunit_expect_eq!(Reply::decode(&m[..n]), Err(DecodeError::BadField));
+    // An unknown grant value, a refault, and page counts out of range.
+    for (at, v) in [(4, 4u8), (4, 9), (8, 0), (8, 17)] {
+        let mut m = buf;
+        m[abi::HEADER_LEN + at] = v;
+        kunit_expect_eq!(Reply::decode(&m[..n]), Err(DecodeError::BadField));
+    }
     // A negative errno.
     let mut m = buf;
     m[abi::HEADER_LEN..abi::HEADER_LEN + 4].copy_from_slice(&(-5i32).to_le_bytes());
@@ -444,7 +507,7 @@ fn registered() -> Result<KBox<State>> {
 /// Encodes `req` into a fresh call buffer and submits it; returns its id.
 fn submit(st: &mut State, req: Request<'_>) -> Option<u64> {
     let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
-    st.submit(buf, req.opcode(), false, 1000, &mut |id, _, b| {
+    st.submit(buf, req.opcode(), 0, 1000, &mut |id, _, b| {
         req.encode(id, &mut b[..]).map_err(|_| EINVAL)
     })
     .ok()
@@ -563,7 +626,7 @@ fn transport_manager_gone() {
     let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok();
     if let Some(b) = buf.take() {
         kunit_expect!(matches!(
-            st.submit(b, Opcode::Getattr, false, 10, &mut |_, _, _| Ok(24)),
+            st.submit(b, Opcode::Getattr, 0, 10, &mut |_, _, _| Ok(24)),
             Err((e, _)) if e == kernel::error::code::EIO
         ));
     }
@@ -592,18 +655,25 @@ kunit_module_suite!(
 
 /// Submits a READ of page 3 of file 5 with a pool slot; returns its id.
 fn submit_read(st: &mut State) -> Option<u64> {
+    submit_read_run(st, 1)
+}
+
+/// Submits a READ of up to `n` pages from page 3 of file 5, with as many
+/// pool slots as it gets; returns its id.
+fn submit_read_run(st: &mut State, n: u32) -> Option<u64> {
     let buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL).ok()?;
-    let mut read = |id, slot: Option<u32>, b: &mut super::channel::MsgBuf| {
+    let mut read = |id, run: Option<Run>, b: &mut super::channel::MsgBuf| {
+        let run = run.ok_or(EINVAL)?;
         Request::Read {
             file: 5,
             index: 3,
-            count: 1,
-            slot: slot.unwrap_or(u32::MAX),
+            count: run.n,
+            slot: run.first,
         }
         .encode(id, &mut b[..])
         .map_err(|_| EINVAL)
     };
-    st.submit(buf, Opcode::Read, true, 1000, &mut read).ok()
+    st.submit(buf, Opcode::Read, n, 1000, &mut read).ok()
 }
 
 fn transport_page_slots() {
@@ -634,7 +704,11 @@ fn transport_page_slots() {
             id,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadWrite,
+                pages: 1,
+                ahead: 0,
+            }),
         },
         &mut rb,
     );
@@ -643,7 +717,7 @@ fn transport_page_slots() {
     kunit_expect!(!st.slots.manager_may_access(slot, id));
     let (_, outcome, s) = st.finish(id);
     kunit_expect_eq!(outcome, Some(Outcome::Done(rn)));
-    kunit_expect_eq!(s, Some(slot));
+    kunit_expect_eq!(s, Some(Run::one(slot)));
     kunit_expect_eq!(st.slots.free(), free - 1);
     st.slots.finish(slot, id);
     kunit_expect_eq!(st.slots.free(), free);
@@ -662,7 +736,89 @@ fn transport_page_slots() {
             id: id2,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: 1,
+                ahead: 0,
+            }),
+        },
+        &mut rb,
+    );
+    kunit_expect_eq!(st.accept_reply(&rb[..rn]), Err(ReplyError::Unknown));
+    kunit_expect_eq!(st.slots.free(), free);
+}
+
+/// A READ of several pages lends a run of consecutive slots, which move
+/// together: to the manager with the request, back with its reply, and
+/// orphaned together when the caller gives up.
+fn transport_page_runs() {
+    let Ok(mut st) = registered() else {
+        kunit_expect!(false, "out of memory");
+        return;
+    };
+    let free = st.slots.free();
+    let n = abi::READ_RUN_MAX;
+    let Some(id) = submit_read_run(&mut st, n) else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    kunit_expect_eq!(st.slots.free(), free - n as usize);
+    let mut out = [0u8; abi::MSG_MAX];
+    let len = st.next_request(&mut out).unwrap_or(0);
+    let (slot, count) = match Request::decode(&out[..len]) {
+        Ok((_, Request::Read { slot, count, .. })) => (slot, count),
+        other => {
+            kunit_expect!(false, "read request: {:?}", other);
+            return;
+        }
+    };
+    kunit_expect_eq!(count, n);
+    for i in 0..n {
+        kunit_expect!(st.slots.manager_may_access(slot + i, id));
+    }
+    let mut rb = [0u8; abi::MSG_MAX];
+    let rn = reply_bytes(
+        Reply {
+            id,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: 3,
+                ahead: 0,
+            }),
+        },
+        &mut rb,
+    );
+    kunit_expect_eq!(st.accept_reply(&rb[..rn]), Ok(()));
+    for i in 0..n {
+        kunit_expect!(!st.slots.manager_may_access(slot + i, id));
+    }
+    let (_, _, run) = st.finish(id);
+    kunit_expect_eq!(run, Some(Run { first: slot, n }));
+    if let Some(run) = run {
+        st.slots.finish_run(run, id);
+    }
+    kunit_expect_eq!(st.slots.free(), free);
+
+    // Given up on while lent: the whole run waits for the late reply.
+    let Some(id2) = submit_read_run(&mut st, n) else {
+        kunit_expect!(false, "submit failed");
+        return;
+    };
+    kunit_expect!(st.next_request(&mut out).is_some());
+    let _ = st.finish(id2);
+    kunit_expect_eq!(st.slots.free(), free - n as usize);
+    let rn = reply_bytes(
+        Reply {
+            id: id2,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: 1,
+                ahead: 0,
+            }),
         },
         &mut rb,
     );
@@ -739,6 +895,7 @@ kunit_module_suite!(
     wfs_upcall_slots,
     [
         transport_page_slots,
+        transport_page_runs,
         transport_unsent_slot_freed,
         transport_failed_copy_frees_slot,
         transport_failed_copy_after_caller_left

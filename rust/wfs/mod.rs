@@ -14,10 +14,12 @@ use crate::upcall::{
     abi::{self, ReplyBody, Request},
     channel::{Channel, TIMEOUT_MS},
 };
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
     c_str,
     folio::{LockedFolio, PageContents},
     fs::{DirEmitter, FileAttr, FileSystem, FileType, Inode, SuperBlock},
+    page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
 };
@@ -48,10 +50,39 @@ impl Default for MountOptions {
     }
 }
 
+/// Files whose READ hints a mount remembers.
+const HINTS: usize = 4;
+
+/// What the manager said of a file's next READ: page `next` and the
+/// `ahead` pages after it are at hand (the `ahead` of a READ reply).
+///
+/// A hint, not a promise: its fields are read and written apart, without a
+/// lock, and a torn or stale one only makes a READ ask for more pages or
+/// fewer than the manager has. Every extra page asked for is locked in the
+/// page cache before the READ goes out, whatever the hint said.
+struct Hint {
+    /// The file (a hint of all zeros promises nothing).
+    file: AtomicU64,
+    next: AtomicU64,
+    ahead: AtomicU32,
+}
+
+impl Hint {
+    const fn new() -> Self {
+        Hint {
+            file: AtomicU64::new(0),
+            next: AtomicU64::new(0),
+            ahead: AtomicU32::new(0),
+        }
+    }
+}
+
 /// What a mounted super block keeps.
 pub(crate) struct Mount {
     chan: Arc<Channel>,
     timeout_ms: u32,
+    /// READ hints, by file id modulo [`HINTS`].
+    hints: [Hint; HINTS],
     /// A view (`-o ro,view`): its pages are read with VIEW, as their
     /// owner has them on disk, under no grant. The page protocol never
     /// takes them back (INVALIDATE and a manager's death leave them);
@@ -59,6 +90,32 @@ pub(crate) struct Mount {
     /// them again. Any number of views may sit beside the one coherent
     /// mount.
     view: bool,
+}
+
+impl Mount {
+    fn hint(&self, file: u64) -> &Hint {
+        &self.hints[(file % HINTS as u64) as usize]
+    }
+
+    /// How many pages after page `index` of `file` a READ of it should ask
+    /// for: as many as the manager said it has at hand, if this READ is
+    /// the one it expected.
+    fn pages_ahead(&self, file: u64, index: u64) -> usize {
+        let h = self.hint(file);
+        if h.file.load(Ordering::Relaxed) != file || h.next.load(Ordering::Relaxed) != index {
+            return 0;
+        }
+        (h.ahead.load(Ordering::Relaxed).saturating_sub(1) as usize).min(pages::RUN_EXTRA)
+    }
+
+    /// Records a READ reply's hint: `ahead` pages of `file` from page
+    /// `next` on are at hand.
+    fn set_hint(&self, file: u64, next: u64, ahead: u32) {
+        let h = self.hint(file);
+        h.file.store(file, Ordering::Relaxed);
+        h.next.store(next, Ordering::Relaxed);
+        h.ahead.store(ahead, Ordering::Relaxed);
+    }
 }
 
 /// Whether `sb` is a view's.
@@ -238,6 +295,7 @@ impl FileSystem for WfsFs {
             Mount {
                 chan: ctx.into(),
                 timeout_ms: opts.timeout_ms,
+                hints: [const { Hint::new() }; HINTS],
                 view: opts.view,
             },
             GFP_KERNEL,
@@ -331,34 +389,23 @@ impl FileSystem for WfsFs {
 
     /// Chunk's *strategy*: the manager fills a pool slot with the page and
     /// the kernel copies it into the page cache, with the grant the manager
-    /// gave.
+    /// gave. When the manager said it has the pages after this one at hand
+    /// (a scan it fetches ahead of), they come with the same READ
+    /// ([`read_run`]).
     fn read_folio(inode: &Inode<Self>, folio: &mut LockedFolio<'_>) -> Result {
         let (ino, index) = (inode.ino(), folio.index());
         let m = mount(inode.super_block())?;
-        let (op, view) = if m.view {
-            (abi::Opcode::View, true)
-        } else {
-            (abi::Opcode::Read, false)
-        };
+        if !m.view {
+            return read_run(inode, m, folio);
+        }
         let grant = m.chan.call_with_page(
-            op,
+            abi::Opcode::View,
             m.timeout_ms,
-            |slot| {
-                if view {
-                    Request::View {
-                        file: ino,
-                        index,
-                        count: 1,
-                        slot,
-                    }
-                } else {
-                    Request::Read {
-                        file: ino,
-                        index,
-                        count: 1,
-                        slot,
-                    }
-                }
+            |slot| Request::View {
+                file: ino,
+                index,
+                count: 1,
+                slot,
             },
             |_| Ok(()),
             |reply, page| {
@@ -413,6 +460,81 @@ impl FileSystem for WfsFs {
         }
         pages::make_writable(inode.mapping(), folio, |index| upgrade(inode, index))
     }
+}
+
+/// READ of page `folio` of `inode`, and of as many of the pages after it as
+/// the manager's last hint for the file promised (up to
+/// [`abi::READ_RUN_MAX`] in all, not past the end of the file).
+///
+/// The extra pages are taken in the page cache, new and locked, before the
+/// READ goes out, and stay locked until they are filled or given up: an
+/// INVALIDATE of one of them meanwhile finds it locked and answers
+/// `EAGAIN`, so the manager takes it after the READ, never before the copy
+/// it handed out is installed. The run stops at the first page that is
+/// cached already, locked by somebody else, or cannot be had at once
+/// (memory). Pages the manager did not send stay in the page cache, not
+/// uptodate: the next access reads them.
+fn read_run(inode: &Inode<WfsFs>, m: &Mount, folio: &mut LockedFolio<'_>) -> Result {
+    let (ino, index) = (inode.ino(), folio.index());
+    let mapping = inode.mapping();
+    let last = inode.size().div_ceil(PAGE_SIZE as u64);
+    let want = m
+        .pages_ahead(ino, index)
+        .min(last.saturating_sub(index.saturating_add(1)) as usize);
+    pages::with_run(mapping, index, want, |extra| {
+        read_pages(m, ino, folio, extra)
+    })
+}
+
+/// The READ of [`read_run`], with the `extra` pages locked.
+fn read_pages(
+    m: &Mount,
+    ino: u64,
+    folio: &mut LockedFolio<'_>,
+    extra: &mut [Option<LockedFolio<'_>>],
+) -> Result {
+    let index = folio.index();
+    let n = extra.len();
+    let (grant, sent, ahead) = m.chan.call_with_pages(
+        abi::Opcode::Read,
+        1 + n as u32,
+        m.timeout_ms,
+        |slot, count| Request::Read {
+            file: ino,
+            index,
+            count,
+            slot,
+        },
+        |_| Ok(()),
+        |reply, lent| {
+            let Some(ReplyBody::Pages {
+                grant,
+                pages: sent,
+                ahead,
+            }) = reply.body
+            else {
+                return Err(EIO);
+            };
+            if sent > lent.count() {
+                return Err(EIO);
+            }
+            // The slots' pages are the kernel's now (the manager answered);
+            // a manager that writes them anyway can only spoil these pages'
+            // data.
+            folio.copy_from_page(lent.page(0).ok_or(EIO)?)?;
+            for (i, e) in extra.iter_mut().take(sent as usize - 1).enumerate() {
+                let (Some(f), Some(page)) = (e.as_mut(), lent.page(1 + i as u32)) else {
+                    return Err(EIO);
+                };
+                f.copy_from_page(page)?;
+                pages::install(f, grant);
+            }
+            Ok((grant, sent, ahead))
+        },
+    )?;
+    pages::install(folio, grant);
+    m.set_hint(ino, index + u64::from(sent), ahead);
+    Ok(())
 }
 
 /// UPGRADE: asks the manager for write access to page `index` of `inode`;

@@ -13,13 +13,17 @@
 //! The functions are generic over the file system type, so that the KUnit
 //! suite runs this very policy on a stand-in file system.
 
-use crate::upcall::abi::Grant;
+use crate::upcall::abi::{Grant, READ_RUN_MAX};
 use kernel::{
-    folio::{LockedFolio, PageContents},
+    folio::{Folio, LockedFolio, PageContents},
     fs::{AddressSpace, FileSystem, Inode, SuperBlock},
     page::PAGE_SIZE,
     prelude::*,
+    types::ARef,
 };
+
+/// Most pages a run takes after the page a READ is for.
+pub(crate) const RUN_EXTRA: usize = READ_RUN_MAX as usize - 1;
 
 /// What [`invalidate_page`] does to a cached page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,48 @@ pub(crate) fn install(folio: &mut LockedFolio<'_>, grant: Grant) {
     if grant == Grant::Dirty {
         folio.mark_dirty();
     }
+}
+
+/// Takes the pages of `mapping` after page `index`, to be read together
+/// with it: at most `want` of them (and [`RUN_EXTRA`]), each cached but not
+/// uptodate or added new, locked. The run stops at the first page that is
+/// uptodate, locked by somebody else, or cannot be had at once (memory).
+/// Calls `f` with them in index order and unlocks them after; the ones `f`
+/// did not make uptodate stay in the page cache, to be read when used.
+///
+/// While they are locked, [`invalidate_page`] of any of them answers
+/// `EAGAIN`: whoever hands pages out for them takes them back after `f`,
+/// once what it handed out is installed.
+pub(crate) fn with_run<R>(
+    mapping: &AddressSpace,
+    index: u64,
+    want: usize,
+    f: impl FnOnce(&mut [Option<LockedFolio<'_>>]) -> R,
+) -> R {
+    let mut refs: [Option<ARef<Folio>>; RUN_EXTRA] = Default::default();
+    for (i, r) in refs.iter_mut().take(want).enumerate() {
+        let Some(at) = index.checked_add(1 + i as u64) else {
+            break;
+        };
+        match mapping.cached_or_new(at) {
+            Ok(folio) if !folio.test_uptodate() => *r = Some(folio),
+            _ => break,
+        }
+    }
+    let mut run: [Option<LockedFolio<'_>>; RUN_EXTRA] = Default::default();
+    let mut n = 0;
+    for (r, locked) in refs.iter().zip(run.iter_mut()) {
+        let Some(folio) = r.as_ref().and_then(|f| f.try_lock()) else {
+            break;
+        };
+        // Removed, or read by somebody else, since it was found.
+        if !mapping.holds(&folio) || folio.test_uptodate() || folio.size() != PAGE_SIZE {
+            break;
+        }
+        *locked = Some(folio);
+        n += 1;
+    }
+    f(&mut run[..n])
 }
 
 /// Makes sure a locked, uptodate page of `mapping` may be written, asking

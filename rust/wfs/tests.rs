@@ -385,6 +385,60 @@ fn pages_revoked() {
     });
 }
 
+/// A run of pages read together with another (`pages::with_run`): the
+/// pages are taken locked, so an invalidation meanwhile finds them busy;
+/// the ones filled are cached as read in, the others read when used.
+fn pages_runs() {
+    with_memfs(|st, m, f| {
+        let Some(inode) = m.super_block().inode(FILE_INO) else {
+            kunit_expect!(false, "f not cached");
+            return;
+        };
+        let mapping = inode.mapping();
+        let mut got = [0u8; PAGE_SIZE];
+        let mut b = [0u8; 4];
+        // Page 2 is cached: a run after page 0 stops before it.
+        kunit_expect_eq!(f.read_at(&mut b, 2 * 4096), Ok(4));
+        kunit_expect_eq!(st.count().0, 1);
+        let filled = pages::with_run(mapping, 0, 3, |extra| {
+            kunit_expect_eq!(extra.len(), 1);
+            // Busy while taken: the invalidation is answered EAGAIN.
+            kunit_expect_eq!(take(m, 1, Invalidate::Drop, &mut got), Err(EAGAIN));
+            let Some(Some(p)) = extra.first_mut() else {
+                return false;
+            };
+            let store = st.store.lock();
+            let Some(data) = store.get(4096..2 * 4096) else {
+                return false;
+            };
+            if p.write(0, data).is_err() || p.write(0, b"run!").is_err() {
+                return false;
+            }
+            pages::install(p, Grant::ReadOnly);
+            true
+        });
+        kunit_expect!(filled, "page 1 not filled");
+        // Filled: read from the page cache, with no READ.
+        kunit_expect_eq!(f.read_at(&mut b, 4096), Ok(4));
+        kunit_expect_eq!(&b, b"run!");
+        kunit_expect_eq!(st.count().0, 1);
+        kunit_expect_eq!(
+            take(m, 1, Invalidate::Drop, &mut got),
+            Ok(page(false, false))
+        );
+        // A page taken and not filled holds nothing, and is read when used.
+        let n = pages::with_run(mapping, 2, 1, |extra| extra.len());
+        kunit_expect_eq!(n, 1);
+        kunit_expect_eq!(take(m, 3, Invalidate::Drop, &mut got), Ok(None));
+        kunit_expect_eq!(f.read_at(&mut b, 3 * 4096), Ok(4));
+        kunit_expect_eq!(&b, &[3, 3, 3, 3]);
+        kunit_expect_eq!(st.count().0, 2);
+        // Nothing wanted, nothing taken; a run never starts at a cached page.
+        kunit_expect_eq!(pages::with_run(mapping, 0, 0, |extra| extra.len()), 0);
+        kunit_expect_eq!(pages::with_run(mapping, 1, 5, |extra| extra.len()), 0);
+    });
+}
+
 kunit_module_suite!(
     wfs_page_states,
     [
@@ -393,6 +447,7 @@ kunit_module_suite!(
         pages_failed_upgrade,
         pages_refault_upgrade,
         pages_dirty_grant,
-        pages_revoked
+        pages_revoked,
+        pages_runs
     ]
 );

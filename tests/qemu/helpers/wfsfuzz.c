@@ -48,7 +48,10 @@
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 5
+#define ABI_VERSION 6
+/* READ replies: grant, pages, ahead. */
+#define READ_REPLY (HDR + 4 + 12)
+#define READ_RUN_MAX 16
 #define OP_LOOKUP 1
 #define OP_GETATTR 2
 #define OP_READDIR 3
@@ -81,6 +84,16 @@ static size_t header(uint8_t *b, size_t len, uint16_t op, uint64_t id, int32_t e
 	put64(b + 8, id);
 	put32(b + HDR, (uint32_t)err);
 	return len;
+}
+
+/* Builds a READ reply granting one page; returns its length. */
+static size_t read_reply(uint8_t *b, uint64_t id, uint32_t grant)
+{
+	header(b, READ_REPLY, OP_READ, id, 0);
+	put32(b + HDR + 4, grant);
+	put32(b + HDR + 8, 1);
+	put32(b + HDR + 12, (uint32_t)rand());
+	return READ_REPLY;
 }
 
 /* Builds the correct reply to a request; returns its length. */
@@ -127,9 +140,7 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 			FAIL("kernel lent slot %u of %u (the last %u are the manager's)",
 			     slot, pool_slots, SCRATCH_SLOTS);
 		memset(pool + (size_t)slot * PAGE, index == 0 ? (int)((file - FILE_BASE) & 0xff) : 0, PAGE);
-		header(out, HDR + 4 + 4, op, id, 0);
-		put32(out + HDR + 4, 2);
-		return HDR + 8;
+		return read_reply(out, id, 2);
 	}
 	default:
 		return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
@@ -218,6 +229,16 @@ static void serve(const uint8_t *good, size_t n)
 	memcpy(bad, good, n);
 	put32(bad + HDR, (uint32_t)-5);
 	expect_fail(write(fd, bad, n), EINVAL, EINVAL, "negative errno");
+
+	if (op == OP_READ) {
+		/* No pages, more than a READ may ask for, or ABI 5's bare grant. */
+		memcpy(bad, good, n);
+		put32(bad + HDR + 8, rand() % 2 ? 0 : READ_RUN_MAX + 1 + rand() % 1000);
+		expect_fail(write(fd, bad, n), EINVAL, EINVAL, "READ reply with a bad page count");
+		memcpy(bad, good, n);
+		put32(bad, HDR + 8);
+		expect_fail(write(fd, bad, HDR + 8), EINVAL, EINVAL, "READ reply with a bare grant");
+	}
 
 	/* The kernel's own errnos (ERESTARTSYS 512 .. 4095) are refused. */
 	header(bad, HDR + 4, op, get64(good + 8), MAX_REPLY_ERRNO + 1 + rand() % (4095 - MAX_REPLY_ERRNO));
@@ -580,12 +601,11 @@ static int killrace_serve(const uint8_t *buf, pid_t victim, uint64_t victim_file
 		FAIL("f%llu: READ after its dirty grant was accepted: the page was lost",
 		     (unsigned long long)file);
 	memset(pool + (size_t)slot * PAGE, pattern(file), PAGE);
-	header(out, HDR + 4 + 4, op, id, 0);
 	if (victim > 0 && file == victim_file) {
 		if (kill(victim, SIGKILL) < 0)
 			FAIL("kill: %s", strerror(errno));
-		put32(out + HDR + 4, 3 /* dirty */);
-		if (write(fd, out, HDR + 8) == HDR + 8) {
+		read_reply(out, id, 3 /* dirty */);
+		if (write(fd, out, READ_REPLY) == READ_REPLY) {
 			granted[file] = 1;
 			return 1;
 		}
@@ -593,8 +613,7 @@ static int killrace_serve(const uint8_t *buf, pid_t victim, uint64_t victim_file
 			FAIL("dirty grant: %s", strerror(errno));
 		return 0;
 	}
-	put32(out + HDR + 4, 2 /* read-write, clean */);
-	send_reply(out, HDR + 8, "READ reply");
+	send_reply(out, read_reply(out, id, 2 /* read-write, clean */), "READ reply");
 	return 0;
 }
 
@@ -944,9 +963,7 @@ static void refault_serve(const uint8_t *buf)
 	if (op == OP_READ) {
 		refault_reads[file]++;
 		memset(pool + (size_t)slot * PAGE, refault_bytes[file], PAGE);
-		header(out, HDR + 8, op, id, 0);
-		put32(out + HDR + 4, 1 /* read-only */);
-		send_reply(out, HDR + 8, "READ reply");
+		send_reply(out, read_reply(out, id, 1 /* read-only */), "READ reply");
 	} else if (op == OP_UPGRADE) {
 		header(out, HDR + 8, op, id, 0);
 		if (++refault_upgrades[file] == 1) {

@@ -66,8 +66,14 @@ fn all_requests() -> Vec<Request<'static>> {
         Request::Read {
             file: u64::MAX,
             index: u64::MAX - 1,
-            count: u32::MAX,
+            count: READ_RUN_MAX,
             slot: u32::MAX,
+        },
+        Request::Read {
+            file: 4,
+            index: 0,
+            count: 7,
+            slot: 100,
         },
         Request::Write {
             file: 9,
@@ -84,6 +90,12 @@ fn all_requests() -> Vec<Request<'static>> {
             index: 3,
             count: 1,
             slot: 2,
+        },
+        Request::Write {
+            file: u64::MAX,
+            index: u64::MAX,
+            count: 1,
+            slot: u32::MAX,
         },
     ]
 }
@@ -141,13 +153,21 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             id: 6,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: 1,
+                ahead: 0,
+            }),
         },
         Reply {
             id: 7,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::ReadWrite)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::ReadWrite,
+                pages: READ_RUN_MAX,
+                ahead: 5,
+            }),
         },
         Reply {
             id: 8,
@@ -159,7 +179,11 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             id: 9,
             op: Opcode::Read,
             error: 0,
-            body: Some(ReplyBody::Grant(Grant::Dirty)),
+            body: Some(ReplyBody::Pages {
+                grant: Grant::Dirty,
+                pages: 3,
+                ahead: u32::MAX,
+            }),
         },
         Reply {
             id: 10,
@@ -178,6 +202,12 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             op: Opcode::View,
             error: 0,
             body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
+        Reply {
+            id: 13,
+            op: Opcode::Upgrade,
+            error: 0,
+            body: Some(ReplyBody::Grant(Grant::Dirty)),
         },
     ]
 }
@@ -219,7 +249,8 @@ const ALL_OPS: [Opcode; 7] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 5);
+    assert_eq!(ABI_VERSION, 6);
+    assert_eq!(READ_RUN_MAX, 16);
     assert_eq!(Grant::Dirty as u32, 3);
     assert_eq!(Grant::Refault as u32, 4);
     assert_eq!(SCRATCH_SLOTS, 8);
@@ -340,7 +371,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(5));
+    want.extend_from_slice(&le32(6));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -564,15 +595,39 @@ fn request_layouts() {
     );
     assert_eq!(
         enc_req(
+            &Request::Read {
+                file: 1,
+                index: 2,
+                count: READ_RUN_MAX,
+                slot: 4
+            },
+            8
+        ),
+        msg(4, 8, &rw(1, 2, 16, 4))
+    );
+    assert_eq!(
+        enc_req(
             &Request::Write {
                 file: 5,
                 index: 6,
-                count: 7,
+                count: 1,
                 slot: 8
             },
             9
         ),
-        msg(5, 9, &rw(5, 6, 7, 8))
+        msg(5, 9, &rw(5, 6, 1, 8))
+    );
+    assert_eq!(
+        enc_req(
+            &Request::View {
+                file: 12,
+                index: 13,
+                count: 1,
+                slot: 14
+            },
+            11
+        ),
+        msg(7, 11, &rw(12, 13, 1, 14))
     );
     let mut up = le64(10).to_vec();
     up.extend_from_slice(&le64(11));
@@ -600,6 +655,27 @@ fn request_encoded_len() {
         slot: 0,
     };
     assert_eq!(rw.encoded_len(), 40);
+    let run = Request::Read {
+        file: 0,
+        index: 0,
+        count: READ_RUN_MAX,
+        slot: 0,
+    };
+    assert_eq!(run.encoded_len(), 40);
+    let w = Request::Write {
+        file: 0,
+        index: 0,
+        count: 1,
+        slot: 0,
+    };
+    assert_eq!(w.encoded_len(), 40);
+    let v = Request::View {
+        file: 0,
+        index: 0,
+        count: 1,
+        slot: 0,
+    };
+    assert_eq!(v.encoded_len(), 40);
     assert_eq!(Request::Upgrade { file: 0, index: 0 }.encoded_len(), 32);
 }
 
@@ -742,6 +818,88 @@ fn request_decode_zero_count() {
     }
 }
 
+/// A raw READ (4), WRITE (5) or VIEW (7) request with the given count.
+fn raw_rw(op: u16, count: u32) -> Vec<u8> {
+    let mut body = le64(1).to_vec();
+    body.extend_from_slice(&le64(2));
+    body.extend_from_slice(&le32(count));
+    body.extend_from_slice(&le32(3));
+    msg(op, 1, &body)
+}
+
+#[test]
+fn request_read_count_limits() {
+    // A READ asks for 1 to READ_RUN_MAX pages, and no more.
+    for count in [0, READ_RUN_MAX + 1, READ_RUN_MAX + 2, 1 << 16, u32::MAX] {
+        assert_eq!(
+            Request::decode(&raw_rw(4, count)),
+            Err(DecodeError::BadField),
+            "decode count {count}"
+        );
+        let r = Request::Read {
+            file: 1,
+            index: 2,
+            count,
+            slot: 3,
+        };
+        let mut b = [0xAAu8; MSG_MAX];
+        assert_eq!(
+            r.encode(1, &mut b),
+            Err(DecodeError::BadField),
+            "encode count {count}"
+        );
+        assert!(b.iter().all(|&x| x == 0xAA), "count {count} wrote");
+    }
+    for count in 1..=READ_RUN_MAX {
+        let r = Request::Read {
+            file: 1,
+            index: 2,
+            count,
+            slot: 3,
+        };
+        let b = raw_rw(4, count);
+        assert_eq!(Request::decode(&b), Ok((1, r)), "decode count {count}");
+        assert_eq!(enc_req(&r, 1), b, "encode count {count}");
+    }
+}
+
+#[test]
+fn request_write_and_view_count_is_one() {
+    for op in [5u16, 7] {
+        for count in [0, 2, 3, READ_RUN_MAX, READ_RUN_MAX + 1, u32::MAX] {
+            assert_eq!(
+                Request::decode(&raw_rw(op, count)),
+                Err(DecodeError::BadField),
+                "op {op} decode count {count}"
+            );
+        }
+        let one = raw_rw(op, 1);
+        let (id, ok) = Request::decode(&one).unwrap();
+        assert_eq!(ok.opcode() as u16, op);
+        assert_eq!(enc_req(&ok, id), one, "op {op}");
+    }
+    for count in [0, 2, READ_RUN_MAX, u32::MAX] {
+        for r in [
+            Request::Write {
+                file: 1,
+                index: 2,
+                count,
+                slot: 3,
+            },
+            Request::View {
+                file: 1,
+                index: 2,
+                count,
+                slot: 3,
+            },
+        ] {
+            let mut b = [0xAAu8; MSG_MAX];
+            assert_eq!(r.encode(1, &mut b), Err(DecodeError::BadField), "{r:?}");
+            assert!(b.iter().all(|&x| x == 0xAA), "{r:?} wrote");
+        }
+    }
+}
+
 #[test]
 fn request_decode_nonzero_flags() {
     let mut b = enc_req(&Request::Readdir { cookie: 1 }, 1);
@@ -838,6 +996,32 @@ fn reply_layouts() {
     assert_eq!(enc_reply(&r), msg(0x8006, 5, &body));
 
     let r = Reply {
+        id: 8,
+        op: Opcode::Read,
+        error: 0,
+        body: Some(ReplyBody::Pages {
+            grant: Grant::Dirty,
+            pages: 9,
+            ahead: 0x0102_0304,
+        }),
+    };
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le32(3));
+    body.extend_from_slice(&le32(9));
+    body.extend_from_slice(&le32(0x0102_0304));
+    assert_eq!(enc_reply(&r), msg(0x8004, 8, &body));
+
+    let r = Reply {
+        id: 9,
+        op: Opcode::View,
+        error: 0,
+        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+    };
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le32(1));
+    assert_eq!(enc_reply(&r), msg(0x8007, 9, &body));
+
+    let r = Reply {
         id: 6,
         op: Opcode::Write,
         error: 0,
@@ -862,9 +1046,19 @@ fn reply_encode_errors() {
         id: 1,
         op: Opcode::Read,
         error: errno::EIO,
-        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        body: Some(ReplyBody::Pages {
+            grant: Grant::ReadOnly,
+            pages: 1,
+            ahead: 0,
+        }),
     };
     assert_eq!(with_body.encode(&mut b), Err(DecodeError::BadField));
+    let with_grant = Reply {
+        op: Opcode::Upgrade,
+        body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        ..with_body
+    };
+    assert_eq!(with_grant.encode(&mut b), Err(DecodeError::BadField));
     let no_body = Reply {
         id: 1,
         op: Opcode::Read,
@@ -1015,12 +1209,15 @@ fn reply_decode_bad_body_lengths() {
             );
         }
     }
-    // Grant bodies must be exactly 4 bytes.
-    for op in [0x8004u16, 0x8006] {
-        for n in [0usize, 3, 5, 8] {
+    // Grant bodies (UPGRADE, VIEW) must be exactly 4 bytes.
+    for op in [0x8006u16, 0x8007] {
+        for n in [0usize, 3, 5, 8, 12] {
             let mut body = vec![0u8; n];
             if n >= 4 {
                 body[0] = 1;
+            }
+            if n >= 8 {
+                body[4] = 1;
             }
             assert_eq!(
                 Reply::decode(&msg(op, 1, &with(&body))),
@@ -1028,6 +1225,22 @@ fn reply_decode_bad_body_lengths() {
                 "op {op:#x} n {n}"
             );
         }
+    }
+    // READ's pages bodies must be exactly 12 bytes: a bare grant is too
+    // short, even a valid one.
+    for n in [0usize, 3, 4, 8, 11, 13, 16] {
+        let mut body = vec![0u8; n];
+        if n >= 4 {
+            body[0] = 1;
+        }
+        if n >= 8 {
+            body[4] = 1;
+        }
+        assert_eq!(
+            Reply::decode(&msg(0x8004, 1, &with(&body))),
+            Err(DecodeError::BadLength),
+            "READ n {n}"
+        );
     }
     // Write replies carry nothing.
     assert_eq!(
@@ -1060,19 +1273,26 @@ fn reply_decode_bad_body_lengths() {
 #[test]
 fn reply_decode_bad_grant() {
     for g in [0u32, 4, 5, 0xffff_ffff] {
+        // UPGRADE: a bare grant; a refault, 4, answers an UPGRADE only.
         let mut body = le32(0).to_vec();
         body.extend_from_slice(&le32(g));
-        for op in [0x8004u16, 0x8006] {
-            // (A refault, 4, answers an UPGRADE, 0x8006, only.)
-            if g == 4 && op == 0x8006 {
-                continue;
-            }
+        if g != 4 {
             assert_eq!(
-                Reply::decode(&msg(op, 1, &body)),
+                Reply::decode(&msg(0x8006, 1, &body)),
                 Err(DecodeError::BadField),
-                "grant {g} op {op:#x}"
+                "grant {g} UPGRADE"
             );
         }
+        // READ: grant, pages, ahead, with a valid count of pages.
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le32(g));
+        body.extend_from_slice(&le32(1));
+        body.extend_from_slice(&le32(0));
+        assert_eq!(
+            Reply::decode(&msg(0x8004, 1, &body)),
+            Err(DecodeError::BadField),
+            "grant {g} READ"
+        );
     }
 }
 
@@ -1207,14 +1427,38 @@ fn encoders_refuse_what_decoders_refuse() {
             count: 0,
             slot: 0,
         },
+        Request::Read {
+            file: 1,
+            index: 0,
+            count: READ_RUN_MAX + 1,
+            slot: 0,
+        },
         Request::Write {
             file: 1,
             index: 0,
             count: 0,
             slot: 0,
         },
+        Request::Write {
+            file: 1,
+            index: 0,
+            count: 2,
+            slot: 0,
+        },
+        Request::View {
+            file: 1,
+            index: 0,
+            count: 0,
+            slot: 0,
+        },
+        Request::View {
+            file: 1,
+            index: 0,
+            count: 2,
+            slot: 0,
+        },
     ] {
-        assert_eq!(op.encode(1, &mut b), Err(DecodeError::BadField));
+        assert_eq!(op.encode(1, &mut b), Err(DecodeError::BadField), "{op:?}");
     }
     assert_eq!(
         Request::Lookup { name: b"a/b" }.encode(1, &mut b),
@@ -1225,6 +1469,60 @@ fn encoders_refuse_what_decoders_refuse() {
         (Opcode::Write, ReplyBody::Attr(Attr::default())),
         (Opcode::Lookup, ReplyBody::Grant(Grant::ReadOnly)),
         (Opcode::Read, ReplyBody::Done),
+        // A READ is answered with pages, never with a bare grant.
+        (Opcode::Read, ReplyBody::Grant(Grant::ReadOnly)),
+        (Opcode::Read, ReplyBody::Grant(Grant::ReadWrite)),
+        (Opcode::Read, ReplyBody::Grant(Grant::Dirty)),
+        // And pages answer nothing but a READ.
+        (
+            Opcode::Upgrade,
+            ReplyBody::Pages {
+                grant: Grant::ReadWrite,
+                pages: 1,
+                ahead: 0,
+            },
+        ),
+        (
+            Opcode::View,
+            ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: 1,
+                ahead: 0,
+            },
+        ),
+        (
+            Opcode::Write,
+            ReplyBody::Pages {
+                grant: Grant::Dirty,
+                pages: 1,
+                ahead: 0,
+            },
+        ),
+        // Pages out of 1..=READ_RUN_MAX, or a refault, in a READ's answer.
+        (
+            Opcode::Read,
+            ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: 0,
+                ahead: 0,
+            },
+        ),
+        (
+            Opcode::Read,
+            ReplyBody::Pages {
+                grant: Grant::ReadOnly,
+                pages: READ_RUN_MAX + 1,
+                ahead: 0,
+            },
+        ),
+        (
+            Opcode::Read,
+            ReplyBody::Pages {
+                grant: Grant::Refault,
+                pages: 1,
+                ahead: 0,
+            },
+        ),
         (
             Opcode::Getattr,
             ReplyBody::Dirent {
@@ -1241,7 +1539,11 @@ fn encoders_refuse_what_decoders_refuse() {
             error: 0,
             body: Some(body),
         };
-        assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{op:?}");
+        assert_eq!(
+            r.encode(&mut b),
+            Err(DecodeError::BadField),
+            "{op:?} {body:?}"
+        );
     }
     // Errors outside 1..=511.
     for error in [-5, 512, 529, 4095, 4096, i32::MIN] {
@@ -1265,19 +1567,213 @@ fn a_refault_answers_only_an_upgrade() {
         id: 1,
         op: Opcode::Read,
         error: 0,
-        body: Some(ReplyBody::Grant(Grant::Refault)),
+        body: Some(ReplyBody::Pages {
+            grant: Grant::Refault,
+            pages: 1,
+            ahead: 0,
+        }),
     };
     let mut b = [0u8; 64];
     assert_eq!(read.encode(&mut b), Err(DecodeError::BadField));
-    // The same bytes as an UPGRADE's reply decode; as a READ's they do not.
+    let bare = Reply {
+        body: Some(ReplyBody::Grant(Grant::Refault)),
+        ..read
+    };
+    assert_eq!(bare.encode(&mut b), Err(DecodeError::BadField));
+    // The UPGRADE's reply decodes; its bytes as a READ's do not (a bare
+    // grant is too short for a READ's answer).
     let upgrade = Reply {
         op: Opcode::Upgrade,
-        ..read
+        ..bare
     };
     let n = upgrade.encode(&mut b).unwrap();
     assert_eq!(Reply::decode(&b[..n]), Ok(upgrade));
     let mut as_read = b[..n].to_vec();
     let op = (Opcode::Read as u16 | REPLY_BIT).to_le_bytes();
     as_read[4..6].copy_from_slice(&op);
+    assert_eq!(Reply::decode(&as_read), Err(DecodeError::BadLength));
+    // Given the pages body a READ's answer calls for, the refault is
+    // still refused.
+    as_read[0..4].copy_from_slice(&le32((HEADER_LEN + 16) as u32));
+    as_read.extend_from_slice(&le32(1));
+    as_read.extend_from_slice(&le32(0));
+    assert_eq!(&as_read[20..24], &le32(4));
     assert_eq!(Reply::decode(&as_read), Err(DecodeError::BadField));
+    // With grant 3 in its place the same message is a valid READ answer.
+    as_read[20..24].copy_from_slice(&le32(3));
+    assert_eq!(
+        Reply::decode(&as_read).unwrap().body,
+        Some(ReplyBody::Pages {
+            grant: Grant::Dirty,
+            pages: 1,
+            ahead: 0
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------
+// READ replies: runs of pages
+// ---------------------------------------------------------------------------
+
+/// A raw successful READ reply: error 0, grant, pages, ahead.
+fn raw_pages(id: u64, grant: u32, pages: u32, ahead: u32) -> Vec<u8> {
+    let mut body = le32(0).to_vec();
+    body.extend_from_slice(&le32(grant));
+    body.extend_from_slice(&le32(pages));
+    body.extend_from_slice(&le32(ahead));
+    msg(0x8004, id, &body)
+}
+
+fn pages_reply(grant: Grant, pages: u32, ahead: u32) -> Reply<'static> {
+    Reply {
+        id: 42,
+        op: Opcode::Read,
+        error: 0,
+        body: Some(ReplyBody::Pages {
+            grant,
+            pages,
+            ahead,
+        }),
+    }
+}
+
+#[test]
+fn read_reply_pages_round_trip() {
+    let grants = [
+        (Grant::ReadOnly, 1u32),
+        (Grant::ReadWrite, 2),
+        (Grant::Dirty, 3),
+    ];
+    for (grant, g) in grants {
+        for pages in 1..=READ_RUN_MAX {
+            for ahead in [0, 1, READ_RUN_MAX, 0x8000_0000, u32::MAX] {
+                let r = pages_reply(grant, pages, ahead);
+                let b = enc_reply(&r);
+                assert_eq!(b, raw_pages(42, g, pages, ahead), "{r:?}");
+                assert_eq!(Reply::decode(&b), Ok(r), "{r:?}");
+            }
+        }
+    }
+    // The hint is carried as it is, all 32 bits of it.
+    let r = pages_reply(Grant::ReadOnly, READ_RUN_MAX, u32::MAX);
+    let b = enc_reply(&r);
+    assert_eq!(&b[28..32], &[0xff; 4]);
+    match Reply::decode(&b).unwrap().body {
+        Some(ReplyBody::Pages { ahead, .. }) => assert_eq!(ahead, u32::MAX),
+        other => panic!("not pages: {other:?}"),
+    }
+}
+
+#[test]
+fn read_reply_pages_layout() {
+    let r = Reply {
+        id: 0x0102_0304_0506_0708,
+        op: Opcode::Read,
+        error: 0,
+        body: Some(ReplyBody::Pages {
+            grant: Grant::ReadWrite,
+            pages: 0x0b,
+            ahead: 0xa1b2_c3d4,
+        }),
+    };
+    let b = enc_reply(&r);
+    // Header (16), error (4), then the 12-byte body.
+    assert_eq!(b.len(), HEADER_LEN + 4 + 12);
+    assert_eq!(b.len(), 32);
+    assert_eq!(&b[0..4], &le32(32));
+    assert_eq!(&b[4..6], &0x8004u16.to_le_bytes());
+    assert_eq!(&b[6..8], &[0, 0]);
+    assert_eq!(&b[8..16], &[8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(&b[16..20], &[0, 0, 0, 0]);
+    // grant u32 LE at body offset 0, pages at 4, ahead at 8.
+    assert_eq!(&b[20..24], &[2, 0, 0, 0]);
+    assert_eq!(&b[24..28], &[0x0b, 0, 0, 0]);
+    assert_eq!(&b[28..32], &[0xd4, 0xc3, 0xb2, 0xa1]);
+    assert_eq!(Reply::decode(&b), Ok(r));
+    // Fields are read from those offsets, not elsewhere.
+    let mut m = b.clone();
+    m[24] = 5;
+    m[28..32].copy_from_slice(&le32(7));
+    m[20] = 1;
+    assert_eq!(
+        Reply::decode(&m).unwrap().body,
+        Some(ReplyBody::Pages {
+            grant: Grant::ReadOnly,
+            pages: 5,
+            ahead: 7
+        })
+    );
+    // The high bytes of grant and pages count too.
+    let mut m = b.clone();
+    m[23] = 1;
+    assert_eq!(Reply::decode(&m), Err(DecodeError::BadField));
+    let mut m = b.clone();
+    m[27] = 1;
+    assert_eq!(Reply::decode(&m), Err(DecodeError::BadField));
+}
+
+#[test]
+fn read_reply_pages_out_of_range() {
+    for pages in [0, READ_RUN_MAX + 1, READ_RUN_MAX + 2, 0x100, u32::MAX] {
+        for g in [1u32, 2, 3] {
+            assert_eq!(
+                Reply::decode(&raw_pages(1, g, pages, 0)),
+                Err(DecodeError::BadField),
+                "decode grant {g} pages {pages}"
+            );
+        }
+        for grant in [Grant::ReadOnly, Grant::ReadWrite, Grant::Dirty] {
+            let r = pages_reply(grant, pages, 0);
+            let mut b = [0xAAu8; MSG_MAX];
+            assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "encode {r:?}");
+            assert!(b.iter().all(|&x| x == 0xAA), "{r:?} wrote");
+        }
+    }
+    // The bounds themselves are fine.
+    for pages in [1, READ_RUN_MAX] {
+        let b = raw_pages(1, 1, pages, 0);
+        assert!(Reply::decode(&b).is_ok(), "pages {pages}");
+    }
+}
+
+#[test]
+fn read_reply_refault_refused() {
+    assert_eq!(
+        Reply::decode(&raw_pages(1, 4, 1, 0)),
+        Err(DecodeError::BadField)
+    );
+    for pages in [1, READ_RUN_MAX] {
+        assert_eq!(
+            Reply::decode(&raw_pages(1, 4, pages, 3)),
+            Err(DecodeError::BadField),
+            "pages {pages}"
+        );
+        let r = pages_reply(Grant::Refault, pages, 3);
+        let mut b = [0xAAu8; MSG_MAX];
+        assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{r:?}");
+        assert!(b.iter().all(|&x| x == 0xAA), "{r:?} wrote");
+    }
+}
+
+#[test]
+fn read_reply_bare_grant_refused() {
+    // ABI 5's READ answer, a bare grant, is no longer one.
+    for grant in [Grant::ReadOnly, Grant::ReadWrite, Grant::Dirty] {
+        let r = Reply {
+            id: 1,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Grant(grant)),
+        };
+        let mut b = [0xAAu8; MSG_MAX];
+        assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{r:?}");
+        assert!(b.iter().all(|&x| x == 0xAA), "{r:?} wrote");
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le32(grant as u32));
+        assert_eq!(
+            Reply::decode(&msg(0x8004, 1, &body)),
+            Err(DecodeError::BadLength),
+            "{grant:?}"
+        );
+    }
 }

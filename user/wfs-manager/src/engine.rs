@@ -33,7 +33,7 @@ use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::pool::{Pool, check_lent, lent_page};
-use crate::prefetch::Prefetch;
+use crate::prefetch::{CopyGrant, Prefetch};
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageData, PageId, UpgradeAnswer};
 use crate::session::Session;
 use crate::upcall::{Stats, Upcall, UpcallSink};
@@ -287,7 +287,11 @@ struct Peer {
 /// A READ waiting for its page.
 struct Waiting {
     page: PageId,
+    /// The first of the slots lent with it.
     slot: u32,
+    /// How many pages it asks for (and slots lent): its page and the ones
+    /// after it, if they are at hand.
+    count: u32,
     started: Instant,
 }
 
@@ -406,6 +410,9 @@ pub struct Engine {
     deaths: Deaths,
     /// Pages fetched ahead of sequential scans.
     prefetch: Prefetch,
+    /// Pages sent to the kernel after the first of a READ, while the core
+    /// ran: the scan moves past them once it is done.
+    read_later: Vec<PageId>,
     /// VIEW requests waiting for another host's disk.
     views: Views,
     /// Whether fetching ahead is safe: once the pages a manager that died
@@ -525,6 +532,7 @@ impl Engine {
             counters,
             deaths,
             prefetch: Prefetch::default(),
+            read_later: Vec::new(),
             views: Views::default(),
             prefetch_ok: false,
             orphan_failed: false,
@@ -1282,37 +1290,110 @@ impl Engine {
         }
     }
 
-    /// Answers READ `req`, lent `slot`, with `data` as `grant`; returns
-    /// whether the kernel took it.
-    fn grant_read(&self, req: u64, slot: u32, started: Instant, data: &[u8], grant: Grant) -> bool {
-        self.grant_page(wfs_abi::Opcode::Read, req, slot, started, data, grant)
+    /// Answers READ `req` (`w`) with its page, `data`, granted `grant`,
+    /// and with as many of the pages after it, up to the count the kernel
+    /// asked for, as the prefetcher keeps for it: read-only copies, so only
+    /// after a read-only first page, each still held under the grant it
+    /// came with and no invalidation of it waiting. The reply's `ahead`
+    /// tells the kernel how many more are kept after those, so that its
+    /// next READ asks for them. Returns whether the kernel took the answer,
+    /// and the pages sent after the first (the core already takes them for
+    /// the kernel's: a kept page is one to the protocol, and if the kernel
+    /// refuses it, a clean copy it evicted).
+    fn answer_read(
+        &mut self,
+        req: u64,
+        w: &Waiting,
+        data: &[u8],
+        grant: Grant,
+    ) -> (bool, Vec<PageId>) {
+        let op = wfs_abi::Opcode::Read;
+        if !self.fill_slot(req, op, w.slot, w.started, data) {
+            return (false, Vec::new());
+        }
+        let (core, busy) = (&self.core, &self.busy);
+        let usable = |p: PageId, g: CopyGrant| {
+            g.1 && core.grant_of(p) == Some(g) && !busy.iter().any(|b| b.page == p)
+        };
+        let (file, from) = (w.page.file, w.page.index.saturating_add(1));
+        let run = if grant == Grant::ReadOnly {
+            self.prefetch.take_run(file, from, w.count - 1, usable)
+        } else {
+            Vec::new()
+        };
+        let mut sent = Vec::new();
+        for (i, kept) in run.iter().enumerate() {
+            let slot = w.slot + 1 + i as u32;
+            // SAFETY: The kernel lent `w.slot..w.slot + w.count` with READ
+            // `req` (checked against the pool when it came), which only the
+            // engine handles, and it is not answered yet.
+            match unsafe { self.pool.page(slot) } {
+                Some(p) if p.len() == kept.data.len() => p.copy_from_slice(&kept.data),
+                _ => break,
+            }
+            sent.push(PageId {
+                file,
+                index: from + i as u64,
+            });
+        }
+        let pages = 1 + sent.len() as u32;
+        let next = w.page.index.saturating_add(u64::from(pages));
+        let ahead = self
+            .prefetch
+            .ready(file, next, wfs_abi::READ_RUN_MAX, usable);
+        Counters::add(&self.counters.pages_in, u64::from(pages));
+        let body = ReplyBody::Pages {
+            grant,
+            pages,
+            ahead,
+        };
+        let taken = self.reply(req, op, w.started, Ok(body));
+        let extra = sent.len() as u64;
+        Counters::add(&self.counters.prefetch_hits, extra);
+        if taken {
+            Counters::add(&self.counters.read_copies, extra);
+        }
+        (taken, sent)
     }
 
-    /// [`Engine::grant_read`] for READ or VIEW (`op`).
-    fn grant_page(
+    /// Copies `data` into pool slot `slot`, lent with request `req` (READ or
+    /// VIEW, `op`) and not answered yet; answers `EIO` if it is not a
+    /// page. Returns whether it was copied.
+    fn fill_slot(
         &self,
-        op: wfs_abi::Opcode,
         req: u64,
+        op: wfs_abi::Opcode,
         slot: u32,
         started: Instant,
         data: &[u8],
-        grant: Grant,
     ) -> bool {
         // SAFETY: The kernel lent `slot` with READ or VIEW `req`, which only
         // the engine handles, and it is not answered yet.
         match unsafe { self.pool.page(slot) } {
-            Some(p) if data.len() == p.len() => p.copy_from_slice(data),
+            Some(p) if data.len() == p.len() => {
+                p.copy_from_slice(data);
+                true
+            }
             _ => {
                 wlog!(
                     "page protocol: a page of {} bytes; answering EIO",
                     data.len()
                 );
                 self.reply(req, op, started, Err(errno::EIO));
-                return false;
+                false
             }
         }
+    }
+
+    /// Answers VIEW `req`, lent `slot`, with `data`, read-only; returns
+    /// whether the kernel took it.
+    fn grant_view(&self, req: u64, slot: u32, started: Instant, data: &[u8]) -> bool {
+        let op = wfs_abi::Opcode::View;
+        if !self.fill_slot(req, op, slot, started, data) {
+            return false;
+        }
         Counters::add(&self.counters.pages_in, 1);
-        self.reply(req, op, started, Ok(ReplyBody::Grant(grant)))
+        self.reply(req, op, started, Ok(ReplyBody::Grant(Grant::ReadOnly)))
     }
 
     /// Whether `host`'s current incarnation is taken for dead (or it was
@@ -1392,7 +1473,7 @@ impl Engine {
         let op = wfs_abi::Opcode::View;
         match data {
             Ok(d) => {
-                self.grant_page(op, req, slot, started, &d, Grant::ReadOnly);
+                self.grant_view(req, slot, started, &d);
             }
             Err(e) => {
                 self.reply(req, op, started, Err(e));
@@ -1549,12 +1630,22 @@ impl Engine {
                     };
                     Counters::add(&self.counters.prefetch_hits, 1);
                     self.prefetch.granted(page.file, kept.grant.1);
+                    let w = Waiting {
+                        page,
+                        slot,
+                        count,
+                        started,
+                    };
                     // (Refused by a kernel that gave up: the core holds a
                     // clean copy the kernel evicted.)
-                    if self.grant_read(id, slot, started, &kept.data, grant) && kept.grant.1 {
+                    let (taken, sent) = self.answer_read(id, &w, &kept.data, grant);
+                    if taken && kept.grant.1 {
                         Counters::add(&self.counters.read_copies, 1);
                     }
                     self.read_ahead(page);
+                    for p in sent {
+                        self.read_ahead(p);
+                    }
                     return;
                 }
                 if let Some(req) = self.prefetch.asking(page) {
@@ -1567,6 +1658,7 @@ impl Engine {
                     Waiting {
                         page,
                         slot,
+                        count,
                         started,
                     },
                 );
@@ -1868,6 +1960,9 @@ impl Engine {
                 todo.push_front(a);
             }
         }
+        for page in std::mem::take(&mut self.read_later) {
+            self.read_ahead(page);
+        }
     }
 
     /// Answers READs every mount has given up on ([`READ_DEADLINE`]):
@@ -1967,10 +2062,13 @@ impl Engine {
                     Grant::ReadOnly
                 };
                 self.prefetch.granted(w.page.file, grant == Grant::ReadOnly);
-                let taken = self.grant_read(req, w.slot, w.started, &data, grant);
+                let (taken, sent) = self.answer_read(req, &w, &data, grant);
                 if taken && grant == Grant::ReadOnly {
                     Counters::add(&self.counters.read_copies, 1);
                 }
+                // (The scan moves on past them once this batch is done: its
+                // prefetches go to the core.)
+                self.read_later.extend(sent);
                 Some(Input::Answered {
                     req,
                     installed: taken,

@@ -77,17 +77,22 @@ impl Pool {
     }
 }
 
-/// Checks the slot lent with a READ or WRITE of `count` pages: one page is
-/// all this ABI version moves (`EINVAL` otherwise, or for a slot outside
-/// the pool).
+/// Checks the slot lent with a WRITE or VIEW, or with a READ of `count`
+/// pages: its first slot, and `count - 1` after it for a READ (1 to
+/// [`wfs_abi::READ_RUN_MAX`]). `EINVAL` for a run outside the pool.
 pub(crate) fn check_lent(pool: Option<&Pool>, count: u32, slot: u32) -> Result<(), i32> {
     match pool {
-        Some(p) if count == 1 && slot < p.slots => Ok(()),
+        Some(p)
+            if (1..=wfs_abi::READ_RUN_MAX).contains(&count)
+                && slot.checked_add(count).is_some_and(|end| end <= p.slots) =>
+        {
+            Ok(())
+        }
         _ => Err(errno::EINVAL),
     }
 }
 
-/// The page of the slot lent with a READ or WRITE of `count` pages (see
+/// The page of the first slot lent with a request of `count` pages (see
 /// [`check_lent`]).
 ///
 /// # Safety

@@ -230,6 +230,49 @@ impl Prefetch {
         (grant_now == Some(kept.grant) && !busy).then_some(kept)
     }
 
+    /// The kept copies of the pages of `file` from page `from` on, in
+    /// order, at most `max`, for a READ of them along with the page before:
+    /// each while `usable(page, grant)` says it may be used under the grant
+    /// it came with (taken out of the keep). The first that may not be used
+    /// ends the run, and stays kept.
+    pub fn take_run(
+        &mut self,
+        file: u64,
+        from: u64,
+        max: u32,
+        mut usable: impl FnMut(PageId, CopyGrant) -> bool,
+    ) -> Vec<Kept> {
+        let mut run = Vec::new();
+        for index in (from..).take(max as usize) {
+            let page = PageId { file, index };
+            match self.kept.get(&page) {
+                Some(k) if usable(page, k.grant) => {}
+                _ => break,
+            }
+            if let Some(k) = self.kept.remove(&page) {
+                run.push(k);
+            }
+        }
+        run
+    }
+
+    /// How many pages of `file` from page `from` on, at most `max`, are
+    /// kept in a row and `usable` (as in [`Prefetch::take_run`]): what a
+    /// READ of page `from` would find at hand.
+    pub fn ready(
+        &self,
+        file: u64,
+        from: u64,
+        max: u32,
+        mut usable: impl FnMut(PageId, CopyGrant) -> bool,
+    ) -> u32 {
+        (from..)
+            .take(max as usize)
+            .map(|index| PageId { file, index })
+            .take_while(|p| self.kept.get(p).is_some_and(|k| usable(*p, k.grant)))
+            .count() as u32
+    }
+
     /// Drops the kept copy of `page`, if any (the protocol takes the page
     /// from the kernel).
     pub fn drop_page(&mut self, page: PageId) {
@@ -289,6 +332,40 @@ mod tests {
 
     fn pages(ask: &[(u64, PageId)]) -> Vec<u64> {
         ask.iter().map(|(_, p)| p.index).collect()
+    }
+
+    #[test]
+    fn runs_take_kept_pages_in_order_while_usable() {
+        let mut pf = Prefetch::default();
+        pf.granted(F, true);
+        pf.read(p(0), 100);
+        let ask = pf.read(p(1), 100);
+        // Pages 2..=6 come, except 5; page 4 is held under another grant.
+        for &(r, page) in &ask[..5] {
+            if page.index != 5 {
+                let grant = if page.index == 4 {
+                    (2, true)
+                } else {
+                    (1, true)
+                };
+                assert!(pf.arrived(r, vec![page.index as u8].into(), false, |_| Some(grant)));
+            }
+        }
+        let held = |_: PageId, g: CopyGrant| g == (1, true);
+        assert_eq!(pf.ready(F, 2, 16, held), 2, "pages 2 and 3, not 4");
+        assert_eq!(pf.ready(F, 2, 1, held), 1, "at most max");
+        assert_eq!(pf.ready(F, 5, 16, held), 0, "page 5 never came");
+        assert_eq!(pf.ready(F, 6, 16, held), 1);
+        // A run stops at the first page that may not be used, which stays.
+        let run = pf.take_run(F, 2, 15, held);
+        let data: Vec<u8> = run.iter().map(|k| k.data[0]).collect();
+        assert_eq!(data, [2, 3]);
+        assert_eq!(pf.ready(F, 2, 16, held), 0, "taken");
+        assert_eq!(pf.ready(F, 4, 16, |_, _| true), 1, "page 4 stays kept");
+        assert!(pf.take_run(F, 4, 15, held).is_empty());
+        assert_eq!(pf.take_run(F, 4, 0, |_, _| true).len(), 0, "max 0");
+        assert_eq!(pf.take_run(F, 4, 15, |_, _| true).len(), 1);
+        assert_eq!(pf.take_run(F, 6, 15, held).len(), 1);
     }
 
     #[test]

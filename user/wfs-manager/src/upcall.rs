@@ -161,13 +161,25 @@ pub fn handle(
                     export.read_grant(file, index)
                 }
             };
+            // (A READ is answered with its first page only: the pages after
+            // it are fetched ahead only of another host's files, by the
+            // engine.)
+            let body = |g| {
+                if view {
+                    ReplyBody::Grant(g)
+                } else {
+                    ReplyBody::Pages {
+                        grant: g,
+                        pages: 1,
+                        ahead: 0,
+                    }
+                }
+            };
             if export.null_read() && !view {
-                return Ok(ReplyBody::Grant(grant()));
+                return Ok(body(grant()));
             }
             let _page = export.lock_page(file, index);
-            export
-                .read_page(file, index, page)
-                .map(|()| ReplyBody::Grant(grant()))
+            export.read_page(file, index, page).map(|()| body(grant()))
         }),
         Request::Write {
             file,
@@ -350,17 +362,28 @@ mod tests {
         );
 
         // READ fills the lent slot; a slot outside the pool is refused.
-        let read = |slot| Request::Read {
+        let read_run = |slot, count| Request::Read {
             file: a.file,
             index: 0,
-            count: 1,
+            count,
             slot,
         };
+        let read = |slot| read_run(slot, 1);
+        let pages = |grant| {
+            Some(ReplyBody::Pages {
+                grant,
+                pages: 1,
+                ahead: 0,
+            })
+        };
         let r = ask(&e, read(2));
-        assert_eq!(
-            Reply::decode(&r).unwrap().body,
-            Some(ReplyBody::Grant(Grant::ReadWrite))
-        );
+        assert_eq!(Reply::decode(&r).unwrap().body, pages(Grant::ReadWrite));
+        // A READ of several pages is answered with the first: the export
+        // has nothing fetched ahead. A run that leaves the pool is refused.
+        let r = ask(&e, read_run(2, 2));
+        assert_eq!(Reply::decode(&r).unwrap().body, pages(Grant::ReadWrite));
+        let r = ask(&e, read_run(2, 3));
+        assert_eq!(Reply::decode(&r).unwrap().error, errno::EINVAL);
         // SAFETY: the test is the only user of slot 2 now.
         assert!(
             unsafe { POOL_FOR_TESTS.page(2) }
@@ -403,10 +426,7 @@ mod tests {
         // An export configured for read-only grants makes writers upgrade.
         let ro = Export::with_grant(&d, Grant::ReadOnly);
         let r = ask(&ro, read(2));
-        assert_eq!(
-            Reply::decode(&r).unwrap().body,
-            Some(ReplyBody::Grant(Grant::ReadOnly))
-        );
+        assert_eq!(Reply::decode(&r).unwrap().body, pages(Grant::ReadOnly));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
