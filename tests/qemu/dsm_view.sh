@@ -17,7 +17,8 @@
 #   took no view's copy away: a view registers nothing with the owner,
 #   and INVALIDATE leaves a view's pages alone); after msync(MS_INVALIDATE)
 #   on its page, 2.
-# - `wfsctl stats` counts the pages read for views.
+# - `wfsctl stats` counts the pages read for views, and the VIEW upcalls
+#   among the others, with their times.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -76,6 +77,10 @@ wait $viewer || fail "the view: $(cat /tmp/mview.out)"
 cat /tmp/mview.out
 views1=$(wfsctl stats | sed -n 's/^views: pages read for a view \([0-9]*\)$/\1/p')
 [ "$views1" -ge $((views0 + 2)) ] || fail "wfsctl stats counts $views0 -> $views1 pages read for a view, not 2 more"
+# Each of those pages was a VIEW upcall, timed with the others.
+nview=$(stat_of VIEW)
+[ -n "$nview" ] && [ "$nview" -ge $((views1 - views0)) ] ||
+    fail "wfsctl stats counts ${nview:-no} VIEW upcalls for $((views1 - views0)) pages read for a view"
 umount /view || fail "cannot unmount the view"
 owner_last /wfs/ctl $DONE 1 || fail "a host never finished"
 echo "PASS h$h"

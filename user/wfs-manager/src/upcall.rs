@@ -61,10 +61,13 @@ pub struct OpStats {
 /// Upcall statistics, shared by the workers.
 #[derive(Debug, Default)]
 pub struct Stats {
-    ops: [OpCounters; 6],
+    ops: [OpCounters; 7],
 }
 
-const OP_NAMES: [&str; 6] = ["LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE"];
+/// The request types by opcode, from 1.
+const OP_NAMES: [&str; 7] = [
+    "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW",
+];
 
 impl Stats {
     pub(crate) fn record(&self, op: u16, error: bool, ns: u64) {
@@ -436,13 +439,17 @@ mod tests {
         s.record(4, false, 2_000);
         s.record(4, true, 6_000);
         s.record(1, false, 1_000);
+        s.record(7, false, 3_000);
         s.record(0, false, 1); // not an opcode: ignored
+        s.record(8, false, 1);
         s.record(99, false, 1);
         let snap = s.snapshot();
         let read = snap.iter().find(|o| o.op == "READ").unwrap();
         assert_eq!((read.count, read.errors), (2, 1));
         assert_eq!((read.mean_ns, read.max_ns), (4_000, 6_000));
-        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 3);
+        let view = snap.iter().find(|o| o.op == "VIEW").unwrap();
+        assert_eq!((view.count, view.mean_ns), (1, 3_000));
+        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 4);
     }
 
     #[test]
