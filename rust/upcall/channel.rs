@@ -39,6 +39,8 @@ use kernel::{
 pub(crate) const MAX_INFLIGHT: usize = 64;
 /// Page slots in the netmem pool lent with requests.
 pub(crate) const POOL_SLOTS: usize = 64;
+/// Pool slots a READ of several pages leaves free for other requests.
+pub(crate) const RUN_HEADROOM: usize = 16;
 /// The manager's scratch slots, after the request slots.
 pub(crate) const SCRATCH_SLOTS: usize = abi::SCRATCH_SLOTS as usize;
 /// How long a request waits for the manager by default, in milliseconds
@@ -317,6 +319,12 @@ impl State {
         }
         let Ok(id) = self.table.insert(deadline) else {
             return Err((EAGAIN, buf));
+        };
+        // A run of more than one leaves room for others: it holds its
+        // slots for as long as its first page takes to come.
+        let want_slots = match want_slots {
+            0 | 1 => want_slots,
+            n => n.min(self.slots.free().saturating_sub(RUN_HEADROOM).max(1) as u32),
         };
         let slot = if want_slots > 0 {
             match self.slots.reserve_run(id, want_slots) {

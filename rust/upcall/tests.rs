@@ -4,7 +4,7 @@
 //! and the registration state machine. They run when `wfs.ko` is loaded.
 
 use super::abi::{self, Attr, DecodeError, Grant, Opcode, Reply, ReplyBody, Request};
-use super::channel::{RegisterError, ReplyError, State, MAX_INFLIGHT};
+use super::channel::{RegisterError, ReplyError, State, MAX_INFLIGHT, RUN_HEADROOM};
 use super::table::{time_reached, Outcome, Table, TableError};
 use crate::netmem::Run;
 use kernel::{kunit_expect, kunit_expect_eq, kunit_module_suite, prelude::*};
@@ -823,6 +823,50 @@ fn transport_page_runs() {
         &mut rb,
     );
     kunit_expect_eq!(st.accept_reply(&rb[..rn]), Err(ReplyError::Unknown));
+    kunit_expect_eq!(st.slots.free(), free);
+
+    // With few slots free, a run leaves RUN_HEADROOM of them to others,
+    // down to a run of one.
+    let mut taken = KVec::new();
+    while st.slots.free() > RUN_HEADROOM + 4 {
+        match st.slots.reserve(999) {
+            Ok(s) => {
+                if taken.push(s, GFP_KERNEL).is_err() {
+                    kunit_expect!(false, "out of memory");
+                    return;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    for want in [4, 1] {
+        let Some(id3) = submit_read_run(&mut st, n) else {
+            kunit_expect!(false, "submit failed");
+            return;
+        };
+        let len = st.next_request(&mut out).unwrap_or(0);
+        match Request::decode(&out[..len]) {
+            Ok((_, Request::Read { count, .. })) => kunit_expect_eq!(count, want),
+            other => kunit_expect!(false, "read request: {:?}", other),
+        }
+        let _ = st.finish(id3);
+        st.slots.adopt_late(id3);
+        // Then with headroom only.
+        while st.slots.free() > RUN_HEADROOM {
+            match st.slots.reserve(999) {
+                Ok(s) => {
+                    if taken.push(s, GFP_KERNEL).is_err() {
+                        kunit_expect!(false, "out of memory");
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    for s in taken.iter() {
+        let _ = st.slots.release(*s, 999);
+    }
     kunit_expect_eq!(st.slots.free(), free);
 }
 

@@ -13,6 +13,7 @@
 use crate::upcall::{
     abi::{self, ReplyBody, Request},
     channel::{Channel, TIMEOUT_MS},
+    table::time_reached,
 };
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
@@ -22,6 +23,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
+    time::{jiffies_64, msecs_to_jiffies},
 };
 use pages::{Invalidate, PageState};
 
@@ -65,6 +67,8 @@ struct Hint {
     file: AtomicU64,
     next: AtomicU64,
     ahead: AtomicU32,
+    /// When it came (`jiffies_64`).
+    at: AtomicU64,
 }
 
 impl Hint {
@@ -73,9 +77,15 @@ impl Hint {
             file: AtomicU64::new(0),
             next: AtomicU64::new(0),
             ahead: AtomicU32::new(0),
+            at: AtomicU64::new(0),
         }
     }
 }
+
+/// How long a hint holds, in milliseconds: the manager keeps pages fetched
+/// ahead 10 s at most, and a READ that asks for pages no longer at hand
+/// holds them locked while it waits for its own (a fault to another host).
+const HINT_MS: u32 = 2_000;
 
 /// What a mounted super block keeps.
 pub(crate) struct Mount {
@@ -102,7 +112,13 @@ impl Mount {
     /// the one it expected.
     fn pages_ahead(&self, file: u64, index: u64) -> usize {
         let h = self.hint(file);
-        if h.file.load(Ordering::Relaxed) != file || h.next.load(Ordering::Relaxed) != index {
+        let deadline =
+            h.at.load(Ordering::Relaxed)
+                .wrapping_add(msecs_to_jiffies(HINT_MS) as u64);
+        if h.file.load(Ordering::Relaxed) != file
+            || h.next.load(Ordering::Relaxed) != index
+            || time_reached(jiffies_64(), deadline)
+        {
             return 0;
         }
         (h.ahead.load(Ordering::Relaxed).saturating_sub(1) as usize).min(pages::RUN_EXTRA)
@@ -115,6 +131,7 @@ impl Mount {
         h.file.store(file, Ordering::Relaxed);
         h.next.store(next, Ordering::Relaxed);
         h.ahead.store(ahead, Ordering::Relaxed);
+        h.at.store(jiffies_64(), Ordering::Relaxed);
     }
 }
 
@@ -515,7 +532,10 @@ fn read_pages(
             else {
                 return Err(EIO);
             };
-            if sent > lent.count() {
+            // Pages past the first are copies fetched ahead, read-only:
+            // more writable ones would be copies the manager does not know
+            // it handed out.
+            if sent > lent.count() || (sent > 1 && grant != abi::Grant::ReadOnly) {
                 return Err(EIO);
             }
             // The slots' pages are the kernel's now (the manager answered);

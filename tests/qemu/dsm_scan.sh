@@ -20,8 +20,8 @@
 #    and fsync). h2 reads the whole file and sees h1's new bytes: the
 #    copies kept for its kernel went when h1's write took the pages.
 #    Pages fetched ahead come to the kernel in runs: with mrsw, h2's
-#    kernel sends fewer READs than half the pages it reads (a READ carries
-#    up to 16 pages), and the pages it got that way are what was read.
+#    kernel sends fewer READs than three quarters of the pages it reads (a
+#    READ carries up to 16 pages), and the pages it got that way are what was read.
 # 3. (mrsw) h2 reads the first 64 pages of /wfs/idle (256 pages) and
 #    stops: the up to 64 pages its manager fetched past them are dropped
 #    unread after 10 s, and given back to h1: h1's directory then counts
@@ -68,9 +68,11 @@ if [ "$h" = 2 ]; then
     reads=$(($(stat_of READ) - reads))
     hits=$(prefetch_stat 2)
     enough "$hits" 2048 || fail "$hits of 2048 READs answered from pages fetched ahead"
-    # Runs: most of the 2048 pages came several to a READ (mrsw).
+    # Runs: many of the 2048 pages came several to a READ (mrsw; about 260
+    # READs on the normal kernel, 700 on the slower debug one, whose READs
+    # more often come before the pages after theirs have).
     if mrsw; then
-        [ "$reads" -lt 1024 ] || fail "$reads READs for the 2048 pages of /wfs/scan: no runs"
+        [ "$reads" -lt 1536 ] || fail "$reads READs for the 2048 pages of /wfs/scan: few runs"
     else
         [ "$reads" = 2048 ] || fail "$reads READs for the 2048 pages of /wfs/scan (single: one each)"
     fi

@@ -413,6 +413,9 @@ pub struct Engine {
     /// Pages sent to the kernel after the first of a READ, while the core
     /// ran: the scan moves past them once it is done.
     read_later: Vec<PageId>,
+    /// A READ's own fault is in the core: the pages in `read_later` wait
+    /// for the scan to see that READ's page first.
+    hold_reads: bool,
     /// VIEW requests waiting for another host's disk.
     views: Views,
     /// Whether fetching ahead is safe: once the pages a manager that died
@@ -533,6 +536,7 @@ impl Engine {
             deaths,
             prefetch: Prefetch::default(),
             read_later: Vec::new(),
+            hold_reads: false,
             views: Views::default(),
             prefetch_ok: false,
             orphan_failed: false,
@@ -1312,8 +1316,14 @@ impl Engine {
             return (false, Vec::new());
         }
         let (core, busy) = (&self.core, &self.busy);
+        // (Never one the kernel faults itself: its lock in the kernel would
+        // then be that READ's, whose busy INVALIDATE the core takes for
+        // absent. A kept page is never one, but that is the prefetcher's
+        // rule, not this one's.)
         let usable = |p: PageId, g: CopyGrant| {
-            g.1 && core.grant_of(p) == Some(g) && !busy.iter().any(|b| b.page == p)
+            g.1 && core.grant_of(p) == Some(g)
+                && !core.faulting(p)
+                && !busy.iter().any(|b| b.page == p)
         };
         let (file, from) = (w.page.file, w.page.index.saturating_add(1));
         let run = if grant == Grant::ReadOnly {
@@ -1322,19 +1332,25 @@ impl Engine {
             Vec::new()
         };
         let mut sent = Vec::new();
-        for (i, kept) in run.iter().enumerate() {
+        let mut copied = Vec::new();
+        let mut left = Vec::new();
+        for (i, kept) in run.into_iter().enumerate() {
+            let page = PageId {
+                file,
+                index: from + i as u64,
+            };
             let slot = w.slot + 1 + i as u32;
             // SAFETY: The kernel lent `w.slot..w.slot + w.count` with READ
             // `req` (checked against the pool when it came), which only the
             // engine handles, and it is not answered yet.
             match unsafe { self.pool.page(slot) } {
-                Some(p) if p.len() == kept.data.len() => p.copy_from_slice(&kept.data),
-                _ => break,
+                Some(p) if left.is_empty() && p.len() == kept.data.len() => {
+                    p.copy_from_slice(&kept.data);
+                    sent.push(page);
+                    copied.push((page, kept));
+                }
+                _ => left.push((page, kept)),
             }
-            sent.push(PageId {
-                file,
-                index: from + i as u64,
-            });
         }
         let pages = 1 + sent.len() as u32;
         let next = w.page.index.saturating_add(u64::from(pages));
@@ -1349,9 +1365,17 @@ impl Engine {
         };
         let taken = self.reply(req, op, w.started, Ok(body));
         let extra = sent.len() as u64;
-        Counters::add(&self.counters.prefetch_hits, extra);
         if taken {
+            Counters::add(&self.counters.prefetch_hits, extra);
             Counters::add(&self.counters.read_copies, extra);
+        } else {
+            // Refused (the kernel gave up on the READ): the copies are
+            // still the kernel's to the core, and kept for its next READ.
+            left.extend(copied);
+            sent.clear();
+        }
+        for (page, kept) in left {
+            self.prefetch.keep_again(page, kept);
         }
         (taken, sent)
     }
@@ -1666,8 +1690,14 @@ impl Engine {
                 // busy (locked for this READ) find nothing, and must not
                 // take the copy this READ installs.
                 self.settle_busy(page);
+                // (An answer the core gives at once may carry the pages
+                // after this one: the scan moves past them after this
+                // page.)
+                self.hold_reads = true;
                 self.run_core(Input::Fault { req: id, page });
+                self.hold_reads = false;
                 self.read_ahead(page);
+                self.reads_done();
             }
             Request::Write {
                 file,
@@ -1960,6 +1990,14 @@ impl Engine {
                 todo.push_front(a);
             }
         }
+        if !self.hold_reads {
+            self.reads_done();
+        }
+    }
+
+    /// The scan moves past the pages READs carried after their first
+    /// ([`Engine::read_later`]).
+    fn reads_done(&mut self) {
         for page in std::mem::take(&mut self.read_later) {
             self.read_ahead(page);
         }

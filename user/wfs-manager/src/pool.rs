@@ -79,12 +79,15 @@ impl Pool {
 
 /// Checks the slot lent with a WRITE or VIEW, or with a READ of `count`
 /// pages: its first slot, and `count - 1` after it for a READ (1 to
-/// [`wfs_abi::READ_RUN_MAX`]). `EINVAL` for a run outside the pool.
+/// [`wfs_abi::READ_RUN_MAX`]). `EINVAL` for a run outside the request
+/// slots (the pool's last [`wfs_abi::SCRATCH_SLOTS`] are the manager's own).
 pub(crate) fn check_lent(pool: Option<&Pool>, count: u32, slot: u32) -> Result<(), i32> {
     match pool {
         Some(p)
             if (1..=wfs_abi::READ_RUN_MAX).contains(&count)
-                && slot.checked_add(count).is_some_and(|end| end <= p.slots) =>
+                && slot
+                    .checked_add(count)
+                    .is_some_and(|end| end <= p.slots.saturating_sub(wfs_abi::SCRATCH_SLOTS)) =>
         {
             Ok(())
         }

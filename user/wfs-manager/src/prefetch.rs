@@ -1,8 +1,9 @@
 //! Fetching ahead of a sequential scan.
 //!
-//! The kernel reads a file of another host's one page per READ (its own
+//! The kernel reads a file of another host's page by page (its own
 //! readahead is off: a page fetched for nobody may be one another host is
-//! using). When READs of a remote file come in order, the engine asks the
+//! using), a READ each, or a run of pages in one READ once told they are
+//! at hand here. When READs of a remote file come in order, the engine asks the
 //! owner for the pages after them before the kernel does, as
 //! `WhereIs{Prefetch}`: the owner serves a page only if it is idle (no
 //! host holds it writable, nothing moves it), so a scan never takes a page
@@ -243,7 +244,7 @@ impl Prefetch {
         mut usable: impl FnMut(PageId, CopyGrant) -> bool,
     ) -> Vec<Kept> {
         let mut run = Vec::new();
-        for index in (from..).take(max as usize) {
+        for index in (from..=u64::MAX).take(max as usize) {
             let page = PageId { file, index };
             match self.kept.get(&page) {
                 Some(k) if usable(page, k.grant) => {}
@@ -266,11 +267,18 @@ impl Prefetch {
         max: u32,
         mut usable: impl FnMut(PageId, CopyGrant) -> bool,
     ) -> u32 {
-        (from..)
+        (from..=u64::MAX)
             .take(max as usize)
             .map(|index| PageId { file, index })
             .take_while(|p| self.kept.get(p).is_some_and(|k| usable(*p, k.grant)))
             .count() as u32
+    }
+
+    /// Keeps `kept` again for `page`: a copy taken for a READ the kernel
+    /// then refused (it had given up on it), which the core still takes
+    /// for the kernel's.
+    pub fn keep_again(&mut self, page: PageId, kept: Kept) {
+        self.kept.insert(page, kept);
     }
 
     /// Drops the kept copy of `page`, if any (the protocol takes the page
@@ -365,7 +373,14 @@ mod tests {
         assert!(pf.take_run(F, 4, 15, held).is_empty());
         assert_eq!(pf.take_run(F, 4, 0, |_, _| true).len(), 0, "max 0");
         assert_eq!(pf.take_run(F, 4, 15, |_, _| true).len(), 1);
-        assert_eq!(pf.take_run(F, 6, 15, held).len(), 1);
+        let mut six = pf.take_run(F, 6, 15, held);
+        assert_eq!(six.len(), 1);
+        // A copy taken for a READ the kernel refused is kept again.
+        pf.keep_again(p(6), six.remove(0));
+        assert_eq!(pf.ready(F, 6, 16, held), 1);
+        // (Never past the last index.)
+        assert_eq!(pf.ready(F, u64::MAX, 16, held), 0);
+        assert!(pf.take_run(F, u64::MAX, 16, held).is_empty());
     }
 
     #[test]

@@ -320,7 +320,7 @@ mod tests {
     }
 
     static POOL_FOR_TESTS: std::sync::LazyLock<Pool> =
-        std::sync::LazyLock::new(|| Pool::for_tests(4));
+        std::sync::LazyLock::new(|| Pool::for_tests(4 + wfs_abi::SCRATCH_SLOTS));
 
     #[test]
     fn answers_lookup_getattr_readdir() {
@@ -395,6 +395,9 @@ mod tests {
                 .all(|&b| b == 1)
         );
         let r = ask(&e, read(4));
+        assert_eq!(Reply::decode(&r).unwrap().error, errno::EINVAL);
+        // (Nor a scratch slot, the manager's own.)
+        let r = ask(&e, read(4 + wfs_abi::SCRATCH_SLOTS - 1));
         assert_eq!(Reply::decode(&r).unwrap().error, errno::EINVAL);
 
         // WRITE stores the lent slot's page in the file.
