@@ -517,6 +517,23 @@ fn reply_bytes(r: Reply<'_>, out: &mut [u8; abi::MSG_MAX]) -> usize {
     r.encode(out).unwrap_or(0)
 }
 
+/// Encodes the reply to READ `id`: `pages` pages under `grant`.
+fn read_reply_bytes(id: u64, grant: Grant, pages: u32, out: &mut [u8; abi::MSG_MAX]) -> usize {
+    reply_bytes(
+        Reply {
+            id,
+            op: Opcode::Read,
+            error: 0,
+            body: Some(ReplyBody::Pages {
+                grant,
+                pages,
+                ahead: 0,
+            }),
+        },
+        out,
+    )
+}
+
 fn transport_roundtrip() {
     let Ok(mut st) = registered() else {
         kunit_expect!(false, "out of memory");
@@ -699,19 +716,7 @@ fn transport_page_slots() {
     // Lent to the manager while the request is out.
     kunit_expect!(st.slots.manager_may_access(slot, id));
     let mut rb = [0u8; abi::MSG_MAX];
-    let rn = reply_bytes(
-        Reply {
-            id,
-            op: Opcode::Read,
-            error: 0,
-            body: Some(ReplyBody::Pages {
-                grant: Grant::ReadWrite,
-                pages: 1,
-                ahead: 0,
-            }),
-        },
-        &mut rb,
-    );
+    let rn = read_reply_bytes(id, Grant::ReadWrite, 1, &mut rb);
     kunit_expect_eq!(st.accept_reply(&rb[..rn]), Ok(()));
     // Answered: back with the kernel until the caller is done with it.
     kunit_expect!(!st.slots.manager_may_access(slot, id));
@@ -731,19 +736,7 @@ fn transport_page_slots() {
     kunit_expect!(st.next_request(&mut out).is_some());
     let _ = st.finish(id2);
     kunit_expect_eq!(st.slots.free(), free - 1);
-    let rn = reply_bytes(
-        Reply {
-            id: id2,
-            op: Opcode::Read,
-            error: 0,
-            body: Some(ReplyBody::Pages {
-                grant: Grant::ReadOnly,
-                pages: 1,
-                ahead: 0,
-            }),
-        },
-        &mut rb,
-    );
+    let rn = read_reply_bytes(id2, Grant::ReadOnly, 1, &mut rb);
     kunit_expect_eq!(st.accept_reply(&rb[..rn]), Err(ReplyError::Unknown));
     kunit_expect_eq!(st.slots.free(), free);
 }
@@ -777,19 +770,7 @@ fn transport_page_runs() {
         kunit_expect!(st.slots.manager_may_access(slot + i, id));
     }
     let mut rb = [0u8; abi::MSG_MAX];
-    let rn = reply_bytes(
-        Reply {
-            id,
-            op: Opcode::Read,
-            error: 0,
-            body: Some(ReplyBody::Pages {
-                grant: Grant::ReadOnly,
-                pages: 3,
-                ahead: 0,
-            }),
-        },
-        &mut rb,
-    );
+    let rn = read_reply_bytes(id, Grant::ReadOnly, 3, &mut rb);
     kunit_expect_eq!(st.accept_reply(&rb[..rn]), Ok(()));
     for i in 0..n {
         kunit_expect!(!st.slots.manager_may_access(slot + i, id));
@@ -809,19 +790,7 @@ fn transport_page_runs() {
     kunit_expect!(st.next_request(&mut out).is_some());
     let _ = st.finish(id2);
     kunit_expect_eq!(st.slots.free(), free - n as usize);
-    let rn = reply_bytes(
-        Reply {
-            id: id2,
-            op: Opcode::Read,
-            error: 0,
-            body: Some(ReplyBody::Pages {
-                grant: Grant::ReadOnly,
-                pages: 1,
-                ahead: 0,
-            }),
-        },
-        &mut rb,
-    );
+    let rn = read_reply_bytes(id2, Grant::ReadOnly, 1, &mut rb);
     kunit_expect_eq!(st.accept_reply(&rb[..rn]), Err(ReplyError::Unknown));
     kunit_expect_eq!(st.slots.free(), free);
 
