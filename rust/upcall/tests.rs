@@ -741,6 +741,21 @@ fn transport_page_slots() {
     kunit_expect_eq!(st.slots.free(), free);
 }
 
+/// Reserves pool slots (for request 999, recorded in `taken`) until only
+/// `left` are free; false (and a failed expectation) if out of memory.
+fn take_slots_until(st: &mut State, taken: &mut KVec<u32>, left: usize) -> bool {
+    while st.slots.free() > left {
+        let Ok(s) = st.slots.reserve(999) else {
+            break;
+        };
+        if taken.push(s, GFP_KERNEL).is_err() {
+            kunit_expect!(false, "out of memory");
+            return false;
+        }
+    }
+    true
+}
+
 /// A READ of several pages lends a run of consecutive slots, which move
 /// together: to the manager with the request, back with its reply, and
 /// orphaned together when the caller gives up.
@@ -797,16 +812,8 @@ fn transport_page_runs() {
     // With few slots free, a run leaves RUN_HEADROOM of them to others,
     // down to a run of one.
     let mut taken = KVec::new();
-    while st.slots.free() > RUN_HEADROOM + 4 {
-        match st.slots.reserve(999) {
-            Ok(s) => {
-                if taken.push(s, GFP_KERNEL).is_err() {
-                    kunit_expect!(false, "out of memory");
-                    return;
-                }
-            }
-            Err(_) => break,
-        }
+    if !take_slots_until(&mut st, &mut taken, RUN_HEADROOM + 4) {
+        return;
     }
     for want in [4, 1] {
         let Some(id3) = submit_read_run(&mut st, n) else {
@@ -821,16 +828,8 @@ fn transport_page_runs() {
         let _ = st.finish(id3);
         st.slots.adopt_late(id3);
         // Then with headroom only.
-        while st.slots.free() > RUN_HEADROOM {
-            match st.slots.reserve(999) {
-                Ok(s) => {
-                    if taken.push(s, GFP_KERNEL).is_err() {
-                        kunit_expect!(false, "out of memory");
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
+        if !take_slots_until(&mut st, &mut taken, RUN_HEADROOM) {
+            return;
         }
     }
     for s in taken.iter() {
