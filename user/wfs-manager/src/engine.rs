@@ -1331,7 +1331,8 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let mut sent = Vec::new();
+        // The pages copied into their slots, and those that were not (a
+        // slot that is not a page: none after it either).
         let mut copied = Vec::new();
         let mut left = Vec::new();
         for (i, kept) in run.into_iter().enumerate() {
@@ -1346,13 +1347,12 @@ impl Engine {
             match unsafe { self.pool.page(slot) } {
                 Some(p) if left.is_empty() && p.len() == kept.data.len() => {
                     p.copy_from_slice(&kept.data);
-                    sent.push(page);
                     copied.push((page, kept));
                 }
                 _ => left.push((page, kept)),
             }
         }
-        let pages = 1 + sent.len() as u32;
+        let pages = 1 + copied.len() as u32;
         let next = w.page.index.saturating_add(u64::from(pages));
         let ahead = self
             .prefetch
@@ -1364,15 +1364,16 @@ impl Engine {
             ahead,
         };
         let taken = self.reply(req, op, w.started, Ok(body));
-        let extra = sent.len() as u64;
+        let mut sent = Vec::new();
         if taken {
+            let extra = copied.len() as u64;
             Counters::add(&self.counters.prefetch_hits, extra);
             Counters::add(&self.counters.read_copies, extra);
+            sent = copied.into_iter().map(|(page, _)| page).collect();
         } else {
             // Refused (the kernel gave up on the READ): the copies are
             // still the kernel's to the core, and kept for its next READ.
             left.extend(copied);
-            sent.clear();
         }
         for (page, kept) in left {
             self.prefetch.keep_again(page, kept);
