@@ -22,7 +22,7 @@ wfsctl status
 # The kernel's own view agrees: one manager, one mount.
 k=$(wfsctl kstatus)
 echo "$k"
-echo "$k" | grep -q "manager registered" || fail "kernel has no registered manager"
+echo "$k" | grep -q "manager registered pid" || fail "kernel has no registered manager"
 echo "$k" | grep -q "mounts 1" || fail "kernel does not count the mount"
 # Every peer is connected (the handshake completed over 10.0.0.0/24).
 i=1
@@ -41,7 +41,7 @@ mknod -m 666 /tmp/wfs-open c $((0x$(stat -c %t /dev/wfs))) $((0x$(stat -c %T /de
 wfsctl probe-register --device /tmp/wfs-open --as-uid 65534 --expect EPERM || fail "unprivileged registration was not refused with EPERM"
 rm /tmp/wfs-open
 # The refused attempts did not disturb the registered manager.
-wfsctl kstatus | grep -q "manager registered" || fail "manager lost its registration"
+wfsctl kstatus | grep -q "manager registered pid" || fail "manager lost its registration"
 
 # Stay up until every peer has finished its checks too.
 wfsctl wait --peers --timeout 30 || fail "peers went away"

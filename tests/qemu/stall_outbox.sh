@@ -18,7 +18,7 @@ inflight() { wfsctl kstatus | sed -n 's/.*inflight \([0-9]*\).*/\1/p'; }
 await_inflight() {
     i=0
     while [ "$(inflight)" != "$1" ]; do
-        i=$((i + 1)); [ $i -lt 300 ] || fail "never $1 in flight: $(wfsctl kstatus)"
+        i=$((i + 1)); [ $i -lt 300 ] || fail "never $1 in flight: $(wfsctl kstatus); callers: $(cat /tmp/r/* 2>/dev/null | sort | uniq -c | tr '\n' ' ')"
         sleep 0.1
     done
 }
@@ -26,7 +26,7 @@ await_inflight() {
 /opt/helpers/wfsfuzz stall > /tmp/stall.out 2>&1 &
 mgr=$!
 i=0
-until wfsctl kstatus | grep -q "manager registered"; do
+until wfsctl kstatus | grep -q "manager registered pid $mgr "; do
     i=$((i + 1)); [ $i -lt 300 ] || fail "stall manager did not register"
     sleep 0.1
 done

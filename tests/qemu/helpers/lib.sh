@@ -22,13 +22,21 @@ appear() {
 }
 
 # stop_manager: waits for this host's manager to register, then stops it
-# (SIGTERM) and waits until it is gone, for tests that register a manager
-# of their own (wfsfuzz). Returns 1 if it never registered.
+# (SIGTERM) and waits until it is gone and the kernel no longer has it
+# registered, for tests that register a manager of their own (wfsfuzz).
+# Returns 1 if it never registered or its registration outlives it by 30 s.
 stop_manager() {
     wfsctl wait --timeout 60 || return 1
     _pid=$(pidof wfs-manager)
     kill -TERM "$_pid"
     while kill -0 "$_pid" 2>/dev/null; do sleep 0.1; done
+    # The kernel drops the registration when the device file is released;
+    # a test that registers next must not start before it has.
+    _i=0
+    until wfsctl kstatus | grep -q "no manager registered"; do
+        _i=$((_i + 1)); [ $_i -lt 300 ] || return 1
+        sleep 0.1
+    done
 }
 
 # restart_manager_with LINE...: stops this host's manager (SIGTERM: it
