@@ -12,6 +12,9 @@
 # 2. Sequential read on h2 of SEQ_RUNS files of SEQ_MIB MiB that live on
 #    h1's disk, with read(2), next to the TCP bandwidth between the same
 #    two guests (SEQ_MIB MiB sent, SEQ_RUNS times).
+#    Both managers print their statistics before and after 1(a)
+#    ("STATS held-before|held-after h<N> <wfsctl stats line>"): the
+#    report takes the remote fault apart with them.
 # 3. The Chunk paper's Figure 4: both hosts run the sharing benchmark on a
 #    64 KiB file at 0, 25, 50, 75 and 100% sharing, RUNS times each, at
 #    the same moment (TRAV traversals of 800 pages per run); then h1 runs
@@ -36,6 +39,9 @@ h=$WFS_HOST
 CTL=/wfs/ctl
 fail() { echo "BENCH-FAILED: h$h: $*"; exit 1; }
 result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
+# snap TAG: this manager's statistics now, for the report's breakdown of
+# the remote fault.
+snap() { wfsctl stats | sed "s/^/STATS $1 h$h /"; }
 other=$((3 - h))
 # barrier N: both hosts have reached step N (word 4*host of /wfs/ctl).
 barrier() {
@@ -65,18 +71,25 @@ if [ "$h" = 1 ]; then
 else
     appear 120 ctl || fail "$CTL never appeared"
 fi
+snap held-before
 barrier 1
 
+held="" disk=""
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    held="$held /wfs/held-$r"
+    disk="$disk /wfs/disk-$r"
+    r=$((r + 1))
+done
 if [ "$h" = 2 ]; then
-    held="" disk=""
-    r=0
-    while [ $r -lt "$ROUNDS" ]; do
-        held="$held /wfs/held-$r"
-        disk="$disk /wfs/disk-$r"
-        r=$((r + 1))
-    done
     # shellcheck disable=SC2086
     result remote-held $B/wfsbench fault1 remote-held "$PAGES" $held
+fi
+# (Both managers' statistics after the remote faults, before anything else.)
+barrier 2
+snap held-after
+barrier 3
+if [ "$h" = 2 ]; then
     # shellcheck disable=SC2086
     result remote-disk $B/wfsbench fault1 remote-disk "$PAGES" $disk
     result tcp-guests $B/wfsbench tcp tcp-guests 2000 10.0.0.1 7100
@@ -89,10 +102,10 @@ if [ "$h" = 2 ]; then
     result seq-remote $B/wfsbench seq seq-remote $seq
     result tcp-bw $B/wfsbench tcp-bw tcp-bw "$SEQ_RUNS" "$SEQ_MIB" 10.0.0.1 7101
 fi
-barrier 2
+barrier 4
 
 # Figure 4.
-step=2
+step=4
 # figure4 TAG KIND: the sweep of wfsbench KIND (share, rshare), RUNS runs
 # at each sharing, both hosts at once; then h1 alone, once to bring every
 # page here, then measured.

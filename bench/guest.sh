@@ -10,6 +10,9 @@ PAGES=${PAGES:-1000}
 ROUNDS=${ROUNDS:-10}
 fail() { echo "BENCH-FAILED: $*"; exit 1; }
 result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
+# snap TAG: the manager's statistics now, for the report's breakdowns of
+# the faults (READ service time, the time of each stage).
+snap() { wfsctl stats | sed "s/^/STATS $1 h1 /"; }
 wfsctl wait --timeout 60 || fail "manager did not register"
 
 # The same file size everywhere: PAGES pages.
@@ -32,9 +35,13 @@ result wfs-cached $B/wfsbench fault wfs-cached /wfs/bench "$PAGES" "$ROUNDS"
 # The paper's null page fault: the manager answers READ at once, without
 # touching the data (wfsctl null-read on); then the full single-host fault.
 wfsctl null-read on || fail "null-read on"
+snap null-before
 result wfs-null $B/wfsbench fault wfs-null /wfs/bench "$PAGES" "$ROUNDS" drop
+snap null-after
 wfsctl null-read off || fail "null-read off"
+snap miss-before
 result wfs-miss $B/wfsbench fault wfs-miss /wfs/bench "$PAGES" "$ROUNDS" drop
+snap miss-after
 cmp /wfs/bench /export/bench || fail "/wfs/bench differs from /export/bench after the benchmark"
 result fuse-miss $B/wfsbench fault fuse-miss /mnt/fuse/f "$PAGES" "$ROUNDS" drop
 result uffd-miss $B/wfsbench uffd uffd-miss "$PAGES" "$ROUNDS"

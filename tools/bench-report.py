@@ -12,8 +12,22 @@ rows = {}
 # (kind, percent, who) -> [per-traversal ms]; kind: FIG4 (write sharing,
 # single), FIG4R (read sharing, single), FIG4M and FIG4RM (the same, mrsw).
 figs = {}
+# (tag, host) -> {"READ" or a stage name: (count, total microseconds)}: the
+# manager's `wfsctl stats` before and after a case ("STATS <tag> <host>
+# <line>"), for the breakdowns.
+snaps = {}
 for line in sys.stdin:
     line = line.split("] ", 1)[-1] if line.startswith("[h") else line
+    m = re.match(r"STATS (\S+) (h\d) (.*)", line.strip())
+    if m:
+        snap = snaps.setdefault((m.group(1), m.group(2)), {})
+        f = m.group(3).split()
+        if f[0] == "READ" and len(f) >= 4:
+            snap["READ"] = (int(f[1]), int(f[1]) * float(f[3]))
+        c = re.match(r"cost (\S+) count (\d+) mean_us \S+ total_us ([\d.]+)", m.group(3))
+        if c:
+            snap[c.group(1)] = (int(c.group(2)), float(c.group(3)))
+        continue
     m = re.match(r"(FIG4R?M?) (\S+) (h\d) \S+ total_ns=\d+ per_traversal_ns=(\d+)", line.strip())
     if m:
         figs.setdefault((m.group(1), m.group(2), m.group(3)), []).append(int(m.group(4)) / 1e6)
@@ -169,6 +183,78 @@ def over(a, b):
     ma, mb = mean_of(a), mean_of(b)
     return ma / mb if ma and mb else None
 
+
+def part_mean(case, host, what):
+    """The mean in microseconds of `what` (READ service, or a stage) at
+    `host` during `case`: the difference of its sums between the snapshots
+    "<case>-before" and "<case>-after"."""
+    a = snaps.get((f"{case}-before", host), {}).get(what)
+    b = snaps.get((f"{case}-after", host), {}).get(what)
+    if not a or not b or b[0] <= a[0]:
+        return None, 0
+    return (b[1] - a[1]) / (b[0] - a[0]), b[0] - a[0]
+
+
+def breakdown(title, total_key, parts, peer=None):
+    """Prints where a fault's mean time goes: `parts` is a list of
+    (label, microseconds or None); the fault's own mean is rows[total_key]."""
+    r = rows.get(total_key)
+    print(f"\n{title}")
+    if r is None or any(v is None for _, v in parts):
+        print("  (missing: the run printed no manager statistics for it)")
+        return
+    total = r["mean_ns"] / 1000
+    print(f"  {'part':<66} {'mean_us':>9} {'share':>6}")
+    for label, v in parts:
+        print(f"  {label:<66} {v:>9.1f} {100 * v / total:>5.0f}%")
+    print(f"  {'the fault, as the program measured it':<66} {total:>9.1f}  100%")
+    if peer:
+        label, key = peer
+        p = rows.get(key)
+        if p:
+            print(f"  {label:<66} {p['mean_ns'] / 1000:>9.1f}")
+
+
+# What each fault is made of: the fault as wfsbench timed it, and the
+# stages the managers timed (user/wfs-manager/src/costs.rs): "answer", a
+# READ from its upcall read to its reply ready; "disk_read"; at the
+# requester "fetch" (WhereIs out, Data in) and at the owner "serve"
+# (WhereIs in, Data out) and "invalidate" (the ioctl). The kernel's part is
+# the rest: the fault, the upcall's way to the manager, the reply's write
+# and the page's installation.
+def minus(a, b):
+    return a - b if a is not None and b is not None else None
+
+
+def kernel_part(key, answer):
+    f = mean_of(key)
+    return minus(f / 1000 if f else None, answer)
+
+
+n_ans, _ = part_mean("null", "h1", "answer")
+breakdown("What a null fault is made of (one guest)", "wfs-null",
+          [("kernel: the fault, the READ's way to the manager and back", kernel_part("wfs-null", n_ans)),
+           ("manager: the READ, from reading it to its reply ready", n_ans)],
+          ("(a FUSE READ, for comparison)", "fuse-miss"))
+m_ans, _ = part_mean("miss", "h1", "answer")
+m_disk, _ = part_mean("miss", "h1", "disk_read")
+breakdown("What a full single-host fault is made of (one guest)", "wfs-miss",
+          [("kernel: the fault, the READ's way to the manager and back", kernel_part("wfs-miss", m_ans)),
+           ("manager: the READ, beside the page's read from the export", minus(m_ans, m_disk)),
+           ("manager: the page's read from the export (pread)", m_disk)],
+          ("(a FUSE READ, for comparison)", "fuse-miss"))
+a2, _ = part_mean("held", "h2", "answer")
+fe, _ = part_mean("held", "h2", "fetch")
+sv, _ = part_mean("held", "h1", "serve")
+inv, _ = part_mean("held", "h1", "invalidate")
+breakdown("What a remote fault is made of (page in the owner's kernel; h2 faults, h1 owns)",
+          "remote-held",
+          [("h2 kernel: the fault, the READ's way to the manager and back", kernel_part("remote-held", a2)),
+           ("h2 manager: the READ, beside waiting for the page", minus(a2, fe)),
+           ("network and both managers' sessions: WhereIs out, Data back", minus(fe, sv)),
+           ("h1 manager: serving the page, beside the INVALIDATE", minus(sv, inv)),
+           ("h1 kernel: the INVALIDATE ioctl (the page out of its page cache)", inv)],
+          ("(a raw TCP round trip between the guests, for comparison)", "tcp-guests"))
 
 # What the fast path and read replication are to reach (issue 11), from
 # this run's numbers.

@@ -13,7 +13,8 @@
 #    bytes each. h2 reads /wfs/scan with read(2) and /wfs/scanm through
 #    mmap: both byte for byte what h1 wrote (sha256), and each time its
 #    `wfsctl stats` counts most of the pages (mrsw; none with single) as
-#    READs answered from pages fetched ahead.
+#    READs answered from pages fetched ahead. The stage timings count
+#    every page: fetched at h2, read from disk and served at h1.
 # 2. h2 reads only the first 64 pages of /wfs/fresh (256 pages): its
 #    manager fetches (mrsw) 32 to 64 pages past them, which h2's kernel has
 #    not asked for. h1 then rewrites pages 64-127 through /wfs/fresh (write(2)
@@ -63,9 +64,15 @@ if [ "$h" = 2 ]; then
     # 1. read(2), then mmap, of a remote file, byte for byte.
     want=$(cat /wfs/scan.sum)
     reads=$(stat_of READ)
+    fetches=$(cost_of fetch count)
     got=$(sum < /wfs/scan)
     [ "$got" = "$want" ] || fail "read(2) of /wfs/scan: sha256 $got, not $want"
     reads=$(($(stat_of READ) - reads))
+    # Every page came in a transaction of its own, timed from its WhereIs
+    # to its Data (wfsctl stats, "cost fetch").
+    fetches=$(($(cost_of fetch count) - fetches))
+    [ "$fetches" -ge 2048 ] || fail "$fetches page fetches timed for the 2048 pages of /wfs/scan"
+    awk -v m="$(cost_of fetch mean_us)" 'BEGIN { exit !(m > 0) }' || fail "fetch mean $(cost_of fetch mean_us) us"
     hits=$(prefetch_stat 2)
     enough "$hits" 2048 || fail "$hits of 2048 READs answered from pages fetched ahead"
     # Runs: many of the 2048 pages came several to a READ (mrsw; about 260
@@ -134,6 +141,12 @@ else
     echo "$want" > /export/.fresh.sum
     mv /export/.fresh.sum /export/fresh.sum
     $H/dsm set /wfs/ctl $MINE 1
+    # h1 sent h2 every page of /wfs/scan and /wfs/scanm from its disk: each
+    # read from the export and timed from its request to its Data.
+    for stage in disk_read serve; do
+        n=$(cost_of $stage count)
+        [ "$n" -ge 4096 ] || fail "$n pages timed for $stage at h1, not 4096 or more"
+    done
 
     if mrsw; then
         # (h2's kernel keeps what it read; nothing else of h2's changes.)

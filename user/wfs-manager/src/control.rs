@@ -68,6 +68,10 @@ pub struct StatusReport {
     /// The page protocol's counters (none without an engine).
     #[serde(default)]
     pub protocol: Option<crate::engine::ProtocolStats>,
+    /// Where the manager's time went, by stage ([`crate::costs`]; empty
+    /// without a device).
+    #[serde(default)]
+    pub costs: Vec<crate::costs::StageStats>,
 }
 
 /// Produces the current status.
@@ -329,6 +333,7 @@ mod tests {
             }],
             upcalls: Vec::new(),
             protocol: None,
+            costs: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@ use wfs_abi::{Attr, Grant, MAX_REPLY_ERRNO, MSG_MAX, PAGE_SIZE, Reply, ReplyBody
 use crate::cluster::{Cluster, EventSink, NetEvent, PeerHealth};
 use crate::commit::{Committer, Flushed};
 use crate::config::{Config, host_id};
+use crate::costs::{Stage, Timers};
 use crate::deaths::Deaths;
 use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
@@ -198,6 +199,10 @@ impl Counters {
 /// with a shorter time-out gives up earlier; its slot comes back when the
 /// page does, or at this deadline.)
 pub const READ_DEADLINE: Duration = Duration::from_secs(3600 + 5);
+
+/// A page transaction not answered with its page within this long is no
+/// longer timed ([`crate::costs::Timers`]).
+const TIMED_FOR: Duration = Duration::from_secs(60);
 
 /// How often the engine looks at timers when nothing happens.
 const TICK: Duration = Duration::from_millis(20);
@@ -431,6 +436,8 @@ pub struct Engine {
     /// ([`Engine::cork`]): written together afterwards, a system call per
     /// connection instead of one per frame.
     corked: Option<Vec<(usize, u64, Frame)>>,
+    /// When the page transactions under way began ([`crate::costs`]).
+    timers: Timers,
 }
 
 impl Engine {
@@ -541,6 +548,7 @@ impl Engine {
             prefetch_ok: false,
             orphan_failed: false,
             corked: None,
+            timers: Timers::default(),
         }
     }
 
@@ -1124,6 +1132,16 @@ impl Engine {
             wlog!("engine: message for unknown host id {to}: {msg:?}");
             return;
         };
+        if let PeerMsg::Page(m) = &msg {
+            match m {
+                Msg::WhereIs { txn, .. } => self.timers.asked(*txn),
+                Msg::Data { txn, .. } => self.timers.served(to, *txn, Some(&self.stats.costs)),
+                Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => {
+                    self.timers.served(to, *txn, None)
+                }
+                _ => {}
+            }
+        }
         let p = &mut self.peers[idx];
         let f = p.session.send(msg);
         Counters::add(&self.counters.sent, 1);
@@ -1169,6 +1187,15 @@ impl Engine {
                 if let Err(why) = check_page_msg(&m) {
                     wlog!("page protocol: refused a message from host {from}: {why}");
                     return;
+                }
+                match &m {
+                    Msg::WhereIs { txn, .. } => self.timers.to_serve(from, *txn),
+                    Msg::Fetch { txn, to, .. } => self.timers.to_serve(*to, *txn),
+                    Msg::Data { txn, .. } => self.timers.answered(*txn, Some(&self.stats.costs)),
+                    Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => {
+                        self.timers.answered(*txn, None)
+                    }
+                    _ => {}
                 }
                 let page = match &m {
                     Msg::WhereIs { page, .. }
@@ -1488,7 +1515,9 @@ impl Engine {
     fn read_home(&self, page: PageId) -> Result<PageData, i32> {
         let mut data = vec![0u8; PAGE_SIZE];
         let _lock = self.export.lock_page(page.file, page.index);
+        let began = Instant::now();
         self.export.read_page(page.file, page.index, &mut data)?;
+        self.stats.costs.since(Stage::DiskRead, began);
         Ok(PageData::new(data))
     }
 
@@ -1758,11 +1787,7 @@ impl Engine {
                 return false;
             }
         };
-        // SAFETY: `out` holds `len` valid bytes; `fd` stays open for the
-        // life of the process.
-        let w = unsafe { libc::write(self.fd, out.as_ptr().cast(), len) };
-        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.stats.record(op as u16, error != 0, ns);
+        let w = crate::upcall::write_reply(self.fd, &out[..len], op, started, &self.stats);
         if w < 0 {
             // ENOENT: the request timed out or its caller was killed.
             wlog!(
@@ -2009,6 +2034,9 @@ impl Engine {
     /// a slot of the pool until it is answered. The core forgets them; a
     /// page that comes later for nobody goes home if it is dirty.
     fn expire_reads(&mut self) {
+        if let Some(before) = Instant::now().checked_sub(TIMED_FOR) {
+            self.timers.prune(before);
+        }
         let late_views = self.views.expire(Instant::now(), self.read_deadline);
         self.fail_views(late_views, libc::ETIMEDOUT);
         let (unread, late) = self.prefetch.expire(Instant::now());
@@ -2377,6 +2405,7 @@ impl Engine {
                         e.writable = t.writable;
                         e.ioctl_ns = t.ioctl_ns;
                     }
+                    self.stats.costs.record(Stage::Invalidate, t.ioctl_ns);
                 }
                 Some(result(taken.map(|t| (t.data, t.dirty))))
             }

@@ -32,6 +32,7 @@
 //! * [`deaths`]: the peers' incarnations this host took for dead, kept on
 //!   disk so that a restarted manager still refuses them.
 //! * [`control`]: the control socket and the status report it serves.
+//! * [`costs`]: the time spent in each stage of moving a page.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
 //! * `testkit`: helpers for the workspace's integration tests.
@@ -40,6 +41,7 @@ pub mod cluster;
 pub mod commit;
 pub mod config;
 pub mod control;
+pub mod costs;
 pub mod deaths;
 pub mod device;
 pub mod engine;

@@ -371,6 +371,11 @@ pub fn run(argv: &[String]) -> i32 {
                 Vec::new()
             },
             protocol: with_engine.then(|| counters.snapshot()),
+            costs: if has_device {
+                stats.costs.snapshot()
+            } else {
+                Vec::new()
+            },
         })
     };
     let leaver = engine.clone();

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use wfs_abi::{MSG_MAX, Reply, ReplyBody, Request, errno};
 
+use crate::costs::{Costs, Stage, nanos_between, nanos_since};
 use crate::export::Export;
 use crate::pool::{Pool, lent_page};
 
@@ -62,6 +63,8 @@ pub struct OpStats {
 #[derive(Debug, Default)]
 pub struct Stats {
     ops: [OpCounters; 7],
+    /// The time of each stage of moving a page ([`crate::costs`]).
+    pub costs: Costs,
 }
 
 /// The request types by opcode, from 1.
@@ -265,10 +268,14 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
                 if !(export.null_read()
                     && matches!(Request::decode(msg), Ok((_, Request::Read { .. })))) =>
             {
+                let read = matches!(Request::decode(msg), Ok((_, Request::Read { .. })));
                 engine(Upcall {
                     started,
                     msg: msg.to_vec(),
                 });
+                if read {
+                    stats.costs.since(Stage::Worker, started);
+                }
                 continue;
             }
             Server::Engine(_, export, pool) | Server::Local(export, pool) => (export, pool),
@@ -276,12 +283,11 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
         let Some(len) = handle(export, pool.as_deref(), msg, &mut out) else {
             continue;
         };
-        // SAFETY: `out` holds `len` valid bytes.
-        let w = unsafe { libc::write(fd, out.as_ptr().cast(), len) };
-        if let Ok(reply) = Reply::decode(&out[..len]) {
-            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            stats.record(reply.op as u16, reply.error != 0, ns);
-        }
+        let w = match Reply::decode(&out[..len]) {
+            Ok(reply) => write_reply(fd, &out[..len], reply.op, started, stats),
+            // SAFETY: `out` holds `len` valid bytes.
+            Err(_) => unsafe { libc::write(fd, out.as_ptr().cast(), len) },
+        };
         if w < 0 {
             let err = std::io::Error::last_os_error();
             // ENOENT: the request timed out or its caller was killed in the
@@ -289,6 +295,35 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
             crate::wlog!("upcall: reply refused by the kernel: {err}");
         }
     }
+}
+
+/// Writes the reply `out` (to a request of type `op` read at `started`)
+/// to `/dev/wfs` on `fd`, counting it in `stats`: its service time and,
+/// for a READ, the manager's time before the write ([`Stage::Answer`])
+/// and the write's ([`Stage::Reply`]). Returns what `write(2)` returned.
+pub(crate) fn write_reply(
+    fd: RawFd,
+    out: &[u8],
+    op: wfs_abi::Opcode,
+    started: Instant,
+    stats: &Stats,
+) -> isize {
+    let read = op == wfs_abi::Opcode::Read;
+    let writing = Instant::now();
+    if read {
+        stats
+            .costs
+            .record(Stage::Answer, nanos_between(started, writing));
+    }
+    // SAFETY: `out` is valid for `out.len()` bytes; `fd` stays open for the
+    // life of the process (the manager keeps its Device).
+    let w = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
+    if read {
+        stats.costs.since(Stage::Reply, writing);
+    }
+    let error = Reply::decode(out).is_ok_and(|r| r.error != 0);
+    stats.record(op as u16, error, nanos_since(started));
+    w
 }
 
 /// Starts `workers` threads serving requests read from `fd` through

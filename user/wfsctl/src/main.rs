@@ -346,6 +346,16 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
         ));
         v.push(format!("views: pages read for a view {}", p.views));
     }
+    for c in &s.costs {
+        v.push(format!(
+            "cost {} count {} mean_us {:.1} total_us {:.1} max_us {:.1}",
+            c.stage,
+            c.count,
+            c.total_ns.checked_div(c.count).unwrap_or(0) as f64 / 1000.0,
+            c.total_ns as f64 / 1000.0,
+            c.max_ns as f64 / 1000.0
+        ));
+    }
     v
 }
 
@@ -694,6 +704,7 @@ mod tests {
             ],
             upcalls: Vec::new(),
             protocol: None,
+            costs: Vec::new(),
         }
     }
 
@@ -737,6 +748,12 @@ mod tests {
             prefetch_unread: 2,
             views: 4,
         });
+        r.costs = vec![wfs_manager::costs::StageStats {
+            stage: "fetch".into(),
+            count: 4,
+            total_ns: 2_000_500,
+            max_ns: 900_000,
+        }];
         assert_eq!(
             stats_lines(&r)[2..],
             [
@@ -746,7 +763,8 @@ mod tests {
                 "owner's disk: pages written 9 in 4 flushes (fdatasync)",
                 "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1",
                 "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6, dropped unread 2",
-                "views: pages read for a view 4"
+                "views: pages read for a view 4",
+                "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0"
             ]
         );
     }
