@@ -12,9 +12,10 @@
 # 2. Sequential read on h2 of SEQ_RUNS files of SEQ_MIB MiB that live on
 #    h1's disk, with read(2), next to the TCP bandwidth between the same
 #    two guests (SEQ_MIB MiB sent, SEQ_RUNS times).
-#    Both managers print their statistics before and after 1(a)
-#    ("STATS held-before|held-after h<N> <wfsctl stats line>"): the
-#    report takes the remote fault apart with them.
+#    Both managers print their statistics before and after 1(a) and 4
+#    ("STATS held-before|held-after|seq-before|seq-after h<N> <wfsctl
+#    stats line>", and the guest's and the manager's CPU time): the
+#    report takes the remote fault and the scan apart with them.
 # 3. The Chunk paper's Figure 4: both hosts run the sharing benchmark on a
 #    64 KiB file at 0, 25, 50, 75 and 100% sharing, RUNS times each, at
 #    the same moment (TRAV traversals of 800 pages per run); then h1 runs
@@ -39,9 +40,16 @@ h=$WFS_HOST
 CTL=/wfs/ctl
 fail() { echo "BENCH-FAILED: h$h: $*"; exit 1; }
 result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
-# snap TAG: this manager's statistics now, for the report's breakdown of
-# the remote fault.
-snap() { wfsctl stats | sed "s/^/STATS $1 h$h /"; }
+# snap TAG: this manager's statistics now, for the report's breakdowns of
+# the remote fault and the sequential read.
+H_=$h
+# (Also the guest's CPU time, busy and in all, and the manager's, in
+# clock ticks: /proc/stat and /proc/PID/stat.)
+snap() {
+    wfsctl stats | sed "s/^/STATS $1 h$H_ /"
+    echo "STATS $1 h$H_ cpu $(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)"
+    echo "STATS $1 h$H_ manager_cpu $(awk '{ print $14 + $15 }' "/proc/$(pidof wfs-manager)/stat")"
+}
 other=$((3 - h))
 # barrier N: both hosts have reached step N (word 4*host of /wfs/ctl).
 barrier() {
@@ -144,12 +152,16 @@ wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
 figure4 FIG4M share
 figure4 FIG4RM rshare
 wfsctl stats | grep '^read replication' || true
+snap seq-before
+barrier $((step + 1))
 if [ "$h" = 2 ]; then
     # shellcheck disable=SC2086
     result seq-remote-mrsw $B/wfsbench seq seq-remote-mrsw $seq
     wfsctl stats | grep '^prefetch' || true
 fi
-barrier $((step + 1))
+barrier $((step + 2))
+snap seq-after
+barrier $((step + 3))
 # Whoever wrote last holds the page: stay up while the other reads it.
 sleep 3
 wfsctl stats

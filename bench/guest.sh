@@ -12,7 +12,14 @@ fail() { echo "BENCH-FAILED: $*"; exit 1; }
 result() { key=$1; shift; line=$("$@") || fail "$key: $*"; echo "RESULT $key $line"; }
 # snap TAG: the manager's statistics now, for the report's breakdowns of
 # the faults (READ service time, the time of each stage).
-snap() { wfsctl stats | sed "s/^/STATS $1 h1 /"; }
+H_=1
+# (Also the guest's CPU time, busy and in all, and the manager's, in
+# clock ticks: /proc/stat and /proc/PID/stat.)
+snap() {
+    wfsctl stats | sed "s/^/STATS $1 h$H_ /"
+    echo "STATS $1 h$H_ cpu $(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)"
+    echo "STATS $1 h$H_ manager_cpu $(awk '{ print $14 + $15 }' "/proc/$(pidof wfs-manager)/stat")"
+}
 wfsctl wait --timeout 60 || fail "manager did not register"
 
 # The same file size everywhere: PAGES pages.

@@ -27,6 +27,11 @@ for line in sys.stdin:
         c = re.match(r"cost (\S+) count (\d+) mean_us \S+ total_us ([\d.]+)", m.group(3))
         if c:
             snap[c.group(1)] = (int(c.group(2)), float(c.group(3)))
+        # The guest's CPU ticks (busy, all) and the manager's.
+        if f[0] == "cpu" and len(f) == 3:
+            snap["cpu"] = (int(f[1]), int(f[2]))
+        if f[0] == "manager_cpu" and len(f) == 2:
+            snap["manager_cpu"] = (int(f[1]), 0)
         continue
     m = re.match(r"(FIG4R?M?) (\S+) (h\d) \S+ total_ns=\d+ per_traversal_ns=(\d+)", line.strip())
     if m:
@@ -195,6 +200,29 @@ def part_mean(case, host, what):
     return (b[1] - a[1]) / (b[0] - a[0]), b[0] - a[0]
 
 
+def delta(case, host, what):
+    """(count, sum) of `what` at `host` over `case`, or None."""
+    a = snaps.get((f"{case}-before", host), {}).get(what)
+    b = snaps.get((f"{case}-after", host), {}).get(what)
+    return (b[0] - a[0], b[1] - a[1]) if a and b else None
+
+
+TICK_US = 10000  # USER_HZ is 100 on x86: a clock tick of /proc/stat is 10 ms
+
+
+def cpu_line(case, per, n):
+    """The guests' CPU use over `case`: how busy each was, and its
+    manager's CPU time per `per` (n of them)."""
+    out = []
+    for host in ("h1", "h2"):
+        c, mc = delta(case, host, "cpu"), delta(case, host, "manager_cpu")
+        if not c or not c[1] or not mc or not n:
+            continue
+        out.append(f"{host} {100 * c[0] / c[1]:.0f}% busy, its manager {mc[0] * TICK_US / n:.0f} us of CPU per {per}")
+    if out:
+        print(f"  CPU over the run: {'; '.join(out)}")
+
+
 def breakdown(title, total_key, parts, peer=None):
     """Prints where a fault's mean time goes: `parts` is a list of
     (label, microseconds or None); the fault's own mean is rows[total_key]."""
@@ -236,6 +264,8 @@ breakdown("What a null fault is made of (one guest)", "wfs-null",
           [("kernel: the fault, the READ's way to the manager and back", kernel_part("wfs-null", n_ans)),
            ("manager: the READ, from reading it to its reply ready", n_ans)],
           ("(a FUSE READ, for comparison)", "fuse-miss"))
+n_reads = delta("null", "h1", "answer")
+cpu_line("null", "fault", n_reads[0] if n_reads else 0)
 m_ans, _ = part_mean("miss", "h1", "answer")
 m_disk, _ = part_mean("miss", "h1", "disk_read")
 breakdown("What a full single-host fault is made of (one guest)", "wfs-miss",
@@ -243,6 +273,8 @@ breakdown("What a full single-host fault is made of (one guest)", "wfs-miss",
            ("manager: the READ, beside the page's read from the export", minus(m_ans, m_disk)),
            ("manager: the page's read from the export (pread)", m_disk)],
           ("(a FUSE READ, for comparison)", "fuse-miss"))
+m_reads = delta("miss", "h1", "answer")
+cpu_line("miss", "fault", m_reads[0] if m_reads else 0)
 a2, _ = part_mean("held", "h2", "answer")
 fe, _ = part_mean("held", "h2", "fetch")
 sv, _ = part_mean("held", "h1", "serve")
@@ -255,6 +287,28 @@ breakdown("What a remote fault is made of (page in the owner's kernel; h2 faults
            ("h1 manager: serving the page, beside the INVALIDATE", minus(sv, inv)),
            ("h1 kernel: the INVALIDATE ioctl (the page out of its page cache)", inv)],
           ("(a raw TCP round trip between the guests, for comparison)", "tcp-guests"))
+held = delta("held", "h2", "answer")
+cpu_line("held", "fault", held[0] if held else 0)
+
+# The scan with read replication: what each page costs, and where.
+print("\nWhat a sequential read of a remote file is made of (mrsw, h2 reads, h1 owns)")
+sent = delta("seq", "h1", "serve")
+per_mib = mean_of("seq-remote-mrsw")
+if not sent or not sent[0] or not per_mib:
+    print("  (missing: the run printed no manager statistics for it)")
+else:
+    pages = sent[0]
+    reads = delta("seq", "h2", "READ")
+    print(f"  time per page (4 KiB) of the scan                                 {per_mib / 256 / 1000:>9.1f} us")
+    for label, host, stage in (("h1: a page read from the export", "h1", "disk_read"),
+                               ("h1: a page served (WhereIs in, Data out)", "h1", "serve"),
+                               ("h2: a page fetched (WhereIs out, Data in)", "h2", "fetch")):
+        m, _ = part_mean("seq", host, stage)
+        if m is not None:
+            print(f"  {label:<66} {m:>9.1f} us")
+    if reads:
+        print(f"  READs per page at h2: {reads[0] / pages:.2f} ({pages} pages sent by h1)")
+    cpu_line("seq", "page", pages)
 
 # What the fast path and read replication are to reach (issue 11), from
 # this run's numbers.
