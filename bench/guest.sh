@@ -17,7 +17,7 @@ H_=1
 # clock ticks: /proc/stat and /proc/PID/stat.)
 snap() {
     wfsctl stats | sed "s/^/STATS $1 h$H_ /"
-    echo "STATS $1 h$H_ cpu $(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)"
+    echo "STATS $1 h$H_ cpu $(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)"
     echo "STATS $1 h$H_ manager_cpu $(awk '{ print $14 + $15 }' "/proc/$(pidof wfs-manager)/stat")"
 }
 wfsctl wait --timeout 60 || fail "manager did not register"

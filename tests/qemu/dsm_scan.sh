@@ -72,7 +72,6 @@ if [ "$h" = 2 ]; then
     # to its Data (wfsctl stats, "cost fetch").
     fetches=$(($(cost_of fetch count) - fetches))
     [ "$fetches" -ge 2048 ] || fail "$fetches page fetches timed for the 2048 pages of /wfs/scan"
-    awk -v m="$(cost_of fetch mean_us)" 'BEGIN { exit !(m > 0) }' || fail "fetch mean $(cost_of fetch mean_us) us"
     hits=$(prefetch_stat 2)
     enough "$hits" 2048 || fail "$hits of 2048 READs answered from pages fetched ahead"
     # Runs: many of the 2048 pages came several to a READ (mrsw; about 260

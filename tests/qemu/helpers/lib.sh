@@ -24,7 +24,8 @@ appear() {
 # stop_manager: waits for this host's manager to register, then stops it
 # (SIGTERM) and waits until it is gone and the kernel no longer has it
 # registered, for tests that register a manager of their own (wfsfuzz).
-# Returns 1 if it never registered or its registration outlives it by 30 s.
+# Returns 1 if it never registered, or (saying so) if its registration
+# outlives it by 30 s.
 stop_manager() {
     wfsctl wait --timeout 60 || return 1
     _pid=$(pidof wfs-manager)
@@ -34,7 +35,11 @@ stop_manager() {
     # a test that registers next must not start before it has.
     _i=0
     until wfsctl kstatus | grep -q "no manager registered"; do
-        _i=$((_i + 1)); [ $_i -lt 300 ] || return 1
+        _i=$((_i + 1))
+        if [ $_i -ge 300 ]; then
+            echo "stop_manager: the kernel still has the stopped manager registered: $(wfsctl kstatus)"
+            return 1
+        fi
         sleep 0.1
     done
 }

@@ -175,7 +175,7 @@ impl Timers {
 
     /// An answer to transaction `txn` came: its page (`costs` gets the
     /// time since it was asked for), or another answer (`costs` is
-    /// `None`: an `Absent`, a `Failed`...), which ends the timing.
+    /// `None`: a `Failed`, a `Stale`), which ends the timing.
     pub fn answered(&mut self, txn: Txn, costs: Option<&Costs>) {
         if let (Some(t), Some(c)) = (self.fetching.remove(&txn), costs) {
             c.since(Stage::Fetch, t);

@@ -1136,6 +1136,11 @@ impl Engine {
             match m {
                 Msg::WhereIs { txn, .. } => self.timers.asked(*txn),
                 Msg::Data { txn, .. } => self.timers.served(to, *txn, Some(&self.stats.costs)),
+                // The owner's own fault on a page another host holds: its
+                // fetch starts here. A request passed on to the holder is
+                // no longer the owner's to serve.
+                Msg::Fetch { txn, to, .. } if *to == self.me => self.timers.asked(*txn),
+                Msg::Fetch { txn, to, .. } => self.timers.served(*to, *txn, None),
                 Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => {
                     self.timers.served(to, *txn, None)
                 }
@@ -1787,15 +1792,14 @@ impl Engine {
                 return false;
             }
         };
-        let w = crate::upcall::write_reply(self.fd, &out[..len], op, started, &self.stats);
-        if w < 0 {
-            // ENOENT: the request timed out or its caller was killed.
-            wlog!(
-                "engine: reply to {op:?} refused by the kernel: {}",
-                std::io::Error::last_os_error()
-            );
+        match crate::upcall::write_reply(self.fd, &out[..len], op, started, &self.stats) {
+            Ok(_) => true,
+            Err(e) => {
+                // ENOENT: the request timed out or its caller was killed.
+                wlog!("engine: reply to {op:?} refused by the kernel: {e}");
+                false
+            }
         }
-        w >= 0
     }
 
     fn reply_dirent(&self, id: u64, started: Instant, cookie: u64) {

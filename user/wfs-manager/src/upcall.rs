@@ -261,14 +261,11 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
         }
         let started = Instant::now();
         let msg = &buf[..n as usize];
+        let read = matches!(Request::decode(msg), Ok((_, Request::Read { .. })));
         let (export, pool) = match server {
             // The benchmark's null READ is answered here, at once; every
             // other request goes to the engine.
-            Server::Engine(engine, export, pool)
-                if !(export.null_read()
-                    && matches!(Request::decode(msg), Ok((_, Request::Read { .. })))) =>
-            {
-                let read = matches!(Request::decode(msg), Ok((_, Request::Read { .. })));
+            Server::Engine(engine, export, pool) if !(read && export.null_read()) => {
                 engine(Upcall {
                     started,
                     msg: msg.to_vec(),
@@ -283,13 +280,11 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
         let Some(len) = handle(export, pool.as_deref(), msg, &mut out) else {
             continue;
         };
-        let w = match Reply::decode(&out[..len]) {
+        let written = match Reply::decode(&out[..len]) {
             Ok(reply) => write_reply(fd, &out[..len], reply.op, started, stats),
-            // SAFETY: `out` holds `len` valid bytes.
-            Err(_) => unsafe { libc::write(fd, out.as_ptr().cast(), len) },
+            Err(_) => write_all_once(fd, &out[..len]),
         };
-        if w < 0 {
-            let err = std::io::Error::last_os_error();
+        if let Err(err) = written {
             // ENOENT: the request timed out or its caller was killed in the
             // meantime; nothing is waiting for this answer any more.
             crate::wlog!("upcall: reply refused by the kernel: {err}");
@@ -300,14 +295,14 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
 /// Writes the reply `out` (to a request of type `op` read at `started`)
 /// to `/dev/wfs` on `fd`, counting it in `stats`: its service time and,
 /// for a READ, the manager's time before the write ([`Stage::Answer`])
-/// and the write's ([`Stage::Reply`]). Returns what `write(2)` returned.
+/// and the write's ([`Stage::Reply`]). Returns what `write(2)` did.
 pub(crate) fn write_reply(
     fd: RawFd,
     out: &[u8],
     op: wfs_abi::Opcode,
     started: Instant,
     stats: &Stats,
-) -> isize {
+) -> std::io::Result<usize> {
     let read = op == wfs_abi::Opcode::Read;
     let writing = Instant::now();
     if read {
@@ -315,15 +310,22 @@ pub(crate) fn write_reply(
             .costs
             .record(Stage::Answer, nanos_between(started, writing));
     }
-    // SAFETY: `out` is valid for `out.len()` bytes; `fd` stays open for the
-    // life of the process (the manager keeps its Device).
-    let w = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
+    let w = write_all_once(fd, out);
     if read {
         stats.costs.since(Stage::Reply, writing);
     }
     let error = Reply::decode(out).is_ok_and(|r| r.error != 0);
     stats.record(op as u16, error, nanos_since(started));
     w
+}
+
+/// One `write(2)` of `out` to `fd` (a message to `/dev/wfs` goes whole or
+/// not at all): its length, or the error as `write` left it.
+fn write_all_once(fd: RawFd, out: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `out` is valid for `out.len()` bytes; `fd` stays open for the
+    // life of the process (the manager keeps its Device).
+    let w = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
+    usize::try_from(w).map_err(|_| std::io::Error::last_os_error())
 }
 
 /// Starts `workers` threads serving requests read from `fd` through
