@@ -223,9 +223,10 @@ def cpu_line(case, per, n):
         print(f"  CPU over the run: {'; '.join(out)}")
 
 
-def breakdown(title, total_key, parts, peer=None):
+def breakdown(title, total_key, parts, peer=None, case=None, host="h1"):
     """Prints where a fault's mean time goes: `parts` is a list of
-    (label, microseconds or None); the fault's own mean is rows[total_key]."""
+    (label, microseconds or None); the fault's own mean is rows[total_key].
+    With `case`, also the CPU use over it, per READ answered at `host`."""
     r = rows.get(total_key)
     print(f"\n{title}")
     if r is None or any(v is None for _, v in parts):
@@ -241,6 +242,9 @@ def breakdown(title, total_key, parts, peer=None):
         p = rows.get(key)
         if p:
             print(f"  {label:<66} {p['mean_ns'] / 1000:>9.1f}")
+    if case:
+        answered = delta(case, host, "answer")
+        cpu_line(case, "fault", answered[0] if answered else 0)
 
 
 # What each fault is made of: the fault as wfsbench timed it, and the
@@ -263,18 +267,14 @@ n_ans, _ = part_mean("null", "h1", "answer")
 breakdown("What a null fault is made of (one guest)", "wfs-null",
           [("kernel: the fault, the READ's way to the manager and back", kernel_part("wfs-null", n_ans)),
            ("manager: the READ, from reading it to its reply ready", n_ans)],
-          ("(a FUSE READ, for comparison)", "fuse-miss"))
-n_reads = delta("null", "h1", "answer")
-cpu_line("null", "fault", n_reads[0] if n_reads else 0)
+          ("(a FUSE READ, for comparison)", "fuse-miss"), "null")
 m_ans, _ = part_mean("miss", "h1", "answer")
 m_disk, _ = part_mean("miss", "h1", "disk_read")
 breakdown("What a full single-host fault is made of (one guest)", "wfs-miss",
           [("kernel: the fault, the READ's way to the manager and back", kernel_part("wfs-miss", m_ans)),
            ("manager: the READ, beside the page's read from the export", minus(m_ans, m_disk)),
            ("manager: the page's read from the export (pread)", m_disk)],
-          ("(a FUSE READ, for comparison)", "fuse-miss"))
-m_reads = delta("miss", "h1", "answer")
-cpu_line("miss", "fault", m_reads[0] if m_reads else 0)
+          ("(a FUSE READ, for comparison)", "fuse-miss"), "miss")
 a2, _ = part_mean("held", "h2", "answer")
 fe, _ = part_mean("held", "h2", "fetch")
 sv, _ = part_mean("held", "h1", "serve")
@@ -286,9 +286,7 @@ breakdown("What a remote fault is made of (page in the owner's kernel; h2 faults
            ("network and both managers' sessions: WhereIs out, Data back", minus(fe, sv)),
            ("h1 manager: serving the page, beside the INVALIDATE", minus(sv, inv)),
            ("h1 kernel: the INVALIDATE ioctl (the page out of its page cache)", inv)],
-          ("(a raw TCP round trip between the guests, for comparison)", "tcp-guests"))
-held = delta("held", "h2", "answer")
-cpu_line("held", "fault", held[0] if held else 0)
+          ("(a raw TCP round trip between the guests, for comparison)", "tcp-guests"), "held", "h2")
 
 # The scan with read replication: what each page costs, and where.
 print("\nWhat a sequential read of a remote file is made of (mrsw, h2 reads, h1 owns)")
