@@ -18,6 +18,8 @@
 //! * [`export`]: the export directory as LOOKUP, GETATTR and READDIR see it.
 //! * [`invalidate`]: taking pages and names away from this host's kernel
 //!   (`IOC_INVALIDATE`, `IOC_FORGET`), with dirty pages written home.
+//! * [`locks`]: the owner's table of `fcntl` and `flock` locks (pure; not
+//!   wired to the kernel yet: Documentation/fs-plan.md).
 //! * [`wire`]: framing and encoding of the manager-to-manager protocol.
 //!   Pure: no sockets, no threads.
 //! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
@@ -47,6 +49,7 @@ pub mod device;
 pub mod engine;
 pub mod export;
 pub mod invalidate;
+pub mod locks;
 pub mod log;
 pub mod manager;
 pub mod names;

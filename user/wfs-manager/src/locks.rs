@@ -1,0 +1,552 @@
+//! The lock table a file's owner keeps for `fcntl` and `flock` locks taken
+//! on its files from any host (Documentation/fs-plan.md, step 5). Pure:
+//! requests in, answers out; the engine (not yet wired: the kernel's LOCK
+//! upcall is the next step) carries them between the kernel and the owner.
+//!
+//! The rules are Linux's:
+//!
+//! * Record locks (POSIX `F_SETLK`/`F_SETLKW`/`F_GETLK`, and OFD locks)
+//!   cover byte ranges; two conflict when their ranges overlap, one of
+//!   them is a write lock, and their owners differ. POSIX and OFD locks
+//!   conflict with each other. `flock` locks cover the whole file and
+//!   conflict only with `flock` locks.
+//! * A new lock replaces what its owner held on the same bytes (a read
+//!   lock becomes a write lock in place, or back), splitting what it cuts
+//!   and merging what it touches with the same mode.
+//! * A blocked `F_SETLKW` waits in arrival order; each release grants
+//!   every waiter that no longer conflicts, oldest first. A POSIX wait
+//!   that would close a cycle of owners waiting for each other among this
+//!   owner's files is refused (`EDEADLK`); a cycle through another host's
+//!   files is broken by the waits' time-out (the mount's), as the kernel
+//!   bounds every wait.
+//! * A lock owner's locks go when it closes or exits (`release_owner`), a
+//!   host's when it is taken for dead (`release_host`); a waiter that gave
+//!   up (time-out, fatal signal) is cancelled (`cancel`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::protocol::HostId;
+
+/// What kind of lock, which decides what it conflicts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A POSIX record lock: its owner is a process's file table.
+    Posix,
+    /// An open file description's record lock.
+    Ofd,
+    /// A `flock` lock (whole file).
+    Flock,
+}
+
+impl Kind {
+    fn record(self) -> bool {
+        self != Kind::Flock
+    }
+}
+
+/// Who holds or wants a lock: on `host`, the lock owner `id` (the kernel's
+/// `fl_owner`: a file table for POSIX, an open file for OFD and `flock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// The host it is on.
+    pub host: HostId,
+    /// Its id on that host.
+    pub id: u64,
+    /// Its kind of lock.
+    pub kind: Kind,
+}
+
+/// Shared (read) or exclusive (write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `F_RDLCK`, `LOCK_SH`.
+    Read,
+    /// `F_WRLCK`, `LOCK_EX`.
+    Write,
+}
+
+/// Bytes `start..end` of a file (`end` exclusive; `u64::MAX` for "to the
+/// end, however far it grows").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Range {
+    /// The whole file.
+    pub const ALL: Range = Range {
+        start: 0,
+        end: u64::MAX,
+    };
+
+    /// `start..end`, or `None` if empty or reversed.
+    pub fn new(start: u64, end: u64) -> Option<Range> {
+        (start < end).then_some(Range { start, end })
+    }
+
+    fn overlaps(self, o: Range) -> bool {
+        self.start < o.end && o.start < self.end
+    }
+
+    /// Touching or overlapping: may merge.
+    fn touches(self, o: Range) -> bool {
+        self.start <= o.end && o.start <= self.end
+    }
+}
+
+/// One held lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    /// Who holds it.
+    pub owner: Owner,
+    /// Read or write.
+    pub mode: Mode,
+    /// Which bytes.
+    pub range: Range,
+}
+
+impl Lock {
+    fn conflicts(&self, owner: Owner, mode: Mode, range: Range) -> bool {
+        self.owner != owner
+            && self.owner.kind.record() == owner.kind.record()
+            && (self.mode == Mode::Write || mode == Mode::Write)
+            && self.range.overlaps(range)
+    }
+}
+
+/// The answer to a request for a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Held now.
+    Granted,
+    /// Another owner holds a conflicting lock and the request does not
+    /// wait (`EAGAIN`).
+    Busy,
+    /// Waiting; [`Locks::granted`] says when.
+    Queued,
+    /// Waiting would close a cycle of POSIX owners (`EDEADLK`).
+    Deadlock,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiter {
+    ticket: u64,
+    lock: Lock,
+}
+
+#[derive(Debug, Default)]
+struct FileLocks {
+    held: Vec<Lock>,
+    waiting: VecDeque<Waiter>,
+}
+
+impl FileLocks {
+    fn conflict(&self, owner: Owner, mode: Mode, range: Range) -> Option<&Lock> {
+        self.held.iter().find(|l| l.conflicts(owner, mode, range))
+    }
+
+    /// Takes `range` out of what `owner` holds (splitting locks it cuts).
+    fn remove(&mut self, owner: Owner, range: Range) {
+        let mut kept = Vec::with_capacity(self.held.len() + 1);
+        for l in self.held.drain(..) {
+            if l.owner != owner || !l.range.overlaps(range) {
+                kept.push(l);
+                continue;
+            }
+            if let Some(r) = Range::new(l.range.start, range.start) {
+                kept.push(Lock { range: r, ..l });
+            }
+            if let Some(r) = Range::new(range.end, l.range.end) {
+                kept.push(Lock { range: r, ..l });
+            }
+        }
+        self.held = kept;
+    }
+
+    /// Gives `lock` to its owner, in place of what it held on those bytes,
+    /// merged with its locks of the same mode that touch it.
+    fn install(&mut self, lock: Lock) {
+        self.remove(lock.owner, lock.range);
+        let mut merged = lock;
+        self.held.retain(|l| {
+            let joins =
+                l.owner == lock.owner && l.mode == lock.mode && l.range.touches(merged.range);
+            if joins {
+                merged.range = Range {
+                    start: merged.range.start.min(l.range.start),
+                    end: merged.range.end.max(l.range.end),
+                };
+            }
+            !joins
+        });
+        self.held.push(merged);
+    }
+
+    /// Grants, oldest first, every waiter nothing held conflicts with.
+    fn wake(&mut self, out: &mut Vec<u64>) {
+        let mut still = VecDeque::with_capacity(self.waiting.len());
+        while let Some(w) = self.waiting.pop_front() {
+            if self
+                .conflict(w.lock.owner, w.lock.mode, w.lock.range)
+                .is_some()
+            {
+                still.push_back(w);
+            } else {
+                self.install(w.lock);
+                out.push(w.ticket);
+            }
+        }
+        self.waiting = still;
+    }
+}
+
+/// The locks on the files this host owns.
+#[derive(Debug, Default)]
+pub struct Locks {
+    files: HashMap<u64, FileLocks>,
+}
+
+impl Locks {
+    /// Asks for `mode` on `range` of `file` for `owner`; `wait` is
+    /// `F_SETLKW` (`ticket` then names the wait). A `flock` request always
+    /// covers the whole file.
+    pub fn set(
+        &mut self,
+        file: u64,
+        owner: Owner,
+        mode: Mode,
+        range: Range,
+        wait: Option<u64>,
+    ) -> Answer {
+        let range = if owner.kind == Kind::Flock {
+            Range::ALL
+        } else {
+            range
+        };
+        let lock = Lock { owner, mode, range };
+        let f = self.files.entry(file).or_default();
+        let Some(holder) = f.conflict(owner, mode, range).map(|l| l.owner) else {
+            f.install(lock);
+            return Answer::Granted;
+        };
+        let Some(ticket) = wait else {
+            return Answer::Busy;
+        };
+        if owner.kind == Kind::Posix && self.waits_for(holder, owner) {
+            return Answer::Deadlock;
+        }
+        let f = self.files.entry(file).or_default();
+        f.waiting.push_back(Waiter { ticket, lock });
+        Answer::Queued
+    }
+
+    /// `F_GETLK`: a lock that would conflict with `mode` on `range` for
+    /// `owner`, if any.
+    pub fn get(&self, file: u64, owner: Owner, mode: Mode, range: Range) -> Option<Lock> {
+        let range = if owner.kind == Kind::Flock {
+            Range::ALL
+        } else {
+            range
+        };
+        self.files
+            .get(&file)
+            .and_then(|f| f.conflict(owner, mode, range).copied())
+    }
+
+    /// `F_UNLCK` of `range` (`flock`'s `LOCK_UN`: the whole file). Returns
+    /// the tickets of the waits this grants.
+    pub fn unlock(&mut self, file: u64, owner: Owner, range: Range) -> Vec<u64> {
+        let range = if owner.kind == Kind::Flock {
+            Range::ALL
+        } else {
+            range
+        };
+        let mut out = Vec::new();
+        if let Some(f) = self.files.get_mut(&file) {
+            f.remove(owner, range);
+            f.wake(&mut out);
+        }
+        self.tidy(file);
+        out
+    }
+
+    /// A wait given up (its time-out, a fatal signal): forgotten. Returns
+    /// the waits this grants (none today: waiters never block waiters, but
+    /// the engine need not know that).
+    pub fn cancel(&mut self, file: u64, ticket: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        if let Some(f) = self.files.get_mut(&file) {
+            f.waiting.retain(|w| w.ticket != ticket);
+            f.wake(&mut out);
+        }
+        self.tidy(file);
+        out
+    }
+
+    /// Every lock and wait of `owner` on every file goes (it closed the
+    /// file, or exited). Returns the waits this grants.
+    pub fn release_owner(&mut self, owner: Owner) -> Vec<u64> {
+        self.release(|o| o == owner)
+    }
+
+    /// Every lock and wait of host `host` goes (it was taken for dead).
+    /// Returns the waits this grants.
+    pub fn release_host(&mut self, host: HostId) -> Vec<u64> {
+        self.release(|o| o.host == host)
+    }
+
+    /// How many locks are held on `file` (for tests and the status).
+    pub fn held(&self, file: u64) -> usize {
+        self.files.get(&file).map_or(0, |f| f.held.len())
+    }
+
+    fn release(&mut self, gone: impl Fn(Owner) -> bool) -> Vec<u64> {
+        let mut out = Vec::new();
+        for f in self.files.values_mut() {
+            f.held.retain(|l| !gone(l.owner));
+            f.waiting.retain(|w| !gone(w.lock.owner));
+            f.wake(&mut out);
+        }
+        self.files
+            .retain(|_, f| !f.held.is_empty() || !f.waiting.is_empty());
+        out
+    }
+
+    fn tidy(&mut self, file: u64) {
+        if self
+            .files
+            .get(&file)
+            .is_some_and(|f| f.held.is_empty() && f.waiting.is_empty())
+        {
+            self.files.remove(&file);
+        }
+    }
+
+    /// Whether `from` waits, directly or through other owners' waits, for
+    /// a lock `to` holds (POSIX owners, on this host's files).
+    fn waits_for(&self, from: Owner, to: Owner) -> bool {
+        let mut seen = HashSet::new();
+        let mut next = vec![from];
+        while let Some(o) = next.pop() {
+            if o == to {
+                return true;
+            }
+            if !seen.insert(o) {
+                continue;
+            }
+            for f in self.files.values() {
+                for w in f.waiting.iter().filter(|w| w.lock.owner == o) {
+                    next.extend(
+                        f.held
+                            .iter()
+                            .filter(|l| l.conflicts(o, w.lock.mode, w.lock.range))
+                            .map(|l| l.owner),
+                    );
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posix(host: HostId, id: u64) -> Owner {
+        Owner {
+            host,
+            id,
+            kind: Kind::Posix,
+        }
+    }
+
+    fn r(start: u64, end: u64) -> Range {
+        Range::new(start, end).expect("range")
+    }
+
+    #[test]
+    fn read_locks_share_and_write_locks_exclude() {
+        let mut t = Locks::default();
+        let (a, b) = (posix(1, 1), posix(2, 1));
+        assert_eq!(t.set(7, a, Mode::Read, r(0, 10), None), Answer::Granted);
+        assert_eq!(t.set(7, b, Mode::Read, r(5, 15), None), Answer::Granted);
+        assert_eq!(t.set(7, b, Mode::Write, r(5, 15), None), Answer::Busy);
+        // Not overlapping: no conflict; another file: none either.
+        assert_eq!(t.set(7, b, Mode::Write, r(10, 20), None), Answer::Granted);
+        assert_eq!(t.set(8, b, Mode::Write, r(0, 10), None), Answer::Granted);
+        assert_eq!(
+            t.get(7, a, Mode::Write, r(12, 13)).map(|l| l.owner),
+            Some(b)
+        );
+        assert_eq!(t.get(7, b, Mode::Write, r(12, 13)), None);
+        assert_eq!(Range::new(3, 3), None);
+    }
+
+    #[test]
+    fn a_new_lock_replaces_splits_and_merges_its_owners_own() {
+        let mut t = Locks::default();
+        let a = posix(1, 1);
+        assert_eq!(t.set(1, a, Mode::Read, r(0, 100), None), Answer::Granted);
+        // A write lock in the middle splits the read lock in three.
+        assert_eq!(t.set(1, a, Mode::Write, r(40, 60), None), Answer::Granted);
+        assert_eq!(t.held(1), 3);
+        let b = posix(2, 9);
+        assert_eq!(
+            t.get(1, b, Mode::Read, r(50, 51)).map(|l| l.mode),
+            Some(Mode::Write)
+        );
+        assert_eq!(t.set(1, b, Mode::Read, r(0, 40), None), Answer::Granted);
+        // Back to read: the three merge into one.
+        assert_eq!(t.set(1, a, Mode::Read, r(40, 60), None), Answer::Granted);
+        assert_eq!(t.held(1), 2);
+        // Unlocking a hole splits it again; the hole is free for b.
+        assert!(t.unlock(1, a, r(10, 20)).is_empty());
+        assert_eq!(t.set(1, b, Mode::Write, r(10, 20), None), Answer::Granted);
+        assert_eq!(t.set(1, b, Mode::Write, r(9, 20), None), Answer::Busy);
+    }
+
+    #[test]
+    fn posix_and_ofd_conflict_flock_is_apart() {
+        let mut t = Locks::default();
+        let p = posix(1, 1);
+        let o = Owner {
+            host: 1,
+            id: 2,
+            kind: Kind::Ofd,
+        };
+        let f = Owner {
+            host: 2,
+            id: 3,
+            kind: Kind::Flock,
+        };
+        let g = Owner {
+            host: 3,
+            id: 3,
+            kind: Kind::Flock,
+        };
+        assert_eq!(t.set(1, p, Mode::Write, r(0, 1), None), Answer::Granted);
+        assert_eq!(t.set(1, o, Mode::Read, r(0, 1), None), Answer::Busy);
+        // flock ignores record locks, and covers the whole file.
+        assert_eq!(t.set(1, f, Mode::Write, r(5, 6), None), Answer::Granted);
+        assert_eq!(t.set(1, g, Mode::Read, r(900, 901), None), Answer::Busy);
+        assert_eq!(t.unlock(1, f, r(0, 1)), Vec::<u64>::new());
+        assert_eq!(t.set(1, g, Mode::Read, Range::ALL, None), Answer::Granted);
+    }
+
+    #[test]
+    fn waiters_are_granted_in_order_when_the_holder_lets_go() {
+        let mut t = Locks::default();
+        let (a, b, c) = (posix(1, 1), posix(2, 1), posix(3, 1));
+        assert_eq!(t.set(1, a, Mode::Write, r(0, 10), None), Answer::Granted);
+        assert_eq!(t.set(1, b, Mode::Write, r(0, 5), Some(100)), Answer::Queued);
+        assert_eq!(t.set(1, c, Mode::Read, r(3, 4), Some(101)), Answer::Queued);
+        // b first; c still conflicts with b's write lock.
+        assert_eq!(t.unlock(1, a, Range::ALL), vec![100]);
+        assert_eq!(t.unlock(1, b, r(0, 5)), vec![101]);
+        // A waiter that gave up is forgotten.
+        assert_eq!(t.set(1, a, Mode::Write, r(3, 4), Some(102)), Answer::Queued);
+        assert!(t.cancel(1, 102).is_empty());
+        assert!(t.unlock(1, c, Range::ALL).is_empty());
+        assert_eq!(t.held(1), 0);
+    }
+
+    #[test]
+    fn a_wait_that_would_deadlock_is_refused() {
+        let mut t = Locks::default();
+        let (a, b, c) = (posix(1, 1), posix(2, 1), posix(3, 1));
+        assert_eq!(t.set(1, a, Mode::Write, r(0, 1), None), Answer::Granted);
+        assert_eq!(t.set(2, b, Mode::Write, r(0, 1), None), Answer::Granted);
+        assert_eq!(t.set(3, c, Mode::Write, r(0, 1), None), Answer::Granted);
+        // a waits for b, b for c: c waiting for a closes the cycle.
+        assert_eq!(t.set(2, a, Mode::Write, r(0, 1), Some(1)), Answer::Queued);
+        assert_eq!(t.set(3, b, Mode::Write, r(0, 1), Some(2)), Answer::Queued);
+        assert_eq!(t.set(1, c, Mode::Read, r(0, 1), Some(3)), Answer::Deadlock);
+        // OFD locks are not checked (as in Linux): that wait just queues.
+        let o = Owner {
+            host: 3,
+            id: 9,
+            kind: Kind::Ofd,
+        };
+        assert_eq!(t.set(1, o, Mode::Read, r(0, 1), Some(4)), Answer::Queued);
+    }
+
+    /// Random requests on a 64-byte file by four owners, checked byte by
+    /// byte against a model that keeps, per byte, each owner's mode.
+    #[test]
+    fn random_requests_agree_with_a_byte_model() {
+        let owners: Vec<Owner> = (0..4).map(|i| posix(i % 2, u64::from(i))).collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let mut t = Locks::default();
+            // model[byte][owner]: None, or the mode held.
+            let mut model = [[None::<Mode>; 4]; 64];
+            for _ in 0..60 {
+                let o = next(4) as usize;
+                let a = next(64);
+                let b = a + 1 + next(64 - a);
+                let range = r(a, b);
+                let mode = if next(2) == 0 {
+                    Mode::Read
+                } else {
+                    Mode::Write
+                };
+                let bytes = a as usize..b as usize;
+                if next(4) == 0 {
+                    t.unlock(1, owners[o], range);
+                    for m in &mut model[bytes] {
+                        m[o] = None;
+                    }
+                    continue;
+                }
+                let conflict = model[bytes.clone()].iter().any(|m| {
+                    (0..4).any(|x| {
+                        x != o && m[x].is_some_and(|h| h == Mode::Write || mode == Mode::Write)
+                    })
+                });
+                let got = t.set(1, owners[o], mode, range, None);
+                assert_eq!(got == Answer::Busy, conflict, "{mode:?} {range:?} by {o}");
+                assert_eq!(t.get(1, owners[o], mode, range).is_some(), conflict);
+                if !conflict {
+                    for m in &mut model[bytes] {
+                        m[o] = Some(mode);
+                    }
+                }
+                // Same-mode neighbours are merged: never two touching.
+                let f = &t.files[&1];
+                for (i, x) in f.held.iter().enumerate() {
+                    for y in &f.held[i + 1..] {
+                        assert!(
+                            !(x.owner == y.owner && x.mode == y.mode && x.range.touches(y.range)),
+                            "unmerged {x:?} {y:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_owner_or_a_dead_host_takes_its_locks_and_waits_along() {
+        let mut t = Locks::default();
+        let (a, a2, b) = (posix(1, 1), posix(1, 2), posix(2, 1));
+        assert_eq!(t.set(1, a, Mode::Write, r(0, 10), None), Answer::Granted);
+        assert_eq!(t.set(2, a2, Mode::Read, r(0, 10), None), Answer::Granted);
+        assert_eq!(t.set(1, b, Mode::Read, r(0, 1), Some(7)), Answer::Queued);
+        assert_eq!(t.set(2, b, Mode::Write, r(0, 1), Some(8)), Answer::Queued);
+        assert_eq!(t.release_owner(a), vec![7]);
+        assert_eq!(t.release_host(1), vec![8]);
+        assert_eq!(t.held(1) + t.held(2), 2);
+        assert_eq!(t.release_host(2), Vec::<u64>::new());
+        assert!(t.files.is_empty());
+    }
+}
