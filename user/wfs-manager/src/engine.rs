@@ -1792,7 +1792,8 @@ impl Engine {
                 return false;
             }
         };
-        match crate::upcall::write_reply(self.fd, &out[..len], op, started, &self.stats) {
+        match crate::upcall::write_reply(self.fd, &out[..len], op, error != 0, started, &self.stats)
+        {
             Ok(_) => true,
             Err(e) => {
                 // ENOENT: the request timed out or its caller was killed.

@@ -356,12 +356,12 @@ impl Locks {
 mod tests {
     use super::*;
 
+    fn owner(host: HostId, id: u64, kind: Kind) -> Owner {
+        Owner { host, id, kind }
+    }
+
     fn posix(host: HostId, id: u64) -> Owner {
-        Owner {
-            host,
-            id,
-            kind: Kind::Posix,
-        }
+        owner(host, id, Kind::Posix)
     }
 
     fn r(start: u64, end: u64) -> Range {
@@ -413,21 +413,9 @@ mod tests {
     fn posix_and_ofd_conflict_flock_is_apart() {
         let mut t = Locks::default();
         let p = posix(1, 1);
-        let o = Owner {
-            host: 1,
-            id: 2,
-            kind: Kind::Ofd,
-        };
-        let f = Owner {
-            host: 2,
-            id: 3,
-            kind: Kind::Flock,
-        };
-        let g = Owner {
-            host: 3,
-            id: 3,
-            kind: Kind::Flock,
-        };
+        let o = owner(1, 2, Kind::Ofd);
+        let f = owner(2, 3, Kind::Flock);
+        let g = owner(3, 3, Kind::Flock);
         assert_eq!(t.set(1, p, Mode::Write, r(0, 1), None), Answer::Granted);
         assert_eq!(t.set(1, o, Mode::Read, r(0, 1), None), Answer::Busy);
         // flock ignores record locks, and covers the whole file.
@@ -466,11 +454,7 @@ mod tests {
         assert_eq!(t.set(3, b, Mode::Write, r(0, 1), Some(2)), Answer::Queued);
         assert_eq!(t.set(1, c, Mode::Read, r(0, 1), Some(3)), Answer::Deadlock);
         // OFD locks are not checked (as in Linux): that wait just queues.
-        let o = Owner {
-            host: 3,
-            id: 9,
-            kind: Kind::Ofd,
-        };
+        let o = owner(3, 9, Kind::Ofd);
         assert_eq!(t.set(1, o, Mode::Read, r(0, 1), Some(4)), Answer::Queued);
     }
 

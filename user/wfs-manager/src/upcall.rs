@@ -281,7 +281,7 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
             continue;
         };
         let written = match Reply::decode(&out[..len]) {
-            Ok(reply) => write_reply(fd, &out[..len], reply.op, started, stats),
+            Ok(reply) => write_reply(fd, &out[..len], reply.op, reply.error != 0, started, stats),
             Err(_) => write_all_once(fd, &out[..len]),
         };
         if let Err(err) = written {
@@ -292,14 +292,16 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
     }
 }
 
-/// Writes the reply `out` (to a request of type `op` read at `started`)
-/// to `/dev/wfs` on `fd`, counting it in `stats`: its service time and,
+/// Writes the reply `out` (to a request of type `op` read at `started`;
+/// `error`: it carries an errno) to `/dev/wfs` on `fd`, counting it in
+/// `stats`: its service time and,
 /// for a READ, the manager's time before the write ([`Stage::Answer`])
 /// and the write's ([`Stage::Reply`]). Returns what `write(2)` did.
 pub(crate) fn write_reply(
     fd: RawFd,
     out: &[u8],
     op: wfs_abi::Opcode,
+    error: bool,
     started: Instant,
     stats: &Stats,
 ) -> std::io::Result<usize> {
@@ -314,7 +316,6 @@ pub(crate) fn write_reply(
     if read {
         stats.costs.since(Stage::Reply, writing);
     }
-    let error = Reply::decode(out).is_ok_and(|r| r.error != 0);
     stats.record(op as u16, error, nanos_since(started));
     w
 }
