@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -55,8 +55,17 @@ pub mod errno {
     pub const EINVAL: i32 = 22;
     /// File too large.
     pub const EFBIG: i32 = 27;
+    /// Try again: a lock another owner holds (`F_SETLK`, `LOCK_NB`).
+    pub const EAGAIN: i32 = 11;
+    /// A wait for a lock would deadlock.
+    pub const EDEADLK: i32 = 35;
     /// Name too long.
     pub const ENAMETOOLONG: i32 = 36;
+    /// No lock could be had (the remote locking protocol failed).
+    pub const ENOLCK: i32 = 37;
+    /// Not implemented: a manager that keeps no locks answers LOCK with it,
+    /// and the kernel then locks on this host alone.
+    pub const ENOSYS: i32 = 38;
     /// Protocol error.
     pub const EPROTO: i32 = 71;
     /// Timer expired.
@@ -438,6 +447,9 @@ pub enum Opcode {
     /// has it on disk, with no grant kept. The protocol never takes it
     /// back; the program refreshes it (`msync(MS_INVALIDATE)`).
     View = 7,
+    /// Take, release or test an `fcntl` or `flock` lock, at the file's
+    /// owner.
+    Lock = 8,
 }
 
 /// Set in the opcode of every reply.
@@ -454,9 +466,178 @@ impl Opcode {
             5 => Opcode::Write,
             6 => Opcode::Upgrade,
             7 => Opcode::View,
+            8 => Opcode::Lock,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
+}
+
+/// What kind of lock a LOCK request is about, which decides what it
+/// conflicts with and who owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LockKind {
+    /// A POSIX record lock (`F_SETLK`...): owned by a process's file table.
+    Posix = 1,
+    /// An open file description's record lock (`F_OFD_SETLK`...): owned
+    /// by the open file.
+    Ofd = 2,
+    /// A `flock` lock: the whole file, owned by the open file; conflicts
+    /// with `flock` locks only.
+    Flock = 3,
+}
+
+/// What a LOCK request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LockCmd {
+    /// `F_GETLK`: which lock, if any, would conflict.
+    Get = 1,
+    /// `F_SETLK`, `LOCK_NB`: take or release at once, or `EAGAIN`.
+    Set = 2,
+    /// `F_SETLKW`, `flock` without `LOCK_NB`: wait for the lock (bounded by
+    /// the mount's time-out; a fatal signal ends the wait).
+    Wait = 3,
+}
+
+/// A lock's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LockMode {
+    /// Shared: `F_RDLCK`, `LOCK_SH`.
+    Read = 1,
+    /// Exclusive: `F_WRLCK`, `LOCK_EX`.
+    Write = 2,
+    /// Release: `F_UNLCK`, `LOCK_UN`; in a `Get` answer, "no conflict".
+    Unlock = 3,
+}
+
+impl LockMode {
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        Ok(match v {
+            1 => LockMode::Read,
+            2 => LockMode::Write,
+            3 => LockMode::Unlock,
+            _ => return Err(DecodeError::BadField),
+        })
+    }
+}
+
+/// The last byte a lock may cover: the kernel's `OFFSET_MAX`. A lock to
+/// the end of the file, however far it grows, ends there.
+pub const LOCK_END_MAX: u64 = i64::MAX as u64;
+
+/// The arguments of a LOCK request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockArgs {
+    /// File id.
+    pub file: u64,
+    /// The lock owner, opaque: the same value for the same owner (a POSIX
+    /// lock's file table; an OFD or `flock` lock's open file) for as long
+    /// as it lives, on this host.
+    pub owner: u64,
+    /// First byte.
+    pub start: u64,
+    /// Last byte, inclusive (`start..=end`), at most [`LOCK_END_MAX`].
+    pub end: u64,
+    /// The caller's process id (global), reported by `F_GETLK` elsewhere.
+    pub pid: u32,
+    /// How long a `Wait` may stay queued, in milliseconds, before it is
+    /// given up and answered `ENOLCK`: a little less than the caller waits
+    /// for the answer (its mount's time-out).
+    pub wait_ms: u32,
+    /// The kind of lock.
+    pub kind: LockKind,
+    /// What to do.
+    pub cmd: LockCmd,
+    /// The mode asked for (`Unlock` releases; not with `Get`).
+    pub mode: LockMode,
+}
+
+impl LockArgs {
+    /// Encoded length.
+    const LEN: usize = 44;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        let whole = self.start == 0 && self.end == LOCK_END_MAX;
+        if self.start > self.end
+            || self.end > LOCK_END_MAX
+            || (self.cmd == LockCmd::Get && self.mode == LockMode::Unlock)
+            || (self.kind == LockKind::Flock && (!whole || self.cmd == LockCmd::Get))
+        {
+            return Err(DecodeError::BadField);
+        }
+        Ok(())
+    }
+
+    fn encode(&self, b: &mut [u8], p: usize) {
+        put(b, p, &self.file.to_le_bytes());
+        put(b, p + 8, &self.owner.to_le_bytes());
+        put(b, p + 16, &self.start.to_le_bytes());
+        put(b, p + 24, &self.end.to_le_bytes());
+        put(b, p + 32, &self.pid.to_le_bytes());
+        put(b, p + 36, &self.wait_ms.to_le_bytes());
+        put(
+            b,
+            p + 40,
+            &[self.kind as u8, self.cmd as u8, self.mode as u8, 0],
+        );
+    }
+
+    fn decode(b: &[u8], p: usize) -> Result<Self, DecodeError> {
+        let byte = |i: usize| b.get(p + 40 + i).copied().ok_or(DecodeError::Short);
+        let a = LockArgs {
+            file: get_u64(b, p)?,
+            owner: get_u64(b, p + 8)?,
+            start: get_u64(b, p + 16)?,
+            end: get_u64(b, p + 24)?,
+            pid: get_u32(b, p + 32)?,
+            wait_ms: get_u32(b, p + 36)?,
+            kind: match byte(0)? {
+                1 => LockKind::Posix,
+                2 => LockKind::Ofd,
+                3 => LockKind::Flock,
+                _ => return Err(DecodeError::BadField),
+            },
+            cmd: match byte(1)? {
+                1 => LockCmd::Get,
+                2 => LockCmd::Set,
+                3 => LockCmd::Wait,
+                _ => return Err(DecodeError::BadField),
+            },
+            mode: LockMode::from_u8(byte(2)?)?,
+        };
+        if byte(3)? != 0 {
+            return Err(DecodeError::BadField);
+        }
+        a.validate()?;
+        Ok(a)
+    }
+}
+
+/// A `Get` answer: the lock that conflicts, or none (`mode` `Unlock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockInfo {
+    /// `Read` or `Write` for a conflicting lock; `Unlock` for none.
+    pub mode: LockMode,
+    /// Its first byte.
+    pub start: u64,
+    /// Its last byte, inclusive, at most [`LOCK_END_MAX`].
+    pub end: u64,
+    /// Its holder's process id: positive on the asking host; the negated
+    /// id on the host that holds it otherwise (Linux's convention for a
+    /// remote lock), -1 for an OFD lock, 0 when none.
+    pub pid: i32,
+}
+
+impl LockInfo {
+    /// No conflicting lock.
+    pub const NONE: LockInfo = LockInfo {
+        mode: LockMode::Unlock,
+        start: 0,
+        end: 0,
+        pid: 0,
+    };
 }
 
 /// The fixed 16-byte header of every message.
@@ -569,6 +750,8 @@ pub enum Request<'a> {
         /// Pool slot the manager must fill.
         slot: u32,
     },
+    /// LOCK: take, release or test a lock.
+    Lock(LockArgs),
 }
 
 impl Request<'_> {
@@ -582,6 +765,7 @@ impl Request<'_> {
             Request::Write { .. } => Opcode::Write,
             Request::Upgrade { .. } => Opcode::Upgrade,
             Request::View { .. } => Opcode::View,
+            Request::Lock(_) => Opcode::Lock,
         }
     }
 
@@ -593,6 +777,7 @@ impl Request<'_> {
                 Request::Getattr { .. } | Request::Readdir { .. } => 8,
                 Request::Read { .. } | Request::Write { .. } | Request::View { .. } => 24,
                 Request::Upgrade { .. } => 16,
+                Request::Lock(_) => LockArgs::LEN,
             }
     }
 
@@ -606,6 +791,7 @@ impl Request<'_> {
             Request::Write { count, .. } | Request::View { count, .. } if count != 1 => {
                 Err(DecodeError::BadField)
             }
+            Request::Lock(a) => a.validate(),
             _ => Ok(()),
         }
     }
@@ -661,6 +847,7 @@ impl Request<'_> {
                 put(b, p, &file.to_le_bytes());
                 put(b, p + 8, &index.to_le_bytes());
             }
+            Request::Lock(a) => a.encode(b, p),
         }
         Ok(len)
     }
@@ -678,6 +865,7 @@ impl Request<'_> {
             Opcode::Getattr | Opcode::Readdir => Some(8),
             Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
+            Opcode::Lock => Some(LockArgs::LEN),
         };
         if want_fixed.is_some_and(|n| b.len() != HEADER_LEN + n) {
             return Err(DecodeError::BadLength);
@@ -740,6 +928,7 @@ impl Request<'_> {
                 file: get_u64(b, p)?,
                 index: get_u64(b, p + 8)?,
             },
+            Opcode::Lock => Request::Lock(LockArgs::decode(b, p)?),
         };
         Ok((h.id, req))
     }
@@ -805,8 +994,11 @@ pub enum ReplyBody<'a> {
         /// at hand, so that a READ of them may ask for them together.
         ahead: u32,
     },
-    /// WRITE answer: nothing more than success.
+    /// WRITE answer, and a LOCK's that takes or releases: nothing more
+    /// than success.
     Done,
+    /// A LOCK `Get` answer.
+    Lock(LockInfo),
 }
 
 /// Largest errno a reply may carry. Numbers from 512 up are the kernel's
@@ -838,6 +1030,7 @@ impl<'a> Reply<'a> {
             Some(ReplyBody::Grant(_)) => 4,
             Some(ReplyBody::Pages { .. }) => 12,
             Some(ReplyBody::Done) => 0,
+            Some(ReplyBody::Lock(_)) => 24,
         }
     }
 
@@ -859,7 +1052,10 @@ impl<'a> Reply<'a> {
             }
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
-            (Opcode::Write, Some(ReplyBody::Done)) => true,
+            (Opcode::Write | Opcode::Lock, Some(ReplyBody::Done)) => true,
+            (Opcode::Lock, Some(ReplyBody::Lock(l))) => {
+                l.mode == LockMode::Unlock || (l.start <= l.end && l.end <= LOCK_END_MAX)
+            }
             _ => false,
         };
         if !body_fits || (self.error != 0 && !(1..=MAX_REPLY_ERRNO).contains(&self.error)) {
@@ -908,6 +1104,12 @@ impl<'a> Reply<'a> {
                 put(b, p, &(grant as u32).to_le_bytes());
                 put(b, p + 4, &pages.to_le_bytes());
                 put(b, p + 8, &ahead.to_le_bytes());
+            }
+            Some(ReplyBody::Lock(l)) => {
+                put(b, p, &l.start.to_le_bytes());
+                put(b, p + 8, &l.end.to_le_bytes());
+                put(b, p + 16, &l.pid.to_le_bytes());
+                put(b, p + 20, &(l.mode as u32).to_le_bytes());
             }
         }
         Ok(len)
@@ -997,6 +1199,23 @@ impl<'a> Reply<'a> {
             Opcode::Write => {
                 exact(0)?;
                 ReplyBody::Done
+            }
+            Opcode::Lock if b.len() == p => ReplyBody::Done,
+            Opcode::Lock => {
+                exact(24)?;
+                let mode = u8::try_from(get_u32(b, p + 20)?)
+                    .map_err(|_| DecodeError::BadField)
+                    .and_then(LockMode::from_u8)?;
+                let l = LockInfo {
+                    mode,
+                    start: get_u64(b, p)?,
+                    end: get_u64(b, p + 8)?,
+                    pid: get_u32(b, p + 16)? as i32,
+                };
+                if mode != LockMode::Unlock && !(l.start <= l.end && l.end <= LOCK_END_MAX) {
+                    return Err(DecodeError::BadField);
+                }
+                ReplyBody::Lock(l)
             }
         };
         Ok(Reply {

@@ -31,8 +31,8 @@ use kernel::{
     init::{self, init_array_from_fn},
     new_condvar, new_mutex,
     prelude::*,
-    sync::{CondVar, CondVarTimeoutResult, Mutex},
-    time::{jiffies_64, msecs_to_jiffies},
+    sync::{lock::mutex::MutexBackend, lock::Guard, CondVar, CondVarTimeoutResult, Mutex},
+    time::{jiffies_64, msecs_to_jiffies, Jiffies},
 };
 
 /// Requests that may be outstanding at once.
@@ -46,6 +46,18 @@ pub(crate) const SCRATCH_SLOTS: usize = abi::SCRATCH_SLOTS as usize;
 /// How long a request waits for the manager by default, in milliseconds
 /// (the `timeout` mount option changes it per mount).
 pub(crate) const TIMEOUT_MS: u32 = 30_000;
+
+/// How a caller waits for the manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// A fatal signal ends the wait (`EINTR`); the request is withdrawn if
+    /// the manager has not read it yet.
+    Killable,
+    /// Any signal ends it, likewise.
+    Interruptible,
+    /// Nothing but the reply or the time-out ends it.
+    Unkillable,
+}
 
 /// A message buffer: a request on the way out, then its reply.
 pub(crate) type MsgBuf = [u8; abi::MSG_MAX];
@@ -536,13 +548,62 @@ impl Channel {
         timeout_ms: u32,
         f: impl FnOnce(&Reply<'_>) -> Result<R>,
     ) -> Result<R> {
+        self.call_as(req, timeout_ms, Wait::Killable, f)
+    }
+
+    /// [`Channel::call`] for a request that must reach the manager even
+    /// when its caller is being killed (a lock's release on the way out of
+    /// a process): no signal ends the wait, only the reply or `timeout_ms`.
+    pub(crate) fn call_unkillable<R>(
+        &self,
+        req: &Request<'_>,
+        timeout_ms: u32,
+        f: impl FnOnce(&Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.call_as(req, timeout_ms, Wait::Unkillable, f)
+    }
+
+    /// [`Channel::call`] for a request any signal may end (`EINTR`), as a
+    /// lock's wait is: its time-out is no error (it is not warned of).
+    pub(crate) fn call_interruptible<R>(
+        &self,
+        req: &Request<'_>,
+        timeout_ms: u32,
+        f: impl FnOnce(&Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.call_as(req, timeout_ms, Wait::Interruptible, f)
+    }
+
+    /// Sends `req` and waits for its reply as `how` says.
+    fn call_as<R>(
+        &self,
+        req: &Request<'_>,
+        timeout_ms: u32,
+        how: Wait,
+        f: impl FnOnce(&Reply<'_>) -> Result<R>,
+    ) -> Result<R> {
         self.call_inner(
             req.opcode(),
             0,
             timeout_ms,
+            how,
             &mut |id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
             |reply, _| f(reply),
         )
+    }
+
+    /// Waits on `replies` with `st` held, at most `jiffies`, as `how` says.
+    fn wait_reply(
+        &self,
+        st: &mut Guard<'_, KBox<State>, MutexBackend>,
+        jiffies: Jiffies,
+        how: Wait,
+    ) -> CondVarTimeoutResult {
+        match how {
+            Wait::Killable => self.replies.wait_killable_timeout(st, jiffies),
+            Wait::Interruptible => self.replies.wait_interruptible_timeout(st, jiffies),
+            Wait::Unkillable => self.replies.wait_timeout(st, jiffies),
+        }
     }
 
     /// Like [`Channel::call`], for a request that moves a page: a pool slot
@@ -590,6 +651,7 @@ impl Channel {
             op,
             n,
             timeout_ms,
+            Wait::Killable,
             &mut |id, run, buf| {
                 let run = run.ok_or(EINVAL)?;
                 fill(self.pool.page(run.first).ok_or(EIO)?)?;
@@ -615,6 +677,7 @@ impl Channel {
         op: abi::Opcode,
         want_slots: u32,
         timeout_ms: u32,
+        how: Wait,
         encode: &mut Encoder<'_>,
         f: impl FnOnce(&Reply<'_>, Option<Run>) -> Result<R>,
     ) -> Result<R> {
@@ -631,9 +694,8 @@ impl Channel {
                     if time_reached(now, deadline) {
                         return Err(EIO);
                     }
-                    if let CondVarTimeoutResult::Signal { .. } = self
-                        .replies
-                        .wait_killable_timeout(&mut st, deadline.wrapping_sub(now) as _)
+                    if let CondVarTimeoutResult::Signal { .. } =
+                        self.wait_reply(&mut st, deadline.wrapping_sub(now) as _, how)
                     {
                         return Err(EINTR);
                     }
@@ -656,9 +718,8 @@ impl Channel {
                 let _ = st.table.fail(id, abi::errno::ETIMEDOUT);
                 break false;
             }
-            if let CondVarTimeoutResult::Signal { .. } = self
-                .replies
-                .wait_killable_timeout(&mut st, deadline.wrapping_sub(now) as _)
+            if let CondVarTimeoutResult::Signal { .. } =
+                self.wait_reply(&mut st, deadline.wrapping_sub(now) as _, how)
             {
                 if st.table.is_pending(id) {
                     break true;
@@ -682,7 +743,7 @@ impl Channel {
                 None => Err(EIO),
             },
             (false, Some(Outcome::Failed(errno))) => {
-                if errno == abi::errno::ETIMEDOUT {
+                if errno == abi::errno::ETIMEDOUT && how != Wait::Interruptible {
                     pr_warn!("request {:#x} ({:?}) timed out\n", id, op);
                 }
                 Err(EIO)

@@ -69,6 +69,20 @@ fn abi_request_roundtrip() {
         },
         7,
     );
+    roundtrip(
+        Request::Lock(abi::LockArgs {
+            file: 9,
+            owner: u64::MAX,
+            start: 0,
+            end: abi::LOCK_END_MAX,
+            pid: 1,
+            wait_ms: 30_000,
+            kind: abi::LockKind::Flock,
+            cmd: abi::LockCmd::Wait,
+            mode: abi::LockMode::Write,
+        }),
+        8,
+    );
 }
 
 fn abi_request_malformed() {
@@ -215,6 +229,29 @@ fn abi_reply_roundtrip() {
             op: Opcode::View,
             error: 0,
             body: Some(ReplyBody::Grant(Grant::ReadOnly)),
+        },
+        Reply {
+            id: 10,
+            op: Opcode::Lock,
+            error: 0,
+            body: Some(ReplyBody::Done),
+        },
+        Reply {
+            id: 11,
+            op: Opcode::Lock,
+            error: 0,
+            body: Some(ReplyBody::Lock(abi::LockInfo {
+                mode: abi::LockMode::Read,
+                start: 3,
+                end: abi::LOCK_END_MAX,
+                pid: -12,
+            })),
+        },
+        Reply {
+            id: 12,
+            op: Opcode::Lock,
+            error: abi::errno::EAGAIN,
+            body: None,
         },
     ];
     for r in replies {

@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
     c_str,
     folio::{LockedFolio, PageContents},
-    fs::{DirEmitter, FileAttr, FileSystem, FileType, Inode, SuperBlock},
+    fs::{DirEmitter, FileAttr, FileSystem, FileType, Inode, LockRequest, SuperBlock},
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
@@ -27,6 +27,7 @@ use kernel::{
 };
 use pages::{Invalidate, PageState};
 
+mod locks;
 pub(crate) mod pages;
 
 /// `s_magic` of WFS super blocks ("WFS!").
@@ -100,6 +101,8 @@ pub(crate) struct Mount {
     /// them again. Any number of views may sit beside the one coherent
     /// mount.
     view: bool,
+    /// Lock waits (`F_SETLKW`, `flock`) at the owners now ([`locks`]).
+    lock_waits: AtomicU32,
 }
 
 impl Mount {
@@ -314,6 +317,7 @@ impl FileSystem for WfsFs {
                 timeout_ms: opts.timeout_ms,
                 hints: [const { Hint::new() }; HINTS],
                 view: opts.view,
+                lock_waits: AtomicU32::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -476,6 +480,11 @@ impl FileSystem for WfsFs {
             return Err(EROFS);
         }
         pages::make_writable(inode.mapping(), folio, |index| upgrade(inode, index))
+    }
+
+    /// `fcntl` and `flock` locks, decided by the file's owner ([`locks`]).
+    fn lock(req: &mut LockRequest<'_, Self>) -> Result {
+        locks::lock(req)
     }
 }
 

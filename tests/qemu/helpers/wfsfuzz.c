@@ -48,7 +48,7 @@
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 6
+#define ABI_VERSION 7
 /* READ replies: grant, pages, ahead. */
 #define READ_REPLY (HDR + 4 + 12)
 #define READ_RUN_MAX 16
@@ -58,6 +58,8 @@
 #define OP_READ 4
 #define OP_WRITE 5
 #define OP_UPGRADE 6
+#define OP_LOCK 8
+#define LOCK_END_MAX 0x7fffffffffffffffull
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
 #define FILE_BASE 0x8000000000001000ull
@@ -65,7 +67,7 @@
 static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
-static unsigned long answered, refused;
+static unsigned long answered, refused, locks;
 
 #define FAIL(...) do { fprintf(stderr, "wfsfuzz: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -142,6 +144,26 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		memset(pool + (size_t)slot * PAGE, index == 0 ? (int)((file - FILE_BASE) & 0xff) : 0, PAGE);
 		return read_reply(out, id, 2);
 	}
+	case OP_LOCK:
+		locks++;
+		/* A test (cmd 1, at byte 41 of the body) gets "no conflict" or
+		 * a conflict elsewhere; anything else "done", now and then a
+		 * refusal or ENOSYS (the kernel then locks on its own). */
+		if (p[41] == 1) {
+			int busy = rand() % 2;
+
+			header(out, HDR + 4 + 24, op, id, 0);
+			put64(out + HDR + 4, 0);
+			put64(out + HDR + 12, busy ? 99 : 0);
+			put32(out + HDR + 20, busy ? (uint32_t)-7 : 0);
+			put32(out + HDR + 24, busy ? 2 : 3);
+			return HDR + 4 + 24;
+		}
+		switch (rand() % 4) {
+		case 0: return header(out, HDR + 4, op, id, 11 /* EAGAIN */);
+		case 1: return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
+		default: return header(out, HDR + 4, op, id, 0);
+		}
 	default:
 		return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
 	}
@@ -238,6 +260,22 @@ static void serve(const uint8_t *good, size_t n)
 		memcpy(bad, good, n);
 		put32(bad, HDR + 8);
 		expect_fail(write(fd, bad, HDR + 8), EINVAL, EINVAL, "READ reply with a bare grant");
+	}
+
+	if (op == OP_LOCK) {
+		/* A conflict of an unknown mode, or past the largest offset; a
+		 * body of neither shape. */
+		header(bad, HDR + 4 + 24, op, get64(good + 8), 0);
+		put64(bad + HDR + 4, 0);
+		put64(bad + HDR + 12, rand() % 2 ? LOCK_END_MAX + 1 : 5);
+		put32(bad + HDR + 20, 1);
+		put32(bad + HDR + 24, rand() % 2 ? 2 : 4 + rand() % 1000);
+		if (get64(bad + HDR + 12) == 5)
+			put32(bad + HDR + 24, 4 + rand() % 1000);
+		expect_fail(write(fd, bad, HDR + 4 + 24), EINVAL, EINVAL, "LOCK reply with a bad conflict");
+		header(bad, HDR + 4 + 10, op, get64(good + 8), 0);
+		memset(bad + HDR + 4, 0, 10);
+		expect_fail(write(fd, bad, HDR + 4 + 10), EINVAL, EINVAL, "LOCK reply of 10 bytes");
 	}
 
 	/* The kernel's own errnos (ERESTARTSYS 512 .. 4095) are refused. */
@@ -393,10 +431,12 @@ int main(int argc, char **argv)
 			serve(out, answer(buf, out));
 		}
 	}
-	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered\n",
-	       iters, refused, answered);
+	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK)\n",
+	       iters, refused, answered, locks);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
+	if (min_answered > 0 && locks == 0)
+		FAIL("no LOCK request came (the traffic locks every tenth file)");
 	return 0;
 }
 

@@ -97,7 +97,38 @@ fn all_requests() -> Vec<Request<'static>> {
             count: 1,
             slot: u32::MAX,
         },
+        Request::Lock(lock_args()),
+        Request::Lock(LockArgs {
+            kind: LockKind::Flock,
+            cmd: LockCmd::Wait,
+            mode: LockMode::Write,
+            start: 0,
+            end: LOCK_END_MAX,
+            ..lock_args()
+        }),
+        Request::Lock(LockArgs {
+            kind: LockKind::Ofd,
+            cmd: LockCmd::Get,
+            mode: LockMode::Read,
+            start: 7,
+            end: 7,
+            ..lock_args()
+        }),
     ]
+}
+
+fn lock_args() -> LockArgs {
+    LockArgs {
+        file: 0x0102_0304_0506_0708,
+        owner: u64::MAX - 3,
+        start: 100,
+        end: 199,
+        pid: 4242,
+        wait_ms: 7000,
+        kind: LockKind::Posix,
+        cmd: LockCmd::Set,
+        mode: LockMode::Unlock,
+    }
 }
 
 fn all_ok_replies() -> Vec<Reply<'static>> {
@@ -209,6 +240,29 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             error: 0,
             body: Some(ReplyBody::Grant(Grant::Dirty)),
         },
+        Reply {
+            id: 14,
+            op: Opcode::Lock,
+            error: 0,
+            body: Some(ReplyBody::Done),
+        },
+        Reply {
+            id: 15,
+            op: Opcode::Lock,
+            error: 0,
+            body: Some(ReplyBody::Lock(LockInfo::NONE)),
+        },
+        Reply {
+            id: 16,
+            op: Opcode::Lock,
+            error: 0,
+            body: Some(ReplyBody::Lock(LockInfo {
+                mode: LockMode::Write,
+                start: 0,
+                end: LOCK_END_MAX,
+                pid: -77,
+            })),
+        },
     ]
 }
 
@@ -233,7 +287,7 @@ fn a_view_is_answered_read_only() {
     }
 }
 
-const ALL_OPS: [Opcode; 7] = [
+const ALL_OPS: [Opcode; 8] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
@@ -241,6 +295,7 @@ const ALL_OPS: [Opcode; 7] = [
     Opcode::Write,
     Opcode::Upgrade,
     Opcode::View,
+    Opcode::Lock,
 ];
 
 // ---------------------------------------------------------------------------
@@ -249,7 +304,8 @@ const ALL_OPS: [Opcode; 7] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 6);
+    assert_eq!(ABI_VERSION, 7);
+    assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(READ_RUN_MAX, 16);
     assert_eq!(Grant::Dirty as u32, 3);
     assert_eq!(Grant::Refault as u32, 4);
@@ -371,7 +427,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(6));
+    want.extend_from_slice(&le32(7));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -469,7 +525,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 8, 9, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 9, 10, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -492,7 +548,11 @@ fn errno_values_match_linux() {
     assert_eq!(errno::EBUSY, 16);
     assert_eq!(errno::EINVAL, 22);
     assert_eq!(errno::EFBIG, 27);
+    assert_eq!(errno::EAGAIN, 11);
+    assert_eq!(errno::EDEADLK, 35);
     assert_eq!(errno::ENAMETOOLONG, 36);
+    assert_eq!(errno::ENOLCK, 37);
+    assert_eq!(errno::ENOSYS, 38);
     assert_eq!(errno::EPROTO, 71);
     assert_eq!(errno::ETIMEDOUT, 110);
 }
@@ -677,6 +737,127 @@ fn request_encoded_len() {
     };
     assert_eq!(v.encoded_len(), 40);
     assert_eq!(Request::Upgrade { file: 0, index: 0 }.encoded_len(), 32);
+    assert_eq!(Request::Lock(lock_args()).encoded_len(), 60);
+}
+
+#[test]
+fn lock_layout() {
+    let a = LockArgs {
+        kind: LockKind::Ofd,
+        cmd: LockCmd::Wait,
+        mode: LockMode::Read,
+        ..lock_args()
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&le64(a.file));
+    body.extend_from_slice(&le64(a.owner));
+    body.extend_from_slice(&le64(100));
+    body.extend_from_slice(&le64(199));
+    body.extend_from_slice(&le32(4242));
+    body.extend_from_slice(&le32(7000));
+    body.extend_from_slice(&[2, 3, 1, 0]);
+    assert_eq!(enc_req(&Request::Lock(a), 9), msg(8, 9, &body));
+    let info = LockInfo {
+        mode: LockMode::Read,
+        start: 5,
+        end: 6,
+        pid: -1,
+    };
+    let r = Reply {
+        id: 9,
+        op: Opcode::Lock,
+        error: 0,
+        body: Some(ReplyBody::Lock(info)),
+    };
+    let mut want = Vec::new();
+    want.extend_from_slice(&le32(0));
+    want.extend_from_slice(&le64(5));
+    want.extend_from_slice(&le64(6));
+    want.extend_from_slice(&le32(u32::MAX));
+    want.extend_from_slice(&le32(1));
+    assert_eq!(enc_reply(&r), msg(8 | REPLY_BIT, 9, &want));
+}
+
+#[test]
+fn malformed_lock_requests_and_answers_are_refused() {
+    let mut b = [0u8; MSG_MAX];
+    let bad = [
+        // Reversed range.
+        LockArgs {
+            start: 10,
+            end: 9,
+            ..lock_args()
+        },
+        // Past OFFSET_MAX.
+        LockArgs {
+            end: LOCK_END_MAX + 1,
+            ..lock_args()
+        },
+        // A test of an unlock.
+        LockArgs {
+            cmd: LockCmd::Get,
+            mode: LockMode::Unlock,
+            ..lock_args()
+        },
+        // flock of part of a file, and a flock test.
+        LockArgs {
+            kind: LockKind::Flock,
+            mode: LockMode::Read,
+            ..lock_args()
+        },
+        LockArgs {
+            kind: LockKind::Flock,
+            cmd: LockCmd::Get,
+            mode: LockMode::Read,
+            start: 0,
+            end: LOCK_END_MAX,
+            ..lock_args()
+        },
+    ];
+    for a in bad {
+        assert_eq!(
+            Request::Lock(a).encode(1, &mut b),
+            Err(DecodeError::BadField),
+            "{a:?}"
+        );
+    }
+    // The same refused when decoding, and bad enum bytes and padding.
+    let good = enc_req(&Request::Lock(lock_args()), 1);
+    let p = HEADER_LEN;
+    let mut m = good.clone();
+    m[p + 16..p + 24].copy_from_slice(&le64(500));
+    assert_eq!(Request::decode(&m), Err(DecodeError::BadField));
+    for (off, v) in [
+        (40, 0u8),
+        (40, 4),
+        (41, 0),
+        (41, 4),
+        (42, 0),
+        (42, 4),
+        (43, 1),
+    ] {
+        let mut m = good.clone();
+        m[p + off] = v;
+        assert_eq!(Request::decode(&m), Err(DecodeError::BadField), "{off} {v}");
+    }
+    // A conflict answer past OFFSET_MAX, or with an unknown mode.
+    let mut r = enc_reply(&Reply {
+        id: 1,
+        op: Opcode::Lock,
+        error: 0,
+        body: Some(ReplyBody::Lock(LockInfo {
+            mode: LockMode::Write,
+            start: 0,
+            end: 1,
+            pid: 3,
+        })),
+    });
+    let q = HEADER_LEN + 4;
+    let mut m = r.clone();
+    m[q + 8..q + 16].copy_from_slice(&le64(LOCK_END_MAX + 1));
+    assert_eq!(Reply::decode(&m), Err(DecodeError::BadField));
+    r[q + 20] = 4;
+    assert_eq!(Reply::decode(&r), Err(DecodeError::BadField));
 }
 
 #[test]
@@ -734,7 +915,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 8, 100, 0x7fff] {
+    for op in [0u16, 9, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -1149,7 +1330,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 8, 0x7fff] {
+    for op in [0u16, 9, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }

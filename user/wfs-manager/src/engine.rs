@@ -16,6 +16,10 @@
 //! Every host, the owner included, goes through the protocol for every
 //! page, so single copy holds across the cluster: the owner's own faults
 //! fetch a page from the host that holds it like anybody else's.
+//!
+//! The kernel's LOCK requests go to the lock service
+//! ([`crate::lockserv`]): each file's owner decides its locks, for every
+//! host, and the engine carries the service's questions and answers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::RawFd;
@@ -32,6 +36,7 @@ use crate::costs::{Stage, Timers};
 use crate::deaths::Deaths;
 use crate::export::{Export, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
+use crate::lockserv::{Answered, LockMsg, LockOut, LockService};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::pool::{Pool, check_lent, lent_page};
 use crate::prefetch::{CopyGrant, Prefetch};
@@ -131,6 +136,26 @@ pub struct ProtocolStats {
     /// VIEW requests (pages read for a view, `views.rs`).
     #[serde(default)]
     pub views: u64,
+    /// LOCK requests from this host's kernel (`lockserv.rs`).
+    #[serde(default)]
+    pub locks: u64,
+    /// Of those, locks granted (taken by the kernel).
+    #[serde(default)]
+    pub locks_granted: u64,
+    /// Of those, refused: held by another (`EAGAIN`), or a wait that would
+    /// deadlock (`EDEADLK`).
+    #[serde(default)]
+    pub locks_refused: u64,
+    /// Of those, failed otherwise: the owner gone, a wait past the
+    /// deadline (`ENOLCK`).
+    #[serde(default)]
+    pub locks_failed: u64,
+    /// Grants the kernel refused (it had given the request up), undone.
+    #[serde(default)]
+    pub locks_undone: u64,
+    /// Requests, from any host, that waited in this owner's lock table.
+    #[serde(default)]
+    pub lock_waits: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -157,6 +182,12 @@ pub struct Counters {
     prefetch_hits: AtomicU64,
     prefetch_unread: AtomicU64,
     views: AtomicU64,
+    locks: AtomicU64,
+    locks_granted: AtomicU64,
+    locks_refused: AtomicU64,
+    locks_failed: AtomicU64,
+    locks_undone: AtomicU64,
+    lock_waits: AtomicU64,
 }
 
 impl Counters {
@@ -189,6 +220,12 @@ impl Counters {
             prefetch_hits: g(&self.prefetch_hits),
             prefetch_unread: g(&self.prefetch_unread),
             views: g(&self.views),
+            locks: g(&self.locks),
+            locks_granted: g(&self.locks_granted),
+            locks_refused: g(&self.locks_refused),
+            locks_failed: g(&self.locks_failed),
+            locks_undone: g(&self.locks_undone),
+            lock_waits: g(&self.lock_waits),
         }
     }
 }
@@ -423,6 +460,9 @@ pub struct Engine {
     hold_reads: bool,
     /// VIEW requests waiting for another host's disk.
     views: Views,
+    /// The locks of the files this host owns, and this kernel's lock
+    /// requests waiting for another owner.
+    locks: LockService,
     /// Whether fetching ahead is safe: once the pages a manager that died
     /// left dirty in the kernel are written home and dropped
     /// ([`Handle::left_pages_flushed`]). Before, a page fetched ahead could
@@ -545,6 +585,7 @@ impl Engine {
             read_later: Vec::new(),
             hold_reads: false,
             views: Views::default(),
+            locks: LockService::new(me),
             prefetch_ok: false,
             orphan_failed: false,
             corked: None,
@@ -879,6 +920,11 @@ impl Engine {
             // (Asked of this incarnation: it will never answer.)
             let gone = self.views.owner_gone(host);
             self.fail_views(gone, libc::EHOSTDOWN);
+            // Its locks went with it (also when it restarted: its new
+            // manager knows nothing of them), which may grant others; and
+            // what this host asked of it is answered.
+            let out = self.locks.host_gone(host);
+            self.lock_outputs(out);
         }
         let p = &mut self.peers[idx];
         let (undelivered, unsent) = if current {
@@ -888,7 +934,7 @@ impl Engine {
                 msgs.into_iter()
                     .filter_map(|m| match m {
                         PeerMsg::Page(m) => Some(m),
-                        PeerMsg::Name(_) | PeerMsg::View(_) => None,
+                        PeerMsg::Name(_) | PeerMsg::View(_) | PeerMsg::Lock(_) => None,
                     })
                     .collect()
             };
@@ -1247,6 +1293,7 @@ impl Engine {
                 self.run_core(Input::Message { from, msg: m });
             }
             PeerMsg::View(m) => self.view_msg(from, m),
+            PeerMsg::Lock(m) => self.lock_msg(from, m),
             PeerMsg::Name(NameMsg::Lookup { id, name }) => {
                 let found = self.export.lookup(&name).ok().map(|a| {
                     self.core.add_file(a.file, self.me);
@@ -1547,6 +1594,74 @@ impl Engine {
         }
     }
 
+    /// A LOCK: decided by the file's owner (`lockserv.rs`), this host's
+    /// table at once, or another host's through the lock service's
+    /// messages. (The core's owners, as VIEW's.)
+    fn lock(&mut self, req: u64, a: &wfs_abi::LockArgs, started: Instant) {
+        Counters::add(&self.counters.locks, 1);
+        let at = self.core.owner_of(a.file).unwrap_or(self.me);
+        let gone = at != self.me && self.peer_gone(at);
+        let out = self.locks.kernel(req, started, a, at, gone);
+        self.lock_outputs(out);
+    }
+
+    /// A peer's lock message. An `Ask` about a file this host does not
+    /// own is refused (`ENOLCK`): its table would decide nothing.
+    fn lock_msg(&mut self, from: HostId, msg: LockMsg) {
+        if let LockMsg::Ask { id, file, .. } = msg
+            && !(self.know_file(file) && self.core.owner_of(file) == Some(self.me))
+        {
+            wlog!(
+                "locks: host {from} asked about file {file:#x}, which this host does not own; refused"
+            );
+            let result = Err(errno::ENOLCK);
+            self.send(from, PeerMsg::Lock(LockMsg::Answer { id, result }));
+            return;
+        }
+        let out = self.locks.message(from, msg, Instant::now());
+        self.lock_outputs(out);
+    }
+
+    /// Carries out what the lock service said, and what that causes: a
+    /// grant the kernel refuses (it gave the request up) goes back to the
+    /// service, which undoes it.
+    fn lock_outputs(&mut self, out: Vec<LockOut>) {
+        let mut todo = VecDeque::from(out);
+        while let Some(o) = todo.pop_front() {
+            match o {
+                LockOut::Send { to, msg } => self.send(to, PeerMsg::Lock(msg)),
+                LockOut::Queued => Counters::add(&self.counters.lock_waits, 1),
+                LockOut::Reply {
+                    req,
+                    started,
+                    result,
+                    undo,
+                } => {
+                    let counter = match result {
+                        Ok(_) if undo.is_some() => Some(&self.counters.locks_granted),
+                        Ok(_) => None,
+                        Err(errno::EAGAIN | errno::EDEADLK) => Some(&self.counters.locks_refused),
+                        Err(_) => Some(&self.counters.locks_failed),
+                    };
+                    let body = result.map(|a| match a {
+                        Answered::Done => ReplyBody::Done,
+                        Answered::Info(i) => ReplyBody::Lock(i),
+                    });
+                    let taken = self.reply(req, wfs_abi::Opcode::Lock, started, body);
+                    if taken {
+                        if let Some(c) = counter {
+                            Counters::add(c, 1);
+                        }
+                    } else if let Some(u) = undo {
+                        // (Its kernel gave it up: nobody mirrors the lock.)
+                        Counters::add(&self.counters.locks_undone, 1);
+                        todo.extend(self.locks.refused(u));
+                    }
+                }
+            }
+        }
+    }
+
     /// Another host's file, as a LOOKUP found it. (This host's own files
     /// are asked of the export, which looks at the file itself; asking it
     /// first about another host's file would rescan the export directory
@@ -1574,6 +1689,7 @@ impl Engine {
             | Request::Read { file, .. }
             | Request::Write { file, .. }
             | Request::View { file, .. } => Some(file),
+            Request::Lock(a) => Some(a.file),
             Request::Lookup { .. } | Request::Readdir { .. } => None,
         };
         if let Some(file) = file
@@ -1598,6 +1714,7 @@ impl Engine {
                 count,
                 slot,
             } => self.view(id, PageId { file, index }, count, slot, started),
+            Request::Lock(a) => self.lock(id, &a, started),
             Request::Lookup { name } => {
                 let local = self.export.lookup(name).ok().map(|a| info(&a));
                 let (up, down) = self.connected();
@@ -2044,6 +2161,9 @@ impl Engine {
         }
         let late_views = self.views.expire(Instant::now(), self.read_deadline);
         self.fail_views(late_views, libc::ETIMEDOUT);
+        // (Lock waits, too: a wait at this owner, or for another one.)
+        let late_locks = self.locks.expire(Instant::now(), self.read_deadline);
+        self.lock_outputs(late_locks);
         let (unread, late) = self.prefetch.expire(Instant::now());
         for req in late {
             self.core.cancel(req);
@@ -2922,6 +3042,414 @@ fn attr(i: &FileInfo) -> Attr {
 mod tests {
     use super::*;
     use crate::protocol::Access;
+
+    /// Engines driven by hand, for the lock service: each host's kernel is
+    /// the test's end of a socket pair (the engine writes its replies to
+    /// the other end), and what an engine sends its peers is held
+    /// ([`Engine::cork`]), encoded and decoded as on the wire, and handed
+    /// to the peer as its connection reader would.
+    mod locks {
+        use super::*;
+        use crate::testkit::TestDir;
+        use wfs_abi::{LOCK_END_MAX, LockArgs, LockCmd, LockInfo, LockKind, LockMode};
+
+        /// Every host's connection to every other is number 1.
+        const CONN: u64 = 1;
+
+        /// One host of the test.
+        struct Host {
+            engine: Engine,
+            /// The kernel's end of the socket pair.
+            kernel: RawFd,
+            /// The engine's end.
+            device: RawFd,
+            _dir: TestDir,
+        }
+
+        impl Host {
+            /// Host `name` (incarnation `inc`), whose export holds `files`,
+            /// with the other hosts `peers`.
+            fn new(
+                name: &str,
+                inc: u64,
+                peers: &[&str],
+                files: &[&str],
+                read_deadline: Duration,
+            ) -> Host {
+                let dir = TestDir::new(&format!("engine-locks-{name}"));
+                for f in files {
+                    std::fs::write(dir.export().join(f), vec![0u8; PAGE_SIZE]).expect("file");
+                }
+                let mut text = format!(
+                    "cluster = \"t\"\nhost = \"{name}\"\nlisten = \"127.0.0.1:1\"\nexport = \"{}\"\ndevice = \"/nonexistent\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
+                    dir.export().display(),
+                    dir.path.join("ctl").display(),
+                    dir.path.display()
+                );
+                for (i, p) in peers.iter().enumerate() {
+                    text += &format!("[[peer]]\nname = \"{p}\"\naddr = \"127.0.0.1:{}\"\n", i + 2);
+                }
+                let cfg = Config::parse(&text).expect("config");
+                let mut fds = [0; 2];
+                // SAFETY: socketpair(2) fills the two descriptors of `fds`.
+                let rc = unsafe {
+                    libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr())
+                };
+                assert_eq!(rc, 0, "socketpair");
+                let export = Arc::new(Export::new(&dir.export()));
+                let pool = Arc::new(Pool::for_tests(4 + wfs_abi::SCRATCH_SLOTS));
+                let inval = Arc::new(Invalidator::new(
+                    -1,
+                    pool.slots(),
+                    Some(pool.clone()),
+                    export.clone(),
+                ));
+                let deaths = Deaths::load(Deaths::path(&dir.path, "t", name)).expect("deaths");
+                let parts = Parts {
+                    export,
+                    pool,
+                    inval,
+                    stats: Arc::new(Stats::default()),
+                    counters: Arc::new(Counters::default()),
+                    read_deadline,
+                    incarnation: inc,
+                    previous: None,
+                    deaths,
+                };
+                Host {
+                    engine: Engine::new(&cfg, fds[0], parts),
+                    kernel: fds[1],
+                    device: fds[0],
+                    _dir: dir,
+                }
+            }
+
+            /// The engine's peer index of host `name`.
+            fn peer(&self, name: &str) -> usize {
+                self.engine
+                    .peers
+                    .iter()
+                    .position(|p| p.name == name)
+                    .expect("peer")
+            }
+
+            /// Runs `f` on the engine; returns the frames it sent, each
+            /// with the name of the host it is for.
+            fn with(&mut self, f: impl FnOnce(&mut Engine)) -> Vec<(String, Frame)> {
+                self.engine.cork();
+                f(&mut self.engine);
+                let held = self.engine.corked.take().unwrap_or_default();
+                held.into_iter()
+                    .map(|(idx, _, f)| (self.engine.peers[idx].name.clone(), f))
+                    .collect()
+            }
+
+            /// The replies the kernel has received since last asked: (id,
+            /// errno, a `Get`'s answer).
+            fn replies(&self) -> Vec<(u64, i32, Option<LockInfo>)> {
+                let mut out = Vec::new();
+                let mut buf = [0u8; MSG_MAX];
+                loop {
+                    // SAFETY: `buf` is valid for its length; `kernel` is
+                    // this host's open socket.
+                    let n = unsafe {
+                        libc::recv(
+                            self.kernel,
+                            buf.as_mut_ptr().cast(),
+                            buf.len(),
+                            libc::MSG_DONTWAIT,
+                        )
+                    };
+                    let Ok(n) = usize::try_from(n) else {
+                        return out;
+                    };
+                    let r = Reply::decode(&buf[..n]).expect("reply");
+                    assert_eq!(r.op, wfs_abi::Opcode::Lock);
+                    let info = match r.body {
+                        Some(ReplyBody::Lock(i)) => Some(i),
+                        _ => None,
+                    };
+                    out.push((r.id, r.error, info));
+                }
+            }
+        }
+
+        impl Drop for Host {
+            fn drop(&mut self) {
+                // SAFETY: both descriptors are this host's, open, and
+                // closed once.
+                unsafe {
+                    libc::close(self.kernel);
+                    libc::close(self.device);
+                }
+            }
+        }
+
+        /// Hosts by name, and the frames between them.
+        struct Cluster {
+            hosts: Vec<(String, Host)>,
+            /// Hosts whose manager is gone (restarted): what is sent to
+            /// them is lost.
+            gone: Vec<String>,
+        }
+
+        impl Cluster {
+            /// Hosts `names`, the first exporting file `f`, all connected
+            /// to all.
+            fn new(names: &[&str], read_deadline: Duration) -> Cluster {
+                let hosts: Vec<(String, Host)> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let peers: Vec<&str> = names.iter().copied().filter(|p| p != n).collect();
+                        let files: &[&str] = if i == 0 { &["f"] } else { &[] };
+                        let h = Host::new(n, inc(n, 1), &peers, files, read_deadline);
+                        (n.to_string(), h)
+                    })
+                    .collect();
+                let mut c = Cluster {
+                    hosts,
+                    gone: Vec::new(),
+                };
+                // Every connection up first (a frame on a connection its
+                // receiver has not heard of yet is dropped), then what
+                // that sent.
+                let mut sent = Vec::new();
+                for a in names {
+                    for b in names.iter().filter(|b| *b != a) {
+                        let h = c.host(a);
+                        let ev = up(h.peer(b), inc(b, 1));
+                        sent.extend(
+                            h.with(|e| e.event(ev))
+                                .into_iter()
+                                .map(|(to, f)| (a.to_string(), to, f)),
+                        );
+                    }
+                }
+                c.deliver(sent.into());
+                c
+            }
+
+            fn host(&mut self, name: &str) -> &mut Host {
+                &mut self
+                    .hosts
+                    .iter_mut()
+                    .find(|(n, _)| n == name)
+                    .expect("host")
+                    .1
+            }
+
+            /// Host `at` hears that `peer` restarted as incarnation
+            /// `incarnation` (the old one is gone, its messages lost).
+            fn restarted(&mut self, at: &str, peer: &str, incarnation: u64) {
+                self.gone.push(peer.to_string());
+                let ev = up(self.host(at).peer(peer), incarnation);
+                self.on(at, |e| e.event(ev));
+            }
+
+            /// Runs `f` on host `at`'s engine, and delivers what it sends,
+            /// and what that causes, until nothing is left.
+            fn on(&mut self, at: &str, f: impl FnOnce(&mut Engine)) {
+                let sent = self.host(at).with(f);
+                let todo = sent
+                    .into_iter()
+                    .map(|(to, f)| (at.to_string(), to, f))
+                    .collect();
+                self.deliver(todo);
+            }
+
+            /// Delivers `todo` (from, to, frame), in order, and what that
+            /// causes, until nothing is left.
+            fn deliver(&mut self, mut todo: VecDeque<(String, String, Frame)>) {
+                while let Some((from, to, frame)) = todo.pop_front() {
+                    if self.gone.contains(&to) {
+                        continue;
+                    }
+                    // As on the wire.
+                    let bytes = frame.encode();
+                    let frame = crate::wire::read_frame(&mut std::io::Cursor::new(bytes))
+                        .expect("a frame that decodes");
+                    let Frame::Page(frame) = frame else {
+                        panic!("a session frame: {frame:?}");
+                    };
+                    let h = self.host(&to);
+                    let ev = Event::Net(NetEvent::Frame {
+                        peer: h.peer(&from),
+                        conn: CONN,
+                        frame,
+                        more: false,
+                    });
+                    for (next, f) in h.with(|e| e.event(ev)) {
+                        todo.push_back((to.clone(), next, f));
+                    }
+                }
+            }
+
+            /// Host `at`'s kernel asks `a` as request `req`.
+            fn lock(&mut self, at: &str, req: u64, a: LockArgs) {
+                let mut msg = [0u8; MSG_MAX];
+                let n = Request::Lock(a).encode(req, &mut msg).expect("encode");
+                let u = Upcall {
+                    started: Instant::now(),
+                    msg: msg[..n].to_vec(),
+                };
+                self.on(at, |e| e.event(Event::Upcall(u)));
+            }
+
+            fn replies(&mut self, at: &str) -> Vec<(u64, i32, Option<LockInfo>)> {
+                self.host(at).replies()
+            }
+        }
+
+        /// The connection to peer `idx`, incarnation `incarnation`, is up.
+        fn up(idx: usize, incarnation: u64) -> Event {
+            Event::Net(NetEvent::Up {
+                peer: idx,
+                conn: CONN,
+                incarnation,
+                since: Instant::now(),
+            })
+        }
+
+        fn inc(name: &str, n: u64) -> u64 {
+            (u64::from(host_id(name)) << 16) | n
+        }
+
+        fn file() -> u64 {
+            file_id(b"f")
+        }
+
+        /// A POSIX request of lock owner `owner` (pid `pid`) on bytes
+        /// `start..=end` of the file.
+        fn posix(
+            owner: u64,
+            pid: u32,
+            cmd: LockCmd,
+            mode: LockMode,
+            start: u64,
+            end: u64,
+        ) -> LockArgs {
+            LockArgs {
+                file: file(),
+                owner,
+                start,
+                end,
+                pid,
+                wait_ms: 30_000,
+                kind: LockKind::Posix,
+                cmd,
+                mode,
+            }
+        }
+
+        const ALL: (u64, u64) = (0, LOCK_END_MAX);
+        const DONE: (i32, Option<LockInfo>) = (0, None);
+
+        fn one(r: Vec<(u64, i32, Option<LockInfo>)>) -> (u64, i32, Option<LockInfo>) {
+            assert_eq!(r.len(), 1, "{r:?}");
+            r[0]
+        }
+
+        #[test]
+        fn two_hosts_contend_for_a_lock_the_owner_decides() {
+            let mut c = Cluster::new(&["a", "b"], READ_DEADLINE);
+            let (s, e) = ALL;
+            // b's kernel takes a write lock on all of a's file: b finds the
+            // file's owner, asks it, and is granted.
+            c.lock("b", 1, posix(1, 100, LockCmd::Set, LockMode::Write, s, e));
+            assert_eq!(c.replies("b"), vec![(1, 0, None)]);
+            // a's own kernel is refused, and F_GETLK shows b's lock, its
+            // pid negated (another host's).
+            c.lock("a", 2, posix(1, 200, LockCmd::Set, LockMode::Read, 0, 0));
+            assert_eq!(c.replies("a"), vec![(2, errno::EAGAIN, None)]);
+            c.lock("a", 3, posix(1, 200, LockCmd::Get, LockMode::Read, 0, 0));
+            let info = LockInfo {
+                mode: LockMode::Write,
+                start: 0,
+                end: LOCK_END_MAX,
+                pid: -100,
+            };
+            assert_eq!(c.replies("a"), vec![(3, 0, Some(info))]);
+            // b's other lock owner sees it with its pid as is (its host's).
+            c.lock("b", 4, posix(2, 101, LockCmd::Get, LockMode::Read, 7, 7));
+            assert_eq!(
+                c.replies("b"),
+                vec![(4, 0, Some(LockInfo { pid: 100, ..info }))]
+            );
+            // a waits; b unlocks; a is granted.
+            c.lock("a", 5, posix(1, 200, LockCmd::Wait, LockMode::Write, 0, 9));
+            assert!(c.replies("a").is_empty());
+            c.lock("b", 6, posix(1, 100, LockCmd::Set, LockMode::Unlock, s, e));
+            assert_eq!(c.replies("b"), vec![(6, 0, None)]);
+            assert_eq!(c.replies("a"), vec![(5, 0, None)]);
+            // b waits behind a, and gives up before a lets go: its grant,
+            // refused by its kernel, is undone at the owner.
+            c.lock("b", 7, posix(1, 100, LockCmd::Wait, LockMode::Read, 5, 5));
+            assert!(c.replies("b").is_empty());
+            assert_eq!(c.host("a").engine.locks.waiting(), 1);
+            c.host("b").engine.fd = -1;
+            c.lock("a", 8, posix(1, 200, LockCmd::Set, LockMode::Unlock, s, e));
+            c.host("b").engine.fd = c.host("b").device;
+            assert_eq!(c.replies("a"), vec![(8, 0, None)]);
+            assert!(c.replies("b").is_empty());
+            assert_eq!(c.host("a").engine.locks.held(file()), 0);
+            let undone = c.host("b").engine.counters.snapshot();
+            assert_eq!((undone.locks_undone, undone.locks), (1, 4));
+            // So a may take it all again.
+            c.lock("a", 9, posix(1, 200, LockCmd::Set, LockMode::Write, s, e));
+            assert_eq!(one(c.replies("a")), (9, DONE.0, DONE.1));
+            let st = c.host("a").engine.counters.snapshot();
+            assert_eq!(
+                (st.locks, st.locks_granted, st.locks_refused, st.lock_waits),
+                (5, 2, 1, 2)
+            );
+        }
+
+        #[test]
+        fn a_restarted_or_dead_host_loses_its_locks_and_its_waiters_hear() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let (s, e) = ALL;
+            c.lock("b", 1, posix(1, 100, LockCmd::Set, LockMode::Write, s, e));
+            assert_eq!(c.replies("b"), vec![(1, 0, None)]);
+            c.lock("a", 2, posix(1, 200, LockCmd::Wait, LockMode::Write, 0, 0));
+            c.lock("c", 3, posix(1, 300, LockCmd::Wait, LockMode::Read, 0, 0));
+            assert!(c.replies("a").is_empty() && c.replies("c").is_empty());
+            // b's manager restarts: a (the owner) drops its old locks, and
+            // grants its own kernel's wait, first in line (c's still
+            // conflicts with it).
+            c.restarted("a", "b", inc("b", 2));
+            assert_eq!(c.replies("a"), vec![(2, 0, None)]);
+            assert!(c.replies("c").is_empty());
+            // c takes a for dead: its wait fails at once, a new request
+            // too, and an unlock has nothing left to do.
+            let idx = c.host("c").peer("a");
+            c.on("c", |e| e.declare(idx, inc("a", 1), false));
+            assert_eq!(c.replies("c"), vec![(3, errno::ENOLCK, None)]);
+            c.lock("c", 4, posix(1, 300, LockCmd::Set, LockMode::Read, 9, 9));
+            c.lock("c", 5, posix(1, 300, LockCmd::Set, LockMode::Unlock, s, e));
+            assert_eq!(c.replies("c"), vec![(4, errno::ENOLCK, None), (5, 0, None)]);
+        }
+
+        #[test]
+        fn waits_end_at_the_deadline() {
+            let deadline = Duration::from_millis(50);
+            let mut c = Cluster::new(&["a", "b"], deadline);
+            c.lock("a", 1, posix(1, 200, LockCmd::Set, LockMode::Write, 0, 0));
+            c.lock("a", 2, posix(2, 201, LockCmd::Wait, LockMode::Write, 0, 0));
+            c.lock("b", 3, posix(1, 100, LockCmd::Wait, LockMode::Read, 0, 0));
+            assert_eq!(c.replies("a"), vec![(1, 0, None)]);
+            assert_eq!(c.host("a").engine.locks.waiting(), 2);
+            std::thread::sleep(deadline);
+            // The owner gives up both waits: its kernel's and b's (b's own
+            // deadline is later: the owner's answer comes first).
+            c.on("a", |e| e.expire_reads());
+            assert_eq!(c.replies("a"), vec![(2, errno::ENOLCK, None)]);
+            assert_eq!(c.replies("b"), vec![(3, errno::ENOLCK, None)]);
+            assert_eq!(c.host("a").engine.locks.waiting(), 0);
+            assert_eq!(c.host("b").engine.locks.asking(), 0);
+            assert_eq!(c.host("a").engine.locks.held(file()), 1);
+        }
+    }
 
     #[test]
     fn held_frames_go_out_by_connection_each_in_the_order_sent() {

@@ -18,8 +18,11 @@
 //! * [`export`]: the export directory as LOOKUP, GETATTR and READDIR see it.
 //! * [`invalidate`]: taking pages and names away from this host's kernel
 //!   (`IOC_INVALIDATE`, `IOC_FORGET`), with dirty pages written home.
-//! * [`locks`]: the owner's table of `fcntl` and `flock` locks (pure; not
-//!   wired to the kernel yet: Documentation/fs-plan.md).
+//! * [`locks`]: the owner's table of `fcntl` and `flock` locks (pure).
+//! * [`lockserv`]: the lock service: the kernel's LOCK requests decided by
+//!   each file's owner's table, the messages between managers that carry
+//!   them, undoing grants the kernel refused, deaths and deadlines (pure;
+//!   run by the [`engine`]).
 //! * [`wire`]: framing and encoding of the manager-to-manager protocol.
 //!   Pure: no sockets, no threads.
 //! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
@@ -50,6 +53,7 @@ pub mod engine;
 pub mod export;
 pub mod invalidate;
 pub mod locks;
+pub mod lockserv;
 pub mod log;
 pub mod manager;
 pub mod names;

@@ -1,7 +1,8 @@
 //! The lock table a file's owner keeps for `fcntl` and `flock` locks taken
 //! on its files from any host (Documentation/fs-plan.md, step 5). Pure:
-//! requests in, answers out; the engine (not yet wired: the kernel's LOCK
-//! upcall is the next step) carries them between the kernel and the owner.
+//! requests in, answers out; the lock service ([`crate::lockserv`]) puts
+//! the kernels' LOCK requests to it and answers them, and the engine
+//! carries those between the kernels and the owner.
 //!
 //! The rules are Linux's:
 //!
@@ -106,6 +107,9 @@ pub struct Lock {
     pub mode: Mode,
     /// Which bytes.
     pub range: Range,
+    /// The process that took it, on its host (what `F_GETLK` reports; not
+    /// part of the owner: locks merged keep the latest request's).
+    pub pid: u32,
 }
 
 impl Lock {
@@ -207,18 +211,22 @@ impl FileLocks {
 #[derive(Debug, Default)]
 pub struct Locks {
     files: HashMap<u64, FileLocks>,
+    /// Waits granted by a [`Locks::set`] (a `flock` conversion that waits
+    /// lets go of the old lock first), for [`Locks::take_granted`].
+    granted: Vec<u64>,
 }
 
 impl Locks {
-    /// Asks for `mode` on `range` of `file` for `owner`; `wait` is
-    /// `F_SETLKW` (`ticket` then names the wait). A `flock` request always
-    /// covers the whole file.
+    /// Asks for `mode` on `range` of `file` for `owner`, by process `pid`
+    /// of its host; `wait` is `F_SETLKW` (`ticket` then names the wait). A
+    /// `flock` request always covers the whole file.
     pub fn set(
         &mut self,
         file: u64,
         owner: Owner,
         mode: Mode,
         range: Range,
+        pid: u32,
         wait: Option<u64>,
     ) -> Answer {
         let range = if owner.kind == Kind::Flock {
@@ -226,7 +234,12 @@ impl Locks {
         } else {
             range
         };
-        let lock = Lock { owner, mode, range };
+        let lock = Lock {
+            owner,
+            mode,
+            range,
+            pid,
+        };
         let f = self.files.entry(file).or_default();
         let Some(holder) = f.conflict(owner, mode, range).map(|l| l.owner) else {
             f.install(lock);
@@ -239,8 +252,23 @@ impl Locks {
             return Answer::Deadlock;
         }
         let f = self.files.entry(file).or_default();
+        if owner.kind == Kind::Flock {
+            // A `flock` conversion that must wait lets go of the lock it
+            // converts first, as Linux's does: two holders of a shared
+            // lock that both ask for it exclusive would otherwise wait for
+            // each other.
+            f.remove(owner, Range::ALL);
+            f.wake(&mut self.granted);
+        }
         f.waiting.push_back(Waiter { ticket, lock });
         Answer::Queued
+    }
+
+    /// The waits the last [`Locks::set`] granted (a `flock` conversion
+    /// queued behind others lets go of its old lock, which may grant
+    /// them).
+    pub fn take_granted(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.granted)
     }
 
     /// `F_GETLK`: a lock that would conflict with `mode` on `range` for
@@ -301,6 +329,11 @@ impl Locks {
     /// How many locks are held on `file` (for tests and the status).
     pub fn held(&self, file: u64) -> usize {
         self.files.get(&file).map_or(0, |f| f.held.len())
+    }
+
+    /// How many requests wait on `file` (for tests and the status).
+    pub fn waiting(&self, file: u64) -> usize {
+        self.files.get(&file).map_or(0, |f| f.waiting.len())
     }
 
     fn release(&mut self, gone: impl Fn(Owner) -> bool) -> Vec<u64> {
@@ -364,6 +397,9 @@ mod tests {
         owner(host, id, Kind::Posix)
     }
 
+    /// The pid every test request comes from (checked where it matters).
+    const PID: u32 = 4242;
+
     fn r(start: u64, end: u64) -> Range {
         Range::new(start, end).expect("range")
     }
@@ -372,12 +408,24 @@ mod tests {
     fn read_locks_share_and_write_locks_exclude() {
         let mut t = Locks::default();
         let (a, b) = (posix(1, 1), posix(2, 1));
-        assert_eq!(t.set(7, a, Mode::Read, r(0, 10), None), Answer::Granted);
-        assert_eq!(t.set(7, b, Mode::Read, r(5, 15), None), Answer::Granted);
-        assert_eq!(t.set(7, b, Mode::Write, r(5, 15), None), Answer::Busy);
+        assert_eq!(
+            t.set(7, a, Mode::Read, r(0, 10), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(7, b, Mode::Read, r(5, 15), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(t.set(7, b, Mode::Write, r(5, 15), PID, None), Answer::Busy);
         // Not overlapping: no conflict; another file: none either.
-        assert_eq!(t.set(7, b, Mode::Write, r(10, 20), None), Answer::Granted);
-        assert_eq!(t.set(8, b, Mode::Write, r(0, 10), None), Answer::Granted);
+        assert_eq!(
+            t.set(7, b, Mode::Write, r(10, 20), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(8, b, Mode::Write, r(0, 10), PID, None),
+            Answer::Granted
+        );
         assert_eq!(
             t.get(7, a, Mode::Write, r(12, 13)).map(|l| l.owner),
             Some(b)
@@ -390,23 +438,38 @@ mod tests {
     fn a_new_lock_replaces_splits_and_merges_its_owners_own() {
         let mut t = Locks::default();
         let a = posix(1, 1);
-        assert_eq!(t.set(1, a, Mode::Read, r(0, 100), None), Answer::Granted);
+        assert_eq!(
+            t.set(1, a, Mode::Read, r(0, 100), PID, None),
+            Answer::Granted
+        );
         // A write lock in the middle splits the read lock in three.
-        assert_eq!(t.set(1, a, Mode::Write, r(40, 60), None), Answer::Granted);
+        assert_eq!(
+            t.set(1, a, Mode::Write, r(40, 60), PID, None),
+            Answer::Granted
+        );
         assert_eq!(t.held(1), 3);
         let b = posix(2, 9);
         assert_eq!(
             t.get(1, b, Mode::Read, r(50, 51)).map(|l| l.mode),
             Some(Mode::Write)
         );
-        assert_eq!(t.set(1, b, Mode::Read, r(0, 40), None), Answer::Granted);
+        assert_eq!(
+            t.set(1, b, Mode::Read, r(0, 40), PID, None),
+            Answer::Granted
+        );
         // Back to read: the three merge into one.
-        assert_eq!(t.set(1, a, Mode::Read, r(40, 60), None), Answer::Granted);
+        assert_eq!(
+            t.set(1, a, Mode::Read, r(40, 60), PID, None),
+            Answer::Granted
+        );
         assert_eq!(t.held(1), 2);
         // Unlocking a hole splits it again; the hole is free for b.
         assert!(t.unlock(1, a, r(10, 20)).is_empty());
-        assert_eq!(t.set(1, b, Mode::Write, r(10, 20), None), Answer::Granted);
-        assert_eq!(t.set(1, b, Mode::Write, r(9, 20), None), Answer::Busy);
+        assert_eq!(
+            t.set(1, b, Mode::Write, r(10, 20), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(t.set(1, b, Mode::Write, r(9, 20), PID, None), Answer::Busy);
     }
 
     #[test]
@@ -416,27 +479,51 @@ mod tests {
         let o = owner(1, 2, Kind::Ofd);
         let f = owner(2, 3, Kind::Flock);
         let g = owner(3, 3, Kind::Flock);
-        assert_eq!(t.set(1, p, Mode::Write, r(0, 1), None), Answer::Granted);
-        assert_eq!(t.set(1, o, Mode::Read, r(0, 1), None), Answer::Busy);
+        assert_eq!(
+            t.set(1, p, Mode::Write, r(0, 1), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(t.set(1, o, Mode::Read, r(0, 1), PID, None), Answer::Busy);
         // flock ignores record locks, and covers the whole file.
-        assert_eq!(t.set(1, f, Mode::Write, r(5, 6), None), Answer::Granted);
-        assert_eq!(t.set(1, g, Mode::Read, r(900, 901), None), Answer::Busy);
+        assert_eq!(
+            t.set(1, f, Mode::Write, r(5, 6), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(1, g, Mode::Read, r(900, 901), PID, None),
+            Answer::Busy
+        );
         assert_eq!(t.unlock(1, f, r(0, 1)), Vec::<u64>::new());
-        assert_eq!(t.set(1, g, Mode::Read, Range::ALL, None), Answer::Granted);
+        assert_eq!(
+            t.set(1, g, Mode::Read, Range::ALL, PID, None),
+            Answer::Granted
+        );
     }
 
     #[test]
     fn waiters_are_granted_in_order_when_the_holder_lets_go() {
         let mut t = Locks::default();
         let (a, b, c) = (posix(1, 1), posix(2, 1), posix(3, 1));
-        assert_eq!(t.set(1, a, Mode::Write, r(0, 10), None), Answer::Granted);
-        assert_eq!(t.set(1, b, Mode::Write, r(0, 5), Some(100)), Answer::Queued);
-        assert_eq!(t.set(1, c, Mode::Read, r(3, 4), Some(101)), Answer::Queued);
+        assert_eq!(
+            t.set(1, a, Mode::Write, r(0, 10), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(1, b, Mode::Write, r(0, 5), PID, Some(100)),
+            Answer::Queued
+        );
+        assert_eq!(
+            t.set(1, c, Mode::Read, r(3, 4), PID, Some(101)),
+            Answer::Queued
+        );
         // b first; c still conflicts with b's write lock.
         assert_eq!(t.unlock(1, a, Range::ALL), vec![100]);
         assert_eq!(t.unlock(1, b, r(0, 5)), vec![101]);
         // A waiter that gave up is forgotten.
-        assert_eq!(t.set(1, a, Mode::Write, r(3, 4), Some(102)), Answer::Queued);
+        assert_eq!(
+            t.set(1, a, Mode::Write, r(3, 4), PID, Some(102)),
+            Answer::Queued
+        );
         assert!(t.cancel(1, 102).is_empty());
         assert!(t.unlock(1, c, Range::ALL).is_empty());
         assert_eq!(t.held(1), 0);
@@ -446,16 +533,68 @@ mod tests {
     fn a_wait_that_would_deadlock_is_refused() {
         let mut t = Locks::default();
         let (a, b, c) = (posix(1, 1), posix(2, 1), posix(3, 1));
-        assert_eq!(t.set(1, a, Mode::Write, r(0, 1), None), Answer::Granted);
-        assert_eq!(t.set(2, b, Mode::Write, r(0, 1), None), Answer::Granted);
-        assert_eq!(t.set(3, c, Mode::Write, r(0, 1), None), Answer::Granted);
+        assert_eq!(
+            t.set(1, a, Mode::Write, r(0, 1), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(2, b, Mode::Write, r(0, 1), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(3, c, Mode::Write, r(0, 1), PID, None),
+            Answer::Granted
+        );
         // a waits for b, b for c: c waiting for a closes the cycle.
-        assert_eq!(t.set(2, a, Mode::Write, r(0, 1), Some(1)), Answer::Queued);
-        assert_eq!(t.set(3, b, Mode::Write, r(0, 1), Some(2)), Answer::Queued);
-        assert_eq!(t.set(1, c, Mode::Read, r(0, 1), Some(3)), Answer::Deadlock);
+        assert_eq!(
+            t.set(2, a, Mode::Write, r(0, 1), PID, Some(1)),
+            Answer::Queued
+        );
+        assert_eq!(
+            t.set(3, b, Mode::Write, r(0, 1), PID, Some(2)),
+            Answer::Queued
+        );
+        assert_eq!(
+            t.set(1, c, Mode::Read, r(0, 1), PID, Some(3)),
+            Answer::Deadlock
+        );
         // OFD locks are not checked (as in Linux): that wait just queues.
         let o = owner(3, 9, Kind::Ofd);
-        assert_eq!(t.set(1, o, Mode::Read, r(0, 1), Some(4)), Answer::Queued);
+        assert_eq!(
+            t.set(1, o, Mode::Read, r(0, 1), PID, Some(4)),
+            Answer::Queued
+        );
+    }
+
+    #[test]
+    fn a_lock_keeps_the_pid_that_took_it_through_splits_merges_and_waits() {
+        let mut t = Locks::default();
+        let (a, b) = (posix(1, 1), posix(2, 1));
+        let pid_of = |t: &Locks, at: u64| t.get(1, b, Mode::Write, r(at, at + 1)).map(|l| l.pid);
+        assert_eq!(
+            t.set(1, a, Mode::Read, r(0, 10), 100, None),
+            Answer::Granted
+        );
+        assert_eq!(pid_of(&t, 5), Some(100));
+        // Cut in two: both halves keep it.
+        assert!(t.unlock(1, a, r(4, 6)).is_empty());
+        assert_eq!((pid_of(&t, 0), pid_of(&t, 9)), (Some(100), Some(100)));
+        // Merged with a newer request of the same owner: the newer pid.
+        assert_eq!(t.set(1, a, Mode::Read, r(4, 6), 101, None), Answer::Granted);
+        assert_eq!(t.held(1), 1);
+        assert_eq!(pid_of(&t, 0), Some(101));
+        // A waiter's pid goes with the lock it is granted.
+        assert_eq!(
+            t.set(1, b, Mode::Write, r(0, 1), 200, Some(9)),
+            Answer::Queued
+        );
+        assert_eq!(t.waiting(1), 1);
+        assert_eq!(t.unlock(1, a, Range::ALL), vec![9]);
+        assert_eq!(t.waiting(1), 0);
+        assert_eq!(
+            t.get(1, a, Mode::Read, r(0, 1)).map(|l| (l.owner, l.pid)),
+            Some((b, 200))
+        );
     }
 
     /// Random requests on a 64-byte file by four owners, checked byte by
@@ -497,7 +636,7 @@ mod tests {
                         x != o && m[x].is_some_and(|h| h == Mode::Write || mode == Mode::Write)
                     })
                 });
-                let got = t.set(1, owners[o], mode, range, None);
+                let got = t.set(1, owners[o], mode, range, PID, None);
                 assert_eq!(got == Answer::Busy, conflict, "{mode:?} {range:?} by {o}");
                 assert_eq!(t.get(1, owners[o], mode, range).is_some(), conflict);
                 if !conflict {
@@ -523,14 +662,116 @@ mod tests {
     fn an_owner_or_a_dead_host_takes_its_locks_and_waits_along() {
         let mut t = Locks::default();
         let (a, a2, b) = (posix(1, 1), posix(1, 2), posix(2, 1));
-        assert_eq!(t.set(1, a, Mode::Write, r(0, 10), None), Answer::Granted);
-        assert_eq!(t.set(2, a2, Mode::Read, r(0, 10), None), Answer::Granted);
-        assert_eq!(t.set(1, b, Mode::Read, r(0, 1), Some(7)), Answer::Queued);
-        assert_eq!(t.set(2, b, Mode::Write, r(0, 1), Some(8)), Answer::Queued);
+        assert_eq!(
+            t.set(1, a, Mode::Write, r(0, 10), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(2, a2, Mode::Read, r(0, 10), PID, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            t.set(1, b, Mode::Read, r(0, 1), PID, Some(7)),
+            Answer::Queued
+        );
+        assert_eq!(
+            t.set(2, b, Mode::Write, r(0, 1), PID, Some(8)),
+            Answer::Queued
+        );
         assert_eq!(t.release_owner(a), vec![7]);
         assert_eq!(t.release_host(1), vec![8]);
         assert_eq!(t.held(1) + t.held(2), 2);
         assert_eq!(t.release_host(2), Vec::<u64>::new());
         assert!(t.files.is_empty());
+    }
+
+    #[test]
+    fn a_flock_conversion_that_waits_lets_go_of_the_old_lock_first() {
+        const F: u64 = 7;
+        let mut l = Locks::default();
+        let a = Owner {
+            host: 1,
+            id: 1,
+            kind: Kind::Flock,
+        };
+        let b = Owner { id: 2, ..a };
+        assert_eq!(
+            l.set(F, a, Mode::Read, Range::ALL, 10, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            l.set(F, b, Mode::Read, Range::ALL, 20, None),
+            Answer::Granted
+        );
+        // Not waiting: refused, and the shared lock stays.
+        assert_eq!(l.set(F, a, Mode::Write, Range::ALL, 10, None), Answer::Busy);
+        assert_eq!(l.held(F), 2);
+        // Both convert, waiting: the first lets go of its shared lock and
+        // queues behind the second's; the second then holds the only lock
+        // and converts at once (as on Linux, where nothing queues ahead of
+        // a `flock` request either), and its release grants the first.
+        // Without letting go, each would wait for the other.
+        assert_eq!(
+            l.set(F, a, Mode::Write, Range::ALL, 10, Some(1)),
+            Answer::Queued
+        );
+        assert!(l.take_granted().is_empty());
+        assert_eq!(l.held(F), 1);
+        assert_eq!(
+            l.set(F, b, Mode::Write, Range::ALL, 20, Some(2)),
+            Answer::Granted
+        );
+        assert_eq!(l.unlock(F, b, Range::ALL), vec![1]);
+        assert_eq!(
+            l.get(F, b, Mode::Read, Range::ALL).map(|k| k.owner),
+            Some(a)
+        );
+        // A shared holder converting behind a queued exclusive waiter lets
+        // go, which grants that waiter.
+        assert_eq!(l.unlock(F, a, Range::ALL), Vec::<u64>::new());
+        assert_eq!(
+            l.set(F, a, Mode::Read, Range::ALL, 10, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            l.set(F, b, Mode::Write, Range::ALL, 20, Some(4)),
+            Answer::Queued
+        );
+        let c = Owner { id: 3, ..a };
+        assert_eq!(
+            l.set(F, c, Mode::Read, Range::ALL, 30, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            l.set(F, a, Mode::Write, Range::ALL, 10, Some(5)),
+            Answer::Queued
+        );
+        assert!(l.take_granted().is_empty(), "c still holds a shared lock");
+        assert_eq!(l.unlock(F, c, Range::ALL), vec![4]);
+        assert_eq!(l.unlock(F, b, Range::ALL), vec![5]);
+        l.unlock(F, a, Range::ALL);
+        // Record locks convert in place, as before: no letting go.
+        let p = Owner {
+            kind: Kind::Posix,
+            ..a
+        };
+        let q = Owner { id: 2, ..p };
+        assert_eq!(
+            l.set(F, p, Mode::Read, Range::ALL, 10, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            l.set(F, q, Mode::Read, Range::ALL, 20, None),
+            Answer::Granted
+        );
+        assert_eq!(
+            l.set(F, p, Mode::Write, Range::ALL, 10, Some(3)),
+            Answer::Queued
+        );
+        assert!(l.take_granted().is_empty());
+        assert_eq!(
+            l.get(F, q, Mode::Write, Range::ALL).map(|k| k.owner),
+            Some(p)
+        );
     }
 }

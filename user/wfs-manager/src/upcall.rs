@@ -4,7 +4,9 @@
 //! exactly one reader) and hands it to the engine ([`crate::engine`]),
 //! which answers it when the page protocol says so; requests are answered
 //! out of order, so a slow one does not hold up the others. A manager
-//! without an engine ([`Server::Local`]) answers from its export alone.
+//! without an engine ([`Server::Local`]) answers from its export alone,
+//! and refuses LOCK with `ENOSYS`: its kernel then locks on its own host
+//! only (as FUSE's `no_lock`).
 //! [`handle`] is pure apart from the export directory, so it is tested
 //! without a kernel.
 
@@ -62,14 +64,14 @@ pub struct OpStats {
 /// Upcall statistics, shared by the workers.
 #[derive(Debug, Default)]
 pub struct Stats {
-    ops: [OpCounters; 7],
+    ops: [OpCounters; 8],
     /// The time of each stage of moving a page ([`crate::costs`]).
     pub costs: Costs,
 }
 
 /// The request types by opcode, from 1.
-const OP_NAMES: [&str; 7] = [
-    "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW",
+const OP_NAMES: [&str; 8] = [
+    "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW", "LOCK",
 ];
 
 impl Stats {
@@ -204,6 +206,8 @@ pub fn handle(
                 .map(|()| ReplyBody::Done)
         }),
         Request::Upgrade { file, index } => export.upgrade(file, index).map(ReplyBody::Grant),
+        // No owner to decide: the kernel locks on this host alone.
+        Request::Lock(_) => Err(libc::ENOSYS),
     };
     let reply = match result {
         Ok(body) => Reply {
@@ -471,6 +475,23 @@ mod tests {
         let ro = Export::with_grant(&d, Grant::ReadOnly);
         let r = ask(&ro, read(2));
         assert_eq!(Reply::decode(&r).unwrap().body, pages(Grant::ReadOnly));
+
+        // No engine, no owner to decide locks: ENOSYS (the kernel locks on
+        // its own host).
+        let lock = wfs_abi::LockArgs {
+            file: a.file,
+            owner: 1,
+            start: 0,
+            end: wfs_abi::LOCK_END_MAX,
+            pid: 1,
+            wait_ms: 1000,
+            kind: wfs_abi::LockKind::Flock,
+            cmd: wfs_abi::LockCmd::Set,
+            mode: wfs_abi::LockMode::Write,
+        };
+        let r = ask(&e, Request::Lock(lock));
+        let r = Reply::decode(&r).unwrap();
+        assert_eq!((r.op, r.error, r.body), (Opcode::Lock, libc::ENOSYS, None));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -482,7 +503,8 @@ mod tests {
         s.record(1, false, 1_000);
         s.record(7, false, 3_000);
         s.record(0, false, 1); // not an opcode: ignored
-        s.record(8, false, 1);
+        s.record(8, true, 500);
+        s.record(9, false, 1);
         s.record(99, false, 1);
         let snap = s.snapshot();
         let read = snap.iter().find(|o| o.op == "READ").unwrap();
@@ -490,7 +512,9 @@ mod tests {
         assert_eq!((read.mean_ns, read.max_ns), (4_000, 6_000));
         let view = snap.iter().find(|o| o.op == "VIEW").unwrap();
         assert_eq!((view.count, view.mean_ns), (1, 3_000));
-        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 4);
+        let lock = snap.iter().find(|o| o.op == "LOCK").unwrap();
+        assert_eq!((lock.count, lock.errors), (1, 1));
+        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 5);
     }
 
     #[test]

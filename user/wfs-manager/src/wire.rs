@@ -13,7 +13,7 @@
 //! error that closes the connection. Strings are a u16 LE byte length
 //! followed by that many bytes of UTF-8. All integers are little-endian.
 //!
-//! Frame types of protocol version 7:
+//! Frame types of protocol version 10:
 //!
 //! * `HELLO` (1), initiator to acceptor, first frame: magic `b"WFSP"`,
 //!   version u16, cluster name (string), host name (string), incarnation
@@ -29,8 +29,9 @@
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
 //!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28), a name-service
-//!   message ([`crate::names::NameMsg`], tags 16-21) or a view's
-//!   ([`crate::views::ViewMsg`], tags 29-30):
+//!   message ([`crate::names::NameMsg`], tags 16-21), a view's
+//!   ([`crate::views::ViewMsg`], tags 29-30) or a lock's
+//!   ([`crate::lockserv::LockMsg`], tags 31-32):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -64,6 +65,17 @@
 //!   | 28 | Stale | txn, file, index |
 //!   | 29 | Peek | id u64, file, index ([`crate::views::ViewMsg`]) |
 //!   | 30 | Peeked | id u64, file, index, error i32 (0, or an errno), then if 0: len u32, len bytes |
+//!   | 31 | LockAsk | id u64, file u64, owner u64, kind u8, op u8, mode u8, start u64, end u64, pid u32, wait_ms u32 |
+//!   | 32 | LockAnswer | id u64, error i32 (0, or an errno), then if 0: found u8 (0/1), then if 1: host u16, kind u8, mode u8, start u64, end u64, pid u32 |
+//!
+//!   In lock messages, `kind` is 1 POSIX, 2 OFD, 3 `flock`; `op` is 1 get
+//!   (`F_GETLK`), 2 set (`F_SETLK`), 3 wait (`F_SETLKW`), 4 unlock; `mode`
+//!   is 1 read, 2 write, and 0 with unlock only. A range is `start..end`,
+//!   `end` exclusive, `u64::MAX` for "to the end of the file" (a last
+//!   byte of the kernel's `OFFSET_MAX`); any other end is at most
+//!   `i64::MAX` (a last byte below it, plus one), and the range is not
+//!   empty. A LockAnswer's lock (`found` 1) is a `Get`'s
+//!   conflicting lock: its holder's host, kind, mode, range and pid.
 //!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
@@ -73,6 +85,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use crate::locks::{Kind, Mode, Range};
+use crate::lockserv::{Holder, LockMsg, Op, valid_range};
 use crate::names::{FileInfo, NameMsg};
 use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageData, PageId};
 use crate::session;
@@ -87,12 +101,14 @@ pub enum PeerMsg {
     Name(NameMsg),
     /// Views' pages.
     View(ViewMsg),
+    /// Locks, decided by their files' owners.
+    Lock(LockMsg),
 }
 
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -366,6 +382,7 @@ impl Frame {
                     Some(PeerMsg::Page(m)) => put_msg(p, m),
                     Some(PeerMsg::Name(m)) => put_name_msg(p, m),
                     Some(PeerMsg::View(m)) => put_view_msg(p, m),
+                    Some(PeerMsg::Lock(m)) => put_lock_msg(p, m),
                 }
             }
         }
@@ -461,6 +478,7 @@ impl Frame {
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
                     tag @ 16..=21 => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
+                    tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
                     _ => return Err(WireError::Malformed("PAGE message tag unknown")),
                 };
                 if (seq == 0) != msg.is_none() {
@@ -833,6 +851,146 @@ fn get_view_msg(tag: u8, c: &mut Cur<'_>) -> Result<ViewMsg, WireError> {
         };
         ViewMsg::Peeked { id, page, data }
     })
+}
+
+fn kind_byte(k: Kind) -> u8 {
+    match k {
+        Kind::Posix => 1,
+        Kind::Ofd => 2,
+        Kind::Flock => 3,
+    }
+}
+
+fn mode_byte(m: Mode) -> u8 {
+    match m {
+        Mode::Read => 1,
+        Mode::Write => 2,
+    }
+}
+
+fn put_range(p: &mut Vec<u8>, r: Range) {
+    p.extend_from_slice(&r.start.to_le_bytes());
+    p.extend_from_slice(&r.end.to_le_bytes());
+}
+
+/// Encodes a lock message, tag first.
+fn put_lock_msg(p: &mut Vec<u8>, m: &LockMsg) {
+    match m {
+        LockMsg::Ask {
+            id,
+            file,
+            owner,
+            kind,
+            op,
+            range,
+            pid,
+            wait_ms,
+        } => {
+            p.push(31);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            p.extend_from_slice(&owner.to_le_bytes());
+            let (op, mode) = match op {
+                Op::Get(m) => (1, mode_byte(*m)),
+                Op::Set(m) => (2, mode_byte(*m)),
+                Op::Wait(m) => (3, mode_byte(*m)),
+                Op::Unlock => (4, 0),
+            };
+            p.extend_from_slice(&[kind_byte(*kind), op, mode]);
+            put_range(p, *range);
+            p.extend_from_slice(&pid.to_le_bytes());
+            p.extend_from_slice(&wait_ms.to_le_bytes());
+        }
+        LockMsg::Answer { id, result } => {
+            p.push(32);
+            p.extend_from_slice(&id.to_le_bytes());
+            match result {
+                Err(e) => p.extend_from_slice(&e.to_le_bytes()),
+                Ok(found) => {
+                    p.extend_from_slice(&0i32.to_le_bytes());
+                    match found {
+                        None => p.push(0),
+                        Some(h) => {
+                            p.push(1);
+                            p.extend_from_slice(&h.host.to_le_bytes());
+                            p.extend_from_slice(&[kind_byte(h.kind), mode_byte(h.mode)]);
+                            put_range(p, h.range);
+                            p.extend_from_slice(&h.pid.to_le_bytes());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a lock message after its tag (31 or 32).
+fn get_lock_msg(tag: u8, c: &mut Cur<'_>) -> Result<LockMsg, WireError> {
+    let id = c.u64("LOCK message too short for its id")?;
+    let kind = |c: &mut Cur<'_>| match c.u8("LOCK message too short for its kind")? {
+        1 => Ok(Kind::Posix),
+        2 => Ok(Kind::Ofd),
+        3 => Ok(Kind::Flock),
+        _ => Err(WireError::Malformed("LOCK kind is not 1, 2 or 3")),
+    };
+    let mode = |m: u8| match m {
+        1 => Ok(Mode::Read),
+        2 => Ok(Mode::Write),
+        _ => Err(WireError::Malformed("LOCK mode is not 1 or 2")),
+    };
+    let range = |c: &mut Cur<'_>| {
+        let r = Range {
+            start: c.u64("LOCK message too short for its start")?,
+            end: c.u64("LOCK message too short for its end")?,
+        };
+        if !valid_range(r) {
+            return Err(WireError::Malformed(
+                "LOCK range is empty or past the largest offset",
+            ));
+        }
+        Ok(r)
+    };
+    if tag == 31 {
+        let file = c.u64("LOCK_ASK too short for its file")?;
+        let owner = c.u64("LOCK_ASK too short for its owner")?;
+        let kind = kind(c)?;
+        let op = c.u8("LOCK_ASK too short for its op")?;
+        let m = c.u8("LOCK_ASK too short for its mode")?;
+        let op = match op {
+            1 => Op::Get(mode(m)?),
+            2 => Op::Set(mode(m)?),
+            3 => Op::Wait(mode(m)?),
+            4 if m == 0 => Op::Unlock,
+            4 => return Err(WireError::Malformed("LOCK_ASK unlock with a mode")),
+            _ => return Err(WireError::Malformed("LOCK_ASK op is not 1 to 4")),
+        };
+        return Ok(LockMsg::Ask {
+            id,
+            file,
+            owner,
+            kind,
+            op,
+            range: range(c)?,
+            pid: c.u32("LOCK_ASK too short for its pid")?,
+            wait_ms: c.u32("LOCK_ASK too short for its wait")?,
+        });
+    }
+    let result = match c.u32("LOCK_ANSWER too short for its error")? as i32 {
+        0 => match c.u8("LOCK_ANSWER too short for its found flag")? {
+            0 => Ok(None),
+            1 => Ok(Some(Holder {
+                host: c.u16("LOCK_ANSWER too short for its holder's host")?,
+                kind: kind(c)?,
+                mode: mode(c.u8("LOCK_ANSWER too short for its mode")?)?,
+                range: range(c)?,
+                pid: c.u32("LOCK_ANSWER too short for its pid")?,
+            })),
+            _ => return Err(WireError::Malformed("LOCK_ANSWER found flag is not 0 or 1")),
+        },
+        e if e > 0 => Err(e),
+        _ => return Err(WireError::Malformed("LOCK_ANSWER error is negative")),
+    };
+    Ok(LockMsg::Answer { id, result })
 }
 
 /// Longest name the name service carries.
@@ -1464,6 +1622,7 @@ mod tests {
             .into_iter()
             .map(PeerMsg::View),
         );
+        let msgs = msgs.chain(lock_msgs().into_iter().map(PeerMsg::Lock));
         let mut v: Vec<Frame> = msgs
             .into_iter()
             .enumerate()
@@ -1481,6 +1640,193 @@ mod tests {
             msg: None,
         }));
         v
+    }
+
+    /// Every shape of lock message.
+    fn lock_msgs() -> Vec<LockMsg> {
+        let ask = |op, kind, range| LockMsg::Ask {
+            id: 3,
+            file: u64::MAX,
+            owner: 0x1234_5678_9abc,
+            kind,
+            op,
+            range,
+            pid: 4242,
+            wait_ms: u32::MAX,
+        };
+        let some = Range { start: 5, end: 10 };
+        let last = Range {
+            start: 0,
+            end: i64::MAX as u64,
+        };
+        let holder = |kind, mode, range| Holder {
+            host: 7,
+            kind,
+            mode,
+            range,
+            pid: u32::MAX,
+        };
+        vec![
+            ask(Op::Get(Mode::Read), Kind::Posix, some),
+            ask(Op::Set(Mode::Write), Kind::Ofd, last),
+            ask(Op::Wait(Mode::Read), Kind::Flock, Range::ALL),
+            ask(Op::Unlock, Kind::Posix, Range::ALL),
+            LockMsg::Answer {
+                id: 1,
+                result: Ok(None),
+            },
+            LockMsg::Answer {
+                id: u64::MAX,
+                result: Ok(Some(holder(Kind::Posix, Mode::Write, some))),
+            },
+            LockMsg::Answer {
+                id: 2,
+                result: Ok(Some(holder(Kind::Ofd, Mode::Read, Range::ALL))),
+            },
+            LockMsg::Answer {
+                id: 2,
+                result: Err(wfs_abi::errno::EAGAIN),
+            },
+        ]
+    }
+
+    #[test]
+    fn lock_messages_have_the_documented_layout() {
+        let f = |m| {
+            Frame::Page(session::Frame {
+                seq: 1,
+                ack: 0,
+                msg: Some(PeerMsg::Lock(m)),
+            })
+            .encode_payload()[16..]
+                .to_vec()
+        };
+        let ask = f(LockMsg::Ask {
+            id: 1,
+            file: 2,
+            owner: 3,
+            kind: Kind::Ofd,
+            op: Op::Wait(Mode::Write),
+            range: Range { start: 4, end: 5 },
+            pid: 6,
+            wait_ms: 7,
+        });
+        let mut want = vec![31];
+        for v in [1u64, 2, 3] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.extend_from_slice(&[2, 3, 2]);
+        for v in [4u64, 5] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.extend_from_slice(&6u32.to_le_bytes());
+        want.extend_from_slice(&7u32.to_le_bytes());
+        assert_eq!(ask, want);
+        let answer = f(LockMsg::Answer {
+            id: 1,
+            result: Ok(Some(Holder {
+                host: 9,
+                kind: Kind::Posix,
+                mode: Mode::Read,
+                range: Range::ALL,
+                pid: 8,
+            })),
+        });
+        let mut want = vec![32];
+        want.extend_from_slice(&1u64.to_le_bytes());
+        want.extend_from_slice(&0i32.to_le_bytes());
+        want.push(1);
+        want.extend_from_slice(&9u16.to_le_bytes());
+        want.extend_from_slice(&[1, 1]);
+        want.extend_from_slice(&0u64.to_le_bytes());
+        want.extend_from_slice(&u64::MAX.to_le_bytes());
+        want.extend_from_slice(&8u32.to_le_bytes());
+        assert_eq!(answer, want);
+    }
+
+    #[test]
+    fn lock_messages_refuse_nonsense() {
+        let page = |payload: &[u8]| Frame::decode(T_PAGE, payload);
+        let frame = |m| {
+            Frame::Page(session::Frame {
+                seq: 1,
+                ack: 0,
+                msg: Some(PeerMsg::Lock(m)),
+            })
+            .encode_payload()
+        };
+        let ask = frame(LockMsg::Ask {
+            id: 1,
+            file: 2,
+            owner: 3,
+            kind: Kind::Posix,
+            op: Op::Set(Mode::Read),
+            range: Range { start: 4, end: 5 },
+            pid: 6,
+            wait_ms: 7,
+        });
+        assert!(page(&ask).is_ok());
+        // Offsets after the 16-byte session header and the tag.
+        let (kind, op, mode, start, end) = (17 + 24, 17 + 25, 17 + 26, 17 + 27, 17 + 35);
+        let bad = |at: usize, bytes: &[u8]| {
+            let mut p = ask.clone();
+            p[at..at + bytes.len()].copy_from_slice(bytes);
+            page(&p)
+        };
+        for (at, bytes) in [
+            (kind, &[0u8][..]),
+            (kind, &[4]),
+            (op, &[0]),
+            (op, &[5]),
+            (mode, &[0]),
+            (mode, &[3]),
+        ] {
+            assert!(
+                matches!(bad(at, bytes), Err(WireError::Malformed(_))),
+                "{at} {bytes:?}"
+            );
+        }
+        // An unlock carries no mode.
+        let mut p = ask.clone();
+        p[op] = 4;
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        p[mode] = 0;
+        assert!(page(&p).is_ok());
+        // Empty, reversed, and past the largest offset.
+        for (s, e) in [
+            (4u64, 4u64),
+            (5, 4),
+            (0, i64::MAX as u64 + 1),
+            (i64::MAX as u64 + 1, u64::MAX),
+        ] {
+            let mut p = ask.clone();
+            p[start..start + 8].copy_from_slice(&s.to_le_bytes());
+            p[end..end + 8].copy_from_slice(&e.to_le_bytes());
+            assert!(matches!(page(&p), Err(WireError::Malformed(_))), "{s} {e}");
+        }
+        // An answer with a negative error, a found flag not 0 or 1, or a
+        // holder of no mode.
+        let answer = |error: i32, rest: &[u8]| {
+            let mut p = frame(LockMsg::Answer {
+                id: 1,
+                result: Ok(None),
+            });
+            p.truncate(17 + 8);
+            p.extend_from_slice(&error.to_le_bytes());
+            p.extend_from_slice(rest);
+            page(&p)
+        };
+        assert!(answer(0, &[0]).is_ok());
+        assert!(answer(11, &[]).is_ok());
+        assert!(matches!(answer(-11, &[]), Err(WireError::Malformed(_))));
+        assert!(matches!(answer(0, &[2]), Err(WireError::Malformed(_))));
+        let mut holder = vec![1, 9, 0, 1, 1];
+        holder.extend_from_slice(&0u64.to_le_bytes());
+        holder.extend_from_slice(&1u64.to_le_bytes());
+        holder.extend_from_slice(&5u32.to_le_bytes());
+        assert!(answer(0, &holder).is_ok());
+        holder[4] = 3;
+        assert!(matches!(answer(0, &holder), Err(WireError::Malformed(_))));
     }
 
     #[test]
@@ -1544,7 +1890,7 @@ mod tests {
         p[17 + 25] = 2;
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
         // Tags past the last message's.
-        for tag in [31, 255] {
+        for tag in [33, 255] {
             let mut bad = ack_only.clone();
             bad[0] = 1;
             bad[16] = tag;

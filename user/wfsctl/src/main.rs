@@ -345,6 +345,10 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             p.prefetched, p.prefetch_hits, p.prefetch_unread
         ));
         v.push(format!("views: pages read for a view {}", p.views));
+        v.push(format!(
+            "locks: asked {}, granted {}, refused (held, deadlock) {}, failed (owner gone, too long) {}, grants undone (request given up) {}; waits at this owner {}",
+            p.locks, p.locks_granted, p.locks_refused, p.locks_failed, p.locks_undone, p.lock_waits
+        ));
     }
     for c in &s.costs {
         v.push(format!(
@@ -747,6 +751,12 @@ mod tests {
             prefetch_hits: 6,
             prefetch_unread: 2,
             views: 4,
+            locks: 9,
+            locks_granted: 5,
+            locks_refused: 2,
+            locks_failed: 1,
+            locks_undone: 1,
+            lock_waits: 3,
         });
         r.costs = vec![wfs_manager::costs::StageStats {
             stage: "fetch".into(),
@@ -764,6 +774,7 @@ mod tests {
                 "read replication: read-only copies in 5, upgrades granted in place 2, refaulted 1",
                 "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6, dropped unread 2",
                 "views: pages read for a view 4",
+                "locks: asked 9, granted 5, refused (held, deadlock) 2, failed (owner gone, too long) 1, grants undone (request given up) 1; waits at this owner 3",
                 "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0"
             ]
         );
