@@ -14,6 +14,7 @@
 #    lock of a killed process goes with it, on every host.
 # 2. Both hosts add one to a counter in the file's first 8 bytes 300 times
 #    each under an F_SETLKW write lock, with pread/pwrite (no mapping), then
+#    (once both are done: the two kinds of lock do not exclude each other)
 #    100 times each under flock(LOCK_EX): the counter ends at exactly 800
 #    on both hosts, which it cannot if the locks failed to exclude.
 # 3. A wait is killable: h1 holds the whole file; h2's F_SETLKW waiter dies
@@ -34,7 +35,7 @@ fail() {
 }
 L=/wfs/lockf
 # Word offsets in /wfs/ctl (a shared page): one flag per step.
-HELD=0 WAITING=4 KILLED=8 GO=12 DONE1=16 DONE2=20 HOLD3=24 STEP3=28 HOLD4=32 DONE4=36
+HELD=0 WAITING=4 KILLED=8 GO=12 DONE1=16 DONE2=20 HOLD3=24 STEP3=28 HOLD4=32 DONE4=36 POSIX1=40 POSIX2=44
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/lockf bs=4096 count=1 2>/dev/null
@@ -84,6 +85,11 @@ fi
 # -- 2. a counter under locks from both hosts ---------------------------------
 if [ "$h" = 1 ]; then flag $GO; else flagwait $GO; fi
 v=$($H/lockx $L count 300) || fail "fcntl counter: $v"
+# Record locks and flock locks do not exclude each other: both hosts
+# finish the fcntl round before either starts the flock one.
+if [ "$h" = 1 ]; then flag $POSIX1; else flag $POSIX2; fi
+flagwait $POSIX1 300
+flagwait $POSIX2 300
 v=$($H/lockx $L fcount 100) || fail "flock counter: $v"
 if [ "$h" = 1 ]; then flag $DONE1; else flag $DONE2; fi
 flagwait $DONE1 300

@@ -1615,7 +1615,8 @@ impl Engine {
                 "locks: host {from} asked about file {file:#x}, which this host does not own; refused"
             );
             let result = Err(errno::ENOLCK);
-            self.send(from, PeerMsg::Lock(LockMsg::Answer { id, result }));
+            let prior = Vec::new();
+            self.send(from, PeerMsg::Lock(LockMsg::Answer { id, result, prior }));
             return;
         }
         let out = self.locks.message(from, msg, Instant::now());

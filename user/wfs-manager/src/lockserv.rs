@@ -12,11 +12,15 @@
 //!   answers ([`LockMsg::Answer`]) from its table, at once or, for a wait,
 //!   when the lock is granted.
 //! * A grant the kernel refuses (it gave the request up: its time-out, a
-//!   fatal signal) is undone: the range is unlocked for that lock owner, at
-//!   once here or by an unlock asked of the owner. So an owner never keeps
-//!   a lock that no kernel mirrors (a kernel unlocks at close and exit only
-//!   what it holds). A lock the same owner held before on those bytes goes
-//!   with it, as with NFS's lock client.
+//!   fatal signal) is undone: the owner gives that lock owner back exactly
+//!   what it held on those bytes before the grant (its prior: the table's
+//!   [`Locks::held_in`] just before an immediate grant, or
+//!   [`Locks::take_prior`] for a wait granted later), at once here or by an
+//!   unlock carrying the prior asked of the owner. That is what the kernel,
+//!   whose request failed, still believes it holds (a read lock whose
+//!   upgrade was given up stays a read lock, as POSIX has it); so an owner
+//!   never keeps a lock that no kernel mirrors (a kernel unlocks at close
+//!   and exit only what it holds), nor drops one a kernel still mirrors.
 //! * Nothing waits for ever: a wait queued at the owner is cancelled after
 //!   the engine's deadline and answered `ENOLCK`; a request asked of
 //!   another host is answered `ENOLCK` a little after that deadline, or as
@@ -32,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use wfs_abi::{LOCK_END_MAX, LockArgs, LockCmd, LockInfo, LockKind, LockMode, errno};
 
-use crate::locks::{Answer, Kind, Lock, Locks, Mode, Owner, Range};
+use crate::locks::{Answer, Kind, Lock, Locks, Mode, Owner, Prior, Range};
 use crate::protocol::HostId;
 
 /// How much longer than the owner's deadline a request asked of it waits
@@ -103,6 +107,12 @@ pub enum LockMsg {
         /// How long the asking kernel waits for the answer, in
         /// milliseconds: a wait still queued after it is given up.
         wait_ms: u32,
+        /// Empty, but for the `Unlock` that undoes a grant the asking
+        /// kernel refused: what the lock owner held on `range` before that
+        /// grant, which the owner gives it back in the same step
+        /// ([`Locks::restore`]; an ordinary unlock restores nothing).
+        /// Ignored with any other `op`.
+        prior: Prior,
     },
     /// The owner's answer to `Ask` `id`: done (a `Get`: the conflicting
     /// lock, if any), or an errno.
@@ -111,6 +121,10 @@ pub enum LockMsg {
         id: u64,
         /// The outcome.
         result: Result<Option<Holder>, i32>,
+        /// Empty, but for a grant: what the lock owner held on the range
+        /// before it, for the asker's [`Undo`] should its kernel refuse
+        /// the grant.
+        prior: Prior,
     },
 }
 
@@ -125,7 +139,7 @@ pub enum Answered {
 
 /// A grant, to be undone if the kernel refuses its answer
 /// ([`LockService::refused`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undo {
     /// The file's owner, whose table holds the lock.
     pub at: HostId,
@@ -137,6 +151,10 @@ pub struct Undo {
     pub kind: Kind,
     /// The bytes granted.
     pub range: Range,
+    /// What the lock owner held on `range` before the grant (mode and
+    /// bytes of each piece), which the undo gives it back: what its kernel,
+    /// whose request failed, still believes it holds.
+    pub prior: Prior,
 }
 
 /// What the lock service asks the engine to do.
@@ -176,12 +194,12 @@ enum Who {
 }
 
 /// What the owner decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     /// A `Get`'s answer.
     Got(Option<Holder>),
-    /// Taken.
-    Granted,
+    /// Taken; what the lock owner held on those bytes before (to undo it).
+    Granted(Prior),
     /// Released.
     Unlocked,
     /// Refused with an errno.
@@ -269,7 +287,8 @@ impl LockService {
                 kind,
             };
             let who = Who::Kernel { req, started };
-            return self.decide(a.file, owner, op, range, a.pid, who, (started, bound));
+            let lock = (a.file, owner, range);
+            return self.decide(lock, op, &[], a.pid, who, (started, bound));
         }
         if at_gone {
             // Its locks went with it: an unlock has nothing left to do.
@@ -306,6 +325,7 @@ impl LockService {
             range,
             pid: a.pid,
             wait_ms: a.wait_ms,
+            prior: Vec::new(),
         };
         vec![LockOut::Send { to: at, msg }]
     }
@@ -323,6 +343,7 @@ impl LockService {
                 range,
                 pid,
                 wait_ms,
+                prior,
             } => {
                 let owner = Owner {
                     host: from,
@@ -331,14 +352,17 @@ impl LockService {
                 };
                 let who = Who::Peer { host: from, id };
                 let bound = Duration::from_millis(u64::from(wait_ms));
-                self.decide(file, owner, op, range, pid, who, (now, bound))
+                let lock = (file, owner, range);
+                self.decide(lock, op, &prior, pid, who, (now, bound))
             }
-            LockMsg::Answer { id, result } => self.answered(from, id, result),
+            LockMsg::Answer { id, result, prior } => self.answered(from, id, result, prior),
         }
     }
 
     /// The kernel refused the grant `u` (it had given the request up): the
-    /// lock goes, here or at its owner.
+    /// lock owner gets back what it held on those bytes before the grant
+    /// (`u.prior`, what that kernel still believes it holds), here or at
+    /// the file's owner.
     pub fn refused(&mut self, u: Undo) -> Vec<LockOut> {
         if u.at == self.me {
             let owner = Owner {
@@ -346,7 +370,7 @@ impl LockService {
                 id: u.owner,
                 kind: u.kind,
             };
-            let granted = self.table.unlock(u.file, owner, u.range);
+            let granted = self.table.restore(u.file, owner, u.range, &u.prior);
             let mut out = Vec::new();
             self.serve(granted, &mut out);
             return out;
@@ -362,6 +386,7 @@ impl LockService {
             range: u.range,
             pid: 0,
             wait_ms: 0,
+            prior: u.prior,
         };
         vec![LockOut::Send { to: u.at, msg }]
     }
@@ -454,22 +479,21 @@ impl LockService {
         self.asks.len()
     }
 
-    /// Puts `op` by `owner` (process `pid`) on `range` of `file` to this
-    /// owner's table, for `who`, at `now`; a wait is given up `bound`
-    /// after it.
-    #[allow(clippy::too_many_arguments)]
+    /// Puts `op` by lock owner `owner` (process `pid`) on `range` of `file`
+    /// (`lock`) to this owner's table, for `who`, at `now`; a wait is given
+    /// up `bound` after it. An unlock gives `owner` back `prior` on those
+    /// bytes in the same step (the undo of a grant its kernel refused).
     fn decide(
         &mut self,
-        file: u64,
-        owner: Owner,
+        lock: (u64, Owner, Range),
         op: Op,
-        range: Range,
+        prior: &[(Mode, Range)],
         pid: u32,
         who: Who,
         (now, bound): (Instant, Duration),
     ) -> Vec<LockOut> {
         let mut out = Vec::new();
-        let lock = (file, owner, range);
+        let (file, owner, range) = lock;
         let outcome = match op {
             Op::Get(mode) => Outcome::Got(
                 self.table
@@ -477,7 +501,7 @@ impl LockService {
                     .map(|l| Holder::of(&l)),
             ),
             Op::Unlock => {
-                let granted = self.table.unlock(file, owner, range);
+                let granted = self.table.restore(file, owner, range, prior);
                 self.answer(who, Outcome::Unlocked, lock, &mut out);
                 self.serve(granted, &mut out);
                 return out;
@@ -487,11 +511,14 @@ impl LockService {
                     self.next_ticket += 1;
                     self.next_ticket
                 });
+                // What the lock owner holds there now, should its kernel
+                // refuse a grant.
+                let before = self.table.held_in(file, owner, range);
                 let answer = self.table.set(file, owner, mode, range, pid, ticket);
                 let granted = self.table.take_granted();
                 self.serve(granted, &mut out);
                 match answer {
-                    Answer::Granted => Outcome::Granted,
+                    Answer::Granted => Outcome::Granted(before),
                     Answer::Busy => Outcome::Failed(errno::EAGAIN),
                     Answer::Deadlock => Outcome::Failed(errno::EDEADLK),
                     Answer::Queued => {
@@ -519,11 +546,15 @@ impl LockService {
         out
     }
 
-    /// Answers the waits `granted` (tickets) granted.
+    /// Answers the waits `granted` (tickets) granted, each with what its
+    /// lock owner held before (taken from the table, which keeps it until
+    /// then).
     fn serve(&mut self, granted: Vec<u64>, out: &mut Vec<LockOut>) {
         for ticket in granted {
             if let Some(w) = self.waits.remove(&ticket) {
-                self.answer(w.who, Outcome::Granted, (w.file, w.owner, w.range), out);
+                let prior = self.table.take_prior(w.file, ticket);
+                let lock = (w.file, w.owner, w.range);
+                self.answer(w.who, Outcome::Granted(prior), lock, out);
             }
         }
     }
@@ -540,24 +571,29 @@ impl LockService {
         let (file, owner, range) = lock;
         match who {
             Who::Kernel { req, started } => {
-                let undo = (outcome == Outcome::Granted).then_some(Undo {
-                    at: self.me,
-                    file,
-                    owner: owner.id,
-                    kind: owner.kind,
-                    range,
-                });
+                let undo = match &outcome {
+                    Outcome::Granted(prior) => Some(Undo {
+                        at: self.me,
+                        file,
+                        owner: owner.id,
+                        kind: owner.kind,
+                        range,
+                        prior: prior.clone(),
+                    }),
+                    _ => None,
+                };
                 out.push(reply(req, started, self.kernel_result(outcome), undo));
             }
             Who::Peer { host, id } => {
-                let result = match outcome {
-                    Outcome::Got(h) => Ok(h),
-                    Outcome::Granted | Outcome::Unlocked => Ok(None),
-                    Outcome::Failed(e) => Err(e),
+                let (result, prior) = match outcome {
+                    Outcome::Got(h) => (Ok(h), Vec::new()),
+                    Outcome::Granted(prior) => (Ok(None), prior),
+                    Outcome::Unlocked => (Ok(None), Vec::new()),
+                    Outcome::Failed(e) => (Err(e), Vec::new()),
                 };
                 out.push(LockOut::Send {
                     to: host,
-                    msg: LockMsg::Answer { id, result },
+                    msg: LockMsg::Answer { id, result, prior },
                 });
             }
         }
@@ -569,17 +605,19 @@ impl LockService {
             Outcome::Got(h) => Ok(Answered::Info(
                 h.map_or(LockInfo::NONE, |h| lock_info(&h, self.me)),
             )),
-            Outcome::Granted | Outcome::Unlocked => Ok(Answered::Done),
+            Outcome::Granted(_) | Outcome::Unlocked => Ok(Answered::Done),
             Outcome::Failed(e) => Err(e),
         }
     }
 
-    /// The owner `from` answered `Ask` `id`.
+    /// The owner `from` answered `Ask` `id` (a grant: with what the lock
+    /// owner held on those bytes before, `prior`).
     fn answered(
         &mut self,
         from: HostId,
         id: u64,
         result: Result<Option<Holder>, i32>,
+        prior: Prior,
     ) -> Vec<LockOut> {
         // (Not asked of that host, an undo's, or forgotten: nobody waits.)
         if self.asks.get(&id).is_none_or(|a| a.at != from) {
@@ -594,17 +632,23 @@ impl LockService {
             (_, Err(_)) => Outcome::Failed(errno::ENOLCK),
             (Op::Get(_), Ok(h)) => Outcome::Got(h),
             (Op::Unlock, Ok(_)) => Outcome::Unlocked,
-            (Op::Set(_) | Op::Wait(_), Ok(_)) => Outcome::Granted,
+            (Op::Set(_) | Op::Wait(_), Ok(_)) => Outcome::Granted(prior),
         };
-        let undo = (outcome == Outcome::Granted).then_some(Undo {
-            at: from,
-            file: a.file,
-            owner: a.owner,
-            kind: a.kind,
-            range: a.range,
-        });
+        let undo = match &outcome {
+            Outcome::Granted(prior) => Some(Undo {
+                at: from,
+                file: a.file,
+                owner: a.owner,
+                kind: a.kind,
+                range: a.range,
+                prior: prior.clone(),
+            }),
+            _ => None,
+        };
         if a.told {
-            // Answered ENOLCK already: a late grant goes.
+            // Answered ENOLCK already: a late grant is undone, what the
+            // lock owner held before coming back (its kernel, told the
+            // request failed, still believes it holds that).
             return undo.map(|u| self.refused(u)).unwrap_or_default();
         }
         vec![reply(a.req, a.started, self.kernel_result(outcome), undo)]
@@ -987,6 +1031,162 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_given_up_after_its_grant_leaves_the_read_lock_in_place() {
+        let mut n = Net::new(4);
+        let read = |owner, start| args(owner, LockCmd::Set, LockMode::Read, start, start + 99);
+        let upgrade = |owner, start| args(owner, LockCmd::Wait, LockMode::Write, start, start + 99);
+        let unlock = |owner, start| args(owner, LockCmd::Set, LockMode::Unlock, start, start + 99);
+        let write = |start| args(1, LockCmd::Set, LockMode::Write, start, start);
+        // Host 0 owns the file. Hosts 2 and 1 share a read lock on 0..99;
+        // host 2's upgrade waits for host 1, and its kernel gives it up.
+        n.ask(2, 1, read(1, 0), 0);
+        n.ask(1, 2, read(1, 0), 0);
+        n.gave_up.push((2, 3));
+        n.ask(2, 3, upgrade(1, 0), 0);
+        assert_eq!(n.hosts[0].waiting(), 1);
+        // Host 1 lets go: the upgrade is granted, refused by host 2's
+        // kernel, and undone at the owner, which gives host 2 back its read
+        // lock (its kernel still holds it, as POSIX has it).
+        n.ask(1, 4, unlock(1, 0), 0);
+        assert_eq!((n.answer(1, 4), n.answer(2, 3)), (DONE, None));
+        assert_eq!((n.hosts[0].held(F), n.hosts[2].asking()), (1, 0));
+        n.ask(3, 5, write(0), 0);
+        assert_eq!(n.answer(3, 5), Some(Err(errno::EAGAIN)));
+        n.ask(3, 6, args(1, LockCmd::Get, LockMode::Write, 50, 50), 0);
+        let info = LockInfo {
+            mode: LockMode::Read,
+            start: 0,
+            end: 99,
+            pid: -501,
+        };
+        assert_eq!(n.answer(3, 6), Some(Ok(Answered::Info(info))));
+        // Another host can still share it; a writer waits for host 2.
+        n.ask(1, 7, read(1, 0), 0);
+        assert_eq!(n.answer(1, 7), DONE);
+        n.ask(1, 8, unlock(1, 0), 0);
+        n.ask(3, 9, args(1, LockCmd::Wait, LockMode::Write, 0, 99), 0);
+        assert_eq!(n.answer(3, 9), None);
+        n.ask(2, 10, unlock(1, 0), 0);
+        assert_eq!(n.answer(3, 9), DONE);
+
+        // The same at the owner's own kernel: its refused grant is undone
+        // in its own table.
+        n.ask(0, 11, read(5, 200), 0);
+        n.ask(1, 12, read(1, 200), 0);
+        n.gave_up.push((0, 13));
+        n.ask(0, 13, upgrade(5, 200), 0);
+        n.ask(1, 14, unlock(1, 200), 0);
+        assert_eq!((n.answer(1, 14), n.answer(0, 13)), (DONE, None));
+        n.ask(3, 15, write(250), 0);
+        assert_eq!(n.answer(3, 15), Some(Err(errno::EAGAIN)));
+        n.ask(2, 16, read(2, 200), 0);
+        assert_eq!(n.answer(2, 16), DONE);
+
+        // And a grant that comes after the asker told its kernel ENOLCK
+        // (the owner was slow): undone with what was held before too.
+        let d = Duration::from_secs(10);
+        n.ask(2, 17, read(2, 400), 0);
+        n.ask(1, 18, read(1, 400), 0);
+        n.ask(2, 19, upgrade(2, 400), 0);
+        let out = n.hosts[2].expire(n.now + d + ASK_MARGIN, d);
+        n.run(2, out);
+        assert_eq!(n.answer(2, 19), Some(Err(errno::ENOLCK)));
+        n.ask(1, 20, unlock(1, 400), 0);
+        assert_eq!((n.hosts[0].waiting(), n.hosts[2].asking()), (0, 0));
+        n.ask(3, 21, write(450), 0);
+        assert_eq!(n.answer(3, 21), Some(Err(errno::EAGAIN)));
+        n.ask(3, 22, args(1, LockCmd::Get, LockMode::Write, 499, 499), 0);
+        let info = LockInfo {
+            mode: LockMode::Read,
+            start: 400,
+            end: 499,
+            pid: -502,
+        };
+        assert_eq!(n.answer(3, 22), Some(Ok(Answered::Info(info))));
+    }
+
+    #[test]
+    fn grants_carry_what_was_held_before_and_other_answers_nothing() {
+        let mut s = LockService::new(A);
+        let now = Instant::now();
+        let undo_of = |out: &[LockOut]| match out {
+            [LockOut::Reply { undo, .. }] => undo.clone(),
+            _ => panic!("{out:?}"),
+        };
+        let w = |start, end| args(1, LockCmd::Set, LockMode::Write, start, end);
+        // This host's kernel: nothing held before, then a write lock.
+        let out = s.kernel(1, now, &w(0, 9), A, false);
+        assert_eq!(undo_of(&out).map(|u| u.prior), Some(Vec::new()));
+        let r = args(1, LockCmd::Set, LockMode::Read, 5, 19);
+        let out = s.kernel(2, now, &r, A, false);
+        let u = undo_of(&out).expect("granted");
+        let range = |a, b| Range::new(a, b).expect("range");
+        assert_eq!(
+            (u.range, u.prior.clone()),
+            (range(5, 20), vec![(Mode::Write, range(5, 10))])
+        );
+        // Refused: the write lock comes back on 5..9, and 10..19 goes.
+        assert!(s.refused(u).is_empty());
+        assert_eq!(
+            s.table.held_in(
+                F,
+                Owner {
+                    host: A,
+                    id: 1,
+                    kind: Kind::Posix
+                },
+                Range::ALL
+            ),
+            vec![(Mode::Write, range(0, 10))]
+        );
+        // A peer: the grant's answer carries it, a refusal none.
+        let ask = |id, op, start, end| LockMsg::Ask {
+            id,
+            file: F,
+            owner: 7,
+            kind: Kind::Posix,
+            op,
+            range: range(start, end),
+            pid: 9,
+            wait_ms: 1000,
+            prior: Vec::new(),
+        };
+        let answer = |out: Vec<LockOut>| match &out[..] {
+            [
+                LockOut::Send {
+                    to: B,
+                    msg: LockMsg::Answer { result, prior, .. },
+                },
+            ] => (*result, prior.clone()),
+            _ => panic!("{out:?}"),
+        };
+        let out = s.message(B, ask(1, Op::Set(Mode::Read), 20, 30), now);
+        assert_eq!(answer(out), (Ok(None), Vec::new()));
+        let out = s.message(B, ask(2, Op::Set(Mode::Write), 25, 40), now);
+        assert_eq!(answer(out), (Ok(None), vec![(Mode::Read, range(25, 30))]));
+        let out = s.message(B, ask(3, Op::Set(Mode::Write), 0, 1), now);
+        assert_eq!(answer(out), (Err(errno::EAGAIN), Vec::new()));
+        // Its undo: an unlock carrying the prior.
+        let mut undo = ask(4, Op::Unlock, 25, 40);
+        if let LockMsg::Ask { prior, .. } = &mut undo {
+            *prior = vec![(Mode::Read, range(25, 30))];
+        }
+        assert_eq!(answer(s.message(B, undo, now)), (Ok(None), Vec::new()));
+        assert_eq!(
+            s.table.held_in(
+                F,
+                Owner {
+                    host: B,
+                    id: 7,
+                    kind: Kind::Posix
+                },
+                Range::ALL
+            ),
+            vec![(Mode::Read, range(20, 30))]
+        );
+    }
+
+    #[test]
     fn a_wait_is_given_up_where_it_waits_when_its_kernel_gives_it_up() {
         let mut n = Net::new(3);
         let hour = Duration::from_secs(3600);
@@ -1150,6 +1350,7 @@ mod tests {
         let ok = LockMsg::Answer {
             id,
             result: Ok(None),
+            prior: Vec::new(),
         };
         assert!(s.message(C, ok.clone(), now).is_empty());
         assert!(
@@ -1157,7 +1358,8 @@ mod tests {
                 B,
                 LockMsg::Answer {
                     id: id + 1,
-                    result: Ok(None)
+                    result: Ok(None),
+                    prior: Vec::new(),
                 },
                 now
             )
@@ -1167,6 +1369,7 @@ mod tests {
         let bad = LockMsg::Answer {
             id,
             result: Err(-3),
+            prior: Vec::new(),
         };
         assert_eq!(
             replies(&s.message(B, bad, now)),

@@ -65,8 +65,8 @@
 //!   | 28 | Stale | txn, file, index |
 //!   | 29 | Peek | id u64, file, index ([`crate::views::ViewMsg`]) |
 //!   | 30 | Peeked | id u64, file, index, error i32 (0, or an errno), then if 0: len u32, len bytes |
-//!   | 31 | LockAsk | id u64, file u64, owner u64, kind u8, op u8, mode u8, start u64, end u64, pid u32, wait_ms u32 |
-//!   | 32 | LockAnswer | id u64, error i32 (0, or an errno), then if 0: found u8 (0/1), then if 1: host u16, kind u8, mode u8, start u64, end u64, pid u32 |
+//!   | 31 | LockAsk | id u64, file u64, owner u64, kind u8, op u8, mode u8, start u64, end u64, pid u32, wait_ms u32, prior |
+//!   | 32 | LockAnswer | id u64, error i32 (0, or an errno), then if 0: found u8 (0/1), then if 1: host u16, kind u8, mode u8, start u64, end u64, pid u32; then prior |
 //!
 //!   In lock messages, `kind` is 1 POSIX, 2 OFD, 3 `flock`; `op` is 1 get
 //!   (`F_GETLK`), 2 set (`F_SETLK`), 3 wait (`F_SETLKW`), 4 unlock; `mode`
@@ -76,6 +76,11 @@
 //!   `i64::MAX` (a last byte below it, plus one), and the range is not
 //!   empty. A LockAnswer's lock (`found` 1) is a `Get`'s
 //!   conflicting lock: its holder's host, kind, mode, range and pid.
+//!   `prior` is count u16 (at most 4096), count × (mode u8, start u64, end
+//!   u64): what a lock owner held on the range before a grant. It is empty
+//!   but in a LockAnswer that grants (so that the asker can undo the grant
+//!   if its kernel refuses it) and in the LockAsk unlock that undoes one
+//!   (the owner gives those locks back).
 //!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
@@ -117,6 +122,10 @@ pub const LEN_BYTES: usize = 4;
 /// page a message may carry): a frame is encoded without growing its
 /// buffer.
 const ENCODE_FIELDS: usize = 128;
+/// Most pieces of a lock message's prior (what a lock owner held before a
+/// grant); the encoder cuts a longer one there (so much as undone by an
+/// unlock), the decoder refuses it.
+pub const MAX_PRIOR: usize = 4096;
 /// Longest string the encoder emits; longer ones are cut (at a character
 /// boundary). Names are far shorter; this only bounds REFUSE reasons.
 pub const MAX_STRING: usize = 1024;
@@ -873,6 +882,17 @@ fn put_range(p: &mut Vec<u8>, r: Range) {
     p.extend_from_slice(&r.end.to_le_bytes());
 }
 
+/// Encodes a prior: its count, then each piece's mode and range (at most
+/// [`MAX_PRIOR`] of them).
+fn put_prior(p: &mut Vec<u8>, prior: &[(Mode, Range)]) {
+    let prior = &prior[..prior.len().min(MAX_PRIOR)];
+    p.extend_from_slice(&(prior.len() as u16).to_le_bytes());
+    for &(m, r) in prior {
+        p.push(mode_byte(m));
+        put_range(p, r);
+    }
+}
+
 /// Encodes a lock message, tag first.
 fn put_lock_msg(p: &mut Vec<u8>, m: &LockMsg) {
     match m {
@@ -885,6 +905,7 @@ fn put_lock_msg(p: &mut Vec<u8>, m: &LockMsg) {
             range,
             pid,
             wait_ms,
+            prior,
         } => {
             p.push(31);
             p.extend_from_slice(&id.to_le_bytes());
@@ -900,8 +921,9 @@ fn put_lock_msg(p: &mut Vec<u8>, m: &LockMsg) {
             put_range(p, *range);
             p.extend_from_slice(&pid.to_le_bytes());
             p.extend_from_slice(&wait_ms.to_le_bytes());
+            put_prior(p, prior);
         }
-        LockMsg::Answer { id, result } => {
+        LockMsg::Answer { id, result, prior } => {
             p.push(32);
             p.extend_from_slice(&id.to_le_bytes());
             match result {
@@ -920,6 +942,7 @@ fn put_lock_msg(p: &mut Vec<u8>, m: &LockMsg) {
                     }
                 }
             }
+            put_prior(p, prior);
         }
     }
 }
@@ -950,6 +973,18 @@ fn get_lock_msg(tag: u8, c: &mut Cur<'_>) -> Result<LockMsg, WireError> {
         }
         Ok(r)
     };
+    let prior = |c: &mut Cur<'_>| {
+        let n = c.u16("LOCK message too short for its prior's count")? as usize;
+        if n > MAX_PRIOR {
+            return Err(WireError::Malformed("LOCK prior has too many pieces"));
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let m = mode(c.u8("LOCK message too short for its prior's mode")?)?;
+            v.push((m, range(c)?));
+        }
+        Ok(v)
+    };
     if tag == 31 {
         let file = c.u64("LOCK_ASK too short for its file")?;
         let owner = c.u64("LOCK_ASK too short for its owner")?;
@@ -973,6 +1008,7 @@ fn get_lock_msg(tag: u8, c: &mut Cur<'_>) -> Result<LockMsg, WireError> {
             range: range(c)?,
             pid: c.u32("LOCK_ASK too short for its pid")?,
             wait_ms: c.u32("LOCK_ASK too short for its wait")?,
+            prior: prior(c)?,
         });
     }
     let result = match c.u32("LOCK_ANSWER too short for its error")? as i32 {
@@ -990,7 +1026,11 @@ fn get_lock_msg(tag: u8, c: &mut Cur<'_>) -> Result<LockMsg, WireError> {
         e if e > 0 => Err(e),
         _ => return Err(WireError::Malformed("LOCK_ANSWER error is negative")),
     };
-    Ok(LockMsg::Answer { id, result })
+    Ok(LockMsg::Answer {
+        id,
+        result,
+        prior: prior(c)?,
+    })
 }
 
 /// Longest name the name service carries.
@@ -1644,7 +1684,7 @@ mod tests {
 
     /// Every shape of lock message.
     fn lock_msgs() -> Vec<LockMsg> {
-        let ask = |op, kind, range| LockMsg::Ask {
+        let ask_with = |op, kind, range, prior| LockMsg::Ask {
             id: 3,
             file: u64::MAX,
             owner: 0x1234_5678_9abc,
@@ -1653,12 +1693,18 @@ mod tests {
             range,
             pid: 4242,
             wait_ms: u32::MAX,
+            prior,
         };
+        let ask = |op, kind, range| ask_with(op, kind, range, Vec::new());
         let some = Range { start: 5, end: 10 };
         let last = Range {
             start: 0,
             end: i64::MAX as u64,
         };
+        let prior = vec![
+            (Mode::Read, Range { start: 5, end: 7 }),
+            (Mode::Write, Range { start: 8, end: 10 }),
+        ];
         let holder = |kind, mode, range| Holder {
             host: 7,
             kind,
@@ -1674,19 +1720,36 @@ mod tests {
             LockMsg::Answer {
                 id: 1,
                 result: Ok(None),
+                prior: Vec::new(),
             },
             LockMsg::Answer {
                 id: u64::MAX,
                 result: Ok(Some(holder(Kind::Posix, Mode::Write, some))),
+                prior: Vec::new(),
             },
             LockMsg::Answer {
                 id: 2,
                 result: Ok(Some(holder(Kind::Ofd, Mode::Read, Range::ALL))),
+                prior: Vec::new(),
             },
             LockMsg::Answer {
                 id: 2,
                 result: Err(wfs_abi::errno::EAGAIN),
+                prior: Vec::new(),
             },
+            // A grant with what was held before, and the undo's unlock.
+            LockMsg::Answer {
+                id: 4,
+                result: Ok(None),
+                prior: prior.clone(),
+            },
+            ask_with(Op::Unlock, Kind::Ofd, some, prior),
+            ask_with(
+                Op::Unlock,
+                Kind::Flock,
+                Range::ALL,
+                vec![(Mode::Write, Range::ALL), (Mode::Read, last)],
+            ),
         ]
     }
 
@@ -1710,6 +1773,7 @@ mod tests {
             range: Range { start: 4, end: 5 },
             pid: 6,
             wait_ms: 7,
+            prior: Vec::new(),
         });
         let mut want = vec![31];
         for v in [1u64, 2, 3] {
@@ -1721,7 +1785,39 @@ mod tests {
         }
         want.extend_from_slice(&6u32.to_le_bytes());
         want.extend_from_slice(&7u32.to_le_bytes());
+        want.extend_from_slice(&0u16.to_le_bytes());
         assert_eq!(ask, want);
+        // The undo's unlock: no mode, and the prior at the end.
+        let undo = f(LockMsg::Ask {
+            id: 1,
+            file: 2,
+            owner: 3,
+            kind: Kind::Posix,
+            op: Op::Unlock,
+            range: Range { start: 4, end: 9 },
+            pid: 0,
+            wait_ms: 0,
+            prior: vec![
+                (Mode::Read, Range { start: 4, end: 6 }),
+                (Mode::Write, Range { start: 7, end: 8 }),
+            ],
+        });
+        let mut want = vec![31];
+        for v in [1u64, 2, 3] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.extend_from_slice(&[1, 4, 0]);
+        for v in [4u64, 9] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.extend_from_slice(&[0; 8]);
+        want.extend_from_slice(&2u16.to_le_bytes());
+        for (m, s, e) in [(1u8, 4u64, 6u64), (2, 7, 8)] {
+            want.push(m);
+            want.extend_from_slice(&s.to_le_bytes());
+            want.extend_from_slice(&e.to_le_bytes());
+        }
+        assert_eq!(undo, want);
         let answer = f(LockMsg::Answer {
             id: 1,
             result: Ok(Some(Holder {
@@ -1731,6 +1827,7 @@ mod tests {
                 range: Range::ALL,
                 pid: 8,
             })),
+            prior: Vec::new(),
         });
         let mut want = vec![32];
         want.extend_from_slice(&1u64.to_le_bytes());
@@ -1741,7 +1838,77 @@ mod tests {
         want.extend_from_slice(&0u64.to_le_bytes());
         want.extend_from_slice(&u64::MAX.to_le_bytes());
         want.extend_from_slice(&8u32.to_le_bytes());
+        want.extend_from_slice(&0u16.to_le_bytes());
         assert_eq!(answer, want);
+        // A grant, with what was held before; an error, with no prior.
+        let grant = f(LockMsg::Answer {
+            id: 1,
+            result: Ok(None),
+            prior: vec![(Mode::Read, Range::ALL)],
+        });
+        let mut want = vec![32];
+        want.extend_from_slice(&1u64.to_le_bytes());
+        want.extend_from_slice(&0i32.to_le_bytes());
+        want.push(0);
+        want.extend_from_slice(&1u16.to_le_bytes());
+        want.push(1);
+        want.extend_from_slice(&0u64.to_le_bytes());
+        want.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(grant, want);
+        let error = f(LockMsg::Answer {
+            id: 1,
+            result: Err(11),
+            prior: Vec::new(),
+        });
+        let mut want = vec![32];
+        want.extend_from_slice(&1u64.to_le_bytes());
+        want.extend_from_slice(&11i32.to_le_bytes());
+        want.extend_from_slice(&0u16.to_le_bytes());
+        assert_eq!(error, want);
+        // The longest prior goes whole (in a frame far below MAX_FRAME); a
+        // longer one is cut there.
+        let full: Vec<(Mode, Range)> = (0..MAX_PRIOR as u64)
+            .map(|i| {
+                let m = if i % 2 == 0 { Mode::Read } else { Mode::Write };
+                (m, Range::new(2 * i, 2 * i + 1).expect("range"))
+            })
+            .collect();
+        for m in [
+            LockMsg::Answer {
+                id: 5,
+                result: Ok(None),
+                prior: full.clone(),
+            },
+            LockMsg::Ask {
+                id: 6,
+                file: 2,
+                owner: 3,
+                kind: Kind::Posix,
+                op: Op::Unlock,
+                range: Range::ALL,
+                pid: 0,
+                wait_ms: 0,
+                prior: full.clone(),
+            },
+        ] {
+            let frame = Frame::Page(session::Frame {
+                seq: 1,
+                ack: 0,
+                msg: Some(PeerMsg::Lock(m)),
+            });
+            let b = frame.encode();
+            assert!(b.len() < MAX_FRAME / 8);
+            assert_eq!(read_frame(&mut Cursor::new(&b)).unwrap(), frame);
+        }
+        let mut long = full.clone();
+        long.push((Mode::Read, Range::ALL));
+        let cut = f(LockMsg::Answer {
+            id: 1,
+            result: Ok(None),
+            prior: long,
+        });
+        assert_eq!(cut.len(), 1 + 8 + 4 + 1 + 2 + MAX_PRIOR * 17);
+        assert_eq!(cut[14..16], (MAX_PRIOR as u16).to_le_bytes());
     }
 
     #[test]
@@ -1764,6 +1931,7 @@ mod tests {
             range: Range { start: 4, end: 5 },
             pid: 6,
             wait_ms: 7,
+            prior: Vec::new(),
         });
         assert!(page(&ask).is_ok());
         // Offsets after the 16-byte session header and the tag.
@@ -1810,23 +1978,83 @@ mod tests {
             let mut p = frame(LockMsg::Answer {
                 id: 1,
                 result: Ok(None),
+                prior: Vec::new(),
             });
             p.truncate(17 + 8);
             p.extend_from_slice(&error.to_le_bytes());
             p.extend_from_slice(rest);
             page(&p)
         };
-        assert!(answer(0, &[0]).is_ok());
-        assert!(answer(11, &[]).is_ok());
-        assert!(matches!(answer(-11, &[]), Err(WireError::Malformed(_))));
-        assert!(matches!(answer(0, &[2]), Err(WireError::Malformed(_))));
+        assert!(answer(0, &[0, 0, 0]).is_ok());
+        assert!(answer(11, &[0, 0]).is_ok());
+        // (The prior's count is not optional.)
+        assert!(matches!(answer(0, &[0]), Err(WireError::Malformed(_))));
+        assert!(matches!(answer(11, &[]), Err(WireError::Malformed(_))));
+        assert!(matches!(answer(-11, &[0, 0]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            answer(0, &[2, 0, 0]),
+            Err(WireError::Malformed(_))
+        ));
         let mut holder = vec![1, 9, 0, 1, 1];
         holder.extend_from_slice(&0u64.to_le_bytes());
         holder.extend_from_slice(&1u64.to_le_bytes());
         holder.extend_from_slice(&5u32.to_le_bytes());
+        holder.extend_from_slice(&[0, 0]);
         assert!(answer(0, &holder).is_ok());
         holder[4] = 3;
         assert!(matches!(answer(0, &holder), Err(WireError::Malformed(_))));
+        // A prior: a piece of no mode, an empty or reversed range, one past
+        // the largest offset, too many pieces, or fewer than counted.
+        let piece = |mode: u8, s: u64, e: u64| {
+            let mut v = vec![mode];
+            v.extend_from_slice(&s.to_le_bytes());
+            v.extend_from_slice(&e.to_le_bytes());
+            v
+        };
+        let with_prior = |count: u16, pieces: &[Vec<u8>]| {
+            let mut rest = vec![0];
+            rest.extend_from_slice(&count.to_le_bytes());
+            for p in pieces {
+                rest.extend_from_slice(p);
+            }
+            answer(0, &rest)
+        };
+        assert!(with_prior(2, &[piece(1, 0, 4), piece(2, 4, u64::MAX)]).is_ok());
+        for bad in [
+            piece(0, 0, 4),
+            piece(3, 0, 4),
+            piece(1, 4, 4),
+            piece(1, 5, 4),
+            piece(2, 0, i64::MAX as u64 + 1),
+        ] {
+            assert!(
+                matches!(
+                    with_prior(1, std::slice::from_ref(&bad)),
+                    Err(WireError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            with_prior(2, &[piece(1, 0, 4)]),
+            Err(WireError::Malformed(_))
+        ));
+        let many = vec![piece(1, 0, 4); MAX_PRIOR + 1];
+        assert!(with_prior(MAX_PRIOR as u16, &many[..MAX_PRIOR]).is_ok());
+        assert!(matches!(
+            with_prior(MAX_PRIOR as u16 + 1, &many),
+            Err(WireError::Malformed(_))
+        ));
+        // An ask's prior likewise.
+        let mut p = ask.clone();
+        let at = p.len() - 2;
+        p[at..].copy_from_slice(&1u16.to_le_bytes());
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
+        p.extend_from_slice(&piece(2, 4, 5));
+        assert!(page(&p).is_ok());
+        let m = p.len() - 17;
+        p[m] = 0;
+        assert!(matches!(page(&p), Err(WireError::Malformed(_))));
     }
 
     #[test]
