@@ -1632,6 +1632,10 @@ impl Engine {
             match o {
                 LockOut::Send { to, msg } => self.send(to, PeerMsg::Lock(msg)),
                 LockOut::Queued => Counters::add(&self.counters.lock_waits, 1),
+                LockOut::Dropped { host, locks } => wlog!(
+                    "locks: {} is taken for dead: the {locks} locks its processes held on this host's files are released (processes there that still believe they hold them are no longer excluded)",
+                    self.host_names(&[host])
+                ),
                 LockOut::Reply {
                     req,
                     started,

@@ -450,6 +450,14 @@ impl Locks {
         self.release(|o| o.host == host)
     }
 
+    /// How many locks the lock owners of host `host` hold, on every file.
+    pub fn held_by_host(&self, host: HostId) -> usize {
+        self.files
+            .values()
+            .map(|f| f.held.iter().filter(|l| l.owner.host == host).count())
+            .sum()
+    }
+
     /// How many locks are held on `file` (for tests and the status).
     pub fn held(&self, file: u64) -> usize {
         self.files.get(&file).map_or(0, |f| f.held.len())

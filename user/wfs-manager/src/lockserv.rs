@@ -182,6 +182,15 @@ pub enum LockOut {
     },
     /// A request waits in this owner's table (for the counters).
     Queued,
+    /// Host `host` was taken for dead and the `locks` its lock owners held
+    /// on this host's files went (for the log: processes there that still
+    /// believe they hold them are no longer excluded).
+    Dropped {
+        /// The host.
+        host: HostId,
+        /// How many locks.
+        locks: usize,
+    },
 }
 
 /// Who waits for a decision of this owner.
@@ -401,6 +410,10 @@ impl LockService {
             return out;
         }
         self.waits.retain(|_, w| w.owner.host != host);
+        let locks = self.table.held_by_host(host);
+        if locks > 0 {
+            out.push(LockOut::Dropped { host, locks });
+        }
         let granted = self.table.release_host(host);
         self.serve(granted, &mut out);
         for id in sorted(self.asks.iter().filter(|(_, a)| a.at == host)) {
@@ -830,6 +843,7 @@ mod tests {
                         todo.extend(v);
                         continue;
                     }
+                    LockOut::Dropped { .. } => Vec::new(),
                     LockOut::Queued => {
                         self.queued += 1;
                         Vec::new()
@@ -1281,9 +1295,18 @@ mod tests {
         n.ask(1, 1, args(1, LockCmd::Set, LockMode::Write, 0, 0), 0);
         n.ask(2, 2, args(1, LockCmd::Wait, LockMode::Write, 0, 0), 0);
         n.ask(0, 3, args(1, LockCmd::Wait, LockMode::Read, 0, 0), 0);
-        // Host 1 dies: host 2, first in line, is granted; host 0 waits on.
+        // Host 1 dies: host 2, first in line, is granted; host 0 waits on;
+        // the log hears of the one lock that went.
         let out = n.hosts[0].host_gone(1);
+        assert!(out.contains(&LockOut::Dropped { host: 1, locks: 1 }));
         n.run(0, out);
+        assert!(
+            !n.hosts[0]
+                .host_gone(1)
+                .iter()
+                .any(|o| matches!(o, LockOut::Dropped { .. })),
+            "nothing left to drop"
+        );
         assert_eq!((n.answer(2, 2), n.answer(0, 3)), (DONE, None));
         // Host 2's kernel asks of the owner, which dies: ENOLCK, and an
         // unlock is done (the lock went with the owner).
