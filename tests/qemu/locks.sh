@@ -24,6 +24,9 @@
 #    with /wfs remounted -o timeout=5 on h2, an F_SETLKW behind a lock h1
 #    holds for 40 s fails with ENOLCK after about 4 s (the owner gives the
 #    wait up a quarter before the time-out).
+# 4. A host taken for dead loses its locks: h2 holds the whole file and h1
+#    waits for it; h2's manager is restarted (SIGTERM: it leaves, and h1
+#    takes that incarnation for dead), and h1's wait is granted.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -35,7 +38,7 @@ fail() {
 }
 L=/wfs/lockf
 # Word offsets in /wfs/ctl (a shared page): one flag per step.
-HELD=0 WAITING=4 KILLED=8 GO=12 DONE1=16 DONE2=20 HOLD3=24 STEP3=28 HOLD4=32 DONE4=36 POSIX1=40 POSIX2=44
+HELD=0 WAITING=4 KILLED=8 GO=12 DONE1=16 DONE2=20 HOLD3=24 STEP3=28 HOLD4=32 DONE4=36 POSIX1=40 POSIX2=44 HOLD5=48 WAIT5=52 DONE5=56
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/lockf bs=4096 count=1 2>/dev/null
@@ -107,9 +110,12 @@ if [ "$h" = 1 ]; then
     wait
     # Held for 40 s: h2's wait gives up long before.
     $H/lockx $L set posix w 0 0 touch /tmp/whole4 sleep 40 > /tmp/h4.out &
+    h4=$!
     within 30 test -e /tmp/whole4 || fail "could not take the whole file again: $(cat /tmp/h4.out)"
     flag $HOLD4
     flagwait $DONE4 120
+    kill $h4
+    wait $h4 2>/dev/null || true
 else
     flagwait $HOLD3
     $H/lockx $L wait posix w 0 0 > /tmp/w3.out &
@@ -144,6 +150,30 @@ else
     umount /wfs
     mount -t wfs none /wfs || fail "remount with the default time-out refused"
     flag $DONE4
+fi
+
+# -- 4. a host taken for dead loses its locks ---------------------------------
+if [ "$h" = 2 ]; then
+    $H/lockx $L set posix w 0 0 touch /tmp/held5 sleep 600 > /tmp/h5.out &
+    within 30 test -e /tmp/held5 || fail "could not take the whole file: $(cat /tmp/h5.out)"
+    flag $HOLD5
+    flagwait $WAIT5
+    # SIGTERM: the manager leaves, and h1 takes this incarnation for dead
+    # at once; a new manager comes up.
+    restart_manager_with
+    wfsctl wait --peers --timeout 90 || fail "the new manager never reconnected"
+    flag $DONE5
+else
+    flagwait $HOLD5
+    $H/lockx $L wait posix w 0 0 touch /tmp/got5 > /tmp/w5.out &
+    w5=$!
+    sleep 1
+    [ -e /tmp/got5 ] && fail "the wait was granted while h2 held the lock"
+    flag $WAIT5
+    within 25 test -e /tmp/got5 || fail "h2's lock outlived its manager: $(cat /tmp/w5.out)"
+    wait $w5 || fail "the waiter failed: $(cat /tmp/w5.out)"
+    echo "h1: h2's manager left; its lock went and the wait was granted"
+    flagwait $DONE5 120
 fi
 wfsctl wait --peers --timeout 60 || fail "peers went away"
 sleep 3
