@@ -49,7 +49,7 @@ pub(crate) const TIMEOUT_MS: u32 = 30_000;
 
 /// How a caller waits for the manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wait {
+pub(crate) enum Wait {
     /// A fatal signal ends the wait (`EINTR`); the request is withdrawn if
     /// the manager has not read it yet.
     Killable,
@@ -551,31 +551,11 @@ impl Channel {
         self.call_as(req, timeout_ms, Wait::Killable, f)
     }
 
-    /// [`Channel::call`] for a request that must reach the manager even
-    /// when its caller is being killed (a lock's release on the way out of
-    /// a process): no signal ends the wait, only the reply or `timeout_ms`.
-    pub(crate) fn call_unkillable<R>(
-        &self,
-        req: &Request<'_>,
-        timeout_ms: u32,
-        f: impl FnOnce(&Reply<'_>) -> Result<R>,
-    ) -> Result<R> {
-        self.call_as(req, timeout_ms, Wait::Unkillable, f)
-    }
-
-    /// [`Channel::call`] for a request any signal may end (`EINTR`), as a
-    /// lock's wait is: its time-out is no error (it is not warned of).
-    pub(crate) fn call_interruptible<R>(
-        &self,
-        req: &Request<'_>,
-        timeout_ms: u32,
-        f: impl FnOnce(&Reply<'_>) -> Result<R>,
-    ) -> Result<R> {
-        self.call_as(req, timeout_ms, Wait::Interruptible, f)
-    }
-
-    /// Sends `req` and waits for its reply as `how` says.
-    fn call_as<R>(
+    /// [`Channel::call`], waiting as `how` says: a lock's wait ends on any
+    /// signal (and its time-out is no error, so it is not warned of); a
+    /// lock's release, which a process being killed sends on its way out,
+    /// only with the reply or `timeout_ms`.
+    pub(crate) fn call_as<R>(
         &self,
         req: &Request<'_>,
         timeout_ms: u32,

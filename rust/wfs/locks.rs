@@ -22,7 +22,7 @@
 
 use super::{mount, Mount, WfsFs};
 use crate::upcall::abi::{self, LockArgs, LockInfo, ReplyBody, Request};
-use crate::upcall::channel::MAX_INFLIGHT;
+use crate::upcall::channel::{Wait, MAX_INFLIGHT};
 use core::sync::atomic::Ordering;
 use kernel::{
     fs::{LockCmd, LockKind, LockRequest, LockType},
@@ -77,16 +77,12 @@ fn args(
 /// dying process sends on its way out, only with its answer or its
 /// time-out; the others on a fatal signal.
 fn call<R>(m: &Mount, a: LockArgs, f: impl FnOnce(&abi::Reply<'_>) -> Result<R>) -> Result<R> {
-    let req = Request::Lock(a);
-    let r = match (a.cmd, a.mode) {
-        (_, abi::LockMode::Unlock) => {
-            m.chan
-                .call_unkillable(&req, m.timeout_ms.min(UNLOCK_WAIT_MS), f)
-        }
-        (abi::LockCmd::Wait, _) => m.chan.call_interruptible(&req, m.timeout_ms, f),
-        _ => m.chan.call(&req, m.timeout_ms, f),
+    let (how, timeout_ms) = match (a.cmd, a.mode) {
+        (_, abi::LockMode::Unlock) => (Wait::Unkillable, m.timeout_ms.min(UNLOCK_WAIT_MS)),
+        (abi::LockCmd::Wait, _) => (Wait::Interruptible, m.timeout_ms),
+        _ => (Wait::Killable, m.timeout_ms),
     };
-    match r {
+    match m.chan.call_as(&Request::Lock(a), timeout_ms, how, f) {
         Err(e) if e == EINTR && a.cmd == abi::LockCmd::Wait => Err(ERESTARTSYS),
         Err(e) if e == EIO || e == ETIMEDOUT || e == ENOTCONN => Err(ENOLCK),
         r => r,

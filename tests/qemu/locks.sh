@@ -48,12 +48,21 @@ wfsctl wait --peers --timeout 90 || fail "peers not connected"
 appear 30 lockf ctl || fail "/wfs/lockf or /wfs/ctl never appeared"
 flagwait() { $H/dsm wait /wfs/ctl "$1" 1 "${2:-120}" || fail "flag $1 never set"; }
 flag() { $H/dsm set /wfs/ctl "$1" 1; }
+# hold MARK SECS STEP...: in the background ($held is its pid), lockx on
+# $L runs the STEPs, touches MARK and holds what it took for SECS seconds;
+# returns once MARK is there.
+hold() {
+    _mark=$1 _secs=$2
+    shift 2
+    $H/lockx $L "$@" touch "$_mark" sleep "$_secs" > "$_mark.out" &
+    held=$!
+    within 30 test -e "$_mark" || fail "could not take the lock ($*): $(cat "$_mark.out")"
+}
 
 # -- 1. conflicts across hosts, F_GETLK, a killed holder ----------------------
 if [ "$h" = 2 ]; then
-    $H/lockx $L set posix w 0 100 touch /tmp/held sleep 600 > /tmp/holder.out &
-    holder=$!
-    within 30 test -e /tmp/held || fail "could not take the write lock: $(cat /tmp/holder.out)"
+    hold /tmp/held 600 set posix w 0 100
+    holder=$held
     flag $HELD
     flagwait $WAITING
     sleep 1
@@ -103,15 +112,13 @@ echo "h$h: counter at 800"
 
 # -- 3. a wait is killable, and bounded by the time-out -----------------------
 if [ "$h" = 1 ]; then
-    $H/lockx $L set posix w 0 0 touch /tmp/whole sleep 8 > /tmp/h3.out &
-    within 30 test -e /tmp/whole || fail "could not take the whole file: $(cat /tmp/h3.out)"
+    hold /tmp/whole 8 set posix w 0 0
     flag $HOLD3
     flagwait $STEP3
     wait
     # Held for 40 s: h2's wait gives up long before.
-    $H/lockx $L set posix w 0 0 touch /tmp/whole4 sleep 40 > /tmp/h4.out &
-    h4=$!
-    within 30 test -e /tmp/whole4 || fail "could not take the whole file again: $(cat /tmp/h4.out)"
+    hold /tmp/whole4 40 set posix w 0 0
+    h4=$held
     flag $HOLD4
     flagwait $DONE4 120
     kill $h4
@@ -154,8 +161,7 @@ fi
 
 # -- 4. a host taken for dead loses its locks ---------------------------------
 if [ "$h" = 2 ]; then
-    $H/lockx $L set posix w 0 0 touch /tmp/held5 sleep 600 > /tmp/h5.out &
-    within 30 test -e /tmp/held5 || fail "could not take the whole file: $(cat /tmp/h5.out)"
+    hold /tmp/held5 600 set posix w 0 0
     flag $HOLD5
     flagwait $WAIT5
     # SIGTERM: the manager leaves, and h1 takes this incarnation for dead

@@ -1612,7 +1612,8 @@ impl Engine {
             && !(self.know_file(file) && self.core.owner_of(file) == Some(self.me))
         {
             wlog!(
-                "locks: host {from} asked about file {file:#x}, which this host does not own; refused"
+                "locks: {} asked about file {file:#x}, which this host does not own; refused",
+                self.host_names(&[from])
             );
             let result = Err(errno::ENOLCK);
             let prior = Vec::new();
