@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -68,6 +68,9 @@ pub mod errno {
     pub const ENOSYS: i32 = 38;
     /// Protocol error.
     pub const EPROTO: i32 = 71;
+    /// Not supported: a SETSIZE that shrinks a file (not yet done across
+    /// hosts).
+    pub const EOPNOTSUPP: i32 = 95;
     /// Timer expired.
     pub const ETIMEDOUT: i32 = 110;
 }
@@ -110,6 +113,10 @@ pub const IOC_INVALIDATE: u32 = ioc(IOC_READ | IOC_WRITE, 3, Invalidate::LEN);
 /// `_IOW('W', 4, struct wfs_forget)`: forget the cached dentry of a name
 /// (the registered manager only).
 pub const IOC_FORGET: u32 = ioc(IOC_WRITE, 4, Forget::LEN);
+
+/// `_IOW('W', 5, struct wfs_size)`: a file's owner says how long the file
+/// is now ([`Size`]); a cached inode that is shorter grows to it.
+pub const IOC_SIZE: u32 = ioc(IOC_WRITE, 5, Size::LEN);
 
 /// The last `SCRATCH_SLOTS` slots of the netmem pool belong to the manager:
 /// the kernel never lends them with a request, and writes one only during
@@ -421,6 +428,45 @@ impl Forget {
     }
 }
 
+/// Largest file size: the kernel's `MAX_LFS_FILESIZE` on 64-bit hosts.
+pub const SIZE_MAX: u64 = i64::MAX as u64;
+
+/// The argument of [`IOC_SIZE`], `struct wfs_size`: `file` u64, `size` u64
+/// (at most [`SIZE_MAX`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Size {
+    /// File id.
+    pub file: u64,
+    /// The file's size, as its owner has it.
+    pub size: u64,
+}
+
+impl Size {
+    /// Encoded size.
+    pub const LEN: usize = 16;
+
+    /// Decodes a block; a size past [`SIZE_MAX`] is [`DecodeError::BadField`].
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        let s = Size {
+            file: get_u64(b, 0)?,
+            size: get_u64(b, 8)?,
+        };
+        if s.size > SIZE_MAX {
+            return Err(DecodeError::BadField);
+        }
+        Ok(s)
+    }
+
+    /// Encodes the block.
+    pub fn encode(&self, b: &mut [u8; Self::LEN]) {
+        put(b, 0, &self.file.to_le_bytes());
+        put(b, 8, &self.size.to_le_bytes());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Messages on /dev/wfs
 // ---------------------------------------------------------------------------
@@ -450,6 +496,9 @@ pub enum Opcode {
     /// Take, release or test an `fcntl` or `flock` lock, at the file's
     /// owner.
     Lock = 8,
+    /// Grow or shrink a file, at its owner, before the kernel does (a
+    /// write past the end, `truncate`).
+    Setsize = 9,
 }
 
 /// Set in the opcode of every reply.
@@ -467,6 +516,7 @@ impl Opcode {
             6 => Opcode::Upgrade,
             7 => Opcode::View,
             8 => Opcode::Lock,
+            9 => Opcode::Setsize,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -752,6 +802,19 @@ pub enum Request<'a> {
     },
     /// LOCK: take, release or test a lock.
     Lock(LockArgs),
+    /// SETSIZE(file, size, grow): the file is to be `size` bytes long (at
+    /// most [`SIZE_MAX`]); answered `Done` once its owner has it so.
+    Setsize {
+        /// File id.
+        file: u64,
+        /// The new size.
+        size: u64,
+        /// `true` for a write that ends past the end: the file must be at
+        /// least `size` long (the owner grows it if it is shorter, and
+        /// leaves it if another host grew it further meanwhile). `false`
+        /// for `truncate`: exactly `size` long.
+        grow: bool,
+    },
 }
 
 impl Request<'_> {
@@ -766,6 +829,7 @@ impl Request<'_> {
             Request::Upgrade { .. } => Opcode::Upgrade,
             Request::View { .. } => Opcode::View,
             Request::Lock(_) => Opcode::Lock,
+            Request::Setsize { .. } => Opcode::Setsize,
         }
     }
 
@@ -777,6 +841,7 @@ impl Request<'_> {
                 Request::Getattr { .. } | Request::Readdir { .. } => 8,
                 Request::Read { .. } | Request::Write { .. } | Request::View { .. } => 24,
                 Request::Upgrade { .. } => 16,
+                Request::Setsize { .. } => 24,
                 Request::Lock(_) => LockArgs::LEN,
             }
     }
@@ -792,6 +857,7 @@ impl Request<'_> {
                 Err(DecodeError::BadField)
             }
             Request::Lock(a) => a.validate(),
+            Request::Setsize { size, .. } if size > SIZE_MAX => Err(DecodeError::BadField),
             _ => Ok(()),
         }
     }
@@ -847,6 +913,12 @@ impl Request<'_> {
                 put(b, p, &file.to_le_bytes());
                 put(b, p + 8, &index.to_le_bytes());
             }
+            Request::Setsize { file, size, grow } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &size.to_le_bytes());
+                put(b, p + 16, &u32::from(grow).to_le_bytes());
+                put(b, p + 20, &0u32.to_le_bytes());
+            }
             Request::Lock(a) => a.encode(b, p),
         }
         Ok(len)
@@ -865,6 +937,7 @@ impl Request<'_> {
             Opcode::Getattr | Opcode::Readdir => Some(8),
             Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
+            Opcode::Setsize => Some(24),
             Opcode::Lock => Some(LockArgs::LEN),
         };
         if want_fixed.is_some_and(|n| b.len() != HEADER_LEN + n) {
@@ -929,6 +1002,22 @@ impl Request<'_> {
                 index: get_u64(b, p + 8)?,
             },
             Opcode::Lock => Request::Lock(LockArgs::decode(b, p)?),
+            Opcode::Setsize => {
+                let size = get_u64(b, p + 8)?;
+                let grow = match get_u32(b, p + 16)? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::BadField),
+                };
+                if size > SIZE_MAX || get_u32(b, p + 20)? != 0 {
+                    return Err(DecodeError::BadField);
+                }
+                Request::Setsize {
+                    file: get_u64(b, p)?,
+                    size,
+                    grow,
+                }
+            }
         };
         Ok((h.id, req))
     }
@@ -1052,7 +1141,7 @@ impl<'a> Reply<'a> {
             }
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
-            (Opcode::Write | Opcode::Lock, Some(ReplyBody::Done)) => true,
+            (Opcode::Write | Opcode::Lock | Opcode::Setsize, Some(ReplyBody::Done)) => true,
             (Opcode::Lock, Some(ReplyBody::Lock(l))) => {
                 l.mode == LockMode::Unlock || (l.start <= l.end && l.end <= LOCK_END_MAX)
             }
@@ -1196,7 +1285,7 @@ impl<'a> Reply<'a> {
                     _ => return Err(DecodeError::BadField),
                 })
             }
-            Opcode::Write => {
+            Opcode::Write | Opcode::Setsize => {
                 exact(0)?;
                 ReplyBody::Done
             }

@@ -59,6 +59,7 @@ impl MiscDevice for WfsDevice {
             abi::IOC_STATUS => file.status(arg),
             abi::IOC_INVALIDATE => file.invalidate(arg),
             abi::IOC_FORGET => file.forget(arg),
+            abi::IOC_SIZE => file.size(arg),
             _ => Err(ENOTTY),
         }
     }
@@ -309,6 +310,19 @@ impl DevFile {
         self.check_manager()?;
         let name = abi::Forget::decode(&raw).map_err(|_| EINVAL)?;
         crate::fs::forget_name(name)?;
+        Ok(0)
+    }
+
+    /// A file's owner says how long the file is now: a cached inode that
+    /// is shorter grows to it.
+    fn size(&self, arg: usize) -> Result<isize> {
+        let mut raw = [0u8; abi::Size::LEN];
+        UserSlice::new(arg, abi::Size::LEN)
+            .reader()
+            .read_slice(&mut raw)?;
+        self.check_manager()?;
+        let s = abi::Size::decode(&raw).map_err(|_| EINVAL)?;
+        crate::fs::grow_size(s.file, s.size)?;
         Ok(0)
     }
 

@@ -83,6 +83,16 @@ fn abi_request_roundtrip() {
         }),
         8,
     );
+    for grow in [false, true] {
+        roundtrip(
+            Request::Setsize {
+                file: 3,
+                size: abi::SIZE_MAX,
+                grow,
+            },
+            9,
+        );
+    }
 }
 
 fn abi_request_malformed() {
@@ -151,6 +161,47 @@ fn abi_request_malformed() {
         slot: 0,
     };
     kunit_expect_eq!(big.encode(1, &mut buf), Err(DecodeError::BadField));
+    // SETSIZE past the largest size, with a `grow` other than 0 or 1, or
+    // with its reserved field set.
+    let past = Request::Setsize {
+        file: 1,
+        size: abi::SIZE_MAX + 1,
+        grow: true,
+    };
+    kunit_expect_eq!(past.encode(1, &mut buf), Err(DecodeError::BadField));
+    let n = Request::Setsize {
+        file: 1,
+        size: 5,
+        grow: true,
+    }
+    .encode(1, &mut buf)
+    .unwrap_or(0);
+    for (at, v) in [
+        (abi::HEADER_LEN + 15, 0x80),
+        (abi::HEADER_LEN + 16, 2),
+        (abi::HEADER_LEN + 20, 1),
+    ] {
+        let mut m = buf;
+        m[at] = v;
+        kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::BadField));
+    }
+    // The size block of IOC_SIZE: short, or past the largest size.
+    kunit_expect_eq!(abi::Size::decode(&[0u8; 15]), Err(DecodeError::Short));
+    let mut b = [0u8; abi::Size::LEN];
+    abi::Size {
+        file: 2,
+        size: abi::SIZE_MAX,
+    }
+    .encode(&mut b);
+    kunit_expect_eq!(
+        abi::Size::decode(&b),
+        Ok(abi::Size {
+            file: 2,
+            size: abi::SIZE_MAX
+        })
+    );
+    b[15] = 0x80;
+    kunit_expect_eq!(abi::Size::decode(&b), Err(DecodeError::BadField));
 }
 
 fn abi_reply_roundtrip() {

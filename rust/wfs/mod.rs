@@ -238,6 +238,20 @@ pub(crate) fn forget_name(name: &[u8]) -> Result {
     out
 }
 
+/// Grows the cached inode of `file` to `size` bytes on every WFS mount,
+/// views included (its owner grew it; the manager's SIZE). A shorter size,
+/// or an inode not cached, changes nothing.
+pub(crate) fn grow_size(file: u64, size: u64) -> Result {
+    let mut coherent_seen = false;
+    let r = crate::FS_TABLE.for_each_super(|sb| {
+        coherent_seen |= !is_view(sb);
+        if let Some(inode) = sb.inode(file) {
+            inode.grow_size(size);
+        }
+    });
+    walked(r, coherent_seen)
+}
+
 /// Revokes every page grant of this host (its manager went away): a new
 /// manager must not inherit grants it never gave. Clean pages are dropped;
 /// dirty ones, their data's only copy, stay without write access and go
@@ -276,9 +290,6 @@ impl FileSystem for WfsFs {
     // Pages have owners: fetch only the page that was touched, as Chunk's
     // strategy does, never its neighbours on speculation.
     const READAHEAD: bool = false;
-    // Files have the size their owner gives them; the pages of a file are
-    // the unit of sharing, and there is no protocol to grow one.
-    const FIXED_SIZE: bool = true;
     type Context = Arc<Channel>;
     type Data = KBox<Mount>;
     type Options = MountOptions;
@@ -480,6 +491,26 @@ impl FileSystem for WfsFs {
             return Err(EROFS);
         }
         pages::make_writable(inode.mapping(), folio, |index| upgrade(inode, index))
+    }
+
+    /// A write past the end (`grow`) or a `truncate`: the file's owner
+    /// changes the size first (SETSIZE), and tells every other host that
+    /// has the file before it answers, so that a `stat` anywhere after
+    /// this write sees the new size.
+    fn set_size(inode: &Inode<Self>, size: u64, grow: bool) -> Result {
+        let m = mount(inode.super_block())?;
+        if m.view {
+            return Err(EROFS);
+        }
+        let file = inode.ino();
+        m.chan.call(
+            &Request::Setsize { file, size, grow },
+            m.timeout_ms,
+            |reply| match reply.body {
+                Some(ReplyBody::Done) => Ok(()),
+                _ => Err(EIO),
+            },
+        )
     }
 
     /// `fcntl` and `flock` locks, decided by the file's owner ([`locks`]).

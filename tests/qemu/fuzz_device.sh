@@ -5,7 +5,7 @@
 # /dev/wfs against bad input: wfsfuzz registers as the manager and mixes
 # 12,000 rounds of malformed writes, forged and mismatched replies, bad
 # ioctls, short reads and bad pool mappings with correct service of real
-# LOOKUP, READ and LOCK traffic from a background reader; then it answers LOOKUPs
+# LOOKUP, READ, LOCK and SETSIZE traffic from a background reader; then it answers LOOKUPs
 # and READs with every errno from 1 to 4095. Every bad input must
 # get its documented errno, the kernel must print no oops or WARNING (the
 # harness checks), and afterwards no request is in flight and every pool
@@ -18,9 +18,11 @@ stop_manager || fail "manager did not register"
 
 # Traffic: every new name is a LOOKUP, every file's page a READ, and
 # every tenth file is locked (F_GETLK, F_SETLK, and the unlock at exit:
-# LOCK requests).
+# LOCK requests); every seventh grows (a write past the end, ftruncate)
+# and shrinks (SETSIZE requests).
 ( set +e; i=0; while :; do i=$((i + 1)); cat /wfs/f$i > /dev/null 2>&1; stat /wfs/x$i > /dev/null 2>&1
-  [ $((i % 10)) = 0 ] && /opt/helpers/lockx /wfs/f$i get posix w 0 0 set posix w 0 0 > /dev/null 2>&1; done ) &
+  [ $((i % 10)) = 0 ] && /opt/helpers/lockx /wfs/f$i get posix w 0 0 set posix w 0 0 > /dev/null 2>&1
+  [ $((i % 7)) = 0 ] && /opt/helpers/filex /wfs/f$i pwrite 5000 grow truncate 9000 truncate 10 > /dev/null 2>&1; done ) &
 bg=$!
 /opt/helpers/wfsfuzz 12000 $$ 500 || { kill $bg; fail "wfsfuzz found a surprise"; }
 kill $bg

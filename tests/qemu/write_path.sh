@@ -5,8 +5,8 @@
 # Chunk's putpages on one host: writes through a shared mapping and through
 # write(2)/pwrite(2) land in the page cache, are coherent with each other
 # and between processes,
-# and reach /export on msync/fsync (WRITE). Files never grow: a write at or
-# past the end fails with EFBIG, one that crosses it is cut short. Pages
+# and reach /export on msync/fsync (WRITE). A write across or past the end
+# grows the file (SETSIZE); a store past the last page is SIGBUS. Pages
 # granted read-only take the UPGRADE path on their first write. Without a
 # manager, a write faults (nothing is granted), writeback fails with EIO
 # and the data stays dirty until a new manager takes it.
@@ -43,18 +43,21 @@ cmp /wfs/f /tmp/f || fail "read(2) does not see the mmap write"
 sync
 cmp /export/f /tmp/f || fail "sync did not write the mmap write back"
 
-# 4. Files never grow.
-if $H/pwr /wfs/f 20480 x 2>/tmp/err; then fail "pwrite at EOF succeeded"; fi
-grep -q "File too large" /tmp/err || fail "pwrite at EOF: $(cat /tmp/err)"
-if $H/pwr /wfs/f 30000 x 2>/tmp/err; then fail "pwrite past EOF succeeded"; fi
-grep -q "File too large" /tmp/err || fail "pwrite past EOF: $(cat /tmp/err)"
-[ "$($H/pwr /wfs/f 20475 0123456789 fsync)" = 5 ] || fail "a write across EOF is not cut at EOF"
-patch /tmp/f 20475 01234
-cmp /export/f /tmp/f || fail "the write across EOF"
-[ "$(stat -c %s /export/f)" = 20480 ] && [ "$(stat -c %s /wfs/f)" = 20480 ] || fail "the file grew"
+# 4. Files grow: a write across the end and one past it extend the file
+#    (SETSIZE first; the single host is the owner), the gap reads as
+#    zeros, /export has the size and the bytes after fsync; a store
+#    through a mapping past the last page is still SIGBUS.
+[ "$($H/pwr /wfs/f 20475 0123456789 fsync)" = 10 ] || fail "a write across EOF was cut"
+patch /tmp/f 20475 0123456789
+[ "$($H/pwr /wfs/f 30000 x fsync)" = 1 ] || fail "a write past EOF failed"
+patch /tmp/f 30000 x
+cmp /wfs/f /tmp/f || fail "the grown file does not read back (the gap must be zeros)"
+cmp /export/f /tmp/f || fail "the grown file is not on /export after fsync"
+[ "$(stat -c %s /export/f)" = 30001 ] && [ "$(stat -c %s /wfs/f)" = 30001 ] || fail "the file is not 30001 bytes"
+[ "$(stat_of SETSIZE)" -ge 2 ] || fail "growing sent no SETSIZE"
 # A mapping past the last page faults with SIGBUS on write too.
 set +e
-$H/mmapwrite /wfs/f 32768 24576 x; rc=$?
+$H/mmapwrite /wfs/f 40960 36864 x; rc=$?
 set -e
 [ $rc = 135 ] || fail "mmap write past EOF gave status $rc, not SIGBUS (135)"
 

@@ -47,8 +47,9 @@
 #define IOC_STATUS 0x80205702u
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
+#define IOC_SIZE 0x40105705u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 7
+#define ABI_VERSION 8
 /* READ replies: grant, pages, ahead. */
 #define READ_REPLY (HDR + 4 + 12)
 #define READ_RUN_MAX 16
@@ -59,6 +60,7 @@
 #define OP_WRITE 5
 #define OP_UPGRADE 6
 #define OP_LOCK 8
+#define OP_SETSIZE 9
 #define LOCK_END_MAX 0x7fffffffffffffffull
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
@@ -67,7 +69,7 @@
 static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
-static unsigned long answered, refused, locks;
+static unsigned long answered, refused, locks, setsizes;
 
 #define FAIL(...) do { fprintf(stderr, "wfsfuzz: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -164,6 +166,14 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		case 1: return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
 		default: return header(out, HDR + 4, op, id, 0);
 		}
+	case OP_SETSIZE:
+		setsizes++;
+		/* A growth (flag 1, at byte 16 of the body) is mostly done; a
+		 * truncation refused now and then (the size stays). */
+		switch (rand() % 4) {
+		case 0: return header(out, HDR + 4, op, id, get32(p + 16) ? 5 /* EIO */ : 95 /* EOPNOTSUPP */);
+		default: return header(out, HDR + 4, op, id, 0);
+		}
 	default:
 		return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
 	}
@@ -222,6 +232,18 @@ static void bad_invalidations(int other)
 	}
 	expect_fail(ioctl(fd, IOC_FORGET, fg), EINVAL, EINVAL, "FORGET of a bad name");
 	expect_fail(ioctl(fd, IOC_FORGET, (void *)16), EFAULT, EFAULT, "FORGET from a bad pointer");
+
+	/* SIZE: only the manager; a size past the largest file is refused;
+	 * a file nobody has cached is fine (nothing to grow). */
+	memset(fg, 0, 16);
+	put64(fg, 0x4000000000000000ull | ((uint64_t)rand() << 20));
+	put64(fg + 8, rand() % 100000);
+	expect_fail(ioctl(other, IOC_SIZE, fg), EPERM, EPERM, "SIZE by a non-manager");
+	if (ioctl(fd, IOC_SIZE, fg) != 0)
+		FAIL("SIZE of an uncached file: %s", strerror(errno));
+	put64(fg + 8, 0x8000000000000000ull + rand());
+	expect_fail(ioctl(fd, IOC_SIZE, fg), EINVAL, EINVAL, "SIZE past the largest file");
+	expect_fail(ioctl(fd, IOC_SIZE, (void *)16), EFAULT, EFAULT, "SIZE from a bad pointer");
 }
 
 /* Sends bad variants of the reply `good` (length n), then `good` itself,
@@ -276,6 +298,13 @@ static void serve(const uint8_t *good, size_t n)
 		header(bad, HDR + 4 + 10, op, get64(good + 8), 0);
 		memset(bad + HDR + 4, 0, 10);
 		expect_fail(write(fd, bad, HDR + 4 + 10), EINVAL, EINVAL, "LOCK reply of 10 bytes");
+	}
+
+	if (op == OP_SETSIZE) {
+		/* Done is a bare header: any body is refused. */
+		header(bad, HDR + 4 + 8, op, get64(good + 8), 0);
+		memset(bad + HDR + 4, 0, 8);
+		expect_fail(write(fd, bad, HDR + 4 + 8), EINVAL, EINVAL, "SETSIZE reply with a body");
 	}
 
 	/* The kernel's own errnos (ERESTARTSYS 512 .. 4095) are refused. */
@@ -431,12 +460,14 @@ int main(int argc, char **argv)
 			serve(out, answer(buf, out));
 		}
 	}
-	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK)\n",
-	       iters, refused, answered, locks);
+	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE)\n",
+	       iters, refused, answered, locks, setsizes);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
 	if (min_answered > 0 && locks == 0)
 		FAIL("no LOCK request came (the traffic locks every tenth file)");
+	if (min_answered > 0 && setsizes == 0)
+		FAIL("no SETSIZE request came (the traffic grows every seventh file)");
 	return 0;
 }
 

@@ -114,6 +114,21 @@ fn all_requests() -> Vec<Request<'static>> {
             end: 7,
             ..lock_args()
         }),
+        Request::Setsize {
+            file: 11,
+            size: 0,
+            grow: false,
+        },
+        Request::Setsize {
+            file: u64::MAX,
+            size: SIZE_MAX,
+            grow: true,
+        },
+        Request::Setsize {
+            file: 12,
+            size: 4097,
+            grow: true,
+        },
     ]
 }
 
@@ -263,6 +278,12 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
                 pid: -77,
             })),
         },
+        Reply {
+            id: 17,
+            op: Opcode::Setsize,
+            error: 0,
+            body: Some(ReplyBody::Done),
+        },
     ]
 }
 
@@ -287,7 +308,7 @@ fn a_view_is_answered_read_only() {
     }
 }
 
-const ALL_OPS: [Opcode; 8] = [
+const ALL_OPS: [Opcode; 9] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
@@ -296,6 +317,7 @@ const ALL_OPS: [Opcode; 8] = [
     Opcode::Upgrade,
     Opcode::View,
     Opcode::Lock,
+    Opcode::Setsize,
 ];
 
 // ---------------------------------------------------------------------------
@@ -304,8 +326,10 @@ const ALL_OPS: [Opcode; 8] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 7);
+    assert_eq!(ABI_VERSION, 8);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
+    assert_eq!(SIZE_MAX, i64::MAX as u64);
+    assert_eq!(Size::LEN, 16);
     assert_eq!(READ_RUN_MAX, 16);
     assert_eq!(Grant::Dirty as u32, 3);
     assert_eq!(Grant::Refault as u32, 4);
@@ -363,6 +387,8 @@ fn ioctl_numbers() {
         linux_ioc(LINUX_IOC_READ | LINUX_IOC_WRITE, b'W', 3, 32)
     );
     assert_eq!(IOC_FORGET, linux_ioc(LINUX_IOC_WRITE, b'W', 4, 264));
+    assert_eq!(IOC_SIZE, linux_ioc(LINUX_IOC_WRITE, b'W', 5, 16));
+    assert_eq!(IOC_SIZE, 0x4010_5705);
 }
 
 #[test]
@@ -381,6 +407,31 @@ fn invalidate_block() {
     assert_eq!(&b[16..24], &[2, 0, 0, 0, 70, 0, 0, 0]);
     assert_eq!(Invalidate::decode(&b), Ok(inv));
     assert_eq!(Invalidate::decode(&b[..31]), Err(DecodeError::Short));
+}
+
+#[test]
+fn size_block() {
+    let s = Size {
+        file: 0x0102_0304_0506_0708,
+        size: 0x1_0000_0001,
+    };
+    let mut b = [0xffu8; Size::LEN];
+    s.encode(&mut b);
+    assert_eq!(&b[..8], &[8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(&b[8..], &[1, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(Size::decode(&b), Ok(s));
+    assert_eq!(Size::decode(&b[..15]), Err(DecodeError::Short));
+    let largest = Size {
+        file: 1,
+        size: SIZE_MAX,
+    };
+    largest.encode(&mut b);
+    assert_eq!(Size::decode(&b), Ok(largest));
+    // A size past the kernel's largest file is refused.
+    b[8..].copy_from_slice(&le64(SIZE_MAX + 1));
+    assert_eq!(Size::decode(&b), Err(DecodeError::BadField));
+    b[8..].copy_from_slice(&le64(u64::MAX));
+    assert_eq!(Size::decode(&b), Err(DecodeError::BadField));
 }
 
 #[test]
@@ -427,7 +478,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(7));
+    want.extend_from_slice(&le32(8));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -525,7 +576,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 9, 10, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 10, 11, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -554,6 +605,7 @@ fn errno_values_match_linux() {
     assert_eq!(errno::ENOLCK, 37);
     assert_eq!(errno::ENOSYS, 38);
     assert_eq!(errno::EPROTO, 71);
+    assert_eq!(errno::EOPNOTSUPP, 95);
     assert_eq!(errno::ETIMEDOUT, 110);
 }
 
@@ -701,6 +753,91 @@ fn request_layouts() {
         ),
         msg(6, 10, &up)
     );
+    for grow in [false, true] {
+        let mut size = le64(0x0a0b).to_vec();
+        size.extend_from_slice(&le64(SIZE_MAX));
+        size.extend_from_slice(&le32(u32::from(grow)));
+        size.extend_from_slice(&le32(0));
+        assert_eq!(
+            enc_req(
+                &Request::Setsize {
+                    file: 0x0a0b,
+                    size: SIZE_MAX,
+                    grow
+                },
+                12
+            ),
+            msg(9, 12, &size)
+        );
+    }
+}
+
+#[test]
+fn a_size_past_the_largest_file_is_refused() {
+    let mut b = [0xAAu8; MSG_MAX];
+    let body = |size: u64, grow: u32, pad: u32| {
+        let mut body = le64(1).to_vec();
+        body.extend_from_slice(&le64(size));
+        body.extend_from_slice(&le32(grow));
+        body.extend_from_slice(&le32(pad));
+        msg(9, 1, &body)
+    };
+    for size in [SIZE_MAX + 1, u64::MAX] {
+        let grow = true;
+        assert_eq!(
+            Request::Setsize {
+                file: 1,
+                size,
+                grow
+            }
+            .encode(1, &mut b),
+            Err(DecodeError::BadField),
+            "{size}"
+        );
+        assert_eq!(
+            Request::decode(&body(size, 1, 0)),
+            Err(DecodeError::BadField),
+            "{size}"
+        );
+    }
+    assert!(b.iter().all(|&x| x == 0xAA), "a refused encode wrote");
+    // The intent is 0 (exactly) or 1 (at least); the padding is zero.
+    assert!(Request::decode(&body(1, 0, 0)).is_ok());
+    for (grow, pad) in [(2, 0), (u32::MAX, 0), (0, 1), (1, 0x100)] {
+        assert_eq!(
+            Request::decode(&body(1, grow, pad)),
+            Err(DecodeError::BadField),
+            "{grow} {pad}"
+        );
+    }
+    // SETSIZE is answered Done or an errno: no other body.
+    for body in [
+        ReplyBody::Attr(Attr::default()),
+        ReplyBody::Grant(Grant::ReadWrite),
+        ReplyBody::Lock(LockInfo::NONE),
+    ] {
+        let r = Reply {
+            id: 1,
+            op: Opcode::Setsize,
+            error: 0,
+            body: Some(body),
+        };
+        assert_eq!(r.encode(&mut b), Err(DecodeError::BadField), "{body:?}");
+    }
+    // A Done with bytes after it is refused.
+    assert_eq!(
+        Reply::decode(&msg(0x8009, 1, &[0, 0, 0, 0, 0])),
+        Err(DecodeError::BadLength)
+    );
+    assert_eq!(
+        Reply::decode(&msg(0x8009, 1, &[0, 0, 0, 0])),
+        Ok(Reply {
+            id: 1,
+            op: Opcode::Setsize,
+            error: 0,
+            body: Some(ReplyBody::Done)
+        })
+    );
 }
 
 #[test]
@@ -737,6 +874,12 @@ fn request_encoded_len() {
     };
     assert_eq!(v.encoded_len(), 40);
     assert_eq!(Request::Upgrade { file: 0, index: 0 }.encoded_len(), 32);
+    let set = Request::Setsize {
+        file: 0,
+        size: 0,
+        grow: true,
+    };
+    assert_eq!(set.encoded_len(), 40);
     assert_eq!(Request::Lock(lock_args()).encoded_len(), 60);
 }
 
@@ -915,7 +1058,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 9, 100, 0x7fff] {
+    for op in [0u16, 10, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -931,7 +1074,7 @@ fn request_decode_unknown_opcodes() {
 fn request_decode_bad_lengths() {
     // Fixed-size requests with one byte too few / too many (header len
     // consistent with the buffer).
-    for (op, n) in [(2u16, 8usize), (3, 8), (4, 24), (5, 24), (6, 16)] {
+    for (op, n) in [(2u16, 8usize), (3, 8), (4, 24), (5, 24), (6, 16), (9, 24)] {
         let mut body = vec![0u8; n - 1];
         assert_eq!(
             Request::decode(&msg(op, 1, &body)),
@@ -1330,7 +1473,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 9, 0x7fff] {
+    for op in [0u16, 10, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }

@@ -1,4 +1,4 @@
-//! `/dev/wfs`: opening it and its two ioctls.
+//! `/dev/wfs`: opening it and its ioctls.
 //!
 //! The manager registers with [`register`] and keeps the returned
 //! [`Device`] (and so the file descriptor) for its whole life: closing the
@@ -12,8 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use wfs_abi::{
-    ABI_VERSION, Forget, IOC_FORGET, IOC_INVALIDATE, IOC_REGISTER, IOC_STATUS, Invalidate,
-    Register, Status,
+    ABI_VERSION, Forget, IOC_FORGET, IOC_INVALIDATE, IOC_REGISTER, IOC_SIZE, IOC_STATUS,
+    Invalidate, Register, Size, Status,
 };
 
 /// Opens the device read-write, close-on-exec.
@@ -77,6 +77,25 @@ pub fn ioctl_forget(fd: RawFd, name: &[u8]) -> Result<(), i32> {
     Forget::encode(name, &mut buf).map_err(|_| libc::ENAMETOOLONG)?;
     // SAFETY: IOC_FORGET reads exactly Forget::LEN bytes of `buf`.
     let rc = unsafe { libc::ioctl(fd, IOC_FORGET as _, buf.as_ptr()) };
+    if rc < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// Issues `IOC_SIZE`: file `file` is `size` bytes long at its owner (the
+/// kernel grows a cached inode that is shorter; never shrinks one). Returns
+/// the errno on failure; `EFBIG` for a size past [`wfs_abi::SIZE_MAX`],
+/// which the kernel would refuse.
+pub fn ioctl_size(fd: RawFd, file: u64, size: u64) -> Result<(), i32> {
+    if size > wfs_abi::SIZE_MAX {
+        return Err(libc::EFBIG);
+    }
+    let mut buf = [0u8; Size::LEN];
+    Size { file, size }.encode(&mut buf);
+    // SAFETY: IOC_SIZE reads exactly Size::LEN bytes of `buf`, which lives
+    // across the call.
+    let rc = unsafe { libc::ioctl(fd, IOC_SIZE as _, buf.as_ptr()) };
     if rc < 0 {
         return Err(last_errno());
     }
@@ -277,6 +296,7 @@ mod tests {
         assert_eq!(wfs_abi::errno::EPERM, libc::EPERM);
         assert_eq!(wfs_abi::errno::ETIMEDOUT, libc::ETIMEDOUT);
         assert_eq!(wfs_abi::errno::ENAMETOOLONG, libc::ENAMETOOLONG);
+        assert_eq!(wfs_abi::errno::EOPNOTSUPP, libc::EOPNOTSUPP);
     }
 
     #[test]
@@ -310,6 +330,11 @@ mod tests {
             assert_eq!(
                 ioctl_register(f.as_raw_fd(), &Register::request()),
                 Err(libc::ENOTTY)
+            );
+            assert_eq!(ioctl_size(f.as_raw_fd(), 1, 4096), Err(libc::ENOTTY));
+            assert_eq!(
+                ioctl_size(f.as_raw_fd(), 1, wfs_abi::SIZE_MAX + 1),
+                Err(libc::EFBIG)
             );
         }
     }

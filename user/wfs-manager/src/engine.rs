@@ -20,6 +20,10 @@
 //! The kernel's LOCK requests go to the lock service
 //! ([`crate::lockserv`]): each file's owner decides its locks, for every
 //! host, and the engine carries the service's questions and answers.
+//!
+//! The kernel's SETSIZE requests go to each file's owner, which grows its
+//! export file and tells every other host before it answers
+//! ([`crate::sizes`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::RawFd;
@@ -42,6 +46,7 @@ use crate::pool::{Pool, check_lent, lent_page};
 use crate::prefetch::{CopyGrant, Prefetch};
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageData, PageId, UpgradeAnswer};
 use crate::session::Session;
+use crate::sizes::{Asking as SizeAsking, SizeMsg, Sizes, Then as SizeThen, Told};
 use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
 use crate::wire::{Frame, PeerMsg};
@@ -156,6 +161,26 @@ pub struct ProtocolStats {
     /// Requests, from any host, that waited in this owner's lock table.
     #[serde(default)]
     pub lock_waits: u64,
+    /// SETSIZE requests from this host's kernel (`sizes.rs`).
+    #[serde(default)]
+    pub sizes: u64,
+    /// Of those, answered done: the owner has the file that long, and
+    /// every connected host has heard of it.
+    #[serde(default)]
+    pub sizes_done: u64,
+    /// Of those, refused: a shrink (`EOPNOTSUPP`, not done across hosts
+    /// yet).
+    #[serde(default)]
+    pub sizes_refused: u64,
+    /// Of those, failed otherwise: the owner gone, its disk.
+    #[serde(default)]
+    pub sizes_failed: u64,
+    /// New sizes of this owner's files sent to peers (`Is`, one per peer).
+    #[serde(default)]
+    pub sizes_told: u64,
+    /// New sizes heard from other owners (and told this host's kernel).
+    #[serde(default)]
+    pub sizes_heard: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -188,6 +213,12 @@ pub struct Counters {
     locks_failed: AtomicU64,
     locks_undone: AtomicU64,
     lock_waits: AtomicU64,
+    sizes: AtomicU64,
+    sizes_done: AtomicU64,
+    sizes_refused: AtomicU64,
+    sizes_failed: AtomicU64,
+    sizes_told: AtomicU64,
+    sizes_heard: AtomicU64,
 }
 
 impl Counters {
@@ -226,6 +257,12 @@ impl Counters {
             locks_failed: g(&self.locks_failed),
             locks_undone: g(&self.locks_undone),
             lock_waits: g(&self.lock_waits),
+            sizes: g(&self.sizes),
+            sizes_done: g(&self.sizes_done),
+            sizes_refused: g(&self.sizes_refused),
+            sizes_failed: g(&self.sizes_failed),
+            sizes_told: g(&self.sizes_told),
+            sizes_heard: g(&self.sizes_heard),
         }
     }
 }
@@ -463,6 +500,9 @@ pub struct Engine {
     /// The locks of the files this host owns, and this kernel's lock
     /// requests waiting for another owner.
     locks: LockService,
+    /// This kernel's SETSIZEs waiting for another owner, and the growths
+    /// of this host's files being told to the other hosts.
+    sizes: Sizes,
     /// Whether fetching ahead is safe: once the pages a manager that died
     /// left dirty in the kernel are written home and dropped
     /// ([`Handle::left_pages_flushed`]). Before, a page fetched ahead could
@@ -586,6 +626,7 @@ impl Engine {
             hold_reads: false,
             views: Views::default(),
             locks: LockService::new(me),
+            sizes: Sizes::default(),
             prefetch_ok: false,
             orphan_failed: false,
             corked: None,
@@ -925,6 +966,15 @@ impl Engine {
             // what this host asked of it is answered.
             let out = self.locks.host_gone(host);
             self.lock_outputs(out);
+            // What this host asked of it about sizes fails; growths of
+            // this host's files stop waiting for it.
+            let (failed, told) = self.sizes.host_gone(host);
+            for a in failed {
+                self.size_reply(a.req, a.started, Err(libc::EHOSTDOWN));
+            }
+            for t in told {
+                self.size_told(t);
+            }
         }
         let p = &mut self.peers[idx];
         let (undelivered, unsent) = if current {
@@ -934,7 +984,10 @@ impl Engine {
                 msgs.into_iter()
                     .filter_map(|m| match m {
                         PeerMsg::Page(m) => Some(m),
-                        PeerMsg::Name(_) | PeerMsg::View(_) | PeerMsg::Lock(_) => None,
+                        PeerMsg::Name(_)
+                        | PeerMsg::View(_)
+                        | PeerMsg::Lock(_)
+                        | PeerMsg::Size(_) => None,
                     })
                     .collect()
             };
@@ -1294,6 +1347,7 @@ impl Engine {
             }
             PeerMsg::View(m) => self.view_msg(from, m),
             PeerMsg::Lock(m) => self.lock_msg(from, m),
+            PeerMsg::Size(m) => self.size_msg(from, m),
             PeerMsg::Name(NameMsg::Lookup { id, name }) => {
                 let found = self.export.lookup(&name).ok().map(|a| {
                     self.core.add_file(a.file, self.me);
@@ -1668,6 +1722,190 @@ impl Engine {
         }
     }
 
+    /// A SETSIZE: decided by the file's owner (`sizes.rs`), this host's
+    /// export at once, or another host's asked. (The core's owners, as
+    /// LOCK's.)
+    fn setsize(&mut self, req: u64, file: u64, size: u64, grow: bool, started: Instant) {
+        Counters::add(&self.counters.sizes, 1);
+        let at = self.core.owner_of(file).unwrap_or(self.me);
+        if at != self.me {
+            if self.peer_gone(at) {
+                self.size_reply(req, started, Err(libc::EHOSTDOWN));
+                return;
+            }
+            let msg = self.sizes.ask(SizeAsking {
+                req,
+                started,
+                owner: at,
+                file,
+                size,
+                grow,
+            });
+            self.send(at, PeerMsg::Size(msg));
+            return;
+        }
+        match self.export.set_size(file, size, grow) {
+            Err(e) => self.size_reply(req, started, Err(kernel_errno(e))),
+            Ok(r) if !r.changed => self.size_reply(req, started, Ok(())),
+            // (This kernel sets its own size once answered.)
+            Ok(r) => self.tell_size(file, r.size, None, SizeThen::Kernel { req, started }),
+        }
+    }
+
+    /// Answers the kernel's SETSIZE `req`, counting how it went.
+    fn size_reply(&self, req: u64, started: Instant, result: Result<(), i32>) {
+        let counter = match result {
+            Ok(()) => &self.counters.sizes_done,
+            Err(errno::EOPNOTSUPP) => &self.counters.sizes_refused,
+            Err(_) => &self.counters.sizes_failed,
+        };
+        let body = result.map(|()| ReplyBody::Done);
+        if self.reply(req, wfs_abi::Opcode::Setsize, started, body) {
+            Counters::add(counter, 1);
+        }
+    }
+
+    /// This owner's file `file` grew to `size`: tells every live peer but
+    /// `except` (the host that asked for it), and answers `then` once each
+    /// that is connected has acknowledged it (or is taken for dead). A peer
+    /// that is not connected now hears it when it is (the session sends it
+    /// again), ahead of anything sent to it after.
+    fn tell_size(&mut self, file: u64, size: u64, except: Option<HostId>, then: SizeThen) {
+        let live: Vec<&Peer> = self
+            .peers
+            .iter()
+            .filter(|p| {
+                Some(p.host) != except
+                    && p.incarnation
+                        .is_some_and(|i| !p.dead.contains(&i) && p.declare_later != Some(i))
+            })
+            .collect();
+        let to: Vec<HostId> = live.iter().map(|p| p.host).collect();
+        let wait: Vec<HostId> = live
+            .iter()
+            .filter(|p| p.conn.is_some())
+            .map(|p| p.host)
+            .collect();
+        let (sends, told) = self
+            .sizes
+            .tell(file, size, &to, &wait, then, Instant::now());
+        Counters::add(&self.counters.sizes_told, sends.len() as u64);
+        for (host, msg) in sends {
+            self.send(host, PeerMsg::Size(msg));
+        }
+        if let Some(t) = told {
+            self.size_told(t);
+        }
+    }
+
+    /// Every host a growth waited for has heard of it: its asker is
+    /// answered.
+    fn size_told(&mut self, t: Told) {
+        match t.then {
+            SizeThen::Kernel { req, started } => self.size_reply(req, started, Ok(())),
+            SizeThen::Peer { host, id } => {
+                let result = Ok(t.size);
+                self.send(host, PeerMsg::Size(SizeMsg::Answer { id, result }));
+            }
+        }
+    }
+
+    /// Tells this host's kernel that `file` is `size` bytes long (it grows
+    /// a cached inode that is shorter); a failure is logged (the kernel
+    /// asks GETATTR again at its next `stat`).
+    fn size_to_kernel(&self, file: u64, size: u64) {
+        if let Err(e) = self.inval.set_size(file, size) {
+            wlog!("sizes: {e}");
+        }
+    }
+
+    /// A peer's size message. A `Set` of a file this host does not own is
+    /// refused (`ENOENT`); an `Is` from a host that is not the file's owner
+    /// (as this host knows it) is ignored, but acknowledged.
+    fn size_msg(&mut self, from: HostId, msg: SizeMsg) {
+        match msg {
+            SizeMsg::Set {
+                id,
+                file,
+                size,
+                grow,
+            } => {
+                if !(self.know_file(file) && self.core.owner_of(file) == Some(self.me)) {
+                    wlog!(
+                        "sizes: {} asked to size file {file:#x}, which this host does not own; refused",
+                        self.host_names(&[from])
+                    );
+                    let result = Err(errno::ENOENT);
+                    self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
+                    return;
+                }
+                match self.export.set_size(file, size, grow) {
+                    Err(e) => {
+                        let result = Err(kernel_errno(e));
+                        self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
+                    }
+                    Ok(r) if !r.changed => {
+                        let result = Ok(r.size);
+                        self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
+                    }
+                    Ok(r) => {
+                        // This host's kernel first, then the other peers;
+                        // the asker's sets its own once answered.
+                        self.size_to_kernel(file, r.size);
+                        let then = SizeThen::Peer { host: from, id };
+                        self.tell_size(file, r.size, Some(from), then);
+                    }
+                }
+            }
+            SizeMsg::Answer { id, result } => {
+                let Some(a) = self.sizes.answered(from, id) else {
+                    // (Given up on, or not asked of that host.)
+                    return;
+                };
+                let result = match result {
+                    Ok(size) => {
+                        self.names.grow(a.file, size);
+                        if size > a.size {
+                            // Another host grew it further: the kernel
+                            // hears the whole size.
+                            self.size_to_kernel(a.file, size);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(kernel_errno(e)),
+                };
+                self.size_reply(a.req, a.started, result);
+            }
+            SizeMsg::Is { id, file, size } => {
+                let owner = self
+                    .core
+                    .owner_of(file)
+                    .or_else(|| self.names.owner_of(file).map(|(o, _)| o));
+                match owner {
+                    Some(o) if o == from => {
+                        self.names.grow(file, size);
+                        self.size_to_kernel(file, size);
+                        Counters::add(&self.counters.sizes_heard, 1);
+                    }
+                    Some(o) => wlog!(
+                        "sizes: {} says file {file:#x} is {size} bytes long, but its owner is {}; ignored",
+                        self.host_names(&[from]),
+                        self.host_names(&[o])
+                    ),
+                    // Never looked up here (by this manager): its size is
+                    // asked of its owner when it is.
+                    None => {}
+                }
+                self.send(from, PeerMsg::Size(SizeMsg::IsAck { id }));
+            }
+            SizeMsg::IsAck { id } => {
+                if let Some(t) = self.sizes.acked(from, id) {
+                    self.size_told(t);
+                }
+            }
+        }
+    }
+
     /// Another host's file, as a LOOKUP found it. (This host's own files
     /// are asked of the export, which looks at the file itself; asking it
     /// first about another host's file would rescan the export directory
@@ -1696,6 +1934,7 @@ impl Engine {
             | Request::Write { file, .. }
             | Request::View { file, .. } => Some(file),
             Request::Lock(a) => Some(a.file),
+            Request::Setsize { file, .. } => Some(file),
             Request::Lookup { .. } | Request::Readdir { .. } => None,
         };
         if let Some(file) = file
@@ -1721,6 +1960,7 @@ impl Engine {
                 slot,
             } => self.view(id, PageId { file, index }, count, slot, started),
             Request::Lock(a) => self.lock(id, &a, started),
+            Request::Setsize { file, size, grow } => self.setsize(id, file, size, grow, started),
             Request::Lookup { name } => {
                 let local = self.export.lookup(name).ok().map(|a| info(&a));
                 let (up, down) = self.connected();
@@ -2170,6 +2410,27 @@ impl Engine {
         // (Lock waits, too: a wait at this owner, or for another one.)
         let late_locks = self.locks.expire(Instant::now(), self.read_deadline);
         self.lock_outputs(late_locks);
+        // (And sizes: asked of an owner, or told and not acknowledged.)
+        let (late, told) = self.sizes.expire(Instant::now(), self.read_deadline);
+        for a in late {
+            wlog!(
+                "sizes: no answer from {} to the SETSIZE of file {:#x} in {} s; failing it",
+                self.host_names(&[a.owner]),
+                a.file,
+                self.read_deadline.as_secs()
+            );
+            self.size_reply(a.req, a.started, Err(errno::ETIMEDOUT));
+        }
+        for t in told {
+            wlog!(
+                "sizes: file {:#x} ({}) is {} bytes long; not every host acknowledged it in {} s, answering anyway",
+                t.file,
+                self.file_name(t.file),
+                t.size,
+                self.read_deadline.as_secs()
+            );
+            self.size_told(t);
+        }
         let (unread, late) = self.prefetch.expire(Instant::now());
         for req in late {
             self.core.cancel(req);
@@ -3049,33 +3310,44 @@ mod tests {
     use super::*;
     use crate::protocol::Access;
 
-    /// Engines driven by hand, for the lock service: each host's kernel is
-    /// the test's end of a socket pair (the engine writes its replies to
-    /// the other end), and what an engine sends its peers is held
-    /// ([`Engine::cork`]), encoded and decoded as on the wire, and handed
-    /// to the peer as its connection reader would.
-    mod locks {
+    /// Engines driven by hand, for the lock and size services: each
+    /// host's kernel is the test's end of a socket pair (the engine writes
+    /// its replies to the other end), and what an engine sends its peers is
+    /// held ([`Engine::cork`]), encoded and decoded as on the wire, and
+    /// handed to the peer as its connection reader would.
+    mod harness {
         use super::*;
         use crate::testkit::TestDir;
-        use wfs_abi::{LOCK_END_MAX, LockArgs, LockCmd, LockInfo, LockKind, LockMode};
+        use wfs_abi::LockInfo;
 
         /// Every host's connection to every other is number 1.
-        const CONN: u64 = 1;
+        pub(super) const CONN: u64 = 1;
+
+        /// What a reply carried.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(super) enum Got {
+            /// Nothing: an error.
+            Nothing,
+            Done,
+            Lock(LockInfo),
+            Attr(Attr),
+            Other,
+        }
 
         /// One host of the test.
-        struct Host {
-            engine: Engine,
+        pub(super) struct Host {
+            pub(super) engine: Engine,
             /// The kernel's end of the socket pair.
-            kernel: RawFd,
+            pub(super) kernel: RawFd,
             /// The engine's end.
-            device: RawFd,
-            _dir: TestDir,
+            pub(super) device: RawFd,
+            pub(super) dir: TestDir,
         }
 
         impl Host {
             /// Host `name` (incarnation `inc`), whose export holds `files`,
             /// with the other hosts `peers`.
-            fn new(
+            pub(super) fn new(
                 name: &str,
                 inc: u64,
                 peers: &[&str],
@@ -3126,12 +3398,12 @@ mod tests {
                     engine: Engine::new(&cfg, fds[0], parts),
                     kernel: fds[1],
                     device: fds[0],
-                    _dir: dir,
+                    dir,
                 }
             }
 
             /// The engine's peer index of host `name`.
-            fn peer(&self, name: &str) -> usize {
+            pub(super) fn peer(&self, name: &str) -> usize {
                 self.engine
                     .peers
                     .iter()
@@ -3141,7 +3413,7 @@ mod tests {
 
             /// Runs `f` on the engine; returns the frames it sent, each
             /// with the name of the host it is for.
-            fn with(&mut self, f: impl FnOnce(&mut Engine)) -> Vec<(String, Frame)> {
+            pub(super) fn with(&mut self, f: impl FnOnce(&mut Engine)) -> Vec<(String, Frame)> {
                 self.engine.cork();
                 f(&mut self.engine);
                 let held = self.engine.corked.take().unwrap_or_default();
@@ -3151,8 +3423,8 @@ mod tests {
             }
 
             /// The replies the kernel has received since last asked: (id,
-            /// errno, a `Get`'s answer).
-            fn replies(&self) -> Vec<(u64, i32, Option<LockInfo>)> {
+            /// opcode, errno, body).
+            pub(super) fn kernel_replies(&self) -> Vec<(u64, wfs_abi::Opcode, i32, Got)> {
                 let mut out = Vec::new();
                 let mut buf = [0u8; MSG_MAX];
                 loop {
@@ -3170,12 +3442,14 @@ mod tests {
                         return out;
                     };
                     let r = Reply::decode(&buf[..n]).expect("reply");
-                    assert_eq!(r.op, wfs_abi::Opcode::Lock);
-                    let info = match r.body {
-                        Some(ReplyBody::Lock(i)) => Some(i),
-                        _ => None,
+                    let got = match r.body {
+                        None => Got::Nothing,
+                        Some(ReplyBody::Done) => Got::Done,
+                        Some(ReplyBody::Lock(i)) => Got::Lock(i),
+                        Some(ReplyBody::Attr(a)) => Got::Attr(a),
+                        Some(_) => Got::Other,
                     };
-                    out.push((r.id, r.error, info));
+                    out.push((r.id, r.op, r.error, got));
                 }
             }
         }
@@ -3192,17 +3466,17 @@ mod tests {
         }
 
         /// Hosts by name, and the frames between them.
-        struct Cluster {
-            hosts: Vec<(String, Host)>,
+        pub(super) struct Cluster {
+            pub(super) hosts: Vec<(String, Host)>,
             /// Hosts whose manager is gone (restarted): what is sent to
             /// them is lost.
-            gone: Vec<String>,
+            pub(super) gone: Vec<String>,
         }
 
         impl Cluster {
             /// Hosts `names`, the first exporting file `f`, all connected
             /// to all.
-            fn new(names: &[&str], read_deadline: Duration) -> Cluster {
+            pub(super) fn new(names: &[&str], read_deadline: Duration) -> Cluster {
                 let hosts: Vec<(String, Host)> = names
                     .iter()
                     .enumerate()
@@ -3236,7 +3510,7 @@ mod tests {
                 c
             }
 
-            fn host(&mut self, name: &str) -> &mut Host {
+            pub(super) fn host(&mut self, name: &str) -> &mut Host {
                 &mut self
                     .hosts
                     .iter_mut()
@@ -3247,7 +3521,7 @@ mod tests {
 
             /// Host `at` hears that `peer` restarted as incarnation
             /// `incarnation` (the old one is gone, its messages lost).
-            fn restarted(&mut self, at: &str, peer: &str, incarnation: u64) {
+            pub(super) fn restarted(&mut self, at: &str, peer: &str, incarnation: u64) {
                 self.gone.push(peer.to_string());
                 let ev = up(self.host(at).peer(peer), incarnation);
                 self.on(at, |e| e.event(ev));
@@ -3255,7 +3529,7 @@ mod tests {
 
             /// Runs `f` on host `at`'s engine, and delivers what it sends,
             /// and what that causes, until nothing is left.
-            fn on(&mut self, at: &str, f: impl FnOnce(&mut Engine)) {
+            pub(super) fn on(&mut self, at: &str, f: impl FnOnce(&mut Engine)) {
                 let sent = self.host(at).with(f);
                 let todo = sent
                     .into_iter()
@@ -3266,49 +3540,56 @@ mod tests {
 
             /// Delivers `todo` (from, to, frame), in order, and what that
             /// causes, until nothing is left.
-            fn deliver(&mut self, mut todo: VecDeque<(String, String, Frame)>) {
+            pub(super) fn deliver(&mut self, mut todo: VecDeque<(String, String, Frame)>) {
                 while let Some((from, to, frame)) = todo.pop_front() {
-                    if self.gone.contains(&to) {
-                        continue;
-                    }
-                    // As on the wire.
-                    let bytes = frame.encode();
-                    let frame = crate::wire::read_frame(&mut std::io::Cursor::new(bytes))
-                        .expect("a frame that decodes");
-                    let Frame::Page(frame) = frame else {
-                        panic!("a session frame: {frame:?}");
-                    };
-                    let h = self.host(&to);
-                    let ev = Event::Net(NetEvent::Frame {
-                        peer: h.peer(&from),
-                        conn: CONN,
-                        frame,
-                        more: false,
-                    });
-                    for (next, f) in h.with(|e| e.event(ev)) {
+                    for (next, f) in self.step(&from, &to, frame) {
                         todo.push_back((to.clone(), next, f));
                     }
                 }
             }
 
-            /// Host `at`'s kernel asks `a` as request `req`.
-            fn lock(&mut self, at: &str, req: u64, a: LockArgs) {
+            /// Delivers one frame `from` → `to` (nothing to a host that is
+            /// gone); returns what it caused, undelivered.
+            pub(super) fn step(
+                &mut self,
+                from: &str,
+                to: &str,
+                frame: Frame,
+            ) -> Vec<(String, Frame)> {
+                if self.gone.iter().any(|g| g == to) {
+                    return Vec::new();
+                }
+                // As on the wire.
+                let bytes = frame.encode();
+                let frame = crate::wire::read_frame(&mut std::io::Cursor::new(bytes))
+                    .expect("a frame that decodes");
+                let Frame::Page(frame) = frame else {
+                    panic!("a session frame: {frame:?}");
+                };
+                let h = self.host(to);
+                let ev = Event::Net(NetEvent::Frame {
+                    peer: h.peer(from),
+                    conn: CONN,
+                    frame,
+                    more: false,
+                });
+                h.with(|e| e.event(ev))
+            }
+
+            /// Host `at`'s kernel sends `req` as request `id`.
+            pub(super) fn ask(&mut self, at: &str, id: u64, req: Request<'_>) {
                 let mut msg = [0u8; MSG_MAX];
-                let n = Request::Lock(a).encode(req, &mut msg).expect("encode");
+                let n = req.encode(id, &mut msg).expect("encode");
                 let u = Upcall {
                     started: Instant::now(),
                     msg: msg[..n].to_vec(),
                 };
                 self.on(at, |e| e.event(Event::Upcall(u)));
             }
-
-            fn replies(&mut self, at: &str) -> Vec<(u64, i32, Option<LockInfo>)> {
-                self.host(at).replies()
-            }
         }
 
         /// The connection to peer `idx`, incarnation `incarnation`, is up.
-        fn up(idx: usize, incarnation: u64) -> Event {
+        pub(super) fn up(idx: usize, incarnation: u64) -> Event {
             Event::Net(NetEvent::Up {
                 peer: idx,
                 conn: CONN,
@@ -3317,8 +3598,37 @@ mod tests {
             })
         }
 
-        fn inc(name: &str, n: u64) -> u64 {
+        pub(super) fn inc(name: &str, n: u64) -> u64 {
             (u64::from(host_id(name)) << 16) | n
+        }
+    }
+
+    /// The lock service between engines ([`harness`]).
+    mod locks {
+        use super::harness::{Cluster, Got, inc};
+        use super::*;
+        use wfs_abi::{LOCK_END_MAX, LockArgs, LockCmd, LockInfo, LockKind, LockMode};
+
+        impl Cluster {
+            /// Host `at`'s kernel asks `a` as request `req`.
+            fn lock(&mut self, at: &str, req: u64, a: LockArgs) {
+                self.ask(at, req, Request::Lock(a));
+            }
+
+            fn replies(&mut self, at: &str) -> Vec<(u64, i32, Option<LockInfo>)> {
+                self.host(at)
+                    .kernel_replies()
+                    .into_iter()
+                    .map(|(id, op, error, got)| {
+                        assert_eq!(op, wfs_abi::Opcode::Lock);
+                        let info = match got {
+                            Got::Lock(i) => Some(i),
+                            _ => None,
+                        };
+                        (id, error, info)
+                    })
+                    .collect()
+            }
         }
 
         fn file() -> u64 {
@@ -3454,6 +3764,320 @@ mod tests {
             assert_eq!(c.host("a").engine.locks.waiting(), 0);
             assert_eq!(c.host("b").engine.locks.asking(), 0);
             assert_eq!(c.host("a").engine.locks.held(file()), 1);
+        }
+    }
+
+    /// The size service between engines ([`harness`]): host a owns file
+    /// `f` (one page long at first).
+    mod sizes {
+        use super::harness::{Cluster, Got, inc};
+        use super::*;
+        use wfs_abi::Opcode;
+
+        const PAGE: u64 = PAGE_SIZE as u64;
+
+        fn file() -> u64 {
+            file_id(b"f")
+        }
+
+        impl Cluster {
+            /// Host `at`'s kernel asks for the file to be `size` long.
+            fn setsize(&mut self, at: &str, req: u64, size: u64, grow: bool) {
+                let file = file();
+                self.ask(at, req, Request::Setsize { file, size, grow });
+            }
+
+            /// Host `at`'s kernel's GETATTR of the file: its size.
+            fn size_at(&mut self, at: &str, req: u64) -> u64 {
+                self.ask(at, req, Request::Getattr { file: file() });
+                match &self.answers(at)[..] {
+                    [(id, Opcode::Getattr, 0, Got::Attr(a))] if *id == req => a.size,
+                    r => panic!("{r:?}"),
+                }
+            }
+
+            /// What host `at`'s kernel was answered since last asked.
+            fn answers(&mut self, at: &str) -> Vec<(u64, Opcode, i32, Got)> {
+                self.host(at).kernel_replies()
+            }
+
+            /// The sizes host `at`'s manager told its kernel (`IOC_SIZE`)
+            /// since last asked.
+            fn told(&mut self, at: &str) -> Vec<(u64, u64)> {
+                let inval = self.host(at).engine.inval.clone();
+                let mut told = inval.sizes_told.lock().expect("lock");
+                std::mem::take(&mut *told)
+            }
+
+            /// The size of the owner's export file.
+            fn on_disk(&mut self) -> u64 {
+                let path = self.host("a").dir.export().join("f");
+                std::fs::metadata(path).expect("export file").len()
+            }
+
+            fn stats(&mut self, at: &str) -> ProtocolStats {
+                self.host(at).engine.counters.snapshot()
+            }
+
+            /// Delivers `frames` sent by `from`, and what they cause, but
+            /// those for `held` (returned).
+            fn deliver_but(
+                &mut self,
+                from: &str,
+                frames: Vec<(String, Frame)>,
+                held: &str,
+            ) -> Vec<(String, String, Frame)> {
+                let mut todo: VecDeque<(String, String, Frame)> = frames
+                    .into_iter()
+                    .map(|(to, f)| (from.to_string(), to, f))
+                    .collect();
+                let mut kept = Vec::new();
+                while let Some((from, to, frame)) = todo.pop_front() {
+                    if to == held {
+                        kept.push((from, to, frame));
+                        continue;
+                    }
+                    for (next, f) in self.step(&from, &to, frame) {
+                        todo.push_back((to.clone(), next, f));
+                    }
+                }
+                kept
+            }
+        }
+
+        fn setsize_answers(r: Vec<(u64, Opcode, i32, Got)>) -> Vec<(u64, i32)> {
+            r.into_iter()
+                .map(|(id, op, error, got)| {
+                    assert_eq!(op, Opcode::Setsize);
+                    assert_eq!(got, if error == 0 { Got::Done } else { Got::Nothing });
+                    (id, error)
+                })
+                .collect()
+        }
+
+        /// Three hosts, b and c having looked the file up (one page).
+        fn cluster() -> Cluster {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            assert_eq!(c.size_at("b", 100), PAGE);
+            assert_eq!(c.size_at("c", 100), PAGE);
+            for h in ["a", "b", "c"] {
+                assert!(c.told(h).is_empty());
+            }
+            c
+        }
+
+        #[test]
+        fn a_growth_asked_of_the_owner_reaches_every_host_before_it_is_answered() {
+            let mut c = cluster();
+            let size = 3 * PAGE + 5;
+            // b's kernel writes past the end: b asks a, which grows its
+            // file at once and tells c (not b, which asked) before it
+            // answers.
+            let f = file();
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(1, f, size, true)));
+            let to_c = c.deliver_but("b", sent, "c");
+            assert_eq!(c.on_disk(), size);
+            assert!(c.answers("b").is_empty(), "answered before c heard");
+            assert_eq!(c.told("a"), [(f, size)], "the owner's own kernel");
+            assert_eq!(to_c.len(), 1, "{to_c:?}");
+            c.deliver(to_c.into());
+            assert_eq!(setsize_answers(c.answers("b")), [(1, 0)]);
+            // c's kernel was told, and its GETATTR answers the new size;
+            // b's kernel sets its own (the size it asked for).
+            assert_eq!(c.told("c"), [(f, size)]);
+            assert!(c.told("b").is_empty());
+            assert_eq!(c.size_at("c", 2), size);
+            assert_eq!(c.size_at("b", 2), size);
+            // Pages in the grown range are the file's now.
+            let a = c.host("a");
+            assert_eq!(a.engine.export.upgrade(f, 3), Ok(Grant::ReadWrite));
+            let st = c.stats("b");
+            assert_eq!((st.sizes, st.sizes_done), (1, 1));
+            assert_eq!(c.stats("a").sizes_told, 1);
+            assert_eq!(c.stats("c").sizes_heard, 1);
+            // A smaller growth (another host grew it further meanwhile) is
+            // answered with the whole size, which b's kernel is told.
+            c.setsize("b", 3, 2 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("b")), [(3, 0)]);
+            assert_eq!(c.told("b"), [(f, size)]);
+            assert!(c.told("c").is_empty(), "nothing changed");
+            assert_eq!(c.on_disk(), size);
+        }
+
+        #[test]
+        fn a_growth_at_the_owner_waits_for_every_connected_peer() {
+            let mut c = cluster();
+            let f = file();
+            let size = 5 * PAGE;
+            let sent = c
+                .host("a")
+                .with(|e| e.upcall(setsize_upcall(1, f, size, false)));
+            assert_eq!(c.on_disk(), size);
+            assert_eq!(sent.len(), 2, "b and c are told: {sent:?}");
+            let to_c = c.deliver_but("a", sent, "c");
+            assert!(c.answers("a").is_empty(), "c has not acknowledged");
+            assert_eq!(c.told("b"), [(f, size)]);
+            c.deliver(to_c.into());
+            assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
+            assert_eq!(c.told("c"), [(f, size)]);
+            assert!(c.told("a").is_empty(), "a's kernel sets its own");
+            assert_eq!(c.size_at("b", 2), size);
+            assert_eq!(c.size_at("c", 2), size);
+            assert_eq!(c.size_at("a", 2), size);
+            assert_eq!(c.stats("a").sizes_told, 2);
+            // A peer taken for dead is waited for no longer.
+            let bigger = 6 * PAGE;
+            let sent = c
+                .host("a")
+                .with(|e| e.upcall(setsize_upcall(3, f, bigger, true)));
+            let to_c = c.deliver_but("a", sent, "c");
+            assert_eq!(to_c.len(), 1);
+            assert!(c.answers("a").is_empty());
+            let idx = c.host("a").peer("c");
+            c.on("a", |e| e.declare(idx, inc("c", 1), false));
+            assert_eq!(setsize_answers(c.answers("a")), [(3, 0)]);
+            // The next growth is told to b alone (c's incarnation is dead).
+            let sent = c
+                .host("a")
+                .with(|e| e.upcall(setsize_upcall(4, f, 7 * PAGE, true)));
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(sent[0].0, "b");
+        }
+
+        #[test]
+        fn a_shrink_is_refused_everywhere() {
+            let mut c = cluster();
+            let f = file();
+            c.setsize("a", 1, 2 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
+            c.told("b");
+            c.told("c");
+            // Shrinks, at the owner and asked of it.
+            c.setsize("a", 2, PAGE, false);
+            c.setsize("b", 3, 100, false);
+            c.setsize("c", 4, 0, false);
+            assert_eq!(setsize_answers(c.answers("a")), [(2, errno::EOPNOTSUPP)]);
+            assert_eq!(setsize_answers(c.answers("b")), [(3, errno::EOPNOTSUPP)]);
+            assert_eq!(setsize_answers(c.answers("c")), [(4, errno::EOPNOTSUPP)]);
+            assert_eq!(c.on_disk(), 2 * PAGE);
+            assert_eq!(c.size_at("b", 5), 2 * PAGE);
+            // The same size, or a growth the file is long enough for: done,
+            // and nobody is told anything new (b's kernel hears the size
+            // the owner answered, longer than it asked for).
+            c.setsize("b", 6, 2 * PAGE, false);
+            c.setsize("b", 7, PAGE, true);
+            c.setsize("a", 8, 2 * PAGE, false);
+            assert_eq!(setsize_answers(c.answers("b")), [(6, 0), (7, 0)]);
+            assert_eq!(setsize_answers(c.answers("a")), [(8, 0)]);
+            assert_eq!(c.told("b"), [(f, 2 * PAGE)]);
+            assert!(c.told("a").is_empty() && c.told("c").is_empty());
+            let st = c.stats("b");
+            assert_eq!((st.sizes, st.sizes_done, st.sizes_refused), (3, 2, 1));
+            // A size past the largest file never leaves the kernel: the
+            // ABI refuses it (and so would the owner).
+            let huge = Request::Setsize {
+                file: f,
+                size: wfs_abi::SIZE_MAX + 1,
+                grow: true,
+            };
+            assert!(huge.encode(1, &mut [0u8; MSG_MAX]).is_err());
+            assert_eq!(
+                c.host("a").engine.export.set_size(f, u64::MAX, true),
+                Err(errno::EFBIG)
+            );
+        }
+
+        #[test]
+        fn a_request_asked_of_an_owner_that_dies_fails() {
+            let mut c = cluster();
+            let f = file();
+            // The Set never reaches a; b takes a for dead.
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(1, f, 2 * PAGE, true)));
+            assert_eq!(sent.len(), 1);
+            assert!(c.answers("b").is_empty());
+            let idx = c.host("b").peer("a");
+            c.on("b", |e| e.declare(idx, inc("a", 1), false));
+            assert_eq!(setsize_answers(c.answers("b")), [(1, libc::EHOSTDOWN)]);
+            // Later ones fail at once.
+            c.setsize("b", 2, 2 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("b")), [(2, libc::EHOSTDOWN)]);
+            let st = c.stats("b");
+            assert_eq!((st.sizes, st.sizes_failed), (2, 2));
+            assert_eq!(c.on_disk(), PAGE);
+            assert_eq!(c.host("b").engine.sizes.asking(), 0);
+        }
+
+        #[test]
+        fn only_the_owner_says_a_size_and_only_the_owner_sets_one() {
+            let mut c = cluster();
+            let f = file();
+            let (a, b) = (host_id("a"), host_id("b"));
+            // b says the file (a's) is larger: c ignores it, but answers.
+            let is = SizeMsg::Is {
+                id: 7,
+                file: f,
+                size: 1 << 30,
+            };
+            let sent = c.host("c").with(|e| e.size_msg(b, is));
+            assert_eq!(
+                size_msgs(sent),
+                [("b".to_string(), SizeMsg::IsAck { id: 7 })]
+            );
+            assert!(c.told("c").is_empty());
+            assert_eq!(c.size_at("c", 1), PAGE);
+            // b is asked to size a's file: refused.
+            let set = SizeMsg::Set {
+                id: 8,
+                file: f,
+                size: 1 << 30,
+                grow: true,
+            };
+            let sent = c.host("b").with(|e| e.size_msg(a, set));
+            let result = Err(errno::ENOENT);
+            let answer = SizeMsg::Answer { id: 8, result };
+            assert_eq!(size_msgs(sent), [("a".to_string(), answer)]);
+            // An answer from a host that was not asked is ignored.
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(2, f, 2 * PAGE, true)));
+            let Some(SizeMsg::Set { id, .. }) = size_msgs(sent).pop().map(|(_, m)| m) else {
+                panic!("a Set");
+            };
+            let result = Ok(1 << 30);
+            let forged = SizeMsg::Answer { id, result };
+            c.host("b").with(|e| e.size_msg(host_id("c"), forged));
+            assert!(c.answers("b").is_empty());
+            assert_eq!(c.size_at("b", 3), PAGE);
+        }
+
+        /// The kernel's SETSIZE `req`, as an upcall worker hands it over.
+        fn setsize_upcall(req: u64, file: u64, size: u64, grow: bool) -> Upcall {
+            let mut msg = [0u8; MSG_MAX];
+            let n = Request::Setsize { file, size, grow }
+                .encode(req, &mut msg)
+                .expect("encode");
+            Upcall {
+                started: Instant::now(),
+                msg: msg[..n].to_vec(),
+            }
+        }
+
+        /// The size messages among `frames`, with whom each is for.
+        fn size_msgs(frames: Vec<(String, Frame)>) -> Vec<(String, SizeMsg)> {
+            frames
+                .into_iter()
+                .filter_map(|(to, f)| match f {
+                    Frame::Page(crate::session::Frame {
+                        msg: Some(PeerMsg::Size(m)),
+                        ..
+                    }) => Some((to, m)),
+                    _ => None,
+                })
+                .collect()
         }
     }
 

@@ -15,6 +15,10 @@
 //! block the manager), and must be a regular file. Each use checks with an
 //! `lstat` of the name that it still stands for the open file; one removed,
 //! renamed away or replaced is opened again by name.
+//!
+//! Files grow only through [`Export::set_size`] (SETSIZE, at the owner):
+//! a page is written only within the file's size, which every use reads
+//! afresh from the file, never from a copy kept here.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -53,6 +57,31 @@ pub struct Export {
     pages: PageLocks,
     /// The files kept open, by id.
     open: Mutex<HashMap<u64, OpenFile>>,
+    /// Held across a size change, from reading the size to its flush: two
+    /// concurrent growths of a file (the single-host server's workers)
+    /// must not set its sizes in the wrong order.
+    sizing: Mutex<()>,
+}
+
+/// What [`Export::set_size`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resized {
+    /// The file's size now.
+    pub size: u64,
+    /// It changed (grew), durably.
+    pub changed: bool,
+}
+
+/// What a SETSIZE to `size` (`grow`: at least `size`) does to a file
+/// `now` bytes long: nothing (`None`), grow it (`Some(size)`), or fail.
+fn resize(now: u64, size: u64, grow: bool) -> Result<Option<u64>, i32> {
+    if size == now || (grow && size < now) {
+        Ok(None)
+    } else if size < now {
+        Err(errno::EOPNOTSUPP)
+    } else {
+        Ok(Some(size))
+    }
 }
 
 /// Files kept open at most (each an open file description).
@@ -175,6 +204,7 @@ impl Export {
             null_read: AtomicBool::new(false),
             pages: PageLocks::default(),
             open: Mutex::new(HashMap::new()),
+            sizing: Mutex::new(()),
         }
     }
 
@@ -388,6 +418,53 @@ impl Export {
         Ok((f, inode))
     }
 
+    /// SETSIZE at the owner: file `id` is to be `size` bytes long; with
+    /// `grow` (a write that ends past the end), at least `size` long.
+    ///
+    /// A file that is as long (or, with `grow`, longer: another host grew
+    /// it meanwhile) is left as it is. A longer size is set with
+    /// `ftruncate` and flushed (`fsync`) before this returns, so a growth
+    /// that is acknowledged survives a crash; the new pages read as zeros
+    /// and may be written. A shorter size without `grow` (a shrinking
+    /// `truncate`) is refused with `EOPNOTSUPP`: pages past the new end
+    /// would first have to be taken back from every host that holds them,
+    /// which the page protocol does not do yet. A size past
+    /// [`wfs_abi::SIZE_MAX`] is `EFBIG`; a file that cannot be written
+    /// (its mode, a read-only file system) fails with `open`'s error
+    /// (`EACCES`, `EROFS`) when it would have to grow.
+    pub fn set_size(&self, id: u64, size: u64, grow: bool) -> Result<Resized, i32> {
+        if size > wfs_abi::SIZE_MAX {
+            return Err(errno::EFBIG);
+        }
+        let _sizing = self.sizing.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.path_of(id)?;
+        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
+        }
+        let unchanged = |size| Resized {
+            size,
+            changed: false,
+        };
+        if resize(md.len(), size, grow)?.is_none() {
+            return Ok(unchanged(md.len()));
+        }
+        // Through a file of its own, as `write_page`: its flush must not
+        // take (and so hide) a write-back error of the writes in flight
+        // through the file kept open.
+        let (f, _, now, _) = open_path(&path, true)?;
+        // (Its size again: the file may have changed between the two.)
+        let Some(size) = resize(now, size, grow)? else {
+            return Ok(unchanged(now));
+        };
+        f.set_len(size).map_err(|e| io_errno(&e))?;
+        f.sync_all().map_err(|e| io_errno(&e))?;
+        Ok(Resized {
+            size,
+            changed: true,
+        })
+    }
+
     /// The shared names, sorted.
     pub fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
         let mut out = Vec::new();
@@ -509,6 +586,93 @@ mod tests {
         fs::remove_file(d.join("b")).unwrap();
         assert_eq!(e.lookup(b"b"), Err(errno::ENOENT));
         assert_eq!(e.entry(1).unwrap(), None);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn files_grow_through_set_size_only_and_never_shrink() {
+        let d = tmpdir("size");
+        fs::write(d.join("f"), b"hello").unwrap();
+        let e = Export::new(&d);
+        let f = e.lookup(b"f").unwrap().file;
+        let page = vec![b'x'; PAGE_SIZE];
+        // Before: nothing past the end may be written or upgraded.
+        assert_eq!(e.write_page(f, 1, &page), Err(errno::EFBIG));
+        assert_eq!(e.upgrade(f, 1), Err(errno::EFBIG));
+        // The same size, or (growing) a smaller one: nothing changes.
+        let same = |size| {
+            Ok(Resized {
+                size,
+                changed: false,
+            })
+        };
+        assert_eq!(e.set_size(f, 5, false), same(5));
+        assert_eq!(e.set_size(f, 5, true), same(5));
+        assert_eq!(e.set_size(f, 3, true), same(5));
+        // Shrinking is refused, and leaves the file alone.
+        assert_eq!(e.set_size(f, 3, false), Err(errno::EOPNOTSUPP));
+        assert_eq!(e.set_size(f, 0, false), Err(errno::EOPNOTSUPP));
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"hello");
+        // Past the largest file: EFBIG; an unknown file: ENOENT.
+        assert_eq!(
+            e.set_size(f, wfs_abi::SIZE_MAX + 1, true),
+            Err(errno::EFBIG)
+        );
+        assert_eq!(e.set_size(12345, 10, true), Err(errno::ENOENT));
+        // Growing: the new bytes are zeros, and the size is on disk (a
+        // restarted manager's export sees it).
+        let grown = Resized {
+            size: 2 * PAGE_SIZE as u64 + 10,
+            changed: true,
+        };
+        assert_eq!(e.set_size(f, grown.size, true), Ok(grown));
+        let mut want = b"hello".to_vec();
+        want.resize(grown.size as usize, 0);
+        assert_eq!(fs::read(d.join("f")).unwrap(), want);
+        assert_eq!(Export::new(&d).getattr(f).unwrap().size, grown.size);
+        assert_eq!(e.getattr(f).unwrap().size, grown.size);
+        // Pages in the grown range may be written and upgraded now, through
+        // the file kept open as through one of their own; the last page is
+        // cut at the new end.
+        assert_eq!(e.upgrade(f, 2), Ok(Grant::ReadWrite));
+        assert_eq!(e.upgrade(f, 3), Err(errno::EFBIG));
+        e.write_page(f, 1, &page).unwrap();
+        drop(e.write_page_unsynced(f, 2, &page).unwrap());
+        let data = fs::read(d.join("f")).unwrap();
+        assert_eq!(data.len() as u64, grown.size);
+        assert!(data[PAGE_SIZE..].iter().all(|&b| b == b'x'));
+        assert_eq!(e.write_page(f, 3, &page), Err(errno::EFBIG));
+        // An exact size that is larger grows it too (truncate up).
+        assert_eq!(
+            e.set_size(f, 5 * PAGE_SIZE as u64, false),
+            Ok(Resized {
+                size: 5 * PAGE_SIZE as u64,
+                changed: true
+            })
+        );
+        assert_eq!(e.upgrade(f, 4), Ok(Grant::ReadWrite));
+        // Grown behind the export's back: a smaller growth leaves it.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(d.join("f"))
+            .unwrap()
+            .set_len(9 * PAGE_SIZE as u64)
+            .unwrap();
+        assert_eq!(
+            e.set_size(f, 6 * PAGE_SIZE as u64, true),
+            same(9 * PAGE_SIZE as u64)
+        );
+        // A file that cannot be written (not for root, who may) is not
+        // grown, but a size it has already is answered.
+        fs::write(d.join("ro"), b"ro").unwrap();
+        fs::set_permissions(d.join("ro"), fs::Permissions::from_mode(0o444)).unwrap();
+        let ro = e.lookup(b"ro").unwrap().file;
+        assert_eq!(e.set_size(ro, 2, false), same(2));
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert_eq!(e.set_size(ro, 10, true), Err(libc::EACCES));
+            assert_eq!(fs::read(d.join("ro")).unwrap(), b"ro");
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 

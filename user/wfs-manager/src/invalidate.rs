@@ -6,6 +6,7 @@
 //! protocol, which answers for what they bring back (a page that was
 //! dirty is this host's newest data). `IOC_FORGET` drops a cached name, so
 //! that a file created or removed behind the kernel's back is seen.
+//! `IOC_SIZE` tells the kernel a file's new size, as its owner has it.
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use wfs_abi::{Invalidate, SCRATCH_SLOTS, inval, page_flags};
 
-use crate::device::{describe_errno, ioctl_forget, ioctl_invalidate};
+use crate::device::{describe_errno, ioctl_forget, ioctl_invalidate, ioctl_size};
 use crate::export::Export;
 use crate::pool::Pool;
 use crate::protocol::PageData;
@@ -82,6 +83,9 @@ pub struct Invalidator {
     export: Arc<Export>,
     /// Scratch slots not in use by an invalidation.
     free: Mutex<Vec<u32>>,
+    /// Every size told the kernel (the tests' view of `IOC_SIZE`).
+    #[cfg(test)]
+    pub(crate) sizes_told: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Invalidator {
@@ -94,6 +98,8 @@ impl Invalidator {
             pool,
             export,
             free: Mutex::new((first..pool_slots).collect()),
+            #[cfg(test)]
+            sizes_told: Mutex::new(Vec::new()),
         }
     }
 
@@ -150,6 +156,27 @@ impl Invalidator {
     /// Benchmarks only: READ answers at once without reading the page.
     pub fn set_null_read(&self, on: bool) {
         self.export.set_null_read(on);
+    }
+
+    /// Tells the kernel that file `file` is `size` bytes long at its owner
+    /// (`IOC_SIZE`): a cached inode that is shorter grows to it (none
+    /// cached: nothing to do). Never waits for the inode's writers, so the
+    /// engine may call it while a writer waits for the engine.
+    pub fn set_size(&self, file: u64, size: u64) -> Result<(), String> {
+        #[cfg(test)]
+        self.sizes_told
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((file, size));
+        if self.fd < 0 {
+            return Err(format!("IOC_SIZE of file {file:#x} to {size}: no device"));
+        }
+        ioctl_size(self.fd, file, size).map_err(|e| {
+            format!(
+                "IOC_SIZE of file {file:#x} to {size}: {}",
+                describe_errno(e)
+            )
+        })
     }
 
     /// Makes the kernel forget its cached dentry for `name`.

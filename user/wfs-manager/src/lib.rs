@@ -23,6 +23,9 @@
 //!   each file's owner's table, the messages between managers that carry
 //!   them, undoing grants the kernel refused, deaths and deadlines (pure;
 //!   run by the [`engine`]).
+//! * [`sizes`]: file sizes set by each file's owner: SETSIZE asked of the
+//!   owner, and every growth told to every host before it is acknowledged
+//!   (pure bookkeeping; run by the [`engine`]).
 //! * [`wire`]: framing and encoding of the manager-to-manager protocol.
 //!   Pure: no sockets, no threads.
 //! * [`cluster`]: peer connections: who dials whom, handshake, heartbeat,
@@ -62,6 +65,7 @@ pub mod prefetch;
 pub mod protocol;
 pub mod session;
 pub mod signals;
+pub mod sizes;
 #[doc(hidden)]
 pub mod testkit;
 pub mod upcall;

@@ -13,6 +13,10 @@
 //! for, but what it owns stays cached: a file's owner does not change
 //! because a connection dropped (its pages wait in the session until the
 //! connection is back).
+//!
+//! A file's size, cached with its owner, only grows here ([`Names::grow`]):
+//! its owner tells every host of each growth (`SizeIs`, `engine.rs`), and
+//! a growth this host asked for is answered with the size.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -408,6 +412,20 @@ impl Names {
         out
     }
 
+    /// File `file` is at least `size` bytes long now, as its owner says:
+    /// its cached size grows to that (never shrinks: a later growth may
+    /// have been heard first). Returns whether it grew.
+    pub fn grow(&mut self, file: u64, size: u64) -> bool {
+        let mut grew = false;
+        for (_, info) in self.cache.values_mut() {
+            if info.file == file && info.size < size {
+                info.size = size;
+                grew = true;
+            }
+        }
+        grew
+    }
+
     /// Forgets a cached name (the manager's FORGET of it).
     pub fn forget(&mut self, name: &[u8]) {
         self.cache.remove(name);
@@ -519,6 +537,30 @@ mod tests {
             }]
         );
         assert_eq!(n.owner_of(42), Some((2, F)));
+    }
+
+    #[test]
+    fn a_cached_size_only_grows() {
+        let mut n = Names::new(1);
+        let out = n.lookup(7, b"f", None, &[2], &[]);
+        n.answer(2, lookup_id(&out), Some(F));
+        assert!(!n.grow(43, 1 << 20), "not a cached file");
+        assert!(!n.grow(42, F.size), "the same size");
+        assert!(!n.grow(42, 100), "smaller");
+        assert!(n.grow(42, 3 * 4096));
+        let grown = FileInfo {
+            size: 3 * 4096,
+            ..F
+        };
+        assert_eq!(n.owner_of(42), Some((2, grown)));
+        // A cached LOOKUP answers the size it grew to.
+        assert_eq!(
+            n.lookup(8, b"f", None, &[2], &[]),
+            vec![NameOutput::Reply {
+                req: 8,
+                result: Ok((2, grown))
+            }]
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! exactly one reader) and hands it to the engine ([`crate::engine`]),
 //! which answers it when the page protocol says so; requests are answered
 //! out of order, so a slow one does not hold up the others. A manager
-//! without an engine ([`Server::Local`]) answers from its export alone,
-//! and refuses LOCK with `ENOSYS`: its kernel then locks on its own host
-//! only (as FUSE's `no_lock`).
+//! without an engine ([`Server::Local`]) answers from its export alone
+//! (SETSIZE grows the export's file), and refuses LOCK with `ENOSYS`: its
+//! kernel then locks on its own host only (as FUSE's `no_lock`).
 //! [`handle`] is pure apart from the export directory, so it is tested
 //! without a kernel.
 
@@ -64,14 +64,14 @@ pub struct OpStats {
 /// Upcall statistics, shared by the workers.
 #[derive(Debug, Default)]
 pub struct Stats {
-    ops: [OpCounters; 8],
+    ops: [OpCounters; 9],
     /// The time of each stage of moving a page ([`crate::costs`]).
     pub costs: Costs,
 }
 
 /// The request types by opcode, from 1.
-const OP_NAMES: [&str; 8] = [
-    "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW", "LOCK",
+const OP_NAMES: [&str; 9] = [
+    "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW", "LOCK", "SETSIZE",
 ];
 
 impl Stats {
@@ -208,6 +208,10 @@ pub fn handle(
         Request::Upgrade { file, index } => export.upgrade(file, index).map(ReplyBody::Grant),
         // No owner to decide: the kernel locks on this host alone.
         Request::Lock(_) => Err(libc::ENOSYS),
+        // This host owns every file: the export grows it.
+        Request::Setsize { file, size, grow } => {
+            export.set_size(file, size, grow).map(|_| ReplyBody::Done)
+        }
     };
     let reply = match result {
         Ok(body) => Reply {
@@ -492,6 +496,36 @@ mod tests {
         let r = ask(&e, Request::Lock(lock));
         let r = Reply::decode(&r).unwrap();
         assert_eq!((r.op, r.error, r.body), (Opcode::Lock, libc::ENOSYS, None));
+
+        // SETSIZE: this host owns the file; the export grows it (then
+        // pages past the old end may be written), and refuses a shrink.
+        let setsize = |size, grow| {
+            let r = ask(
+                &e,
+                Request::Setsize {
+                    file: a.file,
+                    size,
+                    grow,
+                },
+            );
+            let r = Reply::decode(&r).unwrap();
+            assert_eq!(r.op, Opcode::Setsize);
+            match r.body {
+                Some(ReplyBody::Done) => Ok(()),
+                None => Err(r.error),
+                Some(b) => panic!("{b:?}"),
+            }
+        };
+        assert_eq!(setsize(3 * 4096, true), Ok(()));
+        assert_eq!(std::fs::metadata(d.join("f")).unwrap().len(), 3 * 4096);
+        let r = ask(&e, write(1));
+        assert_eq!(Reply::decode(&r).unwrap().body, Some(ReplyBody::Done));
+        let r = ask(&e, upgrade(2));
+        assert_eq!(Reply::decode(&r).unwrap().error, 0);
+        assert_eq!(setsize(4096, true), Ok(()), "long enough");
+        assert_eq!(setsize(3 * 4096, false), Ok(()), "as long");
+        assert_eq!(setsize(4096, false), Err(libc::EOPNOTSUPP));
+        assert_eq!(std::fs::metadata(d.join("f")).unwrap().len(), 3 * 4096);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -505,6 +539,7 @@ mod tests {
         s.record(0, false, 1); // not an opcode: ignored
         s.record(8, true, 500);
         s.record(9, false, 1);
+        s.record(10, false, 1); // not an opcode: ignored
         s.record(99, false, 1);
         let snap = s.snapshot();
         let read = snap.iter().find(|o| o.op == "READ").unwrap();
@@ -514,7 +549,9 @@ mod tests {
         assert_eq!((view.count, view.mean_ns), (1, 3_000));
         let lock = snap.iter().find(|o| o.op == "LOCK").unwrap();
         assert_eq!((lock.count, lock.errors), (1, 1));
-        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 5);
+        let setsize = snap.iter().find(|o| o.op == "SETSIZE").unwrap();
+        assert_eq!((setsize.count, setsize.errors), (1, 0));
+        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 6);
     }
 
     #[test]

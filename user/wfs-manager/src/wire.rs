@@ -13,7 +13,7 @@
 //! error that closes the connection. Strings are a u16 LE byte length
 //! followed by that many bytes of UTF-8. All integers are little-endian.
 //!
-//! Frame types of protocol version 10:
+//! Frame types of protocol version 11:
 //!
 //! * `HELLO` (1), initiator to acceptor, first frame: magic `b"WFSP"`,
 //!   version u16, cluster name (string), host name (string), incarnation
@@ -30,8 +30,9 @@
 //!   bare acknowledgement) and the message's fields: a page-protocol
 //!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28), a name-service
 //!   message ([`crate::names::NameMsg`], tags 16-21), a view's
-//!   ([`crate::views::ViewMsg`], tags 29-30) or a lock's
-//!   ([`crate::lockserv::LockMsg`], tags 31-32):
+//!   ([`crate::views::ViewMsg`], tags 29-30), a lock's
+//!   ([`crate::lockserv::LockMsg`], tags 31-32) or a size's
+//!   ([`crate::sizes::SizeMsg`], tags 33-36):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -67,6 +68,10 @@
 //!   | 30 | Peeked | id u64, file, index, error i32 (0, or an errno), then if 0: len u32, len bytes |
 //!   | 31 | LockAsk | id u64, file u64, owner u64, kind u8, op u8, mode u8, start u64, end u64, pid u32, wait_ms u32, prior |
 //!   | 32 | LockAnswer | id u64, error i32 (0, or an errno), then if 0: found u8 (0/1), then if 1: host u16, kind u8, mode u8, start u64, end u64, pid u32; then prior |
+//!   | 33 | SizeSet | id u64, file u64, size u64, grow u8 (0 exactly, 1 at least) |
+//!   | 34 | SizeAnswer | id u64, error i32 (0, or an errno), then if 0: size u64 |
+//!   | 35 | SizeIs | id u64, file u64, size u64 |
+//!   | 36 | SizeIsAck | id u64 |
 //!
 //!   In lock messages, `kind` is 1 POSIX, 2 OFD, 3 `flock`; `op` is 1 get
 //!   (`F_GETLK`), 2 set (`F_SETLK`), 3 wait (`F_SETLKW`), 4 unlock; `mode`
@@ -82,6 +87,9 @@
 //!   if its kernel refuses it) and in the LockAsk unlock that undoes one
 //!   (the owner gives those locks back).
 //!
+//!   A size is at most `i64::MAX` ([`wfs_abi::SIZE_MAX`], the kernel's
+//!   largest file); a larger one is refused, as is a negative error.
+//!
 //! Types from 0x101 on are reserved for the page protocol.
 //!
 //! This module is pure: it does no I/O other than through the `Read` and
@@ -95,6 +103,7 @@ use crate::lockserv::{Holder, LockMsg, Op, valid_range};
 use crate::names::{FileInfo, NameMsg};
 use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageData, PageId};
 use crate::session;
+use crate::sizes::SizeMsg;
 use crate::views::ViewMsg;
 
 /// A message of the session between two managers.
@@ -108,12 +117,14 @@ pub enum PeerMsg {
     View(ViewMsg),
     /// Locks, decided by their files' owners.
     Lock(LockMsg),
+    /// Sizes, set by their files' owners.
+    Size(SizeMsg),
 }
 
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 10;
+pub const PROTOCOL_VERSION: u16 = 11;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -392,6 +403,7 @@ impl Frame {
                     Some(PeerMsg::Name(m)) => put_name_msg(p, m),
                     Some(PeerMsg::View(m)) => put_view_msg(p, m),
                     Some(PeerMsg::Lock(m)) => put_lock_msg(p, m),
+                    Some(PeerMsg::Size(m)) => put_size_msg(p, m),
                 }
             }
         }
@@ -488,6 +500,7 @@ impl Frame {
                     tag @ 16..=21 => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
+                    tag @ 33..=36 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
                     _ => return Err(WireError::Malformed("PAGE message tag unknown")),
                 };
                 if (seq == 0) != msg.is_none() {
@@ -1030,6 +1043,84 @@ fn get_lock_msg(tag: u8, c: &mut Cur<'_>) -> Result<LockMsg, WireError> {
         id,
         result,
         prior: prior(c)?,
+    })
+}
+
+/// Encodes a size message, tag first.
+fn put_size_msg(p: &mut Vec<u8>, m: &SizeMsg) {
+    match m {
+        SizeMsg::Set {
+            id,
+            file,
+            size,
+            grow,
+        } => {
+            p.push(33);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            p.extend_from_slice(&size.to_le_bytes());
+            p.push(u8::from(*grow));
+        }
+        SizeMsg::Answer { id, result } => {
+            p.push(34);
+            p.extend_from_slice(&id.to_le_bytes());
+            match result {
+                Ok(size) => {
+                    p.extend_from_slice(&0i32.to_le_bytes());
+                    p.extend_from_slice(&size.to_le_bytes());
+                }
+                Err(e) => p.extend_from_slice(&e.to_le_bytes()),
+            }
+        }
+        SizeMsg::Is { id, file, size } => {
+            p.push(35);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            p.extend_from_slice(&size.to_le_bytes());
+        }
+        SizeMsg::IsAck { id } => {
+            p.push(36);
+            p.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+}
+
+/// Decodes a size message after its tag (33 to 36).
+fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
+    let id = c.u64("SIZE message too short for its id")?;
+    let size = |c: &mut Cur<'_>| {
+        let s = c.u64("SIZE message too short for its size")?;
+        if s > wfs_abi::SIZE_MAX {
+            return Err(WireError::Malformed("SIZE past the largest file"));
+        }
+        Ok(s)
+    };
+    Ok(match tag {
+        33 => SizeMsg::Set {
+            id,
+            file: c.u64("SIZE_SET too short for its file")?,
+            size: size(c)?,
+            grow: match c.u8("SIZE_SET too short for its grow flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::Malformed("SIZE_SET grow flag is not 0 or 1")),
+            },
+        },
+        34 => SizeMsg::Answer {
+            id,
+            result: match c.u32("SIZE_ANSWER too short for its error")? as i32 {
+                0 => Ok(size(c)?),
+                e if e > 0 => Err(e),
+                _ => return Err(WireError::Malformed("SIZE_ANSWER error is negative")),
+            },
+        },
+        35 => SizeMsg::Is {
+            id,
+            file: c.u64("SIZE_IS too short for its file")?,
+            size: size(c)?,
+        },
+        36 => SizeMsg::IsAck { id },
+        _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
 }
 
@@ -1663,6 +1754,7 @@ mod tests {
             .map(PeerMsg::View),
         );
         let msgs = msgs.chain(lock_msgs().into_iter().map(PeerMsg::Lock));
+        let msgs = msgs.chain(size_msgs().into_iter().map(PeerMsg::Size));
         let mut v: Vec<Frame> = msgs
             .into_iter()
             .enumerate()
@@ -1680,6 +1772,184 @@ mod tests {
             msg: None,
         }));
         v
+    }
+
+    /// Every shape of size message.
+    fn size_msgs() -> Vec<SizeMsg> {
+        vec![
+            SizeMsg::Set {
+                id: 1,
+                file: u64::MAX,
+                size: 0,
+                grow: false,
+            },
+            SizeMsg::Set {
+                id: u64::MAX,
+                file: 2,
+                size: wfs_abi::SIZE_MAX,
+                grow: true,
+            },
+            SizeMsg::Answer {
+                id: 3,
+                result: Ok(wfs_abi::SIZE_MAX),
+            },
+            SizeMsg::Answer {
+                id: 4,
+                result: Ok(0),
+            },
+            SizeMsg::Answer {
+                id: 5,
+                result: Err(wfs_abi::errno::EOPNOTSUPP),
+            },
+            SizeMsg::Is {
+                id: 6,
+                file: 7,
+                size: 65536,
+            },
+            SizeMsg::IsAck { id: u64::MAX },
+        ]
+    }
+
+    #[test]
+    fn size_messages_have_the_documented_layout() {
+        let f = |m| {
+            Frame::Page(session::Frame {
+                seq: 1,
+                ack: 0,
+                msg: Some(PeerMsg::Size(m)),
+            })
+            .encode_payload()[16..]
+                .to_vec()
+        };
+        let le = |vs: &[u64]| -> Vec<u8> { vs.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        let mut want = vec![33];
+        want.extend(le(&[1, 2, 3]));
+        want.push(1);
+        assert_eq!(
+            f(SizeMsg::Set {
+                id: 1,
+                file: 2,
+                size: 3,
+                grow: true
+            }),
+            want
+        );
+        want[25] = 0;
+        assert_eq!(
+            f(SizeMsg::Set {
+                id: 1,
+                file: 2,
+                size: 3,
+                grow: false
+            }),
+            want
+        );
+        let mut want = vec![34];
+        want.extend(le(&[4]));
+        want.extend_from_slice(&0i32.to_le_bytes());
+        want.extend(le(&[5]));
+        assert_eq!(
+            f(SizeMsg::Answer {
+                id: 4,
+                result: Ok(5)
+            }),
+            want
+        );
+        let mut want = vec![34];
+        want.extend(le(&[4]));
+        want.extend_from_slice(&95i32.to_le_bytes());
+        assert_eq!(
+            f(SizeMsg::Answer {
+                id: 4,
+                result: Err(95)
+            }),
+            want
+        );
+        let mut want = vec![35];
+        want.extend(le(&[6, 7, 8]));
+        assert_eq!(
+            f(SizeMsg::Is {
+                id: 6,
+                file: 7,
+                size: 8
+            }),
+            want
+        );
+        let mut want = vec![36];
+        want.extend(le(&[9]));
+        assert_eq!(f(SizeMsg::IsAck { id: 9 }), want);
+    }
+
+    #[test]
+    fn size_messages_refuse_nonsense() {
+        let page = |payload: &[u8]| Frame::decode(T_PAGE, payload);
+        let frame = |m| {
+            Frame::Page(session::Frame {
+                seq: 1,
+                ack: 0,
+                msg: Some(PeerMsg::Size(m)),
+            })
+            .encode_payload()
+        };
+        let bad = |p: &[u8]| matches!(page(p), Err(WireError::Malformed(_)));
+        // After the 16-byte session header and the tag: id, file, size.
+        let set = frame(SizeMsg::Set {
+            id: 1,
+            file: 2,
+            size: 3,
+            grow: true,
+        });
+        assert!(page(&set).is_ok());
+        let (size_at, grow_at) = (17 + 16, 17 + 24);
+        for g in [2u8, 255] {
+            let mut p = set.clone();
+            p[grow_at] = g;
+            assert!(bad(&p), "grow {g}");
+        }
+        let is = frame(SizeMsg::Is {
+            id: 1,
+            file: 2,
+            size: 3,
+        });
+        for msg in [&set, &is] {
+            for size in [wfs_abi::SIZE_MAX + 1, u64::MAX] {
+                let mut p = msg.clone();
+                p[size_at..size_at + 8].copy_from_slice(&size.to_le_bytes());
+                assert!(bad(&p), "{size}");
+            }
+            let mut p = msg.clone();
+            p[size_at..size_at + 8].copy_from_slice(&wfs_abi::SIZE_MAX.to_le_bytes());
+            assert!(page(&p).is_ok());
+        }
+        // An answer: a negative error, a size past the largest file, a
+        // size after an error, or none after success.
+        let answer = |error: i32, rest: &[u8]| {
+            let mut p = frame(SizeMsg::IsAck { id: 1 });
+            p[16] = 34;
+            p.extend_from_slice(&error.to_le_bytes());
+            p.extend_from_slice(rest);
+            page(&p)
+        };
+        assert!(answer(0, &7u64.to_le_bytes()).is_ok());
+        assert!(answer(95, &[]).is_ok());
+        for (error, rest) in [
+            (-95, vec![]),
+            (i32::MIN, vec![]),
+            (0, (wfs_abi::SIZE_MAX + 1).to_le_bytes().to_vec()),
+            (0, vec![]),
+            (0, vec![0; 7]),
+            (95, 7u64.to_le_bytes().to_vec()),
+        ] {
+            assert!(
+                matches!(answer(error, &rest), Err(WireError::Malformed(_))),
+                "{error} {rest:?}"
+            );
+        }
+        // An acknowledgement with anything after its id.
+        let mut p = frame(SizeMsg::IsAck { id: 1 });
+        assert!(page(&p).is_ok());
+        p.push(0);
+        assert!(bad(&p));
     }
 
     /// Every shape of lock message.
@@ -2118,7 +2388,7 @@ mod tests {
         p[17 + 25] = 2;
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
         // Tags past the last message's.
-        for tag in [33, 255] {
+        for tag in [37, 255] {
             let mut bad = ack_only.clone();
             bad[0] = 1;
             bad[16] = tag;

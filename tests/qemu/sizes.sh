@@ -1,0 +1,178 @@
+#!/bin/sh
+# hosts: 3
+# timeout: 500
+# coherence: single mrsw
+#
+# Files grow across hosts, and every host agrees on their size (h1 owns
+# /wfs/grow and /wfs/log; h2 and h3 change them from afar).
+#
+# 1. A write past the end on h2 grows /wfs/grow from 100 to 5010 bytes. As
+#    soon as the write has returned (h2 says so through a shared page), h1
+#    and h3 see the new size, through fstat and stat(1), with no retry: the
+#    owner answers a growth only once every host has it. The owner's export
+#    has the size, h3 reads the bytes, and the gap reads as zeros.
+# 2. h2 and h3 each append 50 lines to /wfs/log, each append under an
+#    F_SETLKW lock of the whole file with O_APPEND: the log ends with all
+#    100 lines, each exactly once, on every host and (after sync) on the
+#    owner's disk. An append lands at the end another host made.
+# 3. ftruncate grows it (h3, to 20000); a shrink is refused (EOPNOTSUPP,
+#    by ftruncate and by O_TRUNC) and changes nothing anywhere.
+# 4. A mapping sees the size: on h2 a load past the end is SIGBUS; once
+#    the owner grows the file (h1, to 32768) the same load reads zero, and
+#    a store there (msync) reaches h3 and the owner's disk.
+# 5. h2 and h3 grow the file at once, 20 writes each past the end at
+#    interleaved offsets: the file ends at the furthest write, on every
+#    host, with every write's bytes in place.
+set -eu
+h=$WFS_HOST
+H=/opt/helpers
+. $H/lib.sh
+fail() {
+    echo "FAIL h$h: $*"
+    wfsctl status || true
+    wfsctl stats || true
+    exit 1
+}
+G=/wfs/grow
+LOG=/wfs/log
+S1=0 S2A=4 S2B=8 S3=12 S3B=16 S4=20 S4B=24 S4C=28 S5A=32 S5B=36
+
+if [ "$h" = 1 ]; then
+    head -c 100 /dev/urandom > /export/grow
+    echo "log" > /export/log
+    dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
+fi
+wfsctl wait --peers --timeout 90 || fail "peers not connected"
+appear 30 grow log ctl || fail "the files never appeared"
+flagwait() { $H/dsm wait /wfs/ctl "$1" 1 "${2:-120}" || fail "flag $1 never set"; }
+flag() { $H/dsm set /wfs/ctl "$1" 1; }
+# barrier N: every host has reached point N (a flag per host and point).
+barrier() {
+    flag $((64 + $1 * 16 + h * 4))
+    for _b in 1 2 3; do flagwait $((64 + $1 * 16 + _b * 4)) 300; done
+}
+size_is() {
+    s=$($H/filex "$1" size) || fail "fstat of $1: $s"
+    [ "$s" = "$2" ] || fail "fstat says $1 is $s bytes, not $2"
+    s=$(stat -c %s "$1")
+    [ "$s" = "$2" ] || fail "stat says $1 is $s bytes, not $2"
+}
+
+# -- 1. a write past the end ---------------------------------------------------
+if [ "$h" = 2 ]; then
+    size_is $G 100
+    out=$($H/filex $G pwrite 5000 BBBBBBBBBB) || fail "a write past the end failed: $out"
+    size_is $G 5010
+    flag $S1
+else
+    flagwait $S1
+    size_is $G 5010
+    if [ "$h" = 1 ]; then
+        [ "$(stat -c %s /export/grow)" = 5010 ] || fail "the owner's export is $(stat -c %s /export/grow) bytes, not 5010"
+    fi
+    [ "$(dd if=$G bs=1 skip=5000 count=10 2>/dev/null)" = BBBBBBBBBB ] || fail "the bytes written past the end are not there"
+    [ "$(dd if=$G bs=100 skip=1 count=49 2>/dev/null | tr -d '\0' | wc -c)" = 0 ] || fail "the gap does not read as zeros"
+fi
+echo "h$h: step 1: a write past the end grew the file everywhere"
+
+barrier 1
+# -- 2. appends under a lock from two hosts ------------------------------------
+if [ "$h" != 1 ]; then
+    out=$($H/filex $LOG appendn 50 h$h) || fail "appends failed: $out"
+    sync
+    if [ "$h" = 2 ]; then flag $S2A; else flag $S2B; fi
+fi
+flagwait $S2A 300
+flagwait $S2B 300
+lines=$(wc -l < $LOG)
+[ "$lines" = 101 ] || fail "the log has $lines lines, not 101: $(sort $LOG | uniq -c | awk '$1 != 1' | head -5)"
+for w in 2 3; do
+    n=$(grep -c "^h$w [0-9][0-9][0-9][0-9]\$" $LOG) || true
+    u=$(grep "^h$w " $LOG | sort -u | wc -l)
+    [ "$n" = 50 ] && [ "$u" = 50 ] || fail "the log has $n lines of h$w ($u different), not 50"
+done
+if [ "$h" = 1 ]; then
+    cmp $LOG /export/log || fail "the owner's disk does not hold the log its hosts see"
+fi
+echo "h$h: step 2: 100 appends from two hosts, each exactly once"
+
+barrier 2
+# -- 3. ftruncate grows; a shrink is refused -----------------------------------
+if [ "$h" = 3 ]; then
+    out=$($H/filex $G truncate 20000) || fail "ftruncate to 20000 failed: $out"
+    size_is $G 20000
+    flag $S3
+else
+    flagwait $S3
+    size_is $G 20000
+    [ "$h" = 2 ] || [ "$(stat -c %s /export/grow)" = 20000 ] || fail "the owner's export is not 20000 bytes"
+    if [ "$h" = 2 ]; then
+        out=$($H/filex $G truncate 100) && fail "a shrink was allowed"
+        [ "$out" = EOPNOTSUPP ] || fail "a shrink failed with $out, not EOPNOTSUPP"
+        ( : > $G ) 2>/dev/null && fail "O_TRUNC was allowed"
+        size_is $G 20000
+        flag $S3B
+    fi
+fi
+flagwait $S3B
+size_is $G 20000
+echo "h$h: step 3: ftruncate grew the file; a shrink was refused"
+
+barrier 3
+# -- 4. a mapping sees the size ------------------------------------------------
+if [ "$h" = 2 ]; then
+    out=$($H/filex $G mapget 19999) || fail "a load before the end failed: $out"
+    out=$($H/filex $G mapget 20480) && fail "a load past the end read $out, not SIGBUS"
+    [ "$out" = SIGBUS ] || fail "a load past the end: $out, not SIGBUS"
+    flag $S4
+    flagwait $S4B
+    out=$($H/filex $G mapget 20480) || fail "a load once the owner grew the file: $out"
+    [ "$out" = 0 ] || fail "a load in the grown part read $out, not 0"
+    out=$($H/filex $G mapput 30000 MMAP) || fail "a store in the grown part failed: $out"
+    flag $S4C
+elif [ "$h" = 1 ]; then
+    flagwait $S4
+    out=$($H/filex $G truncate 32768) || fail "the owner could not grow the file: $out"
+    size_is $G 32768
+    flag $S4B
+    flagwait $S4C
+    [ "$(dd if=/export/grow bs=1 skip=30000 count=4 2>/dev/null)" = MMAP ] || fail "the store (msync) is not on the owner's disk"
+else
+    flagwait $S4C
+    size_is $G 32768
+    [ "$(dd if=$G bs=1 skip=30000 count=4 2>/dev/null)" = MMAP ] || fail "h2's store through its mapping is not seen here"
+fi
+echo "h$h: step 4: a mapping faults past the end, and sees the file grow"
+
+barrier 4
+# -- 5. two hosts grow the file at once ----------------------------------------
+if [ "$h" != 1 ]; then
+    k=0
+    while [ $k -lt 20 ]; do
+        off=$((40000 + k * 200 + (h - 2) * 100))
+        out=$($H/filex $G pwrite $off "h$h-$(printf %04d $k)-") || fail "write $k at $off: $out"
+        k=$((k + 1))
+    done
+    sync
+    if [ "$h" = 2 ]; then flag $S5A; else flag $S5B; fi
+fi
+flagwait $S5A 300
+flagwait $S5B 300
+size_is $G 43908
+for w in 2 3; do
+    k=0
+    while [ $k -lt 20 ]; do
+        off=$((40000 + k * 200 + (w - 2) * 100))
+        got=$(dd if=$G bs=1 skip=$off count=8 2>/dev/null)
+        [ "$got" = "h$w-$(printf %04d $k)-" ] || fail "write $k of h$w at $off reads '$got'"
+        k=$((k + 1))
+    done
+done
+if [ "$h" = 1 ]; then
+    [ "$(stat -c %s /export/grow)" = 43908 ] || fail "the owner's export is not 43908 bytes"
+    cmp $G /export/grow || fail "the owner's disk does not hold what its hosts see"
+fi
+echo "h$h: step 5: two hosts grew the file at once; every write is there"
+wfsctl stats | grep "^sizes" || true
+sleep 3
+echo "PASS h$h"
