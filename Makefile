@@ -73,6 +73,10 @@ helpers: $(HELPERS)
 build/test-helpers/%: tests/qemu/helpers/%.c
 	@mkdir -p build/test-helpers
 	@gcc -O2 -Wall -Werror -pthread -o $@ $<
+# sqlx links Debian's SQLite statically (libsqlite3-dev's libsqlite3.a).
+build/test-helpers/sqlx: tests/qemu/helpers/sqlx.c
+	@mkdir -p build/test-helpers
+	@gcc -O2 -Wall -Werror -pthread -o $@ $< -l:libsqlite3.a -lm
 build/test-helpers/%.sh: tests/qemu/helpers/%.sh
 	@mkdir -p build/test-helpers
 	@cp $< $@

@@ -16,6 +16,7 @@ PACKAGES=(
     clang-19 lld-19 llvm-19 libclang-19-dev
     flex bison bc libelf-dev libssl-dev cpio patch make gcc lz4
     qemu-system-x86 busybox-static python3
+    libsqlite3-dev
 )
 
 missing=()
