@@ -2,6 +2,7 @@
 # hosts: 2
 # timeout: 600
 # coherence: single mrsw
+# debug-coherence: mrsw
 #
 # fsx, our seeded file exerciser (helpers/fsx.c), against /wfs from two
 # hosts at once, each on a file the other owns (h1 owns x1, h2 owns x2):

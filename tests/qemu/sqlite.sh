@@ -2,6 +2,7 @@
 # hosts: 3
 # timeout: 600
 # coherence: single mrsw
+# debug-coherence: mrsw
 #
 # SQLite (Debian's, linked into sqlx) on one database from three hosts at
 # once; h1 owns the files. WFS cannot create or remove files yet, nor
