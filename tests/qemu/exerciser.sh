@@ -36,12 +36,6 @@ dd if=/dev/zero of=/export/r$h bs=64 count=1 2>/dev/null
 if [ "$h" = 1 ]; then dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null; fi
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 appear 30 x1 x2 r1 r2 ctl || fail "the files never appeared"
-flagwait() { $H/dsm wait /wfs/ctl "$1" 1 "${2:-120}" || fail "flag $1 never set"; }
-flag() { $H/dsm set /wfs/ctl "$1" 1; }
-barrier() {
-    flag $((64 + $1 * 16 + h * 4))
-    for _b in 1 2; do flagwait $((64 + $1 * 16 + _b * 4)) 500; done
-}
 
 # tell FILE TEXT: TEXT, padded, into the shared file FILE.
 tell() { $H/filex "$1" pwrite 0 "$(printf '%-40s' "$2")" > /dev/null || fail "could not write $1"; }

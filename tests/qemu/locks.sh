@@ -46,8 +46,6 @@ if [ "$h" = 1 ]; then
 fi
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 appear 30 lockf ctl || fail "/wfs/lockf or /wfs/ctl never appeared"
-flagwait() { $H/dsm wait /wfs/ctl "$1" 1 "${2:-120}" || fail "flag $1 never set"; }
-flag() { $H/dsm set /wfs/ctl "$1" 1; }
 # hold MARK SECS STEP...: in the background ($held is its pid), lockx on
 # $L runs the STEPs, touches MARK and holds what it took for SECS seconds;
 # returns once MARK is there.

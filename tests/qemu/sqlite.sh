@@ -40,13 +40,6 @@ appear 30 ctl || fail "/wfs/ctl never appeared"
 for f in db db-journal; do
     within 30 sh -c "wfsctl forget $f >/dev/null 2>&1; test -e /wfs/$f" || fail "/wfs/$f never appeared"
 done
-flagwait() { $H/dsm wait /wfs/ctl "$1" 1 "${2:-120}" || fail "flag $1 never set"; }
-flag() { $H/dsm set /wfs/ctl "$1" 1; }
-# barrier N: every host has reached point N.
-barrier() {
-    flag $((64 + $1 * 16 + h * 4))
-    for _b in 1 2 3; do flagwait $((64 + $1 * 16 + _b * 4)) 400; done
-}
 
 # -- 1. rollback journal --------------------------------------------------------
 if [ "$h" = 1 ]; then

@@ -5,6 +5,9 @@
 //                        on the one open file:
 //
 //   size                 prints the size fstat(2) says
+//   end                  prints the end lseek(2) finds (SEEK_END: the
+//                        size this host's kernel has, asking nobody)
+//   otrunc               opens FILE again with O_TRUNC (and closes it)
 //   truncate N           ftruncate(2) to N bytes
 //   pwrite OFF STR       pwrite(2) of STR at OFF
 //   append STR           write(2) of STR with O_APPEND set; prints the
@@ -141,7 +144,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	for (i = 2; i < argc; i++) {
 		const char *s = argv[i];
-		int need = !strcmp(s, "size") ? 0 :
+		int need = (!strcmp(s, "size") || !strcmp(s, "end") || !strcmp(s, "otrunc")) ? 0 :
 			   (!strcmp(s, "pwrite") || !strcmp(s, "appendn") ||
 			    !strcmp(s, "mapput")) ? 2 : 1;
 
@@ -155,6 +158,19 @@ int main(int argc, char **argv)
 			if (fstat(fd, &st) < 0)
 				return failed();
 			printf("%lld\n", (long long)st.st_size);
+		} else if (!strcmp(s, "end")) {
+			off_t end = lseek(fd, 0, SEEK_END);
+
+			if (end < 0)
+				return failed();
+			printf("%lld\n", (long long)end);
+		} else if (!strcmp(s, "otrunc")) {
+			int t = open(argv[1], O_WRONLY | O_TRUNC);
+
+			if (t < 0)
+				return failed();
+			close(t);
+			printf("ok\n");
 		} else if (!strcmp(s, "truncate")) {
 			if (ftruncate(fd, num(argv[i + 1])) < 0)
 				return failed();

@@ -175,3 +175,21 @@ owner_last() {
         _o=$((_o + 1))
     done
 }
+
+# flag OFF, flagwait OFF [SECS]: the word at byte OFF of /wfs/ctl (a page
+# one host exports; the test makes it) set to 1, or waited for (120 s at
+# most by default; the test's fail() says which never came).
+flag() { /opt/helpers/dsm set /wfs/ctl "$1" 1 || fail "cannot set flag $1"; }
+flagwait() { /opt/helpers/dsm wait /wfs/ctl "$1" 1 "${2:-120}" || fail "flag $1 never set"; }
+
+# barrier N: every host of the run has reached point N (one word per host
+# from byte 64 + 16*N of /wfs/ctl on), waiting 400 s at most. Not the end
+# of a test: see owner_last.
+barrier() {
+    flag $((64 + $1 * 16 + h * 4))
+    _b=1
+    while [ $_b -le "$WFS_HOSTS" ]; do
+        flagwait $((64 + $1 * 16 + _b * 4)) 400
+        _b=$((_b + 1))
+    done
+}

@@ -38,7 +38,7 @@ use crate::commit::{Committer, Flushed};
 use crate::config::{Config, host_id};
 use crate::costs::{Stage, Timers};
 use crate::deaths::Deaths;
-use crate::export::{Export, file_id};
+use crate::export::{Export, Resized, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::lockserv::{Answered, LockMsg, LockOut, LockService};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
@@ -46,7 +46,10 @@ use crate::pool::{Pool, check_lent, lent_page};
 use crate::prefetch::{CopyGrant, Prefetch};
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageData, PageId, UpgradeAnswer};
 use crate::session::Session;
-use crate::sizes::{Asking as SizeAsking, SizeMsg, Sizes, Then as SizeThen, Told};
+use crate::sizes::{
+    Asking as SizeAsking, OnDisk, Peers as SizePeers, SizeMsg, Sizes, Then as SizeThen, Told,
+    Why as SizeWhy,
+};
 use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
 use crate::wire::{Frame, PeerMsg};
@@ -178,7 +181,8 @@ pub struct ProtocolStats {
     /// New sizes of this owner's files sent to peers (`Is`, one per peer).
     #[serde(default)]
     pub sizes_told: u64,
-    /// New sizes heard from other owners (and told this host's kernel).
+    /// New sizes heard from other owners (and told this host's kernel),
+    /// of files this manager has looked up or not.
     #[serde(default)]
     pub sizes_heard: u64,
 }
@@ -407,6 +411,10 @@ pub struct Parts {
     /// How long a READ may wait before the engine fails it
     /// ([`READ_DEADLINE`]).
     pub read_deadline: Duration,
+    /// How long the kernel waits for an answer (REGISTER's `timeout_ms`;
+    /// zero: the default mount time-out): the size service's waits are
+    /// bounded well below it ([`crate::sizes`]).
+    pub kernel_timeout: Duration,
     /// This manager's incarnation.
     pub incarnation: u64,
     /// The incarnation this host's manager ran as before, if its disk
@@ -530,6 +538,7 @@ impl Engine {
             stats,
             counters,
             read_deadline,
+            kernel_timeout,
             incarnation,
             previous,
             deaths,
@@ -626,7 +635,7 @@ impl Engine {
             hold_reads: false,
             views: Views::default(),
             locks: LockService::new(me),
-            sizes: Sizes::default(),
+            sizes: Sizes::new(kernel_timeout),
             prefetch_ok: false,
             orphan_failed: false,
             corked: None,
@@ -766,6 +775,17 @@ impl Engine {
             );
             // (Its old manager is gone, and its kernel's grants with it.)
             self.declare(idx, old, false);
+            // The sizes cached of its files may be behind its disk (a
+            // growth its old incarnation told that never reached this
+            // host): GETATTR asks it again.
+            let host = self.peers[idx].host;
+            let stale = self.names.owner_restarted(host);
+            if stale > 0 {
+                wlog!(
+                    "peer {}: the sizes of its {stale} files looked up here are asked of it again",
+                    self.peers[idx].name
+                );
+            }
         }
         let p = &mut self.peers[idx];
         let host = p.host;
@@ -818,6 +838,11 @@ impl Engine {
         let host = p.host;
         let out = self.names.peer_down(host);
         self.name_outputs(out);
+        // Growths stop waiting for it (it hears them when it is back: the
+        // session sends them again).
+        for t in self.sizes.disconnected(host) {
+            self.size_told(t);
+        }
     }
 
     /// Peer `idx` heard from this host at or after `since`: this host's
@@ -970,13 +995,14 @@ impl Engine {
             // this host's files stop waiting for it.
             let (failed, told) = self.sizes.host_gone(host);
             for a in failed {
-                self.size_reply(a.req, a.started, Err(libc::EHOSTDOWN));
+                self.ask_failed(a, libc::EHOSTDOWN);
             }
             for t in told {
                 self.size_told(t);
             }
         }
         let p = &mut self.peers[idx];
+        let mut lost_sizes = Vec::new();
         let (undelivered, unsent) = if current {
             p.acked = 0;
             p.acked_first = 0;
@@ -992,10 +1018,23 @@ impl Engine {
                     .collect()
             };
             let (handed, never) = p.session.abandon();
+            // Sizes it may never have heard: told again when next asked.
+            lost_sizes = handed
+                .iter()
+                .chain(&never)
+                .filter_map(|m| match m {
+                    PeerMsg::Size(SizeMsg::Is { file, .. }) => Some(*file),
+                    _ => None,
+                })
+                .collect();
             (pages(handed), pages(never))
         } else {
             (Vec::new(), Vec::new())
         };
+        for &file in &lost_sizes {
+            self.sizes.lost(file);
+        }
+        let p = &mut self.peers[idx];
         let closed = current && p.conn.is_some();
         if current && let Some(conn) = p.conn.take() {
             if let Some(cl) = &self.cluster {
@@ -1740,15 +1779,15 @@ impl Engine {
                 file,
                 size,
                 grow,
+                why: SizeWhy::Setsize,
             });
             self.send(at, PeerMsg::Size(msg));
             return;
         }
         match self.export.set_size(file, size, grow) {
             Err(e) => self.size_reply(req, started, Err(kernel_errno(e))),
-            Ok(r) if !r.changed => self.size_reply(req, started, Ok(())),
             // (This kernel sets its own size once answered.)
-            Ok(r) => self.tell_size(file, r.size, None, SizeThen::Kernel { req, started }),
+            Ok(r) => self.owner_sized(file, size, r, SizeThen::Kernel { req, started, size }),
         }
     }
 
@@ -1765,49 +1804,122 @@ impl Engine {
         }
     }
 
-    /// This owner's file `file` grew to `size`: tells every live peer but
-    /// `except` (the host that asked for it), and answers `then` once each
-    /// that is connected has acknowledged it (or is taken for dead). A peer
-    /// that is not connected now hears it when it is (the session sends it
-    /// again), ahead of anything sent to it after.
-    fn tell_size(&mut self, file: u64, size: u64, except: Option<HostId>, then: SizeThen) {
-        let live: Vec<&Peer> = self
-            .peers
-            .iter()
-            .filter(|p| {
-                Some(p.host) != except
-                    && p.incarnation
-                        .is_some_and(|i| !p.dead.contains(&i) && p.declare_later != Some(i))
-            })
-            .collect();
-        let to: Vec<HostId> = live.iter().map(|p| p.host).collect();
-        let wait: Vec<HostId> = live
-            .iter()
-            .filter(|p| p.conn.is_some())
-            .map(|p| p.host)
-            .collect();
-        let (sends, told) = self
-            .sizes
-            .tell(file, size, &to, &wait, then, Instant::now());
+    /// This owner's export found (or made) `file` `r.size` bytes long for
+    /// a request that needs `needed`, which `then` waits for: answered at
+    /// once if every host has heard of that size; else once the growth
+    /// that covers it has reached every connected peer (told now if this
+    /// owner has not told it yet: a growth, or a size told by an earlier
+    /// incarnation or lost) ([`Sizes::settle`]). A growth whose flush
+    /// failed is told all the same (every host must know the size the
+    /// file has), and the request fails.
+    fn owner_sized(&mut self, file: u64, needed: u64, r: Resized, then: SizeThen) {
+        let (live, connected) = self.size_peers();
+        let peers = SizePeers {
+            live: &live,
+            connected: &connected,
+        };
+        let d = OnDisk {
+            file,
+            size: r.size,
+            needed,
+            changed: r.changed,
+        };
+        let now = Instant::now();
+        let (sends, told) = match r.unsynced {
+            None => self.sizes.settle(d, Some(then), peers, now),
+            Some(e) => {
+                wlog!(
+                    "sizes: file {file:#x} ({}) grew to {} bytes, but its flush failed (errno {e}); telling every host, and failing the request",
+                    self.file_name(file),
+                    r.size
+                );
+                self.sizes.settle(d, None, peers, now)
+            }
+        };
+        // This host's kernel first, then the other peers (the kernel that
+        // asked sets its own, or is told with its answer).
+        let own = matches!(then, SizeThen::Kernel { .. }) && r.unsynced.is_none();
+        if !own && (r.changed || !sends.is_empty()) {
+            self.size_to_kernel(file, r.size);
+        }
         Counters::add(&self.counters.sizes_told, sends.len() as u64);
         for (host, msg) in sends {
             self.send(host, PeerMsg::Size(msg));
         }
-        if let Some(t) = told {
+        if let Some(e) = r.unsynced {
+            self.size_answer(then, file, Err(kernel_errno(e)));
+        }
+        for t in told {
             self.size_told(t);
         }
     }
 
-    /// Every host a growth waited for has heard of it: its asker is
+    /// The peers a size of this owner's is told: every live one (its
+    /// incarnation not taken for dead), and those of them connected now.
+    fn size_peers(&self) -> (Vec<HostId>, Vec<HostId>) {
+        let live: Vec<&Peer> = self
+            .peers
+            .iter()
+            .filter(|p| {
+                p.incarnation
+                    .is_some_and(|i| !p.dead.contains(&i) && p.declare_later != Some(i))
+            })
+            .collect();
+        let connected = live
+            .iter()
+            .filter(|p| p.conn.is_some())
+            .map(|p| p.host)
+            .collect();
+        (live.iter().map(|p| p.host).collect(), connected)
+    }
+
+    /// Every host a growth waited for has heard of it: its waiter is
     /// answered.
     fn size_told(&mut self, t: Told) {
-        match t.then {
-            SizeThen::Kernel { req, started } => self.size_reply(req, started, Ok(())),
+        self.size_answer(t.then, t.file, Ok(t.size));
+    }
+
+    /// Answers `then`: `file` is the size in `result` now, or the request
+    /// failed. This host's kernel is told a size larger than it asked for
+    /// (the file had grown further) before it is answered.
+    fn size_answer(&mut self, then: SizeThen, file: u64, result: Result<u64, i32>) {
+        match then {
+            SizeThen::Kernel { req, started, size } => {
+                if let Ok(now) = result
+                    && now > size
+                {
+                    self.size_to_kernel(file, now);
+                }
+                self.size_reply(req, started, result.map(|_| ()));
+            }
             SizeThen::Peer { host, id } => {
-                let result = Ok(t.size);
                 self.send(host, PeerMsg::Size(SizeMsg::Answer { id, result }));
             }
         }
+    }
+
+    /// A request asked of an owner failed (`error`): a SETSIZE fails; a
+    /// GETATTR is answered from what this host has cached.
+    fn ask_failed(&self, a: SizeAsking, error: i32) {
+        match a.why {
+            SizeWhy::Setsize => self.size_reply(a.req, a.started, Err(error)),
+            SizeWhy::Getattr => self.getattr_reply(a.req, a.started, a.file),
+        }
+    }
+
+    /// Answers GETATTR `req` of `file`: another host's file from the name
+    /// service's cache, this host's from its export.
+    fn getattr_reply(&self, req: u64, started: Instant, file: u64) {
+        let r = match self.remote(file) {
+            Some((_, i)) => Ok(attr(&i)),
+            None => self.export.getattr(file),
+        };
+        self.reply(
+            req,
+            wfs_abi::Opcode::Getattr,
+            started,
+            r.map(ReplyBody::Attr),
+        );
     }
 
     /// Tells this host's kernel that `file` is `size` bytes long (it grows
@@ -1844,43 +1956,44 @@ impl Engine {
                         let result = Err(kernel_errno(e));
                         self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
                     }
-                    Ok(r) if !r.changed => {
-                        let result = Ok(r.size);
-                        self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
-                    }
                     Ok(r) => {
-                        // This host's kernel first, then the other peers;
-                        // the asker's sets its own once answered.
-                        self.size_to_kernel(file, r.size);
                         let then = SizeThen::Peer { host: from, id };
-                        self.tell_size(file, r.size, Some(from), then);
+                        self.owner_sized(file, size, r, then);
                     }
                 }
             }
             SizeMsg::Answer { id, result } => {
-                let Some(a) = self.sizes.answered(from, id) else {
-                    // (Given up on, or not asked of that host.)
+                let Some((a, late)) = self.sizes.answered(from, id) else {
+                    // (Forgotten, or not asked of that host.)
                     return;
                 };
-                let result = match result {
-                    Ok(size) => {
-                        self.names.grow(a.file, size);
-                        if size > a.size {
-                            // Another host grew it further: the kernel
-                            // hears the whole size.
-                            self.size_to_kernel(a.file, size);
-                        }
-                        Ok(())
+                if let Ok(size) = result {
+                    self.names.grow(a.file, size);
+                    // The kernel hears a size larger than its SETSIZE asked
+                    // for (another host grew it further), and any size it
+                    // was not answered with (it was answered `ETIMEDOUT`).
+                    if late || (a.why == SizeWhy::Setsize && size > a.size) {
+                        self.size_to_kernel(a.file, size);
                     }
-                    Err(e) => Err(kernel_errno(e)),
-                };
-                self.size_reply(a.req, a.started, result);
+                }
+                if late {
+                    return;
+                }
+                match a.why {
+                    SizeWhy::Setsize => {
+                        let result = result.map(|_| ()).map_err(kernel_errno);
+                        self.size_reply(a.req, a.started, result);
+                    }
+                    // (An error: answered from the cache, as before.)
+                    SizeWhy::Getattr => self.getattr_reply(a.req, a.started, a.file),
+                }
             }
             SizeMsg::Is { id, file, size } => {
                 let owner = self
                     .core
                     .owner_of(file)
-                    .or_else(|| self.names.owner_of(file).map(|(o, _)| o));
+                    .or_else(|| self.names.owner_of(file).map(|(o, _)| o))
+                    .or_else(|| self.export.getattr(file).is_ok().then_some(self.me));
                 match owner {
                     Some(o) if o == from => {
                         self.names.grow(file, size);
@@ -1892,14 +2005,20 @@ impl Engine {
                         self.host_names(&[from]),
                         self.host_names(&[o])
                     ),
-                    // Never looked up here (by this manager): its size is
-                    // asked of its owner when it is.
-                    None => {}
+                    // Never looked up by this manager (its size is asked
+                    // of its owner when it is), but the kernel may have the
+                    // file cached from an earlier manager: it hears the
+                    // size all the same (a cached inode only grows; none
+                    // cached, nothing happens).
+                    None => {
+                        self.size_to_kernel(file, size);
+                        Counters::add(&self.counters.sizes_heard, 1);
+                    }
                 }
                 self.send(from, PeerMsg::Size(SizeMsg::IsAck { id }));
             }
             SizeMsg::IsAck { id } => {
-                if let Some(t) = self.sizes.acked(from, id) {
+                for t in self.sizes.acked(from, id) {
                     self.size_told(t);
                 }
             }
@@ -1969,16 +2088,26 @@ impl Engine {
                 self.name_outputs(out);
             }
             Request::Getattr { file } => {
-                let r = match self.remote(file) {
-                    Some((_, i)) => Ok(attr(&i)),
-                    None => self.export.getattr(file),
-                };
-                self.reply(
-                    id,
-                    wfs_abi::Opcode::Getattr,
-                    started,
-                    r.map(ReplyBody::Attr),
-                );
+                if let Some((owner, _)) = self.remote(file)
+                    && self.names.is_stale(file)
+                    && !self.peer_gone(owner)
+                {
+                    // Its owner restarted since its size was cached: asked
+                    // again (a `Set` that changes nothing, answered with
+                    // the size).
+                    let msg = self.sizes.ask(SizeAsking {
+                        req: id,
+                        started,
+                        owner,
+                        file,
+                        size: 0,
+                        grow: true,
+                        why: SizeWhy::Getattr,
+                    });
+                    self.send(owner, PeerMsg::Size(msg));
+                    return;
+                }
+                self.getattr_reply(id, started, file);
             }
             Request::Readdir { cookie } => {
                 if cookie == 0 || self.listing.is_empty() {
@@ -2411,25 +2540,32 @@ impl Engine {
         let late_locks = self.locks.expire(Instant::now(), self.read_deadline);
         self.lock_outputs(late_locks);
         // (And sizes: asked of an owner, or told and not acknowledged.)
-        let (late, told) = self.sizes.expire(Instant::now(), self.read_deadline);
-        for a in late {
+        let (failed, late) = self.sizes.expire(Instant::now(), self.read_deadline);
+        for a in failed {
+            let what = match a.why {
+                SizeWhy::Setsize => "failing its SETSIZE",
+                SizeWhy::Getattr => "answering its GETATTR from the cached size",
+            };
             wlog!(
-                "sizes: no answer from {} to the SETSIZE of file {:#x} in {} s; failing it",
+                "sizes: no answer from {} about file {:#x} in {} ms; {what}",
                 self.host_names(&[a.owner]),
                 a.file,
-                self.read_deadline.as_secs()
+                self.sizes.answer_wait().as_millis()
             );
-            self.size_reply(a.req, a.started, Err(errno::ETIMEDOUT));
+            self.ask_failed(a, errno::ETIMEDOUT);
         }
-        for t in told {
+        for l in late {
             wlog!(
-                "sizes: file {:#x} ({}) is {} bytes long; not every host acknowledged it in {} s, answering anyway",
-                t.file,
-                self.file_name(t.file),
-                t.size,
-                self.read_deadline.as_secs()
+                "sizes: file {:#x} ({}) is {} bytes long; {} did not acknowledge it in {} ms, answering anyway",
+                l.file,
+                self.file_name(l.file),
+                l.size,
+                self.host_names(&l.unacked),
+                self.sizes.ack_wait().as_millis()
             );
-            self.size_told(t);
+            for t in l.told {
+                self.size_told(t);
+            }
         }
         let (unread, late) = self.prefetch.expire(Instant::now());
         for req in late {
@@ -3390,6 +3526,7 @@ mod tests {
                     stats: Arc::new(Stats::default()),
                     counters: Arc::new(Counters::default()),
                     read_deadline,
+                    kernel_timeout: crate::sizes::KERNEL_TIMEOUT,
                     incarnation: inc,
                     previous: None,
                     deaths,
@@ -3770,7 +3907,7 @@ mod tests {
     /// The size service between engines ([`harness`]): host a owns file
     /// `f` (one page long at first).
     mod sizes {
-        use super::harness::{Cluster, Got, inc};
+        use super::harness::{CONN, Cluster, Got, inc, up};
         use super::*;
         use wfs_abi::Opcode;
 
@@ -4054,12 +4191,291 @@ mod tests {
             assert_eq!(c.size_at("b", 3), PAGE);
         }
 
+        #[test]
+        fn a_request_the_file_is_long_enough_for_waits_for_the_growth_that_made_it_so() {
+            let mut c = cluster();
+            let f = file();
+            let big = 3 * PAGE;
+            // b grows the file to 3 pages; c has not acknowledged it yet.
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(1, f, big, true)));
+            let to_c = c.deliver_but("b", sent, "c");
+            assert_eq!(c.on_disk(), big);
+            assert_eq!(c.told("a"), [(f, big)]);
+            // The owner's own kernel writes to 2 pages and a bit, and b's
+            // to 2 pages: long enough on disk, but neither is answered
+            // before c has heard of the growth that made it so (nor is the
+            // growth's asker, b, left to learn it from its answer alone).
+            let sent = c
+                .host("a")
+                .with(|e| e.upcall(setsize_upcall(2, f, 2 * PAGE + 5, true)));
+            assert_eq!(
+                size_msgs(sent.clone())
+                    .into_iter()
+                    .map(|(to, m)| (to, matches!(m, SizeMsg::Is { size, .. } if size == big)))
+                    .collect::<Vec<_>>(),
+                [("b".to_string(), true)]
+            );
+            assert!(c.deliver_but("a", sent, "c").is_empty());
+            c.setsize("b", 3, 2 * PAGE, true);
+            assert!(c.answers("a").is_empty(), "answered before c heard");
+            assert!(c.answers("b").is_empty(), "answered before c heard");
+            assert_eq!(c.size_at("c", 4), PAGE, "c has not heard");
+            c.deliver(to_c.into());
+            assert_eq!(setsize_answers(c.answers("b")), [(1, 0), (3, 0)]);
+            assert_eq!(setsize_answers(c.answers("a")), [(2, 0)]);
+            // The owner's kernel asked for less: it is told the whole size.
+            assert_eq!(c.told("a"), [(f, big)]);
+            assert_eq!(c.told("c"), [(f, big)]);
+            assert_eq!(c.size_at("c", 5), big);
+            assert_eq!(c.size_at("b", 6), big);
+            assert_eq!(c.told("b"), [(f, big), (f, big)], "heard, and answered");
+            // Heard everywhere now: answered at once, and the owner's own
+            // kernel, which asked for less, is told the whole size too.
+            c.setsize("a", 7, PAGE, true);
+            assert_eq!(setsize_answers(c.answers("a")), [(7, 0)]);
+            assert_eq!(c.told("a"), [(f, big)]);
+            assert!(
+                c.told("b").is_empty() && c.told("c").is_empty(),
+                "nothing new"
+            );
+        }
+
+        #[test]
+        fn a_growth_whose_flush_failed_is_told_everywhere_and_fails() {
+            let mut c = cluster();
+            let f = file();
+            let fail = |c: &mut Cluster| {
+                let e = &c.host("a").engine.export;
+                e.fail_sync.store(errno::EIO, Ordering::Relaxed);
+            };
+            // Asked by b: the file is longer on disk, so every host hears
+            // it (b too: its kernel does not set a size that failed).
+            fail(&mut c);
+            c.setsize("b", 1, 2 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("b")), [(1, errno::EIO)]);
+            assert_eq!(c.on_disk(), 2 * PAGE);
+            for h in ["a", "b", "c"] {
+                assert_eq!(c.told(h), [(f, 2 * PAGE)], "{h}");
+            }
+            assert_eq!(c.size_at("b", 2), 2 * PAGE);
+            assert_eq!(c.size_at("c", 3), 2 * PAGE);
+            // At the owner's own kernel alike.
+            fail(&mut c);
+            c.setsize("a", 4, 3 * PAGE, false);
+            assert_eq!(setsize_answers(c.answers("a")), [(4, errno::EIO)]);
+            for h in ["a", "b", "c"] {
+                assert_eq!(c.told(h), [(f, 3 * PAGE)], "{h}");
+            }
+            // Done again: nothing new to tell.
+            c.setsize("b", 5, 3 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("b")), [(5, 0)]);
+            assert_eq!(c.stats("b").sizes_failed, 1);
+        }
+
+        #[test]
+        fn a_size_whose_telling_died_with_a_session_is_told_again() {
+            let mut c = cluster();
+            let f = file();
+            // c's connection drops: a's growth is told it (kept in its
+            // session), and waits for b alone.
+            let idx = c.host("a").peer("c");
+            let down = Event::Net(NetEvent::Down {
+                peer: idx,
+                conn: CONN,
+            });
+            c.on("a", |e| e.event(down));
+            c.setsize("a", 1, 2 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
+            assert!(c.told("c").is_empty());
+            // c's manager restarts: what its old one never heard is lost.
+            c.restarted("a", "c", inc("c", 2));
+            // b asks for a size the file has: a tells c's new incarnation
+            // first, and answers b once it has heard.
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(2, f, 2 * PAGE, true)));
+            let held = c.deliver_but("b", sent, "c");
+            let is = held.into_iter().find_map(|(from, _, f)| {
+                size_msgs(vec![(from, f)])
+                    .into_iter()
+                    .find_map(|(_, m)| match m {
+                        SizeMsg::Is { id, size, .. } => Some((id, size)),
+                        _ => None,
+                    })
+            });
+            let Some((id, size)) = is else {
+                panic!("no SizeIs for c");
+            };
+            assert_eq!(size, 2 * PAGE);
+            assert!(c.answers("b").is_empty(), "answered before c heard");
+            c.on("a", |e| e.size_msg(host_id("c"), SizeMsg::IsAck { id }));
+            assert_eq!(setsize_answers(c.answers("b")), [(2, 0)]);
+        }
+
+        #[test]
+        fn a_restarted_owners_sizes_are_asked_again_by_getattr() {
+            let mut c = cluster();
+            let f = file();
+            // a's manager restarts (b hears it); the file is 4 pages long
+            // by then, which b never heard.
+            c.restarted("b", "a", inc("a", 2));
+            assert!(c.host("b").engine.names.is_stale(f));
+            let sent = c.host("b").with(|e| e.upcall(getattr_upcall(2, f)));
+            let id = match &size_msgs(sent)[..] {
+                [
+                    (
+                        to,
+                        SizeMsg::Set {
+                            id,
+                            file,
+                            size: 0,
+                            grow: true,
+                        },
+                    ),
+                ] if to == "a" && *file == f => *id,
+                o => panic!("{o:?}"),
+            };
+            assert!(c.answers("b").is_empty());
+            let answer = SizeMsg::Answer {
+                id,
+                result: Ok(4 * PAGE),
+            };
+            c.host("b").with(|e| e.size_msg(host_id("a"), answer));
+            match &c.answers("b")[..] {
+                [(2, Opcode::Getattr, 0, Got::Attr(got))] => assert_eq!(got.size, 4 * PAGE),
+                o => panic!("{o:?}"),
+            }
+            assert!(!c.host("b").engine.names.is_stale(f));
+            // Fresh now: answered from the cache.
+            assert_eq!(c.size_at("b", 3), 4 * PAGE);
+            // c, which did not hear of the restart, answers from its own.
+            assert_eq!(c.size_at("c", 4), PAGE);
+            // Restarted again, and this time it does not answer in time:
+            // answered from the cache, and its late answer still counts.
+            c.host("b").engine.sizes = Sizes::new(Duration::from_millis(40));
+            c.restarted("b", "a", inc("a", 3));
+            let sent = c.host("b").with(|e| e.upcall(getattr_upcall(5, f)));
+            let id = match &size_msgs(sent)[..] {
+                [(_, SizeMsg::Set { id, .. })] => *id,
+                o => panic!("{o:?}"),
+            };
+            std::thread::sleep(c.host("b").engine.sizes.answer_wait());
+            c.on("b", |e| e.expire_reads());
+            match &c.answers("b")[..] {
+                [(5, Opcode::Getattr, 0, Got::Attr(got))] => assert_eq!(got.size, 4 * PAGE),
+                o => panic!("{o:?}"),
+            }
+            let answer = SizeMsg::Answer {
+                id,
+                result: Ok(5 * PAGE),
+            };
+            c.host("b").with(|e| e.size_msg(host_id("a"), answer));
+            assert!(c.answers("b").is_empty());
+            assert_eq!(c.told("b"), [(f, 5 * PAGE)]);
+            assert_eq!(c.size_at("b", 6), 5 * PAGE);
+        }
+
+        #[test]
+        fn a_size_heard_of_a_file_not_named_here_reaches_the_kernel() {
+            let mut c = cluster();
+            // c's kernel may have it cached from an earlier manager.
+            let g = file_id(b"g");
+            let is = SizeMsg::Is {
+                id: 9,
+                file: g,
+                size: 5 * PAGE,
+            };
+            let sent = c.host("c").with(|e| e.size_msg(host_id("a"), is));
+            assert_eq!(
+                size_msgs(sent),
+                [("a".to_string(), SizeMsg::IsAck { id: 9 })]
+            );
+            assert_eq!(c.told("c"), [(g, 5 * PAGE)]);
+            assert_eq!(c.stats("c").sizes_heard, 1);
+        }
+
+        #[test]
+        fn a_growth_waits_for_acknowledgements_a_bounded_time() {
+            let mut c = cluster();
+            let f = file();
+            // A kernel that gives up after 400 ms: acknowledgements are
+            // waited for 100 ms.
+            c.host("a").engine.sizes = Sizes::new(Duration::from_millis(400));
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(1, f, 2 * PAGE, true)));
+            let to_c = c.deliver_but("b", sent, "c");
+            assert!(c.answers("b").is_empty());
+            std::thread::sleep(c.host("a").engine.sizes.ack_wait());
+            c.on("a", |e| e.expire_reads());
+            assert_eq!(setsize_answers(c.answers("b")), [(1, 0)]);
+            // c hears it when it can.
+            c.deliver(to_c.into());
+            assert_eq!(c.told("c"), [(f, 2 * PAGE)]);
+            assert_eq!(c.host("a").engine.sizes.telling(), 0);
+        }
+
+        #[test]
+        fn a_growth_stops_waiting_for_a_peer_whose_connection_drops() {
+            let mut c = cluster();
+            let f = file();
+            let sent = c
+                .host("a")
+                .with(|e| e.upcall(setsize_upcall(1, f, 2 * PAGE, true)));
+            let to_c = c.deliver_but("a", sent, "c");
+            assert_eq!(to_c.len(), 1);
+            assert!(c.answers("a").is_empty());
+            // c's connection drops (what was on it is lost): answered.
+            let idx = c.host("a").peer("c");
+            let down = Event::Net(NetEvent::Down {
+                peer: idx,
+                conn: CONN,
+            });
+            c.on("a", |e| e.event(down));
+            assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
+            // Its connection is back: the session sends it again.
+            c.on("a", |e| e.event(up(idx, inc("c", 1))));
+            assert_eq!(c.told("c"), [(f, 2 * PAGE)]);
+            assert_eq!(c.size_at("c", 2), 2 * PAGE);
+        }
+
+        #[test]
+        fn a_request_asked_of_an_owner_fails_before_the_kernel_gives_up() {
+            let mut c = cluster();
+            let f = file();
+            // A kernel that gives up after 80 ms: the owner's answer is
+            // waited for 40 ms.
+            c.host("b").engine.sizes = Sizes::new(Duration::from_millis(80));
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(1, f, 2 * PAGE, true)));
+            std::thread::sleep(c.host("b").engine.sizes.answer_wait());
+            c.on("b", |e| e.expire_reads());
+            assert_eq!(setsize_answers(c.answers("b")), [(1, errno::ETIMEDOUT)]);
+            // The owner's late answer still grows b's cached size and its
+            // kernel's inode.
+            assert!(c.deliver_but("b", sent, "nobody").is_empty());
+            assert!(c.answers("b").is_empty(), "answered once");
+            assert_eq!(c.told("b"), [(f, 2 * PAGE)]);
+            assert_eq!(c.size_at("b", 2), 2 * PAGE);
+            assert_eq!(c.stats("b").sizes_failed, 1);
+        }
+
         /// The kernel's SETSIZE `req`, as an upcall worker hands it over.
         fn setsize_upcall(req: u64, file: u64, size: u64, grow: bool) -> Upcall {
+            upcall_of(req, Request::Setsize { file, size, grow })
+        }
+
+        /// The kernel's GETATTR `req`.
+        fn getattr_upcall(req: u64, file: u64) -> Upcall {
+            upcall_of(req, Request::Getattr { file })
+        }
+
+        fn upcall_of(req: u64, r: Request<'_>) -> Upcall {
             let mut msg = [0u8; MSG_MAX];
-            let n = Request::Setsize { file, size, grow }
-                .encode(req, &mut msg)
-                .expect("encode");
+            let n = r.encode(req, &mut msg).expect("encode");
             Upcall {
                 started: Instant::now(),
                 msg: msg[..n].to_vec(),

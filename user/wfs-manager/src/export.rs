@@ -61,6 +61,9 @@ pub struct Export {
     /// concurrent growths of a file (the single-host server's workers)
     /// must not set its sizes in the wrong order.
     sizing: Mutex<()>,
+    /// Tests only: the next growth's flush fails with this errno (0: no).
+    #[cfg(test)]
+    pub(crate) fail_sync: std::sync::atomic::AtomicI32,
 }
 
 /// What [`Export::set_size`] did.
@@ -68,8 +71,22 @@ pub struct Export {
 pub struct Resized {
     /// The file's size now.
     pub size: u64,
-    /// It changed (grew), durably.
+    /// It changed (grew): durably, unless `unsynced`.
     pub changed: bool,
+    /// It grew, but its flush failed with this errno: the file has `size`
+    /// bytes now (so every host must hear of it) though the growth may not
+    /// survive a crash, and the request fails with that errno.
+    pub unsynced: Option<i32>,
+}
+
+impl Resized {
+    /// What the request is answered: the size, or the flush's errno.
+    pub fn result(&self) -> Result<u64, i32> {
+        match self.unsynced {
+            Some(e) => Err(e),
+            None => Ok(self.size),
+        }
+    }
 }
 
 /// What a SETSIZE to `size` (`grow`: at least `size`) does to a file
@@ -205,6 +222,8 @@ impl Export {
             pages: PageLocks::default(),
             open: Mutex::new(HashMap::new()),
             sizing: Mutex::new(()),
+            #[cfg(test)]
+            fail_sync: std::sync::atomic::AtomicI32::new(0),
         }
     }
 
@@ -432,6 +451,11 @@ impl Export {
     /// [`wfs_abi::SIZE_MAX`] is `EFBIG`; a file that cannot be written
     /// (its mode, a read-only file system) fails with `open`'s error
     /// (`EACCES`, `EROFS`) when it would have to grow.
+    ///
+    /// If the flush fails after the size was set, the file is that long
+    /// now all the same (a failed `fsync` cannot be undone reliably):
+    /// `Ok` with [`Resized::unsynced`], so that the caller tells every
+    /// host the size the file has, and fails the request.
     pub fn set_size(&self, id: u64, size: u64, grow: bool) -> Result<Resized, i32> {
         if size > wfs_abi::SIZE_MAX {
             return Err(errno::EFBIG);
@@ -445,6 +469,7 @@ impl Export {
         let unchanged = |size| Resized {
             size,
             changed: false,
+            unsynced: None,
         };
         if resize(md.len(), size, grow)?.is_none() {
             return Ok(unchanged(md.len()));
@@ -458,10 +483,18 @@ impl Export {
             return Ok(unchanged(now));
         };
         f.set_len(size).map_err(|e| io_errno(&e))?;
-        f.sync_all().map_err(|e| io_errno(&e))?;
+        #[cfg(test)]
+        let injected = self.fail_sync.swap(0, Ordering::Relaxed);
+        #[cfg(not(test))]
+        let injected = 0;
+        let synced = match injected {
+            0 => f.sync_all().map_err(|e| io_errno(&e)),
+            e => Err(e),
+        };
         Ok(Resized {
             size,
             changed: true,
+            unsynced: synced.err(),
         })
     }
 
@@ -604,6 +637,7 @@ mod tests {
             Ok(Resized {
                 size,
                 changed: false,
+                unsynced: None,
             })
         };
         assert_eq!(e.set_size(f, 5, false), same(5));
@@ -624,6 +658,7 @@ mod tests {
         let grown = Resized {
             size: 2 * PAGE_SIZE as u64 + 10,
             changed: true,
+            unsynced: None,
         };
         assert_eq!(e.set_size(f, grown.size, true), Ok(grown));
         let mut want = b"hello".to_vec();
@@ -647,7 +682,8 @@ mod tests {
             e.set_size(f, 5 * PAGE_SIZE as u64, false),
             Ok(Resized {
                 size: 5 * PAGE_SIZE as u64,
-                changed: true
+                changed: true,
+                unsynced: None,
             })
         );
         assert_eq!(e.upgrade(f, 4), Ok(Grant::ReadWrite));
@@ -662,6 +698,19 @@ mod tests {
             e.set_size(f, 6 * PAGE_SIZE as u64, true),
             same(9 * PAGE_SIZE as u64)
         );
+        // A flush that fails after the size was set: the file is that long
+        // all the same, which the caller hears (to tell every host), with
+        // the errno its request fails with.
+        e.fail_sync.store(errno::EIO, Ordering::Relaxed);
+        let r = e.set_size(f, 10 * PAGE_SIZE as u64, true);
+        let unsynced = Resized {
+            size: 10 * PAGE_SIZE as u64,
+            changed: true,
+            unsynced: Some(errno::EIO),
+        };
+        assert_eq!(r, Ok(unsynced));
+        assert_eq!(unsynced.result(), Err(errno::EIO));
+        assert_eq!(e.getattr(f).unwrap().size, unsynced.size);
         // A file that cannot be written (not for root, who may) is not
         // grown, but a size it has already is answered.
         fs::write(d.join("ro"), b"ro").unwrap();

@@ -305,6 +305,7 @@ pub fn run(argv: &[String]) -> i32 {
                     stats: stats.clone(),
                     counters: counters.clone(),
                     read_deadline: crate::engine::READ_DEADLINE,
+                    kernel_timeout: std::time::Duration::from_millis(u64::from(d.reg.timeout_ms)),
                     incarnation,
                     previous,
                     deaths,

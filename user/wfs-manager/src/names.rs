@@ -16,9 +16,14 @@
 //!
 //! A file's size, cached with its owner, only grows here ([`Names::grow`]):
 //! its owner tells every host of each growth (`SizeIs`, `engine.rs`), and
-//! a growth this host asked for is answered with the size.
+//! a growth this host asked for is answered with the size. When an owner
+//! restarts ([`Names::owner_restarted`]), the sizes cached of its files
+//! may be behind its disk (a growth its old incarnation told while this
+//! host could not hear it): they are stale until the owner says again
+//! ([`Names::is_stale`]; the engine's GETATTR asks it, and a LOOKUP asks
+//! every host again).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::protocol::HostId;
 
@@ -151,6 +156,8 @@ pub struct Names {
     cache: HashMap<Vec<u8>, (HostId, FileInfo)>,
     listings: HashMap<u64, Listing>,
     naming: HashMap<u64, Naming>,
+    /// Files whose owner restarted since their size was cached.
+    stale: HashSet<u64>,
 }
 
 impl Names {
@@ -164,6 +171,7 @@ impl Names {
             cache: HashMap::new(),
             listings: HashMap::new(),
             naming: HashMap::new(),
+            stale: HashSet::new(),
         }
     }
 
@@ -311,12 +319,15 @@ impl Names {
                         result: Ok((owner, l)),
                     }];
                 }
-                (false, None) => {
+                (false, None) if !self.stale.contains(&info.file) => {
                     return vec![NameOutput::Reply {
                         req,
                         result: Ok((owner, info)),
                     }];
                 }
+                // Its owner restarted since: ask everyone again (the entry
+                // stays, stale, until the answer replaces it).
+                (false, None) => {}
                 // Gone from this host's export, or exported here as well
                 // since: ask everyone again, so a duplicate is never served.
                 _ => {
@@ -412,10 +423,12 @@ impl Names {
         out
     }
 
-    /// File `file` is at least `size` bytes long now, as its owner says:
+    /// File `file` is at least `size` bytes long now, as its owner says
+    /// (its current incarnation: the cached size is not stale any more):
     /// its cached size grows to that (never shrinks: a later growth may
     /// have been heard first). Returns whether it grew.
     pub fn grow(&mut self, file: u64, size: u64) -> bool {
+        self.stale.remove(&file);
         let mut grew = false;
         for (_, info) in self.cache.values_mut() {
             if info.file == file && info.size < size {
@@ -428,7 +441,29 @@ impl Names {
 
     /// Forgets a cached name (the manager's FORGET of it).
     pub fn forget(&mut self, name: &[u8]) {
-        self.cache.remove(name);
+        if let Some((_, i)) = self.cache.remove(name) {
+            self.stale.remove(&i.file);
+        }
+    }
+
+    /// `owner`'s manager restarted: the sizes cached of its files may be
+    /// behind its disk, stale until it says them again. Returns how many.
+    pub fn owner_restarted(&mut self, owner: HostId) -> usize {
+        let files: Vec<u64> = self
+            .cache
+            .values()
+            .filter(|(o, _)| *o == owner && owner != self.me)
+            .map(|(_, i)| i.file)
+            .collect();
+        let n = files.len();
+        self.stale.extend(files);
+        n
+    }
+
+    /// Whether `file`'s cached size is stale: its owner restarted since,
+    /// and has not said it again.
+    pub fn is_stale(&self, file: u64) -> bool {
+        self.stale.contains(&file)
     }
 
     /// Answers lookup `id` if nobody is left to hear from.
@@ -442,13 +477,21 @@ impl Names {
         };
         self.by_name.remove(&p.name);
         let mut owners = p.owners.iter();
+        // (A name asked again because its owner restarted, which cannot be
+        // asked now: as cached, still stale.)
+        let cached = self
+            .cache
+            .get(&p.name)
+            .copied()
+            .filter(|(o, _)| p.unreachable.contains(o));
         let result = match (owners.next(), owners.next()) {
             (Some((&owner, &info)), None) => {
                 self.cache.insert(p.name.clone(), (owner, info));
+                self.stale.remove(&info.file);
                 Ok((owner, info))
             }
             (None, _) if p.unreachable.is_empty() => Err(NameError::NotFound),
-            (None, _) => Err(NameError::Unreachable(p.unreachable)),
+            (None, _) => cached.ok_or(NameError::Unreachable(p.unreachable)),
             (Some(_), Some(_)) => Err(NameError::Duplicate(p.owners.keys().copied().collect())),
         };
         p.reqs
@@ -558,6 +601,53 @@ mod tests {
             n.lookup(8, b"f", None, &[2], &[]),
             vec![NameOutput::Reply {
                 req: 8,
+                result: Ok((2, grown))
+            }]
+        );
+    }
+
+    #[test]
+    fn a_restarted_owners_sizes_are_stale_until_it_says_them_again() {
+        let mut n = Names::new(1);
+        let out = n.lookup(7, b"f", None, &[2, 3], &[]);
+        let id = lookup_id(&out);
+        n.answer(3, id, None);
+        n.answer(2, id, Some(F));
+        assert!(!n.is_stale(42));
+        assert_eq!(n.owner_restarted(3), 0, "owns nothing here");
+        assert_eq!(n.owner_restarted(2), 1);
+        assert!(n.is_stale(42));
+        // Still its owner's (and its size known, if stale).
+        assert_eq!(n.owner_of(42), Some((2, F)));
+        // A LOOKUP asks everyone again, and the answer is fresh.
+        let out = n.lookup(8, b"f", None, &[2, 3], &[]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let id = lookup_id(&out);
+        n.answer(3, id, None);
+        let grown = FileInfo {
+            size: 5 * 4096,
+            ..F
+        };
+        assert_eq!(reply(&n.answer(2, id, Some(grown))), Some(Ok((2, grown))));
+        assert!(!n.is_stale(42));
+        // Asked again while the restarted owner cannot be asked: as
+        // cached, still stale.
+        n.owner_restarted(2);
+        let out = n.lookup(10, b"f", None, &[3], &[2]);
+        assert_eq!(
+            reply(&n.answer(3, lookup_id(&out), None)),
+            Some(Ok((2, grown)))
+        );
+        assert!(n.is_stale(42));
+        // Or the owner says its size (an answer, a SizeIs), even the same.
+        n.owner_restarted(2);
+        assert!(n.is_stale(42));
+        assert!(!n.grow(42, grown.size));
+        assert!(!n.is_stale(42));
+        assert_eq!(
+            n.lookup(9, b"f", None, &[2, 3], &[]),
+            vec![NameOutput::Reply {
+                req: 9,
                 result: Ok((2, grown))
             }]
         );

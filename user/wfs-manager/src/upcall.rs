@@ -209,9 +209,11 @@ pub fn handle(
         // No owner to decide: the kernel locks on this host alone.
         Request::Lock(_) => Err(libc::ENOSYS),
         // This host owns every file: the export grows it.
-        Request::Setsize { file, size, grow } => {
-            export.set_size(file, size, grow).map(|_| ReplyBody::Done)
-        }
+        // (A growth whose flush failed fails with its errno.)
+        Request::Setsize { file, size, grow } => export
+            .set_size(file, size, grow)
+            .and_then(|r| r.result())
+            .map(|_| ReplyBody::Done),
     };
     let reply = match result {
         Ok(body) => Reply {
