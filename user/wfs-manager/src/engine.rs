@@ -1772,7 +1772,7 @@ impl Engine {
                 self.size_reply(req, started, Err(libc::EHOSTDOWN));
                 return;
             }
-            let msg = self.sizes.ask(SizeAsking {
+            self.ask_owner(SizeAsking {
                 req,
                 started,
                 owner: at,
@@ -1781,13 +1781,27 @@ impl Engine {
                 grow,
                 why: SizeWhy::Setsize,
             });
-            self.send(at, PeerMsg::Size(msg));
             return;
         }
+        // (This kernel sets its own size once answered.)
+        self.owner_set_size(file, size, grow, SizeThen::Kernel { req, started, size });
+    }
+
+    /// Asks `a.owner` for the size of `a.file` (a `Set`); the answer, or
+    /// its absence, is handled as `a.why` says.
+    fn ask_owner(&mut self, a: SizeAsking) {
+        let owner = a.owner;
+        let msg = self.sizes.ask(a);
+        self.send(owner, PeerMsg::Size(msg));
+    }
+
+    /// A SETSIZE of this owner's `file` (from its kernel or a peer, which
+    /// `then` names): the export makes it so, and `then` is answered as
+    /// [`Engine::owner_sized`] says, or with the export's error.
+    fn owner_set_size(&mut self, file: u64, size: u64, grow: bool, then: SizeThen) {
         match self.export.set_size(file, size, grow) {
-            Err(e) => self.size_reply(req, started, Err(kernel_errno(e))),
-            // (This kernel sets its own size once answered.)
-            Ok(r) => self.owner_sized(file, size, r, SizeThen::Kernel { req, started, size }),
+            Err(e) => self.size_answer(then, file, Err(kernel_errno(e))),
+            Ok(r) => self.owner_sized(file, size, r, then),
         }
     }
 
@@ -1951,16 +1965,7 @@ impl Engine {
                     self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
                     return;
                 }
-                match self.export.set_size(file, size, grow) {
-                    Err(e) => {
-                        let result = Err(kernel_errno(e));
-                        self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
-                    }
-                    Ok(r) => {
-                        let then = SizeThen::Peer { host: from, id };
-                        self.owner_sized(file, size, r, then);
-                    }
-                }
+                self.owner_set_size(file, size, grow, SizeThen::Peer { host: from, id });
             }
             SizeMsg::Answer { id, result } => {
                 let Some((a, late)) = self.sizes.answered(from, id) else {
@@ -2095,7 +2100,7 @@ impl Engine {
                     // Its owner restarted since its size was cached: asked
                     // again (a `Set` that changes nothing, answered with
                     // the size).
-                    let msg = self.sizes.ask(SizeAsking {
+                    self.ask_owner(SizeAsking {
                         req: id,
                         started,
                         owner,
@@ -2104,7 +2109,6 @@ impl Engine {
                         grow: true,
                         why: SizeWhy::Getattr,
                     });
-                    self.send(owner, PeerMsg::Size(msg));
                     return;
                 }
                 self.getattr_reply(id, started, file);
