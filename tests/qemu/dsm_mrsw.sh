@@ -24,6 +24,11 @@
 #   under a spin lock in that page: it ends at 400 (writes to a page two
 #   hosts write stay coherent, upgrades racing included).
 # - After every host synced, /export/m and /export/ctl on h1 hold it all.
+# - h2 and h3 keep read copies of a page and leave the cluster, one after
+#   the other: h1, alone then, hears both leave (without a majority, only
+#   their word can tell it) and writes that page at once, with no read
+#   copy left anywhere (a leaving manager waits for its peers to
+#   acknowledge what it said last before it closes its connections).
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -177,5 +182,35 @@ if [ "$h" = 1 ]; then
     [ "$lost" = 0 ] || fail "$lost page(s) reported lost"
     echo "h1: everything is on disk"
 fi
-owner_last /wfs/ctl $((COUNTED + 32)) 1 || fail "a host never finished"
+
+# 6. Readers that leave. h2 and h3 read page 1 of /wfs/m again (a read
+# copy each), say so and finish: their managers leave the cluster, h3's
+# first. h1 waits until it has seen both leave (h1 alone then is cut off
+# from most of the cluster and takes nobody for dead on its own: only
+# their `Leaving` tells it), then writes page 1 at once: no read copy is
+# left to revoke, none waits for a host that is gone.
+if [ "$h" != 1 ]; then
+    [ "$(page 1 6)" = page-1 ] || fail "page 1 reads $(page 1 6)"
+    [ "$h" = 3 ] || $H/dsm wait /wfs/ctl $((COUNTED + 44)) 1 120 || fail "h3 never finished"
+    $H/dsm set /wfs/ctl $((COUNTED + 32 + 4 * h)) 1
+    echo "PASS h$h"
+    exit 0
+fi
+for o in 2 3; do
+    $H/dsm wait /wfs/ctl $((COUNTED + 32 + 4 * o)) 1 120 || fail "h$o never finished"
+done
+for o in 3 2; do
+    i=0
+    until wfsctl status | grep -q "^peer h$o .*; dead "; do
+        i=$((i + 1))
+        [ $i -le 600 ] || fail "h$o never left: $(wfsctl status | grep "^peer h$o")"
+        sleep 0.1
+    done
+done
+echo "h1: h2 and h3 have left"
+$H/mmapwrite /wfs/m 16384 4096 after-all-left || fail "writing page 1 after the readers left"
+[ "$(page 1 14)" = after-all-left ] || fail "page 1 reads $(page 1 14)"
+copies=$(wfsctl status | sed -n 's/^read-only copies of this host.s pages: //p')
+[ "$copies" = "h2 0, h3 0" ] || fail "read-only copies still counted at hosts that left: $copies"
+echo "h1: wrote a page the leavers had read copies of"
 echo "PASS h$h"

@@ -2,6 +2,7 @@
 # hosts: 2
 # timeout: 600
 # coherence: single mrsw
+# debug-coherence: mrsw
 #
 # The connection between two managers drops again and again while their
 # hosts share a page, and the cluster carries on: both hosts increment a

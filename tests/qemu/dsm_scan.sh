@@ -2,6 +2,7 @@
 # hosts: 2
 # timeout: 300
 # coherence: single mrsw
+# debug-coherence: mrsw
 #
 # A sequential scan of another host's file streams: h2's manager fetches
 # the pages after its kernel's READs before the kernel asks

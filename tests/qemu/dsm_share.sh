@@ -1,7 +1,9 @@
 #!/bin/sh
 # hosts: 2 3
+# debug-hosts: 3
 # timeout: 600
 # coherence: single mrsw
+# debug-coherence: mrsw
 #
 # Memory shared between guests through a file one of them owns. With 2
 # guests h1 owns the files; with 3, h3 does (the paper's Berkeley DB setup)

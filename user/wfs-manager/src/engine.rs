@@ -1246,6 +1246,20 @@ impl Engine {
         self.failure_timeout.max(self.lease) + LEASE_MARGIN
     }
 
+    /// The peers connected now that have not acknowledged every message
+    /// this host sent them (by name; a peer taken for dead is not asked).
+    fn unheard(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|p| {
+                p.conn.is_some()
+                    && p.incarnation.is_some_and(|i| !p.dead.contains(&i))
+                    && p.session.unacknowledged() > 0
+            })
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// Whether this host and the peers it is connected to are most of the
     /// configured cluster, or half of it with the host whose name sorts
     /// first: only such a side of a partition takes the other for dead, so
@@ -3157,7 +3171,7 @@ impl Handle {
             self.drain();
             if left {
                 wlog!("left the cluster: every page is back with its owner");
-                return true;
+                break;
             }
             if Instant::now() >= end {
                 wlog!(
@@ -3165,6 +3179,28 @@ impl Handle {
                     timeout.as_secs()
                 );
                 return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The peers must have what this host said last (its read-only
+        // copies released, `Leaving`) before its connections close: a
+        // message still in a socket's buffer at the close may never
+        // arrive, and a peer that missed `Leaving` waits for this host's
+        // read-only copies until it takes it for dead, which a host left
+        // alone never does.
+        loop {
+            let waiting = self.lock().unheard();
+            self.drain();
+            if waiting.is_empty() {
+                return true;
+            }
+            if Instant::now() >= end {
+                wlog!(
+                    "leaving: {} did not acknowledge this host's leaving within {} s; they take it for dead later",
+                    waiting.join(", "),
+                    timeout.as_secs()
+                );
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -3741,6 +3777,89 @@ mod tests {
 
         pub(super) fn inc(name: &str, n: u64) -> u64 {
             (u64::from(host_id(name)) << 16) | n
+        }
+    }
+
+    /// What a leaving host waits for before it closes its connections.
+    mod leaving {
+        use super::harness::{CONN, Cluster};
+        use super::*;
+
+        impl Cluster {
+            /// Host `at` acknowledges everything `peer` sent it, as a bare
+            /// acknowledgement (the harness sends none of its own).
+            fn ack(&mut self, at: &str, peer: &str) {
+                let h = self.host(at);
+                let idx = h.peer(peer);
+                let f = h.engine.peers[idx].session.ack();
+                let caused = self.step(at, peer, Frame::Page(f));
+                assert!(caused.is_empty(), "{caused:?}");
+            }
+
+            fn unheard(&mut self, at: &str) -> Vec<String> {
+                self.host(at).engine.unheard()
+            }
+        }
+
+        #[test]
+        fn a_leaving_host_waits_until_its_connected_peers_acknowledge_leaving() {
+            let mut c = Cluster::new(&["a", "b", "c"], Duration::from_secs(5));
+            for (x, y) in [
+                ("a", "b"),
+                ("a", "c"),
+                ("b", "a"),
+                ("b", "c"),
+                ("c", "a"),
+                ("c", "b"),
+            ] {
+                c.ack(x, y);
+            }
+            assert!(c.unheard("b").is_empty());
+            // A message is waited for until it is acknowledged.
+            let b = c.host("b");
+            let to_a = b.engine.peers[b.peer("a")].host;
+            let sent = c.host("b").with(|e| {
+                e.send(to_a, PeerMsg::Size(SizeMsg::IsAck { id: 7 }));
+            });
+            assert_eq!(c.unheard("b"), ["a"]);
+            c.deliver(
+                sent.into_iter()
+                    .map(|(to, f)| ("b".to_string(), to, f))
+                    .collect(),
+            );
+            assert_eq!(c.unheard("b"), ["a"], "delivered is not acknowledged");
+            c.ack("a", "b");
+            assert!(c.unheard("b").is_empty());
+            // b holds nothing: it has left at once, and told a and c.
+            let sent = c.host("b").with(|e| e.run_core(Input::Leave));
+            assert!(c.host("b").engine.left);
+            let mut to: Vec<&str> = sent.iter().map(|(to, _)| to.as_str()).collect();
+            to.sort();
+            assert_eq!(to, ["a", "c"]);
+            assert_eq!(c.unheard("b"), ["a", "c"]);
+            // a takes b for dead on its word, and closes their connection
+            // (the cluster's refusal of that incarnation): b's wait for a
+            // ends with it. A peer taken for dead is not waited for either.
+            c.deliver(
+                sent.into_iter()
+                    .map(|(to, f)| ("b".to_string(), to, f))
+                    .collect(),
+            );
+            let a = c.host("a");
+            let b_at_a = &a.engine.peers[a.peer("b")];
+            assert!(b_at_a.incarnation.is_some_and(|i| b_at_a.dead.contains(&i)));
+            let down = Event::Net(NetEvent::Down {
+                peer: c.host("b").peer("a"),
+                conn: CONN,
+            });
+            c.on("b", |e| e.event(down));
+            assert_eq!(c.unheard("b"), ["c"]);
+            let idx = c.host("b").peer("c");
+            let inc_c = c.host("b").engine.peers[idx]
+                .incarnation
+                .expect("c's incarnation");
+            c.host("b").engine.peers[idx].dead.insert(inc_c);
+            assert!(c.unheard("b").is_empty());
         }
     }
 
