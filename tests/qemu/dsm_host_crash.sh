@@ -36,9 +36,12 @@ fail() { fail_with_state "$@"; }
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 if [ "$h" = 3 ]; then
-    dd if=/dev/zero of=/export/ctr bs=4096 count=1 2>/dev/null
-    dd if=/dev/zero of=/export/log bs=4096 count=16 2>/dev/null
-    dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
+    # (Whole before their names appear, as a peer's lookup sees them.)
+    for f in ctr log ctl; do
+        [ $f = log ] && c=16 || c=1
+        dd if=/dev/zero of=/export/.$f bs=4096 count=$c 2>/dev/null
+        mv /export/.$f /export/$f
+    done
 fi
 appear 60 ctr log ctl || fail "/wfs/ctr, /wfs/log or /wfs/ctl never appeared"
 

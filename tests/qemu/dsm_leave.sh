@@ -25,7 +25,7 @@ fail() { fail_with_state "$@"; }
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 if [ "$h" = 3 ]; then
-    dd if=/dev/zero of=/export/data bs=4096 count=4 2>/dev/null
+    dd if=/dev/zero of=/export/.data bs=4096 count=4 2>/dev/null && mv /export/.data /export/data
     dd if=/dev/zero of=/export/flags bs=4096 count=1 2>/dev/null
 fi
 appear 60 data flags || fail "/wfs/data or /wfs/flags never appeared"

@@ -37,7 +37,7 @@ page() { dd if=/wfs/data bs=1 skip=$(($1 * 4096)) count=$2 2>/dev/null; }
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 case $h in
-1) dd if=/dev/zero of=/export/data bs=4096 count=4 2>/dev/null ;;
+1) dd if=/dev/zero of=/export/.data bs=4096 count=4 2>/dev/null && mv /export/.data /export/data ;;
 3) dd if=/dev/zero of=/export/flags bs=4096 count=1 2>/dev/null ;;
 esac
 appear 60 data flags || fail "/wfs/data or /wfs/flags never appeared"

@@ -75,9 +75,13 @@ others() { all_hosts | grep -vx "$owner"; }
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 
 if [ "$h" = "$owner" ]; then
-    dd if=/dev/zero of=/export/shared bs=4096 count=16 2>/dev/null
-    dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
-    $H/dsm fill /export/shared 3 || fail "cannot fill the export"
+    # (Whole and filled before their names appear: a host looking a file
+    # up while dd still writes it sees it shorter, rightly.)
+    dd if=/dev/zero of=/export/.shared bs=4096 count=16 2>/dev/null
+    dd if=/dev/zero of=/export/.ctl bs=4096 count=1 2>/dev/null
+    $H/dsm fill /export/.shared 3 || fail "cannot fill the export"
+    mv /export/.ctl /export/ctl
+    mv /export/.shared /export/shared
 else
     appear 60 shared ctl || fail "/wfs/shared or /wfs/ctl never appeared"
     [ "$(stat -c %s /wfs/shared)" = 65536 ] || fail "size $(stat -c %s /wfs/shared), not 65536"
