@@ -159,7 +159,8 @@ fi
 
 # -- 4. a host taken for dead loses its locks ---------------------------------
 if [ "$h" = 2 ]; then
-    hold /tmp/held5 600 set posix w 0 0
+    # (A wait: h1 lets its 40 s holder go only once it sees DONE4.)
+    hold /tmp/held5 600 wait posix w 0 0
     flag $HOLD5
     flagwait $WAIT5
     # SIGTERM: the manager leaves, and h1 takes this incarnation for dead
