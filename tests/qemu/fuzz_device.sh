@@ -16,14 +16,12 @@ fail() { echo "FAIL: $*"; exit 1; }
 . /opt/helpers/lib.sh
 stop_manager || fail "manager did not register"
 
-# Traffic: every new name is a LOOKUP, every file's page a READ, and
-# every tenth file is locked (F_GETLK, F_SETLK, and the unlock at exit:
-# LOCK requests); every seventh grows and shrinks (ftruncate: SETSIZE
-# requests; a write past the end would leave a dirty page that a later
-# mode's manager would be sent).
-( set +e; i=0; while :; do i=$((i + 1)); cat /wfs/f$i > /dev/null 2>&1; stat /wfs/x$i > /dev/null 2>&1
-  [ $((i % 10)) = 0 ] && /opt/helpers/lockx /wfs/f$i get posix w 0 0 set posix w 0 0 > /dev/null 2>&1
-  [ $((i % 7)) = 0 ] && /opt/helpers/filex /wfs/f$i truncate 9000 truncate 10 > /dev/null 2>&1; done ) &
+# Traffic (fstraffic, one process): every new name is a LOOKUP, every
+# file's page a READ, and every tenth file is locked (F_GETLK, F_SETLK,
+# and the unlock at close: LOCK requests); every seventh grows and shrinks
+# (ftruncate: SETSIZE requests; a write past the end would leave a dirty
+# page that a later mode's manager would be sent).
+/opt/helpers/fstraffic /wfs > /dev/null 2>&1 &
 bg=$!
 /opt/helpers/wfsfuzz 12000 $$ 500 || { kill $bg; fail "wfsfuzz found a surprise"; }
 kill $bg

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0
+// fstraffic: ordinary file traffic on a WFS mount, for a manager (or
+// wfsfuzz posing as one) to serve, until it is killed.
+//
+//   fstraffic DIR
+//
+// Round i reads file f<i> (a LOOKUP and a READ), stats x<i> (a LOOKUP);
+// every tenth round takes and tests a POSIX write lock on f<i> and closes
+// it (LOCK requests, the unlock among them); every seventh grows f<i> to
+// 9000 bytes and truncates it to 10 (SETSIZE requests). Every error is
+// ignored: the manager decides what exists. One process does it all, so
+// the next request follows the last answer at once: a shell loop forks a
+// process per operation, which under the debug kernel (KASAN, lockdep)
+// left the fuzzer waiting for traffic most of its run.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	char path[4096], buf[4096];
+	struct stat st;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: fstraffic DIR\n");
+		return 2;
+	}
+	for (unsigned long i = 1;; i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/f%lu", argv[1], i);
+		fd = open(path, O_RDONLY);
+		if (fd >= 0) {
+			while (read(fd, buf, sizeof(buf)) > 0)
+				;
+			close(fd);
+		}
+		snprintf(path, sizeof(path), "%s/x%lu", argv[1], i);
+		(void)stat(path, &st);
+		snprintf(path, sizeof(path), "%s/f%lu", argv[1], i);
+		if (i % 10 == 0) {
+			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+			fd = open(path, O_RDWR);
+			if (fd >= 0) {
+				(void)fcntl(fd, F_GETLK, &fl);
+				fl.l_type = F_WRLCK;
+				(void)fcntl(fd, F_SETLK, &fl);
+				close(fd);
+			}
+		}
+		if (i % 7 == 0) {
+			fd = open(path, O_RDWR);
+			if (fd >= 0) {
+				(void)ftruncate(fd, 9000);
+				(void)ftruncate(fd, 10);
+				close(fd);
+			}
+		}
+	}
+}
