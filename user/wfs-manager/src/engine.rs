@@ -367,6 +367,14 @@ struct Peer {
     acked_first: u64,
 }
 
+impl Peer {
+    /// Its incarnation if this host has heard of one and not taken it for
+    /// dead.
+    fn live_incarnation(&self) -> Option<u64> {
+        self.incarnation.filter(|i| !self.dead.contains(i))
+    }
+}
+
 /// A READ waiting for its page.
 struct Waiting {
     page: PageId,
@@ -1161,7 +1169,7 @@ impl Engine {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
-                let inc = p.incarnation.filter(|inc| !p.dead.contains(inc))?;
+                let inc = p.live_incarnation()?;
                 // (One already waiting for its lease to run out is taken
                 // for dead by `check_leases`.)
                 if p.declare_later == Some(inc) {
@@ -1252,9 +1260,7 @@ impl Engine {
         self.peers
             .iter()
             .filter(|p| {
-                p.conn.is_some()
-                    && p.incarnation.is_some_and(|i| !p.dead.contains(&i))
-                    && p.session.unacknowledged() > 0
+                p.conn.is_some() && p.live_incarnation().is_some() && p.session.unacknowledged() > 0
             })
             .map(|p| p.name.clone())
             .collect()
@@ -1612,7 +1618,7 @@ impl Engine {
     fn peer_gone(&self, host: HostId) -> bool {
         self.by_host.get(&host).is_none_or(|&i| {
             let p = &self.peers[i];
-            p.incarnation.is_none_or(|inc| p.dead.contains(&inc))
+            p.live_incarnation().is_none()
         })
     }
 
@@ -1889,8 +1895,8 @@ impl Engine {
             .peers
             .iter()
             .filter(|p| {
-                p.incarnation
-                    .is_some_and(|i| !p.dead.contains(&i) && p.declare_later != Some(i))
+                p.live_incarnation()
+                    .is_some_and(|i| p.declare_later != Some(i))
             })
             .collect();
         let connected = live
