@@ -893,14 +893,20 @@ impl Engine {
         for idx in out {
             let p = &mut self.peers[idx];
             p.fenced = true;
-            p.fence_logged = true;
             let owner = p.host;
-            wlog!(
-                "peer {}: no answer for {} s (lease): fencing this host off its pages until it answers",
-                p.name,
-                self.lease.as_secs()
-            );
-            Counters::add(&self.counters.fencings, 1);
+            // A peer that left, or was taken for dead, is not answering
+            // as expected: the fence still runs (nothing of its pages
+            // stays here on a lease that ran out), but it is neither news
+            // nor a fencing of a live peer.
+            if p.live_incarnation().is_some() {
+                p.fence_logged = true;
+                wlog!(
+                    "peer {}: no answer for {} s (lease): fencing this host off its pages until it answers",
+                    p.name,
+                    self.lease.as_secs()
+                );
+                Counters::add(&self.counters.fencings, 1);
+            }
             self.run_core(Input::Fence { owner });
         }
         // Deaths that waited for a lease to run out.
@@ -3866,6 +3872,44 @@ mod tests {
                 .expect("c's incarnation");
             c.host("b").engine.peers[idx].dead.insert(inc_c);
             assert!(c.unheard("b").is_empty());
+        }
+
+        #[test]
+        fn a_peer_that_left_is_fenced_without_a_fencing_counted() {
+            let mut c = Cluster::new(&["a", "b"], Duration::from_secs(5));
+            c.ack("a", "b");
+            c.ack("b", "a");
+            let sent = c.host("b").with(|e| e.run_core(Input::Leave));
+            c.deliver(
+                sent.into_iter()
+                    .map(|(to, f)| ("b".to_string(), to, f))
+                    .collect(),
+            );
+            let fencings =
+                |c: &mut Cluster| c.host("a").engine.counters.fencings.load(Ordering::Relaxed);
+            let before = fencings(&mut c);
+            // Its lease then runs out, as it does for a host that left.
+            let a = c.host("a");
+            let idx = a.peer("b");
+            a.engine.peers[idx].lease_until = Some(Instant::now());
+            c.on("a", |e| e.check_leases());
+            let a = c.host("a");
+            assert!(a.engine.peers[idx].fenced, "the fence runs all the same");
+            assert!(!a.engine.peers[idx].fence_logged);
+            assert_eq!(
+                fencings(&mut c),
+                before,
+                "a host that left is not a fencing"
+            );
+            // A live peer whose lease runs out is one.
+            let mut c = Cluster::new(&["a", "b"], Duration::from_secs(5));
+            c.ack("a", "b");
+            let a = c.host("a");
+            let idx = a.peer("b");
+            a.engine.peers[idx].lease_until = Some(Instant::now());
+            c.on("a", |e| e.check_leases());
+            assert!(c.host("a").engine.peers[idx].fence_logged);
+            assert_eq!(fencings(&mut c), 1);
         }
     }
 
