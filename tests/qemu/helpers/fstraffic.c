@@ -20,7 +20,7 @@
 
 int main(int argc, char **argv)
 {
-	char path[4096], buf[4096];
+	char path[4096], other[4096], buf[4096];
 	struct stat st;
 
 	if (argc != 2) {
@@ -37,9 +37,8 @@ int main(int argc, char **argv)
 				;
 			close(fd);
 		}
-		snprintf(path, sizeof(path), "%s/x%lu", argv[1], i);
-		(void)stat(path, &st);
-		snprintf(path, sizeof(path), "%s/f%lu", argv[1], i);
+		snprintf(other, sizeof(other), "%s/x%lu", argv[1], i);
+		(void)stat(other, &st);
 		if (i % 10 == 0) {
 			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 
