@@ -319,6 +319,11 @@ pub const HOST_DOWN: i32 = 112;
 /// (Linux's `EAGAIN`): try again.
 pub const BUSY: i32 = 11;
 
+/// `errno` for a fault of a page at or past its file's limit (a shrink
+/// under way or done, [`Core::set_limit`]) (Linux's `ENXIO`): the page is
+/// past the end of the file.
+pub const PAST_END: i32 = 6;
+
 /// `errno` for a writeback to an owner whose lease this host lost
 /// (Linux's `ETIMEDOUT`): the kernel keeps the page dirty, and the page
 /// goes home with the fence.
@@ -434,6 +439,15 @@ pub enum Input {
     /// Time has passed since data that no kernel holds dirty failed to
     /// reach its owner's disk ([`Core::retrying`]): it is sent again.
     Retry,
+    /// Owner side, as `file` shrinks: every page of it from `first` on
+    /// comes home, from every host (this one's kernel included) that holds
+    /// it or a read-only copy of it, its dirty data to the disk, and no
+    /// host holds it afterwards. Set the file's limit first
+    /// ([`Core::set_limit`]) so that no other transaction hands such a page
+    /// out again, then feed this until [`Core::recalled`] says the pages
+    /// are home: a page moving, or one this host's kernel is still
+    /// faulting in, is recalled by a later `Recall`.
+    Recall { file: u64, first: u64 },
 }
 
 impl Input {
@@ -922,6 +936,15 @@ pub struct Core {
     revokes: HashMap<PageId, Txn>,
     /// Holder side: `Share`s whose DOWNGRADE is under way, by page.
     shares: HashMap<PageId, Txn>,
+    /// Owner side: per file, the first page no transaction but a recall's
+    /// hands out ([`Core::set_limit`]).
+    limits: HashMap<u64, u64>,
+    /// Owner side: the recalls' own transactions ([`Input::Recall`]), by
+    /// page: the page comes to this host, its dirty data goes to the
+    /// disk, and this host lets it go at once.
+    recalls: HashMap<PageId, Txn>,
+    /// Owner side: pages this host's kernel is giving up for a recall.
+    recalling: BTreeSet<PageId>,
 }
 
 /// Dirty data kept for an owner's next incarnation: of `epoch`, taken
@@ -993,6 +1016,9 @@ impl Core {
             wrote: HashSet::new(),
             revokes: HashMap::new(),
             shares: HashMap::new(),
+            limits: HashMap::new(),
+            recalls: HashMap::new(),
+            recalling: BTreeSet::new(),
         }
     }
 
@@ -1168,6 +1194,56 @@ impl Core {
         self.owners.get(&file).copied()
     }
 
+    /// Owner side: from now on no transaction hands out a page of `file`
+    /// from `first` on (`None`: any page), but a recall's
+    /// ([`Input::Recall`]): the file shrinks, or has shrunk, to end in
+    /// page `first - 1`. A request for such a page fails ([`PAST_END`]),
+    /// queued or not; one already under way ends as it would.
+    pub fn set_limit(&mut self, file: u64, first: Option<u64>) {
+        match first {
+            Some(first) => self.limits.insert(file, first),
+            None => self.limits.remove(&file),
+        };
+    }
+
+    /// Owner side: whether `page` is at or past its file's limit.
+    fn past_limit(&self, page: PageId) -> bool {
+        self.limits
+            .get(&page.file)
+            .is_some_and(|&first| page.index >= first)
+    }
+
+    /// Owner side: whether every page of `file` from `first` on is home
+    /// ([`Input::Recall`]): no host holds it or a read-only copy of it,
+    /// none is moving or queued for, and every write of its data to the
+    /// disk is reported done (so a truncation of the file now cuts
+    /// nothing that is still on its way).
+    pub fn recalled(&self, file: u64, first: u64) -> bool {
+        if !self.rebuild.is_empty() {
+            // (Who holds what is not known yet.)
+            return false;
+        }
+        let past = |p: &PageId| p.file == file && p.index >= first;
+        let dir_quiet = self.dir.iter().filter(|(p, _)| past(p)).all(|(_, d)| {
+            d.busy.is_none()
+                && d.queue.is_empty()
+                && d.holder.is_none()
+                && d.readers.is_empty()
+                && d.revoking.is_empty()
+                && d.writing == 0
+                && d.unwritten.is_none()
+        });
+        dir_quiet
+            && !self.epochs.keys().any(past)
+            && !self.faults.keys().any(past)
+            && !self.upgrading.keys().any(past)
+            && !self.fetching.keys().any(past)
+            && !self.recalls.keys().any(past)
+            && !self.recalling.iter().any(past)
+            && !self.puts.values().any(|w| past(&w.page()))
+            && !self.retry.iter().any(|r| past(&r.page))
+    }
+
     /// Whether this host waits for `page` (a READ of it is outstanding).
     pub fn faulting(&self, page: PageId) -> bool {
         self.faults.contains_key(&page)
@@ -1220,6 +1296,8 @@ impl Core {
             + self.upgrading.len()
             + self.revokes.len()
             + self.shares.len()
+            + self.recalls.len()
+            + self.recalling.len()
             + self
                 .dir
                 .values()
@@ -1277,6 +1355,15 @@ impl Core {
                     return Ok(());
                 }
                 let owner = self.owner(page.file)?;
+                if owner == self.me && self.past_limit(page) {
+                    // Past the end of a file that shrinks (or shrank): no
+                    // page to give, nor one to wait for (a recall's).
+                    out.push(Output::ReadFailed {
+                        req,
+                        error: PAST_END,
+                    });
+                    return Ok(());
+                }
                 if let Some(p) = self.faults.get_mut(&page) {
                     p.reqs.push(req);
                     if p.access == Access::Prefetch {
@@ -1423,13 +1510,14 @@ impl Core {
                 // leave is not over before the `Absent`.)
                 let share = self.shares.get(&page).copied();
                 let fenced = self.fencing.remove(&page);
+                let recalled = self.recalling.remove(&page);
                 let evicted = self.evicting.get(&page) == Some(&false);
                 if evicted {
                     self.evicting.remove(&page);
                 }
                 let Some(f) = self.fetching.remove(&page) else {
                     let left = self.leaving.as_mut().is_some_and(|l| l.remove(&page));
-                    if left || fenced || evicted {
+                    if left || fenced || evicted || recalled {
                         let present = contents.is_some();
                         let (dirty, put) = self.release(page, contents, out, local)?;
                         match put {
@@ -1656,6 +1744,8 @@ impl Core {
                     // this host says it has left.
                     let failed = self.fail_faults(|_, _| true, SHUTTING_DOWN, out);
                     self.abandoned.extend(failed);
+                    // (Recalls for nobody end with them.)
+                    self.recalls.clear();
                     self.refetch.clear();
                     // And UPGRADEs (first: their folios unlock for the
                     // DROPs below).
@@ -1810,6 +1900,35 @@ impl Core {
                         out,
                         local,
                     );
+                }
+            }
+            Input::Recall { file, first } => {
+                if self.owner(file)? != self.me
+                    || self.leaving.is_some()
+                    || !self.rebuild.is_empty()
+                {
+                    // (Not while its directory is rebuilt: who holds what
+                    // is not known yet.)
+                    return Ok(());
+                }
+                let past = |p: &PageId| p.file == file && p.index >= first;
+                let mut pages: BTreeSet<PageId> =
+                    self.epochs.keys().copied().filter(past).collect();
+                pages.extend(
+                    self.dir
+                        .iter()
+                        .filter(|(p, d)| {
+                            past(p)
+                                && (d.holder.is_some()
+                                    || !d.readers.is_empty()
+                                    || !d.revoking.is_empty()
+                                    || d.busy.is_some()
+                                    || !d.queue.is_empty())
+                        })
+                        .map(|(p, _)| *p),
+                );
+                for page in pages {
+                    self.recall(page, out, local);
                 }
             }
             Input::Evict { page, downgrade } => {
@@ -2022,6 +2141,7 @@ impl Core {
     /// it is under way for a fence or an eviction).
     fn taking(&self, page: PageId) -> bool {
         self.fencing.contains(&page)
+            || self.recalling.contains(&page)
             || self.evicting.get(&page) == Some(&false)
             || self.revokes.contains_key(&page)
     }
@@ -2210,8 +2330,18 @@ impl Core {
                     self.put_home(owner, page, epoch, data.clone(), true, out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);
+                if self.recalls.get(&page) == Some(&txn) {
+                    // Recalled: home now (its dirty data is on its way to
+                    // the disk, just sent), and held by nobody.
+                    self.recalls.remove(&page);
+                    self.release(page, None, out, local)?;
+                }
             }
             Msg::Failed { txn, page, error } => {
+                if self.recalls.get(&page) == Some(&txn) {
+                    // (Its disk read failed: nobody holds the page.)
+                    self.recalls.remove(&page);
+                }
                 if self.owner(page.file)? != from {
                     return Err(unexpected(&msg));
                 }
@@ -3670,6 +3800,35 @@ impl Core {
         }
     }
 
+    /// Owner side: brings `page` home for [`Input::Recall`], unless it is
+    /// under way already or cannot be now (a move from this host, or this
+    /// host's own fault of it, is under way: a later `Recall` does it).
+    fn recall(&mut self, page: PageId, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
+        if self.recalls.contains_key(&page)
+            || self.faults.contains_key(&page)
+            || self.upgrading.contains_key(&page)
+            || self.fetching.contains_key(&page)
+        {
+            return;
+        }
+        if self.epochs.contains_key(&page) {
+            // This host's kernel has it (or had it and let it go): it gives
+            // it up, its dirty data goes to the disk, and the directory
+            // hears that this host holds it no more (`Released`).
+            if !self.taking(page) {
+                self.recalling.insert(page);
+                out.push(Output::Invalidate { page });
+            }
+            return;
+        }
+        // Another host holds it, or read-only copies, or a transaction is
+        // under way or queued: this host asks for the writable copy for
+        // nobody, behind them, and lets it go as it comes.
+        let txn = self.new_txn();
+        self.recalls.insert(page, txn);
+        self.ask(self.me, page, txn, Vec::new(), Access::Write, out, local);
+    }
+
     /// Asks `owner` for `page` (transaction `txn`, `access`) for the
     /// kernel's requests `reqs`.
     #[allow(clippy::too_many_arguments)]
@@ -3735,6 +3894,14 @@ impl Core {
         out: &mut Vec<Output>,
         local: &mut VecDeque<Msg>,
     ) {
+        if self.past_limit(page) && self.recalls.get(&page) != Some(&txn) {
+            // Past the end of a file that shrinks (or shrank): refused,
+            // and the next request is looked at.
+            let error = PAST_END;
+            self.send(to, Msg::Failed { txn, page, error }, out, local);
+            self.next_txn_of(page, out, local);
+            return;
+        }
         let d = self.dir.entry(page).or_default();
         d.busy = Some((txn, to));
         d.want = want;

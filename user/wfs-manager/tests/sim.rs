@@ -60,8 +60,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::collections::BTreeSet;
 
 use wfs_manager::protocol::{
-    Access, Coherence, Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PREFETCH_REFUSED,
-    PageId, SHUTTING_DOWN, SUPERSEDED, UpgradeAnswer,
+    Access, Coherence, Core, FENCED, HOST_DOWN, HostId, Input, Msg, Output, PAST_END,
+    PREFETCH_REFUSED, PageId, SHUTTING_DOWN, SUPERSEDED, UpgradeAnswer,
 };
 use wfs_manager::session::{Frame, Session};
 
@@ -290,11 +290,36 @@ struct Sim {
     /// Data an owner's incarnation that died never had, delivered to its
     /// next incarnation ([`Msg::Orphan`]).
     orphans: u32,
+    /// Whether owners shrink their files now and then (`protocol_simulation_shrink`).
+    shrinks: bool,
+    /// Files shrinking: the first page past the new end. Their owner has
+    /// set the limit and recalls the pages from there on.
+    shrinking: BTreeMap<u64, u64>,
+    /// Pages a shrink cut, and the first value written after the cut:
+    /// no value older than that may reach a disk or a reader again.
+    cut: BTreeMap<PageId, u64>,
+    /// Pages ever past a limit: a fault or UPGRADE of one may fail with
+    /// `PAST_END` (its refusal may arrive after the shrink is over).
+    gated: BTreeSet<PageId>,
+    /// Shrinks started, completed (every page past the end home, none in
+    /// any kernel), abandoned (their owner crashed or left), and faults
+    /// refused as past the end.
+    shrinks_started: u32,
+    shrinks_done: u32,
+    shrinks_abandoned: u32,
+    past_end: u32,
     log: Vec<String>,
 }
 
 impl Sim {
-    fn new(seed: u64, nhosts: usize, files: usize, pages_per_file: u64, mrsw: bool) -> Sim {
+    fn new(
+        seed: u64,
+        nhosts: usize,
+        files: usize,
+        pages_per_file: u64,
+        mrsw: bool,
+        shrinks: bool,
+    ) -> Sim {
         let mut rng = Rng::new(seed);
         let mut owners = HashMap::new();
         let mut pages = Vec::new();
@@ -366,6 +391,14 @@ impl Sim {
             floor: BTreeMap::new(),
             returned: 0,
             orphans: 0,
+            shrinks,
+            shrinking: BTreeMap::new(),
+            cut: BTreeMap::new(),
+            gated: BTreeSet::new(),
+            shrinks_started: 0,
+            shrinks_done: 0,
+            shrinks_abandoned: 0,
+            past_end: 0,
             rng,
             hosts,
             net: BTreeMap::new(),
@@ -496,6 +529,11 @@ impl Sim {
         if let Input::DiskWritten { ack, error: 0, .. } = &input
             && let Some((page, v)) = self.hosts[h].disk_pending.remove(ack)
         {
+            if self.cut.get(&page).is_some_and(|&c| v < c) {
+                self.fail(format!(
+                    "h{h}: {v}, written to {page:?} before a shrink cut it, reached the disk after the cut"
+                ));
+            }
             let old = self.hosts[h].disk.insert(page, v).unwrap_or(0);
             if v < old {
                 self.fail(format!(
@@ -566,7 +604,9 @@ impl Sim {
                     let Some((wpage, value)) = self.writes.remove(&req) else {
                         self.fail(format!("h{h}: WRITE {req} answered twice or never sent"));
                     };
-                    if error == 0 {
+                    if error == 0 && self.cut.get(&wpage).is_some_and(|&c| value < c) {
+                        // Synced, and cut by a shrink since.
+                    } else if error == 0 {
                         // Synced: the owner's disk holds it, or newer data,
                         // from now on.
                         let synced = self.synced.entry(wpage).or_default();
@@ -721,6 +761,7 @@ impl Sim {
                     let page = self.hosts[h].prefetching.remove(&req).expect("checked");
                     if error != PREFETCH_REFUSED
                         && error != 5
+                        && !(error == PAST_END && self.gated.contains(&page))
                         && !(error == SHUTTING_DOWN
                             && (self.hosts[h].leaving || self.owner_leaves(page)))
                         && !(error == HOST_DOWN && self.owner_died(page))
@@ -737,10 +778,14 @@ impl Sim {
                         && !(error == SHUTTING_DOWN
                             && (self.hosts[h].leaving || self.owner_leaves(page)))
                         && !(error == HOST_DOWN && self.owner_died(page))
+                        && !(error == PAST_END && self.gated.contains(&page))
                     {
                         self.fail(format!(
                             "h{h}: READ {req} failed with {error}, not the disk's 5"
                         ));
+                    }
+                    if error == PAST_END {
+                        self.past_end += 1;
                     }
                     if self.abandoned.remove(&req).is_none() {
                         let page = self.fault_of(h, req);
@@ -1116,6 +1161,7 @@ impl Sim {
             UpgradeAnswer::Failed(e) => {
                 if !(e == HOST_DOWN && self.owner_died(page))
                     && !(e == SHUTTING_DOWN && (self.hosts[h].leaving || self.owner_leaves(page)))
+                    && !(e == PAST_END && self.gated.contains(&page))
                 {
                     self.fail(format!("h{h}: UPGRADE {req} of {page:?} failed with {e}"));
                 }
@@ -1147,6 +1193,11 @@ impl Sim {
                 if got < synced {
                     self.fail(format!(
                         "h{h} read {got} from lost {page:?}, but a WRITE of {synced} was acknowledged as on the owner's disk"
+                    ));
+                }
+                if got != 0 && self.cut.get(&page).is_some_and(|&c| got < c) {
+                    self.fail(format!(
+                        "h{h} read {got} from lost {page:?}, written before a shrink cut the page"
                     ));
                 }
                 let floor = self.floor.get(&page).map_or(0, |f| f.0);
@@ -1276,6 +1327,9 @@ impl Sim {
     /// page has one writable copy or read-only ones only, after it).
     fn step(&mut self, apps: bool, flush: bool) -> bool {
         let went = self.one_step(apps, flush);
+        if self.shrinks {
+            self.complete_shrinks();
+        }
         if !self.modes.is_empty() {
             for i in 0..self.pages.len() {
                 self.check_single_copy(self.pages[i]);
@@ -1332,6 +1386,7 @@ impl Sim {
                 !self.hosts[h].kernel.deferred.is_empty()
                     || self.hosts[h].core.retrying()
                     || !self.hosts[h].kept.is_empty()
+                    || self.recalls_left(h)
             })
             .collect();
         let mut choices =
@@ -1345,6 +1400,9 @@ impl Sim {
                 choices += 1;
             }
             if self.timeouts {
+                choices += 1;
+            }
+            if self.shrinks {
                 choices += 1;
             }
             if self.evictions {
@@ -1445,6 +1503,11 @@ impl Sim {
         c -= undeclared.len();
         if c < timers.len() {
             let h = timers[c];
+            let inc = self.hosts[h].incarnation;
+            self.recall_again(h);
+            if self.hosts[h].incarnation != inc {
+                return true;
+            }
             self.retry_busy(h);
             if self.hosts[h].core.retrying() {
                 self.input(h, Input::Retry);
@@ -1504,6 +1567,13 @@ impl Sim {
             }
             c -= 1;
         }
+        if apps && self.shrinks {
+            if c == 0 {
+                self.shrink();
+                return true;
+            }
+            c -= 1;
+        }
         if apps && self.evictions {
             if c == 0 {
                 let h = self.rng.below(self.hosts.len());
@@ -1546,6 +1616,99 @@ impl Sim {
             self.kernel_event(dirty_hosts[c], true);
         }
         true
+    }
+
+    /// Whether host `h` owns a shrinking file whose pages are not all home
+    /// yet: its engine's timer recalls them again.
+    fn recalls_left(&self, h: usize) -> bool {
+        self.shrinking.iter().any(|(f, &first)| {
+            self.owners[f] as usize == h && !self.hosts[h].core.recalled(*f, first)
+        })
+    }
+
+    /// Host `h`'s engine recalls the pages of its shrinking files again
+    /// (those moving, or faulted by its own kernel, when it last tried).
+    fn recall_again(&mut self, h: usize) {
+        let files: Vec<(u64, u64)> = self
+            .shrinking
+            .iter()
+            .filter(|(f, _)| self.owners[f] as usize == h)
+            .map(|(&f, &first)| (f, first))
+            .collect();
+        let inc = self.hosts[h].incarnation;
+        for (file, first) in files {
+            if self.hosts[h].incarnation != inc {
+                return;
+            }
+            if !self.hosts[h].core.recalled(file, first) {
+                self.input(h, Input::Recall { file, first });
+            }
+        }
+    }
+
+    /// An owner starts shrinking one of its files (SETSIZE to a smaller
+    /// size, at the owner): the file's limit first, then the recall of
+    /// every page past the new end.
+    fn shrink(&mut self) {
+        let file = self.pages[self.rng.below(self.pages.len())].file;
+        let o = self.owners[&file] as usize;
+        if self.shrinking.contains_key(&file) || self.hosts[o].leaving {
+            return;
+        }
+        let per_file = self.pages.iter().filter(|p| p.file == file).count();
+        let first = self.rng.below(per_file) as u64;
+        self.shrinks_started += 1;
+        self.shrinking.insert(file, first);
+        let past: Vec<PageId> = self
+            .pages
+            .iter()
+            .copied()
+            .filter(|p| p.file == file && p.index >= first)
+            .collect();
+        self.gated.extend(past);
+        self.log
+            .push(format!("h{o} shrinks file {file} to {first} pages"));
+        self.hosts[o].core.set_limit(file, Some(first));
+        self.input(o, Input::Recall { file, first });
+    }
+
+    /// Shrinks whose pages are all home, as their owner's core says: no
+    /// kernel may hold any of them (the invariant of a shrink). The owner
+    /// cuts them on its disk; then the file grows back to its old size,
+    /// its pages past the cut zero, and the limit goes.
+    fn complete_shrinks(&mut self) {
+        let done: Vec<(u64, u64)> = self
+            .shrinking
+            .iter()
+            .filter(|&(f, &first)| self.hosts[self.owners[f] as usize].core.recalled(*f, first))
+            .map(|(&f, &first)| (f, first))
+            .collect();
+        for (file, first) in done {
+            let past = |p: &PageId| p.file == file && p.index >= first;
+            for (h, host) in self.hosts.iter().enumerate() {
+                if let Some(p) = host.kernel.cache.keys().find(|p| past(p)) {
+                    self.fail(format!(
+                        "the shrink of file {file} to {first} pages is done, but h{h}'s kernel still holds {p:?}"
+                    ));
+                }
+            }
+            let o = self.owners[&file] as usize;
+            let pages: Vec<PageId> = self.pages.iter().copied().filter(past).collect();
+            for page in pages {
+                self.hosts[o].disk.remove(&page);
+                self.last.insert(page, 0);
+                self.synced.remove(&page);
+                self.unknown.remove(&page);
+                self.floor.remove(&page);
+                self.cut.insert(page, self.next_value);
+            }
+            self.hosts[o].core.set_limit(file, None);
+            self.shrinking.remove(&file);
+            self.shrinks_done += 1;
+            self.log.push(format!(
+                "h{o}: file {file} cut at {first} pages, and grown back"
+            ));
+        }
     }
 
     /// Whether host `x` has fenced itself off `o`'s pages and is done with
@@ -1778,6 +1941,10 @@ impl Sim {
         let x = h as HostId;
         let n = self.hosts.len();
         self.crashed += 1;
+        // Its shrinks end with it (their SETSIZEs fail): nothing was cut.
+        let before = self.shrinking.len();
+        self.shrinking.retain(|f, _| self.owners[f] != x);
+        self.shrinks_abandoned += (before - self.shrinking.len()) as u32;
         let old = self.hosts[h].incarnation;
         self.log.push(format!(
             "h{h} {} (incarnation {old} ends)",
@@ -2147,6 +2314,10 @@ struct Tally {
     prefetches: u64,
     prefetch_hits: u64,
     unread: u64,
+    shrinks_started: u64,
+    shrinks_done: u64,
+    shrinks_abandoned: u64,
+    past_end: u64,
 }
 
 impl std::ops::Add for Tally {
@@ -2176,6 +2347,10 @@ impl std::ops::Add for Tally {
             prefetches: self.prefetches + o.prefetches,
             prefetch_hits: self.prefetch_hits + o.prefetch_hits,
             unread: self.unread + o.unread,
+            shrinks_started: self.shrinks_started + o.shrinks_started,
+            shrinks_done: self.shrinks_done + o.shrinks_done,
+            shrinks_abandoned: self.shrinks_abandoned + o.shrinks_abandoned,
+            past_end: self.past_end + o.past_end,
         }
     }
 }
@@ -2183,12 +2358,18 @@ impl std::ops::Add for Tally {
 /// Runs one schedule (`mrsw`: with most files read-replicated); returns
 /// what it did.
 fn run_seed(seed: u64, mrsw: bool) -> Tally {
+    run_seed_with(seed, mrsw, false)
+}
+
+/// Runs one schedule, with owners shrinking files now and then if
+/// `shrinks`.
+fn run_seed_with(seed: u64, mrsw: bool, shrinks: bool) -> Tally {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let hosts = 3 + rng.below(3);
     let files = 1 + rng.below(2);
     let pages = 1 + rng.below(4) as u64;
     let steps = 200 + rng.below(800);
-    let mut sim = Sim::new(seed, hosts, files, pages, mrsw);
+    let mut sim = Sim::new(seed, hosts, files, pages, mrsw, shrinks);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run_schedule(steps)));
     if let Err(e) = result {
         let msg = e
@@ -2197,10 +2378,20 @@ fn run_seed(seed: u64, mrsw: bool) -> Tally {
             .unwrap_or_else(|| "panic".into());
         panic!(
             "simulation failed with seed {seed}{} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops, {} crashes); replay with WFS_SIM_SEED={seed}{}\n{msg}",
-            if mrsw { " (mrsw)" } else { "" },
+            match (mrsw, shrinks) {
+                (false, false) => "",
+                (true, false) => " (mrsw)",
+                (false, true) => " (shrinks)",
+                (true, true) => " (mrsw, shrinks)",
+            },
             sim.drops,
             sim.crashed,
-            if mrsw { " WFS_SIM_MRSW=1" } else { "" }
+            match (mrsw, shrinks) {
+                (false, false) => "",
+                (true, false) => " WFS_SIM_MRSW=1",
+                (false, true) => " WFS_SIM_SHRINK=1",
+                (true, true) => " WFS_SIM_SHRINK=1 WFS_SIM_MRSW=1",
+            }
         );
     }
     if std::env::var("WFS_SIM_SHOW").is_ok_and(|v| v == "1") {
@@ -2230,6 +2421,10 @@ fn run_seed(seed: u64, mrsw: bool) -> Tally {
         prefetches: u64::from(sim.prefetches),
         prefetch_hits: u64::from(sim.prefetch_hits),
         unread: u64::from(sim.unread),
+        shrinks_started: u64::from(sim.shrinks_started),
+        shrinks_done: u64::from(sim.shrinks_done),
+        shrinks_abandoned: u64::from(sim.shrinks_abandoned),
+        past_end: u64::from(sim.past_end),
     }
 }
 
@@ -2253,7 +2448,9 @@ fn schedules_that_once_failed() {
 
 #[test]
 fn protocol_simulation() {
-    if std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1") {
+    if std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1")
+        || std::env::var("WFS_SIM_SHRINK").is_ok_and(|v| v == "1")
+    {
         return;
     }
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
@@ -2356,7 +2553,9 @@ fn schedules() -> u64 {
 fn protocol_simulation_mrsw() {
     let only = std::env::var("WFS_SIM_MRSW").ok();
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        if only.is_some_and(|v| v == "1") {
+        if only.is_some_and(|v| v == "1")
+            && !std::env::var("WFS_SIM_SHRINK").is_ok_and(|v| v == "1")
+        {
             let t = run_seed(seed.parse().expect("WFS_SIM_SEED is a number"), true);
             eprintln!("seed {seed} (mrsw): passed, {t:?}");
         }
@@ -2406,6 +2605,47 @@ fn protocol_simulation_mrsw() {
         t.leaves,
         t.fences,
         t.evictions
+    );
+}
+
+/// The same seeds in both modes, with owners shrinking their files now
+/// and then (Documentation/fs-plan.md, step 1): the owner sets the file's
+/// limit, so that no page past the new end is handed out again, and
+/// recalls every page past it from every host (`Input::Recall`, fed again
+/// by its timer until `Core::recalled`). Checked on top of the other
+/// rules: once the core says the pages are home, no kernel holds any of
+/// them; the owner then cuts them on its disk (and the file grows back,
+/// its pages zero), and no value written before the cut ever reaches a
+/// disk or a reader again. Faults past the limit fail with `PAST_END`.
+/// `WFS_SIM_SHRINK=1 WFS_SIM_SEED=N` (with `WFS_SIM_MRSW=1`) replays one.
+#[test]
+fn protocol_simulation_shrink() {
+    let only = std::env::var("WFS_SIM_SHRINK").is_ok_and(|v| v == "1");
+    let mrsw = std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1");
+    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
+        if only {
+            let t = run_seed_with(seed.parse().expect("WFS_SIM_SEED is a number"), mrsw, true);
+            eprintln!("seed {seed} (shrinks): passed, {t:?}");
+        }
+        return;
+    }
+    let schedules = schedules();
+    let t = (0..schedules)
+        .flat_map(|seed| {
+            [
+                run_seed_with(seed, false, true),
+                run_seed_with(seed, true, true),
+            ]
+        })
+        .fold(Tally::default(), |a, b| a + b);
+    eprintln!("{schedules} schedules with shrinks passed, in each mode: {t:?}");
+    assert!(
+        t.shrinks_done >= schedules && t.past_end >= schedules / 10,
+        "only {} shrinks done ({} started, {} abandoned) and {} faults refused past the end in {schedules} schedules",
+        t.shrinks_done,
+        t.shrinks_started,
+        t.shrinks_abandoned,
+        t.past_end
     );
 }
 
