@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -431,28 +431,42 @@ impl Forget {
 /// Largest file size: the kernel's `MAX_LFS_FILESIZE` on 64-bit hosts.
 pub const SIZE_MAX: u64 = i64::MAX as u64;
 
+/// [`Size`]'s flag: the file was cut to exactly that size.
+pub const SIZE_CUT: u32 = 1;
+
 /// The argument of [`IOC_SIZE`], `struct wfs_size`: `file` u64, `size` u64
-/// (at most [`SIZE_MAX`]).
+/// (at most [`SIZE_MAX`]), `flags` u32 (0 or [`SIZE_CUT`]), `reserved`
+/// u32 (0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Size {
     /// File id.
     pub file: u64,
     /// The file's size, as its owner has it.
     pub size: u64,
+    /// The owner cut the file to exactly `size` (a shrink; no page past
+    /// the new end is cached on this host any more): a cached inode takes
+    /// that size. Else a cached inode that is shorter grows to it.
+    pub cut: bool,
 }
 
 impl Size {
     /// Encoded size.
-    pub const LEN: usize = 16;
+    pub const LEN: usize = 24;
 
-    /// Decodes a block; a size past [`SIZE_MAX`] is [`DecodeError::BadField`].
+    /// Decodes a block; a size past [`SIZE_MAX`], an unknown flag or a
+    /// non-zero reserved field is [`DecodeError::BadField`].
     pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         if b.len() < Self::LEN {
             return Err(DecodeError::Short);
         }
+        let flags = get_u32(b, 16)?;
+        if flags & !SIZE_CUT != 0 || get_u32(b, 20)? != 0 {
+            return Err(DecodeError::BadField);
+        }
         let s = Size {
             file: get_u64(b, 0)?,
             size: get_u64(b, 8)?,
+            cut: flags & SIZE_CUT != 0,
         };
         if s.size > SIZE_MAX {
             return Err(DecodeError::BadField);
@@ -464,6 +478,9 @@ impl Size {
     pub fn encode(&self, b: &mut [u8; Self::LEN]) {
         put(b, 0, &self.file.to_le_bytes());
         put(b, 8, &self.size.to_le_bytes());
+        let flags = if self.cut { SIZE_CUT } else { 0 };
+        put(b, 16, &flags.to_le_bytes());
+        put(b, 20, &0u32.to_le_bytes());
     }
 }
 

@@ -314,7 +314,8 @@ impl DevFile {
     }
 
     /// A file's owner says how long the file is now: a cached inode that
-    /// is shorter grows to it.
+    /// is shorter grows to it; or (`cut`) the owner cut the file, and a
+    /// cached inode takes exactly that size.
     fn size(&self, arg: usize) -> Result<isize> {
         let mut raw = [0u8; abi::Size::LEN];
         UserSlice::new(arg, abi::Size::LEN)
@@ -322,7 +323,11 @@ impl DevFile {
             .read_slice(&mut raw)?;
         self.check_manager()?;
         let s = abi::Size::decode(&raw).map_err(|_| EINVAL)?;
-        crate::fs::grow_size(s.file, s.size)?;
+        if s.cut {
+            crate::fs::cut_size(s.file, s.size)?;
+        } else {
+            crate::fs::grow_size(s.file, s.size)?;
+        }
         Ok(0)
     }
 

@@ -185,23 +185,22 @@ fn abi_request_malformed() {
         m[at] = v;
         kunit_expect_eq!(Request::decode(&m[..n]), Err(DecodeError::BadField));
     }
-    // The size block of IOC_SIZE: short, or past the largest size.
-    kunit_expect_eq!(abi::Size::decode(&[0u8; 15]), Err(DecodeError::Short));
+    // The size block of IOC_SIZE: short, past the largest size, or with a
+    // flag or reserved bit unknown.
+    kunit_expect_eq!(abi::Size::decode(&[0u8; 23]), Err(DecodeError::Short));
     let mut b = [0u8; abi::Size::LEN];
-    abi::Size {
+    let largest = abi::Size {
         file: 2,
         size: abi::SIZE_MAX,
+        cut: true,
+    };
+    largest.encode(&mut b);
+    kunit_expect_eq!(abi::Size::decode(&b), Ok(largest));
+    for (at, v) in [(15, 0x80), (16, 3), (23, 1)] {
+        let mut m = b;
+        m[at] = v;
+        kunit_expect_eq!(abi::Size::decode(&m), Err(DecodeError::BadField));
     }
-    .encode(&mut b);
-    kunit_expect_eq!(
-        abi::Size::decode(&b),
-        Ok(abi::Size {
-            file: 2,
-            size: abi::SIZE_MAX
-        })
-    );
-    b[15] = 0x80;
-    kunit_expect_eq!(abi::Size::decode(&b), Err(DecodeError::BadField));
 }
 
 fn abi_reply_roundtrip() {

@@ -53,6 +53,10 @@ impl Default for MountOptions {
     }
 }
 
+/// Most times a LOOKUP or GETATTR is asked while sizes are being cut
+/// ([`Mount::uncut`]).
+const CUT_RETRIES: u32 = 3;
+
 /// Files whose READ hints a mount remembers.
 const HINTS: usize = 4;
 
@@ -103,9 +107,30 @@ pub(crate) struct Mount {
     view: bool,
     /// Lock waits (`F_SETLKW`, `flock`) at the owners now ([`locks`]).
     lock_waits: AtomicU32,
+    /// Sizes the manager cut ([`cut_size`]) so far: a LOOKUP or GETATTR
+    /// answered while one was made may carry the size from before the
+    /// cut, which would grow the inode back past it; it is asked again
+    /// ([`Mount::uncut`]).
+    cuts: AtomicU64,
 }
 
 impl Mount {
+    /// Asks `call` (a LOOKUP or GETATTR) again while a cut of a size came
+    /// during it, at most [`CUT_RETRIES`] times in all: its answer may be
+    /// older than the cut. (A cut between this return and the VFS's use of
+    /// the answer is not seen: the window is that short.)
+    fn uncut<R>(&self, mut call: impl FnMut() -> Result<R>) -> Result<R> {
+        let mut tries = 1;
+        loop {
+            let before = self.cuts.load(Ordering::Acquire);
+            let r = call()?;
+            if self.cuts.load(Ordering::Acquire) == before || tries >= CUT_RETRIES {
+                return Ok(r);
+            }
+            tries += 1;
+        }
+    }
+
     fn hint(&self, file: u64) -> &Hint {
         &self.hints[(file % HINTS as u64) as usize]
     }
@@ -252,6 +277,25 @@ pub(crate) fn grow_size(file: u64, size: u64) -> Result {
     walked(r, coherent_seen)
 }
 
+/// Sets the cached inode of `file` to exactly `size` bytes on every WFS
+/// mount, views included (its owner cut it; the manager's SIZE with
+/// `SIZE_CUT`, sent once no page past the new end is cached here). Each
+/// mount counts the cut first, so that a LOOKUP or GETATTR answered
+/// meanwhile is asked again ([`Mount::uncut`]).
+pub(crate) fn cut_size(file: u64, size: u64) -> Result {
+    let mut coherent_seen = false;
+    let r = crate::FS_TABLE.for_each_super(|sb| {
+        coherent_seen |= !is_view(sb);
+        if let Ok(m) = mount(sb) {
+            m.cuts.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(inode) = sb.inode(file) {
+            inode.cut_size(size);
+        }
+    });
+    walked(r, coherent_seen)
+}
+
 /// Revokes every page grant of this host (its manager went away): a new
 /// manager must not inherit grants it never gave. Clean pages are dropped;
 /// dirty ones, their data's only copy, stay without write access and go
@@ -329,6 +373,7 @@ impl FileSystem for WfsFs {
                 hints: [const { Hint::new() }; HINTS],
                 view: opts.view,
                 lock_waits: AtomicU32::new(0),
+                cuts: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -373,10 +418,10 @@ impl FileSystem for WfsFs {
             return Ok(None);
         }
         let m = mount(dir.super_block())?;
-        match m
-            .chan
-            .call(&Request::Lookup { name }, m.timeout_ms, attr_reply)
-        {
+        match m.uncut(|| {
+            m.chan
+                .call(&Request::Lookup { name }, m.timeout_ms, attr_reply)
+        }) {
             Ok(attr) => Ok(Some(attr)),
             Err(e) if e == ENOENT => Ok(None),
             Err(e) => Err(e),
@@ -415,8 +460,10 @@ impl FileSystem for WfsFs {
     fn getattr(inode: &Inode<Self>) -> Result<FileAttr> {
         let m = mount(inode.super_block())?;
         let file = inode.ino();
-        m.chan
-            .call(&Request::Getattr { file }, m.timeout_ms, attr_reply)
+        m.uncut(|| {
+            m.chan
+                .call(&Request::Getattr { file }, m.timeout_ms, attr_reply)
+        })
     }
 
     /// Chunk's *strategy*: the manager fills a pool slot with the page and

@@ -7,10 +7,11 @@
 # fsx, our seeded file exerciser (helpers/fsx.c), against /wfs from two
 # hosts at once, each on a file the other owns (h1 owns x1, h2 owns x2):
 # random pwrites (growing the file), preads, reads and writes through a
-# shared mapping, ftruncate up (and down: refused for now, the model
-# stays), fsync, msync and reopening, each checked against a model in
-# memory (bytes read, the size fstat and lseek give, zeros past the end
-# of a mapped last page).
+# shared mapping, ftruncate up and down (the pages past a new end taken
+# back from the other host first; what was cut reads as zeros once the
+# file grows again), fsync, msync and reopening, each checked against a
+# model in memory (bytes read, the size fstat and lseek give, zeros past
+# the end of a mapped last page).
 #
 # 1. h2 runs 1500 operations on x1 while h1 runs 1500 on x2. Each owner
 #    then finds in its export exactly the bytes the exerciser's model

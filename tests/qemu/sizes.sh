@@ -16,8 +16,15 @@
 #    F_SETLKW lock of the whole file with O_APPEND: the log ends with all
 #    100 lines, each exactly once, on every host and (after sync) on the
 #    owner's disk. An append lands at the end another host made.
-# 3. ftruncate grows it (h3, to 20000); a shrink is refused (EOPNOTSUPP,
-#    by ftruncate and by O_TRUNC) and changes nothing anywhere.
+# 3. ftruncate grows it (h3, to 20000), then shrinks it: with page 4
+#    dirty on h2 (a write at 19000), page 3 cached on h3 and page 2 on
+#    the owner, h3 truncates the file to 100 bytes. As soon as that
+#    returns, every host has it 100 bytes long (no retry), a load past the
+#    end is SIGBUS even on the owner, and the owner's export is cut to the
+#    first 100 bytes it had. Grown again (h2, to 20000), everything past
+#    100 reads as zeros on every host: nothing cut comes back (not h2's
+#    dirty write, not step 1's bytes). O_TRUNC (h2, on /wfs/log) empties a
+#    file everywhere.
 # 4. A mapping sees the size: on h2 a load past the end is SIGBUS; once
 #    the owner grows the file (h1, to 32768) the same load reads zero, and
 #    a store there (msync) reaches h3 and the owner's disk.
@@ -37,6 +44,7 @@ fail() {
 G=/wfs/grow
 LOG=/wfs/log
 S1=0 S2A=4 S2B=8 S3=12 S3B=16 S4=20 S4B=24 S4C=28 S5A=32 S5B=36
+S3C=40 S3D=44
 
 if [ "$h" = 1 ]; then
     head -c 100 /dev/urandom > /export/grow
@@ -98,7 +106,7 @@ fi
 echo "h$h: step 2: 100 appends from two hosts, each exactly once"
 
 barrier 2
-# -- 3. ftruncate grows; a shrink is refused -----------------------------------
+# -- 3. ftruncate grows, then shrinks the file everywhere ----------------------
 if [ "$h" = 3 ]; then
     out=$($H/filex $G truncate 20000) || fail "ftruncate to 20000 failed: $out"
     size_is $G 20000
@@ -108,18 +116,59 @@ else
     end_is $G 20000
     size_is $G 20000
     [ "$h" = 2 ] || [ "$(stat -c %s /export/grow)" = 20000 ] || fail "the owner's export is not 20000 bytes"
-    if [ "$h" = 2 ]; then
-        out=$($H/filex $G truncate 100) && fail "a shrink was allowed"
-        [ "$out" = EOPNOTSUPP ] || fail "a shrink failed with $out, not EOPNOTSUPP"
-        out=$($H/filex $G otrunc) && fail "O_TRUNC was allowed"
-        [ "$out" = EOPNOTSUPP ] || fail "O_TRUNC failed with $out, not EOPNOTSUPP"
-        size_is $G 20000
-        flag $S3B
-    fi
 fi
-flagwait $S3B
+head -c 100 $G > /tmp/first100
+# Pages cached here and there when the shrink comes: page 4 dirty on h2,
+# page 3 on h3, page 2 on the owner.
+case $h in
+    1) dd if=$G bs=4096 skip=2 count=1 2>/dev/null | wc -c > /dev/null ;;
+    2) out=$($H/filex $G pwrite 19000 TAIL) || fail "a write at 19000 failed: $out" ;;
+    3) dd if=$G bs=4096 skip=3 count=1 2>/dev/null | wc -c > /dev/null ;;
+esac
+barrier 30
+if [ "$h" = 3 ]; then
+    out=$($H/filex $G truncate 100) || fail "a shrink to 100 bytes failed: $out"
+    size_is $G 100
+    flag $S3B
+else
+    flagwait $S3B
+    end_is $G 100
+    size_is $G 100
+fi
+head -c 200 $G > /tmp/now
+cmp /tmp/now /tmp/first100 || fail "after the shrink the file does not hold its first 100 bytes (and no more)"
+out=$($H/filex $G mapget 5000) && fail "a load past the end after the shrink read $out, not SIGBUS"
+[ "$out" = SIGBUS ] || fail "a load past the end after the shrink: $out, not SIGBUS"
+if [ "$h" = 1 ]; then
+    [ "$(stat -c %s /export/grow)" = 100 ] || fail "the owner's export is $(stat -c %s /export/grow) bytes after the shrink, not 100"
+    cmp /export/grow /tmp/first100 || fail "the owner's export does not hold the first 100 bytes after the shrink"
+fi
+barrier 31
+if [ "$h" = 2 ]; then
+    out=$($H/filex $G truncate 20000) || fail "ftruncate back to 20000 failed: $out"
+    flag $S3C
+else
+    flagwait $S3C
+    end_is $G 20000
+fi
 size_is $G 20000
-echo "h$h: step 3: ftruncate grew the file; a shrink was refused"
+cmp -n 100 $G /tmp/first100 || fail "the first 100 bytes changed"
+[ "$(tail -c +101 $G | tr -d '\0' | wc -c)" = 0 ] || fail "bytes cut by the shrink came back: $(tail -c +101 $G | tr -d '\0' | head -c 40)"
+if [ "$h" = 1 ]; then
+    [ "$(tail -c +101 /export/grow | tr -d '\0' | wc -c)" = 0 ] || fail "bytes cut by the shrink came back on the owner's disk"
+fi
+barrier 32
+if [ "$h" = 2 ]; then
+    out=$($H/filex $LOG otrunc) || fail "O_TRUNC failed: $out"
+    size_is $LOG 0
+    flag $S3D
+else
+    flagwait $S3D
+    end_is $LOG 0
+    size_is $LOG 0
+    [ "$h" = 3 ] || [ "$(stat -c %s /export/log)" = 0 ] || fail "the owner's log is not empty after O_TRUNC"
+fi
+echo "h$h: step 3: ftruncate grew and shrank the file everywhere; nothing cut came back"
 
 barrier 3
 # -- 4. a mapping sees the size ------------------------------------------------

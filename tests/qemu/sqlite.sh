@@ -5,11 +5,12 @@
 # debug-coherence: mrsw
 #
 # SQLite (Debian's, linked into sqlx) on one database from three hosts at
-# once; h1 owns the files. WFS cannot create or remove files yet, nor
-# shrink them, so the database and its rollback journal are made in h1's
-# export first and the journal is kept between transactions
-# (journal_mode=PERSIST rather than DELETE). WAL mode waits for shrinking:
-# its first connection truncates the -shm file to 3 bytes.
+# once; h1 owns the files. WFS cannot create or remove files yet, so the
+# databases, the first one's rollback journal and the second one's -wal
+# and -shm files are made (empty) in h1's export first; the rollback
+# journal is kept between transactions (journal_mode=PERSIST rather than
+# DELETE), and so is the WAL (SQLITE_FCNTL_PERSIST_WAL; the WAL database
+# has no rollback journal file: SQLite would remove it).
 #
 # 1. Every host inserts 20 transactions of 5 rows at once (busy timeout
 #    60 s, fcntl locks across hosts): each host then finds every row
@@ -19,6 +20,17 @@
 #    h2 read in transactions, over and over: no reader ever sees a batch in
 #    part, or fewer rows than it saw before; afterwards every host sees
 #    all 500 rows.
+# 3. WAL mode, on a second database: the -shm file is mapped by all three
+#    hosts as shared memory and locked with fcntl (what SQLite says network
+#    file systems cannot do); the first connection truncates it to 3 bytes
+#    (a shrink across hosts). Every host inserts 20 transactions of 5 rows
+#    at once, each then finds every row once and integrity_check ok; h2
+#    checkpoints (FULL: the WAL is all in the database), and the owner's
+#    export, opened as an immutable copy, holds the 300 rows. The owner
+#    counts the shrinks (the -shm file's truncations).
+# 4. WAL readers beside a writer: h3 inserts 40 batches of 5 rows while
+#    h1 and h2 read in transactions over and over, as in step 2; every
+#    host ends with all 500 rows.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -32,12 +44,12 @@ fail() {
 }
 
 if [ "$h" = 1 ]; then
-    for f in db db-journal; do : > /export/$f; done
+    for f in db db-journal w w-wal w-shm; do : > /export/$f; done
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
 fi
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 appear 30 ctl || fail "/wfs/ctl never appeared"
-for f in db db-journal; do
+for f in db db-journal w w-wal w-shm; do
     within 30 sh -c "wfsctl forget $f >/dev/null 2>&1; test -e /wfs/$f" || fail "/wfs/$f never appeared"
 done
 
@@ -69,6 +81,44 @@ barrier 5
 out=$($X /wfs/db read persist 1 5) || fail "a last read: $out"
 case "$out" in *"last 500 rows") ;; *) fail "the last read did not see all 500 rows: $out" ;; esac
 echo "h$h: step 2: readers saw committed batches only"
+
+barrier 6
+# -- 3. WAL mode --------------------------------------------------------------
+if [ "$h" = 1 ]; then
+    out=$($X /wfs/w init wal) || fail "init (WAL): $out"
+fi
+barrier 7
+out=$($X /wfs/w insert wal $h 20 5) || fail "inserts (WAL): $out"
+barrier 8
+out=$($X /wfs/w check 3 20 5) || fail "check (WAL): $out"
+barrier 9
+if [ "$h" = 2 ]; then
+    out=$($X /wfs/w checkpoint) || fail "checkpoint: $out"
+    sync
+fi
+barrier 10
+if [ "$h" = 1 ]; then
+    out=$($X "file:/export/w?immutable=1" check 3 20 5) || fail "the owner's export after the checkpoint: $out"
+fi
+if [ "$h" = 1 ]; then
+    st=$(wfsctl stats | grep "^sizes")
+    n=$(echo "$st" | sed -n "s/.*shrinks of this owner's files \([0-9]*\).*/\1/p")
+    [ "${n:-0}" -gt 0 ] || fail "no shrink of the owner's files counted (the -shm truncation): $st"
+fi
+echo "h$h: step 3: WAL mode from three hosts (-shm shared and locked): 300 rows, each once; checkpointed; integrity ok"
+
+barrier 11
+# -- 4. WAL readers beside a writer ------------------------------------------
+if [ "$h" = 3 ]; then
+    out=$($X /wfs/w insert wal 4 40 5) || fail "the WAL writer: $out"
+else
+    out=$($X /wfs/w read wal 20 5) || fail "a WAL reader: $out"
+    echo "h$h: $out"
+fi
+barrier 12
+out=$($X /wfs/w read wal 1 5) || fail "a last WAL read: $out"
+case "$out" in *"last 500 rows") ;; *) fail "the last WAL read did not see all 500 rows: $out" ;; esac
+echo "h$h: step 4: WAL readers saw committed batches only"
 wfsctl stats | grep "^locks\|^sizes" || true
 sleep 3
 echo "PASS h$h"

@@ -9,8 +9,8 @@
 // operations is drawn from SEED: pwrite (anywhere up to a little past
 // the end: the file grows), pread, a read and a write through a shared
 // mapping (within the file; a read also checks that the rest of the last
-// page reads as zeros), ftruncate up (and down, which WFS refuses with
-// EOPNOTSUPP for now: the model stays), fsync, msync, and closing and
+// page reads as zeros), ftruncate up and down (what a shrink cut reads
+// as zeros when the file grows again), fsync, msync, and closing and
 // opening the file again. After each, the size fstat(2) and lseek(2) give
 // must be the model's, and what was read must be the model's bytes.
 // MAXSIZE (default 256 KiB) bounds the file.
@@ -223,11 +223,8 @@ int main(int argc, char **argv)
 		case 11: /* ftruncate up or down */
 			off = below(maxsize);
 			note("ftruncate %zu (from %zu)", off, size);
-			if (ftruncate(fd, off) < 0) {
-				if (off < size && errno == EOPNOTSUPP)
-					break; // shrinking: refused, the file stays
+			if (ftruncate(fd, off) < 0)
 				die("ftruncate", 0, 0);
-			}
 			if (off < size) {
 				memset(model + off, 0, size - off);
 				size = off;

@@ -104,15 +104,27 @@ int main(int argc, char **argv)
 			    SQLITE_OPEN_URI, NULL) != SQLITE_OK)
 		die("open");
 	sqlite3_busy_timeout(db, 60000);
+	// The WAL stays when the last connection closes (and so does the
+	// -shm file): WFS cannot remove files yet.
+	{
+		int keep = 1;
+
+		sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &keep);
+	}
 
 	if (!strcmp(op, "init") && argc == 4) {
-		// A new database turns to WAL in a transaction of its own,
-		// whose rollback journal is kept (WFS cannot remove files yet).
-		if (!strcasecmp(argv[3], "wal"))
-			mode("persist");
-		mode(argv[3]);
+		// A database turns to WAL once it has its table (SQLite removes
+		// a WAL it finds beside an empty database), the table made
+		// with the rollback journal in memory: a WAL database must have
+		// no rollback journal file beside it, which SQLite would remove
+		// (WFS cannot remove files yet).
+		int wal = !strcasecmp(argv[3], "wal");
+
+		mode(wal ? "memory" : argv[3]);
 		exec("CREATE TABLE t (host INTEGER, batch INTEGER, i INTEGER, pad TEXT,"
 		     " PRIMARY KEY (host, batch, i))");
+		if (wal)
+			mode("wal");
 	} else if (!strcmp(op, "insert") && argc == 7) {
 		int host = atoi(argv[4]), n = atoi(argv[5]), k = atoi(argv[6]);
 		sqlite3_stmt *st;

@@ -47,9 +47,9 @@
 #define IOC_STATUS 0x80205702u
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
-#define IOC_SIZE 0x40105705u
+#define IOC_SIZE 0x40185705u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 8
+#define ABI_VERSION 9
 /* READ replies: grant, pages, ahead. */
 #define READ_REPLY (HDR + 4 + 12)
 #define READ_RUN_MAX 16
@@ -233,14 +233,24 @@ static void bad_invalidations(int other)
 	expect_fail(ioctl(fd, IOC_FORGET, fg), EINVAL, EINVAL, "FORGET of a bad name");
 	expect_fail(ioctl(fd, IOC_FORGET, (void *)16), EFAULT, EFAULT, "FORGET from a bad pointer");
 
-	/* SIZE: only the manager; a size past the largest file is refused;
-	 * a file nobody has cached is fine (nothing to grow). */
-	memset(fg, 0, 16);
+	/* SIZE: only the manager; a size past the largest file, an unknown
+	 * flag or a reserved field set is refused; a file nobody has cached
+	 * is fine (nothing to grow or cut), a cut (flag 1) too. */
+	memset(fg, 0, 24);
 	put64(fg, 0x4000000000000000ull | ((uint64_t)rand() << 20));
 	put64(fg + 8, rand() % 100000);
 	expect_fail(ioctl(other, IOC_SIZE, fg), EPERM, EPERM, "SIZE by a non-manager");
 	if (ioctl(fd, IOC_SIZE, fg) != 0)
 		FAIL("SIZE of an uncached file: %s", strerror(errno));
+	put32(fg + 16, 1);
+	if (ioctl(fd, IOC_SIZE, fg) != 0)
+		FAIL("SIZE cut of an uncached file: %s", strerror(errno));
+	put32(fg + 16, 2 + rand() % 1000);
+	expect_fail(ioctl(fd, IOC_SIZE, fg), EINVAL, EINVAL, "SIZE with an unknown flag");
+	put32(fg + 16, 1);
+	put32(fg + 20, 1 + rand() % 1000);
+	expect_fail(ioctl(fd, IOC_SIZE, fg), EINVAL, EINVAL, "SIZE with its reserved field set");
+	put32(fg + 20, 0);
 	put64(fg + 8, 0x8000000000000000ull + rand());
 	expect_fail(ioctl(fd, IOC_SIZE, fg), EINVAL, EINVAL, "SIZE past the largest file");
 	expect_fail(ioctl(fd, IOC_SIZE, (void *)16), EFAULT, EFAULT, "SIZE from a bad pointer");

@@ -326,10 +326,10 @@ const ALL_OPS: [Opcode; 9] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 8);
+    assert_eq!(ABI_VERSION, 9);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
-    assert_eq!(Size::LEN, 16);
+    assert_eq!(Size::LEN, 24);
     assert_eq!(READ_RUN_MAX, 16);
     assert_eq!(Grant::Dirty as u32, 3);
     assert_eq!(Grant::Refault as u32, 4);
@@ -387,8 +387,8 @@ fn ioctl_numbers() {
         linux_ioc(LINUX_IOC_READ | LINUX_IOC_WRITE, b'W', 3, 32)
     );
     assert_eq!(IOC_FORGET, linux_ioc(LINUX_IOC_WRITE, b'W', 4, 264));
-    assert_eq!(IOC_SIZE, linux_ioc(LINUX_IOC_WRITE, b'W', 5, 16));
-    assert_eq!(IOC_SIZE, 0x4010_5705);
+    assert_eq!(IOC_SIZE, linux_ioc(LINUX_IOC_WRITE, b'W', 5, 24));
+    assert_eq!(IOC_SIZE, 0x4018_5705);
 }
 
 #[test]
@@ -414,23 +414,37 @@ fn size_block() {
     let s = Size {
         file: 0x0102_0304_0506_0708,
         size: 0x1_0000_0001,
+        cut: false,
     };
     let mut b = [0xffu8; Size::LEN];
     s.encode(&mut b);
     assert_eq!(&b[..8], &[8, 7, 6, 5, 4, 3, 2, 1]);
-    assert_eq!(&b[8..], &[1, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(&b[8..16], &[1, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(&b[16..], &[0; 8]);
     assert_eq!(Size::decode(&b), Ok(s));
-    assert_eq!(Size::decode(&b[..15]), Err(DecodeError::Short));
+    assert_eq!(Size::decode(&b[..23]), Err(DecodeError::Short));
+    // A cut: flag 1.
+    let cut = Size { cut: true, ..s };
+    cut.encode(&mut b);
+    assert_eq!(&b[16..], &[1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(Size::decode(&b), Ok(cut));
+    // An unknown flag, or a reserved field that is not zero: refused.
+    b[16] = 2;
+    assert_eq!(Size::decode(&b), Err(DecodeError::BadField));
+    b[16] = 1;
+    b[20] = 1;
+    assert_eq!(Size::decode(&b), Err(DecodeError::BadField));
     let largest = Size {
         file: 1,
         size: SIZE_MAX,
+        cut: false,
     };
     largest.encode(&mut b);
     assert_eq!(Size::decode(&b), Ok(largest));
     // A size past the kernel's largest file is refused.
-    b[8..].copy_from_slice(&le64(SIZE_MAX + 1));
+    b[8..16].copy_from_slice(&le64(SIZE_MAX + 1));
     assert_eq!(Size::decode(&b), Err(DecodeError::BadField));
-    b[8..].copy_from_slice(&le64(u64::MAX));
+    b[8..16].copy_from_slice(&le64(u64::MAX));
     assert_eq!(Size::decode(&b), Err(DecodeError::BadField));
 }
 
@@ -478,7 +492,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(8));
+    want.extend_from_slice(&le32(9));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }

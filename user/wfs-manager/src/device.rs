@@ -84,15 +84,16 @@ pub fn ioctl_forget(fd: RawFd, name: &[u8]) -> Result<(), i32> {
 }
 
 /// Issues `IOC_SIZE`: file `file` is `size` bytes long at its owner (the
-/// kernel grows a cached inode that is shorter; never shrinks one). Returns
-/// the errno on failure; `EFBIG` for a size past [`wfs_abi::SIZE_MAX`],
-/// which the kernel would refuse.
-pub fn ioctl_size(fd: RawFd, file: u64, size: u64) -> Result<(), i32> {
+/// kernel grows a cached inode that is shorter, never shrinks one); with
+/// `cut`, it was cut to exactly that (a cached inode takes that size).
+/// Returns the errno on failure; `EFBIG` for a size past
+/// [`wfs_abi::SIZE_MAX`], which the kernel would refuse.
+pub fn ioctl_size(fd: RawFd, file: u64, size: u64, cut: bool) -> Result<(), i32> {
     if size > wfs_abi::SIZE_MAX {
         return Err(libc::EFBIG);
     }
     let mut buf = [0u8; Size::LEN];
-    Size { file, size }.encode(&mut buf);
+    Size { file, size, cut }.encode(&mut buf);
     // SAFETY: IOC_SIZE reads exactly Size::LEN bytes of `buf`, which lives
     // across the call.
     let rc = unsafe { libc::ioctl(fd, IOC_SIZE as _, buf.as_ptr()) };
@@ -331,9 +332,9 @@ mod tests {
                 ioctl_register(f.as_raw_fd(), &Register::request()),
                 Err(libc::ENOTTY)
             );
-            assert_eq!(ioctl_size(f.as_raw_fd(), 1, 4096), Err(libc::ENOTTY));
+            assert_eq!(ioctl_size(f.as_raw_fd(), 1, 4096, false), Err(libc::ENOTTY));
             assert_eq!(
-                ioctl_size(f.as_raw_fd(), 1, wfs_abi::SIZE_MAX + 1),
+                ioctl_size(f.as_raw_fd(), 1, wfs_abi::SIZE_MAX + 1, false),
                 Err(libc::EFBIG)
             );
         }

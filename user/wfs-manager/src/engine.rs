@@ -171,10 +171,12 @@ pub struct ProtocolStats {
     /// every connected host has heard of it.
     #[serde(default)]
     pub sizes_done: u64,
-    /// Of those, refused: a shrink (`EOPNOTSUPP`, not done across hosts
-    /// yet).
+    /// Of those, refused (`EOPNOTSUPP`).
     #[serde(default)]
     pub sizes_refused: u64,
+    /// Shrinks of this owner's files begun (from any host's truncate).
+    #[serde(default)]
+    pub shrinks: u64,
     /// Of those, failed otherwise: the owner gone, its disk.
     #[serde(default)]
     pub sizes_failed: u64,
@@ -220,6 +222,7 @@ pub struct Counters {
     sizes: AtomicU64,
     sizes_done: AtomicU64,
     sizes_refused: AtomicU64,
+    shrinks: AtomicU64,
     sizes_failed: AtomicU64,
     sizes_told: AtomicU64,
     sizes_heard: AtomicU64,
@@ -264,6 +267,7 @@ impl Counters {
             sizes: g(&self.sizes),
             sizes_done: g(&self.sizes_done),
             sizes_refused: g(&self.sizes_refused),
+            shrinks: g(&self.shrinks),
             sizes_failed: g(&self.sizes_failed),
             sizes_told: g(&self.sizes_told),
             sizes_heard: g(&self.sizes_heard),
@@ -534,6 +538,34 @@ pub struct Engine {
     corked: Option<Vec<(usize, u64, Frame)>>,
     /// When the page transactions under way began ([`crate::costs`]).
     timers: Timers,
+    /// Shrinks of this owner's files under way, by file: the pages past
+    /// the new end are being taken back ([`Engine::shrinks_progress`]).
+    shrinks: BTreeMap<u64, Shrink>,
+    /// [`Engine::shrinks_progress`] is running (it is not entered again
+    /// from the requests it hands on).
+    shrinking_now: bool,
+}
+
+/// A shrink of one of this owner's files (Documentation/fs-plan.md, step
+/// 1): the core's limit is set at `first`, and the pages from there on
+/// are recalled; once they are all home (and no growth of the file is
+/// being told), the export is cut to `size` and every host told.
+#[derive(Debug)]
+struct Shrink {
+    /// The new size.
+    size: u64,
+    /// The first page recalled: the one the new end falls in (its tail
+    /// past the end is cut on disk too, so no host may keep it cached).
+    first: u64,
+    /// Who waits for it.
+    then: SizeThen,
+    /// The limit before it (to put back if it fails).
+    limit_before: Option<u64>,
+    /// When it began: it gives up after [`Sizes::ack_wait`].
+    since: Instant,
+    /// Size requests of the file that came meanwhile, in order: size,
+    /// grow, and who waits. Handled once the shrink is over.
+    queued: Vec<(u64, bool, SizeThen)>,
 }
 
 impl Engine {
@@ -648,6 +680,8 @@ impl Engine {
             orphan_failed: false,
             corked: None,
             timers: Timers::default(),
+            shrinks: BTreeMap::new(),
+            shrinking_now: false,
         }
     }
 
@@ -660,6 +694,9 @@ impl Engine {
         if self.core.retrying() && self.last_resend.elapsed() >= RESEND_AFTER {
             self.last_resend = Instant::now();
             self.run_core(Input::Retry);
+        }
+        if !self.shrinks.is_empty() {
+            self.recall_again();
         }
         if acks {
             self.send_acks();
@@ -1825,9 +1862,171 @@ impl Engine {
     /// `then` names): the export makes it so, and `then` is answered as
     /// [`Engine::owner_sized`] says, or with the export's error.
     fn owner_set_size(&mut self, file: u64, size: u64, grow: bool, then: SizeThen) {
+        if let Some(s) = self.shrinks.get_mut(&file) {
+            // After the shrink under way, in order.
+            s.queued.push((size, grow, then));
+            return;
+        }
+        if !grow && size <= wfs_abi::SIZE_MAX {
+            match self.export.getattr(file) {
+                Ok(a) if size < a.size => return self.start_shrink(file, size, then),
+                Ok(_) => {}
+                Err(e) => return self.size_answer(then, file, Err(kernel_errno(e))),
+            }
+        }
         match self.export.set_size(file, size, grow) {
             Err(e) => self.size_answer(then, file, Err(kernel_errno(e))),
-            Ok(r) => self.owner_sized(file, size, r, then),
+            Ok(r) => {
+                if r.changed {
+                    // (Pages up to the new end may be handed out again.)
+                    self.core.set_limit(file, None);
+                }
+                self.owner_sized(file, size, r, then)
+            }
+        }
+    }
+
+    /// Starts shrinking this owner's `file` to `size` bytes for `then`:
+    /// no page from the one the new end falls in is handed out any more
+    /// (the core's limit), and every host that holds one gives it back
+    /// (`Recall`, its dirty data written to the export first). The rest is
+    /// [`Engine::shrinks_progress`]'s.
+    fn start_shrink(&mut self, file: u64, size: u64, then: SizeThen) {
+        let first = size / PAGE_SIZE as u64;
+        let limit_before = self.core.limit(file);
+        self.core.set_limit(file, Some(first));
+        self.shrinks.insert(
+            file,
+            Shrink {
+                size,
+                first,
+                then,
+                limit_before,
+                since: Instant::now(),
+                queued: Vec::new(),
+            },
+        );
+        Counters::add(&self.counters.shrinks, 1);
+        self.run_core(Input::Recall { file, first });
+    }
+
+    /// Recalls again the pages of every shrink under way (those moving,
+    /// or faulted by this host's kernel, when it last tried), and gives up
+    /// the shrinks that waited [`Sizes::ack_wait`] (`ETIMEDOUT`: the file
+    /// keeps its size, its pages are served again).
+    fn recall_again(&mut self) {
+        let now = Instant::now();
+        let files: Vec<(u64, u64, bool)> = self
+            .shrinks
+            .iter()
+            .map(|(&f, s)| {
+                let late = now.saturating_duration_since(s.since) >= self.sizes.ack_wait();
+                (f, s.first, late)
+            })
+            .collect();
+        for (file, first, late) in files {
+            if !late {
+                self.run_core(Input::Recall { file, first });
+                continue;
+            }
+            let Some(s) = self.shrinks.remove(&file) else {
+                continue;
+            };
+            wlog!(
+                "sizes: file {file:#x} ({}) could not be shrunk to {} bytes: its pages past the new end were not all back in {} ms; failing the request",
+                self.file_name(file),
+                s.size,
+                self.sizes.ack_wait().as_millis()
+            );
+            self.core.set_limit(file, s.limit_before);
+            self.size_answer(s.then, file, Err(errno::ETIMEDOUT));
+            self.shrink_ended(file, s.queued);
+        }
+    }
+
+    /// Ends the shrinks whose pages are all home and whose file has no
+    /// growth being told: the export cuts the file (flushed), pages up to
+    /// the new end are served again, and every live host hears the new
+    /// size ([`SizeMsg::Cut`]) before the request is answered, as with a
+    /// growth. Requests that waited are handled then.
+    fn shrinks_progress(&mut self) {
+        if self.shrinking_now {
+            return;
+        }
+        self.shrinking_now = true;
+        loop {
+            let ready = self.shrinks.iter().find_map(|(&f, s)| {
+                (self.core.recalled(f, s.first) && !self.sizes.telling_file(f)).then_some(f)
+            });
+            let Some(file) = ready else {
+                break;
+            };
+            let Some(s) = self.shrinks.remove(&file) else {
+                break;
+            };
+            self.cut(file, s);
+        }
+        self.shrinking_now = false;
+    }
+
+    /// Shrink `s` of `file` has every page past the new end home: see
+    /// [`Engine::shrinks_progress`].
+    fn cut(&mut self, file: u64, s: Shrink) {
+        let r = match self.export.cut(file, s.size) {
+            Ok(r) => r,
+            Err(e) => {
+                wlog!(
+                    "sizes: file {file:#x} ({}) could not be cut to {} bytes (errno {e}); failing the request",
+                    self.file_name(file),
+                    s.size
+                );
+                self.core.set_limit(file, s.limit_before);
+                self.size_answer(s.then, file, Err(kernel_errno(e)));
+                self.shrink_ended(file, s.queued);
+                return;
+            }
+        };
+        // Past the new end nothing is served (a host that has not heard of
+        // the cut yet faults there in vain: SIGBUS, as past any end).
+        self.core
+            .set_limit(file, Some(r.size.div_ceil(PAGE_SIZE as u64)));
+        self.names.cut(file, r.size);
+        let (live, connected) = self.size_peers();
+        let peers = SizePeers {
+            live: &live,
+            connected: &connected,
+        };
+        let then = r.unsynced.is_none().then_some(s.then);
+        let (sends, told) = self.sizes.cut(file, r.size, then, peers, Instant::now());
+        // This host's kernel first (the one that asked cuts its own inode
+        // once answered; the others' inodes are cut here), then the peers.
+        if !matches!(s.then, SizeThen::Kernel { .. }) || r.unsynced.is_some() {
+            self.size_to_kernel_cut(file, r.size);
+        }
+        Counters::add(&self.counters.sizes_told, sends.len() as u64);
+        for (host, msg) in sends {
+            self.send(host, PeerMsg::Size(msg));
+        }
+        if let Some(e) = r.unsynced {
+            wlog!(
+                "sizes: file {file:#x} ({}) was cut to {} bytes, but its flush failed (errno {e}); telling every host, and failing the request",
+                self.file_name(file),
+                r.size
+            );
+            self.size_answer(s.then, file, Err(kernel_errno(e)));
+        }
+        for t in told {
+            self.size_told(t);
+        }
+        self.shrink_ended(file, s.queued);
+    }
+
+    /// A shrink of `file` is over: the size requests that waited for it are
+    /// handled, in order (another shrink among them waits for its own
+    /// recall, and those after it with it).
+    fn shrink_ended(&mut self, file: u64, queued: Vec<(u64, bool, SizeThen)>) {
+        for (size, grow, then) in queued {
+            self.owner_set_size(file, size, grow, then);
         }
     }
 
@@ -1971,6 +2170,15 @@ impl Engine {
         }
     }
 
+    /// Tells this host's kernel that `file` was cut to exactly `size` bytes
+    /// (no page past the end is cached here any more: the owner took them
+    /// back first); a failure is logged.
+    fn size_to_kernel_cut(&self, file: u64, size: u64) {
+        if let Err(e) = self.inval.cut_size(file, size) {
+            wlog!("sizes: {e}");
+        }
+    }
+
     /// A peer's size message. A `Set` of a file this host does not own is
     /// refused (`ENOENT`); an `Is` from a host that is not the file's owner
     /// (as this host knows it) is ignored, but acknowledged.
@@ -2043,6 +2251,28 @@ impl Engine {
                     // cached, nothing happens).
                     None => {
                         self.size_to_kernel(file, size);
+                        Counters::add(&self.counters.sizes_heard, 1);
+                    }
+                }
+                self.send(from, PeerMsg::Size(SizeMsg::IsAck { id }));
+            }
+            SizeMsg::Cut { id, file, size } => {
+                let owner = self
+                    .core
+                    .owner_of(file)
+                    .or_else(|| self.names.owner_of(file).map(|(o, _)| o));
+                match owner {
+                    Some(o) if o != from => wlog!(
+                        "sizes: {} says file {file:#x} was cut to {size} bytes, but its owner is {}; ignored",
+                        self.host_names(&[from]),
+                        self.host_names(&[o])
+                    ),
+                    // (Never looked up by this manager: the kernel may have
+                    // it cached from an earlier one, and is told all the
+                    // same.)
+                    _ => {
+                        self.names.cut(file, size);
+                        self.size_to_kernel_cut(file, size);
                         Counters::add(&self.counters.sizes_heard, 1);
                     }
                 }
@@ -2545,6 +2775,9 @@ impl Engine {
         }
         if !self.hold_reads {
             self.reads_done();
+        }
+        if !self.shrinks.is_empty() {
+            self.shrinks_progress();
         }
     }
 
@@ -4256,35 +4489,62 @@ mod tests {
             assert_eq!(sent[0].0, "b");
         }
 
+        /// The sizes host `at`'s manager cut its kernel's inode to
+        /// (`IOC_SIZE` with `SIZE_CUT`) since last asked.
+        fn cut(c: &mut Cluster, at: &str) -> Vec<(u64, u64)> {
+            let inval = c.host(at).engine.inval.clone();
+            let mut cut = inval.sizes_cut.lock().expect("lock");
+            std::mem::take(&mut *cut)
+        }
+
         #[test]
-        fn a_shrink_is_refused_everywhere() {
+        fn a_shrink_is_cut_at_the_owner_and_reaches_every_host_before_it_is_answered() {
             let mut c = cluster();
             let f = file();
-            c.setsize("a", 1, 2 * PAGE, true);
+            c.setsize("a", 1, 3 * PAGE, true);
             assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
             c.told("b");
             c.told("c");
-            // Shrinks, at the owner and asked of it.
-            c.setsize("a", 2, PAGE, false);
-            c.setsize("b", 3, 100, false);
-            c.setsize("c", 4, 0, false);
-            assert_eq!(setsize_answers(c.answers("a")), [(2, errno::EOPNOTSUPP)]);
-            assert_eq!(setsize_answers(c.answers("b")), [(3, errno::EOPNOTSUPP)]);
-            assert_eq!(setsize_answers(c.answers("c")), [(4, errno::EOPNOTSUPP)]);
+            // b's kernel truncates the file to 100 bytes: a takes back the
+            // pages from the one the new end falls in (nobody holds any),
+            // cuts its file, and tells every other host, b included (its
+            // manager's cache is cut before the answer), answering once
+            // each has acknowledged it.
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(2, f, 100, false)));
+            let to_c = c.deliver_but("b", sent, "c");
+            assert_eq!(c.on_disk(), 100);
+            assert!(c.answers("b").is_empty(), "answered before c heard");
+            assert_eq!(cut(&mut c, "a"), [(f, 100)], "the owner's own kernel");
+            assert_eq!(cut(&mut c, "b"), [(f, 100)]);
+            assert_eq!(to_c.len(), 1, "{to_c:?}");
+            c.deliver(to_c.into());
+            assert_eq!(setsize_answers(c.answers("b")), [(2, 0)]);
+            assert_eq!(cut(&mut c, "c"), [(f, 100)]);
+            assert_eq!(c.size_at("c", 3), 100);
+            assert_eq!(c.size_at("b", 3), 100);
+            for h in ["a", "b", "c"] {
+                assert!(c.told(h).is_empty(), "{h}: a cut is not a growth");
+            }
+            // Past the new end the owner serves no page; a growth lifts
+            // that, and reads zeros where the cut was.
+            assert_eq!(c.host("a").engine.core.limit(f), Some(1));
+            c.setsize("c", 4, 2 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("c")), [(4, 0)]);
+            assert_eq!(c.host("a").engine.core.limit(f), None);
             assert_eq!(c.on_disk(), 2 * PAGE);
-            assert_eq!(c.size_at("b", 5), 2 * PAGE);
-            // The same size, or a growth the file is long enough for: done,
-            // and nobody is told anything new (b's kernel hears the size
-            // the owner answered, longer than it asked for).
-            c.setsize("b", 6, 2 * PAGE, false);
-            c.setsize("b", 7, PAGE, true);
-            c.setsize("a", 8, 2 * PAGE, false);
-            assert_eq!(setsize_answers(c.answers("b")), [(6, 0), (7, 0)]);
-            assert_eq!(setsize_answers(c.answers("a")), [(8, 0)]);
-            assert_eq!(c.told("b"), [(f, 2 * PAGE)]);
-            assert!(c.told("a").is_empty() && c.told("c").is_empty());
+            // At the owner itself, to nothing: its kernel cuts its own
+            // inode once answered; b and c are told.
+            c.setsize("a", 5, 0, false);
+            assert_eq!(setsize_answers(c.answers("a")), [(5, 0)]);
+            assert_eq!(c.on_disk(), 0);
+            assert!(cut(&mut c, "a").is_empty());
+            assert_eq!(cut(&mut c, "b"), [(f, 0)]);
+            assert_eq!(cut(&mut c, "c"), [(f, 0)]);
+            assert_eq!(c.stats("a").shrinks, 2);
             let st = c.stats("b");
-            assert_eq!((st.sizes, st.sizes_done, st.sizes_refused), (3, 2, 1));
+            assert_eq!((st.sizes, st.sizes_done, st.sizes_refused), (1, 1, 0));
             // A size past the largest file never leaves the kernel: the
             // ABI refuses it (and so would the owner).
             let huge = Request::Setsize {
@@ -4297,6 +4557,63 @@ mod tests {
                 c.host("a").engine.export.set_size(f, u64::MAX, true),
                 Err(errno::EFBIG)
             );
+        }
+
+        #[test]
+        fn a_shrink_whose_pages_do_not_come_home_fails_in_time_and_changes_nothing() {
+            let mut c = cluster();
+            let f = file();
+            c.setsize("a", 1, 3 * PAGE, true);
+            assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
+            c.told("b");
+            c.told("c");
+            // c asks for page 2, and its connection drops with the page on
+            // its way: the page is moving for as long as the test likes.
+            let page = PageId { file: f, index: 2 };
+            let msg = Msg::WhereIs {
+                txn: 77,
+                page,
+                access: Access::Read,
+            };
+            let from = host_id("c");
+            let idx = c.host("a").peer("c");
+            let to_c = c.host("a").with(|e| {
+                e.run_core(Input::Message { from, msg });
+                e.peer_down(idx, CONN);
+            });
+            assert!(!to_c.is_empty(), "the page went to c");
+            // b truncates the file to one page, then grows it a little:
+            // the growth waits for the shrink.
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(2, f, PAGE, false)));
+            assert!(c.deliver_but("b", sent, "c").is_empty());
+            let sent = c
+                .host("b")
+                .with(|e| e.upcall(setsize_upcall(3, f, 3 * PAGE + 1, true)));
+            assert!(c.deliver_but("b", sent, "c").is_empty());
+            assert!(c.answers("b").is_empty());
+            assert_eq!(c.on_disk(), 3 * PAGE);
+            assert_eq!(c.host("a").engine.core.limit(f), Some(1));
+            // Past the shrink's wait it fails: the file is as it was and
+            // its pages are served again; b's growth goes ahead (c, not
+            // connected, hears it when it is back).
+            let sent = c.host("a").with(|e| {
+                let s = e.shrinks.get_mut(&f).expect("a shrink under way");
+                s.since = Instant::now()
+                    .checked_sub(e.sizes.ack_wait())
+                    .expect("a clock past its wait");
+                e.tick(false);
+            });
+            assert!(c.deliver_but("a", sent, "c").is_empty());
+            assert_eq!(
+                setsize_answers(c.answers("b")),
+                [(2, errno::ETIMEDOUT), (3, 0)]
+            );
+            assert_eq!(c.on_disk(), 3 * PAGE + 1);
+            assert_eq!(c.host("a").engine.core.limit(f), None);
+            assert!(c.host("a").engine.shrinks.is_empty());
+            assert!(cut(&mut c, "a").is_empty() && cut(&mut c, "b").is_empty());
         }
 
         #[test]

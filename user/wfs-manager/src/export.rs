@@ -89,12 +89,25 @@ impl Resized {
     }
 }
 
-/// What a SETSIZE to `size` (`grow`: at least `size`) does to a file
-/// `now` bytes long: nothing (`None`), grow it (`Some(size)`), or fail.
-fn resize(now: u64, size: u64, grow: bool) -> Result<Option<u64>, i32> {
-    if size == now || (grow && size < now) {
+/// How a size is set ([`Export::set_size`], [`Export::cut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sizing {
+    /// At least that long (a write past the end).
+    Grow,
+    /// Exactly that long, but never shorter (a `truncate` whose pages past
+    /// the end have not been taken back).
+    Exact,
+    /// Exactly that long, shorter included (the pages past the end are
+    /// home).
+    Cut,
+}
+
+/// What setting a file `now` bytes long to `size` does: nothing (`None`),
+/// set it (`Some(size)`), or fail.
+fn resize(now: u64, size: u64, how: Sizing) -> Result<Option<u64>, i32> {
+    if size == now || (how == Sizing::Grow && size < now) {
         Ok(None)
-    } else if size < now {
+    } else if size < now && how == Sizing::Exact {
         Err(errno::EOPNOTSUPP)
     } else {
         Ok(Some(size))
@@ -446,8 +459,8 @@ impl Export {
     /// that is acknowledged survives a crash; the new pages read as zeros
     /// and may be written. A shorter size without `grow` (a shrinking
     /// `truncate`) is refused with `EOPNOTSUPP`: pages past the new end
-    /// would first have to be taken back from every host that holds them,
-    /// which the page protocol does not do yet. A size past
+    /// must first be taken back from every host that holds them (the
+    /// engine does, then calls [`Export::cut`]). A size past
     /// [`wfs_abi::SIZE_MAX`] is `EFBIG`; a file that cannot be written
     /// (its mode, a read-only file system) fails with `open`'s error
     /// (`EACCES`, `EROFS`) when it would have to grow.
@@ -457,6 +470,20 @@ impl Export {
     /// `Ok` with [`Resized::unsynced`], so that the caller tells every
     /// host the size the file has, and fails the request.
     pub fn set_size(&self, id: u64, size: u64, grow: bool) -> Result<Resized, i32> {
+        let how = if grow { Sizing::Grow } else { Sizing::Exact };
+        self.resize_file(id, size, how)
+    }
+
+    /// Shrinks (or sets) file `id` to exactly `size` bytes, flushed before
+    /// this returns, as [`Export::set_size`] grows one. For the owner's
+    /// engine once no host holds a page past the new end any more (the
+    /// page protocol's recall): bytes past it are gone, and read as zeros
+    /// if the file grows again.
+    pub fn cut(&self, id: u64, size: u64) -> Result<Resized, i32> {
+        self.resize_file(id, size, Sizing::Cut)
+    }
+
+    fn resize_file(&self, id: u64, size: u64, how: Sizing) -> Result<Resized, i32> {
         if size > wfs_abi::SIZE_MAX {
             return Err(errno::EFBIG);
         }
@@ -471,7 +498,7 @@ impl Export {
             changed: false,
             unsynced: None,
         };
-        if resize(md.len(), size, grow)?.is_none() {
+        if resize(md.len(), size, how)?.is_none() {
             return Ok(unchanged(md.len()));
         }
         // Through a file of its own, as `write_page`: its flush must not
@@ -479,7 +506,7 @@ impl Export {
         // through the file kept open.
         let (f, _, now, _) = open_path(&path, true)?;
         // (Its size again: the file may have changed between the two.)
-        let Some(size) = resize(now, size, grow)? else {
+        let Some(size) = resize(now, size, how)? else {
             return Ok(unchanged(now));
         };
         f.set_len(size).map_err(|e| io_errno(&e))?;
@@ -620,6 +647,47 @@ mod tests {
         assert_eq!(e.lookup(b"b"), Err(errno::ENOENT));
         assert_eq!(e.entry(1).unwrap(), None);
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn cut_shrinks_a_file_durably_and_what_it_cut_reads_as_zeros() {
+        let d = tmpdir("cut");
+        let mut data = vec![b'a'; PAGE_SIZE];
+        data.extend(vec![b'b'; PAGE_SIZE]);
+        fs::write(d.join("f"), &data).unwrap();
+        let e = Export::new(&d);
+        let f = e.lookup(b"f").unwrap().file;
+        let cut = Resized {
+            size: 10,
+            changed: true,
+            unsynced: None,
+        };
+        assert_eq!(e.cut(f, 10), Ok(cut));
+        assert_eq!(fs::read(d.join("f")).unwrap(), vec![b'a'; 10]);
+        assert_eq!(Export::new(&d).getattr(f).unwrap().size, 10);
+        // Past the new end nothing is written; grown again, the bytes
+        // past the cut are zeros.
+        assert_eq!(
+            e.write_page(f, 1, &vec![b'x'; PAGE_SIZE]),
+            Err(errno::EFBIG)
+        );
+        e.set_size(f, 2 * PAGE_SIZE as u64, true).unwrap();
+        let mut page = vec![0xff; PAGE_SIZE];
+        e.read_page(f, 0, &mut page).unwrap();
+        assert_eq!(&page[..10], &[b'a'; 10]);
+        assert!(page[10..].iter().all(|&b| b == 0));
+        e.read_page(f, 1, &mut page).unwrap();
+        assert!(page.iter().all(|&b| b == 0));
+        // The same size changes nothing; an unknown file is ENOENT.
+        assert_eq!(
+            e.cut(f, 2 * PAGE_SIZE as u64),
+            Ok(Resized {
+                size: 2 * PAGE_SIZE as u64,
+                changed: false,
+                unsynced: None,
+            })
+        );
+        assert_eq!(e.cut(12345, 0), Err(errno::ENOENT));
     }
 
     #[test]

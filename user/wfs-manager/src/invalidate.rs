@@ -83,9 +83,12 @@ pub struct Invalidator {
     export: Arc<Export>,
     /// Scratch slots not in use by an invalidation.
     free: Mutex<Vec<u32>>,
-    /// Every size told the kernel (the tests' view of `IOC_SIZE`).
+    /// Every size told the kernel (the tests' view of `IOC_SIZE`), and
+    /// whether it was a cut.
     #[cfg(test)]
     pub(crate) sizes_told: Mutex<Vec<(u64, u64)>>,
+    #[cfg(test)]
+    pub(crate) sizes_cut: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Invalidator {
@@ -100,6 +103,8 @@ impl Invalidator {
             free: Mutex::new((first..pool_slots).collect()),
             #[cfg(test)]
             sizes_told: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            sizes_cut: Mutex::new(Vec::new()),
         }
     }
 
@@ -171,9 +176,33 @@ impl Invalidator {
         if self.fd < 0 {
             return Err(format!("IOC_SIZE of file {file:#x} to {size}: no device"));
         }
-        ioctl_size(self.fd, file, size).map_err(|e| {
+        ioctl_size(self.fd, file, size, false).map_err(|e| {
             format!(
                 "IOC_SIZE of file {file:#x} to {size}: {}",
+                describe_errno(e)
+            )
+        })
+    }
+
+    /// Tells the kernel that file `file` was cut to exactly `size` bytes
+    /// at its owner (`IOC_SIZE` with `WFS_SIZE_CUT`): a cached inode takes
+    /// that size, longer or not. Only once no page of it past the new end
+    /// is cached here (its owner took them back). Never waits for the
+    /// inode's writers, as [`Invalidator::set_size`].
+    pub fn cut_size(&self, file: u64, size: u64) -> Result<(), String> {
+        #[cfg(test)]
+        self.sizes_cut
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((file, size));
+        if self.fd < 0 {
+            return Err(format!(
+                "IOC_SIZE of file {file:#x} cut to {size}: no device"
+            ));
+        }
+        ioctl_size(self.fd, file, size, true).map_err(|e| {
+            format!(
+                "IOC_SIZE of file {file:#x} cut to {size}: {}",
                 describe_errno(e)
             )
         })

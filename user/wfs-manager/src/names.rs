@@ -439,6 +439,20 @@ impl Names {
         grew
     }
 
+    /// Sets the cached size of `file` to exactly `size` (its owner cut
+    /// it); returns whether it changed.
+    pub fn cut(&mut self, file: u64, size: u64) -> bool {
+        self.stale.remove(&file);
+        let mut changed = false;
+        for (_, info) in self.cache.values_mut() {
+            if info.file == file && info.size != size {
+                info.size = size;
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Forgets a cached name (the manager's FORGET of it).
     pub fn forget(&mut self, name: &[u8]) {
         if let Some((_, i)) = self.cache.remove(name) {

@@ -1206,6 +1206,11 @@ impl Core {
         };
     }
 
+    /// Owner side: the limit of `file` ([`Core::set_limit`]), if any.
+    pub fn limit(&self, file: u64) -> Option<u64> {
+        self.limits.get(&file).copied()
+    }
+
     /// Owner side: whether `page` is at or past its file's limit.
     fn past_limit(&self, page: PageId) -> bool {
         self.limits

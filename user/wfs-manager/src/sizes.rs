@@ -74,7 +74,18 @@ pub enum SizeMsg {
         /// Its size, at most [`wfs_abi::SIZE_MAX`].
         size: u64,
     },
-    /// `Is` `id` was heard (and told the kernel).
+    /// The owner says `file` was cut to exactly `size` bytes (a shrink:
+    /// no host holds a page past the new end any more). Acknowledged with
+    /// [`SizeMsg::IsAck`], as `Is`.
+    Cut {
+        /// Names the acknowledgement.
+        id: u64,
+        /// The file.
+        file: u64,
+        /// Its size now.
+        size: u64,
+    },
+    /// `Is` or `Cut` `id` was heard (and told the kernel).
     IsAck {
         /// The `Is`'s id.
         id: u64,
@@ -340,7 +351,29 @@ impl Sizes {
                 return (sends, Vec::new());
             }
         }
-        self.tell(d.file, d.size, then, peers, now)
+        self.tell(d.file, d.size, false, then, peers, now)
+    }
+
+    /// This owner cut `file` to `size` bytes (a shrink): told to every live
+    /// peer, and `then` (if any) answered once each connected one has
+    /// acknowledged it, as a growth. Sizes longer than `size` no longer
+    /// count as told. Call it only when no growth of the file is being
+    /// told ([`Sizes::telling_file`]): one that ended after it would count
+    /// its size as heard.
+    pub fn cut(
+        &mut self,
+        file: u64,
+        size: u64,
+        then: Option<Then>,
+        peers: Peers<'_>,
+        now: Instant,
+    ) -> (Vec<(HostId, SizeMsg)>, Vec<Told>) {
+        self.tell(file, size, true, then, peers, now)
+    }
+
+    /// Whether a size of `file` is being told (waits for acknowledgements).
+    pub fn telling_file(&self, file: u64) -> bool {
+        self.telling.values().any(|t| t.file == file)
     }
 
     /// `then` waits with the smallest growth of `d.file` being told that
@@ -373,17 +406,22 @@ impl Sizes {
     /// This owner's `file` is `size` bytes long: tells each live peer but
     /// `then`'s host, and waits for those connected now to acknowledge it.
     /// With nobody to wait for, it is told at once.
+    #[allow(clippy::too_many_arguments)]
     fn tell(
         &mut self,
         file: u64,
         size: u64,
+        exact: bool,
         then: Option<Then>,
         peers: Peers<'_>,
         now: Instant,
     ) -> (Vec<(HostId, SizeMsg)>, Vec<Told>) {
         let id = self.next_id();
+        // (The host that asked for a growth learns it from the answer; a
+        // cut is told to every host, the asker included, so that its
+        // manager's cache is cut too before the answer comes.)
         let except = match then {
-            Some(Then::Peer { host, .. }) => Some(host),
+            Some(Then::Peer { host, .. }) if !exact => Some(host),
             _ => None,
         };
         let to: Vec<HostId> = peers
@@ -394,10 +432,23 @@ impl Sizes {
             .collect();
         let sends = to
             .iter()
-            .map(|&h| (h, SizeMsg::Is { id, file, size }))
+            .map(|&h| {
+                let msg = if exact {
+                    SizeMsg::Cut { id, file, size }
+                } else {
+                    SizeMsg::Is { id, file, size }
+                };
+                (h, msg)
+            })
             .collect();
         let k = self.files.entry(file).or_default();
-        k.told = k.told.max(size);
+        if exact {
+            // Nothing longer counts as told, nor as heard until this is.
+            k.told = size;
+            k.done = 0;
+        } else {
+            k.told = k.told.max(size);
+        }
         let waiting: BTreeSet<HostId> = peers
             .connected
             .iter()

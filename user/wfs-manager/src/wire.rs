@@ -13,7 +13,7 @@
 //! error that closes the connection. Strings are a u16 LE byte length
 //! followed by that many bytes of UTF-8. All integers are little-endian.
 //!
-//! Frame types of protocol version 11:
+//! Frame types of protocol version 12:
 //!
 //! * `HELLO` (1), initiator to acceptor, first frame: magic `b"WFSP"`,
 //!   version u16, cluster name (string), host name (string), incarnation
@@ -32,7 +32,7 @@
 //!   message ([`crate::names::NameMsg`], tags 16-21), a view's
 //!   ([`crate::views::ViewMsg`], tags 29-30), a lock's
 //!   ([`crate::lockserv::LockMsg`], tags 31-32) or a size's
-//!   ([`crate::sizes::SizeMsg`], tags 33-36):
+//!   ([`crate::sizes::SizeMsg`], tags 33-37):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -72,6 +72,7 @@
 //!   | 34 | SizeAnswer | id u64, error i32 (0, or an errno), then if 0: size u64 |
 //!   | 35 | SizeIs | id u64, file u64, size u64 |
 //!   | 36 | SizeIsAck | id u64 |
+//!   | 37 | SizeCut | id u64, file u64, size u64 |
 //!
 //!   In lock messages, `kind` is 1 POSIX, 2 OFD, 3 `flock`; `op` is 1 get
 //!   (`F_GETLK`), 2 set (`F_SETLK`), 3 wait (`F_SETLKW`), 4 unlock; `mode`
@@ -124,7 +125,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 11;
+pub const PROTOCOL_VERSION: u16 = 12;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -500,7 +501,7 @@ impl Frame {
                     tag @ 16..=21 => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
-                    tag @ 33..=36 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
+                    tag @ 33..=37 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
                     _ => return Err(WireError::Malformed("PAGE message tag unknown")),
                 };
                 if (seq == 0) != msg.is_none() {
@@ -1082,10 +1083,16 @@ fn put_size_msg(p: &mut Vec<u8>, m: &SizeMsg) {
             p.push(36);
             p.extend_from_slice(&id.to_le_bytes());
         }
+        SizeMsg::Cut { id, file, size } => {
+            p.push(37);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            p.extend_from_slice(&size.to_le_bytes());
+        }
     }
 }
 
-/// Decodes a size message after its tag (33 to 36).
+/// Decodes a size message after its tag (33 to 37).
 fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
     let id = c.u64("SIZE message too short for its id")?;
     let size = |c: &mut Cur<'_>| {
@@ -1120,6 +1127,11 @@ fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
             size: size(c)?,
         },
         36 => SizeMsg::IsAck { id },
+        37 => SizeMsg::Cut {
+            id,
+            file: c.u64("SIZE_CUT too short for its file")?,
+            size: size(c)?,
+        },
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
 }
@@ -1807,6 +1819,16 @@ mod tests {
                 size: 65536,
             },
             SizeMsg::IsAck { id: u64::MAX },
+            SizeMsg::Cut {
+                id: 8,
+                file: 9,
+                size: 0,
+            },
+            SizeMsg::Cut {
+                id: 10,
+                file: 11,
+                size: wfs_abi::SIZE_MAX,
+            },
         ]
     }
 
@@ -1878,6 +1900,16 @@ mod tests {
         let mut want = vec![36];
         want.extend(le(&[9]));
         assert_eq!(f(SizeMsg::IsAck { id: 9 }), want);
+        let mut want = vec![37];
+        want.extend(le(&[6, 7, 8]));
+        assert_eq!(
+            f(SizeMsg::Cut {
+                id: 6,
+                file: 7,
+                size: 8
+            }),
+            want
+        );
     }
 
     #[test]
@@ -2388,7 +2420,7 @@ mod tests {
         p[17 + 25] = 2;
         assert!(matches!(page(&p), Err(WireError::Malformed(_))));
         // Tags past the last message's.
-        for tag in [37, 255] {
+        for tag in [38, 255] {
             let mut bad = ack_only.clone();
             bad[0] = 1;
             bad[16] = tag;
