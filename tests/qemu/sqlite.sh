@@ -71,15 +71,20 @@ echo "h$h: step 1: 300 rows from three hosts, each once; integrity ok"
 barrier 4
 
 # -- 2. readers beside a writer -------------------------------------------------
-if [ "$h" = 3 ]; then
-    out=$($X /wfs/db insert persist 4 40 5) || fail "the writer: $out"
-else
-    out=$($X /wfs/db read persist 20 5) || fail "a reader: $out"
-    echo "h$h: $out"
-fi
-barrier 5
-out=$($X /wfs/db read persist 1 5) || fail "a last read: $out"
-case "$out" in *"last 500 rows") ;; *) fail "the last read did not see all 500 rows: $out" ;; esac
+# beside_writer DB MODE BARRIER: h3 inserts 40 batches of 5 rows (host 4)
+# while the others read over and over; then every host reads all 500.
+beside_writer() {
+    if [ "$h" = 3 ]; then
+        out=$($X "$1" insert "$2" 4 40 5) || fail "the writer ($2): $out"
+    else
+        out=$($X "$1" read "$2" 20 5) || fail "a reader ($2): $out"
+        echo "h$h: $out"
+    fi
+    barrier "$3"
+    out=$($X "$1" read "$2" 1 5) || fail "a last read ($2): $out"
+    case "$out" in *"last 500 rows") ;; *) fail "the last read ($2) did not see all 500 rows: $out" ;; esac
+}
+beside_writer /wfs/db persist 5
 echo "h$h: step 2: readers saw committed batches only"
 
 barrier 6
@@ -109,15 +114,7 @@ echo "h$h: step 3: WAL mode from three hosts (-shm shared and locked): 300 rows,
 
 barrier 11
 # -- 4. WAL readers beside a writer ------------------------------------------
-if [ "$h" = 3 ]; then
-    out=$($X /wfs/w insert wal 4 40 5) || fail "the WAL writer: $out"
-else
-    out=$($X /wfs/w read wal 20 5) || fail "a WAL reader: $out"
-    echo "h$h: $out"
-fi
-barrier 12
-out=$($X /wfs/w read wal 1 5) || fail "a last WAL read: $out"
-case "$out" in *"last 500 rows") ;; *) fail "the last WAL read did not see all 500 rows: $out" ;; esac
+beside_writer /wfs/w wal 12
 echo "h$h: step 4: WAL readers saw committed batches only"
 wfsctl stats | grep "^locks\|^sizes" || true
 sleep 3

@@ -11,7 +11,7 @@
 //   sqlx DB check HOSTS N K        PRAGMA integrity_check is "ok", and
 //                                  each host 1..HOSTS has exactly N*K rows,
 //                                  each (host, batch, i) once
-//   sqlx DB read MODE SECS K       for SECS seconds, reads in transactions:
+//   sqlx DB read MODE SECS K       for SECS seconds (once at least), reads in transactions:
 //                                  every batch it sees is whole (its K rows
 //                                  commit together) and the count never
 //                                  goes down; prints the reads made
@@ -188,7 +188,8 @@ int main(int argc, char **argv)
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT host, batch FROM t"
 			 " GROUP BY host, batch HAVING count(*) != %d)", atoi(argv[5]));
 		mode(argv[3]);
-		while (now() < end) {
+		// (At least one read, however long opening took.)
+		do {
 			long long rows, broken;
 
 			exec("BEGIN");
@@ -207,7 +208,7 @@ int main(int argc, char **argv)
 			}
 			last = rows;
 			reads++;
-		}
+		} while (now() < end);
 		printf("%lld reads, last %lld rows\n", reads, last);
 		sqlite3_close(db);
 		return 0;

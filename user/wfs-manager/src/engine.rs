@@ -544,6 +544,9 @@ pub struct Engine {
     /// [`Engine::shrinks_progress`] is running (it is not entered again
     /// from the requests it hands on).
     shrinking_now: bool,
+    /// Files this owner has cut since it started: a peer whose manager
+    /// restarts is told their sizes ([`Engine::tell_cuts`]).
+    cut_files: BTreeSet<u64>,
 }
 
 /// A shrink of one of this owner's files (Documentation/fs-plan.md, step
@@ -566,6 +569,12 @@ struct Shrink {
     /// Size requests of the file that came meanwhile, in order: size,
     /// grow, and who waits. Handled once the shrink is over.
     queued: Vec<(u64, bool, SizeThen)>,
+    /// Cut: the export has the new size, which is being told. Until every
+    /// peer has heard it (or the telling gave up on it), the limit stays
+    /// at `first` (a host that has not heard of the cut must not get the
+    /// page the end falls in and write past the end in it), and requests
+    /// still wait.
+    cut: bool,
 }
 
 impl Engine {
@@ -682,6 +691,7 @@ impl Engine {
             timers: Timers::default(),
             shrinks: BTreeMap::new(),
             shrinking_now: false,
+            cut_files: BTreeSet::new(),
         }
     }
 
@@ -812,6 +822,7 @@ impl Engine {
             }
             return;
         }
+        let restarted = p.incarnation.is_some_and(|i| i != incarnation);
         if let Some(old) = p.incarnation.filter(|&i| i != incarnation) {
             // A new manager: the old one is dead, with whatever it held.
             wlog!(
@@ -868,6 +879,27 @@ impl Engine {
             .collect();
         for file in waiting {
             self.start_naming(file);
+        }
+        if restarted {
+            self.tell_cuts(host);
+        }
+    }
+
+    /// Tells a peer whose manager restarted the exact size of every file
+    /// this owner has cut (`SizeCut`, acknowledged but not waited for): a
+    /// cut its old manager never heard would leave its kernel's inode
+    /// longer than the file, and only a cut makes one shorter.
+    fn tell_cuts(&mut self, host: HostId) {
+        let files: Vec<u64> = self.cut_files.iter().copied().collect();
+        for file in files {
+            if let Ok(a) = self.export.getattr(file) {
+                let msg = SizeMsg::Cut {
+                    id: 0,
+                    file,
+                    size: a.size,
+                };
+                self.send(host, PeerMsg::Size(msg));
+            }
         }
     }
 
@@ -1904,6 +1936,7 @@ impl Engine {
                 limit_before,
                 since: Instant::now(),
                 queued: Vec::new(),
+                cut: false,
             },
         );
         Counters::add(&self.counters.shrinks, 1);
@@ -1915,17 +1948,16 @@ impl Engine {
     /// the shrinks that waited [`Sizes::ack_wait`] (`ETIMEDOUT`: the file
     /// keeps its size, its pages are served again).
     fn recall_again(&mut self) {
-        let now = Instant::now();
-        let files: Vec<(u64, u64, bool)> = self
-            .shrinks
-            .iter()
-            .map(|(&f, s)| {
-                let late = now.saturating_duration_since(s.since) >= self.sizes.ack_wait();
-                (f, s.first, late)
-            })
-            .collect();
-        for (file, first, late) in files {
-            if !late {
+        // (Not ended from within: the shrinks are looked at once each,
+        // then moved on together.)
+        let was = std::mem::replace(&mut self.shrinking_now, true);
+        let files: Vec<u64> = self.shrinks.keys().copied().collect();
+        for file in files {
+            let Some(s) = self.shrinks.get(&file).filter(|s| !s.cut) else {
+                continue;
+            };
+            let first = s.first;
+            if s.since.elapsed() < self.sizes.ack_wait() {
                 self.run_core(Input::Recall { file, first });
                 continue;
             }
@@ -1933,7 +1965,7 @@ impl Engine {
                 continue;
             };
             wlog!(
-                "sizes: file {file:#x} ({}) could not be shrunk to {} bytes: its pages past the new end were not all back in {} ms; failing the request",
+                "sizes: file {file:#x} ({}) could not be shrunk to {} bytes: its pages past the new end were not all back (or a growth of it was still being told) in {} ms; failing the request",
                 self.file_name(file),
                 s.size,
                 self.sizes.ack_wait().as_millis()
@@ -1942,13 +1974,17 @@ impl Engine {
             self.size_answer(s.then, file, Err(errno::ETIMEDOUT));
             self.shrink_ended(file, s.queued);
         }
+        self.shrinking_now = was;
+        self.shrinks_progress();
     }
 
-    /// Ends the shrinks whose pages are all home and whose file has no
-    /// growth being told: the export cuts the file (flushed), pages up to
-    /// the new end are served again, and every live host hears the new
-    /// size ([`SizeMsg::Cut`]) before the request is answered, as with a
-    /// growth. Requests that waited are handled then.
+    /// Moves the shrinks on: one whose pages are all home, and whose file
+    /// has no growth being told, is cut (the export cuts the file, flushed,
+    /// and every live host is told the new size, [`SizeMsg::Cut`], before
+    /// the request is answered, as with a growth); one whose cut has been
+    /// told (every peer heard it, or the telling gave up) is over: the
+    /// limit moves to the new last page and the requests that waited are
+    /// handled.
     fn shrinks_progress(&mut self) {
         if self.shrinking_now {
             return;
@@ -1956,51 +1992,61 @@ impl Engine {
         self.shrinking_now = true;
         loop {
             let ready = self.shrinks.iter().find_map(|(&f, s)| {
-                (self.core.recalled(f, s.first) && !self.sizes.telling_file(f)).then_some(f)
+                let told = !self.sizes.telling_file(f);
+                (told && (s.cut || self.core.recalled(f, s.first))).then_some((f, s.cut))
             });
-            let Some(file) = ready else {
+            let Some((file, cut)) = ready else {
                 break;
             };
+            if !cut {
+                self.cut(file);
+                continue;
+            }
             let Some(s) = self.shrinks.remove(&file) else {
                 break;
             };
-            self.cut(file, s);
+            self.core
+                .set_limit(file, Some(s.size.div_ceil(PAGE_SIZE as u64)));
+            self.shrink_ended(file, s.queued);
         }
         self.shrinking_now = false;
     }
 
-    /// Shrink `s` of `file` has every page past the new end home: see
+    /// The shrink of `file` has every page past the new end home: see
     /// [`Engine::shrinks_progress`].
-    fn cut(&mut self, file: u64, s: Shrink) {
-        let r = match self.export.cut(file, s.size) {
+    fn cut(&mut self, file: u64) {
+        let Some(s) = self.shrinks.get_mut(&file) else {
+            return;
+        };
+        let (size, then) = (s.size, s.then);
+        let r = match self.export.cut(file, size) {
             Ok(r) => r,
             Err(e) => {
                 wlog!(
-                    "sizes: file {file:#x} ({}) could not be cut to {} bytes (errno {e}); failing the request",
+                    "sizes: file {file:#x} ({}) could not be cut to {size} bytes (errno {e}); failing the request",
                     self.file_name(file),
-                    s.size
                 );
-                self.core.set_limit(file, s.limit_before);
-                self.size_answer(s.then, file, Err(kernel_errno(e)));
-                self.shrink_ended(file, s.queued);
+                if let Some(s) = self.shrinks.remove(&file) {
+                    self.core.set_limit(file, s.limit_before);
+                    self.size_answer(s.then, file, Err(kernel_errno(e)));
+                    self.shrink_ended(file, s.queued);
+                }
                 return;
             }
         };
-        // Past the new end nothing is served (a host that has not heard of
-        // the cut yet faults there in vain: SIGBUS, as past any end).
-        self.core
-            .set_limit(file, Some(r.size.div_ceil(PAGE_SIZE as u64)));
+        s.cut = true;
+        self.cut_files.insert(file);
         self.names.cut(file, r.size);
         let (live, connected) = self.size_peers();
         let peers = SizePeers {
             live: &live,
             connected: &connected,
         };
-        let then = r.unsynced.is_none().then_some(s.then);
-        let (sends, told) = self.sizes.cut(file, r.size, then, peers, Instant::now());
+        let waiter = r.unsynced.is_none().then_some(then);
+        let (sends, told) = self.sizes.cut(file, r.size, waiter, peers, Instant::now());
         // This host's kernel first (the one that asked cuts its own inode
         // once answered; the others' inodes are cut here), then the peers.
-        if !matches!(s.then, SizeThen::Kernel { .. }) || r.unsynced.is_some() {
+        if !matches!(then, SizeThen::Kernel { .. }) || r.unsynced.is_some() {
             self.size_to_kernel_cut(file, r.size);
         }
         Counters::add(&self.counters.sizes_told, sends.len() as u64);
@@ -2013,12 +2059,11 @@ impl Engine {
                 self.file_name(file),
                 r.size
             );
-            self.size_answer(s.then, file, Err(kernel_errno(e)));
+            self.size_answer(then, file, Err(kernel_errno(e)));
         }
         for t in told {
             self.size_told(t);
         }
-        self.shrink_ended(file, s.queued);
     }
 
     /// A shrink of `file` is over: the size requests that waited for it are
@@ -2281,6 +2326,9 @@ impl Engine {
             SizeMsg::IsAck { id } => {
                 for t in self.sizes.acked(from, id) {
                     self.size_told(t);
+                }
+                if !self.shrinks.is_empty() {
+                    self.shrinks_progress();
                 }
             }
         }
@@ -4497,14 +4545,20 @@ mod tests {
             std::mem::take(&mut *cut)
         }
 
-        #[test]
-        fn a_shrink_is_cut_at_the_owner_and_reaches_every_host_before_it_is_answered() {
+        /// [`cluster`], the file grown to three pages (by a).
+        fn three_pages() -> Cluster {
             let mut c = cluster();
-            let f = file();
             c.setsize("a", 1, 3 * PAGE, true);
             assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
             c.told("b");
             c.told("c");
+            c
+        }
+
+        #[test]
+        fn a_shrink_is_cut_at_the_owner_and_reaches_every_host_before_it_is_answered() {
+            let mut c = three_pages();
+            let f = file();
             // b's kernel truncates the file to 100 bytes: a takes back the
             // pages from the one the new end falls in (nobody holds any),
             // cuts its file, and tells every other host, b included (its
@@ -4518,11 +4572,25 @@ mod tests {
             assert!(c.answers("b").is_empty(), "answered before c heard");
             assert_eq!(cut(&mut c, "a"), [(f, 100)], "the owner's own kernel");
             assert_eq!(cut(&mut c, "b"), [(f, 100)]);
+            // Until c has heard, the page the end falls in is not served
+            // (c could write past the end in it), and a growth waits.
+            assert_eq!(c.host("a").engine.core.limit(f), Some(0));
+            c.setsize("b", 9, PAGE + 1, true);
+            assert!(c.answers("b").is_empty(), "a growth went ahead of the cut");
             assert_eq!(to_c.len(), 1, "{to_c:?}");
             c.deliver(to_c.into());
-            assert_eq!(setsize_answers(c.answers("b")), [(2, 0)]);
             assert_eq!(cut(&mut c, "c"), [(f, 100)]);
-            assert_eq!(c.size_at("c", 3), 100);
+            assert_eq!(setsize_answers(c.answers("b")), [(2, 0), (9, 0)]);
+            assert_eq!(c.on_disk(), PAGE + 1);
+            assert_eq!(c.size_at("c", 3), PAGE + 1);
+            for h in ["a", "b", "c"] {
+                c.told(h);
+            }
+            c.setsize("a", 10, 100, false);
+            assert_eq!(setsize_answers(c.answers("a")), [(10, 0)]);
+            assert_eq!(cut(&mut c, "b"), [(f, 100)]);
+            assert_eq!(cut(&mut c, "c"), [(f, 100)]);
+            assert_eq!(c.size_at("c", 4), 100);
             assert_eq!(c.size_at("b", 3), 100);
             for h in ["a", "b", "c"] {
                 assert!(c.told(h).is_empty(), "{h}: a cut is not a growth");
@@ -4542,9 +4610,29 @@ mod tests {
             assert!(cut(&mut c, "a").is_empty());
             assert_eq!(cut(&mut c, "b"), [(f, 0)]);
             assert_eq!(cut(&mut c, "c"), [(f, 0)]);
-            assert_eq!(c.stats("a").shrinks, 2);
+            assert_eq!(c.stats("a").shrinks, 3);
+            // c's manager restarts: it is told the exact size of every file
+            // a has cut (its old manager may have missed a cut).
+            let idx = c.host("a").peer("c");
+            let sent = c.host("a").with(|e| e.event(up(idx, inc("c", 2))));
+            let cuts: Vec<(String, SizeMsg)> = size_msgs(sent)
+                .into_iter()
+                .filter(|(_, m)| matches!(m, SizeMsg::Cut { .. }))
+                .collect();
+            assert_eq!(
+                cuts,
+                [(
+                    "c".to_string(),
+                    SizeMsg::Cut {
+                        id: 0,
+                        file: f,
+                        size: 0
+                    }
+                )]
+            );
+
             let st = c.stats("b");
-            assert_eq!((st.sizes, st.sizes_done, st.sizes_refused), (1, 1, 0));
+            assert_eq!((st.sizes, st.sizes_done, st.sizes_refused), (2, 2, 0));
             // A size past the largest file never leaves the kernel: the
             // ABI refuses it (and so would the owner).
             let huge = Request::Setsize {
@@ -4561,12 +4649,8 @@ mod tests {
 
         #[test]
         fn a_shrink_whose_pages_do_not_come_home_fails_in_time_and_changes_nothing() {
-            let mut c = cluster();
+            let mut c = three_pages();
             let f = file();
-            c.setsize("a", 1, 3 * PAGE, true);
-            assert_eq!(setsize_answers(c.answers("a")), [(1, 0)]);
-            c.told("b");
-            c.told("c");
             // c asks for page 2, and its connection drops with the page on
             // its way: the page is moving for as long as the test likes.
             let page = PageId { file: f, index: 2 };

@@ -1204,6 +1204,11 @@ impl Core {
             Some(first) => self.limits.insert(file, first),
             None => self.limits.remove(&file),
         };
+        // Recalls of pages the limit no longer covers (a shrink given up)
+        // go on as transactions for nobody: a READ of the page may join
+        // them and install it.
+        let end = first.unwrap_or(u64::MAX);
+        self.recalls.retain(|p, _| p.file != file || p.index >= end);
     }
 
     /// Owner side: the limit of `file` ([`Core::set_limit`]), if any.
@@ -1370,6 +1375,11 @@ impl Core {
                     return Ok(());
                 }
                 if let Some(p) = self.faults.get_mut(&page) {
+                    if self.recalls.get(&page) == Some(&p.txn) {
+                        // A recall whose shrink was given up (the limit
+                        // is back): the page comes for this READ now.
+                        self.recalls.remove(&page);
+                    }
                     p.reqs.push(req);
                     if p.access == Access::Prefetch {
                         // A fault of a page fetched ahead: if its owner
@@ -1506,6 +1516,9 @@ impl Core {
                 );
             }
             Input::Invalidated { page, contents } => {
+                // (A recall's DROP is answered by whichever DROP of the
+                // page comes back first: a revoke's, a move's, its own.)
+                let recalled = self.recalling.remove(&page);
                 if let Some(txn) = self.revokes.remove(&page) {
                     return self.revoked(page, txn, contents, out, local);
                 }
@@ -1515,7 +1528,6 @@ impl Core {
                 // leave is not over before the `Absent`.)
                 let share = self.shares.get(&page).copied();
                 let fenced = self.fencing.remove(&page);
-                let recalled = self.recalling.remove(&page);
                 let evicted = self.evicting.get(&page) == Some(&false);
                 if evicted {
                     self.evicting.remove(&page);
@@ -2327,11 +2339,14 @@ impl Core {
                     self.readonly.remove(&page);
                 }
                 if nobody && dirty {
-                    // Every READ waiting for it gave up (cancelled): the
-                    // kernel will not have the page, so its data goes home
-                    // before this host says it holds it (a Fetch then
-                    // finds it absent, and the owner's disk has it).
-                    out.push(Output::WentHome { page });
+                    // Every READ waiting for it gave up (cancelled), or a
+                    // recall asked for nobody: the kernel will not have
+                    // the page, so its data goes home before this host
+                    // says it holds it (a Fetch then finds it absent, and
+                    // the owner's disk has it).
+                    if self.recalls.get(&page) != Some(&txn) {
+                        out.push(Output::WentHome { page });
+                    }
                     self.put_home(owner, page, epoch, data.clone(), true, out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);

@@ -30,9 +30,14 @@
 //!   growth waits for acknowledgements at most [`Sizes::ack_wait`] (a
 //!   quarter of the kernel's request time-out, at most [`ACK_WAIT_MAX`]),
 //!   and a request asked of an owner at most twice that
-//!   ([`Sizes::answer_wait`]), then fails with `ETIMEDOUT`: both well
-//!   before the kernel gives up on its own. An owner's answer that comes
-//!   later still grows the cached size and the kernel's inode.
+//!   ([`Sizes::answer_wait`]; a truncation, which may be a shrink whose
+//!   owner first takes pages back for up to `ack_wait`, three times),
+//!   then fails with `ETIMEDOUT`: all well before the kernel gives up on
+//!   its own. An owner's answer that comes later still grows the cached
+//!   size and the kernel's inode.
+//! * A shrink (the engine's) is told to every live peer, the asker too
+//!   ([`SizeMsg::Cut`], [`Sizes::cut`]), with the same wait for
+//!   acknowledgements.
 //! * A GETATTR of a file whose owner has restarted since its size was
 //!   cached asks the owner too ([`Why::Getattr`]): a `Set` of size 0,
 //!   `grow`, which changes nothing and is answered with the size.
@@ -580,13 +585,21 @@ impl Sizes {
                 continue;
             };
             let w = waited(a.a.started);
-            if w >= deadline.max(self.answer_wait) {
+            // (A truncation may be a shrink, which first takes pages back,
+            // up to `ack_wait`, then tells the new size: it is waited for
+            // that much longer, still well within the kernel's time-out.)
+            let wait = if a.a.grow {
+                self.answer_wait
+            } else {
+                self.answer_wait + self.ack_wait
+            };
+            if w >= deadline.max(wait) {
                 if let Some(a) = self.asks.remove(&id)
                     && !a.answered
                 {
                     failed.push(a.a);
                 }
-            } else if w >= self.answer_wait && !a.answered {
+            } else if w >= wait && !a.answered {
                 a.answered = true;
                 failed.push(a.a);
             }
