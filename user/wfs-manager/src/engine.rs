@@ -2044,11 +2044,10 @@ impl Engine {
         };
         let waiter = r.unsynced.is_none().then_some(then);
         let (sends, told) = self.sizes.cut(file, r.size, waiter, peers, Instant::now());
-        // This host's kernel first (the one that asked cuts its own inode
-        // once answered; the others' inodes are cut here), then the peers.
-        if !matches!(then, SizeThen::Kernel { .. }) || r.unsynced.is_some() {
-            self.size_to_kernel_cut(file, r.size);
-        }
+        // This host's kernel first, then the peers. (Even when it asked:
+        // its truncation cuts the inode it truncates once answered, but
+        // not the same file's inode on a view mount of this host.)
+        self.size_to_kernel_cut(file, r.size);
         Counters::add(&self.counters.sizes_told, sends.len() as u64);
         for (host, msg) in sends {
             self.send(host, PeerMsg::Size(msg));
@@ -4588,6 +4587,7 @@ mod tests {
             }
             c.setsize("a", 10, 100, false);
             assert_eq!(setsize_answers(c.answers("a")), [(10, 0)]);
+            assert_eq!(cut(&mut c, "a"), [(f, 100)]);
             assert_eq!(cut(&mut c, "b"), [(f, 100)]);
             assert_eq!(cut(&mut c, "c"), [(f, 100)]);
             assert_eq!(c.size_at("c", 4), 100);
@@ -4602,12 +4602,13 @@ mod tests {
             assert_eq!(setsize_answers(c.answers("c")), [(4, 0)]);
             assert_eq!(c.host("a").engine.core.limit(f), None);
             assert_eq!(c.on_disk(), 2 * PAGE);
-            // At the owner itself, to nothing: its kernel cuts its own
-            // inode once answered; b and c are told.
+            // At the owner itself, to nothing: its kernel is told too (its
+            // truncation cuts the inode it truncates once answered, not a
+            // view's); b and c are told.
             c.setsize("a", 5, 0, false);
             assert_eq!(setsize_answers(c.answers("a")), [(5, 0)]);
             assert_eq!(c.on_disk(), 0);
-            assert!(cut(&mut c, "a").is_empty());
+            assert_eq!(cut(&mut c, "a"), [(f, 0)], "its views too");
             assert_eq!(cut(&mut c, "b"), [(f, 0)]);
             assert_eq!(cut(&mut c, "c"), [(f, 0)]);
             assert_eq!(c.stats("a").shrinks, 3);

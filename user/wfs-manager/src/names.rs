@@ -14,9 +14,10 @@
 //! because a connection dropped (its pages wait in the session until the
 //! connection is back).
 //!
-//! A file's size, cached with its owner, only grows here ([`Names::grow`]):
-//! its owner tells every host of each growth (`SizeIs`, `engine.rs`), and
-//! a growth this host asked for is answered with the size. When an owner
+//! A file's size, cached with its owner, only grows here ([`Names::grow`])
+//! but when its owner cuts it ([`Names::cut`]): its owner tells every host
+//! of each growth and each cut (`SizeIs`, `SizeCut`, `engine.rs`), and a
+//! growth this host asked for is answered with the size. When an owner
 //! restarts ([`Names::owner_restarted`]), the sizes cached of its files
 //! may be behind its disk (a growth its old incarnation told while this
 //! host could not hear it): they are stale until the owner says again
