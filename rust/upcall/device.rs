@@ -323,11 +323,7 @@ impl DevFile {
             .read_slice(&mut raw)?;
         self.check_manager()?;
         let s = abi::Size::decode(&raw).map_err(|_| EINVAL)?;
-        if s.cut {
-            crate::fs::cut_size(s.file, s.size)?;
-        } else {
-            crate::fs::grow_size(s.file, s.size)?;
-        }
+        crate::fs::set_size(s.file, s.size, s.cut)?;
         Ok(0)
     }
 

@@ -107,7 +107,7 @@ pub(crate) struct Mount {
     view: bool,
     /// Lock waits (`F_SETLKW`, `flock`) at the owners now ([`locks`]).
     lock_waits: AtomicU32,
-    /// Sizes the manager cut ([`cut_size`]) so far: a LOOKUP or GETATTR
+    /// Sizes the manager cut ([`set_size`]) so far: a LOOKUP or GETATTR
     /// answered while one was made may carry the size from before the
     /// cut, which would grow the inode back past it; it is asked again
     /// ([`Mount::uncut`]).
@@ -263,34 +263,28 @@ pub(crate) fn forget_name(name: &[u8]) -> Result {
     out
 }
 
-/// Grows the cached inode of `file` to `size` bytes on every WFS mount,
-/// views included (its owner grew it; the manager's SIZE). A shorter size,
-/// or an inode not cached, changes nothing.
-pub(crate) fn grow_size(file: u64, size: u64) -> Result {
+/// Tells every WFS mount, views included, that `file` is `size` bytes
+/// long at its owner (the manager's SIZE): a cached inode that is shorter
+/// grows to it; or (`cut`: its owner cut the file, and no page past the
+/// new end is cached here any more) a cached inode takes exactly that
+/// size, each mount counting the cut first, so that a LOOKUP or GETATTR
+/// answered meanwhile is asked again ([`Mount::uncut`]). An inode not
+/// cached changes nothing.
+pub(crate) fn set_size(file: u64, size: u64, cut: bool) -> Result {
     let mut coherent_seen = false;
     let r = crate::FS_TABLE.for_each_super(|sb| {
         coherent_seen |= !is_view(sb);
-        if let Some(inode) = sb.inode(file) {
-            inode.grow_size(size);
-        }
-    });
-    walked(r, coherent_seen)
-}
-
-/// Sets the cached inode of `file` to exactly `size` bytes on every WFS
-/// mount, views included (its owner cut it; the manager's SIZE with
-/// `SIZE_CUT`, sent once no page past the new end is cached here). Each
-/// mount counts the cut first, so that a LOOKUP or GETATTR answered
-/// meanwhile is asked again ([`Mount::uncut`]).
-pub(crate) fn cut_size(file: u64, size: u64) -> Result {
-    let mut coherent_seen = false;
-    let r = crate::FS_TABLE.for_each_super(|sb| {
-        coherent_seen |= !is_view(sb);
-        if let Ok(m) = mount(sb) {
-            m.cuts.fetch_add(1, Ordering::AcqRel);
+        if cut {
+            if let Ok(m) = mount(sb) {
+                m.cuts.fetch_add(1, Ordering::AcqRel);
+            }
         }
         if let Some(inode) = sb.inode(file) {
-            inode.cut_size(size);
+            if cut {
+                inode.cut_size(size);
+            } else {
+                inode.grow_size(size);
+            }
         }
     });
     walked(r, coherent_seen)

@@ -1899,7 +1899,7 @@ impl Engine {
             s.queued.push((size, grow, then));
             return;
         }
-        if !grow && size <= wfs_abi::SIZE_MAX {
+        if !grow {
             match self.export.getattr(file) {
                 Ok(a) if size < a.size => return self.start_shrink(file, size, then),
                 Ok(_) => {}
@@ -1961,18 +1961,13 @@ impl Engine {
                 self.run_core(Input::Recall { file, first });
                 continue;
             }
-            let Some(s) = self.shrinks.remove(&file) else {
-                continue;
-            };
             wlog!(
                 "sizes: file {file:#x} ({}) could not be shrunk to {} bytes: its pages past the new end were not all back (or a growth of it was still being told) in {} ms; failing the request",
                 self.file_name(file),
                 s.size,
                 self.sizes.ack_wait().as_millis()
             );
-            self.core.set_limit(file, s.limit_before);
-            self.size_answer(s.then, file, Err(errno::ETIMEDOUT));
-            self.shrink_ended(file, s.queued);
+            self.fail_shrink(file, errno::ETIMEDOUT);
         }
         self.shrinking_now = was;
         self.shrinks_progress();
@@ -2026,11 +2021,7 @@ impl Engine {
                     "sizes: file {file:#x} ({}) could not be cut to {size} bytes (errno {e}); failing the request",
                     self.file_name(file),
                 );
-                if let Some(s) = self.shrinks.remove(&file) {
-                    self.core.set_limit(file, s.limit_before);
-                    self.size_answer(s.then, file, Err(kernel_errno(e)));
-                    self.shrink_ended(file, s.queued);
-                }
+                self.fail_shrink(file, kernel_errno(e));
                 return;
             }
         };
@@ -2062,6 +2053,17 @@ impl Engine {
         }
         for t in told {
             self.size_told(t);
+        }
+    }
+
+    /// The shrink of `file` failed before its cut (`error`): the limit is put
+    /// back, its request is answered with the error, and the requests that
+    /// waited are handled.
+    fn fail_shrink(&mut self, file: u64, error: i32) {
+        if let Some(s) = self.shrinks.remove(&file) {
+            self.core.set_limit(file, s.limit_before);
+            self.size_answer(s.then, file, Err(error));
+            self.shrink_ended(file, s.queued);
         }
     }
 
@@ -2214,6 +2216,15 @@ impl Engine {
         }
     }
 
+    /// The owner of `file` as this host knows it, for a size it is told: the
+    /// core's, the name service's, or this host if its export has the file.
+    fn size_owner(&self, file: u64) -> Option<HostId> {
+        self.core
+            .owner_of(file)
+            .or_else(|| self.names.owner_of(file).map(|(o, _)| o))
+            .or_else(|| self.export.getattr(file).is_ok().then_some(self.me))
+    }
+
     /// Tells this host's kernel that `file` was cut to exactly `size` bytes
     /// (no page past the end is cached here any more: the owner took them
     /// back first); a failure is logged.
@@ -2272,12 +2283,7 @@ impl Engine {
                 }
             }
             SizeMsg::Is { id, file, size } => {
-                let owner = self
-                    .core
-                    .owner_of(file)
-                    .or_else(|| self.names.owner_of(file).map(|(o, _)| o))
-                    .or_else(|| self.export.getattr(file).is_ok().then_some(self.me));
-                match owner {
+                match self.size_owner(file) {
                     Some(o) if o == from => {
                         self.names.grow(file, size);
                         self.size_to_kernel(file, size);
@@ -2301,11 +2307,7 @@ impl Engine {
                 self.send(from, PeerMsg::Size(SizeMsg::IsAck { id }));
             }
             SizeMsg::Cut { id, file, size } => {
-                let owner = self
-                    .core
-                    .owner_of(file)
-                    .or_else(|| self.names.owner_of(file).map(|(o, _)| o));
-                match owner {
+                match self.size_owner(file) {
                     Some(o) if o != from => wlog!(
                         "sizes: {} says file {file:#x} was cut to {size} bytes, but its owner is {}; ignored",
                         self.host_names(&[from]),

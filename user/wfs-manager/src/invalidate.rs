@@ -173,15 +173,7 @@ impl Invalidator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((file, size));
-        if self.fd < 0 {
-            return Err(format!("IOC_SIZE of file {file:#x} to {size}: no device"));
-        }
-        ioctl_size(self.fd, file, size, false).map_err(|e| {
-            format!(
-                "IOC_SIZE of file {file:#x} to {size}: {}",
-                describe_errno(e)
-            )
-        })
+        self.size_ioctl(file, size, false)
     }
 
     /// Tells the kernel that file `file` was cut to exactly `size` bytes
@@ -195,14 +187,20 @@ impl Invalidator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((file, size));
+        self.size_ioctl(file, size, true)
+    }
+
+    /// `IOC_SIZE` of `file` to `size` (`cut`: exactly), its failure said.
+    fn size_ioctl(&self, file: u64, size: u64, cut: bool) -> Result<(), String> {
+        let what = if cut { "cut to" } else { "to" };
         if self.fd < 0 {
             return Err(format!(
-                "IOC_SIZE of file {file:#x} cut to {size}: no device"
+                "IOC_SIZE of file {file:#x} {what} {size}: no device"
             ));
         }
-        ioctl_size(self.fd, file, size, true).map_err(|e| {
+        ioctl_size(self.fd, file, size, cut).map_err(|e| {
             format!(
-                "IOC_SIZE of file {file:#x} cut to {size}: {}",
+                "IOC_SIZE of file {file:#x} {what} {size}: {}",
                 describe_errno(e)
             )
         })

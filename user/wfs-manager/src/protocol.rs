@@ -444,7 +444,8 @@ pub enum Input {
     /// it or a read-only copy of it, its dirty data to the disk, and no
     /// host holds it afterwards. Set the file's limit first
     /// ([`Core::set_limit`]) so that no other transaction hands such a page
-    /// out again, then feed this until [`Core::recalled`] says the pages
+    /// out again (a page short of the limit is not recalled), then feed
+    /// this until [`Core::recalled`] says the pages
     /// are home: a page moving, or one this host's kernel is still
     /// faulting in, is recalled by a later `Recall`.
     Recall { file: u64, first: u64 },
@@ -1374,12 +1375,9 @@ impl Core {
                     });
                     return Ok(());
                 }
+                // (A recall's fault is joined only once its limit is
+                // gone, and `set_limit` forgot it was a recall then.)
                 if let Some(p) = self.faults.get_mut(&page) {
-                    if self.recalls.get(&page) == Some(&p.txn) {
-                        // A recall whose shrink was given up (the limit
-                        // is back): the page comes for this READ now.
-                        self.recalls.remove(&page);
-                    }
                     p.reqs.push(req);
                     if p.access == Access::Prefetch {
                         // A fault of a page fetched ahead: if its owner
@@ -1928,7 +1926,9 @@ impl Core {
                     // is not known yet.)
                     return Ok(());
                 }
-                let past = |p: &PageId| p.file == file && p.index >= first;
+                // (Only pages past the limit: a recall of any other would
+                // outlive it, see `set_limit`.)
+                let past = |p: &PageId| p.file == file && p.index >= first && self.past_limit(*p);
                 let mut pages: BTreeSet<PageId> =
                     self.epochs.keys().copied().filter(past).collect();
                 pages.extend(
@@ -2309,6 +2309,7 @@ impl Core {
                     return Ok(());
                 };
                 let nobody = p.reqs.is_empty();
+                let recall = self.recalls.get(&page) == Some(&txn);
                 // (The kernel lacked it: an invalidation of it still
                 // under way finds nothing, and must not take this copy.)
                 self.fencing.remove(&page);
@@ -2344,13 +2345,13 @@ impl Core {
                     // the page, so its data goes home before this host
                     // says it holds it (a Fetch then finds it absent, and
                     // the owner's disk has it).
-                    if self.recalls.get(&page) != Some(&txn) {
+                    if !recall {
                         out.push(Output::WentHome { page });
                     }
                     self.put_home(owner, page, epoch, data.clone(), true, out, local);
                 }
                 self.send(owner, Msg::Done { txn, page }, out, local);
-                if self.recalls.get(&page) == Some(&txn) {
+                if recall {
                     // Recalled: home now (its dirty data is on its way to
                     // the disk, just sent), and held by nobody.
                     self.recalls.remove(&page);

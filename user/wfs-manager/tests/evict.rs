@@ -5,32 +5,11 @@
 
 mod common;
 
-use common::{P, cores, deliver, fetch_from_disk, hand_over_from_1, join, sends, slow_write_back};
+use common::{
+    P, cores, deliver, disk_writes, fetch_from_disk, hand_over_from_1, join, sends,
+    slow_write_back, write_all,
+};
 use wfs_manager::protocol::{BUSY, Core, Input, Msg, Output, PageId};
-
-/// The owner's disk writes among `out`, carried out without error; returns
-/// what the owner does then.
-fn write_all(cs: &mut [Core], out: &[Output]) -> Vec<Output> {
-    let mut after = Vec::new();
-    for o in out {
-        if let Output::DiskWrite {
-            page, epoch, ack, ..
-        } = o
-        {
-            after.extend(
-                cs[0]
-                    .handle(Input::DiskWritten {
-                        page: *page,
-                        epoch: *epoch,
-                        ack: *ack,
-                        error: 0,
-                    })
-                    .unwrap(),
-            );
-        }
-    }
-    after
-}
 
 /// Host 1 holds P dirty (1), and the operator downgrades it there: what
 /// host 1 does then (the `Put` of its data).
@@ -67,15 +46,6 @@ fn fail_disk_write(cs: &mut [Core], put: &Output) -> Vec<Output> {
             error: 28,
         })
         .unwrap()
-}
-
-fn disk_writes(out: &[Output]) -> Vec<Vec<u8>> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::DiskWrite { data, .. } => Some(data.to_vec()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{P, cores, deliver, fetch_from_disk, join, sends};
+use common::{P, cores, deliver, disk_writes, fetch_from_disk, join, sends, write_all};
 use wfs_manager::protocol::{Input, Output, PAST_END, PageId};
 
 /// Host 1 holds P dirty (it wrote 9 to the copy it got from the disk); the
@@ -40,32 +40,18 @@ fn a_shrink_takes_a_dirty_page_home_and_refuses_it_afterwards() {
         .unwrap();
     // The dirty data comes home and goes to the disk; nobody holds P.
     let out = deliver(&mut cs, 1, &out[0]);
-    let write = out
-        .iter()
-        .find_map(|o| match o {
-            Output::DiskWrite {
-                page,
-                data,
-                epoch,
-                ack,
-            } => Some((*page, data.to_vec(), *epoch, *ack)),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no disk write in {out:?}"));
-    assert_eq!((write.0, write.1.clone()), (P, vec![9]));
+    assert_eq!(disk_writes(&out), vec![vec![9]], "{out:?}");
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, Output::DiskWrite { page, .. } if *page != P)),
+        "{out:?}"
+    );
     assert!(
         !out.iter().any(|o| matches!(o, Output::Grant { .. })),
         "the recall installs nothing: {out:?}"
     );
     assert!(!cs[0].recalled(P.file, 0), "its disk write is not done yet");
-    cs[0]
-        .handle(Input::DiskWritten {
-            page: P,
-            epoch: write.2,
-            ack: write.3,
-            error: 0,
-        })
-        .unwrap();
+    write_all(&mut cs, &out);
     assert!(cs[0].recalled(P.file, 0));
     assert!(!cs[1].holds(P));
 
@@ -149,21 +135,8 @@ fn a_shrink_takes_the_owners_own_copy_from_its_kernel() {
             contents: Some((vec![4].into(), true)),
         })
         .unwrap();
-    let Some(Output::DiskWrite { epoch, ack, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::DiskWrite { .. }))
-        .cloned()
-    else {
-        panic!("no disk write in {out:?}")
-    };
-    cs[0]
-        .handle(Input::DiskWritten {
-            page: P,
-            epoch,
-            ack,
-            error: 0,
-        })
-        .unwrap();
+    assert_eq!(disk_writes(&out), vec![vec![4]], "{out:?}");
+    write_all(&mut cs, &out);
     assert!(cs[0].recalled(P.file, 0));
     assert_eq!(cs[0].outstanding(), 0, "{:?}", cs[0]);
 }

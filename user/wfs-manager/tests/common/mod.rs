@@ -117,3 +117,37 @@ pub fn slow_write_back(cs: &mut [Core]) -> Vec<Output> {
         })
         .unwrap()
 }
+
+/// The owner's disk writes among `out`, carried out without error; returns
+/// what the owner does then.
+pub fn write_all(cs: &mut [Core], out: &[Output]) -> Vec<Output> {
+    let mut after = Vec::new();
+    for o in out {
+        if let Output::DiskWrite {
+            page, epoch, ack, ..
+        } = o
+        {
+            after.extend(
+                cs[0]
+                    .handle(Input::DiskWritten {
+                        page: *page,
+                        epoch: *epoch,
+                        ack: *ack,
+                        error: 0,
+                    })
+                    .unwrap(),
+            );
+        }
+    }
+    after
+}
+
+/// The data of the disk writes among `out`, in order.
+pub fn disk_writes(out: &[Output]) -> Vec<Vec<u8>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::DiskWrite { data, .. } => Some(data.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
