@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 9;
+pub const ABI_VERSION: u32 = 10;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -51,6 +51,8 @@ pub mod errno {
     pub const EIO: i32 = 5;
     /// Device or resource busy.
     pub const EBUSY: i32 = 16;
+    /// The name exists already (CREATE with `O_EXCL`).
+    pub const EEXIST: i32 = 17;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
     /// File too large.
@@ -516,6 +518,10 @@ pub enum Opcode {
     /// Grow or shrink a file, at its owner, before the kernel does (a
     /// write past the end, `truncate`).
     Setsize = 9,
+    /// Make a new file, owned by this host (`O_CREAT`).
+    Create = 10,
+    /// Remove a file's name, at its owner (`unlink`).
+    Unlink = 11,
 }
 
 /// Set in the opcode of every reply.
@@ -534,6 +540,8 @@ impl Opcode {
             7 => Opcode::View,
             8 => Opcode::Lock,
             9 => Opcode::Setsize,
+            10 => Opcode::Create,
+            11 => Opcode::Unlink,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -832,7 +840,30 @@ pub enum Request<'a> {
         /// for `truncate`: exactly `size` long.
         grow: bool,
     },
+    /// CREATE(name, mode, excl): make regular file `name` with permission
+    /// bits `mode`; answered with its attributes.
+    Create {
+        /// The name, validated by [`valid_name`].
+        name: &'a [u8],
+        /// Permission bits (`0o7777` at most; the umask applied).
+        mode: u32,
+        /// `O_EXCL`: a name that exists anywhere is `EEXIST`. Without it,
+        /// the manager may answer with the existing file's attributes
+        /// (another host made it since this one found it missing).
+        excl: bool,
+    },
+    /// UNLINK(file, name): remove name `name`, file `file`; answered `Done`
+    /// once its owner has removed it and every host has forgotten it.
+    Unlink {
+        /// File id from a LOOKUP or CREATE reply.
+        file: u64,
+        /// The name, validated by [`valid_name`].
+        name: &'a [u8],
+    },
 }
+
+/// Flag of [`Request::Create`]'s flags word: `O_EXCL`.
+pub const CREATE_EXCL: u32 = 1;
 
 impl Request<'_> {
     /// The request's opcode.
@@ -847,6 +878,8 @@ impl Request<'_> {
             Request::View { .. } => Opcode::View,
             Request::Lock(_) => Opcode::Lock,
             Request::Setsize { .. } => Opcode::Setsize,
+            Request::Create { .. } => Opcode::Create,
+            Request::Unlink { .. } => Opcode::Unlink,
         }
     }
 
@@ -860,13 +893,22 @@ impl Request<'_> {
                 Request::Upgrade { .. } => 16,
                 Request::Setsize { .. } => 24,
                 Request::Lock(_) => LockArgs::LEN,
+                Request::Create { name, .. } => 10 + name.len(),
+                Request::Unlink { name, .. } => 10 + name.len(),
             }
     }
 
     /// Checks that the request is one [`Request::decode`] accepts.
     fn validate(&self) -> Result<(), DecodeError> {
         match *self {
-            Request::Lookup { name } if !valid_name(name) => Err(DecodeError::BadName),
+            Request::Lookup { name }
+            | Request::Create { name, .. }
+            | Request::Unlink { name, .. }
+                if !valid_name(name) =>
+            {
+                Err(DecodeError::BadName)
+            }
+            Request::Create { mode, .. } if mode & !0o7777 != 0 => Err(DecodeError::BadField),
             Request::Read { count, .. } if !(1..=READ_RUN_MAX).contains(&count) => {
                 Err(DecodeError::BadField)
             }
@@ -937,6 +979,18 @@ impl Request<'_> {
                 put(b, p + 20, &0u32.to_le_bytes());
             }
             Request::Lock(a) => a.encode(b, p),
+            Request::Create { name, mode, excl } => {
+                put(b, p, &mode.to_le_bytes());
+                let flags = if excl { CREATE_EXCL } else { 0 };
+                put(b, p + 4, &flags.to_le_bytes());
+                put(b, p + 8, &(name.len() as u16).to_le_bytes());
+                put(b, p + 10, name);
+            }
+            Request::Unlink { file, name } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &(name.len() as u16).to_le_bytes());
+                put(b, p + 10, name);
+            }
         }
         Ok(len)
     }
@@ -950,7 +1004,7 @@ impl Request<'_> {
         let p = HEADER_LEN;
         let op = Opcode::from_u16(h.opcode)?;
         let want_fixed = match op {
-            Opcode::Lookup => None,
+            Opcode::Lookup | Opcode::Create | Opcode::Unlink => None,
             Opcode::Getattr | Opcode::Readdir => Some(8),
             Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
@@ -1033,6 +1087,33 @@ impl Request<'_> {
                     file: get_u64(b, p)?,
                     size,
                     grow,
+                }
+            }
+            Opcode::Create | Opcode::Unlink => {
+                let n = get_u16(b, p + 8)? as usize;
+                if b.len() != p + 10 + n {
+                    return Err(DecodeError::BadLength);
+                }
+                let name = &b[p + 10..];
+                if !valid_name(name) {
+                    return Err(DecodeError::BadName);
+                }
+                if op == Opcode::Unlink {
+                    Request::Unlink {
+                        file: get_u64(b, p)?,
+                        name,
+                    }
+                } else {
+                    let mode = get_u32(b, p)?;
+                    let excl = match get_u32(b, p + 4)? {
+                        0 => false,
+                        CREATE_EXCL => true,
+                        _ => return Err(DecodeError::BadField),
+                    };
+                    if mode & !0o7777 != 0 {
+                        return Err(DecodeError::BadField);
+                    }
+                    Request::Create { name, mode, excl }
                 }
             }
         };
@@ -1146,7 +1227,7 @@ impl<'a> Reply<'a> {
         let body_fits = match (self.op, self.body) {
             (_, None) => self.error != 0,
             (_, Some(_)) if self.error != 0 => false,
-            (Opcode::Lookup | Opcode::Getattr, Some(ReplyBody::Attr(_))) => true,
+            (Opcode::Lookup | Opcode::Getattr | Opcode::Create, Some(ReplyBody::Attr(_))) => true,
             (Opcode::Readdir, Some(ReplyBody::Dirent { name, .. })) => {
                 if !name.is_empty() && !valid_name(name) {
                     return Err(DecodeError::BadName);
@@ -1158,7 +1239,10 @@ impl<'a> Reply<'a> {
             }
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
-            (Opcode::Write | Opcode::Lock | Opcode::Setsize, Some(ReplyBody::Done)) => true,
+            (
+                Opcode::Write | Opcode::Lock | Opcode::Setsize | Opcode::Unlink,
+                Some(ReplyBody::Done),
+            ) => true,
             (Opcode::Lock, Some(ReplyBody::Lock(l))) => {
                 l.mode == LockMode::Unlock || (l.start <= l.end && l.end <= LOCK_END_MAX)
             }
@@ -1253,7 +1337,7 @@ impl<'a> Reply<'a> {
             }
         };
         let body = match op {
-            Opcode::Lookup | Opcode::Getattr => {
+            Opcode::Lookup | Opcode::Getattr | Opcode::Create => {
                 exact(24)?;
                 ReplyBody::Attr(Attr {
                     file: get_u64(b, p)?,
@@ -1302,7 +1386,7 @@ impl<'a> Reply<'a> {
                     _ => return Err(DecodeError::BadField),
                 })
             }
-            Opcode::Write | Opcode::Setsize => {
+            Opcode::Write | Opcode::Setsize | Opcode::Unlink => {
                 exact(0)?;
                 ReplyBody::Done
             }

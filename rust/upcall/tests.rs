@@ -93,6 +93,23 @@ fn abi_request_roundtrip() {
             9,
         );
     }
+    for excl in [false, true] {
+        roundtrip(
+            Request::Create {
+                name: b"new.db-journal",
+                mode: 0o644,
+                excl,
+            },
+            10,
+        );
+    }
+    roundtrip(
+        Request::Unlink {
+            file: 7,
+            name: &[b'u'; abi::NAME_MAX],
+        },
+        11,
+    );
 }
 
 fn abi_request_malformed() {
@@ -104,6 +121,31 @@ fn abi_request_malformed() {
             Err(DecodeError::BadName)
         );
     }
+    for bad in [&b""[..], b"..", b"a/b"] {
+        kunit_expect_eq!(
+            Request::Create {
+                name: bad,
+                mode: 0o600,
+                excl: true
+            }
+            .encode(1, &mut buf),
+            Err(DecodeError::BadName)
+        );
+        kunit_expect_eq!(
+            Request::Unlink { file: 2, name: bad }.encode(1, &mut buf),
+            Err(DecodeError::BadName)
+        );
+    }
+    // Only permission bits are a mode.
+    kunit_expect_eq!(
+        Request::Create {
+            name: b"f",
+            mode: 0o100644,
+            excl: false
+        }
+        .encode(1, &mut buf),
+        Err(DecodeError::BadField)
+    );
     let long = [b'y'; abi::NAME_MAX + 1];
     kunit_expect!(Request::Lookup { name: &long }.encode(1, &mut buf).is_err());
     // Too small an output buffer.

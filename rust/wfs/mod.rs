@@ -422,6 +422,48 @@ impl FileSystem for WfsFs {
         }
     }
 
+    /// `O_CREAT`: this host's manager makes the file in its export (this
+    /// host owns it), once no other host has or is making the name (a race
+    /// for one name gives all but one host `EEXIST`); without `O_EXCL`, a
+    /// file another host made meanwhile is opened instead.
+    fn create(dir: &Inode<Self>, name: &[u8], perm: u16, excl: bool) -> Result<FileAttr> {
+        if name.len() > abi::NAME_MAX {
+            return Err(Error::from_errno(-abi::errno::ENAMETOOLONG));
+        }
+        if !abi::valid_name(name) {
+            return Err(EINVAL);
+        }
+        let m = mount(dir.super_block())?;
+        if m.view {
+            return Err(EROFS);
+        }
+        let mode = u32::from(perm);
+        m.chan.call(
+            &Request::Create { name, mode, excl },
+            m.timeout_ms,
+            attr_reply,
+        )
+    }
+
+    /// `unlink`: the file's owner removes the name, once every page of
+    /// the file is back from every host, and every host forgets the name
+    /// before the answer.
+    fn unlink(dir: &Inode<Self>, name: &[u8], inode: &Inode<Self>) -> Result {
+        let m = mount(dir.super_block())?;
+        if m.view {
+            return Err(EROFS);
+        }
+        let file = inode.ino();
+        m.chan.call(
+            &Request::Unlink { file, name },
+            m.timeout_ms,
+            |reply| match reply.body {
+                Some(ReplyBody::Done) => Ok(()),
+                _ => Err(EIO),
+            },
+        )
+    }
+
     fn readdir(dir: &Inode<Self>, emitter: &mut DirEmitter<'_>) -> Result {
         let m = mount(dir.super_block())?;
         loop {

@@ -5,12 +5,12 @@
 # debug-coherence: mrsw
 #
 # SQLite (Debian's, linked into sqlx) on one database from three hosts at
-# once; h1 owns the files. WFS cannot create or remove files yet, so the
-# databases, the first one's rollback journal and the second one's -wal
-# and -shm files are made (empty) in h1's export first; the rollback
-# journal is kept between transactions (journal_mode=PERSIST rather than
-# DELETE), and so is the WAL (SQLITE_FCNTL_PERSIST_WAL; the WAL database
-# has no rollback journal file: SQLite would remove it).
+# once. For steps 1-4 h1 owns the files, made (empty) in its export first:
+# the databases, the first one's rollback journal (kept between
+# transactions: journal_mode=PERSIST) and the second one's -wal and -shm
+# files (the WAL kept too: SQLITE_FCNTL_PERSIST_WAL). Step 5 runs
+# DELETE mode, where the journal is made and removed through /wfs by
+# every transaction.
 #
 # 1. Every host inserts 20 transactions of 5 rows at once (busy timeout
 #    60 s, fcntl locks across hosts): each host then finds every row
@@ -31,6 +31,12 @@
 # 4. WAL readers beside a writer: h3 inserts 40 batches of 5 rows while
 #    h1 and h2 read in transactions over and over, as in step 2; every
 #    host ends with all 500 rows.
+# 5. Rollback-journal DELETE mode, on a third database that h2 makes
+#    through /wfs (O_CREAT): every transaction's writer makes the
+#    -journal file (it owns it) and removes it at commit, from three hosts
+#    at once; every row arrives once, integrity_check ok everywhere, the
+#    owner's (h2's) export holds the same database, and no journal is
+#    left.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -116,6 +122,25 @@ barrier 11
 # -- 4. WAL readers beside a writer ------------------------------------------
 beside_writer /wfs/w wal 12
 echo "h$h: step 4: WAL readers saw committed batches only"
-wfsctl stats | grep "^locks\|^sizes" || true
+
+barrier 13
+# -- 5. DELETE mode, on a database made through /wfs -------------------------
+if [ "$h" = 2 ]; then
+    : > /wfs/d || fail "cannot make /wfs/d"
+    out=$($X /wfs/d init delete) || fail "init (DELETE): $out"
+fi
+barrier 14
+out=$($X /wfs/d insert delete $h 20 5) || fail "inserts (DELETE): $out"
+barrier 15
+out=$($X /wfs/d check 3 20 5) || fail "check (DELETE): $out"
+[ ! -e /wfs/d-journal ] || fail "a rollback journal was left behind"
+if [ "$h" = 2 ]; then
+    out=$($X "file:/export/d?immutable=1" check 3 20 5) || fail "the owner's export (DELETE): $out"
+    $X /wfs/d dump > /tmp/wfs.dump
+    $X "file:/export/d?immutable=1" dump > /tmp/export.dump
+    cmp /tmp/wfs.dump /tmp/export.dump || fail "h2's export holds another database"
+fi
+echo "h$h: step 5: DELETE mode from three hosts, journals made and removed: 300 rows, each once; integrity ok"
+wfsctl stats | grep "^locks\|^sizes\|^names" || true
 sleep 3
 echo "PASS h$h"

@@ -4,6 +4,11 @@
 //   filex FILE STEP...   opens FILE read-write and runs the STEPs in order
 //                        on the one open file:
 //
+//   create, excl         (first step only) opens FILE with O_CREAT, or
+//                        O_CREAT | O_EXCL (mode 0644, less the umask)
+//   unlink               unlink(2) of FILE (the open file stays open)
+//   read                 prints what read(2) from the start finds (up to
+//                        4096 bytes; "" for nothing)
 //   size                 prints the size fstat(2) says
 //   end                  prints the end lseek(2) finds (SEEK_END: the
 //                        size this host's kernel has, asking nobody)
@@ -52,6 +57,8 @@ static const char *ename(int e)
 	case EAGAIN: return "EAGAIN";
 	case ENOLCK: return "ENOLCK";
 	case EROFS: return "EROFS";
+	case EEXIST: return "EEXIST";
+	case ENOENT: return "ENOENT";
 	default: return strerror(e);
 	}
 }
@@ -130,21 +137,30 @@ static int mapped(int fd, long long off, const char *put, int *byte)
 
 int main(int argc, char **argv)
 {
-	int fd, i;
+	int fd, i = 2, flags = O_RDWR;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: filex FILE STEP...\n");
 		return 2;
 	}
-	fd = open(argv[1], O_RDWR);
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!strcmp(argv[2], "create") || !strcmp(argv[2], "excl")) {
+		flags |= O_CREAT | (!strcmp(argv[2], "excl") ? O_EXCL : 0);
+		i = 3;
+	}
+	fd = open(argv[1], flags, 0644);
+	if (fd < 0 && i == 3)
+		return failed();
 	if (fd < 0) {
 		fprintf(stderr, "filex: open %s: %s\n", argv[1], strerror(errno));
 		return 2;
 	}
-	setvbuf(stdout, NULL, _IONBF, 0);
-	for (i = 2; i < argc; i++) {
+	if (i == 3)
+		printf("ok\n");
+	for (; i < argc; i++) {
 		const char *s = argv[i];
-		int need = (!strcmp(s, "size") || !strcmp(s, "end") || !strcmp(s, "otrunc")) ? 0 :
+		int need = (!strcmp(s, "size") || !strcmp(s, "end") || !strcmp(s, "otrunc") ||
+			    !strcmp(s, "unlink") || !strcmp(s, "read")) ? 0 :
 			   (!strcmp(s, "pwrite") || !strcmp(s, "appendn") ||
 			    !strcmp(s, "mapput")) ? 2 : 1;
 
@@ -164,6 +180,18 @@ int main(int argc, char **argv)
 			if (end < 0)
 				return failed();
 			printf("%lld\n", (long long)end);
+		} else if (!strcmp(s, "unlink")) {
+			if (unlink(argv[1]) < 0)
+				return failed();
+			printf("ok\n");
+		} else if (!strcmp(s, "read")) {
+			char buf[4097];
+			ssize_t n = pread(fd, buf, 4096, 0);
+
+			if (n < 0)
+				return failed();
+			buf[n] = '\0';
+			printf("%s\n", buf);
 		} else if (!strcmp(s, "otrunc")) {
 			int t = open(argv[1], O_WRONLY | O_TRUNC);
 

@@ -129,6 +129,20 @@ fn all_requests() -> Vec<Request<'static>> {
             size: 4097,
             grow: true,
         },
+        Request::Create {
+            name: b"x.db-journal",
+            mode: 0o644,
+            excl: false,
+        },
+        Request::Create {
+            name: &[b'c'; NAME_MAX],
+            mode: 0o7777,
+            excl: true,
+        },
+        Request::Unlink {
+            file: 13,
+            name: b"x.db-journal",
+        },
     ]
 }
 
@@ -308,7 +322,7 @@ fn a_view_is_answered_read_only() {
     }
 }
 
-const ALL_OPS: [Opcode; 9] = [
+const ALL_OPS: [Opcode; 11] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
@@ -318,6 +332,8 @@ const ALL_OPS: [Opcode; 9] = [
     Opcode::View,
     Opcode::Lock,
     Opcode::Setsize,
+    Opcode::Create,
+    Opcode::Unlink,
 ];
 
 // ---------------------------------------------------------------------------
@@ -326,7 +342,7 @@ const ALL_OPS: [Opcode; 9] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 9);
+    assert_eq!(ABI_VERSION, 10);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -492,7 +508,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(9));
+    want.extend_from_slice(&le32(10));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -590,7 +606,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 10, 11, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 12, 13, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -1072,7 +1088,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 10, 100, 0x7fff] {
+    for op in [0u16, 12, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -1487,7 +1503,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 10, 0x7fff] {
+    for op in [0u16, 12, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -2113,5 +2129,79 @@ fn read_reply_bare_grant_refused() {
             Err(DecodeError::BadLength),
             "{grant:?}"
         );
+    }
+}
+
+#[test]
+fn create_and_unlink_layout() {
+    let c = Request::Create {
+        name: b"ab",
+        mode: 0o640,
+        excl: true,
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&le32(0o640));
+    body.extend_from_slice(&le32(CREATE_EXCL));
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(b"ab");
+    assert_eq!(enc_req(&c, 5), msg(10, 5, &body));
+    let u = Request::Unlink {
+        file: 0x1122,
+        name: b"ab",
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&le64(0x1122));
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(b"ab");
+    assert_eq!(enc_req(&u, 6), msg(11, 6, &body));
+    // CREATE is answered with attributes, UNLINK with nothing.
+    for (op, body, ok) in [
+        (Opcode::Create, ReplyBody::Attr(Attr::default()), true),
+        (Opcode::Create, ReplyBody::Done, false),
+        (Opcode::Unlink, ReplyBody::Done, true),
+        (Opcode::Unlink, ReplyBody::Attr(Attr::default()), false),
+    ] {
+        let r = Reply {
+            id: 1,
+            op,
+            error: 0,
+            body: Some(body),
+        };
+        assert_eq!(r.encode(&mut [0u8; MSG_MAX]).is_ok(), ok, "{op:?} {body:?}");
+    }
+}
+
+#[test]
+fn malformed_create_and_unlink_requests_are_refused() {
+    let good = enc_req(
+        &Request::Create {
+            name: b"n",
+            mode: 0o600,
+            excl: false,
+        },
+        1,
+    );
+    assert!(Request::decode(&good).is_ok());
+    // A flag that is not O_EXCL.
+    let mut m = good.clone();
+    m[HEADER_LEN + 4] = 2;
+    assert_eq!(Request::decode(&m), Err(DecodeError::BadField));
+    // A file type in the mode.
+    let mut m = good.clone();
+    m[HEADER_LEN + 1] = 0x81;
+    assert_eq!(Request::decode(&m), Err(DecodeError::BadField));
+    // A name length past the message.
+    let mut m = good.clone();
+    m[HEADER_LEN + 8] = 2;
+    assert_eq!(Request::decode(&m), Err(DecodeError::BadLength));
+    // Names the namespace cannot hold.
+    for bad in [&b"."[..], b"a/b", b"a\0"] {
+        let mut m = good.clone();
+        m.truncate(HEADER_LEN + 10);
+        m.extend_from_slice(bad);
+        m[HEADER_LEN + 8] = bad.len() as u8;
+        let len = m.len() as u32;
+        m[..4].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(Request::decode(&m), Err(DecodeError::BadName), "{bad:?}");
     }
 }

@@ -42,6 +42,7 @@ use crate::export::{Export, Resized, file_id};
 use crate::invalidate::{Invalidator, Mode, Outcome};
 use crate::lockserv::{Answered, LockMsg, LockOut, LockService};
 use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
+use crate::namespace::Namespace;
 use crate::pool::{Pool, check_lent, lent_page};
 use crate::prefetch::{CopyGrant, Prefetch};
 use crate::protocol::{Core, HostId, Input, Msg, Output, PageData, PageId, UpgradeAnswer};
@@ -54,6 +55,8 @@ use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
 use crate::wire::{Frame, PeerMsg};
 use crate::wlog;
+
+mod space;
 
 /// What the engine hears.
 #[derive(Debug)]
@@ -187,6 +190,18 @@ pub struct ProtocolStats {
     /// of files this manager has looked up or not.
     #[serde(default)]
     pub sizes_heard: u64,
+    /// CREATEs from this host's kernel (`engine/space.rs`).
+    #[serde(default)]
+    pub creates: u64,
+    /// Of those, failed (`EEXIST` for `O_EXCL` included).
+    #[serde(default)]
+    pub creates_failed: u64,
+    /// UNLINKs from this host's kernel.
+    #[serde(default)]
+    pub unlinks: u64,
+    /// Of those, failed.
+    #[serde(default)]
+    pub unlinks_failed: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -226,6 +241,10 @@ pub struct Counters {
     sizes_failed: AtomicU64,
     sizes_told: AtomicU64,
     sizes_heard: AtomicU64,
+    creates: AtomicU64,
+    creates_failed: AtomicU64,
+    unlinks: AtomicU64,
+    unlinks_failed: AtomicU64,
 }
 
 impl Counters {
@@ -271,6 +290,10 @@ impl Counters {
             sizes_failed: g(&self.sizes_failed),
             sizes_told: g(&self.sizes_told),
             sizes_heard: g(&self.sizes_heard),
+            creates: g(&self.creates),
+            creates_failed: g(&self.creates_failed),
+            unlinks: g(&self.unlinks),
+            unlinks_failed: g(&self.unlinks_failed),
         }
     }
 }
@@ -547,6 +570,10 @@ pub struct Engine {
     /// Files this owner has cut since it started: a peer whose manager
     /// restarts is told their sizes ([`Engine::tell_cuts`]).
     cut_files: BTreeSet<u64>,
+    /// Names being made and removed ([`space`]).
+    space: space::Space,
+    /// Their reservations and forget rounds (`namespace.rs`).
+    space_names: Namespace<space::SpaceThen>,
 }
 
 /// A shrink of one of this owner's files (Documentation/fs-plan.md, step
@@ -692,6 +719,8 @@ impl Engine {
             shrinks: BTreeMap::new(),
             shrinking_now: false,
             cut_files: BTreeSet::new(),
+            space: space::Space::default(),
+            space_names: Namespace::new(me),
         }
     }
 
@@ -708,7 +737,11 @@ impl Engine {
         if !self.shrinks.is_empty() {
             self.recall_again();
         }
+        if !self.space.creating.is_empty() {
+            self.retry_creates();
+        }
         if acks {
+            self.expire_unlinks();
             self.send_acks();
             self.expire_reads();
             self.detect_failures();
@@ -915,6 +948,7 @@ impl Engine {
         let host = p.host;
         let out = self.names.peer_down(host);
         self.name_outputs(out);
+        self.space_peer_down(host);
         // Growths stop waiting for it (it hears them when it is back: the
         // session sends them again).
         for t in self.sizes.disconnected(host) {
@@ -1136,6 +1170,7 @@ impl Engine {
             // stops waiting for it now.
             let out = self.names.peer_down(host);
             self.name_outputs(out);
+            self.space_peer_down(host);
         }
         let kept = self.core.orphans().len();
         self.run_core(Input::PeerDied {
@@ -1525,6 +1560,26 @@ impl Engine {
             PeerMsg::Name(NameMsg::Named { id, name }) => {
                 let out = self.names.named(from, id, name);
                 self.name_outputs(out);
+            }
+            PeerMsg::Name(NameMsg::Reserve { id, name, at }) => {
+                self.reserve_asked(from, id, &name, at);
+            }
+            PeerMsg::Name(NameMsg::Reserved { id, found, refused }) => {
+                if let Some(r) = self.space_names.answered(from, id, found, refused) {
+                    self.reserved(r);
+                }
+            }
+            PeerMsg::Name(NameMsg::Forget { id, name }) => self.forget_asked(from, id, &name),
+            PeerMsg::Name(NameMsg::Forgot { id }) => {
+                if let Some(then) = self.space_names.forgot(from, id) {
+                    self.forgotten(then);
+                }
+            }
+            PeerMsg::Name(NameMsg::Unlink { id, file, name }) => {
+                self.unlink_asked(from, id, file, &name);
+            }
+            PeerMsg::Name(NameMsg::Unlinked { id, error }) => {
+                self.unlink_answered(from, id, error);
             }
         }
     }
@@ -2180,6 +2235,7 @@ impl Engine {
             SizeThen::Peer { host, id } => {
                 self.send(host, PeerMsg::Size(SizeMsg::Answer { id, result }));
             }
+            SizeThen::Removal { token } => self.removal_shrunk(token, file, result),
         }
     }
 
@@ -2363,8 +2419,8 @@ impl Engine {
             | Request::Write { file, .. }
             | Request::View { file, .. } => Some(file),
             Request::Lock(a) => Some(a.file),
-            Request::Setsize { file, .. } => Some(file),
-            Request::Lookup { .. } | Request::Readdir { .. } => None,
+            Request::Setsize { file, .. } | Request::Unlink { file, .. } => Some(file),
+            Request::Lookup { .. } | Request::Readdir { .. } | Request::Create { .. } => None,
         };
         if let Some(file) = file
             && !self.know_file(file)
@@ -2390,6 +2446,8 @@ impl Engine {
             } => self.view(id, PageId { file, index }, count, slot, started),
             Request::Lock(a) => self.lock(id, &a, started),
             Request::Setsize { file, size, grow } => self.setsize(id, file, size, grow, started),
+            Request::Create { name, mode, excl } => self.create(id, name, mode, excl, started),
+            Request::Unlink { file, name } => self.unlink(id, file, name, started),
             Request::Lookup { name } => {
                 let local = self.export.lookup(name).ok().map(|a| info(&a));
                 let (up, down) = self.connected();
@@ -4071,6 +4129,228 @@ mod tests {
 
         pub(super) fn inc(name: &str, n: u64) -> u64 {
             (u64::from(host_id(name)) << 16) | n
+        }
+    }
+
+    /// CREATE and UNLINK across hosts (`engine/space.rs`).
+    mod names_made {
+        use super::harness::{CONN, Cluster, Got};
+        use super::*;
+        use wfs_abi::Opcode;
+
+        fn create(name: &[u8], excl: bool) -> Request<'_> {
+            Request::Create {
+                name,
+                mode: 0o640,
+                excl,
+            }
+        }
+
+        fn upcall(req: u64, r: Request<'_>) -> Upcall {
+            let mut msg = [0u8; MSG_MAX];
+            let n = r.encode(req, &mut msg).expect("encode");
+            Upcall {
+                started: Instant::now(),
+                msg: msg[..n].to_vec(),
+            }
+        }
+
+        impl Cluster {
+            fn answers_of(&mut self, at: &str) -> Vec<(u64, Opcode, i32, Got)> {
+                self.host(at).kernel_replies()
+            }
+
+            fn exports(&mut self, at: &str, name: &str) -> bool {
+                self.host(at).dir.export().join(name).exists()
+            }
+
+            /// Host `at`'s kernel looks `name` up: the errno, or the file.
+            fn lookup(&mut self, at: &str, req: u64, name: &[u8]) -> Result<Attr, i32> {
+                self.ask(at, req, Request::Lookup { name });
+                match &self.answers_of(at)[..] {
+                    [(id, Opcode::Lookup, 0, Got::Attr(a))] if *id == req => Ok(*a),
+                    [(id, Opcode::Lookup, e, Got::Nothing)] if *id == req => Err(*e),
+                    r => panic!("{r:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn a_file_made_on_one_host_is_seen_on_every_host_and_made_once() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            // c has looked the name up first: it is missing (cached so).
+            assert_eq!(c.lookup("c", 1, b"n"), Err(errno::ENOENT));
+            c.ask("b", 2, create(b"n", true));
+            let n = file_id(b"n");
+            let want = Attr {
+                file: n,
+                size: 0,
+                mode: 0o640,
+            };
+            assert_eq!(c.answers_of("b"), [(2, Opcode::Create, 0, Got::Attr(want))]);
+            assert!(c.exports("b", "n"));
+            assert!(!c.exports("a", "n") && !c.exports("c", "n"));
+            // Every host sees it, c too (told to forget the name first).
+            assert_eq!(c.lookup("c", 3, b"n"), Ok(want));
+            assert_eq!(c.lookup("a", 4, b"n"), Ok(want));
+            assert_eq!(c.host("c").engine.core.owner_of(n), Some(host_id("b")));
+            // Made again: EEXIST with O_EXCL anywhere; without, the file.
+            for (at, req) in [("a", 5), ("b", 6), ("c", 7)] {
+                c.ask(at, req, create(b"n", true));
+                assert_eq!(
+                    c.answers_of(at),
+                    [(req, Opcode::Create, errno::EEXIST, Got::Nothing)]
+                );
+                c.ask(at, req + 10, create(b"n", false));
+                assert_eq!(
+                    c.answers_of(at),
+                    [(req + 10, Opcode::Create, 0, Got::Attr(want))]
+                );
+            }
+            // Also a file that was there from the start, at its owner's
+            // peers.
+            c.ask("c", 20, create(b"f", true));
+            assert_eq!(
+                c.answers_of("c"),
+                [(20, Opcode::Create, errno::EEXIST, Got::Nothing)]
+            );
+            let st = c.host("a").engine.counters.snapshot();
+            assert_eq!((st.creates, st.creates_failed), (2, 1));
+        }
+
+        #[test]
+        fn two_hosts_racing_for_a_name_make_it_once() {
+            for excl in [true, false] {
+                let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+                // Both reservations are out before either is answered.
+                let from_b = c
+                    .host("b")
+                    .with(|e| e.upcall(upcall(1, create(b"r", excl))));
+                let from_c = c
+                    .host("c")
+                    .with(|e| e.upcall(upcall(1, create(b"r", excl))));
+                let mut todo: VecDeque<(String, String, Frame)> = VecDeque::new();
+                for (from, frames) in [("b", from_b), ("c", from_c)] {
+                    todo.extend(frames.into_iter().map(|(to, f)| (from.to_string(), to, f)));
+                }
+                c.deliver(todo);
+                let made: Vec<&str> = ["a", "b", "c"]
+                    .into_iter()
+                    .filter(|h| c.exports(h, "r"))
+                    .collect();
+                assert_eq!(made.len(), 1, "excl {excl}: {made:?}");
+                let winner = made[0];
+                let loser = if winner == "b" { "c" } else { "b" };
+                let want = Attr {
+                    file: file_id(b"r"),
+                    size: 0,
+                    mode: 0o640,
+                };
+                assert_eq!(
+                    c.answers_of(winner),
+                    [(1, Opcode::Create, 0, Got::Attr(want))]
+                );
+                if excl {
+                    assert_eq!(
+                        c.answers_of(loser),
+                        [(1, Opcode::Create, errno::EEXIST, Got::Nothing)]
+                    );
+                } else {
+                    // The loser asks again after a moment, and opens the
+                    // winner's file.
+                    assert!(c.answers_of(loser).is_empty());
+                    std::thread::sleep(space::BUSY_RETRY);
+                    c.on(loser, |e| {
+                        e.tick(false);
+                    });
+                    assert_eq!(
+                        c.answers_of(loser),
+                        [(1, Opcode::Create, 0, Got::Attr(want))]
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn a_name_is_not_made_away_from_most_of_the_cluster() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            for (at, peer) in [("a", "b"), ("a", "c"), ("b", "a"), ("c", "a")] {
+                let idx = c.host(at).peer(peer);
+                let down = Event::Net(NetEvent::Down {
+                    peer: idx,
+                    conn: CONN,
+                });
+                c.on(at, |e| e.event(down));
+            }
+            c.ask("a", 1, create(b"m", true));
+            assert_eq!(
+                c.answers_of("a"),
+                [(1, Opcode::Create, libc::EHOSTUNREACH, Got::Nothing)]
+            );
+            assert!(!c.exports("a", "m"));
+            assert!(!c.host("a").engine.space_names.is_mine(b"m"));
+            // b, with c, may.
+            c.ask("b", 2, create(b"m", true));
+            assert_eq!(c.answers_of("b")[0].2, 0);
+            assert!(c.exports("b", "m"));
+        }
+
+        #[test]
+        fn an_unlink_at_another_owner_empties_removes_and_is_forgotten_everywhere() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let f = file_id(b"f");
+            assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
+            assert_eq!(c.lookup("c", 2, b"f").map(|a| a.file), Ok(f));
+            c.ask(
+                "b",
+                3,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(c.answers_of("b"), [(3, Opcode::Unlink, 0, Got::Done)]);
+            assert!(!c.exports("a", "f"));
+            // Its pages are refused until a file of that name is made
+            // again; nobody resolves the name.
+            assert_eq!(c.host("a").engine.core.limit(f), Some(0));
+            for (at, req) in [("a", 4), ("b", 5), ("c", 6)] {
+                assert_eq!(c.lookup(at, req, b"f"), Err(errno::ENOENT), "{at}");
+            }
+            // Again: gone.
+            c.ask(
+                "b",
+                7,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(
+                c.answers_of("b"),
+                [(7, Opcode::Unlink, errno::ENOENT, Got::Nothing)]
+            );
+            // Made again, by c: c owns it, a serves nothing of it.
+            c.ask("c", 8, create(b"f", true));
+            assert_eq!(c.answers_of("c")[0].2, 0);
+            assert_eq!(c.lookup("a", 9, b"f").map(|a| a.file), Ok(f));
+            assert_eq!(c.host("a").engine.core.owner_of(f), Some(host_id("c")));
+            assert_eq!(c.host("c").engine.core.limit(f), None);
+            // Removed at its owner, by its own kernel.
+            c.ask(
+                "c",
+                10,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(c.answers_of("c"), [(10, Opcode::Unlink, 0, Got::Done)]);
+            assert_eq!(c.lookup("b", 11, b"f"), Err(errno::ENOENT));
+            // (The second UNLINK failed before it was one: nobody owns the
+            // file id any more, so it found no name.)
+            let st = c.host("b").engine.counters.snapshot();
+            assert_eq!((st.unlinks, st.unlinks_failed), (1, 0));
         }
     }
 

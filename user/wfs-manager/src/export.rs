@@ -525,6 +525,71 @@ impl Export {
         })
     }
 
+    /// CREATE at the owner: makes regular file `name` with permission
+    /// bits `mode`, exactly (the kernel applied the caller's umask), and
+    /// returns its attributes and whether it was made now. The file and
+    /// the directory's new entry are flushed before this returns. A name
+    /// that exists is `EEXIST` if `excl`, else its attributes (a regular
+    /// file's only: anything else under that name is `EEXIST` too).
+    pub fn create(&self, name: &[u8], mode: u32, excl: bool) -> Result<(Attr, bool), i32> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !valid_name(name) {
+            return Err(errno::EINVAL);
+        }
+        // (A name whose id another name has is refused before it exists.)
+        let id = self.remember(name)?;
+        let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
+        let made = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o7777)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path);
+        match made {
+            Ok(f) => {
+                let perm = fs::Permissions::from_mode(mode & 0o7777);
+                let synced = f
+                    .set_permissions(perm)
+                    .and_then(|()| f.sync_all())
+                    .and_then(|()| fs::File::open(&self.dir)?.sync_all());
+                if let Err(e) = synced {
+                    // (Not made, as far as anyone is told.)
+                    let _ = fs::remove_file(&path);
+                    return Err(io_errno(&e));
+                }
+                Ok((self.attr_of(name)?, true))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !excl => {
+                let a = self.attr_of(name).map_err(|_| errno::EEXIST)?;
+                debug_assert_eq!(a.file, id);
+                Ok((a, false))
+            }
+            Err(e) => Err(io_errno(&e)),
+        }
+    }
+
+    /// UNLINK at the owner, once no host holds a page of the file: removes
+    /// `name`, file `id`, from the export (flushed) and forgets it.
+    pub fn remove(&self, id: u64, name: &[u8]) -> Result<(), i32> {
+        if !valid_name(name) || file_id(name) != id {
+            return Err(errno::ENOENT);
+        }
+        let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
+        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
+        }
+        fs::remove_file(&path).map_err(|e| io_errno(&e))?;
+        self.open_files().remove(&id);
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_errno(&e))
+    }
+
     /// The shared names, sorted.
     pub fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
         let mut out = Vec::new();
@@ -584,6 +649,40 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(5))
             .expect("the page was not handed over");
         t.join().unwrap();
+    }
+
+    #[test]
+    fn create_and_remove() {
+        let d = tmpdir("create");
+        let e = Export::new(&d);
+        let (a, made) = e.create(b"n", 0o640, true).unwrap();
+        assert!(made);
+        assert_eq!((a.file, a.size, a.mode), (file_id(b"n"), 0, 0o640));
+        let md = fs::metadata(d.join("n")).unwrap();
+        assert_eq!(md.permissions().mode() & 0o7777, 0o640);
+        // Exclusive: refused; else the file that is there.
+        assert_eq!(e.create(b"n", 0o600, true), Err(errno::EEXIST));
+        fs::write(d.join("n"), b"abc").unwrap();
+        let (b, made) = e.create(b"n", 0o600, false).unwrap();
+        assert!(!made);
+        assert_eq!((b.file, b.size, b.mode), (a.file, 3, 0o640));
+        // Not a regular file: exists, and is not opened.
+        fs::create_dir(d.join("dir")).unwrap();
+        assert_eq!(e.create(b"dir", 0o600, false), Err(errno::EEXIST));
+        assert_eq!(e.create(b"a/b", 0o600, false), Err(errno::EINVAL));
+        // Removed: gone, and its id with it.
+        assert_eq!(e.getattr(a.file).unwrap().size, 3);
+        assert_eq!(e.remove(a.file, b"n"), Ok(()));
+        assert!(!d.join("n").exists());
+        assert_eq!(e.getattr(a.file), Err(errno::ENOENT));
+        assert_eq!(e.remove(a.file, b"n"), Err(errno::ENOENT));
+        assert_eq!(e.remove(file_id(b"dir"), b"dir"), Err(errno::ENOENT));
+        assert_eq!(e.remove(a.file, b"dir"), Err(errno::ENOENT), "wrong id");
+        // Made again: empty.
+        let (c, made) = e.create(b"n", 0o600, true).unwrap();
+        assert!(made);
+        assert_eq!((c.file, c.size), (a.file, 0));
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -208,7 +208,14 @@ impl Invalidator {
 
     /// Makes the kernel forget its cached dentry for `name`.
     pub fn forget(&self, name: &str) -> Result<(), String> {
-        ioctl_forget(self.fd, name.as_bytes())
-            .map_err(|e| format!("FORGET of {name:?}: {}", describe_errno(e)))
+        self.forget_name(name.as_bytes())
+    }
+
+    /// Makes the kernel forget its cached dentry for `name` (any bytes).
+    pub fn forget_name(&self, name: &[u8]) -> Result<(), String> {
+        ioctl_forget(self.fd, name).map_err(|e| {
+            let name = String::from_utf8_lossy(name);
+            format!("FORGET of {name:?}: {}", describe_errno(e))
+        })
     }
 }

@@ -60,6 +60,7 @@ pub mod lockserv;
 pub mod log;
 pub mod manager;
 pub mod names;
+pub mod namespace;
 pub mod pool;
 pub mod prefetch;
 pub mod protocol;

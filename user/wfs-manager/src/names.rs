@@ -101,6 +101,25 @@ pub enum NameMsg {
     NameOf { id: u64, file: u64 },
     /// The answer to `NameOf` `id`: the name, if this host exports it.
     Named { id: u64, name: Option<Vec<u8>> },
+    /// May the sender make `name`? Its stamp is `(at, sender)`
+    /// (`namespace.rs`).
+    Reserve { id: u64, name: Vec<u8>, at: u64 },
+    /// The answer to reservation `id`: the receiver exports the name
+    /// (`found`), or is making it under an earlier stamp (`refused`), or
+    /// neither (granted).
+    Reserved {
+        id: u64,
+        found: Option<FileInfo>,
+        refused: bool,
+    },
+    /// Forget what you cached of `name` (made or removed by its owner).
+    Forget { id: u64, name: Vec<u8> },
+    /// The answer to `Forget` `id`.
+    Forgot { id: u64 },
+    /// To a file's owner: remove `name` (file `file`).
+    Unlink { id: u64, file: u64, name: Vec<u8> },
+    /// The answer to `Unlink` `id`: 0, or an errno.
+    Unlinked { id: u64, error: i32 },
 }
 
 /// What the name service asks its environment to do.
@@ -293,6 +312,11 @@ impl Names {
         self.cache.values().find(|(_, i)| i.file == file).copied()
     }
 
+    /// What this host has cached of `name`: its owner and attributes.
+    pub fn lookup_cached(&self, name: &[u8]) -> Option<(HostId, FileInfo)> {
+        self.cache.get(name).copied()
+    }
+
     /// The name of a file this host has resolved, if known.
     pub fn name_of(&self, file: u64) -> Option<&[u8]> {
         self.cache
@@ -452,6 +476,13 @@ impl Names {
             }
         }
         changed
+    }
+
+    /// `owner` exports `name` as `info` (it said so answering a
+    /// reservation of the name).
+    pub fn learned(&mut self, name: &[u8], owner: HostId, info: FileInfo) {
+        self.cache.insert(name.to_vec(), (owner, info));
+        self.stale.remove(&info.file);
     }
 
     /// Forgets a cached name (the manager's FORGET of it).

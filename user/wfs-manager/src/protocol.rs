@@ -1190,6 +1190,13 @@ impl Core {
         self.owners.insert(file, owner);
     }
 
+    /// Forgets who owns `file` (its name was removed, or made anew by
+    /// another host): the next LOOKUP says. For a file no host holds a
+    /// page of any more (the removal's recall).
+    pub fn forget_owner(&mut self, file: u64) {
+        self.owners.remove(&file);
+    }
+
     /// The owner of `file`, if known.
     pub fn owner_of(&self, file: u64) -> Option<HostId> {
         self.owners.get(&file).copied()

@@ -125,6 +125,12 @@ pub enum Then {
         /// Its `Set`'s id.
         id: u64,
     },
+    /// This owner's removal of the file (an unlink, `token` in the
+    /// engine's table): its pages are taken back by a shrink to 0 first.
+    Removal {
+        /// The engine's key for it.
+        token: u64,
+    },
 }
 
 /// A growth every waited-for host has heard of: answer whoever waits.
@@ -252,6 +258,7 @@ pub struct Sizes {
     next: u64,
     ack_wait: Duration,
     answer_wait: Duration,
+    kernel_timeout: Duration,
 }
 
 impl Default for Sizes {
@@ -277,7 +284,13 @@ impl Sizes {
             next: 0,
             ack_wait,
             answer_wait: 2 * ack_wait,
+            kernel_timeout: t,
         }
+    }
+
+    /// How long the kernel waits for an answer before it gives up.
+    pub fn kernel_timeout(&self) -> Duration {
+        self.kernel_timeout
     }
 
     /// How long a growth waits for acknowledgements: a quarter of the
@@ -393,7 +406,7 @@ impl Sizes {
         let mut sends = Vec::new();
         let asker = match then {
             Then::Peer { host, .. } => Some(host),
-            Then::Kernel { .. } => None,
+            Then::Kernel { .. } | Then::Removal { .. } => None,
         };
         if let Some(y) = t.except.filter(|&y| Some(y) != asker) {
             t.except = None;

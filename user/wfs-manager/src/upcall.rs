@@ -214,6 +214,11 @@ pub fn handle(
             .set_size(file, size, grow)
             .and_then(|r| r.result())
             .map(|_| ReplyBody::Done),
+        // This host owns every file, and is the only one to make names.
+        Request::Create { name, mode, excl } => export
+            .create(name, mode, excl)
+            .map(|(a, _)| ReplyBody::Attr(a)),
+        Request::Unlink { file, name } => export.remove(file, name).map(|()| ReplyBody::Done),
     };
     let reply = match result {
         Ok(body) => Reply {

@@ -29,7 +29,7 @@
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
 //!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28), a name-service
-//!   message ([`crate::names::NameMsg`], tags 16-21), a view's
+//!   message ([`crate::names::NameMsg`], tags 16-21 and 38-43), a view's
 //!   ([`crate::views::ViewMsg`], tags 29-30), a lock's
 //!   ([`crate::lockserv::LockMsg`], tags 31-32) or a size's
 //!   ([`crate::sizes::SizeMsg`], tags 33-37):
@@ -57,6 +57,12 @@
 //!   | 19 | Listed | id u64, count u32 (at most 4096), count names (strings), last u8 (0/1): one part of a listing |
 //!   | 20 | NameOf | id u64, file u64 |
 //!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
+//!   | 38 | Reserve | id u64, name (string), stamp u64 |
+//!   | 39 | Reserved | id u64, state u8 (0 granted, 1 refused, 2 exported), then if 2: file u64, size u64, mode u32 |
+//!   | 40 | Forget | id u64, name (string) |
+//!   | 41 | Forgot | id u64 |
+//!   | 42 | Unlink | id u64, file u64, name (string) |
+//!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -125,7 +131,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 12;
+pub const PROTOCOL_VERSION: u16 = 13;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -498,7 +504,7 @@ impl Frame {
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag @ 16..=21 => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
+                    tag @ (16..=21 | 38..=43) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
                     tag @ 33..=37 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
@@ -1199,6 +1205,45 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
                 }
             }
         }
+        NameMsg::Reserve { id, name, at } => {
+            p.push(38);
+            p.extend_from_slice(&id.to_le_bytes());
+            put_name(p, name);
+            p.extend_from_slice(&at.to_le_bytes());
+        }
+        NameMsg::Reserved { id, found, refused } => {
+            p.push(39);
+            p.extend_from_slice(&id.to_le_bytes());
+            match found {
+                None => p.push(u8::from(*refused)),
+                Some(f) => {
+                    p.push(2);
+                    p.extend_from_slice(&f.file.to_le_bytes());
+                    p.extend_from_slice(&f.size.to_le_bytes());
+                    p.extend_from_slice(&f.mode.to_le_bytes());
+                }
+            }
+        }
+        NameMsg::Forget { id, name } => {
+            p.push(40);
+            p.extend_from_slice(&id.to_le_bytes());
+            put_name(p, name);
+        }
+        NameMsg::Forgot { id } => {
+            p.push(41);
+            p.extend_from_slice(&id.to_le_bytes());
+        }
+        NameMsg::Unlink { id, file, name } => {
+            p.push(42);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            put_name(p, name);
+        }
+        NameMsg::Unlinked { id, error } => {
+            p.push(43);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&error.to_le_bytes());
+        }
     }
 }
 
@@ -1261,6 +1306,42 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
             };
             NameMsg::Named { id, name }
         }
+        38 => NameMsg::Reserve {
+            id: id(c)?,
+            name: name(c)?,
+            at: c.u64("RESERVE too short for its stamp")?,
+        },
+        39 => {
+            let id = id(c)?;
+            let (found, refused) = match c.u8("RESERVED too short for its state")? {
+                0 => (None, false),
+                1 => (None, true),
+                2 => {
+                    let f = FileInfo {
+                        file: c.u64("RESERVED too short for its file")?,
+                        size: c.u64("RESERVED too short for its size")?,
+                        mode: c.u32("RESERVED too short for its mode")?,
+                    };
+                    (Some(f), false)
+                }
+                _ => return Err(WireError::Malformed("RESERVED state is not 0, 1 or 2")),
+            };
+            NameMsg::Reserved { id, found, refused }
+        }
+        40 => NameMsg::Forget {
+            id: id(c)?,
+            name: name(c)?,
+        },
+        41 => NameMsg::Forgot { id: id(c)? },
+        42 => NameMsg::Unlink {
+            id: id(c)?,
+            file: c.u64("UNLINK too short for its file")?,
+            name: name(c)?,
+        },
+        43 => NameMsg::Unlinked {
+            id: id(c)?,
+            error: c.u32("UNLINKED too short for its errno")? as i32,
+        },
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
 }
@@ -1729,6 +1810,44 @@ mod tests {
                 NameMsg::List { id: 3 },
                 NameMsg::NameOf { id: 4, file: 77 },
                 NameMsg::Named { id: 5, name: None },
+                NameMsg::Reserve {
+                    id: 6,
+                    name: b"x-journal".to_vec(),
+                    at: u64::MAX,
+                },
+                NameMsg::Reserved {
+                    id: 7,
+                    found: None,
+                    refused: false,
+                },
+                NameMsg::Reserved {
+                    id: 7,
+                    found: None,
+                    refused: true,
+                },
+                NameMsg::Reserved {
+                    id: 8,
+                    found: Some(FileInfo {
+                        file: 1,
+                        size: 2,
+                        mode: 0o600,
+                    }),
+                    refused: false,
+                },
+                NameMsg::Forget {
+                    id: 9,
+                    name: vec![b'f'; 255],
+                },
+                NameMsg::Forgot { id: 10 },
+                NameMsg::Unlink {
+                    id: 11,
+                    file: u64::MAX,
+                    name: b"u".to_vec(),
+                },
+                NameMsg::Unlinked {
+                    id: 12,
+                    error: libc::EBUSY,
+                },
                 NameMsg::Named {
                     id: 6,
                     name: Some(b"shared".to_vec()),

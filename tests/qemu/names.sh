@@ -1,0 +1,164 @@
+#!/bin/sh
+# hosts: 3
+# timeout: 500
+# coherence: single mrsw
+# debug-coherence: mrsw
+#
+# Files are made and removed from any host, and every host sees the change
+# as soon as the call that made it returns (Documentation/fs-plan.md,
+# step 3). h1 exports /wfs/ctl and /wfs/victim to begin with.
+#
+# 1. Every host looks /wfs/made up first (missing: the kernel caches the
+#    miss). h2 then makes it with O_CREAT (a shell redirection) and writes
+#    to it: at once, h1 and h3 read it, stat gives its size and mode, and
+#    ls lists it; after a sync everywhere, h2's export holds it (h2 owns
+#    what it makes), nobody else's does.
+# 2. O_EXCL race: the three hosts open /wfs/race with O_CREAT | O_EXCL at
+#    once. Every host can open the file afterwards (a name made twice would
+#    be refused as a duplicate), and each host's answer matches its own
+#    export: exactly the winner has the file, the others got EEXIST.
+# 3. O_CREAT race without O_EXCL: the three hosts open /wfs/shared at once,
+#    each writing its own bytes at its own offset: one file, with all
+#    three writes, on every host.
+# 4. Unlink from afar: h2 reads /wfs/victim (3 pages, h1's), h3 removes it
+#    (rm): at once it is gone on every host (stat, ls, open) and from h1's
+#    export; removing it again is ENOENT. h2 then makes a file of the same
+#    name (h2 owns it now): every host reads the new bytes, not the old
+#    file's.
+# 5. Ordinary tools: cp of a file into /wfs on h3 and cmp on h1; tar
+#    round trip: h1 writes a tar archive into /wfs, h2 unpacks it into
+#    /wfs (tar makes the files), h3 compares them with its own copies; rm
+#    of all of it from h1.
+set -eu
+h=$WFS_HOST
+H=/opt/helpers
+. $H/lib.sh
+fail() {
+    echo "FAIL h$h: $*"
+    ls -l /wfs /export || true
+    wfsctl status || true
+    wfsctl stats || true
+    exit 1
+}
+S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20
+
+if [ "$h" = 1 ]; then
+    dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
+    head -c 12288 /dev/urandom > /export/victim
+fi
+wfsctl wait --peers --timeout 90 || fail "peers not connected"
+appear 30 ctl victim || fail "the files never appeared"
+
+# -- 1. a file made on h2 ------------------------------------------------------
+[ ! -e /wfs/made ] || fail "/wfs/made exists before anyone made it"
+barrier 1
+if [ "$h" = 2 ]; then
+    echo "made on h2" > /wfs/made || fail "O_CREAT of /wfs/made failed"
+    flag $S1
+else
+    flagwait $S1
+fi
+[ "$(cat /wfs/made)" = "made on h2" ] || fail "/wfs/made reads '$(cat /wfs/made 2>&1)'"
+[ "$(stat -c '%s %a' /wfs/made)" = "11 644" ] || fail "stat /wfs/made: $(stat -c '%s %a' /wfs/made)"
+ls /wfs | grep -qx made || fail "ls /wfs does not list made: $(ls /wfs | tr '\n' ' ')"
+# (Whichever host holds the page dirty writes it home.)
+sync
+barrier 11
+if [ "$h" = 2 ]; then
+    [ "$(cat /export/made)" = "made on h2" ] || fail "h2's export does not hold made after sync"
+else
+    [ ! -e /export/made ] || fail "made is in h$h's export too"
+fi
+
+# -- 2. O_EXCL race ------------------------------------------------------------
+barrier 2
+r=$($H/filex /wfs/race excl) || true
+barrier 3
+case "$r" in
+ok) [ -e /export/race ] || fail "O_EXCL succeeded here, but this host's export lacks race" ;;
+EEXIST) [ ! -e /export/race ] || fail "O_EXCL failed (EEXIST) here, but this host made race" ;;
+*) fail "O_EXCL of /wfs/race: $r" ;;
+esac
+$H/filex /wfs/race size > /dev/null || fail "race cannot be opened (made twice?)"
+echo "h$h: O_EXCL race: $r"
+
+# -- 3. O_CREAT race -----------------------------------------------------------
+barrier 4
+out=$($H/filex /wfs/shared create pwrite $((h * 100)) "written by h$h") ||
+    fail "O_CREAT of /wfs/shared: $out"
+barrier 5
+for o in 1 2 3; do
+    got=$(dd if=/wfs/shared bs=1 skip=$((o * 100)) count=13 2>/dev/null)
+    [ "$got" = "written by h$o" ] || fail "/wfs/shared at $((o * 100)) reads '$got'"
+done
+[ -e /export/shared ] && echo "h$h owns shared"
+
+# -- 4. unlink from afar -------------------------------------------------------
+if [ "$h" = 2 ]; then
+    cmp -s -n 4096 /wfs/victim /wfs/victim || fail "cannot read victim"
+fi
+barrier 6
+if [ "$h" = 3 ]; then
+    rm /wfs/victim || fail "rm of h1's /wfs/victim failed"
+    flag $S4A
+else
+    flagwait $S4A
+fi
+[ ! -e /wfs/victim ] || fail "victim still exists after its rm returned"
+ls /wfs | grep -qx victim && fail "ls still lists victim"
+if [ "$h" = 1 ]; then
+    [ ! -e /export/victim ] || fail "victim is still in its owner's export"
+fi
+r=$($H/filex /wfs/victim unlink 2>&1) && fail "opening the removed victim worked: $r"
+barrier 7
+if [ "$h" = 1 ]; then
+    r=$(rm /wfs/victim 2>&1) && fail "a second rm of victim succeeded"
+    echo "$r" | grep -q 'No such file' || fail "a second rm of victim: $r"
+fi
+barrier 12
+if [ "$h" = 2 ]; then
+    echo "victim again, on h2" > /wfs/victim || fail "making victim again failed"
+    [ -e /export/victim ] || fail "h2 made victim, but its export lacks it"
+    flag $S4B
+else
+    flagwait $S4B
+fi
+[ "$(cat /wfs/victim)" = "victim again, on h2" ] || fail "the new victim reads '$(head -c 40 /wfs/victim | od -c | head -2)'"
+[ "$(stat -c %s /wfs/victim)" = 20 ] || fail "the new victim is $(stat -c %s /wfs/victim) bytes"
+barrier 8
+
+# -- 5. cp, tar, rm ------------------------------------------------------------
+if [ "$h" = 3 ]; then
+    cp $H/filex /wfs/filex.copy || fail "cp into /wfs failed"
+    flag $S5A
+fi
+if [ "$h" = 1 ]; then
+    flagwait $S5A
+    cmp $H/filex /wfs/filex.copy || fail "the copy h3 made differs"
+    (cd $H && tar -cf /wfs/helpers.tar lib.sh filex dsm) || fail "tar into /wfs failed"
+    flag $S5B
+fi
+if [ "$h" = 2 ]; then
+    flagwait $S5B
+    tar -xf /wfs/helpers.tar -C /wfs || fail "tar -x into /wfs failed"
+    flag $S4C
+fi
+if [ "$h" = 3 ]; then
+    flagwait $S4C
+    for f in lib.sh filex dsm; do
+        cmp $H/$f /wfs/$f || fail "$f, unpacked into /wfs by h2, differs"
+    done
+fi
+barrier 9
+if [ "$h" = 1 ]; then
+    rm /wfs/filex.copy /wfs/helpers.tar /wfs/lib.sh /wfs/filex /wfs/dsm /wfs/made ||
+        fail "rm from h1 failed"
+fi
+barrier 10
+for f in filex.copy helpers.tar lib.sh filex dsm made; do
+    [ ! -e /wfs/$f ] || fail "$f still exists after rm"
+    [ ! -e /export/$f ] || fail "$f still in h$h's export after rm"
+done
+wfsctl stats | grep '^names:'
+owner_last /wfs/ctl 2048 1 || fail "not every host finished"
+echo "PASS h$h"

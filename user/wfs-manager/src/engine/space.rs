@@ -1,0 +1,452 @@
+//! CREATE and UNLINK (Documentation/fs-plan.md, step 3): names made and
+//! removed across the cluster. The reservation and forget rounds are
+//! `namespace.rs`'s pure code; this is what the engine does with them.
+//!
+//! A CREATE makes the file in this host's export once the name is
+//! reserved (no host has it or is making it first, and the hosts reached
+//! are the majority side of the cluster), then has every connected peer
+//! forget what it cached of the name before the kernel is answered.
+//!
+//! An UNLINK goes to the file's owner, which takes every page of the file
+//! back from every host by shrinking it to 0 bytes (the shrink's recall,
+//! cut and telling), removes it from its export, keeps its pages refused
+//! (the core's limit at 0) until a file of that name is made again, and
+//! has every connected peer forget the name before it answers.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wfs_abi::{Attr, ReplyBody, errno};
+
+use super::{Engine, SizeThen, attr, info, kernel_errno};
+use crate::names::NameMsg;
+use crate::namespace::Reserved;
+use crate::protocol::HostId;
+use crate::wire::PeerMsg;
+use crate::wlog;
+
+/// How long a CREATE without `O_EXCL` waits before asking again when
+/// another host is making the name (it opens that host's file then).
+pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
+
+/// A CREATE of this host's kernel under way.
+#[derive(Debug)]
+pub(super) struct Creating {
+    name: Vec<u8>,
+    mode: u32,
+    excl: bool,
+    started: Instant,
+    /// Another host was making the name: ask again at this time.
+    retry_at: Option<Instant>,
+}
+
+/// Who waits for an unlink.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum UnlinkThen {
+    /// This host's kernel: UNLINK `req`.
+    Kernel { req: u64, started: Instant },
+    /// Another host's manager: its `Unlink` `id`.
+    Peer { host: HostId, id: u64 },
+}
+
+/// Who waits for a forget round.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SpaceThen {
+    /// The kernel's CREATE `req`, answered with `attr`.
+    Created {
+        req: u64,
+        started: Instant,
+        attr: Attr,
+    },
+    /// An unlink, done.
+    Unlinked(UnlinkThen),
+}
+
+/// This host's CREATEs, unlinks and the unlinks it asked of other owners.
+#[derive(Debug, Default)]
+pub(super) struct Space {
+    /// The kernel's CREATEs under way, by request.
+    pub(super) creating: HashMap<u64, Creating>,
+    /// Removals of this owner's files waiting for their shrink to 0, by
+    /// token ([`SizeThen::Removal`]): the file's name and who waits.
+    removals: HashMap<u64, (Vec<u8>, UnlinkThen)>,
+    next_token: u64,
+    /// UNLINKs asked of another owner, by `Unlink` id: the kernel's
+    /// request, when it came, and the owner.
+    asked: HashMap<u64, (u64, Instant, HostId)>,
+}
+
+/// The wall clock in nanoseconds (a reservation's clock starts there).
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Engine {
+    /// The kernel's CREATE `req` of `name`.
+    pub(super) fn create(
+        &mut self,
+        req: u64,
+        name: &[u8],
+        mode: u32,
+        excl: bool,
+        started: Instant,
+    ) {
+        crate::engine::Counters::add(&self.counters.creates, 1);
+        self.space.creating.insert(
+            req,
+            Creating {
+                name: name.to_vec(),
+                mode,
+                excl,
+                started,
+                retry_at: None,
+            },
+        );
+        self.try_create(req);
+    }
+
+    /// Tries CREATE `req` (again): a name this host or the name service
+    /// knows exists is answered at once; otherwise it is reserved.
+    fn try_create(&mut self, req: u64) {
+        let Some(c) = self.space.creating.get_mut(&req) else {
+            return;
+        };
+        c.retry_at = None;
+        let name = c.name.clone();
+        if let Ok(a) = self.export.lookup(&name) {
+            self.core.add_file(a.file, self.me);
+            return self.create_exists(req, a);
+        }
+        let cached = self
+            .names
+            .lookup_cached(&name)
+            .filter(|&(owner, i)| owner != self.me && !self.names.is_stale(i.file));
+        if let Some((owner, i)) = cached {
+            self.core.add_file(i.file, owner);
+            return self.create_exists(req, attr(&i));
+        }
+        let (up, _) = self.connected();
+        match self.space_names.reserve(req, &name, wall_ns(), &up) {
+            None => {
+                // (This host is making it already, for a request the
+                // kernel gave up on: as another host making it.)
+                self.reserved(Reserved::Busy { req, name });
+            }
+            Some((sends, done)) => {
+                for (to, msg) in sends {
+                    self.send(to, PeerMsg::Name(msg));
+                }
+                if let Some(r) = done {
+                    self.reserved(r);
+                }
+            }
+        }
+    }
+
+    /// CREATE `req`'s name exists (`a`): `EEXIST` for `O_EXCL`, else its
+    /// attributes.
+    fn create_exists(&mut self, req: u64, a: Attr) {
+        let Some(c) = self.space.creating.remove(&req) else {
+            return;
+        };
+        let result = if c.excl {
+            crate::engine::Counters::add(&self.counters.creates_failed, 1);
+            Err(errno::EEXIST)
+        } else {
+            Ok(ReplyBody::Attr(a))
+        };
+        self.reply(req, wfs_abi::Opcode::Create, c.started, result);
+    }
+
+    /// A reservation is over.
+    pub(super) fn reserved(&mut self, r: Reserved) {
+        let req = r.req();
+        match r {
+            Reserved::Exists {
+                name, owner, info, ..
+            } => {
+                self.names.learned(&name, owner, info);
+                self.core.add_file(info.file, owner);
+                self.create_exists(req, attr(&info));
+            }
+            Reserved::Busy { .. } => {
+                let Some(c) = self.space.creating.get_mut(&req) else {
+                    return;
+                };
+                if c.excl {
+                    self.create_failed(req, errno::EEXIST);
+                } else {
+                    c.retry_at = Some(Instant::now() + BUSY_RETRY);
+                }
+            }
+            Reserved::Granted { name, .. } => self.make_file(req, &name),
+        }
+    }
+
+    /// The name of CREATE `req` is reserved: made in this host's export if
+    /// the hosts reached are the majority side, then forgotten everywhere.
+    fn make_file(&mut self, req: u64, name: &[u8]) {
+        let Some(c) = self.space.creating.get(&req) else {
+            self.space_names.made(name);
+            return;
+        };
+        if !self.in_majority() {
+            self.space_names.made(name);
+            wlog!(
+                "names: cannot make {:?}: this host reaches too few of the cluster's hosts to know that no other is making it",
+                String::from_utf8_lossy(name)
+            );
+            return self.create_failed(req, libc::EHOSTUNREACH);
+        }
+        let made = self.export.create(name, c.mode, true);
+        self.space_names.made(name);
+        let a = match made {
+            Ok((a, _)) => a,
+            Err(e) => return self.create_failed(req, kernel_errno(e)),
+        };
+        // A file of that name removed before may have left its pages
+        // refused, and a name cached.
+        self.core.add_file(a.file, self.me);
+        self.core.set_limit(a.file, None);
+        self.names.forget(name);
+        let Some(c) = self.space.creating.remove(&req) else {
+            return;
+        };
+        let then = SpaceThen::Created {
+            req,
+            started: c.started,
+            attr: a,
+        };
+        self.forget_everywhere(name, then);
+    }
+
+    fn create_failed(&mut self, req: u64, error: i32) {
+        if let Some(c) = self.space.creating.remove(&req) {
+            crate::engine::Counters::add(&self.counters.creates_failed, 1);
+            self.reply(req, wfs_abi::Opcode::Create, c.started, Err(error));
+        }
+    }
+
+    /// Asks again the CREATEs whose name another host was making, and gives
+    /// up those the kernel has given up (its time-out).
+    pub(super) fn retry_creates(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .space
+            .creating
+            .iter()
+            .filter(|(_, c)| c.retry_at.is_some_and(|t| t <= now))
+            .map(|(&r, _)| r)
+            .collect();
+        for req in due {
+            let gave_up = self
+                .space
+                .creating
+                .get(&req)
+                .is_some_and(|c| c.started.elapsed() >= self.sizes.kernel_timeout());
+            if gave_up {
+                self.create_failed(req, errno::ETIMEDOUT);
+            } else {
+                self.try_create(req);
+            }
+        }
+    }
+
+    /// Tells every connected peer to forget `name`; `then` is done once
+    /// each has (at once with nobody to tell).
+    fn forget_everywhere(&mut self, name: &[u8], then: SpaceThen) {
+        let (up, _) = self.connected();
+        let (sends, now) = self.space_names.forget(name, &up, then);
+        for (to, msg) in sends {
+            self.send(to, PeerMsg::Name(msg));
+        }
+        if let Some(then) = now {
+            self.forgotten(then);
+        }
+    }
+
+    /// A forget round is over.
+    pub(super) fn forgotten(&mut self, then: SpaceThen) {
+        match then {
+            SpaceThen::Created { req, started, attr } => {
+                self.reply(
+                    req,
+                    wfs_abi::Opcode::Create,
+                    started,
+                    Ok(ReplyBody::Attr(attr)),
+                );
+            }
+            SpaceThen::Unlinked(u) => self.unlink_answer(u, Ok(())),
+        }
+    }
+
+    /// The kernel's UNLINK `req` of `name`, file `file`.
+    pub(super) fn unlink(&mut self, req: u64, file: u64, name: &[u8], started: Instant) {
+        crate::engine::Counters::add(&self.counters.unlinks, 1);
+        let then = UnlinkThen::Kernel { req, started };
+        let at = self.core.owner_of(file).unwrap_or(self.me);
+        if at == self.me {
+            return self.owner_unlink(file, name, then);
+        }
+        if self.peer_gone(at) {
+            return self.unlink_answer(then, Err(libc::EHOSTDOWN));
+        }
+        let id = self.space.next_token();
+        self.space.asked.insert(id, (req, started, at));
+        let msg = NameMsg::Unlink {
+            id,
+            file,
+            name: name.to_vec(),
+        };
+        self.send(at, PeerMsg::Name(msg));
+    }
+
+    /// A peer's `Unlink` of a file this host should own.
+    pub(super) fn unlink_asked(&mut self, from: HostId, id: u64, file: u64, name: &[u8]) {
+        let then = UnlinkThen::Peer { host: from, id };
+        match self.export.lookup(name) {
+            Ok(a) if a.file == file => {
+                self.core.add_file(file, self.me);
+                self.owner_unlink(file, name, then);
+            }
+            _ => self.unlink_answer(then, Err(errno::ENOENT)),
+        }
+    }
+
+    /// The owner's answer to this host's `Unlink` `id`.
+    pub(super) fn unlink_answered(&mut self, from: HostId, id: u64, error: i32) {
+        let Some(&(req, started, owner)) = self.space.asked.get(&id) else {
+            return;
+        };
+        if owner != from {
+            return;
+        }
+        self.space.asked.remove(&id);
+        let result = if error == 0 {
+            Ok(())
+        } else {
+            Err(kernel_errno(error))
+        };
+        self.unlink_answer(UnlinkThen::Kernel { req, started }, result);
+    }
+
+    /// Fails the UNLINKs asked of owners taken for dead, and forgets those
+    /// the kernel has given up (its time-out; an answer would find no
+    /// request).
+    pub(super) fn expire_unlinks(&mut self) {
+        let timeout = self.sizes.kernel_timeout();
+        let over: Vec<(u64, bool)> = self
+            .space
+            .asked
+            .iter()
+            .filter_map(|(&id, &(_, started, owner))| {
+                let gone = self.peer_gone(owner);
+                (gone || started.elapsed() >= timeout).then_some((id, gone))
+            })
+            .collect();
+        for (id, gone) in over {
+            if let Some((req, started, _)) = self.space.asked.remove(&id)
+                && gone
+            {
+                let then = UnlinkThen::Kernel { req, started };
+                self.unlink_answer(then, Err(libc::EHOSTDOWN));
+            }
+        }
+    }
+
+    /// Removes this owner's `file`, `name`, for `then`: first a shrink to
+    /// 0 bytes takes every page back from every host ([`SizeThen::Removal`]).
+    fn owner_unlink(&mut self, file: u64, name: &[u8], then: UnlinkThen) {
+        let token = self.space.next_token();
+        self.space.removals.insert(token, (name.to_vec(), then));
+        self.owner_set_size(file, 0, false, SizeThen::Removal { token });
+    }
+
+    /// The shrink to 0 of removal `token` is over (`result`): the file is
+    /// removed from the export, and every host forgets its name.
+    pub(super) fn removal_shrunk(&mut self, token: u64, file: u64, result: Result<u64, i32>) {
+        let Some((name, then)) = self.space.removals.remove(&token) else {
+            return;
+        };
+        if let Err(e) = result {
+            return self.unlink_answer(then, Err(e));
+        }
+        if let Err(e) = self.export.remove(file, &name) {
+            return self.unlink_answer(then, Err(kernel_errno(e)));
+        }
+        // No page of it is handed out until a file of that name is made
+        // again (by this host; made by another, that one owns it).
+        self.core.set_limit(file, Some(0));
+        self.core.forget_owner(file);
+        self.names.forget(&name);
+        if !matches!(then, UnlinkThen::Kernel { .. })
+            && let Err(e) = self.inval.forget_name(&name)
+        {
+            wlog!("names: {e}");
+        }
+        self.forget_everywhere(&name, SpaceThen::Unlinked(then));
+    }
+
+    /// Answers whoever waits for an unlink.
+    fn unlink_answer(&mut self, then: UnlinkThen, result: Result<(), i32>) {
+        match then {
+            UnlinkThen::Kernel { req, started } => {
+                if result.is_err() {
+                    crate::engine::Counters::add(&self.counters.unlinks_failed, 1);
+                }
+                let body = result.map(|()| ReplyBody::Done);
+                self.reply(req, wfs_abi::Opcode::Unlink, started, body);
+            }
+            UnlinkThen::Peer { host, id } => {
+                let error = result.err().unwrap_or(0);
+                self.send(host, PeerMsg::Name(NameMsg::Unlinked { id, error }));
+            }
+        }
+    }
+
+    /// A peer's `Forget`: this host's name service and kernel forget
+    /// `name`, then it is acknowledged.
+    pub(super) fn forget_asked(&mut self, from: HostId, id: u64, name: &[u8]) {
+        self.names.forget(name);
+        // Removed, or made anew (by `from`): its owner is found again by
+        // the next LOOKUP. (A name this host exports stays its own.)
+        if self.export.lookup(name).is_err() {
+            self.core.forget_owner(crate::export::file_id(name));
+        }
+        if let Err(e) = self.inval.forget_name(name) {
+            wlog!("names: {e}");
+        }
+        self.send(from, PeerMsg::Name(NameMsg::Forgot { id }));
+    }
+
+    /// A peer's `Reserve` of `name`.
+    pub(super) fn reserve_asked(&mut self, from: HostId, id: u64, name: &[u8], at: u64) {
+        let exported = self.export.lookup(name).ok().map(|a| {
+            self.core.add_file(a.file, self.me);
+            info(&a)
+        });
+        let answer = self.space_names.asked(from, id, name, at, exported);
+        self.send(from, PeerMsg::Name(answer));
+    }
+
+    /// `peer`'s connection is gone: reservations and forget rounds stop
+    /// waiting for it.
+    pub(super) fn space_peer_down(&mut self, peer: HostId) {
+        let (reserved, thens) = self.space_names.peer_down(peer);
+        for r in reserved {
+            self.reserved(r);
+        }
+        for t in thens {
+            self.forgotten(t);
+        }
+    }
+}
+
+impl Space {
+    fn next_token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+}
