@@ -14,9 +14,10 @@
 #    ls lists it; after a sync everywhere, h2's export holds it (h2 owns
 #    what it makes), nobody else's does.
 # 2. O_EXCL race: the three hosts open /wfs/race with O_CREAT | O_EXCL at
-#    once. Every host can open the file afterwards (a name made twice would
-#    be refused as a duplicate), and each host's answer matches its own
-#    export: exactly the winner has the file, the others got EEXIST.
+#    once. Exactly one succeeds (each says so in /wfs/ctl), every host can
+#    open the file afterwards (a name made twice would be refused as a
+#    duplicate), and each host's answer matches its own export: the
+#    winner has the file, the others got EEXIST.
 # 3. O_CREAT race without O_EXCL: the three hosts open /wfs/shared at once,
 #    each writing its own bytes at its own offset: one file, with all
 #    three writes, on every host.
@@ -29,6 +30,9 @@
 #    round trip: h1 writes a tar archive into /wfs, h2 unpacks it into
 #    /wfs (tar makes the files), h3 compares them with its own copies; rm
 #    of all of it from h1.
+# 6. On h2, a file removed while it is open, made again (its inode, kept
+#    by the open file, stands for the new one: one link), and removed
+#    again, without a kernel warning.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -40,7 +44,7 @@ fail() {
     wfsctl stats || true
     exit 1
 }
-S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20
+S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 WIN=1024
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
@@ -73,7 +77,15 @@ fi
 # -- 2. O_EXCL race ------------------------------------------------------------
 barrier 2
 r=$($H/filex /wfs/race excl) || true
+# Each host says how it went (1: made it, 2: EEXIST) in /wfs/ctl.
+case "$r" in ok) v=1 ;; EEXIST) v=2 ;; *) v=3 ;; esac
+$H/dsm set /wfs/ctl $((WIN + 4 * h)) $v || fail "cannot say how the race went"
 barrier 3
+wins=0
+for o in 1 2 3; do
+    [ "$($H/dsm get /wfs/ctl $((WIN + 4 * o)))" = 1 ] && wins=$((wins + 1))
+done
+[ "$wins" = 1 ] || fail "$wins hosts made /wfs/race with O_EXCL, not 1"
 case "$r" in
 ok) [ -e /export/race ] || fail "O_EXCL succeeded here, but this host's export lacks race" ;;
 EEXIST) [ ! -e /export/race ] || fail "O_EXCL failed (EEXIST) here, but this host made race" ;;
@@ -148,6 +160,20 @@ if [ "$h" = 3 ]; then
     for f in lib.sh filex dsm; do
         cmp $H/$f /wfs/$f || fail "$f, unpacked into /wfs by h2, differs"
     done
+fi
+# -- 6. a name removed while open, made again, removed again ------------------
+if [ "$h" = 2 ]; then
+    echo one > /wfs/again
+    exec 3< /wfs/again
+    rm /wfs/again || fail "rm of an open file failed"
+    echo two > /wfs/again || fail "making a removed name again failed"
+    [ "$(stat -c %h /wfs/again)" = 1 ] || fail "a name made again has $(stat -c %h /wfs/again) links"
+    [ "$(cat /wfs/again)" = two ] || fail "the name made again reads '$(cat /wfs/again)'"
+    rm /wfs/again || fail "the second rm failed"
+    exec 3<&-
+    if dmesg | grep -q "WARNING"; then
+        fail "the kernel warned: $(dmesg | grep -A8 WARNING | head -20)"
+    fi
 fi
 barrier 9
 if [ "$h" = 1 ]; then

@@ -720,7 +720,23 @@ impl Engine {
             shrinking_now: false,
             cut_files: BTreeSet::new(),
             space: space::Space::default(),
-            space_names: Namespace::new(me),
+            space_names: Namespace::new(
+                me,
+                cfg.peers.len() + 1,
+                host_id(
+                    cfg.peers
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .chain([cfg.host.as_str()])
+                        .min()
+                        .unwrap_or(cfg.host.as_str()),
+                ),
+                if kernel_timeout.is_zero() {
+                    crate::sizes::KERNEL_TIMEOUT
+                } else {
+                    kernel_timeout
+                },
+            ),
         }
     }
 
@@ -1565,11 +1581,20 @@ impl Engine {
                 self.reserve_asked(from, id, &name, at);
             }
             PeerMsg::Name(NameMsg::Reserved { id, found, refused }) => {
-                if let Some(r) = self.space_names.answered(from, id, found, refused) {
+                let (sends, done) = self.space_names.answered(from, id, found, refused);
+                for (to, msg) in sends {
+                    self.send(to, PeerMsg::Name(msg));
+                }
+                if let Some(r) = done {
                     self.reserved(r);
                 }
             }
-            PeerMsg::Name(NameMsg::Forget { id, name }) => self.forget_asked(from, id, &name),
+            PeerMsg::Name(NameMsg::Release { name, at }) => {
+                self.space_names.released(from, &name, at);
+            }
+            PeerMsg::Name(NameMsg::Forget { id, name, made }) => {
+                self.forget_asked(from, id, &name, made);
+            }
             PeerMsg::Name(NameMsg::Forgot { id }) => {
                 if let Some(then) = self.space_names.forgot(from, id) {
                     self.forgotten(then);
@@ -2687,6 +2712,14 @@ impl Engine {
         for o in out {
             match o {
                 NameOutput::Send { to, msg } => self.send(to, PeerMsg::Name(msg)),
+                NameOutput::Again { reqs, name } => {
+                    let local = self.export.lookup(&name).ok().map(|a| info(&a));
+                    let (up, down) = self.connected();
+                    for req in reqs {
+                        let out = self.names.lookup(req, &name, local, &up, &down);
+                        self.name_outputs(out);
+                    }
+                }
                 NameOutput::Reply { req, result } if self.naming.contains_key(&req) => {
                     let Some(file) = self.naming.remove(&req) else {
                         continue;
@@ -4250,24 +4283,20 @@ mod tests {
                     c.answers_of(winner),
                     [(1, Opcode::Create, 0, Got::Attr(want))]
                 );
-                if excl {
-                    assert_eq!(
-                        c.answers_of(loser),
-                        [(1, Opcode::Create, errno::EEXIST, Got::Nothing)]
-                    );
+                // The loser asks again after a moment, and finds the
+                // winner's file: EEXIST, or (without O_EXCL) the file.
+                assert!(c.answers_of(loser).is_empty());
+                std::thread::sleep(2 * space::BUSY_RETRY);
+                c.on(loser, |e| {
+                    e.tick(false);
+                });
+                let got = if excl {
+                    (errno::EEXIST, Got::Nothing)
                 } else {
-                    // The loser asks again after a moment, and opens the
-                    // winner's file.
-                    assert!(c.answers_of(loser).is_empty());
-                    std::thread::sleep(space::BUSY_RETRY);
-                    c.on(loser, |e| {
-                        e.tick(false);
-                    });
-                    assert_eq!(
-                        c.answers_of(loser),
-                        [(1, Opcode::Create, 0, Got::Attr(want))]
-                    );
-                }
+                    (0, Got::Attr(want))
+                };
+                assert_eq!(c.answers_of(loser), [(1, Opcode::Create, got.0, got.1)]);
+                assert!(!c.exports(loser, "r"));
             }
         }
 
@@ -4293,6 +4322,85 @@ mod tests {
             c.ask("b", 2, create(b"m", true));
             assert_eq!(c.answers_of("b")[0].2, 0);
             assert!(c.exports("b", "m"));
+        }
+
+        /// The review's case: a and b cannot reach each other, both reach
+        /// c, and both make one name at once: c votes for one only.
+        #[test]
+        fn two_hosts_that_cannot_reach_each_other_make_a_name_once() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            for (at, peer) in [("a", "b"), ("b", "a")] {
+                let idx = c.host(at).peer(peer);
+                let down = Event::Net(NetEvent::Down {
+                    peer: idx,
+                    conn: CONN,
+                });
+                c.on(at, |e| e.event(down));
+            }
+            let from_a = c
+                .host("a")
+                .with(|e| e.upcall(upcall(1, create(b"x", true))));
+            let from_b = c
+                .host("b")
+                .with(|e| e.upcall(upcall(1, create(b"x", true))));
+            let mut todo: VecDeque<(String, String, Frame)> = VecDeque::new();
+            for (from, frames) in [("b", from_b), ("a", from_a)] {
+                todo.extend(frames.into_iter().map(|(to, f)| (from.to_string(), to, f)));
+            }
+            // (What a and b send each other is lost.)
+            todo.retain(|(f, t, _)| !(f != "c" && t != "c"));
+            c.deliver(todo);
+            std::thread::sleep(2 * space::BUSY_RETRY);
+            for h in ["a", "b"] {
+                let sent = c.host(h).with(|e| {
+                    e.tick(false);
+                });
+                let todo = sent
+                    .into_iter()
+                    .filter(|(to, _)| to == "c")
+                    .map(|(to, f)| (h.to_string(), to, f))
+                    .collect();
+                c.deliver(todo);
+            }
+            let made: Vec<&str> = ["a", "b"]
+                .into_iter()
+                .filter(|h| c.exports(h, "x"))
+                .collect();
+            assert_eq!(made.len(), 1, "{made:?}");
+            let loser = if made[0] == "a" { "b" } else { "a" };
+            assert_eq!(
+                c.answers_of(loser),
+                [(1, Opcode::Create, errno::EEXIST, Got::Nothing)]
+            );
+        }
+
+        /// A LOOKUP under way when its name is made is asked again: its
+        /// first answers may be from before.
+        #[test]
+        fn a_lookup_crossing_a_creation_is_asked_again() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let asked = c
+                .host("c")
+                .with(|e| e.upcall(upcall(5, Request::Lookup { name: b"n" })));
+            // b says it has no such name; a's answer is held.
+            let (to_a, to_b): (Vec<_>, Vec<_>) = asked.into_iter().partition(|(to, _)| to == "a");
+            c.deliver(
+                to_b.into_iter()
+                    .map(|(to, f)| ("c".to_string(), to, f))
+                    .collect(),
+            );
+            let held: VecDeque<(String, String, Frame)> = to_a
+                .into_iter()
+                .map(|(to, f)| ("c".to_string(), to, f))
+                .collect();
+            // b makes the name (c forgets it), then a answers.
+            c.ask("b", 1, create(b"n", true));
+            assert_eq!(c.answers_of("b")[0].2, 0);
+            c.deliver(held);
+            match &c.answers_of("c")[..] {
+                [(5, Opcode::Lookup, 0, Got::Attr(a))] => assert_eq!(a.file, file_id(b"n")),
+                r => panic!("c's LOOKUP: {r:?}"),
+            }
         }
 
         #[test]

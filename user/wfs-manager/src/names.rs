@@ -104,16 +104,24 @@ pub enum NameMsg {
     /// May the sender make `name`? Its stamp is `(at, sender)`
     /// (`namespace.rs`).
     Reserve { id: u64, name: Vec<u8>, at: u64 },
-    /// The answer to reservation `id`: the receiver exports the name
-    /// (`found`), or is making it under an earlier stamp (`refused`), or
-    /// neither (granted).
+    /// The answer to reservation `id`: the name exists (`found`: its owner
+    /// and file), or the receiver voted for another reservation of it
+    /// (`refused`), or neither (its vote is granted).
     Reserved {
         id: u64,
-        found: Option<FileInfo>,
+        found: Option<(HostId, FileInfo)>,
         refused: bool,
     },
-    /// Forget what you cached of `name` (made or removed by its owner).
-    Forget { id: u64, name: Vec<u8> },
+    /// The vote for the sender's reservation of `name` under stamp `at`
+    /// is given back (it lost, or the file could not be made).
+    Release { name: Vec<u8>, at: u64 },
+    /// Forget what you cached of `name`: the sender made it (`made`: the
+    /// file) or removed it. `id` 0: no answer is waited for.
+    Forget {
+        id: u64,
+        name: Vec<u8>,
+        made: Option<FileInfo>,
+    },
     /// The answer to `Forget` `id`.
     Forgot { id: u64 },
     /// To a file's owner: remove `name` (file `file`).
@@ -127,6 +135,10 @@ pub enum NameMsg {
 pub enum NameOutput {
     /// Send `msg` to `to`.
     Send { to: HostId, msg: NameMsg },
+    /// Look `name` up again for requests `reqs`: it was forgotten while
+    /// they were being answered (made or removed meanwhile), so their
+    /// answers may be from before the change.
+    Again { reqs: Vec<u64>, name: Vec<u8> },
     /// Answer the kernel's LOOKUP `req`.
     Reply { req: u64, result: Resolution },
     /// The cluster's directory for READDIR `req`: every name exported by
@@ -161,6 +173,8 @@ struct Listing {
 struct Pending {
     name: Vec<u8>,
     reqs: Vec<u64>,
+    /// The name was forgotten meanwhile: asked again once answered.
+    again: bool,
     waiting: BTreeSet<HostId>,
     owners: BTreeMap<HostId, FileInfo>,
     unreachable: Vec<HostId>,
@@ -371,6 +385,7 @@ impl Names {
         let mut p = Pending {
             name: name.to_vec(),
             reqs: vec![req],
+            again: false,
             waiting: peers.iter().copied().filter(|&h| h != self.me).collect(),
             owners: BTreeMap::new(),
             unreachable: down.to_vec(),
@@ -485,10 +500,16 @@ impl Names {
         self.stale.remove(&info.file);
     }
 
-    /// Forgets a cached name (the manager's FORGET of it).
+    /// Forgets a cached name (the manager's FORGET of it); a lookup of it
+    /// under way is asked again once answered ([`NameOutput::Again`]).
     pub fn forget(&mut self, name: &[u8]) {
         if let Some((_, i)) = self.cache.remove(name) {
             self.stale.remove(&i.file);
+        }
+        if let Some(id) = self.by_name.get(name)
+            && let Some(p) = self.pending.get_mut(id)
+        {
+            p.again = true;
         }
     }
 
@@ -522,6 +543,12 @@ impl Names {
             return Vec::new();
         };
         self.by_name.remove(&p.name);
+        if p.again {
+            return vec![NameOutput::Again {
+                reqs: p.reqs,
+                name: p.name,
+            }];
+        }
         let mut owners = p.owners.iter();
         // (A name asked again because its owner restarted, which cannot be
         // asked now: as cached, still stale.)

@@ -2,31 +2,43 @@
 //! step 3), as pure code.
 //!
 //! **Create.** A host makes a new file in its own export, and so owns it,
-//! once no other host has the name or is making it: it *reserves* the name
-//! first, asking every connected peer ([`NameMsg::Reserve`]). A peer
-//! answers that it exports the name (with the file's attributes), that it
-//! is making the name itself under an earlier stamp (refused), or grants
-//! it. Stamps are Lamport clocks started from the wall clock (a host's
-//! clock moves past every stamp it is asked about), with the host id as a
-//! tie-break: two hosts racing for one name compare the same two stamps,
-//! so exactly one of them is granted by the other; and a host that granted
-//! a name to another can only ask for it later under a greater stamp,
-//! which the other refuses while it is making the name. A host holds its
-//! reservation until the file exists in its export (then a later `Reserve`
-//! finds the file). Peers that cannot be asked are not waited for; the
-//! engine makes the file only if the hosts it reaches are the majority side
-//! of the cluster ([`crate::engine`]'s rule for taking hosts for dead), so
-//! two sides of a partition never both make a name. (A host that was away
-//! and comes back with the same name is refused as a duplicate by the name
-//! service, `names.rs`.)
+//! once it holds the votes of a majority of the cluster's hosts for the
+//! name: it *reserves* the name, asking every connected peer
+//! ([`NameMsg::Reserve`]) and voting for itself. A host votes for one
+//! reservation of a name at a time: it answers that the name exists (it
+//! exports it, or it heard that a host made it: with the owner and the
+//! file), or that it has voted for another reservation of the name
+//! (refused), or grants its vote, which it keeps until the reserver made
+//! the file (its [`NameMsg::Forget`] says so, and the vote becomes the
+//! record of who made it), gave up ([`NameMsg::Release`]), or a lease ran
+//! out. Votes granted are more than half of the configured hosts, the
+//! reserver's own included, or exactly half with the host whose name sorts
+//! first among them: any two such sets share a host, and a host votes
+//! once, so two reservations of one name never both win, whatever the
+//! partition (two hosts that cannot reach each other but both reach a
+//! third: the third votes for one only, and answers the other, later, that
+//! the first made the name). A reservation that loses gives its votes back
+//! and the caller tries again a moment later (the name is then found, or
+//! free again). Stamps (Lamport clocks started from the wall clock, the
+//! host id as tie-break) order reservations for the log and the tests;
+//! the votes decide.
 //!
-//! **Forget.** Once a name is made or removed, every connected peer is
-//! told to forget what it cached of it ([`NameMsg::Forget`]: its name
-//! service's entry and its kernel's dentry, negative or not), and the
-//! change is answered only when each has ([`NameMsg::Forgot`]) or is gone:
-//! after `open(O_CREAT)` or `unlink` returns, every host sees the change.
+//! What is not protected: a host whose manager restarts forgets its votes
+//! (a reservation it voted for may then win twice), and a host that was
+//! away, or cut off, and exports the same name from before; the name
+//! service refuses such a name as a duplicate (neither copy is served,
+//! `names.rs`).
+//!
+//! **Forget.** Once a name is made or removed, every live peer is told to
+//! forget what it cached of it ([`NameMsg::Forget`]: its name service's
+//! entry and its kernel's dentry, negative or not), through the session,
+//! which delivers it to a peer that is disconnected now once it is back;
+//! the change is answered when each connected one has ([`NameMsg::Forgot`])
+//! or is gone: after `open(O_CREAT)` or `unlink` returns, every host
+//! reachable sees the change.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use crate::names::{FileInfo, NameMsg};
 use crate::protocol::HostId;
@@ -40,9 +52,8 @@ pub type Sends = Vec<(HostId, NameMsg)>;
 /// How a reservation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
-    /// Every connected peer granted it: the caller may make the file (if
-    /// the hosts it reaches are the majority side), then calls
-    /// [`Namespace::made`] either way.
+    /// A majority voted for it: the caller makes the file, then calls
+    /// [`Namespace::made`] (or [`Namespace::abandon`] if it could not).
     Granted {
         /// The caller's request.
         req: u64,
@@ -56,7 +67,8 @@ pub enum Reserved {
         owner: HostId,
         info: FileInfo,
     },
-    /// A host is making the name first.
+    /// No majority (another reservation holds votes, or too few hosts
+    /// answered): try again later.
     Busy { req: u64, name: Vec<u8> },
 }
 
@@ -71,14 +83,24 @@ impl Reserved {
     }
 }
 
+/// What a host's vote on a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vote {
+    /// For this reservation, until then.
+    For { stamp: Stamp, until: Instant },
+    /// The name was made: `owner` has it.
+    Made { owner: HostId, info: FileInfo },
+}
+
 /// A reservation waiting for answers.
 #[derive(Debug)]
 struct Reserving {
     req: u64,
     name: Vec<u8>,
+    stamp: Stamp,
     waiting: BTreeSet<HostId>,
+    granted: BTreeSet<HostId>,
     found: Option<(HostId, FileInfo)>,
-    busy: bool,
 }
 
 /// A forget round waiting for acknowledgements.
@@ -93,24 +115,37 @@ struct Forgetting<T> {
 #[derive(Debug)]
 pub struct Namespace<T> {
     me: HostId,
+    /// Every configured host, this one included.
+    members: usize,
+    /// The host whose name sorts first (the tie-break of a half).
+    first: HostId,
+    /// How long a vote holds without news from its reserver.
+    lease: Duration,
     next_id: u64,
     /// The Lamport clock of reservations.
     clock: u64,
     reserving: HashMap<u64, Reserving>,
-    /// Names this host reserves or is making, with their stamps.
-    mine: HashMap<Vec<u8>, Stamp>,
+    /// Won reservations not made yet: their stamps and voters.
+    won: HashMap<Vec<u8>, (Stamp, BTreeSet<HostId>)>,
+    votes: HashMap<Vec<u8>, Vote>,
     forgetting: HashMap<u64, Forgetting<T>>,
 }
 
 impl<T> Namespace<T> {
-    /// The namespace side of host `me`.
-    pub fn new(me: HostId) -> Self {
+    /// The namespace side of host `me`, in a cluster of `members` hosts
+    /// (this one included) whose first-sorted host is `first`; a vote
+    /// holds `lease` at most without news.
+    pub fn new(me: HostId, members: usize, first: HostId, lease: Duration) -> Self {
         Namespace {
             me,
+            members: members.max(1),
+            first,
+            lease,
             next_id: 0,
             clock: 0,
             reserving: HashMap::new(),
-            mine: HashMap::new(),
+            won: HashMap::new(),
+            votes: HashMap::new(),
             forgetting: HashMap::new(),
         }
     }
@@ -120,31 +155,56 @@ impl<T> Namespace<T> {
         (u64::from(self.me) << 48) | self.next_id
     }
 
-    /// Whether this host is reserving or making `name`.
-    pub fn is_mine(&self, name: &[u8]) -> bool {
-        self.mine.contains_key(name)
+    /// The live vote on `name`, if any (an expired one is dropped).
+    fn vote(&mut self, name: &[u8], now: Instant) -> Option<Vote> {
+        match self.votes.get(name) {
+            Some(Vote::For { until, .. }) if *until <= now => {
+                self.votes.remove(name);
+                None
+            }
+            v => v.copied(),
+        }
     }
 
-    /// Reserves `name` for request `req` of this host, `now` being the
+    /// Whether this host is reserving or making `name`.
+    pub fn is_mine(&self, name: &[u8]) -> bool {
+        matches!(self.votes.get(name), Some(Vote::For { stamp, .. }) if stamp.1 == self.me)
+    }
+
+    /// Reserves `name` for request `req` of this host, `wall` being the
     /// wall clock (nanoseconds): asks every peer in `peers` (connected
     /// now). Returns the messages to send, and the outcome if nobody is
-    /// left to ask. `None` and no messages: this host is reserving or
-    /// making the name already (the caller waits for that, or retries).
+    /// left to ask. `None`: this host's vote on the name is taken (its own
+    /// reservation, or another host's); try again later.
     pub fn reserve(
         &mut self,
         req: u64,
         name: &[u8],
-        now: u64,
+        wall: u64,
         peers: &[HostId],
+        now: Instant,
     ) -> Option<(Sends, Option<Reserved>)> {
-        if self.mine.contains_key(name) {
-            return None;
+        match self.vote(name, now) {
+            Some(Vote::Made { owner, info }) => {
+                let name = name.to_vec();
+                let done = Reserved::Exists {
+                    req,
+                    name,
+                    owner,
+                    info,
+                };
+                return Some((Vec::new(), Some(done)));
+            }
+            Some(Vote::For { .. }) => return None,
+            None => {}
         }
-        self.clock = self.clock.saturating_add(1).max(now);
-        let at = self.clock;
-        self.mine.insert(name.to_vec(), (at, self.me));
+        self.clock = self.clock.saturating_add(1).max(wall);
+        let stamp = (self.clock, self.me);
+        let until = now + self.lease;
+        self.votes.insert(name.to_vec(), Vote::For { stamp, until });
         let id = self.new_id();
         let waiting: BTreeSet<HostId> = peers.iter().copied().filter(|&h| h != self.me).collect();
+        let at = stamp.0;
         let sends = waiting
             .iter()
             .map(|&to| {
@@ -156,17 +216,18 @@ impl<T> Namespace<T> {
                 (to, msg)
             })
             .collect();
-        self.reserving.insert(
-            id,
-            Reserving {
-                req,
-                name: name.to_vec(),
-                waiting,
-                found: None,
-                busy: false,
-            },
-        );
-        Some((sends, self.settle(id)))
+        let r = Reserving {
+            req,
+            name: name.to_vec(),
+            stamp,
+            waiting,
+            granted: BTreeSet::new(),
+            found: None,
+        };
+        self.reserving.insert(id, r);
+        let mut sends: Sends = sends;
+        let done = self.settle(id, &mut sends);
+        Some((sends, done))
     }
 
     /// Another host asks for `name` under stamp `(at, from)`; `exported`
@@ -178,91 +239,191 @@ impl<T> Namespace<T> {
         name: &[u8],
         at: u64,
         exported: Option<FileInfo>,
+        now: Instant,
     ) -> NameMsg {
         self.clock = self.clock.max(at);
-        let refused =
-            exported.is_none() && self.mine.get(name).is_some_and(|&mine| mine < (at, from));
-        NameMsg::Reserved {
-            id,
-            found: exported,
-            refused,
+        let answer = |found, refused| NameMsg::Reserved { id, found, refused };
+        if let Some(info) = exported {
+            return answer(Some((self.me, info)), false);
+        }
+        match self.vote(name, now) {
+            Some(Vote::Made { owner, info }) => answer(Some((owner, info)), false),
+            Some(Vote::For { stamp, .. }) if stamp != (at, from) => answer(None, true),
+            _ => {
+                let until = now + self.lease;
+                let stamp = (at, from);
+                self.votes.insert(name.to_vec(), Vote::For { stamp, until });
+                answer(None, false)
+            }
         }
     }
 
-    /// A peer's answer to reservation `id`.
+    /// A peer's answer to reservation `id`: returns the outcome once
+    /// nobody is left to hear from, and the messages that sends (votes
+    /// given back).
     pub fn answered(
         &mut self,
         from: HostId,
         id: u64,
-        found: Option<FileInfo>,
+        found: Option<(HostId, FileInfo)>,
         refused: bool,
-    ) -> Option<Reserved> {
-        let r = self.reserving.get_mut(&id)?;
+    ) -> (Sends, Option<Reserved>) {
+        let mut sends = Vec::new();
+        let Some(r) = self.reserving.get_mut(&id) else {
+            return (sends, None);
+        };
         if !r.waiting.remove(&from) {
-            return None;
+            return (sends, None);
         }
-        if let Some(info) = found {
-            r.found.get_or_insert((from, info));
+        if let Some(f) = found {
+            r.found.get_or_insert(f);
+        } else if !refused {
+            r.granted.insert(from);
         }
-        r.busy |= refused;
-        self.settle(id)
+        let done = self.settle(id, &mut sends);
+        (sends, done)
     }
 
-    /// The reservation or making of `name` is over (the file is made, or
-    /// it was not): other hosts' reservations of it are no longer refused
-    /// for this host's sake.
+    /// `from` gave back the vote it had of this host for `name` under
+    /// stamp `(at, from)` (it lost, or could not make the file).
+    pub fn released(&mut self, from: HostId, name: &[u8], at: u64) {
+        if matches!(self.votes.get(name), Some(Vote::For { stamp, .. }) if *stamp == (at, from)) {
+            self.votes.remove(name);
+        }
+    }
+
+    /// The file of a won reservation is made (`info`): the peers' votes
+    /// are given back by the forget round that follows
+    /// ([`Namespace::forget`] with `made`).
     pub fn made(&mut self, name: &[u8]) {
-        self.mine.remove(name);
+        self.won.remove(name);
+        if self.is_mine(name) {
+            self.votes.remove(name);
+        }
     }
 
-    fn settle(&mut self, id: u64) -> Option<Reserved> {
+    /// The file of a won reservation could not be made: the votes go
+    /// back. Returns the messages.
+    pub fn abandon(&mut self, name: &[u8]) -> Sends {
+        if self.is_mine(name) {
+            self.votes.remove(name);
+        }
+        let Some(((at, _), voters)) = self.won.remove(name) else {
+            return Vec::new();
+        };
+        voters
+            .into_iter()
+            .map(|to| {
+                let name = name.to_vec();
+                (to, NameMsg::Release { name, at })
+            })
+            .collect()
+    }
+
+    /// Whether votes from `peers` (and this host's) could win: if not, no
+    /// reservation of this host can, until more hosts are reachable.
+    pub fn could_win(&self, peers: &[HostId]) -> bool {
+        let all: BTreeSet<HostId> = peers.iter().copied().filter(|&h| h != self.me).collect();
+        self.majority(&all)
+    }
+
+    /// Whether `granted` (this host included) wins: more than half of the
+    /// members, or half with the first-sorted host.
+    fn majority(&self, granted: &BTreeSet<HostId>) -> bool {
+        let n = granted.len() + 1;
+        2 * n > self.members
+            || (2 * n == self.members && (self.first == self.me || granted.contains(&self.first)))
+    }
+
+    fn settle(&mut self, id: u64, sends: &mut Sends) -> Option<Reserved> {
         if !self.reserving.get(&id)?.waiting.is_empty() {
             return None;
         }
         let Reserving {
             req,
             name,
+            stamp,
+            granted,
             found,
-            busy,
             ..
         } = self.reserving.remove(&id)?;
-        if found.is_none() && !busy {
-            // (Held until the file is made: see `made`.)
+        if found.is_none() && self.majority(&granted) {
+            // (Held until the file is made: see `made` and `abandon`.)
+            self.won.insert(name.clone(), (stamp, granted));
             return Some(Reserved::Granted { req, name });
         }
-        self.mine.remove(&name);
+        self.votes.remove(&name);
+        sends.extend(granted.into_iter().map(|to| {
+            let name = name.clone();
+            (to, NameMsg::Release { name, at: stamp.0 })
+        }));
         Some(match found {
-            Some((owner, info)) => Reserved::Exists {
-                req,
-                name,
-                owner,
-                info,
-            },
+            Some((owner, info)) => {
+                self.votes.insert(name.clone(), Vote::Made { owner, info });
+                Reserved::Exists {
+                    req,
+                    name,
+                    owner,
+                    info,
+                }
+            }
             None => Reserved::Busy { req, name },
         })
     }
 
-    /// Tells every peer in `peers` (connected now) to forget `name`;
-    /// `then` waits for their acknowledgements. Returns the messages, and
-    /// `then` back if nobody is to be waited for.
-    pub fn forget(&mut self, name: &[u8], peers: &[HostId], then: T) -> (Sends, Option<T>) {
-        let waiting: BTreeSet<HostId> = peers.iter().copied().filter(|&h| h != self.me).collect();
-        if waiting.is_empty() {
-            return (Vec::new(), Some(then));
-        }
-        let id = self.new_id();
-        let sends = waiting
+    /// Tells every peer in `live` to forget `name` (`made`: the file this
+    /// host made, else the one it removed), and waits for those in
+    /// `connected`; `then` waits for their acknowledgements. Returns the
+    /// messages, and `then` back if nobody is to be waited for.
+    pub fn forget(
+        &mut self,
+        name: &[u8],
+        made: Option<FileInfo>,
+        live: &[HostId],
+        connected: &[HostId],
+        then: T,
+    ) -> (Sends, Option<T>) {
+        let waiting: BTreeSet<HostId> = connected
             .iter()
-            .map(|&to| {
-                let msg = NameMsg::Forget {
-                    id,
-                    name: name.to_vec(),
-                };
-                (to, msg)
+            .copied()
+            .filter(|&h| h != self.me && live.contains(&h))
+            .collect();
+        let id = if waiting.is_empty() { 0 } else { self.new_id() };
+        let sends = live
+            .iter()
+            .copied()
+            .filter(|&h| h != self.me)
+            .map(|to| {
+                let name = name.to_vec();
+                (to, NameMsg::Forget { id, name, made })
             })
             .collect();
+        if waiting.is_empty() {
+            return (sends, Some(then));
+        }
         self.forgetting.insert(id, Forgetting { waiting, then });
         (sends, None)
+    }
+
+    /// `from` made `name` (`made`: the file) or removed it: its vote, or
+    /// its record, changes.
+    pub fn heard_forget(&mut self, from: HostId, name: &[u8], made: Option<FileInfo>) {
+        match made {
+            Some(info) => {
+                let v = Vote::Made { owner: from, info };
+                self.votes.insert(name.to_vec(), v);
+            }
+            None => {
+                let theirs = match self.votes.get(name) {
+                    Some(Vote::Made { owner, .. }) => *owner == from,
+                    Some(Vote::For { stamp, .. }) => stamp.1 == from,
+                    None => false,
+                };
+                if theirs {
+                    self.votes.remove(name);
+                }
+            }
+        }
     }
 
     /// A peer forgot what forget round `id` told it to: returns what
@@ -276,17 +437,21 @@ impl<T> Namespace<T> {
     }
 
     /// `peer`'s connection is gone: nothing waits for it any more (a
-    /// reservation counts it as not asked; a forget round as done: its
-    /// caches are checked again when it comes back, the name service
-    /// asking every host). Returns the reservations and forget rounds that
-    /// are over.
-    pub fn peer_down(&mut self, peer: HostId) -> (Vec<Reserved>, Vec<T>) {
+    /// reservation counts it as not voting; a forget round as done: the
+    /// session delivers the `Forget` when it is back). Returns the
+    /// reservations and forget rounds that are over, and the messages that
+    /// sends.
+    pub fn peer_down(&mut self, peer: HostId) -> (Sends, Vec<Reserved>, Vec<T>) {
         let ids: Vec<u64> = self
             .reserving
             .iter_mut()
             .filter_map(|(&id, r)| r.waiting.remove(&peer).then_some(id))
             .collect();
-        let reserved = ids.into_iter().filter_map(|id| self.settle(id)).collect();
+        let mut sends = Vec::new();
+        let reserved = ids
+            .into_iter()
+            .filter_map(|id| self.settle(id, &mut sends))
+            .collect();
         let done: Vec<u64> = self
             .forgetting
             .iter_mut()
@@ -296,7 +461,7 @@ impl<T> Namespace<T> {
             .into_iter()
             .filter_map(|id| self.forgetting.remove(&id).map(|f| f.then))
             .collect();
-        (reserved, thens)
+        (sends, reserved, thens)
     }
 }
 
@@ -309,6 +474,12 @@ mod tests {
         size: 0,
         mode: 0o644,
     };
+    const LEASE: Duration = Duration::from_secs(30);
+
+    /// Host `me` of hosts 0 to `n - 1` (0 sorts first).
+    fn host(me: HostId, n: usize) -> Namespace<u32> {
+        Namespace::new(me, n, 0, LEASE)
+    }
 
     fn reserve_id(sends: &[(HostId, NameMsg)]) -> (u64, u64) {
         match &sends[0].1 {
@@ -317,17 +488,39 @@ mod tests {
         }
     }
 
+    /// Host `to` answers `from`'s reservation `(id, at)` of "x", and
+    /// `from` hears it.
+    fn vote(
+        hosts: &mut [Namespace<u32>],
+        from: HostId,
+        to: HostId,
+        (id, at): (u64, u64),
+    ) -> (Sends, Option<Reserved>) {
+        let now = Instant::now();
+        match hosts[to as usize].asked(from, id, b"x", at, None, now) {
+            NameMsg::Reserved { found, refused, .. } => {
+                hosts[from as usize].answered(to, id, found, refused)
+            }
+            m => panic!("{m:?}"),
+        }
+    }
+
     #[test]
-    fn a_name_nobody_has_is_granted_once_every_peer_answered() {
-        let mut n: Namespace<()> = Namespace::new(1);
-        let (sends, done) = n.reserve(7, b"j", 100, &[0, 2]).unwrap();
+    fn a_name_is_granted_by_a_majority_of_votes() {
+        let now = Instant::now();
+        let mut n = host(1, 3);
+        let (sends, done) = n.reserve(7, b"j", 100, &[0, 2], now).unwrap();
         assert_eq!(sends.len(), 2);
         assert!(done.is_none());
         let (id, _) = reserve_id(&sends);
-        assert!(n.answered(0, id, None, false).is_none());
-        assert!(n.answered(0, id, None, false).is_none(), "twice");
+        // One grant (and this host's own vote): 2 of 3 is a majority, but
+        // the other answer is still awaited.
+        assert_eq!(n.answered(0, id, None, false), (vec![], None));
+        assert_eq!(n.answered(0, id, None, false), (vec![], None), "twice");
+        let (back, done) = n.answered(2, id, None, true);
+        assert!(back.is_empty());
         assert_eq!(
-            n.answered(2, id, None, false),
+            done,
             Some(Reserved::Granted {
                 req: 7,
                 name: b"j".to_vec()
@@ -335,23 +528,62 @@ mod tests {
         );
         // Held until made: a second reservation of it waits.
         assert!(n.is_mine(b"j"));
-        assert!(n.reserve(8, b"j", 100, &[0, 2]).is_none());
+        assert!(n.reserve(8, b"j", 100, &[0, 2], now).is_none());
         n.made(b"j");
         assert!(!n.is_mine(b"j"));
-        // Alone: granted at once.
-        let (sends, done) = n.reserve(9, b"k", 100, &[]).unwrap();
+        // Alone in a cluster of one: granted at once.
+        let mut one = host(0, 1);
+        let (sends, done) = one.reserve(9, b"k", 100, &[], now).unwrap();
         assert!(sends.is_empty());
         assert_eq!(done.map(|d| d.req()), Some(9));
+        // Alone out of three: not granted (and nothing held).
+        let (sends, done) = n.reserve(10, b"k", 100, &[], now).unwrap();
+        assert!(sends.is_empty());
+        assert!(matches!(done, Some(Reserved::Busy { req: 10, .. })));
+        assert!(!n.is_mine(b"k"));
     }
 
     #[test]
-    fn an_exported_name_exists() {
-        let mut n: Namespace<()> = Namespace::new(1);
-        let (sends, _) = n.reserve(7, b"j", 100, &[0, 2]).unwrap();
+    fn half_the_votes_win_with_the_first_host_only() {
+        let now = Instant::now();
+        // Two hosts, each alone: host 0 (first) may, host 1 may not.
+        let mut a = host(0, 2);
+        let (_, done) = a.reserve(1, b"x", 5, &[], now).unwrap();
+        assert!(matches!(done, Some(Reserved::Granted { .. })));
+        let mut b = host(1, 2);
+        let (_, done) = b.reserve(1, b"x", 5, &[], now).unwrap();
+        assert!(matches!(done, Some(Reserved::Busy { .. })));
+        // Four hosts: 1 with 0's vote wins, 2 with 3's does not.
+        let mut hs: Vec<Namespace<u32>> = (0..4).map(|h| host(h, 4)).collect();
+        let (s1, _) = hs[1].reserve(1, b"x", 5, &[0], now).unwrap();
+        assert!(matches!(
+            vote(&mut hs, 1, 0, reserve_id(&s1)).1,
+            Some(Reserved::Granted { .. })
+        ));
+        let (s2, _) = hs[2].reserve(1, b"x", 5, &[3], now).unwrap();
+        let (back, done) = vote(&mut hs, 2, 3, reserve_id(&s2));
+        assert!(matches!(done, Some(Reserved::Busy { .. })));
+        // 3's vote goes back.
+        assert_eq!(back.len(), 1);
+        let NameMsg::Release { at, .. } = &back[0].1 else {
+            panic!("{back:?}")
+        };
+        hs[3].released(2, b"x", *at);
+        assert!(hs[3].votes.is_empty());
+    }
+
+    #[test]
+    fn an_existing_name_is_found_with_its_owner() {
+        let now = Instant::now();
+        let mut n = host(1, 3);
+        let (sends, _) = n.reserve(7, b"j", 100, &[0, 2], now).unwrap();
         let (id, _) = reserve_id(&sends);
-        assert!(n.answered(2, id, Some(F), false).is_none());
+        assert_eq!(n.answered(2, id, Some((2, F)), false), (vec![], None));
+        // 0 granted its vote: it is given back.
+        let (back, done) = n.answered(0, id, None, false);
+        assert_eq!(back.len(), 1);
         assert_eq!(
-            n.answered(0, id, None, true),
+            done,
             Some(Reserved::Exists {
                 req: 7,
                 name: b"j".to_vec(),
@@ -359,93 +591,221 @@ mod tests {
                 info: F
             })
         );
-        assert!(!n.is_mine(b"j"), "not held");
+        // Remembered: found at once the next time.
+        let (sends, done) = n.reserve(8, b"j", 100, &[0, 2], now).unwrap();
+        assert!(sends.is_empty());
+        assert!(matches!(done, Some(Reserved::Exists { owner: 2, .. })));
+        // Its owner removed it: free again.
+        n.heard_forget(2, b"j", None);
+        assert!(n.reserve(9, b"j", 100, &[0, 2], now).unwrap().1.is_none());
+    }
+
+    /// The review's case: a and b cannot reach each other, c reaches
+    /// both. c votes once: one of them makes the name; the other, asking
+    /// again after the first made it, hears from c that it exists.
+    #[test]
+    fn two_hosts_that_cannot_reach_each_other_do_not_both_make_a_name() {
+        let now = Instant::now();
+        let mut hs: Vec<Namespace<u32>> = (0..3).map(|h| host(h, 3)).collect();
+        let (sa, _) = hs[0].reserve(1, b"x", 5, &[2], now).unwrap();
+        let (sb, _) = hs[1].reserve(1, b"x", 9, &[2], now).unwrap();
+        // b's question reaches c first.
+        let (_, rb) = vote(&mut hs, 1, 2, reserve_id(&sb));
+        let (_, ra) = vote(&mut hs, 0, 2, reserve_id(&sa));
+        assert!(matches!(rb, Some(Reserved::Granted { .. })));
+        assert!(matches!(ra, Some(Reserved::Busy { .. })));
+        // b makes it and tells c; a asks again.
+        hs[1].made(b"x");
+        let (tell, _) = hs[1].forget(b"x", Some(F), &[2], &[2], 7);
+        assert_eq!(tell.len(), 1);
+        hs[2].heard_forget(1, b"x", Some(F));
+        let (sa, _) = hs[0].reserve(2, b"x", 5, &[2], now).unwrap();
+        let (_, ra) = vote(&mut hs, 0, 2, reserve_id(&sa));
+        assert_eq!(
+            ra,
+            Some(Reserved::Exists {
+                req: 2,
+                name: b"x".to_vec(),
+                owner: 1,
+                info: F
+            })
+        );
     }
 
     #[test]
-    fn two_hosts_racing_for_a_name_get_it_once() {
-        // Every order of the four messages: exactly one host wins.
-        for clocks in [(5, 5), (5, 9), (9, 5)] {
-            let mut a: Namespace<()> = Namespace::new(1);
-            let mut b: Namespace<()> = Namespace::new(2);
-            let (sa, _) = a.reserve(1, b"x", clocks.0, &[2]).unwrap();
-            let (sb, _) = b.reserve(1, b"x", clocks.1, &[1]).unwrap();
-            let (ia, ta) = reserve_id(&sa);
-            let (ib, tb) = reserve_id(&sb);
-            let to_b = b.asked(1, ia, b"x", ta, None);
-            let to_a = a.asked(2, ib, b"x", tb, None);
-            let ra = match to_b {
-                NameMsg::Reserved { found, refused, .. } => a.answered(2, ia, found, refused),
-                m => panic!("{m:?}"),
+    fn a_vote_runs_out() {
+        let now = Instant::now();
+        let mut c = host(2, 3);
+        assert!(matches!(
+            c.asked(1, 1, b"x", 5, None, now),
+            NameMsg::Reserved { refused: false, .. }
+        ));
+        assert!(matches!(
+            c.asked(0, 2, b"x", 6, None, now),
+            NameMsg::Reserved { refused: true, .. }
+        ));
+        // (The same reservation asking again keeps its vote.)
+        assert!(matches!(
+            c.asked(1, 1, b"x", 5, None, now),
+            NameMsg::Reserved { refused: false, .. }
+        ));
+        assert!(matches!(
+            c.asked(0, 2, b"x", 6, None, now + LEASE),
+            NameMsg::Reserved { refused: false, .. }
+        ));
+    }
+
+    /// Seeded random races: 2 to 5 hosts, each reserving one name at a
+    /// random moment, messages delivered in a random order, links between
+    /// random pairs of hosts cut at random moments (the messages on them
+    /// lost, each end taking the other as down), winners making the file
+    /// and telling the hosts they reach, losers asking again. Never do two
+    /// hosts win; with no link cut and one host asking, it wins.
+    #[test]
+    fn random_races_never_grant_a_name_twice() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        let now = Instant::now();
+        for round in 0..5000 {
+            let n = 2 + rnd(4) as HostId;
+            let mut hs: Vec<Namespace<u32>> = (0..n).map(|h| host(h, n as usize)).collect();
+            let contenders = 1 + rnd(u64::from(n)) as usize;
+            let mut to_start: Vec<(HostId, u32)> =
+                (0..contenders as HostId).map(|h| (h, 3)).collect();
+            let mut cut: Vec<(HostId, HostId)> = Vec::new();
+            let linked = |cut: &[(HostId, HostId)], a: HostId, b: HostId| {
+                !cut.contains(&(a, b)) && !cut.contains(&(b, a))
             };
-            let rb = match to_a {
-                NameMsg::Reserved { found, refused, .. } => b.answered(1, ib, found, refused),
-                m => panic!("{m:?}"),
-            };
-            let wins = [ra, rb]
-                .iter()
-                .filter(|r| matches!(r, Some(Reserved::Granted { .. })))
-                .count();
-            assert_eq!(wins, 1, "clocks {clocks:?}");
+            let mut flight: Vec<(HostId, HostId, NameMsg)> = Vec::new();
+            let mut winners: Vec<HostId> = Vec::new();
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                if rnd(25) == 0 && n > 2 {
+                    let (a, b) = (rnd(u64::from(n)) as HostId, rnd(u64::from(n)) as HostId);
+                    if a != b && linked(&cut, a, b) {
+                        cut.push((a, b));
+                        flight.retain(|(f, t, _)| linked(&cut, *f, *t));
+                        for (x, y) in [(a, b), (b, a)] {
+                            let (sends, done, _) = hs[x as usize].peer_down(y);
+                            flight.extend(sends.into_iter().map(|(t, m)| (x, t, m)));
+                            for d in done {
+                                if let Reserved::Granted { .. } = d {
+                                    winners.push(x);
+                                }
+                            }
+                        }
+                    }
+                }
+                // Winners make the file and tell the hosts they reach.
+                for &w in &winners {
+                    if hs[w as usize].won.contains_key(&b"x"[..]) {
+                        hs[w as usize].made(b"x");
+                        let live: Vec<HostId> =
+                            (0..n).filter(|&h| h != w && linked(&cut, w, h)).collect();
+                        let (sends, _) = hs[w as usize].forget(b"x", Some(F), &live, &live, 0);
+                        flight.extend(sends.into_iter().map(|(t, m)| (w, t, m)));
+                    }
+                }
+                let start = !to_start.is_empty() && (flight.is_empty() || rnd(3) == 0);
+                if start {
+                    let i = rnd(to_start.len() as u64) as usize;
+                    let (h, tries) = to_start.swap_remove(i);
+                    if winners.contains(&h) || tries == 0 {
+                        continue;
+                    }
+                    let peers: Vec<HostId> =
+                        (0..n).filter(|&p| p != h && linked(&cut, h, p)).collect();
+                    match hs[h as usize].reserve(1, b"x", rnd(3), &peers, now) {
+                        None => to_start.push((h, tries - 1)),
+                        Some((sends, done)) => {
+                            flight.extend(sends.into_iter().map(|(t, m)| (h, t, m)));
+                            match done {
+                                Some(Reserved::Granted { .. }) => winners.push(h),
+                                Some(Reserved::Busy { .. }) => to_start.push((h, tries - 1)),
+                                _ => {}
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if flight.is_empty() {
+                    break;
+                }
+                let (from, to, msg) = flight.swap_remove(rnd(flight.len() as u64) as usize);
+                match msg {
+                    NameMsg::Reserve { id, name, at } => {
+                        // (A winner has made the file: its export has it.)
+                        let exported = winners.contains(&to).then_some(F);
+                        let a = hs[to as usize].asked(from, id, &name, at, exported, now);
+                        flight.push((to, from, a));
+                    }
+                    NameMsg::Reserved { id, found, refused } => {
+                        let (sends, done) = hs[to as usize].answered(from, id, found, refused);
+                        flight.extend(sends.into_iter().map(|(t, m)| (to, t, m)));
+                        match done {
+                            Some(Reserved::Granted { .. }) => winners.push(to),
+                            Some(Reserved::Busy { .. }) => to_start.push((to, 2)),
+                            _ => {}
+                        }
+                    }
+                    NameMsg::Release { name, at } => hs[to as usize].released(from, &name, at),
+                    NameMsg::Forget { name, made, .. } => {
+                        hs[to as usize].heard_forget(from, &name, made)
+                    }
+                    m => panic!("{m:?}"),
+                }
+                assert!(steps < 100_000, "round {round} does not end");
+            }
+            assert!(
+                winners.len() <= 1,
+                "round {round}: {winners:?} of {n}, cut {cut:?}"
+            );
+            if cut.is_empty() && contenders == 1 {
+                assert_eq!(winners, [0], "round {round}: alone and connected");
+            }
         }
     }
 
     #[test]
-    fn a_host_that_granted_a_name_asks_for_it_later_and_is_refused() {
-        let mut a: Namespace<()> = Namespace::new(1);
-        let mut b: Namespace<()> = Namespace::new(2);
-        // b's clock is far ahead of a's.
-        let (sb, _) = b.reserve(1, b"x", 1_000, &[1]).unwrap();
-        let (ib, tb) = reserve_id(&sb);
-        assert_eq!(
-            a.asked(2, ib, b"x", tb, None),
-            NameMsg::Reserved {
-                id: ib,
-                found: None,
-                refused: false
-            }
-        );
-        // a asks after granting: its stamp is past b's, so b refuses it.
-        let (sa, _) = a.reserve(1, b"x", 10, &[2]).unwrap();
-        let (ia, ta) = reserve_id(&sa);
-        assert!(ta > tb);
-        let NameMsg::Reserved { refused, .. } = b.asked(1, ia, b"x", ta, None) else {
-            panic!()
-        };
-        assert!(refused);
-        assert_eq!(
-            a.answered(2, ia, None, refused),
-            Some(Reserved::Busy {
-                req: 1,
-                name: b"x".to_vec()
-            })
-        );
-        assert!(!a.is_mine(b"x"));
-    }
-
-    #[test]
     fn a_peer_going_down_is_not_waited_for() {
-        let mut n: Namespace<u32> = Namespace::new(1);
-        let (sends, _) = n.reserve(7, b"j", 100, &[0, 2]).unwrap();
+        let now = Instant::now();
+        let mut n = host(1, 3);
+        let (sends, _) = n.reserve(7, b"j", 100, &[0, 2], now).unwrap();
         let (id, _) = reserve_id(&sends);
-        assert!(n.answered(0, id, None, false).is_none());
-        let (r, t) = n.peer_down(2);
+        assert_eq!(n.answered(0, id, None, false), (vec![], None));
+        // 2 goes: 0's vote and this host's own are 2 of 3.
+        let (back, r, t) = n.peer_down(2);
+        assert!(back.is_empty());
         assert_eq!(r.len(), 1);
         assert!(matches!(r[0], Reserved::Granted { req: 7, .. }));
         assert!(t.is_empty());
-        // Forget rounds.
-        let (sends, now) = n.forget(b"j", &[0, 2], 5);
-        assert_eq!(sends.len(), 2);
-        assert!(now.is_none());
+        // A forget round waits for the connected, tells the live.
+        let (sends, now_done) = n.forget(b"j", None, &[0, 2], &[0], 5);
+        assert_eq!(sends.len(), 2, "{sends:?}");
+        assert!(now_done.is_none());
+        let id = match &sends[0].1 {
+            NameMsg::Forget { id, .. } => *id,
+            m => panic!("{m:?}"),
+        };
+        assert!(n.forgot(2, id).is_none(), "not waited for");
+        assert_eq!(n.forgot(0, id), Some(5));
+        assert!(n.forgot(0, id).is_none(), "over");
+        let (sends, _) = n.forget(b"j", None, &[0, 2], &[0, 2], 6);
         let id = match &sends[0].1 {
             NameMsg::Forget { id, .. } => *id,
             m => panic!("{m:?}"),
         };
         assert!(n.forgot(0, id).is_none());
-        assert!(n.forgot(0, id).is_none(), "twice");
-        assert_eq!(n.peer_down(2).1, vec![5]);
-        assert!(n.forgot(2, id).is_none(), "over");
-        // Nobody to tell.
-        assert_eq!(n.forget(b"j", &[], 6).1, Some(6));
+        assert_eq!(n.peer_down(2).2, vec![6]);
+        // Nobody to wait for: at once, and nobody answers (id 0).
+        let (sends, now_done) = n.forget(b"j", None, &[2], &[], 7);
+        assert!(matches!(sends[..], [(2, NameMsg::Forget { id: 0, .. })]));
+        assert_eq!(now_done, Some(7));
     }
 }

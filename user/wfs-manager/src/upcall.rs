@@ -5,7 +5,8 @@
 //! which answers it when the page protocol says so; requests are answered
 //! out of order, so a slow one does not hold up the others. A manager
 //! without an engine ([`Server::Local`]) answers from its export alone
-//! (SETSIZE grows the export's file), and refuses LOCK with `ENOSYS`: its
+//! (SETSIZE grows the export's file, CREATE and UNLINK make and remove
+//! its files), and refuses LOCK with `ENOSYS`: its
 //! kernel then locks on its own host only (as FUSE's `no_lock`).
 //! [`handle`] is pure apart from the export directory, so it is tested
 //! without a kernel.
@@ -64,14 +65,15 @@ pub struct OpStats {
 /// Upcall statistics, shared by the workers.
 #[derive(Debug, Default)]
 pub struct Stats {
-    ops: [OpCounters; 9],
+    ops: [OpCounters; 11],
     /// The time of each stage of moving a page ([`crate::costs`]).
     pub costs: Costs,
 }
 
 /// The request types by opcode, from 1.
-const OP_NAMES: [&str; 9] = [
+const OP_NAMES: [&str; 11] = [
     "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW", "LOCK", "SETSIZE",
+    "CREATE", "UNLINK",
 ];
 
 impl Stats {
@@ -533,6 +535,40 @@ mod tests {
         assert_eq!(setsize(3 * 4096, false), Ok(()), "as long");
         assert_eq!(setsize(4096, false), Err(libc::EOPNOTSUPP));
         assert_eq!(std::fs::metadata(d.join("f")).unwrap().len(), 3 * 4096);
+
+        // CREATE and UNLINK: the export makes and removes the file.
+        let create = |name: &'static [u8], excl| {
+            let r = ask(
+                &e,
+                Request::Create {
+                    name,
+                    mode: 0o600,
+                    excl,
+                },
+            );
+            let r = Reply::decode(&r).unwrap();
+            assert_eq!(r.op, Opcode::Create);
+            match r.body {
+                Some(ReplyBody::Attr(a)) => Ok(a),
+                None => Err(r.error),
+                Some(b) => panic!("{b:?}"),
+            }
+        };
+        let n = create(b"n", true).unwrap();
+        assert_eq!(
+            (n.file, n.size, n.mode),
+            (crate::export::file_id(b"n"), 0, 0o600)
+        );
+        assert!(d.join("n").exists());
+        assert_eq!(create(b"n", true), Err(libc::EEXIST));
+        assert_eq!(create(b"f", false).map(|x| x.size), Ok(3 * 4096));
+        let unlink = |file, name: &'static [u8]| {
+            let r = ask(&e, Request::Unlink { file, name });
+            Reply::decode(&r).unwrap().error
+        };
+        assert_eq!(unlink(n.file, b"n"), 0);
+        assert!(!d.join("n").exists());
+        assert_eq!(unlink(n.file, b"n"), libc::ENOENT);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -546,7 +582,8 @@ mod tests {
         s.record(0, false, 1); // not an opcode: ignored
         s.record(8, true, 500);
         s.record(9, false, 1);
-        s.record(10, false, 1); // not an opcode: ignored
+        s.record(10, false, 1);
+        s.record(12, false, 1); // not an opcode: ignored
         s.record(99, false, 1);
         let snap = s.snapshot();
         let read = snap.iter().find(|o| o.op == "READ").unwrap();
@@ -558,7 +595,9 @@ mod tests {
         assert_eq!((lock.count, lock.errors), (1, 1));
         let setsize = snap.iter().find(|o| o.op == "SETSIZE").unwrap();
         assert_eq!((setsize.count, setsize.errors), (1, 0));
-        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 6);
+        let create = snap.iter().find(|o| o.op == "CREATE").unwrap();
+        assert_eq!(create.count, 1);
+        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 7);
     }
 
     #[test]

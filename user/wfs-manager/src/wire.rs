@@ -29,7 +29,7 @@
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
 //!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28), a name-service
-//!   message ([`crate::names::NameMsg`], tags 16-21 and 38-43), a view's
+//!   message ([`crate::names::NameMsg`], tags 16-21 and 38-44), a view's
 //!   ([`crate::views::ViewMsg`], tags 29-30), a lock's
 //!   ([`crate::lockserv::LockMsg`], tags 31-32) or a size's
 //!   ([`crate::sizes::SizeMsg`], tags 33-37):
@@ -58,11 +58,12 @@
 //!   | 20 | NameOf | id u64, file u64 |
 //!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
 //!   | 38 | Reserve | id u64, name (string), stamp u64 |
-//!   | 39 | Reserved | id u64, state u8 (0 granted, 1 refused, 2 exported), then if 2: file u64, size u64, mode u32 |
-//!   | 40 | Forget | id u64, name (string) |
+//!   | 39 | Reserved | id u64, state u8 (0 granted, 1 refused, 2 exists), then if 2: owner u16, file u64, size u64, mode u32 |
+//!   | 40 | Forget | id u64, name (string), made u8 (0/1), then if 1: file u64, size u64, mode u32 |
 //!   | 41 | Forgot | id u64 |
 //!   | 42 | Unlink | id u64, file u64, name (string) |
 //!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
+//!   | 44 | Release | name (string), stamp u64 |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -504,7 +505,7 @@ impl Frame {
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag @ (16..=21 | 38..=43) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
+                    tag @ (16..=21 | 38..=44) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
                     tag @ 33..=37 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
@@ -1216,18 +1217,29 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             p.extend_from_slice(&id.to_le_bytes());
             match found {
                 None => p.push(u8::from(*refused)),
-                Some(f) => {
+                Some((owner, f)) => {
                     p.push(2);
-                    p.extend_from_slice(&f.file.to_le_bytes());
-                    p.extend_from_slice(&f.size.to_le_bytes());
-                    p.extend_from_slice(&f.mode.to_le_bytes());
+                    p.extend_from_slice(&owner.to_le_bytes());
+                    put_file_info(p, f);
                 }
             }
         }
-        NameMsg::Forget { id, name } => {
+        NameMsg::Forget { id, name, made } => {
             p.push(40);
             p.extend_from_slice(&id.to_le_bytes());
             put_name(p, name);
+            match made {
+                None => p.push(0),
+                Some(f) => {
+                    p.push(1);
+                    put_file_info(p, f);
+                }
+            }
+        }
+        NameMsg::Release { name, at } => {
+            p.push(44);
+            put_name(p, name);
+            p.extend_from_slice(&at.to_le_bytes());
         }
         NameMsg::Forgot { id } => {
             p.push(41);
@@ -1245,6 +1257,20 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             p.extend_from_slice(&error.to_le_bytes());
         }
     }
+}
+
+fn put_file_info(p: &mut Vec<u8>, f: &FileInfo) {
+    p.extend_from_slice(&f.file.to_le_bytes());
+    p.extend_from_slice(&f.size.to_le_bytes());
+    p.extend_from_slice(&f.mode.to_le_bytes());
+}
+
+fn get_file_info(c: &mut Cur<'_>, what: &'static str) -> Result<FileInfo, WireError> {
+    Ok(FileInfo {
+        file: c.u64(what)?,
+        size: c.u64(what)?,
+        mode: c.u32(what)?,
+    })
 }
 
 /// Decodes the name-service message with tag `tag`.
@@ -1317,20 +1343,27 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
                 0 => (None, false),
                 1 => (None, true),
                 2 => {
-                    let f = FileInfo {
-                        file: c.u64("RESERVED too short for its file")?,
-                        size: c.u64("RESERVED too short for its size")?,
-                        mode: c.u32("RESERVED too short for its mode")?,
-                    };
-                    (Some(f), false)
+                    let owner = c.u16("RESERVED too short for its owner")?;
+                    let f = get_file_info(c, "RESERVED too short for its file")?;
+                    (Some((owner, f)), false)
                 }
                 _ => return Err(WireError::Malformed("RESERVED state is not 0, 1 or 2")),
             };
             NameMsg::Reserved { id, found, refused }
         }
-        40 => NameMsg::Forget {
-            id: id(c)?,
+        40 => {
+            let id = id(c)?;
+            let name = name(c)?;
+            let made = match c.u8("FORGET too short for its made flag")? {
+                0 => None,
+                1 => Some(get_file_info(c, "FORGET too short for its file")?),
+                _ => return Err(WireError::Malformed("FORGET made flag is not 0 or 1")),
+            };
+            NameMsg::Forget { id, name, made }
+        }
+        44 => NameMsg::Release {
             name: name(c)?,
+            at: c.u64("RELEASE too short for its stamp")?,
         },
         41 => NameMsg::Forgot { id: id(c)? },
         42 => NameMsg::Unlink {
@@ -1827,16 +1860,33 @@ mod tests {
                 },
                 NameMsg::Reserved {
                     id: 8,
-                    found: Some(FileInfo {
-                        file: 1,
-                        size: 2,
-                        mode: 0o600,
-                    }),
+                    found: Some((
+                        7,
+                        FileInfo {
+                            file: 1,
+                            size: 2,
+                            mode: 0o600,
+                        },
+                    )),
                     refused: false,
                 },
                 NameMsg::Forget {
                     id: 9,
                     name: vec![b'f'; 255],
+                    made: None,
+                },
+                NameMsg::Forget {
+                    id: 0,
+                    name: b"m".to_vec(),
+                    made: Some(FileInfo {
+                        file: u64::MAX,
+                        size: 0,
+                        mode: 0o7777,
+                    }),
+                },
+                NameMsg::Release {
+                    name: b"r".to_vec(),
+                    at: 3,
                 },
                 NameMsg::Forgot { id: 10 },
                 NameMsg::Unlink {

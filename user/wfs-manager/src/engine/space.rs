@@ -3,9 +3,9 @@
 //! `namespace.rs`'s pure code; this is what the engine does with them.
 //!
 //! A CREATE makes the file in this host's export once the name is
-//! reserved (no host has it or is making it first, and the hosts reached
-//! are the majority side of the cluster), then has every connected peer
-//! forget what it cached of the name before the kernel is answered.
+//! reserved (a majority of the cluster's hosts voted for it, none has it),
+//! then has every peer forget what it cached of the name (the connected
+//! ones before the kernel is answered).
 //!
 //! An UNLINK goes to the file's owner, which takes every page of the file
 //! back from every host by shrinking it to 0 bytes (the shrink's recall,
@@ -19,14 +19,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wfs_abi::{Attr, ReplyBody, errno};
 
 use super::{Engine, SizeThen, attr, info, kernel_errno};
-use crate::names::NameMsg;
+use crate::names::{FileInfo, NameMsg};
 use crate::namespace::Reserved;
 use crate::protocol::HostId;
 use crate::wire::PeerMsg;
 use crate::wlog;
 
-/// How long a CREATE without `O_EXCL` waits before asking again when
-/// another host is making the name (it opens that host's file then).
+/// How long a CREATE waits at least before asking again when its
+/// reservation lost (another is making the name, or the votes split): the
+/// name is then found, or free again. A random part up to as long again
+/// is added, so that two losers do not split the votes again in step.
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
 
 /// A CREATE of this host's kernel under way.
@@ -36,7 +38,7 @@ pub(super) struct Creating {
     mode: u32,
     excl: bool,
     started: Instant,
-    /// Another host was making the name: ask again at this time.
+    /// The reservation lost: ask again at this time.
     retry_at: Option<Instant>,
 }
 
@@ -128,20 +130,35 @@ impl Engine {
             return self.create_exists(req, attr(&i));
         }
         let (up, _) = self.connected();
-        match self.space_names.reserve(req, &name, wall_ns(), &up) {
+        if !self.space_names.could_win(&up) {
+            wlog!(
+                "names: cannot make {:?}: this host reaches too few of the cluster's hosts for a majority of their votes",
+                String::from_utf8_lossy(&name)
+            );
+            return self.create_failed(req, libc::EHOSTUNREACH);
+        }
+        match self
+            .space_names
+            .reserve(req, &name, wall_ns(), &up, Instant::now())
+        {
             None => {
-                // (This host is making it already, for a request the
-                // kernel gave up on: as another host making it.)
+                // (This host's vote is taken: its own reservation of the
+                // name, for a request the kernel gave up on, or another
+                // host's: as a reservation that lost.)
                 self.reserved(Reserved::Busy { req, name });
             }
             Some((sends, done)) => {
-                for (to, msg) in sends {
-                    self.send(to, PeerMsg::Name(msg));
-                }
+                self.send_names(sends);
                 if let Some(r) = done {
                     self.reserved(r);
                 }
             }
+        }
+    }
+
+    fn send_names(&mut self, sends: crate::namespace::Sends) {
+        for (to, msg) in sends {
+            self.send(to, PeerMsg::Name(msg));
         }
     }
 
@@ -175,37 +192,30 @@ impl Engine {
                 let Some(c) = self.space.creating.get_mut(&req) else {
                     return;
                 };
-                if c.excl {
-                    self.create_failed(req, errno::EEXIST);
-                } else {
-                    c.retry_at = Some(Instant::now() + BUSY_RETRY);
-                }
+                let jitter = Duration::from_nanos(wall_ns() % BUSY_RETRY.as_nanos() as u64);
+                c.retry_at = Some(Instant::now() + BUSY_RETRY + jitter);
             }
             Reserved::Granted { name, .. } => self.make_file(req, &name),
         }
     }
 
-    /// The name of CREATE `req` is reserved: made in this host's export if
-    /// the hosts reached are the majority side, then forgotten everywhere.
+    /// The name of CREATE `req` is reserved: made in this host's export,
+    /// then forgotten everywhere.
     fn make_file(&mut self, req: u64, name: &[u8]) {
-        let Some(c) = self.space.creating.get(&req) else {
-            self.space_names.made(name);
-            return;
+        let made = match self.space.creating.get(&req) {
+            Some(c) => self.export.create(name, c.mode, true),
+            // (The kernel's request is gone: nothing is made.)
+            None => Err(errno::ETIMEDOUT),
         };
-        if !self.in_majority() {
-            self.space_names.made(name);
-            wlog!(
-                "names: cannot make {:?}: this host reaches too few of the cluster's hosts to know that no other is making it",
-                String::from_utf8_lossy(name)
-            );
-            return self.create_failed(req, libc::EHOSTUNREACH);
-        }
-        let made = self.export.create(name, c.mode, true);
-        self.space_names.made(name);
         let a = match made {
             Ok((a, _)) => a,
-            Err(e) => return self.create_failed(req, kernel_errno(e)),
+            Err(e) => {
+                let sends = self.space_names.abandon(name);
+                self.send_names(sends);
+                return self.create_failed(req, kernel_errno(e));
+            }
         };
+        self.space_names.made(name);
         // A file of that name removed before may have left its pages
         // refused, and a name cached.
         self.core.add_file(a.file, self.me);
@@ -219,7 +229,7 @@ impl Engine {
             started: c.started,
             attr: a,
         };
-        self.forget_everywhere(name, then);
+        self.forget_everywhere(name, Some(info(&a)), then);
     }
 
     fn create_failed(&mut self, req: u64, error: i32) {
@@ -229,8 +239,8 @@ impl Engine {
         }
     }
 
-    /// Asks again the CREATEs whose name another host was making, and gives
-    /// up those the kernel has given up (its time-out).
+    /// Asks again the CREATEs whose reservation lost, and gives up those
+    /// the kernel has given up (its time-out).
     pub(super) fn retry_creates(&mut self) {
         let now = Instant::now();
         let due: Vec<u64> = self
@@ -254,14 +264,16 @@ impl Engine {
         }
     }
 
-    /// Tells every connected peer to forget `name`; `then` is done once
-    /// each has (at once with nobody to tell).
-    fn forget_everywhere(&mut self, name: &[u8], then: SpaceThen) {
-        let (up, _) = self.connected();
-        let (sends, now) = self.space_names.forget(name, &up, then);
-        for (to, msg) in sends {
-            self.send(to, PeerMsg::Name(msg));
-        }
+    /// Tells every live peer to forget `name` (`made`: the file this host
+    /// made, else the one it removed); `then` is done once each connected
+    /// one has (at once with nobody to wait for). A peer disconnected now
+    /// hears it through its session when it is back.
+    fn forget_everywhere(&mut self, name: &[u8], made: Option<FileInfo>, then: SpaceThen) {
+        let (up, down) = self.connected();
+        let mut live = up.clone();
+        live.extend(down.into_iter().filter(|&h| !self.peer_gone(h)));
+        let (sends, now) = self.space_names.forget(name, made, &live, &up, then);
+        self.send_names(sends);
         if let Some(then) = now {
             self.forgotten(then);
         }
@@ -386,7 +398,7 @@ impl Engine {
         {
             wlog!("names: {e}");
         }
-        self.forget_everywhere(&name, SpaceThen::Unlinked(then));
+        self.forget_everywhere(&name, None, SpaceThen::Unlinked(then));
     }
 
     /// Answers whoever waits for an unlink.
@@ -406,19 +418,37 @@ impl Engine {
         }
     }
 
-    /// A peer's `Forget`: this host's name service and kernel forget
-    /// `name`, then it is acknowledged.
-    pub(super) fn forget_asked(&mut self, from: HostId, id: u64, name: &[u8]) {
+    /// A peer's `Forget`: `from` made `name` (`made`) or removed it; this
+    /// host's name service and kernel forget it, then it is acknowledged
+    /// (`id` 0: nobody waits).
+    pub(super) fn forget_asked(
+        &mut self,
+        from: HostId,
+        id: u64,
+        name: &[u8],
+        made: Option<FileInfo>,
+    ) {
+        self.space_names.heard_forget(from, name, made);
         self.names.forget(name);
-        // Removed, or made anew (by `from`): its owner is found again by
-        // the next LOOKUP. (A name this host exports stays its own.)
-        if self.export.lookup(name).is_err() {
-            self.core.forget_owner(crate::export::file_id(name));
+        // Who owns the file id is found again by the next LOOKUP: removed
+        // by its owner, or made anew by `from` while this host took
+        // another (the one that removed it) for its owner. (Never a name
+        // this host exports.)
+        let file = crate::export::file_id(name);
+        let owner = self.core.owner_of(file);
+        let stale = match made {
+            None => owner == Some(from),
+            Some(_) => owner.is_some_and(|o| o != from),
+        };
+        if stale && self.export.lookup(name).is_err() {
+            self.core.forget_owner(file);
         }
         if let Err(e) = self.inval.forget_name(name) {
             wlog!("names: {e}");
         }
-        self.send(from, PeerMsg::Name(NameMsg::Forgot { id }));
+        if id != 0 {
+            self.send(from, PeerMsg::Name(NameMsg::Forgot { id }));
+        }
     }
 
     /// A peer's `Reserve` of `name`.
@@ -427,14 +457,17 @@ impl Engine {
             self.core.add_file(a.file, self.me);
             info(&a)
         });
-        let answer = self.space_names.asked(from, id, name, at, exported);
+        let answer = self
+            .space_names
+            .asked(from, id, name, at, exported, Instant::now());
         self.send(from, PeerMsg::Name(answer));
     }
 
     /// `peer`'s connection is gone: reservations and forget rounds stop
     /// waiting for it.
     pub(super) fn space_peer_down(&mut self, peer: HostId) {
-        let (reserved, thens) = self.space_names.peer_down(peer);
+        let (sends, reserved, thens) = self.space_names.peer_down(peer);
+        self.send_names(sends);
         for r in reserved {
             self.reserved(r);
         }
