@@ -59,6 +59,15 @@ for f in db db-journal w w-wal w-shm; do
     within 30 sh -c "wfsctl forget $f >/dev/null 2>&1; test -e /wfs/$f" || fail "/wfs/$f never appeared"
 done
 
+# export_holds DB: (on DB's owner) the export's copy of DB, opened as an
+# immutable file, holds every row once and the same dump as /wfs/DB.
+export_holds() {
+    out=$($X "file:/export/$1?immutable=1" check 3 20 5) || fail "the owner's export of $1: $out"
+    $X /wfs/$1 dump > /tmp/wfs.dump
+    $X "file:/export/$1?immutable=1" dump > /tmp/export.dump
+    cmp /tmp/wfs.dump /tmp/export.dump || fail "the owner's export holds another $1"
+}
+
 # -- 1. rollback journal --------------------------------------------------------
 if [ "$h" = 1 ]; then
     out=$($X /wfs/db init persist) || fail "init: $out"
@@ -67,12 +76,7 @@ barrier 1
 out=$($X /wfs/db insert persist $h 20 5) || fail "inserts (rollback journal): $out"
 barrier 2
 out=$($X /wfs/db check 3 20 5) || fail "check (rollback journal): $out"
-if [ "$h" = 1 ]; then
-    out=$($X "file:/export/db?immutable=1" check 3 20 5) || fail "the owner's export: $out"
-    $X /wfs/db dump > /tmp/wfs.dump
-    $X "file:/export/db?immutable=1" dump > /tmp/export.dump
-    cmp /tmp/wfs.dump /tmp/export.dump || fail "the owner's export holds another database"
-fi
+[ "$h" != 1 ] || export_holds db
 echo "h$h: step 1: 300 rows from three hosts, each once; integrity ok"
 barrier 4
 
@@ -134,12 +138,7 @@ out=$($X /wfs/d insert delete $h 20 5) || fail "inserts (DELETE): $out"
 barrier 15
 out=$($X /wfs/d check 3 20 5) || fail "check (DELETE): $out"
 [ ! -e /wfs/d-journal ] || fail "a rollback journal was left behind"
-if [ "$h" = 2 ]; then
-    out=$($X "file:/export/d?immutable=1" check 3 20 5) || fail "the owner's export (DELETE): $out"
-    $X /wfs/d dump > /tmp/wfs.dump
-    $X "file:/export/d?immutable=1" dump > /tmp/export.dump
-    cmp /tmp/wfs.dump /tmp/export.dump || fail "h2's export holds another database"
-fi
+[ "$h" != 2 ] || export_holds d
 echo "h$h: step 5: DELETE mode from three hosts, journals made and removed: 300 rows, each once; integrity ok"
 wfsctl stats | grep "^locks\|^sizes\|^names" || true
 sleep 3

@@ -2090,11 +2090,17 @@ impl Engine {
     /// The shrink of `file` has every page past the new end home: see
     /// [`Engine::shrinks_progress`].
     fn cut(&mut self, file: u64) {
-        let Some(s) = self.shrinks.get_mut(&file) else {
+        let Some(s) = self.shrinks.get(&file) else {
             return;
         };
         let (size, then) = (s.size, s.then);
-        let r = match self.export.cut(file, size) {
+        // (An unlink's shrink removes the file instead: one that fails
+        // leaves it whole.)
+        let r = match then {
+            SizeThen::Removal { token } => self.remove_file(token, file),
+            _ => self.export.cut(file, size),
+        };
+        let r = match r {
             Ok(r) => r,
             Err(e) => {
                 wlog!(
@@ -2105,7 +2111,9 @@ impl Engine {
                 return;
             }
         };
-        s.cut = true;
+        if let Some(s) = self.shrinks.get_mut(&file) {
+            s.cut = true;
+        }
         self.cut_files.insert(file);
         self.names.cut(file, r.size);
         let (live, connected) = self.size_peers();
@@ -4197,6 +4205,12 @@ mod tests {
                 self.host(at).dir.export().join(name).exists()
             }
 
+            /// Host `at`'s kernel removes `name` (UNLINK `req`).
+            fn unlink(&mut self, at: &str, req: u64, name: &[u8]) {
+                let file = file_id(name);
+                self.ask(at, req, Request::Unlink { file, name });
+            }
+
             /// Host `at`'s kernel looks `name` up: the errno, or the file.
             fn lookup(&mut self, at: &str, req: u64, name: &[u8]) -> Result<Attr, i32> {
                 self.ask(at, req, Request::Lookup { name });
@@ -4403,20 +4417,40 @@ mod tests {
             }
         }
 
+        /// An unlink whose removal fails leaves the file whole (its pages
+        /// came home, but it is not cut), served again.
+        #[test]
+        fn a_failed_unlink_loses_nothing() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let f = file_id(b"f");
+            let path = c.host("a").dir.export().join("f");
+            std::fs::write(&path, vec![7u8; PAGE_SIZE]).expect("write");
+            assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
+            c.host("a")
+                .engine
+                .export
+                .fail_remove
+                .store(libc::EIO, std::sync::atomic::Ordering::Relaxed);
+            c.unlink("b", 2, b"f");
+            assert_eq!(
+                c.answers_of("b"),
+                [(2, Opcode::Unlink, libc::EIO, Got::Nothing)]
+            );
+            assert_eq!(
+                std::fs::read(&path).expect("still there"),
+                vec![7u8; PAGE_SIZE]
+            );
+            assert_eq!(c.host("a").engine.core.limit(f), None, "served again");
+            assert_eq!(c.lookup("c", 3, b"f").map(|a| a.size), Ok(PAGE_SIZE as u64));
+        }
+
         #[test]
         fn an_unlink_at_another_owner_empties_removes_and_is_forgotten_everywhere() {
             let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
             let f = file_id(b"f");
             assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
             assert_eq!(c.lookup("c", 2, b"f").map(|a| a.file), Ok(f));
-            c.ask(
-                "b",
-                3,
-                Request::Unlink {
-                    file: f,
-                    name: b"f",
-                },
-            );
+            c.unlink("b", 3, b"f");
             assert_eq!(c.answers_of("b"), [(3, Opcode::Unlink, 0, Got::Done)]);
             assert!(!c.exports("a", "f"));
             // Its pages are refused until a file of that name is made
@@ -4426,14 +4460,7 @@ mod tests {
                 assert_eq!(c.lookup(at, req, b"f"), Err(errno::ENOENT), "{at}");
             }
             // Again: gone.
-            c.ask(
-                "b",
-                7,
-                Request::Unlink {
-                    file: f,
-                    name: b"f",
-                },
-            );
+            c.unlink("b", 7, b"f");
             assert_eq!(
                 c.answers_of("b"),
                 [(7, Opcode::Unlink, errno::ENOENT, Got::Nothing)]
@@ -4445,14 +4472,7 @@ mod tests {
             assert_eq!(c.host("a").engine.core.owner_of(f), Some(host_id("c")));
             assert_eq!(c.host("c").engine.core.limit(f), None);
             // Removed at its owner, by its own kernel.
-            c.ask(
-                "c",
-                10,
-                Request::Unlink {
-                    file: f,
-                    name: b"f",
-                },
-            );
+            c.unlink("c", 10, b"f");
             assert_eq!(c.answers_of("c"), [(10, Opcode::Unlink, 0, Got::Done)]);
             assert_eq!(c.lookup("b", 11, b"f"), Err(errno::ENOENT));
             // (The second UNLINK failed before it was one: nobody owns the

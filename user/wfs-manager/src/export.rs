@@ -64,6 +64,9 @@ pub struct Export {
     /// Tests only: the next growth's flush fails with this errno (0: no).
     #[cfg(test)]
     pub(crate) fail_sync: std::sync::atomic::AtomicI32,
+    /// Tests only: the next removal fails with this errno (0: no).
+    #[cfg(test)]
+    pub(crate) fail_remove: std::sync::atomic::AtomicI32,
 }
 
 /// What [`Export::set_size`] did.
@@ -237,6 +240,8 @@ impl Export {
             sizing: Mutex::new(()),
             #[cfg(test)]
             fail_sync: std::sync::atomic::AtomicI32::new(0),
+            #[cfg(test)]
+            fail_remove: std::sync::atomic::AtomicI32::new(0),
         }
     }
 
@@ -578,6 +583,11 @@ impl Export {
         let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
         if !md.file_type().is_file() {
             return Err(errno::ENOENT);
+        }
+        #[cfg(test)]
+        match self.fail_remove.swap(0, Ordering::Relaxed) {
+            0 => {}
+            e => return Err(e),
         }
         fs::remove_file(&path).map_err(|e| io_errno(&e))?;
         self.open_files().remove(&id);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wfs_abi::{Attr, ReplyBody, errno};
 
-use super::{Engine, SizeThen, attr, info, kernel_errno};
+use super::{Engine, Resized, SizeThen, attr, info, kernel_errno};
 use crate::names::{FileInfo, NameMsg};
 use crate::namespace::Reserved;
 use crate::protocol::HostId;
@@ -70,8 +70,9 @@ pub(super) struct Space {
     /// The kernel's CREATEs under way, by request.
     pub(super) creating: HashMap<u64, Creating>,
     /// Removals of this owner's files waiting for their shrink to 0, by
-    /// token ([`SizeThen::Removal`]): the file's name and who waits.
-    removals: HashMap<u64, (Vec<u8>, UnlinkThen)>,
+    /// token ([`SizeThen::Removal`]): the file's name, who waits, and
+    /// whether the shrink removed the file already.
+    removals: HashMap<u64, (Vec<u8>, UnlinkThen, bool)>,
     next_token: u64,
     /// UNLINKs asked of another owner, by `Unlink` id: the kernel's
     /// request, when it came, and the owner.
@@ -372,20 +373,40 @@ impl Engine {
     /// 0 bytes takes every page back from every host ([`SizeThen::Removal`]).
     fn owner_unlink(&mut self, file: u64, name: &[u8], then: UnlinkThen) {
         let token = self.space.next_token();
-        self.space.removals.insert(token, (name.to_vec(), then));
+        self.space
+            .removals
+            .insert(token, (name.to_vec(), then, false));
         self.owner_set_size(file, 0, false, SizeThen::Removal { token });
     }
 
+    /// Every page of removal `token`'s file is home: the shrink removes the
+    /// export file where it would cut it to 0 (an unlink that fails, as a
+    /// disk error or the manager's death in between, leaves it whole).
+    pub(super) fn remove_file(&mut self, token: u64, file: u64) -> Result<Resized, i32> {
+        let Some((name, _, removed)) = self.space.removals.get_mut(&token) else {
+            return Err(errno::ENOENT);
+        };
+        self.export.remove(file, name)?;
+        *removed = true;
+        Ok(Resized {
+            size: 0,
+            changed: true,
+            unsynced: None,
+        })
+    }
+
     /// The shrink to 0 of removal `token` is over (`result`): the file is
-    /// removed from the export, and every host forgets its name.
+    /// gone from the export (removed now if it needed no shrink), and
+    /// every host forgets its name.
     pub(super) fn removal_shrunk(&mut self, token: u64, file: u64, result: Result<u64, i32>) {
-        let Some((name, then)) = self.space.removals.remove(&token) else {
+        let Some((name, then, removed)) = self.space.removals.remove(&token) else {
             return;
         };
         if let Err(e) = result {
             return self.unlink_answer(then, Err(e));
         }
-        if let Err(e) = self.export.remove(file, &name) {
+        // (A file of 0 bytes needed no shrink: removed now.)
+        if !removed && let Err(e) = self.export.remove(file, &name) {
             return self.unlink_answer(then, Err(kernel_errno(e)));
         }
         // No page of it is handed out until a file of that name is made
