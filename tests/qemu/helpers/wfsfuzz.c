@@ -49,7 +49,7 @@
 #define IOC_FORGET 0x41085704u
 #define IOC_SIZE 0x40185705u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 9
+#define ABI_VERSION 10
 /* READ replies: grant, pages, ahead. */
 #define READ_REPLY (HDR + 4 + 12)
 #define READ_RUN_MAX 16
@@ -61,6 +61,8 @@
 #define OP_UPGRADE 6
 #define OP_LOCK 8
 #define OP_SETSIZE 9
+#define OP_CREATE 10
+#define OP_UNLINK 11
 #define LOCK_END_MAX 0x7fffffffffffffffull
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
@@ -69,7 +71,7 @@
 static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
-static unsigned long answered, refused, locks, setsizes;
+static unsigned long answered, refused, locks, setsizes, names;
 
 #define FAIL(...) do { fprintf(stderr, "wfsfuzz: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -174,6 +176,20 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		case 0: return header(out, HDR + 4, op, id, get32(p + 16) ? 5 /* EIO */ : 95 /* EOPNOTSUPP */);
 		default: return header(out, HDR + 4, op, id, 0);
 		}
+	case OP_CREATE:
+		names++;
+		/* Made (attributes of a new, empty file), or EEXIST. */
+		if (rand() % 3 == 0)
+			return header(out, HDR + 4, op, id, 17 /* EEXIST */);
+		header(out, HDR + 4 + 24, op, id, 0);
+		put64(out + HDR + 4, FILE_BASE + 0x100000 + rand() % 1000);
+		put64(out + HDR + 12, 0);
+		put32(out + HDR + 20, get32(p) & 07777);
+		put32(out + HDR + 24, 0);
+		return HDR + 4 + 24;
+	case OP_UNLINK:
+		names++;
+		return header(out, HDR + 4, op, id, rand() % 4 ? 0 : 2 /* ENOENT */);
 	default:
 		return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
 	}
@@ -310,7 +326,13 @@ static void serve(const uint8_t *good, size_t n)
 		expect_fail(write(fd, bad, HDR + 4 + 10), EINVAL, EINVAL, "LOCK reply of 10 bytes");
 	}
 
-	if (op == OP_SETSIZE) {
+	if (op == OP_CREATE) {
+		/* Attributes, or nothing: a bare done is refused. */
+		header(bad, HDR + 4, op, get64(good + 8), 0);
+		expect_fail(write(fd, bad, HDR + 4), EINVAL, EINVAL, "CREATE reply without attributes");
+	}
+
+	if (op == OP_SETSIZE || op == OP_UNLINK) {
 		/* Done is a bare header: any body is refused. */
 		header(bad, HDR + 4 + 8, op, get64(good + 8), 0);
 		memset(bad + HDR + 4, 0, 8);
@@ -470,14 +492,16 @@ int main(int argc, char **argv)
 			serve(out, answer(buf, out));
 		}
 	}
-	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE)\n",
-	       iters, refused, answered, locks, setsizes);
+	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK)\n",
+	       iters, refused, answered, locks, setsizes, names);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
 	if (min_answered > 0 && locks == 0)
 		FAIL("no LOCK request came (the traffic locks every tenth file)");
 	if (min_answered > 0 && setsizes == 0)
 		FAIL("no SETSIZE request came (the traffic grows every seventh file)");
+	if (min_answered > 0 && names == 0)
+		FAIL("no CREATE request came (the traffic makes every fifth name)");
 	return 0;
 }
 
