@@ -1581,7 +1581,8 @@ impl Engine {
                 self.reserve_asked(from, id, &name, at);
             }
             PeerMsg::Name(NameMsg::Reserved { id, found, refused }) => {
-                let (sends, done) = self.space_names.answered(from, id, found, refused);
+                let now = Instant::now();
+                let (sends, done) = self.space_names.answered(from, id, found, refused, now);
                 for (to, msg) in sends {
                     self.send(to, PeerMsg::Name(msg));
                 }
@@ -1978,6 +1979,12 @@ impl Engine {
             // After the shrink under way, in order.
             s.queued.push((size, grow, then));
             return;
+        }
+        if matches!(then, SizeThen::Removal { .. }) {
+            // (However long the file is: every page of it comes home and
+            // is refused from then on, even of an empty file, which a
+            // growth under way may make longer.)
+            return self.start_shrink(file, 0, then);
         }
         if !grow {
             match self.export.getattr(file) {

@@ -60,12 +60,15 @@ pub enum Reserved {
         /// The name.
         name: Vec<u8>,
     },
-    /// A host exports the name already.
+    /// A host exports the name already. `first_hand`: the owner said so
+    /// itself (else a host that heard it make the name, which may be out
+    /// of date: nothing is cached from it).
     Exists {
         req: u64,
         name: Vec<u8>,
         owner: HostId,
         info: FileInfo,
+        first_hand: bool,
     },
     /// No majority (another reservation holds votes, or too few hosts
     /// answered): try again later.
@@ -98,10 +101,17 @@ struct Reserving {
     req: u64,
     name: Vec<u8>,
     stamp: Stamp,
+    /// When the votes it gets run out: it must have won before.
+    until: Instant,
     waiting: BTreeSet<HostId>,
     granted: BTreeSet<HostId>,
-    found: Option<(HostId, FileInfo)>,
+    /// The name exists: its owner, file, and whether the owner said so.
+    found: Option<(HostId, FileInfo, bool)>,
 }
+
+/// Reservations over, remembered so that a vote granted late (after the
+/// reservation stopped waiting for its host) is given back at once.
+const ENDED_KEPT: usize = 256;
 
 /// A forget round waiting for acknowledgements.
 #[derive(Debug)]
@@ -125,6 +135,8 @@ pub struct Namespace<T> {
     /// The Lamport clock of reservations.
     clock: u64,
     reserving: HashMap<u64, Reserving>,
+    /// The last [`ENDED_KEPT`] reservations over: id, name and stamp.
+    ended: std::collections::VecDeque<(u64, Vec<u8>, u64)>,
     /// Won reservations not made yet: their stamps and voters.
     won: HashMap<Vec<u8>, (Stamp, BTreeSet<HostId>)>,
     votes: HashMap<Vec<u8>, Vote>,
@@ -144,6 +156,7 @@ impl<T> Namespace<T> {
             next_id: 0,
             clock: 0,
             reserving: HashMap::new(),
+            ended: std::collections::VecDeque::new(),
             won: HashMap::new(),
             votes: HashMap::new(),
             forgetting: HashMap::new(),
@@ -192,6 +205,7 @@ impl<T> Namespace<T> {
                     name,
                     owner,
                     info,
+                    first_hand: false,
                 };
                 return Some((Vec::new(), Some(done)));
             }
@@ -220,13 +234,14 @@ impl<T> Namespace<T> {
             req,
             name: name.to_vec(),
             stamp,
+            until,
             waiting,
             granted: BTreeSet::new(),
             found: None,
         };
         self.reserving.insert(id, r);
         let mut sends: Sends = sends;
-        let done = self.settle(id, &mut sends);
+        let done = self.settle(id, &mut sends, now);
         Some((sends, done))
     }
 
@@ -248,7 +263,14 @@ impl<T> Namespace<T> {
         }
         match self.vote(name, now) {
             Some(Vote::Made { owner, info }) => answer(Some((owner, info)), false),
-            Some(Vote::For { stamp, .. }) if stamp != (at, from) => answer(None, true),
+            // (A newer reservation of the same host replaces its old one:
+            // a host reserves a name once at a time, so the old one is
+            // over, its end lost on the way.)
+            Some(Vote::For { stamp, .. })
+                if stamp != (at, from) && !(stamp.1 == from && stamp.0 < at) =>
+            {
+                answer(None, true)
+            }
             _ => {
                 let until = now + self.lease;
                 let stamp = (at, from);
@@ -267,20 +289,30 @@ impl<T> Namespace<T> {
         id: u64,
         found: Option<(HostId, FileInfo)>,
         refused: bool,
+        now: Instant,
     ) -> (Sends, Option<Reserved>) {
         let mut sends = Vec::new();
         let Some(r) = self.reserving.get_mut(&id) else {
+            // A vote granted after the reservation stopped waiting for
+            // `from`: given back at once.
+            if found.is_none()
+                && !refused
+                && let Some((_, name, at)) = self.ended.iter().find(|(i, ..)| *i == id)
+            {
+                let (name, at) = (name.clone(), *at);
+                sends.push((from, NameMsg::Release { name, at }));
+            }
             return (sends, None);
         };
         if !r.waiting.remove(&from) {
             return (sends, None);
         }
-        if let Some(f) = found {
-            r.found.get_or_insert(f);
+        if let Some((owner, info)) = found {
+            r.found.get_or_insert((owner, info, owner == from));
         } else if !refused {
             r.granted.insert(from);
         }
-        let done = self.settle(id, &mut sends);
+        let done = self.settle(id, &mut sends, now);
         (sends, done)
     }
 
@@ -335,7 +367,7 @@ impl<T> Namespace<T> {
             || (2 * n == self.members && (self.first == self.me || granted.contains(&self.first)))
     }
 
-    fn settle(&mut self, id: u64, sends: &mut Sends) -> Option<Reserved> {
+    fn settle(&mut self, id: u64, sends: &mut Sends, now: Instant) -> Option<Reserved> {
         if !self.reserving.get(&id)?.waiting.is_empty() {
             return None;
         }
@@ -343,28 +375,43 @@ impl<T> Namespace<T> {
             req,
             name,
             stamp,
+            until,
             granted,
             found,
             ..
         } = self.reserving.remove(&id)?;
-        if found.is_none() && self.majority(&granted) {
+        self.ended.push_back((id, name.clone(), stamp.0));
+        if self.ended.len() > ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        // This host's own vote still this reservation's, and the votes
+        // not run out (a reservation slower than the lease loses).
+        let mine = matches!(self.votes.get(&name), Some(Vote::For { stamp: s, .. }) if *s == stamp);
+        if found.is_none() && mine && now < until && self.majority(&granted) {
             // (Held until the file is made: see `made` and `abandon`.)
             self.won.insert(name.clone(), (stamp, granted));
             return Some(Reserved::Granted { req, name });
         }
-        self.votes.remove(&name);
+        if mine {
+            self.votes.remove(&name);
+        }
         sends.extend(granted.into_iter().map(|to| {
             let name = name.clone();
             (to, NameMsg::Release { name, at: stamp.0 })
         }));
         Some(match found {
-            Some((owner, info)) => {
-                self.votes.insert(name.clone(), Vote::Made { owner, info });
+            Some((owner, info, first_hand)) => {
+                // Only the owner's own word is remembered (a record passed
+                // on may be older than the name's removal).
+                if first_hand && owner != self.me {
+                    self.votes.insert(name.clone(), Vote::Made { owner, info });
+                }
                 Reserved::Exists {
                     req,
                     name,
                     owner,
                     info,
+                    first_hand,
                 }
             }
             None => Reserved::Busy { req, name },
@@ -413,13 +460,11 @@ impl<T> Namespace<T> {
                 let v = Vote::Made { owner: from, info };
                 self.votes.insert(name.to_vec(), v);
             }
+            // (Only the record of `from`'s file: a vote `from` holds now
+            // is for a reservation of its own after the removal.)
             None => {
-                let theirs = match self.votes.get(name) {
-                    Some(Vote::Made { owner, .. }) => *owner == from,
-                    Some(Vote::For { stamp, .. }) => stamp.1 == from,
-                    None => false,
-                };
-                if theirs {
+                if matches!(self.votes.get(name), Some(Vote::Made { owner, .. }) if *owner == from)
+                {
                     self.votes.remove(name);
                 }
             }
@@ -441,7 +486,7 @@ impl<T> Namespace<T> {
     /// session delivers the `Forget` when it is back). Returns the
     /// reservations and forget rounds that are over, and the messages that
     /// sends.
-    pub fn peer_down(&mut self, peer: HostId) -> (Sends, Vec<Reserved>, Vec<T>) {
+    pub fn peer_down(&mut self, peer: HostId, now: Instant) -> (Sends, Vec<Reserved>, Vec<T>) {
         let ids: Vec<u64> = self
             .reserving
             .iter_mut()
@@ -450,7 +495,7 @@ impl<T> Namespace<T> {
         let mut sends = Vec::new();
         let reserved = ids
             .into_iter()
-            .filter_map(|id| self.settle(id, &mut sends))
+            .filter_map(|id| self.settle(id, &mut sends, now))
             .collect();
         let done: Vec<u64> = self
             .forgetting
@@ -499,7 +544,7 @@ mod tests {
         let now = Instant::now();
         match hosts[to as usize].asked(from, id, b"x", at, None, now) {
             NameMsg::Reserved { found, refused, .. } => {
-                hosts[from as usize].answered(to, id, found, refused)
+                hosts[from as usize].answered(to, id, found, refused, Instant::now())
             }
             m => panic!("{m:?}"),
         }
@@ -515,9 +560,16 @@ mod tests {
         let (id, _) = reserve_id(&sends);
         // One grant (and this host's own vote): 2 of 3 is a majority, but
         // the other answer is still awaited.
-        assert_eq!(n.answered(0, id, None, false), (vec![], None));
-        assert_eq!(n.answered(0, id, None, false), (vec![], None), "twice");
-        let (back, done) = n.answered(2, id, None, true);
+        assert_eq!(
+            n.answered(0, id, None, false, Instant::now()),
+            (vec![], None)
+        );
+        assert_eq!(
+            n.answered(0, id, None, false, Instant::now()),
+            (vec![], None),
+            "twice"
+        );
+        let (back, done) = n.answered(2, id, None, true, Instant::now());
         assert!(back.is_empty());
         assert_eq!(
             done,
@@ -578,9 +630,12 @@ mod tests {
         let mut n = host(1, 3);
         let (sends, _) = n.reserve(7, b"j", 100, &[0, 2], now).unwrap();
         let (id, _) = reserve_id(&sends);
-        assert_eq!(n.answered(2, id, Some((2, F)), false), (vec![], None));
+        assert_eq!(
+            n.answered(2, id, Some((2, F)), false, Instant::now()),
+            (vec![], None)
+        );
         // 0 granted its vote: it is given back.
-        let (back, done) = n.answered(0, id, None, false);
+        let (back, done) = n.answered(0, id, None, false, Instant::now());
         assert_eq!(back.len(), 1);
         assert_eq!(
             done,
@@ -588,7 +643,8 @@ mod tests {
                 req: 7,
                 name: b"j".to_vec(),
                 owner: 2,
-                info: F
+                info: F,
+                first_hand: true
             })
         );
         // Remembered: found at once the next time.
@@ -627,9 +683,98 @@ mod tests {
                 req: 2,
                 name: b"x".to_vec(),
                 owner: 1,
-                info: F
+                info: F,
+                first_hand: false
             })
         );
+    }
+
+    /// The second review's cases.
+    #[test]
+    fn second_hand_records_are_not_kept_and_removals_drop_records_only() {
+        let now = Instant::now();
+        // C says A has it (second hand): B does not remember it.
+        let mut b = host(1, 3);
+        let (sends, _) = b.reserve(1, b"n", 5, &[0, 2], now).unwrap();
+        let (id, _) = reserve_id(&sends);
+        b.answered(0, id, None, false, now);
+        let (_, done) = b.answered(2, id, Some((0, F)), false, now);
+        assert!(matches!(
+            done,
+            Some(Reserved::Exists {
+                owner: 0,
+                first_hand: false,
+                ..
+            })
+        ));
+        let (sends, done) = b.reserve(2, b"n", 5, &[0, 2], now).unwrap();
+        assert_eq!(sends.len(), 2, "asked again");
+        assert!(done.is_none());
+        // A removal heard from a host drops its record, not a vote for
+        // its reservation made since.
+        let mut v = host(2, 3);
+        v.heard_forget(0, b"m", Some(F));
+        v.heard_forget(0, b"m", None);
+        assert!(v.votes.is_empty());
+        assert!(matches!(
+            v.asked(0, 9, b"m", 50, None, now),
+            NameMsg::Reserved { refused: false, .. }
+        ));
+        v.heard_forget(0, b"m", None);
+        assert!(matches!(
+            v.asked(1, 10, b"m", 60, None, now),
+            NameMsg::Reserved { refused: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_reservation_slower_than_its_lease_loses_and_late_votes_go_back() {
+        let now = Instant::now();
+        let mut a = host(0, 3);
+        let (sends, _) = a.reserve(1, b"x", 5, &[1, 2], now).unwrap();
+        let (id, at) = reserve_id(&sends);
+        a.answered(1, id, None, false, now);
+        let (back, done) = a.answered(2, id, None, false, now + LEASE);
+        assert!(matches!(done, Some(Reserved::Busy { .. })));
+        assert_eq!(back.len(), 2, "both votes go back: {back:?}");
+        // A vote that comes after the reservation stopped waiting for its
+        // host goes back at once.
+        let (sends, _) = a.reserve(2, b"y", 5, &[1, 2], now).unwrap();
+        let (id, _) = reserve_id(&sends);
+        a.answered(1, id, None, false, now);
+        let (_, r, _) = a.peer_down(2, now);
+        assert!(matches!(r[..], [Reserved::Granted { .. }]));
+        let (back, done) = a.answered(2, id, None, false, now);
+        assert!(done.is_none());
+        assert!(
+            matches!(&back[..], [(2, NameMsg::Release { .. })]),
+            "{back:?}"
+        );
+        let _ = at;
+    }
+
+    #[test]
+    fn a_newer_reservation_of_the_same_host_replaces_its_vote() {
+        let now = Instant::now();
+        let mut c = host(2, 3);
+        assert!(matches!(
+            c.asked(1, 1, b"x", 5, None, now),
+            NameMsg::Reserved { refused: false, .. }
+        ));
+        // 1's reservation ended without this vote; it asks again.
+        assert!(matches!(
+            c.asked(1, 2, b"x", 6, None, now),
+            NameMsg::Reserved { refused: false, .. }
+        ));
+        // Another host's still refused, and 1's older one too.
+        assert!(matches!(
+            c.asked(0, 3, b"x", 9, None, now),
+            NameMsg::Reserved { refused: true, .. }
+        ));
+        assert!(matches!(
+            c.asked(1, 1, b"x", 5, None, now),
+            NameMsg::Reserved { refused: true, .. }
+        ));
     }
 
     #[test]
@@ -692,7 +837,7 @@ mod tests {
                         cut.push((a, b));
                         flight.retain(|(f, t, _)| linked(&cut, *f, *t));
                         for (x, y) in [(a, b), (b, a)] {
-                            let (sends, done, _) = hs[x as usize].peer_down(y);
+                            let (sends, done, _) = hs[x as usize].peer_down(y, now);
                             flight.extend(sends.into_iter().map(|(t, m)| (x, t, m)));
                             for d in done {
                                 if let Reserved::Granted { .. } = d {
@@ -746,7 +891,8 @@ mod tests {
                         flight.push((to, from, a));
                     }
                     NameMsg::Reserved { id, found, refused } => {
-                        let (sends, done) = hs[to as usize].answered(from, id, found, refused);
+                        let (sends, done) =
+                            hs[to as usize].answered(from, id, found, refused, Instant::now());
                         flight.extend(sends.into_iter().map(|(t, m)| (to, t, m)));
                         match done {
                             Some(Reserved::Granted { .. }) => winners.push(to),
@@ -778,9 +924,12 @@ mod tests {
         let mut n = host(1, 3);
         let (sends, _) = n.reserve(7, b"j", 100, &[0, 2], now).unwrap();
         let (id, _) = reserve_id(&sends);
-        assert_eq!(n.answered(0, id, None, false), (vec![], None));
+        assert_eq!(
+            n.answered(0, id, None, false, Instant::now()),
+            (vec![], None)
+        );
         // 2 goes: 0's vote and this host's own are 2 of 3.
-        let (back, r, t) = n.peer_down(2);
+        let (back, r, t) = n.peer_down(2, Instant::now());
         assert!(back.is_empty());
         assert_eq!(r.len(), 1);
         assert!(matches!(r[0], Reserved::Granted { req: 7, .. }));
@@ -802,7 +951,7 @@ mod tests {
             m => panic!("{m:?}"),
         };
         assert!(n.forgot(0, id).is_none());
-        assert_eq!(n.peer_down(2).2, vec![6]);
+        assert_eq!(n.peer_down(2, Instant::now()).2, vec![6]);
         // Nobody to wait for: at once, and nobody answers (id 0).
         let (sends, now_done) = n.forget(b"j", None, &[2], &[], 7);
         assert!(matches!(sends[..], [(2, NameMsg::Forget { id: 0, .. })]));

@@ -183,10 +183,17 @@ impl Engine {
         let req = r.req();
         match r {
             Reserved::Exists {
-                name, owner, info, ..
+                name,
+                owner,
+                info,
+                first_hand,
+                ..
             } => {
-                self.names.learned(&name, owner, info);
-                self.core.add_file(info.file, owner);
+                // (Cached only from the owner's own word.)
+                if first_hand {
+                    self.names.learned(&name, owner, info);
+                    self.core.add_file(info.file, owner);
+                }
                 self.create_exists(req, attr(&info));
             }
             Reserved::Busy { .. } => {
@@ -244,11 +251,14 @@ impl Engine {
     /// the kernel has given up (its time-out).
     pub(super) fn retry_creates(&mut self) {
         let now = Instant::now();
+        let timeout = self.sizes.kernel_timeout();
+        // (A reservation under way past the kernel's time-out is given up
+        // too: its request is gone; if it wins, nothing is made.)
         let due: Vec<u64> = self
             .space
             .creating
             .iter()
-            .filter(|(_, c)| c.retry_at.is_some_and(|t| t <= now))
+            .filter(|(_, c)| c.retry_at.is_some_and(|t| t <= now) || c.started.elapsed() >= timeout)
             .map(|(&r, _)| r)
             .collect();
         for req in due {
@@ -487,7 +497,7 @@ impl Engine {
     /// `peer`'s connection is gone: reservations and forget rounds stop
     /// waiting for it.
     pub(super) fn space_peer_down(&mut self, peer: HostId) {
-        let (sends, reserved, thens) = self.space_names.peer_down(peer);
+        let (sends, reserved, thens) = self.space_names.peer_down(peer, Instant::now());
         self.send_names(sends);
         for r in reserved {
             self.reserved(r);
