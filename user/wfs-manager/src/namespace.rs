@@ -526,6 +526,22 @@ mod tests {
         Namespace::new(me, n, 0, LEASE)
     }
 
+    /// Whether `ns` refuses `from`'s reservation `id` of `name` stamped
+    /// `at` (it does not export the name).
+    fn refused(
+        ns: &mut Namespace<u32>,
+        from: HostId,
+        id: u64,
+        name: &[u8],
+        at: u64,
+        now: Instant,
+    ) -> bool {
+        match ns.asked(from, id, name, at, None, now) {
+            NameMsg::Reserved { refused, .. } => refused,
+            m => panic!("{m:?}"),
+        }
+    }
+
     fn reserve_id(sends: &[(HostId, NameMsg)]) -> (u64, u64) {
         match &sends[0].1 {
             NameMsg::Reserve { id, at, .. } => (*id, *at),
@@ -716,15 +732,9 @@ mod tests {
         v.heard_forget(0, b"m", Some(F));
         v.heard_forget(0, b"m", None);
         assert!(v.votes.is_empty());
-        assert!(matches!(
-            v.asked(0, 9, b"m", 50, None, now),
-            NameMsg::Reserved { refused: false, .. }
-        ));
+        assert!(!refused(&mut v, 0, 9, b"m", 50, now));
         v.heard_forget(0, b"m", None);
-        assert!(matches!(
-            v.asked(1, 10, b"m", 60, None, now),
-            NameMsg::Reserved { refused: true, .. }
-        ));
+        assert!(refused(&mut v, 1, 10, b"m", 60, now));
     }
 
     #[test]
@@ -757,47 +767,23 @@ mod tests {
     fn a_newer_reservation_of_the_same_host_replaces_its_vote() {
         let now = Instant::now();
         let mut c = host(2, 3);
-        assert!(matches!(
-            c.asked(1, 1, b"x", 5, None, now),
-            NameMsg::Reserved { refused: false, .. }
-        ));
+        assert!(!refused(&mut c, 1, 1, b"x", 5, now));
         // 1's reservation ended without this vote; it asks again.
-        assert!(matches!(
-            c.asked(1, 2, b"x", 6, None, now),
-            NameMsg::Reserved { refused: false, .. }
-        ));
+        assert!(!refused(&mut c, 1, 2, b"x", 6, now));
         // Another host's still refused, and 1's older one too.
-        assert!(matches!(
-            c.asked(0, 3, b"x", 9, None, now),
-            NameMsg::Reserved { refused: true, .. }
-        ));
-        assert!(matches!(
-            c.asked(1, 1, b"x", 5, None, now),
-            NameMsg::Reserved { refused: true, .. }
-        ));
+        assert!(refused(&mut c, 0, 3, b"x", 9, now));
+        assert!(refused(&mut c, 1, 1, b"x", 5, now));
     }
 
     #[test]
     fn a_vote_runs_out() {
         let now = Instant::now();
         let mut c = host(2, 3);
-        assert!(matches!(
-            c.asked(1, 1, b"x", 5, None, now),
-            NameMsg::Reserved { refused: false, .. }
-        ));
-        assert!(matches!(
-            c.asked(0, 2, b"x", 6, None, now),
-            NameMsg::Reserved { refused: true, .. }
-        ));
+        assert!(!refused(&mut c, 1, 1, b"x", 5, now));
+        assert!(refused(&mut c, 0, 2, b"x", 6, now));
         // (The same reservation asking again keeps its vote.)
-        assert!(matches!(
-            c.asked(1, 1, b"x", 5, None, now),
-            NameMsg::Reserved { refused: false, .. }
-        ));
-        assert!(matches!(
-            c.asked(0, 2, b"x", 6, None, now + LEASE),
-            NameMsg::Reserved { refused: false, .. }
-        ));
+        assert!(!refused(&mut c, 1, 1, b"x", 5, now));
+        assert!(!refused(&mut c, 0, 2, b"x", 6, now + LEASE));
     }
 
     /// Seeded random races: 2 to 5 hosts, each reserving one name at a
