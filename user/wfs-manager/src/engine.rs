@@ -620,6 +620,9 @@ impl Engine {
             deaths,
         } = parts;
         let me = host_id(&cfg.host);
+        let sizes = Sizes::new(kernel_timeout);
+        // (A vote on a name holds as long as the kernel waits.)
+        let vote_lease = sizes.kernel_timeout();
         let peers: Vec<Peer> = cfg
             .peers
             .iter()
@@ -711,7 +714,7 @@ impl Engine {
             hold_reads: false,
             views: Views::default(),
             locks: LockService::new(me),
-            sizes: Sizes::new(kernel_timeout),
+            sizes,
             prefetch_ok: false,
             orphan_failed: false,
             corked: None,
@@ -731,11 +734,7 @@ impl Engine {
                         .min()
                         .unwrap_or(cfg.host.as_str()),
                 ),
-                if kernel_timeout.is_zero() {
-                    crate::sizes::KERNEL_TIMEOUT
-                } else {
-                    kernel_timeout
-                },
+                vote_lease,
             ),
         }
     }
@@ -1583,9 +1582,7 @@ impl Engine {
             PeerMsg::Name(NameMsg::Reserved { id, found, refused }) => {
                 let now = Instant::now();
                 let (sends, done) = self.space_names.answered(from, id, found, refused, now);
-                for (to, msg) in sends {
-                    self.send(to, PeerMsg::Name(msg));
-                }
+                self.send_names(sends);
                 if let Some(r) = done {
                     self.reserved(r);
                 }

@@ -742,7 +742,7 @@ mod tests {
         let now = Instant::now();
         let mut a = host(0, 3);
         let (sends, _) = a.reserve(1, b"x", 5, &[1, 2], now).unwrap();
-        let (id, at) = reserve_id(&sends);
+        let (id, _) = reserve_id(&sends);
         a.answered(1, id, None, false, now);
         let (back, done) = a.answered(2, id, None, false, now + LEASE);
         assert!(matches!(done, Some(Reserved::Busy { .. })));
@@ -760,7 +760,6 @@ mod tests {
             matches!(&back[..], [(2, NameMsg::Release { .. })]),
             "{back:?}"
         );
-        let _ = at;
     }
 
     #[test]

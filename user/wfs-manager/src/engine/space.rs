@@ -157,7 +157,7 @@ impl Engine {
         }
     }
 
-    fn send_names(&mut self, sends: crate::namespace::Sends) {
+    pub(super) fn send_names(&mut self, sends: crate::namespace::Sends) {
         for (to, msg) in sends {
             self.send(to, PeerMsg::Name(msg));
         }
@@ -254,19 +254,16 @@ impl Engine {
         let timeout = self.sizes.kernel_timeout();
         // (A reservation under way past the kernel's time-out is given up
         // too: its request is gone; if it wins, nothing is made.)
-        let due: Vec<u64> = self
+        let due: Vec<(u64, bool)> = self
             .space
             .creating
             .iter()
-            .filter(|(_, c)| c.retry_at.is_some_and(|t| t <= now) || c.started.elapsed() >= timeout)
-            .map(|(&r, _)| r)
+            .filter_map(|(&r, c)| {
+                let gave_up = c.started.elapsed() >= timeout;
+                (gave_up || c.retry_at.is_some_and(|t| t <= now)).then_some((r, gave_up))
+            })
             .collect();
-        for req in due {
-            let gave_up = self
-                .space
-                .creating
-                .get(&req)
-                .is_some_and(|c| c.started.elapsed() >= self.sizes.kernel_timeout());
+        for (req, gave_up) in due {
             if gave_up {
                 self.create_failed(req, errno::ETIMEDOUT);
             } else {
