@@ -136,6 +136,20 @@ MUTANTS = [
      "an invalidation the kernel answers busy for another reason is tried again, not taken as absent",
      "        self.faulting(page)\n            .then(|| Input::taken(page, downgrade, None))",
      "        Some(Input::taken(page, downgrade, None))"),
+    # Leaves (protocol.md, "A host that leaves on purpose"): killed by
+    # protocol_simulation_leaves.
+    ("released-crossing-a-move",
+     "a page whose holder released it (its dirty data home first) while a move asked it for the page is served from the owner's disk when the holder dies, not reported lost",
+     "d.busy.is_some() && d.holder == Some(x) && d.released == Some(x);",
+     "d.busy.is_some() && d.holder == Some(x) && d.released == Some(x) && false;"),
+    ("upgrade-of-released",
+     "an UPGRADE whose requester released its read copy while revocations were under way is answered `Stale`, not granted (the owner would take a host that holds nothing for the writer)",
+     "            if !d.readers.contains(&to) {\n                // It released its copy meanwhile",
+     "            if false {\n                // It released its copy meanwhile"),
+    ("recover-says-left",
+     "a `Recover` about a host that said `Leaving` says so (its peers wait for its own word rather than cut off what it sent before)",
+     "                    dead: x,\n                    incarnation,\n                    left,",
+     "                    dead: x,\n                    incarnation,\n                    left: left && false,"),
     # Read replication (Documentation/mrsw.md, section 7.5): killed by
     # protocol_simulation_mrsw and tests/mrsw.rs.
     ("mrsw-revoke-before-write",

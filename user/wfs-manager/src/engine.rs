@@ -3187,9 +3187,34 @@ impl Engine {
                 }
                 None
             }
-            Output::Declare { host, incarnation } => {
+            Output::Declare {
+                host,
+                incarnation,
+                left,
+            } => {
                 if let Some(&idx) = self.by_host.get(&host) {
-                    let p = &self.peers[idx];
+                    let p = &mut self.peers[idx];
+                    if left
+                        && p.left != Some(incarnation)
+                        && p.incarnation == Some(incarnation)
+                        && p.conn.is_some()
+                        && !p.dead.contains(&incarnation)
+                    {
+                        // Another host heard it leave: its own `Leaving`
+                        // comes on this connection after the pages it
+                        // released, and takes it for dead then (closing
+                        // the connection now would lose them: every page
+                        // it held here reported lost). Its lease bounds
+                        // the wait if the connection goes quiet.
+                        if p.declare_later != Some(incarnation) {
+                            wlog!(
+                                "peer {}: incarnation {incarnation:#x} is leaving, another host says; taken for dead at its own word",
+                                p.name
+                            );
+                            p.declare_later = Some(incarnation);
+                        }
+                        return None;
+                    }
                     if p.incarnation.is_none_or(|i| i == incarnation) {
                         wlog!(
                             "peer {}: an owner took incarnation {incarnation:#x} for dead",
@@ -4566,6 +4591,41 @@ mod tests {
                 .expect("c's incarnation");
             c.host("b").engine.peers[idx].dead.insert(inc_c);
             assert!(c.unheard("b").is_empty());
+        }
+
+        /// A host that hears from another that a third left (`Recover`
+        /// with `left`) before the leaver's own `Leaving` has arrived keeps
+        /// the connection for what the leaver sent before it (its pages
+        /// released: closing now would report them lost), and takes it for
+        /// dead at its own word.
+        #[test]
+        fn a_leave_heard_of_from_another_host_waits_for_the_leavers_own_word() {
+            let mut c = Cluster::new(&["a", "b", "c"], Duration::from_secs(5));
+            let sent = c.host("b").with(|e| e.run_core(Input::Leave));
+            assert!(c.host("b").engine.left);
+            let (to_c, to_a): (Vec<_>, Vec<_>) = sent.into_iter().partition(|(to, _)| to == "c");
+            let from_b = |v: Vec<(String, Frame)>| -> VecDeque<(String, String, Frame)> {
+                v.into_iter()
+                    .map(|(to, f)| ("b".to_string(), to, f))
+                    .collect()
+            };
+            // a hears b leave first and tells c (its Recover says b left).
+            c.deliver(from_b(to_a));
+            let cc = c.host("c");
+            let b_at_c = &cc.engine.peers[cc.peer("b")];
+            let inc = b_at_c.incarnation.expect("b's incarnation");
+            assert!(!b_at_c.dead.contains(&inc), "taken for dead on a's word");
+            assert!(
+                b_at_c.conn.is_some(),
+                "b's connection closed before its word"
+            );
+            assert_eq!(b_at_c.declare_later, Some(inc));
+            // b's own Leaving, after everything it sent c before.
+            c.deliver(from_b(to_c));
+            let cc = c.host("c");
+            let b_at_c = &cc.engine.peers[cc.peer("b")];
+            assert!(b_at_c.dead.contains(&inc));
+            assert_eq!(b_at_c.declare_later, None);
         }
 
         #[test]

@@ -226,8 +226,14 @@ pub enum Msg {
     Returned { txn: Txn, page: PageId },
     /// Any host → every live host: I take incarnation `incarnation` of
     /// host `dead` for dead; take it for dead too, and answer `Recovered`
-    /// when none of my pages is on its way there from you.
-    Recover { dead: HostId, incarnation: u64 },
+    /// when none of my pages is on its way there from you. `left`: it told
+    /// me it was leaving (`Leaving`), so it told you too, after what it
+    /// sent you before: receive that first.
+    Recover {
+        dead: HostId,
+        incarnation: u64,
+        left: bool,
+    },
     /// Answer to `Recover`.
     Recovered { dead: HostId, incarnation: u64 },
     /// Holder → owner: I do not hold this page any more (I am leaving; its
@@ -522,8 +528,16 @@ pub enum Output {
     },
     /// Declare incarnation `incarnation` of `host` dead (another host did):
     /// drop the session with it and report [`Input::PeerDied`] (with no
-    /// messages if that incarnation is not the current one).
-    Declare { host: HostId, incarnation: u64 },
+    /// messages if that incarnation is not the current one). `left`: it
+    /// said it was leaving, to this host or to the host whose `Recover`
+    /// this follows; then what it sent this host up to its `Leaving` is
+    /// to be received first (its pages released, nothing lost), unless the
+    /// connection with it is gone.
+    Declare {
+        host: HostId,
+        incarnation: u64,
+        left: bool,
+    },
     /// The newest data of `page` may have died with `host`: at the page's
     /// owner, the host held the page or it was on its way there, and the
     /// page is served from the disk from now on; elsewhere, dirty data this
@@ -611,6 +625,12 @@ struct Dir {
     /// The busy transaction's requester died (that incarnation did, even
     /// if a new one has joined since): nobody is to get the page.
     orphaned: bool,
+    /// The holder released the page (`Released`, after the `Put` of its
+    /// dirty data) while the busy transaction was under way: it no longer
+    /// had the page when that transaction's `Fetch` or `Share` reached it,
+    /// so nothing went from it to the requester. Cleared as a transaction
+    /// starts.
+    released: Option<HostId>,
     /// The hosts that held the page since a write of its current epoch
     /// was last known durable: a disk write of one of them that fails
     /// late is owed by whoever holds what came of its copy.
@@ -838,6 +858,9 @@ pub struct Core {
     dead: BTreeSet<HostId>,
     /// Every incarnation this host has declared dead.
     declared: BTreeSet<(HostId, u64)>,
+    /// Incarnations that said `Leaving` and are not declared dead yet (the
+    /// `Recover`s about them say so).
+    said_leaving: BTreeSet<(HostId, u64)>,
     /// `Recover`s to answer once no page of the asker's is on its way to
     /// the dead incarnation any more.
     to_answer: Vec<Answer>,
@@ -977,6 +1000,7 @@ impl Core {
             peers: BTreeSet::new(),
             incarnations: BTreeMap::new(),
             dead: BTreeSet::new(),
+            said_leaving: BTreeSet::new(),
             declared: BTreeSet::new(),
             to_answer: Vec::new(),
             to_declare: Vec::new(),
@@ -2412,6 +2436,8 @@ impl Core {
                 if busy != txn || d.holder != Some(from) || d.reading {
                     return Err(unexpected(&msg));
                 }
+                // (Answered: its release says nothing more.)
+                d.released = None;
                 if d.want == Want::Read && d.sharing {
                     // The writer's kernel had let the page go (clean, or
                     // written back first): nobody holds it.
@@ -2457,7 +2483,9 @@ impl Core {
                 }
             }
             Msg::Holding { pages, last } => self.holding(from, pages, last, out, local)?,
-            Msg::Recover { dead, incarnation } if dead == self.me => {
+            Msg::Recover {
+                dead, incarnation, ..
+            } if dead == self.me => {
                 // An earlier incarnation of this host: nothing of this one
                 // goes there. (This very one: the asker lost it for longer
                 // than the failure time-out; what it held is re-served, and
@@ -2468,7 +2496,11 @@ impl Core {
                 let msg = Msg::Recovered { dead, incarnation };
                 self.send(from, msg, out, local);
             }
-            Msg::Recover { dead, incarnation } => {
+            Msg::Recover {
+                dead,
+                incarnation,
+                left,
+            } => {
                 let answer = Answer {
                     asker: from,
                     dead,
@@ -2485,6 +2517,7 @@ impl Core {
                     out.push(Output::Declare {
                         host: dead,
                         incarnation,
+                        left,
                     });
                 }
             }
@@ -2495,13 +2528,19 @@ impl Core {
                 // host and reads the disk, after the Put that came first.
                 if d.holder == Some(from) && d.busy.is_none() {
                     d.holder = None;
+                } else if d.holder == Some(from) {
+                    d.released = Some(from);
                 }
                 d.readers.remove(&from);
             }
             Msg::Leaving { incarnation } => {
+                if !self.declared.contains(&(from, incarnation)) {
+                    self.said_leaving.insert((from, incarnation));
+                }
                 out.push(Output::Declare {
                     host: from,
                     incarnation,
+                    left: true,
                 });
             }
             Msg::Recovered { dead, incarnation } => {
@@ -3249,6 +3288,15 @@ impl Core {
             let Some((txn, to)) = d.busy.take() else {
                 return;
             };
+            if !d.readers.contains(&to) {
+                // It released its copy meanwhile (it leaves, or the
+                // operator took the page): it has nothing to write to,
+                // and would be taken for the writer of a page it does not
+                // hold. The write faults the page in again.
+                self.send(to, Msg::Stale { txn, page }, out, local);
+                self.next_txn_of(page, out, local);
+                return;
+            }
             d.readers.clear();
             d.holder = Some(to);
             let epoch = d.epoch;
@@ -3282,6 +3330,10 @@ impl Core {
         if x == self.me {
             return Ok(());
         }
+        // (Whether it said it was leaving: the `Recover`s say so.)
+        let left = self.said_leaving.remove(&(x, incarnation));
+        self.said_leaving
+            .retain(|&(h, i)| h != x || i > incarnation);
         if !self.declared.insert((x, incarnation)) {
             // Dealt with already: what waited for it here need not wait.
             self.declared_now(x, incarnation, out, local);
@@ -3330,6 +3382,7 @@ impl Core {
                 Msg::Recover {
                     dead: x,
                     incarnation,
+                    left,
                 },
                 out,
                 local,
@@ -3471,6 +3524,10 @@ impl Core {
                     out.push(Output::Lost { page, host: x });
                 }
             }
+            // It let the page go (its data came home before its
+            // `Released`) before this move's request reached it: it sent the
+            // requester nothing, and would have answered `Absent`.
+            let released = d.busy.is_some() && d.holder == Some(x) && d.released == Some(x);
             match d.busy {
                 None => {
                     if d.holder == Some(x) {
@@ -3489,7 +3546,7 @@ impl Core {
                 Some(_) if d.want == Want::Read && d.sharing && d.holder == Some(x) => {
                     d.holder = None;
                     d.sharing = false;
-                    if !owed {
+                    if !owed && !released {
                         d.lost_from = Some(x);
                         d.lose(page, x, out);
                     }
@@ -3529,7 +3586,10 @@ impl Core {
                     }
                 },
                 Some((txn, _)) => {
-                    if d.holder == Some(x) {
+                    if d.holder == Some(x) && released {
+                        d.holder = None;
+                        d.read_disk(page, out);
+                    } else if d.holder == Some(x) {
                         // Fetched from it: whether the requester got the
                         // page before it died, the requester's answer says.
                         // (It holds nothing any more, whichever it is.)
@@ -3665,6 +3725,7 @@ impl Core {
                 out.push(Output::Declare {
                     host: from,
                     incarnation,
+                    left: false,
                 });
             }
             return Ok(());
@@ -3934,6 +3995,7 @@ impl Core {
         d.busy = Some((txn, to));
         d.want = want;
         d.orphaned = false;
+        d.released = None;
         d.lost_from = None;
         d.epoch += 1;
         let epoch = d.epoch;

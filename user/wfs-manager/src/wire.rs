@@ -45,7 +45,7 @@
 //!   | 7 | PutAck | file, index, seq u64, error i32 (0, or an errno) |
 //!   | 8 | Failed | txn, file, index, error i32 (an errno) |
 //!   | 9 | Returned | txn, file, index |
-//!   | 10 | Recover | dead u16, incarnation u64 |
+//!   | 10 | Recover | dead u16, incarnation u64, left u8 (0/1) |
 //!   | 11 | Recovered | dead u16, incarnation u64 |
 //!   | 12 | Released | file, index |
 //!   | 13 | Leaving | incarnation u64 |
@@ -132,7 +132,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 13;
+pub const PROTOCOL_VERSION: u16 = 14;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -299,6 +299,14 @@ impl<'a> Cur<'a> {
     }
     fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
         Ok(self.take(1, what)?[0])
+    }
+    /// A flag, 0 or 1: `short` if it is missing, `bad` if it is neither.
+    fn flag(&mut self, short: &'static str, bad: &'static str) -> Result<bool, WireError> {
+        match self.u8(short)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(WireError::Malformed(bad)),
+        }
     }
     fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
         let s = self.take(4, what)?;
@@ -648,12 +656,18 @@ fn put_msg(p: &mut Vec<u8>, m: &Msg) {
                 });
             }
         }
-        Msg::Recover { dead, incarnation } | Msg::Recovered { dead, incarnation } => {
-            p.push(if matches!(m, Msg::Recover { .. }) {
-                10
-            } else {
-                11
-            });
+        Msg::Recover {
+            dead,
+            incarnation,
+            left,
+        } => {
+            p.push(10);
+            p.extend_from_slice(&dead.to_le_bytes());
+            p.extend_from_slice(&incarnation.to_le_bytes());
+            p.push(u8::from(*left));
+        }
+        Msg::Recovered { dead, incarnation } => {
+            p.push(11);
             p.extend_from_slice(&dead.to_le_bytes());
             p.extend_from_slice(&incarnation.to_le_bytes());
         }
@@ -717,11 +731,10 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         3 => {
             let txn = txn(c)?;
             let page = c.page()?;
-            let dirty = match c.u8("DATA too short for its dirty flag")? {
-                0 => false,
-                1 => true,
-                _ => return Err(WireError::Malformed("DATA dirty flag is not 0 or 1")),
-            };
+            let dirty = c.flag(
+                "DATA too short for its dirty flag",
+                "DATA dirty flag is not 0 or 1",
+            )?;
             let access = c.access("DATA too short for its access")?;
             if access == Access::Prefetch {
                 // (What a page is given as: read or write.)
@@ -749,11 +762,10 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             page: c.page()?,
             epoch: c.u64("PUT too short for its epoch")?,
             seq: c.u64("PUT too short for its sequence number")?,
-            home: match c.u8("PUT too short for its home flag")? {
-                0 => false,
-                1 => true,
-                _ => return Err(WireError::Malformed("PUT home flag is not 0 or 1")),
-            },
+            home: c.flag(
+                "PUT too short for its home flag",
+                "PUT home flag is not 0 or 1",
+            )?,
             data: c.bytes()?,
         },
         15 => Msg::Orphan {
@@ -780,6 +792,10 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
         10 => Msg::Recover {
             dead: c.u16("RECOVER too short for its host")?,
             incarnation: c.u64("RECOVER too short for its incarnation")?,
+            left: c.flag(
+                "RECOVER too short for its left flag",
+                "RECOVER left flag is not 0 or 1",
+            )?,
         },
         11 => Msg::Recovered {
             dead: c.u16("RECOVERED too short for its host")?,
@@ -790,11 +806,10 @@ fn get_msg(tag: u8, c: &mut Cur<'_>) -> Result<Msg, WireError> {
             incarnation: c.u64("LEAVING too short for its incarnation")?,
         },
         14 => {
-            let last = match c.u8("HOLDING too short for its last flag")? {
-                0 => false,
-                1 => true,
-                _ => return Err(WireError::Malformed("HOLDING last flag is not 0 or 1")),
-            };
+            let last = c.flag(
+                "HOLDING too short for its last flag",
+                "HOLDING last flag is not 0 or 1",
+            )?;
             let n = c.u32("HOLDING too short for its count")? as usize;
             if n > HOLDING_PART {
                 return Err(WireError::Malformed("HOLDING lists too many pages"));
@@ -1783,6 +1798,12 @@ mod tests {
             Msg::Recover {
                 dead: 3,
                 incarnation: u64::MAX - 1,
+                left: false,
+            },
+            Msg::Recover {
+                dead: 1,
+                incarnation: 4,
+                left: true,
             },
             Msg::Recovered {
                 dead: 2,

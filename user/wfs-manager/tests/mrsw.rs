@@ -184,7 +184,9 @@ impl Net {
                 }
                 self.upgrades[k].push((req, answer));
             }
-            Output::Declare { host, incarnation } => self.input(
+            Output::Declare {
+                host, incarnation, ..
+            } => self.input(
                 h,
                 Input::PeerDied {
                     host,

@@ -484,6 +484,7 @@ fn data_kept_for_an_owner_is_reported_lost_when_its_keeper_is_taken_for_dead() {
             msg: Msg::Recover {
                 dead: 1,
                 incarnation: 5,
+                left: false,
             },
         })
         .unwrap();

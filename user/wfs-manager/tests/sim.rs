@@ -229,6 +229,12 @@ struct Sim {
     failed_reads: u32,
     /// Whether this schedule crashes hosts.
     crashes: bool,
+    /// Whether its hosts only ever leave on purpose (no crash, no host
+    /// taken for dead while it runs, no fence, no disk error): then no
+    /// page may ever be reported lost.
+    leaves_only: bool,
+    /// Incarnations that left on purpose (rather than crashed).
+    has_left: BTreeSet<(HostId, u64)>,
     /// Whether its crashes and leaves may hit owners too.
     owner_crashes: bool,
     /// Owner crashes so far.
@@ -371,6 +377,8 @@ impl Sim {
 
         Sim {
             crashes,
+            leaves_only: false,
+            has_left: BTreeSet::new(),
             owner_crashes,
             owners_crashed: 0,
             unreported: BTreeSet::new(),
@@ -700,7 +708,11 @@ impl Sim {
                         });
                     }
                 }
-                Output::Declare { host, incarnation } => {
+                Output::Declare {
+                    host,
+                    incarnation,
+                    left,
+                } => {
                     let me = h as HostId;
                     if self.undeclared.contains(&(me, host, incarnation))
                         && self.taken_alive(host, incarnation)
@@ -714,6 +726,13 @@ impl Sim {
                             self.net.remove(&(host, me));
                             self.log.push(format!("h{me} closes and refuses h{host}"));
                         }
+                    } else if left
+                        && self.undeclared.contains(&(me, host, incarnation))
+                        && self.net.get(&(host, me)).is_some_and(|q| !q.is_empty())
+                    {
+                        // Another host heard it leave: the engine keeps the
+                        // connection for what it sent before, which ends
+                        // with its own `Leaving` (declared then).
                     } else if self.undeclared.contains(&(me, host, incarnation)) {
                         self.declare(me, host, incarnation);
                     } else {
@@ -743,6 +762,11 @@ impl Sim {
                 Output::WentHome { .. } => self.went_home += 1,
                 Output::UpgradeAnswer { req, answer } => self.upgraded(h, req, answer),
                 Output::Lost { page, host } => {
+                    if self.leaves_only {
+                        self.fail(format!(
+                            "h{h} reports {page:?} lost with h{host}, but hosts only left on purpose"
+                        ));
+                    }
                     // Its owner; or a host whose dirty data for a dead owner
                     // has nowhere to go.
                     let owner = self.owners[&page.file];
@@ -1379,6 +1403,13 @@ impl Sim {
                 !self.taken_alive(d, inc)
                     || (self.down.contains(&pair(o, d)) && self.fenced_off(d, o))
             })
+            // (In schedules where hosts only leave: one that left is heard
+            // until the last message it sent has arrived.)
+            .filter(|&(o, d, inc)| {
+                !self.leaves_only
+                    || !self.has_left.contains(&(d, inc))
+                    || self.net.get(&(d, o)).is_none_or(VecDeque::is_empty)
+            })
             .collect();
         // Hosts whose engine timer has something to do: invalidations the
         // kernel kept busy, data to send again.
@@ -1543,12 +1574,20 @@ impl Sim {
             }
             c -= 1;
             if c == 0 {
-                self.fence();
+                if self.leaves_only {
+                    self.drop_connection();
+                } else {
+                    self.fence();
+                }
                 return true;
             }
             c -= 1;
             if c == 0 {
-                self.take_alive();
+                if self.leaves_only {
+                    self.drop_connection();
+                } else {
+                    self.take_alive();
+                }
                 return true;
             }
             c -= 1;
@@ -1874,6 +1913,11 @@ impl Sim {
         let a = self.rng.below(n) as HostId;
         let b = (a as usize + 1 + self.rng.below(n - 1)) as HostId % n as HostId;
         let p = pair(a, b);
+        // (Where hosts only leave, a leaving one's connections hold: it
+        // waits for its peers to acknowledge what it said last.)
+        if self.leaves_only && (self.hosts[a as usize].leaving || self.hosts[b as usize].leaving) {
+            return;
+        }
         if !self.down.insert(p) {
             return;
         }
@@ -1934,7 +1978,14 @@ impl Sim {
         };
         // A third of the time it leaves on purpose instead: it hands its
         // pages back and goes once its core says it has left.
-        if self.rng.below(3) == 0 {
+        if self.leaves_only || self.rng.below(3) == 0 {
+            // (Where hosts only leave, one starts with every connection up,
+            // which holds until it has left.)
+            let cut_off = (0..self.hosts.len() as HostId)
+                .any(|o| o != h as HostId && self.down.contains(&pair(h as HostId, o)));
+            if self.leaves_only && cut_off {
+                return;
+            }
             if !self.hosts[h].leaving {
                 self.hosts[h].leaving = true;
                 self.log.push(format!("h{h} starts to leave"));
@@ -1957,6 +2008,9 @@ impl Sim {
         self.shrinking.retain(|f, _| self.owners[f] != x);
         self.shrinks_abandoned += (before - self.shrinking.len()) as u32;
         let old = self.hosts[h].incarnation;
+        if left {
+            self.has_left.insert((x, old));
+        }
         self.log.push(format!(
             "h{h} {} (incarnation {old} ends)",
             if left { "has left" } else { "crashes" }
@@ -2369,40 +2423,55 @@ impl std::ops::Add for Tally {
 /// Runs one schedule (`mrsw`: with most files read-replicated); returns
 /// what it did.
 fn run_seed(seed: u64, mrsw: bool) -> Tally {
-    run_seed_with(seed, mrsw, false)
+    run_seed_with(seed, mrsw, Extra::Nothing)
 }
 
-/// Runs one schedule, with owners shrinking files now and then if
-/// `shrinks`.
-fn run_seed_with(seed: u64, mrsw: bool, shrinks: bool) -> Tally {
+/// What a schedule does besides the failures every schedule draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    Nothing,
+    /// Owners shrink files now and then.
+    Shrinks,
+    /// Its hosts that own no file leave on purpose instead of crashing,
+    /// and nothing else fails but connections: no page may be lost.
+    LeavesOnly,
+}
+
+/// Runs one schedule, with `extra`.
+fn run_seed_with(seed: u64, mrsw: bool, extra: Extra) -> Tally {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let hosts = 3 + rng.below(3);
     let files = 1 + rng.below(2);
     let pages = 1 + rng.below(4) as u64;
     let steps = 200 + rng.below(800);
-    let mut sim = Sim::new(seed, hosts, files, pages, mrsw, shrinks);
+    let mut sim = Sim::new(seed, hosts, files, pages, mrsw, extra == Extra::Shrinks);
+    if extra == Extra::LeavesOnly {
+        sim.leaves_only = true;
+        sim.crashes = true;
+        // (An owner that leaves takes its files with it: dirty data on its
+        // way home then is lost, and reported.)
+        sim.owner_crashes = false;
+        sim.disk_errors = false;
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run_schedule(steps)));
     if let Err(e) = result {
         let msg = e
             .downcast_ref::<String>()
             .cloned()
             .unwrap_or_else(|| "panic".into());
+        let (what, env) = match extra {
+            Extra::Nothing => ("", ""),
+            Extra::Shrinks => (" (shrinks)", " WFS_SIM_SHRINK=1"),
+            Extra::LeavesOnly => (" (leaves only)", " WFS_SIM_LEAVES=1"),
+        };
+        let (mode, mode_env) = if mrsw {
+            (" (mrsw)", " WFS_SIM_MRSW=1")
+        } else {
+            ("", "")
+        };
         panic!(
-            "simulation failed with seed {seed}{} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops, {} crashes); replay with WFS_SIM_SEED={seed}{}\n{msg}",
-            match (mrsw, shrinks) {
-                (false, false) => "",
-                (true, false) => " (mrsw)",
-                (false, true) => " (shrinks)",
-                (true, true) => " (mrsw, shrinks)",
-            },
-            sim.drops,
-            sim.crashed,
-            match (mrsw, shrinks) {
-                (false, false) => "",
-                (true, false) => " WFS_SIM_MRSW=1",
-                (false, true) => " WFS_SIM_SHRINK=1",
-                (true, true) => " WFS_SIM_SHRINK=1 WFS_SIM_MRSW=1",
-            }
+            "simulation failed with seed {seed}{mode}{what} ({hosts} hosts, {files} files, {pages} pages each, {steps} steps, {} connection drops, {} crashes); replay with WFS_SIM_SEED={seed}{env}{mode_env}\n{msg}",
+            sim.drops, sim.crashed,
         );
     }
     if std::env::var("WFS_SIM_SHOW").is_ok_and(|v| v == "1") {
@@ -2637,7 +2706,11 @@ fn protocol_simulation_shrink() {
     let mrsw = std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1");
     if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
         if only {
-            let t = run_seed_with(seed.parse().expect("WFS_SIM_SEED is a number"), mrsw, true);
+            let t = run_seed_with(
+                seed.parse().expect("WFS_SIM_SEED is a number"),
+                mrsw,
+                Extra::Shrinks,
+            );
             eprintln!("seed {seed} (shrinks): passed, {t:?}");
         }
         return;
@@ -2646,8 +2719,8 @@ fn protocol_simulation_shrink() {
     let t = (0..schedules)
         .flat_map(|seed| {
             [
-                run_seed_with(seed, false, true),
-                run_seed_with(seed, true, true),
+                run_seed_with(seed, false, Extra::Shrinks),
+                run_seed_with(seed, true, Extra::Shrinks),
             ]
         })
         .fold(Tally::default(), |a, b| a + b);
@@ -2659,6 +2732,47 @@ fn protocol_simulation_shrink() {
         t.shrinks_started,
         t.shrinks_abandoned,
         t.past_end
+    );
+}
+
+/// The same seeds in both modes, where hosts that own no file only ever
+/// leave on purpose, as `systemctl stop` or a shutdown makes them, and
+/// connections drop: a leaving host hands every page back (its dirty data
+/// on its owner's disk) before it says `Leaving`, so no page is ever
+/// reported lost, whatever moves, shares or revocations were under way
+/// toward it. `WFS_SIM_LEAVES=1 WFS_SIM_SEED=N` (with `WFS_SIM_MRSW=1`)
+/// replays one.
+#[test]
+fn protocol_simulation_leaves() {
+    let only = std::env::var("WFS_SIM_LEAVES").is_ok_and(|v| v == "1");
+    let mrsw = std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1");
+    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
+        if only {
+            let t = run_seed_with(
+                seed.parse().expect("WFS_SIM_SEED is a number"),
+                mrsw,
+                Extra::LeavesOnly,
+            );
+            eprintln!("seed {seed} (leaves only): passed, {t:?}");
+        }
+        return;
+    }
+    let schedules = schedules();
+    let t = (0..schedules)
+        .flat_map(|seed| {
+            [
+                run_seed_with(seed, false, Extra::LeavesOnly),
+                run_seed_with(seed, true, Extra::LeavesOnly),
+            ]
+        })
+        .fold(Tally::default(), |a, b| a + b);
+    eprintln!("{schedules} schedules where hosts only leave passed, in each mode: {t:?}");
+    assert!(
+        t.leaves >= schedules && t.shares >= schedules / 4 && t.revokes >= schedules / 2,
+        "only {} hosts left, {} writers shared and {} read copies revoked in {schedules} schedules",
+        t.leaves,
+        t.shares,
+        t.revokes
     );
 }
 
@@ -2843,7 +2957,8 @@ fn a_host_that_leaves_hands_its_pages_back() {
         declare,
         vec![Output::Declare {
             host: 2,
-            incarnation: 5
+            incarnation: 5,
+            left: true
         }]
     );
     let died = cores[0]
