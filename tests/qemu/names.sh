@@ -33,6 +33,12 @@
 # 6. On h2, a file removed while it is open, made again (its inode, kept
 #    by the open file, stands for the new one: one link), and removed
 #    again, without a kernel warning.
+# 7. Placement: every host restarts its manager with a rule that places
+#    files named *.db at h1. h3 makes /wfs/p.db and /wfs/q.txt: every host
+#    reads p.db, and after a sync h1's export holds it (not h3's), while
+#    q.txt, which no rule matches, is h3's; O_EXCL of p.db is EEXIST on
+#    every host; h3's stats count one creation placed elsewhere. h2
+#    removes both.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -44,7 +50,7 @@ fail() {
     wfsctl stats || true
     exit 1
 }
-S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 WIN=1024
+S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 S7=24 WIN=1024
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
@@ -182,6 +188,46 @@ if [ "$h" = 1 ]; then
 fi
 barrier 10
 for f in filex.copy helpers.tar lib.sh filex dsm made; do
+    [ ! -e /wfs/$f ] || fail "$f still exists after rm"
+    [ ! -e /export/$f ] || fail "$f still in h$h's export after rm"
+done
+
+# -- 7. placement ----------------------------------------------------------------
+restart_manager_with 'place = [{ names = "*.db", host = "h1" }]'
+wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
+barrier 12
+if [ "$h" = 3 ]; then
+    echo "placed by h3" > /wfs/p.db || fail "O_CREAT of /wfs/p.db failed"
+    echo "made by h3" > /wfs/q.txt || fail "O_CREAT of /wfs/q.txt failed"
+    flag $S7
+else
+    flagwait $S7
+fi
+[ "$(cat /wfs/p.db)" = "placed by h3" ] || fail "/wfs/p.db reads '$(cat /wfs/p.db 2>&1)'"
+[ "$(cat /wfs/q.txt)" = "made by h3" ] || fail "/wfs/q.txt reads '$(cat /wfs/q.txt 2>&1)'"
+r=$($H/filex /wfs/p.db excl) || true
+[ "$r" = EEXIST ] || fail "O_EXCL of /wfs/p.db, made already: $r"
+sync
+barrier 13
+if [ "$h" = 1 ]; then
+    [ "$(cat /export/p.db 2>&1)" = "placed by h3" ] ||
+        fail "h1's export does not hold p.db, which the rule places here: $(cat /export/p.db 2>&1)"
+else
+    [ ! -e /export/p.db ] || fail "p.db is in h$h's export, though the rule places it at h1"
+fi
+if [ "$h" = 3 ]; then
+    [ "$(cat /export/q.txt 2>&1)" = "made by h3" ] || fail "q.txt, which no rule matches, is not in its maker's export"
+    wfsctl stats | grep -q '^names: created 2 .*placement rule 1)' ||
+        fail "stats: $(wfsctl stats | grep '^names:')"
+else
+    [ ! -e /export/q.txt ] || fail "q.txt is in h$h's export, not its maker's"
+fi
+barrier 14
+if [ "$h" = 2 ]; then
+    rm /wfs/p.db /wfs/q.txt || fail "rm of p.db and q.txt from h2 failed"
+fi
+barrier 15
+for f in p.db q.txt; do
     [ ! -e /wfs/$f ] || fail "$f still exists after rm"
     [ ! -e /export/$f ] || fail "$f still in h$h's export after rm"
 done

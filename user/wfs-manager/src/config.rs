@@ -28,6 +28,16 @@
 //! name = "matrix.dat"             # host exports that differs from
 //! coherence = "mrsw"              # `coherence`
 //!
+//! [[place]]                       # optional, any number: where files
+//! names = "*.db*"                 # made through /wfs under a name that
+//! host = "h2"                     # matches `names` (a shell pattern: *
+//!                                 # ? [a-z]) are made, whichever host
+//!                                 # makes them (the first rule that
+//!                                 # matches; none: the maker's own host).
+//!                                 # Every host should list the same.
+//!                                 # (Or inline, as a top-level key:
+//!                                 # place = [{ names = "*.db", host = "h2" }])
+//!
 //! [[peer]]
 //! name = "h2"
 //! addr = "10.0.0.2:7070"
@@ -35,8 +45,9 @@
 //!
 //! Unknown keys are rejected, and so are duplicate peer names, a peer named
 //! like this host, unparsable addresses, a missing export directory, an
-//! unknown coherence, and `[[file]]` entries with a name that is not one
-//! path component or that repeats.
+//! unknown coherence, `[[file]]` entries with a name that is not one
+//! path component or that repeats, and `[[place]]` rules whose pattern does
+//! not parse or holds a `/`, or whose host is neither this one nor a peer.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -77,7 +88,16 @@ struct RawConfig {
     #[serde(default)]
     file: Vec<RawFile>,
     #[serde(default)]
+    place: Vec<RawPlace>,
+    #[serde(default)]
     peer: Vec<RawPeer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlace {
+    names: String,
+    host: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +157,9 @@ pub struct Config {
     pub coherence: Coherence,
     /// Exported files kept otherwise, by name.
     pub files: Vec<(String, Coherence)>,
+    /// Placement rules, in file order: files made under a name matching
+    /// the pattern are made at the named host (this one or a peer).
+    pub placement: Vec<(glob::Pattern, String)>,
 }
 
 /// A coherence as written.
@@ -313,6 +336,7 @@ impl Config {
             None => Coherence::Single,
             Some(c) => coherence("coherence", c)?,
         };
+        let names_of_peers = names;
         let mut files = Vec::new();
         let mut names = HashSet::new();
         for f in raw.file {
@@ -334,7 +358,28 @@ impl Config {
             let c = coherence(&format!("file {:?}: coherence", f.name), &f.coherence)?;
             files.push((f.name, c));
         }
+        let mut placement = Vec::new();
+        for r in raw.place {
+            // (`glob`: the shell's patterns, well kept, and no `/` in a
+            // name to match.)
+            let pattern = glob::Pattern::new(&r.names)
+                .map_err(|e| ConfigError(format!("place {:?}: not a pattern: {e}", r.names)))?;
+            if r.names.contains('/') {
+                return err(format!(
+                    "place {:?}: a pattern matches one name in /wfs, without '/'",
+                    r.names
+                ));
+            }
+            if r.host != raw.host && !names_of_peers.contains(&r.host) {
+                return err(format!(
+                    "place {:?}: host {:?} is neither this host nor a peer",
+                    r.names, r.host
+                ));
+            }
+            placement.push((pattern, r.host));
+        }
         Ok(Config {
+            placement,
             grant,
             failure_timeout,
             lease,
@@ -366,6 +411,21 @@ impl Config {
     pub fn peer(&self, name: &str) -> Option<&Peer> {
         self.peers.iter().find(|p| p.name == name)
     }
+
+    /// The host a placement rule names for a file made as `name`, if any.
+    pub fn placed_at(&self, name: &[u8]) -> Option<&str> {
+        placement_for(&self.placement, name)
+    }
+}
+
+/// The host the first of `rules` that matches `name` names, if any (a
+/// name that is not UTF-8 matches none).
+pub fn placement_for<'a>(rules: &'a [(glob::Pattern, String)], name: &[u8]) -> Option<&'a str> {
+    let name = std::str::from_utf8(name).ok()?;
+    rules
+        .iter()
+        .find(|(p, _)| p.matches(name))
+        .map(|(_, h)| h.as_str())
 }
 
 /// True iff host `a` must initiate the connection to host `b`.
@@ -628,6 +688,42 @@ addr = "10.0.0.3:7070"
     fn load_reports_path() {
         let e = Config::load(Path::new("/nonexistent/wfs.toml")).unwrap_err();
         assert!(e.0.contains("cannot read /nonexistent/wfs.toml"), "{e}");
+    }
+
+    #[test]
+    fn placement_rules() {
+        // Inline (as a top-level key) or as tables; the first match wins.
+        let text = format!(
+            "place = [{{ names = \"*.db\", host = \"h2\" }}, {{ names = \"*\", host = \"h1\" }}]\n{}",
+            good()
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.placed_at(b"x.db"), Some("h2"));
+        assert_eq!(c.placed_at(b"x.db-journal"), Some("h1"));
+        assert_eq!(c.placed_at(b"\xff"), None, "not UTF-8: no rule");
+        let text = format!(
+            "{}\n[[place]]\nnames = \"log-[0-9]*\"\nhost = \"h3\"\n",
+            good()
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.placed_at(b"log-7"), Some("h3"));
+        assert_eq!(c.placed_at(b"log-x"), None);
+        assert_eq!(Config::parse(&good()).unwrap().placement.len(), 0);
+        for (rule, why) in [
+            (
+                "names = \"*.db\"\nhost = \"h9\"",
+                "neither this host nor a peer",
+            ),
+            ("names = \"[x\"\nhost = \"h2\"", "not a pattern"),
+            ("names = \"d/*\"\nhost = \"h2\"", "without '/'"),
+            (
+                "names = \"*\"\nhost = \"h2\"\nowner = \"h2\"",
+                "unknown field",
+            ),
+        ] {
+            let e = parse_err(&format!("{}\n[[place]]\n{rule}\n", good()));
+            assert!(e.contains(why), "{rule}: {e}");
+        }
     }
 
     #[test]

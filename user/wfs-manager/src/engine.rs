@@ -193,6 +193,9 @@ pub struct ProtocolStats {
     /// CREATEs from this host's kernel (`engine/space.rs`).
     #[serde(default)]
     pub creates: u64,
+    /// Of those, sent to the host a placement rule names.
+    #[serde(default)]
+    pub creates_placed: u64,
     /// Of those, failed (`EEXIST` for `O_EXCL` included).
     #[serde(default)]
     pub creates_failed: u64,
@@ -242,6 +245,7 @@ pub struct Counters {
     sizes_told: AtomicU64,
     sizes_heard: AtomicU64,
     creates: AtomicU64,
+    creates_placed: AtomicU64,
     creates_failed: AtomicU64,
     unlinks: AtomicU64,
     unlinks_failed: AtomicU64,
@@ -291,6 +295,7 @@ impl Counters {
             sizes_told: g(&self.sizes_told),
             sizes_heard: g(&self.sizes_heard),
             creates: g(&self.creates),
+            creates_placed: g(&self.creates_placed),
             creates_failed: g(&self.creates_failed),
             unlinks: g(&self.unlinks),
             unlinks_failed: g(&self.unlinks_failed),
@@ -574,6 +579,9 @@ pub struct Engine {
     space: space::Space,
     /// Their reservations and forget rounds (`namespace.rs`).
     space_names: Namespace<space::SpaceThen>,
+    /// Placement rules (`[[place]]`): files made under a matching name
+    /// are made at that host.
+    placement: Vec<(glob::Pattern, String)>,
 }
 
 /// A shrink of one of this owner's files (Documentation/fs-plan.md, step
@@ -723,6 +731,7 @@ impl Engine {
             shrinking_now: false,
             cut_files: BTreeSet::new(),
             space: space::Space::default(),
+            placement: cfg.placement.clone(),
             space_names: Namespace::new(
                 me,
                 cfg.peers.len() + 1,
@@ -1604,6 +1613,13 @@ impl Engine {
             PeerMsg::Name(NameMsg::Unlinked { id, error }) => {
                 self.unlink_answered(from, id, error);
             }
+            PeerMsg::Name(NameMsg::Make {
+                id,
+                name,
+                mode,
+                excl,
+            }) => self.make_asked(from, id, &name, mode, excl),
+            PeerMsg::Name(NameMsg::Made { id, made }) => self.made_answered(from, id, made),
         }
     }
 
@@ -4414,6 +4430,50 @@ mod tests {
             assert_eq!(
                 c.answers_of(loser),
                 [(1, Opcode::Create, errno::EEXIST, Got::Nothing)]
+            );
+        }
+
+        /// A CREATE of a name a placement rule gives another host is made
+        /// there, as if that host's kernel had asked: its export holds
+        /// the file, every host takes it for the owner, and the name is
+        /// made once only. A name no rule matches is made by its maker.
+        #[test]
+        fn a_placement_rule_makes_the_file_at_its_host() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let rule = vec![(
+                glob::Pattern::new("*.db").expect("a pattern"),
+                "a".to_string(),
+            )];
+            for h in ["a", "b", "c"] {
+                c.host(h).engine.placement = rule.clone();
+            }
+            let f = file_id(b"x.db");
+            c.ask("c", 1, create(b"x.db", true));
+            match &c.answers_of("c")[..] {
+                [(1, Opcode::Create, 0, Got::Attr(a))] => assert_eq!(a.file, f),
+                r => panic!("c's CREATE: {r:?}"),
+            }
+            assert!(c.exports("a", "x.db"));
+            assert!(!c.exports("c", "x.db"));
+            for h in ["a", "c"] {
+                assert_eq!(c.host(h).engine.core.owner_of(f), Some(host_id("a")), "{h}");
+            }
+            assert_eq!(c.lookup("b", 9, b"x.db").map(|a| a.file), Ok(f));
+            // Made once: O_EXCL from another host (sent to a too) is EEXIST.
+            c.ask("b", 2, create(b"x.db", true));
+            assert_eq!(
+                c.answers_of("b"),
+                [(2, Opcode::Create, errno::EEXIST, Got::Nothing)]
+            );
+            // A name no rule matches is made where it is asked for.
+            c.ask("c", 3, create(b"y.txt", true));
+            assert_eq!(c.answers_of("c")[0].2, 0);
+            assert!(c.exports("c", "y.txt"));
+            assert!(!c.exports("a", "y.txt"));
+            let st = c.host("c").engine.counters.snapshot();
+            assert_eq!(
+                (st.creates, st.creates_placed, st.creates_failed),
+                (2, 1, 0)
             );
         }
 

@@ -128,6 +128,20 @@ pub enum NameMsg {
     Unlink { id: u64, file: u64, name: Vec<u8> },
     /// The answer to `Unlink` `id`: 0, or an errno.
     Unlinked { id: u64, error: i32 },
+    /// To the host a placement rule names for `name`: make it, as if your
+    /// kernel had asked (`O_EXCL` if `excl`), with permissions `mode`.
+    Make {
+        id: u64,
+        name: Vec<u8>,
+        mode: u32,
+        excl: bool,
+    },
+    /// The answer to `Make` `id`: the file (made, or found when not
+    /// `excl`) and its owner, or an errno.
+    Made {
+        id: u64,
+        made: Result<(HostId, FileInfo), i32>,
+    },
 }
 
 /// What the name service asks its environment to do.

@@ -64,6 +64,8 @@
 //!   | 42 | Unlink | id u64, file u64, name (string) |
 //!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
 //!   | 44 | Release | name (string), stamp u64 |
+//!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1) |
+//!   | 46 | Made | id u64, kind u8: 0 owner u16 + file u64, size u64, mode u32; 1 errno i32 |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -513,7 +515,7 @@ impl Frame {
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag @ (16..=21 | 38..=44) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
+                    tag @ (16..=21 | 38..=46) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
                     tag @ 33..=37 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
@@ -1271,6 +1273,33 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             p.extend_from_slice(&id.to_le_bytes());
             p.extend_from_slice(&error.to_le_bytes());
         }
+        NameMsg::Make {
+            id,
+            name,
+            mode,
+            excl,
+        } => {
+            p.push(45);
+            p.extend_from_slice(&id.to_le_bytes());
+            put_name(p, name);
+            p.extend_from_slice(&mode.to_le_bytes());
+            p.push(u8::from(*excl));
+        }
+        NameMsg::Made { id, made } => {
+            p.push(46);
+            p.extend_from_slice(&id.to_le_bytes());
+            match made {
+                Ok((owner, f)) => {
+                    p.push(0);
+                    p.extend_from_slice(&owner.to_le_bytes());
+                    put_file_info(p, f);
+                }
+                Err(e) => {
+                    p.push(1);
+                    p.extend_from_slice(&e.to_le_bytes());
+                }
+            }
+        }
     }
 }
 
@@ -1390,6 +1419,27 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
             id: id(c)?,
             error: c.u32("UNLINKED too short for its errno")? as i32,
         },
+        45 => NameMsg::Make {
+            id: id(c)?,
+            name: name(c)?,
+            mode: c.u32("MAKE too short for its mode")?,
+            excl: c.flag(
+                "MAKE too short for its excl flag",
+                "MAKE excl flag is not 0 or 1",
+            )?,
+        },
+        46 => {
+            let id = id(c)?;
+            let made = match c.u8("MADE too short for its kind")? {
+                0 => Ok((
+                    c.u16("MADE too short for its owner")?,
+                    get_file_info(c, "MADE too short for its file")?,
+                )),
+                1 => Err(c.u32("MADE too short for its errno")? as i32),
+                _ => return Err(WireError::Malformed("MADE kind is not 0 or 1")),
+            };
+            NameMsg::Made { id, made }
+        }
         _ => return Err(WireError::Malformed("PAGE message tag unknown")),
     })
 }
@@ -1918,6 +1968,27 @@ mod tests {
                 NameMsg::Unlinked {
                     id: 12,
                     error: libc::EBUSY,
+                },
+                NameMsg::Make {
+                    id: 13,
+                    name: b"p.db".to_vec(),
+                    mode: 0o640,
+                    excl: true,
+                },
+                NameMsg::Made {
+                    id: 14,
+                    made: Ok((
+                        7,
+                        FileInfo {
+                            file: 9,
+                            size: 0,
+                            mode: 0o100640,
+                        },
+                    )),
+                },
+                NameMsg::Made {
+                    id: 15,
+                    made: Err(libc::EEXIST),
                 },
                 NameMsg::Named {
                     id: 6,

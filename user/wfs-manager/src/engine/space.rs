@@ -7,6 +7,10 @@
 //! then has every peer forget what it cached of the name (the connected
 //! ones before the kernel is answered).
 //!
+//! A CREATE of a name a placement rule (`[[place]]`) gives another host
+//! goes to that host (`Make`), which makes the file as if its own kernel
+//! had asked and answers (`Made`) once every peer forgot the name.
+//!
 //! An UNLINK goes to the file's owner, which takes every page of the file
 //! back from every host by shrinking it to 0 bytes (the shrink's recall,
 //! cut and telling), removes it from its export, keeps its pages refused
@@ -31,7 +35,20 @@ use crate::wlog;
 /// is added, so that two losers do not split the votes again in step.
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
 
-/// A CREATE of this host's kernel under way.
+/// Keys of the creations other hosts ask for (`Make`), apart from the
+/// kernel's request numbers in [`Space::creating`].
+const PEER_MAKE: u64 = 1 << 63;
+
+/// Who asked for a creation.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Asker {
+    /// This host's kernel: the CREATE whose request is the key.
+    Kernel,
+    /// Another host, by a placement rule: its `Make` `id`.
+    Peer { host: HostId, id: u64 },
+}
+
+/// A CREATE under way.
 #[derive(Debug)]
 pub(super) struct Creating {
     name: Vec<u8>,
@@ -40,6 +57,9 @@ pub(super) struct Creating {
     started: Instant,
     /// The reservation lost: ask again at this time.
     retry_at: Option<Instant>,
+    asker: Asker,
+    /// Sent to the host a placement rule names, as its `Make` of this id.
+    placed: Option<(HostId, u64)>,
 }
 
 /// Who waits for an unlink.
@@ -54,11 +74,12 @@ pub(super) enum UnlinkThen {
 /// Who waits for a forget round.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum SpaceThen {
-    /// The kernel's CREATE `req`, answered with `attr`.
+    /// CREATE `req` (of `asker`), answered with `attr`.
     Created {
         req: u64,
         started: Instant,
         attr: Attr,
+        asker: Asker,
     },
     /// An unlink, done.
     Unlinked(UnlinkThen),
@@ -77,6 +98,9 @@ pub(super) struct Space {
     /// UNLINKs asked of another owner, by `Unlink` id: the kernel's
     /// request, when it came, and the owner.
     asked: HashMap<u64, (u64, Instant, HostId)>,
+    /// CREATEs sent to the host a placement rule names: `Make` id →
+    /// request.
+    placed: HashMap<u64, u64>,
 }
 
 /// The wall clock in nanoseconds (a reservation's clock starts there).
@@ -105,9 +129,120 @@ impl Engine {
                 excl,
                 started,
                 retry_at: None,
+                asker: Asker::Kernel,
+                placed: None,
             },
         );
         self.try_create(req);
+    }
+
+    /// A peer's `Make` `id` of `name`: a placement rule gives this host the
+    /// files of that name. Made as the kernel's CREATE would be.
+    pub(super) fn make_asked(&mut self, from: HostId, id: u64, name: &[u8], mode: u32, excl: bool) {
+        let key = PEER_MAKE | self.space.next_token();
+        self.space.creating.insert(
+            key,
+            Creating {
+                name: name.to_vec(),
+                mode,
+                excl,
+                started: Instant::now(),
+                retry_at: None,
+                asker: Asker::Peer { host: from, id },
+                placed: None,
+            },
+        );
+        self.try_create(key);
+    }
+
+    /// The host a placement rule names for files made as `name`, if any.
+    fn placed_at(&self, name: &[u8]) -> Option<HostId> {
+        crate::config::placement_for(&self.placement, name).map(crate::config::host_id)
+    }
+
+    /// CREATE `req` goes to `at`, which a placement rule names for its
+    /// name.
+    fn create_at(&mut self, req: u64, at: HostId) {
+        if self.peer_gone(at) {
+            return self.create_failed(req, libc::EHOSTDOWN);
+        }
+        let id = self.space.next_token();
+        let Some(c) = self.space.creating.get_mut(&req) else {
+            return;
+        };
+        c.placed = Some((at, id));
+        let msg = NameMsg::Make {
+            id,
+            name: c.name.clone(),
+            mode: c.mode,
+            excl: c.excl,
+        };
+        crate::engine::Counters::add(&self.counters.creates_placed, 1);
+        self.space.placed.insert(id, req);
+        self.send(at, PeerMsg::Name(msg));
+    }
+
+    /// `from`'s answer to this host's `Make` `id`.
+    pub(super) fn made_answered(
+        &mut self,
+        from: HostId,
+        id: u64,
+        made: Result<(HostId, FileInfo), i32>,
+    ) {
+        let Some(&req) = self.space.placed.get(&id) else {
+            // (Given up.)
+            return;
+        };
+        let Some(c) = self.space.creating.get(&req) else {
+            return;
+        };
+        if c.placed.map(|(h, _)| h) != Some(from) {
+            return;
+        }
+        self.space.placed.remove(&id);
+        match made {
+            Ok((owner, info)) => {
+                // (Cached only from the owner's own word.)
+                if owner == from {
+                    let name = c.name.clone();
+                    self.names.learned(&name, owner, info);
+                    self.core.add_file(info.file, owner);
+                }
+                if let Some(c) = self.space.creating.remove(&req) {
+                    self.create_answer(req, c.asker, c.started, Ok(attr(&info)));
+                }
+            }
+            // (Only an errno the kernel knows goes to it.)
+            Err(e) => self.create_failed(req, if (1..4096).contains(&e) { e } else { libc::EIO }),
+        }
+    }
+
+    /// Answers CREATE `req` of `asker`, which came at `started`.
+    fn create_answer(
+        &mut self,
+        req: u64,
+        asker: Asker,
+        started: Instant,
+        result: Result<Attr, i32>,
+    ) {
+        match asker {
+            Asker::Kernel => {
+                if result.is_err() {
+                    crate::engine::Counters::add(&self.counters.creates_failed, 1);
+                }
+                self.reply(
+                    req,
+                    wfs_abi::Opcode::Create,
+                    started,
+                    result.map(ReplyBody::Attr),
+                );
+            }
+            Asker::Peer { host, id } => {
+                let made =
+                    result.map(|a| (self.core.owner_of(a.file).unwrap_or(self.me), info(&a)));
+                self.send(host, PeerMsg::Name(NameMsg::Made { id, made }));
+            }
+        }
     }
 
     /// Tries CREATE `req` (again): a name this host or the name service
@@ -118,6 +253,7 @@ impl Engine {
         };
         c.retry_at = None;
         let name = c.name.clone();
+        let asker = c.asker;
         if let Ok(a) = self.export.lookup(&name) {
             self.core.add_file(a.file, self.me);
             return self.create_exists(req, a);
@@ -129,6 +265,14 @@ impl Engine {
         if let Some((owner, i)) = cached {
             self.core.add_file(i.file, owner);
             return self.create_exists(req, attr(&i));
+        }
+        // (Made where a placement rule says, unless asked by another
+        // host: that host found this one named.)
+        if let Asker::Kernel = asker
+            && let Some(at) = self.placed_at(&name)
+            && at != self.me
+        {
+            return self.create_at(req, at);
         }
         let (up, _) = self.connected();
         if !self.space_names.could_win(&up) {
@@ -169,13 +313,8 @@ impl Engine {
         let Some(c) = self.space.creating.remove(&req) else {
             return;
         };
-        let result = if c.excl {
-            crate::engine::Counters::add(&self.counters.creates_failed, 1);
-            Err(errno::EEXIST)
-        } else {
-            Ok(ReplyBody::Attr(a))
-        };
-        self.reply(req, wfs_abi::Opcode::Create, c.started, result);
+        let result = if c.excl { Err(errno::EEXIST) } else { Ok(a) };
+        self.create_answer(req, c.asker, c.started, result);
     }
 
     /// A reservation is over.
@@ -236,14 +375,17 @@ impl Engine {
             req,
             started: c.started,
             attr: a,
+            asker: c.asker,
         };
         self.forget_everywhere(name, Some(info(&a)), then);
     }
 
     fn create_failed(&mut self, req: u64, error: i32) {
         if let Some(c) = self.space.creating.remove(&req) {
-            crate::engine::Counters::add(&self.counters.creates_failed, 1);
-            self.reply(req, wfs_abi::Opcode::Create, c.started, Err(error));
+            if let Some((_, id)) = c.placed {
+                self.space.placed.remove(&id);
+            }
+            self.create_answer(req, c.asker, c.started, Err(error));
         }
     }
 
@@ -290,14 +432,12 @@ impl Engine {
     /// A forget round is over.
     pub(super) fn forgotten(&mut self, then: SpaceThen) {
         match then {
-            SpaceThen::Created { req, started, attr } => {
-                self.reply(
-                    req,
-                    wfs_abi::Opcode::Create,
-                    started,
-                    Ok(ReplyBody::Attr(attr)),
-                );
-            }
+            SpaceThen::Created {
+                req,
+                started,
+                attr,
+                asker,
+            } => self.create_answer(req, asker, started, Ok(attr)),
             SpaceThen::Unlinked(u) => self.unlink_answer(u, Ok(())),
         }
     }
@@ -494,6 +634,17 @@ impl Engine {
     /// `peer`'s connection is gone: reservations and forget rounds stop
     /// waiting for it.
     pub(super) fn space_peer_down(&mut self, peer: HostId) {
+        // CREATEs sent to it by a placement rule fail.
+        let lost: Vec<u64> = self
+            .space
+            .creating
+            .iter()
+            .filter(|(_, c)| c.placed.is_some_and(|(h, _)| h == peer))
+            .map(|(&req, _)| req)
+            .collect();
+        for req in lost {
+            self.create_failed(req, libc::EHOSTDOWN);
+        }
         let (sends, reserved, thens) = self.space_names.peer_down(peer, Instant::now());
         self.send_names(sends);
         for r in reserved {
