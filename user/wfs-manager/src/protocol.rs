@@ -1352,14 +1352,20 @@ impl Core {
         let mut out = Vec::new();
         let mut local = VecDeque::new();
         self.step(input, &mut out, &mut local)?;
-        // Messages to this host itself are handled at once, in order.
-        while let Some(msg) = local.pop_front() {
-            let me = self.me;
-            self.step(Input::Message { from: me, msg }, &mut out, &mut local)?;
+        loop {
+            // Messages to this host itself are handled at once, in order.
+            while let Some(msg) = local.pop_front() {
+                let me = self.me;
+                self.step(Input::Message { from: me, msg }, &mut out, &mut local)?;
+            }
+            // (Whatever this input finished may have been the last thing a
+            // leave waited for; Leaving goes only to peers, but a leaving
+            // owner's recalls ask this host itself.)
+            self.maybe_left(&mut out, &mut local);
+            if local.is_empty() {
+                break;
+            }
         }
-        // (Whatever this input finished may have been the last thing a
-        // leave waited for; Leaving goes only to peers.)
-        self.maybe_left(&mut out, &mut local);
         if self.puts.is_empty() && self.retry.is_empty() {
             self.newest_put.clear();
         }
@@ -2250,7 +2256,9 @@ impl Core {
                     (Coherence::Mrsw, Access::Read | Access::Prefetch) => Want::Read,
                     _ => Want::Write,
                 };
-                if self.refused_leaving(txn, page, from, out, local) {
+                // (A leaving owner's own recalls bring its pages home.)
+                let gathering = from == self.me && self.recalls.get(&page) == Some(&txn);
+                if !gathering && self.refused_leaving(txn, page, from, out, local) {
                     return Ok(());
                 }
                 let d = self.dir.entry(page).or_default();
@@ -2797,7 +2805,12 @@ impl Core {
                 }
                 if self.abandoned.remove(&(page, txn)) {
                     // (Failed as this host leaves: its copy is on its way
-                    // home, and tells the owner so.)
+                    // home, and tells the owner so; a copy the kernel
+                    // dropped before does not, and the owner takes this
+                    // host for the writer now: it hears it holds nothing.)
+                    if !self.epochs.contains_key(&page) {
+                        self.send(from, Msg::Released { page }, out, local);
+                    }
                     self.maybe_left(out, local);
                     return Ok(());
                 }
@@ -3173,7 +3186,33 @@ impl Core {
     /// page on its way from here to a host that dies must come home to
     /// this incarnation); the peers are told first.
     fn maybe_left(&mut self, out: &mut Vec<Output>, local: &mut VecDeque<Msg>) {
-        let done = self.leaving.as_ref().is_some_and(BTreeSet::is_empty)
+        if self.leaving.is_none() || self.left {
+            return;
+        }
+        // An owner takes its pages home before its files go with it: every
+        // page of its files another host holds, writable or read-only
+        // (the moves under way as it started to leave included, once
+        // done), is recalled, its dirty data written to this host's disk.
+        // A holder would otherwise have nowhere to write it.
+        let me = self.me;
+        let mut out_there: Vec<PageId> = self
+            .dir
+            .iter()
+            .filter(|(p, d)| {
+                self.owners.get(&p.file) == Some(&me)
+                    && d.busy.is_none()
+                    && (d.holder.is_some_and(|h| h != me) || d.readers.iter().any(|&r| r != me))
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        out_there.sort();
+        let gathered = out_there.is_empty();
+        for page in out_there {
+            self.recall(page, out, local);
+        }
+        let done = gathered
+            && self.leaving.as_ref().is_some_and(BTreeSet::is_empty)
+            && self.recalls.is_empty()
             && self.abandoned.is_empty()
             && self.fetching.is_empty()
             && self.puts.is_empty()

@@ -63,6 +63,8 @@ struct Net {
     lost: Vec<(HostId, PageId)>,
     /// READs (and prefetches) failed: host, request, error.
     failed: Vec<(HostId, u64, i32)>,
+    /// Hosts whose core said it has left.
+    left: Vec<HostId>,
 }
 
 impl Net {
@@ -87,6 +89,7 @@ impl Net {
             held_kernel: Vec::new(),
             lost: Vec::new(),
             failed: Vec::new(),
+            left: Vec::new(),
         }
     }
 
@@ -195,6 +198,7 @@ impl Net {
                     unsent: Vec::new(),
                 },
             ),
+            Output::Left => self.left.push(h),
             Output::WriteDone { .. } | Output::Evicted { .. } => {}
             other => panic!("h{h}: unexpected {other:?}"),
         }
@@ -927,4 +931,36 @@ fn a_copy_fetched_ahead_and_dropped_unread_goes_back_to_its_owner() {
     assert_eq!(net.cores[2].grant_of(P), None);
     net.check();
     net.quiet();
+}
+
+/// An owner that leaves takes its pages home before its files go with
+/// it: a writer's dirty data, and every read-only copy, are recalled (the
+/// data written to the owner's disk) before it says `Leaving`. Without
+/// that, a holder's dirty data would have nowhere to go once the owner
+/// had left (the QEMU test `names` saw it lost when every host restarted
+/// at once).
+#[test]
+fn a_leaving_owner_takes_its_pages_home_first() {
+    for coherence in [Coherence::Single, Coherence::Mrsw] {
+        let mut n = Net::new(3, coherence);
+        n.join();
+        n.write(2, 9);
+        if coherence == Coherence::Mrsw {
+            // A reader beside the writer (which keeps a read copy).
+            assert_eq!(n.read(1), 9);
+        }
+        assert!(!n.kernels[2].is_empty(), "{coherence:?}");
+        n.input(OWNER, Input::Leave);
+        n.settle();
+        assert_eq!(n.left, vec![OWNER], "{coherence:?}");
+        for h in 1..3 {
+            assert!(
+                n.kernels[h].is_empty(),
+                "{coherence:?}: h{h} {:?}",
+                n.kernels[h]
+            );
+        }
+        assert_eq!(n.disk.get(&P), Some(&9), "{coherence:?}");
+        assert!(n.lost.is_empty(), "{coherence:?}: {:?}", n.lost);
+    }
 }
