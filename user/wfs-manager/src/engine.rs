@@ -390,6 +390,12 @@ struct Peer {
     /// An incarnation to take for dead once its lease has run out (on
     /// another host's word).
     declare_later: Option<u64>,
+    /// An incarnation another host heard leave (its `Recover` said so):
+    /// taken for dead at its own `Leaving`, which comes on the connection
+    /// after everything it sent this host before (a reconnection of it is
+    /// welcome: its session sends them again); or, should that never
+    /// come, once its lease has run out with no connection.
+    leaving_heard: Option<u64>,
     session: Session<PeerMsg>,
     /// Whether it acknowledges what it is sent ([`Engine::check_sessions`]).
     acks: AckWatch,
@@ -647,6 +653,7 @@ impl Engine {
                 fence_logged: false,
                 left: None,
                 declare_later: None,
+                leaving_heard: None,
                 session: Session::new(),
                 acks: AckWatch::default(),
                 acked: 0,
@@ -1046,6 +1053,29 @@ impl Engine {
         for (idx, inc) in due {
             self.declare(idx, inc, true);
         }
+        // Leaves heard of from another host whose leaver's own word never
+        // came (it gave up waiting for this host): taken for dead once
+        // its lease has run out with no connection to it.
+        let now = Instant::now();
+        let silent: Vec<(usize, u64)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let inc = p.leaving_heard?;
+                // (Last heard from, or else since its connection went.)
+                let last = self
+                    .cluster
+                    .as_ref()
+                    .and_then(|cl| cl.heard(i))
+                    .or(p.down_since);
+                (p.conn.is_none() && last.is_some_and(|h| h + self.lease + LEASE_MARGIN <= now))
+                    .then_some((i, inc))
+            })
+            .collect();
+        for (idx, inc) in silent {
+            self.declare(idx, inc, false);
+        }
     }
 
     /// Peer `idx` refused this host: if because it took this incarnation for
@@ -1112,6 +1142,9 @@ impl Engine {
         if p.declare_later == Some(incarnation) {
             p.declare_later = None;
         }
+        if p.leaving_heard == Some(incarnation) {
+            p.leaving_heard = None;
+        }
         p.dead.insert(incarnation);
         if let Some(cl) = &self.cluster {
             cl.refuse_incarnation(idx, incarnation);
@@ -1141,6 +1174,8 @@ impl Engine {
             for t in told {
                 self.size_told(t);
             }
+            // CREATEs sent to it by a placement rule fail.
+            self.placed_host_dead(host);
         }
         let p = &mut self.peers[idx];
         let mut lost_sizes = Vec::new();
@@ -1618,7 +1653,11 @@ impl Engine {
                 name,
                 mode,
                 excl,
-            }) => self.make_asked(from, id, &name, mode, excl),
+                within_ms,
+            }) => {
+                let until = Instant::now() + Duration::from_millis(u64::from(within_ms));
+                self.make_asked(from, id, &name, mode, excl, until);
+            }
             PeerMsg::Name(NameMsg::Made { id, made }) => self.made_answered(from, id, made),
         }
     }
@@ -3213,21 +3252,19 @@ impl Engine {
                     if left
                         && p.left != Some(incarnation)
                         && p.incarnation == Some(incarnation)
-                        && p.conn.is_some()
                         && !p.dead.contains(&incarnation)
                     {
                         // Another host heard it leave: its own `Leaving`
-                        // comes on this connection after the pages it
+                        // comes on the connection after the pages it
                         // released, and takes it for dead then (closing
-                        // the connection now would lose them: every page
-                        // it held here reported lost). Its lease bounds
-                        // the wait if the connection goes quiet.
-                        if p.declare_later != Some(incarnation) {
+                        // or refusing the connection now would lose them:
+                        // every page it held here reported lost).
+                        if p.leaving_heard != Some(incarnation) {
                             wlog!(
                                 "peer {}: incarnation {incarnation:#x} is leaving, another host says; taken for dead at its own word",
                                 p.name
                             );
-                            p.declare_later = Some(incarnation);
+                            p.leaving_heard = Some(incarnation);
                         }
                         return None;
                     }
@@ -4573,7 +4610,7 @@ mod tests {
 
     /// What a leaving host waits for before it closes its connections.
     mod leaving {
-        use super::harness::{CONN, Cluster};
+        use super::harness::{CONN, Cluster, up};
         use super::*;
 
         impl Cluster {
@@ -4679,13 +4716,27 @@ mod tests {
                 b_at_c.conn.is_some(),
                 "b's connection closed before its word"
             );
-            assert_eq!(b_at_c.declare_later, Some(inc));
+            assert_eq!(b_at_c.leaving_heard, Some(inc));
+            assert_eq!(b_at_c.declare_later, None, "b refused before its word");
+            // Their connection drops and comes back meanwhile: b is not
+            // refused (its session sends what c has not acknowledged).
+            let idx = c.host("c").peer("b");
+            let down = Event::Net(NetEvent::Down {
+                peer: idx,
+                conn: CONN,
+            });
+            c.on("c", |e| e.event(down));
+            c.on("c", |e| e.event(up(idx, inc)));
+            let cc = c.host("c");
+            let b_at_c = &cc.engine.peers[cc.peer("b")];
+            assert!(b_at_c.conn.is_some(), "b refused as it came back");
+            assert!(!b_at_c.dead.contains(&inc));
             // b's own Leaving, after everything it sent c before.
             c.deliver(from_b(to_c));
             let cc = c.host("c");
             let b_at_c = &cc.engine.peers[cc.peer("b")];
             assert!(b_at_c.dead.contains(&inc));
-            assert_eq!(b_at_c.declare_later, None);
+            assert_eq!(b_at_c.leaving_heard, None);
         }
 
         #[test]

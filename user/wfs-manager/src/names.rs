@@ -129,12 +129,15 @@ pub enum NameMsg {
     /// The answer to `Unlink` `id`: 0, or an errno.
     Unlinked { id: u64, error: i32 },
     /// To the host a placement rule names for `name`: make it, as if your
-    /// kernel had asked (`O_EXCL` if `excl`), with permissions `mode`.
+    /// kernel had asked (`O_EXCL` if `excl`), with permissions `mode`,
+    /// within `within_ms` milliseconds (the asker's kernel gives up then:
+    /// later, nothing is made).
     Make {
         id: u64,
         name: Vec<u8>,
         mode: u32,
         excl: bool,
+        within_ms: u32,
     },
     /// The answer to `Make` `id`: the file (made, or found when not
     /// `excl`) and its owner, or an errno.

@@ -64,7 +64,7 @@
 //!   | 42 | Unlink | id u64, file u64, name (string) |
 //!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
 //!   | 44 | Release | name (string), stamp u64 |
-//!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1) |
+//!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1), within_ms u32 |
 //!   | 46 | Made | id u64, kind u8: 0 owner u16 + file u64, size u64, mode u32; 1 errno i32 |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
@@ -1278,12 +1278,14 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             name,
             mode,
             excl,
+            within_ms,
         } => {
             p.push(45);
             p.extend_from_slice(&id.to_le_bytes());
             put_name(p, name);
             p.extend_from_slice(&mode.to_le_bytes());
             p.push(u8::from(*excl));
+            p.extend_from_slice(&within_ms.to_le_bytes());
         }
         NameMsg::Made { id, made } => {
             p.push(46);
@@ -1427,6 +1429,7 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
                 "MAKE too short for its excl flag",
                 "MAKE excl flag is not 0 or 1",
             )?,
+            within_ms: c.u32("MAKE too short for its time limit")?,
         },
         46 => {
             let id = id(c)?;
@@ -1974,6 +1977,7 @@ mod tests {
                     name: b"p.db".to_vec(),
                     mode: 0o640,
                     excl: true,
+                    within_ms: 29_000,
                 },
                 NameMsg::Made {
                     id: 14,

@@ -2609,6 +2609,31 @@ fn protocol_simulation() {
     );
 }
 
+/// Runs the schedules with `extra` in both modes, and returns how many
+/// and their tally; or, with `WFS_SIM_SEED` set, replays that one seed
+/// (in the mode `WFS_SIM_MRSW` says) if `env` is `1`, and returns `None`.
+fn in_both_modes(extra: Extra, env: &str) -> Option<(u64, Tally)> {
+    let only = std::env::var(env).is_ok_and(|v| v == "1");
+    let mrsw = std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1");
+    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
+        if only {
+            let t = run_seed_with(seed.parse().expect("WFS_SIM_SEED is a number"), mrsw, extra);
+            eprintln!("seed {seed} ({extra:?}): passed, {t:?}");
+        }
+        return None;
+    }
+    let schedules = schedules();
+    let t = (0..schedules)
+        .flat_map(|seed| {
+            [
+                run_seed_with(seed, false, extra),
+                run_seed_with(seed, true, extra),
+            ]
+        })
+        .fold(Tally::default(), |a, b| a + b);
+    Some((schedules, t))
+}
+
 /// How many schedules a simulation runs (`WFS_SIM_SCHEDULES`, 2000).
 fn schedules() -> u64 {
     std::env::var("WFS_SIM_SCHEDULES")
@@ -2702,28 +2727,9 @@ fn protocol_simulation_mrsw() {
 /// `WFS_SIM_SHRINK=1 WFS_SIM_SEED=N` (with `WFS_SIM_MRSW=1`) replays one.
 #[test]
 fn protocol_simulation_shrink() {
-    let only = std::env::var("WFS_SIM_SHRINK").is_ok_and(|v| v == "1");
-    let mrsw = std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1");
-    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        if only {
-            let t = run_seed_with(
-                seed.parse().expect("WFS_SIM_SEED is a number"),
-                mrsw,
-                Extra::Shrinks,
-            );
-            eprintln!("seed {seed} (shrinks): passed, {t:?}");
-        }
+    let Some((schedules, t)) = in_both_modes(Extra::Shrinks, "WFS_SIM_SHRINK") else {
         return;
-    }
-    let schedules = schedules();
-    let t = (0..schedules)
-        .flat_map(|seed| {
-            [
-                run_seed_with(seed, false, Extra::Shrinks),
-                run_seed_with(seed, true, Extra::Shrinks),
-            ]
-        })
-        .fold(Tally::default(), |a, b| a + b);
+    };
     eprintln!("{schedules} schedules with shrinks passed, in each mode: {t:?}");
     assert!(
         t.shrinks_done >= schedules && t.past_end >= schedules / 10,
@@ -2744,28 +2750,9 @@ fn protocol_simulation_shrink() {
 /// replays one.
 #[test]
 fn protocol_simulation_leaves() {
-    let only = std::env::var("WFS_SIM_LEAVES").is_ok_and(|v| v == "1");
-    let mrsw = std::env::var("WFS_SIM_MRSW").is_ok_and(|v| v == "1");
-    if let Ok(seed) = std::env::var("WFS_SIM_SEED") {
-        if only {
-            let t = run_seed_with(
-                seed.parse().expect("WFS_SIM_SEED is a number"),
-                mrsw,
-                Extra::LeavesOnly,
-            );
-            eprintln!("seed {seed} (leaves only): passed, {t:?}");
-        }
+    let Some((schedules, t)) = in_both_modes(Extra::LeavesOnly, "WFS_SIM_LEAVES") else {
         return;
-    }
-    let schedules = schedules();
-    let t = (0..schedules)
-        .flat_map(|seed| {
-            [
-                run_seed_with(seed, false, Extra::LeavesOnly),
-                run_seed_with(seed, true, Extra::LeavesOnly),
-            ]
-        })
-        .fold(Tally::default(), |a, b| a + b);
+    };
     eprintln!("{schedules} schedules where hosts only leave passed, in each mode: {t:?}");
     assert!(
         t.leaves >= schedules && t.shares >= schedules / 4 && t.revokes >= schedules / 2,

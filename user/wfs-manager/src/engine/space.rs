@@ -60,6 +60,8 @@ pub(super) struct Creating {
     asker: Asker,
     /// Sent to the host a placement rule names, as its `Make` of this id.
     placed: Option<(HostId, u64)>,
+    /// Another host's: given up at this time (its kernel's time-out).
+    until: Option<Instant>,
 }
 
 /// Who waits for an unlink.
@@ -131,6 +133,7 @@ impl Engine {
                 retry_at: None,
                 asker: Asker::Kernel,
                 placed: None,
+                until: None,
             },
         );
         self.try_create(req);
@@ -138,7 +141,15 @@ impl Engine {
 
     /// A peer's `Make` `id` of `name`: a placement rule gives this host the
     /// files of that name. Made as the kernel's CREATE would be.
-    pub(super) fn make_asked(&mut self, from: HostId, id: u64, name: &[u8], mode: u32, excl: bool) {
+    pub(super) fn make_asked(
+        &mut self,
+        from: HostId,
+        id: u64,
+        name: &[u8],
+        mode: u32,
+        excl: bool,
+        until: Instant,
+    ) {
         let key = PEER_MAKE | self.space.next_token();
         self.space.creating.insert(
             key,
@@ -150,6 +161,7 @@ impl Engine {
                 retry_at: None,
                 asker: Asker::Peer { host: from, id },
                 placed: None,
+                until: Some(until),
             },
         );
         self.try_create(key);
@@ -167,6 +179,15 @@ impl Engine {
             return self.create_failed(req, libc::EHOSTDOWN);
         }
         let id = self.space.next_token();
+        // (It gives up a tenth before this host's kernel would: a file it
+        // made after that would be one the kernel was told failed.)
+        let left = self.sizes.kernel_timeout().saturating_sub(
+            self.space
+                .creating
+                .get(&req)
+                .map_or(Duration::ZERO, |c| c.started.elapsed()),
+        );
+        let within_ms = u32::try_from((left * 9 / 10).as_millis()).unwrap_or(u32::MAX);
         let Some(c) = self.space.creating.get_mut(&req) else {
             return;
         };
@@ -176,6 +197,7 @@ impl Engine {
             name: c.name.clone(),
             mode: c.mode,
             excl: c.excl,
+            within_ms,
         };
         crate::engine::Counters::add(&self.counters.creates_placed, 1);
         self.space.placed.insert(id, req);
@@ -349,10 +371,16 @@ impl Engine {
     /// The name of CREATE `req` is reserved: made in this host's export,
     /// then forgotten everywhere.
     fn make_file(&mut self, req: u64, name: &[u8]) {
+        let timeout = self.sizes.kernel_timeout();
         let made = match self.space.creating.get(&req) {
-            Some(c) => self.export.create(name, c.mode, true),
-            // (The kernel's request is gone: nothing is made.)
-            None => Err(errno::ETIMEDOUT),
+            Some(c)
+                if c.started.elapsed() < timeout && c.until.is_none_or(|u| u > Instant::now()) =>
+            {
+                self.export.create(name, c.mode, true)
+            }
+            // (The request is gone, or its asker gave it up: nothing is
+            // made.)
+            _ => Err(errno::ETIMEDOUT),
         };
         let a = match made {
             Ok((a, _)) => a,
@@ -401,7 +429,7 @@ impl Engine {
             .creating
             .iter()
             .filter_map(|(&r, c)| {
-                let gave_up = c.started.elapsed() >= timeout;
+                let gave_up = c.started.elapsed() >= timeout || c.until.is_some_and(|u| u <= now);
                 (gave_up || c.retry_at.is_some_and(|t| t <= now)).then_some((r, gave_up))
             })
             .collect();
@@ -634,7 +662,22 @@ impl Engine {
     /// `peer`'s connection is gone: reservations and forget rounds stop
     /// waiting for it.
     pub(super) fn space_peer_down(&mut self, peer: HostId) {
-        // CREATEs sent to it by a placement rule fail.
+        let (sends, reserved, thens) = self.space_names.peer_down(peer, Instant::now());
+        self.send_names(sends);
+        for r in reserved {
+            self.reserved(r);
+        }
+        for t in thens {
+            self.forgotten(t);
+        }
+    }
+}
+
+impl Engine {
+    /// `peer` is taken for dead: the CREATEs sent to it by a placement
+    /// rule fail (while it is only disconnected, they wait: its session
+    /// sends the `Make` again, bounded by the kernel's time-out).
+    pub(super) fn placed_host_dead(&mut self, peer: HostId) {
         let lost: Vec<u64> = self
             .space
             .creating
@@ -644,14 +687,6 @@ impl Engine {
             .collect();
         for req in lost {
             self.create_failed(req, libc::EHOSTDOWN);
-        }
-        let (sends, reserved, thens) = self.space_names.peer_down(peer, Instant::now());
-        self.send_names(sends);
-        for r in reserved {
-            self.reserved(r);
-        }
-        for t in thens {
-            self.forgotten(t);
         }
     }
 }
