@@ -411,11 +411,6 @@ impl Config {
     pub fn peer(&self, name: &str) -> Option<&Peer> {
         self.peers.iter().find(|p| p.name == name)
     }
-
-    /// The host a placement rule names for a file made as `name`, if any.
-    pub fn placed_at(&self, name: &[u8]) -> Option<&str> {
-        placement_for(&self.placement, name)
-    }
 }
 
 /// The host the first of `rules` that matches `name` names, if any (a
@@ -698,16 +693,20 @@ addr = "10.0.0.3:7070"
             good()
         );
         let c = Config::parse(&text).unwrap();
-        assert_eq!(c.placed_at(b"x.db"), Some("h2"));
-        assert_eq!(c.placed_at(b"x.db-journal"), Some("h1"));
-        assert_eq!(c.placed_at(b"\xff"), None, "not UTF-8: no rule");
+        assert_eq!(placement_for(&c.placement, b"x.db"), Some("h2"));
+        assert_eq!(placement_for(&c.placement, b"x.db-journal"), Some("h1"));
+        assert_eq!(
+            placement_for(&c.placement, b"\xff"),
+            None,
+            "not UTF-8: no rule"
+        );
         let text = format!(
             "{}\n[[place]]\nnames = \"log-[0-9]*\"\nhost = \"h3\"\n",
             good()
         );
         let c = Config::parse(&text).unwrap();
-        assert_eq!(c.placed_at(b"log-7"), Some("h3"));
-        assert_eq!(c.placed_at(b"log-x"), None);
+        assert_eq!(placement_for(&c.placement, b"log-7"), Some("h3"));
+        assert_eq!(placement_for(&c.placement, b"log-x"), None);
         assert_eq!(Config::parse(&good()).unwrap().placement.len(), 0);
         for (rule, why) in [
             (

@@ -64,6 +64,15 @@ pub(super) struct Creating {
     until: Option<Instant>,
 }
 
+impl Creating {
+    /// Whether its asker has given it up by `now`: the kernel's time-out
+    /// `timeout` since it came, or another host's own limit.
+    fn given_up(&self, timeout: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.started) >= timeout
+            || self.until.is_some_and(|u| u <= now)
+    }
+}
+
 /// Who waits for an unlink.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum UnlinkThen {
@@ -100,9 +109,6 @@ pub(super) struct Space {
     /// UNLINKs asked of another owner, by `Unlink` id: the kernel's
     /// request, when it came, and the owner.
     asked: HashMap<u64, (u64, Instant, HostId)>,
-    /// CREATEs sent to the host a placement rule names: `Make` id →
-    /// request.
-    placed: HashMap<u64, u64>,
 }
 
 /// The wall clock in nanoseconds (a reservation's clock starts there).
@@ -200,7 +206,6 @@ impl Engine {
             within_ms,
         };
         crate::engine::Counters::add(&self.counters.creates_placed, 1);
-        self.space.placed.insert(id, req);
         self.send(at, PeerMsg::Name(msg));
     }
 
@@ -211,17 +216,15 @@ impl Engine {
         id: u64,
         made: Result<(HostId, FileInfo), i32>,
     ) {
-        let Some(&req) = self.space.placed.get(&id) else {
+        let Some((&req, c)) = self
+            .space
+            .creating
+            .iter()
+            .find(|(_, c)| c.placed == Some((from, id)))
+        else {
             // (Given up.)
             return;
         };
-        let Some(c) = self.space.creating.get(&req) else {
-            return;
-        };
-        if c.placed.map(|(h, _)| h) != Some(from) {
-            return;
-        }
-        self.space.placed.remove(&id);
         match made {
             Ok((owner, info)) => {
                 // (Cached only from the owner's own word.)
@@ -373,9 +376,7 @@ impl Engine {
     fn make_file(&mut self, req: u64, name: &[u8]) {
         let timeout = self.sizes.kernel_timeout();
         let made = match self.space.creating.get(&req) {
-            Some(c)
-                if c.started.elapsed() < timeout && c.until.is_none_or(|u| u > Instant::now()) =>
-            {
+            Some(c) if !c.given_up(timeout, Instant::now()) => {
                 self.export.create(name, c.mode, true)
             }
             // (The request is gone, or its asker gave it up: nothing is
@@ -410,9 +411,6 @@ impl Engine {
 
     fn create_failed(&mut self, req: u64, error: i32) {
         if let Some(c) = self.space.creating.remove(&req) {
-            if let Some((_, id)) = c.placed {
-                self.space.placed.remove(&id);
-            }
             self.create_answer(req, c.asker, c.started, Err(error));
         }
     }
@@ -429,7 +427,7 @@ impl Engine {
             .creating
             .iter()
             .filter_map(|(&r, c)| {
-                let gave_up = c.started.elapsed() >= timeout || c.until.is_some_and(|u| u <= now);
+                let gave_up = c.given_up(timeout, now);
                 (gave_up || c.retry_at.is_some_and(|t| t <= now)).then_some((r, gave_up))
             })
             .collect();
