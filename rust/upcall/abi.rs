@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 10;
+pub const ABI_VERSION: u32 = 11;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -1151,7 +1151,26 @@ pub struct Attr {
     pub size: u64,
     /// Mode bits (permission bits only; WFS files are regular files).
     pub mode: u32,
+    /// Last modification (`st_mtime`) at the owner.
+    pub mtime: Time,
+    /// Last change of contents or attributes (`st_ctime`) at the owner.
+    pub ctime: Time,
 }
+
+/// A file time: since 1970-01-01 00:00 UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Time {
+    /// Whole seconds (negative before 1970).
+    pub sec: i64,
+    /// Nanoseconds within the second, below [`NSEC_PER_SEC`].
+    pub nsec: u32,
+}
+
+/// Nanoseconds in a second: a [`Time`]'s `nsec` is below it.
+pub const NSEC_PER_SEC: u32 = 1_000_000_000;
+
+/// Size of an attr reply body.
+const ATTR_LEN: usize = 48;
 
 /// The body of a manager → kernel reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1212,7 +1231,7 @@ impl<'a> Reply<'a> {
     fn body_len(&self) -> usize {
         match self.body {
             None => 0,
-            Some(ReplyBody::Attr(_)) => 24,
+            Some(ReplyBody::Attr(_)) => ATTR_LEN,
             Some(ReplyBody::Dirent { name, .. }) => 18 + name.len(),
             Some(ReplyBody::Grant(_)) => 4,
             Some(ReplyBody::Pages { .. }) => 12,
@@ -1227,7 +1246,9 @@ impl<'a> Reply<'a> {
         let body_fits = match (self.op, self.body) {
             (_, None) => self.error != 0,
             (_, Some(_)) if self.error != 0 => false,
-            (Opcode::Lookup | Opcode::Getattr | Opcode::Create, Some(ReplyBody::Attr(_))) => true,
+            (Opcode::Lookup | Opcode::Getattr | Opcode::Create, Some(ReplyBody::Attr(a))) => {
+                a.mtime.nsec < NSEC_PER_SEC && a.ctime.nsec < NSEC_PER_SEC
+            }
             (Opcode::Readdir, Some(ReplyBody::Dirent { name, .. })) => {
                 if !name.is_empty() && !valid_name(name) {
                     return Err(DecodeError::BadName);
@@ -1277,7 +1298,11 @@ impl<'a> Reply<'a> {
                 put(b, p, &a.file.to_le_bytes());
                 put(b, p + 8, &a.size.to_le_bytes());
                 put(b, p + 16, &a.mode.to_le_bytes());
-                put(b, p + 20, &0u32.to_le_bytes());
+                put(b, p + 20, &a.mtime.nsec.to_le_bytes());
+                put(b, p + 24, &a.mtime.sec.to_le_bytes());
+                put(b, p + 32, &a.ctime.sec.to_le_bytes());
+                put(b, p + 40, &a.ctime.nsec.to_le_bytes());
+                put(b, p + 44, &0u32.to_le_bytes());
             }
             Some(ReplyBody::Dirent { next, file, name }) => {
                 put(b, p, &next.to_le_bytes());
@@ -1338,11 +1363,24 @@ impl<'a> Reply<'a> {
         };
         let body = match op {
             Opcode::Lookup | Opcode::Getattr | Opcode::Create => {
-                exact(24)?;
+                exact(ATTR_LEN)?;
+                let time = |sec: usize, nsec: usize| -> Result<Time, DecodeError> {
+                    let t = Time {
+                        sec: get_u64(b, p + sec)? as i64,
+                        nsec: get_u32(b, p + nsec)?,
+                    };
+                    if t.nsec < NSEC_PER_SEC {
+                        Ok(t)
+                    } else {
+                        Err(DecodeError::BadField)
+                    }
+                };
                 ReplyBody::Attr(Attr {
                     file: get_u64(b, p)?,
                     size: get_u64(b, p + 8)?,
                     mode: get_u32(b, p + 16)?,
+                    mtime: time(24, 20)?,
+                    ctime: time(32, 40)?,
                 })
             }
             Opcode::Readdir => {

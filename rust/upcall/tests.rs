@@ -3,7 +3,7 @@
 //! KUnit suites of the upcall channel: message encoding, the request table
 //! and the registration state machine. They run when `wfs.ko` is loaded.
 
-use super::abi::{self, Attr, DecodeError, Grant, Opcode, Reply, ReplyBody, Request};
+use super::abi::{self, Attr, DecodeError, Grant, Opcode, Reply, ReplyBody, Request, Time};
 use super::channel::{RegisterError, ReplyError, State, MAX_INFLIGHT, RUN_HEADROOM};
 use super::table::{time_reached, Outcome, Table, TableError};
 use crate::netmem::Run;
@@ -250,6 +250,11 @@ fn abi_reply_roundtrip() {
         file: 42,
         size: 1 << 20,
         mode: 0o644,
+        mtime: Time {
+            sec: 1_700_000_000,
+            nsec: 999_999_999,
+        },
+        ctime: Time { sec: -1, nsec: 0 },
     };
     let replies = [
         Reply {
@@ -682,6 +687,7 @@ fn transport_roundtrip() {
         file: 9,
         size: 8192,
         mode: 0o644,
+        ..Attr::default()
     };
     let mut rb = [0u8; abi::MSG_MAX];
     let rn = reply_bytes(

@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{
     c_str,
     folio::{LockedFolio, PageContents},
-    fs::{DirEmitter, FileAttr, FileSystem, FileType, Inode, LockRequest, SuperBlock},
+    fs::{DirEmitter, FileAttr, FileSystem, FileTime, FileType, Inode, LockRequest, SuperBlock},
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, ArcBorrow},
@@ -192,6 +192,15 @@ fn file_attr(a: &abi::Attr) -> FileAttr {
         kind: FileType::Reg,
         size: a.size,
         perm: (a.mode & 0o7777) as u16,
+        mtime: file_time(a.mtime),
+        ctime: file_time(a.ctime),
+    }
+}
+
+fn file_time(t: abi::Time) -> FileTime {
+    FileTime {
+        sec: t.sec,
+        nsec: t.nsec,
     }
 }
 

@@ -16,7 +16,7 @@ use kernel::{
     error::code::EFBIG,
     folio::LockedFolio,
     fs::{
-        open_flags, FileAttr, FileSystem, FileType, FsTable, Inode, KernFile, KernMount,
+        open_flags, FileAttr, FileSystem, FileTime, FileType, FsTable, Inode, KernFile, KernMount,
         Registration, SuperBlock,
     },
     kunit_expect, kunit_expect_eq, kunit_module_suite, new_mutex,
@@ -82,6 +82,8 @@ fn attr() -> FileAttr {
         kind: FileType::Reg,
         size: (PAGES * PAGE_SIZE) as u64,
         perm: 0o644,
+        mtime: FileTime::default(),
+        ctime: FileTime::default(),
     }
 }
 

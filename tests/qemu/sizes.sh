@@ -31,6 +31,14 @@
 # 5. h2 and h3 grow the file at once, 20 writes each past the end at
 #    interleaved offsets: the file ends at the furthest write, on every
 #    host, with every write's bytes in place.
+# 6. Times follow writes from any host: 3 s after a barrier (the guests'
+#    clocks may differ by a second), h2 writes into /wfs/grow and syncs.
+#    Its own stat shows the write's mtime and ctime at once; the owner's
+#    export file has them too (the write-back), and h1's stat says exactly
+#    the export's; h3, which has had the file cached since step 1, sees
+#    the export's mtime (h1 posts it) once a second has passed (the
+#    times other hosts' files are cached for), and a truncate on h3 moves
+#    the ctime on every host.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -44,7 +52,7 @@ fail() {
 G=/wfs/grow
 LOG=/wfs/log
 S1=0 S2A=4 S2B=8 S3=12 S3B=16 S4=20 S4B=24 S4C=28 S5A=32 S5B=36
-S3C=40 S3D=44
+S3C=40 S3D=44 S6A=48 S6B=52 S6C=56 S6D=60
 
 if [ "$h" = 1 ]; then
     head -c 100 /dev/urandom > /export/grow
@@ -226,6 +234,56 @@ if [ "$h" = 1 ]; then
     cmp $G /export/grow || fail "the owner's disk does not hold what its hosts see"
 fi
 echo "h$h: step 5: two hosts grew the file at once; every write is there"
+
+barrier 6
+# -- 6. mtime and ctime ---------------------------------------------------------
+t0=$(date +%s)
+# times_after WHAT FILE: FILE's mtime and ctime are 2 s past t0 at least,
+# and not in the future.
+times_after() {
+    m=$(stat -c %Y "$2") c=$(stat -c %Z "$2") now=$(date +%s)
+    [ "$m" -ge $((t0 + 2)) ] && [ "$m" -le $((now + 1)) ] ||
+        fail "$1: mtime $m, not after the write (t0 $t0, now $now)"
+    [ "$c" -ge $((t0 + 2)) ] && [ "$c" -le $((now + 1)) ] ||
+        fail "$1: ctime $c, not after the write (t0 $t0, now $now)"
+}
+if [ "$h" = 2 ]; then
+    sleep 3
+    out=$($H/filex $G pwrite 123 TIMES) || fail "a write at 123 failed: $out"
+    times_after "h2's own stat right after its write" $G
+    sync
+    flag $S6A
+else
+    flagwait $S6A
+fi
+if [ "$h" = 1 ]; then
+    times_after "the owner's export after h2's write and sync" /export/grow
+    em=$(stat -c %Y /export/grow)
+    [ "$(stat -c %Y $G)" = "$em" ] || fail "h1's stat says mtime $(stat -c %Y $G), its export $em"
+    /opt/helpers/dsm set /wfs/ctl $S6B "$em" || fail "cannot post the export's mtime"
+    flag $S6D
+fi
+if [ "$h" = 3 ]; then
+    flagwait $S6D
+    em=$(/opt/helpers/dsm get /wfs/ctl $S6B)
+    [ "$em" -gt 1 ] || fail "the owner never posted its export's mtime"
+    sleep 1.2
+    [ "$(stat -c %Y $G)" = "$em" ] || fail "h3's stat says mtime $(stat -c %Y $G), the owner's export $em"
+    times_after "h3's stat after h2's write" $G
+    sleep 2
+    c0=$(stat -c %Z $G)
+    out=$($H/filex $G truncate 50000) || fail "a truncate to 50000 failed: $out"
+    [ "$(stat -c %Z $G)" -gt "$c0" ] || fail "a truncate on h3 left its ctime at $c0"
+    flag $S6C
+else
+    flagwait $S6C
+    sleep 1.2
+    c=$(stat -c %Z $G) c0=$(stat -c %Z /export/grow 2>/dev/null || echo 0)
+    [ "$h" != 1 ] || [ "$c" = "$c0" ] || fail "h1's stat says ctime $c, its export $c0"
+    [ "$c" -ge $((t0 + 5)) ] || fail "the truncate on h3 did not move the ctime on h$h ($c, t0 $t0)"
+fi
+size_is $G 50000
+echo "h$h: step 6: mtime and ctime follow writes and truncates from other hosts"
 st=$(wfsctl stats | grep "^sizes")
 echo "h$h: $st"
 told=$(echo "$st" | sed -n 's/.*sent to peers \([0-9]*\).*/\1/p')

@@ -165,6 +165,11 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
         file: 0x1122_3344_5566_7788,
         size: 12345,
         mode: 0o644,
+        mtime: Time {
+            sec: 1_764_000_000,
+            nsec: 999_999_999,
+        },
+        ctime: Time { sec: -2, nsec: 5 },
     };
     vec![
         Reply {
@@ -342,7 +347,7 @@ const ALL_OPS: [Opcode; 11] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 10);
+    assert_eq!(ABI_VERSION, 11);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -508,7 +513,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(10));
+    want.extend_from_slice(&le32(11));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -1314,14 +1319,46 @@ fn reply_layouts() {
             file: 1,
             size: 2,
             mode: 0o755,
+            mtime: Time { sec: 7, nsec: 8 },
+            ctime: Time { sec: -9, nsec: 10 },
         })),
     };
     let mut body = le32(0).to_vec();
     body.extend_from_slice(&le64(1));
     body.extend_from_slice(&le64(2));
     body.extend_from_slice(&le32(0o755));
+    body.extend_from_slice(&le32(8));
+    body.extend_from_slice(&le64(7));
+    body.extend_from_slice(&(-9i64).to_le_bytes());
+    body.extend_from_slice(&le32(10));
     body.extend_from_slice(&le32(0));
     assert_eq!(enc_reply(&r), msg(0x8002, 3, &body));
+
+    // A time's nanoseconds below a second, both ways.
+    for (m, c) in [(NSEC_PER_SEC, 0), (0, NSEC_PER_SEC), (u32::MAX, 0)] {
+        let bad = Reply {
+            body: Some(ReplyBody::Attr(Attr {
+                mtime: Time { sec: 1, nsec: m },
+                ctime: Time { sec: 1, nsec: c },
+                ..Attr::default()
+            })),
+            ..r
+        };
+        assert_eq!(bad.encode(&mut [0u8; 128]), Err(DecodeError::BadField));
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le64(1));
+        body.extend_from_slice(&le64(2));
+        body.extend_from_slice(&le32(0o755));
+        body.extend_from_slice(&le32(m));
+        body.extend_from_slice(&le64(1));
+        body.extend_from_slice(&le64(1));
+        body.extend_from_slice(&le32(c));
+        body.extend_from_slice(&le32(0));
+        assert_eq!(
+            Reply::decode(&msg(0x8002, 3, &body)),
+            Err(DecodeError::BadField)
+        );
+    }
 
     let r = Reply {
         id: 4,
@@ -1672,6 +1709,10 @@ fn reply_decode_attr_ignores_padding() {
     body.extend_from_slice(&le64(1));
     body.extend_from_slice(&le64(2));
     body.extend_from_slice(&le32(3));
+    body.extend_from_slice(&le32(4));
+    body.extend_from_slice(&le64(5));
+    body.extend_from_slice(&le64(6));
+    body.extend_from_slice(&le32(7));
     body.extend_from_slice(&le32(0xffff_ffff));
     let m = msg(0x8001, 9, &body);
     let r = Reply::decode(&m).unwrap();
@@ -1680,7 +1721,9 @@ fn reply_decode_attr_ignores_padding() {
         Some(ReplyBody::Attr(Attr {
             file: 1,
             size: 2,
-            mode: 3
+            mode: 3,
+            mtime: Time { sec: 5, nsec: 4 },
+            ctime: Time { sec: 6, nsec: 7 },
         }))
     );
 }

@@ -316,6 +316,15 @@ const TIMED_FOR: Duration = Duration::from_secs(60);
 
 /// How often the engine looks at timers when nothing happens.
 const TICK: Duration = Duration::from_millis(20);
+
+/// How long the times of another host's file, heard from its owner, answer
+/// GETATTR before it is asked again (one round trip; its size needs none:
+/// owners say every new size). As NFS's attribute cache (`acregmin`, 3 s)
+/// but shorter: a `stat` sees a write-back at the owner at most this late.
+pub const ATTR_TIMES: Duration = Duration::from_secs(1);
+
+/// Times heard kept before those [`ATTR_TIMES`] old are dropped.
+const TIMES_KEPT: usize = 4096;
 /// How often a page the kernel keeps busy is tried again.
 const RETRY: Duration = Duration::from_millis(1);
 /// Events handled with their frames held ([`Engine::cork`]) at most
@@ -512,6 +521,11 @@ pub struct Engine {
     listing: Vec<Vec<u8>>,
     /// READDIRs waiting for a listing, and the cookie each asked for.
     pending_cookie: HashMap<u64, u64>,
+    /// When the owner last said the times of another host's file (a
+    /// GETATTR asks it again once `attr_times` passed).
+    times_heard: HashMap<u64, Instant>,
+    /// [`ATTR_TIMES`] (tests set it).
+    attr_times: Duration,
     busy: Vec<Busy>,
     /// The operator's evictions under way.
     evicts: HashMap<PageId, Evict>,
@@ -710,6 +724,8 @@ impl Engine {
             readdirs: HashMap::new(),
             listing: Vec::new(),
             pending_cookie: HashMap::new(),
+            times_heard: HashMap::new(),
+            attr_times: ATTR_TIMES,
             busy: Vec::new(),
             evicts: HashMap::new(),
             last_resend: Instant::now(),
@@ -1507,6 +1523,13 @@ impl Engine {
         }
     }
 
+    /// Whether this host has a connection to `host` now.
+    fn is_connected(&self, host: HostId) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.host == host && p.conn.is_some())
+    }
+
     fn connected(&self) -> (Vec<HostId>, Vec<HostId>) {
         let up = self.peers.iter().filter(|p| p.conn.is_some());
         let down = self.peers.iter().filter(|p| p.conn.is_none());
@@ -1584,6 +1607,10 @@ impl Engine {
                 self.send(from, PeerMsg::Name(NameMsg::Answer { id, found }));
             }
             PeerMsg::Name(NameMsg::Answer { id, found }) => {
+                if let Some(i) = &found {
+                    // (The owner's times of the file, as of now.)
+                    self.heard_times(i.file);
+                }
                 let out = self.names.answer(from, id, found);
                 self.name_outputs(out);
             }
@@ -2325,6 +2352,14 @@ impl Engine {
                 self.size_reply(req, started, result.map(|_| ()));
             }
             SizeThen::Peer { host, id } => {
+                if result.is_ok()
+                    && let Ok(a) = self.export.getattr(file)
+                {
+                    // (First: the asker's cache has them when it is
+                    // answered.)
+                    let (mtime, ctime) = (a.mtime, a.ctime);
+                    self.send(host, PeerMsg::Size(SizeMsg::Times { file, mtime, ctime }));
+                }
                 self.send(host, PeerMsg::Size(SizeMsg::Answer { id, result }));
             }
             SizeThen::Removal { token } => self.removal_shrunk(token, file, result),
@@ -2338,6 +2373,25 @@ impl Engine {
             SizeWhy::Setsize => self.size_reply(a.req, a.started, Err(error)),
             SizeWhy::Getattr => self.getattr_reply(a.req, a.started, a.file),
         }
+    }
+
+    /// The owner of another host's `file` said its times just now.
+    fn heard_times(&mut self, file: u64) {
+        let now = Instant::now();
+        if self.times_heard.len() >= TIMES_KEPT {
+            let keep = self.attr_times;
+            self.times_heard
+                .retain(|_, at| now.duration_since(*at) < keep);
+        }
+        self.times_heard.insert(file, now);
+    }
+
+    /// Whether the times cached of another host's `file` were heard from
+    /// its owner [`ATTR_TIMES`] ago or more (or never).
+    fn times_old(&self, file: u64) -> bool {
+        self.times_heard
+            .get(&file)
+            .is_none_or(|at| at.elapsed() >= self.attr_times)
     }
 
     /// Answers GETATTR `req` of `file`: another host's file from the name
@@ -2428,6 +2482,12 @@ impl Engine {
                     }
                     // (An error: answered from the cache, as before.)
                     SizeWhy::Getattr => self.getattr_reply(a.req, a.started, a.file),
+                }
+            }
+            SizeMsg::Times { file, mtime, ctime } => {
+                if self.remote(file).is_some_and(|(o, _)| o == from) {
+                    self.names.set_times(file, mtime, ctime);
+                    self.heard_times(file);
                 }
             }
             SizeMsg::Is { id, file, size } => {
@@ -2549,12 +2609,13 @@ impl Engine {
             }
             Request::Getattr { file } => {
                 if let Some((owner, _)) = self.remote(file)
-                    && self.names.is_stale(file)
-                    && !self.peer_gone(owner)
+                    && (self.names.is_stale(file) && !self.peer_gone(owner)
+                        || self.times_old(file) && self.is_connected(owner))
                 {
-                    // Its owner restarted since its size was cached: asked
+                    // Its owner restarted since its size was cached, or
+                    // its times were last heard ATTR_TIMES ago: asked
                     // again (a `Set` that changes nothing, answered with
-                    // the size).
+                    // the size, after the times).
                     self.ask_owner(SizeAsking {
                         req: id,
                         started,
@@ -3945,6 +4006,8 @@ fn info(a: &Attr) -> FileInfo {
         file: a.file,
         size: a.size,
         mode: a.mode,
+        mtime: a.mtime,
+        ctime: a.ctime,
     }
 }
 
@@ -3953,6 +4016,8 @@ fn attr(i: &FileInfo) -> Attr {
         file: i.file,
         size: i.size,
         mode: i.mode,
+        mtime: i.mtime,
+        ctime: i.ctime,
     }
 }
 
@@ -4287,6 +4352,20 @@ mod tests {
                 self.host(at).dir.export().join(name).exists()
             }
 
+            /// The attributes of `name` in host `at`'s export, as its
+            /// owner reports them: as a `stat` there says.
+            pub(super) fn exported(&mut self, at: &str, name: &str) -> Attr {
+                use std::os::unix::fs::{MetadataExt, PermissionsExt};
+                let md = std::fs::metadata(self.host(at).dir.export().join(name)).unwrap();
+                Attr {
+                    file: file_id(name.as_bytes()),
+                    size: md.len(),
+                    mode: md.permissions().mode() & 0o7777,
+                    mtime: crate::export::time(md.mtime(), md.mtime_nsec()),
+                    ctime: crate::export::time(md.ctime(), md.ctime_nsec()),
+                }
+            }
+
             /// Host `at`'s kernel removes `name` (UNLINK `req`).
             fn unlink(&mut self, at: &str, req: u64, name: &[u8]) {
                 let file = file_id(name);
@@ -4311,11 +4390,8 @@ mod tests {
             assert_eq!(c.lookup("c", 1, b"n"), Err(errno::ENOENT));
             c.ask("b", 2, create(b"n", true));
             let n = file_id(b"n");
-            let want = Attr {
-                file: n,
-                size: 0,
-                mode: 0o640,
-            };
+            let want = c.exported("b", "n");
+            assert_eq!((want.size, want.mode), (0, 0o640));
             assert_eq!(c.answers_of("b"), [(2, Opcode::Create, 0, Got::Attr(want))]);
             assert!(c.exports("b", "n"));
             assert!(!c.exports("a", "n") && !c.exports("c", "n"));
@@ -4370,11 +4446,8 @@ mod tests {
                 assert_eq!(made.len(), 1, "excl {excl}: {made:?}");
                 let winner = made[0];
                 let loser = if winner == "b" { "c" } else { "b" };
-                let want = Attr {
-                    file: file_id(b"r"),
-                    size: 0,
-                    mode: 0o640,
-                };
+                let want = c.exported(winner, "r");
+                assert_eq!((want.size, want.mode), (0, 0o640));
                 assert_eq!(
                     c.answers_of(winner),
                     [(1, Opcode::Create, 0, Got::Attr(want))]
@@ -4947,7 +5020,7 @@ mod tests {
     mod sizes {
         use super::harness::{CONN, Cluster, Got, inc, up};
         use super::*;
-        use wfs_abi::Opcode;
+        use wfs_abi::{Opcode, Time};
 
         const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -5033,12 +5106,65 @@ mod tests {
         /// Three hosts, b and c having looked the file up (one page).
         fn cluster() -> Cluster {
             let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            for h in ["a", "b", "c"] {
+                // The times b and c heard with their lookups stay fresh: a
+                // GETATTR asks the owner only when its size is stale (the
+                // tests of sizes; that of times sets it itself).
+                c.host(h).engine.attr_times = Duration::from_secs(3600);
+            }
             assert_eq!(c.size_at("b", 100), PAGE);
             assert_eq!(c.size_at("c", 100), PAGE);
             for h in ["a", "b", "c"] {
                 assert!(c.told(h).is_empty());
             }
             c
+        }
+
+        #[test]
+        fn getattr_asks_the_owner_for_its_times_once_those_cached_are_old() {
+            let mut c = cluster();
+            let f = file();
+            // b has the export file's times from its lookup.
+            let want = c.exported("a", "f");
+            assert_eq!(want.size, PAGE);
+            c.host("b").engine.attr_times = Duration::from_secs(3600);
+            c.ask("b", 1, Request::Getattr { file: f });
+            assert_eq!(
+                c.answers("b"),
+                [(1, Opcode::Getattr, 0, Got::Attr(want))],
+                "the size and times the owner said"
+            );
+            // The owner's file changes (a write-back): b answers from its
+            // cache while its times are young, asks a once they are old.
+            let path = c.host("a").dir.export().join("f");
+            let later = std::time::SystemTime::now() + Duration::from_secs(100);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+            let newer = c.exported("a", "f");
+            assert!(newer.mtime > want.mtime && newer.ctime >= want.ctime);
+            c.ask("b", 2, Request::Getattr { file: f });
+            assert_eq!(c.answers("b"), [(2, Opcode::Getattr, 0, Got::Attr(want))]);
+            c.host("b").engine.attr_times = Duration::ZERO;
+            c.ask("b", 3, Request::Getattr { file: f });
+            assert_eq!(c.answers("b"), [(3, Opcode::Getattr, 0, Got::Attr(newer))]);
+            // Not asked of an owner this host has no connection to: the
+            // cache answers at once.
+            let peer = c.host("b").peer("a");
+            c.on("b", |e| {
+                e.event(Event::Net(NetEvent::Down { peer, conn: CONN }))
+            });
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(later + Duration::from_secs(100))
+                .unwrap();
+            c.ask("b", 4, Request::Getattr { file: f });
+            assert_eq!(c.answers("b"), [(4, Opcode::Getattr, 0, Got::Attr(newer))]);
         }
 
         #[test]
@@ -5498,19 +5624,37 @@ mod tests {
                 o => panic!("{o:?}"),
             };
             assert!(c.answers("b").is_empty());
+            // The owner's times come first, then its answer.
+            let (mtime, ctime) = (Time { sec: 7, nsec: 8 }, Time { sec: 9, nsec: 10 });
+            let times = SizeMsg::Times {
+                file: f,
+                mtime,
+                ctime,
+            };
             let answer = SizeMsg::Answer {
                 id,
                 result: Ok(4 * PAGE),
             };
-            c.host("b").with(|e| e.size_msg(host_id("a"), answer));
+            c.host("b").with(|e| {
+                e.attr_times = Duration::from_secs(3600);
+                e.size_msg(host_id("a"), times.clone());
+                e.size_msg(host_id("a"), answer)
+            });
             match &c.answers("b")[..] {
-                [(2, Opcode::Getattr, 0, Got::Attr(got))] => assert_eq!(got.size, 4 * PAGE),
+                [(2, Opcode::Getattr, 0, Got::Attr(got))] => {
+                    assert_eq!((got.size, got.mtime, got.ctime), (4 * PAGE, mtime, ctime))
+                }
                 o => panic!("{o:?}"),
             }
             assert!(!c.host("b").engine.names.is_stale(f));
             // Fresh now: answered from the cache.
             assert_eq!(c.size_at("b", 3), 4 * PAGE);
-            // c, which did not hear of the restart, answers from its own.
+            // c, which did not hear of the restart but has fresh times,
+            // answers from its own.
+            c.host("c").with(|e| {
+                e.attr_times = Duration::from_secs(3600);
+                e.size_msg(host_id("a"), times)
+            });
             assert_eq!(c.size_at("c", 4), PAGE);
             // Restarted again, and this time it does not answer in time:
             // answered from the cache, and its late answer still counts.

@@ -24,12 +24,21 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use wfs_abi::{Attr, Grant, PAGE_SIZE, errno, valid_name};
+use wfs_abi::{Attr, Grant, NSEC_PER_SEC, PAGE_SIZE, Time, errno, valid_name};
+
+/// A file time from `stat`'s seconds and nanoseconds (these clamped to
+/// within the second, as the ABI needs).
+pub fn time(sec: i64, nsec: i64) -> Time {
+    Time {
+        sec,
+        nsec: nsec.clamp(0, i64::from(NSEC_PER_SEC) - 1) as u32,
+    }
+}
 
 /// FNV-1a, 64 bits, with the top bit forced on.
 pub fn file_id(name: &[u8]) -> u64 {
@@ -325,6 +334,8 @@ impl Export {
             file: self.remember(name)?,
             size: md.len(),
             mode: md.permissions().mode() & 0o7777,
+            mtime: time(md.mtime(), md.mtime_nsec()),
+            ctime: time(md.ctime(), md.ctime_nsec()),
         })
     }
 

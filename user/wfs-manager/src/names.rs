@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::protocol::HostId;
+use wfs_abi::Time;
 
 /// What an owner says of one of its files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,10 @@ pub struct FileInfo {
     pub size: u64,
     /// Permission bits.
     pub mode: u32,
+    /// Last modification, at the owner.
+    pub mtime: Time,
+    /// Last change of contents or attributes, at the owner.
+    pub ctime: Time,
 }
 
 /// Why a name did not resolve.
@@ -496,6 +501,15 @@ impl Names {
         grew
     }
 
+    /// The owner of `file` says these are its times now.
+    pub fn set_times(&mut self, file: u64, mtime: Time, ctime: Time) {
+        for (_, info) in self.cache.values_mut() {
+            if info.file == file {
+                (info.mtime, info.ctime) = (mtime, ctime);
+            }
+        }
+    }
+
     /// Sets the cached size of `file` to exactly `size` (its owner cut
     /// it); returns whether it changed.
     pub fn cut(&mut self, file: u64, size: u64) -> bool {
@@ -602,6 +616,8 @@ mod tests {
         file: 42,
         size: 8192,
         mode: 0o644,
+        mtime: Time { sec: 1, nsec: 2 },
+        ctime: Time { sec: 3, nsec: 4 },
     };
 
     /// The id of the lookup the first output asks a peer for.

@@ -518,6 +518,8 @@ mod tests {
         file: 9,
         size: 0,
         mode: 0o644,
+        mtime: wfs_abi::Time { sec: 1, nsec: 2 },
+        ctime: wfs_abi::Time { sec: 3, nsec: 4 },
     };
     const LEASE: Duration = Duration::from_secs(30);
 

@@ -95,6 +95,17 @@ pub enum SizeMsg {
         /// The `Is`'s id.
         id: u64,
     },
+    /// The owner's times of `file` (its export file's, as `stat` says
+    /// them), sent just before the `Answer` to a `Set`, on the same
+    /// connection: the asker's cache has them when the answer comes.
+    Times {
+        /// The file.
+        file: u64,
+        /// Its last modification.
+        mtime: wfs_abi::Time,
+        /// Its last change of contents or attributes.
+        ctime: wfs_abi::Time,
+    },
 }
 
 /// The kernel's request time-out when it does not say (REGISTER's

@@ -115,6 +115,7 @@ use crate::protocol::{Access, HOLDING_PART, Held, Msg, PageData, PageId};
 use crate::session;
 use crate::sizes::SizeMsg;
 use crate::views::ViewMsg;
+use wfs_abi::Time;
 
 /// A message of the session between two managers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +135,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 14;
+pub const PROTOCOL_VERSION: u16 = 15;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -518,7 +519,7 @@ impl Frame {
                     tag @ (16..=21 | 38..=46) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
-                    tag @ 33..=37 => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
+                    tag @ (33..=37 | 47) => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
                     _ => return Err(WireError::Malformed("PAGE message tag unknown")),
                 };
                 if (seq == 0) != msg.is_none() {
@@ -1113,11 +1114,26 @@ fn put_size_msg(p: &mut Vec<u8>, m: &SizeMsg) {
             p.extend_from_slice(&file.to_le_bytes());
             p.extend_from_slice(&size.to_le_bytes());
         }
+        SizeMsg::Times { file, mtime, ctime } => {
+            p.push(47);
+            p.extend_from_slice(&file.to_le_bytes());
+            for t in [mtime, ctime] {
+                put_time(p, t);
+            }
+        }
     }
 }
 
-/// Decodes a size message after its tag (33 to 37).
+/// Decodes a size message after its tag (33 to 37, 47).
 fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
+    if tag == 47 {
+        const SHORT: &str = "SIZE_TIMES too short";
+        return Ok(SizeMsg::Times {
+            file: c.u64(SHORT)?,
+            mtime: get_time(c, SHORT)?,
+            ctime: get_time(c, SHORT)?,
+        });
+    }
     let id = c.u64("SIZE message too short for its id")?;
     let size = |c: &mut Cur<'_>| {
         let s = c.u64("SIZE message too short for its size")?;
@@ -1186,9 +1202,7 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
                 None => p.push(0),
                 Some(f) => {
                     p.push(1);
-                    p.extend_from_slice(&f.file.to_le_bytes());
-                    p.extend_from_slice(&f.size.to_le_bytes());
-                    p.extend_from_slice(&f.mode.to_le_bytes());
+                    put_file_info(p, f);
                 }
             }
         }
@@ -1309,13 +1323,40 @@ fn put_file_info(p: &mut Vec<u8>, f: &FileInfo) {
     p.extend_from_slice(&f.file.to_le_bytes());
     p.extend_from_slice(&f.size.to_le_bytes());
     p.extend_from_slice(&f.mode.to_le_bytes());
+    put_time(p, &f.mtime);
+    put_time(p, &f.ctime);
+}
+
+fn put_time(p: &mut Vec<u8>, t: &Time) {
+    p.extend_from_slice(&t.sec.to_le_bytes());
+    p.extend_from_slice(&t.nsec.to_le_bytes());
+}
+
+fn get_time(c: &mut Cur<'_>, what: &'static str) -> Result<Time, WireError> {
+    let t = Time {
+        sec: c.u64(what)? as i64,
+        nsec: c.u32(what)?,
+    };
+    if t.nsec >= wfs_abi::NSEC_PER_SEC {
+        return Err(WireError::Malformed(
+            "a file time's nanoseconds are a second or more",
+        ));
+    }
+    Ok(t)
 }
 
 fn get_file_info(c: &mut Cur<'_>, what: &'static str) -> Result<FileInfo, WireError> {
+    let file = c.u64(what)?;
+    let size = c.u64(what)?;
+    let mode = c.u32(what)?;
+    let mtime = get_time(c, what)?;
+    let ctime = get_time(c, what)?;
     Ok(FileInfo {
-        file: c.u64(what)?,
-        size: c.u64(what)?,
-        mode: c.u32(what)?,
+        file,
+        size,
+        mode,
+        mtime,
+        ctime,
     })
 }
 
@@ -1338,11 +1379,7 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
             let id = id(c)?;
             let found = match c.u8("ANSWER too short for its found flag")? {
                 0 => None,
-                1 => Some(FileInfo {
-                    file: c.u64("ANSWER too short for its file")?,
-                    size: c.u64("ANSWER too short for its size")?,
-                    mode: c.u32("ANSWER too short for its mode")?,
-                }),
+                1 => Some(get_file_info(c, "ANSWER too short for its file")?),
                 _ => return Err(WireError::Malformed("ANSWER found flag is not 0 or 1")),
             };
             NameMsg::Answer { id, found }
@@ -1902,6 +1939,14 @@ mod tests {
             file: 9,
             size: 65536,
             mode: 0o644,
+            mtime: Time {
+                sec: i64::MIN,
+                nsec: 999_999_999,
+            },
+            ctime: Time {
+                sec: 1_764_000_000,
+                nsec: 1,
+            },
         };
         let msgs = msgs.into_iter().map(PeerMsg::Page).chain(
             [
@@ -1940,6 +1985,7 @@ mod tests {
                             file: 1,
                             size: 2,
                             mode: 0o600,
+                            ..info
                         },
                     )),
                     refused: false,
@@ -1956,6 +2002,7 @@ mod tests {
                         file: u64::MAX,
                         size: 0,
                         mode: 0o7777,
+                        ..info
                     }),
                 },
                 NameMsg::Release {
@@ -1987,6 +2034,8 @@ mod tests {
                             file: 9,
                             size: 0,
                             mode: 0o100640,
+                            mtime: Time::default(),
+                            ctime: Time { sec: -1, nsec: 0 },
                         },
                     )),
                 },
@@ -2084,6 +2133,17 @@ mod tests {
                 size: 65536,
             },
             SizeMsg::IsAck { id: u64::MAX },
+            SizeMsg::Times {
+                file: 12,
+                mtime: Time {
+                    sec: i64::MIN,
+                    nsec: 999_999_999,
+                },
+                ctime: Time {
+                    sec: i64::MAX,
+                    nsec: 0,
+                },
+            },
             SizeMsg::Cut {
                 id: 8,
                 file: 9,
@@ -2175,6 +2235,19 @@ mod tests {
             }),
             want
         );
+        let mut want = vec![47];
+        want.extend(le(&[7, 8]));
+        want.extend_from_slice(&9u32.to_le_bytes());
+        want.extend_from_slice(&(-1i64).to_le_bytes());
+        want.extend_from_slice(&10u32.to_le_bytes());
+        assert_eq!(
+            f(SizeMsg::Times {
+                file: 7,
+                mtime: Time { sec: 8, nsec: 9 },
+                ctime: Time { sec: -1, nsec: 10 },
+            }),
+            want
+        );
     }
 
     #[test]
@@ -2242,6 +2315,21 @@ mod tests {
                 "{error} {rest:?}"
             );
         }
+        // Times with nanoseconds of a second or more, or cut short.
+        let times = frame(SizeMsg::Times {
+            file: 1,
+            mtime: Time { sec: 2, nsec: 3 },
+            ctime: Time { sec: 4, nsec: 5 },
+        });
+        assert!(page(&times).is_ok());
+        for at in [17 + 16, 17 + 28] {
+            for nsec in [wfs_abi::NSEC_PER_SEC, u32::MAX] {
+                let mut p = times.clone();
+                p[at..at + 4].copy_from_slice(&nsec.to_le_bytes());
+                assert!(bad(&p), "{at} {nsec}");
+            }
+        }
+        assert!(bad(&times[..times.len() - 1]));
         // An acknowledgement with anything after its id.
         let mut p = frame(SizeMsg::IsAck { id: 1 });
         assert!(page(&p).is_ok());
