@@ -321,6 +321,7 @@ const TICK: Duration = Duration::from_millis(20);
 /// GETATTR before it is asked again (one round trip; its size needs none:
 /// owners say every new size). As NFS's attribute cache (`acregmin`, 3 s)
 /// but shorter: a `stat` sees a write-back at the owner at most this late.
+/// (`tests/qemu/sizes.sh` step 6 waits 1.2 s on it.)
 pub const ATTR_TIMES: Duration = Duration::from_secs(1);
 
 /// Times heard kept before those [`ATTR_TIMES`] old are dropped.
@@ -526,6 +527,8 @@ pub struct Engine {
     times_heard: HashMap<u64, Instant>,
     /// [`ATTR_TIMES`] (tests set it).
     attr_times: Duration,
+    /// `times_heard` is purged of old entries when it grows this long.
+    times_purge_at: usize,
     busy: Vec<Busy>,
     /// The operator's evictions under way.
     evicts: HashMap<PageId, Evict>,
@@ -726,6 +729,7 @@ impl Engine {
             pending_cookie: HashMap::new(),
             times_heard: HashMap::new(),
             attr_times: ATTR_TIMES,
+            times_purge_at: TIMES_KEPT,
             busy: Vec::new(),
             evicts: HashMap::new(),
             last_resend: Instant::now(),
@@ -1000,6 +1004,11 @@ impl Engine {
         // session sends them again).
         for t in self.sizes.disconnected(host) {
             self.size_told(t);
+        }
+        // GETATTRs asked of it are answered from the cache now, not when
+        // the answer waits run out (a late answer still counts).
+        for a in self.sizes.getattrs_cut_off(host) {
+            self.getattr_reply(a.req, a.started, a.file);
         }
     }
 
@@ -2371,17 +2380,20 @@ impl Engine {
     fn ask_failed(&self, a: SizeAsking, error: i32) {
         match a.why {
             SizeWhy::Setsize => self.size_reply(a.req, a.started, Err(error)),
-            SizeWhy::Getattr => self.getattr_reply(a.req, a.started, a.file),
+            SizeWhy::Getattr | SizeWhy::Times => self.getattr_reply(a.req, a.started, a.file),
         }
     }
 
     /// The owner of another host's `file` said its times just now.
     fn heard_times(&mut self, file: u64) {
         let now = Instant::now();
-        if self.times_heard.len() >= TIMES_KEPT {
+        if self.times_heard.len() >= self.times_purge_at {
             let keep = self.attr_times;
             self.times_heard
                 .retain(|_, at| now.duration_since(*at) < keep);
+            // (Not again before it has doubled: each purge costs its
+            // length, once per as many insertions.)
+            self.times_purge_at = TIMES_KEPT.max(2 * self.times_heard.len());
         }
         self.times_heard.insert(file, now);
     }
@@ -2481,8 +2493,23 @@ impl Engine {
                         self.size_reply(a.req, a.started, result);
                     }
                     // (An error: answered from the cache, as before.)
-                    SizeWhy::Getattr => self.getattr_reply(a.req, a.started, a.file),
+                    SizeWhy::Getattr | SizeWhy::Times => {
+                        self.getattr_reply(a.req, a.started, a.file)
+                    }
                 }
+            }
+            SizeMsg::Stat { id, file } => {
+                let result = if self.know_file(file) && self.core.owner_of(file) == Some(self.me) {
+                    self.export.getattr(file).map_err(kernel_errno)
+                } else {
+                    Err(errno::ENOENT)
+                };
+                let result = result.map(|a| {
+                    let (mtime, ctime) = (a.mtime, a.ctime);
+                    self.send(from, PeerMsg::Size(SizeMsg::Times { file, mtime, ctime }));
+                    a.size
+                });
+                self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
             }
             SizeMsg::Times { file, mtime, ctime } => {
                 if self.remote(file).is_some_and(|(o, _)| o == from) {
@@ -2608,26 +2635,33 @@ impl Engine {
                 self.name_outputs(out);
             }
             Request::Getattr { file } => {
-                if let Some((owner, _)) = self.remote(file)
-                    && (self.names.is_stale(file) && !self.peer_gone(owner)
-                        || self.times_old(file) && self.is_connected(owner))
-                {
-                    // Its owner restarted since its size was cached, or
-                    // its times were last heard ATTR_TIMES ago: asked
+                let why = match self.remote(file) {
+                    // Its owner restarted since its size was cached: asked
                     // again (a `Set` that changes nothing, answered with
-                    // the size, after the times).
-                    self.ask_owner(SizeAsking {
-                        req: id,
-                        started,
-                        owner,
-                        file,
-                        size: 0,
-                        grow: true,
-                        why: SizeWhy::Getattr,
-                    });
-                    return;
-                }
-                self.getattr_reply(id, started, file);
+                    // the size, after the times; the owner tells every
+                    // host the size if its new incarnation had not).
+                    Some((owner, _)) if self.names.is_stale(file) && !self.peer_gone(owner) => {
+                        Some((owner, SizeWhy::Getattr))
+                    }
+                    // Its times were heard ATTR_TIMES ago or more: asked
+                    // (a `Stat`) if the owner can be reached now.
+                    Some((owner, _)) if self.times_old(file) && self.is_connected(owner) => {
+                        Some((owner, SizeWhy::Times))
+                    }
+                    _ => None,
+                };
+                let Some((owner, why)) = why else {
+                    return self.getattr_reply(id, started, file);
+                };
+                self.ask_owner(SizeAsking {
+                    req: id,
+                    started,
+                    owner,
+                    file,
+                    size: 0,
+                    grow: true,
+                    why,
+                });
             }
             Request::Readdir { cookie } => {
                 if cookie == 0 || self.listing.is_empty() {
@@ -3076,6 +3110,7 @@ impl Engine {
             let what = match a.why {
                 SizeWhy::Setsize => "failing its SETSIZE",
                 SizeWhy::Getattr => "answering its GETATTR from the cached size",
+                SizeWhy::Times => "answering its GETATTR from the cached times",
             };
             wlog!(
                 "sizes: no answer from {} about file {:#x} in {} ms; {what}",
@@ -5149,14 +5184,29 @@ mod tests {
             c.ask("b", 2, Request::Getattr { file: f });
             assert_eq!(c.answers("b"), [(2, Opcode::Getattr, 0, Got::Attr(want))]);
             c.host("b").engine.attr_times = Duration::ZERO;
-            c.ask("b", 3, Request::Getattr { file: f });
+            let sent = c.host("b").with(|e| e.upcall(getattr_upcall(3, f)));
+            match &size_msgs(sent.clone())[..] {
+                [(to, SizeMsg::Stat { file, .. })] if to == "a" && *file == f => {}
+                o => panic!("{o:?}"),
+            }
+            // a answers from its export, and tells c nothing (it had told
+            // nobody this file's size: a Set would have).
+            let to_c = c.deliver_but("b", sent, "c");
+            assert!(to_c.is_empty(), "{to_c:?}");
             assert_eq!(c.answers("b"), [(3, Opcode::Getattr, 0, Got::Attr(newer))]);
-            // Not asked of an owner this host has no connection to: the
-            // cache answers at once.
+            assert!(c.told("b").is_empty() && c.told("c").is_empty());
+            // One whose connection drops before the answer is answered from
+            // the cache at once.
+            let sent = c.host("b").with(|e| e.upcall(getattr_upcall(5, f)));
+            assert_eq!(size_msgs(sent).len(), 1);
+            assert!(c.answers("b").is_empty());
             let peer = c.host("b").peer("a");
             c.on("b", |e| {
                 e.event(Event::Net(NetEvent::Down { peer, conn: CONN }))
             });
+            assert_eq!(c.answers("b"), [(5, Opcode::Getattr, 0, Got::Attr(newer))]);
+            // Not asked of an owner this host has no connection to: the
+            // cache answers at once.
             std::fs::File::options()
                 .write(true)
                 .open(&path)

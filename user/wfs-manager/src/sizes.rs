@@ -90,14 +90,23 @@ pub enum SizeMsg {
         /// Its size now.
         size: u64,
     },
+    /// The sender's kernel asks for the attributes of `file`, which this
+    /// host owns: answered (`Times`, then `Answer` with the size) from the
+    /// export as it is, telling no other host anything.
+    Stat {
+        /// Names the answer.
+        id: u64,
+        /// The file.
+        file: u64,
+    },
     /// `Is` or `Cut` `id` was heard (and told the kernel).
     IsAck {
         /// The `Is`'s id.
         id: u64,
     },
     /// The owner's times of `file` (its export file's, as `stat` says
-    /// them), sent just before the `Answer` to a `Set`, on the same
-    /// connection: the asker's cache has them when the answer comes.
+    /// them), sent just before the `Answer` to a `Set` or a `Stat`, on the
+    /// same connection: the asker's cache has them when the answer comes.
     Times {
         /// The file.
         file: u64,
@@ -163,7 +172,16 @@ pub enum Why {
     /// The kernel's GETATTR of a file whose cached size may be stale (its
     /// owner restarted since): asked as a `Set` of size 0, `grow`.
     Getattr,
+    /// The kernel's GETATTR of a file whose cached times are old: asked as
+    /// a `Stat`, which the owner answers from its export at once (it tells
+    /// no other host anything), waited for [`TIMES_WAIT`] at most.
+    Times,
 }
+
+/// The longest a GETATTR waits for an owner's times ([`Why::Times`]) before
+/// it is answered from the cache: an owner that is connected but slow holds
+/// a `stat` up this long at most.
+pub const TIMES_WAIT: Duration = Duration::from_secs(1);
 
 /// A kernel request asked of the file's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,16 +340,38 @@ impl Sizes {
         self.next
     }
 
-    /// Asks `a.owner` for the size in `a`: the `Set` to send it.
+    /// Asks `a.owner` for the size in `a`: the `Set` to send it (a `Stat`
+    /// for [`Why::Times`]).
     pub fn ask(&mut self, a: Asking) -> SizeMsg {
         let id = self.next_id();
         self.asks.insert(id, Ask { a, answered: false });
+        if a.why == Why::Times {
+            return SizeMsg::Stat { id, file: a.file };
+        }
         SizeMsg::Set {
             id,
             file: a.file,
             size: a.size,
             grow: a.grow,
         }
+    }
+
+    /// The connection to `host` dropped: its GETATTRs not answered yet
+    /// (of either kind), to answer from the cache now. They stay asked: a
+    /// late answer still counts, and answers nobody.
+    pub fn getattrs_cut_off(&mut self, host: HostId) -> Vec<Asking> {
+        let mut cut = Vec::new();
+        for id in sorted(self.asks.keys().copied()) {
+            if let Some(a) = self.asks.get_mut(&id)
+                && a.a.owner == host
+                && a.a.why != Why::Setsize
+                && !a.answered
+            {
+                a.answered = true;
+                cut.push(a.a);
+            }
+        }
+        cut
     }
 
     /// `from` answered `Set` `id`: the request it answers, if it was asked
@@ -612,7 +652,9 @@ impl Sizes {
             // (A truncation may be a shrink, which first takes pages back,
             // up to `ack_wait`, then tells the new size: it is waited for
             // that much longer, still well within the kernel's time-out.)
-            let wait = if a.a.grow {
+            let wait = if a.a.why == Why::Times {
+                self.answer_wait.min(TIMES_WAIT)
+            } else if a.a.grow {
                 self.answer_wait
             } else {
                 self.answer_wait + self.ack_wait

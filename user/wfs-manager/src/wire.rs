@@ -29,10 +29,12 @@
 //!   ([`crate::session`]): seq u64, ack u64, then a message tag u8 (0: a
 //!   bare acknowledgement) and the message's fields: a page-protocol
 //!   message ([`crate::protocol::Msg`], tags 1-15 and 22-28), a name-service
-//!   message ([`crate::names::NameMsg`], tags 16-21 and 38-44), a view's
+//!   message ([`crate::names::NameMsg`], tags 16-21 and 38-46), a view's
 //!   ([`crate::views::ViewMsg`], tags 29-30), a lock's
 //!   ([`crate::lockserv::LockMsg`], tags 31-32) or a size's
-//!   ([`crate::sizes::SizeMsg`], tags 33-37):
+//!   ([`crate::sizes::SizeMsg`], tags 33-37 and 47-48). A file's `info`
+//!   is file u64, size u64, mode u32, mtime, ctime; a time is sec i64,
+//!   nsec u32 (below 1,000,000,000):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -52,20 +54,20 @@
 //!   | 14 | Holding | last u8 (0/1), count u32 (at most 4096), count × (file, index, epoch u64, held u8 (0 read-only, 1 writable)) |
 //!   | 15 | Orphan | file, index, epoch u64, seq u64, owner incarnation u64, len u32, len bytes |
 //!   | 16 | Lookup | id u64, name (string) |
-//!   | 17 | Answer | id u64, found u8 (0/1), then if 1: file u64, size u64, mode u32 |
+//!   | 17 | Answer | id u64, found u8 (0/1), then if 1: info |
 //!   | 18 | List | id u64 |
 //!   | 19 | Listed | id u64, count u32 (at most 4096), count names (strings), last u8 (0/1): one part of a listing |
 //!   | 20 | NameOf | id u64, file u64 |
 //!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
 //!   | 38 | Reserve | id u64, name (string), stamp u64 |
-//!   | 39 | Reserved | id u64, state u8 (0 granted, 1 refused, 2 exists), then if 2: owner u16, file u64, size u64, mode u32 |
-//!   | 40 | Forget | id u64, name (string), made u8 (0/1), then if 1: file u64, size u64, mode u32 |
+//!   | 39 | Reserved | id u64, state u8 (0 granted, 1 refused, 2 exists), then if 2: owner u16, info |
+//!   | 40 | Forget | id u64, name (string), made u8 (0/1), then if 1: info |
 //!   | 41 | Forgot | id u64 |
 //!   | 42 | Unlink | id u64, file u64, name (string) |
 //!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
 //!   | 44 | Release | name (string), stamp u64 |
 //!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1), within_ms u32 |
-//!   | 46 | Made | id u64, kind u8: 0 owner u16 + file u64, size u64, mode u32; 1 errno i32 |
+//!   | 46 | Made | id u64, kind u8: 0 owner u16 + info; 1 errno i32 |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -82,6 +84,8 @@
 //!   | 35 | SizeIs | id u64, file u64, size u64 |
 //!   | 36 | SizeIsAck | id u64 |
 //!   | 37 | SizeCut | id u64, file u64, size u64 |
+//!   | 47 | SizeTimes | file u64, mtime, ctime |
+//!   | 48 | SizeStat | id u64, file u64 |
 //!
 //!   In lock messages, `kind` is 1 POSIX, 2 OFD, 3 `flock`; `op` is 1 get
 //!   (`F_GETLK`), 2 set (`F_SETLK`), 3 wait (`F_SETLKW`), 4 unlock; `mode`
@@ -519,7 +523,7 @@ impl Frame {
                     tag @ (16..=21 | 38..=46) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
-                    tag @ (33..=37 | 47) => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
+                    tag @ (33..=37 | 47..=48) => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
                     _ => return Err(WireError::Malformed("PAGE message tag unknown")),
                 };
                 if (seq == 0) != msg.is_none() {
@@ -1114,6 +1118,11 @@ fn put_size_msg(p: &mut Vec<u8>, m: &SizeMsg) {
             p.extend_from_slice(&file.to_le_bytes());
             p.extend_from_slice(&size.to_le_bytes());
         }
+        SizeMsg::Stat { id, file } => {
+            p.push(48);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+        }
         SizeMsg::Times { file, mtime, ctime } => {
             p.push(47);
             p.extend_from_slice(&file.to_le_bytes());
@@ -1124,7 +1133,7 @@ fn put_size_msg(p: &mut Vec<u8>, m: &SizeMsg) {
     }
 }
 
-/// Decodes a size message after its tag (33 to 37, 47).
+/// Decodes a size message after its tag (33 to 37, 47, 48).
 fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
     if tag == 47 {
         const SHORT: &str = "SIZE_TIMES too short";
@@ -1167,6 +1176,10 @@ fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
             size: size(c)?,
         },
         36 => SizeMsg::IsAck { id },
+        48 => SizeMsg::Stat {
+            id,
+            file: c.u64("SIZE_STAT too short for its file")?,
+        },
         37 => SizeMsg::Cut {
             id,
             file: c.u64("SIZE_CUT too short for its file")?,
@@ -2133,6 +2146,7 @@ mod tests {
                 size: 65536,
             },
             SizeMsg::IsAck { id: u64::MAX },
+            SizeMsg::Stat { id: 13, file: 14 },
             SizeMsg::Times {
                 file: 12,
                 mtime: Time {
@@ -2235,6 +2249,9 @@ mod tests {
             }),
             want
         );
+        let mut want = vec![48];
+        want.extend(le(&[5, 6]));
+        assert_eq!(f(SizeMsg::Stat { id: 5, file: 6 }), want);
         let mut want = vec![47];
         want.extend(le(&[7, 8]));
         want.extend_from_slice(&9u32.to_le_bytes());
