@@ -49,7 +49,11 @@
 #define IOC_FORGET 0x41085704u
 #define IOC_SIZE 0x40185705u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 10
+#define ABI_VERSION 11
+/* An attr reply body: file, size, mode, mtime (nsec, sec), ctime (sec,
+ * nsec), 4 reserved bytes. */
+#define ATTR_LEN 48
+#define NSEC_PER_SEC 1000000000u
 /* READ replies: grant, pages, ahead. */
 #define READ_REPLY (HDR + 4 + 12)
 #define READ_RUN_MAX 16
@@ -102,6 +106,24 @@ static size_t read_reply(uint8_t *b, uint64_t id, uint32_t grant)
 	return READ_REPLY;
 }
 
+/* Builds attr reply `op` `id` of `file`; returns its length. Its times are
+ * random, valid ones. */
+static size_t attr(uint8_t *out, uint16_t op, uint64_t id, uint64_t file, uint64_t size, uint32_t mode)
+{
+	uint8_t *a = out + HDR + 4;
+
+	header(out, HDR + 4 + ATTR_LEN, op, id, 0);
+	memset(a, 0, ATTR_LEN);
+	put64(a, file);
+	put64(a + 8, size);
+	put32(a + 16, mode);
+	put32(a + 20, (uint32_t)rand() % NSEC_PER_SEC);
+	put64(a + 24, 1700000000ull + (uint64_t)(rand() % 100000000));
+	put64(a + 32, 1700000000ull + (uint64_t)(rand() % 100000000));
+	put32(a + 40, (uint32_t)rand() % NSEC_PER_SEC);
+	return HDR + 4 + ATTR_LEN;
+}
+
 /* Builds the correct reply to a request; returns its length. */
 static size_t answer(const uint8_t *req, uint8_t *out)
 {
@@ -120,20 +142,10 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		num = name[0] == 'f' ? strtoul(name + 1, &end, 10) : 0;
 		if (name[0] != 'f' || *end || num == 0)
 			return header(out, HDR + 4, op, id, ENOENT);
-		header(out, HDR + 4 + 24, op, id, 0);
-		put64(out + HDR + 4, FILE_BASE + num);
-		put64(out + HDR + 12, PAGE);
-		put32(out + HDR + 20, 0644);
-		put32(out + HDR + 24, 0);
-		return HDR + 4 + 24;
+		return attr(out, op, id, FILE_BASE + num, PAGE, 0644);
 	}
 	case OP_GETATTR:
-		header(out, HDR + 4 + 24, op, id, 0);
-		put64(out + HDR + 4, get64(p));
-		put64(out + HDR + 12, PAGE);
-		put32(out + HDR + 20, 0644);
-		put32(out + HDR + 24, 0);
-		return HDR + 4 + 24;
+		return attr(out, op, id, get64(p), PAGE, 0644);
 	case OP_READDIR:
 		header(out, HDR + 4 + 18, op, id, 0);
 		memset(out + HDR + 4, 0, 18);
@@ -181,12 +193,7 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		/* Made (attributes of a new, empty file), or EEXIST. */
 		if (rand() % 3 == 0)
 			return header(out, HDR + 4, op, id, 17 /* EEXIST */);
-		header(out, HDR + 4 + 24, op, id, 0);
-		put64(out + HDR + 4, FILE_BASE + 0x100000 + rand() % 1000);
-		put64(out + HDR + 12, 0);
-		put32(out + HDR + 20, get32(p) & 07777);
-		put32(out + HDR + 24, 0);
-		return HDR + 4 + 24;
+		return attr(out, op, id, FILE_BASE + 0x100000 + rand() % 1000, 0, get32(p) & 07777);
 	case OP_UNLINK:
 		names++;
 		return header(out, HDR + 4, op, id, rand() % 4 ? 0 : 2 /* ENOENT */);
@@ -324,6 +331,17 @@ static void serve(const uint8_t *good, size_t n)
 		header(bad, HDR + 4 + 10, op, get64(good + 8), 0);
 		memset(bad + HDR + 4, 0, 10);
 		expect_fail(write(fd, bad, HDR + 4 + 10), EINVAL, EINVAL, "LOCK reply of 10 bytes");
+	}
+
+	if ((op == OP_LOOKUP || op == OP_GETATTR || op == OP_CREATE) && n == HDR + 4 + ATTR_LEN) {
+		/* A time's nanoseconds of a second or more (mtime's or
+		 * ctime's), or ABI 10's 24-byte attr. */
+		memcpy(bad, good, n);
+		put32(bad + HDR + 4 + (rand() % 2 ? 20 : 40), NSEC_PER_SEC + (uint32_t)rand() % 1000);
+		expect_fail(write(fd, bad, n), EINVAL, EINVAL, "attr with a time's nanoseconds past a second");
+		memcpy(bad, good, n);
+		put32(bad, HDR + 4 + 24);
+		expect_fail(write(fd, bad, HDR + 4 + 24), EINVAL, EINVAL, "attr of 24 bytes (ABI 10)");
 	}
 
 	if (op == OP_CREATE) {
