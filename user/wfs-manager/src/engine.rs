@@ -190,6 +190,10 @@ pub struct ProtocolStats {
     /// of files this manager has looked up or not.
     #[serde(default)]
     pub sizes_heard: u64,
+    /// GETATTRs of other hosts' files that asked the owner for its times
+    /// (theirs were [`ATTR_TIMES`] old): a `Stat` sent, two messages back.
+    #[serde(default)]
+    pub times_asked: u64,
     /// CREATEs from this host's kernel (`engine/space.rs`).
     #[serde(default)]
     pub creates: u64,
@@ -244,6 +248,7 @@ pub struct Counters {
     sizes_failed: AtomicU64,
     sizes_told: AtomicU64,
     sizes_heard: AtomicU64,
+    times_asked: AtomicU64,
     creates: AtomicU64,
     creates_placed: AtomicU64,
     creates_failed: AtomicU64,
@@ -294,6 +299,7 @@ impl Counters {
             sizes_failed: g(&self.sizes_failed),
             sizes_told: g(&self.sizes_told),
             sizes_heard: g(&self.sizes_heard),
+            times_asked: g(&self.times_asked),
             creates: g(&self.creates),
             creates_placed: g(&self.creates_placed),
             creates_failed: g(&self.creates_failed),
@@ -2653,6 +2659,9 @@ impl Engine {
                 let Some((owner, why)) = why else {
                     return self.getattr_reply(id, started, file);
                 };
+                if why == SizeWhy::Times {
+                    Counters::add(&self.counters.times_asked, 1);
+                }
                 self.ask_owner(SizeAsking {
                     req: id,
                     started,
@@ -5195,6 +5204,7 @@ mod tests {
             assert!(to_c.is_empty(), "{to_c:?}");
             assert_eq!(c.answers("b"), [(3, Opcode::Getattr, 0, Got::Attr(newer))]);
             assert!(c.told("b").is_empty() && c.told("c").is_empty());
+            assert_eq!(c.stats("b").times_asked, 1);
             // One whose connection drops before the answer is answered from
             // the cache at once.
             let sent = c.host("b").with(|e| e.upcall(getattr_upcall(5, f)));

@@ -350,8 +350,8 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             p.locks, p.locks_granted, p.locks_refused, p.locks_failed, p.locks_undone, p.lock_waits
         ));
         v.push(format!(
-            "sizes: asked {}, done {}, refused {}, failed (owner gone, disk, too long) {}; shrinks of this owner's files {}; new sizes sent to peers {}, heard from owners {}",
-            p.sizes, p.sizes_done, p.sizes_refused, p.sizes_failed, p.shrinks, p.sizes_told, p.sizes_heard
+            "sizes: asked {}, done {}, refused {}, failed (owner gone, disk, too long) {}; shrinks of this owner's files {}; new sizes sent to peers {}, heard from owners {}; times asked of owners {}",
+            p.sizes, p.sizes_done, p.sizes_refused, p.sizes_failed, p.shrinks, p.sizes_told, p.sizes_heard, p.times_asked
         ));
         v.push(format!(
             "names: created {} (failed, exists included {}; made at another host by a placement rule {}), unlinked {} (failed {})",
@@ -772,6 +772,7 @@ mod tests {
             sizes_failed: 1,
             sizes_told: 8,
             sizes_heard: 4,
+            times_asked: 11,
             creates: 7,
             creates_placed: 4,
             creates_failed: 2,
@@ -795,7 +796,7 @@ mod tests {
                 "prefetch: pages fetched ahead of a sequential scan 8, READs answered from them 6, dropped unread 2",
                 "views: pages read for a view 4",
                 "locks: asked 9, granted 5, refused (held, deadlock) 2, failed (owner gone, too long) 1, grants undone (request given up) 1; waits at this owner 3",
-                "sizes: asked 6, done 3, refused 2, failed (owner gone, disk, too long) 1; shrinks of this owner's files 5; new sizes sent to peers 8, heard from owners 4",
+                "sizes: asked 6, done 3, refused 2, failed (owner gone, disk, too long) 1; shrinks of this owner's files 5; new sizes sent to peers 8, heard from owners 4; times asked of owners 11",
                 "names: created 7 (failed, exists included 2; made at another host by a placement rule 4), unlinked 3 (failed 1)",
                 "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0"
             ]
