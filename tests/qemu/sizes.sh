@@ -37,8 +37,9 @@
 #    export file has them too (the write-back), and h1's stat says exactly
 #    the export's; h3, which has had the file cached since step 1, sees
 #    the export's mtime (h1 posts it) once a second has passed (the
-#    times other hosts' files are cached for), and a truncate on h3 moves
-#    the ctime on every host.
+#    times other hosts' files are cached for; tried again for a few
+#    seconds, as a GETATTR whose owner is slow to answer is answered from
+#    the cache), and a truncate on h3 moves the ctime on every host.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -247,6 +248,19 @@ times_after() {
     [ "$c" -ge $((t0 + 2)) ] && [ "$c" -le $((now + 1)) ] ||
         fail "$1: ctime $c, not after the write (t0 $t0, now $now)"
 }
+# eventually CMD...: CMD succeeds, tried 5 times 1.2 s apart at most: a
+# GETATTR whose owner does not answer within a second (a slow debug guest)
+# is answered from the cache, and the next one asks again.
+eventually() {
+    _n=1
+    until "$@"; do
+        [ $_n -lt 5 ] || return 1
+        _n=$((_n + 1))
+        sleep 1.2
+    done
+}
+mtime_is() { [ "$(stat -c %Y "$1")" = "$2" ]; }
+ctime_past() { [ "$(stat -c %Z "$1")" -ge "$2" ]; }
 if [ "$h" = 2 ]; then
     sleep 3
     out=$($H/filex $G pwrite 123 TIMES) || fail "a write at 123 failed: $out"
@@ -268,7 +282,7 @@ if [ "$h" = 3 ]; then
     em=$(/opt/helpers/dsm get /wfs/ctl $S6B)
     [ "$em" -gt 1 ] || fail "the owner never posted its export's mtime"
     sleep 1.2
-    [ "$(stat -c %Y $G)" = "$em" ] || fail "h3's stat says mtime $(stat -c %Y $G), the owner's export $em"
+    eventually mtime_is $G "$em" || fail "h3's stat says mtime $(stat -c %Y $G), the owner's export $em"
     times_after "h3's stat after h2's write" $G
     sleep 2
     c0=$(stat -c %Z $G)
@@ -278,9 +292,10 @@ if [ "$h" = 3 ]; then
 else
     flagwait $S6C
     sleep 1.2
+    eventually ctime_past $G $((t0 + 5)) ||
+        fail "the truncate on h3 did not move the ctime on h$h ($(stat -c %Z $G), t0 $t0)"
     c=$(stat -c %Z $G) c0=$(stat -c %Z /export/grow 2>/dev/null || echo 0)
     [ "$h" != 1 ] || [ "$c" = "$c0" ] || fail "h1's stat says ctime $c, its export $c0"
-    [ "$c" -ge $((t0 + 5)) ] || fail "the truncate on h3 did not move the ctime on h$h ($c, t0 $t0)"
 fi
 size_is $G 50000
 echo "h$h: step 6: mtime and ctime follow writes and truncates from other hosts"
