@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 11;
+pub const ABI_VERSION: u32 = 12;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -36,9 +36,9 @@ pub const NAME_MAX: usize = 255;
 pub const HEADER_LEN: usize = 16;
 
 /// Largest message either side may send: a header, a fixed argument block
-/// and a name. Page data never travels in messages (it goes through the
-/// netmem pool), so this bound is small and fixed.
-pub const MSG_MAX: usize = HEADER_LEN + 64 + NAME_MAX;
+/// and two names (RENAME's). Page data never travels in messages (it goes
+/// through the netmem pool), so this bound is small and fixed.
+pub const MSG_MAX: usize = HEADER_LEN + 64 + 2 * NAME_MAX;
 
 /// `errno` values used on the wire. They are Linux's numbers, spelled out
 /// here because this file cannot depend on either side's errno table.
@@ -53,6 +53,8 @@ pub mod errno {
     pub const EBUSY: i32 = 16;
     /// The name exists already (CREATE with `O_EXCL`).
     pub const EEXIST: i32 = 17;
+    /// A RENAME between files of two owners (`mv` copies instead).
+    pub const EXDEV: i32 = 18;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
     /// File too large.
@@ -522,6 +524,8 @@ pub enum Opcode {
     Create = 10,
     /// Remove a file's name, at its owner (`unlink`).
     Unlink = 11,
+    /// Give a file another name, at its owner (`rename`).
+    Rename = 12,
 }
 
 /// Set in the opcode of every reply.
@@ -542,6 +546,7 @@ impl Opcode {
             9 => Opcode::Setsize,
             10 => Opcode::Create,
             11 => Opcode::Unlink,
+            12 => Opcode::Rename,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -860,10 +865,30 @@ pub enum Request<'a> {
         /// The name, validated by [`valid_name`].
         name: &'a [u8],
     },
+    /// RENAME(file, target, noreplace, from, to): file `file`, named
+    /// `from`, is to be named `to`, replacing file `target` if that name
+    /// is taken (`target` 0: the kernel knows of no file named `to`);
+    /// answered `Done` once the owner has renamed it and every host has
+    /// forgotten both names.
+    Rename {
+        /// File id of `from`.
+        file: u64,
+        /// File id of `to`, or 0.
+        target: u64,
+        /// `RENAME_NOREPLACE`: a file named `to` anywhere is `EEXIST`.
+        noreplace: bool,
+        /// The old name, validated by [`valid_name`].
+        from: &'a [u8],
+        /// The new name, validated by [`valid_name`].
+        to: &'a [u8],
+    },
 }
 
 /// Flag of [`Request::Create`]'s flags word: `O_EXCL`.
 pub const CREATE_EXCL: u32 = 1;
+
+/// Flag of [`Request::Rename`]'s flags word: `RENAME_NOREPLACE`.
+pub const RENAME_NOREPLACE: u32 = 1;
 
 impl Request<'_> {
     /// The request's opcode.
@@ -880,6 +905,7 @@ impl Request<'_> {
             Request::Setsize { .. } => Opcode::Setsize,
             Request::Create { .. } => Opcode::Create,
             Request::Unlink { .. } => Opcode::Unlink,
+            Request::Rename { .. } => Opcode::Rename,
         }
     }
 
@@ -895,6 +921,7 @@ impl Request<'_> {
                 Request::Lock(_) => LockArgs::LEN,
                 Request::Create { name, .. } => 10 + name.len(),
                 Request::Unlink { name, .. } => 10 + name.len(),
+                Request::Rename { from, to, .. } => 24 + from.len() + to.len(),
             }
     }
 
@@ -906,6 +933,9 @@ impl Request<'_> {
             | Request::Unlink { name, .. }
                 if !valid_name(name) =>
             {
+                Err(DecodeError::BadName)
+            }
+            Request::Rename { from, to, .. } if !valid_name(from) || !valid_name(to) => {
                 Err(DecodeError::BadName)
             }
             Request::Create { mode, .. } if mode & !0o7777 != 0 => Err(DecodeError::BadField),
@@ -991,6 +1021,22 @@ impl Request<'_> {
                 put(b, p + 8, &(name.len() as u16).to_le_bytes());
                 put(b, p + 10, name);
             }
+            Request::Rename {
+                file,
+                target,
+                noreplace,
+                from,
+                to,
+            } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &target.to_le_bytes());
+                let flags = if noreplace { RENAME_NOREPLACE } else { 0 };
+                put(b, p + 16, &flags.to_le_bytes());
+                put(b, p + 20, &(from.len() as u16).to_le_bytes());
+                put(b, p + 22, &(to.len() as u16).to_le_bytes());
+                put(b, p + 24, from);
+                put(b, p + 24 + from.len(), to);
+            }
         }
         Ok(len)
     }
@@ -1004,7 +1050,7 @@ impl Request<'_> {
         let p = HEADER_LEN;
         let op = Opcode::from_u16(h.opcode)?;
         let want_fixed = match op {
-            Opcode::Lookup | Opcode::Create | Opcode::Unlink => None,
+            Opcode::Lookup | Opcode::Create | Opcode::Unlink | Opcode::Rename => None,
             Opcode::Getattr | Opcode::Readdir => Some(8),
             Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
@@ -1114,6 +1160,28 @@ impl Request<'_> {
                         return Err(DecodeError::BadField);
                     }
                     Request::Create { name, mode, excl }
+                }
+            }
+            Opcode::Rename => {
+                let (n, m) = (get_u16(b, p + 20)? as usize, get_u16(b, p + 22)? as usize);
+                if b.len() != p + 24 + n + m {
+                    return Err(DecodeError::BadLength);
+                }
+                let (from, to) = b[p + 24..].split_at(n);
+                if !valid_name(from) || !valid_name(to) {
+                    return Err(DecodeError::BadName);
+                }
+                let noreplace = match get_u32(b, p + 16)? {
+                    0 => false,
+                    RENAME_NOREPLACE => true,
+                    _ => return Err(DecodeError::BadField),
+                };
+                Request::Rename {
+                    file: get_u64(b, p)?,
+                    target: get_u64(b, p + 8)?,
+                    noreplace,
+                    from,
+                    to,
                 }
             }
         };
@@ -1261,7 +1329,7 @@ impl<'a> Reply<'a> {
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
             (
-                Opcode::Write | Opcode::Lock | Opcode::Setsize | Opcode::Unlink,
+                Opcode::Write | Opcode::Lock | Opcode::Setsize | Opcode::Unlink | Opcode::Rename,
                 Some(ReplyBody::Done),
             ) => true,
             (Opcode::Lock, Some(ReplyBody::Lock(l))) => {
@@ -1424,7 +1492,7 @@ impl<'a> Reply<'a> {
                     _ => return Err(DecodeError::BadField),
                 })
             }
-            Opcode::Write | Opcode::Setsize | Opcode::Unlink => {
+            Opcode::Write | Opcode::Setsize | Opcode::Unlink | Opcode::Rename => {
                 exact(0)?;
                 ReplyBody::Done
             }

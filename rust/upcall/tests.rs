@@ -110,6 +110,18 @@ fn abi_request_roundtrip() {
         },
         11,
     );
+    for noreplace in [false, true] {
+        roundtrip(
+            Request::Rename {
+                file: 7,
+                target: 8,
+                noreplace,
+                from: &[b'f'; abi::NAME_MAX],
+                to: &[b't'; abi::NAME_MAX],
+            },
+            12,
+        );
+    }
 }
 
 fn abi_request_malformed() {
@@ -133,6 +145,17 @@ fn abi_request_malformed() {
         );
         kunit_expect_eq!(
             Request::Unlink { file: 2, name: bad }.encode(1, &mut buf),
+            Err(DecodeError::BadName)
+        );
+        kunit_expect_eq!(
+            Request::Rename {
+                file: 2,
+                target: 0,
+                noreplace: false,
+                from: b"ok",
+                to: bad
+            }
+            .encode(1, &mut buf),
             Err(DecodeError::BadName)
         );
     }

@@ -473,6 +473,43 @@ impl FileSystem for WfsFs {
         )
     }
 
+    /// `rename`: the file's owner renames it in its export (replacing the
+    /// target, whose pages come home first as for `unlink`), once no
+    /// other host has or is making the new name, and every host forgets
+    /// both names before the answer. A file of another owner, or a target
+    /// owned elsewhere, is `EXDEV` (`mv` then copies and removes).
+    fn rename(
+        old_dir: &Inode<Self>,
+        old_name: &[u8],
+        inode: &Inode<Self>,
+        _new_dir: &Inode<Self>,
+        new_name: &[u8],
+        target: Option<&Inode<Self>>,
+        noreplace: bool,
+    ) -> Result {
+        if new_name.len() > abi::NAME_MAX {
+            return Err(Error::from_errno(-abi::errno::ENAMETOOLONG));
+        }
+        if !abi::valid_name(new_name) || !abi::valid_name(old_name) {
+            return Err(EINVAL);
+        }
+        let m = mount(old_dir.super_block())?;
+        if m.view {
+            return Err(EROFS);
+        }
+        let req = Request::Rename {
+            file: inode.ino(),
+            target: target.map_or(0, |t| t.ino()),
+            noreplace,
+            from: old_name,
+            to: new_name,
+        };
+        m.chan.call(&req, m.timeout_ms, |reply| match reply.body {
+            Some(ReplyBody::Done) => Ok(()),
+            _ => Err(EIO),
+        })
+    }
+
     fn readdir(dir: &Inode<Self>, emitter: &mut DirEmitter<'_>) -> Result {
         let m = mount(dir.super_block())?;
         loop {

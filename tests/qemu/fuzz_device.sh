@@ -5,7 +5,7 @@
 # /dev/wfs against bad input: wfsfuzz registers as the manager and mixes
 # 12,000 rounds of malformed writes, forged and mismatched replies, bad
 # ioctls, short reads and bad pool mappings with correct service of real
-# LOOKUP, READ, LOCK, SETSIZE, CREATE and UNLINK traffic from a background
+# LOOKUP, READ, LOCK, SETSIZE, CREATE, RENAME and UNLINK traffic from a background
 # reader; then it answers LOOKUPs
 # and READs with every errno from 1 to 4095. Every bad input must
 # get its documented errno, the kernel must print no oops or WARNING (the
@@ -22,7 +22,7 @@ stop_manager || fail "manager did not register"
 # and the unlock at close: LOCK requests); every seventh grows and shrinks
 # (ftruncate: SETSIZE requests; a write past the end would leave a dirty
 # page that a later mode's manager would be sent); every fifth makes a
-# name and removes it (CREATE, UNLINK).
+# name, renames it and removes it (CREATE, RENAME, UNLINK).
 /opt/helpers/fstraffic /wfs > /dev/null 2>&1 &
 bg=$!
 /opt/helpers/wfsfuzz 12000 $$ 500 || { kill $bg; fail "wfsfuzz found a surprise"; }

@@ -39,6 +39,16 @@
 #    q.txt, which no rule matches, is h3's; O_EXCL of p.db is EEXIST on
 #    every host; h3's stats count one creation placed elsewhere. h2
 #    removes both.
+# 8. Rename (mv): h1 makes /wfs/mv.src (2 pages); h2 and h3 read it. h3
+#    renames it to mv.dst: at once mv.src is gone on every host (stat, ls)
+#    and mv.dst is the same file (its data, its inode number) everywhere,
+#    in h1's export under the new name; h2 writes it through the new name
+#    and h3 reads that. h1 makes mv.old, which h2 reads; h2 renames mv.dst
+#    over it: mv.old is mv.dst's file on every host (inode, data), the old
+#    bytes are gone from the export, mv.dst is gone. A file of another
+#    owner (h2's mv.h2) cannot be replaced by a rename (EXDEV): h3's mv
+#    copies mv.old over it and removes mv.old, and every host reads the
+#    copy; h3's stats count the renames and the refusal.
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -50,7 +60,7 @@ fail() {
     wfsctl stats || true
     exit 1
 }
-S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 S7=24 WIN=1024
+S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 S7=24 S8A=28 S8B=32 S8C=36 WIN=1024
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
@@ -231,6 +241,83 @@ for f in p.db q.txt; do
     [ ! -e /wfs/$f ] || fail "$f still exists after rm"
     [ ! -e /export/$f ] || fail "$f still in h$h's export after rm"
 done
+
+# -- 8. rename -------------------------------------------------------------------
+if [ "$h" = 1 ]; then
+    head -c 8192 /dev/urandom > /tmp/src && cp /tmp/src /wfs/mv.src || fail "making mv.src failed"
+    echo "old bytes" > /wfs/mv.old || fail "making mv.old failed"
+fi
+barrier 16
+appear 30 mv.src mv.old || fail "mv.src and mv.old never appeared"
+ino=$(stat -c %i /wfs/mv.src)
+sum=$(md5sum < /wfs/mv.src)
+[ "$h" = 2 ] && { [ "$(cat /wfs/mv.old)" = "old bytes" ] || fail "mv.old reads '$(cat /wfs/mv.old)'"; }
+barrier 17
+if [ "$h" = 3 ]; then
+    mv /wfs/mv.src /wfs/mv.dst || fail "mv of h1's mv.src to mv.dst failed"
+    flag $S8A
+else
+    flagwait $S8A
+fi
+[ ! -e /wfs/mv.src ] || fail "mv.src still exists after its mv returned"
+ls /wfs | grep -qx mv.src && fail "ls still lists mv.src"
+[ "$(stat -c %i /wfs/mv.dst)" = "$ino" ] || fail "mv.dst is inode $(stat -c %i /wfs/mv.dst), mv.src was $ino"
+[ "$(md5sum < /wfs/mv.dst)" = "$sum" ] || fail "mv.dst does not hold mv.src's bytes"
+# (Written home, by whichever host holds the pages dirty.)
+sync
+barrier 23
+if [ "$h" = 1 ]; then
+    [ ! -e /export/mv.src ] && cmp -s /export/mv.dst /tmp/src || fail "h1's export does not hold mv.src as mv.dst"
+fi
+barrier 18
+if [ "$h" = 2 ]; then
+    $H/dsm set /wfs/mv.dst 4096 4242 || fail "writing mv.dst failed"
+    flag $S8B
+fi
+if [ "$h" = 3 ]; then
+    flagwait $S8B
+    [ "$($H/dsm get /wfs/mv.dst 4096)" = 4242 ] || fail "h2's write to mv.dst reads $($H/dsm get /wfs/mv.dst 4096) on h3"
+fi
+barrier 19
+if [ "$h" = 2 ]; then
+    mv /wfs/mv.dst /wfs/mv.old || fail "mv of mv.dst over mv.old failed"
+    flag $S8C
+else
+    flagwait $S8C
+fi
+[ ! -e /wfs/mv.dst ] || fail "mv.dst still exists after it was renamed over mv.old"
+[ "$(stat -c %i /wfs/mv.old)" = "$ino" ] || fail "mv.old is inode $(stat -c %i /wfs/mv.old), not mv.dst's $ino"
+[ "$($H/dsm get /wfs/mv.old 4096)" = 4242 ] || fail "mv.old does not hold mv.dst's data"
+[ "$(stat -c %s /wfs/mv.old)" = 8192 ] || fail "mv.old is $(stat -c %s /wfs/mv.old) bytes, not mv.dst's 8192"
+sync
+barrier 20
+if [ "$h" = 1 ]; then
+    grep -q "old bytes" /export/mv.old && fail "the replaced file's bytes are still in h1's export"
+    [ ! -e /export/mv.dst ] || fail "mv.dst still in h1's export"
+    [ "$(stat -c %s /export/mv.old)" = 8192 ] || fail "h1's mv.old is $(stat -c %s /export/mv.old) bytes"
+fi
+if [ "$h" = 2 ]; then
+    echo "h2's own" > /wfs/mv.h2 || fail "making mv.h2 failed"
+    flag $((S8C + 4))
+fi
+if [ "$h" = 3 ]; then
+    flagwait $((S8C + 4))
+    [ "$(cat /wfs/mv.h2)" = "h2's own" ] || fail "mv.h2 reads '$(cat /wfs/mv.h2)'"
+    mv /wfs/mv.old /wfs/mv.h2 || fail "mv of h1's mv.old over h2's mv.h2 failed"
+    wfsctl stats | grep -q '^names: .*renamed 2 (failed, EXDEV included 1)' ||
+        fail "stats: $(wfsctl stats | grep '^names:')"
+    flag $((S8C + 8))
+else
+    flagwait $((S8C + 8))
+fi
+[ ! -e /wfs/mv.old ] || fail "mv.old still exists after mv copied it over mv.h2"
+[ "$($H/dsm get /wfs/mv.h2 4096)" = 4242 ] || fail "mv.h2 does not hold the copy of mv.old"
+[ "$(stat -c %s /wfs/mv.h2)" = 8192 ] || fail "mv.h2 is $(stat -c %s /wfs/mv.h2) bytes after the copy"
+barrier 21
+[ "$h" = 1 ] && { rm /wfs/mv.h2 || fail "rm of mv.h2 failed"; }
+barrier 22
+[ ! -e /wfs/mv.h2 ] || fail "mv.h2 still exists after rm"
+
 wfsctl stats | grep '^names:'
 owner_last /wfs/ctl 2048 1 || fail "not every host finished"
 echo "PASS h$h"

@@ -8,8 +8,8 @@
 // every tenth round takes and tests a POSIX write lock on f<i> and closes
 // it (LOCK requests, the unlock among them); every seventh grows f<i> to
 // 9000 bytes and truncates it to 10 (SETSIZE requests); every fifth
-// makes c<i> (O_CREAT | O_EXCL: CREATE) and removes it (UNLINK, if the
-// manager said it was made). Every error is
+// makes c<i> (O_CREAT | O_EXCL: CREATE), renames it to r<i> (RENAME) and
+// removes it (UNLINK), if the manager said it was made. Every error is
 // ignored: the manager decides what exists. One process does it all, so
 // the next request follows the last answer at once: a shell loop forks a
 // process per operation, which under the debug kernel (KASAN, lockdep)
@@ -56,8 +56,14 @@ int main(int argc, char **argv)
 			snprintf(other, sizeof(other), "%s/c%lu", argv[1], i);
 			fd = open(other, O_RDWR | O_CREAT | O_EXCL, 0644);
 			if (fd >= 0) {
+				char to[4096];
+
 				close(fd);
-				(void)unlink(other);
+				snprintf(to, sizeof(to), "%s/r%lu", argv[1], i);
+				if (rename(other, to) == 0)
+					(void)unlink(to);
+				else
+					(void)unlink(other);
 			}
 		}
 		if (i % 7 == 0) {

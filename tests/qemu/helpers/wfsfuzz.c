@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MSG_MAX 335
+#define MSG_MAX 590
 #define HDR 16
 #define PAGE 4096
 #define IOC_REGISTER 0xC0205701u
@@ -49,7 +49,7 @@
 #define IOC_FORGET 0x41085704u
 #define IOC_SIZE 0x40185705u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 11
+#define ABI_VERSION 12
 /* An attr reply body: file, size, mode, mtime (nsec, sec), ctime (sec,
  * nsec), 4 reserved bytes. */
 #define ATTR_LEN 48
@@ -67,6 +67,7 @@
 #define OP_SETSIZE 9
 #define OP_CREATE 10
 #define OP_UNLINK 11
+#define OP_RENAME 12
 #define LOCK_END_MAX 0x7fffffffffffffffull
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
@@ -75,7 +76,7 @@
 static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
-static unsigned long answered, refused, locks, setsizes, names;
+static unsigned long answered, refused, locks, setsizes, names, renames;
 
 #define FAIL(...) do { fprintf(stderr, "wfsfuzz: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -197,6 +198,10 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 	case OP_UNLINK:
 		names++;
 		return header(out, HDR + 4, op, id, rand() % 4 ? 0 : 2 /* ENOENT */);
+	case OP_RENAME:
+		renames++;
+		/* Done, or EXDEV (the program copies). */
+		return header(out, HDR + 4, op, id, rand() % 4 ? 0 : 18 /* EXDEV */);
 	default:
 		return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
 	}
@@ -350,7 +355,7 @@ static void serve(const uint8_t *good, size_t n)
 		expect_fail(write(fd, bad, HDR + 4), EINVAL, EINVAL, "CREATE reply without attributes");
 	}
 
-	if (op == OP_SETSIZE || op == OP_UNLINK) {
+	if (op == OP_SETSIZE || op == OP_UNLINK || op == OP_RENAME) {
 		/* Done is a bare header: any body is refused. */
 		header(bad, HDR + 4 + 8, op, get64(good + 8), 0);
 		memset(bad + HDR + 4, 0, 8);
@@ -510,8 +515,8 @@ int main(int argc, char **argv)
 			serve(out, answer(buf, out));
 		}
 	}
-	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK)\n",
-	       iters, refused, answered, locks, setsizes, names);
+	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK, %lu RENAME)\n",
+	       iters, refused, answered, locks, setsizes, names, renames);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
 	if (min_answered > 0 && locks == 0)
@@ -520,6 +525,8 @@ int main(int argc, char **argv)
 		FAIL("no SETSIZE request came (the traffic grows every seventh file)");
 	if (min_answered > 0 && names == 0)
 		FAIL("no CREATE request came (the traffic makes every fifth name)");
+	if (min_answered > 0 && renames == 0)
+		FAIL("no RENAME request came (the traffic renames every name it makes)");
 	return 0;
 }
 

@@ -143,6 +143,20 @@ fn all_requests() -> Vec<Request<'static>> {
             file: 13,
             name: b"x.db-journal",
         },
+        Request::Rename {
+            file: 14,
+            target: 0,
+            noreplace: false,
+            from: b"x.tmp",
+            to: b"x",
+        },
+        Request::Rename {
+            file: u64::MAX,
+            target: 15,
+            noreplace: true,
+            from: &[b'f'; NAME_MAX],
+            to: &[b't'; NAME_MAX],
+        },
     ]
 }
 
@@ -327,7 +341,7 @@ fn a_view_is_answered_read_only() {
     }
 }
 
-const ALL_OPS: [Opcode; 11] = [
+const ALL_OPS: [Opcode; 12] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
@@ -339,6 +353,7 @@ const ALL_OPS: [Opcode; 11] = [
     Opcode::Setsize,
     Opcode::Create,
     Opcode::Unlink,
+    Opcode::Rename,
 ];
 
 // ---------------------------------------------------------------------------
@@ -347,7 +362,7 @@ const ALL_OPS: [Opcode; 11] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 11);
+    assert_eq!(ABI_VERSION, 12);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -372,7 +387,7 @@ fn constants() {
     assert_eq!(PAGE_SIZE, 4096);
     assert_eq!(NAME_MAX, 255);
     assert_eq!(HEADER_LEN, 16);
-    assert_eq!(MSG_MAX, 16 + 64 + 255);
+    assert_eq!(MSG_MAX, 16 + 64 + 2 * 255);
     assert_eq!(REPLY_BIT, 0x8000);
     assert_eq!(IOC_MAGIC, b'W');
     assert_eq!(Register::LEN, 32);
@@ -513,7 +528,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(11));
+    want.extend_from_slice(&le32(12));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -611,7 +626,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 12, 13, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 13, 14, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -1093,7 +1108,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 12, 100, 0x7fff] {
+    for op in [0u16, 13, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -1540,7 +1555,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 12, 0x7fff] {
+    for op in [0u16, 13, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -2197,8 +2212,52 @@ fn create_and_unlink_layout() {
     body.extend_from_slice(&2u16.to_le_bytes());
     body.extend_from_slice(b"ab");
     assert_eq!(enc_req(&u, 6), msg(11, 6, &body));
-    // CREATE is answered with attributes, UNLINK with nothing.
+    let r = Request::Rename {
+        file: 0x1122,
+        target: 0x3344,
+        noreplace: true,
+        from: b"ab",
+        to: b"cde",
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&le64(0x1122));
+    body.extend_from_slice(&le64(0x3344));
+    body.extend_from_slice(&le32(RENAME_NOREPLACE));
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(&3u16.to_le_bytes());
+    body.extend_from_slice(b"abcde");
+    assert_eq!(enc_req(&r, 7), msg(12, 7, &body));
+    // Both names must be valid, the lengths must add up, and the flags
+    // word holds RENAME_NOREPLACE at most.
+    let good = msg(12, 7, &body);
+    assert_eq!(Request::decode(&good), Ok((7, r)));
+    let mut bad = good.clone();
+    bad[HEADER_LEN + 16] = 2;
+    assert_eq!(Request::decode(&bad), Err(DecodeError::BadField));
+    let mut bad = good.clone();
+    bad[HEADER_LEN + 22] = 2;
+    assert_eq!(Request::decode(&bad), Err(DecodeError::BadLength));
+    let mut bad = good.clone();
+    bad[HEADER_LEN + 20] = 0;
+    bad[HEADER_LEN + 22] = 5;
+    assert_eq!(Request::decode(&bad), Err(DecodeError::BadName));
+    let mut bad = good.clone();
+    bad[HEADER_LEN + 24 + 2] = b'/';
+    assert_eq!(Request::decode(&bad), Err(DecodeError::BadName));
+    for (from, to) in [(&b".."[..], &b"a"[..]), (b"a", b"")] {
+        let r = Request::Rename {
+            file: 1,
+            target: 0,
+            noreplace: false,
+            from,
+            to,
+        };
+        assert_eq!(r.encode(1, &mut [0u8; MSG_MAX]), Err(DecodeError::BadName));
+    }
+    // CREATE is answered with attributes, UNLINK and RENAME with nothing.
     for (op, body, ok) in [
+        (Opcode::Rename, ReplyBody::Done, true),
+        (Opcode::Rename, ReplyBody::Attr(Attr::default()), false),
         (Opcode::Create, ReplyBody::Attr(Attr::default()), true),
         (Opcode::Create, ReplyBody::Done, false),
         (Opcode::Unlink, ReplyBody::Done, true),

@@ -209,6 +209,12 @@ pub struct ProtocolStats {
     /// Of those, failed.
     #[serde(default)]
     pub unlinks_failed: u64,
+    /// RENAMEs from this host's kernel.
+    #[serde(default)]
+    pub renames: u64,
+    /// Of those, failed (`EXDEV` included: `mv` copies then).
+    #[serde(default)]
+    pub renames_failed: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -254,6 +260,8 @@ pub struct Counters {
     creates_failed: AtomicU64,
     unlinks: AtomicU64,
     unlinks_failed: AtomicU64,
+    renames: AtomicU64,
+    renames_failed: AtomicU64,
 }
 
 impl Counters {
@@ -305,6 +313,8 @@ impl Counters {
             creates_failed: g(&self.creates_failed),
             unlinks: g(&self.unlinks),
             unlinks_failed: g(&self.unlinks_failed),
+            renames: g(&self.renames),
+            renames_failed: g(&self.renames_failed),
         }
     }
 }
@@ -611,6 +621,9 @@ pub struct Engine {
     /// Placement rules (`[[place]]`): files made under a matching name
     /// are made at that host.
     placement: Vec<(glob::Pattern, String)>,
+    /// `[[file]]` rules: how the file of each name is kept coherent, set
+    /// when the engine starts and when this host makes a file of that name.
+    file_rules: Vec<(String, crate::protocol::Coherence)>,
 }
 
 /// A shrink of one of this owner's files (Documentation/fs-plan.md, step
@@ -706,7 +719,9 @@ impl Engine {
         // an owner's word counts: the others learn it from what it sends).
         core.set_default_coherence(cfg.coherence);
         for (name, c) in &cfg.files {
-            core.set_coherence(crate::export::file_id(name.as_bytes()), *c);
+            if let Ok(a) = export.lookup(name.as_bytes()) {
+                core.set_coherence(a.file, *c);
+            }
         }
         Engine {
             fd,
@@ -765,6 +780,7 @@ impl Engine {
             cut_files: BTreeSet::new(),
             space: space::Space::default(),
             placement: cfg.placement.clone(),
+            file_rules: cfg.files.clone(),
             space_names: Namespace::new(
                 me,
                 cfg.peers.len() + 1,
@@ -1648,11 +1664,7 @@ impl Engine {
                 self.name_outputs(out);
             }
             PeerMsg::Name(NameMsg::NameOf { id, file }) => {
-                let name = self
-                    .export
-                    .names()
-                    .ok()
-                    .and_then(|ns| ns.into_iter().find(|n| file_id(n) == file));
+                let name = self.export.name_of_id(file);
                 if name.is_some() {
                     self.core.add_file(file, self.me);
                 }
@@ -1676,8 +1688,13 @@ impl Engine {
             PeerMsg::Name(NameMsg::Release { name, at }) => {
                 self.space_names.released(from, &name, at);
             }
-            PeerMsg::Name(NameMsg::Forget { id, name, made }) => {
-                self.forget_asked(from, id, &name, made);
+            PeerMsg::Name(NameMsg::Forget {
+                id,
+                name,
+                made,
+                gone,
+            }) => {
+                self.forget_asked(from, id, &name, made, gone);
             }
             PeerMsg::Name(NameMsg::Forgot { id }) => {
                 if let Some(then) = self.space_names.forgot(from, id) {
@@ -1688,7 +1705,20 @@ impl Engine {
                 self.unlink_asked(from, id, file, &name);
             }
             PeerMsg::Name(NameMsg::Unlinked { id, error }) => {
-                self.unlink_answered(from, id, error);
+                self.owner_answered(from, id, error, false);
+            }
+            PeerMsg::Name(NameMsg::Rename {
+                id,
+                file,
+                target: _,
+                noreplace,
+                from: old,
+                to,
+            }) => {
+                self.rename_asked(from, id, file, noreplace, (&old, &to));
+            }
+            PeerMsg::Name(NameMsg::Renamed { id, error }) => {
+                self.owner_answered(from, id, error, true);
             }
             PeerMsg::Name(NameMsg::Make {
                 id,
@@ -2604,7 +2634,9 @@ impl Engine {
             | Request::Write { file, .. }
             | Request::View { file, .. } => Some(file),
             Request::Lock(a) => Some(a.file),
-            Request::Setsize { file, .. } | Request::Unlink { file, .. } => Some(file),
+            Request::Setsize { file, .. }
+            | Request::Unlink { file, .. }
+            | Request::Rename { file, .. } => Some(file),
             Request::Lookup { .. } | Request::Readdir { .. } | Request::Create { .. } => None,
         };
         if let Some(file) = file
@@ -2633,6 +2665,13 @@ impl Engine {
             Request::Setsize { file, size, grow } => self.setsize(id, file, size, grow, started),
             Request::Create { name, mode, excl } => self.create(id, name, mode, excl, started),
             Request::Unlink { file, name } => self.unlink(id, file, name, started),
+            Request::Rename {
+                file,
+                target,
+                noreplace,
+                from,
+                to,
+            } => self.rename(id, file, target, noreplace, (from, to), started),
             Request::Lookup { name } => {
                 let local = self.export.lookup(name).ok().map(|a| info(&a));
                 let (up, down) = self.connected();
@@ -2865,7 +2904,7 @@ impl Engine {
         {
             Some(name) => ReplyBody::Dirent {
                 next: cookie + 1,
-                file: file_id(name),
+                file: self.dirent_id(name),
                 name,
             },
             None => ReplyBody::Dirent {
@@ -2971,15 +3010,26 @@ impl Engine {
         }
     }
 
+    /// The inode number READDIR gives `name`: its file id where this host
+    /// knows it (its own file, or a name it has cached), else the hash of
+    /// the name (`d_ino` is a hint: `stat` says what the file is).
+    fn dirent_id(&self, name: &[u8]) -> u64 {
+        if let Ok(a) = self.export.lookup(name) {
+            return a.file;
+        }
+        match self.names.lookup_cached(name) {
+            Some((_, info)) => info.file,
+            None => file_id(name),
+        }
+    }
+
     /// A file's name for a log line: as looked up, or as exported here.
     fn file_name(&self, file: u64) -> String {
-        let name = self.names.name_of(file).map(<[u8]>::to_vec).or_else(|| {
-            self.export
-                .names()
-                .ok()?
-                .into_iter()
-                .find(|n| file_id(n) == file)
-        });
+        let name = self
+            .names
+            .name_of(file)
+            .map(<[u8]>::to_vec)
+            .or_else(|| self.export.name_of_id(file));
         match name {
             Some(n) => format!("/wfs/{}", String::from_utf8_lossy(&n)),
             None => "name unknown".to_string(),
@@ -3792,17 +3842,17 @@ impl Handle {
     /// epochs. A page that is moving between hosts is tried again for
     /// [`EVICT_WAIT`].
     pub fn evict(&self, name: &str, index: u64, mode: Mode) -> Result<Outcome, String> {
-        let page = PageId {
-            file: file_id(name.as_bytes()),
-            index,
-        };
         // (A look at the export directory: not under the engine's lock.)
         let export = self.lock().export.clone();
-        if export.getattr(page.file).is_err() {
+        let Ok(a) = export.lookup(name.as_bytes()) else {
             return Err(format!(
                 "{name:?} is not exported by this host: pages of other hosts' files move by the page protocol"
             ));
-        }
+        };
+        let page = PageId {
+            file: a.file,
+            index,
+        };
         let deadline = Instant::now() + EVICT_WAIT;
         loop {
             let (tx, rx) = mpsc::channel();
@@ -4226,6 +4276,16 @@ mod tests {
             }
         }
 
+        std::thread_local! {
+            /// The id of file `f` of the last cluster this test made.
+            static F_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+
+        /// The id of file `f` of the cluster this test made.
+        pub(super) fn f_id() -> u64 {
+            F_ID.with(|id| id.get())
+        }
+
         /// Hosts by name, and the frames between them.
         pub(super) struct Cluster {
             pub(super) hosts: Vec<(String, Host)>,
@@ -4268,7 +4328,22 @@ mod tests {
                     }
                 }
                 c.deliver(sent.into());
+                let f = c.id_of(b"f");
+                F_ID.with(|id| id.set(f));
                 c
+            }
+
+            /// The id of file `name`, as the export holding it gives it.
+            pub(super) fn id_of(&mut self, name: &[u8]) -> u64 {
+                self.hosts
+                    .iter()
+                    .map(|(_, h)| h.dir.export())
+                    .find(|d| {
+                        d.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name))
+                            .exists()
+                    })
+                    .map(|d| crate::export::id_in(&d, name))
+                    .expect("a host exports it")
             }
 
             pub(super) fn host(&mut self, name: &str) -> &mut Host {
@@ -4402,7 +4477,7 @@ mod tests {
                 use std::os::unix::fs::{MetadataExt, PermissionsExt};
                 let md = std::fs::metadata(self.host(at).dir.export().join(name)).unwrap();
                 Attr {
-                    file: file_id(name.as_bytes()),
+                    file: self.id_of(name.as_bytes()),
                     size: md.len(),
                     mode: md.permissions().mode() & 0o7777,
                     mtime: crate::export::time(md.mtime(), md.mtime_nsec()),
@@ -4412,7 +4487,7 @@ mod tests {
 
             /// Host `at`'s kernel removes `name` (UNLINK `req`).
             fn unlink(&mut self, at: &str, req: u64, name: &[u8]) {
-                let file = file_id(name);
+                let file = self.id_of(name);
                 self.ask(at, req, Request::Unlink { file, name });
             }
 
@@ -4433,7 +4508,7 @@ mod tests {
             // c has looked the name up first: it is missing (cached so).
             assert_eq!(c.lookup("c", 1, b"n"), Err(errno::ENOENT));
             c.ask("b", 2, create(b"n", true));
-            let n = file_id(b"n");
+            let n = c.id_of(b"n");
             let want = c.exported("b", "n");
             assert_eq!((want.size, want.mode), (0, 0o640));
             assert_eq!(c.answers_of("b"), [(2, Opcode::Create, 0, Got::Attr(want))]);
@@ -4601,8 +4676,8 @@ mod tests {
             for h in ["a", "b", "c"] {
                 c.host(h).engine.placement = rule.clone();
             }
-            let f = file_id(b"x.db");
             c.ask("c", 1, create(b"x.db", true));
+            let f = c.id_of(b"x.db");
             match &c.answers_of("c")[..] {
                 [(1, Opcode::Create, 0, Got::Attr(a))] => assert_eq!(a.file, f),
                 r => panic!("c's CREATE: {r:?}"),
@@ -4655,7 +4730,7 @@ mod tests {
             assert_eq!(c.answers_of("b")[0].2, 0);
             c.deliver(held);
             match &c.answers_of("c")[..] {
-                [(5, Opcode::Lookup, 0, Got::Attr(a))] => assert_eq!(a.file, file_id(b"n")),
+                [(5, Opcode::Lookup, 0, Got::Attr(a))] => assert_eq!(a.file, c.id_of(b"n")),
                 r => panic!("c's LOOKUP: {r:?}"),
             }
         }
@@ -4665,7 +4740,7 @@ mod tests {
         #[test]
         fn a_failed_unlink_loses_nothing() {
             let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
-            let f = file_id(b"f");
+            let f = c.id_of(b"f");
             let path = c.host("a").dir.export().join("f");
             std::fs::write(&path, vec![7u8; PAGE_SIZE]).expect("write");
             assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
@@ -4687,10 +4762,149 @@ mod tests {
             assert_eq!(c.lookup("c", 3, b"f").map(|a| a.size), Ok(PAGE_SIZE as u64));
         }
 
+        fn rename<'a>(
+            file: u64,
+            target: u64,
+            noreplace: bool,
+            from: &'a [u8],
+            to: &'a [u8],
+        ) -> Request<'a> {
+            Request::Rename {
+                file,
+                target,
+                noreplace,
+                from,
+                to,
+            }
+        }
+
+        /// A rename asked of the owner by another host keeps the file (its
+        /// id, its data) under the new name, and every host forgets both
+        /// names.
+        #[test]
+        fn a_rename_at_another_owner_keeps_the_file_and_is_forgotten_everywhere() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let path = c.host("a").dir.export().join("f");
+            std::fs::write(&path, vec![7u8; PAGE_SIZE]).expect("write");
+            let f = c.id_of(b"f");
+            // b and c have the name cached, and c has the new one cached
+            // missing.
+            assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
+            assert_eq!(c.lookup("c", 2, b"f").map(|a| a.file), Ok(f));
+            assert_eq!(c.lookup("c", 3, b"g"), Err(errno::ENOENT));
+            c.ask("b", 4, rename(f, 0, false, b"f", b"g"));
+            assert_eq!(c.answers_of("b"), [(4, Opcode::Rename, 0, Got::Done)]);
+            assert!(!c.exports("a", "f") && c.exports("a", "g"));
+            assert_eq!(c.id_of(b"g"), f);
+            // b's kernel keeps the inode under the new name: its GETATTR
+            // is answered (b never looked the new name up).
+            c.ask("b", 30, Request::Getattr { file: f });
+            match &c.answers_of("b")[..] {
+                [(30, Opcode::Getattr, 0, Got::Attr(a))] => {
+                    assert_eq!((a.file, a.size), (f, PAGE_SIZE as u64))
+                }
+                r => panic!("b's GETATTR after the rename: {r:?}"),
+            }
+            for (at, req) in [("a", 5), ("b", 6), ("c", 7)] {
+                assert_eq!(c.lookup(at, req, b"f"), Err(errno::ENOENT), "{at}");
+                assert_eq!(
+                    c.lookup(at, req + 10, b"g").map(|a| (a.file, a.size)),
+                    Ok((f, PAGE_SIZE as u64)),
+                    "{at}"
+                );
+                assert_eq!(
+                    c.host(at).engine.core.owner_of(f),
+                    Some(host_id("a")),
+                    "{at}"
+                );
+            }
+            // Its pages are served as before.
+            assert_eq!(c.host("a").engine.core.limit(f), None);
+            // Renamed back at its owner, by its own kernel.
+            c.ask("a", 20, rename(f, 0, true, b"g", b"f"));
+            assert_eq!(c.answers_of("a"), [(20, Opcode::Rename, 0, Got::Done)]);
+            assert_eq!(c.lookup("c", 21, b"g"), Err(errno::ENOENT));
+            assert_eq!(c.lookup("c", 22, b"f").map(|a| a.file), Ok(f));
+            let st = c.host("b").engine.counters.snapshot();
+            assert_eq!((st.renames, st.renames_failed), (1, 0));
+        }
+
+        /// A rename over another file of the same owner takes that file's
+        /// pages home first and replaces it; over a file of another owner
+        /// it is EXDEV (`mv` copies), or EEXIST with RENAME_NOREPLACE.
+        #[test]
+        fn a_rename_replaces_only_a_file_of_the_same_owner() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            std::fs::write(c.host("a").dir.export().join("f"), b"new").expect("write");
+            std::fs::write(c.host("a").dir.export().join("h"), b"old").expect("write");
+            let (f, h) = (c.id_of(b"f"), c.id_of(b"h"));
+            assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
+            assert_eq!(c.lookup("b", 2, b"h").map(|a| a.file), Ok(h));
+            assert_eq!(c.lookup("c", 3, b"h").map(|a| a.file), Ok(h));
+            // Not with RENAME_NOREPLACE.
+            c.ask("b", 4, rename(f, 0, true, b"f", b"h"));
+            assert_eq!(
+                c.answers_of("b"),
+                [(4, Opcode::Rename, errno::EEXIST, Got::Nothing)]
+            );
+            c.ask("b", 5, rename(f, h, false, b"f", b"h"));
+            assert_eq!(c.answers_of("b"), [(5, Opcode::Rename, 0, Got::Done)]);
+            assert_eq!(
+                std::fs::read(c.host("a").dir.export().join("h")).expect("h"),
+                b"new"
+            );
+            assert!(!c.exports("a", "f"));
+            // The file replaced is gone: its pages refused, its owner
+            // forgotten everywhere, its name the other file's everywhere.
+            assert_eq!(c.host("a").engine.core.limit(h), Some(0));
+            for at in ["a", "b", "c"] {
+                assert_eq!(c.host(at).engine.core.owner_of(h), None, "{at}");
+                assert_eq!(
+                    c.host(at).engine.core.owner_of(f),
+                    Some(host_id("a")),
+                    "{at}"
+                );
+            }
+            assert_eq!(c.lookup("c", 6, b"h").map(|a| a.file), Ok(f));
+            assert_eq!(c.lookup("b", 7, b"f"), Err(errno::ENOENT));
+            // c makes a file of its own: a's file cannot replace it, nor
+            // take its name.
+            c.ask("c", 8, create(b"x", true));
+            assert_eq!(c.answers_of("c")[0].2, 0);
+            let x = c.id_of(b"x");
+            assert_eq!(c.lookup("b", 9, b"x").map(|a| a.file), Ok(x));
+            c.ask("b", 10, rename(f, x, false, b"h", b"x"));
+            assert_eq!(
+                c.answers_of("b"),
+                [(10, Opcode::Rename, errno::EXDEV, Got::Nothing)]
+            );
+            // (Unknown to the asking host: the owner finds it through the
+            // name's reservation.)
+            c.ask("a", 11, rename(f, 0, false, b"h", b"x"));
+            assert_eq!(
+                c.answers_of("a"),
+                [(11, Opcode::Rename, errno::EXDEV, Got::Nothing)]
+            );
+            c.ask("a", 12, rename(f, 0, true, b"h", b"x"));
+            assert_eq!(
+                c.answers_of("a"),
+                [(12, Opcode::Rename, errno::EEXIST, Got::Nothing)]
+            );
+            assert!(c.exports("a", "h") && c.exports("c", "x"));
+            // A name that is not the file's: ENOENT.
+            c.ask("b", 13, rename(f, 0, false, b"f", b"y"));
+            assert_eq!(
+                c.answers_of("b"),
+                [(13, Opcode::Rename, errno::ENOENT, Got::Nothing)]
+            );
+            let st = c.host("b").engine.counters.snapshot();
+            assert_eq!((st.renames, st.renames_failed), (4, 3));
+        }
+
         #[test]
         fn an_unlink_at_another_owner_empties_removes_and_is_forgotten_everywhere() {
             let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
-            let f = file_id(b"f");
+            let f = c.id_of(b"f");
             assert_eq!(c.lookup("b", 1, b"f").map(|a| a.file), Ok(f));
             assert_eq!(c.lookup("c", 2, b"f").map(|a| a.file), Ok(f));
             c.unlink("b", 3, b"f");
@@ -4703,17 +4917,29 @@ mod tests {
                 assert_eq!(c.lookup(at, req, b"f"), Err(errno::ENOENT), "{at}");
             }
             // Again: gone.
-            c.unlink("b", 7, b"f");
+            c.ask(
+                "b",
+                7,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
             assert_eq!(
                 c.answers_of("b"),
                 [(7, Opcode::Unlink, errno::ENOENT, Got::Nothing)]
             );
-            // Made again, by c: c owns it, a serves nothing of it.
+            // Made again, by c: another file, which c owns; a serves
+            // nothing of the old one.
             c.ask("c", 8, create(b"f", true));
             assert_eq!(c.answers_of("c")[0].2, 0);
-            assert_eq!(c.lookup("a", 9, b"f").map(|a| a.file), Ok(f));
-            assert_eq!(c.host("a").engine.core.owner_of(f), Some(host_id("c")));
-            assert_eq!(c.host("c").engine.core.limit(f), None);
+            let g = c.id_of(b"f");
+            assert_ne!(g, f);
+            assert_eq!(c.lookup("a", 9, b"f").map(|a| a.file), Ok(g));
+            assert_eq!(c.host("a").engine.core.owner_of(g), Some(host_id("c")));
+            assert_eq!(c.host("b").engine.core.owner_of(g), Some(host_id("c")));
+            assert_eq!(c.host("c").engine.core.limit(g), None);
+            assert_eq!(c.host("a").engine.core.limit(f), Some(0));
             // Removed at its owner, by its own kernel.
             c.unlink("c", 10, b"f");
             assert_eq!(c.answers_of("c"), [(10, Opcode::Unlink, 0, Got::Done)]);
@@ -4924,7 +5150,7 @@ mod tests {
         }
 
         fn file() -> u64 {
-            file_id(b"f")
+            super::harness::f_id()
         }
 
         /// A POSIX request of lock owner `owner` (pid `pid`) on bytes
@@ -5069,7 +5295,7 @@ mod tests {
         const PAGE: u64 = PAGE_SIZE as u64;
 
         fn file() -> u64 {
-            file_id(b"f")
+            super::harness::f_id()
         }
 
         impl Cluster {

@@ -3,9 +3,18 @@
 //!
 //! Only regular files whose names fit the flat namespace are shared (see
 //! [`wfs_abi::valid_name`]); symbolic links are not followed, so nothing
-//! outside the directory can be reached. A file's id is a 64-bit hash of
-//! its name with the top bit set: stable across restarts and hosts, and
-//! never 0 or 1 (the kernel's root). Two names that hash alike are refused.
+//! outside the directory can be reached.
+//!
+//! A file's id is a 64-bit hash of its file handle (`name_to_handle_at(2)`,
+//! the NFS server's way of naming a file), with the top bit set, so never
+//! 0 or 1 (the kernel's root). The export's file system keeps a handle
+//! across renames and restarts, and gives a file made again under a
+//! removed name (even on a reused inode number) another one: so an id
+//! follows a file, not its name, and a host that kept a removed file open
+//! never reaches its successor. On a file system without handles (no
+//! `CONFIG_FHANDLE`, or one that cannot export them) the id is a hash of
+//! the name, and files cannot be renamed (`EXDEV`). Two names of one id
+//! (hard links, or hashes alike) are refused but for the first.
 //!
 //! The owner keeps the files it serves open ([`OPEN_FILES`] at most), so a
 //! page read or written costs a `pread`/`pwrite` and an `fstat`, not a path
@@ -40,14 +49,79 @@ pub fn time(sec: i64, nsec: i64) -> Time {
     }
 }
 
-/// FNV-1a, 64 bits, with the top bit forced on.
-pub fn file_id(name: &[u8]) -> u64 {
+/// FNV-1a, 64 bits, over `parts`, with the top bit forced on.
+fn fnv(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in name {
+    for &b in parts.iter().flat_map(|p| p.iter()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h | (1 << 63)
+}
+
+/// The id of a file named `name` on a file system without file handles:
+/// a hash of the name.
+pub fn file_id(name: &[u8]) -> u64 {
+    fnv(&[name])
+}
+
+/// Tests only: the id the export in `dir` gives its file `name`.
+#[cfg(test)]
+pub(crate) fn id_in(dir: &Path, name: &[u8]) -> u64 {
+    handle_id(&dir.join(std::ffi::OsStr::from_bytes(name)))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| file_id(name))
+}
+
+/// `MAX_HANDLE_SZ` of `<linux/exportfs.h>`.
+const MAX_HANDLE_SZ: usize = 128;
+
+/// `struct file_handle` with room for the largest handle.
+#[repr(C)]
+struct FileHandle {
+    handle_bytes: u32,
+    handle_type: i32,
+    f_handle: [u8; MAX_HANDLE_SZ],
+}
+
+/// The id of the file at `path` (not following a symbolic link) from its
+/// file handle, or `None` if its file system has none to give.
+fn handle_id(path: &Path) -> Result<Option<u64>, i32> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| errno::EINVAL)?;
+    let mut fh = FileHandle {
+        handle_bytes: MAX_HANDLE_SZ as u32,
+        handle_type: 0,
+        f_handle: [0; MAX_HANDLE_SZ],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `c` is a NUL-terminated path; `fh` has room for
+    // `handle_bytes` bytes of handle, as the call needs; `mount_id` is a
+    // valid int. Flags 0: a symbolic link is not followed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &mut fh as *mut FileHandle,
+            &mut mount_id as *mut libc::c_int,
+            0,
+        )
+    };
+    if rc == 0 {
+        let n = (fh.handle_bytes as usize).min(MAX_HANDLE_SZ);
+        return Ok(Some(fnv(&[
+            &fh.handle_type.to_le_bytes(),
+            &fh.f_handle[..n],
+        ])));
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        // (EPERM: a seccomp filter that forbids the call.)
+        Some(libc::ENOSYS | libc::EOPNOTSUPP | libc::EOVERFLOW | libc::EPERM) => Ok(None),
+        Some(libc::ENOENT | libc::ENOTDIR) => Err(errno::ENOENT),
+        Some(e) => Err(e),
+        None => Err(errno::EIO),
+    }
 }
 
 /// The export directory of this host.
@@ -301,17 +375,24 @@ impl Export {
         Ok(Grant::ReadWrite)
     }
 
-    fn remember(&self, name: &[u8]) -> Result<u64, i32> {
-        let id = file_id(name);
+    /// Remembers `name` as the name of file `id`. Another name known for
+    /// `id` that no longer stands for it (renamed away, by WFS or by hand)
+    /// is replaced; one that still does (a hard link) keeps it, and `name`
+    /// is refused.
+    fn remember(&self, name: &[u8], id: u64) -> Result<u64, i32> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         match names.get(&id) {
             Some(known) if known.as_slice() != name => {
-                crate::wlog!(
-                    "export: {:?} and {:?} have the same file id {id:#x}; refusing the second",
-                    String::from_utf8_lossy(known),
-                    String::from_utf8_lossy(name)
-                );
-                Err(errno::EIO)
+                if self.id_at(known) == Ok(id) {
+                    crate::wlog!(
+                        "export: {:?} and {:?} have the same file id {id:#x}; refusing the second",
+                        String::from_utf8_lossy(known),
+                        String::from_utf8_lossy(name)
+                    );
+                    return Err(errno::EIO);
+                }
+                names.insert(id, name.to_vec());
+                Ok(id)
             }
             Some(_) => Ok(id),
             None => {
@@ -321,17 +402,34 @@ impl Export {
         }
     }
 
-    fn attr_of(&self, name: &[u8]) -> Result<Attr, i32> {
+    fn path(&self, name: &[u8]) -> PathBuf {
+        self.dir.join(std::ffi::OsStr::from_bytes(name))
+    }
+
+    /// The id of the regular file `name` now stands for (see the module's
+    /// documentation), with its metadata.
+    fn id_and_metadata(&self, name: &[u8]) -> Result<(u64, fs::Metadata), i32> {
         if !valid_name(name) {
             return Err(errno::ENOENT);
         }
-        let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
+        let path = self.path(name);
         let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
         if !md.file_type().is_file() {
             return Err(errno::ENOENT);
         }
+        let id = handle_id(&path)?.unwrap_or_else(|| file_id(name));
+        Ok((id, md))
+    }
+
+    /// The id of the regular file `name` stands for.
+    fn id_at(&self, name: &[u8]) -> Result<u64, i32> {
+        self.id_and_metadata(name).map(|(id, _)| id)
+    }
+
+    fn attr_of(&self, name: &[u8]) -> Result<Attr, i32> {
+        let (id, md) = self.id_and_metadata(name)?;
         Ok(Attr {
-            file: self.remember(name)?,
+            file: self.remember(name, id)?,
             size: md.len(),
             mode: md.permissions().mode() & 0o7777,
             mtime: time(md.mtime(), md.mtime_nsec()),
@@ -350,19 +448,30 @@ impl Export {
     }
 
     /// GETATTR: the attributes of file `id`. The kernel may hold ids that a
-    /// previous manager handed out, so an unknown id makes us rescan the
-    /// directory before answering `ENOENT`.
+    /// previous manager handed out, and a file may have been renamed in the
+    /// export by hand, so an id not found under the name known for it makes
+    /// us rescan the directory before answering `ENOENT`.
     pub fn getattr(&self, id: u64) -> Result<Attr, i32> {
-        let name = match self.name_of(id) {
-            Some(n) => n,
-            None => {
-                for name in self.names()? {
-                    let _ = self.remember(&name);
-                }
-                self.name_of(id).ok_or(errno::ENOENT)?
-            }
-        };
-        self.attr_of(&name)
+        if let Some(name) = self.name_of(id)
+            && let Ok(a) = self.attr_of(&name)
+            && a.file == id
+        {
+            return Ok(a);
+        }
+        for name in self.names()? {
+            let _ = self.attr_of(&name);
+        }
+        let name = self.name_of(id).ok_or(errno::ENOENT)?;
+        match self.attr_of(&name) {
+            Ok(a) if a.file == id => Ok(a),
+            _ => Err(errno::ENOENT),
+        }
+    }
+
+    /// The name file `id` has in the export, if it has one.
+    pub fn name_of_id(&self, id: u64) -> Option<Vec<u8>> {
+        self.getattr(id).ok()?;
+        self.name_of(id)
     }
 
     /// File `id`, open (for writing too if `write`), with its size and
@@ -371,16 +480,18 @@ impl Export {
     /// has not seen it yet).
     fn open(&self, id: u64, write: bool) -> Result<(Arc<fs::File>, u64, Inode), i32> {
         use std::os::unix::fs::MetadataExt;
+        // (The name known for it, unchecked: the file kept open is used
+        // only if the name still stands for its inode.)
+        if let Some(name) = self.name_of(id)
+            && let Ok(md) = fs::symlink_metadata(self.path(&name))
+        {
+            let inode = (md.dev(), md.ino());
+            let kept = self.open_files().get(&id).cloned();
+            if let Some(f) = kept.filter(|f| f.inode == inode && (f.writable || !write)) {
+                return Ok((f.file, md.len(), inode));
+            }
+        }
         let path = self.path_of(id)?;
-        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
-        if !md.file_type().is_file() {
-            return Err(errno::ENOENT);
-        }
-        let inode = (md.dev(), md.ino());
-        let kept = self.open_files().get(&id).cloned();
-        if let Some(f) = kept.filter(|f| f.inode == inode && (f.writable || !write)) {
-            return Ok((f.file, md.len(), inode));
-        }
         let (file, writable, size, inode) = open_path(&path, write)?;
         let file = Arc::new(file);
         let mut open = self.open_files();
@@ -401,17 +512,18 @@ impl Export {
         Ok((file, size, inode))
     }
 
-    /// The path of file `id` (its name found again if a restarted manager
-    /// has not seen it yet).
+    /// The path of file `id`: its name, checked to stand for it (found
+    /// again if a restarted manager has not seen it yet, or it was renamed
+    /// by hand).
     fn path_of(&self, id: u64) -> Result<PathBuf, i32> {
         let name = match self.name_of(id) {
-            Some(n) => n,
-            None => {
+            Some(n) if self.id_at(&n) == Ok(id) => n,
+            _ => {
                 self.getattr(id)?;
                 self.name_of(id).ok_or(errno::ENOENT)?
             }
         };
-        Ok(self.dir.join(std::ffi::OsStr::from_bytes(&name)))
+        Ok(self.path(&name))
     }
 
     fn open_files(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OpenFile>> {
@@ -552,9 +664,7 @@ impl Export {
         if !valid_name(name) {
             return Err(errno::EINVAL);
         }
-        // (A name whose id another name has is refused before it exists.)
-        let id = self.remember(name)?;
-        let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
+        let path = self.path(name);
         let made = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -568,16 +678,21 @@ impl Export {
                     .set_permissions(perm)
                     .and_then(|()| f.sync_all())
                     .and_then(|()| fs::File::open(&self.dir)?.sync_all());
-                if let Err(e) = synced {
-                    // (Not made, as far as anyone is told.)
-                    let _ = fs::remove_file(&path);
-                    return Err(io_errno(&e));
+                let attr = synced
+                    .map_err(|e| io_errno(&e))
+                    .and_then(|()| self.attr_of(name));
+                match attr {
+                    Ok(a) => Ok((a, true)),
+                    Err(e) => {
+                        // (Not made, as far as anyone is told; an id
+                        // another name has is refused.)
+                        let _ = fs::remove_file(&path);
+                        Err(e)
+                    }
                 }
-                Ok((self.attr_of(name)?, true))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !excl => {
                 let a = self.attr_of(name).map_err(|_| errno::EEXIST)?;
-                debug_assert_eq!(a.file, id);
                 Ok((a, false))
             }
             Err(e) => Err(io_errno(&e)),
@@ -587,14 +702,10 @@ impl Export {
     /// UNLINK at the owner, once no host holds a page of the file: removes
     /// `name`, file `id`, from the export (flushed) and forgets it.
     pub fn remove(&self, id: u64, name: &[u8]) -> Result<(), i32> {
-        if !valid_name(name) || file_id(name) != id {
+        if self.id_at(name)? != id {
             return Err(errno::ENOENT);
         }
-        let path = self.dir.join(std::ffi::OsStr::from_bytes(name));
-        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
-        if !md.file_type().is_file() {
-            return Err(errno::ENOENT);
-        }
+        let path = self.path(name);
         #[cfg(test)]
         match self.fail_remove.swap(0, Ordering::Relaxed) {
             0 => {}
@@ -609,6 +720,78 @@ impl Export {
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io_errno(&e))
+    }
+
+    /// RENAME at the owner: file `id`, named `from`, is named `to` from
+    /// now on, replacing file `target` of that name (once no host holds
+    /// a page of it), or with `target` `None` only if no file has that
+    /// name (`EEXIST`). The directory is flushed before this returns (a
+    /// flush that fails is logged: the file is renamed all the same).
+    /// Returns the file's attributes. A file whose export has no file
+    /// handles would change its id with its name: `EXDEV`.
+    pub fn rename(
+        &self,
+        id: u64,
+        from: &[u8],
+        to: &[u8],
+        target: Option<u64>,
+    ) -> Result<Attr, i32> {
+        if !valid_name(to) {
+            return Err(errno::EINVAL);
+        }
+        let (src, dst) = (self.path(from), self.path(to));
+        if self.id_at(from)? != id {
+            return Err(errno::ENOENT);
+        }
+        if handle_id(&src)?.is_none() {
+            return Err(errno::EXDEV);
+        }
+        match target {
+            Some(t) if self.id_at(to) != Ok(t) => return Err(errno::EBUSY),
+            Some(t) if t == id => return self.attr_of(to),
+            _ => {}
+        }
+        let cs =
+            |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| errno::EINVAL);
+        let (csrc, cdst) = (cs(&src)?, cs(&dst)?);
+        let flags = if target.is_none() {
+            libc::RENAME_NOREPLACE
+        } else {
+            0
+        };
+        // SAFETY: Both paths are NUL-terminated strings that live across
+        // the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                csrc.as_ptr(),
+                libc::AT_FDCWD,
+                cdst.as_ptr(),
+                flags,
+            )
+        };
+        if rc != 0 {
+            return Err(io_errno(&io::Error::last_os_error()));
+        }
+        {
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = target {
+                names.remove(&t);
+            }
+            names.insert(id, to.to_vec());
+        }
+        if let Some(t) = target {
+            self.open_files().remove(&t);
+        }
+        // (Renamed, whatever the flush says: every host must hear of it.)
+        if let Err(e) = fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+            crate::wlog!(
+                "export: renamed {:?} to {:?}, but flushing the directory failed: {e}",
+                String::from_utf8_lossy(from),
+                String::from_utf8_lossy(to)
+            );
+        }
+        self.getattr(id)
     }
 
     /// The shared names, sorted.
@@ -633,7 +816,11 @@ impl Export {
         let Some(name) = usize::try_from(cookie).ok().and_then(|i| names.get(i)) else {
             return Ok(None);
         };
-        let id = self.remember(name)?;
+        // (`d_ino` is a hint: a name gone meanwhile, or a second name of a
+        // file, is listed with its name's hash.)
+        let id = self
+            .attr_of(name)
+            .map_or_else(|_| file_id(name), |a| a.file);
         Ok(Some((cookie + 1, id, name.clone())))
     }
 }
@@ -678,7 +865,8 @@ mod tests {
         let e = Export::new(&d);
         let (a, made) = e.create(b"n", 0o640, true).unwrap();
         assert!(made);
-        assert_eq!((a.file, a.size, a.mode), (file_id(b"n"), 0, 0o640));
+        assert_eq!((a.file, a.size, a.mode), (id_in(&d, b"n"), 0, 0o640));
+        assert_ne!(a.file, file_id(b"n"), "a handle's id, not the name's");
         let md = fs::metadata(d.join("n")).unwrap();
         assert_eq!(md.permissions().mode() & 0o7777, 0o640);
         // Exclusive: refused; else the file that is there.
@@ -702,7 +890,44 @@ mod tests {
         // Made again: empty.
         let (c, made) = e.create(b"n", 0o600, true).unwrap();
         assert!(made);
-        assert_eq!((c.file, c.size), (a.file, 0));
+        assert_eq!(c.size, 0);
+        assert_ne!(c.file, a.file, "another file, another id");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn rename_keeps_the_id_and_replaces_only_the_file_named() {
+        let d = tmpdir("rename");
+        let e = Export::new(&d);
+        fs::write(d.join("a"), b"aaa").unwrap();
+        fs::write(d.join("b"), b"bb").unwrap();
+        let a = e.lookup(b"a").unwrap().file;
+        let b = e.lookup(b"b").unwrap().file;
+        // To a free name: the same file, the same id.
+        let r = e.rename(a, b"a", b"c", None).unwrap();
+        assert_eq!((r.file, r.size), (a, 3));
+        assert_eq!(e.lookup(b"a"), Err(errno::ENOENT));
+        assert_eq!(e.getattr(a).map(|x| x.size), Ok(3));
+        // Not over a name that is taken, unless the file there is named.
+        assert_eq!(e.rename(a, b"c", b"b", None), Err(errno::EEXIST));
+        assert_eq!(e.rename(a, b"c", b"b", Some(a)), Err(errno::EBUSY));
+        assert_eq!(
+            e.rename(b, b"c", b"x", None),
+            Err(errno::ENOENT),
+            "wrong id"
+        );
+        let r = e.rename(a, b"c", b"b", Some(b)).unwrap();
+        assert_eq!(r.file, a);
+        assert_eq!(fs::read(d.join("b")).unwrap(), b"aaa");
+        assert_eq!(e.getattr(b), Err(errno::ENOENT));
+        assert_eq!(e.lookup(b"c"), Err(errno::ENOENT));
+        // Pages follow the file.
+        let mut page = vec![0u8; 4096];
+        e.read_page(a, 0, &mut page).unwrap();
+        assert_eq!(&page[..3], b"aaa");
+        // A restarted manager finds it under its new name.
+        assert_eq!(Export::new(&d).getattr(a).map(|x| x.size), Ok(3));
+        assert_eq!(e.rename(a, b"b", b"a/b", None), Err(errno::EINVAL));
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -724,7 +949,7 @@ mod tests {
         let e = Export::new(&d);
 
         let a = e.lookup(b"a").unwrap();
-        assert_eq!((a.file, a.size, a.mode), (file_id(b"a"), 5, 0o640));
+        assert_eq!((a.file, a.size, a.mode), (id_in(&d, b"a"), 5, 0o640));
         assert_eq!(e.lookup(b"missing"), Err(errno::ENOENT));
         // Directories and symbolic links are not shared.
         assert_eq!(e.lookup(b"subdir"), Err(errno::ENOENT));
@@ -757,7 +982,7 @@ mod tests {
         let mut cookie = 0;
         while let Some((next, id, name)) = e.entry(cookie).unwrap() {
             assert!(next > cookie);
-            assert_eq!(id, file_id(&name));
+            assert_eq!(id, id_in(&d, &name));
             listed.push(String::from_utf8(name).unwrap());
             cookie = next;
         }
@@ -914,7 +1139,7 @@ mod tests {
     }
 
     #[test]
-    fn files_kept_open_follow_their_names_and_never_a_symbolic_link() {
+    fn files_kept_open_follow_their_files_and_never_a_symbolic_link() {
         let d = tmpdir("open");
         let secret = tmpdir("outside").join("secret");
         fs::write(&secret, b"secret").unwrap();
@@ -929,20 +1154,32 @@ mod tests {
         new[..5].copy_from_slice(b"FIRST");
         drop(e.write_page_unsynced(f, 0, &new).unwrap());
         assert_eq!(fs::read(d.join("f")).unwrap(), b"FIRST");
-        // Replaced by a rename: the new file is read, not the open one.
+        // Renamed by hand: its id follows it, under its new name.
+        fs::rename(d.join("f"), d.join("f2")).unwrap();
+        new[..5].copy_from_slice(b"again");
+        e.write_page(f, 0, &new).unwrap();
+        assert_eq!(fs::read(d.join("f2")).unwrap(), b"again");
+        assert_eq!(e.getattr(f).map(|a| a.size), Ok(5));
+        assert_eq!(e.lookup(b"f2").map(|a| a.file), Ok(f));
+        assert_eq!(e.lookup(b"f"), Err(errno::ENOENT));
+        // Replaced by another file renamed over it (an editor's save): the
+        // id is gone with the file, and the new one has another.
         fs::write(d.join("g"), b"second").unwrap();
-        fs::rename(d.join("g"), d.join("f")).unwrap();
-        e.read_page(f, 0, &mut page).unwrap();
-        assert_eq!(&page[..6], b"second");
-        // Renamed away and a new one put in its place (an editor's save):
-        // the new one is read and written, the old one left alone.
-        fs::rename(d.join("f"), d.join("f~")).unwrap();
-        fs::write(d.join("f"), b"third").unwrap();
+        fs::rename(d.join("g"), d.join("f2")).unwrap();
+        assert_eq!(e.read_page(f, 0, &mut page), Err(errno::ENOENT));
+        assert_eq!(e.write_page(f, 0, &new), Err(errno::ENOENT));
+        assert_eq!(fs::read(d.join("f2")).unwrap(), b"second");
+        let g = e.lookup(b"f2").unwrap().file;
+        assert_ne!(g, f);
+        // Made again under a removed name: another id.
+        fs::remove_file(d.join("f2")).unwrap();
+        fs::write(d.join("f2"), b"third").unwrap();
+        assert_eq!(e.read_page(g, 0, &mut page), Err(errno::ENOENT));
+        let f = e.lookup(b"f2").unwrap().file;
+        assert_ne!(f, g);
         e.read_page(f, 0, &mut page).unwrap();
         assert_eq!(&page[..5], b"third");
-        drop(e.write_page_unsynced(f, 0, &new).unwrap());
-        assert_eq!(fs::read(d.join("f")).unwrap(), b"FIRST");
-        assert_eq!(fs::read(d.join("f~")).unwrap(), b"second");
+        fs::rename(d.join("f2"), d.join("f")).unwrap();
         // Replaced by a symbolic link after its LOOKUP: not followed.
         fs::remove_file(d.join("f")).unwrap();
         std::os::unix::fs::symlink(&secret, d.join("f")).unwrap();

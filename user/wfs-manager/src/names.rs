@@ -32,7 +32,8 @@ use wfs_abi::Time;
 /// What an owner says of one of its files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileInfo {
-    /// File id (the same on every host: a hash of the name).
+    /// File id (the same on every host: its owner's, which follows the
+    /// file across renames, `export.rs`).
     pub file: u64,
     /// Size in bytes.
     pub size: u64,
@@ -126,6 +127,10 @@ pub enum NameMsg {
         id: u64,
         name: Vec<u8>,
         made: Option<FileInfo>,
+        /// The file the name stood for, gone now (removed, or replaced by
+        /// a rename over it): who owns it is forgotten. 0: none (made, or
+        /// renamed away: the file lives on under its new name).
+        gone: u64,
     },
     /// The answer to `Forget` `id`.
     Forgot { id: u64 },
@@ -133,6 +138,19 @@ pub enum NameMsg {
     Unlink { id: u64, file: u64, name: Vec<u8> },
     /// The answer to `Unlink` `id`: 0, or an errno.
     Unlinked { id: u64, error: i32 },
+    /// To a file's owner: name file `file`, named `from`, `to` instead,
+    /// replacing file `target` of that name (0: no file has it, and with
+    /// `noreplace` none may).
+    Rename {
+        id: u64,
+        file: u64,
+        target: u64,
+        noreplace: bool,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+    /// The answer to `Rename` `id`: 0, or an errno.
+    Renamed { id: u64, error: i32 },
     /// To the host a placement rule names for `name`: make it, as if your
     /// kernel had asked (`O_EXCL` if `excl`), with permissions `mode`,
     /// within `within_ms` milliseconds (the asker's kernel gives up then:

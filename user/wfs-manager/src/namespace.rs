@@ -426,6 +426,7 @@ impl<T> Namespace<T> {
         &mut self,
         name: &[u8],
         made: Option<FileInfo>,
+        gone: u64,
         live: &[HostId],
         connected: &[HostId],
         then: T,
@@ -442,7 +443,15 @@ impl<T> Namespace<T> {
             .filter(|&h| h != self.me)
             .map(|to| {
                 let name = name.to_vec();
-                (to, NameMsg::Forget { id, name, made })
+                (
+                    to,
+                    NameMsg::Forget {
+                        id,
+                        name,
+                        made,
+                        gone,
+                    },
+                )
             })
             .collect();
         if waiting.is_empty() {
@@ -690,7 +699,7 @@ mod tests {
         assert!(matches!(ra, Some(Reserved::Busy { .. })));
         // b makes it and tells c; a asks again.
         hs[1].made(b"x");
-        let (tell, _) = hs[1].forget(b"x", Some(F), &[2], &[2], 7);
+        let (tell, _) = hs[1].forget(b"x", Some(F), 0, &[2], &[2], 7);
         assert_eq!(tell.len(), 1);
         hs[2].heard_forget(1, b"x", Some(F));
         let (sa, _) = hs[0].reserve(2, b"x", 5, &[2], now).unwrap();
@@ -840,7 +849,7 @@ mod tests {
                         hs[w as usize].made(b"x");
                         let live: Vec<HostId> =
                             (0..n).filter(|&h| h != w && linked(&cut, w, h)).collect();
-                        let (sends, _) = hs[w as usize].forget(b"x", Some(F), &live, &live, 0);
+                        let (sends, _) = hs[w as usize].forget(b"x", Some(F), 0, &live, &live, 0);
                         flight.extend(sends.into_iter().map(|(t, m)| (w, t, m)));
                     }
                 }
@@ -922,7 +931,7 @@ mod tests {
         assert!(matches!(r[0], Reserved::Granted { req: 7, .. }));
         assert!(t.is_empty());
         // A forget round waits for the connected, tells the live.
-        let (sends, now_done) = n.forget(b"j", None, &[0, 2], &[0], 5);
+        let (sends, now_done) = n.forget(b"j", None, 5, &[0, 2], &[0], 5);
         assert_eq!(sends.len(), 2, "{sends:?}");
         assert!(now_done.is_none());
         let id = match &sends[0].1 {
@@ -932,7 +941,7 @@ mod tests {
         assert!(n.forgot(2, id).is_none(), "not waited for");
         assert_eq!(n.forgot(0, id), Some(5));
         assert!(n.forgot(0, id).is_none(), "over");
-        let (sends, _) = n.forget(b"j", None, &[0, 2], &[0, 2], 6);
+        let (sends, _) = n.forget(b"j", None, 5, &[0, 2], &[0, 2], 6);
         let id = match &sends[0].1 {
             NameMsg::Forget { id, .. } => *id,
             m => panic!("{m:?}"),
@@ -940,7 +949,7 @@ mod tests {
         assert!(n.forgot(0, id).is_none());
         assert_eq!(n.peer_down(2, Instant::now()).2, vec![6]);
         // Nobody to wait for: at once, and nobody answers (id 0).
-        let (sends, now_done) = n.forget(b"j", None, &[2], &[], 7);
+        let (sends, now_done) = n.forget(b"j", None, 5, &[2], &[], 7);
         assert!(matches!(sends[..], [(2, NameMsg::Forget { id: 0, .. })]));
         assert_eq!(now_done, Some(7));
     }

@@ -221,6 +221,23 @@ pub fn handle(
             .create(name, mode, excl)
             .map(|(a, _)| ReplyBody::Attr(a)),
         Request::Unlink { file, name } => export.remove(file, name).map(|()| ReplyBody::Done),
+        Request::Rename {
+            file,
+            noreplace,
+            from,
+            to,
+            ..
+        } => {
+            // (No other host holds pages of a file it replaces.)
+            let target = match export.lookup(to) {
+                Ok(_) if noreplace => Err(errno::EEXIST),
+                Ok(a) => Ok(Some(a.file)),
+                Err(_) => Ok(None),
+            };
+            target
+                .and_then(|t| export.rename(file, from, to, t))
+                .map(|_| ReplyBody::Done)
+        }
     };
     let reply = match result {
         Ok(body) => Reply {
@@ -557,7 +574,7 @@ mod tests {
         let n = create(b"n", true).unwrap();
         assert_eq!(
             (n.file, n.size, n.mode),
-            (crate::export::file_id(b"n"), 0, 0o600)
+            (crate::export::id_in(&d, b"n"), 0, 0o600)
         );
         assert!(d.join("n").exists());
         assert_eq!(create(b"n", true), Err(libc::EEXIST));

@@ -61,13 +61,15 @@
 //!   | 21 | Named | id u64, found u8 (0/1), then if 1: name (string) |
 //!   | 38 | Reserve | id u64, name (string), stamp u64 |
 //!   | 39 | Reserved | id u64, state u8 (0 granted, 1 refused, 2 exists), then if 2: owner u16, info |
-//!   | 40 | Forget | id u64, name (string), made u8 (0/1), then if 1: info |
+//!   | 40 | Forget | id u64, name (string), made u8 (0/1), then if 1: info; gone u64 (version 16 on) |
 //!   | 41 | Forgot | id u64 |
 //!   | 42 | Unlink | id u64, file u64, name (string) |
 //!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
 //!   | 44 | Release | name (string), stamp u64 |
 //!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1), within_ms u32 |
 //!   | 46 | Made | id u64, kind u8: 0 owner u16 + info; 1 errno i32 |
+//!   | 49 | Rename | id u64, file u64, target u64 (0: none), noreplace u8 (0/1), from (string), to (string) |
+//!   | 50 | Renamed | id u64, error i32 (0, or an errno) |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -139,7 +141,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 15;
+pub const PROTOCOL_VERSION: u16 = 16;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -520,7 +522,9 @@ impl Frame {
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag @ (16..=21 | 38..=46) => Some(PeerMsg::Name(get_name_msg(tag, &mut c)?)),
+                    tag @ (16..=21 | 38..=46 | 49..=50) => {
+                        Some(PeerMsg::Name(get_name_msg(tag, &mut c)?))
+                    }
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
                     tag @ 31..=32 => Some(PeerMsg::Lock(get_lock_msg(tag, &mut c)?)),
                     tag @ (33..=37 | 47..=48) => Some(PeerMsg::Size(get_size_msg(tag, &mut c)?)),
@@ -1268,7 +1272,12 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
                 }
             }
         }
-        NameMsg::Forget { id, name, made } => {
+        NameMsg::Forget {
+            id,
+            name,
+            made,
+            gone,
+        } => {
             p.push(40);
             p.extend_from_slice(&id.to_le_bytes());
             put_name(p, name);
@@ -1279,6 +1288,7 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
                     put_file_info(p, f);
                 }
             }
+            p.extend_from_slice(&gone.to_le_bytes());
         }
         NameMsg::Release { name, at } => {
             p.push(44);
@@ -1297,6 +1307,27 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
         }
         NameMsg::Unlinked { id, error } => {
             p.push(43);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&error.to_le_bytes());
+        }
+        NameMsg::Rename {
+            id,
+            file,
+            target,
+            noreplace,
+            from,
+            to,
+        } => {
+            p.push(49);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            p.extend_from_slice(&target.to_le_bytes());
+            p.push(u8::from(*noreplace));
+            put_name(p, from);
+            put_name(p, to);
+        }
+        NameMsg::Renamed { id, error } => {
+            p.push(50);
             p.extend_from_slice(&id.to_le_bytes());
             p.extend_from_slice(&error.to_le_bytes());
         }
@@ -1455,7 +1486,13 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
                 1 => Some(get_file_info(c, "FORGET too short for its file")?),
                 _ => return Err(WireError::Malformed("FORGET made flag is not 0 or 1")),
             };
-            NameMsg::Forget { id, name, made }
+            let gone = c.u64("FORGET too short for the file gone")?;
+            NameMsg::Forget {
+                id,
+                name,
+                made,
+                gone,
+            }
         }
         44 => NameMsg::Release {
             name: name(c)?,
@@ -1470,6 +1507,21 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
         43 => NameMsg::Unlinked {
             id: id(c)?,
             error: c.u32("UNLINKED too short for its errno")? as i32,
+        },
+        49 => NameMsg::Rename {
+            id: id(c)?,
+            file: c.u64("RENAME too short for its file")?,
+            target: c.u64("RENAME too short for its target")?,
+            noreplace: c.flag(
+                "RENAME too short for its noreplace flag",
+                "RENAME noreplace flag is not 0 or 1",
+            )?,
+            from: name(c)?,
+            to: name(c)?,
+        },
+        50 => NameMsg::Renamed {
+            id: id(c)?,
+            error: c.u32("RENAMED too short for its errno")? as i32,
         },
         45 => NameMsg::Make {
             id: id(c)?,
@@ -2007,6 +2059,7 @@ mod tests {
                     id: 9,
                     name: vec![b'f'; 255],
                     made: None,
+                    gone: u64::MAX,
                 },
                 NameMsg::Forget {
                     id: 0,
@@ -2017,6 +2070,7 @@ mod tests {
                         mode: 0o7777,
                         ..info
                     }),
+                    gone: 0,
                 },
                 NameMsg::Release {
                     name: b"r".to_vec(),
@@ -2055,6 +2109,26 @@ mod tests {
                 NameMsg::Made {
                     id: 15,
                     made: Err(libc::EEXIST),
+                },
+                NameMsg::Rename {
+                    id: 16,
+                    file: u64::MAX,
+                    target: 0,
+                    noreplace: true,
+                    from: b"a.tmp".to_vec(),
+                    to: b"a".to_vec(),
+                },
+                NameMsg::Rename {
+                    id: 17,
+                    file: 5,
+                    target: u64::MAX,
+                    noreplace: false,
+                    from: vec![b'f'; 255],
+                    to: vec![b't'; 255],
+                },
+                NameMsg::Renamed {
+                    id: 18,
+                    error: libc::EXDEV,
                 },
                 NameMsg::Named {
                     id: 6,

@@ -62,6 +62,21 @@ pub(super) struct Creating {
     placed: Option<(HostId, u64)>,
     /// Another host's: given up at this time (its kernel's time-out).
     until: Option<Instant>,
+    /// Not a file to make: the name a rename of this owner's file takes.
+    rename: Option<RenameOf>,
+}
+
+/// A rename waiting for its new name's reservation.
+#[derive(Debug)]
+pub(super) struct RenameOf {
+    /// The file, by id.
+    file: u64,
+    /// Its name now.
+    from: Vec<u8>,
+    /// `RENAME_NOREPLACE`.
+    noreplace: bool,
+    /// Who waits.
+    then: UnlinkThen,
 }
 
 impl Creating {
@@ -73,17 +88,17 @@ impl Creating {
     }
 }
 
-/// Who waits for an unlink.
+/// Who waits for an unlink or a rename.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum UnlinkThen {
-    /// This host's kernel: UNLINK `req`.
+    /// This host's kernel: UNLINK or RENAME `req`.
     Kernel { req: u64, started: Instant },
-    /// Another host's manager: its `Unlink` `id`.
+    /// Another host's manager: its `Unlink` or `Rename` `id`.
     Peer { host: HostId, id: u64 },
 }
 
 /// Who waits for a forget round.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum SpaceThen {
     /// CREATE `req` (of `asker`), answered with `attr`.
     Created {
@@ -94,6 +109,31 @@ pub(super) enum SpaceThen {
     },
     /// An unlink, done.
     Unlinked(UnlinkThen),
+    /// A rename: its old name is forgotten everywhere; its new name `to`
+    /// is forgotten next (the file `made` under it), then `then` is
+    /// answered.
+    RenamedFrom {
+        to: Vec<u8>,
+        made: FileInfo,
+        /// The file the new name stood for, replaced (0: none).
+        gone: u64,
+        then: UnlinkThen,
+    },
+    /// A rename, done.
+    Renamed(UnlinkThen),
+}
+
+/// What a removal's shrink to 0 leads to once no host holds a page of
+/// the file.
+#[derive(Debug)]
+pub(super) struct Removal {
+    /// The file's name.
+    name: Vec<u8>,
+    then: UnlinkThen,
+    /// Removed (or renamed over) already.
+    done: bool,
+    /// Not removed but renamed over: by this file, named so now.
+    by: Option<(u64, Vec<u8>)>,
 }
 
 /// This host's CREATEs, unlinks and the unlinks it asked of other owners.
@@ -104,11 +144,12 @@ pub(super) struct Space {
     /// Removals of this owner's files waiting for their shrink to 0, by
     /// token ([`SizeThen::Removal`]): the file's name, who waits, and
     /// whether the shrink removed the file already.
-    removals: HashMap<u64, (Vec<u8>, UnlinkThen, bool)>,
+    removals: HashMap<u64, Removal>,
     next_token: u64,
-    /// UNLINKs asked of another owner, by `Unlink` id: the kernel's
-    /// request, when it came, and the owner.
-    asked: HashMap<u64, (u64, Instant, HostId)>,
+    /// UNLINKs and RENAMEs asked of another owner, by `Unlink` or `Rename`
+    /// id: the kernel's request, when it came, the owner, and whether it
+    /// is a RENAME.
+    asked: HashMap<u64, (u64, Instant, HostId, bool)>,
 }
 
 /// The wall clock in nanoseconds (a reservation's clock starts there).
@@ -140,6 +181,7 @@ impl Engine {
                 asker: Asker::Kernel,
                 placed: None,
                 until: None,
+                rename: None,
             },
         );
         self.try_create(req);
@@ -168,6 +210,7 @@ impl Engine {
                 asker: Asker::Peer { host: from, id },
                 placed: None,
                 until: Some(until),
+                rename: None,
             },
         );
         self.try_create(key);
@@ -279,6 +322,7 @@ impl Engine {
         c.retry_at = None;
         let name = c.name.clone();
         let asker = c.asker;
+        let c_is_file = c.rename.is_none();
         if let Ok(a) = self.export.lookup(&name) {
             self.core.add_file(a.file, self.me);
             return self.create_exists(req, a);
@@ -294,6 +338,7 @@ impl Engine {
         // (Made where a placement rule says, unless asked by another
         // host: that host found this one named.)
         if let Asker::Kernel = asker
+            && c_is_file
             && let Some(at) = self.placed_at(&name)
             && at != self.me
         {
@@ -333,11 +378,21 @@ impl Engine {
     }
 
     /// CREATE `req`'s name exists (`a`): `EEXIST` for `O_EXCL`, else its
-    /// attributes.
+    /// attributes. For a rename, the new name is another file's (made
+    /// meanwhile, or another owner's): `EEXIST` with `RENAME_NOREPLACE`,
+    /// else `EXDEV` (replacing another owner's file is a copy).
     fn create_exists(&mut self, req: u64, a: Attr) {
         let Some(c) = self.space.creating.remove(&req) else {
             return;
         };
+        if let Some(r) = c.rename {
+            let e = if r.noreplace {
+                errno::EEXIST
+            } else {
+                errno::EXDEV
+            };
+            return self.rename_answer(r.then, Err(e));
+        }
         let result = if c.excl { Err(errno::EEXIST) } else { Ok(a) };
         self.create_answer(req, c.asker, c.started, result);
     }
@@ -376,9 +431,13 @@ impl Engine {
     fn make_file(&mut self, req: u64, name: &[u8]) {
         let timeout = self.sizes.kernel_timeout();
         let made = match self.space.creating.get(&req) {
-            Some(c) if !c.given_up(timeout, Instant::now()) => {
-                self.export.create(name, c.mode, true)
-            }
+            Some(c) if !c.given_up(timeout, Instant::now()) => match &c.rename {
+                Some(r) => self
+                    .export
+                    .rename(r.file, &r.from, name, None)
+                    .map(|a| (a, true)),
+                None => self.export.create(name, c.mode, true),
+            },
             // (The request is gone, or its asker gave it up: nothing is
             // made.)
             _ => Err(errno::ETIMEDOUT),
@@ -392,26 +451,35 @@ impl Engine {
             }
         };
         self.space_names.made(name);
+        let Some(c) = self.space.creating.remove(&req) else {
+            return;
+        };
+        if let Some(r) = c.rename {
+            return self.renamed(&r.from, name, &a, 0, r.then);
+        }
         // A file of that name removed before may have left its pages
         // refused, and a name cached.
         self.core.add_file(a.file, self.me);
         self.core.set_limit(a.file, None);
         self.names.forget(name);
-        let Some(c) = self.space.creating.remove(&req) else {
-            return;
-        };
+        if let Some((_, c)) = self.file_rules.iter().find(|(n, _)| n.as_bytes() == name) {
+            self.core.set_coherence(a.file, *c);
+        }
         let then = SpaceThen::Created {
             req,
             started: c.started,
             attr: a,
             asker: c.asker,
         };
-        self.forget_everywhere(name, Some(info(&a)), then);
+        self.forget_everywhere(name, Some(info(&a)), 0, then);
     }
 
     fn create_failed(&mut self, req: u64, error: i32) {
         if let Some(c) = self.space.creating.remove(&req) {
-            self.create_answer(req, c.asker, c.started, Err(error));
+            match c.rename {
+                Some(r) => self.rename_answer(r.then, Err(error)),
+                None => self.create_answer(req, c.asker, c.started, Err(error)),
+            }
         }
     }
 
@@ -441,14 +509,21 @@ impl Engine {
     }
 
     /// Tells every live peer to forget `name` (`made`: the file this host
-    /// made, else the one it removed); `then` is done once each connected
-    /// one has (at once with nobody to wait for). A peer disconnected now
-    /// hears it through its session when it is back.
-    fn forget_everywhere(&mut self, name: &[u8], made: Option<FileInfo>, then: SpaceThen) {
+    /// made or renamed to it; `gone`: the file it stood for, removed or
+    /// replaced, or 0); `then` is done once each connected one has (at
+    /// once with nobody to wait for). A peer disconnected now hears it
+    /// through its session when it is back.
+    fn forget_everywhere(
+        &mut self,
+        name: &[u8],
+        made: Option<FileInfo>,
+        gone: u64,
+        then: SpaceThen,
+    ) {
         let (up, down) = self.connected();
         let mut live = up.clone();
         live.extend(down.into_iter().filter(|&h| !self.peer_gone(h)));
-        let (sends, now) = self.space_names.forget(name, made, &live, &up, then);
+        let (sends, now) = self.space_names.forget(name, made, gone, &live, &up, then);
         self.send_names(sends);
         if let Some(then) = now {
             self.forgotten(then);
@@ -465,6 +540,15 @@ impl Engine {
                 asker,
             } => self.create_answer(req, asker, started, Ok(attr)),
             SpaceThen::Unlinked(u) => self.unlink_answer(u, Ok(())),
+            SpaceThen::RenamedFrom {
+                to,
+                made,
+                gone,
+                then,
+            } => {
+                self.forget_everywhere(&to, Some(made), gone, SpaceThen::Renamed(then));
+            }
+            SpaceThen::Renamed(then) => self.rename_answer(then, Ok(())),
         }
     }
 
@@ -480,7 +564,7 @@ impl Engine {
             return self.unlink_answer(then, Err(libc::EHOSTDOWN));
         }
         let id = self.space.next_token();
-        self.space.asked.insert(id, (req, started, at));
+        self.space.asked.insert(id, (req, started, at, false));
         let msg = NameMsg::Unlink {
             id,
             file,
@@ -501,12 +585,13 @@ impl Engine {
         }
     }
 
-    /// The owner's answer to this host's `Unlink` `id`.
-    pub(super) fn unlink_answered(&mut self, from: HostId, id: u64, error: i32) {
-        let Some(&(req, started, owner)) = self.space.asked.get(&id) else {
+    /// The owner's answer to this host's `Unlink` (or, `rename`, its
+    /// `Rename`) `id`.
+    pub(super) fn owner_answered(&mut self, from: HostId, id: u64, error: i32, rename: bool) {
+        let Some(&(req, started, owner, asked_rename)) = self.space.asked.get(&id) else {
             return;
         };
-        if owner != from {
+        if owner != from || asked_rename != rename {
             return;
         }
         self.space.asked.remove(&id);
@@ -515,7 +600,7 @@ impl Engine {
         } else {
             Err(kernel_errno(error))
         };
-        self.unlink_answer(UnlinkThen::Kernel { req, started }, result);
+        self.changed_answer(UnlinkThen::Kernel { req, started }, result, rename);
     }
 
     /// Fails the UNLINKs asked of owners taken for dead, and forgets those
@@ -527,17 +612,17 @@ impl Engine {
             .space
             .asked
             .iter()
-            .filter_map(|(&id, &(_, started, owner))| {
+            .filter_map(|(&id, &(_, started, owner, _))| {
                 let gone = self.peer_gone(owner);
                 (gone || started.elapsed() >= timeout).then_some((id, gone))
             })
             .collect();
         for (id, gone) in over {
-            if let Some((req, started, _)) = self.space.asked.remove(&id)
+            if let Some((req, started, _, rename)) = self.space.asked.remove(&id)
                 && gone
             {
                 let then = UnlinkThen::Kernel { req, started };
-                self.unlink_answer(then, Err(libc::EHOSTDOWN));
+                self.changed_answer(then, Err(libc::EHOSTDOWN), rename);
             }
         }
     }
@@ -545,10 +630,29 @@ impl Engine {
     /// Removes this owner's `file`, `name`, for `then`: first a shrink to
     /// 0 bytes takes every page back from every host ([`SizeThen::Removal`]).
     fn owner_unlink(&mut self, file: u64, name: &[u8], then: UnlinkThen) {
+        self.owner_remove(file, name, then, None);
+    }
+
+    /// Removes this owner's `file`, `name`, for `then`, or (`by`) renames
+    /// another of its files over it, once a shrink to 0 bytes has taken
+    /// every page back from every host.
+    fn owner_remove(
+        &mut self,
+        file: u64,
+        name: &[u8],
+        then: UnlinkThen,
+        by: Option<(u64, Vec<u8>)>,
+    ) {
         let token = self.space.next_token();
-        self.space
-            .removals
-            .insert(token, (name.to_vec(), then, false));
+        self.space.removals.insert(
+            token,
+            Removal {
+                name: name.to_vec(),
+                then,
+                done: false,
+                by,
+            },
+        );
         self.owner_set_size(file, 0, false, SizeThen::Removal { token });
     }
 
@@ -556,11 +660,16 @@ impl Engine {
     /// export file where it would cut it to 0 (an unlink that fails, as a
     /// disk error or the manager's death in between, leaves it whole).
     pub(super) fn remove_file(&mut self, token: u64, file: u64) -> Result<Resized, i32> {
-        let Some((name, _, removed)) = self.space.removals.get_mut(&token) else {
+        let Some(r) = self.space.removals.get_mut(&token) else {
             return Err(errno::ENOENT);
         };
-        self.export.remove(file, name)?;
-        *removed = true;
+        match &r.by {
+            Some((by, from)) => {
+                self.export.rename(*by, from, &r.name, Some(file))?;
+            }
+            None => self.export.remove(file, &r.name)?,
+        }
+        r.done = true;
         Ok(Resized {
             size: 0,
             changed: true,
@@ -572,42 +681,222 @@ impl Engine {
     /// gone from the export (removed now if it needed no shrink), and
     /// every host forgets its name.
     pub(super) fn removal_shrunk(&mut self, token: u64, file: u64, result: Result<u64, i32>) {
-        let Some((name, then, removed)) = self.space.removals.remove(&token) else {
+        let Some(Removal {
+            name,
+            then,
+            done,
+            by,
+        }) = self.space.removals.remove(&token)
+        else {
             return;
         };
+        let answer = |e: &mut Engine, result| match by {
+            Some(_) => e.rename_answer(then, result),
+            None => e.unlink_answer(then, result),
+        };
         if let Err(e) = result {
-            return self.unlink_answer(then, Err(e));
+            return answer(self, Err(e));
         }
         // (A file of 0 bytes needed no shrink: removed now.)
-        if !removed && let Err(e) = self.export.remove(file, &name) {
-            return self.unlink_answer(then, Err(kernel_errno(e)));
-        }
-        // No page of it is handed out until a file of that name is made
-        // again (by this host; made by another, that one owns it).
+        let renamed = match &by {
+            Some((by, from)) if !done => self.export.rename(*by, from, &name, Some(file)).map(Some),
+            Some((by, _)) => self.export.getattr(*by).map(Some),
+            None if !done => self.export.remove(file, &name).map(|()| None),
+            None => Ok(None),
+        };
+        let renamed = match renamed {
+            Ok(r) => r,
+            Err(e) => return answer(self, Err(kernel_errno(e))),
+        };
+        // No page of it is handed out any more (a host taken for dead may
+        // come back with some).
         self.core.set_limit(file, Some(0));
         self.core.forget_owner(file);
+        // (Its size is nobody's concern any more.)
+        self.cut_files.remove(&file);
+        if let (Some(a), Some((_, from))) = (renamed, &by) {
+            return self.renamed(from, &name, &a, file, then);
+        }
         self.names.forget(&name);
         if !matches!(then, UnlinkThen::Kernel { .. })
             && let Err(e) = self.inval.forget_name(&name)
         {
             wlog!("names: {e}");
         }
-        self.forget_everywhere(&name, None, SpaceThen::Unlinked(then));
+        self.forget_everywhere(&name, None, file, SpaceThen::Unlinked(then));
+    }
+
+    // -- renames ------------------------------------------------------------
+
+    /// The kernel's RENAME `req`: file `file`, named `from`, is to be named
+    /// `to`, replacing file `target` (0: none known).
+    pub(super) fn rename(
+        &mut self,
+        req: u64,
+        file: u64,
+        target: u64,
+        noreplace: bool,
+        (from, to): (&[u8], &[u8]),
+        started: Instant,
+    ) {
+        crate::engine::Counters::add(&self.counters.renames, 1);
+        let then = UnlinkThen::Kernel { req, started };
+        let at = self.core.owner_of(file).unwrap_or(self.me);
+        // (A file of another owner in the way: `mv` copies.)
+        if target != 0 && self.core.owner_of(target).is_some_and(|o| o != at) {
+            return self.rename_answer(then, Err(errno::EXDEV));
+        }
+        if at == self.me {
+            return self.owner_rename(file, noreplace, from, to, then);
+        }
+        if self.peer_gone(at) {
+            return self.rename_answer(then, Err(libc::EHOSTDOWN));
+        }
+        let id = self.space.next_token();
+        self.space.asked.insert(id, (req, started, at, true));
+        let msg = NameMsg::Rename {
+            id,
+            file,
+            target,
+            noreplace,
+            from: from.to_vec(),
+            to: to.to_vec(),
+        };
+        self.send(at, PeerMsg::Name(msg));
+    }
+
+    /// A peer's `Rename` of a file this host should own.
+    pub(super) fn rename_asked(
+        &mut self,
+        from_host: HostId,
+        id: u64,
+        file: u64,
+        noreplace: bool,
+        (from, to): (&[u8], &[u8]),
+    ) {
+        let then = UnlinkThen::Peer {
+            host: from_host,
+            id,
+        };
+        self.owner_rename(file, noreplace, from, to, then);
+    }
+
+    /// Renames this owner's `file`, named `from`, to `to`, for `then`:
+    /// over a file of this host's export named so, once every page of
+    /// that one is home (as an unlink's); else once the name is reserved
+    /// (as a CREATE's: a name another host has or is making is `EXDEV`,
+    /// or `EEXIST` with `noreplace`).
+    fn owner_rename(
+        &mut self,
+        file: u64,
+        noreplace: bool,
+        from: &[u8],
+        to: &[u8],
+        then: UnlinkThen,
+    ) {
+        match self.export.lookup(from) {
+            Ok(a) if a.file == file => self.core.add_file(file, self.me),
+            _ => return self.rename_answer(then, Err(errno::ENOENT)),
+        }
+        match self.export.lookup(to) {
+            // (Two names of one file: nothing to do.)
+            Ok(b) if b.file == file => self.rename_answer(then, Ok(())),
+            Ok(_) if noreplace => self.rename_answer(then, Err(errno::EEXIST)),
+            Ok(b) => {
+                self.core.add_file(b.file, self.me);
+                self.owner_remove(b.file, to, then, Some((file, from.to_vec())));
+            }
+            Err(_) => {
+                let key = PEER_MAKE | self.space.next_token();
+                self.space.creating.insert(
+                    key,
+                    Creating {
+                        name: to.to_vec(),
+                        mode: 0,
+                        excl: true,
+                        // (The kernel's time-out runs from its request.)
+                        started: match then {
+                            UnlinkThen::Kernel { started, .. } => started,
+                            UnlinkThen::Peer { .. } => Instant::now(),
+                        },
+                        retry_at: None,
+                        asker: Asker::Kernel,
+                        placed: None,
+                        until: None,
+                        rename: Some(RenameOf {
+                            file,
+                            from: from.to_vec(),
+                            noreplace,
+                            then,
+                        }),
+                    },
+                );
+                self.try_create(key);
+            }
+        }
+    }
+
+    /// This owner's file `a` is named `to` now, no longer `from` (and
+    /// file `gone`, which had that name, is gone; 0: none): every host
+    /// forgets `from`, then `to` (learning the file under it), then `then`
+    /// is answered.
+    fn renamed(&mut self, from: &[u8], to: &[u8], a: &Attr, gone: u64, then: UnlinkThen) {
+        self.names.forget(from);
+        self.names.forget(to);
+        // This host's kernel too, even when it asked: if it gave up
+        // waiting, its dentries are not moved; if not, `d_move` after the
+        // answer hashes the renamed dentry again.
+        for n in [from, to] {
+            if let Err(e) = self.inval.forget_name(n) {
+                wlog!("names: {e}");
+            }
+        }
+        let next = SpaceThen::RenamedFrom {
+            to: to.to_vec(),
+            made: info(a),
+            gone,
+            then,
+        };
+        self.forget_everywhere(from, None, 0, next);
+    }
+
+    /// Answers whoever waits for a rename.
+    fn rename_answer(&mut self, then: UnlinkThen, result: Result<(), i32>) {
+        self.changed_answer(then, result, true);
     }
 
     /// Answers whoever waits for an unlink.
     fn unlink_answer(&mut self, then: UnlinkThen, result: Result<(), i32>) {
+        self.changed_answer(then, result, false);
+    }
+
+    /// Answers whoever waits for an unlink (or, `rename`, a rename).
+    fn changed_answer(&mut self, then: UnlinkThen, result: Result<(), i32>, rename: bool) {
         match then {
             UnlinkThen::Kernel { req, started } => {
                 if result.is_err() {
-                    crate::engine::Counters::add(&self.counters.unlinks_failed, 1);
+                    let failed = if rename {
+                        &self.counters.renames_failed
+                    } else {
+                        &self.counters.unlinks_failed
+                    };
+                    crate::engine::Counters::add(failed, 1);
                 }
-                let body = result.map(|()| ReplyBody::Done);
-                self.reply(req, wfs_abi::Opcode::Unlink, started, body);
+                let op = if rename {
+                    wfs_abi::Opcode::Rename
+                } else {
+                    wfs_abi::Opcode::Unlink
+                };
+                self.reply(req, op, started, result.map(|()| ReplyBody::Done));
             }
             UnlinkThen::Peer { host, id } => {
                 let error = result.err().unwrap_or(0);
-                self.send(host, PeerMsg::Name(NameMsg::Unlinked { id, error }));
+                let msg = if rename {
+                    NameMsg::Renamed { id, error }
+                } else {
+                    NameMsg::Unlinked { id, error }
+                };
+                self.send(host, PeerMsg::Name(msg));
             }
         }
     }
@@ -621,21 +910,23 @@ impl Engine {
         id: u64,
         name: &[u8],
         made: Option<FileInfo>,
+        gone: u64,
     ) {
         self.space_names.heard_forget(from, name, made);
         self.names.forget(name);
-        // Who owns the file id is found again by the next LOOKUP: removed
-        // by its owner, or made anew by `from` while this host took
-        // another (the one that removed it) for its owner. (Never a name
-        // this host exports.)
-        let file = crate::export::file_id(name);
-        let owner = self.core.owner_of(file);
-        let stale = match made {
-            None => owner == Some(from),
-            Some(_) => owner.is_some_and(|o| o != from),
-        };
-        if stale && self.export.lookup(name).is_err() {
-            self.core.forget_owner(file);
+        // (Never about a name this host exports.)
+        if self.export.lookup(name).is_err() {
+            // The owner's own word: `from` owns the file made (or renamed)
+            // under the name, with these attributes.
+            if let Some(info) = made {
+                self.core.add_file(info.file, from);
+                self.names.learned(name, from, info);
+            }
+            // The file the name stood for is gone (removed, or replaced):
+            // nobody owns its id any more.
+            if gone != 0 && self.core.owner_of(gone) == Some(from) {
+                self.core.forget_owner(gone);
+            }
         }
         if let Err(e) = self.inval.forget_name(name) {
             wlog!("names: {e}");
