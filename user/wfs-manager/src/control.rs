@@ -15,9 +15,16 @@
 //!   which is the paper's null page fault.
 //!
 //! Anything else, and any failure, is answered with `{"error":"..."}`.
+//!
+//! Who may talk to it: the socket is mode 0600, in a directory the manager
+//! makes mode 0700 (one that exists is left as it is), and each client's
+//! credentials are checked (`SO_PEERCRED`): only root, or the user the
+//! manager runs as, is answered; anybody else gets `{"error":"permission
+//! denied..."}` and is logged, before a byte of its command is read.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -152,7 +159,12 @@ impl ControlServer {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)
+            // (Made 0700, the directories above it too; one that exists
+            // is not touched.)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         match std::fs::symlink_metadata(path) {
@@ -172,6 +184,12 @@ impl ControlServer {
         }
         let listener =
             UnixListener::bind(path).map_err(|e| format!("cannot bind control socket {p}: {e}"))?;
+        // (Whatever the umask let through; the credentials check below is
+        // the gate, this keeps others from even connecting.)
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            let _ = std::fs::remove_file(path);
+            return Err(format!("cannot make control socket {p} mode 0600: {e}"));
+        }
         Ok(BoundControl {
             listener,
             path: path.to_path_buf(),
@@ -260,9 +278,56 @@ fn error_json(msg: &str) -> String {
     serde_json::json!({ "error": msg }).to_string()
 }
 
+/// The process id and user of the client at the other end of `stream`
+/// (`SO_PEERCRED`: as they were when it connected).
+fn peer_cred(stream: &UnixStream) -> io::Result<(i32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of a `ucred` and a
+    // `socklen_t`, and `len` says how large `cred` is.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cred.pid, cred.uid))
+}
+
+/// Whether user `uid` may use the control socket: root, or the user the
+/// manager runs as.
+fn may_control(uid: u32) -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
 fn serve(stream: UnixStream, status: &StatusFn, handlers: &Handlers) {
     let _ = stream.set_read_timeout(Some(CLIENT_TIMEOUT));
     let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
+    let refused = match peer_cred(&stream) {
+        Ok((_, uid)) if may_control(uid) => None,
+        Ok((pid, uid)) => Some(format!("uid {uid} (pid {pid})")),
+        Err(e) => Some(format!("a client whose credentials cannot be read ({e})")),
+    };
+    if let Some(who) = refused {
+        wlog!("control socket: refused {who}: only root or the manager's own user may use it");
+        let mut w = &stream;
+        let msg = error_json(
+            "permission denied: only root or the manager's own user may use the control socket",
+        );
+        let _ = w.write_all(format!("{msg}\n").as_bytes());
+        return;
+    }
     let mut line = String::new();
     let mut reader = BufReader::new((&stream).take(MAX_COMMAND));
     if reader.read_line(&mut line).is_err() {
@@ -405,6 +470,85 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         let e = ControlServer::start(&path, Arc::new(report)).err().unwrap();
         assert!(e.contains("not a socket"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The socket is 0600 in a 0700 directory, and a client of another
+    /// user is refused before its command is read, whatever the socket's
+    /// mode would let it do.
+    #[test]
+    fn only_root_or_the_managers_user_is_answered() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tmp("creds");
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("run").join("m.sock");
+        let srv = ControlServer::start(&path, Arc::new(report)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert!(may_control(0));
+        // SAFETY: geteuid(2) has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert!(may_control(me));
+        assert!(status(&path, Duration::from_secs(5)).is_ok());
+        assert!(!may_control(if me == 65534 { 65533 } else { 65534 }));
+        // Another user, let through by the modes (as a group or a careless
+        // mode could): refused all the same. (Needs root to change user.)
+        if me == 0 {
+            for d in [&dir, path.parent().unwrap()] {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+            // A child that becomes nobody and asks for the status; it
+            // prints what it got on a pipe.
+            let (r, w) = {
+                let mut fds = [0; 2];
+                // SAFETY: `fds` has room for two descriptors.
+                assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+                (fds[0], fds[1])
+            };
+            // SAFETY: the child only calls async-signal-safe functions
+            // (setgid, setuid, socket, connect, write, read, _exit) on
+            // memory prepared before the fork.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: as above; every buffer is the child's own copy.
+                unsafe {
+                    let mut out = [0u8; 512];
+                    let mut n: isize = 0;
+                    if libc::setgid(65534) == 0 && libc::setuid(65534) == 0 {
+                        let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+                        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+                        for (i, b) in p.as_bytes().iter().enumerate().take(107) {
+                            addr.sun_path[i] = *b as libc::c_char;
+                        }
+                        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+                        if libc::connect(s, (&addr as *const libc::sockaddr_un).cast(), len) == 0 {
+                            libc::write(s, b"status\n".as_ptr().cast(), 7);
+                            n = libc::read(s, out.as_mut_ptr().cast(), out.len());
+                        }
+                    }
+                    if n > 0 {
+                        libc::write(w, out.as_ptr().cast(), n as usize);
+                    }
+                    libc::_exit(0);
+                }
+            }
+            // SAFETY: `w` is ours to close.
+            unsafe { libc::close(w) };
+            let mut got = String::new();
+            // SAFETY: `r` is an open pipe that this `File` now owns.
+            let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(r) };
+            f.read_to_string(&mut got).unwrap();
+            let mut st = 0;
+            // SAFETY: `pid` is our child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            assert!(got.contains("permission denied"), "nobody got {got:?}");
+            assert!(!got.contains("\"host\""), "nobody got the status: {got:?}");
+        }
+        srv.remove();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
