@@ -393,6 +393,16 @@ impl Engine {
             };
             return self.rename_answer(r.then, Err(e));
         }
+        // The kernel's negative dentry of the name (its LOOKUP was answered
+        // before the name was made, and a FORGET of it that came before
+        // the dentry was hashed missed it) would leave the file missing on
+        // this host after the EEXIST: forgotten first.
+        if c.excl
+            && matches!(c.asker, Asker::Kernel)
+            && let Err(e) = self.inval.forget_name(&c.name)
+        {
+            wlog!("names: {e}");
+        }
         let result = if c.excl { Err(errno::EEXIST) } else { Ok(a) };
         self.create_answer(req, c.asker, c.started, result);
     }
