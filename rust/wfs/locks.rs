@@ -20,7 +20,7 @@
 //! with no cluster) answers `ENOSYS`, and the request is decided among this
 //! host's locks alone.
 
-use super::{mount, Mount, WfsFs};
+use super::{done_reply, mount, Mount, WfsFs};
 use crate::upcall::abi::{self, LockArgs, LockInfo, ReplyBody, Request};
 use crate::upcall::channel::{Wait, MAX_INFLIGHT};
 use core::sync::atomic::Ordering;
@@ -110,13 +110,6 @@ impl Drop for WaitSlot<'_> {
     }
 }
 
-fn done(r: &abi::Reply<'_>) -> Result {
-    match r.body {
-        Some(ReplyBody::Done) => Ok(()),
-        _ => Err(EIO),
-    }
-}
-
 fn mode_of(t: LockType) -> abi::LockMode {
     match t {
         LockType::Read => abi::LockMode::Read,
@@ -141,7 +134,7 @@ pub(crate) fn lock(req: &mut LockRequest<'_, WfsFs>) -> Result {
         (_, LockType::Unlock) => {
             // The VFS's lists have let go already: tell the owner.
             let a = args(req, m, abi::LockCmd::Set, abi::LockMode::Unlock);
-            match call(m, a, done) {
+            match call(m, a, done_reply) {
                 Err(e) if e != ENOSYS => {
                     // Kept at the owner until this host is taken for dead;
                     // the process holds nothing any more.
@@ -195,7 +188,7 @@ fn take(req: &mut LockRequest<'_, WfsFs>, m: &Mount, cmd: LockCmd, mode: abi::Lo
     };
     let a = args(req, m, c, mode);
     let slot = if wait { Some(WaitSlot::take(m)?) } else { None };
-    let r = call(m, a, done);
+    let r = call(m, a, done_reply);
     drop(slot);
     match r {
         Ok(()) => {}
@@ -214,7 +207,7 @@ fn take(req: &mut LockRequest<'_, WfsFs>, m: &Mount, cmd: LockCmd, mode: abi::Lo
         mode: abi::LockMode::Unlock,
         ..a
     };
-    if let Err(u) = call(m, undo, done) {
+    if let Err(u) = call(m, undo, done_reply) {
         pr_warn!(
             "a lock on file {:#x} could not be given back to its owner ({:?})\n",
             a.file,

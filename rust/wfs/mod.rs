@@ -211,6 +211,14 @@ fn attr_reply(r: &abi::Reply<'_>) -> Result<FileAttr> {
     }
 }
 
+/// A reply that says the request is done and carries nothing else.
+pub(crate) fn done_reply(r: &abi::Reply<'_>) -> Result {
+    match r.body {
+        Some(ReplyBody::Done) => Ok(()),
+        _ => Err(EIO),
+    }
+}
+
 /// The result of a walk over the super blocks ([`FsTable::for_each_super`])
 /// that visited the coherent one if `coherent_seen`: its `EAGAIN` says
 /// that some super block is shutting down, which, once the coherent one
@@ -463,14 +471,8 @@ impl FileSystem for WfsFs {
             return Err(EROFS);
         }
         let file = inode.ino();
-        m.chan.call(
-            &Request::Unlink { file, name },
-            m.timeout_ms,
-            |reply| match reply.body {
-                Some(ReplyBody::Done) => Ok(()),
-                _ => Err(EIO),
-            },
-        )
+        m.chan
+            .call(&Request::Unlink { file, name }, m.timeout_ms, done_reply)
     }
 
     /// `rename`: the file's owner renames it in its export (replacing the
@@ -504,10 +506,7 @@ impl FileSystem for WfsFs {
             from: old_name,
             to: new_name,
         };
-        m.chan.call(&req, m.timeout_ms, |reply| match reply.body {
-            Some(ReplyBody::Done) => Ok(()),
-            _ => Err(EIO),
-        })
+        m.chan.call(&req, m.timeout_ms, done_reply)
     }
 
     fn readdir(dir: &Inode<Self>, emitter: &mut DirEmitter<'_>) -> Result {
@@ -635,10 +634,7 @@ impl FileSystem for WfsFs {
         m.chan.call(
             &Request::Setsize { file, size, grow },
             m.timeout_ms,
-            |reply| match reply.body {
-                Some(ReplyBody::Done) => Ok(()),
-                _ => Err(EIO),
-            },
+            done_reply,
         )
     }
 

@@ -85,10 +85,15 @@ struct FileHandle {
     f_handle: [u8; MAX_HANDLE_SZ],
 }
 
+/// `path` for a system call.
+fn c_path(path: &Path) -> Result<std::ffi::CString, i32> {
+    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| errno::EINVAL)
+}
+
 /// The id of the file at `path` (not following a symbolic link) from its
 /// file handle, or `None` if its file system has none to give.
 fn handle_id(path: &Path) -> Result<Option<u64>, i32> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| errno::EINVAL)?;
+    let c = c_path(path)?;
     let mut fh = FileHandle {
         handle_bytes: MAX_HANDLE_SZ as u32,
         handle_type: 0,
@@ -751,9 +756,7 @@ impl Export {
             Some(t) if t == id => return self.attr_of(to),
             _ => {}
         }
-        let cs =
-            |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| errno::EINVAL);
-        let (csrc, cdst) = (cs(&src)?, cs(&dst)?);
+        let (csrc, cdst) = (c_path(&src)?, c_path(&dst)?);
         let flags = if target.is_none() {
             libc::RENAME_NOREPLACE
         } else {
