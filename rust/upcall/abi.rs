@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 12;
+pub const ABI_VERSION: u32 = 13;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -526,6 +526,13 @@ pub enum Opcode {
     Unlink = 11,
     /// Give a file another name, at its owner (`rename`).
     Rename = 12,
+    /// This host opens a file (`open(2)` of a regular file): answered once
+    /// the file's owner counts this host among those that have it open,
+    /// so that an `unlink` anywhere keeps its data until the last close.
+    Open = 13,
+    /// An open of a file made by [`Opcode::Open`] is over (its last
+    /// reference gone: close, `munmap`, exit). Answered at once.
+    Release = 14,
 }
 
 /// Set in the opcode of every reply.
@@ -547,6 +554,8 @@ impl Opcode {
             10 => Opcode::Create,
             11 => Opcode::Unlink,
             12 => Opcode::Rename,
+            13 => Opcode::Open,
+            14 => Opcode::Release,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -882,6 +891,17 @@ pub enum Request<'a> {
         /// The new name, validated by [`valid_name`].
         to: &'a [u8],
     },
+    /// OPEN(file): this host opens file `file`; answered `Done` once its
+    /// owner has this host in the file's open set.
+    Open {
+        /// File id from a LOOKUP or CREATE reply.
+        file: u64,
+    },
+    /// RELEASE(file): an open of file `file` is over; answered `Done`.
+    Release {
+        /// File id of the OPEN.
+        file: u64,
+    },
 }
 
 /// Flag of [`Request::Create`]'s flags word: `O_EXCL`.
@@ -906,6 +926,8 @@ impl Request<'_> {
             Request::Create { .. } => Opcode::Create,
             Request::Unlink { .. } => Opcode::Unlink,
             Request::Rename { .. } => Opcode::Rename,
+            Request::Open { .. } => Opcode::Open,
+            Request::Release { .. } => Opcode::Release,
         }
     }
 
@@ -914,7 +936,10 @@ impl Request<'_> {
         HEADER_LEN
             + match self {
                 Request::Lookup { name } => 2 + name.len(),
-                Request::Getattr { .. } | Request::Readdir { .. } => 8,
+                Request::Getattr { .. }
+                | Request::Readdir { .. }
+                | Request::Open { .. }
+                | Request::Release { .. } => 8,
                 Request::Read { .. } | Request::Write { .. } | Request::View { .. } => 24,
                 Request::Upgrade { .. } => 16,
                 Request::Setsize { .. } => 24,
@@ -973,7 +998,9 @@ impl Request<'_> {
                 put(b, p, &(name.len() as u16).to_le_bytes());
                 put(b, p + 2, name);
             }
-            Request::Getattr { file } => put(b, p, &file.to_le_bytes()),
+            Request::Getattr { file } | Request::Open { file } | Request::Release { file } => {
+                put(b, p, &file.to_le_bytes())
+            }
             Request::Readdir { cookie } => put(b, p, &cookie.to_le_bytes()),
             Request::Read {
                 file,
@@ -1051,7 +1078,7 @@ impl Request<'_> {
         let op = Opcode::from_u16(h.opcode)?;
         let want_fixed = match op {
             Opcode::Lookup | Opcode::Create | Opcode::Unlink | Opcode::Rename => None,
-            Opcode::Getattr | Opcode::Readdir => Some(8),
+            Opcode::Getattr | Opcode::Readdir | Opcode::Open | Opcode::Release => Some(8),
             Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
             Opcode::Setsize => Some(24),
@@ -1073,6 +1100,12 @@ impl Request<'_> {
                 Request::Lookup { name }
             }
             Opcode::Getattr => Request::Getattr {
+                file: get_u64(b, p)?,
+            },
+            Opcode::Open => Request::Open {
+                file: get_u64(b, p)?,
+            },
+            Opcode::Release => Request::Release {
                 file: get_u64(b, p)?,
             },
             Opcode::Readdir => Request::Readdir {
@@ -1329,7 +1362,13 @@ impl<'a> Reply<'a> {
             (Opcode::Upgrade, Some(ReplyBody::Grant(_))) => true,
             (Opcode::View, Some(ReplyBody::Grant(g))) => g == Grant::ReadOnly,
             (
-                Opcode::Write | Opcode::Lock | Opcode::Setsize | Opcode::Unlink | Opcode::Rename,
+                Opcode::Write
+                | Opcode::Lock
+                | Opcode::Setsize
+                | Opcode::Unlink
+                | Opcode::Rename
+                | Opcode::Open
+                | Opcode::Release,
                 Some(ReplyBody::Done),
             ) => true,
             (Opcode::Lock, Some(ReplyBody::Lock(l))) => {
@@ -1492,7 +1531,12 @@ impl<'a> Reply<'a> {
                     _ => return Err(DecodeError::BadField),
                 })
             }
-            Opcode::Write | Opcode::Setsize | Opcode::Unlink | Opcode::Rename => {
+            Opcode::Write
+            | Opcode::Setsize
+            | Opcode::Unlink
+            | Opcode::Rename
+            | Opcode::Open
+            | Opcode::Release => {
                 exact(0)?;
                 ReplyBody::Done
             }

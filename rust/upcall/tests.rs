@@ -122,6 +122,8 @@ fn abi_request_roundtrip() {
             12,
         );
     }
+    roundtrip(Request::Open { file: u64::MAX }, 13);
+    roundtrip(Request::Release { file: 2 }, 14);
 }
 
 fn abi_request_malformed() {

@@ -12,7 +12,7 @@
 
 use crate::upcall::{
     abi::{self, ReplyBody, Request},
-    channel::{Channel, TIMEOUT_MS},
+    channel::{Channel, Wait, TIMEOUT_MS},
     table::time_reached,
 };
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -642,7 +642,46 @@ impl FileSystem for WfsFs {
     fn lock(req: &mut LockRequest<'_, Self>) -> Result {
         locks::lock(req)
     }
+
+    /// An open of a file (OPEN): answered once the file's owner counts
+    /// this host among those that have it open, so that an `unlink` on
+    /// any host after this open returns keeps the file's data until the
+    /// last close here. A view holds nothing open (its pages are the
+    /// owner's disk as it is).
+    fn open(inode: &Inode<Self>) -> Result {
+        let m = mount(inode.super_block())?;
+        if m.view {
+            return Ok(());
+        }
+        let file = inode.ino();
+        m.chan
+            .call(&Request::Open { file }, m.timeout_ms, done_reply)
+    }
+
+    /// The last reference to an open is gone (RELEASE). Sent even by a
+    /// task being killed, and waited for [`RELEASE_WAIT_MS`] at most: the
+    /// manager answers at once. A RELEASE that fails (no manager) leaves
+    /// the file counted open until the manager's session ends.
+    fn release(inode: &Inode<Self>) {
+        let Ok(m) = mount(inode.super_block()) else {
+            return;
+        };
+        if m.view {
+            return;
+        }
+        let file = inode.ino();
+        let _ = m.chan.call_as(
+            &Request::Release { file },
+            m.timeout_ms.min(RELEASE_WAIT_MS),
+            Wait::Unkillable,
+            done_reply,
+        );
+    }
 }
+
+/// Longest wait for the manager's answer to a RELEASE, in milliseconds
+/// (it answers at once; `close(2)` must not hang on a stuck manager).
+const RELEASE_WAIT_MS: u32 = 5_000;
 
 /// READ of page `folio` of `inode`, and of as many of the pages after it as
 /// the manager's last hint for the file promised (up to

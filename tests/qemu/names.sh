@@ -30,9 +30,9 @@
 #    round trip: h1 writes a tar archive into /wfs, h2 unpacks it into
 #    /wfs (tar makes the files), h3 compares them with its own copies; rm
 #    of all of it from h1.
-# 6. On h2, a file removed while it is open, made again (its inode, kept
-#    by the open file, stands for the new one: one link), and removed
-#    again, without a kernel warning.
+# 6. On h2, a file removed while it is open, made again (another file,
+#    one link), and removed again, without a kernel warning; the open
+#    file still reads its own data.
 # 7. Placement: every host restarts its manager with a rule that places
 #    files named *.db at h1. h3 makes /wfs/p.db and /wfs/q.txt: every host
 #    reads p.db, and after a sync h1's export holds it (not h3's), while
@@ -186,6 +186,8 @@ if [ "$h" = 2 ]; then
     [ "$(stat -c %h /wfs/again)" = 1 ] || fail "a name made again has $(stat -c %h /wfs/again) links"
     [ "$(cat /wfs/again)" = two ] || fail "the name made again reads '$(cat /wfs/again)'"
     rm /wfs/again || fail "the second rm failed"
+    # (The first file's data lives until its last close.)
+    [ "$(cat <&3)" = one ] || fail "the open file removed reads '$(cat <&3)'"
     exec 3<&-
     if dmesg | grep -q "WARNING"; then
         fail "the kernel warned: $(dmesg | grep -A8 WARNING | head -20)"

@@ -49,7 +49,7 @@
 #define IOC_FORGET 0x41085704u
 #define IOC_SIZE 0x40185705u
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 12
+#define ABI_VERSION 13
 /* An attr reply body: file, size, mode, mtime (nsec, sec), ctime (sec,
  * nsec), 4 reserved bytes. */
 #define ATTR_LEN 48
@@ -68,6 +68,8 @@
 #define OP_CREATE 10
 #define OP_UNLINK 11
 #define OP_RENAME 12
+#define OP_OPEN 13
+#define OP_RELEASE 14
 #define LOCK_END_MAX 0x7fffffffffffffffull
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
@@ -76,7 +78,7 @@
 static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
-static unsigned long answered, refused, locks, setsizes, names, renames;
+static unsigned long answered, refused, locks, setsizes, names, renames, opens, releases;
 
 #define FAIL(...) do { fprintf(stderr, "wfsfuzz: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -202,6 +204,14 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		renames++;
 		/* Done, or EXDEV (the program copies). */
 		return header(out, HDR + 4, op, id, rand() % 4 ? 0 : 18 /* EXDEV */);
+	case OP_OPEN:
+		opens++;
+		/* Opened (the modes' programs need their files open). */
+		return header(out, HDR + 4, op, id, 0);
+	case OP_RELEASE:
+		releases++;
+		/* Done; an error is only logged by nobody (close cannot fail). */
+		return header(out, HDR + 4, op, id, rand() % 8 ? 0 : 5 /* EIO */);
 	default:
 		return header(out, HDR + 4, op, id, 38 /* ENOSYS */);
 	}
@@ -355,7 +365,7 @@ static void serve(const uint8_t *good, size_t n)
 		expect_fail(write(fd, bad, HDR + 4), EINVAL, EINVAL, "CREATE reply without attributes");
 	}
 
-	if (op == OP_SETSIZE || op == OP_UNLINK || op == OP_RENAME) {
+	if (op == OP_SETSIZE || op == OP_UNLINK || op == OP_RENAME || op == OP_OPEN || op == OP_RELEASE) {
 		/* Done is a bare header: any body is refused. */
 		header(bad, HDR + 4 + 8, op, get64(good + 8), 0);
 		memset(bad + HDR + 4, 0, 8);
@@ -515,8 +525,8 @@ int main(int argc, char **argv)
 			serve(out, answer(buf, out));
 		}
 	}
-	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK, %lu RENAME)\n",
-	       iters, refused, answered, locks, setsizes, names, renames);
+	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK, %lu RENAME, %lu OPEN, %lu RELEASE)\n",
+	       iters, refused, answered, locks, setsizes, names, renames, opens, releases);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
 	if (min_answered > 0 && locks == 0)
@@ -527,6 +537,8 @@ int main(int argc, char **argv)
 		FAIL("no CREATE request came (the traffic makes every fifth name)");
 	if (min_answered > 0 && renames == 0)
 		FAIL("no RENAME request came (the traffic renames every name it makes)");
+	if (min_answered > 0 && (opens == 0 || releases == 0))
+		FAIL("no OPEN or no RELEASE came (the traffic opens and closes files)");
 	return 0;
 }
 

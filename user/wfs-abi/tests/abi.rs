@@ -157,6 +157,8 @@ fn all_requests() -> Vec<Request<'static>> {
             from: &[b'f'; NAME_MAX],
             to: &[b't'; NAME_MAX],
         },
+        Request::Open { file: 16 },
+        Request::Release { file: u64::MAX },
     ]
 }
 
@@ -341,7 +343,7 @@ fn a_view_is_answered_read_only() {
     }
 }
 
-const ALL_OPS: [Opcode; 12] = [
+const ALL_OPS: [Opcode; 14] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
@@ -354,6 +356,8 @@ const ALL_OPS: [Opcode; 12] = [
     Opcode::Create,
     Opcode::Unlink,
     Opcode::Rename,
+    Opcode::Open,
+    Opcode::Release,
 ];
 
 // ---------------------------------------------------------------------------
@@ -362,7 +366,7 @@ const ALL_OPS: [Opcode; 12] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 12);
+    assert_eq!(ABI_VERSION, 13);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -528,7 +532,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(12));
+    want.extend_from_slice(&le32(13));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -626,7 +630,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 13, 14, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 15, 16, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -1108,7 +1112,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 13, 100, 0x7fff] {
+    for op in [0u16, 15, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -1555,7 +1559,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 13, 0x7fff] {
+    for op in [0u16, 15, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -2270,6 +2274,35 @@ fn create_and_unlink_layout() {
             body: Some(body),
         };
         assert_eq!(r.encode(&mut [0u8; MSG_MAX]).is_ok(), ok, "{op:?} {body:?}");
+    }
+}
+
+#[test]
+fn open_and_release_carry_a_file_and_are_answered_with_nothing() {
+    for (op, code, r) in [
+        (Opcode::Open, 13u16, Request::Open { file: 0x1122 }),
+        (Opcode::Release, 14, Request::Release { file: 0x1122 }),
+    ] {
+        let good = msg(code, 9, &le64(0x1122));
+        assert_eq!(enc_req(&r, 9), good);
+        assert_eq!(Request::decode(&good), Ok((9, r)));
+        // Eight bytes exactly.
+        let mut long = good.clone();
+        long.push(0);
+        long[0] += 1;
+        assert_eq!(Request::decode(&long), Err(DecodeError::BadLength));
+        for (body, ok) in [
+            (ReplyBody::Done, true),
+            (ReplyBody::Attr(Attr::default()), false),
+        ] {
+            let reply = Reply {
+                id: 1,
+                op,
+                error: 0,
+                body: Some(body),
+            };
+            assert_eq!(reply.encode(&mut [0u8; MSG_MAX]).is_ok(), ok, "{op:?}");
+        }
     }
 }
 

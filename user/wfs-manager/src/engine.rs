@@ -56,6 +56,7 @@ use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
 use crate::wire::{Frame, PeerMsg};
 use crate::wlog;
 
+mod opens;
 mod space;
 
 /// What the engine hears.
@@ -215,6 +216,16 @@ pub struct ProtocolStats {
     /// Of those, failed (`EXDEV` included: `mv` copies then).
     #[serde(default)]
     pub renames_failed: u64,
+    /// OPENs from this host's kernel.
+    #[serde(default)]
+    pub opens: u64,
+    /// Of those, failed.
+    #[serde(default)]
+    pub opens_failed: u64,
+    /// This owner's files unlinked or renamed over while some host had
+    /// them open, kept until the last close.
+    #[serde(default)]
+    pub files_kept: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -262,6 +273,9 @@ pub struct Counters {
     unlinks_failed: AtomicU64,
     renames: AtomicU64,
     renames_failed: AtomicU64,
+    opens: AtomicU64,
+    opens_failed: AtomicU64,
+    files_kept: AtomicU64,
 }
 
 impl Counters {
@@ -315,6 +329,9 @@ impl Counters {
             unlinks_failed: g(&self.unlinks_failed),
             renames: g(&self.renames),
             renames_failed: g(&self.renames_failed),
+            opens: g(&self.opens),
+            opens_failed: g(&self.opens_failed),
+            files_kept: g(&self.files_kept),
         }
     }
 }
@@ -616,6 +633,8 @@ pub struct Engine {
     cut_files: BTreeSet<u64>,
     /// Names being made and removed ([`space`]).
     space: space::Space,
+    /// This host's opens and its files' open sets ([`opens`]).
+    opens: opens::Opens,
     /// Their reservations and forget rounds (`namespace.rs`).
     space_names: Namespace<space::SpaceThen>,
     /// Placement rules (`[[place]]`): files made under a matching name
@@ -657,6 +676,12 @@ struct Shrink {
 impl Engine {
     /// An engine for this host (`cfg`), answering the kernel on `fd`.
     pub fn new(cfg: &Config, fd: RawFd, parts: Parts) -> Engine {
+        let mut e = Engine::build(cfg, fd, parts);
+        e.find_kept();
+        e
+    }
+
+    fn build(cfg: &Config, fd: RawFd, parts: Parts) -> Engine {
         let Parts {
             export,
             pool,
@@ -779,6 +804,7 @@ impl Engine {
             shrinking_now: false,
             cut_files: BTreeSet::new(),
             space: space::Space::default(),
+            opens: opens::Opens::default(),
             placement: cfg.placement.clone(),
             file_rules: cfg.files.clone(),
             space_names: Namespace::new(
@@ -815,6 +841,7 @@ impl Engine {
         }
         if acks {
             self.expire_unlinks();
+            self.expire_opens();
             self.send_acks();
             self.expire_reads();
             self.detect_failures();
@@ -988,6 +1015,7 @@ impl Engine {
         }
         if restarted {
             self.tell_cuts(host);
+            self.opens_owner_restarted(host);
         }
     }
 
@@ -1022,6 +1050,7 @@ impl Engine {
         let out = self.names.peer_down(host);
         self.name_outputs(out);
         self.space_peer_down(host);
+        self.opens_owner_unreachable(host);
         // Growths stop waiting for it (it hears them when it is back: the
         // session sends them again).
         for t in self.sizes.disconnected(host) {
@@ -1223,6 +1252,8 @@ impl Engine {
             }
             // CREATEs sent to it by a placement rule fail.
             self.placed_host_dead(host);
+            // It has nothing of this host's open any more.
+            self.opens_host_gone(host);
         }
         let p = &mut self.peers[idx];
         let mut lost_sizes = Vec::new();
@@ -1720,6 +1751,9 @@ impl Engine {
             PeerMsg::Name(NameMsg::Renamed { id, error }) => {
                 self.owner_answered(from, id, error, true);
             }
+            PeerMsg::Name(NameMsg::Open { id, file }) => self.open_asked(from, id, file),
+            PeerMsg::Name(NameMsg::Opened { id, error }) => self.open_answered(from, id, error),
+            PeerMsg::Name(NameMsg::Close { file }) => self.close_asked(from, file),
             PeerMsg::Name(NameMsg::Make {
                 id,
                 name,
@@ -2636,8 +2670,14 @@ impl Engine {
             Request::Lock(a) => Some(a.file),
             Request::Setsize { file, .. }
             | Request::Unlink { file, .. }
-            | Request::Rename { file, .. } => Some(file),
-            Request::Lookup { .. } | Request::Readdir { .. } | Request::Create { .. } => None,
+            | Request::Rename { file, .. }
+            | Request::Open { file } => Some(file),
+            // (A RELEASE of a file this manager does not know is of an open
+            // its predecessor counted.)
+            Request::Lookup { .. }
+            | Request::Readdir { .. }
+            | Request::Create { .. }
+            | Request::Release { .. } => None,
         };
         if let Some(file) = file
             && !self.know_file(file)
@@ -2663,6 +2703,18 @@ impl Engine {
             } => self.view(id, PageId { file, index }, count, slot, started),
             Request::Lock(a) => self.lock(id, &a, started),
             Request::Setsize { file, size, grow } => self.setsize(id, file, size, grow, started),
+            Request::Create { name, .. } | Request::Rename { to: name, .. }
+                if Engine::name_shown(name).is_err() =>
+            {
+                let op = req.opcode();
+                self.reply(id, op, started, Err(errno::EINVAL));
+            }
+            // (A kept file's hidden name is nobody's to find.)
+            Request::Lookup { name } if Engine::name_shown(name).is_err() => {
+                self.reply(id, wfs_abi::Opcode::Lookup, started, Err(errno::ENOENT));
+            }
+            Request::Open { file } => self.open(id, file, started),
+            Request::Release { file } => self.release(id, file, started),
             Request::Create { name, mode, excl } => self.create(id, name, mode, excl, started),
             Request::Unlink { file, name } => self.unlink(id, file, name, started),
             Request::Rename {
@@ -4948,6 +5000,252 @@ mod tests {
             // file id any more, so it found no name.)
             let st = c.host("b").engine.counters.snapshot();
             assert_eq!((st.unlinks, st.unlinks_failed), (1, 0));
+        }
+    }
+
+    /// Open sets (`engine/opens.rs`): a file removed while some host has
+    /// it open keeps its data until the last close.
+    mod open_sets {
+        use super::harness::{Cluster, Got, inc};
+        use super::*;
+        use wfs_abi::Opcode;
+
+        impl Cluster {
+            fn host_answers(&mut self, at: &str) -> Vec<(u64, Opcode, i32, Got)> {
+                self.host(at).kernel_replies()
+            }
+
+            fn hidden(&mut self, at: &str, file: u64) -> std::path::PathBuf {
+                let name = crate::export::gone_name(file);
+                self.host(at)
+                    .dir
+                    .export()
+                    .join(std::ffi::OsStr::from_bytes(&name))
+            }
+        }
+
+        use std::os::unix::ffi::OsStrExt;
+
+        #[test]
+        fn a_file_unlinked_while_open_elsewhere_lives_until_the_last_close() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let path = c.host("a").dir.export().join("f");
+            std::fs::write(&path, vec![5u8; PAGE_SIZE]).expect("write");
+            let f = c.id_of(b"f");
+            c.ask("b", 1, Request::Lookup { name: b"f" });
+            c.ask("b", 2, Request::Open { file: f });
+            c.ask("b", 3, Request::Open { file: f });
+            let a = c.host_answers("b");
+            assert_eq!(
+                a[1..],
+                [
+                    (2, Opcode::Open, 0, Got::Done),
+                    (3, Opcode::Open, 0, Got::Done)
+                ]
+            );
+            // The owner counts b (once) and its own kernel.
+            c.ask("a", 4, Request::Open { file: f });
+            assert_eq!(c.host_answers("a"), [(4, Opcode::Open, 0, Got::Done)]);
+            let set = |c: &mut Cluster| {
+                let mut v: Vec<HostId> = c.host("a").engine.opens_set(f).into_iter().collect();
+                v.sort();
+                v
+            };
+            let mut both = vec![host_id("a"), host_id("b")];
+            both.sort();
+            assert_eq!(set(&mut c), both);
+            // c removes the name: gone everywhere, but the data is kept
+            // under the hidden name and its pages still served.
+            c.ask("c", 5, Request::Lookup { name: b"f" });
+            c.ask(
+                "c",
+                6,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(c.host_answers("c")[1], (6, Opcode::Unlink, 0, Got::Done));
+            assert!(!path.exists());
+            let hidden = c.hidden("a", f);
+            assert_eq!(std::fs::read(&hidden).expect("kept"), vec![5u8; PAGE_SIZE]);
+            assert_eq!(c.host("a").engine.core.limit(f), None);
+            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
+            for (at, req) in [("a", 7), ("b", 8), ("c", 9)] {
+                c.ask(at, req, Request::Lookup { name: b"f" });
+                assert_eq!(
+                    c.host_answers(at),
+                    [(req, Opcode::Lookup, errno::ENOENT, Got::Nothing)]
+                );
+            }
+            // The hidden name is nobody's to see or make.
+            let hidden_name = crate::export::gone_name(f);
+            c.ask("b", 10, Request::Lookup { name: &hidden_name });
+            c.ask(
+                "b",
+                11,
+                Request::Create {
+                    name: &hidden_name,
+                    mode: 0o600,
+                    excl: true,
+                },
+            );
+            assert_eq!(
+                c.host_answers("b"),
+                [
+                    (10, Opcode::Lookup, errno::ENOENT, Got::Nothing),
+                    (11, Opcode::Create, errno::EINVAL, Got::Nothing)
+                ]
+            );
+            // b's GETATTR of its open file is answered.
+            c.ask("b", 12, Request::Getattr { file: f });
+            match &c.host_answers("b")[..] {
+                [(12, Opcode::Getattr, 0, Got::Attr(at))] => {
+                    assert_eq!((at.file, at.size), (f, PAGE_SIZE as u64))
+                }
+                r => panic!("GETATTR of the kept file: {r:?}"),
+            }
+            // b closes one of its two opens: still kept; then the owner's
+            // own kernel closes: still kept (b has it).
+            c.ask("b", 13, Request::Release { file: f });
+            assert_eq!(c.host_answers("b"), [(13, Opcode::Release, 0, Got::Done)]);
+            c.ask("a", 14, Request::Release { file: f });
+            assert!(hidden.exists());
+            assert_eq!(set(&mut c), vec![host_id("b")]);
+            // b's last close: the data goes, and its pages are refused.
+            c.ask("b", 15, Request::Release { file: f });
+            assert_eq!(c.host_answers("b"), [(15, Opcode::Release, 0, Got::Done)]);
+            assert!(!hidden.exists());
+            assert_eq!(c.host("a").engine.core.limit(f), Some(0));
+            assert_eq!(c.host("a").engine.counters.snapshot().files_kept, 1);
+            // A release the count never saw changes nothing.
+            c.ask("b", 16, Request::Release { file: f });
+            assert_eq!(c.host_answers("b"), [(16, Opcode::Release, 0, Got::Done)]);
+        }
+
+        #[test]
+        fn a_file_nobody_has_open_is_removed_at_once() {
+            let mut c = Cluster::new(&["a", "b"], READ_DEADLINE);
+            let f = c.id_of(b"f");
+            c.ask("b", 1, Request::Lookup { name: b"f" });
+            c.ask("b", 2, Request::Open { file: f });
+            c.ask("b", 3, Request::Release { file: f });
+            c.ask(
+                "b",
+                4,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(c.host_answers("b")[3], (4, Opcode::Unlink, 0, Got::Done));
+            assert!(!c.hidden("a", f).exists());
+            assert_eq!(c.host("a").engine.core.limit(f), Some(0));
+        }
+
+        #[test]
+        fn a_rename_over_an_open_file_keeps_the_replaced_data_for_its_holder() {
+            let mut c = Cluster::new(&["a", "b"], READ_DEADLINE);
+            std::fs::write(c.host("a").dir.export().join("f"), b"old").expect("write");
+            std::fs::write(c.host("a").dir.export().join("n"), b"new").expect("write");
+            let (f, n) = (c.id_of(b"f"), c.id_of(b"n"));
+            c.ask("b", 1, Request::Lookup { name: b"f" });
+            c.ask("b", 2, Request::Open { file: f });
+            c.ask(
+                "a",
+                3,
+                Request::Rename {
+                    file: n,
+                    target: f,
+                    noreplace: false,
+                    from: b"n",
+                    to: b"f",
+                },
+            );
+            assert_eq!(c.host_answers("a"), [(3, Opcode::Rename, 0, Got::Done)]);
+            assert_eq!(
+                std::fs::read(c.host("a").dir.export().join("f")).expect("f"),
+                b"new"
+            );
+            assert_eq!(std::fs::read(c.hidden("a", f)).expect("kept"), b"old");
+            // (b still knows who owns its open file.)
+            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
+            c.ask("b", 4, Request::Release { file: f });
+            assert!(!c.hidden("a", f).exists());
+            assert_eq!(
+                std::fs::read(c.host("a").dir.export().join("f")).expect("f"),
+                b"new"
+            );
+        }
+
+        #[test]
+        fn a_holder_taken_for_dead_or_restarted_leaves_the_open_set() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let f = c.id_of(b"f");
+            for (at, req) in [("b", 1), ("c", 3)] {
+                c.ask(at, req, Request::Lookup { name: b"f" });
+                c.ask(at, req + 1, Request::Open { file: f });
+            }
+            c.ask(
+                "a",
+                5,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(c.host_answers("a"), [(5, Opcode::Unlink, 0, Got::Done)]);
+            assert!(c.hidden("a", f).exists());
+            // b restarts: its opens went with its manager.
+            c.restarted("a", "b", inc("b", 2));
+            assert!(c.hidden("a", f).exists());
+            // c is taken for dead: nobody has the file open now.
+            let idx = c.host("a").peer("c");
+            c.on("a", |e| e.declare(idx, inc("c", 1), false));
+            assert!(!c.hidden("a", f).exists());
+            assert_eq!(c.host("a").engine.core.limit(f), Some(0));
+        }
+
+        #[test]
+        fn an_owner_that_restarts_hears_the_opens_again() {
+            let mut c = Cluster::new(&["a", "b"], READ_DEADLINE);
+            let f = c.id_of(b"f");
+            c.ask("b", 1, Request::Lookup { name: b"f" });
+            c.ask("b", 2, Request::Open { file: f });
+            assert_eq!(
+                c.host("a")
+                    .engine
+                    .opens_set(f)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                [host_id("b")]
+            );
+            // a's manager restarts: b sends its open again to the new
+            // incarnation, and a (a new engine, with nothing counted)
+            // counts it.
+            let ev = super::harness::up(c.host("b").peer("a"), inc("a", 2));
+            let sent = c.host("b").with(|e| e.event(ev));
+            let opens: Vec<NameMsg> = sent
+                .into_iter()
+                .filter_map(|(to, fr)| match fr {
+                    Frame::Page(crate::session::Frame {
+                        msg: Some(PeerMsg::Name(m @ NameMsg::Open { .. })),
+                        ..
+                    }) if to == "a" => Some(m),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(opens, [NameMsg::Open { id: 0, file: f }]);
+            c.host("a").engine.opens = super::opens::Opens::default();
+            c.host("a").with(|e| e.open_asked(host_id("b"), 0, f));
+            assert_eq!(
+                c.host("a")
+                    .engine
+                    .opens_set(f)
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                [host_id("b")]
+            );
         }
     }
 

@@ -77,6 +77,21 @@ pub(crate) fn id_in(dir: &Path, name: &[u8]) -> u64 {
 /// `MAX_HANDLE_SZ` of `<linux/exportfs.h>`.
 const MAX_HANDLE_SZ: usize = 128;
 
+/// Names beginning so are files removed while some host had them open
+/// (`.wfs-gone-<id>`, [`gone_name`]): kept until the last close, never
+/// looked up, listed or made through WFS.
+pub const GONE_PREFIX: &[u8] = b".wfs-gone-";
+
+/// The hidden name file `id` is kept under once removed while open.
+pub fn gone_name(id: u64) -> Vec<u8> {
+    format!(".wfs-gone-{id:016x}").into_bytes()
+}
+
+/// Whether `name` is a name WFS shows: valid, and not a kept file's.
+pub fn shown(name: &[u8]) -> bool {
+    valid_name(name) && !name.starts_with(GONE_PREFIX)
+}
+
 /// `struct file_handle` with room for the largest handle.
 #[repr(C)]
 struct FileHandle {
@@ -145,6 +160,11 @@ pub struct Export {
     pages: PageLocks,
     /// The files kept open, by id.
     open: Mutex<HashMap<u64, OpenFile>>,
+    /// The single-host server only: how many opens of each file this
+    /// host's kernel has (OPEN and RELEASE), so that an UNLINK keeps the
+    /// data of an open file until its last close ([`Export::keep`]). (In a
+    /// cluster the engine keeps the open sets.)
+    held: Mutex<HashMap<u64, u32>>,
     /// Held across a size change, from reading the size to its flush: two
     /// concurrent growths of a file (the single-host server's workers)
     /// must not set its sizes in the wrong order.
@@ -325,6 +345,7 @@ impl Export {
             null_read: AtomicBool::new(false),
             pages: PageLocks::default(),
             open: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
             sizing: Mutex::new(()),
             #[cfg(test)]
             fail_sync: std::sync::atomic::AtomicI32::new(0),
@@ -442,8 +463,12 @@ impl Export {
         })
     }
 
-    /// LOOKUP: the attributes of `name`, or `ENOENT`.
+    /// LOOKUP: the attributes of `name`, or `ENOENT` (a kept file's
+    /// hidden name too).
     pub fn lookup(&self, name: &[u8]) -> Result<Attr, i32> {
+        if !shown(name) {
+            return Err(errno::ENOENT);
+        }
         self.attr_of(name)
     }
 
@@ -463,7 +488,7 @@ impl Export {
         {
             return Ok(a);
         }
-        for name in self.names()? {
+        for name in self.all_names()? {
             let _ = self.attr_of(&name);
         }
         let name = self.name_of(id).ok_or(errno::ENOENT)?;
@@ -666,7 +691,7 @@ impl Export {
     /// file's only: anything else under that name is `EEXIST` too).
     pub fn create(&self, name: &[u8], mode: u32, excl: bool) -> Result<(Attr, bool), i32> {
         use std::os::unix::fs::OpenOptionsExt;
-        if !valid_name(name) {
+        if !shown(name) {
             return Err(errno::EINVAL);
         }
         let path = self.path(name);
@@ -717,11 +742,14 @@ impl Export {
             e => return Err(e),
         }
         fs::remove_file(&path).map_err(|e| io_errno(&e))?;
-        self.open_files().remove(&id);
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        // (A file kept under its hidden name stays known by that name, and
+        // open.)
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if names.get(&id).is_none_or(|n| n.as_slice() == name) {
+            names.remove(&id);
+            drop(names);
+            self.open_files().remove(&id);
+        }
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io_errno(&e))
@@ -741,7 +769,7 @@ impl Export {
         to: &[u8],
         target: Option<u64>,
     ) -> Result<Attr, i32> {
-        if !valid_name(to) {
+        if !shown(to) {
             return Err(errno::EINVAL);
         }
         let (src, dst) = (self.path(from), self.path(to));
@@ -776,14 +804,17 @@ impl Export {
         if rc != 0 {
             return Err(io_errno(&io::Error::last_os_error()));
         }
-        {
+        // (A target kept under its hidden name stays known by it, and open.)
+        let target_gone = {
             let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(t) = target {
+            let gone = target.filter(|t| names.get(t).is_none_or(|n| n.as_slice() == to));
+            if let Some(t) = gone {
                 names.remove(&t);
             }
             names.insert(id, to.to_vec());
-        }
-        if let Some(t) = target {
+            gone
+        };
+        if let Some(t) = target_gone {
             self.open_files().remove(&t);
         }
         // (Renamed, whatever the flush says: every host must hear of it.)
@@ -797,8 +828,120 @@ impl Export {
         self.getattr(id)
     }
 
-    /// The shared names, sorted.
+    /// Keeps file `id`, named `name`, under its hidden name
+    /// ([`gone_name`]) too: a second link, so that removing `name` (or
+    /// renaming another file over it) leaves the data for the hosts that
+    /// have it open; from now on `id` is known by the hidden name. The
+    /// directory is flushed. Returns the hidden name.
+    pub fn keep(&self, id: u64, name: &[u8]) -> Result<Vec<u8>, i32> {
+        if self.id_at(name)? != id {
+            return Err(errno::ENOENT);
+        }
+        let hidden = gone_name(id);
+        match fs::hard_link(self.path(name), self.path(&hidden)) {
+            Ok(()) => {}
+            // (Kept already: by an unlink that failed after it.)
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.id_at(&hidden) == Ok(id) => {
+            }
+            Err(e) => return Err(io_errno(&e)),
+        }
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, hidden.clone());
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_errno(&e))?;
+        Ok(hidden)
+    }
+
+    /// The single-host server's OPEN of file `id`, counted.
+    pub fn opened(&self, id: u64) -> Result<(), i32> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        self.getattr(id)?;
+        *held.entry(id).or_default() += 1;
+        Ok(())
+    }
+
+    /// The single-host server's RELEASE of file `id`: the last one of a
+    /// file removed while open removes its hidden name. (A RELEASE of an
+    /// open this manager never counted, its predecessor's, is ignored.)
+    pub fn released(&self, id: u64) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(n) = held.get_mut(&id) else {
+            return;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        held.remove(&id);
+        if let Some(name) = self.name_of(id).filter(|n| !shown(n))
+            && let Err(e) = self.remove(id, &name)
+        {
+            crate::wlog!(
+                "export: cannot remove {:?}, closed at last: errno {e}",
+                String::from_utf8_lossy(&name)
+            );
+        }
+    }
+
+    /// The single-host server's UNLINK: [`Export::remove`], keeping the
+    /// file under its hidden name while this host has it open.
+    pub fn unlink(&self, id: u64, name: &[u8]) -> Result<(), i32> {
+        let _held = self.keep_held(id, name)?;
+        self.remove(id, name)
+    }
+
+    /// The single-host server: keeps file `id`, named `name`, under its
+    /// hidden name if this host has it open, before its name goes (an
+    /// UNLINK, a RENAME over it); the guard keeps the count of opens as
+    /// it is until then.
+    pub fn keep_held(
+        &self,
+        id: u64,
+        name: &[u8],
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<u64, u32>>, i32> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.contains_key(&id) {
+            self.keep(id, name)?;
+        }
+        Ok(held)
+    }
+
+    /// Undoes [`Export::keep`]: file `id` keeps `name`, and its hidden
+    /// name goes.
+    pub fn unkeep(&self, id: u64, hidden: &[u8], name: &[u8]) -> Result<(), i32> {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, name.to_vec());
+        if self.id_at(hidden) == Ok(id) {
+            fs::remove_file(self.path(hidden)).map_err(|e| io_errno(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The files kept under hidden names (an earlier run removed them
+    /// while open), as `(id, hidden name)`.
+    pub fn kept_files(&self) -> Result<Vec<(u64, Vec<u8>)>, i32> {
+        Ok(self
+            .all_names()?
+            .into_iter()
+            .filter(|n| !shown(n))
+            .filter_map(|n| self.attr_of(&n).ok().map(|a| (a.file, n)))
+            .collect())
+    }
+
+    /// The shared names, sorted (not the hidden names of kept files).
     pub fn names(&self) -> Result<Vec<Vec<u8>>, i32> {
+        let mut out = self.all_names()?;
+        out.retain(|n| shown(n));
+        Ok(out)
+    }
+
+    /// Every name of a regular file in the export, hidden ones too, sorted.
+    fn all_names(&self) -> Result<Vec<Vec<u8>>, i32> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(|e| io_errno(&e))? {
             let entry = entry.map_err(|e| io_errno(&e))?;
@@ -831,6 +974,7 @@ impl Export {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("wfs-export-{tag}-{}", std::process::id()));
@@ -896,6 +1040,58 @@ mod tests {
         assert_eq!(c.size, 0);
         assert_ne!(c.file, a.file, "another file, another id");
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The single-host server keeps an open file's data past its unlink
+    /// (and past a rename over it) until the last RELEASE, under a hidden
+    /// name nobody can look up, list or make; a restarted manager finds it.
+    #[test]
+    fn a_file_unlinked_while_open_lives_until_its_last_release() {
+        let d = tmpdir("kept");
+        let e = Export::new(&d);
+        fs::write(d.join("a"), b"aaa").unwrap();
+        fs::write(d.join("b"), b"bb").unwrap();
+        let a = e.lookup(b"a").unwrap().file;
+        e.opened(a).unwrap();
+        e.opened(a).unwrap();
+        e.unlink(a, b"a").unwrap();
+        let hidden = gone_name(a);
+        assert_eq!(e.lookup(b"a"), Err(errno::ENOENT));
+        assert_eq!(e.lookup(&hidden), Err(errno::ENOENT));
+        assert_eq!(e.names().unwrap(), [b"b".to_vec()]);
+        assert_eq!(e.create(&hidden, 0o600, true), Err(errno::EINVAL));
+        assert_eq!(e.getattr(a).map(|x| x.size), Ok(3));
+        let mut page = vec![0u8; 4096];
+        e.read_page(a, 0, &mut page).unwrap();
+        assert_eq!(&page[..3], b"aaa");
+        e.write_page(a, 0, b"AAA").unwrap();
+        // A restarted manager finds it, kept.
+        assert_eq!(Export::new(&d).kept_files().unwrap(), [(a, hidden.clone())]);
+        e.released(a);
+        assert!(d.join(OsStr::from_bytes(&hidden)).exists());
+        e.released(a);
+        assert!(!d.join(OsStr::from_bytes(&hidden)).exists());
+        assert_eq!(e.getattr(a), Err(errno::ENOENT));
+        // A file nobody has open goes at once; a rename over an open one
+        // keeps it.
+        fs::write(d.join("c"), b"c").unwrap();
+        let (b, c) = (e.lookup(b"b").unwrap().file, e.lookup(b"c").unwrap().file);
+        e.opened(b).unwrap();
+        {
+            let _held = e.keep_held(b, b"b").unwrap();
+            e.rename(c, b"c", b"b", Some(b)).unwrap();
+        }
+        assert_eq!(fs::read(d.join("b")).unwrap(), b"c");
+        assert_eq!(
+            fs::read(d.join(OsStr::from_bytes(&gone_name(b)))).unwrap(),
+            b"bb"
+        );
+        e.released(b);
+        assert_eq!(e.kept_files().unwrap(), []);
+        e.unlink(c, b"b").unwrap();
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 0);
+        // (A RELEASE never counted changes nothing.)
+        e.released(c);
     }
 
     #[test]

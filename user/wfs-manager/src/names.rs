@@ -151,6 +151,15 @@ pub enum NameMsg {
     },
     /// The answer to `Rename` `id`: 0, or an errno.
     Renamed { id: u64, error: i32 },
+    /// To a file's owner: the sender has file `file` open (its kernel's
+    /// first open of it); count it in the file's open set. `id` 0: no
+    /// answer is waited for (sent again after the owner restarted).
+    Open { id: u64, file: u64 },
+    /// The answer to `Open` `id`: 0, or an errno (`ENOENT`: not a file of
+    /// the receiver).
+    Opened { id: u64, error: i32 },
+    /// To a file's owner: the sender's last open of file `file` is over.
+    Close { file: u64 },
     /// To the host a placement rule names for `name`: make it, as if your
     /// kernel had asked (`O_EXCL` if `excl`), with permissions `mode`,
     /// within `within_ms` milliseconds (the asker's kernel gives up then:
@@ -545,15 +554,38 @@ impl Names {
     /// `owner` exports `name` as `info` (it said so answering a
     /// reservation of the name).
     pub fn learned(&mut self, name: &[u8], owner: HostId, info: FileInfo) {
-        self.cache.insert(name.to_vec(), (owner, info));
+        self.cache_put(name, owner, info);
         self.stale.remove(&info.file);
+    }
+
+    /// Caches `name` as `owner`'s file `info`: the one name of that file
+    /// (what was kept of it under another, or under none, goes).
+    fn cache_put(&mut self, name: &[u8], owner: HostId, info: FileInfo) {
+        self.cache
+            .retain(|n, (_, i)| i.file != info.file || n == name);
+        self.cache.insert(name.to_vec(), (owner, info));
+    }
+
+    /// Forgets all that is cached of `file`: it is gone (removed, or
+    /// replaced by a rename).
+    pub fn forget_file(&mut self, file: u64) {
+        self.cache.retain(|_, (_, i)| i.file != file);
+        self.stale.remove(&file);
     }
 
     /// Forgets a cached name (the manager's FORGET of it); a lookup of it
     /// under way is asked again once answered ([`NameOutput::Again`]).
+    ///
+    /// The file it stood for may live on without it (renamed, or kept
+    /// while open after an unlink: `Documentation/fs-plan.md`, step 2): what
+    /// is known of it stays, under its hidden name (which no lookup
+    /// finds), until it is learned under another name or is gone
+    /// ([`Names::forget_file`]).
     pub fn forget(&mut self, name: &[u8]) {
-        if let Some((_, i)) = self.cache.remove(name) {
-            self.stale.remove(&i.file);
+        if let Some((o, i)) = self.cache.remove(name)
+            && crate::export::shown(name)
+        {
+            self.cache.insert(crate::export::gone_name(i.file), (o, i));
         }
         if let Some(id) = self.by_name.get(name)
             && let Some(p) = self.pending.get_mut(id)
@@ -608,7 +640,8 @@ impl Names {
             .filter(|(o, _)| p.unreachable.contains(o));
         let result = match (owners.next(), owners.next()) {
             (Some((&owner, &info)), None) => {
-                self.cache.insert(p.name.clone(), (owner, info));
+                let name = p.name.clone();
+                self.cache_put(&name, owner, info);
                 self.stale.remove(&info.file);
                 Ok((owner, info))
             }

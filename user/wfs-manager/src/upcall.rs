@@ -220,7 +220,12 @@ pub fn handle(
         Request::Create { name, mode, excl } => export
             .create(name, mode, excl)
             .map(|(a, _)| ReplyBody::Attr(a)),
-        Request::Unlink { file, name } => export.remove(file, name).map(|()| ReplyBody::Done),
+        Request::Unlink { file, name } => export.unlink(file, name).map(|()| ReplyBody::Done),
+        Request::Open { file } => export.opened(file).map(|()| ReplyBody::Done),
+        Request::Release { file } => {
+            export.released(file);
+            Ok(ReplyBody::Done)
+        }
         Request::Rename {
             file,
             noreplace,
@@ -234,8 +239,12 @@ pub fn handle(
                 Ok(a) => Ok(Some(a.file)),
                 Err(_) => Ok(None),
             };
+            // (A target this host has open is kept under its hidden name.)
             target
-                .and_then(|t| export.rename(file, from, to, t))
+                .and_then(|t| {
+                    let _held = t.map(|t| export.keep_held(t, to)).transpose()?;
+                    export.rename(file, from, to, t)
+                })
                 .map(|_| ReplyBody::Done)
         }
     };

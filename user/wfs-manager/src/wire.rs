@@ -70,6 +70,9 @@
 //!   | 46 | Made | id u64, kind u8: 0 owner u16 + info; 1 errno i32 |
 //!   | 49 | Rename | id u64, file u64, target u64 (0: none), noreplace u8 (0/1), from (string), to (string) |
 //!   | 50 | Renamed | id u64, error i32 (0, or an errno) |
+//!   | 51 | Open | id u64 (0: no answer wanted), file u64 |
+//!   | 52 | Opened | id u64, error i32 (0, or an errno) |
+//!   | 53 | Close | file u64 |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -141,7 +144,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 16;
+pub const PROTOCOL_VERSION: u16 = 17;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -522,7 +525,7 @@ impl Frame {
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag @ (16..=21 | 38..=46 | 49..=50) => {
+                    tag @ (16..=21 | 38..=46 | 49..=53) => {
                         Some(PeerMsg::Name(get_name_msg(tag, &mut c)?))
                     }
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
@@ -1331,6 +1334,20 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             p.extend_from_slice(&id.to_le_bytes());
             p.extend_from_slice(&error.to_le_bytes());
         }
+        NameMsg::Open { id, file } => {
+            p.push(51);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+        }
+        NameMsg::Opened { id, error } => {
+            p.push(52);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&error.to_le_bytes());
+        }
+        NameMsg::Close { file } => {
+            p.push(53);
+            p.extend_from_slice(&file.to_le_bytes());
+        }
         NameMsg::Make {
             id,
             name,
@@ -1522,6 +1539,17 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
         50 => NameMsg::Renamed {
             id: id(c)?,
             error: c.u32("RENAMED too short for its errno")? as i32,
+        },
+        51 => NameMsg::Open {
+            id: id(c)?,
+            file: c.u64("OPEN too short for its file")?,
+        },
+        52 => NameMsg::Opened {
+            id: id(c)?,
+            error: c.u32("OPENED too short for its errno")? as i32,
+        },
+        53 => NameMsg::Close {
+            file: c.u64("CLOSE too short for its file")?,
         },
         45 => NameMsg::Make {
             id: id(c)?,
@@ -2130,6 +2158,16 @@ mod tests {
                     id: 18,
                     error: libc::EXDEV,
                 },
+                NameMsg::Open {
+                    id: 19,
+                    file: u64::MAX,
+                },
+                NameMsg::Open { id: 0, file: 7 },
+                NameMsg::Opened {
+                    id: 20,
+                    error: libc::ENOENT,
+                },
+                NameMsg::Close { file: 8 },
                 NameMsg::Named {
                     id: 6,
                     name: Some(b"shared".to_vec()),

@@ -95,6 +95,9 @@ pub(super) enum UnlinkThen {
     Kernel { req: u64, started: Instant },
     /// Another host's manager: its `Unlink` or `Rename` `id`.
     Peer { host: HostId, id: u64 },
+    /// Nobody: the removal of a file kept while open, once nobody has it
+    /// open ([`super::opens`]).
+    Nobody,
 }
 
 /// Who waits for a forget round.
@@ -653,6 +656,23 @@ impl Engine {
         then: UnlinkThen,
         by: Option<(u64, Vec<u8>)>,
     ) {
+        match self.keep_if_open(file, name) {
+            Ok(false) => self.owner_remove_now(file, name, then, by),
+            // (Kept under its hidden name: only the name goes, now.)
+            Ok(true) => self.name_removed(file, name, then, by, false),
+            Err(e) => self.changed_answer(then, Err(kernel_errno(e)), by.is_some()),
+        }
+    }
+
+    /// [`Engine::owner_remove`] of a file nobody has open: a shrink to 0
+    /// bytes first.
+    pub(super) fn owner_remove_now(
+        &mut self,
+        file: u64,
+        name: &[u8],
+        then: UnlinkThen,
+        by: Option<(u64, Vec<u8>)>,
+    ) {
         let token = self.space.next_token();
         self.space.removals.insert(
             token,
@@ -700,13 +720,41 @@ impl Engine {
         else {
             return;
         };
-        let answer = |e: &mut Engine, result| match by {
-            Some(_) => e.rename_answer(then, result),
-            None => e.unlink_answer(then, result),
-        };
-        if let Err(e) = result {
-            return answer(self, Err(e));
+        if matches!(then, UnlinkThen::Nobody) {
+            // A kept file's hidden name, nobody's to hear of.
+            let ok = result.is_ok() && (done || self.export.remove(file, &name).is_ok());
+            if ok {
+                self.core.set_limit(file, Some(0));
+                self.core.forget_owner(file);
+                self.cut_files.remove(&file);
+            } else {
+                wlog!(
+                    "names: cannot remove {:?} (kept while open, closed since); tried again later",
+                    String::from_utf8_lossy(&name)
+                );
+            }
+            return self.kept_removed(file, ok);
         }
+        if let Err(e) = result {
+            return self.changed_answer(then, Err(e), by.is_some());
+        }
+        self.name_removed(file, &name, then, by, done);
+    }
+
+    /// Removes `name`, file `file`, from the export for `then` (or, `by`,
+    /// renames that file over it), unless `done` already, and has every
+    /// host forget it. The file's pages are refused from now on unless it
+    /// is kept under its hidden name (some host has it open).
+    fn name_removed(
+        &mut self,
+        file: u64,
+        name: &[u8],
+        then: UnlinkThen,
+        by: Option<(u64, Vec<u8>)>,
+        done: bool,
+    ) {
+        let answer = |e: &mut Engine, result| e.changed_answer(then, result, by.is_some());
+        let name = name.to_vec();
         // (A file of 0 bytes needed no shrink: removed now.)
         let renamed = match &by {
             Some((by, from)) if !done => self.export.rename(*by, from, &name, Some(file)).map(Some),
@@ -716,16 +764,25 @@ impl Engine {
         };
         let renamed = match renamed {
             Ok(r) => r,
-            Err(e) => return answer(self, Err(kernel_errno(e))),
+            Err(e) => {
+                // (Kept for nothing: the name stays.)
+                self.unkeep(file, &name);
+                return answer(self, Err(kernel_errno(e)));
+            }
         };
-        // No page of it is handed out any more (a host taken for dead may
-        // come back with some).
-        self.core.set_limit(file, Some(0));
-        self.core.forget_owner(file);
-        // (Its size is nobody's concern any more.)
-        self.cut_files.remove(&file);
+        // (Kept: its id lives on under its hidden name, for its holders.)
+        let gone = if self.opens.kept_now(file) { 0 } else { file };
+        if gone != 0 {
+            self.names.forget_file(file);
+            // No page of it is handed out any more (a host taken for dead
+            // may come back with some).
+            self.core.set_limit(file, Some(0));
+            self.core.forget_owner(file);
+            // (Its size is nobody's concern any more.)
+            self.cut_files.remove(&file);
+        }
         if let (Some(a), Some((_, from))) = (renamed, &by) {
-            return self.renamed(from, &name, &a, file, then);
+            return self.renamed(from, &name, &a, gone, then);
         }
         self.names.forget(&name);
         if !matches!(then, UnlinkThen::Kernel { .. })
@@ -733,7 +790,7 @@ impl Engine {
         {
             wlog!("names: {e}");
         }
-        self.forget_everywhere(&name, None, file, SpaceThen::Unlinked(then));
+        self.forget_everywhere(&name, None, gone, SpaceThen::Unlinked(then));
     }
 
     // -- renames ------------------------------------------------------------
@@ -827,7 +884,7 @@ impl Engine {
                         // (The kernel's time-out runs from its request.)
                         started: match then {
                             UnlinkThen::Kernel { started, .. } => started,
-                            UnlinkThen::Peer { .. } => Instant::now(),
+                            UnlinkThen::Peer { .. } | UnlinkThen::Nobody => Instant::now(),
                         },
                         retry_at: None,
                         asker: Asker::Kernel,
@@ -899,6 +956,7 @@ impl Engine {
                 };
                 self.reply(req, op, started, result.map(|()| ReplyBody::Done));
             }
+            UnlinkThen::Nobody => {}
             UnlinkThen::Peer { host, id } => {
                 let error = result.err().unwrap_or(0);
                 let msg = if rename {
@@ -936,6 +994,7 @@ impl Engine {
             // nobody owns its id any more.
             if gone != 0 && self.core.owner_of(gone) == Some(from) {
                 self.core.forget_owner(gone);
+                self.names.forget_file(gone);
             }
         }
         if let Err(e) = self.inval.forget_name(name) {

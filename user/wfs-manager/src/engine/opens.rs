@@ -1,0 +1,426 @@
+//! Open sets (Documentation/fs-plan.md, step 2): POSIX's "the data lives
+//! until the last close", across hosts.
+//!
+//! Every host counts its kernel's opens of each file (OPEN and RELEASE).
+//! The first open of another owner's file sends that owner `Open`, and the
+//! kernel's `open(2)` returns once the owner has answered (`Opened`), so an
+//! unlink that starts anywhere after the open returned sees it; the last
+//! release sends `Close`. The owner keeps, per file, the hosts that have it
+//! open (itself among them).
+//!
+//! An unlink (or a rename over a file) at the owner of a file whose open
+//! set is not empty keeps the file under a hidden name (`.wfs-gone-<id>`, a
+//! second link made before the name goes: `Export::keep`), takes no page
+//! back, and removes the name everywhere as usual. Once the set is empty
+//! (the last close, or the last holder taken for dead), the hidden file is
+//! removed as an unlink removes a file: every page home first. A manager
+//! that starts with hidden files of an earlier run waits for its peers'
+//! `Open`s (sent again to an owner that restarted) for as long as a host
+//! takes to be taken for dead, then removes those nobody has open.
+//!
+//! An owner that cannot be reached does not hold an open up: the kernel is
+//! answered at once and the `Open` waits in the session (the file's pages
+//! need the owner anyway). A host whose manager restarts forgets its
+//! kernel's opens (their RELEASEs are ignored): their files are no longer
+//! kept for it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use wfs_abi::{Opcode, ReplyBody, errno};
+
+use super::space::UnlinkThen;
+use super::{Counters, Engine, kernel_errno};
+use crate::names::NameMsg;
+use crate::protocol::HostId;
+use crate::wire::PeerMsg;
+use crate::wlog;
+
+/// The kernel's OPENs waiting for an owner's answer: request, and when it
+/// came.
+type Waiting = Vec<(u64, Instant)>;
+
+/// A file kept under its hidden name.
+#[derive(Debug)]
+struct Kept {
+    name: Vec<u8>,
+    /// Found at start (an earlier run kept it): removed once nobody has
+    /// said it has it open for [`Engine::absent_after`] since then.
+    orphan_since: Option<Instant>,
+    /// Its removal has begun.
+    removing: bool,
+}
+
+/// This host's opens, and the open sets of its own files.
+#[derive(Debug, Default)]
+pub(super) struct Opens {
+    /// This host's kernel's opens now, by file.
+    here: HashMap<u64, u32>,
+    /// `Open`s asked of other owners and not yet answered, by id: the
+    /// file, the owner, and the kernel's OPENs waiting for it (request,
+    /// when it came).
+    asking: HashMap<u64, (u64, HostId, Waiting)>,
+    /// The `Open` id under way for each file.
+    asking_file: HashMap<u64, u64>,
+    next_id: u64,
+    /// This owner's files: the hosts that have each open (this one too).
+    sets: HashMap<u64, HashSet<HostId>>,
+    /// This owner's files kept under hidden names, by file.
+    kept: HashMap<u64, Kept>,
+}
+
+impl Opens {
+    /// Whether any host has this owner's `file` open.
+    pub(super) fn is_open(&self, file: u64) -> bool {
+        self.sets.get(&file).is_some_and(|s| !s.is_empty())
+    }
+
+    /// Whether this owner's `file` is kept under its hidden name and not
+    /// being removed.
+    pub(super) fn kept_now(&self, file: u64) -> bool {
+        self.kept.get(&file).is_some_and(|k| !k.removing)
+    }
+}
+
+impl Engine {
+    /// The kernel's OPEN `req` of `file`.
+    pub(super) fn open(&mut self, req: u64, file: u64, started: Instant) {
+        Counters::add(&self.counters.opens, 1);
+        let owner = self.core.owner_of(file).unwrap_or(self.me);
+        if owner == self.me {
+            if let Err(e) = self.export.getattr(file) {
+                return self.open_answer(req, started, Err(e));
+            }
+            *self.opens.here.entry(file).or_default() += 1;
+            self.opens.sets.entry(file).or_default().insert(self.me);
+            return self.open_answer(req, started, Ok(()));
+        }
+        let n = self.opens.here.entry(file).or_default();
+        *n += 1;
+        let first = *n == 1;
+        if let Some(id) = self.opens.asking_file.get(&file)
+            && let Some((_, _, waiting)) = self.opens.asking.get_mut(id)
+        {
+            waiting.push((req, started));
+            return;
+        }
+        if !first {
+            return self.open_answer(req, started, Ok(()));
+        }
+        if !self.is_connected(owner) {
+            // (Heard when it is back, unless it is taken for dead.)
+            if !self.peer_gone(owner) {
+                let msg = NameMsg::Open { id: 0, file };
+                self.send(owner, PeerMsg::Name(msg));
+            }
+            return self.open_answer(req, started, Ok(()));
+        }
+        self.opens.next_id += 1;
+        let id = self.opens.next_id;
+        self.opens
+            .asking
+            .insert(id, (file, owner, vec![(req, started)]));
+        self.opens.asking_file.insert(file, id);
+        self.send(owner, PeerMsg::Name(NameMsg::Open { id, file }));
+    }
+
+    fn open_answer(&mut self, req: u64, started: Instant, result: Result<(), i32>) {
+        if result.is_err() {
+            Counters::add(&self.counters.opens_failed, 1);
+        }
+        self.reply(req, Opcode::Open, started, result.map(|()| ReplyBody::Done));
+    }
+
+    /// The kernel's RELEASE `req` of `file`: answered at once; its last
+    /// open here tells the owner.
+    pub(super) fn release(&mut self, req: u64, file: u64, started: Instant) {
+        self.reply(req, Opcode::Release, started, Ok(ReplyBody::Done));
+        let Some(n) = self.opens.here.get_mut(&file) else {
+            // (An open this manager never counted: its predecessor's.)
+            return;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        self.opens.here.remove(&file);
+        self.closed_here(file);
+    }
+
+    /// This host has `file` open no more: its owner hears it.
+    fn closed_here(&mut self, file: u64) {
+        let owner = self.core.owner_of(file).unwrap_or(self.me);
+        if owner == self.me {
+            self.left_open_set(file, self.me);
+        } else if !self.peer_gone(owner) {
+            self.send(owner, PeerMsg::Name(NameMsg::Close { file }));
+        }
+    }
+
+    /// A peer's `Open` `id` of `file`, which should be this host's.
+    pub(super) fn open_asked(&mut self, from: HostId, id: u64, file: u64) {
+        let error = match self.export.getattr(file) {
+            Ok(_) => {
+                self.core.add_file(file, self.me);
+                self.opens.sets.entry(file).or_default().insert(from);
+                if let Some(k) = self.opens.kept.get_mut(&file) {
+                    k.orphan_since = None;
+                }
+                0
+            }
+            Err(e) => e,
+        };
+        if id != 0 {
+            self.send(from, PeerMsg::Name(NameMsg::Opened { id, error }));
+        }
+    }
+
+    /// The owner's answer to this host's `Open` `id`.
+    pub(super) fn open_answered(&mut self, from: HostId, id: u64, error: i32) {
+        let Some((file, owner, waiting)) = self.opens.asking.remove(&id) else {
+            return;
+        };
+        if owner != from {
+            self.opens.asking.insert(id, (file, owner, waiting));
+            return;
+        }
+        self.opens.asking_file.remove(&file);
+        let result = if error == 0 {
+            Ok(())
+        } else {
+            Err(kernel_errno(error))
+        };
+        if result.is_err() {
+            // Those opens fail: no RELEASE comes for them.
+            self.uncount(file, waiting.len() as u32, false);
+        }
+        for (req, started) in waiting {
+            self.open_answer(req, started, result);
+        }
+    }
+
+    /// Takes `n` opens of `file` this host's kernel gave up (or that
+    /// failed) off its count; the last one tells the owner if `told` (its
+    /// `Open` may have reached it).
+    fn uncount(&mut self, file: u64, n: u32, told: bool) {
+        let Some(c) = self.opens.here.get_mut(&file) else {
+            return;
+        };
+        *c = c.saturating_sub(n);
+        if *c == 0 {
+            self.opens.here.remove(&file);
+            if told {
+                self.closed_here(file);
+            }
+        }
+    }
+
+    /// A peer's `Close` of `file`.
+    pub(super) fn close_asked(&mut self, from: HostId, file: u64) {
+        self.left_open_set(file, from);
+    }
+
+    /// `host` has this owner's `file` open no more: a kept file nobody
+    /// has open is removed.
+    fn left_open_set(&mut self, file: u64, host: HostId) {
+        if let Some(set) = self.opens.sets.get_mut(&file) {
+            set.remove(&host);
+            if set.is_empty() {
+                self.opens.sets.remove(&file);
+            }
+        }
+        if !self.opens.is_open(file) {
+            self.remove_kept(file);
+        }
+    }
+
+    /// Removes kept `file` (nobody has it open): every page home, then
+    /// its hidden name goes.
+    fn remove_kept(&mut self, file: u64) {
+        let Some(k) = self.opens.kept.get_mut(&file) else {
+            return;
+        };
+        if k.removing {
+            return;
+        }
+        k.removing = true;
+        let name = k.name.clone();
+        wlog!(
+            "names: nobody has {:?} open any more: its data goes",
+            String::from_utf8_lossy(&name)
+        );
+        self.core.add_file(file, self.me);
+        self.owner_remove_now(file, &name, UnlinkThen::Nobody, None);
+    }
+
+    /// The removal of kept `file` is over (`ok`, or it failed and is tried
+    /// again at the next close or start).
+    pub(super) fn kept_removed(&mut self, file: u64, ok: bool) {
+        if ok {
+            self.opens.kept.remove(&file);
+        } else if let Some(k) = self.opens.kept.get_mut(&file) {
+            k.removing = false;
+        }
+    }
+
+    /// An unlink or rename at this owner is about to remove `file`'s name
+    /// `name`: if some host has it open, it is kept under its hidden name
+    /// first (`Ok(true)`: no page is taken back).
+    pub(super) fn keep_if_open(&mut self, file: u64, name: &[u8]) -> Result<bool, i32> {
+        if !self.opens.is_open(file) {
+            return Ok(false);
+        }
+        let hidden = self.export.keep(file, name)?;
+        wlog!(
+            "names: {:?} is open on {} host(s): its data is kept (as {:?}) until the last close",
+            String::from_utf8_lossy(name),
+            self.opens.sets.get(&file).map_or(0, HashSet::len),
+            String::from_utf8_lossy(&hidden)
+        );
+        Counters::add(&self.counters.files_kept, 1);
+        self.opens.kept.insert(
+            file,
+            Kept {
+                name: hidden,
+                orphan_since: None,
+                removing: false,
+            },
+        );
+        Ok(true)
+    }
+
+    /// The name `name` of `file`, kept by [`Engine::keep_if_open`], was
+    /// not removed after all: the hidden name goes again.
+    pub(super) fn unkeep(&mut self, file: u64, name: &[u8]) {
+        if !self.opens.kept_now(file) {
+            return;
+        }
+        if let Some(k) = self.opens.kept.remove(&file)
+            && let Err(e) = self.export.unkeep(file, &k.name, name)
+        {
+            wlog!(
+                "names: cannot remove {:?} again: errno {e}",
+                String::from_utf8_lossy(&k.name)
+            );
+        }
+    }
+
+    /// The hosts that have this owner's `file` open.
+    #[cfg(test)]
+    pub(super) fn opens_set(&self, file: u64) -> HashSet<HostId> {
+        self.opens.sets.get(&file).cloned().unwrap_or_default()
+    }
+
+    /// At start: files an earlier run kept wait for their holders' `Open`s.
+    pub(super) fn find_kept(&mut self) {
+        let now = Instant::now();
+        for (file, name) in self.export.kept_files().unwrap_or_default() {
+            self.opens.kept.insert(
+                file,
+                Kept {
+                    name,
+                    orphan_since: Some(now),
+                    removing: false,
+                },
+            );
+        }
+    }
+
+    /// A peer's manager restarted: it forgot what it had open here, and
+    /// this host's opens of its files are told to it again.
+    pub(super) fn opens_owner_restarted(&mut self, host: HostId) {
+        self.opens_host_gone(host);
+        let files: Vec<u64> = self
+            .opens
+            .here
+            .keys()
+            .copied()
+            .filter(|&f| self.core.owner_of(f) == Some(host))
+            .collect();
+        for file in files {
+            self.send(host, PeerMsg::Name(NameMsg::Open { id: 0, file }));
+        }
+    }
+
+    /// `host` is taken for dead (or restarted): it leaves every open set,
+    /// and the opens waiting for its answer go on without it.
+    pub(super) fn opens_host_gone(&mut self, host: HostId) {
+        let files: Vec<u64> = self
+            .opens
+            .sets
+            .iter()
+            .filter(|(_, s)| s.contains(&host))
+            .map(|(&f, _)| f)
+            .collect();
+        for file in files {
+            self.left_open_set(file, host);
+        }
+        self.opens_owner_unreachable(host);
+    }
+
+    /// The owner `host` cannot be reached: the opens waiting for its
+    /// answer are answered (its pages need it anyway; the `Open` waits in
+    /// the session).
+    pub(super) fn opens_owner_unreachable(&mut self, host: HostId) {
+        let ids: Vec<u64> = self
+            .opens
+            .asking
+            .iter()
+            .filter(|(_, (_, owner, _))| *owner == host)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some((file, _, waiting)) = self.opens.asking.remove(&id) {
+                self.opens.asking_file.remove(&file);
+                for (req, started) in waiting {
+                    self.open_answer(req, started, Ok(()));
+                }
+            }
+        }
+    }
+
+    /// The timer: opens the kernel has given up waiting for are taken
+    /// off the count; kept files of an earlier run nobody claimed go.
+    pub(super) fn expire_opens(&mut self) {
+        let timeout = self.sizes.kernel_timeout();
+        let over: Vec<u64> = self
+            .opens
+            .asking
+            .iter()
+            .filter(|(_, (_, _, w))| w.iter().all(|(_, s)| s.elapsed() >= timeout))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in over {
+            if let Some((file, _, waiting)) = self.opens.asking.remove(&id) {
+                self.opens.asking_file.remove(&file);
+                self.uncount(file, waiting.len() as u32, true);
+            }
+        }
+        let after = self.absent_after();
+        let orphans: Vec<u64> = self
+            .opens
+            .kept
+            .iter()
+            .filter(|(f, k)| {
+                k.orphan_since.is_some_and(|s| s.elapsed() >= after) && !self.opens.is_open(**f)
+            })
+            .map(|(&f, _)| f)
+            .collect();
+        for file in orphans {
+            if let Some(k) = self.opens.kept.get_mut(&file) {
+                k.orphan_since = None;
+            }
+            self.remove_kept(file);
+        }
+    }
+
+    /// Whether `name` may be made or looked up through WFS (a kept file's
+    /// hidden name may not).
+    pub(super) fn name_shown(name: &[u8]) -> Result<(), i32> {
+        if crate::export::shown(name) {
+            Ok(())
+        } else {
+            Err(errno::EINVAL)
+        }
+    }
+}
