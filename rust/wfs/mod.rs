@@ -647,15 +647,24 @@ impl FileSystem for WfsFs {
     /// this host among those that have it open, so that an `unlink` on
     /// any host after this open returns keeps the file's data until the
     /// last close here. A view holds nothing open (its pages are the
-    /// owner's disk as it is).
+    /// owner's disk as it is). A manager that does not answer in time
+    /// fails the open (`EIO`); with no manager at all (none registered,
+    /// or it died during the call), the open goes on uncounted: every
+    /// access to the file's pages fails then as it does without a manager
+    /// (`EIO`, `SIGBUS`), and the next manager knows nothing of it.
     fn open(inode: &Inode<Self>) -> Result {
         let m = mount(inode.super_block())?;
         if m.view {
             return Ok(());
         }
         let file = inode.ino();
-        m.chan
+        match m
+            .chan
             .call(&Request::Open { file }, m.timeout_ms, done_reply)
+        {
+            Err(e) if e == EIO && m.chan.state.lock().manager.is_none() => Ok(()),
+            r => r,
+        }
     }
 
     /// The last reference to an open is gone (RELEASE). Sent even by a

@@ -12,7 +12,7 @@
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
 H=/opt/helpers
-stat_of() { wfsctl stats | awk -v op="$1" '$1 == op { print $2 }'; }
+. $H/lib.sh
 patch() { printf %s "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
 hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 wfsctl wait --timeout 60 || fail "manager did not register"
@@ -54,24 +54,7 @@ cmp /wfs/f /tmp/f || fail "re-read after dirty drop"
 # 3. A live mapping: DROP under it, change the file behind the kernel's
 #    back, and the mapping sees the new bytes; DOWNGRADE under it, and its
 #    next write sends UPGRADE.
-mkfifo /tmp/in
-: > /tmp/out   # exists before mmaphold opens it (it first waits for /tmp/in)
-$H/mmaphold /wfs/f 16384 < /tmp/in > /tmp/out &
-hold=$!
-exec 3> /tmp/in
-n=0
-# cmd ARGS...: runs one mmaphold command (in this shell, not a subshell,
-# so that the count of answers stays right); its answer is in $R.
-cmd() {
-    echo "$*" >&3
-    n=$((n + 1))
-    i=0
-    while [ "$(wc -l < /tmp/out)" -lt $n ]; do
-        i=$((i + 1)); [ $i -lt 200 ] || fail "mmaphold did not answer '$*'"
-        sleep 0.05
-    done
-    R=$(sed -n "${n}p" /tmp/out)
-}
+hold /wfs/f 16384
 cmd r 100 4; [ "$R" = "$(dd if=/tmp/f bs=1 skip=100 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n')" ] || fail "mapped read"
 [ "$(wfsctl invalidate f 0)" = "page 0 of f: clean, read-write" ] || fail "drop of a mapped page"
 patch /export/f 100 NEW!

@@ -46,27 +46,9 @@ fi
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
 appear 30 ctl kept || fail "the files never appeared"
 
-# mmaphold, driven through a fifo: cmd ARGS... runs one command; its
-# answer is in $R.
-n=0
-cmd() {
-    echo "$*" >&3
-    n=$((n + 1))
-    i=0
-    while [ "$(wc -l < /tmp/out)" -lt $n ]; do
-        i=$((i + 1)); [ $i -lt 400 ] || fail "mmaphold did not answer '$*'"
-        sleep 0.05
-    done
-    R=$(sed -n "${n}p" /tmp/out)
-}
-
 # -- 1. removed while mapped and open elsewhere ---------------------------------
 if [ "$h" != 1 ]; then
-    mkfifo /tmp/in
-    : > /tmp/out
-    $H/mmaphold /wfs/kept 12288 < /tmp/in > /tmp/out &
-    hold=$!
-    exec 3> /tmp/in
+    hold /wfs/kept 12288
     cmd r 0 5; [ "$R" = "$(hex "kept
 ")" ] || fail "mapped read of kept: $R"
 fi

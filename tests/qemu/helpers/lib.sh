@@ -193,3 +193,27 @@ barrier() {
         _b=$((_b + 1))
     done
 }
+
+# hold FILE LEN: runs mmaphold on FILE (LEN bytes mapped, shared) in the
+# background, its pid in $hold, its commands written to fd 3 (closing fd
+# 3 ends it); cmd ARGS... runs one of its commands and leaves the answer
+# in $R (call it in the test's own shell, not a subshell, so that the
+# count of answers stays right).
+hold() {
+    mkfifo /tmp/in
+    : > /tmp/out   # exists before mmaphold opens it (it first waits for /tmp/in)
+    /opt/helpers/mmaphold "$1" "$2" < /tmp/in > /tmp/out &
+    hold=$!
+    exec 3> /tmp/in
+    _answers=0
+}
+cmd() {
+    echo "$*" >&3
+    _answers=$((_answers + 1))
+    _i=0
+    while [ "$(wc -l < /tmp/out)" -lt $_answers ]; do
+        _i=$((_i + 1)); [ $_i -lt 400 ] || fail "mmaphold did not answer '$*'"
+        sleep 0.05
+    done
+    R=$(sed -n "${_answers}p" /tmp/out)
+}

@@ -5118,6 +5118,15 @@ mod tests {
             assert!(!hidden.exists());
             assert_eq!(c.host("a").engine.core.limit(f), Some(0));
             assert_eq!(c.host("a").engine.counters.snapshot().files_kept, 1);
+            // Nobody keeps anything of it any more: not its owner, not what
+            // was cached under the hidden name.
+            for at in ["a", "b", "c"] {
+                assert_eq!(c.host(at).engine.names.owner_of(f), None, "{at}");
+                assert_eq!(c.host(at).engine.names.name_of(f), None, "{at}");
+            }
+            for at in ["b", "c"] {
+                assert_eq!(c.host(at).engine.core.owner_of(f), None, "{at}");
+            }
             // A release the count never saw changes nothing.
             c.ask("b", 16, Request::Release { file: f });
             assert_eq!(c.host_answers("b"), [(16, Opcode::Release, 0, Got::Done)]);

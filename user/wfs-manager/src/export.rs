@@ -832,10 +832,15 @@ impl Export {
     /// ([`gone_name`]) too: a second link, so that removing `name` (or
     /// renaming another file over it) leaves the data for the hosts that
     /// have it open; from now on `id` is known by the hidden name. The
-    /// directory is flushed. Returns the hidden name.
-    pub fn keep(&self, id: u64, name: &[u8]) -> Result<Vec<u8>, i32> {
+    /// directory is flushed. Returns the hidden name, or `None` (nothing
+    /// done) on an export file system without file handles, where a file's
+    /// id is its name's hash: under another name it would be another file.
+    pub fn keep(&self, id: u64, name: &[u8]) -> Result<Option<Vec<u8>>, i32> {
         if self.id_at(name)? != id {
             return Err(errno::ENOENT);
+        }
+        if handle_id(&self.path(name))?.is_none() {
+            return Ok(None);
         }
         let hidden = gone_name(id);
         match fs::hard_link(self.path(name), self.path(&hidden)) {
@@ -852,7 +857,7 @@ impl Export {
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io_errno(&e))?;
-        Ok(hidden)
+        Ok(Some(hidden))
     }
 
     /// The single-host server's OPEN of file `id`, counted.
@@ -924,13 +929,37 @@ impl Export {
 
     /// The files kept under hidden names (an earlier run removed them
     /// while open), as `(id, hidden name)`.
+    ///
+    /// A hidden name whose file still has its shown name too (a manager
+    /// that died between [`Export::keep`] and the removal of the name, or
+    /// a failed [`Export::unkeep`]) is not a kept file: that link goes.
     pub fn kept_files(&self) -> Result<Vec<(u64, Vec<u8>)>, i32> {
-        Ok(self
-            .all_names()?
-            .into_iter()
-            .filter(|n| !shown(n))
-            .filter_map(|n| self.attr_of(&n).ok().map(|a| (a.file, n)))
-            .collect())
+        let all = self.all_names()?;
+        let shown_ids: HashSet<u64> = all
+            .iter()
+            .filter(|n| shown(n))
+            .filter_map(|n| self.id_at(n).ok())
+            .collect();
+        let mut kept = Vec::new();
+        for name in all.into_iter().filter(|n| !shown(n)) {
+            let Ok(id) = self.id_at(&name) else {
+                continue;
+            };
+            if shown_ids.contains(&id) {
+                crate::wlog!(
+                    "export: {:?} is a second name of a file still named: removed",
+                    String::from_utf8_lossy(&name)
+                );
+                let _ = fs::remove_file(self.path(&name));
+                continue;
+            }
+            self.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, name.clone());
+            kept.push((id, name));
+        }
+        Ok(kept)
     }
 
     /// The shared names, sorted (not the hidden names of kept files).
@@ -1052,6 +1081,7 @@ mod tests {
         fs::write(d.join("a"), b"aaa").unwrap();
         fs::write(d.join("b"), b"bb").unwrap();
         let a = e.lookup(b"a").unwrap().file;
+        let b_id = e.lookup(b"b").unwrap().file;
         e.opened(a).unwrap();
         e.opened(a).unwrap();
         e.unlink(a, b"a").unwrap();
@@ -1067,6 +1097,10 @@ mod tests {
         e.write_page(a, 0, b"AAA").unwrap();
         // A restarted manager finds it, kept.
         assert_eq!(Export::new(&d).kept_files().unwrap(), [(a, hidden.clone())]);
+        // A hidden link left beside the file's own name is no kept file.
+        fs::hard_link(d.join("b"), d.join(OsStr::from_bytes(&gone_name(b_id)))).unwrap();
+        assert_eq!(Export::new(&d).kept_files().unwrap(), [(a, hidden.clone())]);
+        assert!(!d.join(OsStr::from_bytes(&gone_name(b_id))).exists());
         e.released(a);
         assert!(d.join(OsStr::from_bytes(&hidden)).exists());
         e.released(a);

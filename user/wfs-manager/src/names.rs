@@ -584,6 +584,7 @@ impl Names {
     pub fn forget(&mut self, name: &[u8]) {
         if let Some((o, i)) = self.cache.remove(name)
             && crate::export::shown(name)
+            && o != self.me
         {
             self.cache.insert(crate::export::gone_name(i.file), (o, i));
         }

@@ -21,8 +21,9 @@
 //! An owner that cannot be reached does not hold an open up: the kernel is
 //! answered at once and the `Open` waits in the session (the file's pages
 //! need the owner anyway). A host whose manager restarts forgets its
-//! kernel's opens (their RELEASEs are ignored): their files are no longer
-//! kept for it.
+//! kernel's opens: their files are no longer kept for it, and their
+//! RELEASEs are ignored only while the new manager counts no open of the
+//! same file (`Documentation/protocol.md`, "Open sets").
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -91,9 +92,12 @@ impl Engine {
             if let Err(e) = self.export.getattr(file) {
                 return self.open_answer(req, started, Err(e));
             }
+            if self.removing(file) {
+                return self.open_answer(req, started, Err(errno::ENOENT));
+            }
             *self.opens.here.entry(file).or_default() += 1;
             self.opens.sets.entry(file).or_default().insert(self.me);
-            return self.open_answer(req, started, Ok(()));
+            return self.open_answer_counted(req, file, started);
         }
         let n = self.opens.here.entry(file).or_default();
         *n += 1;
@@ -105,7 +109,7 @@ impl Engine {
             return;
         }
         if !first {
-            return self.open_answer(req, started, Ok(()));
+            return self.open_answer_counted(req, file, started);
         }
         if !self.is_connected(owner) {
             // (Heard when it is back, unless it is taken for dead.)
@@ -113,7 +117,7 @@ impl Engine {
                 let msg = NameMsg::Open { id: 0, file };
                 self.send(owner, PeerMsg::Name(msg));
             }
-            return self.open_answer(req, started, Ok(()));
+            return self.open_answer_counted(req, file, started);
         }
         self.opens.next_id += 1;
         let id = self.opens.next_id;
@@ -129,6 +133,22 @@ impl Engine {
             Counters::add(&self.counters.opens_failed, 1);
         }
         self.reply(req, Opcode::Open, started, result.map(|()| ReplyBody::Done));
+    }
+
+    /// Answers OPEN `req` of `file`, counted already: if the kernel no
+    /// longer waits for it (its caller was killed, or its time-out ran
+    /// out), no RELEASE will come, so it is taken off the count.
+    fn open_answer_counted(&mut self, req: u64, file: u64, started: Instant) {
+        if !self.reply(req, Opcode::Open, started, Ok(ReplyBody::Done)) {
+            self.uncount(file, 1, true);
+        }
+    }
+
+    /// Whether this owner is removing `file` (a shrink to 0 under way):
+    /// an open now would find it empty, so it is `ENOENT`, as an open
+    /// that loses the race with an unlink.
+    fn removing(&self, file: u64) -> bool {
+        self.space.removing(file) && !self.opens.kept_now(file)
     }
 
     /// The kernel's RELEASE `req` of `file`: answered at once; its last
@@ -160,6 +180,7 @@ impl Engine {
     /// A peer's `Open` `id` of `file`, which should be this host's.
     pub(super) fn open_asked(&mut self, from: HostId, id: u64, file: u64) {
         let error = match self.export.getattr(file) {
+            Ok(_) if self.removing(file) => errno::ENOENT,
             Ok(_) => {
                 self.core.add_file(file, self.me);
                 self.opens.sets.entry(file).or_default().insert(from);
@@ -195,7 +216,10 @@ impl Engine {
             self.uncount(file, waiting.len() as u32, false);
         }
         for (req, started) in waiting {
-            self.open_answer(req, started, result);
+            match result {
+                Ok(()) => self.open_answer_counted(req, file, started),
+                Err(e) => self.open_answer(req, started, Err(e)),
+            }
         }
     }
 
@@ -259,7 +283,10 @@ impl Engine {
         if ok {
             self.opens.kept.remove(&file);
         } else if let Some(k) = self.opens.kept.get_mut(&file) {
+            // (Tried again after the failure time-out, unless somebody
+            // opens it meanwhile.)
             k.removing = false;
+            k.orphan_since = Some(Instant::now());
         }
     }
 
@@ -270,7 +297,14 @@ impl Engine {
         if !self.opens.is_open(file) {
             return Ok(false);
         }
-        let hidden = self.export.keep(file, name)?;
+        let Some(hidden) = self.export.keep(file, name)? else {
+            // (No file handles: a second name would be another file.)
+            wlog!(
+                "names: {:?} is open elsewhere, but this export has no file handles to keep it by: removed",
+                String::from_utf8_lossy(name)
+            );
+            return Ok(false);
+        };
         wlog!(
             "names: {:?} is open on {} host(s): its data is kept (as {:?}) until the last close",
             String::from_utf8_lossy(name),
@@ -373,7 +407,7 @@ impl Engine {
             if let Some((file, _, waiting)) = self.opens.asking.remove(&id) {
                 self.opens.asking_file.remove(&file);
                 for (req, started) in waiting {
-                    self.open_answer(req, started, Ok(()));
+                    self.open_answer_counted(req, file, started);
                 }
             }
         }

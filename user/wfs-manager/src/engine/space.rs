@@ -130,6 +130,8 @@ pub(super) enum SpaceThen {
 /// the file.
 #[derive(Debug)]
 pub(super) struct Removal {
+    /// The file.
+    file: u64,
     /// The file's name.
     name: Vec<u8>,
     then: UnlinkThen,
@@ -153,6 +155,13 @@ pub(super) struct Space {
     /// id: the kernel's request, when it came, the owner, and whether it
     /// is a RENAME.
     asked: HashMap<u64, (u64, Instant, HostId, bool)>,
+}
+
+impl Space {
+    /// Whether this owner is removing `file` (its shrink to 0 under way).
+    pub(super) fn removing(&self, file: u64) -> bool {
+        self.removals.values().any(|r| r.file == file)
+    }
 }
 
 /// The wall clock in nanoseconds (a reservation's clock starts there).
@@ -677,6 +686,7 @@ impl Engine {
         self.space.removals.insert(
             token,
             Removal {
+                file,
                 name: name.to_vec(),
                 then,
                 done: false,
@@ -716,6 +726,7 @@ impl Engine {
             then,
             done,
             by,
+            ..
         }) = self.space.removals.remove(&token)
         else {
             return;
@@ -727,6 +738,10 @@ impl Engine {
                 self.core.set_limit(file, Some(0));
                 self.core.forget_owner(file);
                 self.cut_files.remove(&file);
+                self.names.forget_file(file);
+                // (Every peer forgets what it kept of the file, under the
+                // hidden name: who owns it, its size.)
+                self.forget_everywhere(&name, None, file, SpaceThen::Unlinked(then));
             } else {
                 wlog!(
                     "names: cannot remove {:?} (kept while open, closed since); tried again later",
