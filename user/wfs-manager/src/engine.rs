@@ -2704,13 +2704,13 @@ impl Engine {
             Request::Lock(a) => self.lock(id, &a, started),
             Request::Setsize { file, size, grow } => self.setsize(id, file, size, grow, started),
             Request::Create { name, .. } | Request::Rename { to: name, .. }
-                if Engine::name_shown(name).is_err() =>
+                if !crate::export::shown(name) =>
             {
                 let op = req.opcode();
                 self.reply(id, op, started, Err(errno::EINVAL));
             }
             // (A kept file's hidden name is nobody's to find.)
-            Request::Lookup { name } if Engine::name_shown(name).is_err() => {
+            Request::Lookup { name } if !crate::export::shown(name) => {
                 self.reply(id, wfs_abi::Opcode::Lookup, started, Err(errno::ENOENT));
             }
             Request::Open { file } => self.open(id, file, started),
@@ -5015,6 +5015,13 @@ mod tests {
                 self.host(at).kernel_replies()
             }
 
+            /// The hosts owner `at` counts as having `file` open, sorted.
+            fn open_set(&mut self, at: &str, file: u64) -> Vec<HostId> {
+                let mut v: Vec<HostId> = self.host(at).engine.opens_set(file).into_iter().collect();
+                v.sort();
+                v
+            }
+
             fn hidden(&mut self, at: &str, file: u64) -> std::path::PathBuf {
                 let name = crate::export::gone_name(file);
                 self.host(at)
@@ -5046,14 +5053,9 @@ mod tests {
             // The owner counts b (once) and its own kernel.
             c.ask("a", 4, Request::Open { file: f });
             assert_eq!(c.host_answers("a"), [(4, Opcode::Open, 0, Got::Done)]);
-            let set = |c: &mut Cluster| {
-                let mut v: Vec<HostId> = c.host("a").engine.opens_set(f).into_iter().collect();
-                v.sort();
-                v
-            };
             let mut both = vec![host_id("a"), host_id("b")];
             both.sort();
-            assert_eq!(set(&mut c), both);
+            assert_eq!(c.open_set("a", f), both);
             // c removes the name: gone everywhere, but the data is kept
             // under the hidden name and its pages still served.
             c.ask("c", 5, Request::Lookup { name: b"f" });
@@ -5111,7 +5113,7 @@ mod tests {
             assert_eq!(c.host_answers("b"), [(13, Opcode::Release, 0, Got::Done)]);
             c.ask("a", 14, Request::Release { file: f });
             assert!(hidden.exists());
-            assert_eq!(set(&mut c), vec![host_id("b")]);
+            assert_eq!(c.open_set("a", f), [host_id("b")]);
             // b's last close: the data goes, and its pages are refused.
             c.ask("b", 15, Request::Release { file: f });
             assert_eq!(c.host_answers("b"), [(15, Opcode::Release, 0, Got::Done)]);
@@ -5221,14 +5223,7 @@ mod tests {
             let f = c.id_of(b"f");
             c.ask("b", 1, Request::Lookup { name: b"f" });
             c.ask("b", 2, Request::Open { file: f });
-            assert_eq!(
-                c.host("a")
-                    .engine
-                    .opens_set(f)
-                    .into_iter()
-                    .collect::<Vec<_>>(),
-                [host_id("b")]
-            );
+            assert_eq!(c.open_set("a", f), [host_id("b")]);
             // a's manager restarts: b sends its open again to the new
             // incarnation, and a (a new engine, with nothing counted)
             // counts it.
@@ -5247,14 +5242,7 @@ mod tests {
             assert_eq!(opens, [NameMsg::Open { id: 0, file: f }]);
             c.host("a").engine.opens = super::opens::Opens::default();
             c.host("a").with(|e| e.open_asked(host_id("b"), 0, f));
-            assert_eq!(
-                c.host("a")
-                    .engine
-                    .opens_set(f)
-                    .into_iter()
-                    .collect::<Vec<_>>(),
-                [host_id("b")]
-            );
+            assert_eq!(c.open_set("a", f), [host_id("b")]);
         }
     }
 

@@ -92,7 +92,7 @@ impl Engine {
             if let Err(e) = self.export.getattr(file) {
                 return self.open_answer(req, started, Err(e));
             }
-            if self.removing(file) {
+            if self.space.removing(file) {
                 return self.open_answer(req, started, Err(errno::ENOENT));
             }
             *self.opens.here.entry(file).or_default() += 1;
@@ -144,27 +144,13 @@ impl Engine {
         }
     }
 
-    /// Whether this owner is removing `file` (a shrink to 0 under way):
-    /// an open now would find it empty, so it is `ENOENT`, as an open
-    /// that loses the race with an unlink.
-    fn removing(&self, file: u64) -> bool {
-        self.space.removing(file) && !self.opens.kept_now(file)
-    }
-
     /// The kernel's RELEASE `req` of `file`: answered at once; its last
     /// open here tells the owner.
     pub(super) fn release(&mut self, req: u64, file: u64, started: Instant) {
         self.reply(req, Opcode::Release, started, Ok(ReplyBody::Done));
-        let Some(n) = self.opens.here.get_mut(&file) else {
-            // (An open this manager never counted: its predecessor's.)
-            return;
-        };
-        *n -= 1;
-        if *n > 0 {
-            return;
-        }
-        self.opens.here.remove(&file);
-        self.closed_here(file);
+        // (An open this manager never counted, its predecessor's, changes
+        // nothing.)
+        self.uncount(file, 1, true);
     }
 
     /// This host has `file` open no more: its owner hears it.
@@ -179,8 +165,11 @@ impl Engine {
 
     /// A peer's `Open` `id` of `file`, which should be this host's.
     pub(super) fn open_asked(&mut self, from: HostId, id: u64, file: u64) {
+        // (An open that reaches the owner while it removes the file, its
+        // shrink to 0 under way, would find it empty: `ENOENT`, as an open
+        // that loses the race with an unlink.)
         let error = match self.export.getattr(file) {
-            Ok(_) if self.removing(file) => errno::ENOENT,
+            Ok(_) if self.space.removing(file) => errno::ENOENT,
             Ok(_) => {
                 self.core.add_file(file, self.me);
                 self.opens.sets.entry(file).or_default().insert(from);
@@ -360,10 +349,10 @@ impl Engine {
         }
     }
 
-    /// A peer's manager restarted: it forgot what it had open here, and
-    /// this host's opens of its files are told to it again.
+    /// A peer's manager restarted (its old incarnation, taken for dead,
+    /// left every open set already): this host's opens of its files are
+    /// told to it again.
     pub(super) fn opens_owner_restarted(&mut self, host: HostId) {
-        self.opens_host_gone(host);
         let files: Vec<u64> = self
             .opens
             .here
@@ -445,16 +434,6 @@ impl Engine {
                 k.orphan_since = None;
             }
             self.remove_kept(file);
-        }
-    }
-
-    /// Whether `name` may be made or looked up through WFS (a kept file's
-    /// hidden name may not).
-    pub(super) fn name_shown(name: &[u8]) -> Result<(), i32> {
-        if crate::export::shown(name) {
-            Ok(())
-        } else {
-            Err(errno::EINVAL)
         }
     }
 }

@@ -735,10 +735,7 @@ impl Engine {
             // A kept file's hidden name, nobody's to hear of.
             let ok = result.is_ok() && (done || self.export.remove(file, &name).is_ok());
             if ok {
-                self.core.set_limit(file, Some(0));
-                self.core.forget_owner(file);
-                self.cut_files.remove(&file);
-                self.names.forget_file(file);
+                self.file_gone(file);
                 // (Every peer forgets what it kept of the file, under the
                 // hidden name: who owns it, its size.)
                 self.forget_everywhere(&name, None, file, SpaceThen::Unlinked(then));
@@ -788,13 +785,7 @@ impl Engine {
         // (Kept: its id lives on under its hidden name, for its holders.)
         let gone = if self.opens.kept_now(file) { 0 } else { file };
         if gone != 0 {
-            self.names.forget_file(file);
-            // No page of it is handed out any more (a host taken for dead
-            // may come back with some).
-            self.core.set_limit(file, Some(0));
-            self.core.forget_owner(file);
-            // (Its size is nobody's concern any more.)
-            self.cut_files.remove(&file);
+            self.file_gone(file);
         }
         if let (Some(a), Some((_, from))) = (renamed, &by) {
             return self.renamed(from, &name, &a, gone, then);
@@ -806,6 +797,17 @@ impl Engine {
             wlog!("names: {e}");
         }
         self.forget_everywhere(&name, None, gone, SpaceThen::Unlinked(then));
+    }
+
+    /// This owner's `file` is gone from its export: no page of it is
+    /// handed out any more (a host taken for dead may come back with
+    /// some), nobody owns its id, its size is nobody's concern, and
+    /// nothing cached of it stays.
+    fn file_gone(&mut self, file: u64) {
+        self.core.set_limit(file, Some(0));
+        self.core.forget_owner(file);
+        self.cut_files.remove(&file);
+        self.names.forget_file(file);
     }
 
     // -- renames ------------------------------------------------------------
