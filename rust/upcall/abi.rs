@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 13;
+pub const ABI_VERSION: u32 = 14;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -77,6 +77,8 @@ pub mod errno {
     pub const EOPNOTSUPP: i32 = 95;
     /// Timer expired.
     pub const ETIMEDOUT: i32 = 110;
+    /// A RELEASE of an open another manager session counted.
+    pub const ESTALE: i32 = 116;
 }
 
 // ---------------------------------------------------------------------------
@@ -121,6 +123,15 @@ pub const IOC_FORGET: u32 = ioc(IOC_WRITE, 4, Forget::LEN);
 /// `_IOW('W', 5, struct wfs_size)`: a file's owner says how long the file
 /// is now ([`Size`]); a cached inode that is shorter grows to it.
 pub const IOC_SIZE: u32 = ioc(IOC_WRITE, 5, Size::LEN);
+
+/// `_IOWR('W', 6, struct wfs_opens)`: list the files this host has open,
+/// with how many opens each ([`Opens`], [`OpenEntry`]), and make the
+/// caller's session the one their RELEASEs go to (the registered manager
+/// only; it must ask before it answers any OPEN).
+pub const IOC_OPENS: u32 = ioc(IOC_READ | IOC_WRITE, 6, Opens::LEN);
+
+/// The most entries an [`IOC_OPENS`] buffer may hold.
+pub const OPENS_MAX: u32 = 1 << 16;
 
 /// The last `SCRATCH_SLOTS` slots of the netmem pool belong to the manager:
 /// the kernel never lends them with a request, and writes one only during
@@ -488,6 +499,84 @@ impl Size {
     }
 }
 
+/// The block of [`IOC_OPENS`]: where the list goes, and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opens {
+    /// In: a user buffer of `cap` [`OpenEntry`] blocks.
+    pub buf: u64,
+    /// In: how many entries `buf` holds (at most [`OPENS_MAX`]).
+    pub cap: u32,
+    /// Out: how many entries there are. More than `cap`: none was written
+    /// and nothing changed (`E2BIG`); ask again with room for them.
+    pub count: u32,
+}
+
+impl Opens {
+    /// Encoded size.
+    pub const LEN: usize = 16;
+
+    /// Decodes a block; a `cap` past [`OPENS_MAX`] is
+    /// [`DecodeError::BadField`].
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        let o = Opens {
+            buf: get_u64(b, 0)?,
+            cap: get_u32(b, 8)?,
+            count: get_u32(b, 12)?,
+        };
+        if o.cap > OPENS_MAX {
+            return Err(DecodeError::BadField);
+        }
+        Ok(o)
+    }
+
+    /// Encodes the block.
+    pub fn encode(&self, b: &mut [u8; Self::LEN]) {
+        put(b, 0, &self.buf.to_le_bytes());
+        put(b, 8, &self.cap.to_le_bytes());
+        put(b, 12, &self.count.to_le_bytes());
+    }
+}
+
+/// One file of an [`IOC_OPENS`] list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenEntry {
+    /// File id.
+    pub file: u64,
+    /// How many opens of it this host has (at least 1).
+    pub count: u32,
+}
+
+impl OpenEntry {
+    /// Encoded size.
+    pub const LEN: usize = 16;
+
+    /// Decodes an entry; a count of 0 or a non-zero reserved field is
+    /// [`DecodeError::BadField`].
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < Self::LEN {
+            return Err(DecodeError::Short);
+        }
+        let e = OpenEntry {
+            file: get_u64(b, 0)?,
+            count: get_u32(b, 8)?,
+        };
+        if e.count == 0 || get_u32(b, 12)? != 0 {
+            return Err(DecodeError::BadField);
+        }
+        Ok(e)
+    }
+
+    /// Encodes the entry.
+    pub fn encode(&self, b: &mut [u8; Self::LEN]) {
+        put(b, 0, &self.file.to_le_bytes());
+        put(b, 8, &self.count.to_le_bytes());
+        put(b, 12, &0u32.to_le_bytes());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Messages on /dev/wfs
 // ---------------------------------------------------------------------------
@@ -533,6 +622,9 @@ pub enum Opcode {
     /// An open of a file made by [`Opcode::Open`] is over (its last
     /// reference gone: close, `munmap`, exit). Answered at once.
     Release = 14,
+    /// Set a file's modification time, at its owner (`utimensat`,
+    /// `touch -d`, `tar -x`).
+    Settimes = 15,
 }
 
 /// Set in the opcode of every reply.
@@ -556,6 +648,7 @@ impl Opcode {
             12 => Opcode::Rename,
             13 => Opcode::Open,
             14 => Opcode::Release,
+            15 => Opcode::Settimes,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -897,12 +990,30 @@ pub enum Request<'a> {
         /// File id from a LOOKUP or CREATE reply.
         file: u64,
     },
-    /// RELEASE(file): an open of file `file` is over; answered `Done`.
+    /// RELEASE(file, session): an open of file `file` is over; answered
+    /// `Done`.
     Release {
         /// File id of the OPEN.
         file: u64,
+        /// The manager session that counts the open: the one that answered
+        /// its OPEN, or a later one that listed the open files since
+        /// ([`IOC_OPENS`]). A manager counts only its own session's.
+        session: u64,
+    },
+    /// SETTIMES(file, mtime): set file `file`'s modification time at its
+    /// owner; answered `Done` once it is set there.
+    Settimes {
+        /// File id from a LOOKUP or CREATE reply.
+        file: u64,
+        /// Seconds since 1970-01-01 00:00 UTC (negative before).
+        sec: i64,
+        /// Nanoseconds, at most 999,999,999.
+        nsec: u32,
     },
 }
+
+/// Largest nanoseconds field of a time.
+pub const NSEC_MAX: u32 = 999_999_999;
 
 /// Flag of [`Request::Create`]'s flags word: `O_EXCL`.
 pub const CREATE_EXCL: u32 = 1;
@@ -928,6 +1039,7 @@ impl Request<'_> {
             Request::Rename { .. } => Opcode::Rename,
             Request::Open { .. } => Opcode::Open,
             Request::Release { .. } => Opcode::Release,
+            Request::Settimes { .. } => Opcode::Settimes,
         }
     }
 
@@ -936,10 +1048,9 @@ impl Request<'_> {
         HEADER_LEN
             + match self {
                 Request::Lookup { name } => 2 + name.len(),
-                Request::Getattr { .. }
-                | Request::Readdir { .. }
-                | Request::Open { .. }
-                | Request::Release { .. } => 8,
+                Request::Getattr { .. } | Request::Readdir { .. } | Request::Open { .. } => 8,
+                Request::Release { .. } => 16,
+                Request::Settimes { .. } => 24,
                 Request::Read { .. } | Request::Write { .. } | Request::View { .. } => 24,
                 Request::Upgrade { .. } => 16,
                 Request::Setsize { .. } => 24,
@@ -972,6 +1083,7 @@ impl Request<'_> {
             }
             Request::Lock(a) => a.validate(),
             Request::Setsize { size, .. } if size > SIZE_MAX => Err(DecodeError::BadField),
+            Request::Settimes { nsec, .. } if nsec > NSEC_MAX => Err(DecodeError::BadField),
             _ => Ok(()),
         }
     }
@@ -998,8 +1110,16 @@ impl Request<'_> {
                 put(b, p, &(name.len() as u16).to_le_bytes());
                 put(b, p + 2, name);
             }
-            Request::Getattr { file } | Request::Open { file } | Request::Release { file } => {
-                put(b, p, &file.to_le_bytes())
+            Request::Getattr { file } | Request::Open { file } => put(b, p, &file.to_le_bytes()),
+            Request::Release { file, session } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &session.to_le_bytes());
+            }
+            Request::Settimes { file, sec, nsec } => {
+                put(b, p, &file.to_le_bytes());
+                put(b, p + 8, &sec.to_le_bytes());
+                put(b, p + 16, &nsec.to_le_bytes());
+                put(b, p + 20, &0u32.to_le_bytes());
             }
             Request::Readdir { cookie } => put(b, p, &cookie.to_le_bytes()),
             Request::Read {
@@ -1078,7 +1198,9 @@ impl Request<'_> {
         let op = Opcode::from_u16(h.opcode)?;
         let want_fixed = match op {
             Opcode::Lookup | Opcode::Create | Opcode::Unlink | Opcode::Rename => None,
-            Opcode::Getattr | Opcode::Readdir | Opcode::Open | Opcode::Release => Some(8),
+            Opcode::Getattr | Opcode::Readdir | Opcode::Open => Some(8),
+            Opcode::Release => Some(16),
+            Opcode::Settimes => Some(24),
             Opcode::Read | Opcode::Write | Opcode::View => Some(24),
             Opcode::Upgrade => Some(16),
             Opcode::Setsize => Some(24),
@@ -1107,7 +1229,20 @@ impl Request<'_> {
             },
             Opcode::Release => Request::Release {
                 file: get_u64(b, p)?,
+                session: get_u64(b, p + 8)?,
             },
+            Opcode::Settimes => {
+                let nsec = get_u32(b, p + 16)?;
+                // The padding after `nsec` is zero.
+                if nsec > NSEC_MAX || get_u32(b, p + 20)? != 0 {
+                    return Err(DecodeError::BadField);
+                }
+                Request::Settimes {
+                    file: get_u64(b, p)?,
+                    sec: get_u64(b, p + 8)? as i64,
+                    nsec,
+                }
+            }
             Opcode::Readdir => Request::Readdir {
                 cookie: get_u64(b, p)?,
             },
@@ -1368,7 +1503,8 @@ impl<'a> Reply<'a> {
                 | Opcode::Unlink
                 | Opcode::Rename
                 | Opcode::Open
-                | Opcode::Release,
+                | Opcode::Release
+                | Opcode::Settimes,
                 Some(ReplyBody::Done),
             ) => true,
             (Opcode::Lock, Some(ReplyBody::Lock(l))) => {
@@ -1536,7 +1672,8 @@ impl<'a> Reply<'a> {
             | Opcode::Unlink
             | Opcode::Rename
             | Opcode::Open
-            | Opcode::Release => {
+            | Opcode::Release
+            | Opcode::Settimes => {
                 exact(0)?;
                 ReplyBody::Done
             }

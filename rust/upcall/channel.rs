@@ -21,6 +21,7 @@
 //! that times out, is killed, or loses its manager gives its buffer back
 //! and leaves its id dead, so a late reply is refused.
 
+use super::opens::OpenFiles;
 use super::{
     abi::{self, Reply, Request},
     table::{time_reached, Outcome, Table, SLOT_BITS},
@@ -169,6 +170,8 @@ pub(crate) struct State {
     pub(crate) session: u64,
     /// Mounted WFS super blocks.
     pub(crate) mounts: u32,
+    /// The files open on this host, and which session counts them.
+    pub(crate) opens: OpenFiles,
     /// The grants of a session that ended are being revoked: no manager
     /// may register until that is over (it would lose grants it just
     /// gave, and wait for the revocation behind page locks).
@@ -217,6 +220,7 @@ impl State {
             manager: None,
             session: 0,
             mounts: 0,
+            opens: OpenFiles::new(),
             revoking: false,
             table <- Table::init(),
             slots <- SlotMap::init(),
@@ -568,7 +572,26 @@ impl Channel {
             timeout_ms,
             how,
             &mut |id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
-            |reply, _| f(reply),
+            |reply, _, _| f(reply),
+        )
+    }
+
+    /// [`Channel::call`] that also returns the session of the manager that
+    /// answered (a session's end fails its pending requests, so it is the
+    /// one the request was queued for).
+    pub(crate) fn call_in_session<R>(
+        &self,
+        req: &Request<'_>,
+        timeout_ms: u32,
+        f: impl FnOnce(&Reply<'_>) -> Result<R>,
+    ) -> Result<(R, u64)> {
+        self.call_inner(
+            req.opcode(),
+            0,
+            timeout_ms,
+            Wait::Killable,
+            &mut |id, _, buf| req.encode(id, &mut buf[..]).map_err(|_| EINVAL),
+            |reply, _, session| Ok((f(reply)?, session)),
         )
     }
 
@@ -639,7 +662,7 @@ impl Channel {
                     .encode(id, &mut buf[..])
                     .map_err(|_| EINVAL)
             },
-            |reply, run| {
+            |reply, run, _| {
                 let run = run.ok_or(EIO)?;
                 f(
                     reply,
@@ -659,7 +682,7 @@ impl Channel {
         timeout_ms: u32,
         how: Wait,
         encode: &mut Encoder<'_>,
-        f: impl FnOnce(&Reply<'_>, Option<Run>) -> Result<R>,
+        f: impl FnOnce(&Reply<'_>, Option<Run>, u64) -> Result<R>,
     ) -> Result<R> {
         let mut buf = KBox::new([0u8; abi::MSG_MAX], GFP_KERNEL)?;
         let deadline = jiffies_64().wrapping_add(msecs_to_jiffies(timeout_ms) as u64);
@@ -683,6 +706,9 @@ impl Channel {
                 Err((e, _)) => return Err(e),
             }
         };
+        // The session the request is queued for: it ends only by failing
+        // every pending request, so a reply comes from it.
+        let session = st.manager.map_or(0, |m| m.session);
         self.requests.notify_one();
 
         // A reply the manager got accepted wins over a fatal signal that
@@ -717,7 +743,7 @@ impl Channel {
             (false, Some(Outcome::Done(len))) => match buf {
                 Some(buf) => match Reply::decode(&buf[..len]) {
                     Ok(reply) if reply.error != 0 => Err(Error::from_errno(-reply.error)),
-                    Ok(reply) => f(&reply, slot),
+                    Ok(reply) => f(&reply, slot, session),
                     Err(_) => Err(EIO),
                 },
                 None => Err(EIO),

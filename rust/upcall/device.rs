@@ -60,6 +60,7 @@ impl MiscDevice for WfsDevice {
             abi::IOC_INVALIDATE => file.invalidate(arg),
             abi::IOC_FORGET => file.forget(arg),
             abi::IOC_SIZE => file.size(arg),
+            abi::IOC_OPENS => file.opens(arg),
             _ => Err(ENOTTY),
         }
     }
@@ -325,6 +326,59 @@ impl DevFile {
         let s = abi::Size::decode(&raw).map_err(|_| EINVAL)?;
         crate::fs::set_size(s.file, s.size, s.cut)?;
         Ok(0)
+    }
+
+    /// OPENS: lists the files open on this host into the caller's buffer
+    /// and makes the caller's session the one that counts their opens
+    /// (their RELEASEs name it). The list is taken and the opens adopted
+    /// under the state lock, and copied out after it (the buffer may be a
+    /// mapping of a `/wfs` file). More files than the buffer holds:
+    /// `E2BIG` with the count, nothing adopted. A buffer the list
+    /// cannot be copied to (`EFAULT`) leaves the opens adopted all the
+    /// same: a manager that passes one does not learn what it counts.
+    fn opens(&self, arg: usize) -> Result<isize> {
+        let (mut reader, mut writer) = UserSlice::new(arg, abi::Opens::LEN).reader_writer();
+        let mut raw = [0u8; abi::Opens::LEN];
+        reader.read_slice(&mut raw)?;
+        let mut req = abi::Opens::decode(&raw).map_err(|_| EINVAL)?;
+        let mut list = KVVec::with_capacity(req.cap as usize, GFP_KERNEL)?;
+        let listed = {
+            let mut st = self.chan.state.lock();
+            if !self.is_manager(&st) {
+                return Err(EPERM);
+            }
+            req.count = u32::try_from(st.opens.count()).unwrap_or(u32::MAX);
+            // (The user's buffer holds `cap` entries, whatever room `list`
+            // has.)
+            if req.count > req.cap {
+                false
+            } else {
+                match st
+                    .opens
+                    .list(self.session.load(Ordering::Acquire), &mut list)
+                {
+                    Ok(()) => true,
+                    Err(e) if e == E2BIG => false,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if listed {
+            let mut out =
+                UserSlice::new(req.buf as usize, list.len() * abi::OpenEntry::LEN).writer();
+            for e in list.iter() {
+                let mut b = [0u8; abi::OpenEntry::LEN];
+                e.encode(&mut b);
+                out.write_slice(&b)?;
+            }
+        }
+        req.encode(&mut raw);
+        writer.write_slice(&raw)?;
+        if listed {
+            Ok(0)
+        } else {
+            Err(E2BIG)
+        }
     }
 
     fn status(&self, arg: usize) -> Result<isize> {

@@ -12,6 +12,8 @@
 //! - [`channel`]: registration state shared by the device and the file
 //!   system.
 //! - [`device`]: the misc device and its ioctls.
+//! - [`opens`]: the files this host has open, and which manager counts
+//!   them.
 
 // The ABI file is shared with userspace, which needs its items public and
 // uses some the kernel does not.
@@ -19,6 +21,7 @@
 pub(crate) mod abi;
 pub(crate) mod channel;
 pub(crate) mod device;
+pub(crate) mod opens;
 pub(crate) mod table;
 
 #[cfg(CONFIG_KUNIT)]

@@ -5,6 +5,7 @@
 
 use super::abi::{self, Attr, DecodeError, Grant, Opcode, Reply, ReplyBody, Request, Time};
 use super::channel::{RegisterError, ReplyError, State, MAX_INFLIGHT, RUN_HEADROOM};
+use super::opens::OpenFiles;
 use super::table::{time_reached, Outcome, Table, TableError};
 use crate::netmem::Run;
 use kernel::{kunit_expect, kunit_expect_eq, kunit_module_suite, prelude::*};
@@ -123,7 +124,21 @@ fn abi_request_roundtrip() {
         );
     }
     roundtrip(Request::Open { file: u64::MAX }, 13);
-    roundtrip(Request::Release { file: 2 }, 14);
+    roundtrip(
+        Request::Release {
+            file: 2,
+            session: u64::MAX,
+        },
+        22,
+    );
+    roundtrip(
+        Request::Settimes {
+            file: 3,
+            sec: -1,
+            nsec: abi::NSEC_MAX,
+        },
+        30,
+    );
 }
 
 fn abi_request_malformed() {
@@ -1166,3 +1181,69 @@ kunit_module_suite!(
         transport_reply_errno_range
     ]
 );
+
+// ---------------------------------------------------------------------------
+// The open files and the session that counts them
+// ---------------------------------------------------------------------------
+
+fn open_here(o: &mut OpenFiles, file: u64, session: u64) -> bool {
+    match OpenFiles::room() {
+        Ok(room) => o.opened(file, session, room),
+        Err(_) => {
+            kunit_expect!(false, "out of memory");
+            false
+        }
+    }
+}
+
+fn listed(o: &mut OpenFiles, session: u64) -> KVVec<abi::OpenEntry> {
+    let mut out = KVVec::new();
+    if out.reserve(o.count(), GFP_KERNEL).is_err() {
+        kunit_expect!(false, "out of memory");
+    }
+    kunit_expect_eq!(o.list(session, &mut out), Ok(()));
+    out
+}
+
+fn opens_adopted_by_a_listing() {
+    let mut o = OpenFiles::new();
+    // Session 3 answered two opens of file 7, one of file 9; one open of
+    // file 8 had no manager (session 0).
+    kunit_expect!(open_here(&mut o, 7, 3));
+    kunit_expect!(open_here(&mut o, 7, 3));
+    kunit_expect!(open_here(&mut o, 9, 3));
+    kunit_expect!(open_here(&mut o, 8, 0));
+    kunit_expect_eq!(o.count(), 3);
+    // Before any listing, a release names the open's own session (0: none).
+    kunit_expect_eq!(o.released(9, 3), 3);
+    kunit_expect_eq!(o.count(), 2);
+    // Too little room: nothing listed, nothing adopted.
+    let mut small = KVVec::new();
+    kunit_expect_eq!(o.list(5, &mut small), Err(E2BIG));
+    kunit_expect_eq!(o.released(7, 3), 3);
+    kunit_expect!(open_here(&mut o, 7, 3));
+    // Session 5 lists them: file 7 twice, file 8 once, in file order.
+    let l = listed(&mut o, 5);
+    kunit_expect_eq!(
+        l.as_slice(),
+        &[
+            abi::OpenEntry { file: 7, count: 2 },
+            abi::OpenEntry { file: 8, count: 1 }
+        ][..]
+    );
+    // Their releases name session 5 now, whoever answered their OPEN.
+    kunit_expect_eq!(o.released(7, 3), 5);
+    kunit_expect_eq!(o.released(8, 0), 5);
+    // An OPEN session 3 answered after 5 listed is not counted (5 never
+    // heard of it): it must be asked again; one 5 answered is.
+    kunit_expect!(!open_here(&mut o, 9, 3));
+    kunit_expect!(open_here(&mut o, 9, 5));
+    kunit_expect_eq!(o.released(9, 5), 5);
+    kunit_expect_eq!(o.released(7, 3), 5);
+    kunit_expect_eq!(o.count(), 0);
+    // A release of a file never counted changes nothing.
+    kunit_expect_eq!(o.released(11, 0), 5);
+    kunit_expect_eq!(o.count(), 0);
+}
+
+kunit_module_suite!(wfs_upcall_opens, [opens_adopted_by_a_listing]);

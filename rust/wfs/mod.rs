@@ -13,6 +13,7 @@
 use crate::upcall::{
     abi::{self, ReplyBody, Request},
     channel::{Channel, Wait, TIMEOUT_MS},
+    opens::OpenFiles,
     table::time_reached,
 };
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -347,6 +348,7 @@ impl FileSystem for WfsFs {
     const READAHEAD: bool = false;
     type Context = Arc<Channel>;
     type Data = KBox<Mount>;
+    type OpenData = KBox<OpenFile>;
     type Options = MountOptions;
 
     fn parse_option(opts: &mut MountOptions, key: &[u8], value: Option<&[u8]>) -> Result {
@@ -643,35 +645,83 @@ impl FileSystem for WfsFs {
         locks::lock(req)
     }
 
+    /// A change of a file's modification time (`utimensat`, `touch -d`,
+    /// `tar -x`): set at the file's owner first (SETTIMES), which keeps
+    /// times; every host's `stat` then sees it (its change time moved).
+    fn set_times(inode: &Inode<Self>, mtime: FileTime) -> Result {
+        let m = mount(inode.super_block())?;
+        if m.view {
+            return Err(EROFS);
+        }
+        m.chan.call(
+            &Request::Settimes {
+                file: inode.ino(),
+                sec: mtime.sec,
+                nsec: mtime.nsec,
+            },
+            m.timeout_ms,
+            done_reply,
+        )
+    }
+
     /// An open of a file (OPEN): answered once the file's owner counts
     /// this host among those that have it open, so that an `unlink` on
     /// any host after this open returns keeps the file's data until the
-    /// last close here. A view holds nothing open (its pages are the
-    /// owner's disk as it is). A manager that does not answer in time
-    /// fails the open (`EIO`); with no manager at all (none registered,
-    /// or it died during the call), the open goes on uncounted: every
-    /// access to the file's pages fails then as it does without a manager
-    /// (`EIO`, `SIGBUS`), and the next manager knows nothing of it.
-    fn open(inode: &Inode<Self>) -> Result {
+    /// last close here. The open keeps the session of the manager that
+    /// counted it, for its RELEASE, and is counted in the channel's open
+    /// files, which a manager that starts lists. A view holds nothing open (its pages
+    /// are the owner's disk as it is). A manager that does not answer in
+    /// time fails the open (`EIO`); with no manager at all (none
+    /// registered, or it died during the call), the open goes on
+    /// uncounted by any manager: every access to the file's pages fails
+    /// then as it does without a manager (`EIO`, `SIGBUS`), and the next
+    /// manager learns of it from its listing.
+    fn open(inode: &Inode<Self>) -> Result<KBox<OpenFile>> {
         let m = mount(inode.super_block())?;
+        // (Allocated first: an open the manager counted must not fail.)
+        let mut open = KBox::new(OpenFile { session: 0 }, GFP_KERNEL)?;
         if m.view {
-            return Ok(());
+            return Ok(open);
         }
         let file = inode.ino();
-        match m
-            .chan
-            .call(&Request::Open { file }, m.timeout_ms, done_reply)
-        {
-            Err(e) if e == EIO && m.chan.state.lock().manager.is_none() => Ok(()),
-            r => r,
+        // A manager that started meanwhile and listed the open files did
+        // not hear of this open: it is asked again (managers do not
+        // restart in a loop).
+        for _ in 0..OPEN_TRIES {
+            let room = OpenFiles::room()?;
+            let before = m.chan.state.lock().session;
+            let answer = m
+                .chan
+                .call_in_session(&Request::Open { file }, m.timeout_ms, done_reply);
+            // Counted under the lock a listing takes: no manager can
+            // register and list between the check and the count.
+            let mut st = m.chan.state.lock();
+            let session = match answer {
+                Ok(((), session)) => session,
+                // No manager (none registered, or it died during the
+                // call): counted by none until the next one lists it.
+                Err(e) if e == EIO && st.manager.is_none() => 0,
+                // One registered since the call began: it is asked.
+                Err(e) if e == EIO && st.session != before => continue,
+                Err(e) => return Err(e),
+            };
+            if st.opens.opened(file, session, room) {
+                open.session = session;
+                return Ok(open);
+            }
         }
+        Err(EIO)
     }
 
-    /// The last reference to an open is gone (RELEASE). Sent even by a
-    /// task being killed, and waited for [`RELEASE_WAIT_MS`] at most: the
-    /// manager answers at once. A RELEASE that fails (no manager) leaves
-    /// the file counted open until the manager's session ends.
-    fn release(inode: &Inode<Self>) {
+    /// The last reference to an open is gone (RELEASE, unless no manager
+    /// counted the open). Sent even by a task being killed, and waited for
+    /// [`RELEASE_WAIT_MS`] at most: the manager answers at once. It
+    /// carries the session that counts the open: the one that answered
+    /// its OPEN, or a later one that listed the open files since
+    /// ([`abi::IOC_OPENS`]); any other manager ignores it (`ESTALE`). A
+    /// RELEASE that fails (the manager is gone) leaves nothing counted:
+    /// its session is over.
+    fn release(inode: &Inode<Self>, open: KBox<OpenFile>) {
         let Ok(m) = mount(inode.super_block()) else {
             return;
         };
@@ -679,13 +729,29 @@ impl FileSystem for WfsFs {
             return;
         }
         let file = inode.ino();
+        // The session that counts the open now: its own, or one that
+        // listed the open files since.
+        let session = m.chan.state.lock().opens.released(file, open.session);
+        if session == 0 {
+            return;
+        }
         let _ = m.chan.call_as(
-            &Request::Release { file },
+            &Request::Release { file, session },
             m.timeout_ms.min(RELEASE_WAIT_MS),
             Wait::Unkillable,
             done_reply,
         );
     }
+}
+
+/// How many times an open asks a manager that keeps changing.
+const OPEN_TRIES: u32 = 3;
+
+/// What an open regular file keeps ([`FileSystem::OpenData`]).
+pub(crate) struct OpenFile {
+    /// The manager session that counted the open (its OPEN's answer), or
+    /// 0: none (a view, or no manager).
+    session: u64,
 }
 
 /// Longest wait for the manager's answer to a RELEASE, in milliseconds

@@ -99,6 +99,7 @@ impl FileSystem for MemFs {
     const FIXED_SIZE: bool = true;
     type Context = Arc<MemState>;
     type Data = Arc<MemState>;
+    type OpenData = ();
     type Options = ();
 
     fn fill_super(

@@ -5,7 +5,7 @@
 # /dev/wfs against bad input: wfsfuzz registers as the manager and mixes
 # 12,000 rounds of malformed writes, forged and mismatched replies, bad
 # ioctls, short reads and bad pool mappings with correct service of real
-# LOOKUP, READ, LOCK, SETSIZE, CREATE, RENAME and UNLINK traffic from a background
+# LOOKUP, READ, LOCK, SETSIZE, SETTIMES, CREATE, RENAME and UNLINK traffic from a background
 # reader; then it answers LOOKUPs
 # and READs with every errno from 1 to 4095. Every bad input must
 # get its documented errno, the kernel must print no oops or WARNING (the
@@ -21,7 +21,8 @@ stop_manager || fail "manager did not register"
 # file's page a READ, and every tenth file is locked (F_GETLK, F_SETLK,
 # and the unlock at close: LOCK requests); every seventh grows and shrinks
 # (ftruncate: SETSIZE requests; a write past the end would leave a dirty
-# page that a later mode's manager would be sent); every fifth makes a
+# page that a later mode's manager would be sent) and has its time set
+# (futimens: SETTIMES); every fifth makes a
 # name, renames it and removes it (CREATE, RENAME, UNLINK).
 /opt/helpers/fstraffic /wfs > /dev/null 2>&1 &
 bg=$!

@@ -27,9 +27,13 @@
 #    name (h2 owns it now): every host reads the new bytes, not the old
 #    file's.
 # 5. Ordinary tools: cp of a file into /wfs on h3 and cmp on h1; tar
-#    round trip: h1 writes a tar archive into /wfs, h2 unpacks it into
-#    /wfs (tar makes the files), h3 compares them with its own copies; rm
-#    of all of it from h1.
+#    round trip: h1 writes a tar archive of files whose times it set
+#    (touch -d) into /wfs, h2 unpacks it into /wfs (tar makes the files
+#    and sets their times: SETTIMES), h3 compares them with its own
+#    copies, and every file has its archived time on h3 and in h2's
+#    export (the owner's). h1 then sets one of them back in time (touch
+#    -d): h3, which has it cached with its later time, sees the earlier
+#    one, and so does h2's export. rm of all of it from h1.
 # 6. On h2, a file removed while it is open, made again (another file,
 #    one link), and removed again, without a kernel warning; the open
 #    file still reads its own data.
@@ -60,7 +64,7 @@ fail() {
     wfsctl stats || true
     exit 1
 }
-S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 S7=24 S8A=28 S8B=32 S8C=36 WIN=1024
+S1=0 S4A=4 S4B=8 S4C=12 S5A=16 S5B=20 S7=24 S8A=28 S8B=32 S8C=36 S5C=52 S5D=56 S5E=60 WIN=1024
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
@@ -163,7 +167,10 @@ fi
 if [ "$h" = 1 ]; then
     flagwait $S5A
     cmp $H/filex /wfs/filex.copy || fail "the copy h3 made differs"
-    (cd $H && tar -cf /wfs/helpers.tar lib.sh filex dsm) || fail "tar into /wfs failed"
+    mkdir -p /tmp/t && cp $H/lib.sh $H/filex $H/dsm /tmp/t
+    touch -d @1000000001 /tmp/t/lib.sh && touch -d @1000000002 /tmp/t/filex &&
+        touch -d @1000000003 /tmp/t/dsm || fail "touch -d in /tmp failed"
+    (cd /tmp/t && tar -cf /wfs/helpers.tar lib.sh filex dsm) || fail "tar into /wfs failed"
     flag $S5B
 fi
 if [ "$h" = 2 ]; then
@@ -176,6 +183,37 @@ if [ "$h" = 3 ]; then
     for f in lib.sh filex dsm; do
         cmp $H/$f /wfs/$f || fail "$f, unpacked into /wfs by h2, differs"
     done
+    for ft in lib.sh:1000000001 filex:1000000002 dsm:1000000003; do
+        f=${ft%:*} t=${ft#*:}
+        [ "$(stat -c %Y /wfs/$f)" = "$t" ] ||
+            fail "$f, unpacked by h2, has mtime $(stat -c %Y /wfs/$f) here, not its archived $t"
+    done
+    flag $S5C
+fi
+mtime_is() { [ "$(stat -c %Y "$1")" = "$2" ]; }
+if [ "$h" = 2 ]; then
+    flagwait $S5C
+    for ft in lib.sh:1000000001 filex:1000000002 dsm:1000000003; do
+        f=${ft%:*} t=${ft#*:}
+        mtime_is /export/$f $t ||
+            fail "$f has mtime $(stat -c %Y /export/$f) in its owner's export, not $t"
+    done
+    flag $S5E
+fi
+if [ "$h" = 1 ]; then
+    flagwait $S5E
+    touch -d @999999999 /wfs/filex || fail "touch -d of h2's /wfs/filex failed"
+    mtime_is /wfs/filex 999999999 || fail "filex has mtime $(stat -c %Y /wfs/filex) after touch -d"
+    wfsctl stats | grep -q '^names: .*; times set 1$' ||
+        fail "stats: $(wfsctl stats | grep '^names:')"
+    flag $S5D
+fi
+if [ "$h" != 1 ]; then
+    flagwait $S5D
+    where=/wfs/filex
+    [ "$h" = 2 ] && where=/export/filex
+    within 10 mtime_is $where 999999999 ||
+        fail "$where has mtime $(stat -c %Y $where), not the 999999999 h1 set"
 fi
 # -- 6. a name removed while open, made again, removed again ------------------
 if [ "$h" = 2 ]; then

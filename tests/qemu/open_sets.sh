@@ -23,6 +23,15 @@
 # 4. On the owner itself: h1 makes /wfs/own, keeps it open, and h2
 #    removes it: h1 reads it whole through its descriptor; the hidden file
 #    goes at h1's close.
+# 5. Across a manager's restart: h2 opens h1's /wfs/sess and restarts its
+#    manager, which lists what its kernel has open (IOC_OPENS) and tells
+#    the owners; h2 opens the file again. h1 removes it: kept. h2 closes
+#    the descriptor it opened before the restart (its RELEASE is the new
+#    manager's, which adopted it): still kept; h2 reads the file whole
+#    through the other one; the hidden file goes at h2's last close.
+#    (Before, a restarted manager knew nothing of its kernel's opens: the
+#    rm removed the data, and the old descriptor's RELEASE took the new
+#    open off the count.)
 set -eu
 h=$WFS_HOST
 H=/opt/helpers
@@ -37,7 +46,7 @@ fail() {
 hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 kept_here() { ls -a /export | grep -q '^\.wfs-gone-'; }
 no_kept_here() { ! kept_here; }
-S1=0 S2=4 S3=8 S4=12 S5=16 S6=20 S7=24 S8=28
+S1=0 S2=4 S3=8 S4=12 S5=16 S6=20 S7=24 S8=28 S9=32 S10=36 S11=40 S12=44 S13=48 S14=52
 
 if [ "$h" = 1 ]; then
     dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
@@ -103,7 +112,7 @@ if [ "$h" = 1 ]; then
     flag $S8
     flagwait $S5
     within 30 no_kept_here || fail "the hidden file stayed after the last close: $(ls -a /export | tr '\n' ' ')"
-    wfsctl stats | grep -q '^names: .*kept open after their name went 1$' ||
+    wfsctl stats | grep -q '^names: .*kept open after their name went 1;' ||
         fail "stats: $(wfsctl stats | grep '^names:')"
 fi
 if [ "$h" = 3 ]; then
@@ -132,6 +141,42 @@ if [ "$h" = 2 ]; then
     rm /wfs/own || fail "rm of h1's open /wfs/own failed"
     flag $S7
 fi
+
+barrier 5
+
+# -- 5. a close of an open an earlier manager counted ---------------------------
+if [ "$h" = 1 ]; then
+    yes sess | head -c 8192 > /wfs/sess || fail "making /wfs/sess failed"
+    flag $S9
+    flagwait $S10
+    rm /wfs/sess || fail "rm of /wfs/sess failed"
+    kept_here || fail "sess was removed though h2 has it open across its manager's restart"
+    flag $S11
+    flagwait $S12
+    sleep 1
+    kept_here || fail "sess went though h2 still has a descriptor of it"
+    flag $S13
+    flagwait $S14
+    within 30 no_kept_here || fail "sess's hidden file stayed after h2's last close"
+fi
+if [ "$h" = 2 ]; then
+    flagwait $S9
+    exec 6< /wfs/sess
+    restart_manager_with ''
+    wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
+    exec 7< /wfs/sess
+    flag $S10
+    flagwait $S11
+    exec 6<&-
+    flag $S12
+    flagwait $S13
+    [ "$(wc -c <&7)" = 8192 ] || fail "sess, open here, cannot be read whole after h1 removed it"
+    exec 7<&-
+    flag $S14
+fi
+# (Every host stays until h1 saw the last close: h2's restarted manager
+# waits for all its peers.)
+barrier 6
 
 wfsctl stats | grep '^names:'
 owner_last /wfs/ctl 2048 1 || fail "not every host finished"

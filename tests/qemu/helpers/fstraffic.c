@@ -69,8 +69,12 @@ int main(int argc, char **argv)
 		if (i % 7 == 0) {
 			fd = open(path, O_RDWR);
 			if (fd >= 0) {
+				struct timespec t[2] = { { .tv_sec = 86400 * (long)i }, { .tv_sec = 86400 * (long)i } };
+
 				(void)ftruncate(fd, 9000);
 				(void)ftruncate(fd, 10);
+				/* A time set (SETTIMES), as touch -d does. */
+				(void)futimens(fd, t);
 				close(fd);
 			}
 		}

@@ -53,7 +53,9 @@ restart_manager_with() {
     kill -TERM "$_pid"
     while kill -0 "$_pid" 2>/dev/null; do sleep 0.1; done
     { printf '%s\n' "$@"; cat /etc/wfs/cluster.toml; } > /tmp/cluster.toml
-    wfs-manager --config /tmp/cluster.toml &
+    # (Without the test's own descriptors: a manager that inherited a
+    # /wfs file would hold it open, and mmaphold's input, for its life.)
+    wfs-manager --config /tmp/cluster.toml 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 }
 
 # within SECS CMD...: runs CMD every 0.1 s until it succeeds; returns 1 if

@@ -48,8 +48,10 @@
 #define IOC_INVALIDATE 0xC0205703u
 #define IOC_FORGET 0x41085704u
 #define IOC_SIZE 0x40185705u
+#define IOC_OPENS 0xc0105706u
+#define OPENS_MAX 65536
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 13
+#define ABI_VERSION 14
 /* An attr reply body: file, size, mode, mtime (nsec, sec), ctime (sec,
  * nsec), 4 reserved bytes. */
 #define ATTR_LEN 48
@@ -70,6 +72,7 @@
 #define OP_RENAME 12
 #define OP_OPEN 13
 #define OP_RELEASE 14
+#define OP_SETTIMES 15
 #define LOCK_END_MAX 0x7fffffffffffffffull
 #define MAX_REPLY_ERRNO 511
 #define REPLY 0x8000
@@ -78,7 +81,7 @@
 static int fd, other;
 static uint8_t *pool;
 static uint32_t pool_slots;
-static unsigned long answered, refused, locks, setsizes, names, renames, opens, releases;
+static unsigned long answered, refused, locks, setsizes, names, renames, opens, releases, settimes;
 
 #define FAIL(...) do { fprintf(stderr, "wfsfuzz: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
@@ -208,6 +211,10 @@ static size_t answer(const uint8_t *req, uint8_t *out)
 		opens++;
 		/* Opened (the modes' programs need their files open). */
 		return header(out, HDR + 4, op, id, 0);
+	case OP_SETTIMES:
+		settimes++;
+		/* Set, or refused (the owner's disk is read-only). */
+		return header(out, HDR + 4, op, id, rand() % 4 ? 0 : 30 /* EROFS */);
 	case OP_RELEASE:
 		releases++;
 		/* Done; an error is only logged by nobody (close cannot fail). */
@@ -292,6 +299,35 @@ static void bad_invalidations(int other)
 	put64(fg + 8, 0x8000000000000000ull + rand());
 	expect_fail(ioctl(fd, IOC_SIZE, fg), EINVAL, EINVAL, "SIZE past the largest file");
 	expect_fail(ioctl(fd, IOC_SIZE, (void *)16), EFAULT, EFAULT, "SIZE from a bad pointer");
+
+	/* OPENS: only the manager; a buffer past OPENS_MAX entries is refused,
+	 * a bad block is EFAULT; with room, the list (file, count >= 1, zero
+	 * padding) comes, or E2BIG with the count when it does not fit. */
+	{
+		static uint8_t list[16 * 64];
+		uint8_t ob[16];
+		uint32_t cap = rand() % 65;
+
+		memset(ob, 0, 16);
+		put64(ob, (uint64_t)(uintptr_t)list);
+		put32(ob + 8, cap);
+		expect_fail(ioctl(other, IOC_OPENS, ob), EPERM, EPERM, "OPENS by a non-manager");
+		if (ioctl(fd, IOC_OPENS, ob) == 0) {
+			uint32_t n = get32(ob + 12);
+
+			if (n > cap)
+				FAIL("OPENS listed %u files in room for %u", n, cap);
+			for (uint32_t i = 0; i < n; i++)
+				if (get32(list + 16 * i + 8) == 0 || get32(list + 16 * i + 12) != 0)
+					FAIL("OPENS entry %u: count %u, padding %u", i,
+					     get32(list + 16 * i + 8), get32(list + 16 * i + 12));
+		} else if (errno != E2BIG || get32(ob + 12) <= cap) {
+			FAIL("OPENS with room for %u: %s, count %u", cap, strerror(errno), get32(ob + 12));
+		}
+		put32(ob + 8, OPENS_MAX + 1 + rand() % 1000);
+		expect_fail(ioctl(fd, IOC_OPENS, ob), EINVAL, EINVAL, "OPENS with room past OPENS_MAX");
+		expect_fail(ioctl(fd, IOC_OPENS, (void *)16), EFAULT, EFAULT, "OPENS from a bad pointer");
+	}
 }
 
 /* Sends bad variants of the reply `good` (length n), then `good` itself,
@@ -365,7 +401,8 @@ static void serve(const uint8_t *good, size_t n)
 		expect_fail(write(fd, bad, HDR + 4), EINVAL, EINVAL, "CREATE reply without attributes");
 	}
 
-	if (op == OP_SETSIZE || op == OP_UNLINK || op == OP_RENAME || op == OP_OPEN || op == OP_RELEASE) {
+	if (op == OP_SETSIZE || op == OP_UNLINK || op == OP_RENAME || op == OP_OPEN || op == OP_RELEASE ||
+	    op == OP_SETTIMES) {
 		/* Done is a bare header: any body is refused. */
 		header(bad, HDR + 4 + 8, op, get64(good + 8), 0);
 		memset(bad + HDR + 4, 0, 8);
@@ -525,8 +562,8 @@ int main(int argc, char **argv)
 			serve(out, answer(buf, out));
 		}
 	}
-	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK, %lu RENAME, %lu OPEN, %lu RELEASE)\n",
-	       iters, refused, answered, locks, setsizes, names, renames, opens, releases);
+	printf("wfsfuzz: %ld rounds, %lu bad inputs refused as documented, %lu requests answered (%lu LOCK, %lu SETSIZE, %lu CREATE or UNLINK, %lu RENAME, %lu OPEN, %lu RELEASE, %lu SETTIMES)\n",
+	       iters, refused, answered, locks, setsizes, names, renames, opens, releases, settimes);
 	if ((long)answered < min_answered)
 		FAIL("only %lu real requests answered, wanted %ld", answered, min_answered);
 	if (min_answered > 0 && locks == 0)
@@ -539,6 +576,8 @@ int main(int argc, char **argv)
 		FAIL("no RENAME request came (the traffic renames every name it makes)");
 	if (min_answered > 0 && (opens == 0 || releases == 0))
 		FAIL("no OPEN or no RELEASE came (the traffic opens and closes files)");
+	if (min_answered > 0 && settimes == 0)
+		FAIL("no SETTIMES request came (the traffic sets the times of every seventh file)");
 	return 0;
 }
 

@@ -158,7 +158,15 @@ fn all_requests() -> Vec<Request<'static>> {
             to: &[b't'; NAME_MAX],
         },
         Request::Open { file: 16 },
-        Request::Release { file: u64::MAX },
+        Request::Release {
+            file: u64::MAX,
+            session: 17,
+        },
+        Request::Settimes {
+            file: 18,
+            sec: i64::MIN,
+            nsec: NSEC_MAX,
+        },
     ]
 }
 
@@ -343,7 +351,7 @@ fn a_view_is_answered_read_only() {
     }
 }
 
-const ALL_OPS: [Opcode; 14] = [
+const ALL_OPS: [Opcode; 15] = [
     Opcode::Lookup,
     Opcode::Getattr,
     Opcode::Readdir,
@@ -358,6 +366,7 @@ const ALL_OPS: [Opcode; 14] = [
     Opcode::Rename,
     Opcode::Open,
     Opcode::Release,
+    Opcode::Settimes,
 ];
 
 // ---------------------------------------------------------------------------
@@ -366,7 +375,7 @@ const ALL_OPS: [Opcode; 14] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 13);
+    assert_eq!(ABI_VERSION, 14);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -429,6 +438,11 @@ fn ioctl_numbers() {
     assert_eq!(IOC_FORGET, linux_ioc(LINUX_IOC_WRITE, b'W', 4, 264));
     assert_eq!(IOC_SIZE, linux_ioc(LINUX_IOC_WRITE, b'W', 5, 24));
     assert_eq!(IOC_SIZE, 0x4018_5705);
+    assert_eq!(
+        IOC_OPENS,
+        linux_ioc(LINUX_IOC_READ | LINUX_IOC_WRITE, b'W', 6, 16)
+    );
+    assert_eq!(IOC_OPENS, 0xc010_5706);
 }
 
 #[test]
@@ -532,7 +546,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(13));
+    want.extend_from_slice(&le32(14));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -630,7 +644,7 @@ fn opcodes() {
         assert_eq!(*op as u16, i as u16 + 1);
         assert_eq!(Opcode::from_u16(i as u16 + 1), Ok(*op));
     }
-    for bad in [0u16, 15, 16, 0xff, 0x8001, 0xffff] {
+    for bad in [0u16, 16, 17, 0xff, 0x8001, 0xffff] {
         assert_eq!(Opcode::from_u16(bad), Err(DecodeError::UnknownOpcode(bad)));
     }
 }
@@ -1112,7 +1126,7 @@ fn request_decode_short_header() {
 
 #[test]
 fn request_decode_unknown_opcodes() {
-    for op in [0u16, 15, 100, 0x7fff] {
+    for op in [0u16, 16, 100, 0x7fff] {
         let b = msg(op, 1, &le64(0));
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -1559,7 +1573,7 @@ fn reply_decode_opcodes() {
         );
     }
     // Unknown opcode with the reply bit set.
-    for op in [0u16, 15, 0x7fff] {
+    for op in [0u16, 16, 0x7fff] {
         let b = msg(op | REPLY_BIT, 1, &le32(errno::EIO as u32));
         assert_eq!(Reply::decode(&b), Err(DecodeError::UnknownOpcode(op)));
     }
@@ -2278,15 +2292,46 @@ fn create_and_unlink_layout() {
 }
 
 #[test]
-fn open_and_release_carry_a_file_and_are_answered_with_nothing() {
-    for (op, code, r) in [
-        (Opcode::Open, 13u16, Request::Open { file: 0x1122 }),
-        (Opcode::Release, 14, Request::Release { file: 0x1122 }),
+fn open_release_and_settimes_carry_a_file_and_are_answered_with_nothing() {
+    let release = [&le64(0x1122)[..], &le64(0x33)].concat();
+    let settimes = [
+        &le64(0x1122)[..],
+        &le64(-2i64 as u64),
+        &le32(NSEC_MAX),
+        &le32(0),
+    ]
+    .concat();
+    for (op, code, r, body) in [
+        (
+            Opcode::Open,
+            13u16,
+            Request::Open { file: 0x1122 },
+            le64(0x1122).to_vec(),
+        ),
+        (
+            Opcode::Release,
+            14,
+            Request::Release {
+                file: 0x1122,
+                session: 0x33,
+            },
+            release,
+        ),
+        (
+            Opcode::Settimes,
+            15,
+            Request::Settimes {
+                file: 0x1122,
+                sec: -2,
+                nsec: NSEC_MAX,
+            },
+            settimes,
+        ),
     ] {
-        let good = msg(code, 9, &le64(0x1122));
+        let good = msg(code, 9, &body);
         assert_eq!(enc_req(&r, 9), good);
         assert_eq!(Request::decode(&good), Ok((9, r)));
-        // Eight bytes exactly.
+        // Their length exactly.
         let mut long = good.clone();
         long.push(0);
         long[0] += 1;
@@ -2304,6 +2349,35 @@ fn open_and_release_carry_a_file_and_are_answered_with_nothing() {
             assert_eq!(reply.encode(&mut [0u8; MSG_MAX]).is_ok(), ok, "{op:?}");
         }
     }
+}
+
+#[test]
+fn settimes_with_nanoseconds_past_a_second_or_padding_is_refused() {
+    let mut buf = [0u8; MSG_MAX];
+    let past = Request::Settimes {
+        file: 1,
+        sec: 0,
+        nsec: NSEC_MAX + 1,
+    };
+    assert_eq!(past.encode(1, &mut buf), Err(DecodeError::BadField));
+    let good = enc_req(
+        &Request::Settimes {
+            file: 1,
+            sec: 5,
+            nsec: 6,
+        },
+        1,
+    );
+    let mut m = good.clone();
+    m[HEADER_LEN + 16..HEADER_LEN + 20].copy_from_slice(&le32(NSEC_MAX + 1));
+    assert_eq!(Request::decode(&m), Err(DecodeError::BadField));
+    let mut m = good.clone();
+    m[HEADER_LEN + 20] = 1;
+    assert_eq!(Request::decode(&m), Err(DecodeError::BadField));
+    let mut short = good.clone();
+    short.truncate(good.len() - 4);
+    short[0] -= 4;
+    assert_eq!(Request::decode(&short), Err(DecodeError::BadLength));
 }
 
 #[test]
@@ -2339,4 +2413,40 @@ fn malformed_create_and_unlink_requests_are_refused() {
         m[..4].copy_from_slice(&len.to_le_bytes());
         assert_eq!(Request::decode(&m), Err(DecodeError::BadName), "{bad:?}");
     }
+}
+
+#[test]
+fn opens_blocks_round_trip_and_refuse_bad_fields() {
+    let o = Opens {
+        buf: 0x7fff_0000_1000,
+        cap: OPENS_MAX,
+        count: 3,
+    };
+    let mut b = [0u8; Opens::LEN];
+    o.encode(&mut b);
+    assert_eq!(&b[..8], &le64(0x7fff_0000_1000));
+    assert_eq!(&b[8..12], &le32(OPENS_MAX));
+    assert_eq!(&b[12..], &le32(3));
+    assert_eq!(Opens::decode(&b), Ok(o));
+    assert_eq!(Opens::decode(&b[..15]), Err(DecodeError::Short));
+    b[8..12].copy_from_slice(&le32(OPENS_MAX + 1));
+    assert_eq!(Opens::decode(&b), Err(DecodeError::BadField));
+
+    let e = OpenEntry {
+        file: u64::MAX,
+        count: 2,
+    };
+    let mut b = [0xffu8; OpenEntry::LEN];
+    e.encode(&mut b);
+    assert_eq!(
+        &b[..],
+        &[&le64(u64::MAX)[..], &le32(2), &le32(0)].concat()[..]
+    );
+    assert_eq!(OpenEntry::decode(&b), Ok(e));
+    let mut zero = b;
+    zero[8..12].copy_from_slice(&le32(0));
+    assert_eq!(OpenEntry::decode(&zero), Err(DecodeError::BadField));
+    let mut pad = b;
+    pad[15] = 1;
+    assert_eq!(OpenEntry::decode(&pad), Err(DecodeError::BadField));
 }

@@ -12,8 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use wfs_abi::{
-    ABI_VERSION, Forget, IOC_FORGET, IOC_INVALIDATE, IOC_REGISTER, IOC_SIZE, IOC_STATUS,
-    Invalidate, Register, Size, Status,
+    ABI_VERSION, Forget, IOC_FORGET, IOC_INVALIDATE, IOC_OPENS, IOC_REGISTER, IOC_SIZE, IOC_STATUS,
+    Invalidate, OPENS_MAX, OpenEntry, Opens, Register, Size, Status,
 };
 
 /// Opens the device read-write, close-on-exec.
@@ -81,6 +81,47 @@ pub fn ioctl_forget(fd: RawFd, name: &[u8]) -> Result<(), i32> {
         return Err(last_errno());
     }
     Ok(())
+}
+
+/// Issues `IOC_OPENS`: the files this host's kernel has open, with how
+/// many opens each, which become this manager's to count (their RELEASEs
+/// name its session). Asked once, after registering and before any OPEN
+/// is answered. Returns the errno on failure.
+pub fn ioctl_opens(fd: RawFd) -> Result<Vec<(u64, u32)>, i32> {
+    let mut cap: u32 = 256;
+    loop {
+        let mut list = vec![0u8; cap as usize * OpenEntry::LEN];
+        let mut buf = [0u8; Opens::LEN];
+        Opens {
+            buf: list.as_mut_ptr() as u64,
+            cap,
+            count: 0,
+        }
+        .encode(&mut buf);
+        // SAFETY: IOC_OPENS reads and writes exactly Opens::LEN bytes of
+        // `buf`, and writes at most `cap` entries of OpenEntry::LEN bytes
+        // into `list`; both live across the call.
+        let rc = unsafe { libc::ioctl(fd, IOC_OPENS as _, buf.as_mut_ptr()) };
+        let answer = Opens::decode(&buf).map_err(|_| libc::EIO)?;
+        if rc < 0 {
+            let e = last_errno();
+            // (More files than room: ask again with room for them.)
+            if e == libc::E2BIG && answer.count > cap && answer.count <= OPENS_MAX {
+                cap = answer.count.max(cap * 2).min(OPENS_MAX);
+                continue;
+            }
+            return Err(e);
+        }
+        return list
+            .chunks_exact(OpenEntry::LEN)
+            .take(answer.count as usize)
+            .map(|c| {
+                OpenEntry::decode(c)
+                    .map(|e| (e.file, e.count))
+                    .map_err(|_| libc::EIO)
+            })
+            .collect();
+    }
 }
 
 /// Issues `IOC_SIZE`: file `file` is `size` bytes long at its owner (the

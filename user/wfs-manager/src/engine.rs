@@ -58,6 +58,7 @@ use crate::wlog;
 
 mod opens;
 mod space;
+mod times;
 
 /// What the engine hears.
 #[derive(Debug)]
@@ -226,6 +227,13 @@ pub struct ProtocolStats {
     /// them open, kept until the last close.
     #[serde(default)]
     pub files_kept: u64,
+    /// Modification times set (`utimensat`) of this host's kernel's files,
+    /// at their owners.
+    #[serde(default)]
+    pub times_set: u64,
+    /// RELEASEs of opens an earlier manager of this host counted, ignored.
+    #[serde(default)]
+    pub releases_stale: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -276,6 +284,8 @@ pub struct Counters {
     opens: AtomicU64,
     opens_failed: AtomicU64,
     files_kept: AtomicU64,
+    times_set: AtomicU64,
+    releases_stale: AtomicU64,
 }
 
 impl Counters {
@@ -332,6 +342,8 @@ impl Counters {
             opens: g(&self.opens),
             opens_failed: g(&self.opens_failed),
             files_kept: g(&self.files_kept),
+            times_set: g(&self.times_set),
+            releases_stale: g(&self.releases_stale),
         }
     }
 }
@@ -504,6 +516,12 @@ pub struct Parts {
     /// zero: the default mount time-out): the size service's waits are
     /// bounded well below it ([`crate::sizes`]).
     pub kernel_timeout: Duration,
+    /// The session its registration with this host's kernel opened (what
+    /// the kernel's RELEASEs of opens this manager counted carry).
+    pub kernel_session: u64,
+    /// The files this host's kernel had open when this manager registered,
+    /// with how many opens each (`IOC_OPENS`): this manager counts them.
+    pub open_files: Vec<(u64, u32)>,
     /// This manager's incarnation.
     pub incarnation: u64,
     /// The incarnation this host's manager ran as before, if its disk
@@ -635,6 +653,8 @@ pub struct Engine {
     space: space::Space,
     /// This host's opens and its files' open sets ([`opens`]).
     opens: opens::Opens,
+    /// SETTIMES under way at other owners.
+    times: times::Times,
     /// Their reservations and forget rounds (`namespace.rs`).
     space_names: Namespace<space::SpaceThen>,
     /// Placement rules (`[[place]]`): files made under a matching name
@@ -675,9 +695,11 @@ struct Shrink {
 
 impl Engine {
     /// An engine for this host (`cfg`), answering the kernel on `fd`.
-    pub fn new(cfg: &Config, fd: RawFd, parts: Parts) -> Engine {
+    pub fn new(cfg: &Config, fd: RawFd, mut parts: Parts) -> Engine {
+        let open_files = std::mem::take(&mut parts.open_files);
         let mut e = Engine::build(cfg, fd, parts);
         e.find_kept();
+        e.adopt_opens(&open_files);
         e
     }
 
@@ -690,6 +712,8 @@ impl Engine {
             counters,
             read_deadline,
             kernel_timeout,
+            kernel_session,
+            open_files: _,
             incarnation,
             previous,
             deaths,
@@ -804,7 +828,8 @@ impl Engine {
             shrinking_now: false,
             cut_files: BTreeSet::new(),
             space: space::Space::default(),
-            opens: opens::Opens::default(),
+            opens: opens::Opens::new(kernel_session),
+            times: times::Times::default(),
             placement: cfg.placement.clone(),
             file_rules: cfg.files.clone(),
             space_names: Namespace::new(
@@ -956,6 +981,7 @@ impl Engine {
             return;
         }
         let restarted = p.incarnation.is_some_and(|i| i != incarnation);
+        let first = p.incarnation.is_none();
         if let Some(old) = p.incarnation.filter(|&i| i != incarnation) {
             // A new manager: the old one is dead, with whatever it held.
             wlog!(
@@ -1017,6 +1043,9 @@ impl Engine {
             self.tell_cuts(host);
             self.opens_owner_restarted(host);
         }
+        if first || restarted {
+            self.opens_announce(host);
+        }
     }
 
     /// Tells a peer whose manager restarted the exact size of every file
@@ -1051,6 +1080,7 @@ impl Engine {
         self.name_outputs(out);
         self.space_peer_down(host);
         self.opens_owner_unreachable(host);
+        self.times_owner_unreachable(host);
         // Growths stop waiting for it (it hears them when it is back: the
         // session sends them again).
         for t in self.sizes.disconnected(host) {
@@ -1585,6 +1615,15 @@ impl Engine {
         }
     }
 
+    /// Every peer not taken for dead.
+    fn peer_hosts(&self) -> Vec<HostId> {
+        self.peers
+            .iter()
+            .map(|p| p.host)
+            .filter(|&h| !self.peer_gone(h))
+            .collect()
+    }
+
     /// Whether this host has a connection to `host` now.
     fn is_connected(&self, host: HostId) -> bool {
         self.peers
@@ -1754,6 +1793,13 @@ impl Engine {
             PeerMsg::Name(NameMsg::Open { id, file }) => self.open_asked(from, id, file),
             PeerMsg::Name(NameMsg::Opened { id, error }) => self.open_answered(from, id, error),
             PeerMsg::Name(NameMsg::Close { file }) => self.close_asked(from, file),
+            PeerMsg::Name(NameMsg::SetTimes {
+                id,
+                file,
+                sec,
+                nsec,
+            }) => self.times_asked(from, id, file, sec, nsec),
+            PeerMsg::Name(NameMsg::TimesSet { id, error }) => self.times_answered(from, id, error),
             PeerMsg::Name(NameMsg::Make {
                 id,
                 name,
@@ -2671,9 +2717,10 @@ impl Engine {
             Request::Setsize { file, .. }
             | Request::Unlink { file, .. }
             | Request::Rename { file, .. }
-            | Request::Open { file } => Some(file),
-            // (A RELEASE of a file this manager does not know is of an open
-            // its predecessor counted.)
+            | Request::Open { file }
+            | Request::Settimes { file, .. } => Some(file),
+            // (A RELEASE needs no owner: it is counted here, or refused as
+            // another session's.)
             Request::Lookup { .. }
             | Request::Readdir { .. }
             | Request::Create { .. }
@@ -2714,7 +2761,8 @@ impl Engine {
                 self.reply(id, wfs_abi::Opcode::Lookup, started, Err(errno::ENOENT));
             }
             Request::Open { file } => self.open(id, file, started),
-            Request::Release { file } => self.release(id, file, started),
+            Request::Release { file, session } => self.release(id, file, session, started),
+            Request::Settimes { file, sec, nsec } => self.settimes(id, file, sec, nsec, started),
             Request::Create { name, mode, excl } => self.create(id, name, mode, excl, started),
             Request::Unlink { file, name } => self.unlink(id, file, name, started),
             Request::Rename {
@@ -4185,6 +4233,9 @@ mod tests {
         /// Every host's connection to every other is number 1.
         pub(super) const CONN: u64 = 1;
 
+        /// The kernel session every test engine registered as.
+        pub(super) const KERNEL_SESSION: u64 = 7;
+
         /// What a reply carried.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(super) enum Got {
@@ -4253,6 +4304,8 @@ mod tests {
                     counters: Arc::new(Counters::default()),
                     read_deadline,
                     kernel_timeout: crate::sizes::KERNEL_TIMEOUT,
+                    kernel_session: KERNEL_SESSION,
+                    open_files: Vec::new(),
                     incarnation: inc,
                     previous: None,
                     deaths,
@@ -5006,7 +5059,7 @@ mod tests {
     /// Open sets (`engine/opens.rs`): a file removed while some host has
     /// it open keeps its data until the last close.
     mod open_sets {
-        use super::harness::{Cluster, Got, inc};
+        use super::harness::{Cluster, Got, KERNEL_SESSION, inc};
         use super::*;
         use wfs_abi::Opcode;
 
@@ -5107,15 +5160,57 @@ mod tests {
                 }
                 r => panic!("GETATTR of the kept file: {r:?}"),
             }
+            // A RELEASE of an open an earlier manager of b counted (another
+            // kernel session) is refused and changes nothing, though b has
+            // the file open twice and would drop it after two.
+            let before = c.open_set("a", f);
+            for req in [30, 31] {
+                c.ask(
+                    "b",
+                    req,
+                    Request::Release {
+                        file: f,
+                        session: KERNEL_SESSION - 1,
+                    },
+                );
+                assert_eq!(
+                    c.host_answers("b"),
+                    [(req, Opcode::Release, errno::ESTALE, Got::Nothing)]
+                );
+            }
+            assert_eq!(c.open_set("a", f), before);
+            assert!(before.contains(&host_id("b")));
+            assert_eq!(c.host("b").engine.counters.snapshot().releases_stale, 2);
             // b closes one of its two opens: still kept; then the owner's
             // own kernel closes: still kept (b has it).
-            c.ask("b", 13, Request::Release { file: f });
+            c.ask(
+                "b",
+                13,
+                Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                },
+            );
             assert_eq!(c.host_answers("b"), [(13, Opcode::Release, 0, Got::Done)]);
-            c.ask("a", 14, Request::Release { file: f });
+            c.ask(
+                "a",
+                14,
+                Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                },
+            );
             assert!(hidden.exists());
             assert_eq!(c.open_set("a", f), [host_id("b")]);
             // b's last close: the data goes, and its pages are refused.
-            c.ask("b", 15, Request::Release { file: f });
+            c.ask(
+                "b",
+                15,
+                Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                },
+            );
             assert_eq!(c.host_answers("b"), [(15, Opcode::Release, 0, Got::Done)]);
             assert!(!hidden.exists());
             assert_eq!(c.host("a").engine.core.limit(f), Some(0));
@@ -5130,7 +5225,14 @@ mod tests {
                 assert_eq!(c.host(at).engine.core.owner_of(f), None, "{at}");
             }
             // A release the count never saw changes nothing.
-            c.ask("b", 16, Request::Release { file: f });
+            c.ask(
+                "b",
+                16,
+                Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                },
+            );
             assert_eq!(c.host_answers("b"), [(16, Opcode::Release, 0, Got::Done)]);
         }
 
@@ -5140,7 +5242,14 @@ mod tests {
             let f = c.id_of(b"f");
             c.ask("b", 1, Request::Lookup { name: b"f" });
             c.ask("b", 2, Request::Open { file: f });
-            c.ask("b", 3, Request::Release { file: f });
+            c.ask(
+                "b",
+                3,
+                Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                },
+            );
             c.ask(
                 "b",
                 4,
@@ -5181,7 +5290,14 @@ mod tests {
             assert_eq!(std::fs::read(c.hidden("a", f)).expect("kept"), b"old");
             // (b still knows who owns its open file.)
             assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
-            c.ask("b", 4, Request::Release { file: f });
+            c.ask(
+                "b",
+                4,
+                Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                },
+            );
             assert!(!c.hidden("a", f).exists());
             assert_eq!(
                 std::fs::read(c.host("a").dir.export().join("f")).expect("f"),
@@ -5210,11 +5326,115 @@ mod tests {
             // b restarts: its opens went with its manager.
             c.restarted("a", "b", inc("b", 2));
             assert!(c.hidden("a", f).exists());
-            // c is taken for dead: nobody has the file open now.
+            // c is taken for dead: nobody has the file open now, but the
+            // file waits as long as a host takes to be taken for dead, for
+            // a restarted manager to say its kernel still has it open.
             let idx = c.host("a").peer("c");
             c.on("a", |e| e.declare(idx, inc("c", 1), false));
+            assert!(c.hidden("a", f).exists());
+            let wait = c.host("a").engine.absent_after();
+            c.on("a", |e| {
+                e.age_kept(wait);
+                e.expire_opens();
+            });
             assert!(!c.hidden("a", f).exists());
             assert_eq!(c.host("a").engine.core.limit(f), Some(0));
+        }
+
+        #[test]
+        fn a_restarted_manager_counts_what_its_kernel_still_has_open() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let f = c.id_of(b"f");
+            std::fs::write(c.host("a").dir.export().join("g"), [7u8; 100]).unwrap();
+            let g = c.id_of(b"g");
+            for (at, req, name, file) in [("b", 1, b"f", f), ("c", 6, b"g", g)] {
+                c.ask(at, req, Request::Lookup { name });
+                c.ask(at, req + 1, Request::Open { file });
+            }
+            c.ask(
+                "a",
+                3,
+                Request::Unlink {
+                    file: f,
+                    name: b"f",
+                },
+            );
+            assert_eq!(c.host_answers("a"), [(3, Opcode::Unlink, 0, Got::Done)]);
+            // c, which has g open, is taken for dead; g is unlinked before
+            // c's new manager could speak: kept all the same.
+            let idx = c.host("a").peer("c");
+            c.on("a", |e| e.declare(idx, inc("c", 1), false));
+            assert!(c.open_set("a", g).is_empty());
+            c.ask(
+                "a",
+                8,
+                Request::Unlink {
+                    file: g,
+                    name: b"g",
+                },
+            );
+            assert_eq!(c.host_answers("a"), [(8, Opcode::Unlink, 0, Got::Done)]);
+            assert!(c.hidden("a", g).exists(), "c's new manager may claim g");
+            // b's manager restarts: a takes b's opens for gone, but keeps
+            // the file waiting for b's word.
+            c.restarted("a", "b", inc("b", 2));
+            assert!(c.open_set("a", f).is_empty());
+            assert!(c.hidden("a", f).exists());
+            // b's new manager (nothing counted, the owner unknown) lists its
+            // kernel's opens: its `Open` goes to every peer.
+            let names = |sent: Vec<(String, Frame)>| -> Vec<(String, NameMsg)> {
+                sent.into_iter()
+                    .filter_map(|(to, fr)| match fr {
+                        Frame::Page(crate::session::Frame {
+                            msg: Some(PeerMsg::Name(m)),
+                            ..
+                        }) => Some((to, m)),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            c.host("b").engine.opens = super::opens::Opens::new(KERNEL_SESSION);
+            c.host("b").engine.core = crate::protocol::Core::with_incarnation(host_id("b"), 2);
+            let sent = names(c.host("b").with(|e| e.adopt_opens(&[(f, 2)])));
+            assert!(sent.is_empty(), "told as peers connect: {sent:?}");
+            let sent = names(c.host("b").with(|e| {
+                e.opens_announce(host_id("a"));
+                e.opens_announce(host_id("c"));
+            }));
+            // (c is taken for dead: it hears nothing.)
+            let open = NameMsg::Open { id: 0, file: f };
+            assert_eq!(sent, [("a".to_string(), open)]);
+            // a counts b again and keeps f past the wait; g, which nobody
+            // claimed, goes once the wait is over.
+            c.on("a", |e| e.open_asked(host_id("b"), 0, f));
+            assert_eq!(c.open_set("a", f), [host_id("b")]);
+            let wait = c.host("a").engine.absent_after();
+            c.on("a", |e| {
+                e.age_kept(wait);
+                e.expire_opens();
+            });
+            assert!(c.hidden("a", f).exists(), "b has it open");
+            assert!(!c.hidden("a", g).exists(), "g went after the wait");
+            // b's kernel closes both opens (this session counts them): the
+            // second one's `Close` goes everywhere, and the data goes.
+            let mut closes = Vec::new();
+            for req in [4, 5] {
+                let mut msg = [0u8; MSG_MAX];
+                let release = Request::Release {
+                    file: f,
+                    session: KERNEL_SESSION,
+                };
+                let n = release.encode(req, &mut msg).expect("encode");
+                let u = Upcall {
+                    started: Instant::now(),
+                    msg: msg[..n].to_vec(),
+                };
+                closes.extend(names(c.host("b").with(|e| e.upcall(u))));
+            }
+            assert_eq!(closes, [("a".to_string(), NameMsg::Close { file: f })]);
+            c.on("a", |e| e.close_asked(host_id("b"), f));
+            assert!(c.open_set("a", f).is_empty());
+            assert!(!c.hidden("a", f).exists());
         }
 
         #[test]
@@ -5240,7 +5460,7 @@ mod tests {
                 })
                 .collect();
             assert_eq!(opens, [NameMsg::Open { id: 0, file: f }]);
-            c.host("a").engine.opens = super::opens::Opens::default();
+            c.host("a").engine.opens = super::opens::Opens::new(KERNEL_SESSION);
             c.host("a").with(|e| e.open_asked(host_id("b"), 0, f));
             assert_eq!(c.open_set("a", f), [host_id("b")]);
         }
@@ -5746,6 +5966,85 @@ mod tests {
                 .unwrap();
             c.ask("b", 4, Request::Getattr { file: f });
             assert_eq!(c.answers("b"), [(4, Opcode::Getattr, 0, Got::Attr(newer))]);
+        }
+
+        #[test]
+        fn a_time_set_anywhere_is_set_at_the_owner_and_heard_by_the_asker_first() {
+            let mut c = cluster();
+            let f = file();
+            let before = c.exported("a", "f");
+            // b's kernel sets the time back (`touch -d`): a sets it on its
+            // export file, whose change time moves on.
+            c.ask(
+                "b",
+                1,
+                Request::Settimes {
+                    file: f,
+                    sec: 1_000_000_000,
+                    nsec: 5,
+                },
+            );
+            assert_eq!(c.answers("b"), [(1, Opcode::Settimes, 0, Got::Done)]);
+            let set = c.exported("a", "f");
+            assert_eq!(set.mtime, crate::export::time(1_000_000_000, 5));
+            assert!(set.ctime >= before.ctime);
+            assert_eq!(c.stats("b").times_set, 1);
+            // b heard the new times before its answer: its GETATTR says
+            // them from its cache (still young).
+            c.ask("b", 2, Request::Getattr { file: f });
+            assert_eq!(c.answers("b"), [(2, Opcode::Getattr, 0, Got::Attr(set))]);
+            // c's cached times are old at once: its GETATTR asks a.
+            c.host("c").engine.attr_times = Duration::ZERO;
+            c.ask("c", 3, Request::Getattr { file: f });
+            assert_eq!(c.answers("c"), [(3, Opcode::Getattr, 0, Got::Attr(set))]);
+            // The owner's own kernel sets one in its export at once.
+            c.ask(
+                "a",
+                4,
+                Request::Settimes {
+                    file: f,
+                    sec: -3,
+                    nsec: 0,
+                },
+            );
+            assert_eq!(c.answers("a"), [(4, Opcode::Settimes, 0, Got::Done)]);
+            assert_eq!(c.exported("a", "f").mtime, crate::export::time(-3, 0));
+            // An owner b cannot reach does not keep a time: EIO at once; one
+            // that goes away before it answers, EIO then.
+            let sent = c.host("b").with(|e| {
+                e.upcall(upcall_of(
+                    5,
+                    Request::Settimes {
+                        file: f,
+                        sec: 7,
+                        nsec: 0,
+                    },
+                ))
+            });
+            assert_eq!(sent.len(), 1, "b asked a");
+            assert!(c.answers("b").is_empty());
+            let peer = c.host("b").peer("a");
+            c.on("b", |e| {
+                e.event(Event::Net(NetEvent::Down { peer, conn: CONN }))
+            });
+            assert_eq!(
+                c.answers("b"),
+                [(5, Opcode::Settimes, errno::EIO, Got::Nothing)]
+            );
+            c.ask(
+                "b",
+                6,
+                Request::Settimes {
+                    file: f,
+                    sec: 8,
+                    nsec: 0,
+                },
+            );
+            assert_eq!(
+                c.answers("b"),
+                [(6, Opcode::Settimes, errno::EIO, Got::Nothing)]
+            );
+            assert_eq!(c.exported("a", "f").mtime, crate::export::time(-3, 0));
         }
 
         #[test]

@@ -632,6 +632,31 @@ impl Export {
         self.resize_file(id, size, how)
     }
 
+    /// Sets file `id`'s modification time, and its access time (not kept
+    /// apart), to `sec`.`nsec` (a host's `utimensat`: `touch -d`, `tar
+    /// -x`, `cp -p`); its change time becomes now, which tells every
+    /// host's kernel to take the modification time as it is. Errors: those
+    /// of `open` (`ENOENT`, `EACCES`, `EROFS`) and `futimens`; `EINVAL` for
+    /// `nsec` past a second.
+    pub fn set_mtime(&self, id: u64, sec: i64, nsec: u32) -> Result<(), i32> {
+        if nsec > wfs_abi::NSEC_MAX {
+            return Err(errno::EINVAL);
+        }
+        let path = self.path_of(id)?;
+        // (Read-only: setting times needs the file's ownership, not write
+        // permission.)
+        let (f, _, _, _) = open_path(&path, false)?;
+        let at = if sec >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::new(sec as u64, nsec)
+        } else {
+            // (Before 1970: whole seconds back, then nanoseconds forward.)
+            std::time::UNIX_EPOCH - std::time::Duration::from_secs(sec.unsigned_abs())
+                + std::time::Duration::from_nanos(u64::from(nsec))
+        };
+        f.set_times(fs::FileTimes::new().set_modified(at).set_accessed(at))
+            .map_err(|e| io_errno(&e))
+    }
+
     /// Shrinks (or sets) file `id` to exactly `size` bytes, flushed before
     /// this returns, as [`Export::set_size`] grows one. For the owner's
     /// engine once no host holds a page past the new end any more (the

@@ -214,6 +214,19 @@ pub fn run(argv: &[String]) -> i32 {
         }
     };
 
+    // What the kernel has open now is this manager's to count: asked
+    // before any OPEN is answered (the upcall workers start later).
+    // A listing that failed may still have made those opens this
+    // manager's (a copy-out fault): not knowing them, it would take its
+    // own later opens of the same files off its counts. So it stops.
+    let open_files = match dev.as_ref().map(|d| device::ioctl_opens(d.fd())) {
+        Some(Ok(files)) => files,
+        Some(Err(e)) => {
+            wlog!("cannot list the files this host has open (IOC_OPENS): errno {e}; not starting");
+            return 1;
+        }
+        None => Vec::new(),
+    };
     wlog!(
         "starting: cluster {} listen {} control {} peers [{}] pid {}",
         cfg.cluster,
@@ -306,6 +319,8 @@ pub fn run(argv: &[String]) -> i32 {
                     counters: counters.clone(),
                     read_deadline: crate::engine::READ_DEADLINE,
                     kernel_timeout: std::time::Duration::from_millis(u64::from(d.reg.timeout_ms)),
+                    kernel_session: d.reg.session,
+                    open_files: open_files.clone(),
                     incarnation,
                     previous,
                     deaths,
@@ -391,7 +406,18 @@ pub fn run(argv: &[String]) -> i32 {
     if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
         let server = match (engine, pool) {
             (Some(h), pool) => crate::upcall::Server::Engine(h.upcall_sink(), export, pool),
-            (None, pool) => crate::upcall::Server::Local(export, pool),
+            (None, pool) => {
+                // (The single-host server counts them in the export.)
+                for &(file, count) in &open_files {
+                    for _ in 0..count {
+                        if let Err(e) = export.opened(file) {
+                            wlog!("open file {file:#x} is not in the export: errno {e}");
+                            break;
+                        }
+                    }
+                }
+                crate::upcall::Server::Local(export, pool, d.reg.session)
+            }
         };
         crate::upcall::serve(d.fd(), server, stats.clone(), UPCALL_WORKERS);
         wlog!(

@@ -160,6 +160,16 @@ pub enum NameMsg {
     Opened { id: u64, error: i32 },
     /// To a file's owner: the sender's last open of file `file` is over.
     Close { file: u64 },
+    /// To a file's owner: set file `file`'s modification time (and access
+    /// time) to `sec`.`nsec` (the sender's kernel's SETTIMES: `utimensat`).
+    SetTimes {
+        id: u64,
+        file: u64,
+        sec: i64,
+        nsec: u32,
+    },
+    /// The answer to `SetTimes` `id`: 0, or an errno.
+    TimesSet { id: u64, error: i32 },
     /// To the host a placement rule names for `name`: make it, as if your
     /// kernel had asked (`O_EXCL` if `excl`), with permissions `mode`,
     /// within `within_ms` milliseconds (the asker's kernel gives up then:

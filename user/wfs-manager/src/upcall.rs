@@ -65,15 +65,15 @@ pub struct OpStats {
 /// Upcall statistics, shared by the workers.
 #[derive(Debug, Default)]
 pub struct Stats {
-    ops: [OpCounters; 14],
+    ops: [OpCounters; 15],
     /// The time of each stage of moving a page ([`crate::costs`]).
     pub costs: Costs,
 }
 
 /// The request types by opcode, from 1.
-const OP_NAMES: [&str; 14] = [
+const OP_NAMES: [&str; 15] = [
     "LOOKUP", "GETATTR", "READDIR", "READ", "WRITE", "UPGRADE", "VIEW", "LOCK", "SETSIZE",
-    "CREATE", "UNLINK", "RENAME", "OPEN", "RELEASE",
+    "CREATE", "UNLINK", "RENAME", "OPEN", "RELEASE", "SETTIMES",
 ];
 
 impl Stats {
@@ -109,11 +109,13 @@ impl Stats {
     }
 }
 
-/// Answers one request message; returns the reply's length in `out`, or
-/// `None` if the message is not a request at all (nothing to answer).
+/// Answers one request message, for a manager registered as kernel
+/// session `session`; returns the reply's length in `out`, or `None` if
+/// the message is not a request at all (nothing to answer).
 pub fn handle(
     export: &Export,
     pool: Option<&Pool>,
+    session: u64,
     msg: &[u8],
     out: &mut [u8; MSG_MAX],
 ) -> Option<usize> {
@@ -222,9 +224,14 @@ pub fn handle(
             .map(|(a, _)| ReplyBody::Attr(a)),
         Request::Unlink { file, name } => export.unlink(file, name).map(|()| ReplyBody::Done),
         Request::Open { file } => export.opened(file).map(|()| ReplyBody::Done),
-        Request::Release { file } => {
+        // (An open an earlier manager counted is none of this one's.)
+        Request::Release { session: s, .. } if s != session => Err(errno::ESTALE),
+        Request::Release { file, .. } => {
             export.released(file);
             Ok(ReplyBody::Done)
+        }
+        Request::Settimes { file, sec, nsec } => {
+            export.set_mtime(file, sec, nsec).map(|()| ReplyBody::Done)
         }
         Request::Rename {
             file,
@@ -280,8 +287,9 @@ pub fn handle(
 /// Where a worker sends what it reads.
 #[derive(Clone)]
 pub enum Server {
-    /// Answers every request itself, from the export (single host).
-    Local(Arc<Export>, Option<Arc<Pool>>),
+    /// Answers every request itself, from the export (single host), for
+    /// a manager registered as the kernel session it names.
+    Local(Arc<Export>, Option<Arc<Pool>>, u64),
     /// Hands requests to the engine; `export` answers only the benchmark's
     /// null READ.
     Engine(UpcallSink, Arc<Export>, Option<Arc<Pool>>),
@@ -305,7 +313,7 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
         let started = Instant::now();
         let msg = &buf[..n as usize];
         let read = matches!(Request::decode(msg), Ok((_, Request::Read { .. })));
-        let (export, pool) = match server {
+        let (export, pool, session) = match server {
             // The benchmark's null READ is answered here, at once; every
             // other request goes to the engine.
             Server::Engine(engine, export, pool) if !(read && export.null_read()) => {
@@ -318,9 +326,10 @@ fn serve_one_thread(fd: RawFd, server: &Server, stats: &Stats) {
                 }
                 continue;
             }
-            Server::Engine(_, export, pool) | Server::Local(export, pool) => (export, pool),
+            Server::Engine(_, export, pool) => (export, pool, 0),
+            Server::Local(export, pool, session) => (export, pool, *session),
         };
-        let Some(len) = handle(export, pool.as_deref(), msg, &mut out) else {
+        let Some(len) = handle(export, pool.as_deref(), session, msg, &mut out) else {
             continue;
         };
         let written = match Reply::decode(&out[..len]) {
@@ -402,12 +411,64 @@ mod tests {
         let mut m = [0u8; MSG_MAX];
         let n = req.encode(77, &mut m).unwrap();
         let mut out = [0u8; MSG_MAX];
-        let len = handle(e, Some(&POOL_FOR_TESTS), &m[..n], &mut out).unwrap();
+        let len = handle(e, Some(&POOL_FOR_TESTS), SESSION, &m[..n], &mut out).unwrap();
         out[..len].to_vec()
     }
 
+    /// The kernel session the tests' manager registered as.
+    const SESSION: u64 = 3;
+
     static POOL_FOR_TESTS: std::sync::LazyLock<Pool> =
         std::sync::LazyLock::new(|| Pool::for_tests(4 + wfs_abi::SCRATCH_SLOTS));
+
+    #[test]
+    fn counts_only_its_own_sessions_opens_and_sets_times() {
+        let d = std::env::temp_dir().join(format!("wfs-upcall-opens-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("f"), vec![2u8; 4096]).unwrap();
+        let e = Export::new(&d);
+        let file = e.lookup(b"f").unwrap().file;
+        let error = |r: Vec<u8>| Reply::decode(&r).unwrap().error;
+        assert_eq!(error(ask(&e, Request::Open { file })), 0);
+        // A RELEASE of an open an earlier manager counted: ESTALE, and the
+        // open this one counted still keeps the file past its unlink.
+        let stale = Request::Release {
+            file,
+            session: SESSION + 1,
+        };
+        assert_eq!(error(ask(&e, stale)), errno::ESTALE);
+        assert_eq!(error(ask(&e, Request::Unlink { file, name: b"f" })), 0);
+        let hidden = d.join(String::from_utf8(crate::export::gone_name(file)).unwrap());
+        assert_eq!(std::fs::read(&hidden).unwrap(), vec![2u8; 4096]);
+        let own = Request::Release {
+            file,
+            session: SESSION,
+        };
+        assert_eq!(error(ask(&e, own)), 0);
+        assert!(!hidden.exists(), "removed at its last close");
+
+        // SETTIMES sets the export file's modification time.
+        std::fs::write(d.join("g"), b"g").unwrap();
+        let g = e.lookup(b"g").unwrap().file;
+        let set = Request::Settimes {
+            file: g,
+            sec: 1_234_567_890,
+            nsec: 42,
+        };
+        assert_eq!(error(ask(&e, set)), 0);
+        assert_eq!(
+            e.getattr(g).unwrap().mtime,
+            crate::export::time(1_234_567_890, 42)
+        );
+        let gone = Request::Settimes {
+            file: file ^ 1,
+            sec: 0,
+            nsec: 0,
+        };
+        assert_eq!(error(ask(&e, gone)), errno::ENOENT);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn answers_lookup_getattr_readdir() {
@@ -616,7 +677,8 @@ mod tests {
         s.record(9, false, 1);
         s.record(10, false, 1);
         s.record(13, false, 1);
-        s.record(15, false, 1); // not an opcode: ignored
+        s.record(15, false, 1);
+        s.record(16, false, 1); // not an opcode: ignored
         s.record(99, false, 1);
         let snap = s.snapshot();
         let read = snap.iter().find(|o| o.op == "READ").unwrap();
@@ -632,14 +694,14 @@ mod tests {
         assert_eq!(create.count, 1);
         let open = snap.iter().find(|o| o.op == "OPEN").unwrap();
         assert_eq!(open.count, 1);
-        assert_eq!(snap.len(), 14);
-        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 8);
+        assert_eq!(snap.len(), 15);
+        assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 9);
     }
 
     #[test]
     fn garbage_gets_no_answer() {
         let e = Export::new(std::path::Path::new("/nonexistent"));
         let mut out = [0u8; MSG_MAX];
-        assert_eq!(handle(&e, None, b"short", &mut out), None);
+        assert_eq!(handle(&e, None, SESSION, b"short", &mut out), None);
     }
 }

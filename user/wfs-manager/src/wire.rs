@@ -73,6 +73,8 @@
 //!   | 51 | Open | id u64 (0: no answer wanted), file u64 |
 //!   | 52 | Opened | id u64, error i32 (0, or an errno) |
 //!   | 53 | Close | file u64 |
+//!   | 54 | SetTimes | id u64, file u64, sec i64, nsec u32 (< 10^9) |
+//!   | 55 | TimesSet | id u64, errno i32 |
 //!   | 22 | Share | txn, file, index |
 //!   | 23 | Kept | txn, file, index |
 //!   | 24 | Revoke | txn, file, index |
@@ -144,7 +146,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 17;
+pub const PROTOCOL_VERSION: u16 = 18;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -525,7 +527,7 @@ impl Frame {
                 let msg = match c.u8("PAGE too short for its message tag")? {
                     0 => None,
                     tag @ (1..=15 | 22..=28) => Some(PeerMsg::Page(get_msg(tag, &mut c)?)),
-                    tag @ (16..=21 | 38..=46 | 49..=53) => {
+                    tag @ (16..=21 | 38..=46 | 49..=55) => {
                         Some(PeerMsg::Name(get_name_msg(tag, &mut c)?))
                     }
                     tag @ 29..=30 => Some(PeerMsg::View(get_view_msg(tag, &mut c)?)),
@@ -1348,6 +1350,23 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             p.push(53);
             p.extend_from_slice(&file.to_le_bytes());
         }
+        NameMsg::SetTimes {
+            id,
+            file,
+            sec,
+            nsec,
+        } => {
+            p.push(54);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&file.to_le_bytes());
+            p.extend_from_slice(&sec.to_le_bytes());
+            p.extend_from_slice(&nsec.to_le_bytes());
+        }
+        NameMsg::TimesSet { id, error } => {
+            p.push(55);
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&error.to_le_bytes());
+        }
         NameMsg::Make {
             id,
             name,
@@ -1550,6 +1569,25 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
         },
         53 => NameMsg::Close {
             file: c.u64("CLOSE too short for its file")?,
+        },
+        54 => {
+            let id = id(c)?;
+            let file = c.u64("SETTIMES too short for its file")?;
+            let sec = c.u64("SETTIMES too short for its seconds")? as i64;
+            let nsec = c.u32("SETTIMES too short for its nanoseconds")?;
+            if nsec > wfs_abi::NSEC_MAX {
+                return Err(WireError::Malformed("SETTIMES nanoseconds past a second"));
+            }
+            NameMsg::SetTimes {
+                id,
+                file,
+                sec,
+                nsec,
+            }
+        }
+        55 => NameMsg::TimesSet {
+            id: id(c)?,
+            error: c.u32("TIMESSET too short for its errno")? as i32,
         },
         45 => NameMsg::Make {
             id: id(c)?,
@@ -2168,6 +2206,16 @@ mod tests {
                     error: libc::ENOENT,
                 },
                 NameMsg::Close { file: 8 },
+                NameMsg::SetTimes {
+                    id: 21,
+                    file: 9,
+                    sec: -2,
+                    nsec: 999_999_999,
+                },
+                NameMsg::TimesSet {
+                    id: 21,
+                    error: libc::EROFS,
+                },
                 NameMsg::Named {
                     id: 6,
                     name: Some(b"shared".to_vec()),

@@ -20,10 +20,14 @@
 //!
 //! An owner that cannot be reached does not hold an open up: the kernel is
 //! answered at once and the `Open` waits in the session (the file's pages
-//! need the owner anyway). A host whose manager restarts forgets its
-//! kernel's opens: their files are no longer kept for it, and their
-//! RELEASEs are ignored only while the new manager counts no open of the
-//! same file (`Documentation/protocol.md`, "Open sets").
+//! need the owner anyway). Each open carries the kernel session of the
+//! manager that counts it, and a RELEASE of another session's open is
+//! ignored (`ESTALE`). A manager that starts is told by its kernel which
+//! files are open (`IOC_OPENS`, which makes them its own to count) and
+//! tells their owners ([`Engine::adopt_opens`]); an owner keeps a kept
+//! file whose last holder went for as long as a host takes to be taken
+//! for dead, for that holder's new manager to claim it
+//! (`Documentation/protocol.md`, "Open sets").
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -53,8 +57,11 @@ struct Kept {
 }
 
 /// This host's opens, and the open sets of its own files.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Opens {
+    /// The kernel session this manager registered as: the opens it
+    /// counted carry it in their RELEASE.
+    session: u64,
     /// This host's kernel's opens now, by file.
     here: HashMap<u64, u32>,
     /// `Open`s asked of other owners and not yet answered, by id: the
@@ -68,9 +75,34 @@ pub(super) struct Opens {
     sets: HashMap<u64, HashSet<HostId>>,
     /// This owner's files kept under hidden names, by file.
     kept: HashMap<u64, Kept>,
+    /// Files this host had open when this manager started whose owner it
+    /// did not know: their `Open` went to every peer, and so goes their
+    /// `Close`.
+    everywhere: HashSet<u64>,
+    /// This owner's files whose open set lost hosts taken for dead (or
+    /// restarted), when, and which have not said since that they have it
+    /// open: for as long as a host takes to be taken for dead, such a file
+    /// is kept as if they still had it open, for their new managers to
+    /// say so.
+    lost: HashMap<u64, (Instant, HashSet<HostId>)>,
 }
 
 impl Opens {
+    /// No open yet, for a manager registered as kernel session `session`.
+    pub(super) fn new(session: u64) -> Self {
+        Opens {
+            session,
+            here: HashMap::new(),
+            asking: HashMap::new(),
+            asking_file: HashMap::new(),
+            next_id: 0,
+            sets: HashMap::new(),
+            kept: HashMap::new(),
+            everywhere: HashSet::new(),
+            lost: HashMap::new(),
+        }
+    }
+
     /// Whether any host has this owner's `file` open.
     pub(super) fn is_open(&self, file: u64) -> bool {
         self.sets.get(&file).is_some_and(|s| !s.is_empty())
@@ -144,17 +176,37 @@ impl Engine {
         }
     }
 
-    /// The kernel's RELEASE `req` of `file`: answered at once; its last
-    /// open here tells the owner.
-    pub(super) fn release(&mut self, req: u64, file: u64, started: Instant) {
+    /// The kernel's RELEASE `req` of an open of `file` that kernel
+    /// session `session` counted: answered at once; its last open here
+    /// tells the owner. An open an earlier manager counted (another
+    /// session) is none of this one's: `ESTALE`, and nothing changes.
+    pub(super) fn release(&mut self, req: u64, file: u64, session: u64, started: Instant) {
+        if self.trace {
+            wlog!(
+                "opens: RELEASE of {file:#x} (session {session}), {} open here",
+                self.opens.here.get(&file).copied().unwrap_or(0)
+            );
+        }
+        if session != self.opens.session {
+            Counters::add(&self.counters.releases_stale, 1);
+            self.reply(req, Opcode::Release, started, Err(errno::ESTALE));
+            return;
+        }
         self.reply(req, Opcode::Release, started, Ok(ReplyBody::Done));
-        // (An open this manager never counted, its predecessor's, changes
-        // nothing.)
         self.uncount(file, 1, true);
     }
 
     /// This host has `file` open no more: its owner hears it.
     fn closed_here(&mut self, file: u64) {
+        if self.opens.everywhere.remove(&file) {
+            wlog!(
+                "opens: {file:#x}, open when this manager started, is closed: every peer hears it"
+            );
+            for host in self.peer_hosts() {
+                self.send(host, PeerMsg::Name(NameMsg::Close { file }));
+            }
+            return;
+        }
         let owner = self.core.owner_of(file).unwrap_or(self.me);
         if owner == self.me {
             self.left_open_set(file, self.me);
@@ -175,6 +227,9 @@ impl Engine {
                 self.opens.sets.entry(file).or_default().insert(from);
                 if let Some(k) = self.opens.kept.get_mut(&file) {
                     k.orphan_since = None;
+                }
+                if let Some((_, hosts)) = self.opens.lost.get_mut(&file) {
+                    hosts.remove(&from);
                 }
                 0
             }
@@ -234,7 +289,8 @@ impl Engine {
     }
 
     /// `host` has this owner's `file` open no more: a kept file nobody
-    /// has open is removed.
+    /// has open is removed (once no holder taken for dead lately may
+    /// still claim it).
     fn left_open_set(&mut self, file: u64, host: HostId) {
         if let Some(set) = self.opens.sets.get_mut(&file) {
             set.remove(&host);
@@ -242,9 +298,28 @@ impl Engine {
                 self.opens.sets.remove(&file);
             }
         }
-        if !self.opens.is_open(file) {
-            self.remove_kept(file);
+        if self.opens.is_open(file) {
+            return;
         }
+        match self.lost_lately(file) {
+            Some(at) => {
+                if let Some(k) = self.opens.kept.get_mut(&file) {
+                    k.orphan_since = Some(at);
+                }
+            }
+            None => self.remove_kept(file),
+        }
+    }
+
+    /// When `file`'s open set lost a host taken for dead, if that was
+    /// less than a failure time-out ago.
+    fn lost_lately(&self, file: u64) -> Option<Instant> {
+        let after = self.absent_after();
+        self.opens
+            .lost
+            .get(&file)
+            .filter(|(at, hosts)| at.elapsed() < after && !hosts.is_empty())
+            .map(|(at, _)| *at)
     }
 
     /// Removes kept `file` (nobody has it open): every page home, then
@@ -283,7 +358,10 @@ impl Engine {
     /// `name`: if some host has it open, it is kept under its hidden name
     /// first (`Ok(true)`: no page is taken back).
     pub(super) fn keep_if_open(&mut self, file: u64, name: &[u8]) -> Result<bool, i32> {
-        if !self.opens.is_open(file) {
+        // (A file whose holder was taken for dead lately is kept too, as
+        // long as that holder's new manager may claim it.)
+        let lost = self.lost_lately(file);
+        if !self.opens.is_open(file) && lost.is_none() {
             return Ok(false);
         }
         let Some(hidden) = self.export.keep(file, name)? else {
@@ -301,11 +379,12 @@ impl Engine {
             String::from_utf8_lossy(&hidden)
         );
         Counters::add(&self.counters.files_kept, 1);
+        let orphan_since = if self.opens.is_open(file) { None } else { lost };
         self.opens.kept.insert(
             file,
             Kept {
                 name: hidden,
-                orphan_since: None,
+                orphan_since,
                 removing: false,
             },
         );
@@ -328,10 +407,56 @@ impl Engine {
         }
     }
 
+    /// Kept files wait as if their last holder had gone `by` earlier.
+    #[cfg(test)]
+    pub(super) fn age_kept(&mut self, by: std::time::Duration) {
+        for k in self.opens.kept.values_mut() {
+            k.orphan_since = k.orphan_since.map(|s| s - by);
+        }
+    }
+
     /// The hosts that have this owner's `file` open.
     #[cfg(test)]
     pub(super) fn opens_set(&self, file: u64) -> HashSet<HostId> {
         self.opens.sets.get(&file).cloned().unwrap_or_default()
+    }
+
+    /// At start: the files this host's kernel has open (`IOC_OPENS`, which
+    /// made this manager the one that counts them), `count` opens each,
+    /// are counted as if their OPENs had just come, and their owners hear
+    /// it: this host's own files join their open sets at once; another
+    /// owner's file (whose owner a manager that just started does not
+    /// know) gets an `Open` (no answer wanted) sent to every peer as it
+    /// connects ([`Engine::opens_announce`]; a host that does not own the
+    /// file ignores it).
+    pub(super) fn adopt_opens(&mut self, files: &[(u64, u32)]) {
+        for &(file, count) in files {
+            *self.opens.here.entry(file).or_default() += count;
+            if self.opens.kept.contains_key(&file) || self.export.getattr(file).is_ok() {
+                self.opens.sets.entry(file).or_default().insert(self.me);
+                if let Some(k) = self.opens.kept.get_mut(&file) {
+                    k.orphan_since = None;
+                }
+            } else {
+                self.opens.everywhere.insert(file);
+            }
+        }
+        if !files.is_empty() {
+            wlog!(
+                "opens: {} file(s) open on this host when it started are counted (their owners hear it)",
+                files.len()
+            );
+        }
+    }
+
+    /// Peer `host` is up (first, or a new incarnation): the files this
+    /// host had open when its manager started, of owners it did not know,
+    /// are told to it.
+    pub(super) fn opens_announce(&mut self, host: HostId) {
+        let files: Vec<u64> = self.opens.everywhere.iter().copied().collect();
+        for file in files {
+            self.send(host, PeerMsg::Name(NameMsg::Open { id: 0, file }));
+        }
     }
 
     /// At start: files an earlier run kept wait for their holders' `Open`s.
@@ -366,7 +491,10 @@ impl Engine {
     }
 
     /// `host` is taken for dead (or restarted): it leaves every open set,
-    /// and the opens waiting for its answer go on without it.
+    /// and the opens waiting for its answer go on without it. A kept file
+    /// it was the last to have open waits, as one found at start does,
+    /// for as long as a host takes to be taken for dead: a manager that
+    /// restarted tells its owners again what its kernel still has open.
     pub(super) fn opens_host_gone(&mut self, host: HostId) {
         let files: Vec<u64> = self
             .opens
@@ -375,8 +503,27 @@ impl Engine {
             .filter(|(_, s)| s.contains(&host))
             .map(|(&f, _)| f)
             .collect();
+        let now = Instant::now();
         for file in files {
-            self.left_open_set(file, host);
+            let lost = self
+                .opens
+                .lost
+                .entry(file)
+                .or_insert_with(|| (now, HashSet::new()));
+            lost.0 = now;
+            lost.1.insert(host);
+            if let Some(set) = self.opens.sets.get_mut(&file) {
+                set.remove(&host);
+                if set.is_empty() {
+                    self.opens.sets.remove(&file);
+                }
+            }
+            if !self.opens.is_open(file)
+                && let Some(k) = self.opens.kept.get_mut(&file)
+                && !k.removing
+            {
+                k.orphan_since = Some(now);
+            }
         }
         self.opens_owner_unreachable(host);
     }
@@ -420,6 +567,7 @@ impl Engine {
             }
         }
         let after = self.absent_after();
+        self.opens.lost.retain(|_, (at, _)| at.elapsed() < after);
         let orphans: Vec<u64> = self
             .opens
             .kept
