@@ -26,6 +26,11 @@
 # 4. With `mrsw`, the sequential read of step 2 again (the same files,
 #    gone home from h2 when its manager restarted): read copies, which
 #    h2's manager fetches ahead of the scan ("seq-remote-mrsw").
+# 5. The cost of encryption: both managers restart with `transport =
+#    "plain"` (no authentication, no encryption; the coherence `single`
+#    again), and h2 takes the remote faults of 1(b) and the sequential
+#    read of 2 again ("remote-disk-plain", "seq-remote-plain"), next to
+#    the same runs over the default noise transport above.
 set -eu
 B=/opt/bench
 H=/opt/helpers
@@ -162,6 +167,17 @@ fi
 barrier $((step + 2))
 snap seq-after
 barrier $((step + 3))
+restart_manager_with 'transport = "plain"'
+wfsctl wait --peers --timeout 90 || fail "peers not connected over the plain transport"
+wfsctl stats | grep '^transport: plain' || fail "the plain transport is not in use"
+barrier $((step + 4))
+if [ "$h" = 2 ]; then
+    # shellcheck disable=SC2086
+    result remote-disk-plain $B/wfsbench fault1 remote-disk-plain "$PAGES" $disk
+    # shellcheck disable=SC2086
+    result seq-remote-plain $B/wfsbench seq seq-remote-plain $seq
+fi
+barrier $((step + 5))
 # Whoever wrote last holds the page: stay up while the other reads it.
 sleep 3
 wfsctl stats

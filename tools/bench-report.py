@@ -121,6 +121,22 @@ for key, label in (("tcp-bw", "raw TCP between the guests, one connection"),
     print(f"  {label:<52} {int(r['n']):>6} {bw:>9.1f} {sd:>9.1f} {ratio:>9}")
 
 
+print("\nThe cost of encryption: the same runs over the default noise transport (authenticated,\n"
+      "ChaCha20-Poly1305) and after both managers restarted with transport = \"plain\"")
+print(f"  {'case':<52} {'noise':>10} {'plain':>10} {'noise/plain':>12}")
+for key, label, unit in (("remote-disk", "WFS remote fault, owner's disk (mean us)", "us"),
+                         ("seq-remote", "WFS sequential read, single (MiB/s)", "MiB/s")):
+    a, b = rows.get(key), rows.get(key + "-plain")
+    if a is None or b is None:
+        print(f"  {label:<52} (missing)")
+        continue
+    if unit == "us":
+        x, y = a["mean_ns"] / 1000, b["mean_ns"] / 1000
+    else:
+        x, y = mib_s(key), mib_s(key + "-plain")
+    print(f"  {label:<52} {x:>10.1f} {y:>10.1f} {x / y:>12.2f}")
+
+
 def stats(v):
     mean = sum(v) / len(v)
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
@@ -405,7 +421,7 @@ draw(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "
 
 missing = [k for k in ("local-cached", "wfs-null", "wfs-miss", "fuse-miss", "uffd-miss", "invalidate",
                        "copy", "tcp-guests", "remote-held", "remote-disk", "seq-remote",
-                       "seq-remote-mrsw", "tcp-bw")
+                       "seq-remote-mrsw", "tcp-bw", "remote-disk-plain", "seq-remote-plain")
            if k not in rows]
 for kind, _ in FIGURES:
     if sum(1 for k in figs if k[0] == kind) < 11:

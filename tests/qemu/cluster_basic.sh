@@ -4,7 +4,10 @@
 #
 # Every guest: wfs.ko is loaded, /wfs is mounted and empty, the manager is
 # registered with the kernel, and its handshake with every peer completed
-# over the virtual network. A second registration gets EBUSY, a wrong ABI
+# over the virtual network, over the noise transport (keys made by
+# wfs-vm). h1 then plays a rogue dialer to every other host (an HTTP
+# request, a blob the size of a key exchange's first message): nothing comes back, each refusal is
+# counted there, and the real connections stay up. A second registration gets EBUSY, a wrong ABI
 # version EPROTO; an unprivileged user cannot open /dev/wfs (mode 0600:
 # EACCES) and, given a node it can open, is refused registration (EPERM).
 set -eu
@@ -32,6 +35,34 @@ while [ $i -le "$WFS_HOSTS" ]; do
     fi
     i=$((i + 1))
 done
+
+# Noise, with the key wfs-vm made. (h1 dials everyone, so nobody dials
+# it: it has refused nothing; the others count h1's rogue dials below.)
+wfsctl stats | grep -q '^transport: noise; key exchanges refused ' \
+    || { wfsctl stats; fail "not on the noise transport"; }
+ls -l /etc/wfs/host.key | grep -q '^-rw-------' || fail "host.key is not mode 0600"
+if [ "$h" = 1 ]; then
+    wfsctl stats | grep -q '^transport: noise; key exchanges refused 0,' \
+        || { wfsctl stats; fail "h1 refused key exchanges nobody made"; }
+    i=2
+    while [ $i -le "$WFS_HOSTS" ]; do
+        for probe in 'GET / HTTP/1.0\r\n\r\n' '\000\140HELLO-from-nobody-in-particular-HELLO-from-nobody-in-particular-HELLO-from-nobody-in-particular-'; do
+            # shellcheck disable=SC2059
+            said=$(printf "$probe" | nc -w 5 10.0.0.$i 7070 | od -An -c)
+            [ -z "$said" ] || fail "h$i answered a rogue dialer: $said"
+        done
+        i=$((i + 1))
+    done
+else
+    n=0
+    until wfsctl stats | grep -q '^transport: noise; key exchanges refused 2,'; do
+        n=$((n + 1))
+        [ $n -lt 60 ] || { wfsctl stats | grep '^transport'; fail "h1's rogue dials were not counted"; }
+        sleep 0.5
+    done
+fi
+wfsctl status | grep -q "peer h1 10.0.0.1:7070 connected" || [ "$h" = 1 ] \
+    || fail "the rogue dials disturbed the connection to h1"
 
 wfsctl probe-register --expect EBUSY || fail "second registration was not refused with EBUSY"
 wfsctl probe-register --abi 999 --expect EPROTO || fail "wrong ABI version was not refused with EPROTO"

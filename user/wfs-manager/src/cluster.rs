@@ -85,7 +85,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Peer};
+use crate::config::{Config, Peer, Transport};
+use crate::secure::{self, Opener, RecordReader, Sealer};
 use crate::session;
 use crate::wire::{self, Frame, PROTOCOL_VERSION, PeerMsg, WireError};
 use crate::wlog;
@@ -239,12 +240,16 @@ struct Outbox {
     /// The connection (written by one thread at a time; shut down by
     /// whoever finds it broken).
     stream: TcpStream,
+    /// Seals frames for the wire, as they are written (in the order they
+    /// go: a frame pushed ahead of others is sealed after them).
+    sealer: Sealer,
 }
 
 struct OutQueue {
-    /// What is left of a frame written in part (goes before anything).
+    /// What is left of a frame written in part, sealed (goes before
+    /// anything).
     partial: Option<Vec<u8>>,
-    /// Encoded frames, whole.
+    /// Encoded frames, whole, not sealed yet.
     frames: VecDeque<Vec<u8>>,
     /// A thread is writing to the connection (the writer, or a sender
     /// writing without waiting).
@@ -271,7 +276,7 @@ enum Sent {
 }
 
 impl Outbox {
-    fn new(stream: TcpStream) -> Outbox {
+    fn new(stream: TcpStream, sealer: Sealer) -> Outbox {
         Outbox {
             queue: Mutex::new(OutQueue {
                 partial: None,
@@ -282,6 +287,7 @@ impl Outbox {
             }),
             wake: Condvar::new(),
             stream,
+            sealer,
         }
     }
 
@@ -351,6 +357,7 @@ impl Outbox {
         }
         q.busy = true;
         drop(q);
+        let buf = self.sealer.seal(buf);
         let sent = self.send_now(&buf);
         let mut q = lock(&self.queue);
         q.busy = false;
@@ -434,13 +441,13 @@ impl Outbox {
                     let now = Instant::now();
                     if !q.busy {
                         if let Some(rest) = q.partial.take() {
-                            break Some(rest);
+                            break Some((rest, true));
                         }
                         if now >= q.next_ping {
                             break None;
                         }
                         if let Some(f) = q.frames.pop_front() {
-                            break Some(f);
+                            break Some((f, false));
                         }
                     }
                     let wait = q
@@ -460,7 +467,8 @@ impl Outbox {
                 next
             };
             let frame = match next {
-                Some(f) => f,
+                Some((f, true)) => f,
+                Some((f, false)) => self.sealer.seal(f),
                 None => {
                     seq += 1;
                     let mut p = lock(pings);
@@ -469,7 +477,7 @@ impl Outbox {
                         p.pop_front();
                     }
                     p.push_back((seq, Instant::now()));
-                    Frame::Ping { seq }.encode()
+                    self.sealer.seal(Frame::Ping { seq }.encode())
                 }
             };
             let wrote = (&self.stream).write_all(&frame);
@@ -509,6 +517,10 @@ pub struct Cluster {
     /// Connections accepted and not closed (each has a thread): at most
     /// [`Cluster::max_incoming`].
     incoming: Arc<AtomicUsize>,
+    /// Key exchanges refused, as acceptor.
+    handshakes_refused: AtomicU64,
+    /// Connections closed on a record that did not open.
+    records_rejected: AtomicU64,
 }
 
 /// Counts an accepted connection until its thread ends.
@@ -523,6 +535,83 @@ impl Drop for Incoming {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking thread must not take the whole manager down with it.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A connection past its key exchange (if any): the socket, and how frames
+/// go through it.
+struct Link {
+    stream: TcpStream,
+    sealer: Sealer,
+    reader: RecordReader<TcpStream>,
+}
+
+impl Link {
+    /// Authenticates the connection `stream` as the dialer to peer `peer`
+    /// or, with `peer` `None`, as the acceptor of any peer's; returns the
+    /// link and (acceptor) the index of the peer whose key the dialer
+    /// holds. With the plain transport, nothing is exchanged.
+    fn establish(
+        cfg: &Config,
+        mut stream: TcpStream,
+        peer: Option<&Peer>,
+    ) -> Result<(Link, Option<usize>), secure::HandshakeError> {
+        let (idx, sealer, opener) = match (&cfg.transport, peer) {
+            (Transport::Plain, _) => (None, Sealer::plain(), Opener::plain()),
+            (Transport::Noise(me), Some(p)) => {
+                let key = p.public_key.ok_or_else(|| {
+                    secure::HandshakeError::Refused(format!("no public key for {}", p.name))
+                })?;
+                let (s, o) = secure::initiate(&mut stream, &cfg.cluster, me, &key)?;
+                (None, s, o)
+            }
+            (Transport::Noise(me), None) => {
+                let (i, s, o) = secure::respond(&mut stream, &cfg.cluster, me, |k| {
+                    cfg.peers.iter().position(|p| p.public_key == Some(*k))
+                })?;
+                (Some(i), s, o)
+            }
+        };
+        let reader = opener.reader(stream.try_clone()?, READ_BUFFER);
+        Ok((
+            Link {
+                stream,
+                sealer,
+                reader,
+            },
+            idx,
+        ))
+    }
+
+    /// Writes `frame` (handshake frames: before the outbox exists).
+    fn send(&mut self, frame: &Frame) -> io::Result<()> {
+        self.sealer.write_to(&mut self.stream, frame.encode())
+    }
+
+    /// Reads the next frame.
+    fn receive(&mut self) -> Result<Frame, WireError> {
+        wire::read_frame(&mut self.reader)
+    }
+
+    /// Sends REFUSE with `reason` and closes.
+    fn refuse(&mut self, reason: &str) {
+        let _ = self.send(&Frame::Refuse {
+            reason: reason.to_string(),
+        });
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// What this host refused on its connections, for `wfsctl stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportStats {
+    /// `noise` or `plain`.
+    pub transport: String,
+    /// Connections closed in the key exchange: no listed key, another
+    /// cluster, garbage.
+    pub handshakes_refused: u64,
+    /// Connections closed because a record did not open (altered,
+    /// replayed, dropped or reordered).
+    pub records_rejected: u64,
 }
 
 enum DialError {
@@ -576,6 +665,8 @@ impl Cluster {
             incarnation,
             events,
             incoming: Arc::new(AtomicUsize::new(0)),
+            handshakes_refused: AtomicU64::new(0),
+            records_rejected: AtomicU64::new(0),
         });
         {
             let cl = cl.clone();
@@ -597,6 +688,19 @@ impl Cluster {
     /// The address actually listened on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What this host refused on its connections.
+    pub fn transport_stats(&self) -> TransportStats {
+        TransportStats {
+            transport: match self.cfg.transport {
+                Transport::Noise(_) => "noise",
+                Transport::Plain => "plain",
+            }
+            .to_string(),
+            handshakes_refused: self.handshakes_refused.load(Ordering::Relaxed),
+            records_rejected: self.records_rejected.load(Ordering::Relaxed),
+        }
     }
 
     /// Current state of every peer, in configuration order.
@@ -760,11 +864,11 @@ impl Cluster {
         let mut last_error: Option<String> = None;
         while !self.stopping() {
             match self.dial_once(idx, &peer) {
-                Ok((stream, incarnation, since)) => {
+                Ok((link, incarnation, since)) => {
                     last_error = None;
                     backoff = BACKOFF_MIN;
                     let remote = peer.addr;
-                    self.run_connection(idx, stream, remote, incarnation, since, None);
+                    self.run_connection(idx, link, remote, incarnation, since, None);
                     // Dropped: dial again right away (after the minimum delay).
                 }
                 Err(DialError::Refused(reason)) => {
@@ -804,16 +908,24 @@ impl Cluster {
         }
     }
 
-    fn dial_once(&self, idx: usize, peer: &Peer) -> Result<(TcpStream, u64, Instant), DialError> {
+    fn dial_once(&self, idx: usize, peer: &Peer) -> Result<(Link, u64, Instant), DialError> {
         let other = |e: io::Error| DialError::Other(e.to_string());
-        let mut s = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(other)?;
+        let s = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(other)?;
         s.set_nodelay(true).map_err(other)?;
         s.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(other)?;
         s.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(other)?;
-        let hello = Frame::hello(&self.cfg.cluster, &self.cfg.host, self.incarnation);
         let since = Instant::now();
-        wire::write_frame(&mut s, &hello).map_err(other)?;
-        match wire::read_frame(&mut s) {
+        let (mut link, _) = Link::establish(&self.cfg, s, Some(peer)).map_err(|e| {
+            // (An acceptor that does not know this host's key closes
+            // without a word.)
+            DialError::Other(format!(
+                "key exchange failed: {e} (does {} list this host's public key, and this host its?)",
+                peer.name
+            ))
+        })?;
+        let hello = Frame::hello(&self.cfg.cluster, &self.cfg.host, self.incarnation);
+        link.send(&hello).map_err(other)?;
+        match link.receive() {
             Ok(Frame::HelloAck {
                 version,
                 host,
@@ -841,10 +953,9 @@ impl Cluster {
                     )
                 } else {
                     self.mark_heard(idx);
-                    return Ok((s, incarnation, since));
+                    return Ok((link, incarnation, since));
                 };
-                let _ = wire::write_frame(&mut s, &Frame::Refuse { reason: why });
-                let _ = s.shutdown(Shutdown::Both);
+                link.refuse(&why);
                 Err(err)
             }
             Ok(Frame::Refuse { reason }) => Err(DialError::Refused(reason)),
@@ -855,7 +966,10 @@ impl Cluster {
             Err(WireError::Closed) => Err(DialError::Other(
                 "connection closed during handshake".into(),
             )),
-            Err(e) => Err(DialError::Other(format!("handshake failed: {e}"))),
+            Err(e) => {
+                self.note_read_error(&e);
+                Err(DialError::Other(format!("handshake failed: {e}")))
+            }
         }
     }
 
@@ -910,15 +1024,19 @@ impl Cluster {
         }
     }
 
-    fn refuse(&self, stream: &mut TcpStream, who: &str, remote: SocketAddr, reason: &str) {
+    fn refuse(&self, link: &mut Link, who: &str, remote: SocketAddr, reason: &str) {
         wlog!("refused peer {who} ({remote}): {reason}");
-        let _ = wire::write_frame(
-            stream,
-            &Frame::Refuse {
-                reason: reason.to_string(),
-            },
-        );
-        let _ = stream.shutdown(Shutdown::Both);
+        link.refuse(reason);
+    }
+
+    /// Counts a record that did not open; says whether `e` is one.
+    fn note_read_error(&self, e: &WireError) -> bool {
+        let tampered = matches!(e, WireError::Io(e)
+            if e.kind() == io::ErrorKind::InvalidData && e.to_string() == secure::TAMPERED);
+        if tampered {
+            self.records_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        tampered
     }
 
     /// Checks a HELLO; returns the peer's slot index or the refusal reason.
@@ -947,7 +1065,7 @@ impl Cluster {
         Ok(idx)
     }
 
-    fn handle_incoming(self: Arc<Self>, mut stream: TcpStream) {
+    fn handle_incoming(self: Arc<Self>, stream: TcpStream) {
         let remote = match stream.peer_addr() {
             Ok(a) => a,
             Err(_) => return,
@@ -960,22 +1078,36 @@ impl Cluster {
             wlog!("connection from {remote}: {e}");
             return;
         }
-        let hello = match wire::read_frame(&mut stream) {
-            Ok(f) => f,
-            Err(WireError::Closed) => return, // a port probe, or our own wake-up
-            Err(e @ (WireError::BadMagic | WireError::Version(_))) => {
-                self.refuse(&mut stream, "?", remote, &e.to_string());
+        let (mut link, keyed) = match Link::establish(&self.cfg, stream, None) {
+            Ok(l) => l,
+            Err(secure::HandshakeError::Io(e))
+                if e.kind() == io::ErrorKind::UnexpectedEof && !self.stopping() =>
+            {
+                // (A port probe, or a dialer that gave up.)
+                self.handshakes_refused.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Err(e) => {
+                if !self.stopping() {
+                    // Nothing is said to the other side: no reason, no
+                    // name.
+                    self.handshakes_refused.fetch_add(1, Ordering::Relaxed);
+                    wlog!("connection from {remote}: key exchange refused: {e}; closed");
+                }
+                return;
+            }
+        };
+        let hello = match link.receive() {
+            Ok(f) => f,
+            Err(WireError::Closed) => return, // a port probe, or our own wake-up
+            Err(e @ (WireError::BadMagic | WireError::Version(_))) => {
+                self.refuse(&mut link, "?", remote, &e.to_string());
+                return;
+            }
+            Err(e) => {
+                self.note_read_error(&e);
                 wlog!("connection from {remote}: bad handshake: {e}; closing");
-                let _ = wire::write_frame(
-                    &mut stream,
-                    &Frame::Refuse {
-                        reason: format!("bad handshake: {e}"),
-                    },
-                );
-                let _ = stream.shutdown(Shutdown::Both);
+                link.refuse(&format!("bad handshake: {e}"));
                 return;
             }
         };
@@ -991,23 +1123,30 @@ impl Cluster {
             } => (cluster, host, incarnation),
             other => {
                 let reason = format!("expected HELLO, got frame type {}", other.frame_type());
-                self.refuse(&mut stream, "?", remote, &reason);
+                self.refuse(&mut link, "?", remote, &reason);
                 return;
             }
         };
         let idx = match self.check_hello(&cluster, &host) {
-            Ok(i) => i,
+            Ok(i) if keyed.is_none_or(|k| k == i) => i,
+            Ok(_) => {
+                // (Not this name's key: the peer whose key it is lies.)
+                let owner = keyed.map_or("?", |k| self.cfg.peers[k].name.as_str());
+                let reason = format!("the key of {owner} says it is {host:?}");
+                self.refuse(&mut link, owner, remote, &reason);
+                return;
+            }
             Err(reason) => {
                 if let Some(i) = self.cfg.peers.iter().position(|p| p.name == host) {
                     self.set_state(i, PeerState::Refused, Some(reason.clone()));
                 }
-                self.refuse(&mut stream, &host, remote, &reason);
+                self.refuse(&mut link, &host, remote, &reason);
                 return;
             }
         };
         if self.refuses(idx, incarnation) {
             let reason = taken_for_dead(incarnation);
-            self.refuse(&mut stream, &host, remote, &reason);
+            self.refuse(&mut link, &host, remote, &reason);
             return;
         }
         let ack = Frame::HelloAck {
@@ -1016,7 +1155,7 @@ impl Cluster {
             incarnation: self.incarnation,
         };
         let since = Instant::now();
-        if let Err(e) = wire::write_frame(&mut stream, &ack) {
+        if let Err(e) = link.send(&ack) {
             wlog!("peer {host} ({remote}): cannot send HELLO_ACK: {e}");
             return;
         }
@@ -1026,7 +1165,7 @@ impl Cluster {
         // cut off from most of the cluster must not count a peer that is
         // about to refuse it towards a majority (and take the hosts still
         // out of its reach for dead in between).
-        match wire::read_frame(&mut stream) {
+        match link.receive() {
             Ok(Frame::Refuse { reason }) => {
                 wlog!("peer {host} ({remote}) refused us: {reason}");
                 self.set_state(idx, PeerState::Refused, Some(reason.clone()));
@@ -1034,14 +1173,15 @@ impl Cluster {
             }
             Ok(first) => {
                 self.mark_heard(idx);
-                self.run_connection(idx, stream, remote, incarnation, since, Some(first));
+                self.run_connection(idx, link, remote, incarnation, since, Some(first));
             }
             Err(WireError::Closed) => {
                 wlog!("peer {host} ({remote}) closed the connection after HELLO_ACK");
             }
             Err(e) => {
+                self.note_read_error(&e);
                 wlog!("peer {host} ({remote}): no answer to HELLO_ACK: {e}; closing");
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = link.stream.shutdown(Shutdown::Both);
             }
         }
     }
@@ -1053,7 +1193,7 @@ impl Cluster {
     fn run_connection(
         &self,
         idx: usize,
-        stream: TcpStream,
+        link: Link,
         remote: SocketAddr,
         incarnation: u64,
         since: Instant,
@@ -1061,6 +1201,11 @@ impl Cluster {
     ) {
         let name = self.cfg.peers[idx].name.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let Link {
+            stream,
+            sealer,
+            mut reader,
+        } = link;
         let clones = stream
             .set_read_timeout(Some(DEAD_AFTER))
             .and_then(|_| stream.try_clone())
@@ -1072,7 +1217,7 @@ impl Cluster {
                 return;
             }
         };
-        let outbox = Arc::new(Outbox::new(wr));
+        let outbox = Arc::new(Outbox::new(wr, sealer));
         // The writer runs before anyone can send (the engine sends what the
         // peer has not acknowledged as soon as it hears of the connection).
         // PINGs sent and not answered yet, with when they were sent.
@@ -1121,9 +1266,8 @@ impl Cluster {
             since,
         });
 
-        // Buffered: one read(2) takes in every frame that has arrived, not
-        // two per frame (its length, then the rest).
-        let mut reader = io::BufReader::with_capacity(READ_BUFFER, &stream);
+        // (The reader is buffered: one read(2) takes in every frame that
+        // has arrived, not two per frame, its length, then the rest.)
         // Frames handed over in a row with `more`.
         let mut held = 0;
         let why = loop {
@@ -1167,7 +1311,8 @@ impl Cluster {
                 }
                 Ok(Frame::Page(frame)) if self.events.is_some() => {
                     // (Not too many held: the first ones wait for the rest.)
-                    let more = wire::page_frame_buffered(reader.buffer()) && held + 1 < HOLD_FRAMES;
+                    let more = reader.buffer().is_ok_and(wire::page_frame_buffered)
+                        && held + 1 < HOLD_FRAMES;
                     held = if more { held + 1 } else { 0 };
                     self.event(NetEvent::Frame {
                         peer: idx,
@@ -1188,7 +1333,12 @@ impl Cluster {
                 Err(e) if e.is_timeout() => {
                     break format!("no heartbeat for {}s", DEAD_AFTER.as_secs());
                 }
-                Err(e @ WireError::Io(_)) => break e.to_string(),
+                Err(e @ WireError::Io(_)) => {
+                    if self.note_read_error(&e) {
+                        wlog!("peer {name} ({remote}): {e}; closing connection");
+                    }
+                    break e.to_string();
+                }
                 Err(e) => {
                     wlog!("peer {name} ({remote}): {e}; closing connection");
                     break e.to_string();
@@ -1234,20 +1384,60 @@ pub const TAKEN_FOR_DEAD: &str = "taken for dead";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
     use std::os::fd::AsRawFd;
 
-    fn cfg(host: &str, peers: &[&str]) -> Arc<Config> {
+    /// The key pair of test host `name` (the same in the whole test
+    /// process) and its private key file.
+    fn key(name: &str) -> (secure::KeyPair, std::path::PathBuf) {
+        static KEYS: Mutex<Vec<(String, secure::KeyPair, std::path::PathBuf)>> =
+            Mutex::new(Vec::new());
+        let mut keys = lock(&KEYS);
+        if let Some((_, k, p)) = keys.iter().find(|(n, _, _)| n == name) {
+            return (k.clone(), p.clone());
+        }
+        let dir = std::env::temp_dir().join(format!("wfs-cluster-keys-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.key"));
+        let _ = std::fs::remove_file(&path);
+        let mut public = path.clone().into_os_string();
+        public.push(".pub");
+        let _ = std::fs::remove_file(public);
+        let k = secure::KeyPair::generate().unwrap();
+        k.write(&path).unwrap();
+        keys.push((name.to_string(), k.clone(), path.clone()));
+        (k, path)
+    }
+
+    /// Host `host` of cluster `c` with peers `peers`, with keys
+    /// ([`key`]) or the plain transport.
+    fn cfg_with(host: &str, peers: &[&str], plain: bool) -> Arc<Config> {
         let mut text = format!(
             "cluster = \"c\"\nhost = \"{host}\"\nlisten = \"127.0.0.1:0\"\nexport = \"/tmp\"\n"
         );
+        if plain {
+            text.push_str("transport = \"plain\"\n");
+        } else {
+            text.push_str(&format!("key_file = \"{}\"\n", key(host).1.display()));
+        }
         for (i, p) in peers.iter().enumerate() {
             // Unused, closed ports: nothing dials successfully.
             text.push_str(&format!(
                 "[[peer]]\nname = \"{p}\"\naddr = \"127.0.0.1:{}\"\n",
                 9 + i
             ));
+            if !plain {
+                text.push_str(&format!(
+                    "public_key = \"{}\"\n",
+                    secure::encode_key(&key(p).0.public)
+                ));
+            }
         }
         Arc::new(Config::parse(&text).unwrap())
+    }
+
+    fn cfg(host: &str, peers: &[&str]) -> Arc<Config> {
+        cfg_with(host, peers, false)
     }
 
     #[test]
@@ -1290,8 +1480,8 @@ mod tests {
     }
 
     #[test]
-    fn acceptor_handshake_over_tcp() {
-        let cl = Cluster::start(cfg("m", &["a", "z"])).unwrap();
+    fn acceptor_handshake_over_tcp_with_the_plain_transport() {
+        let cl = Cluster::start(cfg_with("m", &["a", "z"], true)).unwrap();
         let addr = cl.local_addr();
         // Wrong cluster: REFUSE.
         let mut s = TcpStream::connect(addr).unwrap();
@@ -1422,7 +1612,7 @@ mod tests {
         let mut s = shake_hands_as(&cl, "a");
         let (mut got, mut pongs) = (0, 0);
         while got < 70 || pongs < 70 {
-            match wire::read_frame(&mut s) {
+            match s.receive() {
                 Ok(f @ Frame::Page(_)) => {
                     assert_eq!(f, big_frame());
                     got += 1;
@@ -1469,7 +1659,7 @@ mod tests {
         for seq in 1..=10 {
             page_frame(seq).encode_into(&mut burst);
         }
-        std::io::Write::write_all(&mut s, &burst).unwrap();
+        s.sealer.write_to(&mut s.stream, burst).unwrap();
         let got: Vec<(u64, bool)> = (0..10)
             .map(|_| {
                 let (_, seq, more) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -1487,7 +1677,7 @@ mod tests {
         cl.send_all_on(0, conn, &three).unwrap();
         let mut back = Vec::new();
         while back.len() < 3 {
-            if let f @ Frame::Page(_) = wire::read_frame(&mut s).unwrap() {
+            if let f @ Frame::Page(_) = s.receive().unwrap() {
                 back.push(f);
             }
         }
@@ -1499,7 +1689,7 @@ mod tests {
         cl.send_first_on(0, conn, &Frame::Pong { seq: 9 }).unwrap();
         let (mut got, mut pong) = (0, false);
         while got < big.len() || !pong {
-            match wire::read_frame(&mut s).unwrap() {
+            match s.receive().unwrap() {
                 f @ Frame::Page(_) => {
                     assert_eq!(f, big_frame());
                     got += 1;
@@ -1522,22 +1712,35 @@ mod tests {
 
     /// Dials `cl` as its peer `host` (incarnation 1): HELLO, and its
     /// HELLO_ACK read; this side has not answered yet.
-    fn hello_as(cl: &Cluster, host: &str) -> TcpStream {
-        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+    /// Dials `cl` holding the key of `host` (a peer of `cl`, or not):
+    /// the key exchange done.
+    fn dial_as(cl: &Cluster, host: &str) -> Result<Link, secure::HandshakeError> {
+        let s = TcpStream::connect(cl.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        wire::write_frame(&mut s, &Frame::hello("c", host, 1)).unwrap();
-        assert!(matches!(
-            wire::read_frame(&mut s).unwrap(),
-            Frame::HelloAck { .. }
-        ));
-        s
+        let me = cfg(host, &[cl.cfg.host.as_str()]);
+        Link::establish(&me, s, Some(&me.peers[0])).map(|(l, _)| l)
+    }
+
+    /// Dials `cl` as its peer `host`, with `host`'s key, and says HELLO as
+    /// `name`; returns the link and the answer.
+    fn hello_as_named(cl: &Cluster, host: &str, name: &str) -> (Link, Frame) {
+        let mut l = dial_as(cl, host).unwrap();
+        l.send(&Frame::hello("c", name, 1)).unwrap();
+        let answer = l.receive().unwrap();
+        (l, answer)
+    }
+
+    fn hello_as(cl: &Cluster, host: &str) -> Link {
+        let (l, answer) = hello_as_named(cl, host, host);
+        assert!(matches!(answer, Frame::HelloAck { .. }), "{answer:?}");
+        l
     }
 
     /// Dials `cl` as its peer `host` and completes the handshake: HELLO,
     /// HELLO_ACK, and this side's first frame (a PING).
-    fn shake_hands_as(cl: &Cluster, host: &str) -> TcpStream {
+    fn shake_hands_as(cl: &Cluster, host: &str) -> Link {
         let mut s = hello_as(cl, host);
-        wire::write_frame(&mut s, &Frame::Ping { seq: 0 }).unwrap();
+        s.send(&Frame::Ping { seq: 0 }).unwrap();
         s
     }
 
@@ -1570,7 +1773,7 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
         assert_eq!(cl.snapshot()[0].state, PeerState::Connecting);
         let reason = taken_for_dead(0);
-        wire::write_frame(&mut s, &Frame::Refuse { reason }).unwrap();
+        s.send(&Frame::Refuse { reason }).unwrap();
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             ("refused", 0)
@@ -1582,6 +1785,142 @@ mod tests {
         let _s = shake_hands_as(&cl, "a");
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), ("up", 0));
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        cl.shutdown();
+    }
+
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_dialer_without_a_listed_key_is_closed_on_without_a_word_and_counted() {
+        let cl = Cluster::start(cfg("m", &["a"])).unwrap();
+        // A host whose key m does not list.
+        match dial_as(&cl, "stranger") {
+            Err(secure::HandshakeError::Io(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a stranger's key was accepted"),
+        }
+        // A plain HELLO, and garbage: nothing comes back, not even a
+        // REFUSE (which would name the cluster and the host).
+        for bytes in [
+            Frame::hello("c", "a", 1).encode(),
+            b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            vec![0xff; 200],
+        ] {
+            let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+            s.write_all(&bytes).unwrap();
+            assert_eq!(crate::testkit::read_until_closed(s), Vec::<u8>::new());
+        }
+        wait_for("four refusals counted", || {
+            cl.transport_stats().handshakes_refused == 4
+        });
+        assert_eq!(cl.snapshot()[0].state, PeerState::Connecting);
+        assert_eq!(cl.transport_stats().transport, "noise");
+        // The holder of a's key gets in.
+        let _s = shake_hands_as(&cl, "a");
+        wait_for("a connected", || {
+            cl.snapshot()[0].state == PeerState::Connected
+        });
+        cl.shutdown();
+    }
+
+    #[test]
+    fn a_key_that_claims_another_peers_name_is_refused() {
+        let cl = Cluster::start(cfg("m", &["a", "b"])).unwrap();
+        let (_l, answer) = hello_as_named(&cl, "b", "a");
+        match answer {
+            Frame::Refuse { reason } => {
+                assert!(reason.contains("the key of b says it is \"a\""), "{reason}")
+            }
+            f => panic!("{f:?}"),
+        }
+        assert_eq!(cl.snapshot()[0].state, PeerState::Connecting);
+        cl.shutdown();
+    }
+
+    #[test]
+    fn a_replayed_or_altered_record_closes_the_connection_and_is_not_handed_over() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let sink: EventSink = Box::new(move |e| match e {
+            NetEvent::Frame { frame, .. } => {
+                let _ = lock(&tx).send(Some(frame.seq));
+            }
+            NetEvent::Down { .. } => {
+                let _ = lock(&tx).send(None);
+            }
+            _ => {}
+        });
+        let cl = Cluster::start_with(cfg("m", &["a"]), 0, Some(sink)).unwrap();
+        // Replayed: the same sealed record twice. The first arrives, the
+        // second closes the connection.
+        let mut s = shake_hands_as(&cl, "a");
+        let sealed = s.sealer.seal(page_frame(1).encode());
+        s.stream.write_all(&sealed).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), Some(1));
+        s.stream.write_all(&sealed).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+        assert_eq!(cl.transport_stats().records_rejected, 1);
+        // Altered: one bit of the ciphertext flipped. Nothing arrives.
+        let mut s = shake_hands_as(&cl, "a");
+        let mut sealed = s.sealer.seal(page_frame(2).encode());
+        sealed[10] ^= 1;
+        s.stream.write_all(&sealed).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+        assert_eq!(cl.transport_stats().records_rejected, 2);
+        // A record of an earlier connection, replayed on a new one.
+        let mut s = shake_hands_as(&cl, "a");
+        s.stream.write_all(&sealed).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+        assert_eq!(cl.transport_stats().records_rejected, 3);
+        // A replayed key exchange gets an answer, and no further: the
+        // replayer cannot seal its HELLO (it lacks the ephemeral key).
+        let mut first = Vec::new();
+        {
+            let s = TcpStream::connect(cl.local_addr()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let me = cfg("a", &["m"]);
+            // Record what the real dialer sends first.
+            struct Tap<'a>(&'a TcpStream, &'a mut Vec<u8>);
+            impl io::Write for Tap<'_> {
+                fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                    self.1.extend_from_slice(b);
+                    (&mut &*self.0).write(b)
+                }
+                fn flush(&mut self) -> io::Result<()> {
+                    Ok(())
+                }
+            }
+            let me_key = match &me.transport {
+                Transport::Noise(k) => k.clone(),
+                Transport::Plain => unreachable!(),
+            };
+            let mut reader = s.try_clone().unwrap();
+            let _ = secure::initiate_on(
+                &mut Tap(&s, &mut first),
+                &mut reader,
+                "c",
+                &me_key,
+                me.peers[0].public_key.as_ref().unwrap(),
+            )
+            .unwrap();
+        }
+        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+        s.write_all(&first).unwrap();
+        s.write_all(&sealed).unwrap();
+        let answer = crate::testkit::read_until_closed(s);
+        assert!(!answer.is_empty(), "the key exchange is answered");
+        wait_for("the replayed exchange's record rejected", || {
+            cl.transport_stats().records_rejected == 4
+        });
+        assert_ne!(cl.snapshot()[0].state, PeerState::Connected);
         cl.shutdown();
     }
 

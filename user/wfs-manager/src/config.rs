@@ -38,9 +38,17 @@
 //!                                 # (Or inline, as a top-level key:
 //!                                 # place = [{ names = "*.db", host = "h2" }])
 //!
+//! key_file = "/etc/wfs/host.key" # optional: this host's private key
+//!                                 # (`wfsctl keygen`; mode 0600)
+//! transport = "noise"             # optional: "noise" (authenticated and
+//!                                 # encrypted, the default) or "plain"
+//!                                 # (neither: trusted networks only; see
+//!                                 # Documentation/security.md)
+//!
 //! [[peer]]
 //! name = "h2"
 //! addr = "10.0.0.2:7070"
+//! public_key = "base64..."        # its key.pub (unused with "plain")
 //! ```
 //!
 //! Unknown keys are rejected, and so are duplicate peer names, a peer named
@@ -48,6 +56,9 @@
 //! unknown coherence, `[[file]]` entries with a name that is not one
 //! path component or that repeats, and `[[place]]` rules whose pattern does
 //! not parse or holds a `/`, or whose host is neither this one nor a peer.
+//! With the noise transport, every peer needs a `public_key` (two peers
+//! may not share one, nor share this host's), and the key file must exist,
+//! hold a key and be readable by its owner only.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -67,6 +78,8 @@ pub const DEFAULT_CONTROL: &str = "/run/wfs/manager.sock";
 pub const DEFAULT_FAILURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Default of `state`.
 pub const DEFAULT_STATE: &str = "/var/lib/wfs";
+/// Default of `key_file`.
+pub const DEFAULT_KEY_FILE: &str = "/etc/wfs/host.key";
 /// Longest host or cluster name.
 pub const MAX_NAME: usize = 255;
 
@@ -85,6 +98,8 @@ struct RawConfig {
     lease: Option<u64>,
     state: Option<PathBuf>,
     coherence: Option<String>,
+    key_file: Option<PathBuf>,
+    transport: Option<String>,
     #[serde(default)]
     file: Vec<RawFile>,
     #[serde(default)]
@@ -112,6 +127,7 @@ struct RawFile {
 struct RawPeer {
     name: String,
     addr: String,
+    public_key: Option<String>,
 }
 
 /// One other host of the cluster.
@@ -121,6 +137,18 @@ pub struct Peer {
     pub name: String,
     /// Its listen address.
     pub addr: SocketAddr,
+    /// Its public key (none with the plain transport).
+    pub public_key: Option<crate::secure::Key>,
+}
+
+/// How managers talk to each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Noise sessions: each peer proves it holds its listed key, and every
+    /// frame is encrypted and authenticated ([`crate::secure`]).
+    Noise(crate::secure::KeyPair),
+    /// Frames as they are, to and from whoever claims a peer's name.
+    Plain,
 }
 
 /// A validated configuration.
@@ -160,6 +188,8 @@ pub struct Config {
     /// Placement rules, in file order: files made under a name matching
     /// the pattern are made at the named host (this one or a peer).
     pub placement: Vec<(glob::Pattern, String)>,
+    /// How this host talks to its peers.
+    pub transport: Transport,
 }
 
 /// A coherence as written.
@@ -245,6 +275,25 @@ impl Config {
             ));
         }
         let listen = parse_addr("listen", &raw.listen)?;
+        let transport = match raw.transport.as_deref() {
+            None | Some("noise") => {
+                let path = raw
+                    .key_file
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
+                Transport::Noise(crate::secure::KeyPair::load(&path).map_err(ConfigError)?)
+            }
+            Some("plain") => Transport::Plain,
+            Some(t) => {
+                return err(format!(
+                    "transport {t:?} is invalid; expected \"noise\" or \"plain\""
+                ));
+            }
+        };
+        let mut keys = HashSet::new();
+        if let Transport::Noise(me) = &transport {
+            keys.insert(me.public);
+        }
         let mut names = HashSet::new();
         let mut addrs = HashSet::new();
         let mut peers = Vec::new();
@@ -285,7 +334,32 @@ impl Config {
             if !addrs.insert(addr) {
                 return err(format!("peer {:?}: duplicate peer address {addr}", p.name));
             }
-            peers.push(Peer { name: p.name, addr });
+            let public_key = match (&transport, &p.public_key) {
+                // (Kept in the file for a return to "noise", unused.)
+                (Transport::Plain, _) => None,
+                (Transport::Noise(_), None) => {
+                    return err(format!(
+                        "peer {:?} has no public_key (the noise transport authenticates every peer; copy its key.pub here)",
+                        p.name
+                    ));
+                }
+                (Transport::Noise(_), Some(k)) => {
+                    let k = crate::secure::decode_key(k)
+                        .map_err(|e| ConfigError(format!("peer {:?}: public_key: {e}", p.name)))?;
+                    if !keys.insert(k) {
+                        return err(format!(
+                            "peer {:?}: its public_key is this host's or another peer's",
+                            p.name
+                        ));
+                    }
+                    Some(k)
+                }
+            };
+            peers.push(Peer {
+                name: p.name,
+                addr,
+                public_key,
+            });
         }
         match std::fs::metadata(&raw.export) {
             Ok(m) if m.is_dir() => {}
@@ -395,6 +469,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL)),
             state: raw.state.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)),
             peers,
+            transport,
         })
     }
 
@@ -443,6 +518,7 @@ cluster = "wfs-vm"
 host = "h1"
 listen = "10.0.0.1:7070"
 export = "{}"
+transport = "plain"
 
 [[peer]]
 name = "h2"
@@ -454,6 +530,88 @@ addr = "10.0.0.3:7070"
 "#,
             tmpdir()
         )
+    }
+
+    /// A fresh key pair with its private key file in a new directory.
+    fn key_in(dir: &crate::testkit::TestDir, name: &str) -> (crate::secure::KeyPair, PathBuf) {
+        (dir.key(name), dir.key_file(name))
+    }
+
+    #[test]
+    fn noise_transport_needs_a_private_key_file_and_every_peers_public_key() {
+        let dir = crate::testkit::TestDir::new("config-keys");
+        let (me, file) = key_in(&dir, "h1");
+        let (h2, _) = key_in(&dir, "h2");
+        let (h3, _) = key_in(&dir, "h3");
+        let keyed = |h2k: &str, h3k: &str| {
+            good()
+                .replace(
+                    "transport = \"plain\"",
+                    &format!("key_file = \"{}\"", file.display()),
+                )
+                .replace(
+                    "addr = \"10.0.0.2:7070\"",
+                    &format!("addr = \"10.0.0.2:7070\"\npublic_key = \"{h2k}\""),
+                )
+                .replace(
+                    "addr = \"10.0.0.3:7070\"",
+                    &format!("addr = \"10.0.0.3:7070\"\npublic_key = \"{h3k}\""),
+                )
+        };
+        let enc = crate::secure::encode_key;
+        let c = Config::parse(&keyed(&enc(&h2.public), &enc(&h3.public))).unwrap();
+        assert_eq!(c.transport, Transport::Noise(me.clone()));
+        assert_eq!(c.peers[0].public_key, Some(h2.public));
+        assert_eq!(c.peers[1].public_key, Some(h3.public));
+        // Explicitly "noise": the same.
+        let text = keyed(&enc(&h2.public), &enc(&h3.public));
+        let e = Config::parse(&format!("transport = \"noise\"\n{text}")).unwrap();
+        assert_eq!(e, c);
+        // A peer without a key; a key that is not one; one key twice; this
+        // host's own key as a peer's.
+        let e = parse_err(&keyed(&enc(&h2.public), "").replace("public_key = \"\"\n", ""));
+        assert!(e.contains("peer \"h3\" has no public_key"), "{e}");
+        let e = parse_err(&keyed(&enc(&h2.public), "bm90IGEga2V5"));
+        assert!(e.contains("a key is 32 bytes, not 9"), "{e}");
+        let e = parse_err(&keyed(&enc(&h2.public), "!!"));
+        assert!(e.contains("not a base64 key"), "{e}");
+        let e = parse_err(&keyed(&enc(&h2.public), &enc(&h2.public)));
+        assert!(e.contains("this host's or another peer's"), "{e}");
+        let e = parse_err(&keyed(&enc(&me.public), &enc(&h3.public)));
+        assert!(e.contains("this host's or another peer's"), "{e}");
+        // Keys with the plain transport: left in place for a return to
+        // "noise" (`transport = "plain"` prepended, as a test does), unused.
+        let c = Config::parse(&format!(
+            "transport = \"plain\"\n{}",
+            keyed(&enc(&h2.public), &enc(&h3.public))
+        ))
+        .unwrap();
+        assert_eq!(c.transport, Transport::Plain);
+        assert_eq!(c.peers[0].public_key, None);
+        let e = parse_err(&good().replace("\"plain\"", "\"tls\""));
+        assert!(e.contains("transport \"tls\" is invalid"), "{e}");
+        // The key file: missing; readable by others; not a key.
+        let text = keyed(&enc(&h2.public), &enc(&h3.public));
+        let missing = dir.path.join("nope.key");
+        let e =
+            parse_err(&text.replace(&file.display().to_string(), &missing.display().to_string()));
+        assert!(
+            e.contains("cannot read key") && e.contains("wfsctl keygen"),
+            "{e}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = parse_err(&text);
+        assert!(e.contains("has mode 644: others may read it"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&file, "garbage\n").unwrap();
+        let e = parse_err(&text);
+        assert!(e.contains("not a base64 key"), "{e}");
+        // A symbolic link to a key is not a key file.
+        let link = dir.path.join("link.key");
+        std::os::unix::fs::symlink(dir.key_file("h2"), &link).unwrap();
+        let e = parse_err(&text.replace(&file.display().to_string(), &link.display().to_string()));
+        assert!(e.contains("is not a regular file"), "{e}");
     }
 
     fn parse_err(text: &str) -> String {
@@ -484,7 +642,7 @@ addr = "10.0.0.3:7070"
     #[test]
     fn optional_fields_and_no_peers() {
         let text = format!(
-            "cluster = \"c\"\nhost = \"a\"\nlisten = \"[::1]:1\"\nexport = \"{}\"\ndevice = \"/dev/x\"\ncontrol = \"/tmp/c.sock\"\n",
+            "cluster = \"c\"\nhost = \"a\"\nlisten = \"[::1]:1\"\nexport = \"{}\"\ndevice = \"/dev/x\"\ncontrol = \"/tmp/c.sock\"\ntransport = \"plain\"\n",
             tmpdir()
         );
         let c = Config::parse(&text).unwrap();

@@ -69,6 +69,10 @@ pub struct StatusReport {
     pub timeout_ms: u32,
     /// Every configured peer.
     pub peers: Vec<PeerSnapshot>,
+    /// The transport, and what it refused (none from a manager without
+    /// a cluster).
+    #[serde(default)]
+    pub transport: Option<crate::cluster::TransportStats>,
     /// Upcalls served, by request type (empty without a device).
     #[serde(default)]
     pub upcalls: Vec<crate::upcall::OpStats>,
@@ -387,6 +391,7 @@ mod tests {
             max_inflight: 64,
             pool_slots: 256,
             timeout_ms: 5000,
+            transport: None,
             peers: vec![PeerSnapshot {
                 name: "h2".into(),
                 addr: "10.0.0.2:7070".into(),

@@ -4272,7 +4272,7 @@ mod tests {
                     std::fs::write(dir.export().join(f), vec![0u8; PAGE_SIZE]).expect("file");
                 }
                 let mut text = format!(
-                    "cluster = \"t\"\nhost = \"{name}\"\nlisten = \"127.0.0.1:1\"\nexport = \"{}\"\ndevice = \"/nonexistent\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
+                    "cluster = \"t\"\nhost = \"{name}\"\nlisten = \"127.0.0.1:1\"\nexport = \"{}\"\ndevice = \"/nonexistent\"\ncontrol = \"{}\"\nstate = \"{}\"\ntransport = \"plain\"\n",
                     dir.export().display(),
                     dir.path.join("ctl").display(),
                     dir.path.display()

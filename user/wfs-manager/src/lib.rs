@@ -64,6 +64,7 @@ pub mod namespace;
 pub mod pool;
 pub mod prefetch;
 pub mod protocol;
+pub mod secure;
 pub mod session;
 pub mod signals;
 pub mod sizes;

@@ -228,7 +228,7 @@ pub fn run(argv: &[String]) -> i32 {
         None => Vec::new(),
     };
     wlog!(
-        "starting: cluster {} listen {} control {} peers [{}] pid {}",
+        "starting: cluster {} listen {} control {} peers [{}] pid {}; transport {}",
         cfg.cluster,
         cfg.listen,
         cfg.control.display(),
@@ -246,7 +246,15 @@ pub fn run(argv: &[String]) -> i32 {
             ))
             .collect::<Vec<_>>()
             .join(", "),
-        std::process::id()
+        std::process::id(),
+        match &cfg.transport {
+            crate::config::Transport::Noise(k) => format!(
+                "noise (authenticated, encrypted), public key {}",
+                crate::secure::encode_key(&k.public)
+            ),
+            crate::config::Transport::Plain =>
+                "PLAIN: peers are not authenticated and frames travel in the clear (trusted networks only)".to_string(),
+        }
     );
 
     // Claim the control socket before touching the network, so that a
@@ -370,6 +378,7 @@ pub fn run(argv: &[String]) -> i32 {
             max_inflight: reg.map(|r| r.max_inflight).unwrap_or(0),
             pool_slots: reg.map(|r| r.pool_slots).unwrap_or(0),
             timeout_ms: reg.map(|r| r.timeout_ms).unwrap_or(0),
+            transport: Some(cluster.transport_stats()),
             peers: {
                 let mut peers = cluster.snapshot();
                 if let Some(h) = &engine {

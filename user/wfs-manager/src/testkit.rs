@@ -39,6 +39,27 @@ impl TestDir {
     }
 }
 
+impl TestDir {
+    /// The key pair of host `name` in this directory's cluster, made on
+    /// first use (`keys/NAME.key`, mode 0600, and `keys/NAME.key.pub`).
+    pub fn key(&self, name: &str) -> crate::secure::KeyPair {
+        let dir = self.path.join("keys");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = self.key_file(name);
+        if let Ok(k) = crate::secure::KeyPair::load(&path) {
+            return k;
+        }
+        let k = crate::secure::KeyPair::generate().expect("key pair");
+        k.write(&path).expect("write key");
+        k
+    }
+
+    /// Where [`TestDir::key`] keeps host `name`'s private key.
+    pub fn key_file(&self, name: &str) -> PathBuf {
+        self.path.join("keys").join(format!("{name}.key"))
+    }
+}
+
 impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
@@ -51,6 +72,19 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// Reads from `s` until the other side closes it (or 10 s pass without a
+/// byte); returns what arrived.
+pub fn read_until_closed(mut s: std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read as _;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
 }
 
 /// One manager process (or its configuration, while not running).
@@ -72,6 +106,10 @@ pub struct Node {
     /// The running process.
     pub child: Option<Child>,
     bin: PathBuf,
+    /// Its private key file and its peers' public keys (`None`: the plain
+    /// transport, see [`Node::plain`]).
+    keys: Option<(PathBuf, Vec<crate::secure::Key>)>,
+    export: PathBuf,
 }
 
 impl Node {
@@ -85,6 +123,11 @@ impl Node {
         peers: &[(&str, u16)],
     ) -> Node {
         let tag = format!("{name}-{port}");
+        dir.key(name);
+        let keys = Some((
+            dir.key_file(name),
+            peers.iter().map(|(n, _)| dir.key(n).public).collect(),
+        ));
         Node {
             name: name.to_string(),
             cluster: cluster.to_string(),
@@ -95,11 +138,20 @@ impl Node {
             config: dir.path.join(format!("{tag}.toml")),
             child: None,
             bin: bin.to_path_buf(),
+            keys,
+            export: dir.export(),
         }
-        .write_config(&dir.export())
+        .write_config()
     }
 
-    fn write_config(self, export: &Path) -> Node {
+    /// The same node with `transport = "plain"`: no keys, no encryption.
+    pub fn plain(mut self) -> Node {
+        self.keys = None;
+        self.write_config()
+    }
+
+    fn write_config(self) -> Node {
+        let export = &self.export;
         let mut t = String::new();
         let _ = writeln!(t, "cluster = \"{}\"", self.cluster);
         let _ = writeln!(t, "host = \"{}\"", self.name);
@@ -113,8 +165,23 @@ impl Node {
             .unwrap_or(Path::new("."))
             .join("state");
         let _ = writeln!(t, "state = \"{}\"", state.display());
-        for (n, p) in &self.peers {
+        match &self.keys {
+            Some((key, _)) => {
+                let _ = writeln!(t, "key_file = \"{}\"", key.display());
+            }
+            None => {
+                let _ = writeln!(t, "transport = \"plain\"");
+            }
+        }
+        for (i, (n, p)) in self.peers.iter().enumerate() {
             let _ = writeln!(t, "\n[[peer]]\nname = \"{n}\"\naddr = \"127.0.0.1:{p}\"");
+            if let Some((_, keys)) = &self.keys {
+                let _ = writeln!(
+                    t,
+                    "public_key = \"{}\"",
+                    crate::secure::encode_key(&keys[i])
+                );
+            }
         }
         std::fs::write(&self.config, t).expect("write config");
         self

@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use wfs_manager::cluster::{PeerState, Role};
-use wfs_manager::testkit::{Node, TestDir, free_port, wait_until};
+use wfs_manager::secure;
+use wfs_manager::testkit::{Node, TestDir, free_port, read_until_closed, wait_until};
 use wfs_manager::wire::{self, Frame};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wfs-manager");
@@ -40,6 +41,39 @@ fn closed_by_peer(mut s: TcpStream) -> bool {
             }
         }
     }
+}
+
+/// Dials the manager on `port` holding the key of `me` (from `dir`) and
+/// completes the key exchange with `peer`'s key: the stream, a reader of
+/// what comes back, and the sealer of what goes.
+fn keyed_dial(
+    dir: &TestDir,
+    port: u16,
+    me: &str,
+    peer: &str,
+) -> (TcpStream, secure::RecordReader<TcpStream>, secure::Sealer) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (sealer, opener) = secure::initiate(&mut s, "test", &dir.key(me), &dir.key(peer).public)
+        .unwrap_or_else(|e| panic!("key exchange: {e}"));
+    let r = opener.reader(s.try_clone().unwrap(), 65536);
+    (s, r, sealer)
+}
+
+/// [`keyed_dial`], then HELLO as `me`, answered by HELLO_ACK.
+fn keyed_hello(dir: &TestDir, port: u16, me: &str, peer: &str) -> (TcpStream, secure::Sealer) {
+    let (mut s, mut r, sealer) = keyed_dial(dir, port, me, peer);
+    sealer
+        .write_to(&mut s, Frame::hello("test", me, 7).encode())
+        .unwrap();
+    assert!(matches!(
+        wire::read_frame(&mut r),
+        Ok(Frame::HelloAck {
+            version: wire::PROTOCOL_VERSION,
+            ..
+        })
+    ));
+    (s, sealer)
 }
 
 fn connected(a: &Node, b: &str) -> bool {
@@ -87,91 +121,94 @@ fn three_managers() {
         }
     }
 
-    // --- raw protocol abuse against b; b must survive all of it ---------
-
-    // A configured peer that should wait, not dial (c > b).
-    match raw_exchange(pb, &Frame::hello("test", "c", 7).encode()) {
-        Ok(Frame::Refuse { reason }) => assert!(reason.contains("must not initiate"), "{reason}"),
-        other => panic!("{other:?}"),
+    // --- raw protocol abuse against b; b must survive all of it, and
+    // tell nothing (no REFUSE: it names the cluster and the host) -------
+    let mut bad_magic = Frame::hello("test", "a", 7).encode();
+    bad_magic[6] = b'X';
+    let mut bad_version = Frame::hello("test", "a", 7).encode();
+    bad_version[10] = 99;
+    let abuse: Vec<Vec<u8>> = vec![
+        // A plain HELLO from a configured peer (that should wait, even).
+        Frame::hello("test", "c", 7).encode(),
+        Frame::hello("test", "a", 7).encode(),
+        bad_magic,
+        bad_version,
+        // An oversized length, an HTTP request, a truncated frame.
+        u32::MAX.to_le_bytes().to_vec(),
+        b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+        vec![10, 0, 0, 0, 1, 0, b'W'],
+    ];
+    let refused_before = b.status().unwrap().transport.unwrap().handshakes_refused;
+    for bytes in &abuse {
+        let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
+        s.write_all(bytes).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_until_closed(s), b"", "b answered {bytes:?}");
     }
-    // Bad magic.
-    let mut hello = Frame::hello("test", "a", 7).encode();
-    hello[6] = b'X';
-    match raw_exchange(pb, &hello) {
-        Ok(Frame::Refuse { reason }) => assert!(reason.contains("magic"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
-    // Unsupported version.
-    let mut hello = Frame::hello("test", "a", 7).encode();
-    hello[10] = 99;
-    match raw_exchange(pb, &hello) {
-        Ok(Frame::Refuse { reason }) => assert!(reason.contains("version 99"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
-    // An oversized frame before the handshake: closed, logged.
-    let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
-    s.write_all(&u32::MAX.to_le_bytes()).unwrap();
-    assert!(closed_by_peer(s));
-    // Plain garbage (an HTTP request reads as a huge length).
-    let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-    assert!(closed_by_peer(s));
-    // A truncated frame then EOF.
-    let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
-    s.write_all(&[10, 0, 0, 0, 1, 0, b'W']).unwrap();
-    s.shutdown(std::net::Shutdown::Write).unwrap();
-    assert!(closed_by_peer(s));
-    // An impostor claiming to be `a`, completing the handshake and then
-    // sending an oversized frame: that connection (which replaced a's)
-    // is dropped, and the real `a` reconnects.
-    let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    wire::write_frame(&mut s, &Frame::hello("test", "a", 7)).unwrap();
-    assert!(matches!(
-        wire::read_frame(&mut s),
-        Ok(Frame::HelloAck {
-            version: wire::PROTOCOL_VERSION,
-            ..
-        })
-    ));
+    wait_until(T, "b counts every refused key exchange", &[&b], || {
+        b.status().unwrap().transport.unwrap().handshakes_refused
+            == refused_before + abuse.len() as u64
+    });
+    assert!(
+        b.log_text().contains("key exchange refused"),
+        "{}",
+        b.log_text()
+    );
+    // An impostor holding a's key (stolen, say), completing the handshake
+    // and then sending an oversized frame: that connection (which replaced
+    // a's) is dropped, and the real `a` reconnects.
+    let (mut s, sealer) = keyed_hello(&dir, pb, "a", "b");
     // (The dialer's first frame makes the connection count.)
-    wire::write_frame(&mut s, &Frame::Ping { seq: 1 }).unwrap();
-    s.write_all(&((wire::MAX_FRAME + 1) as u32).to_le_bytes())
+    sealer
+        .write_to(&mut s, Frame::Ping { seq: 1 }.encode())
+        .unwrap();
+    sealer
+        .write_to(
+            &mut s,
+            ((wire::MAX_FRAME + 1) as u32).to_le_bytes().to_vec(),
+        )
         .unwrap();
     assert!(closed_by_peer(s));
     wait_until(T, "b logs the oversized frame", &[&b], || {
         b.log_text().contains("oversized frame")
     });
-    assert!(
-        b.log_text().contains("refused peer c ("),
-        "{}",
-        b.log_text()
-    );
-    assert!(b.log_text().contains("bad magic"), "{}", b.log_text());
+    wait_until(T, "a and b connected again", &[&a, &b], || {
+        connected(&a, "b") && connected(&b, "a")
+    });
+    // The same with a record altered on the way: closed, logged, counted.
+    let (mut s, sealer) = keyed_hello(&dir, pb, "a", "b");
+    let mut ping = sealer.seal(Frame::Ping { seq: 1 }.encode());
+    let last = ping.len() - 1;
+    ping[last] ^= 0x80;
+    s.write_all(&ping).unwrap();
+    assert!(closed_by_peer(s));
+    wait_until(T, "b counts the altered record", &[&b], || {
+        b.status().unwrap().transport.unwrap().records_rejected == 1
+    });
+    assert!(b.log_text().contains(secure::TAMPERED), "{}", b.log_text());
     assert!(b.status().is_some(), "b must survive bad frames");
     wait_until(T, "a and b connected again", &[&a, &b], || {
         connected(&a, "b") && connected(&b, "a")
     });
 
     // --- a manager of another cluster is refused -------------------------
+    // (With a's own key: the cluster name is part of the key exchange.)
     let mut wrong = Node::new(bin(), &dir, "a", "other-cluster", free_port(), &[("b", pb)]);
     wrong.start();
     wait_until(T, "wrong-cluster manager refused", &[&wrong, &b], || {
-        wrong.peer_state("b") == Some(PeerState::Refused)
+        wrong.log_text().contains("key exchange failed")
     });
     let sw = wrong.status().unwrap();
+    assert_ne!(sw.peers[0].state, PeerState::Connected);
     let reason = sw.peers[0].reason.clone().unwrap();
-    assert!(reason.contains("cluster name mismatch"), "{reason}");
-    wait_until(T, "b logs the refusal", &[&b], || {
-        b.log_text().lines().any(|l| {
-            l.starts_with("wfs-manager[b]: refused peer a (") && l.contains("cluster name mismatch")
-        })
-    });
+    assert!(reason.contains("key exchange failed"), "{reason}");
     assert!(
-        wrong.log_text().contains("refused us"),
-        "{}",
-        wrong.log_text()
+        !reason.contains("test"),
+        "the refusal told the cluster's name: {reason}"
     );
+    wait_until(T, "b logs the refusal", &[&b], || {
+        b.log_text().contains("does not open with this host's key")
+    });
     // The real a is not disturbed.
     assert!(connected(&b, "a"));
     wrong.kill9();
@@ -179,18 +216,10 @@ fn three_managers() {
     // --- a host that is not a configured peer is refused -----------------
     let mut stranger = Node::new(bin(), &dir, "a1", "test", free_port(), &[("b", pb)]);
     stranger.start();
-    wait_until(T, "stranger refused", &[&stranger, &b], || {
-        stranger.peer_state("b") == Some(PeerState::Refused)
+    wait_until(T, "b logs the stranger", &[&stranger, &b], || {
+        b.log_text().contains("is not a configured peer's")
     });
-    wait_until(T, "b logs the stranger", &[&b], || {
-        b.log_text().contains("refused peer a1 (")
-    });
-    assert!(
-        b.log_text()
-            .contains("host \"a1\" is not a configured peer"),
-        "{}",
-        b.log_text()
-    );
+    assert_ne!(stranger.peer_state("b"), Some(PeerState::Connected));
     stranger.kill9();
 
     // --- a stopped (not dead) peer is detected by the heartbeat ----------
@@ -239,6 +268,69 @@ fn three_managers() {
             "{log}"
         );
     }
+}
+
+#[test]
+fn the_plain_transport_takes_frames_as_they_are_and_says_why_it_refuses() {
+    // `transport = "plain"` (trusted networks): no keys; a HELLO is taken
+    // at its word, and a refusal says why (it names the cluster and the
+    // host: one reason the default is "noise").
+    let dir = TestDir::new("plain");
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = Node::new(bin(), &dir, "a", "test", pa, &[("b", pb)]).plain();
+    let mut b = Node::new(bin(), &dir, "b", "test", pb, &[("a", pa)]).plain();
+    b.start();
+    a.start();
+    wait_until(T, "a and b connected", &[&a, &b], || {
+        connected(&a, "b") && connected(&b, "a")
+    });
+    assert_eq!(b.status().unwrap().transport.unwrap().transport, "plain");
+    // Another cluster, a host that must not dial, bad magic, a version
+    // this manager does not speak.
+    let mut bad_magic = Frame::hello("test", "a", 7).encode();
+    bad_magic[6] = b'X';
+    let mut bad_version = Frame::hello("test", "a", 7).encode();
+    bad_version[10] = 99;
+    let mut stranger = Node::new(bin(), &dir, "a0", "test", free_port(), &[("b", pb)]).plain();
+    stranger.start();
+    for (bytes, why) in [
+        (
+            Frame::hello("other", "a", 7).encode(),
+            "cluster name mismatch",
+        ),
+        (
+            Frame::hello("test", "a1", 7).encode(),
+            "not a configured peer",
+        ),
+        (bad_magic, "magic"),
+        (bad_version, "version 99"),
+    ] {
+        match raw_exchange(pb, &bytes) {
+            Ok(Frame::Refuse { reason }) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    wait_until(T, "a0, not a peer of b, refused", &[&stranger, &b], || {
+        stranger.peer_state("b") == Some(PeerState::Refused)
+    });
+    stranger.kill9();
+    // An impostor claiming to be `a` gets in: that is what "plain" means.
+    let mut s = TcpStream::connect(("127.0.0.1", pb)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    wire::write_frame(&mut s, &Frame::hello("test", "a", 7)).unwrap();
+    assert!(matches!(
+        wire::read_frame(&mut s),
+        Ok(Frame::HelloAck { .. })
+    ));
+    wire::write_frame(&mut s, &Frame::Ping { seq: 1 }).unwrap();
+    s.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    assert!(closed_by_peer(s));
+    wait_until(T, "b logs the oversized frame", &[&b], || {
+        b.log_text().contains("oversized frame")
+    });
+    wait_until(T, "a and b connected again", &[&a, &b], || {
+        connected(&a, "b") && connected(&b, "a")
+    });
 }
 
 #[test]
@@ -295,7 +387,7 @@ fn startup_errors() {
     };
     let export = dir.export();
     let base = format!(
-        "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
+        "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\ntransport = \"plain\"\n",
         free_port(),
         export.display(),
         dir.path.join("ctl.sock").display(),
@@ -343,7 +435,7 @@ fn startup_errors() {
     let inuse = cfg(
         "inuse.toml",
         &format!(
-            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{port}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
+            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{port}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\ntransport = \"plain\"\n",
             export.display(),
             dir.path.join("ctl2.sock").display(),
             dir.path.join("state").display()
@@ -358,13 +450,33 @@ fn startup_errors() {
     let nostate = cfg(
         "nostate.toml",
         &format!(
-            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"/proc/wfs-state\"\n",
+            "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"/proc/wfs-state\"\ntransport = \"plain\"\n",
             free_port(),
             export.display(),
             dir.path.join("ctl3.sock").display()
         ),
     );
     let (code, err) = run_failing(&["--config", &nostate, "--no-device"]);
+    let nostate_err = err;
+    // A key file others may read: refused at start-up, with the remedy.
+    let key = dir.key_file("a");
+    dir.key("a");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let open_key = cfg(
+        "openkey.toml",
+        &base.replace(
+            "transport = \"plain\"",
+            &format!("key_file = \"{}\"", key.display()),
+        ),
+    );
+    let (kcode, kerr) = run_failing(&["--config", &open_key, "--no-device"]);
+    assert_eq!(kcode, 1);
+    assert!(
+        kerr.contains("has mode 640: others may read it; chmod 600 it"),
+        "{kerr}"
+    );
+    let err = nostate_err;
     assert_eq!(code, 1);
     assert!(
         err.contains("cannot keep this host's state in /proc/wfs-state"),

@@ -10,6 +10,7 @@
 //! wfsctl forget NAME [--control PATH]
 //! wfsctl null-read on|off [--control PATH]
 //! wfsctl disconnect PEER [--control PATH]
+//! wfsctl keygen PATH
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
@@ -34,7 +35,9 @@ const USAGE: &str = "usage:
   wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
   wfsctl forget NAME [--control PATH]
   wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data)
-  wfsctl disconnect PEER [--control PATH]    (close the connection to PEER; it is made again)";
+  wfsctl disconnect PEER [--control PATH]    (close the connection to PEER; it is made again)
+  wfsctl keygen PATH                         (write a key pair: PATH, mode 0600, and PATH.pub;
+                                              print the public key for the peers' cluster.toml)";
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -143,6 +146,7 @@ fn main() {
         "forget" => cmd_forget(&parse_opts(rest, &["ARGS", "--control"])),
         "null-read" => cmd_null_read(&parse_opts(rest, &["ARGS", "--control"])),
         "disconnect" => cmd_disconnect(&parse_opts(rest, &["ARGS", "--control"])),
+        "keygen" => cmd_keygen(&parse_opts(rest, &["ARGS"])),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0
@@ -150,6 +154,33 @@ fn main() {
         other => usage_err(&format!("unknown command {other:?}")),
     };
     std::process::exit(code);
+}
+
+/// `wfsctl keygen PATH`: a new key pair for this host's manager.
+fn cmd_keygen(o: &Opts) -> i32 {
+    let [path] = o.positional.as_slice() else {
+        usage_err("keygen takes one PATH (e.g. /etc/wfs/host.key)");
+    };
+    let path = Path::new(path);
+    let written = wfs_manager::secure::KeyPair::generate().and_then(|k| {
+        let public = k.write(path)?;
+        Ok((k, public))
+    });
+    match written {
+        Ok((k, public)) => {
+            eprintln!(
+                "wfsctl: wrote {} (private, mode 0600: key_file in cluster.toml) and {} (public: each peer's public_key for this host)",
+                path.display(),
+                public.display()
+            );
+            println!("{}", wfs_manager::secure::encode_key(&k.public));
+            0
+        }
+        Err(e) => {
+            eprintln!("wfsctl: {e}");
+            1
+        }
+    }
 }
 
 fn control_path(o: &Opts) -> PathBuf {
@@ -356,6 +387,12 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
         v.push(format!(
             "names: created {} (failed, exists included {}; made at another host by a placement rule {}), unlinked {} (failed {}), renamed {} (failed, EXDEV included {}); opened {} (failed {}; closes of an earlier manager's opens ignored {}); files of this owner kept open after their name went {}; times set {}",
             p.creates, p.creates_failed, p.creates_placed, p.unlinks, p.unlinks_failed, p.renames, p.renames_failed, p.opens, p.opens_failed, p.releases_stale, p.files_kept, p.times_set
+        ));
+    }
+    if let Some(t) = &s.transport {
+        v.push(format!(
+            "transport: {}; key exchanges refused {}, connections closed on a record that failed authentication {}",
+            t.transport, t.handshakes_refused, t.records_rejected
         ));
     }
     for c in &s.costs {
@@ -689,6 +726,7 @@ mod tests {
             max_inflight: 64,
             pool_slots: 256,
             timeout_ms: 5000,
+            transport: None,
             peers: vec![
                 PeerSnapshot {
                     name: "h2".into(),
@@ -786,6 +824,11 @@ mod tests {
             times_set: 5,
             releases_stale: 3,
         });
+        r.transport = Some(wfs_manager::cluster::TransportStats {
+            transport: "noise".into(),
+            handshakes_refused: 3,
+            records_rejected: 1,
+        });
         r.costs = vec![wfs_manager::costs::StageStats {
             stage: "fetch".into(),
             count: 4,
@@ -805,6 +848,7 @@ mod tests {
                 "locks: asked 9, granted 5, refused (held, deadlock) 2, failed (owner gone, too long) 1, grants undone (request given up) 1; waits at this owner 3",
                 "sizes: asked 6, done 3, refused 2, failed (owner gone, disk, too long) 1; shrinks of this owner's files 5; new sizes sent to peers 8, heard from owners 4; times asked of owners 11",
                 "names: created 7 (failed, exists included 2; made at another host by a placement rule 4), unlinked 3 (failed 1), renamed 6 (failed, EXDEV included 2); opened 12 (failed 1; closes of an earlier manager's opens ignored 3); files of this owner kept open after their name went 2; times set 5",
+                "transport: noise; key exchanges refused 3, connections closed on a record that failed authentication 1",
                 "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0"
             ]
         );
