@@ -5,6 +5,22 @@
 //! [`wfs_abi::valid_name`]); symbolic links are not followed, so nothing
 //! outside the directory can be reached.
 //!
+//! The directory is opened once, when the export is made (a descriptor;
+//! the configured path may itself be a symbolic link, the administrator's
+//! choice, and is followed then, never again: a path later pointed
+//! elsewhere does not move the export). Every name in it is reached from
+//! that descriptor alone: files are opened with `openat2(2)` and
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`
+//! (`openat2()` here, the one place that opens an export file), and stat,
+//! unlink, rename, link and listing use the `*at` calls on the descriptor
+//! without following a link. A symbolic link in the export, whether it
+//! points outside (`x -> /etc/shadow`, which would otherwise be served to
+//! every host) or to a file inside, is neither listed nor looked up nor
+//! opened: to every host the name does not exist (`ENOENT`), as a
+//! directory or FIFO does not. A kernel without `openat2` (before 5.6, or
+//! a seccomp filter that forbids it) makes [`Export::checked`] fail: the
+//! manager does not start rather than fall back to path lookups.
+//!
 //! A file's id is a 64-bit hash of its file handle (`name_to_handle_at(2)`,
 //! the NFS server's way of naming a file), with the top bit set, so never
 //! 0 or 1 (the kernel's root). The export's file system keeps a handle
@@ -18,12 +34,13 @@
 //!
 //! The owner keeps the files it serves open ([`OPEN_FILES`] at most), so a
 //! page read or written costs a `pread`/`pwrite` and an `fstat`, not a path
-//! lookup and an `open` each. A file is opened with `O_NOFOLLOW` (names
-//! are one component: no symbolic link is followed, even one put in place
-//! of a file after its LOOKUP) and `O_NONBLOCK` (a FIFO put there does not
+//! lookup and an `open` each. A file is opened as above (names are one
+//! component: no symbolic link is followed, even one put in place of a
+//! file after its LOOKUP) with `O_NONBLOCK` (a FIFO put there does not
 //! block the manager), and must be a regular file. Each use checks with an
-//! `lstat` of the name that it still stands for the open file; one removed,
-//! renamed away or replaced is opened again by name.
+//! `fstatat(AT_SYMLINK_NOFOLLOW)` of the name that it still stands for the
+//! open file; one removed, renamed away or replaced is opened again by
+//! name.
 //!
 //! Files grow only through [`Export::set_size`] (SETSIZE, at the owner):
 //! a page is written only within the file's size, which every use reads
@@ -481,7 +498,7 @@ impl Export {
         }
     }
 
-    /// The export directory's descriptor.
+    /// The export directory's descriptor (see the module's documentation).
     fn root(&self) -> Result<BorrowedFd<'_>, i32> {
         self.root.as_ref().map(|f| f.as_fd()).map_err(|&e| e)
     }
