@@ -5,6 +5,22 @@
 //! [`wfs_abi::valid_name`]); symbolic links are not followed, so nothing
 //! outside the directory can be reached.
 //!
+//! The directory is opened once, when the export is made (a descriptor;
+//! the configured path may itself be a symbolic link, the administrator's
+//! choice, and is followed then, never again: a path later pointed
+//! elsewhere does not move the export). Every name in it is reached from
+//! that descriptor alone: files are opened with `openat2(2)` and
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`
+//! (`openat2()` here, the one place that opens an export file), and stat,
+//! unlink, rename, link and listing use the `*at` calls on the descriptor
+//! without following a link. A symbolic link in the export, whether it
+//! points outside (`x -> /etc/shadow`, which would otherwise be served to
+//! every host) or to a file inside, is neither listed nor looked up nor
+//! opened: to every host the name does not exist (`ENOENT`), as a
+//! directory or FIFO does not. A kernel without `openat2` (before 5.6, or
+//! a seccomp filter that forbids it) makes [`Export::checked`] fail: the
+//! manager does not start rather than fall back to path lookups.
+//!
 //! A file's id is a 64-bit hash of its file handle (`name_to_handle_at(2)`,
 //! the NFS server's way of naming a file), with the top bit set, so never
 //! 0 or 1 (the kernel's root). The export's file system keeps a handle
@@ -18,23 +34,27 @@
 //!
 //! The owner keeps the files it serves open ([`OPEN_FILES`] at most), so a
 //! page read or written costs a `pread`/`pwrite` and an `fstat`, not a path
-//! lookup and an `open` each. A file is opened with `O_NOFOLLOW` (names
-//! are one component: no symbolic link is followed, even one put in place
-//! of a file after its LOOKUP) and `O_NONBLOCK` (a FIFO put there does not
+//! lookup and an `open` each. A file is opened as above (names are one
+//! component: no symbolic link is followed, even one put in place of a
+//! file after its LOOKUP) with `O_NONBLOCK` (a FIFO put there does not
 //! block the manager), and must be a regular file. Each use checks with an
-//! `lstat` of the name that it still stands for the open file; one removed,
-//! renamed away or replaced is opened again by name.
+//! `fstatat(AT_SYMLINK_NOFOLLOW)` of the name that it still stands for the
+//! open file; one removed, renamed away or replaced is opened again by
+//! name.
 //!
 //! Files grow only through [`Export::set_size`] (SETSIZE, at the owner):
 //! a page is written only within the file's size, which every use reads
 //! afresh from the file, never from a copy kept here.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+#[cfg(test)]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -68,7 +88,8 @@ pub fn file_id(name: &[u8]) -> u64 {
 /// Tests only: the id the export in `dir` gives its file `name`.
 #[cfg(test)]
 pub(crate) fn id_in(dir: &Path, name: &[u8]) -> u64 {
-    handle_id(&dir.join(std::ffi::OsStr::from_bytes(name)))
+    c_path(&dir.join(std::ffi::OsStr::from_bytes(name)))
+        .and_then(|p| handle_id(libc::AT_FDCWD, &p, 0))
         .ok()
         .flatten()
         .unwrap_or_else(|| file_id(name))
@@ -101,31 +122,42 @@ struct FileHandle {
 }
 
 /// `path` for a system call.
-fn c_path(path: &Path) -> Result<std::ffi::CString, i32> {
-    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| errno::EINVAL)
+#[cfg(test)]
+fn c_path(path: &Path) -> Result<CString, i32> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| errno::EINVAL)
 }
 
-/// The id of the file at `path` (not following a symbolic link) from its
-/// file handle, or `None` if its file system has none to give.
-fn handle_id(path: &Path) -> Result<Option<u64>, i32> {
-    let c = c_path(path)?;
+/// Export name `name` for a system call: one path component
+/// ([`valid_name`]: no `/`, not `.` or `..`), else `ENOENT`.
+fn c_name(name: &[u8]) -> Result<CString, i32> {
+    if !valid_name(name) {
+        return Err(errno::ENOENT);
+    }
+    CString::new(name).map_err(|_| errno::ENOENT)
+}
+
+/// The id of the file at `name` relative to `dir` (`AT_EMPTY_PATH` in
+/// `flags`: the file `dir` itself) from its file handle, or `None` if its
+/// file system has none to give. No symbolic link is followed (no
+/// `AT_SYMLINK_FOLLOW`).
+fn handle_id(dir: RawFd, name: &CStr, flags: libc::c_int) -> Result<Option<u64>, i32> {
     let mut fh = FileHandle {
         handle_bytes: MAX_HANDLE_SZ as u32,
         handle_type: 0,
         f_handle: [0; MAX_HANDLE_SZ],
     };
     let mut mount_id: libc::c_int = 0;
-    // SAFETY: `c` is a NUL-terminated path; `fh` has room for
+    // SAFETY: `name` is a NUL-terminated string; `fh` has room for
     // `handle_bytes` bytes of handle, as the call needs; `mount_id` is a
-    // valid int. Flags 0: a symbolic link is not followed.
+    // valid int; `dir` is a descriptor (or `AT_FDCWD`) the caller holds.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_name_to_handle_at,
-            libc::AT_FDCWD,
-            c.as_ptr(),
+            dir,
+            name.as_ptr(),
             &mut fh as *mut FileHandle,
             &mut mount_id as *mut libc::c_int,
-            0,
+            flags,
         )
     };
     if rc == 0 {
@@ -144,10 +176,86 @@ fn handle_id(path: &Path) -> Result<Option<u64>, i32> {
     }
 }
 
+/// `struct open_how` of `<linux/openat2.h>` (libc's is `#[non_exhaustive]`,
+/// so it cannot be built here).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// How every name in the export is resolved: beneath the export's
+/// directory (no absolute path, no `..` out of it), through no symbolic
+/// link (not even the last component) and no "magic link" (`/proc/*/fd`).
+const RESOLVE: u64 =
+    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+
+/// `openat2(2)` of `name` beneath the directory `dir` with [`RESOLVE`]:
+/// `flags` (`O_CLOEXEC` and `O_NOFOLLOW` added) and `mode` as `openat`'s.
+/// Every open of an export file goes through here. A symbolic link (as
+/// the last component too: `O_NOFOLLOW`) is `ELOOP`, but with `O_PATH`,
+/// which opens the link itself; a name that leaves `dir` is `EXDEV`; a
+/// kernel before 5.6 is `ENOSYS`.
+fn openat2(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<fs::File> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as libc::c_uint as u64,
+        mode: u64::from(mode),
+        resolve: RESOLVE,
+    };
+    loop {
+        // SAFETY: `dir` is an open descriptor borrowed for the call;
+        // `name` is a NUL-terminated string and `how` an initialized
+        // `struct open_how` of the size passed, both living across the
+        // call, which reads them only. A descriptor returned is new and
+        // ours alone, so `OwnedFd` may own it.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: see above: `fd` is a new descriptor nobody else owns.
+            return Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Opens the export directory `dir` (following a symbolic link: the
+/// configured path is the administrator's, and may be one), and checks
+/// that `openat2(2)` works beneath it. `ENOSYS` (or `EPERM`, a seccomp
+/// filter): no `openat2`, and no fallback.
+fn open_root(dir: &Path) -> Result<fs::File, i32> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| io_errno(&e))?;
+    openat2(root.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| io_errno(&e))?;
+    Ok(root)
+}
+
 /// The export directory of this host.
 #[derive(Debug)]
 pub struct Export {
-    dir: PathBuf,
+    /// The export directory, opened once: every name is resolved beneath
+    /// it, never through its path again (or the errno opening it failed
+    /// with, which every request then fails with).
+    root: Result<fs::File, i32>,
     /// Names seen by id, for GETATTR.
     names: Mutex<HashMap<u64, Vec<u8>>>,
     /// What READ grants: this host owns every page, so any grant is its
@@ -269,44 +377,52 @@ impl Drop for PageGuard<'_> {
 /// A file's device and inode.
 pub type Inode = (u64, u64);
 
-/// Opens the export file at `path` (for writing too if `write`): read-write
-/// if its mode allows, so that one open file serves both, else read-only
-/// for reading. Never follows a symbolic link (`O_NOFOLLOW`: names are one
-/// component), never blocks on a FIFO (`O_NONBLOCK`), never takes a
-/// terminal (`O_NOCTTY`); anything but a regular file is `ENOENT`. Returns
-/// the file, whether it is writable, its size and its inode.
-fn open_path(path: &Path, write: bool) -> Result<(fs::File, bool, u64, Inode), i32> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let open = |w: bool| {
-        fs::OpenOptions::new()
-            .read(true)
-            .write(w)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-    };
-    let not_a_file = |e: &io::Error| {
-        matches!(
-            e.raw_os_error(),
-            Some(libc::ELOOP | libc::EISDIR | libc::ENXIO)
-        )
-    };
-    let (file, writable) = match open(true) {
-        Ok(f) => (f, true),
-        Err(e) if not_a_file(&e) => return Err(errno::ENOENT),
-        // Read-only (its mode, a read-only file system, a running
-        // program): good for reading.
-        Err(_) if !write => match open(false) {
-            Ok(f) => (f, false),
-            Err(e) if not_a_file(&e) => return Err(errno::ENOENT),
-            Err(e) => return Err(io_errno(&e)),
-        },
-        Err(e) => return Err(io_errno(&e)),
-    };
-    let md = file.metadata().map_err(|e| io_errno(&e))?;
-    if !md.file_type().is_file() {
-        return Err(errno::ENOENT);
+/// The entries of directory `dir` (its descriptor, taken over) as `(name,
+/// d_type)`, `.` and `..` too.
+fn read_dir(dir: OwnedFd) -> Result<Vec<(Vec<u8>, u8)>, i32> {
+    /// Closes the stream (and so its descriptor).
+    struct Stream(*mut libc::DIR);
+    impl Drop for Stream {
+        fn drop(&mut self) {
+            // SAFETY: a stream `fdopendir` opened, closed once, here.
+            unsafe { libc::closedir(self.0) };
+        }
     }
-    Ok((file, writable, md.len(), (md.dev(), md.ino())))
+    let fd = dir.into_raw_fd();
+    // SAFETY: `fd` is an open directory descriptor that we own; on
+    // success the stream owns it (and `closedir` closes it).
+    let dp = unsafe { libc::fdopendir(fd) };
+    if dp.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: `fdopendir` failed, so `fd` is still ours to close.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        return Err(io_errno(&e));
+    }
+    let stream = Stream(dp);
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: errno is this thread's; `readdir` returns NULL both at
+        // the end and on an error, which only errno tells apart.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream.0` is an open stream used by this thread only.
+        let ent = unsafe { libc::readdir(stream.0) };
+        if ent.is_null() {
+            return match io::Error::last_os_error().raw_os_error() {
+                Some(0) | None => Ok(out),
+                Some(e) => Err(e),
+            };
+        }
+        // SAFETY: a non-NULL `readdir` result is a valid entry, whose
+        // `d_name` is NUL-terminated, until the stream's next call: it is
+        // copied before that.
+        let (name, kind) = unsafe {
+            (
+                CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes().to_vec(),
+                (*ent).d_type,
+            )
+        };
+        out.push((name, kind));
+    }
 }
 
 /// Writes `page` as page `index` of `f`, `size` bytes long, without
@@ -331,15 +447,18 @@ fn io_errno(e: &io::Error) -> i32 {
 }
 
 impl Export {
-    /// Serves the files of `dir`.
+    /// Serves the files of `dir`. A directory that cannot be opened (or a
+    /// kernel without `openat2`) fails every request; the manager starts
+    /// through [`Export::checked`], which refuses to.
     pub fn new(dir: &Path) -> Self {
         Export::with_grant(dir, Grant::ReadWrite)
     }
 
-    /// An export whose READ replies grant `read_grant`.
+    /// An export whose READ replies grant `read_grant` (see
+    /// [`Export::new`]).
     pub fn with_grant(dir: &Path, read_grant: Grant) -> Self {
         Export {
-            dir: dir.to_path_buf(),
+            root: open_root(dir),
             names: Mutex::new(HashMap::new()),
             read_grant,
             null_read: AtomicBool::new(false),
@@ -352,6 +471,126 @@ impl Export {
             #[cfg(test)]
             fail_remove: std::sync::atomic::AtomicI32::new(0),
         }
+    }
+
+    /// The manager's export: as [`Export::with_grant`], but a directory
+    /// that cannot be opened, or a kernel that cannot open files beneath
+    /// it without following symbolic links (`openat2(2)`, Linux 5.6), is
+    /// an error, said in words: the manager does not start rather than
+    /// serve files less safely.
+    pub fn checked(dir: &Path, read_grant: Grant) -> Result<Self, String> {
+        let export = Export::with_grant(dir, read_grant);
+        match export.root {
+            Ok(_) => Ok(export),
+            Err(e @ (libc::ENOSYS | libc::EPERM)) => Err(format!(
+                "cannot serve export directory {}: openat2(2) is not available ({}); \
+                 export files are opened only beneath the directory with no symbolic \
+                 link followed, which needs Linux 5.6 or later (and openat2 allowed by \
+                 any seccomp filter)",
+                dir.display(),
+                io::Error::from_raw_os_error(e)
+            )),
+            Err(e) => Err(format!(
+                "cannot open export directory {}: {}",
+                dir.display(),
+                io::Error::from_raw_os_error(e)
+            )),
+        }
+    }
+
+    /// The export directory's descriptor (see the module's documentation).
+    fn root(&self) -> Result<BorrowedFd<'_>, i32> {
+        self.root.as_ref().map(|f| f.as_fd()).map_err(|&e| e)
+    }
+
+    /// Opens export file `name` ([`openat2`]: beneath the directory, no
+    /// symbolic link followed) with `flags` and `mode`. A name that is not
+    /// one component, a symbolic link, or a name that would leave the
+    /// directory is `ENOENT`: not a file WFS shares.
+    fn open_at(&self, name: &[u8], flags: libc::c_int, mode: u32) -> Result<fs::File, i32> {
+        let c = c_name(name)?;
+        openat2(self.root()?, &c, flags, mode).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP | libc::EXDEV) => errno::ENOENT,
+            _ => io_errno(&e),
+        })
+    }
+
+    /// `lstat` of export file `name` (`fstatat` beneath the directory,
+    /// `AT_SYMLINK_NOFOLLOW`): a symbolic link is seen as one.
+    fn lstat(&self, name: &[u8]) -> Result<libc::stat, i32> {
+        let c = c_name(name)?;
+        let root = self.root()?;
+        // SAFETY: all-zero bytes are a valid `struct stat` (integers only).
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `root` is an open directory borrowed for the call, `c`
+        // NUL-terminated and `st` a writable `struct stat`, all living
+        // across it.
+        let rc = unsafe {
+            libc::fstatat(
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            return Err(io_errno(&io::Error::last_os_error()));
+        }
+        Ok(st)
+    }
+
+    /// Removes export name `name` (`unlinkat` beneath the directory: a
+    /// symbolic link's name would be removed, never its target).
+    fn unlink_at(&self, name: &[u8]) -> Result<(), i32> {
+        let c = c_name(name)?;
+        let root = self.root()?;
+        // SAFETY: `root` is an open directory borrowed for the call and
+        // `c` a NUL-terminated string living across it.
+        if unsafe { libc::unlinkat(root.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            return Err(io_errno(&io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Flushes the export directory (its entries).
+    fn sync_dir(&self) -> io::Result<()> {
+        self.root
+            .as_ref()
+            .map_err(|&e| io::Error::from_raw_os_error(e))?
+            .sync_all()
+    }
+
+    /// Opens export file `name` (for writing too if `write`): read-write
+    /// if its mode allows, so that one open file serves both, else
+    /// read-only for reading. Through [`Export::open_at`]: never follows
+    /// a symbolic link, never leaves the directory; never blocks on a FIFO
+    /// (`O_NONBLOCK`), never takes a terminal (`O_NOCTTY`); anything but a
+    /// regular file is `ENOENT`. Returns the file, whether it is writable,
+    /// its size and its inode.
+    fn open_name(&self, name: &[u8], write: bool) -> Result<(fs::File, bool, u64, Inode), i32> {
+        use std::os::unix::fs::MetadataExt;
+        let open = |w: bool| {
+            let access = if w { libc::O_RDWR } else { libc::O_RDONLY };
+            self.open_at(name, access | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
+        };
+        let not_a_file = |e: i32| matches!(e, libc::EISDIR | libc::ENXIO);
+        let (file, writable) = match open(true) {
+            Ok(f) => (f, true),
+            Err(e) if not_a_file(e) => return Err(errno::ENOENT),
+            // Read-only (its mode, a read-only file system, a running
+            // program): good for reading.
+            Err(_) if !write => match open(false) {
+                Ok(f) => (f, false),
+                Err(e) if not_a_file(e) => return Err(errno::ENOENT),
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        let md = file.metadata().map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
+        }
+        Ok((file, writable, md.len(), (md.dev(), md.ino())))
     }
 
     /// Takes the lock of page `index` of file `id`, waiting while somebody
@@ -428,23 +667,25 @@ impl Export {
         }
     }
 
-    fn path(&self, name: &[u8]) -> PathBuf {
-        self.dir.join(std::ffi::OsStr::from_bytes(name))
+    /// The regular file `name` now stands for: its handle's id (`None`
+    /// on a file system without handles) and its metadata, both of the
+    /// one file opened (`O_PATH`, beneath the directory, no symbolic link
+    /// followed: a link is opened itself, and is no regular file).
+    fn handle_and_metadata(&self, name: &[u8]) -> Result<(Option<u64>, fs::Metadata), i32> {
+        let f = self.open_at(name, libc::O_PATH, 0)?;
+        let md = f.metadata().map_err(|e| io_errno(&e))?;
+        if !md.file_type().is_file() {
+            return Err(errno::ENOENT);
+        }
+        let handle = handle_id(f.as_raw_fd(), c"", libc::AT_EMPTY_PATH)?;
+        Ok((handle, md))
     }
 
     /// The id of the regular file `name` now stands for (see the module's
     /// documentation), with its metadata.
     fn id_and_metadata(&self, name: &[u8]) -> Result<(u64, fs::Metadata), i32> {
-        if !valid_name(name) {
-            return Err(errno::ENOENT);
-        }
-        let path = self.path(name);
-        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
-        if !md.file_type().is_file() {
-            return Err(errno::ENOENT);
-        }
-        let id = handle_id(&path)?.unwrap_or_else(|| file_id(name));
-        Ok((id, md))
+        let (handle, md) = self.handle_and_metadata(name)?;
+        Ok((handle.unwrap_or_else(|| file_id(name)), md))
     }
 
     /// The id of the regular file `name` stands for.
@@ -509,20 +750,19 @@ impl Export {
     /// `lstat`), else opened by name (found again if a restarted manager
     /// has not seen it yet).
     fn open(&self, id: u64, write: bool) -> Result<(Arc<fs::File>, u64, Inode), i32> {
-        use std::os::unix::fs::MetadataExt;
         // (The name known for it, unchecked: the file kept open is used
         // only if the name still stands for its inode.)
         if let Some(name) = self.name_of(id)
-            && let Ok(md) = fs::symlink_metadata(self.path(&name))
+            && let Ok(st) = self.lstat(&name)
         {
-            let inode = (md.dev(), md.ino());
+            let inode = (st.st_dev, st.st_ino);
             let kept = self.open_files().get(&id).cloned();
             if let Some(f) = kept.filter(|f| f.inode == inode && (f.writable || !write)) {
-                return Ok((f.file, md.len(), inode));
+                return Ok((f.file, st.st_size as u64, inode));
             }
         }
-        let path = self.path_of(id)?;
-        let (file, writable, size, inode) = open_path(&path, write)?;
+        let name = self.name_checked(id)?;
+        let (file, writable, size, inode) = self.open_name(&name, write)?;
         let file = Arc::new(file);
         let mut open = self.open_files();
         if open.len() >= OPEN_FILES && !open.contains_key(&id) {
@@ -542,10 +782,9 @@ impl Export {
         Ok((file, size, inode))
     }
 
-    /// The path of file `id`: its name, checked to stand for it (found
-    /// again if a restarted manager has not seen it yet, or it was renamed
-    /// by hand).
-    fn path_of(&self, id: u64) -> Result<PathBuf, i32> {
+    /// The name of file `id`, checked to stand for it (found again if a
+    /// restarted manager has not seen it yet, or it was renamed by hand).
+    fn name_checked(&self, id: u64) -> Result<Vec<u8>, i32> {
         let name = match self.name_of(id) {
             Some(n) if self.id_at(&n) == Ok(id) => n,
             _ => {
@@ -553,7 +792,7 @@ impl Export {
                 self.name_of(id).ok_or(errno::ENOENT)?
             }
         };
-        Ok(self.path(&name))
+        Ok(name)
     }
 
     fn open_files(&self) -> std::sync::MutexGuard<'_, HashMap<u64, OpenFile>> {
@@ -588,7 +827,7 @@ impl Export {
         // Through a file of its own: a failed write-back is reported once
         // to each open file, and one shared with concurrent writes could
         // have reported this one's to their flush.
-        let (f, _, size, _) = open_path(&self.path_of(id)?, true)?;
+        let (f, _, size, _) = self.open_name(&self.name_checked(id)?, true)?;
         write_within(&f, size, index, page)?;
         f.sync_data().map_err(|e| io_errno(&e))
     }
@@ -642,10 +881,10 @@ impl Export {
         if nsec > wfs_abi::NSEC_MAX {
             return Err(errno::EINVAL);
         }
-        let path = self.path_of(id)?;
+        let name = self.name_checked(id)?;
         // (Read-only: setting times needs the file's ownership, not write
-        // permission.)
-        let (f, _, _, _) = open_path(&path, false)?;
+        // permission; `futimens` on the file opened, not a path.)
+        let (f, _, _, _) = self.open_name(&name, false)?;
         let at = if sec >= 0 {
             std::time::UNIX_EPOCH + std::time::Duration::new(sec as u64, nsec)
         } else {
@@ -671,9 +910,9 @@ impl Export {
             return Err(errno::EFBIG);
         }
         let _sizing = self.sizing.lock().unwrap_or_else(|p| p.into_inner());
-        let path = self.path_of(id)?;
-        let md = fs::symlink_metadata(&path).map_err(|e| io_errno(&e))?;
-        if !md.file_type().is_file() {
+        let name = self.name_checked(id)?;
+        let st = self.lstat(&name)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(errno::ENOENT);
         }
         let unchanged = |size| Resized {
@@ -681,13 +920,14 @@ impl Export {
             changed: false,
             unsynced: None,
         };
-        if resize(md.len(), size, how)?.is_none() {
-            return Ok(unchanged(md.len()));
+        let len = st.st_size as u64;
+        if resize(len, size, how)?.is_none() {
+            return Ok(unchanged(len));
         }
         // Through a file of its own, as `write_page`: its flush must not
         // take (and so hide) a write-back error of the writes in flight
         // through the file kept open.
-        let (f, _, now, _) = open_path(&path, true)?;
+        let (f, _, now, _) = self.open_name(&name, true)?;
         // (Its size again: the file may have changed between the two.)
         let Some(size) = resize(now, size, how)? else {
             return Ok(unchanged(now));
@@ -715,24 +955,23 @@ impl Export {
     /// that exists is `EEXIST` if `excl`, else its attributes (a regular
     /// file's only: anything else under that name is `EEXIST` too).
     pub fn create(&self, name: &[u8], mode: u32, excl: bool) -> Result<(Attr, bool), i32> {
-        use std::os::unix::fs::OpenOptionsExt;
         if !shown(name) {
             return Err(errno::EINVAL);
         }
-        let path = self.path(name);
-        let made = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o7777)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path);
+        // (`O_EXCL`: a symbolic link of that name is not followed, but
+        // exists.)
+        let made = self.open_at(
+            name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NONBLOCK | libc::O_NOCTTY,
+            mode & 0o7777,
+        );
         match made {
             Ok(f) => {
                 let perm = fs::Permissions::from_mode(mode & 0o7777);
                 let synced = f
                     .set_permissions(perm)
                     .and_then(|()| f.sync_all())
-                    .and_then(|()| fs::File::open(&self.dir)?.sync_all());
+                    .and_then(|()| self.sync_dir());
                 let attr = synced
                     .map_err(|e| io_errno(&e))
                     .and_then(|()| self.attr_of(name));
@@ -741,16 +980,16 @@ impl Export {
                     Err(e) => {
                         // (Not made, as far as anyone is told; an id
                         // another name has is refused.)
-                        let _ = fs::remove_file(&path);
+                        let _ = self.unlink_at(name);
                         Err(e)
                     }
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !excl => {
+            Err(libc::EEXIST) if !excl => {
                 let a = self.attr_of(name).map_err(|_| errno::EEXIST)?;
                 Ok((a, false))
             }
-            Err(e) => Err(io_errno(&e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -760,13 +999,12 @@ impl Export {
         if self.id_at(name)? != id {
             return Err(errno::ENOENT);
         }
-        let path = self.path(name);
         #[cfg(test)]
         match self.fail_remove.swap(0, Ordering::Relaxed) {
             0 => {}
             e => return Err(e),
         }
-        fs::remove_file(&path).map_err(|e| io_errno(&e))?;
+        self.unlink_at(name)?;
         // (A file kept under its hidden name stays known by that name, and
         // open.)
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
@@ -775,9 +1013,7 @@ impl Export {
             drop(names);
             self.open_files().remove(&id);
         }
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_errno(&e))
+        self.sync_dir().map_err(|e| io_errno(&e))
     }
 
     /// RENAME at the owner: file `id`, named `from`, is named `to` from
@@ -797,35 +1033,29 @@ impl Export {
         if !shown(to) {
             return Err(errno::EINVAL);
         }
-        let (src, dst) = (self.path(from), self.path(to));
-        if self.id_at(from)? != id {
-            return Err(errno::ENOENT);
-        }
-        if handle_id(&src)?.is_none() {
-            return Err(errno::EXDEV);
+        match self.handle_and_metadata(from)? {
+            (Some(h), _) if h == id => {}
+            (Some(_), _) => return Err(errno::ENOENT),
+            (None, _) if file_id(from) == id => return Err(errno::EXDEV),
+            (None, _) => return Err(errno::ENOENT),
         }
         match target {
             Some(t) if self.id_at(to) != Ok(t) => return Err(errno::EBUSY),
             Some(t) if t == id => return self.attr_of(to),
             _ => {}
         }
-        let (csrc, cdst) = (c_path(&src)?, c_path(&dst)?);
+        let (csrc, cdst) = (c_name(from)?, c_name(to)?);
         let flags = if target.is_none() {
             libc::RENAME_NOREPLACE
         } else {
             0
         };
-        // SAFETY: Both paths are NUL-terminated strings that live across
-        // the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                csrc.as_ptr(),
-                libc::AT_FDCWD,
-                cdst.as_ptr(),
-                flags,
-            )
-        };
+        let root = self.root()?.as_raw_fd();
+        // SAFETY: Both names are NUL-terminated strings that live across
+        // the call; `root` is the export's open directory, held by `self`
+        // across it. (Names of one component, beneath it: a symbolic link
+        // is renamed itself, never followed.)
+        let rc = unsafe { libc::renameat2(root, csrc.as_ptr(), root, cdst.as_ptr(), flags) };
         if rc != 0 {
             return Err(io_errno(&io::Error::last_os_error()));
         }
@@ -843,7 +1073,7 @@ impl Export {
             self.open_files().remove(&t);
         }
         // (Renamed, whatever the flush says: every host must hear of it.)
-        if let Err(e) = fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+        if let Err(e) = self.sync_dir() {
             crate::wlog!(
                 "export: renamed {:?} to {:?}, but flushing the directory failed: {e}",
                 String::from_utf8_lossy(from),
@@ -861,27 +1091,33 @@ impl Export {
     /// done) on an export file system without file handles, where a file's
     /// id is its name's hash: under another name it would be another file.
     pub fn keep(&self, id: u64, name: &[u8]) -> Result<Option<Vec<u8>>, i32> {
-        if self.id_at(name)? != id {
-            return Err(errno::ENOENT);
-        }
-        if handle_id(&self.path(name))?.is_none() {
-            return Ok(None);
+        match self.handle_and_metadata(name)? {
+            (Some(h), _) if h == id => {}
+            (Some(_), _) => return Err(errno::ENOENT),
+            (None, _) if file_id(name) == id => return Ok(None),
+            (None, _) => return Err(errno::ENOENT),
         }
         let hidden = gone_name(id);
-        match fs::hard_link(self.path(name), self.path(&hidden)) {
-            Ok(()) => {}
-            // (Kept already: by an unlink that failed after it.)
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.id_at(&hidden) == Ok(id) => {
+        let (cname, chidden) = (c_name(name)?, c_name(&hidden)?);
+        let root = self.root()?.as_raw_fd();
+        // SAFETY: Both names are NUL-terminated strings that live across
+        // the call; `root` is the export's open directory, held by `self`
+        // across it. (Flags 0: a symbolic link is linked itself, never
+        // followed.)
+        let rc = unsafe { libc::linkat(root, cname.as_ptr(), root, chidden.as_ptr(), 0) };
+        if rc != 0 {
+            match io::Error::last_os_error().raw_os_error() {
+                // (Kept already: by an unlink that failed after it.)
+                Some(libc::EEXIST) if self.id_at(&hidden) == Ok(id) => {}
+                Some(e) => return Err(e),
+                None => return Err(errno::EIO),
             }
-            Err(e) => return Err(io_errno(&e)),
         }
         self.names
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, hidden.clone());
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_errno(&e))?;
+        self.sync_dir().map_err(|e| io_errno(&e))?;
         Ok(Some(hidden))
     }
 
@@ -947,7 +1183,7 @@ impl Export {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, name.to_vec());
         if self.id_at(hidden) == Ok(id) {
-            fs::remove_file(self.path(hidden)).map_err(|e| io_errno(&e))?;
+            self.unlink_at(hidden)?;
         }
         Ok(())
     }
@@ -975,7 +1211,7 @@ impl Export {
                     "export: {:?} is a second name of a file still named: removed",
                     String::from_utf8_lossy(&name)
                 );
-                let _ = fs::remove_file(self.path(&name));
+                let _ = self.unlink_at(&name);
                 continue;
             }
             self.names
@@ -994,13 +1230,22 @@ impl Export {
         Ok(out)
     }
 
-    /// Every name of a regular file in the export, hidden ones too, sorted.
+    /// Every name of a regular file in the export, hidden ones too, sorted
+    /// (read from the directory's descriptor, opened anew so that
+    /// concurrent listings do not share a position). A symbolic link is
+    /// no regular file: it is not listed, whatever it points to.
     fn all_names(&self) -> Result<Vec<Vec<u8>>, i32> {
+        let dir = openat2(self.root()?, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(|e| io_errno(&e))?;
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(|e| io_errno(&e))? {
-            let entry = entry.map_err(|e| io_errno(&e))?;
-            let name = entry.file_name().into_vec();
-            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        for (name, kind) in read_dir(OwnedFd::from(dir))? {
+            let is_file = match kind {
+                libc::DT_REG => true,
+                libc::DT_UNKNOWN => self
+                    .lstat(&name)
+                    .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG),
+                _ => false,
+            };
             if is_file && valid_name(&name) {
                 out.push(name);
             }
@@ -1029,6 +1274,7 @@ impl Export {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+    use std::path::PathBuf;
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("wfs-export-{tag}-{}", std::process::id()));
@@ -1187,6 +1433,185 @@ mod tests {
         assert_eq!(Export::new(&d).getattr(a).map(|x| x.size), Ok(3));
         assert_eq!(e.rename(a, b"b", b"a/b", None), Err(errno::EINVAL));
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The `openat2` wrapper: nothing but a name beneath the directory,
+    /// through no symbolic link, whatever the name.
+    #[test]
+    fn openat2_stays_beneath_the_directory_and_follows_no_link() {
+        let d = tmpdir("openat2");
+        fs::write(d.join("inner"), b"inner").unwrap();
+        fs::create_dir(d.join("real")).unwrap();
+        fs::write(d.join("real/f"), b"f").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("out")).unwrap();
+        std::os::unix::fs::symlink("inner", d.join("in")).unwrap();
+        std::os::unix::fs::symlink(d.join("inner"), d.join("in_abs")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("etc")).unwrap();
+        let root = open_root(&d).unwrap();
+        let open = |name: &CStr| {
+            openat2(root.as_fd(), name, libc::O_RDONLY, 0)
+                .map(|_| ())
+                .map_err(|e| e.raw_os_error().unwrap())
+        };
+        assert_eq!(open(c"inner"), Ok(()));
+        assert_eq!(open(c"real/f"), Ok(()), "a real directory, beneath");
+        // Symbolic links, out of the directory or in it, last or not.
+        assert_eq!(open(c"out"), Err(libc::ELOOP));
+        assert_eq!(open(c"in"), Err(libc::ELOOP));
+        assert_eq!(open(c"in_abs"), Err(libc::ELOOP));
+        assert_eq!(open(c"sub/f"), Err(libc::ELOOP));
+        assert_eq!(open(c"etc/passwd"), Err(libc::ELOOP));
+        // Out of the directory.
+        assert_eq!(open(c"../x"), Err(libc::EXDEV));
+        assert_eq!(open(c"real/../../x"), Err(libc::EXDEV));
+        assert_eq!(open(c"/etc/passwd"), Err(libc::EXDEV));
+        assert_eq!(open(c"/proc/self/fd/0"), Err(libc::EXDEV));
+        // `O_PATH` opens the link itself, never its target.
+        let l = openat2(root.as_fd(), c"out", libc::O_PATH, 0).unwrap();
+        assert!(l.metadata().unwrap().file_type().is_symlink());
+        // A name made is made beneath the directory, never through a link.
+        let made = openat2(
+            root.as_fd(),
+            c"sub/new",
+            libc::O_WRONLY | libc::O_CREAT,
+            0o600,
+        );
+        assert_eq!(
+            made.map(|_| ()).map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ELOOP))
+        );
+        assert!(!d.join("real/new").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A symbolic link in the export, to a file outside it (`/etc/passwd`)
+    /// or inside it, is neither listed nor looked up, nor opened, read,
+    /// written, grown, cut, timed, kept, renamed or removed through any
+    /// of the export's calls, even under a name that was a file's.
+    #[test]
+    fn symbolic_links_in_the_export_are_never_followed() {
+        let d = tmpdir("links");
+        let outside = tmpdir("links-outside");
+        let secret = outside.join("secret");
+        fs::write(&secret, b"secret").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        let secret_md = fs::metadata(&secret).unwrap();
+        let passwd = fs::read("/etc/passwd").unwrap();
+        fs::write(d.join("inner"), b"inner").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("passwd")).unwrap();
+        std::os::unix::fs::symlink("inner", d.join("in")).unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("dir")).unwrap();
+        let e = Export::new(&d);
+        let inner = e.lookup(b"inner").unwrap().file;
+        // Not listed, not looked up; nor a path through a linked directory.
+        assert_eq!(e.names().unwrap(), [b"inner".to_vec()]);
+        assert_eq!(e.all_names().unwrap(), [b"inner".to_vec()]);
+        assert_eq!(e.entry(1).unwrap(), None);
+        for name in [
+            &b"passwd"[..],
+            b"in",
+            b"dir",
+            b"dir/secret",
+            b"../links-outside/secret",
+        ] {
+            assert_eq!(e.lookup(name), Err(errno::ENOENT), "{name:?}");
+            assert!(e.open_name(name, false).is_err(), "{name:?}");
+        }
+        // The target's id is no file of the export.
+        let etc = id_in(Path::new("/etc"), b"passwd");
+        let mut page = vec![0u8; PAGE_SIZE];
+        assert_eq!(e.getattr(etc), Err(errno::ENOENT));
+        assert_eq!(e.read_page(etc, 0, &mut page), Err(errno::ENOENT));
+        // Not made through (nor over) a link.
+        assert_eq!(e.create(b"passwd", 0o600, false), Err(errno::EEXIST));
+        assert_eq!(e.create(b"in", 0o600, true), Err(errno::EEXIST));
+        // Files replaced by links after their LOOKUP: to a file outside,
+        // and to a file inside.
+        fs::write(d.join("f"), b"f").unwrap();
+        fs::write(d.join("g"), b"g").unwrap();
+        let f = e.lookup(b"f").unwrap().file;
+        let g = e.lookup(b"g").unwrap().file;
+        e.read_page(f, 0, &mut page).unwrap();
+        fs::remove_file(d.join("f")).unwrap();
+        std::os::unix::fs::symlink(&secret, d.join("f")).unwrap();
+        fs::remove_file(d.join("g")).unwrap();
+        std::os::unix::fs::symlink("inner", d.join("g")).unwrap();
+        let data = vec![b'x'; PAGE_SIZE];
+        for (id, name) in [(f, &b"f"[..]), (g, b"g")] {
+            assert_eq!(e.getattr(id), Err(errno::ENOENT));
+            assert_eq!(e.read_page(id, 0, &mut page), Err(errno::ENOENT));
+            assert_eq!(e.write_page(id, 0, &data), Err(errno::ENOENT));
+            assert!(e.write_page_unsynced(id, 0, &data).is_err());
+            assert_eq!(
+                e.set_size(id, 3 * PAGE_SIZE as u64, true),
+                Err(errno::ENOENT)
+            );
+            assert_eq!(e.cut(id, 0), Err(errno::ENOENT));
+            assert_eq!(e.set_mtime(id, 1, 0), Err(errno::ENOENT));
+            assert_eq!(e.upgrade(id, 0), Err(errno::ENOENT));
+            assert_eq!(e.keep(id, name), Err(errno::ENOENT));
+            assert_eq!(e.remove(id, name), Err(errno::ENOENT));
+            assert_eq!(e.rename(id, name, b"moved", None), Err(errno::ENOENT));
+            assert_eq!(e.opened(id), Err(errno::ENOENT));
+        }
+        // The link that points inside is no second name of its target.
+        assert_eq!(e.rename(inner, b"g", b"moved", None), Err(errno::ENOENT));
+        assert_eq!(e.remove(inner, b"g"), Err(errno::ENOENT));
+        assert!(fs::symlink_metadata(d.join("g")).unwrap().is_symlink());
+        // Nothing was touched through them.
+        assert_eq!(fs::read(&secret).unwrap(), b"secret");
+        let md = fs::metadata(&secret).unwrap();
+        assert_eq!((md.len(), md.mtime()), (secret_md.len(), secret_md.mtime()));
+        assert_eq!(fs::read(d.join("inner")).unwrap(), b"inner");
+        assert_eq!(fs::read("/etc/passwd").unwrap(), passwd);
+        assert!(!d.join("moved").exists());
+        // Regular files are served as before.
+        e.read_page(inner, 0, &mut page).unwrap();
+        assert_eq!(&page[..5], b"inner");
+        fs::remove_dir_all(&d).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
+    }
+
+    /// The export is the directory opened at start, not its path: a path
+    /// made to point elsewhere later (the directory renamed away, a link
+    /// put in its place) does not take the manager with it.
+    #[test]
+    fn the_export_is_the_directory_opened_at_start() {
+        let d = tmpdir("pinned");
+        let moved = tmpdir("pinned-moved");
+        let outside = tmpdir("pinned-outside");
+        fs::write(d.join("mine"), b"mine").unwrap();
+        fs::write(outside.join("secret"), b"secret").unwrap();
+        let e = Export::checked(&d, Grant::ReadWrite).unwrap();
+        fs::remove_dir(&moved).unwrap();
+        fs::rename(&d, &moved).unwrap();
+        std::os::unix::fs::symlink(&outside, &d).unwrap();
+        assert_eq!(e.lookup(b"secret"), Err(errno::ENOENT));
+        assert_eq!(e.names().unwrap(), [b"mine".to_vec()]);
+        let mine = e.lookup(b"mine").unwrap().file;
+        let mut page = vec![0u8; PAGE_SIZE];
+        e.read_page(mine, 0, &mut page).unwrap();
+        assert_eq!(&page[..4], b"mine");
+        e.create(b"new", 0o600, true).unwrap();
+        assert!(moved.join("new").exists() && !outside.join("new").exists());
+        fs::remove_file(&d).unwrap();
+        fs::remove_dir_all(&moved).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn a_checked_export_needs_its_directory() {
+        let err =
+            Export::checked(Path::new("/nonexistent/wfs-export"), Grant::ReadWrite).unwrap_err();
+        assert!(err.contains("cannot open export directory"), "{err}");
+        let err = Export::checked(Path::new("/etc/passwd"), Grant::ReadWrite).unwrap_err();
+        assert!(err.contains("Not a directory"), "{err}");
+        // Unchecked, every request fails, and none panics.
+        let e = Export::new(Path::new("/nonexistent/wfs-export"));
+        assert_eq!(e.lookup(b"a"), Err(errno::ENOENT));
+        assert_eq!(e.names(), Err(errno::ENOENT));
+        assert_eq!(e.create(b"a", 0o600, true), Err(errno::ENOENT));
     }
 
     #[test]

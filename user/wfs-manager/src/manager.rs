@@ -271,8 +271,21 @@ pub fn run(argv: &[String]) -> i32 {
     // What serves the kernel: the export, the pool of page slots mapped
     // from /dev/wfs, and the invalidator; the engine runs the page protocol
     // and the name service over them and the cluster.
-    let served = dev.as_ref().map(|d| {
-        let export = Arc::new(crate::export::Export::with_grant(&cfg.export, cfg.grant));
+    // (The export directory is opened once, here: every name in it is
+    // resolved beneath it with no symbolic link followed, which a kernel
+    // without openat2 cannot do; the manager then stops.)
+    let export = match dev
+        .as_ref()
+        .map(|_| crate::export::Export::checked(&cfg.export, cfg.grant))
+        .transpose()
+    {
+        Ok(e) => e.map(Arc::new),
+        Err(e) => {
+            wlog!("{e}");
+            return 1;
+        }
+    };
+    let served = dev.as_ref().zip(export).map(|(d, export)| {
         let pool = match crate::pool::Pool::map(d.fd(), d.reg.pool_slots) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {

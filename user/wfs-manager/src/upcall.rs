@@ -470,6 +470,38 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// A symbolic link in the export reaches the kernel as an errno in a
+    /// reply (the name does not exist), never its target's data, never a
+    /// panic: to a file outside the export or inside it, or put in place
+    /// of a file after its LOOKUP.
+    #[test]
+    fn a_symbolic_link_in_the_export_is_an_error_reply() {
+        let d = std::env::temp_dir().join(format!("wfs-upcall-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("inner"), b"inner").unwrap();
+        std::fs::write(d.join("f"), b"f").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("passwd")).unwrap();
+        std::os::unix::fs::symlink("inner", d.join("in")).unwrap();
+        let e = Export::new(&d);
+        let error = |r: Vec<u8>| Reply::decode(&r).unwrap().error;
+        for name in [&b"passwd"[..], b"in"] {
+            assert_eq!(error(ask(&e, Request::Lookup { name })), errno::ENOENT);
+        }
+        let file = e.lookup(b"f").unwrap().file;
+        std::fs::remove_file(d.join("f")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("f")).unwrap();
+        let read = Request::Read {
+            file,
+            index: 0,
+            count: 1,
+            slot: 0,
+        };
+        assert_eq!(error(ask(&e, read)), errno::ENOENT);
+        assert_eq!(error(ask(&e, Request::Getattr { file })), errno::ENOENT);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn answers_lookup_getattr_readdir() {
         let d = std::env::temp_dir().join(format!("wfs-upcall-{}", std::process::id()));
