@@ -298,7 +298,7 @@ fn startup_errors() {
         "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
         free_port(),
         export.display(),
-        dir.path.join("ctl.sock").display(),
+        dir.path.join("ctl").join("m.sock").display(),
         dir.path.join("state").display()
     );
 
@@ -345,7 +345,7 @@ fn startup_errors() {
         &format!(
             "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{port}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\n",
             export.display(),
-            dir.path.join("ctl2.sock").display(),
+            dir.path.join("ctl2").join("m.sock").display(),
             dir.path.join("state").display()
         ),
     );
@@ -361,7 +361,7 @@ fn startup_errors() {
             "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"/proc/wfs-state\"\n",
             free_port(),
             export.display(),
-            dir.path.join("ctl3.sock").display()
+            dir.path.join("ctl3").join("m.sock").display()
         ),
     );
     let (code, err) = run_failing(&["--config", &nostate, "--no-device"]);
@@ -370,7 +370,7 @@ fn startup_errors() {
         err.contains("cannot keep this host's state in /proc/wfs-state"),
         "{err}"
     );
-    assert!(!dir.path.join("ctl2.sock").exists());
+    assert!(!dir.path.join("ctl2").join("m.sock").exists());
 }
 
 #[test]

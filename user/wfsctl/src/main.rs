@@ -717,6 +717,7 @@ mod tests {
             upcalls: Vec::new(),
             protocol: None,
             costs: Vec::new(),
+            control_refused: 0,
         }
     }
 
