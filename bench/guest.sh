@@ -40,7 +40,9 @@ done
 result local-cached $B/wfsbench fault local-cached /mnt/tmpfs/local "$PAGES" "$ROUNDS"
 result wfs-cached $B/wfsbench fault wfs-cached /wfs/bench "$PAGES" "$ROUNDS"
 # The paper's null page fault: the manager answers READ at once, without
-# touching the data (wfsctl null-read on); then the full single-host fault.
+# touching the data (wfsctl null-read on, which the manager allows only
+# when started with --debug-switches: tools/bench.sh has tools/wfs-vm start
+# it so); then the full single-host fault.
 wfsctl null-read on || fail "null-read on"
 snap null-before
 result wfs-null $B/wfsbench fault wfs-null /wfs/bench "$PAGES" "$ROUNDS" drop

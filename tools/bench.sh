@@ -33,7 +33,8 @@ guests() {
     shift 4
     local adds=(--add "$ROOT/build/bench:/opt/bench" --add "$ROOT/bench/$script:/opt/$script")
     for a in "$@"; do adds+=(--add "$a"); done
-    if ! "$ROOT/tools/wfs-vm" run --hosts "$hosts" --timeout "$timeout" ${MEM:+--mem "$MEM"} "${adds[@]}" \
+    if ! "$ROOT/tools/wfs-vm" run --hosts "$hosts" --timeout "$timeout" ${MEM:+--mem "$MEM"} \
+            ${MANAGER_ARG:+--manager-arg="$MANAGER_ARG"} "${adds[@]}" \
             -- /bin/sh -c "PAGES=$PAGES ROUNDS=$ROUNDS exec /bin/sh /opt/$script" > "$out" 2>&1; then
         grep -E "BENCH-FAILED|FAIL|error" "$out" | head -20 >&2 || tail -20 "$out" >&2
         echo "[bench] the $hosts-guest benchmark run failed" >&2
@@ -43,7 +44,9 @@ guests() {
         { tail -20 "$out" >&2; echo "[bench] incomplete $hosts-guest run" >&2; exit 1; }
 }
 echo "[bench] one guest; $PAGES pages x $ROUNDS rounds per fault benchmark (a few minutes under TCG)"
-guests "$out" 1 1200 guest.sh
+# (guest.sh turns on null-read, which the manager allows only when started
+# with --debug-switches.)
+MANAGER_ARG=--debug-switches guests "$out" 1 1200 guest.sh
 echo "[bench] two guests; remote faults ($PAGES pages x $ROUNDS files), then Figure 4"
 # (1 GiB each: h1's export holds the sequential-read files, h2 reads them.)
 MEM=1024 guests "$cl" 2 1800 cluster.sh "$ROOT/build/test-helpers:/opt/helpers"

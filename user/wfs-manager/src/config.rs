@@ -6,7 +6,16 @@
 //! listen = "10.0.0.1:7070"        # listen address (also this host's identity)
 //! export = "/export"              # export directory (must exist)
 //! device = "/dev/wfs"             # optional
-//! control = "/run/wfs/manager.sock"  # optional
+//! control = "/run/wfs/manager.sock"  # optional: the control socket
+//!                                 # (wfsctl's), mode 0600 in a directory
+//!                                 # of its own made mode 0700; only root
+//!                                 # (and the manager's user) is answered
+//! control_group = "wfsadm"        # optional: a group (name or number)
+//!                                 # whose members may run the control
+//!                                 # socket's read-only commands (wfsctl
+//!                                 # status, stats, wait); then the socket
+//!                                 # is 0660 and its directory 0750, both
+//!                                 # of that group
 //! grant = "read-write"            # optional: what READ grants ("read-only"
 //!                                 # makes every first write send UPGRADE)
 //! failure_timeout = 10            # optional: seconds a peer may stay
@@ -51,7 +60,8 @@
 //! public_key = "base64..."        # its key.pub (unused with "plain")
 //! ```
 //!
-//! Unknown keys are rejected, and so are duplicate peer names, a peer named
+//! Unknown keys are rejected, and so are an unknown `control_group`,
+//! duplicate peer names, a peer named
 //! like this host, unparsable addresses, a missing export directory, an
 //! unknown coherence, `[[file]]` entries with a name that is not one
 //! path component or that repeats, and `[[place]]` rules whose pattern does
@@ -93,6 +103,7 @@ struct RawConfig {
     export: PathBuf,
     device: Option<PathBuf>,
     control: Option<PathBuf>,
+    control_group: Option<String>,
     grant: Option<String>,
     failure_timeout: Option<u64>,
     lease: Option<u64>,
@@ -166,6 +177,9 @@ pub struct Config {
     pub device: PathBuf,
     /// Control socket path.
     pub control: PathBuf,
+    /// The group whose members may run the control socket's read-only
+    /// commands (`control_group`).
+    pub control_group: Option<crate::control::ControlGroup>,
     /// What a READ reply grants.
     pub grant: Grant,
     /// How long a peer may stay disconnected before its manager is taken
@@ -190,6 +204,55 @@ pub struct Config {
     pub placement: Vec<(glob::Pattern, String)>,
     /// How this host talks to its peers.
     pub transport: Transport,
+}
+
+/// The group `name` (or number) of `control_group`.
+fn group(name: &str) -> Result<crate::control::ControlGroup, ConfigError> {
+    let gid = match name.parse::<u32>() {
+        Ok(gid) => gid,
+        Err(_) => match gid_of(name) {
+            Ok(Some(gid)) => gid,
+            Ok(None) => return err(format!("control_group: no group named {name:?}")),
+            Err(e) => return err(format!("control_group: cannot look up group {name:?}: {e}")),
+        },
+    };
+    Ok(crate::control::ControlGroup {
+        name: name.to_string(),
+        gid,
+    })
+}
+
+/// The id of the group called `name` (getgrnam_r), `None` if there is no
+/// such group.
+pub fn gid_of(name: &str) -> std::io::Result<Option<u32>> {
+    let Ok(cname) = std::ffi::CString::new(name) else {
+        return Ok(None);
+    };
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: an all-zero `group` is a valid value to be written over.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: `cname` is a C string; `grp`, `buf` (of the length
+        // given) and `found` are valid for writes.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(grp.gr_gid)),
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            // (Some libcs say "no such group" with these.)
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            e => return Err(std::io::Error::from_raw_os_error(e)),
+        }
+    }
 }
 
 /// A coherence as written.
@@ -468,6 +531,7 @@ impl Config {
                 .control
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL)),
             state: raw.state.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)),
+            control_group: raw.control_group.map(|g| group(&g)).transpose()?,
             peers,
             transport,
         })
@@ -630,6 +694,7 @@ addr = "10.0.0.3:7070"
         assert_eq!(c.export, PathBuf::from(tmpdir()));
         assert_eq!(c.device, PathBuf::from("/dev/wfs"));
         assert_eq!(c.control, PathBuf::from("/run/wfs/manager.sock"));
+        assert_eq!(c.control_group, None);
         assert_eq!(c.grant, Grant::ReadWrite);
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.peers[0].name, "h2");
@@ -719,6 +784,29 @@ addr = "10.0.0.3:7070"
         }
         let e = parse_err(&good().replacen("\n\n", "\ngrant = \"write\"\n\n", 1));
         assert!(e.contains("grant \"write\" is invalid"), "{e}");
+    }
+
+    #[test]
+    fn control_group() {
+        let g = |v: &str| {
+            Config::parse(&format!(
+                "cluster = \"c\"\nhost = \"a\"\nlisten = \"127.0.0.1:1\"\nexport = \"{}\"\ncontrol_group = \"{v}\"\ntransport = \"plain\"\n",
+                tmpdir()
+            ))
+        };
+        let c = g("root").unwrap();
+        assert_eq!(
+            c.control_group,
+            Some(crate::control::ControlGroup {
+                name: "root".into(),
+                gid: 0
+            })
+        );
+        assert_eq!(g("4242").unwrap().control_group.unwrap().gid, 4242);
+        let e = g("no-such-group-wfs").unwrap_err().to_string();
+        assert!(e.contains("no group named \"no-such-group-wfs\""), "{e}");
+        assert!(gid_of("no-such-group-wfs").unwrap().is_none());
+        assert_eq!(gid_of("root").unwrap(), Some(0));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `wfs-manager --config PATH [--no-device]`: the WFS per-host manager.
+//! `wfs-manager --config PATH [--no-device] [--debug-switches]`: the WFS
+//! per-host manager.
 
 fn main() {
     // A thread that panics leaves the page protocol's state half changed

@@ -14,7 +14,7 @@ use crate::signals::{self, Signals};
 use crate::wlog;
 
 /// Usage text.
-pub const USAGE: &str = "usage: wfs-manager --config PATH [--no-device]";
+pub const USAGE: &str = "usage: wfs-manager --config PATH [--no-device] [--debug-switches]";
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +23,16 @@ pub struct Args {
     pub config: PathBuf,
     /// `--no-device`: skip /dev/wfs entirely (host-side tests).
     pub no_device: bool,
+    /// `--debug-switches`: the control socket's `null-read on` (READ hands
+    /// out garbage: benchmarks only) is allowed.
+    pub debug_switches: bool,
 }
 
 /// Parses the arguments (without the program name).
 pub fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut config = None;
     let mut no_device = false;
+    let mut debug_switches = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -40,11 +44,16 @@ pub fn parse_args(args: &[String]) -> Result<Args, String> {
                 config = Some(PathBuf::from(&s["--config=".len()..]));
             }
             "--no-device" => no_device = true,
+            "--debug-switches" => debug_switches = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     match config {
-        Some(config) => Ok(Args { config, no_device }),
+        Some(config) => Ok(Args {
+            config,
+            no_device,
+            debug_switches,
+        }),
         None => Err("--config is required".into()),
     }
 }
@@ -260,7 +269,7 @@ pub fn run(argv: &[String]) -> i32 {
     // Claim the control socket before touching the network, so that a
     // second manager started by mistake with the same configuration stops
     // here instead of disturbing the first one's peer connections.
-    let bound = match ControlServer::bind(&cfg.control) {
+    let bound = match ControlServer::bind(&cfg.control, cfg.control_group.clone()) {
         Ok(b) => b,
         Err(e) => {
             wlog!("{e}");
@@ -408,6 +417,7 @@ pub fn run(argv: &[String]) -> i32 {
             } else {
                 Vec::new()
             },
+            control_refused: crate::control::refused(),
             protocol: with_engine.then(|| counters.snapshot()),
             costs: if has_device {
                 stats.costs.snapshot()
@@ -423,8 +433,12 @@ pub fn run(argv: &[String]) -> i32 {
             inval: served.as_ref().map(|s| s.2.clone()),
             cluster: Some(cluster.clone()),
             engine: leaver.clone(),
+            debug_switches: args.debug_switches,
         },
     );
+    if args.debug_switches {
+        wlog!("--debug-switches: the control socket's null-read may be turned on");
+    }
     if let (Some(d), Some((export, pool, _))) = (dev.as_ref(), served) {
         let server = match (engine, pool) {
             (Some(h), pool) => crate::upcall::Server::Engine(h.upcall_sink(), export, pool),
@@ -505,14 +519,24 @@ mod tests {
             parse_args(&v(&["--config", "/x"])),
             Ok(Args {
                 config: "/x".into(),
-                no_device: false
+                no_device: false,
+                debug_switches: false,
             })
         );
         assert_eq!(
             parse_args(&v(&["--no-device", "--config=/y"])),
             Ok(Args {
                 config: "/y".into(),
-                no_device: true
+                no_device: true,
+                debug_switches: false,
+            })
+        );
+        assert_eq!(
+            parse_args(&v(&["--config", "/z", "--debug-switches"])),
+            Ok(Args {
+                config: "/z".into(),
+                no_device: false,
+                debug_switches: true,
             })
         );
         assert!(parse_args(&v(&[])).is_err());

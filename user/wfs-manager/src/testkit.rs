@@ -105,6 +105,8 @@ pub struct Node {
     pub config: PathBuf,
     /// The running process.
     pub child: Option<Child>,
+    /// Arguments given to the manager after `--config PATH --no-device`.
+    pub args: Vec<String>,
     bin: PathBuf,
     /// Its private key file and its peers' public keys (`None`: the plain
     /// transport, see [`Node::plain`]).
@@ -137,6 +139,7 @@ impl Node {
             log: dir.path.join(format!("{tag}.log")),
             config: dir.path.join(format!("{tag}.toml")),
             child: None,
+            args: Vec::new(),
             bin: bin.to_path_buf(),
             keys,
             export: dir.export(),
@@ -199,6 +202,7 @@ impl Node {
             .arg("--config")
             .arg(&self.config)
             .arg("--no-device")
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -288,6 +292,99 @@ impl Drop for Node {
                 self.log_text()
             );
         }
+    }
+}
+
+/// Sends `cmd` to the control socket at `path` from a child process that
+/// runs as user `uid`, primary group `gid` and supplementary groups
+/// `groups` (the caller must be root), and returns its one-line answer,
+/// or the error of its `connect` (`EACCES` when the modes keep it out).
+pub fn query_as(
+    path: &Path,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    cmd: &str,
+) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // Everything the child needs is made before the fork: it only makes
+    // async-signal-safe calls (setgroups, setgid, setuid, socket, connect,
+    // write, read, _exit) on its own copy of this memory.
+    let p = path.as_os_str().as_encoded_bytes();
+    assert!(p.len() < 108, "socket path too long");
+    // SAFETY: an all-zero sockaddr_un is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (i, b) in p.iter().enumerate() {
+        addr.sun_path[i] = *b as libc::c_char;
+    }
+    let line = format!("{cmd}\n");
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (r, w) = (fds[0], fds[1]);
+    // SAFETY: see above; the child ends with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: as above; every buffer is the child's own copy. What it
+        // writes on the pipe: b'C' and the errno of connect (4 bytes), or
+        // b'U' and the errno of changing user, or b'A' and the answer.
+        unsafe {
+            libc::close(r);
+            let errno = || *libc::__errno_location();
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                let e = errno().to_le_bytes();
+                libc::write(w, b"U".as_ptr().cast(), 1);
+                libc::write(w, e.as_ptr().cast(), 4);
+                libc::_exit(1);
+            }
+            let s = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::connect(s, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
+                let e = errno().to_le_bytes();
+                libc::write(w, b"C".as_ptr().cast(), 1);
+                libc::write(w, e.as_ptr().cast(), 4);
+                libc::_exit(0);
+            }
+            libc::write(w, b"A".as_ptr().cast(), 1);
+            libc::write(s, line.as_ptr().cast(), line.len());
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(s, buf.as_mut_ptr().cast(), buf.len());
+                if n <= 0 {
+                    break;
+                }
+                libc::write(w, buf.as_ptr().cast(), n as usize);
+            }
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: `w` is ours to close; `r` is an open pipe that the `File`
+    // now owns.
+    let mut f = unsafe {
+        libc::close(w);
+        std::fs::File::from_raw_fd(r)
+    };
+    let mut got = Vec::new();
+    f.read_to_end(&mut got)?;
+    let mut st = 0;
+    // SAFETY: `pid` is our child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    let errno = |b: &[u8]| {
+        let e = i32::from_le_bytes(b.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
+        std::io::Error::from_raw_os_error(e)
+    };
+    match got.split_first() {
+        Some((b'A', rest)) => Ok(String::from_utf8_lossy(rest).into_owned()),
+        Some((b'C', rest)) => Err(errno(rest)),
+        Some((b'U', rest)) => panic!("cannot become uid {uid} gid {gid}: {}", errno(rest)),
+        _ => panic!("the child as uid {uid} said nothing"),
     }
 }
 

@@ -390,7 +390,7 @@ fn startup_errors() {
         "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\ntransport = \"plain\"\n",
         free_port(),
         export.display(),
-        dir.path.join("ctl.sock").display(),
+        dir.path.join("ctl").join("m.sock").display(),
         dir.path.join("state").display()
     );
 
@@ -437,7 +437,7 @@ fn startup_errors() {
         &format!(
             "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{port}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"{}\"\ntransport = \"plain\"\n",
             export.display(),
-            dir.path.join("ctl2.sock").display(),
+            dir.path.join("ctl2").join("m.sock").display(),
             dir.path.join("state").display()
         ),
     );
@@ -453,7 +453,7 @@ fn startup_errors() {
             "cluster = \"t\"\nhost = \"a\"\nlisten = \"127.0.0.1:{}\"\nexport = \"{}\"\ncontrol = \"{}\"\nstate = \"/proc/wfs-state\"\ntransport = \"plain\"\n",
             free_port(),
             export.display(),
-            dir.path.join("ctl3.sock").display()
+            dir.path.join("ctl3").join("m.sock").display()
         ),
     );
     let (code, err) = run_failing(&["--config", &nostate, "--no-device"]);
@@ -482,7 +482,7 @@ fn startup_errors() {
         err.contains("cannot keep this host's state in /proc/wfs-state"),
         "{err}"
     );
-    assert!(!dir.path.join("ctl2.sock").exists());
+    assert!(!dir.path.join("ctl2").join("m.sock").exists());
 }
 
 #[test]

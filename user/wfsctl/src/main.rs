@@ -14,6 +14,10 @@
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
+//!
+//! The manager answers root (and its own user) every command, members of
+//! its `control_group` only the read-only ones (`status`, `stats`,
+//! `wait`), and nobody else (`Documentation/security.md`).
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -34,7 +38,8 @@ const USAGE: &str = "usage:
   wfsctl stats [--control PATH]
   wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
   wfsctl forget NAME [--control PATH]
-  wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data)
+  wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data;
+                                             the manager must run with --debug-switches)
   wfsctl disconnect PEER [--control PATH]    (close the connection to PEER; it is made again)
   wfsctl keygen PATH                         (write a key pair: PATH, mode 0600, and PATH.pub;
                                               print the public key for the peers' cluster.toml)";
@@ -248,6 +253,12 @@ fn print_report(s: &StatusReport) {
     }
     if let Some(l) = read_copies_line(s) {
         println!("{l}");
+    }
+    if s.control_refused > 0 {
+        println!(
+            "control socket: {} connection(s) refused for their credentials (see the manager's log)",
+            s.control_refused
+        );
     }
 }
 
@@ -532,7 +543,8 @@ fn cmd_disconnect(o: &Opts) -> i32 {
 }
 
 /// `wfsctl null-read on|off`: for benchmarks, the manager answers READ
-/// without reading the page (the paper's null page fault).
+/// without reading the page (the paper's null page fault). A manager
+/// takes `on` only when started with `--debug-switches`.
 fn cmd_null_read(o: &Opts) -> i32 {
     if let [what] = o.positional.as_slice()
         && what != "on"
@@ -755,6 +767,7 @@ mod tests {
             upcalls: Vec::new(),
             protocol: None,
             costs: Vec::new(),
+            control_refused: 0,
         }
     }
 
