@@ -5314,6 +5314,31 @@ mod tests {
         }
 
         #[test]
+        fn a_page_for_a_request_this_host_never_made_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            // c sends b a dirty page of f for a transaction of c's: b
+            // would take it for one meant for its earlier incarnation and
+            // send it home to a, as its own.
+            let data = PeerMsg::Page(Msg::Data {
+                txn: (u64::from(host_id("c")) << 48) | 5,
+                page: page(),
+                data: Arc::new(vec![0xee; PAGE_SIZE]),
+                dirty: true,
+                epoch: 1,
+                owner: inc("a", 1),
+                access: Access::Write,
+            });
+            let before = c.f_on_disk();
+            c.forge("c", "b", data);
+            assert_eq!(c.refusals("b"), 1);
+            assert_eq!(c.f_on_disk(), before);
+            assert_eq!(c.refusals("a"), 0);
+            write_back(&mut c, "b", 0x55);
+            assert_eq!(c.f_on_disk(), Some(0x55));
+        }
+
+        #[test]
         fn a_reply_to_no_request_is_dropped_and_counted() {
             let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
             c.read_f("b", 1);

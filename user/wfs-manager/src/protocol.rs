@@ -2352,6 +2352,16 @@ impl Core {
                 ..
             } => {
                 let owner = self.owner(page.file)?;
+                if txn >> 48 != u64::from(self.me) {
+                    // Every transaction a page moves to this host for is
+                    // this host's (its id in the top bits), whichever
+                    // incarnation of it made it.
+                    return Err(ProtocolError::Forbidden {
+                        from,
+                        what: "a Data",
+                        why: "a page for a request this host never made",
+                    });
+                }
                 if access == Access::Read && dirty {
                     // A read-only copy is always on the owner's disk.
                     return Err(unexpected(&msg));
