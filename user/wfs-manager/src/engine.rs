@@ -394,24 +394,31 @@ const RETRY: Duration = Duration::from_millis(1);
 const CORKED_EVENTS: usize = 64;
 /// Whether a connected peer acknowledges what it is sent: the heartbeat
 /// shows its manager's connection threads run, this that its engine does.
+/// A wait ends only once every message that waited when it began is
+/// acknowledged: a peer that acknowledges one message now and then, never
+/// catching up, does not keep this host's resend queue growing for ever.
 #[derive(Debug, Default)]
 struct AckWatch {
-    /// The last message it had acknowledged when last looked at.
-    acked: u64,
-    /// Since when messages have waited with that acknowledgement.
+    /// The last message sent when the wait began: the wait lasts until
+    /// the peer acknowledges it.
+    target: u64,
+    /// Since when messages have waited (up to `target`).
     since: Option<Instant>,
 }
 
 impl AckWatch {
     /// Notes at `now` that the peer has acknowledged messages up to
-    /// `acked`, and whether messages wait for it (`waiting`); returns how
-    /// long messages have waited without any acknowledgement.
-    fn note(&mut self, acked: u64, waiting: bool, now: Instant) -> Duration {
+    /// `acked` of those sent up to `sent`, and whether messages wait for
+    /// it (`waiting`); returns how long messages have waited without the
+    /// peer catching up with those that waited when the wait began.
+    fn note(&mut self, acked: u64, sent: u64, waiting: bool, now: Instant) -> Duration {
         let since = match self.since {
-            Some(since) if waiting && acked == self.acked => since,
-            _ => now,
+            Some(since) if waiting && acked < self.target => since,
+            _ => {
+                self.target = sent;
+                now
+            }
         };
-        self.acked = acked;
         self.since = waiting.then_some(since);
         now.saturating_duration_since(since)
     }
@@ -1497,8 +1504,9 @@ impl Engine {
         }
     }
 
-    /// Takes for dead a connected peer that has acknowledged nothing for
-    /// the failure time-out (and the heartbeat's [`DEAD_AFTER`]) while
+    /// Takes for dead a connected peer that has not caught up with the
+    /// messages that waited when a wait began ([`AckWatch`]) for the
+    /// failure time-out (and the heartbeat's [`DEAD_AFTER`]) while
     /// messages written to it waited: its connection's heartbeat is
     /// answered, but its engine is stuck (or broken), and what this host
     /// keeps to send it again must not grow for ever. A live peer
@@ -1518,6 +1526,7 @@ impl Engine {
             let written = self.cluster.as_ref().is_some_and(|cl| cl.written(i, conn));
             let waited = p.acks.note(
                 p.session.acknowledged(),
+                p.session.sent(),
                 written && p.session.unacknowledged() > 0,
                 now,
             );
@@ -7020,18 +7029,35 @@ mod tests {
         let s = Duration::from_secs;
         let mut w = AckWatch::default();
         // Nothing waits: nothing is owed, however long.
-        assert_eq!(w.note(0, false, t0), s(0));
-        assert_eq!(w.note(0, false, t0 + s(60)), s(0));
-        // Messages wait from 60 s on, unacknowledged.
-        assert_eq!(w.note(0, true, t0 + s(60)), s(0));
-        assert_eq!(w.note(0, true, t0 + s(65)), s(5));
-        // An acknowledgement (of some) starts the wait again.
-        assert_eq!(w.note(3, true, t0 + s(66)), s(0));
-        assert_eq!(w.note(3, true, t0 + s(76)), s(10));
+        assert_eq!(w.note(0, 0, false, t0), s(0));
+        assert_eq!(w.note(0, 0, false, t0 + s(60)), s(0));
+        // Messages 1 to 5 wait from 60 s on, unacknowledged.
+        assert_eq!(w.note(0, 5, true, t0 + s(60)), s(0));
+        assert_eq!(w.note(0, 5, true, t0 + s(65)), s(5));
+        // All of those acknowledged (more sent since): a new wait.
+        assert_eq!(w.note(5, 8, true, t0 + s(66)), s(0));
+        assert_eq!(w.note(5, 8, true, t0 + s(76)), s(10));
         // All acknowledged, then new messages: a new wait.
-        assert_eq!(w.note(9, false, t0 + s(77)), s(0));
-        assert_eq!(w.note(9, true, t0 + s(78)), s(0));
-        assert_eq!(w.note(9, true, t0 + s(79)), s(1));
+        assert_eq!(w.note(9, 9, false, t0 + s(77)), s(0));
+        assert_eq!(w.note(9, 12, true, t0 + s(78)), s(0));
+        assert_eq!(w.note(9, 12, true, t0 + s(79)), s(1));
+    }
+
+    /// A peer that acknowledges one message now and then while more are
+    /// sent never catches up: its wait is not started again, so it is
+    /// taken for dead after the failure time-out, and what this host
+    /// keeps to send it again stays bounded by what it sends in that time.
+    #[test]
+    fn a_peer_that_acknowledges_a_trickle_is_noticed_too() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = AckWatch::default();
+        assert_eq!(w.note(0, 100, true, t0), s(0));
+        let mut waited = s(0);
+        for i in 1..=30u64 {
+            waited = w.note(i, 100 + 100 * i, true, t0 + s(i));
+        }
+        assert_eq!(waited, s(30));
     }
 
     #[test]
