@@ -3277,7 +3277,7 @@ impl Engine {
                     self.refuse(from, what, why);
                     continue;
                 }
-                Err(ProtocolError::Unexpected { from, msg }) => {
+                Err(ProtocolError::Unexpected { from, msg }) if from != self.me => {
                     Counters::add(&self.counters.unexpected_from_peers, 1);
                     let n = self.counters.unexpected_from_peers.load(Ordering::Relaxed);
                     if loggable(n) {
