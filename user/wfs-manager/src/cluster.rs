@@ -58,7 +58,8 @@
 //! its session and is sent again on the next one. An outbox holds no more
 //! than its session: every frame in it is one the peer has not
 //! acknowledged (or a bare acknowledgement, a PONG), and the engine takes
-//! a peer that acknowledges nothing for its failure time-out for dead.
+//! a peer that does not catch up with its acknowledgements for its
+//! failure time-out for dead.
 //!
 //! # Batches
 //!

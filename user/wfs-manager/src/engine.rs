@@ -45,7 +45,9 @@ use crate::names::{FileInfo, NameError, NameMsg, NameOutput, Names};
 use crate::namespace::Namespace;
 use crate::pool::{Pool, check_lent, lent_page};
 use crate::prefetch::{CopyGrant, Prefetch};
-use crate::protocol::{Core, HostId, Input, Msg, Output, PageData, PageId, UpgradeAnswer};
+use crate::protocol::{
+    Core, HostId, Input, Msg, Output, PageData, PageId, ProtocolError, UpgradeAnswer,
+};
 use crate::session::Session;
 use crate::sizes::{
     Asking as SizeAsking, OnDisk, Peers as SizePeers, SizeMsg, Sizes, Then as SizeThen, Told,
@@ -234,6 +236,16 @@ pub struct ProtocolStats {
     /// RELEASEs of opens an earlier manager of this host counted, ignored.
     #[serde(default)]
     pub releases_stale: u64,
+    /// Messages from authenticated peers refused as ones no correct peer
+    /// sends (Documentation/protocol.md, "What a peer may not do"):
+    /// changed nothing, answered nothing.
+    #[serde(default)]
+    pub refused_from_peers: u64,
+    /// Messages from peers that did not fit the protocol's state (a reply
+    /// to no request, a frame out of turn), dropped: a peer's bug, or one
+    /// sent before a change this host has not told it of.
+    #[serde(default)]
+    pub unexpected_from_peers: u64,
 }
 
 /// The engine's counters, shared with the status report.
@@ -286,6 +298,8 @@ pub struct Counters {
     files_kept: AtomicU64,
     times_set: AtomicU64,
     releases_stale: AtomicU64,
+    refused_from_peers: AtomicU64,
+    unexpected_from_peers: AtomicU64,
 }
 
 impl Counters {
@@ -344,6 +358,8 @@ impl Counters {
             files_kept: g(&self.files_kept),
             times_set: g(&self.times_set),
             releases_stale: g(&self.releases_stale),
+            refused_from_peers: g(&self.refused_from_peers),
+            unexpected_from_peers: g(&self.unexpected_from_peers),
         }
     }
 }
@@ -378,24 +394,31 @@ const RETRY: Duration = Duration::from_millis(1);
 const CORKED_EVENTS: usize = 64;
 /// Whether a connected peer acknowledges what it is sent: the heartbeat
 /// shows its manager's connection threads run, this that its engine does.
+/// A wait ends only once every message that waited when it began is
+/// acknowledged: a peer that acknowledges one message now and then, never
+/// catching up, does not keep this host's resend queue growing for ever.
 #[derive(Debug, Default)]
 struct AckWatch {
-    /// The last message it had acknowledged when last looked at.
-    acked: u64,
-    /// Since when messages have waited with that acknowledgement.
+    /// The last message sent when the wait began: the wait lasts until
+    /// the peer acknowledges it.
+    target: u64,
+    /// Since when messages have waited (up to `target`).
     since: Option<Instant>,
 }
 
 impl AckWatch {
     /// Notes at `now` that the peer has acknowledged messages up to
-    /// `acked`, and whether messages wait for it (`waiting`); returns how
-    /// long messages have waited without any acknowledgement.
-    fn note(&mut self, acked: u64, waiting: bool, now: Instant) -> Duration {
+    /// `acked` of those sent up to `sent`, and whether messages wait for
+    /// it (`waiting`); returns how long messages have waited without the
+    /// peer catching up with those that waited when the wait began.
+    fn note(&mut self, acked: u64, sent: u64, waiting: bool, now: Instant) -> Duration {
         let since = match self.since {
-            Some(since) if waiting && acked == self.acked => since,
-            _ => now,
+            Some(since) if waiting && acked < self.target => since,
+            _ => {
+                self.target = sent;
+                now
+            }
         };
-        self.acked = acked;
         self.since = waiting.then_some(since);
         now.saturating_duration_since(since)
     }
@@ -1481,8 +1504,9 @@ impl Engine {
         }
     }
 
-    /// Takes for dead a connected peer that has acknowledged nothing for
-    /// the failure time-out (and the heartbeat's [`DEAD_AFTER`]) while
+    /// Takes for dead a connected peer that has not caught up with the
+    /// messages that waited when a wait began ([`AckWatch`]) for the
+    /// failure time-out (and the heartbeat's [`DEAD_AFTER`]) while
     /// messages written to it waited: its connection's heartbeat is
     /// answered, but its engine is stuck (or broken), and what this host
     /// keeps to send it again must not grow for ever. A live peer
@@ -1502,6 +1526,7 @@ impl Engine {
             let written = self.cluster.as_ref().is_some_and(|cl| cl.written(i, conn));
             let waited = p.acks.note(
                 p.session.acknowledged(),
+                p.session.sent(),
                 written && p.session.unacknowledged() > 0,
                 now,
             );
@@ -1641,7 +1666,7 @@ impl Engine {
         match msg {
             PeerMsg::Page(m) => {
                 if let Err(why) = check_page_msg(&m) {
-                    wlog!("page protocol: refused a message from host {from}: {why}");
+                    self.refuse(from, "a page message", &why);
                     return;
                 }
                 match &m {
@@ -1690,8 +1715,9 @@ impl Engine {
                         None
                     }
                 };
-                // (The core takes the sender of a Fetch for a file nobody
-                // knows as its owner.)
+                // (The core refuses what only an owner sends, Fetch, Revoke
+                // and Share, of a file it knows no owner of: no peer makes
+                // itself an owner by saying so.)
                 if let Some(page) = page {
                     self.know_file(page.file);
                 }
@@ -1707,7 +1733,15 @@ impl Engine {
                 });
                 self.send(from, PeerMsg::Name(NameMsg::Answer { id, found }));
             }
-            PeerMsg::Name(NameMsg::Answer { id, found }) => {
+            PeerMsg::Name(NameMsg::Answer { id, mut found }) => {
+                if let Some(i) = &found
+                    && let Some(why) = self.foreign_file(from, i.file)
+                {
+                    // Counted as the peer's "no": its lookup is answered,
+                    // and the file stays its owner's.
+                    self.refuse(from, "an Answer", why);
+                    found = None;
+                }
                 if let Some(i) = &found {
                     // (The owner's times of the file, as of now.)
                     self.heard_times(i.file);
@@ -1811,6 +1845,18 @@ impl Engine {
                 self.make_asked(from, id, &name, mode, excl, until);
             }
             PeerMsg::Name(NameMsg::Made { id, made }) => self.made_answered(from, id, made),
+        }
+    }
+
+    /// Why `from` may not answer a name with `file`, if it may not: the
+    /// file is another host's (this host exports it, or knows its owner).
+    /// File ids follow files (a hash of the owner's file handle), and a
+    /// file's owner never changes, so no correct peer names another's.
+    fn foreign_file(&self, from: HostId, file: u64) -> Option<&'static str> {
+        match self.core.owner_of(file) {
+            Some(o) if o == self.me => Some("a file id this host owns"),
+            Some(o) if o != from => Some("a file id another host owns"),
+            _ => None,
         }
     }
 
@@ -3189,6 +3235,19 @@ impl Engine {
         }
     }
 
+    /// A message from `from` that no correct peer sends (`what`, refused
+    /// for `why`): counted, and logged (the first hundred, then every
+    /// thousandth: a flood does not fill the log). The caller changes
+    /// nothing and answers nothing.
+    fn refuse(&self, from: HostId, what: &str, why: &str) {
+        Counters::add(&self.counters.refused_from_peers, 1);
+        let n = self.counters.refused_from_peers.load(Ordering::Relaxed);
+        if loggable(n) {
+            let name = self.host_names(&[from]);
+            wlog!("peer {name}: refused {what}: {why} ({n} refused so far)");
+        }
+    }
+
     fn host_names(&self, hosts: &[HostId]) -> String {
         hosts
             .iter()
@@ -3214,6 +3273,22 @@ impl Engine {
             }
             let outputs = match self.core.handle(input) {
                 Ok(o) => o,
+                Err(ProtocolError::Forbidden { from, what, why }) => {
+                    self.refuse(from, what, why);
+                    continue;
+                }
+                Err(ProtocolError::Unexpected { from, msg }) if from != self.me => {
+                    Counters::add(&self.counters.unexpected_from_peers, 1);
+                    let n = self.counters.unexpected_from_peers.load(Ordering::Relaxed);
+                    if loggable(n) {
+                        let name = self.host_names(&[from]);
+                        wlog!(
+                            "peer {name}: dropped {} (not in the protocol's state; {n} so far)",
+                            brief_msg(&msg)
+                        );
+                    }
+                    continue;
+                }
                 Err(e) => {
                     wlog!("page protocol: refused {e:?}");
                     continue;
@@ -4173,6 +4248,12 @@ fn kernel_errno(e: i32) -> i32 {
 /// Refuses a page message whose page is not exactly one page: written to
 /// the export or installed, anything else would spill into the next page
 /// or leave part of one undefined.
+/// Whether the `n`th refusal is logged: the first hundred, then every
+/// thousandth.
+fn loggable(n: u64) -> bool {
+    n <= 100 || n.is_multiple_of(1000)
+}
+
 fn check_page_msg(m: &Msg) -> Result<(), String> {
     match m {
         Msg::Data { data, .. } | Msg::Put { data, .. } | Msg::Orphan { data, .. }
@@ -5053,6 +5134,247 @@ mod tests {
             // file id any more, so it found no name.)
             let st = c.host("b").engine.counters.snapshot();
             assert_eq!((st.unlinks, st.unlinks_failed), (1, 0));
+        }
+    }
+
+    /// What an authenticated peer may not do (Documentation/protocol.md,
+    /// "What a peer may not do"): each forbidden message is refused,
+    /// counted, and changes nothing; genuine traffic goes on.
+    mod peer_refusals {
+        use super::harness::{Cluster, Got, f_id, inc};
+        use super::*;
+        use wfs_abi::Opcode;
+
+        impl Cluster {
+            /// Host `from` sends `msg` to `to` on its session, as any
+            /// message of its; delivered, with what it causes.
+            fn forge(&mut self, from: &str, to: &str, msg: PeerMsg) {
+                let to = host_id(to);
+                self.on(from, |e| e.send(to, msg));
+            }
+
+            fn refusals(&mut self, at: &str) -> u64 {
+                self.host(at).engine.counters.snapshot().refused_from_peers
+            }
+
+            /// What the owner a's disk has of file f: the byte its page
+            /// is filled with (`None` if not one byte throughout).
+            fn f_on_disk(&mut self) -> Option<u8> {
+                let d = std::fs::read(self.host("a").dir.export().join("f")).expect("f");
+                (d.len() == PAGE_SIZE && d.iter().all(|&b| b == d[0])).then_some(d[0])
+            }
+
+            /// Host `at`'s kernel READs page 0 of f (request `req`).
+            fn read_f(&mut self, at: &str, req: u64) {
+                let file = f_id();
+                self.ask(
+                    at,
+                    req,
+                    Request::Read {
+                        file,
+                        index: 0,
+                        count: 1,
+                        slot: 0,
+                    },
+                );
+                let r = self.host(at).kernel_replies();
+                assert!(
+                    matches!(r[..], [(id, Opcode::Read, 0, _)] if id == req),
+                    "{r:?}"
+                );
+            }
+        }
+
+        fn page() -> PageId {
+            PageId {
+                file: f_id(),
+                index: 0,
+            }
+        }
+
+        fn put(epoch: u64, byte: u8) -> PeerMsg {
+            PeerMsg::Page(Msg::Put {
+                page: page(),
+                epoch,
+                seq: 1,
+                data: Arc::new(vec![byte; PAGE_SIZE]),
+                home: false,
+            })
+        }
+
+        /// A genuine writeback of page 0 of f by its holder `at`.
+        fn write_back(c: &mut Cluster, at: &str, byte: u8) {
+            let data = Arc::new(vec![byte; PAGE_SIZE]);
+            c.on(at, |e| {
+                e.run_core(Input::Writeback {
+                    req: 900,
+                    page: page(),
+                    data,
+                })
+            });
+        }
+
+        #[test]
+        fn a_put_of_an_epoch_never_handed_out_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let before = c.f_on_disk();
+            // c overwrites the page with the highest epoch there is: every
+            // genuine Put after it would be taken for older data.
+            c.forge("c", "a", put(u64::MAX, 0xee));
+            assert_eq!(c.f_on_disk(), before);
+            assert_eq!(c.refusals("a"), 1);
+            // b reads the page, writes it back: its data lands.
+            c.read_f("b", 1);
+            write_back(&mut c, "b", 0x11);
+            assert_eq!(c.f_on_disk(), Some(0x11));
+            assert_eq!(c.refusals("a"), 1);
+        }
+
+        #[test]
+        fn a_put_of_a_page_another_host_holds_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            let before = c.f_on_disk();
+            // c writes the epoch b was given (the newest), holding nothing.
+            c.forge("c", "a", put(1, 0xee));
+            assert_eq!(c.f_on_disk(), before);
+            assert_eq!(c.refusals("a"), 1);
+            write_back(&mut c, "b", 0x22);
+            assert_eq!(c.f_on_disk(), Some(0x22));
+            // A late Put of an older epoch is no refusal (its sender held
+            // the page then; the epochs keep it off newer data on disk).
+            c.read_f("c", 2);
+            c.forge("b", "a", put(1, 0x33));
+            assert_eq!(c.refusals("a"), 1);
+        }
+
+        #[test]
+        fn a_fetch_from_a_host_that_is_not_the_owner_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            let f = f_id();
+            let unknown = f ^ 0x5a5a;
+            for file in [unknown, f] {
+                let fetch = PeerMsg::Page(Msg::Fetch {
+                    txn: 7,
+                    page: PageId { file, index: 0 },
+                    to: host_id("c"),
+                    incarnation: inc("c", 1),
+                    epoch: 9,
+                });
+                c.forge("c", "b", fetch);
+            }
+            assert_eq!(c.refusals("b"), 2);
+            // Nobody made c an owner, and b still holds f's page.
+            assert_eq!(c.host("b").engine.core.owner_of(unknown), None);
+            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
+            assert!(c.host("b").engine.core.holds(page()));
+            // The owner's own move of it still works.
+            c.read_f("c", 2);
+            assert!(!c.host("b").engine.core.holds(page()));
+            assert!(c.host("c").engine.core.holds(page()));
+        }
+
+        #[test]
+        fn an_answer_naming_another_hosts_file_is_taken_for_no() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            let f = f_id();
+            // b looks up "g": c answers with f's id (a's file), as if g
+            // were its own.
+            let sent = c
+                .host("b")
+                .with(|e| e.event(Event::Upcall(upcall(2, Request::Lookup { name: b"g" }))));
+            let mut todo = VecDeque::new();
+            for (to, fr) in sent {
+                if to == "c"
+                    && let Frame::Page(crate::session::Frame {
+                        msg: Some(PeerMsg::Name(NameMsg::Lookup { id, .. })),
+                        ..
+                    }) = &fr
+                {
+                    let info = FileInfo {
+                        file: f,
+                        size: PAGE_SIZE as u64,
+                        mode: 0o644,
+                        mtime: Default::default(),
+                        ctime: Default::default(),
+                    };
+                    let id = *id;
+                    c.forge(
+                        "c",
+                        "b",
+                        PeerMsg::Name(NameMsg::Answer {
+                            id,
+                            found: Some(info),
+                        }),
+                    );
+                }
+                todo.push_back(("b".to_string(), to, fr));
+            }
+            c.deliver(todo);
+            assert_eq!(c.refusals("b"), 1);
+            let r = c.host("b").kernel_replies();
+            assert_eq!(r, [(2, Opcode::Lookup, errno::ENOENT, Got::Nothing)]);
+            // f stays a's: b's writeback goes there.
+            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
+            write_back(&mut c, "b", 0x44);
+            assert_eq!(c.f_on_disk(), Some(0x44));
+        }
+
+        #[test]
+        fn a_page_for_a_request_this_host_never_made_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            // c sends b a dirty page of f for a transaction of c's: b
+            // would take it for one meant for its earlier incarnation and
+            // send it home to a, as its own.
+            let data = PeerMsg::Page(Msg::Data {
+                txn: (u64::from(host_id("c")) << 48) | 5,
+                page: page(),
+                data: Arc::new(vec![0xee; PAGE_SIZE]),
+                dirty: true,
+                epoch: 1,
+                owner: inc("a", 1),
+                access: Access::Write,
+            });
+            let before = c.f_on_disk();
+            c.forge("c", "b", data);
+            assert_eq!(c.refusals("b"), 1);
+            assert_eq!(c.f_on_disk(), before);
+            assert_eq!(c.refusals("a"), 0);
+            write_back(&mut c, "b", 0x55);
+            assert_eq!(c.f_on_disk(), Some(0x55));
+        }
+
+        #[test]
+        fn a_reply_to_no_request_is_dropped_and_counted() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            // A Done for a move that is not under way, from a host that
+            // asked for nothing.
+            c.forge(
+                "c",
+                "a",
+                PeerMsg::Page(Msg::Done {
+                    txn: 3,
+                    page: page(),
+                }),
+            );
+            let s = c.host("a").engine.counters.snapshot();
+            assert_eq!((s.refused_from_peers, s.unexpected_from_peers), (0, 1));
+            assert!(c.host("b").engine.core.holds(page()));
+            c.read_f("c", 2);
+            assert!(c.host("c").engine.core.holds(page()));
+        }
+
+        fn upcall(req: u64, r: Request<'_>) -> Upcall {
+            let mut msg = [0u8; MSG_MAX];
+            let n = r.encode(req, &mut msg).expect("encode");
+            Upcall {
+                started: Instant::now(),
+                msg: msg[..n].to_vec(),
+            }
         }
     }
 
@@ -6707,18 +7029,35 @@ mod tests {
         let s = Duration::from_secs;
         let mut w = AckWatch::default();
         // Nothing waits: nothing is owed, however long.
-        assert_eq!(w.note(0, false, t0), s(0));
-        assert_eq!(w.note(0, false, t0 + s(60)), s(0));
-        // Messages wait from 60 s on, unacknowledged.
-        assert_eq!(w.note(0, true, t0 + s(60)), s(0));
-        assert_eq!(w.note(0, true, t0 + s(65)), s(5));
-        // An acknowledgement (of some) starts the wait again.
-        assert_eq!(w.note(3, true, t0 + s(66)), s(0));
-        assert_eq!(w.note(3, true, t0 + s(76)), s(10));
+        assert_eq!(w.note(0, 0, false, t0), s(0));
+        assert_eq!(w.note(0, 0, false, t0 + s(60)), s(0));
+        // Messages 1 to 5 wait from 60 s on, unacknowledged.
+        assert_eq!(w.note(0, 5, true, t0 + s(60)), s(0));
+        assert_eq!(w.note(0, 5, true, t0 + s(65)), s(5));
+        // All of those acknowledged (more sent since): a new wait.
+        assert_eq!(w.note(5, 8, true, t0 + s(66)), s(0));
+        assert_eq!(w.note(5, 8, true, t0 + s(76)), s(10));
         // All acknowledged, then new messages: a new wait.
-        assert_eq!(w.note(9, false, t0 + s(77)), s(0));
-        assert_eq!(w.note(9, true, t0 + s(78)), s(0));
-        assert_eq!(w.note(9, true, t0 + s(79)), s(1));
+        assert_eq!(w.note(9, 9, false, t0 + s(77)), s(0));
+        assert_eq!(w.note(9, 12, true, t0 + s(78)), s(0));
+        assert_eq!(w.note(9, 12, true, t0 + s(79)), s(1));
+    }
+
+    /// A peer that acknowledges one message now and then while more are
+    /// sent never catches up: its wait is not started again, so it is
+    /// taken for dead after the failure time-out, and what this host
+    /// keeps to send it again stays bounded by what it sends in that time.
+    #[test]
+    fn a_peer_that_acknowledges_a_trickle_is_noticed_too() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = AckWatch::default();
+        assert_eq!(w.note(0, 100, true, t0), s(0));
+        let mut waited = s(0);
+        for i in 1..=30u64 {
+            waited = w.note(i, 100 + 100 * i, true, t0 + s(i));
+        }
+        assert_eq!(waited, s(30));
     }
 
     #[test]

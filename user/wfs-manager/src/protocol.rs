@@ -578,6 +578,14 @@ pub enum ProtocolError {
     UnknownFile(u64),
     /// A message that does not fit the page's state.
     Unexpected { from: HostId, msg: Msg },
+    /// A message no correct peer sends, whatever the timing: it claims
+    /// more than its sender was given (Documentation/protocol.md, "What
+    /// a peer may not do"). Nothing changed and nothing was answered.
+    Forbidden {
+        from: HostId,
+        what: &'static str,
+        why: &'static str,
+    },
 }
 
 /// The owner's directory entry of a page.
@@ -737,6 +745,28 @@ impl Dir {
     /// Reads the page from disk for the busy transaction; or, while a write
     /// of it is not reported yet, or the disk misses its newest data (that
     /// write failed), once the data is written.
+    /// Why a `Put` of `epoch` from `from` is one no correct peer sends,
+    /// if it is: its epoch was never handed out (above the newest), or
+    /// it is the newest epoch's, which another host holds, and `from` is
+    /// not the host it is moving to. (An older epoch's `Put` may be late:
+    /// its sender held the page then, and the epochs keep it from landing
+    /// on newer data. So may one of the newest epoch from no holder: the
+    /// last one gave the page back, and sends its data again after a
+    /// failed disk write.)
+    fn forbidden_put(&self, from: HostId, epoch: u64) -> Option<&'static str> {
+        if epoch > self.epoch {
+            Some("an epoch never handed out")
+        } else if epoch > 0
+            && epoch == self.epoch
+            && self.holder.is_some_and(|h| h != from)
+            && self.busy.map(|(_, to)| to) != Some(from)
+        {
+            Some("a page the sender does not hold")
+        } else {
+            None
+        }
+    }
+
     fn read_disk(&mut self, page: PageId, out: &mut Vec<Output>) {
         self.reading = true;
         if self.writing > 0 || self.unwritten.is_some() {
@@ -2288,10 +2318,9 @@ impl Core {
                 incarnation,
                 epoch,
             } => {
-                // Only a file's owner sends Fetch: this host's manager,
-                // started since its kernel took the page, may not have
-                // looked the file up yet.
-                let owner = *self.owners.entry(page.file).or_insert(from);
+                // Only a file's owner sends Fetch (and only to a host it
+                // served the page to, which knows the file's owner).
+                let owner = self.claimed(page, from, "a Fetch")?;
                 if owner != from || self.fetching.contains_key(&page) {
                     return Err(unexpected(&msg));
                 }
@@ -2323,6 +2352,16 @@ impl Core {
                 ..
             } => {
                 let owner = self.owner(page.file)?;
+                if txn >> 48 != u64::from(self.me) {
+                    // Every transaction a page moves to this host for is
+                    // this host's (its id in the top bits), whichever
+                    // incarnation of it made it.
+                    return Err(ProtocolError::Forbidden {
+                        from,
+                        what: "a Data",
+                        why: "a page for a request this host never made",
+                    });
+                }
                 if access == Access::Read && dirty {
                     // A read-only copy is always on the owner's disk.
                     return Err(unexpected(&msg));
@@ -2605,6 +2644,23 @@ impl Core {
                 home,
             } => {
                 self.owned(page, &msg, from)?;
+                // (A sender whose `Holding` this rebuilding owner waits
+                // for may write data of an epoch its directory has not
+                // heard of yet.)
+                if !self.rebuild.contains(&from)
+                    && let Some(why) = self
+                        .dir
+                        .get(&page)
+                        .map_or((epoch > 0).then_some("an epoch never handed out"), |d| {
+                            d.forbidden_put(from, epoch)
+                        })
+                {
+                    return Err(ProtocolError::Forbidden {
+                        from,
+                        what: "a Put",
+                        why,
+                    });
+                }
                 let d = self.dir.entry(page).or_default();
                 // Epoch 0: data no incarnation of this owner granted (a
                 // restarted manager's kernel kept it dirty). Taken only if
@@ -2679,9 +2735,8 @@ impl Core {
                 }
             }
             Msg::Revoke { txn, page } => {
-                // (Only a file's owner sends it: a manager that has not
-                // looked the file up yet learns the owner from it.)
-                if *self.owners.entry(page.file).or_insert(from) != from {
+                // (Only a file's owner sends it.)
+                if self.claimed(page, from, "a Revoke")? != from {
                     return Err(unexpected(&msg));
                 }
                 if !self.epochs.contains_key(&page) || self.revokes.contains_key(&page) {
@@ -2701,7 +2756,7 @@ impl Core {
                 self.revokes.insert(page, txn);
             }
             Msg::Share { txn, page } => {
-                if *self.owners.entry(page.file).or_insert(from) != from {
+                if self.claimed(page, from, "a Share")? != from {
                     return Err(unexpected(&msg));
                 }
                 if !self.epochs.contains_key(&page) {
@@ -3998,6 +4053,33 @@ impl Core {
         } else {
             self.incarnations.get(&owner).copied().unwrap_or(0)
         })
+    }
+
+    /// The owner of `page`'s file, for a message only an owner sends
+    /// (`what`, from `from`): refused unless `from` is the owner this
+    /// host knows.
+    /// A peer cannot make itself a file's owner by saying so (an owner
+    /// only asks a page of a host it served it to, which had looked the
+    /// file up first).
+    fn claimed(
+        &self,
+        page: PageId,
+        from: HostId,
+        what: &'static str,
+    ) -> Result<HostId, ProtocolError> {
+        match self.owners.get(&page.file) {
+            Some(&owner) if owner == from => Ok(owner),
+            Some(_) => Err(ProtocolError::Forbidden {
+                from,
+                what,
+                why: "ownership of a file another host owns",
+            }),
+            None => Err(ProtocolError::Forbidden {
+                from,
+                what,
+                why: "ownership of a file this host knows no owner of",
+            }),
+        }
     }
 
     /// Refuses a message about a page this host does not own.

@@ -163,6 +163,11 @@ impl<M: Clone> Session<M> {
         self.received
     }
 
+    /// Number of the last message sent.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
     /// Messages sent and not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         self.unacked.len()

@@ -399,6 +399,10 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             "names: created {} (failed, exists included {}; made at another host by a placement rule {}), unlinked {} (failed {}), renamed {} (failed, EXDEV included {}); opened {} (failed {}; closes of an earlier manager's opens ignored {}); files of this owner kept open after their name went {}; times set {}",
             p.creates, p.creates_failed, p.creates_placed, p.unlinks, p.unlinks_failed, p.renames, p.renames_failed, p.opens, p.opens_failed, p.releases_stale, p.files_kept, p.times_set
         ));
+        v.push(format!(
+            "from peers: refused (what no correct peer sends) {}, dropped (not in the protocol's state) {}",
+            p.refused_from_peers, p.unexpected_from_peers
+        ));
     }
     if let Some(t) = &s.transport {
         v.push(format!(
@@ -836,6 +840,8 @@ mod tests {
             files_kept: 2,
             times_set: 5,
             releases_stale: 3,
+            refused_from_peers: 4,
+            unexpected_from_peers: 2,
         });
         r.transport = Some(wfs_manager::cluster::TransportStats {
             transport: "noise".into(),
@@ -861,6 +867,7 @@ mod tests {
                 "locks: asked 9, granted 5, refused (held, deadlock) 2, failed (owner gone, too long) 1, grants undone (request given up) 1; waits at this owner 3",
                 "sizes: asked 6, done 3, refused 2, failed (owner gone, disk, too long) 1; shrinks of this owner's files 5; new sizes sent to peers 8, heard from owners 4; times asked of owners 11",
                 "names: created 7 (failed, exists included 2; made at another host by a placement rule 4), unlinked 3 (failed 1), renamed 6 (failed, EXDEV included 2); opened 12 (failed 1; closes of an earlier manager's opens ignored 3); files of this owner kept open after their name went 2; times set 5",
+                "from peers: refused (what no correct peer sends) 4, dropped (not in the protocol's state) 2",
                 "transport: noise; key exchanges refused 3, connections closed on a record that failed authentication 1",
                 "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0"
             ]
