@@ -9,7 +9,8 @@
 # request, a blob the size of a key exchange's first message): nothing comes back, each refusal is
 # counted there, and the real connections stay up. A second registration gets EBUSY, a wrong ABI
 # version EPROTO; an unprivileged user cannot open /dev/wfs (mode 0600:
-# EACCES) and, given a node it can open, is refused registration (EPERM).
+# EACCES) and, given a node it can open, is refused registration (EPERM);
+# nor reach the manager's control socket.
 set -eu
 h=$WFS_HOST
 fail() { echo "FAIL h$h: $*"; exit 1; }
@@ -67,6 +68,14 @@ wfsctl status | grep -q "peer h1 10.0.0.1:7070 connected" || [ "$h" = 1 ] \
 wfsctl probe-register --expect EBUSY || fail "second registration was not refused with EBUSY"
 wfsctl probe-register --abi 999 --expect EPROTO || fail "wrong ABI version was not refused with EPROTO"
 wfsctl probe-register --as-uid 65534 --expect EACCES || fail "an unprivileged user could open /dev/wfs"
+# Nor can it reach the manager's control socket (mode 0600 in a 0700
+# directory): not even the read-only status.
+if su -s /bin/sh nobody -c 'wfsctl status' > /tmp/nobody.out 2>&1; then
+    cat /tmp/nobody.out; fail "an unprivileged user reached the control socket"
+fi
+grep -q "Permission denied" /tmp/nobody.out || { cat /tmp/nobody.out; fail "nobody's wfsctl status failed otherwise"; }
+ls -ld /run/wfs | grep -q '^drwx------' || fail "/run/wfs is not mode 0700: $(ls -ld /run/wfs)"
+ls -l /run/wfs/manager.sock | grep -q '^srw-------' || fail "the control socket is not mode 0600"
 # The capability check behind the mode: a node nobody restricts.
 mknod -m 666 /tmp/wfs-open c $((0x$(stat -c %t /dev/wfs))) $((0x$(stat -c %T /dev/wfs)))
 wfsctl probe-register --device /tmp/wfs-open --as-uid 65534 --expect EPERM || fail "unprivileged registration was not refused with EPERM"
