@@ -55,8 +55,11 @@ if [ "$h" = 1 ]; then
         i=$((i + 1))
     done
 else
+    # (At least h1's two: a real handshake cut short under a slow
+    # emulator would count too.)
+    refused() { wfsctl stats | sed -n 's/^transport: noise; key exchanges refused \([0-9]*\),.*/\1/p'; }
     n=0
-    until wfsctl stats | grep -q '^transport: noise; key exchanges refused 2,'; do
+    until [ "$(refused)" -ge 2 ] 2>/dev/null; do
         n=$((n + 1))
         [ $n -lt 60 ] || { wfsctl stats | grep '^transport'; fail "h1's rogue dials were not counted"; }
         sleep 0.5

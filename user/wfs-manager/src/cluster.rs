@@ -538,12 +538,46 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A socket whose reads end at a deadline while it has one: the whole
+/// handshake (key exchange, HELLO, HELLO_ACK, the dialer's first frame)
+/// must be done by then, so a dialer that trickles bytes cannot hold one
+/// of the few incoming slots longer than [`HANDSHAKE_TIMEOUT`].
+struct Deadlined {
+    stream: TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl io::Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the handshake took too long",
+                ));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        (&self.stream).read(buf)
+    }
+}
+
+impl io::Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.stream).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A connection past its key exchange (if any): the socket, and how frames
 /// go through it.
 struct Link {
     stream: TcpStream,
     sealer: Sealer,
-    reader: RecordReader<TcpStream>,
+    reader: RecordReader<Deadlined>,
 }
 
 impl Link {
@@ -553,26 +587,30 @@ impl Link {
     /// holds. With the plain transport, nothing is exchanged.
     fn establish(
         cfg: &Config,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: Option<&Peer>,
     ) -> Result<(Link, Option<usize>), secure::HandshakeError> {
+        let mut timed = Deadlined {
+            stream: stream.try_clone()?,
+            deadline: Some(Instant::now() + HANDSHAKE_TIMEOUT),
+        };
         let (idx, sealer, opener) = match (&cfg.transport, peer) {
             (Transport::Plain, _) => (None, Sealer::plain(), Opener::plain()),
             (Transport::Noise(me), Some(p)) => {
                 let key = p.public_key.ok_or_else(|| {
                     secure::HandshakeError::Refused(format!("no public key for {}", p.name))
                 })?;
-                let (s, o) = secure::initiate(&mut stream, &cfg.cluster, me, &key)?;
+                let (s, o) = secure::initiate(&mut timed, &cfg.cluster, me, &key)?;
                 (None, s, o)
             }
             (Transport::Noise(me), None) => {
-                let (i, s, o) = secure::respond(&mut stream, &cfg.cluster, me, |k| {
+                let (i, s, o) = secure::respond(&mut timed, &cfg.cluster, me, |k| {
                     cfg.peers.iter().position(|p| p.public_key == Some(*k))
                 })?;
                 (Some(i), s, o)
             }
         };
-        let reader = opener.reader(stream.try_clone()?, READ_BUFFER);
+        let reader = opener.reader(timed, READ_BUFFER);
         Ok((
             Link {
                 stream,
@@ -979,7 +1017,7 @@ impl Cluster {
     /// Most accepted connections at once: each peer's (two while one
     /// replaces another) and a few more. Connections that never say who
     /// they are (a port scan, a flood) cannot take more threads than that:
-    /// beyond it they are closed at once, and the handshake time-out frees
+    /// beyond it they are closed at once, and the handshake's deadline frees
     /// the slots they hold.
     pub fn max_incoming(&self) -> usize {
         2 * self.cfg.peers.len() + 8
@@ -1091,9 +1129,14 @@ impl Cluster {
             Err(e) => {
                 if !self.stopping() {
                     // Nothing is said to the other side: no reason, no
-                    // name.
-                    self.handshakes_refused.fetch_add(1, Ordering::Relaxed);
-                    wlog!("connection from {remote}: key exchange refused: {e}; closed");
+                    // name. (Logged the first 100 times, then every
+                    // 1000th: a flood must not fill the log.)
+                    let n = self.handshakes_refused.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n <= 100 || n.is_multiple_of(1000) {
+                        wlog!(
+                            "connection from {remote}: key exchange refused: {e}; closed ({n} so far)"
+                        );
+                    }
                 }
                 return;
             }
@@ -1128,15 +1171,18 @@ impl Cluster {
                 return;
             }
         };
+        if let Some(k) = keyed
+            && self.cfg.peers[k].name != host
+        {
+            // (Not this name's key: the peer whose key it is lies. Nothing
+            // of what it claims touches another peer's state.)
+            let owner = self.cfg.peers[k].name.clone();
+            let reason = format!("the key of {owner} says it is {host:?}");
+            self.refuse(&mut link, &owner, remote, &reason);
+            return;
+        }
         let idx = match self.check_hello(&cluster, &host) {
-            Ok(i) if keyed.is_none_or(|k| k == i) => i,
-            Ok(_) => {
-                // (Not this name's key: the peer whose key it is lies.)
-                let owner = keyed.map_or("?", |k| self.cfg.peers[k].name.as_str());
-                let reason = format!("the key of {owner} says it is {host:?}");
-                self.refuse(&mut link, owner, remote, &reason);
-                return;
-            }
+            Ok(i) => i,
             Err(reason) => {
                 if let Some(i) = self.cfg.peers.iter().position(|p| p.name == host) {
                     self.set_state(i, PeerState::Refused, Some(reason.clone()));
@@ -1207,6 +1253,8 @@ impl Cluster {
             sealer,
             mut reader,
         } = link;
+        // (From here on, the heartbeat's time-out alone: set below.)
+        reader.get_mut().deadline = None;
         let clones = stream
             .set_read_timeout(Some(DEAD_AFTER))
             .and_then(|_| stream.try_clone())
@@ -1814,13 +1862,16 @@ mod tests {
             Frame::hello("c", "a", 1).encode(),
             b"GET / HTTP/1.0\r\n\r\n".to_vec(),
             vec![0xff; 200],
+            // The size of a real first message, random: it reaches the
+            // key exchange itself, which cannot open it.
+            [&[0u8, 96][..], &[0x5a; 96][..]].concat(),
         ] {
             let mut s = TcpStream::connect(cl.local_addr()).unwrap();
             s.write_all(&bytes).unwrap();
             assert_eq!(crate::testkit::read_until_closed(s), Vec::<u8>::new());
         }
-        wait_for("four refusals counted", || {
-            cl.transport_stats().handshakes_refused == 4
+        wait_for("five refusals counted", || {
+            cl.transport_stats().handshakes_refused == 5
         });
         assert_eq!(cl.snapshot()[0].state, PeerState::Connecting);
         assert_eq!(cl.transport_stats().transport, "noise");
@@ -1828,6 +1879,35 @@ mod tests {
         let _s = shake_hands_as(&cl, "a");
         wait_for("a connected", || {
             cl.snapshot()[0].state == PeerState::Connected
+        });
+        cl.shutdown();
+    }
+
+    #[test]
+    fn a_dialer_that_trickles_its_handshake_loses_its_slot_at_the_deadline() {
+        let cl = Cluster::start(cfg("m", &["a"])).unwrap();
+        let mut s = TcpStream::connect(cl.local_addr()).unwrap();
+        let t = Instant::now();
+        // A byte a second, each well within a read's time-out: the
+        // handshake's deadline ends it all the same.
+        let mut closed = false;
+        for _ in 0..(2 * HANDSHAKE_TIMEOUT.as_secs()) {
+            if s.write_all(&[0]).is_err() {
+                closed = true;
+                break;
+            }
+            thread::sleep(Duration::from_secs(1));
+        }
+        if !closed {
+            assert_eq!(crate::testkit::read_until_closed(s), Vec::<u8>::new());
+        }
+        assert!(
+            t.elapsed() < HANDSHAKE_TIMEOUT + Duration::from_secs(3),
+            "held {:?}",
+            t.elapsed()
+        );
+        wait_for("the trickle counted", || {
+            cl.transport_stats().handshakes_refused == 1
         });
         cl.shutdown();
     }
@@ -1899,14 +1979,17 @@ mod tests {
                     Ok(())
                 }
             }
+            impl io::Read for Tap<'_> {
+                fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                    io::Read::read(&mut &*self.0, b)
+                }
+            }
             let me_key = match &me.transport {
                 Transport::Noise(k) => k.clone(),
                 Transport::Plain => unreachable!(),
             };
-            let mut reader = s.try_clone().unwrap();
-            let _ = secure::initiate_on(
+            let _ = secure::initiate(
                 &mut Tap(&s, &mut first),
-                &mut reader,
                 "c",
                 &me_key,
                 me.peers[0].public_key.as_ref().unwrap(),

@@ -14,14 +14,14 @@
 //!
 //! # The handshake
 //!
-//! `Noise_IK_25519_ChaChaPoly_BLAKE2s`, with the prologue `WFS` + the
+//! `Noise_IK_25519_ChaChaPoly_BLAKE2s`, with the prologue `WFS\0` + the
 //! cluster name: the dialer (who knows whom it dials) sends the first
 //! message, which carries its static key encrypted; the acceptor finds that
 //! key among its peers' or closes the connection, and answers. Each message
 //! goes as a 2-byte big-endian length and the message. A dialer that does
 //! not hold a listed key, or dials for another cluster, or sends anything
-//! else, gets the connection closed and learns nothing (no reason, no
-//! name). A replayed first message gets an answer that only the holder of
+//! else, gets the connection closed without a word (no reason, no name;
+//! the time the acceptor takes to refuse is not hidden). A replayed first message gets an answer that only the holder of
 //! the first message's ephemeral key can use: the acceptor counts a
 //! connection as a peer's only once a frame from it decrypts (its HELLO).
 //!
@@ -129,9 +129,21 @@ impl KeyPair {
     /// (unless root's): a key others could read is a key others have.
     pub fn load(path: &Path) -> Result<KeyPair, String> {
         let shown = path.display();
-        let meta = std::fs::symlink_metadata(path).map_err(|e| {
-            format!("cannot read key {shown}: {e} (make one with `wfsctl keygen {shown}`)")
-        })?;
+        // (Opened once, without following a link, and checked through the
+        // descriptor: nothing can swap the file between check and read.)
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => format!("key {shown} is not a regular file (a symbolic link)"),
+                _ => {
+                    format!("cannot read key {shown}: {e} (make one with `wfsctl keygen {shown}`)")
+                }
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read key {shown}: {e}"))?;
         if !meta.file_type().is_file() {
             return Err(format!("key {shown} is not a regular file"));
         }
@@ -149,9 +161,14 @@ impl KeyPair {
                 meta.uid()
             ));
         }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read key {shown}: {e}"))?;
-        let private = decode_key(&text).map_err(|e| format!("key {shown}: {e}"))?;
+        let mut text = String::new();
+        (&mut file)
+            .take(256)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read key {shown}: {e}"))?;
+        // (Not the decoder's own message: it would quote the file's bytes.)
+        let private = decode_key(&text)
+            .map_err(|_| format!("key {shown}: not a base64 key of {KEY_LEN} bytes"))?;
         KeyPair::from_private(private)
     }
 
@@ -260,20 +277,8 @@ fn receive_message<R: Read>(r: &mut R, max: usize) -> Result<Vec<u8>, HandshakeE
 /// Dials side: authenticates the peer whose public key is `peer` on
 /// `stream` (connected, with time-outs set), as cluster `cluster`'s host
 /// `me`. Returns the sealing and opening halves of the connection.
-pub fn initiate(
-    stream: &mut std::net::TcpStream,
-    cluster: &str,
-    me: &KeyPair,
-    peer: &Key,
-) -> Result<(Sealer, Opener), HandshakeError> {
-    let mut r = stream.try_clone()?;
-    initiate_on(stream, &mut r, cluster, me, peer)
-}
-
-/// [`initiate`] on any pair of streams (tests record what goes out).
-pub fn initiate_on<W: Write, R: Read>(
-    stream: &mut W,
-    answers: &mut R,
+pub fn initiate<S: Read + Write>(
+    stream: &mut S,
     cluster: &str,
     me: &KeyPair,
     peer: &Key,
@@ -288,7 +293,7 @@ pub fn initiate_on<W: Write, R: Read>(
     let mut buf = [0u8; MAX_HANDSHAKE];
     let n = hs.write_message(&[], &mut buf).map_err(refused)?;
     send_message(stream, &buf[..n])?;
-    let answer = receive_message(answers, MAX_HANDSHAKE)?;
+    let answer = receive_message(stream, MAX_HANDSHAKE)?;
     hs.read_message(&answer, &mut buf)
         .map_err(|_| HandshakeError::Refused("the peer's answer does not prove its key".into()))?;
     halves(hs)
@@ -298,8 +303,8 @@ pub fn initiate_on<W: Write, R: Read>(
 /// one `known` accepts (it returns the peer's index). Returns that index
 /// and the connection's halves. The dialer is proven to hold its key only
 /// once a record from it opens.
-pub fn respond(
-    stream: &mut std::net::TcpStream,
+pub fn respond<S: Read + Write>(
+    stream: &mut S,
     cluster: &str,
     me: &KeyPair,
     known: impl Fn(&Key) -> Option<usize>,
@@ -422,6 +427,7 @@ impl Opener {
             opener: self,
             plain: Vec::new(),
             pos: 0,
+            failed: false,
         }
     }
 }
@@ -442,14 +448,29 @@ pub struct RecordReader<R> {
     /// Opened bytes, `pos..` not read yet.
     plain: Vec<u8>,
     pos: usize,
+    /// A record failed to open: nothing more is read (every later record
+    /// would open under the wrong nonce or be an attacker's).
+    failed: bool,
+}
+
+fn tampered() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, TAMPERED)
 }
 
 impl<R: Read> RecordReader<R> {
+    /// The stream read from.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     /// The frame bytes at hand without waiting: on an encrypted
     /// connection, every whole record that has arrived is opened first.
     pub fn buffer(&mut self) -> io::Result<&[u8]> {
         if self.opener.cipher.is_none() {
             return Ok(&self.buf[self.start..self.end]);
+        }
+        if self.failed {
+            return Err(tampered());
         }
         while let Some(len) = self.whole_record() {
             self.open_record(len)?;
@@ -489,7 +510,8 @@ impl<R: Read> RecordReader<R> {
         let body = self.start + 2..self.start + 2 + len;
         self.start = body.end;
         if len < TAG {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, TAMPERED));
+            self.failed = true;
+            return Err(tampered());
         }
         if self.pos == self.plain.len() {
             self.plain.clear();
@@ -505,7 +527,8 @@ impl<R: Read> RecordReader<R> {
             }
             Err(_) => {
                 self.plain.truncate(at);
-                Err(io::Error::new(io::ErrorKind::InvalidData, TAMPERED))
+                self.failed = true;
+                Err(tampered())
             }
         }
     }
@@ -522,12 +545,20 @@ impl<R: Read> Read for RecordReader<R> {
             self.start += n;
             return Ok(n);
         }
+        if self.failed {
+            return Err(tampered());
+        }
         while self.pos == self.plain.len() {
             match self.whole_record() {
                 Some(len) => self.open_record(len)?,
                 None => {
                     if self.fill()? == 0 {
-                        // (The end of the stream, between records or not.)
+                        if self.start < self.end {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the connection ended inside a record",
+                            ));
+                        }
                         return Ok(0);
                     }
                 }
@@ -705,5 +736,28 @@ mod tests {
         r1[3] ^= 4;
         a.write_all(&r1).unwrap();
         assert_eq!(b_read.read(&mut got).unwrap_err().to_string(), TAMPERED);
+        // A forged record between two real ones, opened by `buffer()` (the
+        // batching path): the failure sticks, and the real record after it
+        // is not handed over.
+        let ((mut a, a_seal, _), (_b, _, mut b_read)) = pair();
+        let mut three = a_seal.seal(b"one".to_vec());
+        three.extend([0, 20]);
+        three.extend([0x77; 20]);
+        three.extend(a_seal.seal(b"two".to_vec()));
+        a.write_all(&three).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut one = [0u8; 3];
+        b_read.read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"one");
+        assert_eq!(b_read.buffer().unwrap_err().to_string(), TAMPERED);
+        assert_eq!(b_read.buffer().unwrap_err().to_string(), TAMPERED);
+        assert_eq!(b_read.read(&mut one).unwrap_err().to_string(), TAMPERED);
+        // The connection cut inside a record is no clean end.
+        let ((mut a, a_seal, _), (_b, _, mut b_read)) = pair();
+        let r = a_seal.seal(b"cut short".to_vec());
+        a.write_all(&r[..r.len() - 3]).unwrap();
+        a.shutdown(std::net::Shutdown::Write).unwrap();
+        let e = b_read.read(&mut got).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
     }
 }
