@@ -1733,15 +1733,13 @@ impl Engine {
                 });
                 self.send(from, PeerMsg::Name(NameMsg::Answer { id, found }));
             }
-            PeerMsg::Name(NameMsg::Answer { id, mut found }) => {
-                if let Some(i) = &found
-                    && let Some(why) = self.foreign_file(from, i.file)
-                {
-                    // Counted as the peer's "no": its lookup is answered,
-                    // and the file stays its owner's.
-                    self.refuse(from, "an Answer", why);
-                    found = None;
-                }
+            PeerMsg::Name(NameMsg::Answer { id, found }) => {
+                // (Not checked against the owners this host knows: on an
+                // export without file handles a file's id is its name's
+                // hash, so two hosts exporting one name answer with one
+                // id, and the name service must see both to refuse the
+                // name as a duplicate; protocol.md, "What a peer may not
+                // do".)
                 if let Some(i) = &found {
                     // (The owner's times of the file, as of now.)
                     self.heard_times(i.file);
@@ -1845,18 +1843,6 @@ impl Engine {
                 self.make_asked(from, id, &name, mode, excl, until);
             }
             PeerMsg::Name(NameMsg::Made { id, made }) => self.made_answered(from, id, made),
-        }
-    }
-
-    /// Why `from` may not answer a name with `file`, if it may not: the
-    /// file is another host's (this host exports it, or knows its owner).
-    /// File ids follow files (a hash of the owner's file handle), and a
-    /// file's owner never changes, so no correct peer names another's.
-    fn foreign_file(&self, from: HostId, file: u64) -> Option<&'static str> {
-        match self.core.owner_of(file) {
-            Some(o) if o == self.me => Some("a file id this host owns"),
-            Some(o) if o != from => Some("a file id another host owns"),
-            _ => None,
         }
     }
 
@@ -4245,15 +4231,15 @@ fn kernel_errno(e: i32) -> i32 {
     }
 }
 
-/// Refuses a page message whose page is not exactly one page: written to
-/// the export or installed, anything else would spill into the next page
-/// or leave part of one undefined.
 /// Whether the `n`th refusal is logged: the first hundred, then every
 /// thousandth.
 fn loggable(n: u64) -> bool {
     n <= 100 || n.is_multiple_of(1000)
 }
 
+/// Refuses a page message whose page is not exactly one page: written to
+/// the export or installed, anything else would spill into the next page
+/// or leave part of one undefined.
 fn check_page_msg(m: &Msg) -> Result<(), String> {
     match m {
         Msg::Data { data, .. } | Msg::Put { data, .. } | Msg::Orphan { data, .. }
@@ -5141,7 +5127,7 @@ mod tests {
     /// "What a peer may not do"): each forbidden message is refused,
     /// counted, and changes nothing; genuine traffic goes on.
     mod peer_refusals {
-        use super::harness::{Cluster, Got, f_id, inc};
+        use super::harness::{Cluster, f_id, inc};
         use super::*;
         use wfs_abi::Opcode;
 
@@ -5276,53 +5262,6 @@ mod tests {
         }
 
         #[test]
-        fn an_answer_naming_another_hosts_file_is_taken_for_no() {
-            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
-            c.read_f("b", 1);
-            let f = f_id();
-            // b looks up "g": c answers with f's id (a's file), as if g
-            // were its own.
-            let sent = c
-                .host("b")
-                .with(|e| e.event(Event::Upcall(upcall(2, Request::Lookup { name: b"g" }))));
-            let mut todo = VecDeque::new();
-            for (to, fr) in sent {
-                if to == "c"
-                    && let Frame::Page(crate::session::Frame {
-                        msg: Some(PeerMsg::Name(NameMsg::Lookup { id, .. })),
-                        ..
-                    }) = &fr
-                {
-                    let info = FileInfo {
-                        file: f,
-                        size: PAGE_SIZE as u64,
-                        mode: 0o644,
-                        mtime: Default::default(),
-                        ctime: Default::default(),
-                    };
-                    let id = *id;
-                    c.forge(
-                        "c",
-                        "b",
-                        PeerMsg::Name(NameMsg::Answer {
-                            id,
-                            found: Some(info),
-                        }),
-                    );
-                }
-                todo.push_back(("b".to_string(), to, fr));
-            }
-            c.deliver(todo);
-            assert_eq!(c.refusals("b"), 1);
-            let r = c.host("b").kernel_replies();
-            assert_eq!(r, [(2, Opcode::Lookup, errno::ENOENT, Got::Nothing)]);
-            // f stays a's: b's writeback goes there.
-            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
-            write_back(&mut c, "b", 0x44);
-            assert_eq!(c.f_on_disk(), Some(0x44));
-        }
-
-        #[test]
         fn a_page_for_a_request_this_host_never_made_is_refused() {
             let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
             c.read_f("b", 1);
@@ -5366,15 +5305,6 @@ mod tests {
             assert!(c.host("b").engine.core.holds(page()));
             c.read_f("c", 2);
             assert!(c.host("c").engine.core.holds(page()));
-        }
-
-        fn upcall(req: u64, r: Request<'_>) -> Upcall {
-            let mut msg = [0u8; MSG_MAX];
-            let n = r.encode(req, &mut msg).expect("encode");
-            Upcall {
-                started: Instant::now(),
-                msg: msg[..n].to_vec(),
-            }
         }
     }
 

@@ -742,9 +742,6 @@ impl Dir {
         self.read_if_written(page, out);
     }
 
-    /// Reads the page from disk for the busy transaction; or, while a write
-    /// of it is not reported yet, or the disk misses its newest data (that
-    /// write failed), once the data is written.
     /// Why a `Put` of `epoch` from `from` is one no correct peer sends,
     /// if it is: its epoch was never handed out (above the newest), or
     /// it is the newest epoch's, which another host holds, and `from` is
@@ -767,6 +764,9 @@ impl Dir {
         }
     }
 
+    /// Reads the page from disk for the busy transaction; or, while a write
+    /// of it is not reported yet, or the disk misses its newest data (that
+    /// write failed), once the data is written.
     fn read_disk(&mut self, page: PageId, out: &mut Vec<Output>) {
         self.reading = true;
         if self.writing > 0 || self.unwritten.is_some() {
