@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 14;
+pub const ABI_VERSION: u32 = 15;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -1391,7 +1391,19 @@ pub struct Attr {
     pub mtime: Time,
     /// Last change of contents or attributes (`st_ctime`) at the owner.
     pub ctime: Time,
+    /// The owner's user id at the owner (`st_uid`): the same numbers are
+    /// assumed on every host of a cluster.
+    pub uid: u32,
+    /// Its group id at the owner (`st_gid`).
+    pub gid: u32,
+    /// Root on this host is taken as `nobody` for this file (the owner
+    /// squashes other hosts' root, as NFS's `root_squash`).
+    pub root_squash: bool,
 }
+
+/// [`Attr`] flag bit: [`Attr::root_squash`]. Every other bit of the flags
+/// word must be 0.
+pub const ATTR_ROOT_SQUASH: u32 = 1;
 
 /// A file time: since 1970-01-01 00:00 UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -1406,7 +1418,7 @@ pub struct Time {
 pub const NSEC_PER_SEC: u32 = 1_000_000_000;
 
 /// Size of an attr reply body.
-const ATTR_LEN: usize = 48;
+const ATTR_LEN: usize = 56;
 
 /// The body of a manager → kernel reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1545,7 +1557,9 @@ impl<'a> Reply<'a> {
                 put(b, p + 24, &a.mtime.sec.to_le_bytes());
                 put(b, p + 32, &a.ctime.sec.to_le_bytes());
                 put(b, p + 40, &a.ctime.nsec.to_le_bytes());
-                put(b, p + 44, &0u32.to_le_bytes());
+                put(b, p + 44, &u32::from(a.root_squash).to_le_bytes());
+                put(b, p + 48, &a.uid.to_le_bytes());
+                put(b, p + 52, &a.gid.to_le_bytes());
             }
             Some(ReplyBody::Dirent { next, file, name }) => {
                 put(b, p, &next.to_le_bytes());
@@ -1618,12 +1632,19 @@ impl<'a> Reply<'a> {
                         Err(DecodeError::BadField)
                     }
                 };
+                let flags = get_u32(b, p + 44)?;
+                if flags & !ATTR_ROOT_SQUASH != 0 {
+                    return Err(DecodeError::BadField);
+                }
                 ReplyBody::Attr(Attr {
                     file: get_u64(b, p)?,
                     size: get_u64(b, p + 8)?,
                     mode: get_u32(b, p + 16)?,
                     mtime: time(24, 20)?,
                     ctime: time(32, 40)?,
+                    uid: get_u32(b, p + 48)?,
+                    gid: get_u32(b, p + 52)?,
+                    root_squash: flags & ATTR_ROOT_SQUASH != 0,
                 })
             }
             Opcode::Readdir => {

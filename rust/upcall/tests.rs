@@ -295,6 +295,9 @@ fn abi_reply_roundtrip() {
             nsec: 999_999_999,
         },
         ctime: Time { sec: -1, nsec: 0 },
+        uid: 1000,
+        gid: u32::MAX,
+        root_squash: true,
     };
     let replies = [
         Reply {

@@ -195,6 +195,9 @@ fn file_attr(a: &abi::Attr) -> FileAttr {
         perm: (a.mode & 0o7777) as u16,
         mtime: file_time(a.mtime),
         ctime: file_time(a.ctime),
+        uid: a.uid,
+        gid: a.gid,
+        root_squash: a.root_squash,
     }
 }
 

@@ -84,6 +84,9 @@ fn attr() -> FileAttr {
         perm: 0o644,
         mtime: FileTime::default(),
         ctime: FileTime::default(),
+        uid: 0,
+        gid: 0,
+        root_squash: false,
     }
 }
 

@@ -194,6 +194,9 @@ fn all_ok_replies() -> Vec<Reply<'static>> {
             nsec: 999_999_999,
         },
         ctime: Time { sec: -2, nsec: 5 },
+        uid: 65534,
+        gid: 100,
+        root_squash: true,
     };
     vec![
         Reply {
@@ -375,7 +378,7 @@ const ALL_OPS: [Opcode; 15] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 14);
+    assert_eq!(ABI_VERSION, 15);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -546,7 +549,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(14));
+    want.extend_from_slice(&le32(15));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -1354,6 +1357,9 @@ fn reply_layouts() {
             mode: 0o755,
             mtime: Time { sec: 7, nsec: 8 },
             ctime: Time { sec: -9, nsec: 10 },
+            uid: 1000,
+            gid: 1001,
+            root_squash: true,
         })),
     };
     let mut body = le32(0).to_vec();
@@ -1364,8 +1370,13 @@ fn reply_layouts() {
     body.extend_from_slice(&le64(7));
     body.extend_from_slice(&(-9i64).to_le_bytes());
     body.extend_from_slice(&le32(10));
-    body.extend_from_slice(&le32(0));
+    body.extend_from_slice(&le32(ATTR_ROOT_SQUASH));
+    body.extend_from_slice(&le32(1000));
+    body.extend_from_slice(&le32(1001));
     assert_eq!(enc_reply(&r), msg(0x8002, 3, &body));
+    // An attr of the old length (ABI 14, 48 bytes) is refused.
+    let short = msg(0x8002, 3, &body[..body.len() - 8]);
+    assert_eq!(Reply::decode(&short), Err(DecodeError::BadLength));
 
     // A time's nanoseconds below a second, both ways.
     for (m, c) in [(NSEC_PER_SEC, 0), (0, NSEC_PER_SEC), (u32::MAX, 0)] {
@@ -1386,6 +1397,8 @@ fn reply_layouts() {
         body.extend_from_slice(&le64(1));
         body.extend_from_slice(&le64(1));
         body.extend_from_slice(&le32(c));
+        body.extend_from_slice(&le32(0));
+        body.extend_from_slice(&le32(0));
         body.extend_from_slice(&le32(0));
         assert_eq!(
             Reply::decode(&msg(0x8002, 3, &body)),
@@ -1737,28 +1750,46 @@ fn reply_decode_bad_dirent_names() {
 }
 
 #[test]
-fn reply_decode_attr_ignores_padding() {
-    let mut body = le32(0).to_vec();
-    body.extend_from_slice(&le64(1));
-    body.extend_from_slice(&le64(2));
-    body.extend_from_slice(&le32(3));
-    body.extend_from_slice(&le32(4));
-    body.extend_from_slice(&le64(5));
-    body.extend_from_slice(&le64(6));
-    body.extend_from_slice(&le32(7));
-    body.extend_from_slice(&le32(0xffff_ffff));
-    let m = msg(0x8001, 9, &body);
-    let r = Reply::decode(&m).unwrap();
-    assert_eq!(
-        r.body,
+fn reply_decode_attr_flags() {
+    let body = |flags: u32| {
+        let mut body = le32(0).to_vec();
+        body.extend_from_slice(&le64(1));
+        body.extend_from_slice(&le64(2));
+        body.extend_from_slice(&le32(3));
+        body.extend_from_slice(&le32(4));
+        body.extend_from_slice(&le64(5));
+        body.extend_from_slice(&le64(6));
+        body.extend_from_slice(&le32(7));
+        body.extend_from_slice(&le32(flags));
+        body.extend_from_slice(&le32(u32::MAX));
+        body.extend_from_slice(&le32(0));
+        body
+    };
+    let want = |root_squash| {
         Some(ReplyBody::Attr(Attr {
             file: 1,
             size: 2,
             mode: 3,
             mtime: Time { sec: 5, nsec: 4 },
             ctime: Time { sec: 6, nsec: 7 },
+            uid: u32::MAX,
+            gid: 0,
+            root_squash,
         }))
-    );
+    };
+    let m = msg(0x8001, 9, &body(0));
+    assert_eq!(Reply::decode(&m).unwrap().body, want(false));
+    let m = msg(0x8001, 9, &body(ATTR_ROOT_SQUASH));
+    assert_eq!(Reply::decode(&m).unwrap().body, want(true));
+    // Every other bit of the flags word is refused: a newer manager's
+    // promise this kernel would not keep.
+    for bit in 1..32 {
+        assert_eq!(
+            Reply::decode(&msg(0x8001, 9, &body(1 << bit))),
+            Err(DecodeError::BadField),
+            "bit {bit}"
+        );
+    }
 }
 
 #[test]

@@ -54,6 +54,11 @@
 //!                                 # (neither: trusted networks only; see
 //!                                 # Documentation/security.md)
 //!
+//! root_squash = true              # optional: root on other hosts is
+//!                                 # taken as nobody (65534) for this
+//!                                 # host's files, as NFS's root_squash
+//!                                 # (the default); false trusts it
+//!
 //! [[peer]]
 //! name = "h2"
 //! addr = "10.0.0.2:7070"
@@ -111,6 +116,7 @@ struct RawConfig {
     coherence: Option<String>,
     key_file: Option<PathBuf>,
     transport: Option<String>,
+    root_squash: Option<bool>,
     #[serde(default)]
     file: Vec<RawFile>,
     #[serde(default)]
@@ -204,6 +210,9 @@ pub struct Config {
     pub placement: Vec<(glob::Pattern, String)>,
     /// How this host talks to its peers.
     pub transport: Transport,
+    /// Whether root on other hosts is taken as `nobody` for this host's
+    /// files (`root_squash`, default true).
+    pub root_squash: bool,
 }
 
 /// The group `name` (or number) of `control_group`.
@@ -534,6 +543,7 @@ impl Config {
             control_group: raw.control_group.map(|g| group(&g)).transpose()?,
             peers,
             transport,
+            root_squash: raw.root_squash.unwrap_or(true),
         })
     }
 
@@ -594,6 +604,17 @@ addr = "10.0.0.3:7070"
 "#,
             tmpdir()
         )
+    }
+
+    #[test]
+    fn root_squash_is_on_unless_turned_off() {
+        assert!(Config::parse(&good()).unwrap().root_squash);
+        let with = |v: &str| Config::parse(&format!("root_squash = {v}\n{}", good()));
+        assert!(with("true").unwrap().root_squash);
+        assert!(!with("false").unwrap().root_squash);
+        // Only a boolean: "no" is not a way of saying false.
+        assert!(with("\"no\"").is_err());
+        assert!(with("0").is_err());
     }
 
     /// A fresh key pair with its private key file in a new directory.

@@ -2514,8 +2514,7 @@ impl Engine {
                 {
                     // (First: the asker's cache has them when it is
                     // answered.)
-                    let (mtime, ctime) = (a.mtime, a.ctime);
-                    self.send(host, PeerMsg::Size(SizeMsg::Times { file, mtime, ctime }));
+                    self.send(host, PeerMsg::Size(times_of(file, &a)));
                 }
                 self.send(host, PeerMsg::Size(SizeMsg::Answer { id, result }));
             }
@@ -2653,15 +2652,19 @@ impl Engine {
                     Err(errno::ENOENT)
                 };
                 let result = result.map(|a| {
-                    let (mtime, ctime) = (a.mtime, a.ctime);
-                    self.send(from, PeerMsg::Size(SizeMsg::Times { file, mtime, ctime }));
+                    self.send(from, PeerMsg::Size(times_of(file, &a)));
                     a.size
                 });
                 self.send(from, PeerMsg::Size(SizeMsg::Answer { id, result }));
             }
-            SizeMsg::Times { file, mtime, ctime } => {
+            SizeMsg::Times {
+                file,
+                mtime,
+                ctime,
+                perm,
+            } => {
                 if self.remote(file).is_some_and(|(o, _)| o == from) {
-                    self.names.set_times(file, mtime, ctime);
+                    self.names.set_times(file, mtime, ctime, perm);
                     self.heard_times(file);
                 }
             }
@@ -3001,6 +3004,12 @@ impl Engine {
         result: Result<ReplyBody<'_>, i32>,
     ) -> bool {
         let (error, body) = match result {
+            // Root squashing is the owner's word for other hosts' root:
+            // never for this host's own files (unless the name service
+            // says another host owns the id now).
+            Ok(ReplyBody::Attr(a)) if self.remote(a.file).is_none() => {
+                (0, Some(ReplyBody::Attr(self.export.for_kernel(a))))
+            }
             Ok(b) => (0, Some(b)),
             Err(e) => (e, None),
         };
@@ -4262,6 +4271,16 @@ fn check_page_msg(m: &Msg) -> Result<(), String> {
     }
 }
 
+/// An owner's `Times` of its `file`, whose attributes are `a`.
+fn times_of(file: u64, a: &Attr) -> SizeMsg {
+    SizeMsg::Times {
+        file,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        perm: crate::names::Perm::of(a),
+    }
+}
+
 fn info(a: &Attr) -> FileInfo {
     FileInfo {
         file: a.file,
@@ -4269,6 +4288,9 @@ fn info(a: &Attr) -> FileInfo {
         mode: a.mode,
         mtime: a.mtime,
         ctime: a.ctime,
+        uid: a.uid,
+        gid: a.gid,
+        root_squash: a.root_squash,
     }
 }
 
@@ -4279,6 +4301,9 @@ fn attr(i: &FileInfo) -> Attr {
         mode: i.mode,
         mtime: i.mtime,
         ctime: i.ctime,
+        uid: i.uid,
+        gid: i.gid,
+        root_squash: i.root_squash,
     }
 }
 
@@ -4644,7 +4669,9 @@ mod tests {
             }
 
             /// The attributes of `name` in host `at`'s export, as its
-            /// owner reports them: as a `stat` there says.
+            /// owner reports them to other hosts: as a `stat` there says,
+            /// root squashed (the default). Its own kernel is told the
+            /// same but root squashing ([`Cluster::own`]).
             pub(super) fn exported(&mut self, at: &str, name: &str) -> Attr {
                 use std::os::unix::fs::{MetadataExt, PermissionsExt};
                 let md = std::fs::metadata(self.host(at).dir.export().join(name)).unwrap();
@@ -4654,6 +4681,18 @@ mod tests {
                     mode: md.permissions().mode() & 0o7777,
                     mtime: crate::export::time(md.mtime(), md.mtime_nsec()),
                     ctime: crate::export::time(md.ctime(), md.ctime_nsec()),
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    root_squash: true,
+                }
+            }
+
+            /// `a` as its owner's own kernel is told it: root is not
+            /// squashed on the host that owns a file.
+            pub(super) fn own(a: Attr) -> Attr {
+                Attr {
+                    root_squash: false,
+                    ..a
                 }
             }
 
@@ -4683,7 +4722,13 @@ mod tests {
             let n = c.id_of(b"n");
             let want = c.exported("b", "n");
             assert_eq!((want.size, want.mode), (0, 0o640));
-            assert_eq!(c.answers_of("b"), [(2, Opcode::Create, 0, Got::Attr(want))]);
+            // Its maker, b, owns it: root is not squashed there, only
+            // elsewhere.
+            assert_eq!(
+                c.answers_of("b"),
+                [(2, Opcode::Create, 0, Got::Attr(Cluster::own(want)))]
+            );
+            assert!(want.root_squash);
             assert!(c.exports("b", "n"));
             assert!(!c.exports("a", "n") && !c.exports("c", "n"));
             // Every host sees it, c too (told to forget the name first).
@@ -4698,9 +4743,10 @@ mod tests {
                     [(req, Opcode::Create, errno::EEXIST, Got::Nothing)]
                 );
                 c.ask(at, req + 10, create(b"n", false));
+                let seen = if at == "b" { Cluster::own(want) } else { want };
                 assert_eq!(
                     c.answers_of(at),
-                    [(req + 10, Opcode::Create, 0, Got::Attr(want))]
+                    [(req + 10, Opcode::Create, 0, Got::Attr(seen))]
                 );
             }
             // Also a file that was there from the start, at its owner's
@@ -4741,7 +4787,7 @@ mod tests {
                 assert_eq!((want.size, want.mode), (0, 0o640));
                 assert_eq!(
                     c.answers_of(winner),
-                    [(1, Opcode::Create, 0, Got::Attr(want))]
+                    [(1, Opcode::Create, 0, Got::Attr(Cluster::own(want)))]
                 );
                 // The loser asks again after a moment, and finds the
                 // winner's file: EEXIST, or (without O_EXCL) the file.
@@ -6158,6 +6204,42 @@ mod tests {
         }
 
         #[test]
+        fn a_getattr_brings_the_owners_mode_and_ids_and_its_root_squashing() {
+            use std::os::unix::fs::PermissionsExt;
+            let mut c = cluster();
+            let f = file();
+            let path = c.host("a").dir.export().join("f");
+            // b's lookup told it a's mode, ids and root squashing.
+            let before = c.exported("a", "f");
+            assert!(before.root_squash);
+            // a changes the file's mode at its export (and the file's
+            // owner, when the test runs as root), and stops squashing
+            // root; b's next GETATTR, its times old, brings all of it.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let chowned = std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_ok();
+            c.host("a").engine.export.set_root_squash(false);
+            let after = Attr {
+                root_squash: false,
+                ..c.exported("a", "f")
+            };
+            assert_eq!(after.mode, 0o600);
+            if chowned {
+                assert_eq!((after.uid, after.gid), (65534, 65534));
+            }
+            c.host("b").engine.attr_times = Duration::ZERO;
+            let sent = c.host("b").with(|e| e.upcall(getattr_upcall(1, f)));
+            let to_c = c.deliver_but("b", sent, "c");
+            assert!(to_c.is_empty(), "{to_c:?}");
+            assert_eq!(c.answers("b"), [(1, Opcode::Getattr, 0, Got::Attr(after))]);
+            // a's own kernel never had root squashed for it.
+            c.ask("a", 2, Request::Getattr { file: f });
+            assert_eq!(c.answers("a"), [(2, Opcode::Getattr, 0, Got::Attr(after))]);
+            c.host("a").engine.export.set_root_squash(true);
+            c.ask("a", 3, Request::Getattr { file: f });
+            assert_eq!(c.answers("a"), [(3, Opcode::Getattr, 0, Got::Attr(after))]);
+        }
+
+        #[test]
         fn getattr_asks_the_owner_for_its_times_once_those_cached_are_old() {
             let mut c = cluster();
             let f = file();
@@ -6762,6 +6844,7 @@ mod tests {
                 file: f,
                 mtime,
                 ctime,
+                perm: crate::names::Perm::default(),
             };
             let answer = SizeMsg::Answer {
                 id,

@@ -264,6 +264,10 @@ pub struct Export {
     /// Benchmarks only: READ is answered at once, without reading the page
     /// (the paper's null page fault). The page's contents are then garbage.
     null_read: AtomicBool,
+    /// Whether root on other hosts is taken as `nobody` for these files
+    /// (config `root_squash`): said in every [`Attr`] of them, which the
+    /// engine clears for this host's own kernel ([`Export::holds`]).
+    root_squash: AtomicBool,
     /// The owner's per-page locks.
     pages: PageLocks,
     /// The files kept open, by id.
@@ -462,6 +466,7 @@ impl Export {
             names: Mutex::new(HashMap::new()),
             read_grant,
             null_read: AtomicBool::new(false),
+            root_squash: AtomicBool::new(true),
             pages: PageLocks::default(),
             open: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
@@ -644,6 +649,28 @@ impl Export {
     /// `id` that no longer stands for it (renamed away, by WFS or by hand)
     /// is replaced; one that still does (a hard link) keeps it, and `name`
     /// is refused.
+    /// Sets whether root on other hosts is taken as `nobody` for these
+    /// files (config `root_squash`; true until set).
+    pub fn set_root_squash(&self, on: bool) {
+        self.root_squash.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether `id` is a file of this export (one it has given attributes
+    /// of): its owner is this host, whose root is never squashed.
+    pub fn holds(&self, id: u64) -> bool {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names.contains_key(&id)
+    }
+
+    /// What this host's kernel is told of `a`: root squashing is for other
+    /// hosts' root, so it is cleared for a file of this export.
+    pub fn for_kernel(&self, mut a: Attr) -> Attr {
+        if self.holds(a.file) {
+            a.root_squash = false;
+        }
+        a
+    }
+
     fn remember(&self, name: &[u8], id: u64) -> Result<u64, i32> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         match names.get(&id) {
@@ -701,6 +728,9 @@ impl Export {
             mode: md.permissions().mode() & 0o7777,
             mtime: time(md.mtime(), md.mtime_nsec()),
             ctime: time(md.ctime(), md.ctime_nsec()),
+            uid: md.uid(),
+            gid: md.gid(),
+            root_squash: self.root_squash.load(Ordering::Relaxed),
         })
     }
 

@@ -288,7 +288,10 @@ pub fn run(argv: &[String]) -> i32 {
         .map(|_| crate::export::Export::checked(&cfg.export, cfg.grant))
         .transpose()
     {
-        Ok(e) => e.map(Arc::new),
+        Ok(e) => e.map(|e| {
+            e.set_root_squash(cfg.root_squash);
+            Arc::new(e)
+        }),
         Err(e) => {
             wlog!("{e}");
             return 1;

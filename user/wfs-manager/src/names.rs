@@ -43,6 +43,38 @@ pub struct FileInfo {
     pub mtime: Time,
     /// Last change of contents or attributes, at the owner.
     pub ctime: Time,
+    /// Owner's user id, at the owner (the same numbers on every host).
+    pub uid: u32,
+    /// Group id, at the owner.
+    pub gid: u32,
+    /// The owner takes root on other hosts as `nobody` for this file.
+    pub root_squash: bool,
+}
+
+/// Who may do what with a file, as its owner says: its mode, owner and
+/// group, and whether root on other hosts is squashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Perm {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Root on other hosts is taken as `nobody`.
+    pub root_squash: bool,
+}
+
+impl Perm {
+    /// Those of `a`, an owner's attributes of its file.
+    pub fn of(a: &wfs_abi::Attr) -> Perm {
+        Perm {
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            root_squash: a.root_squash,
+        }
+    }
 }
 
 /// Why a name did not resolve.
@@ -539,10 +571,12 @@ impl Names {
     }
 
     /// The owner of `file` says these are its times now.
-    pub fn set_times(&mut self, file: u64, mtime: Time, ctime: Time) {
+    pub fn set_times(&mut self, file: u64, mtime: Time, ctime: Time, perm: Perm) {
         for (_, info) in self.cache.values_mut() {
             if info.file == file {
                 (info.mtime, info.ctime) = (mtime, ctime);
+                (info.mode, info.uid, info.gid) = (perm.mode, perm.uid, perm.gid);
+                info.root_squash = perm.root_squash;
             }
         }
     }
@@ -680,6 +714,9 @@ mod tests {
         mode: 0o644,
         mtime: Time { sec: 1, nsec: 2 },
         ctime: Time { sec: 3, nsec: 4 },
+        uid: 0,
+        gid: 0,
+        root_squash: true,
     };
 
     /// The id of the lookup the first output asks a peer for.

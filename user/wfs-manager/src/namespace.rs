@@ -529,6 +529,9 @@ mod tests {
         mode: 0o644,
         mtime: wfs_abi::Time { sec: 1, nsec: 2 },
         ctime: wfs_abi::Time { sec: 3, nsec: 4 },
+        uid: 0,
+        gid: 0,
+        root_squash: true,
     };
     const LEASE: Duration = Duration::from_secs(30);
 

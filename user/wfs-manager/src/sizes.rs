@@ -114,6 +114,9 @@ pub enum SizeMsg {
         mtime: wfs_abi::Time,
         /// Its last change of contents or attributes.
         ctime: wfs_abi::Time,
+        /// Its owner, group and mode now (a `chmod` or `chown` at the
+        /// owner is seen at the next `stat` elsewhere; version 19 on).
+        perm: crate::names::Perm,
     },
 }
 

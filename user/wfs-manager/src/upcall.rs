@@ -129,8 +129,12 @@ pub fn handle(
     let op = req.opcode();
     let name_buf: Vec<u8>;
     let result: Result<ReplyBody<'_>, i32> = match req {
-        Request::Lookup { name } => export.lookup(name).map(ReplyBody::Attr),
-        Request::Getattr { file } => export.getattr(file).map(ReplyBody::Attr),
+        Request::Lookup { name } => export
+            .lookup(name)
+            .map(|a| ReplyBody::Attr(export.for_kernel(a))),
+        Request::Getattr { file } => export
+            .getattr(file)
+            .map(|a| ReplyBody::Attr(export.for_kernel(a))),
         Request::Readdir { cookie } => match export.entry(cookie) {
             Ok(Some((next, file, name))) => {
                 name_buf = name;
@@ -221,7 +225,7 @@ pub fn handle(
         // This host owns every file, and is the only one to make names.
         Request::Create { name, mode, excl } => export
             .create(name, mode, excl)
-            .map(|(a, _)| ReplyBody::Attr(a)),
+            .map(|(a, _)| ReplyBody::Attr(export.for_kernel(a))),
         Request::Unlink { file, name } => export.unlink(file, name).map(|()| ReplyBody::Done),
         Request::Open { file } => export.opened(file).map(|()| ReplyBody::Done),
         // (An open an earlier manager counted is none of this one's.)

@@ -33,8 +33,9 @@
 //!   ([`crate::views::ViewMsg`], tags 29-30), a lock's
 //!   ([`crate::lockserv::LockMsg`], tags 31-32) or a size's
 //!   ([`crate::sizes::SizeMsg`], tags 33-37 and 47-48). A file's `info`
-//!   is file u64, size u64, mode u32, mtime, ctime; a time is sec i64,
-//!   nsec u32 (below 1,000,000,000):
+//!   is file u64, size u64, mode u32, mtime, ctime, uid u32, gid u32,
+//!   root_squash u8 (0/1; version 19 on); a time is sec i64, nsec u32
+//!   (below 1,000,000,000):
 //!
 //!   | tag | message | fields after the tag |
 //!   |---|---|---|
@@ -91,7 +92,7 @@
 //!   | 35 | SizeIs | id u64, file u64, size u64 |
 //!   | 36 | SizeIsAck | id u64 |
 //!   | 37 | SizeCut | id u64, file u64, size u64 |
-//!   | 47 | SizeTimes | file u64, mtime, ctime |
+//!   | 47 | SizeTimes | file u64, mtime, ctime, mode u32, uid u32, gid u32, root_squash u8 (0/1) (the last four: version 19 on) |
 //!   | 48 | SizeStat | id u64, file u64 |
 //!
 //!   In lock messages, `kind` is 1 POSIX, 2 OFD, 3 `flock`; `op` is 1 get
@@ -146,7 +147,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 18;
+pub const PROTOCOL_VERSION: u16 = 19;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -1132,12 +1133,21 @@ fn put_size_msg(p: &mut Vec<u8>, m: &SizeMsg) {
             p.extend_from_slice(&id.to_le_bytes());
             p.extend_from_slice(&file.to_le_bytes());
         }
-        SizeMsg::Times { file, mtime, ctime } => {
+        SizeMsg::Times {
+            file,
+            mtime,
+            ctime,
+            perm,
+        } => {
             p.push(47);
             p.extend_from_slice(&file.to_le_bytes());
             for t in [mtime, ctime] {
                 put_time(p, t);
             }
+            for v in [perm.mode, perm.uid, perm.gid] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            p.push(u8::from(perm.root_squash));
         }
     }
 }
@@ -1150,6 +1160,16 @@ fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
             file: c.u64(SHORT)?,
             mtime: get_time(c, SHORT)?,
             ctime: get_time(c, SHORT)?,
+            perm: crate::names::Perm {
+                mode: c.u32(SHORT)?,
+                uid: c.u32(SHORT)?,
+                gid: c.u32(SHORT)?,
+                root_squash: match c.u8(SHORT)? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(WireError::Malformed("SIZE_TIMES root_squash is not 0 or 1")),
+                },
+            },
         });
     }
     let id = c.u64("SIZE message too short for its id")?;
@@ -1405,6 +1425,9 @@ fn put_file_info(p: &mut Vec<u8>, f: &FileInfo) {
     p.extend_from_slice(&f.mode.to_le_bytes());
     put_time(p, &f.mtime);
     put_time(p, &f.ctime);
+    p.extend_from_slice(&f.uid.to_le_bytes());
+    p.extend_from_slice(&f.gid.to_le_bytes());
+    p.push(u8::from(f.root_squash));
 }
 
 fn put_time(p: &mut Vec<u8>, t: &Time) {
@@ -1431,12 +1454,22 @@ fn get_file_info(c: &mut Cur<'_>, what: &'static str) -> Result<FileInfo, WireEr
     let mode = c.u32(what)?;
     let mtime = get_time(c, what)?;
     let ctime = get_time(c, what)?;
+    let uid = c.u32(what)?;
+    let gid = c.u32(what)?;
+    let root_squash = match c.u8(what)? {
+        0 => false,
+        1 => true,
+        _ => return Err(WireError::Malformed("a file's root_squash is not 0 or 1")),
+    };
     Ok(FileInfo {
         file,
         size,
         mode,
         mtime,
         ctime,
+        uid,
+        gid,
+        root_squash,
     })
 }
 
@@ -2078,6 +2111,9 @@ mod tests {
                 sec: 1_764_000_000,
                 nsec: 1,
             },
+            uid: u32::MAX,
+            gid: 65534,
+            root_squash: true,
         };
         let msgs = msgs.into_iter().map(PeerMsg::Page).chain(
             [
@@ -2169,6 +2205,9 @@ mod tests {
                             mode: 0o100640,
                             mtime: Time::default(),
                             ctime: Time { sec: -1, nsec: 0 },
+                            uid: 1000,
+                            gid: 0,
+                            root_squash: false,
                         },
                     )),
                 },
@@ -2317,6 +2356,12 @@ mod tests {
                     sec: i64::MAX,
                     nsec: 0,
                 },
+                perm: crate::names::Perm {
+                    mode: 0o4755,
+                    uid: u32::MAX,
+                    gid: 7,
+                    root_squash: true,
+                },
             },
             SizeMsg::Cut {
                 id: 8,
@@ -2417,11 +2462,21 @@ mod tests {
         want.extend_from_slice(&9u32.to_le_bytes());
         want.extend_from_slice(&(-1i64).to_le_bytes());
         want.extend_from_slice(&10u32.to_le_bytes());
+        for v in [0o640u32, 1000, 100] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.push(1);
         assert_eq!(
             f(SizeMsg::Times {
                 file: 7,
                 mtime: Time { sec: 8, nsec: 9 },
                 ctime: Time { sec: -1, nsec: 10 },
+                perm: crate::names::Perm {
+                    mode: 0o640,
+                    uid: 1000,
+                    gid: 100,
+                    root_squash: true,
+                },
             }),
             want
         );
@@ -2497,6 +2552,7 @@ mod tests {
             file: 1,
             mtime: Time { sec: 2, nsec: 3 },
             ctime: Time { sec: 4, nsec: 5 },
+            perm: crate::names::Perm::default(),
         });
         assert!(page(&times).is_ok());
         for at in [17 + 16, 17 + 28] {
@@ -2507,6 +2563,10 @@ mod tests {
             }
         }
         assert!(bad(&times[..times.len() - 1]));
+        // A root_squash byte other than 0 or 1.
+        let mut p = times.clone();
+        *p.last_mut().unwrap() = 2;
+        assert!(bad(&p));
         // An acknowledgement with anything after its id.
         let mut p = frame(SizeMsg::IsAck { id: 1 });
         assert!(page(&p).is_ok());

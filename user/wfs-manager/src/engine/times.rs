@@ -20,7 +20,6 @@ use wfs_abi::{Opcode, ReplyBody, errno};
 use super::{Counters, Engine, kernel_errno};
 use crate::names::NameMsg;
 use crate::protocol::HostId;
-use crate::sizes::SizeMsg;
 use crate::wire::PeerMsg;
 
 /// SETTIMES asked of other owners and not yet answered.
@@ -75,8 +74,7 @@ impl Engine {
         let error = match self.export.set_mtime(file, sec, nsec) {
             Ok(()) => {
                 if let Ok(a) = self.export.getattr(file) {
-                    let (mtime, ctime) = (a.mtime, a.ctime);
-                    self.send(from, PeerMsg::Size(SizeMsg::Times { file, mtime, ctime }));
+                    self.send(from, PeerMsg::Size(super::times_of(file, &a)));
                 }
                 0
             }

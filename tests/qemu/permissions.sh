@@ -1,0 +1,138 @@
+#!/bin/sh
+# hosts: 2
+# root-squash
+# timeout: 300
+#
+# Permissions under /wfs (issue 13): a file's owner, group and mode are
+# those of its owner's export file, on every host, and enforced there.
+# The run squashes root (wfs-vm --root-squash: the manager's default,
+# root_squash = true). h1 exports secret (root, 0600), public (root,
+# 0644), open (root, 0666) and mine (nobody:nogroup, 0600).
+# - Both hosts show the owner's uid, gid and mode.
+# - The unprivileged user nobody, on either host, cannot read secret nor
+#   write or truncate public, but reads public and writes open and mine;
+#   it cannot open /dev/wfs either.
+# - Root on h1, the owner, is root for its own files.
+# - Root on h2 is squashed: nobody for h1's files. It cannot read secret,
+#   write or truncate public, set public's times; it writes open, and
+#   mine (nobody's).
+# - chmod and chown under /wfs fail with EPERM on both hosts; a chmod at
+#   the owner's export is seen at h2's next stat, and enforced there.
+# - What was written is what the owner's export holds.
+# The hosts step together through flags in /wfs/ctl (h1's, mode 0666, so
+# that h2's squashed root may write it).
+set -eu
+h=$WFS_HOST
+H=/opt/helpers
+. $H/lib.sh
+fail() {
+    echo "FAIL h$h: $*"
+    wfsctl status || true
+    exit 1
+}
+CTL=/wfs/ctl
+# flag STEP: this host reached STEP; await STEP: every host did.
+flag() { $H/dsm set $CTL $((4 * h)) "$1" || fail "cannot set flag $1"; }
+await() {
+    for o in 1 2; do
+        $H/dsm wait $CTL $((4 * o)) "$1" 200 || fail "h$o never reached step $1"
+    done
+}
+# nobody CMD: CMD run by sh as the unprivileged user nobody.
+nobody() { su -s /bin/sh nobody -c "$1"; }
+# refused WHAT ERROR CMD: the shell command CMD must fail, saying ERROR
+# ("Permission denied": EACCES; "Operation not permitted": EPERM).
+refused() {
+    if sh -c "$3" > /tmp/out 2>&1; then
+        cat /tmp/out
+        fail "$1 was allowed"
+    fi
+    grep -q "$2" /tmp/out || { cat /tmp/out; fail "$1 failed, but not with \"$2\""; }
+}
+# mode_is FILE UID:GID:MODE: stat's word for FILE under /wfs.
+mode_is() { [ "$(stat -c '%u:%g:%a' "/wfs/$1")" = "$2" ]; }
+
+wfsctl wait --peers --timeout 90 || fail "peers not connected"
+if [ "$h" = 1 ]; then
+    dd if=/dev/zero of=/export/ctl bs=4096 count=1 2>/dev/null
+    chmod 666 /export/ctl
+    printf 's1\n' > /export/secret
+    chmod 600 /export/secret
+    printf 'p1\n' > /export/public
+    chmod 644 /export/public
+    printf 'o1\n' > /export/open
+    chmod 666 /export/open
+    printf 'n1\n' > /export/mine
+    chown 65534:65534 /export/mine
+    chmod 600 /export/mine
+fi
+flag 1
+await 1
+
+# Both hosts: the owner's ids and modes.
+for f in secret:0:0:600 public:0:0:644 open:0:0:666 mine:65534:65534:600; do
+    mode_is "${f%%:*}" "${f#*:}" || fail "${f%%:*}: $(stat -c '%u:%g:%a' "/wfs/${f%%:*}"), the owner says ${f#*:}"
+done
+ls -ln /wfs
+
+# Both hosts: nobody is held to the modes.
+refused "nobody reading secret" "Permission denied" "su -s /bin/sh nobody -c 'cat /wfs/secret'"
+refused "nobody writing public" "Permission denied" "su -s /bin/sh nobody -c 'echo x >> /wfs/public'"
+refused "nobody truncating public" "Permission denied" "su -s /bin/sh nobody -c 'truncate -s 0 /wfs/public'"
+refused "nobody opening /dev/wfs" "Permission denied" "su -s /bin/sh nobody -c 'cat /dev/wfs'"
+[ "$(nobody 'cat /wfs/public')" = p1 ] || fail "nobody cannot read public"
+# Both hosts: nobody may not change what is the owner's to say.
+refused "chmod under /wfs" "Operation not permitted" "chmod 600 /wfs/public"
+refused "chown under /wfs" "Operation not permitted" "chown 65534 /wfs/public"
+mode_is public 0:0:644 || fail "a refused chmod or chown changed public"
+
+if [ "$h" = 1 ]; then
+    # The owner's root is root for its own files.
+    [ "$(cat /wfs/secret)" = s1 ] || fail "root on the owner cannot read secret"
+    # nobody writes its own file and the open one, on the owner.
+    nobody 'printf "n-h1\n" > /wfs/mine' || fail "nobody cannot write mine on h1"
+    nobody 'printf "o-h1\n" > /wfs/open' || fail "nobody cannot write open on h1"
+    sync
+fi
+flag 2
+await 2
+
+if [ "$h" = 2 ]; then
+    [ "$(cat /wfs/mine)" = n-h1 ] || fail "mine: $(cat /wfs/mine), h1's nobody wrote n-h1"
+    # Root here is nobody for h1's files.
+    refused "squashed root reading secret" "Permission denied" "cat /wfs/secret"
+    refused "squashed root writing public" "Permission denied" "echo x >> /wfs/public"
+    refused "squashed root truncating public" "Permission denied" "truncate -s 0 /wfs/public"
+    refused "squashed root setting public's time" "Operation not permitted" "touch -d '2001-01-01 00:00' /wfs/public"
+    refused "squashed root touching public" "Permission denied" "touch /wfs/public"
+    [ "$(cat /wfs/public)" = p1 ] || fail "squashed root cannot read public"
+    # ... and nobody's file is its own.
+    [ "$(cat /wfs/mine)" = n-h1 ] || fail "squashed root cannot read mine"
+    printf 'r-h2\n' > /wfs/mine || fail "squashed root cannot write mine"
+    printf 'o-h2\n' > /wfs/open || fail "squashed root cannot write open"
+    nobody 'printf "p-h2\n" > /wfs/public' 2>/dev/null && fail "nobody wrote public on h2"
+    sync
+fi
+flag 3
+await 3
+
+if [ "$h" = 1 ]; then
+    # What h2 wrote is at the owner, and nothing else changed.
+    [ "$(cat /export/mine)" = r-h2 ] || fail "the export's mine: $(cat /export/mine)"
+    [ "$(cat /export/open)" = o-h2 ] || fail "the export's open: $(cat /export/open)"
+    [ "$(cat /export/public)" = p1 ] || fail "the export's public: $(cat /export/public)"
+    [ "$(cat /export/secret)" = s1 ] || fail "the export's secret: $(cat /export/secret)"
+    # A chmod where the file lives is the file's new mode everywhere.
+    chmod 644 /export/secret
+fi
+flag 4
+await 4
+
+if [ "$h" = 2 ]; then
+    within 30 mode_is secret 0:0:644 || fail "h1's chmod of secret not seen: $(stat -c '%u:%g:%a' /wfs/secret)"
+    [ "$(cat /wfs/secret)" = s1 ] || fail "squashed root cannot read secret once it is 0644"
+    refused "squashed root writing secret" "Permission denied" "echo x >> /wfs/secret"
+fi
+flag 5
+owner_last $CTL 64 1 || fail "a host did not finish"
+echo "PASS h$h"
