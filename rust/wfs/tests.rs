@@ -13,11 +13,11 @@ use crate::upcall::abi::Grant;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     c_str,
-    error::code::EFBIG,
+    error::code::{EACCES, EFBIG},
     folio::LockedFolio,
     fs::{
         open_flags, FileAttr, FileSystem, FileTime, FileType, FsTable, Inode, KernFile, KernMount,
-        Registration, SuperBlock,
+        Registration, SuperBlock, NOBODY,
     },
     kunit_expect, kunit_expect_eq, kunit_module_suite, new_mutex,
     page::PAGE_SIZE,
@@ -114,7 +114,22 @@ impl FileSystem for MemFs {
     }
 
     fn lookup(_dir: &Inode<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
-        Ok((name == b"f").then(attr))
+        // Beside `f`, files that differ only in who may open them.
+        let other = |ino, perm, id, root_squash| FileAttr {
+            ino,
+            perm,
+            uid: id,
+            gid: id,
+            root_squash,
+            ..attr()
+        };
+        Ok(match name {
+            b"f" => Some(attr()),
+            b"secret" => Some(other(FILE_INO + 1, 0o600, 1000, false)),
+            b"squashed" => Some(other(FILE_INO + 2, 0o644, 0, true)),
+            b"nobodys" => Some(other(FILE_INO + 3, 0o600, NOBODY, true)),
+            _ => None,
+        })
     }
 
     fn getattr(_inode: &Inode<Self>) -> Result<FileAttr> {
@@ -445,6 +460,23 @@ fn pages_runs() {
     });
 }
 
+/// Who may open a file: the owner's ids and mode, and root squashing
+/// (patch 0035). The test runs as root (insmod's task).
+fn permissions_root_squash() {
+    with_memfs(|_, m, _| {
+        // Root, not squashed: no mode bit stops it (`CAP_DAC_OVERRIDE`).
+        kunit_expect!(m.open(c_str!("secret"), open_flags::O_RDWR).is_ok());
+        // Squashed, root's file of mode 0644: what nobody may, reading.
+        kunit_expect!(m.open(c_str!("squashed"), open_flags::O_RDONLY).is_ok());
+        kunit_expect_eq!(
+            m.open(c_str!("squashed"), open_flags::O_RDWR).err(),
+            Some(EACCES)
+        );
+        // Squashed, nobody's own file of mode 0600: the owner's bits.
+        kunit_expect!(m.open(c_str!("nobodys"), open_flags::O_RDWR).is_ok());
+    });
+}
+
 kunit_module_suite!(
     wfs_page_states,
     [
@@ -454,6 +486,7 @@ kunit_module_suite!(
         pages_refault_upgrade,
         pages_dirty_grant,
         pages_revoked,
-        pages_runs
+        pages_runs,
+        permissions_root_squash
     ]
 );
