@@ -58,6 +58,52 @@ restart_manager_with() {
     wfs-manager --config /tmp/cluster.toml 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 }
 
+# restart_in_turn CTL OFF OWNER CONFIG...: every manager of the run
+# restarts with the CONFIG lines added (restart_manager_with), the one of
+# host OWNER, whose file CTL is, last: until the others have gone they
+# must reach CTL, and a host restarted with a transport the others do not
+# speak yet (transport = "plain") would cut them off it. Each other host
+# says it is ready (the word at OFF + 4*h of CTL) and waits for the
+# owner's go (OFF + 64 + 4*h), taken while its manager is surely the old
+# one; then it restarts. The owner waits, host by host, for the word,
+# notes that host's incarnation, gives the go, and waits until that
+# incarnation has gone (left: dead here, or replaced); then it restarts
+# too. Everyone then waits for its peers. Uses 128 bytes of CTL from OFF.
+restart_in_turn() {
+    _ctl=$1 _off=$2 _owner=$3
+    shift 3
+    if [ "$h" != "$_owner" ]; then
+        /opt/helpers/dsm set "$_ctl" $((_off + 4 * h)) 1 || return 1
+        /opt/helpers/dsm wait "$_ctl" $((_off + 64 + 4 * h)) 1 600 || return 1
+        restart_manager_with "$@"
+    else
+        _o=1
+        while [ $_o -le "$WFS_HOSTS" ]; do
+            if [ $_o != "$h" ]; then
+                /opt/helpers/dsm wait "$_ctl" $((_off + 4 * _o)) 1 600 || return 1
+                _inc=$(wfsctl status | sed -n "s/^peer h$_o .*(incarnation \(0x[0-9a-f]*\)).*/\1/p")
+                [ -n "$_inc" ] || return 1
+                /opt/helpers/dsm set "$_ctl" $((_off + 64 + 4 * _o)) 1 || return 1
+                within 120 incarnation_gone $_o "$_inc" || return 1
+            fi
+            _o=$((_o + 1))
+        done
+        restart_manager_with "$@"
+    fi
+    wfsctl wait --peers --timeout 90
+}
+
+# incarnation_gone H INC: host H's incarnation INC is over here: taken for
+# dead (it left or died), or another one has taken its place.
+incarnation_gone() {
+    _l=$(wfsctl status | grep "^peer h$1 ") || return 1
+    case $_l in
+    *"dead (incarnation $2)"*) return 0 ;;
+    *"(incarnation $2)"*) return 1 ;;
+    *) return 0 ;;
+    esac
+}
+
 # within SECS CMD...: runs CMD every 0.1 s until it succeeds; returns 1 if
 # it has not after SECS seconds.
 within() {
