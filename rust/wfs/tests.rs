@@ -13,7 +13,7 @@ use crate::upcall::abi::Grant;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     c_str,
-    error::code::{EACCES, EFBIG},
+    error::code::{EACCES, EFBIG, ENOENT},
     folio::LockedFolio,
     fs::{
         open_flags, FileAttr, FileSystem, FileTime, FileType, FsTable, Inode, KernFile, KernMount,
@@ -90,6 +90,28 @@ fn attr() -> FileAttr {
     }
 }
 
+/// The files of the test file system: `f`, and beside it files that
+/// differ only in who may open them (inode `FILE_INO` + their index).
+const FILES: [&[u8]; 4] = [b"f", b"secret", b"squashed", b"nobodys"];
+
+/// The attributes of `FILES[i]`.
+fn attr_of(i: u64) -> FileAttr {
+    let other = |perm, id, root_squash| FileAttr {
+        ino: FILE_INO + i,
+        perm,
+        uid: id,
+        gid: id,
+        root_squash,
+        ..attr()
+    };
+    match i {
+        1 => other(0o600, 1000, false),
+        2 => other(0o644, 0, true),
+        3 => other(0o600, NOBODY, true),
+        _ => attr(),
+    }
+}
+
 fn state(sb: &SuperBlock<MemFs>) -> Result<ArcBorrow<'_, MemState>> {
     sb.data().ok_or(EIO)
 }
@@ -114,26 +136,17 @@ impl FileSystem for MemFs {
     }
 
     fn lookup(_dir: &Inode<Self>, name: &[u8]) -> Result<Option<FileAttr>> {
-        // Beside `f`, files that differ only in who may open them.
-        let other = |ino, perm, id, root_squash| FileAttr {
-            ino,
-            perm,
-            uid: id,
-            gid: id,
-            root_squash,
-            ..attr()
-        };
-        Ok(match name {
-            b"f" => Some(attr()),
-            b"secret" => Some(other(FILE_INO + 1, 0o600, 1000, false)),
-            b"squashed" => Some(other(FILE_INO + 2, 0o644, 0, true)),
-            b"nobodys" => Some(other(FILE_INO + 3, 0o600, NOBODY, true)),
-            _ => None,
-        })
+        Ok(FILES
+            .iter()
+            .position(|&n| n == name)
+            .map(|i| attr_of(i as u64)))
     }
 
-    fn getattr(_inode: &Inode<Self>) -> Result<FileAttr> {
-        Ok(attr())
+    fn getattr(inode: &Inode<Self>) -> Result<FileAttr> {
+        match inode.ino().checked_sub(FILE_INO) {
+            Some(i) if (i as usize) < FILES.len() => Ok(attr_of(i)),
+            _ => Err(ENOENT),
+        }
     }
 
     /// Grants every page for reading only, like `grant = "read-only"`, or

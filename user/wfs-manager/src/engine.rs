@@ -4922,6 +4922,24 @@ mod tests {
                 (st.creates, st.creates_placed, st.creates_failed),
                 (2, 1, 0)
             );
+            // Made at another host's word: never set-user-id or
+            // set-group-id there (a's manager, root, makes it); made by its
+            // maker's own kernel, as asked.
+            for (name, at) in [(&b"s.db"[..], "a"), (&b"s.txt"[..], "c")] {
+                c.ask(
+                    "c",
+                    4,
+                    Request::Create {
+                        name,
+                        mode: 0o6755,
+                        excl: true,
+                    },
+                );
+                assert_eq!(c.answers_of("c")[0].2, 0);
+                let n = std::str::from_utf8(name).unwrap();
+                let want = if at == "a" { 0o755 } else { 0o6755 };
+                assert_eq!(c.exported(at, n).mode, want, "{n}");
+            }
         }
 
         /// A LOOKUP under way when its name is made is asked again: its

@@ -645,10 +645,6 @@ impl Export {
         Ok(Grant::ReadWrite)
     }
 
-    /// Remembers `name` as the name of file `id`. Another name known for
-    /// `id` that no longer stands for it (renamed away, by WFS or by hand)
-    /// is replaced; one that still does (a hard link) keeps it, and `name`
-    /// is refused.
     /// Sets whether root on other hosts is taken as `nobody` for these
     /// files (config `root_squash`; true until set).
     pub fn set_root_squash(&self, on: bool) {
@@ -671,6 +667,10 @@ impl Export {
         a
     }
 
+    /// Remembers `name` as the name of file `id`. Another name known for
+    /// `id` that no longer stands for it (renamed away, by WFS or by hand)
+    /// is replaced; one that still does (a hard link) keeps it, and `name`
+    /// is refused.
     fn remember(&self, name: &[u8], id: u64) -> Result<u64, i32> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         match names.get(&id) {

@@ -570,7 +570,8 @@ impl Names {
         grew
     }
 
-    /// The owner of `file` says these are its times now.
+    /// The owner of `file` says these are its times, mode, ids and root
+    /// squashing now.
     pub fn set_times(&mut self, file: u64, mtime: Time, ctime: Time, perm: Perm) {
         for (_, info) in self.cache.values_mut() {
             if info.file == file {

@@ -211,6 +211,10 @@ impl Engine {
         until: Instant,
     ) {
         let key = PEER_MAKE | self.space.next_token();
+        // Made by this manager (root) at another host's word: never
+        // set-user-id or set-group-id (a peer's root could otherwise plant
+        // a set-uid-root file here), nor anything but permission bits.
+        let mode = mode & 0o1777;
         self.space.creating.insert(
             key,
             Creating {
