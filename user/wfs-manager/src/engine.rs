@@ -3268,24 +3268,8 @@ impl Engine {
             }
             let outputs = match self.core.handle(input) {
                 Ok(o) => o,
-                Err(ProtocolError::Forbidden { from, what, why }) => {
-                    self.refuse(from, what, why);
-                    continue;
-                }
-                Err(ProtocolError::Unexpected { from, msg }) if from != self.me => {
-                    Counters::add(&self.counters.unexpected_from_peers, 1);
-                    let n = self.counters.unexpected_from_peers.load(Ordering::Relaxed);
-                    if loggable(n) {
-                        let name = self.host_names(&[from]);
-                        wlog!(
-                            "peer {name}: dropped {} (not in the protocol's state; {n} so far)",
-                            brief_msg(&msg)
-                        );
-                    }
-                    continue;
-                }
                 Err(e) => {
-                    wlog!("page protocol: refused {e:?}");
+                    self.core_refused(e);
                     continue;
                 }
             };
@@ -3309,6 +3293,27 @@ impl Engine {
         }
         if !self.shrinks.is_empty() {
             self.shrinks_progress();
+        }
+    }
+
+    /// An input (or a message within one) the core refused: a forbidden
+    /// one counted and logged as such ([`Engine::refuse`]), one that fits
+    /// no state counted apart.
+    fn core_refused(&self, e: ProtocolError) {
+        match e {
+            ProtocolError::Forbidden { from, what, why } => self.refuse(from, what, why),
+            ProtocolError::Unexpected { from, msg } if from != self.me => {
+                Counters::add(&self.counters.unexpected_from_peers, 1);
+                let n = self.counters.unexpected_from_peers.load(Ordering::Relaxed);
+                if loggable(n) {
+                    let name = self.host_names(&[from]);
+                    wlog!(
+                        "peer {name}: dropped {} (not in the protocol's state; {n} so far)",
+                        brief_msg(&msg)
+                    );
+                }
+            }
+            e => wlog!("page protocol: refused {e:?}"),
         }
     }
 
@@ -3640,6 +3645,20 @@ impl Engine {
                     page.file,
                     self.file_name(page.file),
                     self.host_names(&[host])
+                );
+                None
+            }
+            Output::Rejected(e) => {
+                self.core_refused(e);
+                None
+            }
+            Output::PutRefused { page, owner } => {
+                wlog!(
+                    "page protocol: {} refused this host's write of page {} of file {:#x} ({}) as one it may not make; the write fails (EPERM)",
+                    self.host_names(&[owner]),
+                    page.index,
+                    page.file,
+                    self.file_name(page.file)
                 );
                 None
             }
@@ -5255,6 +5274,9 @@ mod tests {
             c.forge("c", "a", put(u64::MAX, 0xee));
             assert_eq!(c.f_on_disk(), before);
             assert_eq!(c.refusals("a"), 1);
+            // Answered (c, which sent no such Put, drops the answer).
+            let s = c.host("c").engine.counters.snapshot();
+            assert_eq!(s.unexpected_from_peers, 1);
             // b reads the page, writes it back: its data lands.
             c.read_f("b", 1);
             write_back(&mut c, "b", 0x11);
