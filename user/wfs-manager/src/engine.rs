@@ -1669,15 +1669,23 @@ impl Engine {
                     self.refuse(from, "a page message", &why);
                     return;
                 }
-                match &m {
-                    Msg::WhereIs { txn, .. } => self.timers.to_serve(from, *txn),
-                    Msg::Fetch { txn, to, .. } => self.timers.to_serve(*to, *txn),
-                    Msg::Data { txn, .. } => self.timers.answered(*txn, Some(&self.stats.costs)),
-                    Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => {
-                        self.timers.answered(*txn, None)
-                    }
-                    _ => {}
-                }
+                // The serve timer starts before the core serves (its
+                // answer stops it); the fetch timer stops once the core
+                // took the answer. Neither is left touched by a message
+                // the core refuses.
+                let serving = match &m {
+                    Msg::WhereIs { txn, .. } => Some((from, *txn)),
+                    Msg::Fetch { txn, to, .. } => Some((*to, *txn)),
+                    _ => None,
+                };
+                let started = serving.filter(|&(to, txn)| self.timers.to_serve(to, txn));
+                let answered = match &m {
+                    Msg::Data { txn, .. } => Some((*txn, true)),
+                    Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => Some((*txn, false)),
+                    _ => None,
+                };
+                let fetch = answered
+                    .and_then(|(txn, page)| self.timers.take_fetch(txn).map(|t| (txn, page, t)));
                 let page = match &m {
                     Msg::WhereIs { page, .. }
                     | Msg::Fetch { page, .. }
@@ -1718,10 +1726,27 @@ impl Engine {
                 // (The core refuses what only an owner sends, Fetch, Revoke
                 // and Share, of a file it knows no owner of: no peer makes
                 // itself an owner by saying so.)
+                let known = page.filter(|p| self.core.owner_of(p.file).is_none());
                 if let Some(page) = page {
                     self.know_file(page.file);
                 }
-                self.run_core(Input::Message { from, msg: m });
+                if self.run_core_took(Input::Message { from, msg: m }) {
+                    if let Some((_, true, t)) = fetch {
+                        Timers::fetched(t, &self.stats.costs);
+                    }
+                } else {
+                    // Refused: nothing of it stays (the core output
+                    // nothing, so nothing else touched these meanwhile).
+                    if let Some((txn, _, t)) = fetch {
+                        self.timers.unanswered(txn, t);
+                    }
+                    if let Some((to, txn)) = started {
+                        self.timers.served(to, txn, None);
+                    }
+                    if let Some(page) = known {
+                        self.core.forget_owner(page.file);
+                    }
+                }
             }
             PeerMsg::View(m) => self.view_msg(from, m),
             PeerMsg::Lock(m) => self.lock_msg(from, m),
@@ -3261,6 +3286,13 @@ impl Engine {
     /// including the inputs those outputs produce (disk reads, pages
     /// taken from the kernel).
     fn run_core(&mut self, input: Input) {
+        self.run_core_took(input);
+    }
+
+    /// [`Engine::run_core`], returning whether the core took `input`
+    /// itself (it did not refuse it as a whole: nothing of it changed).
+    fn run_core_took(&mut self, input: Input) -> bool {
+        let (mut first, mut accepted) = (true, true);
         let mut todo = VecDeque::from([input]);
         while let Some(input) = todo.pop_front() {
             if self.trace {
@@ -3270,9 +3302,14 @@ impl Engine {
                 Ok(o) => o,
                 Err(e) => {
                     self.core_refused(e);
+                    if first {
+                        accepted = false;
+                    }
+                    first = false;
                     continue;
                 }
             };
+            first = false;
             // The kernel's answers to grants go in at once, before what
             // this batch caused (the core sends a dirty page that no READ
             // installed home before anything else).
@@ -3294,6 +3331,7 @@ impl Engine {
         if !self.shrinks.is_empty() {
             self.shrinks_progress();
         }
+        accepted
     }
 
     /// An input (or a message within one) the core refused: a forbidden
@@ -5319,6 +5357,8 @@ mod tests {
                 c.forge("c", "b", fetch);
             }
             assert_eq!(c.refusals("b"), 2);
+            // No trace of them: no page is timed as to be served.
+            assert!(!c.host("b").engine.timers.serving(host_id("c"), 7));
             // Nobody made c an owner, and b still holds f's page.
             assert_eq!(c.host("b").engine.core.owner_of(unknown), None);
             assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
