@@ -4981,6 +4981,41 @@ mod tests {
             );
         }
 
+        /// A placed host answering a `Make` with another host's file is
+        /// refused: the CREATE fails, and the file's owner stays.
+        #[test]
+        fn a_made_with_another_hosts_file_id_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let rule = vec![(
+                glob::Pattern::new("*.db").expect("a pattern"),
+                "b".to_string(),
+            )];
+            c.host("c").engine.placement = rule;
+            let f = c.id_of(b"f");
+            assert_eq!(c.lookup("c", 1, b"f").map(|a| a.file), Ok(f));
+            // (The Make is not delivered: b answers with a's file.)
+            let _ = c
+                .host("c")
+                .with(|e| e.upcall(upcall(2, create(b"x.db", true))));
+            let placed = c.host("c").engine.space.placed();
+            let [(at, id)] = placed[..] else {
+                panic!("{placed:?}")
+            };
+            assert_eq!(at, host_id("b"));
+            let made = NameMsg::Made {
+                id,
+                made: Ok((host_id("b"), super::peer_refusals::claim(f))),
+            };
+            c.on("b", |e| e.send(host_id("c"), PeerMsg::Name(made)));
+            assert_eq!(
+                c.answers_of("c"),
+                [(2, Opcode::Create, libc::EIO, Got::Nothing)]
+            );
+            let st = c.host("c").engine.counters.snapshot();
+            assert_eq!(st.refused_from_peers, 1);
+            assert_eq!(c.host("c").engine.core.owner_of(f), Some(host_id("a")));
+        }
+
         /// A LOOKUP under way when its name is made is asked again: its
         /// first answers may be from before.
         #[test]
@@ -5392,6 +5427,89 @@ mod tests {
             assert_eq!(c.refusals("a"), 0);
             write_back(&mut c, "b", 0x55);
             assert_eq!(c.f_on_disk(), Some(0x55));
+        }
+
+        /// What a peer says of a file it owns, for file `file`.
+        pub(super) fn claim(file: u64) -> FileInfo {
+            FileInfo {
+                file,
+                size: PAGE_SIZE as u64,
+                mode: 0o644,
+                mtime: crate::export::time(0, 0),
+                ctime: crate::export::time(0, 0),
+                uid: 0,
+                gid: 0,
+                root_squash: true,
+            }
+        }
+
+        #[test]
+        fn a_name_made_with_another_hosts_file_id_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            let f = f_id();
+            // c says it made a name whose file is a's f: b would take c
+            // for f's owner, and let it fetch f's page.
+            let forget = NameMsg::Forget {
+                id: 0,
+                name: b"g".to_vec(),
+                made: Some(claim(f)),
+                gone: 0,
+            };
+            c.forge("c", "b", PeerMsg::Name(forget));
+            assert_eq!(c.refusals("b"), 1);
+            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
+            // Nor is it a's own file at a.
+            let forget = NameMsg::Forget {
+                id: 0,
+                name: b"g".to_vec(),
+                made: Some(claim(f)),
+                gone: 0,
+            };
+            c.forge("c", "a", PeerMsg::Name(forget));
+            assert_eq!(c.refusals("a"), 1);
+            assert_eq!(c.host("a").engine.core.owner_of(f), Some(host_id("a")));
+            // So c's Fetch of it from b is refused; a's own move goes on.
+            let fetch = PeerMsg::Page(Msg::Fetch {
+                txn: 7,
+                page: page(),
+                to: host_id("c"),
+                incarnation: inc("c", 1),
+                epoch: 9,
+            });
+            c.forge("c", "b", fetch);
+            assert_eq!(c.refusals("b"), 2);
+            assert!(c.host("b").engine.core.holds(page()));
+            c.read_f("c", 2);
+            assert!(c.host("c").engine.core.holds(page()));
+        }
+
+        /// On an export without file handles a file's id is its name's
+        /// hash: a name removed at a and made again at b keeps its id, and
+        /// b's word may come before a's `gone`, on another connection. Not
+        /// refused: b owns the id, and a's late `gone` leaves it so.
+        #[test]
+        fn a_name_made_again_elsewhere_with_its_hashed_id_is_taken() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let x = file_id(b"x");
+            c.host("c").engine.core.add_file(x, host_id("a"));
+            let made = NameMsg::Forget {
+                id: 0,
+                name: b"x".to_vec(),
+                made: Some(claim(x)),
+                gone: 0,
+            };
+            c.forge("b", "c", PeerMsg::Name(made));
+            assert_eq!(c.host("c").engine.core.owner_of(x), Some(host_id("b")));
+            let removed = NameMsg::Forget {
+                id: 0,
+                name: b"x".to_vec(),
+                made: None,
+                gone: x,
+            };
+            c.forge("a", "c", PeerMsg::Name(removed));
+            assert_eq!(c.host("c").engine.core.owner_of(x), Some(host_id("b")));
+            assert_eq!(c.refusals("c"), 0);
         }
 
         #[test]
