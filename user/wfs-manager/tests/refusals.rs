@@ -156,3 +156,47 @@ fn a_refused_message_held_back_by_a_rebuilding_owner_loses_nothing_else() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_leaving_host_whose_put_is_refused_still_leaves() {
+    let mut cs = cores(3, 5);
+    join(&mut cs, &[0, 1, 2], 5);
+    fetch_from_disk(&mut cs, 1, 1, 0);
+    let out = cs[1].handle(Input::Leave).unwrap();
+    assert_eq!(out, vec![Output::Invalidate { page: P }]);
+    let out = cs[1]
+        .handle(Input::Invalidated {
+            page: P,
+            contents: Some((vec![9].into(), true)),
+        })
+        .unwrap();
+    let put = out.iter().find_map(|o| match o {
+        Output::Send {
+            to: 0,
+            msg: Msg::Put { seq, .. },
+        } => Some(*seq),
+        _ => None,
+    });
+    let Some(seq) = put else {
+        panic!("its dirty data goes home: {out:?}")
+    };
+    assert!(!out.contains(&Output::Left), "{out:?}");
+    // The owner refuses it (as it would a Put it takes for forbidden):
+    // the data is lost, but the leave ends.
+    let out = cs[1]
+        .handle(Input::Message {
+            from: 0,
+            msg: Msg::PutAck {
+                page: P,
+                seq,
+                error: REFUSED,
+            },
+        })
+        .unwrap();
+    assert!(
+        out.contains(&Output::PutRefused { page: P, owner: 0 }),
+        "{out:?}"
+    );
+    assert_eq!(out.last(), Some(&Output::Left), "{out:?}");
+    assert!(!cs[1].retrying(), "sent again");
+}
