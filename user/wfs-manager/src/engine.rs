@@ -1715,6 +1715,9 @@ impl Engine {
                     Msg::Holding { pages, .. } => {
                         // The pages of this host's files a peer holds: the
                         // core must know the files are this host's.
+                        // (Kept even if the core refuses the message:
+                        // they are this host's own files, and a refused
+                        // Holding may have been taken in part.)
                         let mut files: Vec<u64> = pages.iter().map(|(p, _, _)| p.file).collect();
                         files.dedup();
                         for file in files {
@@ -1726,10 +1729,10 @@ impl Engine {
                 // (The core refuses what only an owner sends, Fetch, Revoke
                 // and Share, of a file it knows no owner of: no peer makes
                 // itself an owner by saying so.)
-                let known = page.filter(|p| self.core.owner_of(p.file).is_none());
-                if let Some(page) = page {
-                    self.know_file(page.file);
-                }
+                // (The owner put in the core for this message is taken out
+                // again if the core refuses it.)
+                let learnt =
+                    page.filter(|p| self.core.owner_of(p.file).is_none() && self.know_file(p.file));
                 if self.run_core_took(Input::Message { from, msg: m }) {
                     if let Some((_, true, t)) = fetch {
                         Timers::fetched(t, &self.stats.costs);
@@ -1743,7 +1746,7 @@ impl Engine {
                     if let Some((to, txn)) = started {
                         self.timers.served(to, txn, None);
                     }
-                    if let Some(page) = known {
+                    if let Some(page) = learnt {
                         self.core.forget_owner(page.file);
                     }
                 }
