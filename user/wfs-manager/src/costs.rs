@@ -183,10 +183,36 @@ impl Timers {
     }
 
     /// This host is to send a page to `to` for its transaction `txn`.
-    pub fn to_serve(&mut self, to: HostId, txn: Txn) {
-        if self.serving.len() < MAX_OPEN {
-            self.serving.entry((to, txn)).or_insert_with(Instant::now);
+    /// Returns whether that started a timer (the first such request).
+    pub fn to_serve(&mut self, to: HostId, txn: Txn) -> bool {
+        if self.serving.len() < MAX_OPEN && !self.serving.contains_key(&(to, txn)) {
+            self.serving.insert((to, txn), Instant::now());
+            return true;
         }
+        false
+    }
+
+    /// Whether a page is timed as to be sent to `to` for `txn`.
+    pub fn serving(&self, to: HostId, txn: Txn) -> bool {
+        self.serving.contains_key(&(to, txn))
+    }
+
+    /// Stops the timing of this host's transaction `txn`, an answer to
+    /// which came: its start, for [`Timers::fetched`] or
+    /// [`Timers::unanswered`].
+    pub fn take_fetch(&mut self, txn: Txn) -> Option<Instant> {
+        self.fetching.remove(&txn)
+    }
+
+    /// The page of `txn`, timed since `started`, came.
+    pub fn fetched(started: Instant, costs: &Costs) {
+        costs.since(Stage::Fetch, started);
+    }
+
+    /// The answer to `txn` was refused: its timing goes on from
+    /// `started`.
+    pub fn unanswered(&mut self, txn: Txn, started: Instant) {
+        self.fetching.entry(txn).or_insert(started);
     }
 
     /// A message for transaction `txn` went to `to`: if it is the page

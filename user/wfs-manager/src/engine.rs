@@ -1669,15 +1669,23 @@ impl Engine {
                     self.refuse(from, "a page message", &why);
                     return;
                 }
-                match &m {
-                    Msg::WhereIs { txn, .. } => self.timers.to_serve(from, *txn),
-                    Msg::Fetch { txn, to, .. } => self.timers.to_serve(*to, *txn),
-                    Msg::Data { txn, .. } => self.timers.answered(*txn, Some(&self.stats.costs)),
-                    Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => {
-                        self.timers.answered(*txn, None)
-                    }
-                    _ => {}
-                }
+                // The serve timer starts before the core serves (its
+                // answer stops it); the fetch timer stops once the core
+                // took the answer. Neither is left touched by a message
+                // the core refuses.
+                let serving = match &m {
+                    Msg::WhereIs { txn, .. } => Some((from, *txn)),
+                    Msg::Fetch { txn, to, .. } => Some((*to, *txn)),
+                    _ => None,
+                };
+                let started = serving.filter(|&(to, txn)| self.timers.to_serve(to, txn));
+                let answered = match &m {
+                    Msg::Data { txn, .. } => Some((*txn, true)),
+                    Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => Some((*txn, false)),
+                    _ => None,
+                };
+                let fetch = answered
+                    .and_then(|(txn, page)| self.timers.take_fetch(txn).map(|t| (txn, page, t)));
                 let page = match &m {
                     Msg::WhereIs { page, .. }
                     | Msg::Fetch { page, .. }
@@ -1707,6 +1715,9 @@ impl Engine {
                     Msg::Holding { pages, .. } => {
                         // The pages of this host's files a peer holds: the
                         // core must know the files are this host's.
+                        // (Kept even if the core refuses the message:
+                        // they are this host's own files, and a refused
+                        // Holding may have been taken in part.)
                         let mut files: Vec<u64> = pages.iter().map(|(p, _, _)| p.file).collect();
                         files.dedup();
                         for file in files {
@@ -1718,10 +1729,27 @@ impl Engine {
                 // (The core refuses what only an owner sends, Fetch, Revoke
                 // and Share, of a file it knows no owner of: no peer makes
                 // itself an owner by saying so.)
-                if let Some(page) = page {
-                    self.know_file(page.file);
+                // (The owner put in the core for this message is taken out
+                // again if the core refuses it.)
+                let learnt =
+                    page.filter(|p| self.core.owner_of(p.file).is_none() && self.know_file(p.file));
+                if self.run_core_took(Input::Message { from, msg: m }) {
+                    if let Some((_, true, t)) = fetch {
+                        Timers::fetched(t, &self.stats.costs);
+                    }
+                } else {
+                    // Refused: nothing of it stays (the core output
+                    // nothing, so nothing else touched these meanwhile).
+                    if let Some((txn, _, t)) = fetch {
+                        self.timers.unanswered(txn, t);
+                    }
+                    if let Some((to, txn)) = started {
+                        self.timers.served(to, txn, None);
+                    }
+                    if let Some(page) = learnt {
+                        self.core.forget_owner(page.file);
+                    }
                 }
-                self.run_core(Input::Message { from, msg: m });
             }
             PeerMsg::View(m) => self.view_msg(from, m),
             PeerMsg::Lock(m) => self.lock_msg(from, m),
@@ -3261,6 +3289,13 @@ impl Engine {
     /// including the inputs those outputs produce (disk reads, pages
     /// taken from the kernel).
     fn run_core(&mut self, input: Input) {
+        self.run_core_took(input);
+    }
+
+    /// [`Engine::run_core`], returning whether the core took `input`
+    /// itself (it did not refuse it as a whole: nothing of it changed).
+    fn run_core_took(&mut self, input: Input) -> bool {
+        let (mut first, mut accepted) = (true, true);
         let mut todo = VecDeque::from([input]);
         while let Some(input) = todo.pop_front() {
             if self.trace {
@@ -3268,27 +3303,16 @@ impl Engine {
             }
             let outputs = match self.core.handle(input) {
                 Ok(o) => o,
-                Err(ProtocolError::Forbidden { from, what, why }) => {
-                    self.refuse(from, what, why);
-                    continue;
-                }
-                Err(ProtocolError::Unexpected { from, msg }) if from != self.me => {
-                    Counters::add(&self.counters.unexpected_from_peers, 1);
-                    let n = self.counters.unexpected_from_peers.load(Ordering::Relaxed);
-                    if loggable(n) {
-                        let name = self.host_names(&[from]);
-                        wlog!(
-                            "peer {name}: dropped {} (not in the protocol's state; {n} so far)",
-                            brief_msg(&msg)
-                        );
-                    }
-                    continue;
-                }
                 Err(e) => {
-                    wlog!("page protocol: refused {e:?}");
+                    self.core_refused(e);
+                    if first {
+                        accepted = false;
+                    }
+                    first = false;
                     continue;
                 }
             };
+            first = false;
             // The kernel's answers to grants go in at once, before what
             // this batch caused (the core sends a dirty page that no READ
             // installed home before anything else).
@@ -3309,6 +3333,28 @@ impl Engine {
         }
         if !self.shrinks.is_empty() {
             self.shrinks_progress();
+        }
+        accepted
+    }
+
+    /// An input (or a message within one) the core refused: a forbidden
+    /// one counted and logged as such ([`Engine::refuse`]), one that fits
+    /// no state counted apart.
+    fn core_refused(&self, e: ProtocolError) {
+        match e {
+            ProtocolError::Forbidden { from, what, why } => self.refuse(from, what, why),
+            ProtocolError::Unexpected { from, msg } if from != self.me => {
+                Counters::add(&self.counters.unexpected_from_peers, 1);
+                let n = self.counters.unexpected_from_peers.load(Ordering::Relaxed);
+                if loggable(n) {
+                    let name = self.host_names(&[from]);
+                    wlog!(
+                        "peer {name}: dropped {} (not in the protocol's state; {n} so far)",
+                        brief_msg(&msg)
+                    );
+                }
+            }
+            e => wlog!("page protocol: refused {e:?}"),
         }
     }
 
@@ -3640,6 +3686,20 @@ impl Engine {
                     page.file,
                     self.file_name(page.file),
                     self.host_names(&[host])
+                );
+                None
+            }
+            Output::Rejected(e) => {
+                self.core_refused(e);
+                None
+            }
+            Output::PutRefused { page, owner } => {
+                wlog!(
+                    "page protocol: {} refused this host's write of page {} of file {:#x} ({}) as one it may not make; the write fails (EPERM)",
+                    self.host_names(&[owner]),
+                    page.index,
+                    page.file,
+                    self.file_name(page.file)
                 );
                 None
             }
@@ -4942,6 +5002,41 @@ mod tests {
             }
         }
 
+        /// A placed host answering a `Make` with another host's file is
+        /// refused: the CREATE fails, and the file's owner stays.
+        #[test]
+        fn a_made_with_another_hosts_file_id_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let rule = vec![(
+                glob::Pattern::new("*.db").expect("a pattern"),
+                "b".to_string(),
+            )];
+            c.host("c").engine.placement = rule;
+            let f = c.id_of(b"f");
+            assert_eq!(c.lookup("c", 1, b"f").map(|a| a.file), Ok(f));
+            // (The Make is not delivered: b answers with a's file.)
+            let _ = c
+                .host("c")
+                .with(|e| e.upcall(upcall(2, create(b"x.db", true))));
+            let placed = c.host("c").engine.space.placed();
+            let [(at, id)] = placed[..] else {
+                panic!("{placed:?}")
+            };
+            assert_eq!(at, host_id("b"));
+            let made = NameMsg::Made {
+                id,
+                made: Ok((host_id("b"), super::peer_refusals::claim(f))),
+            };
+            c.on("b", |e| e.send(host_id("c"), PeerMsg::Name(made)));
+            assert_eq!(
+                c.answers_of("c"),
+                [(2, Opcode::Create, libc::EIO, Got::Nothing)]
+            );
+            let st = c.host("c").engine.counters.snapshot();
+            assert_eq!(st.refused_from_peers, 1);
+            assert_eq!(c.host("c").engine.core.owner_of(f), Some(host_id("a")));
+        }
+
         /// A LOOKUP under way when its name is made is asked again: its
         /// first answers may be from before.
         #[test]
@@ -5273,6 +5368,9 @@ mod tests {
             c.forge("c", "a", put(u64::MAX, 0xee));
             assert_eq!(c.f_on_disk(), before);
             assert_eq!(c.refusals("a"), 1);
+            // Answered (c, which sent no such Put, drops the answer).
+            let s = c.host("c").engine.counters.snapshot();
+            assert_eq!(s.unexpected_from_peers, 1);
             // b reads the page, writes it back: its data lands.
             c.read_f("b", 1);
             write_back(&mut c, "b", 0x11);
@@ -5315,6 +5413,8 @@ mod tests {
                 c.forge("c", "b", fetch);
             }
             assert_eq!(c.refusals("b"), 2);
+            // No trace of them: no page is timed as to be served.
+            assert!(!c.host("b").engine.timers.serving(host_id("c"), 7));
             // Nobody made c an owner, and b still holds f's page.
             assert_eq!(c.host("b").engine.core.owner_of(unknown), None);
             assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
@@ -5348,6 +5448,89 @@ mod tests {
             assert_eq!(c.refusals("a"), 0);
             write_back(&mut c, "b", 0x55);
             assert_eq!(c.f_on_disk(), Some(0x55));
+        }
+
+        /// What a peer says of a file it owns, for file `file`.
+        pub(super) fn claim(file: u64) -> FileInfo {
+            FileInfo {
+                file,
+                size: PAGE_SIZE as u64,
+                mode: 0o644,
+                mtime: crate::export::time(0, 0),
+                ctime: crate::export::time(0, 0),
+                uid: 0,
+                gid: 0,
+                root_squash: true,
+            }
+        }
+
+        #[test]
+        fn a_name_made_with_another_hosts_file_id_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            let f = f_id();
+            // c says it made a name whose file is a's f: b would take c
+            // for f's owner, and let it fetch f's page.
+            let forget = NameMsg::Forget {
+                id: 0,
+                name: b"g".to_vec(),
+                made: Some(claim(f)),
+                gone: 0,
+            };
+            c.forge("c", "b", PeerMsg::Name(forget));
+            assert_eq!(c.refusals("b"), 1);
+            assert_eq!(c.host("b").engine.core.owner_of(f), Some(host_id("a")));
+            // Nor is it a's own file at a.
+            let forget = NameMsg::Forget {
+                id: 0,
+                name: b"g".to_vec(),
+                made: Some(claim(f)),
+                gone: 0,
+            };
+            c.forge("c", "a", PeerMsg::Name(forget));
+            assert_eq!(c.refusals("a"), 1);
+            assert_eq!(c.host("a").engine.core.owner_of(f), Some(host_id("a")));
+            // So c's Fetch of it from b is refused; a's own move goes on.
+            let fetch = PeerMsg::Page(Msg::Fetch {
+                txn: 7,
+                page: page(),
+                to: host_id("c"),
+                incarnation: inc("c", 1),
+                epoch: 9,
+            });
+            c.forge("c", "b", fetch);
+            assert_eq!(c.refusals("b"), 2);
+            assert!(c.host("b").engine.core.holds(page()));
+            c.read_f("c", 2);
+            assert!(c.host("c").engine.core.holds(page()));
+        }
+
+        /// On an export without file handles a file's id is its name's
+        /// hash: a name removed at a and made again at b keeps its id, and
+        /// b's word may come before a's `gone`, on another connection. Not
+        /// refused: b owns the id, and a's late `gone` leaves it so.
+        #[test]
+        fn a_name_made_again_elsewhere_with_its_hashed_id_is_taken() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let x = file_id(b"x");
+            c.host("c").engine.core.add_file(x, host_id("a"));
+            let made = NameMsg::Forget {
+                id: 0,
+                name: b"x".to_vec(),
+                made: Some(claim(x)),
+                gone: 0,
+            };
+            c.forge("b", "c", PeerMsg::Name(made));
+            assert_eq!(c.host("c").engine.core.owner_of(x), Some(host_id("b")));
+            let removed = NameMsg::Forget {
+                id: 0,
+                name: b"x".to_vec(),
+                made: None,
+                gone: x,
+            };
+            c.forge("a", "c", PeerMsg::Name(removed));
+            assert_eq!(c.host("c").engine.core.owner_of(x), Some(host_id("b")));
+            assert_eq!(c.refusals("c"), 0);
         }
 
         #[test]

@@ -85,6 +85,12 @@ pub type PageData = Arc<Vec<u8>>;
 /// a later holder answers for the page (Linux's `ESTALE`).
 pub const SUPERSEDED: i32 = 116;
 
+/// `PutAck`'s error for a `Put` the owner refused as one no correct peer
+/// sends (Documentation/protocol.md, "What a peer may not do"): the data
+/// is not on the owner's disk and is not sent again; the WRITE fails with
+/// it (Linux's `EPERM`).
+pub const REFUSED: i32 = 1;
+
 /// A host of the cluster.
 pub type HostId = u16;
 
@@ -554,6 +560,15 @@ pub enum Output {
     /// the owner's stable storage, and the peers were told (`Leaving`): the
     /// manager may go.
     Left,
+    /// A message refused while other work of the same input goes on (a
+    /// forbidden `Put`, answered with [`REFUSED`]; a message held back
+    /// while this owner rebuilt its directory, refused when replayed):
+    /// counted and logged as an error of [`Core::handle`] would be.
+    Rejected(ProtocolError),
+    /// Page `page`'s owner `owner` refused this host's `Put` of it
+    /// ([`REFUSED`]): its data is not on the owner's disk and is not sent
+    /// again (a WRITE waiting for it fails). Logged.
+    PutRefused { page: PageId, owner: HostId },
 }
 
 impl Output {
@@ -2655,11 +2670,16 @@ impl Core {
                             d.forbidden_put(from, epoch)
                         })
                 {
-                    return Err(ProtocolError::Forbidden {
+                    // Answered, so that its sender neither waits for ever
+                    // nor sends it again: its WRITE fails.
+                    let error = REFUSED;
+                    self.send(from, Msg::PutAck { page, seq, error }, out, local);
+                    out.push(Output::Rejected(ProtocolError::Forbidden {
                         from,
                         what: "a Put",
                         why,
-                    });
+                    }));
+                    return Ok(());
                 }
                 let d = self.dir.entry(page).or_default();
                 // Epoch 0: data no incarnation of this owner granted (a
@@ -2883,6 +2903,9 @@ impl Core {
                 self.answer_upgrade(page, Some(txn), UpgradeAnswer::Granted { dirty }, out);
             }
             Msg::PutAck { page, seq, error } => {
+                if error == REFUSED && self.puts.contains_key(&seq) {
+                    out.push(Output::PutRefused { page, owner: from });
+                }
                 if self.puts.contains_key(&seq)
                     && let Some(page) = self.evict_puts.remove(&seq)
                 {
@@ -2906,7 +2929,7 @@ impl Core {
                         if counted {
                             self.put_done(page, error);
                         }
-                        if error != 0 && error != SUPERSEDED {
+                        if error != 0 && error != SUPERSEDED && error != REFUSED {
                             // Not on disk, and the kernel's copy is clean:
                             // again at the next Retry, unless newer data of
                             // the page has gone by then.
@@ -2929,6 +2952,11 @@ impl Core {
                     // refused by its next: lost (the owner reports it).
                     Some(PutFor::Home { .. }) if error == NOT_TAKEN => {
                         out.push(Output::OrphanRefused { page });
+                        self.maybe_left(out, local);
+                        return Ok(());
+                    }
+                    // Refused (PutRefused above): not sent again.
+                    Some(PutFor::Home { .. }) if error == REFUSED => {
                         self.maybe_left(out, local);
                         return Ok(());
                     }
@@ -3878,14 +3906,14 @@ impl Core {
         if !self.rebuild.is_empty() {
             return Ok(());
         }
-        let mut first = Ok(());
+        // (One refused is reported on its own: what the others caused
+        // still happens.)
         while let Some((from, msg)) = self.held_back.pop_front() {
-            let r = self.message(from, msg, out, local);
-            if first.is_ok() {
-                first = r;
+            if let Err(e) = self.message(from, msg, out, local) {
+                out.push(Output::Rejected(e));
             }
         }
-        first
+        Ok(())
     }
 
     /// Tells each peer's incarnation not told yet which of its pages this

@@ -780,6 +780,12 @@ impl Sim {
                 }
                 // (Its owner reported the page lost.)
                 Output::OrphanRefused { .. } => {}
+                // Every host here runs the protocol correctly: none is
+                // refused anything.
+                Output::Rejected(e) => self.fail(format!("h{h}: refused {e:?}")),
+                Output::PutRefused { page, owner } => {
+                    self.fail(format!("h{h}: its Put of {page:?} refused by h{owner}"))
+                }
                 Output::ReadFailed { req, error }
                     if self.hosts[h].prefetching.contains_key(&req) =>
                 {

@@ -285,6 +285,12 @@ impl Engine {
             return;
         };
         match made {
+            // (Another host's file: no CREATE answered with it.)
+            Ok((owner, info))
+                if owner == from && !self.may_own(from, &c.name, info.file, "a Made") =>
+            {
+                self.create_failed(req, libc::EIO);
+            }
             Ok((owner, info)) => {
                 // (Cached only from the owner's own word.)
                 if owner == from {
@@ -1001,6 +1007,16 @@ impl Engine {
         made: Option<FileInfo>,
         gone: u64,
     ) {
+        if let Some(i) = made
+            && !self.may_own(from, name, i.file, "a Forget")
+        {
+            // (Refused: nothing changes; acknowledged, as the session
+            // acknowledges any refused message.)
+            if id != 0 {
+                self.send(from, PeerMsg::Name(NameMsg::Forgot { id }));
+            }
+            return;
+        }
         self.space_names.heard_forget(from, name, made);
         self.names.forget(name);
         // (Never about a name this host exports.)
@@ -1024,6 +1040,40 @@ impl Engine {
         if id != 0 {
             self.send(from, PeerMsg::Name(NameMsg::Forgot { id }));
         }
+    }
+
+    /// Whether `from` may be taken at its word (`what`: a `Forget` that
+    /// made `name`, a `Made`) for the owner of `file`: not when this host
+    /// knows another owner of the id, this host or a connected peer, that
+    /// has not said the id is gone (it would make `from` the owner of
+    /// another host's file here, and let it `Fetch` its pages): refused,
+    /// counted and logged. Taken, as before, when that owner is not
+    /// connected (its `gone` may never come), and when `file` is `name`'s
+    /// hash (an export without file handles: a name removed at its owner
+    /// and made again at `from` keeps its id, and the first owner's `gone`
+    /// may come after `from`'s word, on another connection).
+    fn may_own(&self, from: HostId, name: &[u8], file: u64, what: &str) -> bool {
+        let Some(owner) = self.core.owner_of(file) else {
+            return true;
+        };
+        if owner == from || file == crate::export::file_id(name) {
+            return true;
+        }
+        let present = owner == self.me
+            || self
+                .by_host
+                .get(&owner)
+                .is_some_and(|&i| self.peers[i].conn.is_some());
+        if !present {
+            return true;
+        }
+        let why = if owner == self.me {
+            "ownership of a file this host owns"
+        } else {
+            "ownership of a file another host owns"
+        };
+        self.refuse(from, what, why);
+        false
     }
 
     /// A peer's `Reserve` of `name`.
@@ -1071,6 +1121,12 @@ impl Engine {
 }
 
 impl Space {
+    /// Tests only: the `Make`s sent for CREATEs under way, by host.
+    #[cfg(test)]
+    pub(super) fn placed(&self) -> Vec<(HostId, u64)> {
+        self.creating.values().filter_map(|c| c.placed).collect()
+    }
+
     fn next_token(&mut self) -> u64 {
         self.next_token += 1;
         self.next_token
