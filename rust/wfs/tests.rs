@@ -13,7 +13,7 @@ use crate::upcall::abi::Grant;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     c_str,
-    error::code::{EACCES, EFBIG, ENOENT},
+    error::code::{EACCES, EFBIG, ENOENT, EPERM},
     folio::LockedFolio,
     fs::{
         open_flags, FileAttr, FileSystem, FileTime, FileType, FsTable, Inode, KernFile, KernMount,
@@ -140,6 +140,17 @@ impl FileSystem for MemFs {
             .iter()
             .position(|&n| n == name)
             .map(|i| attr_of(i as u64)))
+    }
+
+    /// Sizes are fixed (`FIXED_SIZE`): a truncation is refused; a write
+    /// across the end (cut there by `FIXED_SIZE`, but asked for as it was
+    /// given) is let be, as the store keeps its size anyway.
+    fn set_size(_inode: &Inode<Self>, _size: u64, grow: bool) -> Result {
+        if grow {
+            Ok(())
+        } else {
+            Err(EPERM)
+        }
     }
 
     fn getattr(inode: &Inode<Self>) -> Result<FileAttr> {
