@@ -51,10 +51,10 @@
 #define IOC_OPENS 0xc0105706u
 #define OPENS_MAX 65536
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 14
+#define ABI_VERSION 15
 /* An attr reply body: file, size, mode, mtime (nsec, sec), ctime (sec,
  * nsec), 4 reserved bytes. */
-#define ATTR_LEN 48
+#define ATTR_LEN 56
 #define NSEC_PER_SEC 1000000000u
 /* READ replies: grant, pages, ahead. */
 #define READ_REPLY (HDR + 4 + 12)
@@ -393,6 +393,14 @@ static void serve(const uint8_t *good, size_t n)
 		memcpy(bad, good, n);
 		put32(bad, HDR + 4 + 24);
 		expect_fail(write(fd, bad, HDR + 4 + 24), EINVAL, EINVAL, "attr of 24 bytes (ABI 10)");
+		/* ABI 14's 48-byte attr (no ids), and a flag this kernel does
+		 * not know (bit 0, root squashing, is the only one). */
+		memcpy(bad, good, n);
+		put32(bad, HDR + 4 + 48);
+		expect_fail(write(fd, bad, HDR + 4 + 48), EINVAL, EINVAL, "attr of 48 bytes (ABI 14)");
+		memcpy(bad, good, n);
+		put32(bad + HDR + 4 + 44, 1u << (1 + rand() % 31));
+		expect_fail(write(fd, bad, n), EINVAL, EINVAL, "attr with an unknown flag");
 	}
 
 	if (op == OP_CREATE) {
