@@ -1164,11 +1164,7 @@ fn get_size_msg(tag: u8, c: &mut Cur<'_>) -> Result<SizeMsg, WireError> {
                 mode: c.u32(SHORT)?,
                 uid: c.u32(SHORT)?,
                 gid: c.u32(SHORT)?,
-                root_squash: match c.u8(SHORT)? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(WireError::Malformed("SIZE_TIMES root_squash is not 0 or 1")),
-                },
+                root_squash: c.flag(SHORT, "SIZE_TIMES root_squash is not 0 or 1")?,
             },
         });
     }
@@ -1456,11 +1452,7 @@ fn get_file_info(c: &mut Cur<'_>, what: &'static str) -> Result<FileInfo, WireEr
     let ctime = get_time(c, what)?;
     let uid = c.u32(what)?;
     let gid = c.u32(what)?;
-    let root_squash = match c.u8(what)? {
-        0 => false,
-        1 => true,
-        _ => return Err(WireError::Malformed("a file's root_squash is not 0 or 1")),
-    };
+    let root_squash = c.flag(what, "a file's root_squash is not 0 or 1")?;
     Ok(FileInfo {
         file,
         size,
