@@ -129,12 +129,8 @@ pub fn handle(
     let op = req.opcode();
     let name_buf: Vec<u8>;
     let result: Result<ReplyBody<'_>, i32> = match req {
-        Request::Lookup { name } => export
-            .lookup(name)
-            .map(|a| ReplyBody::Attr(export.for_kernel(a))),
-        Request::Getattr { file } => export
-            .getattr(file)
-            .map(|a| ReplyBody::Attr(export.for_kernel(a))),
+        Request::Lookup { name } => export.lookup(name).map(ReplyBody::Attr),
+        Request::Getattr { file } => export.getattr(file).map(ReplyBody::Attr),
         Request::Readdir { cookie } => match export.entry(cookie) {
             Ok(Some((next, file, name))) => {
                 name_buf = name;
@@ -225,7 +221,7 @@ pub fn handle(
         // This host owns every file, and is the only one to make names.
         Request::Create { name, mode, excl } => export
             .create(name, mode, excl)
-            .map(|(a, _)| ReplyBody::Attr(export.for_kernel(a))),
+            .map(|(a, _)| ReplyBody::Attr(a)),
         Request::Unlink { file, name } => export.unlink(file, name).map(|()| ReplyBody::Done),
         Request::Open { file } => export.opened(file).map(|()| ReplyBody::Done),
         // (An open an earlier manager counted is none of this one's.)
@@ -259,6 +255,11 @@ pub fn handle(
                 .map(|_| ReplyBody::Done)
         }
     };
+    // (Every file is this host's: root is never squashed for it here.)
+    let result = result.map(|b| match b {
+        ReplyBody::Attr(a) => ReplyBody::Attr(export.for_kernel(a)),
+        b => b,
+    });
     let reply = match result {
         Ok(body) => Reply {
             id,
