@@ -522,6 +522,10 @@ mod tests {
             panic!("{r:?}")
         };
         assert_eq!(a.size, 4096);
+        // This host's own file (the export squashes other hosts' root, by
+        // default): root here is not squashed.
+        assert!(e.lookup(b"f").unwrap().root_squash);
+        assert!(!a.root_squash);
 
         let r = ask(&e, Request::Lookup { name: b"nope" });
         assert_eq!(Reply::decode(&r).unwrap().error, errno::ENOENT);
