@@ -16,7 +16,7 @@
 
 /// Version of this ABI. A manager must present exactly this number in
 /// [`Register::abi_version`]; anything else is refused with `EPROTO`.
-pub const ABI_VERSION: u32 = 15;
+pub const ABI_VERSION: u32 = 16;
 
 /// Magic number at the start of every [`Register`] block, so that a random
 /// ioctl argument is rejected before its version is even looked at.
@@ -947,8 +947,9 @@ pub enum Request<'a> {
         /// for `truncate`: exactly `size` long.
         grow: bool,
     },
-    /// CREATE(name, mode, excl): make regular file `name` with permission
-    /// bits `mode`; answered with its attributes.
+    /// CREATE(name, mode, excl, uid, gid): make regular file `name` with
+    /// permission bits `mode`, owned by `uid` and `gid`; answered with its
+    /// attributes.
     Create {
         /// The name, validated by [`valid_name`].
         name: &'a [u8],
@@ -958,6 +959,12 @@ pub enum Request<'a> {
         /// the manager may answer with the existing file's attributes
         /// (another host made it since this one found it missing).
         excl: bool,
+        /// The caller's file-system user id (`fsuid`, as the initial user
+        /// namespace numbers it): the new file's owner, as a local file
+        /// system would make it; `u32::MAX` (no id) is refused.
+        uid: u32,
+        /// The caller's file-system group id, likewise.
+        gid: u32,
     },
     /// UNLINK(file, name): remove name `name`, file `file`; answered `Done`
     /// once its owner has removed it and every host has forgotten it.
@@ -1055,7 +1062,7 @@ impl Request<'_> {
                 Request::Upgrade { .. } => 16,
                 Request::Setsize { .. } => 24,
                 Request::Lock(_) => LockArgs::LEN,
-                Request::Create { name, .. } => 10 + name.len(),
+                Request::Create { name, .. } => 18 + name.len(),
                 Request::Unlink { name, .. } => 10 + name.len(),
                 Request::Rename { from, to, .. } => 24 + from.len() + to.len(),
             }
@@ -1075,6 +1082,9 @@ impl Request<'_> {
                 Err(DecodeError::BadName)
             }
             Request::Create { mode, .. } if mode & !0o7777 != 0 => Err(DecodeError::BadField),
+            Request::Create { uid, gid, .. } if uid == u32::MAX || gid == u32::MAX => {
+                Err(DecodeError::BadField)
+            }
             Request::Read { count, .. } if !(1..=READ_RUN_MAX).contains(&count) => {
                 Err(DecodeError::BadField)
             }
@@ -1156,12 +1166,20 @@ impl Request<'_> {
                 put(b, p + 20, &0u32.to_le_bytes());
             }
             Request::Lock(a) => a.encode(b, p),
-            Request::Create { name, mode, excl } => {
+            Request::Create {
+                name,
+                mode,
+                excl,
+                uid,
+                gid,
+            } => {
                 put(b, p, &mode.to_le_bytes());
                 let flags = if excl { CREATE_EXCL } else { 0 };
                 put(b, p + 4, &flags.to_le_bytes());
-                put(b, p + 8, &(name.len() as u16).to_le_bytes());
-                put(b, p + 10, name);
+                put(b, p + 8, &uid.to_le_bytes());
+                put(b, p + 12, &gid.to_le_bytes());
+                put(b, p + 16, &(name.len() as u16).to_le_bytes());
+                put(b, p + 18, name);
             }
             Request::Unlink { file, name } => {
                 put(b, p, &file.to_le_bytes());
@@ -1304,11 +1322,13 @@ impl Request<'_> {
                 }
             }
             Opcode::Create | Opcode::Unlink => {
-                let n = get_u16(b, p + 8)? as usize;
-                if b.len() != p + 10 + n {
+                // (CREATE's name comes after its mode, flags and ids.)
+                let at = if op == Opcode::Create { p + 16 } else { p + 8 };
+                let n = get_u16(b, at)? as usize;
+                if b.len() != at + 2 + n {
                     return Err(DecodeError::BadLength);
                 }
-                let name = &b[p + 10..];
+                let name = &b[at + 2..];
                 if !valid_name(name) {
                     return Err(DecodeError::BadName);
                 }
@@ -1324,10 +1344,17 @@ impl Request<'_> {
                         CREATE_EXCL => true,
                         _ => return Err(DecodeError::BadField),
                     };
-                    if mode & !0o7777 != 0 {
+                    let (uid, gid) = (get_u32(b, p + 8)?, get_u32(b, p + 12)?);
+                    if mode & !0o7777 != 0 || uid == u32::MAX || gid == u32::MAX {
                         return Err(DecodeError::BadField);
                     }
-                    Request::Create { name, mode, excl }
+                    Request::Create {
+                        name,
+                        mode,
+                        excl,
+                        uid,
+                        gid,
+                    }
                 }
             }
             Opcode::Rename => {

@@ -94,12 +94,18 @@ fn abi_request_roundtrip() {
             9,
         );
     }
-    for excl in [false, true] {
+    for (excl, uid, gid) in [
+        (false, 0, 0),
+        (true, 1000, 100),
+        (false, 65534, u32::MAX - 1),
+    ] {
         roundtrip(
             Request::Create {
                 name: b"new.db-journal",
                 mode: 0o644,
                 excl,
+                uid,
+                gid,
             },
             10,
         );
@@ -155,7 +161,9 @@ fn abi_request_malformed() {
             Request::Create {
                 name: bad,
                 mode: 0o600,
-                excl: true
+                excl: true,
+                uid: 0,
+                gid: 0,
             }
             .encode(1, &mut buf),
             Err(DecodeError::BadName)
@@ -176,16 +184,20 @@ fn abi_request_malformed() {
             Err(DecodeError::BadName)
         );
     }
-    // Only permission bits are a mode.
-    kunit_expect_eq!(
-        Request::Create {
-            name: b"f",
-            mode: 0o100644,
-            excl: false
-        }
-        .encode(1, &mut buf),
-        Err(DecodeError::BadField)
-    );
+    // Only permission bits are a mode, and an owner is a valid id.
+    for (mode, uid, gid) in [(0o100644, 0, 0), (0o644, u32::MAX, 0), (0o644, 0, u32::MAX)] {
+        kunit_expect_eq!(
+            Request::Create {
+                name: b"f",
+                mode,
+                excl: false,
+                uid,
+                gid,
+            }
+            .encode(1, &mut buf),
+            Err(DecodeError::BadField)
+        );
+    }
     let long = [b'y'; abi::NAME_MAX + 1];
     kunit_expect!(Request::Lookup { name: &long }.encode(1, &mut buf).is_err());
     // Too small an output buffer.

@@ -447,7 +447,10 @@ impl FileSystem for WfsFs {
     /// `O_CREAT`: this host's manager makes the file in its export (this
     /// host owns it), once no other host has or is making the name (a race
     /// for one name gives all but one host `EEXIST`); without `O_EXCL`, a
-    /// file another host made meanwhile is opened instead.
+    /// file another host made meanwhile is opened instead. The file is the
+    /// caller's (its fsuid and fsgid), as on a local file system, wherever
+    /// it is made; the host that makes it decides what a root there is
+    /// (`root_squash`).
     fn create(dir: &Inode<Self>, name: &[u8], perm: u16, excl: bool) -> Result<FileAttr> {
         if name.len() > abi::NAME_MAX {
             return Err(Error::from_errno(-abi::errno::ENAMETOOLONG));
@@ -460,11 +463,15 @@ impl FileSystem for WfsFs {
             return Err(EROFS);
         }
         let mode = u32::from(perm);
-        m.chan.call(
-            &Request::Create { name, mode, excl },
-            m.timeout_ms,
-            attr_reply,
-        )
+        let (uid, gid) = kernel::fs::caller_ids();
+        let req = Request::Create {
+            name,
+            mode,
+            excl,
+            uid,
+            gid,
+        };
+        m.chan.call(&req, m.timeout_ms, attr_reply)
     }
 
     /// `unlink`: the file's owner removes the name, once every page of

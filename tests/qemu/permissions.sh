@@ -16,8 +16,12 @@
 # - Root on h2 is squashed: nobody for h1's files. It cannot read secret,
 #   write or truncate public, set public's times; it writes open, and
 #   mine (nobody's).
+#   Nor may it remove or rename h1's files, or rename over them.
+# - Nor may it make names at h1: a name h2's placement rule sends to h1
+#   (*.sq) is refused to h2's root (EACCES), and h1's export has none; a
+#   name made at home is root's, and may not be renamed over h1's file.
 # - chmod and chown under /wfs fail with EPERM on both hosts; a chmod at
-#   the owner's export is seen at h2's next stat, and enforced there.
+#   the owner's export is enforced on h2 from its next open (no stat).
 # - What was written is what the owner's export holds.
 # The hosts step together through flags in /wfs/ctl (h1's, mode 0666, so
 # that h2's squashed root may write it).
@@ -53,6 +57,11 @@ refused() {
 mode_is() { [ "$(stat -c '%u:%g:%a' "/wfs/$1")" = "$2" ]; }
 
 wfsctl wait --peers --timeout 90 || fail "peers not connected"
+if [ "$h" = 2 ]; then
+    # Names *.sq made here are made at h1.
+    restart_manager_with 'place = [{ names = "*.sq", host = "h1" }]'
+    wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
+fi
 if [ "$h" = 1 ]; then
     # (Made 0666 from the start: a host that looked it up in between would
     # hold another mode until its next open.)
@@ -107,11 +116,24 @@ if [ "$h" = 2 ]; then
     refused "squashed root truncating public" "Permission denied" "truncate -s 0 /wfs/public"
     refused "squashed root setting public's time" "Operation not permitted" "touch -d '2001-01-01 00:00' /wfs/public"
     refused "squashed root touching public" "Permission denied" "touch /wfs/public"
+    # Nor may it change h1's names: nobody may not write h1's directory.
+    refused "squashed root removing secret" "Permission denied" "rm -f /wfs/secret"
+    refused "squashed root renaming over public" "Permission denied" "mv /wfs/open /wfs/public"
+    refused "squashed root renaming secret" "Permission denied" "mv /wfs/secret /wfs/secret2"
     [ "$(cat /wfs/public)" = p1 ] || fail "squashed root cannot read public"
     # ... and nobody's file is its own.
     [ "$(cat /wfs/mine)" = n-h1 ] || fail "squashed root cannot read mine"
     printf 'r-h2\n' > /wfs/mine || fail "squashed root cannot write mine"
     printf 'o-h2\n' > /wfs/open || fail "squashed root cannot write open"
+    # Nor make a name at h1 (the rule places *.sq there).
+    refused "squashed root making made.sq at h1" "Permission denied" "printf 'c-h2\n' > /wfs/made.sq"
+    [ ! -e /wfs/made.sq ] || fail "made.sq exists after its refused create"
+    [ ! -e /export/made.sq ] || fail "made.sq is in h2's export, though the rule places it at h1"
+    # What it makes at home is root's, and is not renamed over h1's file.
+    (umask 022 && printf 'h-h2\n' > /wfs/home.txt) || fail "root cannot make home.txt at home"
+    mode_is home.txt 0:0:644 || fail "home.txt: $(stat -c '%u:%g:%a' /wfs/home.txt), made by h2's root at h2"
+    refused "squashed root renaming its own file over public" "Permission denied" "mv /wfs/home.txt /wfs/public"
+    [ "$(cat /wfs/home.txt)" = h-h2 ] || fail "home.txt changed by a refused rename"
     nobody 'printf "p-h2\n" > /wfs/public' 2>/dev/null && fail "nobody wrote public on h2"
     sync
 fi
@@ -124,8 +146,9 @@ if [ "$h" = 1 ]; then
     [ "$(cat /export/open)" = o-h2 ] || fail "the export's open: $(cat /export/open)"
     [ "$(cat /export/public)" = p1 ] || fail "the export's public: $(cat /export/public)"
     [ "$(cat /export/secret)" = s1 ] || fail "the export's secret: $(cat /export/secret)"
+    [ ! -e /export/made.sq ] || fail "the export has made.sq, which h2's squashed root was refused"
     # A chmod where the file lives is the file's new mode everywhere,
-    # from the next stat on.
+    # from the next open on (no stat needed).
     chmod 644 /export/secret
     chmod 600 /export/open
 fi
@@ -133,11 +156,13 @@ flag 4
 await 4
 
 if [ "$h" = 2 ]; then
-    within 30 mode_is secret 0:0:644 || fail "h1's chmod of secret not seen: $(stat -c '%u:%g:%a' /wfs/secret)"
-    within 30 mode_is open 0:0:600 || fail "h1's chmod of open not seen: $(stat -c '%u:%g:%a' /wfs/open)"
+    # (The attributes an open asks for may be a second old.)
+    sleep 1.5
     [ "$(cat /wfs/secret)" = s1 ] || fail "squashed root cannot read secret once it is 0644"
     refused "squashed root writing open once it is 0600" "Permission denied" "echo x >> /wfs/open"
     refused "squashed root writing secret" "Permission denied" "echo x >> /wfs/secret"
+    mode_is secret 0:0:644 || fail "h1's chmod of secret not seen: $(stat -c '%u:%g:%a' /wfs/secret)"
+    mode_is open 0:0:600 || fail "h1's chmod of open not seen: $(stat -c '%u:%g:%a' /wfs/open)"
 fi
 flag 5
 owner_last $CTL 64 1 || fail "a host did not finish"

@@ -51,7 +51,7 @@
 #define IOC_OPENS 0xc0105706u
 #define OPENS_MAX 65536
 #define SCRATCH_SLOTS 8
-#define ABI_VERSION 15
+#define ABI_VERSION 16
 /* An attr reply body: file, size, mode, mtime (nsec, sec), ctime (sec,
  * nsec), 4 reserved bytes. */
 #define ATTR_LEN 56

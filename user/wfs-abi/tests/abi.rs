@@ -133,11 +133,15 @@ fn all_requests() -> Vec<Request<'static>> {
             name: b"x.db-journal",
             mode: 0o644,
             excl: false,
+            uid: 0,
+            gid: 0,
         },
         Request::Create {
             name: &[b'c'; NAME_MAX],
             mode: 0o7777,
             excl: true,
+            uid: u32::MAX - 1,
+            gid: 65534,
         },
         Request::Unlink {
             file: 13,
@@ -378,7 +382,7 @@ const ALL_OPS: [Opcode; 15] = [
 
 #[test]
 fn constants() {
-    assert_eq!(ABI_VERSION, 15);
+    assert_eq!(ABI_VERSION, 16);
     assert_eq!(LOCK_END_MAX, i64::MAX as u64);
     assert_eq!(SIZE_MAX, i64::MAX as u64);
     assert_eq!(Size::LEN, 24);
@@ -549,7 +553,7 @@ fn register_request_defaults() {
     r.encode(&mut b);
     let mut want = Vec::new();
     want.extend_from_slice(&le32(0x5746_5331));
-    want.extend_from_slice(&le32(15));
+    want.extend_from_slice(&le32(16));
     want.extend_from_slice(&[0u8; 24]);
     assert_eq!(&b[..], &want[..]);
 }
@@ -2245,10 +2249,14 @@ fn create_and_unlink_layout() {
         name: b"ab",
         mode: 0o640,
         excl: true,
+        uid: 1000,
+        gid: 100,
     };
     let mut body = Vec::new();
     body.extend_from_slice(&le32(0o640));
     body.extend_from_slice(&le32(CREATE_EXCL));
+    body.extend_from_slice(&le32(1000));
+    body.extend_from_slice(&le32(100));
     body.extend_from_slice(&2u16.to_le_bytes());
     body.extend_from_slice(b"ab");
     assert_eq!(enc_req(&c, 5), msg(10, 5, &body));
@@ -2418,6 +2426,8 @@ fn malformed_create_and_unlink_requests_are_refused() {
             name: b"n",
             mode: 0o600,
             excl: false,
+            uid: 0,
+            gid: 0,
         },
         1,
     );
@@ -2430,16 +2440,29 @@ fn malformed_create_and_unlink_requests_are_refused() {
     let mut m = good.clone();
     m[HEADER_LEN + 1] = 0x81;
     assert_eq!(Request::decode(&m), Err(DecodeError::BadField));
+    // No user or group id (ABI 16's owner of the new file).
+    for at in [8, 12] {
+        let mut m = good.clone();
+        m[HEADER_LEN + at..HEADER_LEN + at + 4].copy_from_slice(&le32(u32::MAX));
+        assert_eq!(Request::decode(&m), Err(DecodeError::BadField), "at {at}");
+    }
+    // ABI 15's CREATE, without the ids: too short for ABI 16's.
+    let mut m = good[..HEADER_LEN + 8].to_vec();
+    m.extend_from_slice(&1u16.to_le_bytes());
+    m.extend_from_slice(b"n");
+    let len = m.len() as u32;
+    m[..4].copy_from_slice(&len.to_le_bytes());
+    assert_eq!(Request::decode(&m), Err(DecodeError::Short));
     // A name length past the message.
     let mut m = good.clone();
-    m[HEADER_LEN + 8] = 2;
+    m[HEADER_LEN + 16] = 2;
     assert_eq!(Request::decode(&m), Err(DecodeError::BadLength));
     // Names the namespace cannot hold.
     for bad in [&b"."[..], b"a/b", b"a\0"] {
         let mut m = good.clone();
-        m.truncate(HEADER_LEN + 10);
+        m.truncate(HEADER_LEN + 18);
         m.extend_from_slice(bad);
-        m[HEADER_LEN + 8] = bad.len() as u8;
+        m[HEADER_LEN + 16] = bad.len() as u8;
         let len = m.len() as u32;
         m[..4].copy_from_slice(&len.to_le_bytes());
         assert_eq!(Request::decode(&m), Err(DecodeError::BadName), "{bad:?}");

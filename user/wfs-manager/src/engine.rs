@@ -1865,10 +1865,13 @@ impl Engine {
                 name,
                 mode,
                 excl,
+                uid,
+                gid,
                 within_ms,
             }) => {
                 let until = Instant::now() + Duration::from_millis(u64::from(within_ms));
-                self.make_asked(from, id, &name, mode, excl, until);
+                let asker = space::Asker::Peer { host: from, id };
+                self.make_asked(asker, &name, mode, excl, (uid, gid), until);
             }
             PeerMsg::Name(NameMsg::Made { id, made }) => self.made_answered(from, id, made),
         }
@@ -2826,7 +2829,13 @@ impl Engine {
             Request::Open { file } => self.open(id, file, started),
             Request::Release { file, session } => self.release(id, file, session, started),
             Request::Settimes { file, sec, nsec } => self.settimes(id, file, sec, nsec, started),
-            Request::Create { name, mode, excl } => self.create(id, name, mode, excl, started),
+            Request::Create {
+                name,
+                mode,
+                excl,
+                uid,
+                gid,
+            } => self.create(id, name, mode, excl, (uid, gid), started),
             Request::Unlink { file, name } => self.unlink(id, file, name, started),
             Request::Rename {
                 file,
@@ -4707,6 +4716,8 @@ mod tests {
                 name,
                 mode: 0o640,
                 excl,
+                uid: 0,
+                gid: 0,
             }
         }
 
@@ -4953,6 +4964,8 @@ mod tests {
             )];
             for h in ["a", "b", "c"] {
                 c.host(h).engine.placement = rule.clone();
+                // (Root, which asks here, trusted; squashed below.)
+                c.host(h).engine.export.set_root_squash(false);
             }
             c.ask("c", 1, create(b"x.db", true));
             let f = c.id_of(b"x.db");
@@ -4984,8 +4997,17 @@ mod tests {
             );
             // Made at another host's word: never set-user-id or
             // set-group-id there (a's manager, root, makes it); made by its
-            // maker's own kernel, as asked.
-            for (name, at) in [(&b"s.db"[..], "a"), (&b"s.txt"[..], "c")] {
+            // maker's own kernel, as asked. Either way the file is its
+            // creator's; with a's root squashing (on by default) c's root
+            // may make none there (below), and gid 0 is nobody's.
+            let n = crate::export::NOBODY;
+            for (name, at, ids, squash, want) in [
+                (&b"s.db"[..], "a", (0, 0), false, (0o755, (0, 0))),
+                (b"s.txt", "c", (0, 0), true, (0o6755, (0, 0))),
+                (b"u.db", "a", (1000, 100), true, (0o755, (1000, 100))),
+                (b"v.db", "a", (1000, 0), true, (0o755, (1000, n))),
+            ] {
+                c.host("a").engine.export.set_root_squash(squash);
                 c.ask(
                     "c",
                     4,
@@ -4993,13 +5015,31 @@ mod tests {
                         name,
                         mode: 0o6755,
                         excl: true,
+                        uid: ids.0,
+                        gid: ids.1,
                     },
                 );
                 assert_eq!(c.answers_of("c")[0].2, 0);
                 let n = std::str::from_utf8(name).unwrap();
-                let want = if at == "a" { 0o755 } else { 0o6755 };
-                assert_eq!(c.exported(at, n).mode, want, "{n}");
+                let a = c.exported(at, n);
+                assert_eq!((a.mode, (a.uid, a.gid)), want, "{n}");
             }
+            // A squashed root makes nothing at a: EACCES, no file, the
+            // name free again; a file of that name a has already, it opens.
+            c.host("a").engine.export.set_root_squash(true);
+            c.ask("c", 5, create(b"r.db", false));
+            assert_eq!(
+                c.answers_of("c"),
+                [(5, Opcode::Create, libc::EACCES, Got::Nothing)]
+            );
+            assert!(!c.exports("a", "r.db"));
+            assert!(!c.exports("c", "r.db"));
+            c.ask("c", 6, create(b"s.db", false));
+            assert_eq!(c.answers_of("c")[0].2, 0, "s.db, a's already");
+            c.host("a").engine.export.set_root_squash(false);
+            c.ask("c", 7, create(b"r.db", true));
+            assert_eq!(c.answers_of("c")[0].2, 0);
+            assert!(c.exports("a", "r.db"), "made once root is trusted");
         }
 
         /// A placed host answering a `Make` with another host's file is
@@ -5642,6 +5682,8 @@ mod tests {
                     name: &hidden_name,
                     mode: 0o600,
                     excl: true,
+                    uid: 0,
+                    gid: 0,
                 },
             );
             assert_eq!(

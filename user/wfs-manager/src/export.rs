@@ -60,6 +60,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use wfs_abi::{Attr, Grant, NSEC_PER_SEC, PAGE_SIZE, Time, errno, valid_name};
 
+/// The user and group id a squashed root is taken as (`nobody`,
+/// `nogroup`), as the kernel takes it for a squashed file.
+pub const NOBODY: u32 = 65534;
+
 /// A file time from `stat`'s seconds and nanoseconds (these clamped to
 /// within the second, as the ABI needs).
 pub fn time(sec: i64, nsec: i64) -> Time {
@@ -651,6 +655,25 @@ impl Export {
         self.root_squash.store(on, Ordering::Relaxed);
     }
 
+    /// The ids a file made here at another host's word gets, for its
+    /// creator's `ids` (user, group): theirs, but that with root squashing
+    /// a creator of uid 0 is refused (`EACCES`: it is `nobody` here, who
+    /// may not add names to a directory only root writes, as NFS's server
+    /// refuses a squashed root's create there) and gid 0 is `nobody`'s
+    /// ([`NOBODY`]). `u32::MAX`, no id, is `EINVAL`.
+    pub fn made_for(&self, (uid, gid): (u32, u32)) -> Result<(u32, u32), i32> {
+        if uid == u32::MAX || gid == u32::MAX {
+            return Err(errno::EINVAL);
+        }
+        if !self.root_squash.load(Ordering::Relaxed) {
+            return Ok((uid, gid));
+        }
+        if uid == 0 {
+            return Err(libc::EACCES);
+        }
+        Ok((uid, if gid == 0 { NOBODY } else { gid }))
+    }
+
     /// Whether `id` is a file of this export (one it has given attributes
     /// of): its owner is this host, whose root is never squashed.
     pub fn holds(&self, id: u64) -> bool {
@@ -984,22 +1007,42 @@ impl Export {
     /// the directory's new entry are flushed before this returns. A name
     /// that exists is `EEXIST` if `excl`, else its attributes (a regular
     /// file's only: anything else under that name is `EEXIST` too).
-    pub fn create(&self, name: &[u8], mode: u32, excl: bool) -> Result<(Attr, bool), i32> {
+    ///
+    /// A file made is owned by `ids` (user, group), its creator's.
+    pub fn create(
+        &self,
+        name: &[u8],
+        mode: u32,
+        excl: bool,
+        (uid, gid): (u32, u32),
+    ) -> Result<(Attr, bool), i32> {
         if !shown(name) {
             return Err(errno::EINVAL);
         }
         // (`O_EXCL`: a symbolic link of that name is not followed, but
         // exists.)
+        // (Made without set-id bits, which are given once it has its
+        // owner: a change of owner would take them away, and until then
+        // it is the manager's.)
         let made = self.open_at(
             name,
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NONBLOCK | libc::O_NOCTTY,
-            mode & 0o7777,
+            mode & 0o777,
         );
         match made {
             Ok(f) => {
                 let perm = fs::Permissions::from_mode(mode & 0o7777);
-                let synced = f
-                    .set_permissions(perm)
+                // (Changed only if it is not the manager's own: a manager
+                // that may not change owners still makes its own files.)
+                let owned = f.metadata().and_then(|md| {
+                    if (md.uid(), md.gid()) == (uid, gid) {
+                        Ok(())
+                    } else {
+                        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+                    }
+                });
+                let synced = owned
+                    .and_then(|()| f.set_permissions(perm))
                     .and_then(|()| f.sync_all())
                     .and_then(|()| self.sync_dir());
                 let attr = synced
@@ -1340,22 +1383,22 @@ mod tests {
     fn create_and_remove() {
         let d = tmpdir("create");
         let e = Export::new(&d);
-        let (a, made) = e.create(b"n", 0o640, true).unwrap();
+        let (a, made) = e.create(b"n", 0o640, true, (0, 0)).unwrap();
         assert!(made);
         assert_eq!((a.file, a.size, a.mode), (id_in(&d, b"n"), 0, 0o640));
         assert_ne!(a.file, file_id(b"n"), "a handle's id, not the name's");
         let md = fs::metadata(d.join("n")).unwrap();
         assert_eq!(md.permissions().mode() & 0o7777, 0o640);
         // Exclusive: refused; else the file that is there.
-        assert_eq!(e.create(b"n", 0o600, true), Err(errno::EEXIST));
+        assert_eq!(e.create(b"n", 0o600, true, (0, 0)), Err(errno::EEXIST));
         fs::write(d.join("n"), b"abc").unwrap();
-        let (b, made) = e.create(b"n", 0o600, false).unwrap();
+        let (b, made) = e.create(b"n", 0o600, false, (0, 0)).unwrap();
         assert!(!made);
         assert_eq!((b.file, b.size, b.mode), (a.file, 3, 0o640));
         // Not a regular file: exists, and is not opened.
         fs::create_dir(d.join("dir")).unwrap();
-        assert_eq!(e.create(b"dir", 0o600, false), Err(errno::EEXIST));
-        assert_eq!(e.create(b"a/b", 0o600, false), Err(errno::EINVAL));
+        assert_eq!(e.create(b"dir", 0o600, false, (0, 0)), Err(errno::EEXIST));
+        assert_eq!(e.create(b"a/b", 0o600, false, (0, 0)), Err(errno::EINVAL));
         // Removed: gone, and its id with it.
         assert_eq!(e.getattr(a.file).unwrap().size, 3);
         assert_eq!(e.remove(a.file, b"n"), Ok(()));
@@ -1365,10 +1408,51 @@ mod tests {
         assert_eq!(e.remove(file_id(b"dir"), b"dir"), Err(errno::ENOENT));
         assert_eq!(e.remove(a.file, b"dir"), Err(errno::ENOENT), "wrong id");
         // Made again: empty.
-        let (c, made) = e.create(b"n", 0o600, true).unwrap();
+        let (c, made) = e.create(b"n", 0o600, true, (0, 0)).unwrap();
         assert!(made);
         assert_eq!(c.size, 0);
         assert_ne!(c.file, a.file, "another file, another id");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A file made is its creator's: owned by the ids asked for, with the
+    /// mode asked for (set-id bits too: given after the owner, which would
+    /// take them away).
+    #[test]
+    fn create_gives_the_creator_the_file() {
+        let d = tmpdir("create-ids");
+        let e = Export::new(&d);
+        let (a, made) = e.create(b"alice", 0o2750, true, (1000, 100)).unwrap();
+        assert!(made);
+        let md = fs::metadata(d.join("alice")).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (1000, 100, 0o2750)
+        );
+        assert_eq!((a.uid, a.gid, a.mode & 0o7777), (1000, 100, 0o2750));
+        // Found, not made: its owner stays.
+        let (b, made) = e.create(b"alice", 0o600, false, (0, 0)).unwrap();
+        assert!(!made);
+        assert_eq!((b.uid, b.gid), (1000, 100));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A peer's root may not make files here while this export squashes
+    /// root (it is nobody); other users' files are theirs, with group 0
+    /// nobody's; without squashing root's files are root's. No id is
+    /// refused either way.
+    #[test]
+    fn ids_of_a_peers_creator() {
+        let d = tmpdir("squash-ids");
+        let e = Export::new(&d);
+        assert_eq!(e.made_for((0, 0)), Err(libc::EACCES), "squashed by default");
+        assert_eq!(e.made_for((0, 100)), Err(libc::EACCES));
+        assert_eq!(e.made_for((1000, 0)), Ok((1000, NOBODY)));
+        assert_eq!(e.made_for((1000, 100)), Ok((1000, 100)));
+        assert_eq!(e.made_for((u32::MAX, 100)), Err(errno::EINVAL));
+        e.set_root_squash(false);
+        assert_eq!(e.made_for((0, 0)), Ok((0, 0)));
+        assert_eq!(e.made_for((1000, u32::MAX)), Err(errno::EINVAL));
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -1390,7 +1474,7 @@ mod tests {
         assert_eq!(e.lookup(b"a"), Err(errno::ENOENT));
         assert_eq!(e.lookup(&hidden), Err(errno::ENOENT));
         assert_eq!(e.names().unwrap(), [b"b".to_vec()]);
-        assert_eq!(e.create(&hidden, 0o600, true), Err(errno::EINVAL));
+        assert_eq!(e.create(&hidden, 0o600, true, (0, 0)), Err(errno::EINVAL));
         assert_eq!(e.getattr(a).map(|x| x.size), Ok(3));
         let mut page = vec![0u8; 4096];
         e.read_page(a, 0, &mut page).unwrap();
@@ -1554,8 +1638,11 @@ mod tests {
         assert_eq!(e.getattr(etc), Err(errno::ENOENT));
         assert_eq!(e.read_page(etc, 0, &mut page), Err(errno::ENOENT));
         // Not made through (nor over) a link.
-        assert_eq!(e.create(b"passwd", 0o600, false), Err(errno::EEXIST));
-        assert_eq!(e.create(b"in", 0o600, true), Err(errno::EEXIST));
+        assert_eq!(
+            e.create(b"passwd", 0o600, false, (0, 0)),
+            Err(errno::EEXIST)
+        );
+        assert_eq!(e.create(b"in", 0o600, true, (0, 0)), Err(errno::EEXIST));
         // Files replaced by links after their LOOKUP: to a file outside,
         // and to a file inside.
         fs::write(d.join("f"), b"f").unwrap();
@@ -1623,7 +1710,7 @@ mod tests {
         let mut page = vec![0u8; PAGE_SIZE];
         e.read_page(mine, 0, &mut page).unwrap();
         assert_eq!(&page[..4], b"mine");
-        e.create(b"new", 0o600, true).unwrap();
+        e.create(b"new", 0o600, true, (0, 0)).unwrap();
         assert!(moved.join("new").exists() && !outside.join("new").exists());
         fs::remove_file(&d).unwrap();
         fs::remove_dir_all(&moved).unwrap();
@@ -1641,7 +1728,7 @@ mod tests {
         let e = Export::new(Path::new("/nonexistent/wfs-export"));
         assert_eq!(e.lookup(b"a"), Err(errno::ENOENT));
         assert_eq!(e.names(), Err(errno::ENOENT));
-        assert_eq!(e.create(b"a", 0o600, true), Err(errno::ENOENT));
+        assert_eq!(e.create(b"a", 0o600, true, (0, 0)), Err(errno::ENOENT));
     }
 
     #[test]

@@ -211,6 +211,11 @@ pub enum NameMsg {
         name: Vec<u8>,
         mode: u32,
         excl: bool,
+        /// The creator's user and group ids (its fsuid and fsgid, as its
+        /// kernel said): the file's owner, unless the maker squashes that
+        /// host's root (`root_squash`), when ids 0 are `nobody`'s.
+        uid: u32,
+        gid: u32,
         within_ms: u32,
     },
     /// The answer to `Make` `id`: the file (made, or found when not

@@ -219,8 +219,15 @@ pub fn handle(
             .and_then(|r| r.result())
             .map(|_| ReplyBody::Done),
         // This host owns every file, and is the only one to make names.
-        Request::Create { name, mode, excl } => export
-            .create(name, mode, excl)
+        // (Its callers are this host's: never squashed.)
+        Request::Create {
+            name,
+            mode,
+            excl,
+            uid,
+            gid,
+        } => export
+            .create(name, mode, excl, (uid, gid))
             .map(|(a, _)| ReplyBody::Attr(a)),
         Request::Unlink { file, name } => export.unlink(file, name).map(|()| ReplyBody::Done),
         Request::Open { file } => export.opened(file).map(|()| ReplyBody::Done),
@@ -678,6 +685,8 @@ mod tests {
                     name,
                     mode: 0o600,
                     excl,
+                    uid: 1000,
+                    gid: 100,
                 },
             );
             let r = Reply::decode(&r).unwrap();
@@ -690,8 +699,9 @@ mod tests {
         };
         let n = create(b"n", true).unwrap();
         assert_eq!(
-            (n.file, n.size, n.mode),
-            (crate::export::id_in(&d, b"n"), 0, 0o600)
+            (n.file, n.size, n.mode, n.uid, n.gid),
+            (crate::export::id_in(&d, b"n"), 0, 0o600, 1000, 100),
+            "the creator's file"
         );
         assert!(d.join("n").exists());
         assert_eq!(create(b"n", true), Err(libc::EEXIST));

@@ -67,7 +67,7 @@
 //!   | 42 | Unlink | id u64, file u64, name (string) |
 //!   | 43 | Unlinked | id u64, error i32 (0, or an errno) |
 //!   | 44 | Release | name (string), stamp u64 |
-//!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1), within_ms u32 |
+//!   | 45 | Make | id u64, name (string), mode u32, excl u8 (0/1), uid u32, gid u32 (version 20 on), within_ms u32 |
 //!   | 46 | Made | id u64, kind u8: 0 owner u16 + info; 1 errno i32 |
 //!   | 49 | Rename | id u64, file u64, target u64 (0: none), noreplace u8 (0/1), from (string), to (string) |
 //!   | 50 | Renamed | id u64, error i32 (0, or an errno) |
@@ -147,7 +147,7 @@ pub enum PeerMsg {
 /// Magic at the start of every HELLO.
 pub const MAGIC: [u8; 4] = *b"WFSP";
 /// Version of this protocol.
-pub const PROTOCOL_VERSION: u16 = 19;
+pub const PROTOCOL_VERSION: u16 = 20;
 /// Largest value of the length field (type + payload), 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Size of the length field.
@@ -1388,6 +1388,8 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             name,
             mode,
             excl,
+            uid,
+            gid,
             within_ms,
         } => {
             p.push(45);
@@ -1395,6 +1397,8 @@ fn put_name_msg(p: &mut Vec<u8>, m: &NameMsg) {
             put_name(p, name);
             p.extend_from_slice(&mode.to_le_bytes());
             p.push(u8::from(*excl));
+            p.extend_from_slice(&uid.to_le_bytes());
+            p.extend_from_slice(&gid.to_le_bytes());
             p.extend_from_slice(&within_ms.to_le_bytes());
         }
         NameMsg::Made { id, made } => {
@@ -1622,6 +1626,8 @@ fn get_name_msg(tag: u8, c: &mut Cur<'_>) -> Result<NameMsg, WireError> {
                 "MAKE too short for its excl flag",
                 "MAKE excl flag is not 0 or 1",
             )?,
+            uid: c.u32("MAKE too short for its uid")?,
+            gid: c.u32("MAKE too short for its gid")?,
             within_ms: c.u32("MAKE too short for its time limit")?,
         },
         46 => {
@@ -2185,6 +2191,8 @@ mod tests {
                     name: b"p.db".to_vec(),
                     mode: 0o640,
                     excl: true,
+                    uid: 1000,
+                    gid: 65534,
                     within_ms: 29_000,
                 },
                 NameMsg::Made {

@@ -54,6 +54,10 @@ pub(super) struct Creating {
     name: Vec<u8>,
     mode: u32,
     excl: bool,
+    /// The new file's user and group ids: its creator's, as this host
+    /// takes them for a peer's `Make` (`Export::made_for`), or why it
+    /// makes no file for that creator.
+    ids: Result<(u32, u32), i32>,
     started: Instant,
     /// The reservation lost: ask again at this time.
     retry_at: Option<Instant>,
@@ -179,6 +183,7 @@ impl Engine {
         name: &[u8],
         mode: u32,
         excl: bool,
+        ids: (u32, u32),
         started: Instant,
     ) {
         crate::engine::Counters::add(&self.counters.creates, 1);
@@ -188,6 +193,7 @@ impl Engine {
                 name: name.to_vec(),
                 mode,
                 excl,
+                ids: Ok(ids),
                 started,
                 retry_at: None,
                 asker: Asker::Kernel,
@@ -199,15 +205,16 @@ impl Engine {
         self.try_create(req);
     }
 
-    /// A peer's `Make` `id` of `name`: a placement rule gives this host the
-    /// files of that name. Made as the kernel's CREATE would be.
+    /// A peer's `Make` of `name` (`asker`, [`Asker::Peer`]), for its
+    /// caller `ids`: a placement rule gives this host the files of that
+    /// name. Made as the kernel's CREATE would be.
     pub(super) fn make_asked(
         &mut self,
-        from: HostId,
-        id: u64,
+        asker: Asker,
         name: &[u8],
         mode: u32,
         excl: bool,
+        ids: (u32, u32),
         until: Instant,
     ) {
         let key = PEER_MAKE | self.space.next_token();
@@ -215,15 +222,19 @@ impl Engine {
         // set-user-id or set-group-id (a peer's root could otherwise plant
         // a set-uid-root file here), nor anything but permission bits.
         let mode = mode & 0o1777;
+        // A peer's root is `nobody` here when this host squashes it: it
+        // may open a file of that name, not make one.
+        let ids = self.export.made_for(ids);
         self.space.creating.insert(
             key,
             Creating {
                 name: name.to_vec(),
                 mode,
                 excl,
+                ids,
                 started: Instant::now(),
                 retry_at: None,
-                asker: Asker::Peer { host: from, id },
+                asker,
                 placed: None,
                 until: Some(until),
                 rename: None,
@@ -257,11 +268,15 @@ impl Engine {
             return;
         };
         c.placed = Some((at, id));
+        // (A kernel's CREATE always has its caller's ids.)
+        let (uid, gid) = c.ids.unwrap_or((u32::MAX, u32::MAX));
         let msg = NameMsg::Make {
             id,
             name: c.name.clone(),
             mode: c.mode,
             excl: c.excl,
+            uid,
+            gid,
             within_ms,
         };
         crate::engine::Counters::add(&self.counters.creates_placed, 1);
@@ -468,7 +483,9 @@ impl Engine {
                     .export
                     .rename(r.file, &r.from, name, None)
                     .map(|a| (a, true)),
-                None => self.export.create(name, c.mode, true),
+                None => c
+                    .ids
+                    .and_then(|ids| self.export.create(name, c.mode, true, ids)),
             },
             // (The request is gone, or its asker gave it up: nothing is
             // made.)
@@ -908,6 +925,8 @@ impl Engine {
                         name: to.to_vec(),
                         mode: 0,
                         excl: true,
+                        // (The file keeps its own.)
+                        ids: Ok((0, 0)),
                         // (The kernel's time-out runs from its request.)
                         started: match then {
                             UnlinkThen::Kernel { started, .. } => started,
