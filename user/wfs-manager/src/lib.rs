@@ -6,6 +6,8 @@
 //!
 //! Module map:
 //!
+//! * [`cli`]: the `wfs-manager` command line (`clap` derive), shared with
+//!   the man page generator.
 //! * [`config`]: the TOML configuration and its validation.
 //! * [`device`]: `/dev/wfs`: opening it, `IOC_REGISTER`, `IOC_STATUS`,
 //!   errno names.
@@ -45,6 +47,7 @@
 //! * [`log`]: one-line-per-event logging to stderr.
 //! * `testkit`: helpers for the workspace's integration tests.
 
+pub mod cli;
 pub mod cluster;
 pub mod commit;
 pub mod config;

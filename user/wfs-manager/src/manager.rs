@@ -1,6 +1,5 @@
 //! Start-up and shut-down of the manager process.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use wfs_abi::ABI_VERSION;
@@ -13,49 +12,11 @@ use crate::protocol::Coherence;
 use crate::signals::{self, Signals};
 use crate::wlog;
 
-/// Usage text.
-pub const USAGE: &str = "usage: wfs-manager --config PATH [--no-device] [--debug-switches]";
+pub use crate::cli::Args;
 
-/// Parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
-    /// `--config PATH`.
-    pub config: PathBuf,
-    /// `--no-device`: skip /dev/wfs entirely (host-side tests).
-    pub no_device: bool,
-    /// `--debug-switches`: the control socket's `null-read on` (READ hands
-    /// out garbage: benchmarks only) is allowed.
-    pub debug_switches: bool,
-}
-
-/// Parses the arguments (without the program name).
-pub fn parse_args(args: &[String]) -> Result<Args, String> {
-    let mut config = None;
-    let mut no_device = false;
-    let mut debug_switches = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--config" | "-c" => match it.next() {
-                Some(p) => config = Some(PathBuf::from(p)),
-                None => return Err("--config needs a path".into()),
-            },
-            s if s.starts_with("--config=") => {
-                config = Some(PathBuf::from(&s["--config=".len()..]));
-            }
-            "--no-device" => no_device = true,
-            "--debug-switches" => debug_switches = true,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    match config {
-        Some(config) => Ok(Args {
-            config,
-            no_device,
-            debug_switches,
-        }),
-        None => Err("--config is required".into()),
-    }
+/// Parses the arguments (without the program name): [`crate::cli::parse`].
+pub fn parse_args(args: &[String]) -> Result<Args, clap::Error> {
+    crate::cli::parse(args)
 }
 
 /// The first kernel ABI whose UPGRADE may be answered "refault", which
@@ -152,16 +113,11 @@ fn flush_left_pages() -> bool {
 
 /// Runs the manager; returns the process exit code.
 pub fn run(argv: &[String]) -> i32 {
-    if argv.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return 0;
-    }
     let args = match parse_args(argv) {
         Ok(a) => a,
-        Err(e) => {
-            wlog!("{e}\n{USAGE}");
-            return 2;
-        }
+        // Help and version go to stdout (exit 0), usage errors to stderr
+        // (exit 2).
+        Err(e) => return crate::cli::report(&e, &mut crate::cli::command()),
     };
     let cfg = match Config::load(&args.config) {
         Ok(c) => Arc::new(c),
@@ -511,41 +467,6 @@ fn restart(argv: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn args() {
-        assert_eq!(
-            parse_args(&v(&["--config", "/x"])),
-            Ok(Args {
-                config: "/x".into(),
-                no_device: false,
-                debug_switches: false,
-            })
-        );
-        assert_eq!(
-            parse_args(&v(&["--no-device", "--config=/y"])),
-            Ok(Args {
-                config: "/y".into(),
-                no_device: true,
-                debug_switches: false,
-            })
-        );
-        assert_eq!(
-            parse_args(&v(&["--config", "/z", "--debug-switches"])),
-            Ok(Args {
-                config: "/z".into(),
-                no_device: false,
-                debug_switches: true,
-            })
-        );
-        assert!(parse_args(&v(&[])).is_err());
-        assert!(parse_args(&v(&["--config"])).is_err());
-        assert!(parse_args(&v(&["--config", "/x", "--bogus"])).is_err());
-    }
 
     #[test]
     fn mount_paths() {

@@ -11,117 +11,33 @@
 //! wfsctl null-read on|off [--control PATH]
 //! wfsctl disconnect PEER [--control PATH]
 //! wfsctl keygen PATH
+//! wfsctl completions bash|elvish|fish|powershell|zsh
+//! wfsctl help [COMMAND]    (or --help after any command)
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
+//!
+//! The command line is parsed with `clap` (derive API) from the definition
+//! in [`wfsctl::cli`] (this crate's library), which the man page and
+//! completion generator `wfs-gen-docs` reads too, so `--help`, the man
+//! pages and the completions never disagree with the parser.
 //!
 //! The manager answers root (and its own user) every command, members of
 //! its `control_group` only the read-only ones (`status`, `stats`,
 //! `wait`), and nobody else (`Documentation/security.md`).
 
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wfs_abi::{ABI_VERSION, REGISTER_MAGIC, Register, Status};
 use wfs_manager::cluster::PeerState;
-use wfs_manager::config::{DEFAULT_CONTROL, DEFAULT_DEVICE};
 use wfs_manager::control::{self, StatusReport};
 use wfs_manager::device;
-use wfs_manager::invalidate::{Mode, Outcome};
-
-const USAGE: &str = "usage:
-  wfsctl status [--control PATH] [--device PATH]
-  wfsctl wait [--control PATH] [--peers] [--timeout SECS]
-  wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|ERRNO]
-  wfsctl kstatus [--device PATH]
-  wfsctl stats [--control PATH]
-  wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
-  wfsctl forget NAME [--control PATH]
-  wfsctl null-read on|off [--control PATH]   (benchmarks only: READ skips the data;
-                                             the manager must run with --debug-switches)
-  wfsctl disconnect PEER [--control PATH]    (close the connection to PEER; it is made again)
-  wfsctl keygen PATH                         (write a key pair: PATH, mode 0600, and PATH.pub;
-                                              print the public key for the peers' cluster.toml)";
+use wfs_manager::invalidate::Outcome;
+use wfsctl::cli::{self, Command};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Options of all subcommands; each subcommand accepts a subset.
-#[derive(Debug, Default)]
-struct Opts {
-    control: Option<PathBuf>,
-    device: Option<PathBuf>,
-    peers: bool,
-    /// `--time`: say how long the kernel took.
-    time: bool,
-    timeout: Option<f64>,
-    abi: Option<u32>,
-    magic: Option<u32>,
-    as_uid: Option<u32>,
-    expect: Option<String>,
-    mode: Option<String>,
-    /// Arguments that are not options, in order.
-    positional: Vec<String>,
-}
-
-fn usage_err(msg: &str) -> ! {
-    eprintln!("wfsctl: {msg}\n{USAGE}");
-    std::process::exit(2);
-}
-
-fn parse_opts(args: &[String], allowed: &[&str]) -> Opts {
-    let mut o = Opts::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        if !flag.starts_with("--") && allowed.contains(&"ARGS") {
-            o.positional.push(a.clone());
-            continue;
-        }
-        if !allowed.contains(&flag) {
-            usage_err(&format!("unexpected argument {a:?}"));
-        }
-        if matches!(flag, "--peers" | "--time" | "--downgrade") {
-            o.peers |= flag == "--peers";
-            o.time |= flag == "--time";
-            if flag == "--downgrade" {
-                o.mode = Some("downgrade".into());
-            }
-            continue;
-        }
-        let val = match inline.or_else(|| it.next().cloned()) {
-            Some(v) => v,
-            None => usage_err(&format!("{flag} needs a value")),
-        };
-        let bad = |what: &str| -> ! { usage_err(&format!("{flag}: {what} {val:?}")) };
-        match flag {
-            "--control" => o.control = Some(PathBuf::from(&val)),
-            "--device" => o.device = Some(PathBuf::from(&val)),
-            "--timeout" => {
-                o.timeout = Some(match val.parse::<f64>() {
-                    Ok(t) if t >= 0.0 && t.is_finite() => t,
-                    _ => bad("bad number of seconds"),
-                })
-            }
-            "--abi" => o.abi = Some(val.parse().unwrap_or_else(|_| bad("bad number"))),
-            "--magic" => {
-                let hex = val
-                    .strip_prefix("0x")
-                    .or_else(|| val.strip_prefix("0X"))
-                    .unwrap_or(&val);
-                o.magic = Some(u32::from_str_radix(hex, 16).unwrap_or_else(|_| bad("bad hex")))
-            }
-            "--as-uid" => o.as_uid = Some(val.parse().unwrap_or_else(|_| bad("bad uid"))),
-            "--expect" => o.expect = Some(val),
-            "--mode" => o.mode = Some(val),
-            _ => unreachable!(),
-        }
-    }
-    o
-}
 
 fn main() {
     // Like any filter-friendly CLI tool: when the reader of our output goes
@@ -130,43 +46,68 @@ fn main() {
     // SAFETY: Setting a signal's disposition to SIG_DFL has no memory-safety
     // preconditions; no other thread exists yet.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else {
-        usage_err("missing command");
+    let cli = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        // Usage errors: stderr, exit 2; --help, --version: stdout, exit 0.
+        Err(e) => std::process::exit(wfs_manager::cli::report(&e, &mut cli::command())),
     };
-    let rest = &args[1..];
-    let code = match cmd.as_str() {
-        "status" => cmd_status(&parse_opts(rest, &["--control", "--device"])),
-        "stats" => cmd_stats(&parse_opts(rest, &["--control"])),
-        "wait" => cmd_wait(&parse_opts(rest, &["--control", "--peers", "--timeout"])),
-        "probe-register" => cmd_probe(&parse_opts(
-            rest,
-            &["--device", "--abi", "--magic", "--as-uid", "--expect"],
-        )),
-        "kstatus" => cmd_kstatus(&parse_opts(rest, &["--device"])),
-        "invalidate" => cmd_invalidate(&parse_opts(
-            rest,
-            &["ARGS", "--mode", "--downgrade", "--time", "--control"],
-        )),
-        "forget" => cmd_forget(&parse_opts(rest, &["ARGS", "--control"])),
-        "null-read" => cmd_null_read(&parse_opts(rest, &["ARGS", "--control"])),
-        "disconnect" => cmd_disconnect(&parse_opts(rest, &["ARGS", "--control"])),
-        "keygen" => cmd_keygen(&parse_opts(rest, &["ARGS"])),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
+    std::process::exit(run(cli.command));
+}
+
+/// Runs one command; returns the exit code.
+fn run(command: Command) -> i32 {
+    match command {
+        Command::Status { control, device } => cmd_status(&control.path, &device.path),
+        Command::Stats { control } => cmd_stats(&control.path),
+        Command::Wait {
+            control,
+            peers,
+            timeout,
+        } => cmd_wait(&control.path, peers, timeout),
+        Command::ProbeRegister {
+            device,
+            abi,
+            magic,
+            as_uid,
+            expect,
+        } => cmd_probe(
+            &device.path,
+            &Register {
+                magic: magic.unwrap_or(REGISTER_MAGIC),
+                abi_version: abi.unwrap_or(ABI_VERSION),
+                ..Register::request()
+            },
+            as_uid,
+            expect.unwrap_or(0),
+        ),
+        Command::Kstatus { device } => cmd_kstatus(&device.path),
+        Command::Invalidate {
+            name,
+            index,
+            downgrade,
+            mode,
+            time,
+            control,
+        } => cmd_invalidate(
+            &control.path,
+            &name,
+            index,
+            cli::invalidate_mode(downgrade, mode),
+            time,
+        ),
+        Command::Forget { name, control } => ask_one(&control.path, "forget", &name),
+        Command::NullRead { state, control } => ask_one(&control.path, "null-read", state.as_str()),
+        Command::Disconnect { peer, control } => ask_one(&control.path, "disconnect", &peer),
+        Command::Keygen { path } => cmd_keygen(&path),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut cli::command(), "wfsctl", &mut std::io::stdout());
             0
         }
-        other => usage_err(&format!("unknown command {other:?}")),
-    };
-    std::process::exit(code);
+    }
 }
 
 /// `wfsctl keygen PATH`: a new key pair for this host's manager.
-fn cmd_keygen(o: &Opts) -> i32 {
-    let [path] = o.positional.as_slice() else {
-        usage_err("keygen takes one PATH (e.g. /etc/wfs/host.key)");
-    };
-    let path = Path::new(path);
+fn cmd_keygen(path: &Path) -> i32 {
     let written = wfs_manager::secure::KeyPair::generate().and_then(|k| {
         let public = k.write(path)?;
         Ok((k, public))
@@ -186,18 +127,6 @@ fn cmd_keygen(o: &Opts) -> i32 {
             1
         }
     }
-}
-
-fn control_path(o: &Opts) -> PathBuf {
-    o.control
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL))
-}
-
-fn device_path(o: &Opts) -> PathBuf {
-    o.device
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DEVICE))
 }
 
 // ---------------------------------------------------------------------------
@@ -330,10 +259,9 @@ fn print_kernel(dev: &Path, absent_is_ok: bool) -> bool {
     }
 }
 
-fn cmd_status(o: &Opts) -> i32 {
-    let ctl = control_path(o);
+fn cmd_status(ctl: &Path, dev: &Path) -> i32 {
     let mut code = 0;
-    match control::status(&ctl, QUERY_TIMEOUT) {
+    match control::status(ctl, QUERY_TIMEOUT) {
         Ok(s) => print_report(&s),
         Err(e) => {
             eprintln!("wfsctl: {e}");
@@ -341,7 +269,7 @@ fn cmd_status(o: &Opts) -> i32 {
             code = 1;
         }
     }
-    print_kernel(&device_path(o), true);
+    print_kernel(dev, true);
     code
 }
 
@@ -425,8 +353,8 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
 
 /// `wfsctl stats`: upcalls served by the manager, with their service time
 /// (from reading the request to writing the reply).
-fn cmd_stats(o: &Opts) -> i32 {
-    match control::status(&control_path(o), QUERY_TIMEOUT) {
+fn cmd_stats(ctl: &Path) -> i32 {
+    match control::status(ctl, QUERY_TIMEOUT) {
         Ok(s) => {
             for l in stats_lines(&s) {
                 println!("{l}");
@@ -442,9 +370,8 @@ fn cmd_stats(o: &Opts) -> i32 {
 
 /// Sends one command to the manager; prints its error and returns `None`
 /// if it fails.
-fn ask_manager(o: &Opts, cmd: &str) -> Option<serde_json::Value> {
-    let path = control_path(o);
-    let line = match control::query(&path, cmd, QUERY_TIMEOUT) {
+fn ask_manager(path: &Path, cmd: &str) -> Option<serde_json::Value> {
+    let line = match control::query(path, cmd, QUERY_TIMEOUT) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("wfsctl: cannot reach manager at {}: {e}", path.display());
@@ -488,22 +415,19 @@ fn outcome_line(name: &str, index: u64, o: &Outcome) -> String {
 
 /// `wfsctl invalidate NAME INDEX`: the manager takes the page away from
 /// this host's kernel.
-fn cmd_invalidate(o: &Opts) -> i32 {
-    let [name, index] = o.positional.as_slice() else {
-        usage_err("invalidate needs NAME and INDEX");
-    };
-    let Ok(index) = index.parse::<u64>() else {
-        usage_err(&format!("bad page index {index:?}"));
-    };
-    let mode = o.mode.as_deref().unwrap_or("drop");
-    if Mode::parse(mode).is_none() {
-        usage_err(&format!("--mode: expected drop or downgrade, not {mode:?}"));
-    }
-    let Some(v) = ask_manager(o, &format!("invalidate {mode} {index} {name}")) else {
+fn cmd_invalidate(
+    ctl: &Path,
+    name: &str,
+    index: u64,
+    mode: cli::InvalidateMode,
+    time: bool,
+) -> i32 {
+    let mode = mode.as_str();
+    let Some(v) = ask_manager(ctl, &format!("invalidate {mode} {index} {name}")) else {
         return 1;
     };
     match serde_json::from_value::<Outcome>(v) {
-        Ok(out) if o.time => {
+        Ok(out) if time => {
             println!(
                 "{} (INVALIDATE ioctl {:.1} us)",
                 outcome_line(name, index, &out),
@@ -522,49 +446,24 @@ fn cmd_invalidate(o: &Opts) -> i32 {
     }
 }
 
-/// Sends "VERB ARG" (ARG: the one positional argument, `missing` if it is
-/// not there) to the manager, which answers ok or an error.
-fn ask_one(o: &Opts, verb: &str, missing: &str) -> i32 {
-    let [arg] = o.positional.as_slice() else {
-        usage_err(missing);
-    };
-    match ask_manager(o, &format!("{verb} {arg}")) {
+/// Sends "VERB ARG" to the manager, which answers ok or an error:
+///
+/// * `wfsctl forget NAME`: the kernel forgets its cached lookup of NAME;
+/// * `wfsctl disconnect PEER`: the manager closes its connection to PEER;
+///   the cluster connects again and the page protocol carries on (tests
+///   of dropped connections);
+/// * `wfsctl null-read on|off`: for benchmarks, the manager answers READ
+///   without reading the page (the paper's null page fault). A manager
+///   takes `on` only when started with `--debug-switches`.
+fn ask_one(ctl: &Path, verb: &str, arg: &str) -> i32 {
+    match ask_manager(ctl, &format!("{verb} {arg}")) {
         Some(_) => 0,
         None => 1,
     }
 }
 
-/// `wfsctl forget NAME`: the kernel forgets its cached lookup of NAME.
-fn cmd_forget(o: &Opts) -> i32 {
-    ask_one(o, "forget", "forget needs one NAME")
-}
-
-/// `wfsctl disconnect PEER`: the manager closes its connection to PEER;
-/// the cluster connects again and the page protocol carries on (tests of
-/// dropped connections).
-fn cmd_disconnect(o: &Opts) -> i32 {
-    ask_one(o, "disconnect", "disconnect needs one PEER")
-}
-
-/// `wfsctl null-read on|off`: for benchmarks, the manager answers READ
-/// without reading the page (the paper's null page fault). A manager
-/// takes `on` only when started with `--debug-switches`.
-fn cmd_null_read(o: &Opts) -> i32 {
-    if let [what] = o.positional.as_slice()
-        && what != "on"
-        && what != "off"
-    {
-        usage_err(&format!("null-read: expected on or off, not {what:?}"));
-    }
-    ask_one(o, "null-read", "null-read needs on or off")
-}
-
-fn cmd_kstatus(o: &Opts) -> i32 {
-    if print_kernel(&device_path(o), false) {
-        0
-    } else {
-        1
-    }
+fn cmd_kstatus(dev: &Path) -> i32 {
+    if print_kernel(dev, false) { 0 } else { 1 }
 }
 
 // ---------------------------------------------------------------------------
@@ -591,14 +490,13 @@ fn missing(s: &StatusReport, peers: bool) -> Vec<String> {
     m
 }
 
-fn cmd_wait(o: &Opts) -> i32 {
-    let ctl = control_path(o);
-    let timeout = Duration::from_secs_f64(o.timeout.unwrap_or(30.0));
+fn cmd_wait(ctl: &Path, peers: bool, timeout_secs: f64) -> i32 {
+    let timeout = Duration::from_secs_f64(timeout_secs);
     let start = Instant::now();
     loop {
-        let what = match control::status(&ctl, QUERY_TIMEOUT) {
+        let what = match control::status(ctl, QUERY_TIMEOUT) {
             Ok(s) => {
-                let m = missing(&s, o.peers);
+                let m = missing(&s, peers);
                 if m.is_empty() {
                     let n = s.peers.len();
                     let reg = if s.registered {
@@ -606,7 +504,7 @@ fn cmd_wait(o: &Opts) -> i32 {
                     } else {
                         "not registered (--no-device)".to_string()
                     };
-                    if o.peers {
+                    if peers {
                         println!("ready: {reg}, {n}/{n} peers connected");
                     } else {
                         println!("ready: {reg}");
@@ -664,28 +562,16 @@ fn probe(dev: &Path, req: &Register) -> (Result<Register, i32>, &'static str) {
     (r, "ioctl")
 }
 
-fn cmd_probe(o: &Opts) -> i32 {
-    let dev = device_path(o);
-    let expect = match o.expect.as_deref() {
-        None => None,
-        Some(s) if s.eq_ignore_ascii_case("ok") => Some(0),
-        Some(s) => match device::errno_from_name(s) {
-            Some(e) => Some(e),
-            None => usage_err(&format!("--expect: unknown result {s:?}")),
-        },
-    };
-    if let Some(uid) = o.as_uid
+/// `wfsctl probe-register`: `req` (as root, or as `as_uid`); exit 0 iff
+/// the result is `want` (0: ok, or an errno).
+fn cmd_probe(dev: &Path, req: &Register, as_uid: Option<u32>, want: i32) -> i32 {
+    if let Some(uid) = as_uid
         && let Err(e) = drop_to_uid(uid)
     {
         eprintln!("wfsctl: cannot switch to uid {uid}: {e}");
         return 1;
     }
-    let req = Register {
-        magic: o.magic.unwrap_or(REGISTER_MAGIC),
-        abi_version: o.abi.unwrap_or(ABI_VERSION),
-        ..Register::request()
-    };
-    let (res, stage) = probe(&dev, &req);
+    let (res, stage) = probe(dev, req);
     let got = match res {
         Ok(r) => {
             println!("register: ok");
@@ -708,7 +594,6 @@ fn cmd_probe(o: &Opts) -> i32 {
             e
         }
     };
-    let want = expect.unwrap_or(0);
     if got == want {
         0
     } else {
