@@ -4,7 +4,7 @@
 # tools/setup.sh) and rebuilds only what is stale.
 #
 #   make demo      boot a cluster of guests sharing memory (the main job)
-#   make test      run every test: lint, cargo, KUnit and QEMU tests
+#   make test      run every test: lint, cargo, install, KUnit and QEMU tests
 #   make setup     install Debian packages and bindgen-cli
 #   make kernel    build (or reuse from cache) the patched guest kernel
 #   make kernel-debug   the same with KASAN and lockdep (kernel/debug.config)
@@ -15,6 +15,10 @@
 #   make sim       the long protocol simulation, then make mutants
 #   make mutants   break each rule of the page protocol: its tests must fail
 #   make lint      rustfmt and clippy, kernel and userspace
+#   make install   install wfs.ko, the programs, man pages, completions, an
+#                  example /etc/wfs/cluster.toml and the systemd units
+#                  (DESTDIR, PREFIX=/usr/local; after make modules manager)
+#   make uninstall remove them again (keeps /etc/wfs)
 #   make clean     remove build products from the tree (keeps the cache)
 
 SHELL := /bin/bash
@@ -29,7 +33,8 @@ KMAKE := $(MAKE) -C $(KDIR) M=$(ROOT) LLVM=-19 RUSTC=/usr/bin/rustc \
 CARGO := cargo
 KERNEL_RS := $(shell find rust -name '*.rs')
 
-.PHONY: all setup kernel kernel-debug modules modules-debug manager helpers test sim mutants demo bench lint clean
+.PHONY: all setup kernel kernel-debug modules modules-debug manager helpers test sim mutants demo bench lint \
+	install uninstall clean
 
 all: kernel modules manager
 
@@ -63,7 +68,8 @@ modules-debug: kernel-debug
 manager: setup
 	@echo "[manager] building wfs-manager and wfsctl"
 	@cd user && $(CARGO) build --release --quiet
-	@mkdir -p build/bin && cp user/target/release/wfs-manager user/target/release/wfsctl build/bin/
+	@mkdir -p build/bin && cp user/target/release/wfs-manager user/target/release/wfsctl \
+		user/target/release/wfs-gen-docs build/bin/
 
 # Small C programs the QEMU tests run in the guests (build/test-helpers/).
 # Shell functions they share (lib.sh) are copied alongside.
@@ -113,6 +119,72 @@ build/bench/%: bench/%.c
 
 bench: kernel modules manager $(BENCH)
 	@tools/bench.sh
+
+# make install puts what make modules manager built in place; it builds
+# nothing (so that `make all && sudo make install` leaves no root-owned
+# build products). wfs.ko goes to /lib/modules of the kernel it was built
+# against (build/kdir, the patched 6.12 of make kernel), where modprobe
+# finds it whatever PREFIX is; the units to PREFIX/lib/systemd/system,
+# which systemd reads both for /usr (on Debian, /lib is /usr/lib) and for
+# /usr/local (units installed by the administrator).
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+KREL = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+MODDIR = $(DESTDIR)/lib/modules/$(KREL)/extra
+MAN8DIR := $(DESTDIR)$(PREFIX)/share/man/man8
+BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+INSTALL_NEEDS := build/wfs.ko build/bin/wfs-manager build/bin/wfsctl build/bin/wfs-gen-docs \
+	$(KDIR)/include/config/kernel.release
+
+install:
+	@for f in $(INSTALL_NEEDS); do [ -e $$f ] || { \
+		echo "[install] $$f is missing: run make modules manager first" >&2; exit 1; }; done
+	@echo "[install] wfs.ko for $(KREL) in $(MODDIR)"
+	@install -D -m 0644 build/wfs.ko $(MODDIR)/wfs.ko
+	@if [ -z "$(DESTDIR)" ]; then echo "[install] depmod $(KREL)"; depmod -a $(KREL); fi
+	@echo "[install] wfs-manager in $(DESTDIR)$(PREFIX)/sbin, wfsctl in $(DESTDIR)$(PREFIX)/bin"
+	@install -D -m 0755 build/bin/wfs-manager $(DESTDIR)$(PREFIX)/sbin/wfs-manager
+	@install -D -m 0755 build/bin/wfsctl $(DESTDIR)$(PREFIX)/bin/wfsctl
+	@echo "[install] man pages in $(MAN8DIR), completions for bash, zsh and fish"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		build/bin/wfs-gen-docs --man $$tmp/man8 --completions $$tmp/comp > /dev/null && \
+		install -d -m 0755 $(MAN8DIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR) && \
+		install -m 0644 $$tmp/man8/*.8 $(MAN8DIR)/ && \
+		for p in wfs-manager wfsctl; do \
+			install -m 0644 $$tmp/comp/$$p.bash $(BASHDIR)/$$p && \
+			install -m 0644 $$tmp/comp/_$$p $(ZSHDIR)/_$$p && \
+			install -m 0644 $$tmp/comp/$$p.fish $(FISHDIR)/$$p.fish || exit 1; \
+		done
+	@install -d -m 0755 $(DESTDIR)/etc/wfs
+	@if [ -e $(DESTDIR)/etc/wfs/cluster.toml ]; then \
+		echo "[install] $(DESTDIR)/etc/wfs/cluster.toml exists: the example goes to cluster.toml.example"; \
+		install -m 0644 dist/cluster.toml $(DESTDIR)/etc/wfs/cluster.toml.example; \
+	else \
+		echo "[install] example configuration $(DESTDIR)/etc/wfs/cluster.toml"; \
+		install -m 0644 dist/cluster.toml $(DESTDIR)/etc/wfs/cluster.toml; \
+	fi
+	@echo "[install] wfs-manager.service and wfs.mount in $(DESTDIR)$(UNITDIR)"
+	@install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	@sed 's|@SBINDIR@|$(PREFIX)/sbin|g' dist/wfs-manager.service.in > $(DESTDIR)$(UNITDIR)/wfs-manager.service
+	@chmod 0644 $(DESTDIR)$(UNITDIR)/wfs-manager.service
+	@install -m 0644 dist/wfs.mount $(DESTDIR)$(UNITDIR)/wfs.mount
+	@install -D -m 0644 dist/README $(DESTDIR)$(PREFIX)/share/doc/wfs/README
+	@if [ -z "$(DESTDIR)" ]; then echo "[install] done: edit /etc/wfs/cluster.toml, then" \
+		"systemctl daemon-reload && systemctl enable --now wfs-manager.service" \
+		"(wfs.ko loads only on the kernel $(KREL): $(PREFIX)/share/doc/wfs/README)"; fi
+
+uninstall:
+	@echo "[install] removing what make install put in $(DESTDIR)$(PREFIX) and $(MODDIR) (/etc/wfs stays)"
+	@rm -f $(MODDIR)/wfs.ko $(DESTDIR)$(PREFIX)/sbin/wfs-manager $(DESTDIR)$(PREFIX)/bin/wfsctl \
+		$(MAN8DIR)/wfs-manager.8 $(MAN8DIR)/wfsctl.8 $(MAN8DIR)/wfsctl-*.8 \
+		$(BASHDIR)/wfs-manager $(BASHDIR)/wfsctl $(ZSHDIR)/_wfs-manager $(ZSHDIR)/_wfsctl \
+		$(FISHDIR)/wfs-manager.fish $(FISHDIR)/wfsctl.fish \
+		$(DESTDIR)$(UNITDIR)/wfs-manager.service $(DESTDIR)$(UNITDIR)/wfs.mount
+	@rm -rf $(DESTDIR)$(PREFIX)/share/doc/wfs
+	@if [ -z "$(DESTDIR)" ] && [ -n "$(KREL)" ]; then echo "[install] depmod $(KREL)"; depmod -a $(KREL); fi
 
 clean:
 	-@[ -e $(KDIR)/Makefile ] && $(KMAKE) clean

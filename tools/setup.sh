@@ -17,6 +17,7 @@ PACKAGES=(
     flex bison bc libelf-dev libssl-dev cpio patch make gcc lz4
     qemu-system-x86 busybox-static python3
     libsqlite3-dev
+    kmod  # depmod for make install, modinfo for its test
 )
 
 missing=()
