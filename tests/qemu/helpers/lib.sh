@@ -65,7 +65,9 @@ restart_manager_with() {
 # speak yet (transport = "plain") would cut them off it. Each other host
 # says it is ready (the word at OFF + 4*h of CTL) and waits for the
 # owner's go (OFF + 64 + 4*h), taken while its manager is surely the old
-# one; then it restarts. The owner waits, host by host, for the word,
+# one; then it restarts, and waits until the owner's manager is a new one
+# (its own peers may first be the owner's old one, about to go). The
+# owner waits, host by host, for the word,
 # notes that host's incarnation, gives the go, and waits until that
 # incarnation has gone (left: dead here, or replaced); then it restarts
 # too. Everyone then waits for its peers. Uses 128 bytes of CTL from OFF.
@@ -75,7 +77,12 @@ restart_in_turn() {
     if [ "$h" != "$_owner" ]; then
         /opt/helpers/dsm set "$_ctl" $((_off + 4 * h)) 1 || return 1
         /opt/helpers/dsm wait "$_ctl" $((_off + 64 + 4 * h)) 1 600 || return 1
+        _inc=$(wfsctl status | sed -n "s/^peer h$_owner .*(incarnation \(0x[0-9a-f]*\)).*/\1/p")
+        [ -n "$_inc" ] || return 1
         restart_manager_with "$@"
+        # (Its peers may connect to the owner's old manager, which is
+        # about to go: CTL is the owner's, so wait for its new one.)
+        within 300 incarnation_new "$_owner" "$_inc" || return 1
     else
         _o=1
         while [ $_o -le "$WFS_HOSTS" ]; do
@@ -91,6 +98,16 @@ restart_in_turn() {
         restart_manager_with "$@"
     fi
     wfsctl wait --peers --timeout 90
+}
+
+# incarnation_new H INC: host H is connected here in another incarnation
+# than INC (it restarted since).
+incarnation_new() {
+    _l=$(wfsctl status 2>/dev/null | grep "^peer h$1 .* connected; .*(incarnation 0x") || return 1
+    case $_l in
+    *"(incarnation $2)"*) return 1 ;;
+    *) return 0 ;;
+    esac
 }
 
 # incarnation_gone H INC: host H's incarnation INC is over here: taken for
