@@ -273,20 +273,28 @@ fn cmd_status(ctl: &Path, dev: &Path) -> i32 {
     code
 }
 
-/// The `stats` table: one line per request type.
+/// Nanoseconds as the microseconds of `wfsctl stats`.
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// The `stats` table: one line per request type. (The percentiles come
+/// after the older columns, which scripts read by position.)
 fn stats_lines(s: &StatusReport) -> Vec<String> {
     let mut v = vec![format!(
-        "{:<8} {:>10} {:>8} {:>12} {:>12}",
-        "upcall", "count", "errors", "mean_us", "max_us"
+        "{:<8} {:>10} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "upcall", "count", "errors", "mean_us", "max_us", "p50_us", "p99_us"
     )];
     for o in &s.upcalls {
         v.push(format!(
-            "{:<8} {:>10} {:>8} {:>12.1} {:>12.1}",
+            "{:<8} {:>10} {:>8} {:>12.1} {:>12.1} {:>12.1} {:>12.1}",
             o.op,
             o.count,
             o.errors,
-            o.mean_ns as f64 / 1000.0,
-            o.max_ns as f64 / 1000.0
+            us(o.mean_ns),
+            us(o.max_ns),
+            us(o.p50_ns),
+            us(o.p99_ns)
         ));
     }
     if let Some(p) = &s.protocol {
@@ -340,12 +348,14 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
     }
     for c in &s.costs {
         v.push(format!(
-            "cost {} count {} mean_us {:.1} total_us {:.1} max_us {:.1}",
+            "cost {} count {} mean_us {:.1} total_us {:.1} max_us {:.1} p50_us {:.1} p99_us {:.1}",
             c.stage,
             c.count,
-            c.total_ns.checked_div(c.count).unwrap_or(0) as f64 / 1000.0,
-            c.total_ns as f64 / 1000.0,
-            c.max_ns as f64 / 1000.0
+            us(c.total_ns.checked_div(c.count).unwrap_or(0)),
+            us(c.total_ns),
+            us(c.max_ns),
+            us(c.p50_ns),
+            us(c.p99_ns)
         ));
     }
     v
@@ -669,13 +679,26 @@ mod tests {
             errors: 1,
             mean_ns: 40_250,
             max_ns: 310_000,
+            p50_ns: 31_007,
+            p99_ns: 309_759,
         }];
         assert_eq!(
             stats_lines(&r),
             vec![
-                "upcall        count   errors      mean_us       max_us",
-                "READ             12        1         40.2        310.0"
+                "upcall        count   errors      mean_us       max_us       p50_us       p99_us",
+                "READ             12        1         40.2        310.0         31.0        309.8"
             ]
+        );
+        // What the scripts read keeps its place: the count is the second
+        // field (tests/qemu's stat_of), the mean the fourth
+        // (tools/bench-report.py).
+        let f: Vec<String> = stats_lines(&r)[1]
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            (f[0].as_str(), f[1].as_str(), f[3].as_str()),
+            ("READ", "12", "40.2")
         );
         r.protocol = Some(wfs_manager::engine::ProtocolStats {
             sent: 5,
@@ -738,6 +761,8 @@ mod tests {
             count: 4,
             total_ns: 2_000_500,
             max_ns: 900_000,
+            p50_ns: 450_100,
+            p99_ns: 899_800,
         }];
         assert_eq!(
             stats_lines(&r)[2..],
@@ -754,7 +779,7 @@ mod tests {
                 "names: created 7 (failed, exists included 2; made at another host by a placement rule 4), unlinked 3 (failed 1), renamed 6 (failed, EXDEV included 2); opened 12 (failed 1; closes of an earlier manager's opens ignored 3); files of this owner kept open after their name went 2; times set 5",
                 "from peers: refused (what no correct peer sends) 4, dropped (not in the protocol's state) 2",
                 "transport: noise; key exchanges refused 3, connections closed on a record that failed authentication 1",
-                "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0"
+                "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0 p50_us 450.1 p99_us 899.8"
             ]
         );
     }
