@@ -5,7 +5,7 @@
 //! wfsctl wait [--control PATH] [--peers] [--timeout SECS]
 //! wfsctl probe-register [--device PATH] [--abi N] [--magic HEX] [--as-uid UID] [--expect ok|EBUSY|EPROTO|EPERM|...]
 //! wfsctl kstatus [--device PATH]
-//! wfsctl stats [--control PATH]
+//! wfsctl stats [--control PATH] [--json]
 //! wfsctl invalidate NAME INDEX [--downgrade | --mode drop|downgrade] [--time] [--control PATH]
 //! wfsctl forget NAME [--control PATH]
 //! wfsctl null-read on|off [--control PATH]
@@ -58,7 +58,7 @@ fn main() {
 fn run(command: Command) -> i32 {
     match command {
         Command::Status { control, device } => cmd_status(&control.path, &device.path),
-        Command::Stats { control } => cmd_stats(&control.path),
+        Command::Stats { control, json } => cmd_stats(&control.path, json),
         Command::Wait {
             control,
             peers,
@@ -361,21 +361,42 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
     v
 }
 
+/// `wfsctl stats --json`: what `stats` shows, as the manager sent it
+/// (times in nanoseconds), one JSON object on one line.
+fn stats_json(s: &StatusReport) -> serde_json::Result<String> {
+    let mut m = serde_json::Map::new();
+    m.insert("upcalls".into(), serde_json::to_value(&s.upcalls)?);
+    m.insert("protocol".into(), serde_json::to_value(&s.protocol)?);
+    m.insert("transport".into(), serde_json::to_value(&s.transport)?);
+    m.insert("costs".into(), serde_json::to_value(&s.costs)?);
+    serde_json::to_string(&serde_json::Value::Object(m))
+}
+
 /// `wfsctl stats`: upcalls served by the manager, with their service time
-/// (from reading the request to writing the reply).
-fn cmd_stats(ctl: &Path) -> i32 {
-    match control::status(ctl, QUERY_TIMEOUT) {
-        Ok(s) => {
-            for l in stats_lines(&s) {
-                println!("{l}");
-            }
-            0
-        }
+/// (from reading the request to writing the reply), and its counters; as
+/// text, or with `json` as JSON.
+fn cmd_stats(ctl: &Path, json: bool) -> i32 {
+    let s = match control::status(ctl, QUERY_TIMEOUT) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("wfsctl: {e}");
-            1
+            return 1;
+        }
+    };
+    if json {
+        match stats_json(&s) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("wfsctl: {e}");
+                return 1;
+            }
+        }
+    } else {
+        for l in stats_lines(&s) {
+            println!("{l}");
         }
     }
+    0
 }
 
 /// Sends one command to the manager; prints its error and returns `None`
@@ -781,6 +802,19 @@ mod tests {
                 "transport: noise; key exchanges refused 3, connections closed on a record that failed authentication 1",
                 "cost fetch count 4 mean_us 500.1 total_us 2000.5 max_us 900.0 p50_us 450.1 p99_us 899.8"
             ]
+        );
+        let j: serde_json::Value = serde_json::from_str(&stats_json(&r).unwrap()).unwrap();
+        assert_eq!(j["upcalls"][0]["op"], "READ");
+        assert_eq!(j["upcalls"][0]["p50_ns"], 31_007);
+        assert_eq!(j["upcalls"][0]["p99_ns"], 309_759);
+        assert_eq!(j["upcalls"][0]["max_ns"], 310_000);
+        assert_eq!(j["costs"][0]["p99_ns"], 899_800);
+        assert_eq!(j["protocol"]["creates"], 7);
+        assert_eq!(j["transport"]["transport"], "noise");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&stats_json(&report(false, false)).unwrap())
+                .unwrap(),
+            serde_json::json!({"upcalls": [], "protocol": null, "transport": null, "costs": []})
         );
     }
 
