@@ -216,8 +216,9 @@ prefetch_stat() {
     wfsctl stats | sed -n "s/^prefetch: pages fetched ahead of a sequential scan \([0-9]*\), READs answered from them \([0-9]*\), dropped unread \([0-9]*\)$/\\$1/p"
 }
 
-# cost_of STAGE FIELD: a field (count, mean_us, total_us, max_us) of a
-# stage's line in `wfsctl stats` ("cost fetch count 4 mean_us 500.1 ...").
+# cost_of STAGE FIELD: a field (count, mean_us, total_us, max_us, p50_us,
+# p99_us) of a stage's line in `wfsctl stats` ("cost fetch count 4 mean_us
+# 500.1 ...").
 cost_of() { wfsctl stats | awk -v s="$1" -v f="$2" '$1 == "cost" && $2 == s { for (i = 3; i < NF; i++) if ($i == f) print $(i + 1) }'; }
 
 # owner_last CTL OFF OWNER: the end of a test on several hosts. This host

@@ -683,6 +683,42 @@ mod tests {
     }
 
     #[test]
+    fn status_answer_carries_percentiles() {
+        let f: StatusFn = Arc::new(|| {
+            let stats = crate::upcall::Stats::default();
+            for us in 1..=100u64 {
+                stats.record(4, false, us * 1000);
+                stats.costs.record(crate::costs::Stage::Fetch, us * 1000);
+            }
+            StatusReport {
+                upcalls: stats.snapshot(),
+                costs: stats.costs.snapshot(),
+                ..report()
+            }
+        });
+        let j: serde_json::Value =
+            serde_json::from_str(&answer("status", &f, &Handlers::default())).unwrap();
+        let read = &j["upcalls"][3];
+        let fetch = &j["costs"][2];
+        assert_eq!(
+            (&read["op"], &fetch["stage"]),
+            (&"READ".into(), &"fetch".into())
+        );
+        for kind in [read, fetch] {
+            let ns = |k: &str| kind[k].as_u64().unwrap_or_else(|| panic!("{k} in {kind}"));
+            assert_eq!((ns("count"), ns("max_ns")), (100, 100_000));
+            assert!(ns("p50_ns").abs_diff(50_000) <= 50, "{kind}");
+            assert!(ns("p99_ns").abs_diff(99_000) <= 99, "{kind}");
+        }
+        // Every kind has them, measured or not.
+        let lookup = &j["upcalls"][0];
+        assert_eq!(
+            (&lookup["p50_ns"], &lookup["p99_ns"]),
+            (&0.into(), &0.into())
+        );
+    }
+
+    #[test]
     fn server_round_trip_and_stale_socket() {
         let dir = tmp("srv");
         let _ = std::fs::remove_dir_all(&dir);

@@ -35,6 +35,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::latency::Latency;
 use crate::protocol::{HostId, Txn};
 
 /// A stage of moving a page; see the module documentation.
@@ -92,6 +93,13 @@ pub struct StageStats {
     pub total_ns: u64,
     /// The longest, nanoseconds.
     pub max_ns: u64,
+    /// The median, nanoseconds, to 3 significant digits
+    /// ([`crate::latency`]; 0 from a manager without percentiles).
+    #[serde(default)]
+    pub p50_ns: u64,
+    /// The 99th percentile, nanoseconds, likewise.
+    #[serde(default)]
+    pub p99_ns: u64,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +107,8 @@ struct StageCounters {
     count: AtomicU64,
     total_ns: AtomicU64,
     max_ns: AtomicU64,
+    /// Their distribution, for the percentiles.
+    latency: Latency,
 }
 
 /// The sums of every stage, shared with the status report.
@@ -114,6 +124,7 @@ impl Costs {
         c.count.fetch_add(1, Ordering::Relaxed);
         c.total_ns.fetch_add(ns, Ordering::Relaxed);
         c.max_ns.fetch_max(ns, Ordering::Relaxed);
+        c.latency.record(ns);
     }
 
     /// Adds the time since `since` to `stage`.
@@ -127,11 +138,15 @@ impl Costs {
             .iter()
             .map(|&s| {
                 let c = &self.stages[s as usize];
+                let max = c.max_ns.load(Ordering::Relaxed);
+                let p = c.latency.percentiles().at_most(max);
                 StageStats {
                     stage: s.name().to_string(),
                     count: c.count.load(Ordering::Relaxed),
                     total_ns: c.total_ns.load(Ordering::Relaxed),
-                    max_ns: c.max_ns.load(Ordering::Relaxed),
+                    max_ns: max,
+                    p50_ns: p.p50_ns,
+                    p99_ns: p.p99_ns,
                 }
             })
             .collect()
@@ -250,6 +265,28 @@ mod tests {
         assert_eq!((i.count, i.total_ns), (1, 50));
         assert_eq!(by("serve").map(|x| x.count), Some(0));
         assert_eq!(s.len(), 7);
+        assert_eq!((f.p50_ns, f.p99_ns), (100, 300));
+        assert_eq!(by("serve").map(|x| (x.p50_ns, x.p99_ns)), Some((0, 0)));
+    }
+
+    #[test]
+    fn stage_percentiles() {
+        let c = Costs::default();
+        for us in 1..=100u64 {
+            c.record(Stage::DiskRead, us * 1000);
+        }
+        c.record(Stage::Reply, u64::MAX);
+        let s = c.snapshot();
+        let d = &s[Stage::DiskRead as usize];
+        assert_eq!(
+            (d.stage.as_str(), d.count, d.max_ns),
+            ("disk_read", 100, 100_000)
+        );
+        assert!(d.p50_ns.abs_diff(50_000) <= 50, "{d:?}");
+        assert!(d.p99_ns.abs_diff(99_000) <= 99, "{d:?}");
+        let v = serde_json::to_value(d).unwrap();
+        assert_eq!(v["p99_ns"].as_u64(), Some(d.p99_ns));
+        assert_eq!(s[Stage::Reply as usize].max_ns, u64::MAX);
     }
 
     #[test]

@@ -43,6 +43,7 @@
 //!   disk so that a restarted manager still refuses them.
 //! * [`control`]: the control socket and the status report it serves.
 //! * [`costs`]: the time spent in each stage of moving a page.
+//! * [`latency`]: the distributions (percentiles) of service times.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
 //! * `testkit`: helpers for the workspace's integration tests.
@@ -58,6 +59,7 @@ pub mod device;
 pub mod engine;
 pub mod export;
 pub mod invalidate;
+pub mod latency;
 pub mod locks;
 pub mod lockserv;
 pub mod log;

@@ -22,6 +22,7 @@ use wfs_abi::{MSG_MAX, Reply, ReplyBody, Request, errno};
 
 use crate::costs::{Costs, Stage, nanos_between, nanos_since};
 use crate::export::Export;
+use crate::latency::Latency;
 use crate::pool::{Pool, lent_page};
 
 /// A kernel request, as an upcall worker hands it over.
@@ -43,11 +44,14 @@ struct OpCounters {
     errors: AtomicU64,
     total_ns: AtomicU64,
     max_ns: AtomicU64,
+    /// Their distribution, for the percentiles.
+    latency: Latency,
 }
 
 /// What `wfsctl stats` shows of one request type: how many were served,
 /// how many were answered with an errno, and the manager's service time
-/// (from reading the request to writing the reply).
+/// (from reading the request to writing the reply): mean, percentiles and
+/// maximum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpStats {
     /// Request type (`LOOKUP`, `READ`...).
@@ -60,6 +64,13 @@ pub struct OpStats {
     pub mean_ns: u64,
     /// Longest service time, nanoseconds.
     pub max_ns: u64,
+    /// Median service time, nanoseconds, to 3 significant digits
+    /// ([`crate::latency`]; 0 from a manager without percentiles).
+    #[serde(default)]
+    pub p50_ns: u64,
+    /// 99th percentile of the service time, nanoseconds, likewise.
+    #[serde(default)]
+    pub p99_ns: u64,
 }
 
 /// Upcall statistics, shared by the workers.
@@ -87,6 +98,7 @@ impl Stats {
         }
         c.total_ns.fetch_add(ns, Ordering::Relaxed);
         c.max_ns.fetch_max(ns, Ordering::Relaxed);
+        c.latency.record(ns);
     }
 
     /// A snapshot, one entry per request type.
@@ -97,12 +109,16 @@ impl Stats {
             .map(|(c, name)| {
                 let count = c.count.load(Ordering::Relaxed);
                 let total = c.total_ns.load(Ordering::Relaxed);
+                let max = c.max_ns.load(Ordering::Relaxed);
+                let p = c.latency.percentiles().at_most(max);
                 OpStats {
                     op: name.to_string(),
                     count,
                     errors: c.errors.load(Ordering::Relaxed),
                     mean_ns: total.checked_div(count).unwrap_or(0),
-                    max_ns: c.max_ns.load(Ordering::Relaxed),
+                    max_ns: max,
+                    p50_ns: p.p50_ns,
+                    p99_ns: p.p99_ns,
                 }
             })
             .collect()
@@ -747,6 +763,40 @@ mod tests {
         assert_eq!(open.count, 1);
         assert_eq!(snap.len(), 15);
         assert_eq!(snap.iter().map(|o| o.count).sum::<u64>(), 9);
+        // (6000 ns reads back from the histogram as 6003 ns, no more than
+        // the longest.)
+        assert_eq!((read.p50_ns, read.p99_ns), (2_000, 6_000));
+        assert_eq!((lock.p50_ns, lock.p99_ns), (500, 500));
+        let rename = snap.iter().find(|o| o.op == "RENAME").unwrap();
+        assert_eq!((rename.count, rename.p50_ns, rename.p99_ns), (0, 0, 0));
+    }
+
+    #[test]
+    fn stats_percentiles_and_their_json() {
+        let s = Stats::default();
+        for us in 1..=100u64 {
+            s.record(1, false, us * 1000);
+        }
+        s.record(5, false, u64::MAX); // beyond the histogram: clamped
+        let snap = s.snapshot();
+        let lookup = &snap[0];
+        assert_eq!((lookup.op.as_str(), lookup.count), ("LOOKUP", 100));
+        assert_eq!(lookup.max_ns, 100_000);
+        assert!(lookup.p50_ns.abs_diff(50_000) <= 50, "{lookup:?}");
+        assert!(lookup.p99_ns.abs_diff(99_000) <= 99, "{lookup:?}");
+        let write = &snap[4];
+        assert_eq!((write.op.as_str(), write.max_ns), ("WRITE", u64::MAX));
+        assert!(write.p99_ns.abs_diff(crate::latency::MAX_NS) <= crate::latency::MAX_NS / 1000);
+        let v = serde_json::to_value(lookup).unwrap();
+        for k in ["count", "mean_ns", "p50_ns", "p99_ns", "max_ns"] {
+            assert!(v[k].is_u64(), "{k} in {v}");
+        }
+        assert_eq!(v["p50_ns"].as_u64(), Some(lookup.p50_ns));
+        // What an older manager sends still reads, without percentiles.
+        let old: OpStats =
+            serde_json::from_str(r#"{"op":"READ","count":1,"errors":0,"mean_ns":5,"max_ns":5}"#)
+                .unwrap();
+        assert_eq!((old.p50_ns, old.p99_ns), (0, 0));
     }
 
     #[test]

@@ -125,11 +125,17 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceOpt,
     },
-    /// Show the upcalls the manager served with their service times, and
-    /// its protocol counters.
+    /// Show the upcalls the manager served with their service times
+    /// (mean, median, 99th percentile, maximum), and its protocol
+    /// counters.
     Stats {
         #[command(flatten)]
         control: ControlOpt,
+        /// Print the manager's statistics as one JSON object (upcalls,
+        /// protocol, transport, costs; times in nanoseconds) instead of
+        /// the text.
+        #[arg(long)]
+        json: bool,
     },
     /// Have the manager take one page of a file away from this host's
     /// kernel (dirty data is written to the export first).
@@ -444,7 +450,15 @@ mod tests {
         assert_eq!(
             ok(&["stats"]),
             Command::Stats {
-                control: default_ctl()
+                control: default_ctl(),
+                json: false
+            }
+        );
+        assert_eq!(
+            ok(&["stats", "--json"]),
+            Command::Stats {
+                control: default_ctl(),
+                json: true
             }
         );
         assert_eq!(
@@ -636,12 +650,23 @@ mod tests {
         assert_eq!(
             ok(&["stats", "--control", "--peers"]),
             Command::Stats {
-                control: ctl("--peers")
+                control: ctl("--peers"),
+                json: false
             }
         );
         assert_eq!(
             ok(&["stats", "--control="]),
-            Command::Stats { control: ctl("") }
+            Command::Stats {
+                control: ctl(""),
+                json: false
+            }
+        );
+        assert_eq!(
+            ok(&["stats", "--json", "--control", "--json", "--json"]),
+            Command::Stats {
+                control: ctl("--json"),
+                json: true
+            }
         );
         // Positional arguments may start with one '-'.
         assert_eq!(
@@ -705,6 +730,8 @@ mod tests {
             &["status", "extra"],
             &["stats", "--time"],
             &["stats", "--device", "/d"],
+            &["stats", "--json=1"],
+            &["stats", "--json", "x"],
             &["kstatus", "--control", "/c"],
             &["wait", "--timeout"],
             &["wait", "--timeout", "-1"],

@@ -107,6 +107,30 @@ fn status_and_wait() {
     );
     assert_eq!(stdout(&o), want);
 
+    // stats: the table's header (no device: no upcalls, no engine, no
+    // costs) and the transport's line, and the same as JSON.
+    let o = wfsctl(&["stats", "--control", &ca]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let header = out.lines().next().unwrap_or_default();
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "upcall", "count", "errors", "mean_us", "max_us", "p50_us", "p99_us"
+        ]
+    );
+    assert!(out.contains("\ntransport: noise; "), "{out}");
+    let o = wfsctl(&["stats", "--json", "--control", &ca]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(j["upcalls"], serde_json::json!([]));
+    assert_eq!(j["costs"], serde_json::json!([]));
+    assert_eq!(j["protocol"], serde_json::Value::Null);
+    assert_eq!(j["transport"]["transport"], "noise", "{j}");
+    assert!(j["transport"]["handshakes_refused"].is_u64(), "{j}");
+
     // b goes away: a's status shows it, wait --peers fails with the reason.
     b.kill9();
     wait_until(Duration::from_secs(10), "h1 sees h2 gone", &[&a], || {
