@@ -606,6 +606,46 @@ addr = "10.0.0.3:7070"
         )
     }
 
+    /// The example `make install` puts in /etc/wfs (dist/cluster.toml)
+    /// is a configuration the manager takes, as written and with each of
+    /// its optional keys and sections given (uncommented).
+    #[test]
+    fn the_installed_example_parses() {
+        // (Its private key where `wfsctl keygen` would have put it, and
+        // an export directory that exists.)
+        let dir = crate::testkit::TestDir::new("config-example");
+        let (_, key) = key_in(&dir, "h1");
+        let text = include_str!("../../../dist/cluster.toml")
+            .replace("\"/etc/wfs/host.key\"", &format!("\"{}\"", key.display()))
+            .replace("\"/export\"", &format!("\"{}\"", dir.export().display()));
+        assert!(text.contains(&key.display().to_string()));
+        let text = text.as_str();
+        let c = Config::parse(text).unwrap();
+        assert_eq!((c.host.as_str(), c.peers.len()), ("h1", 1));
+        // `# key = value` and `# [[section]]` lines, uncommented (but
+        // for the control group, which must exist on this host; prose
+        // that only looks like a key is no TOML line).
+        let key = |r: &str| {
+            r.split_once(" = ").is_some_and(|(k, _)| {
+                k != "control_group"
+                    && !k.is_empty()
+                    && k.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')
+                    && toml::from_str::<toml::Table>(r).is_ok()
+            })
+        };
+        let given: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(r) if r.starts_with("[[") || key(r) => r,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(given.contains("\n[[place]]\n") && given.contains("\ncoherence = \"single\""));
+        let c = Config::parse(&given).unwrap_or_else(|e| panic!("{e}\n{given}"));
+        assert_eq!(c.placement.len(), 1);
+    }
+
     #[test]
     fn root_squash_is_on_unless_turned_off() {
         assert!(Config::parse(&good()).unwrap().root_squash);
