@@ -30,8 +30,11 @@ use clap::builder::{OsStringValueParser, TypedValueParser};
         Registers with wfs.ko through the device (/dev/wfs), keeps a \
         connection to every other host of the cluster, serves the page \
         protocol and answers wfsctl on a unix control socket. Logs go to \
-        stderr, one line per event. SIGTERM or SIGINT hand this host's \
-        pages back to their owners and exit 0.",
+        stderr, one line per event: WFS_LOG chooses which (a tracing \
+        filter: WFS_LOG=debug, WFS_LOG=wfs_manager::engine=trace; info \
+        by default), and WFS_TRACE=1 adds every input and output of the \
+        page protocol. SIGTERM or SIGINT hand this host's pages back to \
+        their owners and exit 0.",
     after_help = "Exit status: 0 after a clean shutdown, 1 on a failure \
         (configuration, device, socket), 2 on a usage error.",
     args_override_self = true

@@ -56,7 +56,7 @@ use crate::sizes::{
 use crate::upcall::{Stats, Upcall, UpcallSink};
 use crate::views::{ViewMsg, Views, Waiting as ViewWaiting};
 use crate::wire::{Frame, PeerMsg};
-use crate::wlog;
+use crate::{log, wlog};
 
 mod opens;
 mod space;
@@ -609,8 +609,6 @@ pub struct Engine {
     /// When data that failed to reach its owner's disk was last sent
     /// again ([`Input::Retry`]).
     last_resend: Instant,
-    /// Log every input and output of the core (`WFS_TRACE=1`).
-    trace: bool,
     /// How long a READ may wait for its page.
     read_deadline: Duration,
     /// How long a peer may stay disconnected before it is taken for dead.
@@ -826,7 +824,6 @@ impl Engine {
             busy: Vec::new(),
             evicts: HashMap::new(),
             last_resend: Instant::now(),
-            trace: std::env::var("WFS_TRACE").is_ok_and(|v| v == "1"),
             read_deadline,
             failure_timeout: cfg.failure_timeout,
             lease: cfg.lease,
@@ -3307,9 +3304,7 @@ impl Engine {
         let (mut first, mut accepted) = (true, true);
         let mut todo = VecDeque::from([input]);
         while let Some(input) = todo.pop_front() {
-            if self.trace {
-                wlog!("trace: in {}", brief_input(&input));
-            }
+            trace_input(&input);
             let outputs = match self.core.handle(input) {
                 Ok(o) => o,
                 Err(e) => {
@@ -3467,9 +3462,7 @@ impl Engine {
     }
 
     fn output(&mut self, o: Output) -> Option<Input> {
-        if self.trace {
-            wlog!("trace: out {}", brief_output(&o));
-        }
+        trace_output(&o);
         match o {
             Output::Send { to, msg } => {
                 self.send(to, PeerMsg::Page(msg));
@@ -3883,6 +3876,101 @@ impl Engine {
                 None => i += 1,
             }
         }
+    }
+}
+
+/// The core's inputs and outputs are trace events of this module
+/// (`WFS_TRACE=1`, or `WFS_LOG=wfs_manager::engine=trace`), with the page
+/// (`file`, `page`: its index) and the transaction (`txn`) they concern,
+/// when they concern one, as fields: grep a fault's `txn=0x...` in every
+/// host's log to follow it. Nothing is formatted when they are off.
+fn trace_input(input: &Input) {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let (page, txn) = input_ids(input);
+        tracing::trace!(
+            file = page.map(|p| log::hex(p.file)),
+            page = page.map(|p| p.index),
+            txn = txn.map(log::hex),
+            "in {}",
+            brief_input(input)
+        );
+    }
+}
+
+/// An output of the core, as a trace event ([`trace_input`]).
+fn trace_output(output: &Output) {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let (page, txn) = output_ids(output);
+        tracing::trace!(
+            file = page.map(|p| log::hex(p.file)),
+            page = page.map(|p| p.index),
+            txn = txn.map(log::hex),
+            "out {}",
+            brief_output(output)
+        );
+    }
+}
+
+/// The page and the transaction `m` concerns, if it concerns one.
+fn msg_ids(m: &Msg) -> (Option<PageId>, Option<u64>) {
+    match m {
+        Msg::WhereIs { txn, page, .. }
+        | Msg::Fetch { txn, page, .. }
+        | Msg::Data { txn, page, .. }
+        | Msg::Absent { txn, page }
+        | Msg::Done { txn, page }
+        | Msg::Failed { txn, page, .. }
+        | Msg::Returned { txn, page }
+        | Msg::Share { txn, page }
+        | Msg::Kept { txn, page }
+        | Msg::Revoke { txn, page }
+        | Msg::Revoked { txn, page }
+        | Msg::Upgrade { txn, page }
+        | Msg::Upgraded { txn, page, .. }
+        | Msg::Stale { txn, page } => (Some(*page), Some(*txn)),
+        Msg::Put { page, .. }
+        | Msg::PutAck { page, .. }
+        | Msg::Released { page }
+        | Msg::Orphan { page, .. } => (Some(*page), None),
+        Msg::Recover { .. } | Msg::Recovered { .. } | Msg::Leaving { .. } | Msg::Holding { .. } => {
+            (None, None)
+        }
+    }
+}
+
+/// The page and the transaction input `i` concerns ([`msg_ids`]).
+fn input_ids(i: &Input) -> (Option<PageId>, Option<u64>) {
+    match i {
+        Input::Message { msg, .. } => msg_ids(msg),
+        Input::Fault { page, .. }
+        | Input::Prefetch { page, .. }
+        | Input::Unused { page, .. }
+        | Input::Upgrade { page, .. }
+        | Input::Writeback { page, .. }
+        | Input::Invalidated { page, .. }
+        | Input::DiskRead { page, .. }
+        | Input::DiskReadFailed { page, .. }
+        | Input::DiskWritten { page, .. }
+        | Input::Evict { page, .. }
+        | Input::Downgraded { page, .. } => (Some(*page), None),
+        _ => (None, None),
+    }
+}
+
+/// The page and the transaction output `o` concerns ([`msg_ids`]).
+fn output_ids(o: &Output) -> (Option<PageId>, Option<u64>) {
+    match o {
+        Output::Send { msg, .. } => msg_ids(msg),
+        Output::Invalidate { page }
+        | Output::Downgrade { page }
+        | Output::Evicted { page, .. }
+        | Output::DiskRead { page }
+        | Output::DiskWrite { page, .. }
+        | Output::Lost { page, .. }
+        | Output::OrphanRefused { page }
+        | Output::WentHome { page }
+        | Output::PutRefused { page, .. } => (Some(*page), None),
+        _ => (None, None),
     }
 }
 
@@ -7350,5 +7438,53 @@ mod tests {
             })
             .is_ok()
         );
+    }
+
+    /// The core's inputs and outputs are trace events of the engine with
+    /// the page and the transaction as fields, shown with `WFS_TRACE=1`
+    /// and not formatted otherwise.
+    #[test]
+    fn core_traces_carry_file_page_and_txn() {
+        use crate::log::tests::captured;
+        crate::log::set_host("h1");
+        let page = PageId {
+            file: 0xabc,
+            index: 7,
+        };
+        let trace = || {
+            trace_input(&Input::Message {
+                from: 2,
+                msg: Msg::WhereIs {
+                    txn: 0x30005,
+                    page,
+                    access: Access::Read,
+                },
+            });
+            trace_output(&Output::Send {
+                to: 2,
+                msg: Msg::Absent { txn: 0x30005, page },
+            });
+            trace_input(&Input::Fault { req: 9, page });
+            trace_input(&Input::Retry);
+        };
+        assert_eq!(captured(crate::log::filter(None, None), trace), "");
+        let got = captured(crate::log::filter(None, Some("1")), trace);
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), 4, "{got}");
+        assert!(
+            lines[0].starts_with("wfs-manager[h1]: trace: in from 2: WhereIs {")
+                && lines[0].ends_with(" file=0xabc page=7 txn=0x30005"),
+            "{got}"
+        );
+        assert!(
+            lines[1].starts_with("wfs-manager[h1]: trace: out to 2: Absent {")
+                && lines[1].ends_with(" file=0xabc page=7 txn=0x30005"),
+            "{got}"
+        );
+        assert!(lines[2].ends_with(" file=0xabc page=7"), "{got}");
+        assert_eq!(lines[3], "wfs-manager[h1]: trace: in Retry", "{got}");
+        // The same with WFS_LOG alone.
+        let log = Some("wfs_manager::engine=trace");
+        assert_eq!(captured(crate::log::filter(log, None), trace), got);
     }
 }

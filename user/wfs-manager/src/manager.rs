@@ -113,6 +113,8 @@ fn flush_left_pages() -> bool {
 
 /// Runs the manager; returns the process exit code.
 pub fn run(argv: &[String]) -> i32 {
+    // Events go to stderr from now on, filtered by WFS_LOG and WFS_TRACE.
+    crate::log::init();
     let args = match parse_args(argv) {
         Ok(a) => a,
         // Help and version go to stdout (exit 0), usage errors to stderr

@@ -401,7 +401,10 @@ fn startup_errors() {
 
     let (code, err) = run_failing(&[]);
     assert_eq!(code, 2);
-    assert!(err.contains("--config"), "{err}");
+    assert!(
+        err.contains("required arguments were not provided") && err.contains("--config <PATH>"),
+        "{err}"
+    );
 
     let (code, err) = run_failing(&["--config", "/nonexistent/x.toml"]);
     assert_eq!(code, 1);

@@ -181,12 +181,10 @@ impl Engine {
     /// tells the owner. An open an earlier manager counted (another
     /// session) is none of this one's: `ESTALE`, and nothing changes.
     pub(super) fn release(&mut self, req: u64, file: u64, session: u64, started: Instant) {
-        if self.trace {
-            wlog!(
-                "opens: RELEASE of {file:#x} (session {session}), {} open here",
-                self.opens.here.get(&file).copied().unwrap_or(0)
-            );
-        }
+        tracing::trace!(
+            "opens: RELEASE of {file:#x} (session {session}), {} open here",
+            self.opens.here.get(&file).copied().unwrap_or(0)
+        );
         if session != self.opens.session {
             Counters::add(&self.counters.releases_stale, 1);
             self.reply(req, Opcode::Release, started, Err(errno::ESTALE));
