@@ -245,7 +245,12 @@ done
 # -- 7. placement ----------------------------------------------------------------
 restart_manager_with 'place = [{ names = "*.db", host = "h1" }]'
 wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
-barrier 12
+# (A step of its own: barrier 12, used in step 3, would pass at once, and
+# h3 would make p.db while another host's manager is still restarting.
+# Past it every manager is a new one; this host's wait --peers may have
+# been met by a peer's old one, so it waits for the new ones again.)
+barrier 24
+wfsctl wait --peers --timeout 90 || fail "peers not connected after every restart"
 if [ "$h" = 3 ]; then
     echo "placed by h3" > /wfs/p.db || fail "O_CREAT of /wfs/p.db failed"
     echo "made by h3" > /wfs/q.txt || fail "O_CREAT of /wfs/q.txt failed"
