@@ -1758,13 +1758,21 @@ impl Engine {
                 });
                 self.send(from, PeerMsg::Name(NameMsg::Answer { id, found }));
             }
-            PeerMsg::Name(NameMsg::Answer { id, found }) => {
-                // (Not checked against the owners this host knows: on an
-                // export without file handles a file's id is its name's
-                // hash, so two hosts exporting one name answer with one
+            PeerMsg::Name(NameMsg::Answer { id, mut found }) => {
+                // A peer that says it has the name as a file whose known
+                // owner is this host or another connected one is refused:
+                // its answer counts as "not here" (`may_own`; an id that
+                // is the name's hash is let be: on an export without file
+                // handles two hosts exporting one name answer with one
                 // id, and the name service must see both to refuse the
                 // name as a duplicate; protocol.md, "What a peer may not
-                // do".)
+                // do").
+                let asked = self.names.asked_name(id).map(<[u8]>::to_vec);
+                if let (Some(i), Some(name)) = (&found, asked)
+                    && !self.may_own(from, &name, i.file, "an Answer")
+                {
+                    found = None;
+                }
                 if let Some(i) = &found {
                     // (The owner's times of the file, as of now.)
                     self.heard_times(i.file);
@@ -5159,6 +5167,40 @@ mod tests {
             assert_eq!(
                 c.answers_of("c"),
                 [(2, Opcode::Create, libc::EIO, Got::Nothing)]
+            );
+            let st = c.host("c").engine.counters.snapshot();
+            assert_eq!(st.refused_from_peers, 1);
+            assert_eq!(c.host("c").engine.core.owner_of(f), Some(host_id("a")));
+        }
+
+        /// A peer answering a LOOKUP with a file id another connected
+        /// host owns is refused: its answer counts as "not here", the
+        /// LOOKUP finds nothing, and the file's owner stays.
+        #[test]
+        fn an_answer_with_another_hosts_file_id_is_refused() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let f = c.id_of(b"f");
+            assert_eq!(c.lookup("c", 1, b"f").map(|a| a.file), Ok(f));
+            let asked = c
+                .host("c")
+                .with(|e| e.upcall(upcall(5, Request::Lookup { name: b"g" })));
+            let ids = c.host("c").engine.names.pending_ids();
+            let [id] = ids[..] else { panic!("{ids:?}") };
+            // b's Lookup is not delivered: b answers with a's file.
+            let to_a: VecDeque<(String, String, Frame)> = asked
+                .into_iter()
+                .filter(|(to, _)| to == "a")
+                .map(|(to, f)| ("c".to_string(), to, f))
+                .collect();
+            let forged = NameMsg::Answer {
+                id,
+                found: Some(super::peer_refusals::claim(f)),
+            };
+            c.on("b", |e| e.send(host_id("c"), PeerMsg::Name(forged)));
+            c.deliver(to_a);
+            assert_eq!(
+                c.answers_of("c"),
+                [(5, Opcode::Lookup, errno::ENOENT, Got::Nothing)]
             );
             let st = c.host("c").engine.counters.snapshot();
             assert_eq!(st.refused_from_peers, 1);

@@ -507,6 +507,17 @@ impl Names {
         out
     }
 
+    /// The name lookup `id` (this host's, under way) asks for.
+    pub fn asked_name(&self, id: u64) -> Option<&[u8]> {
+        self.pending.get(&id).map(|p| p.name.as_slice())
+    }
+
+    /// The ids of the lookups under way.
+    #[cfg(test)]
+    pub fn pending_ids(&self) -> Vec<u64> {
+        self.pending.keys().copied().collect()
+    }
+
     /// A peer's answer.
     pub fn answer(&mut self, from: HostId, id: u64, found: Option<FileInfo>) -> Vec<NameOutput> {
         let Some(p) = self.pending.get_mut(&id) else {

@@ -1071,7 +1071,7 @@ impl Engine {
     /// hash (an export without file handles: a name removed at its owner
     /// and made again at `from` keeps its id, and the first owner's `gone`
     /// may come after `from`'s word, on another connection).
-    fn may_own(&self, from: HostId, name: &[u8], file: u64, what: &str) -> bool {
+    pub(super) fn may_own(&self, from: HostId, name: &[u8], file: u64, what: &str) -> bool {
         let Some(owner) = self.core.owner_of(file) else {
             return true;
         };
