@@ -37,12 +37,12 @@
 # 6. On h2, a file removed while it is open, made again (another file,
 #    one link), and removed again, without a kernel warning; the open
 #    file still reads its own data.
-# 7. Placement: every host restarts its manager with a rule that places
-#    files named *.db at h1. h3 makes /wfs/p.db and /wfs/q.txt: every host
-#    reads p.db, and after a sync h1's export holds it (not h3's), while
-#    q.txt, which no rule matches, is h3's; O_EXCL of p.db is EEXIST on
-#    every host; h3's stats count one creation placed elsewhere. h2
-#    removes both.
+# 7. Placement: every host restarts its manager (in turn, h1 last) with a
+#    rule that places files named *.db at h1. h3 makes /wfs/p.db and
+#    /wfs/q.txt: every host reads p.db, and after a sync h1's export holds
+#    it (not h3's), while q.txt, which no rule matches, is h3's; O_EXCL of
+#    p.db is EEXIST on every host; h3's stats count one creation placed
+#    elsewhere. h2 removes both.
 # 8. Rename (mv): h1 makes /wfs/mv.src (2 pages); h2 and h3 read it. h3
 #    renames it to mv.dst: at once mv.src is gone on every host (stat, ls)
 #    and mv.dst is the same file (its data, its inode number) everywhere,
@@ -243,12 +243,13 @@ for f in filex.copy helpers.tar lib.sh filex dsm made; do
 done
 
 # -- 7. placement ----------------------------------------------------------------
-restart_manager_with 'place = [{ names = "*.db", host = "h1" }]'
-wfsctl wait --peers --timeout 90 || fail "peers not connected after the restart"
+# In turn, h1 (the owner of /wfs/ctl) last: a host restarting right past a
+# barrier would take /wfs/ctl away from one still reading its words there
+# (restart_in_turn in lib.sh; 128 bytes from 3072).
+restart_in_turn /wfs/ctl 3072 1 'place = [{ names = "*.db", host = "h1" }]' ||
+    fail "the restart with a placement rule failed"
 # (A step of its own: barrier 12, used in step 3, would pass at once, and
-# h3 would make p.db while another host's manager is still restarting.
-# Past it every manager is a new one; this host's wait --peers may have
-# been met by a peer's old one, so it waits for the new ones again.)
+# h3 would make p.db while another host's manager is still restarting.)
 barrier 24
 wfsctl wait --peers --timeout 90 || fail "peers not connected after every restart"
 if [ "$h" = 3 ]; then
