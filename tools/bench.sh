@@ -33,7 +33,7 @@ guests() {
     shift 4
     local adds=(--add "$ROOT/build/bench:/opt/bench" --add "$ROOT/bench/$script:/opt/$script")
     for a in "$@"; do adds+=(--add "$a"); done
-    if ! "$ROOT/tools/wfs-vm" run --hosts "$hosts" --timeout "$timeout" ${MEM:+--mem "$MEM"} \
+    if ! "$ROOT/tools/wfs-vm" run --verbose --hosts "$hosts" --timeout "$timeout" ${MEM:+--mem "$MEM"} \
             ${MANAGER_ARG:+--manager-arg="$MANAGER_ARG"} "${adds[@]}" \
             -- /bin/sh -c "PAGES=$PAGES ROUNDS=$ROUNDS exec /bin/sh /opt/$script" > "$out" 2>&1; then
         grep -E "BENCH-FAILED|FAIL|error" "$out" | head -20 >&2 || tail -20 "$out" >&2

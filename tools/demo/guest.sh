@@ -1,13 +1,22 @@
 #!/bin/sh
-# Runs on every demo guest. Host 1 owns /export/shared (64 KiB); every
-# host maps it through /wfs and they share one memory: host 2 writes a
-# line that host 3 reads, hosts 2 and 3 (or 1 and 2, with two guests)
-# increment a counter guarded by a spin lock in the shared page, and at
-# the end host 1's /export holds it all. Then ordinary programs share a
-# file one of them creates: host 2 makes /wfs/guestbook with a shell
-# redirection (it owns it), host 3 (or 1) appends to it and reads it
-# with cat, and host 2's /export holds both lines. The hosts step
-# together through flags in page 2 of the shared file.
+# Runs on every demo guest (tools/demo.py tells the story from what the
+# guests print). Host 1 owns /export/shared (64 KiB); every host maps it
+# through /wfs and they share one memory: host 2 writes a line that host 3
+# reads, hosts 2 and 3 (or 1 and 2, with two guests) increment a counter
+# guarded by a spin lock in the shared page, and at the end host 1's
+# /export holds it all. Then ordinary programs share a file one of them
+# creates: host 2 makes /wfs/guestbook with a shell redirection (it owns
+# it), host 3 (or 1) appends to it and reads it with cat, and host 2's
+# /export holds both lines. The hosts step together through flags in page
+# 2 of the shared file.
+#
+# What the story is made of, one line each (anything else is shown only
+# when the demo fails):
+#   @step TITLE          a new step of the story
+#   @say TEXT            a line of it, told by the host that did it
+#   @each KEY LABEL::V   one host's V for KEY; shown once every host's is in
+#   @owns FILES          what this host's /export holds (the summary table)
+#   @stats JSON          wfsctl stats --json (the summary table)
 set -eu
 h=$WFS_HOST
 n=$WFS_HOSTS
@@ -16,55 +25,66 @@ F=/wfs/shared
 LOCK=4096        # page 1: the spin lock, then the counter
 COUNTER=4100
 STEP=8192        # page 2: + 4*h, the step host h has finished
-say() { echo "== h$h: $*"; }
+story() { echo "@say $*"; }
 step() { $H/dsm set $F $((STEP + 4 * h)) "$1"; }
 await() { $H/dsm wait $F $((STEP + 4 * $1)) "$2" 120; }
-if [ "$n" -ge 3 ]; then counters="2 3" appender=3; else counters="1 2" appender=1; fi
+# lines FILE: FILE's lines, quoted, joined by " / ".
+lines() { sed 's/.*/"&"/' "$1" | sed ':a;N;$!ba;s/\n/ \/ /g'; }
+if [ "$n" -ge 3 ]; then
+    writer=2 reader=3 counters="2 3" appender=3
+else
+    writer=2 reader=1 counters="1 2" appender=1
+fi
+others=$(for o in $(seq 1 "$n"); do [ "$o" = "$h" ] || printf 'h%s ' "$o"; done | sed 's/ $//')
 
-say "kernel $(uname -r), module: $(grep '^wfs ' /proc/modules | cut -d' ' -f1-3)"
-wfsctl wait --peers --timeout 90
-say "managers connected: $(wfsctl status | grep -c ' connected') peers"
-say "exported here: $(ls /export 2>/dev/null | tr '\n' ' ')"
-say "ls -l /wfs (every host's files):"
-ls -l /wfs
+wfsctl wait --peers --timeout 90 > /dev/null
+echo "@each ready cluster ready, peers connected::$(wfsctl status | grep -c ' connected')"
 if [ "$h" = 1 ]; then
-    say "I own /wfs/shared; its first line, read through a shared mapping:"
-    $H/mmapcat $F | head -n 1
+    echo "@step Who owns what"
+fi
+echo "@each ls every host lists /wfs::$(ls /wfs | tr '\n' ' ' | sed 's/ $//')"
+if [ "$h" = 1 ]; then
+    story "h1 owns /wfs/shared: the file is in h1's /export ($(stat -c %s /export/shared) bytes); $others hold none of it yet"
     step 1
 fi
 await 1 1
-if [ "$h" = 2 ]; then
-    say "the owner's first line, as this host sees it through its own mapping:"
-    $H/mmapcat $F | head -n 1
-    say "writing a line at offset 64 through the mapping (no msync: the page carries it)"
-    $H/mmapwrite $F 65536 64 "host 2 was here"
+if [ "$h" = "$writer" ]; then
+    echo "@step Reading another host's memory"
+    story "h$h maps /wfs/shared and reads its first line: \"$($H/mmapcat $F | head -n 1)\" (the page came from h1)"
+    echo "@step Writing it"
+    $H/mmapwrite $F 65536 64 "host $h was here"
+    story "h$h writes \"host $h was here\" at offset 64 through its mapping (a plain store, no msync)"
     step 2
 fi
-if [ "$h" = 3 ] || { [ "$n" = 2 ] && [ "$h" = 1 ]; }; then
-    await 2 2
-    say "reading host 2's line from offset 64 (the page comes straight from host 2):"
-    $H/mmapcat $F | head -c 79 | tail -c 15; echo
+if [ "$h" = "$reader" ]; then
+    await "$writer" 2
+    story "h$h reads offset 64: \"$($H/mmapcat $F | head -c 79 | tail -c 15)\" (the page moved from h$writer, whose copy was invalidated)"
+    step 2
 fi
+await "$reader" 2
 for c in $counters; do
     if [ "$h" = "$c" ]; then
-        say "incrementing the shared counter 1000 times under a spin lock in the same page"
+        if [ "$c" = "${counters%% *}" ]; then
+            echo "@step A spin lock and a counter in one shared page"
+            story "$(echo "$counters" | sed 's/\([0-9]\)/h\1/g; s/ / and /') each add 1 to a counter 1000 times, under a spin lock in the same page"
+        fi
         v=$($H/dsm count $F $LOCK 1000 300)
-        say "done; the counter read $v when this host finished"
+        story "h$h is done; the counter read $v when it finished"
         step 3
     fi
 done
 for c in $counters; do await "$c" 3; done
-say "the counter is now $($H/dsm get $F $COUNTER) (2 hosts x 1000)"
+echo "@each counter the counter on every host (2 hosts x 1000: no update lost)::$($H/dsm get $F $COUNTER)"
 if [ "$h" = 2 ]; then
-    say "creating /wfs/guestbook with a shell redirection (this host owns what it creates)"
+    echo "@step Ordinary programs on a file another host made"
     echo "signed on host 2" > /wfs/guestbook
+    story "h2 creates /wfs/guestbook with a shell redirection (echo >): h2 owns it"
     step 4
 fi
 await 2 4
 if [ "$h" = "$appender" ]; then
-    say "appending to host 2's new file (>>), then reading it with cat:"
     echo "signed on host $h" >> /wfs/guestbook
-    cat /wfs/guestbook
+    story "h$h appends with >> and reads it with cat: $(lines /wfs/guestbook)"
     step 5
 fi
 await "$appender" 5
@@ -72,17 +92,17 @@ sync
 step 6
 for i in $(seq 1 "$n"); do await "$i" 6; done
 if [ "$h" = 1 ]; then
-    say "after every host synced, /export/shared on the owner holds it all:"
-    echo "   offset 64: $(dd if=/export/shared bs=1 skip=64 count=15 2>/dev/null)"
-    echo "   counter:   $($H/dsm get /export/shared $COUNTER)"
+    echo "@step What the owners' disks hold, once every host ran sync"
+    story "h1's /export/shared: offset 64 \"$(dd if=/export/shared bs=1 skip=64 count=15 2>/dev/null)\", counter $($H/dsm get /export/shared $COUNTER)"
     step 7
 fi
-if [ "$h" = 2 ]; then
-    say "and /export/guestbook here, on the host that created it:"
-    sed 's/^/   /' /export/guestbook
-fi
 await 1 7
-say "upcalls this host's manager served:"
-wfsctl stats
+if [ "$h" = 2 ]; then
+    story "h2's /export/guestbook: $(lines /export/guestbook)"
+fi
+echo "@owns $(ls /export | tr '\n' ' ')"
+echo "@stats $(wfsctl stats --json)"
+step 8
 # Whoever wrote last holds the page: stay up while the others read it.
-sleep 3
+for i in $(seq 1 "$n"); do await "$i" 8; done
+sleep 2
