@@ -9,11 +9,23 @@
 //! input and output of the page protocol's core, with the `file`, `page`
 //! and `txn` they concern as fields.
 //!
+//! The engine handles each input of the core inside a span, its
+//! transaction: `txn`, at debug level, with the input's `file`, `page` and
+//! `txn` (those it has). A debug or trace line logged inside spans ends
+//! with their fields (the layer `KeepSpanFields` keeps them), innermost span
+//! first, after the event's own and without a field the event (or an
+//! inner span) already has: so `grep txn=0x...` finds every debug and
+//! trace line of a transaction, on every host, those of outputs naming no
+//! transaction (the kernel's `Grant`) too. Info, warning and error lines
+//! never get span fields. At `info` the engine's debug span is not made at
+//! all (`tracing` gives `Span::none()` without evaluating its fields).
+//!
 //! The format ([`Line`]) is the one the manager always had: an info,
 //! warning or error event is `wfs-manager[HOST]: MESSAGE`, nothing more (no
 //! time, level or target: tests and people read these lines); a debug or
 //! trace event is `wfs-manager[HOST]: debug: MESSAGE FIELD=VALUE...` (so a
-//! core trace line reads `...: trace: in ...` as it did before `tracing`).
+//! core trace line reads `...: trace: in ...` as it did before `tracing`),
+//! its own fields first, then its spans'.
 
 use std::fmt;
 use std::sync::OnceLock;
