@@ -3310,9 +3310,15 @@ impl Engine {
     /// itself (it did not refuse it as a whole: nothing of it changed).
     fn run_core_took(&mut self, input: Input) -> bool {
         let (mut first, mut accepted) = (true, true);
-        let mut todo = VecDeque::from([input]);
-        while let Some(input) = todo.pop_front() {
-            trace_input(&input);
+        // Each input with the ids of the one whose outputs made it.
+        let mut todo = VecDeque::from([(input, (None, None))]);
+        while let Some((input, cause)) = todo.pop_front() {
+            // The input's transaction: what handling it logs at debug and
+            // trace level carries its page and txn ([`txn_span`]).
+            let ids = caused_ids(input_ids(&input), cause);
+            let span = txn_span(ids);
+            let _in = span.enter();
+            trace_core(ids, || format!("in {}", brief_input(&input)));
             let outputs = match self.core.handle(input) {
                 Ok(o) => o,
                 Err(e) => {
@@ -3331,8 +3337,8 @@ impl Engine {
             let mut answers = Vec::new();
             for o in outputs {
                 match self.output(o) {
-                    Some(a @ Input::Answered { .. }) => answers.push(a),
-                    Some(next) => todo.push_back(next),
+                    Some(a @ Input::Answered { .. }) => answers.push((a, ids)),
+                    Some(next) => todo.push_back((next, ids)),
                     None => {}
                 }
             }
@@ -3470,7 +3476,7 @@ impl Engine {
     }
 
     fn output(&mut self, o: Output) -> Option<Input> {
-        trace_output(&o);
+        trace_core(output_ids(&o), || format!("out {}", brief_output(&o)));
         match o {
             Output::Send { to, msg } => {
                 self.send(to, PeerMsg::Page(msg));
@@ -3888,35 +3894,59 @@ impl Engine {
 }
 
 /// The core's inputs and outputs are trace events of this module
-/// (`WFS_TRACE=1`, or `WFS_LOG=wfs_manager::engine=trace`), with the page
-/// (`file`, `page`: its index) and the transaction (`txn`) they concern,
-/// when they concern one, as fields: grep a fault's `txn=0x...` in every
-/// host's log to follow it. Nothing is formatted when they are off.
-fn trace_input(input: &Input) {
+/// (`WFS_TRACE=1`, or `WFS_LOG=wfs_manager::engine=trace`): `text` ("in
+/// ...", "out ..."), with the page (`file`, `page`: its index) and the
+/// transaction (`txn`) they concern, `ids` ([`input_ids`],
+/// [`output_ids`]), when they concern one, as fields: grep a fault's
+/// `txn=0x...` in every host's log to follow it. Nothing is formatted
+/// (`text` is not called) when they are off.
+fn trace_core(ids: (Option<PageId>, Option<u64>), text: impl FnOnce() -> String) {
     if tracing::enabled!(tracing::Level::TRACE) {
-        let (page, txn) = input_ids(input);
+        let (page, txn) = ids;
         tracing::trace!(
             file = page.map(|p| log::hex(p.file)),
             page = page.map(|p| p.index),
             txn = txn.map(log::hex),
-            "in {}",
-            brief_input(input)
+            "{}",
+            text()
         );
     }
 }
 
-/// An output of the core, as a trace event ([`trace_input`]).
-fn trace_output(output: &Output) {
-    if tracing::enabled!(tracing::Level::TRACE) {
-        let (page, txn) = output_ids(output);
-        tracing::trace!(
-            file = page.map(|p| log::hex(p.file)),
-            page = page.map(|p| p.index),
-            txn = txn.map(log::hex),
-            "out {}",
-            brief_output(output)
-        );
+/// The page and the transaction of an input the engine made from an output
+/// of the input whose ids are `cause` (a disk read done, a page taken back
+/// from the kernel, the kernel's answer to a grant), its own being `own`:
+/// those of the cause when it has no transaction of its own and concerns
+/// the cause's page or none, so that its lines carry the transaction it is
+/// part of.
+fn caused_ids(
+    own: (Option<PageId>, Option<u64>),
+    cause: (Option<PageId>, Option<u64>),
+) -> (Option<PageId>, Option<u64>) {
+    match own {
+        (None, None) => cause,
+        (Some(p), None) if cause.0 == Some(p) => (Some(p), cause.1),
+        _ => own,
     }
+}
+
+/// The span an input of the core is handled in: a debug span `txn` with
+/// the page (`file`, `page`) and the transaction (`txn`) of `ids`
+/// ([`input_ids`]), those it has; every debug and trace line logged while
+/// it is handled carries them ([`crate::log`]), the outputs it causes
+/// among them. A root span: an input handled while another is (an output
+/// of that one ran the core again) is not taken for part of it. When
+/// debug is off for the engine (`info`, the default) no span is made:
+/// nothing is recorded, nothing allocated.
+fn txn_span(ids: (Option<PageId>, Option<u64>)) -> tracing::Span {
+    let (page, txn) = ids;
+    tracing::debug_span!(
+        parent: None,
+        "txn",
+        file = page.map(|p| log::hex(p.file)),
+        page = page.map(|p| p.index),
+        txn = txn.map(log::hex)
+    )
 }
 
 /// The page and the transaction `m` concerns, if it concerns one.
@@ -5618,6 +5648,62 @@ mod tests {
             assert_eq!(c.refusals("a"), 0);
             write_back(&mut c, "b", 0x55);
             assert_eq!(c.f_on_disk(), Some(0x55));
+        }
+
+        /// A fault followed across hosts by its txn: each host's trace
+        /// lines of it carry the txn, those of outputs that have none of
+        /// their own (the page granted to the kernel) from the span of the
+        /// input that caused them.
+        #[test]
+        fn a_faults_trace_lines_on_every_host_carry_its_txn() {
+            use crate::log::tests::captured;
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            c.read_f("b", 1);
+            crate::log::set_host("h1");
+            let got = captured(crate::log::filter(None, Some("1")), || c.read_f("c", 2));
+            let lines: Vec<&str> = got.lines().collect();
+            let (a, cc) = (host_id("a"), host_id("c"));
+            // c's fault has no transaction yet: the core makes one, and
+            // asks the owner a where the page is with it.
+            assert!(
+                lines[0].starts_with("wfs-manager[h1]: trace: in Fault {")
+                    && !lines[0].contains("txn="),
+                "{got}"
+            );
+            assert!(
+                lines[1].starts_with(&format!("wfs-manager[h1]: trace: out to {a}: WhereIs {{")),
+                "{got}"
+            );
+            let (_, txn) = lines[1].rsplit_once(" txn=").expect("a txn");
+            let txn = format!(" txn={txn}");
+            // Every trace line after, of every host, carries it, once.
+            for l in lines[1..].iter().filter(|l| l.contains(": trace: ")) {
+                assert_eq!(l.matches(" txn=").count(), 1, "{l}\n{got}");
+                assert!(l.ends_with(&txn), "{l}\n{got}");
+            }
+            // The owner a's, b's (which had the page) and c's lines; those
+            // of outputs and inputs with no txn of their own among them.
+            for want in [
+                format!("in from {cc}: WhereIs {{"),
+                format!("in from {a}: Fetch {{"),
+                "out Invalidate {".to_string(),
+                "in Invalidated {".to_string(),
+                format!("in from {a}: Data {{"),
+                "out Grant {".to_string(),
+                "in Answered {".to_string(),
+                format!("in from {cc}: Done {{"),
+            ] {
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l.contains(&format!(": trace: {want}")) && l.ends_with(&txn)),
+                    "{want}: {got}"
+                );
+            }
+            // Lines that are not debug or trace get nothing appended.
+            for l in lines.iter().filter(|l| !l.contains(": trace: ")) {
+                assert!(!l.contains("txn="), "{l}");
+            }
         }
 
         /// What a peer says of a file it owns, for file `file`.
@@ -7493,6 +7579,9 @@ mod tests {
             file: 0xabc,
             index: 7,
         };
+        let trace_input = |i: &Input| trace_core(input_ids(i), || format!("in {}", brief_input(i)));
+        let trace_output =
+            |o: &Output| trace_core(output_ids(o), || format!("out {}", brief_output(o)));
         let trace = || {
             trace_input(&Input::Message {
                 from: 2,

@@ -9,20 +9,35 @@
 //! input and output of the page protocol's core, with the `file`, `page`
 //! and `txn` they concern as fields.
 //!
+//! The engine handles each input of the core inside a span, its
+//! transaction: `txn`, at debug level, with the input's `file`, `page` and
+//! `txn` (those it has). A debug or trace line logged inside spans ends
+//! with their fields (the layer `KeepSpanFields` keeps them), innermost span
+//! first, after the event's own and without a field the event (or an
+//! inner span) already has: so `grep txn=0x...` finds every debug and
+//! trace line of a transaction, on every host, those of outputs naming no
+//! transaction (the kernel's `Grant`) too. Info, warning and error lines
+//! never get span fields. At `info` the engine's debug span is not made at
+//! all (`tracing` gives `Span::none()` without evaluating its fields).
+//!
 //! The format ([`Line`]) is the one the manager always had: an info,
 //! warning or error event is `wfs-manager[HOST]: MESSAGE`, nothing more (no
 //! time, level or target: tests and people read these lines); a debug or
 //! trace event is `wfs-manager[HOST]: debug: MESSAGE FIELD=VALUE...` (so a
-//! core trace line reads `...: trace: in ...` as it did before `tracing`).
+//! core trace line reads `...: trace: in ...` as it did before `tracing`),
+//! its own fields first, then its spans'.
 
 use std::fmt;
 use std::sync::OnceLock;
 
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
 static HOST: OnceLock<String> = OnceLock::new();
@@ -89,13 +104,99 @@ where
             Some(h) => write!(w, "wfs-manager[{h}]: ")?,
             None => w.write_str("wfs-manager: ")?,
         }
-        match *event.metadata().level() {
-            Level::DEBUG => w.write_str("debug: ")?,
-            Level::TRACE => w.write_str("trace: ")?,
-            _ => {}
-        }
+        let detailed = match *event.metadata().level() {
+            Level::DEBUG => w.write_str("debug: ").map(|()| true)?,
+            Level::TRACE => w.write_str("trace: ").map(|()| true)?,
+            _ => false,
+        };
         ctx.format_fields(w.by_ref(), event)?;
+        if detailed {
+            // The fields of the spans the event is in (innermost first),
+            // but for those it has itself or an inner span had.
+            let mut names = Names::default();
+            event.record(&mut names);
+            let mut pad = !names.0.is_empty();
+            for span in ctx.event_scope().into_iter().flatten() {
+                let ext = span.extensions();
+                let Some(SpanFields(fields)) = ext.get::<SpanFields>() else {
+                    continue;
+                };
+                for (name, value) in fields {
+                    if names.0.contains(name) {
+                        continue;
+                    }
+                    if pad {
+                        w.write_char(' ')?;
+                    }
+                    write!(w, "{name}={value}")?;
+                    names.0.push(name);
+                    pad = true;
+                }
+            }
+        }
         writeln!(w)
+    }
+}
+
+/// The names of the fields an event records (a field whose value is
+/// `None` records nothing).
+#[derive(Default)]
+struct Names(Vec<&'static str>);
+
+impl Visit for Names {
+    fn record_debug(&mut self, field: &Field, _: &dyn fmt::Debug) {
+        let name = field.name();
+        self.0.push(name.strip_prefix("r#").unwrap_or(name));
+    }
+}
+
+/// The fields a span recorded, as [`DefaultFields`] shows them:
+/// (name, value) in the order recorded.
+struct SpanFields(Vec<(&'static str, String)>);
+
+impl Visit for SpanFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let value = format!("{value:?}");
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+/// The layer that keeps each span's fields ([`SpanFields`]) for [`Line`]
+/// to append to the debug and trace events inside it. Spans only exist
+/// when the filter enables them: at `info`, a `debug_span!` is never made.
+struct KeepSpanFields;
+
+impl<S> Layer<S> for KeepSpanFields
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut fields = SpanFields(Vec::new());
+        attrs.record(&mut fields);
+        span.extensions_mut().replace(fields);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut ext = span.extensions_mut();
+        match ext.get_mut::<SpanFields>() {
+            Some(fields) => values.record(fields),
+            None => {
+                let mut fields = SpanFields(Vec::new());
+                values.record(&mut fields);
+                ext.insert(fields);
+            }
+        }
     }
 }
 
@@ -110,6 +211,7 @@ where
         .event_format(Line)
         .with_writer(writer)
         .finish()
+        .with(KeepSpanFields)
 }
 
 /// Sends this process's events to stderr, filtered by `WFS_LOG` and
@@ -271,5 +373,102 @@ pub(crate) mod tests {
             "wfs-manager[h1]: trace: in x txn=0x10\nwfs-manager[h1]: trace: opens\n\
              wfs-manager[h1]: debug: d\n"
         );
+    }
+
+    /// The span the engine handles an input in, as [`crate::engine`]
+    /// makes it.
+    fn txn_span(txn: Option<u64>) -> tracing::Span {
+        tracing::debug_span!(
+            target: "wfs_manager::engine",
+            parent: None,
+            "txn",
+            file = %Hex(0xabc),
+            page = 7u64,
+            txn = txn.map(hex)
+        )
+    }
+
+    #[test]
+    fn a_debug_line_carries_the_fields_of_its_transaction() {
+        set_host("h1");
+        let got = captured(filter(Some("debug"), None), || {
+            let span = txn_span(Some(0x30005));
+            {
+                let _in = span.enter();
+                tracing::debug!(n = 2, "a detail");
+                tracing::trace!("hidden");
+            }
+            tracing::debug!("after");
+        });
+        assert_eq!(
+            got,
+            "wfs-manager[h1]: debug: a detail n=2 file=0xabc page=7 txn=0x30005\n\
+             wfs-manager[h1]: debug: after\n"
+        );
+        for f in [" txn=0x30005", " file=0xabc", " page=7"] {
+            assert_eq!(got.matches(f).count(), 1, "{f}: {got}");
+        }
+        // A trace line too, and a field the span has no value for is not
+        // shown.
+        let got = captured(filter(None, Some("1")), || {
+            let span = txn_span(None);
+            let _in = span.enter();
+            tracing::trace!(target: "wfs_manager::engine", "in x");
+        });
+        assert_eq!(got, "wfs-manager[h1]: trace: in x file=0xabc page=7\n");
+    }
+
+    #[test]
+    fn an_info_line_in_a_transaction_is_what_it_always_was() {
+        set_host("h1");
+        let got = captured(filter(Some("debug"), None), || {
+            let span = txn_span(Some(0x30005));
+            let _in = span.enter();
+            wlog!("peer h2: refused {}", "a Put");
+            tracing::warn!("a warning");
+            tracing::error!("an error");
+        });
+        assert_eq!(
+            got,
+            "wfs-manager[h1]: peer h2: refused a Put\n\
+             wfs-manager[h1]: a warning\n\
+             wfs-manager[h1]: an error\n"
+        );
+    }
+
+    #[test]
+    fn a_field_the_event_has_is_not_taken_from_its_span() {
+        set_host("h1");
+        let got = captured(filter(Some("debug"), None), || {
+            let span = txn_span(Some(0x30005));
+            let _in = span.enter();
+            tracing::debug!(txn = %Hex(0x99), page = 8u64, "its own");
+            // A field of the event left empty is the span's.
+            tracing::debug!(txn = None::<u64>, "none of its own");
+            // An inner span's field hides an outer one's.
+            let inner = tracing::debug_span!("inner", txn = %Hex(0x77));
+            let _inner = inner.enter();
+            tracing::debug!("inner");
+        });
+        assert_eq!(
+            got,
+            "wfs-manager[h1]: debug: its own txn=0x99 page=8 file=0xabc\n\
+             wfs-manager[h1]: debug: none of its own file=0xabc page=7 txn=0x30005\n\
+             wfs-manager[h1]: debug: inner txn=0x77 file=0xabc page=7\n"
+        );
+    }
+
+    #[test]
+    fn at_info_no_transaction_span_is_made() {
+        set_host("h1");
+        let mut disabled = false;
+        let got = captured(filter(None, None), || {
+            let span = txn_span(Some(0x30005));
+            disabled = span.is_disabled();
+            let _in = span.enter();
+            wlog!("news");
+        });
+        assert!(disabled);
+        assert_eq!(got, "wfs-manager[h1]: news\n");
     }
 }
