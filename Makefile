@@ -132,27 +132,34 @@ bench: kernel modules manager $(BENCH)
 PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-KREL = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+# What is installed: the module and the programs make modules manager
+# built (tools/wfs-vm installs the debug kernel's module, or another,
+# into its guests with INSTALL_MODULE and KREL, the release it is for).
+INSTALL_MODULE ?= build/wfs.ko
+INSTALL_BIN ?= build/bin
+KREL ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 MODDIR = $(DESTDIR)/lib/modules/$(KREL)/extra
 MAN8DIR := $(DESTDIR)$(PREFIX)/share/man/man8
 BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
-INSTALL_NEEDS := build/wfs.ko build/bin/wfs-manager build/bin/wfsctl build/bin/wfs-gen-docs \
-	$(KDIR)/include/config/kernel.release
+INSTALL_NEEDS := $(INSTALL_MODULE) $(INSTALL_BIN)/wfs-manager $(INSTALL_BIN)/wfsctl \
+	$(INSTALL_BIN)/wfs-gen-docs
 
 install:
 	@for f in $(INSTALL_NEEDS); do [ -e $$f ] || { \
 		echo "[install] $$f is missing: run make modules manager first" >&2; exit 1; }; done
+	@[ -n "$(KREL)" ] || { echo "[install] no kernel release ($(KDIR)/include/config/kernel.release):" \
+		"run make kernel first" >&2; exit 1; }
 	@echo "[install] wfs.ko for $(KREL) in $(MODDIR)"
-	@install -D -m 0644 build/wfs.ko $(MODDIR)/wfs.ko
+	@install -D -m 0644 $(INSTALL_MODULE) $(MODDIR)/wfs.ko
 	@if [ -z "$(DESTDIR)" ]; then echo "[install] depmod $(KREL)"; depmod -a $(KREL); fi
 	@echo "[install] wfs-manager in $(DESTDIR)$(PREFIX)/sbin, wfsctl in $(DESTDIR)$(PREFIX)/bin"
-	@install -D -m 0755 build/bin/wfs-manager $(DESTDIR)$(PREFIX)/sbin/wfs-manager
-	@install -D -m 0755 build/bin/wfsctl $(DESTDIR)$(PREFIX)/bin/wfsctl
+	@install -D -m 0755 $(INSTALL_BIN)/wfs-manager $(DESTDIR)$(PREFIX)/sbin/wfs-manager
+	@install -D -m 0755 $(INSTALL_BIN)/wfsctl $(DESTDIR)$(PREFIX)/bin/wfsctl
 	@echo "[install] man pages in $(MAN8DIR), completions for bash, zsh and fish"
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-		build/bin/wfs-gen-docs --man $$tmp/man8 --completions $$tmp/comp > /dev/null && \
+		$(INSTALL_BIN)/wfs-gen-docs --man $$tmp/man8 --completions $$tmp/comp > /dev/null && \
 		install -d -m 0755 $(MAN8DIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR) && \
 		install -m 0644 $$tmp/man8/*.8 $(MAN8DIR)/ && \
 		for p in wfs-manager wfsctl; do \
