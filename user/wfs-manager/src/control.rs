@@ -102,6 +102,12 @@ pub struct StatusReport {
     /// without a device).
     #[serde(default)]
     pub costs: Vec<crate::costs::StageStats>,
+    /// How long the manager took to handle each kind of page-protocol
+    /// message received from a peer, the kinds received at least once
+    /// ([`crate::messages`]; empty without an engine, or from a manager
+    /// before these).
+    #[serde(default)]
+    pub messages: Vec<crate::messages::MessageStats>,
     /// Connections to the control socket refused for their credentials
     /// since the manager started.
     #[serde(default)]
@@ -637,6 +643,7 @@ mod tests {
             upcalls: Vec::new(),
             protocol: None,
             costs: Vec::new(),
+            messages: Vec::new(),
             control_refused: 0,
         }
     }
@@ -716,6 +723,40 @@ mod tests {
             (&lookup["p50_ns"], &lookup["p99_ns"]),
             (&0.into(), &0.into())
         );
+    }
+
+    #[test]
+    fn status_answer_carries_message_times() {
+        let f: StatusFn = Arc::new(|| {
+            let m = crate::messages::Messages::default();
+            for us in [40, 30, 300] {
+                m.record(1, us * 1000); // Fetch
+            }
+            StatusReport {
+                messages: m.snapshot(),
+                ..report()
+            }
+        });
+        let j: serde_json::Value =
+            serde_json::from_str(&answer("status", &f, &Handlers::default())).unwrap();
+        let fetch = &j["messages"][0];
+        assert_eq!(j["messages"].as_array().map(Vec::len), Some(1), "{j}");
+        assert_eq!(fetch["kind"], "Fetch");
+        assert_eq!(fetch["count"], 3);
+        assert_eq!(fetch["mean_ns"], 123_333);
+        assert_eq!(fetch["max_ns"], 300_000);
+        let s: StatusReport = serde_json::from_value(j).unwrap();
+        assert_eq!(s.messages[0].p99_ns, 300_000);
+    }
+
+    #[test]
+    fn a_report_without_message_times_still_parses() {
+        // What a manager from before the `messages` field answers.
+        let mut j = serde_json::to_value(report()).unwrap();
+        assert!(j.as_object_mut().unwrap().remove("messages").is_some());
+        let s: StatusReport = serde_json::from_value(j).unwrap();
+        assert!(s.messages.is_empty());
+        assert_eq!(s, report());
     }
 
     #[test]

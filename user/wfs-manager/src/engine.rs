@@ -300,6 +300,8 @@ pub struct Counters {
     releases_stale: AtomicU64,
     refused_from_peers: AtomicU64,
     unexpected_from_peers: AtomicU64,
+    /// How long each kind of page message took to handle.
+    pub messages: crate::messages::Messages,
 }
 
 impl Counters {
@@ -1662,91 +1664,12 @@ impl Engine {
     fn peer_msg(&mut self, from: HostId, msg: PeerMsg) {
         match msg {
             PeerMsg::Page(m) => {
-                if let Err(why) = check_page_msg(&m) {
-                    self.refuse(from, "a page message", &why);
-                    return;
-                }
-                // The serve timer starts before the core serves (its
-                // answer stops it); the fetch timer stops once the core
-                // took the answer. Neither is left touched by a message
-                // the core refuses.
-                let serving = match &m {
-                    Msg::WhereIs { txn, .. } => Some((from, *txn)),
-                    Msg::Fetch { txn, to, .. } => Some((*to, *txn)),
-                    _ => None,
-                };
-                let started = serving.filter(|&(to, txn)| self.timers.to_serve(to, txn));
-                let answered = match &m {
-                    Msg::Data { txn, .. } => Some((*txn, true)),
-                    Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => Some((*txn, false)),
-                    _ => None,
-                };
-                let fetch = answered
-                    .and_then(|(txn, page)| self.timers.take_fetch(txn).map(|t| (txn, page, t)));
-                let page = match &m {
-                    Msg::WhereIs { page, .. }
-                    | Msg::Fetch { page, .. }
-                    | Msg::Data { page, .. }
-                    | Msg::Absent { page, .. }
-                    | Msg::Done { page, .. }
-                    | Msg::Put { page, .. }
-                    | Msg::Orphan { page, .. }
-                    | Msg::PutAck { page, .. }
-                    | Msg::Failed { page, .. }
-                    | Msg::Returned { page, .. }
-                    | Msg::Share { page, .. }
-                    | Msg::Kept { page, .. }
-                    | Msg::Revoke { page, .. }
-                    | Msg::Revoked { page, .. }
-                    | Msg::Upgrade { page, .. }
-                    | Msg::Upgraded { page, .. }
-                    | Msg::Stale { page, .. }
-                    | Msg::Released { page } => Some(*page),
-                    Msg::Recover { .. } | Msg::Recovered { .. } => None,
-                    Msg::Leaving { incarnation } => {
-                        if let Some(&idx) = self.by_host.get(&from) {
-                            self.peers[idx].left = Some(*incarnation);
-                        }
-                        None
-                    }
-                    Msg::Holding { pages, .. } => {
-                        // The pages of this host's files a peer holds: the
-                        // core must know the files are this host's.
-                        // (Kept even if the core refuses the message:
-                        // they are this host's own files, and a refused
-                        // Holding may have been taken in part.)
-                        let mut files: Vec<u64> = pages.iter().map(|(p, _, _)| p.file).collect();
-                        files.dedup();
-                        for file in files {
-                            self.know_file(file);
-                        }
-                        None
-                    }
-                };
-                // (The core refuses what only an owner sends, Fetch, Revoke
-                // and Share, of a file it knows no owner of: no peer makes
-                // itself an owner by saying so.)
-                // (The owner put in the core for this message is taken out
-                // again if the core refuses it.)
-                let learnt =
-                    page.filter(|p| self.core.owner_of(p.file).is_none() && self.know_file(p.file));
-                if self.run_core_took(Input::Message { from, msg: m }) {
-                    if let Some((_, true, t)) = fetch {
-                        Timers::fetched(t, &self.stats.costs);
-                    }
-                } else {
-                    // Refused: nothing of it stays (the core output
-                    // nothing, so nothing else touched these meanwhile).
-                    if let Some((txn, _, t)) = fetch {
-                        self.timers.unanswered(txn, t);
-                    }
-                    if let Some((to, txn)) = started {
-                        self.timers.served(to, txn, None);
-                    }
-                    if let Some(page) = learnt {
-                        self.core.forget_owner(page.file);
-                    }
-                }
+                // Its handling time, by kind ([`crate::messages`]).
+                let (kind, began) = (crate::messages::kind(&m), Instant::now());
+                self.page_msg(from, m);
+                self.counters
+                    .messages
+                    .record(kind, crate::costs::nanos_since(began));
             }
             PeerMsg::View(m) => self.view_msg(from, m),
             PeerMsg::Lock(m) => self.lock_msg(from, m),
@@ -1879,6 +1802,95 @@ impl Engine {
                 self.make_asked(asker, &name, mode, excl, (uid, gid), until);
             }
             PeerMsg::Name(NameMsg::Made { id, made }) => self.made_answered(from, id, made),
+        }
+    }
+
+    /// A page-protocol message `m` from `from`, for the core.
+    fn page_msg(&mut self, from: HostId, m: Msg) {
+        if let Err(why) = check_page_msg(&m) {
+            self.refuse(from, "a page message", &why);
+            return;
+        }
+        // The serve timer starts before the core serves (its
+        // answer stops it); the fetch timer stops once the core
+        // took the answer. Neither is left touched by a message
+        // the core refuses.
+        let serving = match &m {
+            Msg::WhereIs { txn, .. } => Some((from, *txn)),
+            Msg::Fetch { txn, to, .. } => Some((*to, *txn)),
+            _ => None,
+        };
+        let started = serving.filter(|&(to, txn)| self.timers.to_serve(to, txn));
+        let answered = match &m {
+            Msg::Data { txn, .. } => Some((*txn, true)),
+            Msg::Failed { txn, .. } | Msg::Stale { txn, .. } => Some((*txn, false)),
+            _ => None,
+        };
+        let fetch =
+            answered.and_then(|(txn, page)| self.timers.take_fetch(txn).map(|t| (txn, page, t)));
+        let page = match &m {
+            Msg::WhereIs { page, .. }
+            | Msg::Fetch { page, .. }
+            | Msg::Data { page, .. }
+            | Msg::Absent { page, .. }
+            | Msg::Done { page, .. }
+            | Msg::Put { page, .. }
+            | Msg::Orphan { page, .. }
+            | Msg::PutAck { page, .. }
+            | Msg::Failed { page, .. }
+            | Msg::Returned { page, .. }
+            | Msg::Share { page, .. }
+            | Msg::Kept { page, .. }
+            | Msg::Revoke { page, .. }
+            | Msg::Revoked { page, .. }
+            | Msg::Upgrade { page, .. }
+            | Msg::Upgraded { page, .. }
+            | Msg::Stale { page, .. }
+            | Msg::Released { page } => Some(*page),
+            Msg::Recover { .. } | Msg::Recovered { .. } => None,
+            Msg::Leaving { incarnation } => {
+                if let Some(&idx) = self.by_host.get(&from) {
+                    self.peers[idx].left = Some(*incarnation);
+                }
+                None
+            }
+            Msg::Holding { pages, .. } => {
+                // The pages of this host's files a peer holds: the
+                // core must know the files are this host's.
+                // (Kept even if the core refuses the message:
+                // they are this host's own files, and a refused
+                // Holding may have been taken in part.)
+                let mut files: Vec<u64> = pages.iter().map(|(p, _, _)| p.file).collect();
+                files.dedup();
+                for file in files {
+                    self.know_file(file);
+                }
+                None
+            }
+        };
+        // (The core refuses what only an owner sends, Fetch, Revoke
+        // and Share, of a file it knows no owner of: no peer makes
+        // itself an owner by saying so.)
+        // (The owner put in the core for this message is taken out
+        // again if the core refuses it.)
+        let learnt =
+            page.filter(|p| self.core.owner_of(p.file).is_none() && self.know_file(p.file));
+        if self.run_core_took(Input::Message { from, msg: m }) {
+            if let Some((_, true, t)) = fetch {
+                Timers::fetched(t, &self.stats.costs);
+            }
+        } else {
+            // Refused: nothing of it stays (the core output
+            // nothing, so nothing else touched these meanwhile).
+            if let Some((txn, _, t)) = fetch {
+                self.timers.unanswered(txn, t);
+            }
+            if let Some((to, txn)) = started {
+                self.timers.served(to, txn, None);
+            }
+            if let Some(page) = learnt {
+                self.core.forget_owner(page.file);
+            }
         }
     }
 
@@ -5557,6 +5569,54 @@ mod tests {
                     data,
                 })
             });
+        }
+
+        /// Host `at`'s handling times, by message kind: (kind, count).
+        fn message_counts(c: &mut Cluster, at: &str) -> Vec<(String, u64)> {
+            let s = c.host(at).engine.counters.messages.snapshot();
+            for k in &s {
+                assert!(k.p50_ns <= k.p99_ns && k.p99_ns <= k.max_ns, "{k:?}");
+                assert!(k.mean_ns <= k.max_ns, "{k:?}");
+            }
+            s.into_iter().map(|k| (k.kind, k.count)).collect()
+        }
+
+        #[test]
+        fn each_page_message_received_is_timed_by_kind() {
+            let mut c = Cluster::new(&["a", "b", "c"], READ_DEADLINE);
+            let n = |k: &str, v: u64| (k.to_string(), v);
+            // Started: each host has had the other two's Holding.
+            for h in ["a", "b", "c"] {
+                assert_eq!(message_counts(&mut c, h), [n("Holding", 2)], "{h}");
+            }
+            // b reads a's page: a gets its WhereIs (and Done), b the Data.
+            c.read_f("b", 1);
+            assert_eq!(message_counts(&mut c, "b"), [n("Data", 1), n("Holding", 2)]);
+            assert_eq!(
+                message_counts(&mut c, "a"),
+                [n("WhereIs", 1), n("Done", 1), n("Holding", 2)]
+            );
+            // c reads it next: a asks b to send it (Fetch); b's test
+            // kernel has no page to give (Absent), so a sends it from disk.
+            c.read_f("c", 2);
+            assert_eq!(
+                message_counts(&mut c, "b"),
+                [n("Fetch", 1), n("Data", 1), n("Holding", 2)]
+            );
+            assert_eq!(message_counts(&mut c, "c"), [n("Data", 1), n("Holding", 2)]);
+            assert_eq!(
+                message_counts(&mut c, "a"),
+                [
+                    n("WhereIs", 2),
+                    n("Absent", 1),
+                    n("Done", 2),
+                    n("Holding", 2)
+                ]
+            );
+            // A message the core refuses was handled too: it counts.
+            c.forge("c", "a", put(u64::MAX, 0xee));
+            assert_eq!(c.refusals("a"), 1);
+            assert!(message_counts(&mut c, "a").contains(&n("Put", 1)));
         }
 
         #[test]

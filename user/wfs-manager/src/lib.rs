@@ -44,6 +44,7 @@
 //! * [`control`]: the control socket and the status report it serves.
 //! * [`costs`]: the time spent in each stage of moving a page.
 //! * [`latency`]: the distributions (percentiles) of service times.
+//! * [`messages`]: the time spent handling each kind of peer message.
 //! * [`signals`]: SIGTERM/SIGINT through a self-pipe.
 //! * [`log`]: one-line-per-event logging to stderr.
 //! * `testkit`: helpers for the workspace's integration tests.
@@ -64,6 +65,7 @@ pub mod locks;
 pub mod lockserv;
 pub mod log;
 pub mod manager;
+pub mod messages;
 pub mod names;
 pub mod namespace;
 pub mod pool;

@@ -385,6 +385,11 @@ pub fn run(argv: &[String]) -> i32 {
             } else {
                 Vec::new()
             },
+            messages: if with_engine {
+                counters.messages.snapshot()
+            } else {
+                Vec::new()
+            },
         })
     };
     let leaver = engine.clone();

@@ -126,14 +126,15 @@ pub enum Command {
         device: DeviceOpt,
     },
     /// Show the upcalls the manager served with their service times
-    /// (mean, median, 99th percentile, maximum), and its protocol
-    /// counters.
+    /// (mean, median, 99th percentile, maximum), its protocol counters,
+    /// the time of each stage of moving a page (cost lines) and of
+    /// handling each kind of peer message received (message lines).
     Stats {
         #[command(flatten)]
         control: ControlOpt,
         /// Print the manager's statistics as one JSON object (upcalls,
-        /// protocol, transport, costs; times in nanoseconds) instead of
-        /// the text.
+        /// protocol, transport, costs, messages; times in nanoseconds)
+        /// instead of the text.
         #[arg(long)]
         json: bool,
     },

@@ -358,6 +358,17 @@ fn stats_lines(s: &StatusReport) -> Vec<String> {
             us(c.p99_ns)
         ));
     }
+    for m in &s.messages {
+        v.push(format!(
+            "message {} count {} mean_us {:.1} max_us {:.1} p50_us {:.1} p99_us {:.1}",
+            m.kind,
+            m.count,
+            us(m.mean_ns),
+            us(m.max_ns),
+            us(m.p50_ns),
+            us(m.p99_ns)
+        ));
+    }
     v
 }
 
@@ -369,6 +380,7 @@ fn stats_json(s: &StatusReport) -> serde_json::Result<String> {
     m.insert("protocol".into(), serde_json::to_value(&s.protocol)?);
     m.insert("transport".into(), serde_json::to_value(&s.transport)?);
     m.insert("costs".into(), serde_json::to_value(&s.costs)?);
+    m.insert("messages".into(), serde_json::to_value(&s.messages)?);
     serde_json::to_string(&serde_json::Value::Object(m))
 }
 
@@ -687,6 +699,7 @@ mod tests {
             upcalls: Vec::new(),
             protocol: None,
             costs: Vec::new(),
+            messages: Vec::new(),
             control_refused: 0,
         }
     }
@@ -814,8 +827,52 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&stats_json(&report(false, false)).unwrap())
                 .unwrap(),
-            serde_json::json!({"upcalls": [], "protocol": null, "transport": null, "costs": []})
+            serde_json::json!({"upcalls": [], "protocol": null, "transport": null, "costs": [], "messages": []})
         );
+    }
+
+    #[test]
+    fn stats_message_lines() {
+        let mut r = report(true, true);
+        let msg = |kind: &str, count, mean_ns, max_ns, p50_ns, p99_ns| {
+            wfs_manager::messages::MessageStats {
+                kind: kind.into(),
+                count,
+                mean_ns,
+                max_ns,
+                p50_ns,
+                p99_ns,
+            }
+        };
+        r.messages = vec![
+            msg("Fetch", 12, 40_120, 300_200, 35_000, 300_200),
+            msg("Data", 3, 9_960, 20_000, 8_060, 19_900),
+        ];
+        r.costs = vec![wfs_manager::costs::StageStats {
+            stage: "serve".into(),
+            count: 1,
+            total_ns: 1000,
+            max_ns: 1000,
+            p50_ns: 1000,
+            p99_ns: 1000,
+        }];
+        // After the table and the cost lines, one line per kind received.
+        assert_eq!(
+            stats_lines(&r)[1..],
+            [
+                "cost serve count 1 mean_us 1.0 total_us 1.0 max_us 1.0 p50_us 1.0 p99_us 1.0",
+                "message Fetch count 12 mean_us 40.1 max_us 300.2 p50_us 35.0 p99_us 300.2",
+                "message Data count 3 mean_us 10.0 max_us 20.0 p50_us 8.1 p99_us 19.9"
+            ]
+        );
+        let j: serde_json::Value = serde_json::from_str(&stats_json(&r).unwrap()).unwrap();
+        assert_eq!(j["messages"][0]["kind"], "Fetch");
+        assert_eq!(j["messages"][0]["count"], 12);
+        assert_eq!(j["messages"][1]["kind"], "Data");
+        assert_eq!(j["messages"][1]["p50_ns"], 8_060);
+        assert_eq!(j["messages"][1]["p99_ns"], 19_900);
+        assert_eq!(j["messages"][1]["max_ns"], 20_000);
+        assert_eq!(j["messages"][1]["mean_ns"], 9_960);
     }
 
     #[test]
