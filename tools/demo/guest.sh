@@ -16,7 +16,9 @@
 #   @say TEXT            a line of it, told by the host that did it
 #   @each KEY LABEL::V   one host's V for KEY; shown once every host's is in
 #   @owns FILES          what this host's /export holds (the summary table)
-#   @stats JSON          wfsctl stats --json (the summary table)
+#   @table READS P50 P99 IN OUT WRITTEN   from wfsctl stats: READs, their
+#                        median and 99th percentile (us), pages in and out,
+#                        pages written to the owner's disk (the table)
 set -eu
 h=$WFS_HOST
 n=$WFS_HOSTS
@@ -101,7 +103,10 @@ if [ "$h" = 2 ]; then
     story "h2's /export/guestbook: $(lines /export/guestbook)"
 fi
 echo "@owns $(ls /export | tr '\n' ' ')"
-echo "@stats $(wfsctl stats --json)"
+wfsctl stats > /tmp/stats
+echo "@table $(awk '$1 == "READ" { print $2, $6, $7 }' /tmp/stats)" \
+    "$(sed -n 's/^pages: in \([0-9]*\), out \([0-9]*\),.*/\1 \2/p' /tmp/stats)" \
+    "$(sed -n "s/^owner's disk: pages written \([0-9]*\) .*/\1/p" /tmp/stats)"
 step 8
 # Whoever wrote last holds the page: stay up while the others read it.
 for i in $(seq 1 "$n"); do await "$i" 8; done
