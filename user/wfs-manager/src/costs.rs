@@ -30,12 +30,11 @@
 //!   another thread already in the engine counts only the hand-over.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::Latency;
+use crate::latency::Timed;
 use crate::protocol::{HostId, Txn};
 
 /// A stage of moving a page; see the module documentation.
@@ -102,29 +101,16 @@ pub struct StageStats {
     pub p99_ns: u64,
 }
 
-#[derive(Debug, Default)]
-struct StageCounters {
-    count: AtomicU64,
-    total_ns: AtomicU64,
-    max_ns: AtomicU64,
-    /// Their distribution, for the percentiles.
-    latency: Latency,
-}
-
 /// The sums of every stage, shared with the status report.
 #[derive(Debug, Default)]
 pub struct Costs {
-    stages: [StageCounters; Stage::ALL.len()],
+    stages: [Timed; Stage::ALL.len()],
 }
 
 impl Costs {
     /// Adds one measurement of `stage`.
     pub fn record(&self, stage: Stage, ns: u64) {
-        let c = &self.stages[stage as usize];
-        c.count.fetch_add(1, Ordering::Relaxed);
-        c.total_ns.fetch_add(ns, Ordering::Relaxed);
-        c.max_ns.fetch_max(ns, Ordering::Relaxed);
-        c.latency.record(ns);
+        self.stages[stage as usize].record(ns);
     }
 
     /// Adds the time since `since` to `stage`.
@@ -137,16 +123,14 @@ impl Costs {
         Stage::ALL
             .iter()
             .map(|&s| {
-                let c = &self.stages[s as usize];
-                let max = c.max_ns.load(Ordering::Relaxed);
-                let p = c.latency.percentiles().at_most(max);
+                let t = self.stages[s as usize].now();
                 StageStats {
                     stage: s.name().to_string(),
-                    count: c.count.load(Ordering::Relaxed),
-                    total_ns: c.total_ns.load(Ordering::Relaxed),
-                    max_ns: max,
-                    p50_ns: p.p50_ns,
-                    p99_ns: p.p99_ns,
+                    count: t.count,
+                    total_ns: t.total_ns,
+                    max_ns: t.max_ns,
+                    p50_ns: t.p.p50_ns,
+                    p99_ns: t.p.p99_ns,
                 }
             })
             .collect()

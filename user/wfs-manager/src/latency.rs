@@ -20,6 +20,7 @@
 //! taker of the lock is a status query reading the percentiles.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use hdrhistogram::Histogram;
@@ -36,6 +37,67 @@ pub struct Latency {
     hist: Mutex<Option<Histogram<u64>>>,
     /// Significant decimal digits it keeps.
     sigfig: u8,
+}
+
+/// The times of one kind (a request type, a stage, a message kind): how
+/// many, their sum, the exact longest, and their distribution.
+#[derive(Debug, Default)]
+pub struct Timed {
+    count: AtomicU64,
+    total_ns: AtomicU64,
+    max_ns: AtomicU64,
+    latency: Latency,
+}
+
+/// What a [`Timed`] holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimedNow {
+    /// How many times were recorded.
+    pub count: u64,
+    /// Their sum, nanoseconds.
+    pub total_ns: u64,
+    /// The exact longest, nanoseconds.
+    pub max_ns: u64,
+    /// Their percentiles, none above `max_ns`.
+    pub p: Percentiles,
+}
+
+impl TimedNow {
+    /// The mean, nanoseconds (0 when nothing was recorded).
+    pub fn mean_ns(&self) -> u64 {
+        self.total_ns.checked_div(self.count).unwrap_or(0)
+    }
+}
+
+impl Timed {
+    /// Its distribution to `sigfig` significant digits ([`Latency::with_sigfig`]).
+    pub fn with_sigfig(sigfig: u8) -> Timed {
+        Timed {
+            count: AtomicU64::new(0),
+            total_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            latency: Latency::with_sigfig(sigfig),
+        }
+    }
+
+    /// Adds one time of `ns` nanoseconds.
+    pub fn record(&self, ns: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.latency.record(ns);
+    }
+
+    /// What it holds now.
+    pub fn now(&self) -> TimedNow {
+        let max_ns = self.max_ns.load(Ordering::Relaxed);
+        TimedNow {
+            count: self.count.load(Ordering::Relaxed),
+            total_ns: self.total_ns.load(Ordering::Relaxed),
+            max_ns,
+            p: self.latency.percentiles().at_most(max_ns),
+        }
+    }
 }
 
 impl Default for Latency {

@@ -15,11 +15,9 @@
 //! (within 1%, about 37 KB each, [`crate::latency`]): there are some
 //! twenty kinds, and the exact longest time is kept beside.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde::{Deserialize, Serialize};
 
-use crate::latency::Latency;
+use crate::latency::Timed;
 use crate::protocol::Msg;
 
 /// Significant digits of the message kinds' histograms.
@@ -96,33 +94,15 @@ pub struct MessageStats {
     pub p99_ns: u64,
 }
 
-struct KindCounters {
-    count: AtomicU64,
-    total_ns: AtomicU64,
-    max_ns: AtomicU64,
-    latency: Latency,
-}
-
-impl Default for KindCounters {
-    fn default() -> KindCounters {
-        KindCounters {
-            count: AtomicU64::new(0),
-            total_ns: AtomicU64::new(0),
-            max_ns: AtomicU64::new(0),
-            latency: Latency::with_sigfig(SIGFIG),
-        }
-    }
-}
-
 /// The handling times of every kind, shared with the status report.
 pub struct Messages {
-    kinds: [KindCounters; KINDS.len()],
+    kinds: [Timed; KINDS.len()],
 }
 
 impl Default for Messages {
     fn default() -> Messages {
         Messages {
-            kinds: std::array::from_fn(|_| KindCounters::default()),
+            kinds: std::array::from_fn(|_| Timed::with_sigfig(SIGFIG)),
         }
     }
 }
@@ -137,13 +117,9 @@ impl Messages {
     /// Adds one message of kind `kind` ([`kind`]) handled in `ns`
     /// nanoseconds (a kind out of range is ignored).
     pub fn record(&self, kind: usize, ns: u64) {
-        let Some(c) = self.kinds.get(kind) else {
-            return;
-        };
-        c.count.fetch_add(1, Ordering::Relaxed);
-        c.total_ns.fetch_add(ns, Ordering::Relaxed);
-        c.max_ns.fetch_max(ns, Ordering::Relaxed);
-        c.latency.record(ns);
+        if let Some(c) = self.kinds.get(kind) {
+            c.record(ns);
+        }
     }
 
     /// Every kind received at least once, in [`KINDS`] order.
@@ -152,20 +128,14 @@ impl Messages {
             .iter()
             .zip(KINDS)
             .filter_map(|(c, name)| {
-                let count = c.count.load(Ordering::Relaxed);
-                if count == 0 {
-                    return None;
-                }
-                let total = c.total_ns.load(Ordering::Relaxed);
-                let max = c.max_ns.load(Ordering::Relaxed);
-                let p = c.latency.percentiles().at_most(max);
-                Some(MessageStats {
+                let t = c.now();
+                (t.count > 0).then(|| MessageStats {
                     kind: name.to_string(),
-                    count,
-                    mean_ns: total / count,
-                    max_ns: max,
-                    p50_ns: p.p50_ns,
-                    p99_ns: p.p99_ns,
+                    count: t.count,
+                    mean_ns: t.mean_ns(),
+                    max_ns: t.max_ns,
+                    p50_ns: t.p.p50_ns,
+                    p99_ns: t.p.p99_ns,
                 })
             })
             .collect()

@@ -22,7 +22,7 @@ use wfs_abi::{MSG_MAX, Reply, ReplyBody, Request, errno};
 
 use crate::costs::{Costs, Stage, nanos_between, nanos_since};
 use crate::export::Export;
-use crate::latency::Latency;
+use crate::latency::Timed;
 use crate::pool::{Pool, lent_page};
 
 /// A kernel request, as an upcall worker hands it over.
@@ -40,12 +40,9 @@ pub type UpcallSink = Arc<dyn Fn(Upcall) + Send + Sync>;
 /// Counters of one request type.
 #[derive(Debug, Default)]
 struct OpCounters {
-    count: AtomicU64,
+    /// Their times, count and distribution.
+    times: Timed,
     errors: AtomicU64,
-    total_ns: AtomicU64,
-    max_ns: AtomicU64,
-    /// Their distribution, for the percentiles.
-    latency: Latency,
 }
 
 /// What `wfsctl stats` shows of one request type: how many were served,
@@ -92,13 +89,10 @@ impl Stats {
         let Some(c) = (op as usize).checked_sub(1).and_then(|i| self.ops.get(i)) else {
             return;
         };
-        c.count.fetch_add(1, Ordering::Relaxed);
         if error {
             c.errors.fetch_add(1, Ordering::Relaxed);
         }
-        c.total_ns.fetch_add(ns, Ordering::Relaxed);
-        c.max_ns.fetch_max(ns, Ordering::Relaxed);
-        c.latency.record(ns);
+        c.times.record(ns);
     }
 
     /// A snapshot, one entry per request type.
@@ -107,18 +101,15 @@ impl Stats {
             .iter()
             .zip(OP_NAMES)
             .map(|(c, name)| {
-                let count = c.count.load(Ordering::Relaxed);
-                let total = c.total_ns.load(Ordering::Relaxed);
-                let max = c.max_ns.load(Ordering::Relaxed);
-                let p = c.latency.percentiles().at_most(max);
+                let t = c.times.now();
                 OpStats {
                     op: name.to_string(),
-                    count,
+                    count: t.count,
                     errors: c.errors.load(Ordering::Relaxed),
-                    mean_ns: total.checked_div(count).unwrap_or(0),
-                    max_ns: max,
-                    p50_ns: p.p50_ns,
-                    p99_ns: p.p99_ns,
+                    mean_ns: t.mean_ns(),
+                    max_ns: t.max_ns,
+                    p50_ns: t.p.p50_ns,
+                    p99_ns: t.p.p99_ns,
                 }
             })
             .collect()
